@@ -1,0 +1,10 @@
+"""gridgis: grid-management GIS for Chinese urban community governance (城乡社区网格化服务管理).
+
+Layers in, analyses as pure functions of GeoDataFrames plus :class:`~gridgis.standards.Settings`,
+layers out. The faces (CLI, maps, HTTP API) call the library; the library never prints.
+"""
+
+from gridgis.standards import DEFAULT, Settings
+
+__version__ = "0.1.0"
+__all__ = ["Settings", "DEFAULT", "__version__"]

@@ -1,0 +1,289 @@
+"""Planning rules as parameters: one place for every number gridgis applies.
+
+Each rule of ``STANDARDS.md`` is a field below, grouped by topic, with its source in the
+field's docstring ("policy text" = the national and city community-governance opinions,
+2000–2018, the project was commissioned from). Analyses receive a :class:`Settings`
+object; nothing else in the code holds a planning number.
+
+Override in three ways, later ones winning:
+
+>>> s = Settings()                                   # the defaults below
+>>> s = Settings.from_toml("rules.toml")             # [grid] min_households = 200
+>>> s = s.override({"grid.min_households": 200})     # dotted keys, e.g. from CLI flags
+
+Units are in the field names (``_m``, ``_m2``, ``_kmh``) or docstrings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GridRules:
+    """Responsibility-grid (责任网格) delineation rules."""
+
+    min_households: int = 250
+    """Lower bound of households in a residential grid. Policy text: "250户以上"."""
+    max_households: int = 500
+    """Upper bound of households in a residential grid. Policy text: "500户以内"."""
+    target_households: int = 375
+    """Households a grid aims at, for balance inside the bounds (midpoint of the band)."""
+    unit_min_area_m2: float = 20_000.0
+    """Unit grid (单位网格): minimum area of an institution to be its own grid. Policy text
+    lists "large in area and management scale"; 2 ha is the default threshold (parameter)."""
+    unit_min_staff: int = 300
+    """Unit grid: minimum staff (or students/beds) of an institution, when known."""
+    unit_min_floor_area_m2: float = 30_000.0
+    """Unit grid: minimum floor area of an institution, when staff is unknown."""
+    unit_kinds: tuple[str, ...] = (
+        "school", "university", "hospital", "campus", "factory", "market", "park",
+        "government", "military", "industrial",
+    )
+    """Institution kinds allowed to become unit grids (policy text: compact, mainly
+    non-residential, clear boundary against housing, stable over time)."""
+    community_min_households: int = 1_000
+    """Lower bound when gridgis itself has to make communities (``delineate --communities``)."""
+    community_max_households: int = 3_000
+    """Upper bound when gridgis has to make communities."""
+    community_target_households: int = 2_500
+    """Community size reference: about 2,500 households (Nanjing, Tongling policy text)."""
+    avoid_road_classes: tuple[str, ...] = ("arterial",)
+    """Road classes grid boundaries must not cross (policy text: boundaries follow roads)."""
+    alignment_layers: tuple[str, ...] = (
+        "residents_groups", "property_areas", "sanitation_areas", "health_areas",
+        "police_areas", "school_catchments",
+    )
+    """Optional layers grid boundaries should follow (policy text lists these six)."""
+    min_compactness: float = 0.45
+    """Mean Polsby–Popper target for delineated grids (project quality target)."""
+    recode_min_iou: float = 0.5
+    """A re-delineated grid keeps its predecessor's code when IoU ≥ this (codes are printed
+    on public boards, STANDARDS.md "Codes")."""
+
+
+@dataclass(frozen=True)
+class CodeRules:
+    """Statistical division codes (统计用区划代码) and grid codes."""
+
+    street_township_range: tuple[int, int] = (1, 99)
+    """Township digits of a street (街道): 001–099."""
+    town_township_range: tuple[int, int] = (100, 199)
+    """Township digits of a town (镇): 100–199."""
+    rural_township_range: tuple[int, int] = (200, 399)
+    """Township digits of a township (乡): 200–399."""
+    special_township_range: tuple[int, int] = (400, 599)
+    """Township digits of special areas (development zones, farms): 400–599."""
+    residents_committee_range: tuple[int, int] = (1, 199)
+    """Village digits of a residents' committee (居委会, i.e. a community): 001–199."""
+    villagers_committee_range: tuple[int, int] = (200, 399)
+    """Village digits of a villagers' committee (村委会): 200–399."""
+    urban_rural_classes: tuple[str, ...] = ("111", "112", "121", "122", "123", "210", "220")
+    """The 3-digit urban-rural class; a separate field, never inferred from the code."""
+    grid_sequence_range: tuple[int, int] = (1, 999)
+    """Grid sequence digits inside a community (DB11/T 2157-2023 style 15-digit code)."""
+
+
+@dataclass(frozen=True)
+class StaffingRules:
+    """Community staffing and service-facility norms."""
+
+    service_floor_m2_per_100_households: float = 30.0
+    """Community comprehensive service facility floor area ≥ 30 m² per 100 households
+    (2017 national opinion; Chengdu 2017; 2022 complete-community notice)."""
+    resident_activity_share: float = 0.60
+    """Share of that area for residents' activities (2022 complete-community notice)."""
+    community_office_min_m2: float = 300.0
+    """Community office and service rooms ≥ 300 m² (Nanjing policy text)."""
+    street_centre_min_m2: float = 1_500.0
+    """Street community service centre ≥ 1,500 m² (Nanjing policy text)."""
+    district_centre_min_m2: float = 5_000.0
+    """District centre ≥ 5,000 m² (Nanjing policy text)."""
+    village_office_min_m2: float = 600.0
+    """Village office ≥ 600 m² (Nanjing policy text)."""
+    households_per_worker: int = 300
+    """Full-time community workers: 1 per 300 households (Nanjing policy text)."""
+    min_workers_per_community: int = 6
+    """At least 6 full-time workers per community (Nanjing policy text)."""
+    committee_members: tuple[int, int] = (5, 9)
+    """Residents' committee members, 5–9 (Organic Law of Urban Residents' Committees)."""
+    committee_households: tuple[int, int] = (100, 700)
+    """Households per residents' committee, 100–700 (by law)."""
+    police_per_community: int = 1
+    """One community police officer per community (一区一警)."""
+
+
+@dataclass(frozen=True)
+class CoverageRules:
+    """Life circles, service radii and green-space access (GB 50180-2018, policy text)."""
+
+    walk_speed_kmh: float = 4.5
+    """Walking speed where minutes are used (parameter, default 4.5 km/h)."""
+    life_circle_15min_m: float = 1_000.0
+    """15-minute life circle walk, 800–1000 m (GB 50180-2018); the upper value is used."""
+    life_circle_10min_m: float = 500.0
+    """10-minute life circle walk, about 500 m (GB 50180-2018)."""
+    life_circle_5min_m: float = 300.0
+    """5-minute life circle walk, about 300 m (GB 50180-2018)."""
+    radius_m: dict[str, float] = field(default_factory=lambda: {
+        "kindergarten": 300.0,             # GB 50180-2018: kindergarten ≤ 300 m
+        "nursery": 300.0,                  # child care / nursery ≤ 300 m
+        "primary_school": 500.0,           # ≤ 500 m
+        "middle_school": 1_000.0,          # ≤ 1000 m
+        "community_service_station": 300.0,
+        "elderly_daycare": 300.0,
+        "sports_ground": 300.0,            # small sports ground ≤ 300 m
+        "health_station": 300.0,           # 5-minute circle health station
+        "health_centre": 1_000.0,          # 15-minute circle community health centre
+        "vegetable_market": 500.0,         # 10-minute circle
+        "retail": 300.0,                   # 5-minute circle convenience retail
+        "breakfast": 300.0,
+        "housekeeping": 500.0,
+        "elderly_care_home": 1_000.0,
+        "elderly_service_station": 300.0,
+        "parcel_locker": 300.0,
+        "community_office": 1_000.0,
+        "green": 300.0,                    # "300 m to green" (Chengdu 2017)
+        "park": 500.0,                     # "500 m to a park" (Chengdu 2017)
+    })
+    """Service radius per facility category, metres (GB 50180-2018 and policy text)."""
+    life_circle_categories: tuple[str, ...] = (
+        "vegetable_market", "retail", "housekeeping", "breakfast", "elderly_care_home",
+        "elderly_daycare", "nursery", "health_station", "kindergarten", "primary_school",
+        "middle_school", "community_service_station", "sports_ground", "park",
+        "elderly_service_station", "parcel_locker",
+    )
+    """Categories that make a complete 15-minute life circle: Chengdu 2017 list plus the
+    GB 50180-2018 set (STANDARDS.md)."""
+    green_min_area_m2: float = 400.0
+    """A public green counts for "300 m to green" when ≥ 400 m² (pocket-park lower bound,
+    2022 ministry notice)."""
+    park_min_area_m2: float = 10_000.0
+    """A park counts for "500 m to a park" when ≥ 1 ha (10-minute circle park)."""
+    park_min_width_m: float = 50.0
+    """A 10-minute circle park is ≥ 50 m wide."""
+    park_coverage_floor: float = 0.80
+    """Park service-radius coverage rate national floor: > 80% (GB 55014-2021)."""
+    max_snap_m: float = 250.0
+    """A building or facility farther than this from the walking network is a finding."""
+
+
+@dataclass(frozen=True)
+class BuildingRules:
+    """Household estimation for buildings without registered households."""
+
+    gross_floor_area_per_household_m2: float = 100.0
+    """Gross floor area per household when households must be estimated (parameter)."""
+    floor_height_m: float = 3.0
+    """Storey height used to estimate floors from a building's height."""
+    default_residential_floors: int = 6
+    """Floors assumed for a residential building with no level or height information."""
+    residential_uses: tuple[str, ...] = ("residential",)
+    """Building uses that hold households."""
+
+
+@dataclass(frozen=True)
+class CrsRules:
+    """Coordinate reference systems."""
+
+    storage_crs: str = "EPSG:4326"
+    """Every layer is stored in this geographic CRS. CGCS2000 (EPSG:4490) is treated as
+    WGS84 at the metre level (their difference is centimetres)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All rule parameters, grouped by topic. Pass to every analysis."""
+
+    grid: GridRules = field(default_factory=GridRules)
+    codes: CodeRules = field(default_factory=CodeRules)
+    staffing: StaffingRules = field(default_factory=StaffingRules)
+    coverage: CoverageRules = field(default_factory=CoverageRules)
+    buildings: BuildingRules = field(default_factory=BuildingRules)
+    crs: CrsRules = field(default_factory=CrsRules)
+
+    # -- overriding ---------------------------------------------------------------------
+    def override(self, values: dict[str, Any]) -> Settings:
+        """Return a copy with dotted keys replaced, e.g. ``{"grid.min_households": 200}``.
+
+        Raises
+        ------
+        KeyError
+            For an unknown section or parameter (the message names it).
+        """
+        sections: dict[str, dict[str, Any]] = {}
+        for key, value in values.items():
+            section, _, name = key.partition(".")
+            if not name:
+                raise KeyError(f"setting '{key}': use section.name, e.g. grid.min_households")
+            sections.setdefault(section, {})[name] = value
+        return self._with_sections(sections)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Settings:
+        """Read overrides from a TOML file with one table per section."""
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        return cls()._with_sections(data)
+
+    def _with_sections(self, sections: dict[str, dict[str, Any]]) -> Settings:
+        changes = {}
+        for section, params in sections.items():
+            if section not in {f.name for f in fields(self)}:
+                raise KeyError(f"unknown settings section '{section}'")
+            current = getattr(self, section)
+            known = {f.name: f for f in fields(current)}
+            converted = {}
+            for name, value in params.items():
+                if name not in known:
+                    raise KeyError(f"unknown setting '{section}.{name}'")
+                default = getattr(current, name)
+                converted[name] = _coerce(value, default, f"{section}.{name}")
+            changes[section] = replace(current, **converted)
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/TOML serialisable) for output metadata."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _coerce(value: Any, default: Any, name: str) -> Any:
+    """Convert a TOML/CLI value to the type of the default, or raise a clear error."""
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                return value.lower() in {"1", "true", "yes", "on"}
+            return bool(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                value = [v.strip() for v in value.split(",") if v.strip()]
+            return tuple(type(default[0])(v) for v in value) if default else tuple(value)
+        if isinstance(default, dict):
+            merged = dict(default)
+            merged.update({k: float(v) for k, v in dict(value).items()})
+            return merged
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"setting '{name}': cannot use {value!r} ({exc})") from exc
+    return value
+
+
+def _plain(obj: Any) -> Any:
+    if is_dataclass(obj):
+        obj = dataclasses.asdict(obj)
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+DEFAULT = Settings()
+"""The defaults of STANDARDS.md."""

@@ -1,0 +1,242 @@
+"""The embedded backend: one GeoPackage file per workspace.
+
+Atomic writes: every write goes to a copy of the file beside it, which replaces the
+original with one ``os.replace`` only when all layers and metadata are written. A crash
+or error mid-write leaves the previous file untouched (and the copy is removed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from gridgis.store.base import (
+    SCHEMA_VERSION,
+    Frame,
+    LayerInfo,
+    Store,
+    StoreError,
+    conform,
+    describe,
+    now_iso,
+)
+
+_META = "gridgis_meta"
+_LAYERS = "gridgis_layers"
+
+
+class GeoPackageStore(Store):
+    """A workspace in one GeoPackage file (``.gpkg``)."""
+
+    def __init__(self, path: str | os.PathLike, create: bool = True) -> None:
+        self.path = Path(path)
+        self.location = str(self.path)
+        if self.path.suffix.lower() != ".gpkg":
+            raise StoreError(f"{self.path}: a workspace file must end in .gpkg")
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"{self.path}: no such workspace")
+        elif not self._is_gpkg(self.path):
+            raise StoreError(f"{self.path}: not a GeoPackage workspace")
+
+    # -- reading ------------------------------------------------------------------------
+    @staticmethod
+    def _is_gpkg(path: Path) -> bool:
+        with open(path, "rb") as fh:
+            return fh.read(16).startswith(b"SQLite format 3")
+
+    def layers(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(self.path)) as con:
+            try:
+                rows = con.execute(f"SELECT name FROM {_LAYERS} ORDER BY name").fetchall()
+            except sqlite3.OperationalError:
+                return []
+        return [r[0] for r in rows]
+
+    def read(self, name: str, bbox: tuple[float, float, float, float] | None = None,
+             where: dict[str, Any] | None = None) -> Frame:
+        if name not in self.layers():
+            raise StoreError(f"{self.path}: no layer '{name}' (layers: "
+                             f"{', '.join(self.layers()) or 'none'})")
+        sql = None
+        if where:
+            sql = " AND ".join(f'"{k}" = {_sql_literal(v)}' for k, v in where.items())
+        try:
+            frame = pyogrio.read_dataframe(self.path, layer=name, bbox=bbox, where=sql,
+                                           fid_as_index=False)
+        except pyogrio.errors.DataSourceError as exc:
+            raise StoreError(f"{self.path}: cannot read layer '{name}': {exc}") from exc
+        if "geometry" in frame.columns and isinstance(frame, gpd.GeoDataFrame):
+            if frame.geometry.isna().all() and self.info(name).geometry_type is None:
+                frame = pd.DataFrame(frame.drop(columns="geometry"))
+        return conform(name, frame)
+
+    def info(self, name: str | None = None) -> dict[str, LayerInfo] | LayerInfo:
+        infos: dict[str, LayerInfo] = {}
+        if self.path.exists():
+            with contextlib.closing(sqlite3.connect(self.path)) as con:
+                try:
+                    rows = con.execute(f"SELECT name, info FROM {_LAYERS}").fetchall()
+                except sqlite3.OperationalError:
+                    rows = []
+            for lname, text in rows:
+                data = json.loads(text)
+                if data.get("bounds"):
+                    data["bounds"] = tuple(data["bounds"])
+                infos[lname] = LayerInfo(**data)
+        if name is None:
+            return infos
+        if name not in infos:
+            raise StoreError(f"{self.path}: no layer '{name}'")
+        return infos[name]
+
+    def meta(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {}
+        with contextlib.closing(sqlite3.connect(self.path)) as con:
+            try:
+                rows = con.execute(f"SELECT key, value FROM {_META}").fetchall()
+            except sqlite3.OperationalError:
+                return {}
+        return {k: json.loads(v) for k, v in rows}
+
+    # -- writing ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _transaction(self):
+        """Yield a scratch copy of the workspace; replace the original only on success."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp.gpkg",
+                                        dir=self.path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            if self.path.exists():
+                shutil.copy2(self.path, tmp)
+            else:
+                tmp.unlink()
+            yield tmp
+            self._init_meta(tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    @staticmethod
+    def _init_meta(path: Path) -> None:
+        with contextlib.closing(sqlite3.connect(path)) as con, con:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {_META} (key TEXT PRIMARY KEY, value TEXT)")
+            con.execute(f"CREATE TABLE IF NOT EXISTS {_LAYERS} (name TEXT PRIMARY KEY, info TEXT)")
+            con.execute(f"INSERT OR IGNORE INTO {_META} VALUES ('schema_version', ?)",
+                        (json.dumps(SCHEMA_VERSION),))
+            con.execute(f"INSERT OR IGNORE INTO {_META} VALUES ('created_at', ?)",
+                        (json.dumps(now_iso()),))
+
+    def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None
+                   ) -> None:
+        for name in frames:
+            if name.startswith(("gridgis_", "gpkg_", "rtree_", "sqlite_")):
+                raise StoreError(f"'{name}' is a reserved layer name")
+        with self._transaction() as tmp:
+            infos = []
+            for name, frame in frames.items():
+                _write_layer(tmp, name, frame)
+                infos.append(describe(name, frame, params))
+            self._init_meta(tmp)
+            with contextlib.closing(sqlite3.connect(tmp)) as con, con:
+                for info in infos:
+                    con.execute(f"INSERT OR REPLACE INTO {_LAYERS} VALUES (?, ?)",
+                                (info.name, info.to_json()))
+
+    def delete(self, name: str) -> None:
+        if name not in self.layers():
+            raise StoreError(f"{self.path}: no layer '{name}'")
+        with self._transaction() as tmp:
+            _drop_layer(tmp, name)
+            with contextlib.closing(sqlite3.connect(tmp)) as con, con:
+                con.execute(f"DELETE FROM {_LAYERS} WHERE name = ?", (name,))
+
+    def set_meta(self, **values: Any) -> None:
+        with self._transaction() as tmp:
+            self._init_meta(tmp)
+            with contextlib.closing(sqlite3.connect(tmp)) as con, con:
+                for k, v in values.items():
+                    con.execute(f"INSERT OR REPLACE INTO {_META} VALUES (?, ?)",
+                                (k, json.dumps(v, ensure_ascii=False, default=str)))
+
+
+def _sql_literal(v: Any) -> str:
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def _write_layer(path: Path, name: str, frame: Frame) -> None:
+    """Write one layer into a GeoPackage, replacing a layer of that name."""
+    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
+        out = frame
+        if out.crs is None:
+            raise StoreError(f"layer '{name}' has no CRS")
+        if out.geometry.name != "geometry":
+            out = out.rename_geometry("geometry")
+        types = set(out.geom_type.dropna().unique())
+        gtype = None
+        if not types:
+            gtype = "Unknown"
+        elif types <= {"Polygon", "MultiPolygon"}:
+            gtype = "MultiPolygon" if "MultiPolygon" in types else "Polygon"
+        elif types <= {"LineString", "MultiLineString"}:
+            gtype = "MultiLineString" if "MultiLineString" in types else "LineString"
+        elif len(types) > 1:
+            gtype = "Unknown"
+        out = _plain_columns(out)
+        pyogrio.write_dataframe(out, path, layer=name, driver="GPKG", geometry_type=gtype,
+                                promote_to_multi=False, layer_options={"OVERWRITE": "YES"},
+                                spatial_index=True)
+    else:
+        out = _plain_columns(pd.DataFrame(frame))
+        pyogrio.write_dataframe(out, path, layer=name, driver="GPKG",
+                                layer_options={"OVERWRITE": "YES"})
+
+
+def _plain_columns(frame: Frame) -> Frame:
+    """GDAL has no list/dict fields: store them as JSON text."""
+    frame = frame.copy()
+    for col in frame.columns:
+        if col == "geometry":
+            continue
+        s = frame[col]
+        if s.dtype == object and s.map(lambda v: isinstance(v, (list, dict, tuple))).any():
+            frame[col] = s.map(lambda v: json.dumps(v, ensure_ascii=False, default=str)
+                               if isinstance(v, (list, dict, tuple)) else v)
+    return frame
+
+
+def _drop_layer(path: Path, name: str) -> None:
+    """Remove a table and its GeoPackage registrations (contents, geometry column, R-tree)."""
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        for (geom_col,) in con.execute(
+                "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (name,)
+        ).fetchall():
+            con.execute(f'DROP TABLE IF EXISTS "rtree_{name}_{geom_col}"')
+        con.execute(f'DROP TABLE IF EXISTS "{name}"')
+        for meta in ("gpkg_contents", "gpkg_geometry_columns", "gpkg_extensions",
+                     "gpkg_ogr_contents"):
+            if meta in tables:
+                con.execute(f"DELETE FROM {meta} WHERE table_name = ?", (name,))
