@@ -1,0 +1,14 @@
+"""Command-line interface: ``gridgis <command> --help`` for each command.
+
+Each command lives in its own module, which registers on :data:`gridgis.cli.app.app`.
+"""
+
+from gridgis.cli import demo, info  # noqa: F401  (registers commands)
+from gridgis.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,106 @@
+"""What every command shares: settings options, opening workspaces, errors, progress."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gridgis.standards import Settings
+from gridgis.store import Store, StoreError, open_store
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+# Reusable option types -------------------------------------------------------------------
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", help="Workspace GeoPackage file (e.g. out/demo.gpkg)."),
+]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database", envvar="GRIDGIS_DATABASE_URL",
+                 help="PostGIS URL instead of a GeoPackage, e.g. postgresql://u:p@host/db"),
+]
+RulesOpt = Annotated[
+    Path | None,
+    typer.Option("--rules", help="TOML file overriding planning rules, e.g. [grid] "
+                                 "min_households = 200"),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override one rule, e.g. --set grid.max_households=450 "
+                               "(repeatable)."),
+]
+
+
+class CliError(Exception):
+    """An error to print on stderr (no traceback) before exiting non-zero."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def load_settings(rules: Path | None = None, sets: list[str] | None = None) -> Settings:
+    """Settings from the defaults, a TOML file, then ``--set key=value`` flags."""
+    try:
+        settings = Settings.from_toml(rules) if rules else Settings()
+        overrides: dict[str, Any] = {}
+        for item in sets or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--set {item}: use section.name=value")
+            overrides[key.strip()] = value.strip()
+        return settings.override(overrides) if overrides else settings
+    except (OSError, KeyError, ValueError) as exc:
+        fail(f"rules: {exc}")
+        raise  # unreachable
+
+
+def get_store(workspace: Path | None, database: str | None = None,
+              must_exist: bool = True) -> Store:
+    """Open the workspace named by --workspace or --database (or GRIDGIS_DATABASE_URL)."""
+    if workspace is not None and database is not None:
+        fail("give --workspace or --database, not both")
+    try:
+        return open_store(database if database else workspace, create=not must_exist)
+    except StoreError as exc:
+        fail(str(exc))
+        raise
+
+
+@contextmanager
+def errors_to_stderr() -> Iterator[None]:
+    """Turn library errors into a one-line message on stderr and exit code 2."""
+    from gridgis.layers import LayerError
+
+    try:
+        yield
+    except (CliError, StoreError, LayerError, ValueError, KeyError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        fail(str(msg))
+
+
+def progress() -> Progress:
+    """A progress bar for long steps (drawn on stderr so stdout stays machine-readable)."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err_console, transient=False,
+                    disable=not sys.stderr.isatty())
+
+
+def progress_callback(bar: Progress, description: str) -> Callable[[int, int], None]:
+    """A ``callback(done, total)`` for library functions that report progress."""
+    task = bar.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update
