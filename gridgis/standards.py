@@ -64,6 +64,24 @@ class GridRules:
     recode_min_iou: float = 0.5
     """A re-delineated grid keeps its predecessor's code when IoU ≥ this (codes are printed
     on public boards, STANDARDS.md "Codes")."""
+    assign_min_share: float = 0.9
+    """A building, institution or polygonal facility goes to the grid holding the largest
+    share of its area; below this share its ``grid_share`` is kept so the split is visible
+    (issue 3: "the share kept when it is below 90%"). The audit calls a building "in two
+    grids" when two or more grids each hold ≥ 1 − this share of it."""
+    audit_sliver_m2: float = 1.0
+    """Audit: gaps, overlaps and community-boundary excursions smaller than this (m²) are
+    digitising slivers, not findings (issue 3: overlaps < 1 m²)."""
+    audit_outside_share: float = 0.01
+    """Audit: a grid crosses its community boundary when more than this share of its area
+    (or more than ``audit_sliver_m2``) lies outside the community (issue 3, 1%)."""
+    audit_road_tolerance_m: float = 15.0
+    """Audit: a road centreline within this distance (m) of a grid boundary is taken to
+    follow the boundary, not cross the grid (about half an arterial's red-line width; a
+    hand-drawn boundary runs along either kerb). Parameter, not law."""
+    audit_road_min_crossing_m: float = 50.0
+    """Audit: an avoided-class road (``avoid_road_classes``) running more than this length
+    (m) through a grid's interior, away from its boundary, is an arterial crossing."""
 
 
 @dataclass(frozen=True)
