@@ -214,6 +214,33 @@ class CrsRules:
 
 
 @dataclass(frozen=True)
+class AddressRules:
+    """Address normalisation and matching (``gridgis.address``, ``gridgis.lookup``).
+
+    Thresholds are project parameters, not law: they were chosen so that a query is only
+    answered confidently when numbers agree exactly and names agree closely (issue 5).
+    """
+
+    city: str = ""
+    """The deployment's own city, e.g. "上海市" (empty: not configured). A prefix naming it
+    is dropped, and when one address text exists in several places the copy in this city
+    wins."""
+    district: str = ""
+    """The deployment's own district, e.g. "黄浦区" (empty: not configured). Resolves
+    ambiguous addresses and names the same way as ``city``."""
+    fuzzy_threshold: float = 80.0
+    """Minimum rapidfuzz score (0–100) for a road or compound name to be a candidate.
+    Only names are scored fuzzily; numbers (号, 弄, 栋, 单元, 室) must agree exactly."""
+    confidence_threshold: float = 90.0
+    """An answer below this match score (0–100) is "no confident match" (candidates only)."""
+    same_place_m: float = 150.0
+    """Rows sharing one normalised address text count as one place when all lie within
+    this distance (metres) of each other; otherwise the match is ambiguous."""
+    max_candidates: int = 5
+    """Candidates returned with an ambiguous or not-confident answer."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All rule parameters, grouped by topic. Pass to every analysis."""
 
@@ -223,6 +250,7 @@ class Settings:
     coverage: CoverageRules = field(default_factory=CoverageRules)
     buildings: BuildingRules = field(default_factory=BuildingRules)
     crs: CrsRules = field(default_factory=CrsRules)
+    address: AddressRules = field(default_factory=AddressRules)
 
     # -- overriding ---------------------------------------------------------------------
     def override(self, values: dict[str, Any]) -> Settings:
