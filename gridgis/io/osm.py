@@ -1,0 +1,443 @@
+"""OpenStreetMap (PBF, XML) to canonical layers, in one reading with pyosmium.
+
+Produces buildings (use from the building tag, the building's own amenity/shop/office
+tags, then the land use or campus it stands in; floors from ``building:levels`` or
+``height``), roads (``highway`` mapped to arterial / secondary / branch / path),
+facilities (OSM tags mapped to :data:`gridgis.layers.FACILITY_CATEGORIES`; nodes as points,
+areas as polygons), green spaces (parks and gardens: park when ≥ the park area threshold,
+else green; grass, recreation grounds, village greens: green), institutions (school,
+university, hospital, industrial… polygons with their kind) and administrative
+boundaries when their rings are complete and they carry a valid division code.
+
+Multipolygon relations are assembled by osmium's area handler; ways or relations whose
+members are missing from the extract are skipped and counted in the notes. OSM has no
+households: :func:`gridgis.layers.estimate_households` fills residential buildings during
+validation and flags them ``households_estimated``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import osmium
+import pandas as pd
+import shapely
+
+from gridgis.crs import metric_crs_for
+from gridgis.io.fields import ReadError
+from gridgis.standards import DEFAULT, Settings
+
+OSM_SUFFIXES = (".osm.pbf", ".pbf", ".osm", ".osm.xml", ".osm.bz2", ".osm.gz", ".osc")
+
+# -- roads ------------------------------------------------------------------------------
+HIGHWAY_CLASS: dict[str, str] = {
+    **dict.fromkeys(("motorway", "motorway_link", "trunk", "trunk_link", "primary",
+                     "primary_link"), "arterial"),
+    **dict.fromkeys(("secondary", "secondary_link", "tertiary", "tertiary_link"),
+                    "secondary"),
+    **dict.fromkeys(("residential", "unclassified", "service", "living_street", "road"),
+                    "branch"),
+    **dict.fromkeys(("footway", "path", "pedestrian", "steps", "cycleway", "track",
+                     "bridleway", "corridor"), "path"),
+}
+
+# -- buildings --------------------------------------------------------------------------
+BUILDING_USE: dict[str, str] = {
+    **dict.fromkeys(("residential", "apartments", "house", "detached", "dormitory",
+                     "terrace", "semidetached_house", "bungalow", "flats", "villa",
+                     "farm", "houseboat", "cabin"), "residential"),
+    **dict.fromkeys(("commercial", "retail", "hotel", "supermarket", "kiosk", "mall",
+                     "shop", "restaurant"), "commercial"),
+    **dict.fromkeys(("office", "government"), "office"),
+    **dict.fromkeys(("school", "kindergarten", "university", "college"), "school"),
+    **dict.fromkeys(("hospital", "clinic"), "hospital"),
+    **dict.fromkeys(("industrial", "warehouse", "factory", "manufacture", "storage_tank"),
+                    "industrial"),
+    **dict.fromkeys(("civic", "public", "church", "temple", "mosque", "train_station",
+                     "transportation", "religious", "fire_station", "sports_hall",
+                     "stadium", "museum"), "public"),
+}
+#: Land uses / campuses that give a use to a building tagged only ``building=yes``.
+CONTEXT_USE: dict[tuple[str, str], str] = {
+    ("landuse", "residential"): "residential",
+    ("landuse", "commercial"): "commercial", ("landuse", "retail"): "commercial",
+    ("landuse", "industrial"): "industrial",
+    ("amenity", "school"): "school", ("amenity", "university"): "school",
+    ("amenity", "college"): "school", ("amenity", "kindergarten"): "school",
+    ("amenity", "hospital"): "hospital",
+}
+#: Campus contexts win over land use (a school inside a residential land-use polygon).
+CONTEXT_RANK = {"school": 0, "hospital": 0, "industrial": 1, "commercial": 1,
+                "residential": 2}
+
+# -- institutions -----------------------------------------------------------------------
+INSTITUTION_KIND: dict[tuple[str, str], str] = {
+    ("amenity", "school"): "school", ("amenity", "kindergarten"): "school",
+    ("amenity", "university"): "university", ("amenity", "college"): "university",
+    ("amenity", "hospital"): "hospital", ("healthcare", "hospital"): "hospital",
+    ("landuse", "industrial"): "industrial", ("man_made", "works"): "factory",
+    ("landuse", "military"): "military", ("military", "barracks"): "military",
+    ("amenity", "townhall"): "government", ("office", "government"): "government",
+    ("amenity", "marketplace"): "market",
+}
+
+# -- green ------------------------------------------------------------------------------
+PARK_TAGS = {("leisure", "park"), ("leisure", "garden")}
+GREEN_TAGS = {("landuse", "grass"), ("landuse", "recreation_ground"),
+              ("landuse", "village_green"), ("leisure", "common")}
+SQUARE_TAGS = {("place", "square")}
+
+# -- facilities -------------------------------------------------------------------------
+_SIMPLE_FACILITY: dict[tuple[str, str], str] = {
+    ("amenity", "kindergarten"): "kindergarten", ("amenity", "childcare"): "nursery",
+    ("amenity", "marketplace"): "vegetable_market", ("shop", "greengrocer"): "vegetable_market",
+    ("shop", "supermarket"): "retail", ("shop", "convenience"): "retail",
+    ("shop", "general"): "retail", ("shop", "department_store"): "retail",
+    ("shop", "mall"): "retail",
+    ("amenity", "clinic"): "health_station", ("amenity", "doctors"): "health_station",
+    ("healthcare", "clinic"): "health_station", ("healthcare", "centre"): "health_station",
+    ("amenity", "hospital"): "hospital", ("healthcare", "hospital"): "hospital",
+    ("amenity", "pharmacy"): "pharmacy", ("healthcare", "pharmacy"): "pharmacy",
+    ("shop", "chemist"): "pharmacy",
+    ("highway", "bus_stop"): "bus_stop",
+    ("amenity", "restaurant"): "restaurant", ("amenity", "fast_food"): "restaurant",
+    ("amenity", "food_court"): "restaurant", ("amenity", "cafe"): "restaurant",
+    ("amenity", "bank"): "bank",
+    ("amenity", "parcel_locker"): "parcel_locker",
+    ("amenity", "police"): "police_station",
+    ("amenity", "nursing_home"): "elderly_care_home",
+    ("amenity", "community_centre"): "community_service_station",
+    ("leisure", "pitch"): "sports_ground", ("leisure", "sports_centre"): "sports_ground",
+    ("leisure", "fitness_station"): "sports_ground", ("leisure", "track"): "sports_ground",
+    ("shop", "laundry"): "housekeeping", ("shop", "dry_cleaning"): "housekeeping",
+}
+_NAME_CATEGORY = [  # checked in order on the name of any mapped or unmapped feature
+    (re.compile("早餐|早点"), "breakfast"),
+    (re.compile("家政"), "housekeeping"),
+    (re.compile("快递|驿站|丰巢|菜鸟"), "parcel_locker"),
+    (re.compile("日间照料"), "elderly_daycare"),
+    (re.compile("养老院|敬老院|福利院|护理院"), "elderly_care_home"),
+    (re.compile("老年服务|为老服务|老年活动"), "elderly_service_station"),
+    (re.compile("社区卫生服务中心"), "health_centre"),
+    (re.compile("社区卫生服务站|卫生服务站|卫生室"), "health_station"),
+    (re.compile("居民委员会|居委会|社区党群|社区服务中心|社区工作站"), "community_office"),
+    (re.compile("街道办事处|街道便民服务中心|街道社区服务中心"), "street_service_centre"),
+    (re.compile("警务室|派出所"), "police_station"),
+    (re.compile("菜市场|菜场|农贸市场"), "vegetable_market"),
+]
+
+
+def facility_category(tags: dict[str, str]) -> str | None:
+    """The facility category of an OSM feature from its tags, or None when it is not a
+    planning facility. Schools are split by ``isced:level`` or name (小学 / 中学)."""
+    name = tags.get("name", "") + tags.get("name:zh", "")
+    amenity = tags.get("amenity")
+    if amenity == "school":
+        level = tags.get("isced:level", "") + tags.get("school:level", "")
+        if "1" in level or "primary" in level or re.search("小学|primary", name, re.I):
+            return "primary_school"
+        if re.search("[23]|secondary|middle|high", level) or \
+                re.search("中学|初中|高中|附中|middle|high school", name, re.I):
+            return "middle_school"
+        if re.search("幼儿园|kindergarten", name, re.I):
+            return "kindergarten"
+        return "other"
+    if amenity == "social_facility":
+        kind = tags.get("social_facility", "")
+        if kind in ("nursing_home", "assisted_living"):
+            return "elderly_care_home"
+        if kind == "day_care":
+            return "elderly_daycare" if "senior" in tags.get("social_facility:for", "senior") \
+                else "nursery"
+        if "senior" in tags.get("social_facility:for", ""):
+            return "elderly_service_station"
+    if amenity == "vending_machine" and "parcel" in tags.get("vending", ""):
+        return "parcel_locker"
+    if amenity == "townhall":
+        for pattern, cat in _NAME_CATEGORY:
+            if cat in ("community_office", "street_service_centre") and pattern.search(name):
+                return cat
+        return None
+    if name:
+        for pattern, cat in _NAME_CATEGORY:
+            if pattern.search(name):
+                return cat
+    for key in ("amenity", "shop", "healthcare", "highway", "leisure"):
+        value = tags.get(key)
+        if value is not None and (key, value) in _SIMPLE_FACILITY:
+            return _SIMPLE_FACILITY[(key, value)]
+    if tags.get("cuisine") == "breakfast":
+        return "breakfast"
+    return None
+
+
+def _number(text: str | None) -> float | None:
+    if not text:
+        return None
+    m = re.search(r"\d+(?:\.\d+)?", text.replace(",", "."))
+    return float(m.group()) if m else None
+
+
+def _floors(tags: dict[str, str], floor_height_m: float) -> float | None:
+    levels = _number(tags.get("building:levels"))
+    if levels is not None and levels > 0:
+        return float(round(levels))
+    height = _number(tags.get("height") or tags.get("building:height"))
+    if height is not None and height > 0:
+        return float(max(1, round(height / floor_height_m)))
+    return None
+
+
+def _name(tags: dict[str, str]) -> str | None:
+    return tags.get("name") or tags.get("name:zh") or tags.get("name:en") or None
+
+
+def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None = None,
+             progress: Callable[[int, int], None] | None = None
+             ) -> dict[str, gpd.GeoDataFrame]:
+    """Read an OSM file into raw canonical layers (EPSG:4326), before validation.
+
+    Parameters
+    ----------
+    path
+        ``.osm.pbf``, ``.osm`` (XML) or compressed XML.
+    settings
+        ``buildings.floor_height_m`` turns heights into floors;
+        ``coverage.park_min_area_m2`` separates parks from greens.
+    notes
+        Receives what was inferred or skipped (residential by land use, incomplete
+        boundaries…).
+    progress
+        ``callback(objects_done, 0)`` every 10,000 objects.
+
+    Raises
+    ------
+    ReadError
+        When the file cannot be parsed.
+    """
+    notes = notes if notes is not None else []
+    where = str(path)
+    wkb = osmium.geom.WKBFactory()
+    rows: dict[str, list[dict]] = {k: [] for k in ("buildings", "roads", "facilities",
+                                                   "green_spaces", "institutions",
+                                                   "boundaries", "context")}
+    broken = {"ways": 0, "areas": 0}
+    admin_relations: dict[int, dict[str, str]] = {}
+    admin_areas: set[int] = set()
+    floor_h = settings.buildings.floor_height_m
+    done = 0
+    try:
+        fp = osmium.FileProcessor(str(path)).with_locations().with_areas()
+        fp = fp.with_filter(osmium.filter.EmptyTagFilter())
+        for obj in fp:
+            done += 1
+            if progress is not None and done % 10_000 == 0:
+                progress(done, 0)
+            tags = dict(obj.tags)
+            if obj.is_node():
+                cat = facility_category(tags)
+                if cat is not None:
+                    loc = obj.location
+                    if loc.valid():
+                        rows["facilities"].append({
+                            "facility_id": f"osm_n{obj.id}", "name": _name(tags),
+                            "category": cat, "osm_tags": _tag_text(tags),
+                            "wkb": shapely.Point(loc.lon, loc.lat).wkb})
+            elif obj.is_way():
+                hw = tags.get("highway")
+                if hw in HIGHWAY_CLASS and tags.get("area") != "yes":
+                    try:
+                        geom = wkb.create_linestring(obj)
+                    except (RuntimeError, osmium.InvalidLocationError):
+                        broken["ways"] += 1
+                        continue
+                    rows["roads"].append({"road_id": f"osm_w{obj.id}", "name": _name(tags),
+                                          "road_class": HIGHWAY_CLASS[hw], "highway": hw,
+                                          "wkb": geom})
+            elif obj.is_relation():
+                if tags.get("boundary") == "administrative":
+                    admin_relations[obj.id] = tags
+            elif obj.is_area():
+                try:
+                    geom = wkb.create_multipolygon(obj)
+                except (RuntimeError, osmium.InvalidLocationError):
+                    broken["areas"] += 1
+                    continue
+                oid = f"osm_{'w' if obj.from_way() else 'r'}{obj.orig_id()}"
+                _area(tags, oid, geom, rows, floor_h)
+                if not obj.from_way() and tags.get("boundary") == "administrative":
+                    admin_areas.add(obj.orig_id())
+    except RuntimeError as exc:
+        raise ReadError(f"{where}: cannot read as OpenStreetMap: {exc}") from exc
+    if progress is not None:
+        progress(done, done)
+    if broken["ways"] or broken["areas"]:
+        notes.append(f"{where}: skipped {broken['ways']} ways and {broken['areas']} areas "
+                     f"with nodes missing from the extract")
+    incomplete = [t.get("name", str(i)) for i, t in admin_relations.items()
+                  if i not in admin_areas]
+    if incomplete:
+        notes.append(f"{where}: {len(incomplete)} administrative boundaries are incomplete "
+                     f"in this extract and were skipped ({', '.join(incomplete[:5])})")
+    return _frames(rows, settings, where, notes)
+
+
+def _tag_text(tags: dict[str, str]) -> str:
+    keep = ("amenity", "shop", "healthcare", "leisure", "highway", "isced:level")
+    return ";".join(f"{k}={tags[k]}" for k in keep if k in tags)
+
+
+def _area(tags: dict[str, str], oid: str, geom: bytes, rows: dict[str, list[dict]],
+          floor_h: float) -> None:
+    name = _name(tags)
+    building = tags.get("building")
+    if building and building != "no":
+        use = BUILDING_USE.get(building)
+        if use is None:  # building=yes and the like: own tags first
+            if tags.get("amenity") in ("school", "kindergarten", "university", "college"):
+                use = "school"
+            elif tags.get("amenity") in ("hospital", "clinic"):
+                use = "hospital"
+            elif "shop" in tags:
+                use = "commercial"
+            elif "office" in tags:
+                use = "office"
+        rows["buildings"].append({"building_id": oid, "name": name, "use": use,
+                                  "floors": _floors(tags, floor_h), "building_tag": building,
+                                  "wkb": geom})
+    cat = facility_category(tags)
+    if cat is not None:
+        rows["facilities"].append({"facility_id": oid, "name": name, "category": cat,
+                                   "osm_tags": _tag_text(tags), "wkb": geom})
+    for key in ("amenity", "healthcare", "landuse", "man_made", "military", "office"):
+        kind = INSTITUTION_KIND.get((key, tags.get(key, "")))
+        if kind is not None:
+            rows["institutions"].append({"unit_id": oid, "name": name, "kind": kind,
+                                         "wkb": geom})
+            break
+    pairs = {(k, tags[k]) for k in ("leisure", "landuse", "place") if k in tags}
+    if tags.get("access") not in ("private", "no"):
+        kind = ("park" if pairs & PARK_TAGS else "green" if pairs & GREEN_TAGS
+                else "square" if pairs & SQUARE_TAGS else None)
+        if kind is not None:
+            rows["green_spaces"].append({"green_id": oid, "name": name, "kind": kind,
+                                         "osm_kind": "/".join(sorted(v for _, v in pairs)),
+                                         "wkb": geom})
+    for key in ("landuse", "amenity"):
+        ctx = CONTEXT_USE.get((key, tags.get(key, "")))
+        if ctx is not None and not building:
+            rows["context"].append({"use": ctx, "wkb": geom})
+            break
+    if tags.get("boundary") == "administrative" and oid.startswith("osm_r"):
+        rows["boundaries"].append({"osm_id": oid, "name": name,
+                                   "admin_level": tags.get("admin_level"),
+                                   "code": tags.get("ref") or tags.get("gb:code")
+                                   or tags.get("ref:gb") or tags.get("division_code"),
+                                   "wkb": geom})
+
+
+def _gdf(rows: list[dict]) -> gpd.GeoDataFrame:
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs="EPSG:4326"))
+    geom = shapely.from_wkb(frame.pop("wkb").to_numpy())
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geom, crs="EPSG:4326"))
+
+
+def _frames(rows: dict[str, list[dict]], settings: Settings, where: str, notes: list[str]
+            ) -> dict[str, gpd.GeoDataFrame]:
+    out: dict[str, gpd.GeoDataFrame] = {}
+    buildings = _gdf(rows["buildings"])
+    context = _gdf(rows["context"])
+    if len(buildings) and len(context):
+        unknown = buildings["use"].isna().to_numpy()
+        if unknown.any():
+            # the land use / campus each untyped building stands in (its representative
+            # point), campuses before land use; one sindex query for all
+            pts = shapely.point_on_surface(buildings.geometry.values[unknown])
+            hit_pt, hit_ctx = context.sindex.query(pts, predicate="within")
+            ctx_use = context["use"].to_numpy()[hit_ctx]
+            rank = np.array([CONTEXT_RANK[u] for u in ctx_use], dtype=int)
+            order = np.lexsort((rank, hit_pt))
+            first = np.unique(hit_pt[order], return_index=True)
+            idx = np.flatnonzero(unknown)[first[0]]
+            uses = ctx_use[order][first[1]]
+            buildings.loc[buildings.index[idx], "use"] = uses
+            res = int((uses == "residential").sum())
+            notes.append(f"{where}: {len(idx)} buildings tagged only building=yes took their "
+                         f"use from the land use or campus they stand in "
+                         f"({res} residential, from landuse=residential)")
+    if len(buildings):
+        buildings["use"] = buildings["use"].fillna("other")
+        out["buildings"] = buildings
+    if rows["roads"]:
+        out["roads"] = _gdf(rows["roads"])
+    if rows["facilities"]:
+        fac = _gdf(rows["facilities"])
+        other = fac["category"] == "other"
+        if other.any():
+            notes.append(f"{where}: {int(other.sum())} schools without isced:level or a "
+                         f"小学/中学 name were given category 'other'")
+        out["facilities"] = fac
+    if rows["institutions"]:
+        out["institutions"] = _gdf(rows["institutions"])
+    if rows["green_spaces"]:
+        green = _gdf(rows["green_spaces"])
+        parks = green["kind"] == "park"
+        if parks.any():
+            area = green.to_crs(metric_crs_for(green)).area.to_numpy()
+            small = parks.to_numpy() & (area < settings.coverage.park_min_area_m2)
+            green.loc[small, "kind"] = "green"
+            green["area_m2"] = np.round(area, 1)
+            if small.any():
+                notes.append(f"{where}: {int(small.sum())} parks/gardens smaller than "
+                             f"{settings.coverage.park_min_area_m2:,.0f} m² counted as green")
+        out["green_spaces"] = green
+    _boundaries(_gdf(rows["boundaries"]), out, settings, where, notes)
+    return out
+
+
+def _boundaries(bounds: gpd.GeoDataFrame, out: dict[str, gpd.GeoDataFrame],
+                settings: Settings, where: str, notes: list[str]) -> None:
+    """Complete admin_level 8 relations become streets, 9/10 communities, when they carry
+    a valid division code; others are skipped with a note (codes cannot be invented)."""
+    from gridgis import codes
+
+    if not len(bounds):
+        return
+    level = pd.to_numeric(bounds["admin_level"], errors="coerce")
+    for layer, levels, key, n, check in (
+            ("streets", (8,), "street_code", 9, codes.validate_street_code),
+            ("communities", (9, 10), "community_code", 12, codes.validate_community_code)):
+        sel = bounds[level.isin(levels)].copy()
+        if not len(sel):
+            continue
+        text = sel["code"].fillna("").astype(str).str.replace(r"\D", "", regex=True).str[:n]
+        valid = []
+        for code in text:
+            try:
+                valid.append(check(code, settings))
+            except codes.CodeError:
+                valid.append(None)
+        sel[key] = valid
+        skipped = sel[key].isna()
+        if skipped.any():
+            notes.append(f"{where}: {int(skipped.sum())} complete admin_level "
+                         f"{'/'.join(map(str, levels))} boundaries have no valid {n}-digit "
+                         f"code and were not imported as {layer} "
+                         f"({', '.join(sel.loc[skipped, 'name'].fillna('?').head(5))})")
+        sel = sel[~skipped]
+        if len(sel):
+            if layer == "communities":
+                sel["street_code"] = sel[key].str[:9]
+            out[layer] = sel.drop(columns=["code", "admin_level"])
+
+
+def is_osm(path: Path) -> bool:
+    """True when the file name says OpenStreetMap (PBF or XML)."""
+    name = path.name.lower()
+    return name.endswith(OSM_SUFFIXES)
