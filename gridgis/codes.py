@@ -3,7 +3,8 @@
 * Street code, 9 digits = county 6 + township 3 (township 001–099 street 街道, 100–199
   town 镇, 200–399 township 乡, 400–599 special areas).
 * Community code, 12 digits = street 9 + village 3 (village 001–199 residents' committee
-  居委会, 200–399 villagers' committee 村委会).
+  居委会, 200–399 villagers' committee 村委会, 400–499 and 500–599 units like them,
+  类似居委会 / 类似村委会, as the NBS coding rules and the 2023 code table have them).
 * Grid code, 15 digits = county 6 + street 3 + community 3 + grid sequence 3
   (DB11/T 2157-2023 style).
 
@@ -21,15 +22,23 @@ PROVINCES = frozenset(
 )
 
 
+#: Prefecture-level cities with no county level (不设区的地级市): their townships hang
+#: directly under county segment 00 (东莞 441900, 中山 442000, 儋州 460400, 嘉峪关 620200).
+CITIES_WITHOUT_COUNTIES = frozenset({"441900", "442000", "460400", "620200"})
+
+
 class CodeError(ValueError):
     """A division or grid code that fails a segment check; the message names the segment."""
 
 
+_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
 def _digits(code: object, n: int, what: str) -> str:
-    s = str(code).strip() if code is not None else ""
+    s = str(code).strip().translate(_FULLWIDTH_DIGITS) if code is not None else ""
     if s.endswith(".0") and s[:-2].isdigit():  # a code read as a float from a spreadsheet
         s = s[:-2]
-    if len(s) != n or not s.isdigit():
+    if len(s) != n or not (s.isascii() and s.isdigit()):
         raise CodeError(f"{what} '{code}' must be exactly {n} digits")
     return s
 
@@ -39,7 +48,7 @@ def _county(s: str, what: str) -> None:
         raise CodeError(f"{what} '{s}': province segment '{s[:2]}' is not a province code")
     if s[2:4] == "00" and s[4:6] != "00":
         raise CodeError(f"{what} '{s}': city segment '{s[2:4]}' is 00 under a county")
-    if s[4:6] == "00":
+    if s[4:6] == "00" and s[:6] not in CITIES_WITHOUT_COUNTIES:
         raise CodeError(f"{what} '{s}': county segment '{s[4:6]}' is 00 (not a county)")
 
 
@@ -67,20 +76,40 @@ def validate_community_code(code: object, settings: Settings = DEFAULT,
                             urban_only: bool = False) -> str:
     """Return the 12-digit community (village-level) code, or raise :class:`CodeError`.
 
-    ``urban_only`` requires a residents' committee (village digits 001–199).
+    ``urban_only`` requires a residents' committee (village digits 001–199) or a unit
+    like one (400–499).
     """
     s = _digits(code, 12, "community code")
-    validate_street_code(s[:9], settings)
-    village = int(s[9:12])
-    lo, hi = settings.codes.residents_committee_range
-    vlo, vhi = settings.codes.villagers_committee_range
-    if urban_only and not lo <= village <= hi:
-        raise CodeError(f"community code '{s}': village segment '{s[9:12]}' is not a "
-                        f"residents' committee ({lo:03d}–{hi:03d})")
-    if not (lo <= village <= hi or vlo <= village <= vhi):
+    try:
+        validate_street_code(s[:9], settings)
+    except CodeError as exc:
+        raise CodeError(f"community code '{s}': {exc}") from exc
+    kind = village_kind(int(s[9:12]), settings)
+    if kind is None:
+        lo = settings.codes.residents_committee_range[0]
+        hi = settings.codes.quasi_villagers_committee_range[1]
         raise CodeError(f"community code '{s}': village segment '{s[9:12]}' is outside "
-                        f"{lo:03d}–{vhi:03d}")
+                        f"{lo:03d}–{hi:03d}")
+    if urban_only and kind not in ("residents", "quasi_residents"):
+        lo, hi = settings.codes.residents_committee_range
+        qlo, qhi = settings.codes.quasi_residents_committee_range
+        raise CodeError(f"community code '{s}': village segment '{s[9:12]}' is not a "
+                        f"residents' committee ({lo:03d}–{hi:03d}, or {qlo:03d}–{qhi:03d} "
+                        f"for units like one)")
     return s
+
+
+def village_kind(village: int, settings: Settings = DEFAULT) -> str | None:
+    """'residents', 'villagers', 'quasi_residents' or 'quasi_villagers' for a 3-digit
+    village number (居委会, 村委会, 类似居委会, 类似村委会), None outside the ranges."""
+    r = settings.codes
+    for kind, (lo, hi) in (("residents", r.residents_committee_range),
+                           ("villagers", r.villagers_committee_range),
+                           ("quasi_residents", r.quasi_residents_committee_range),
+                           ("quasi_villagers", r.quasi_villagers_committee_range)):
+        if lo <= village <= hi:
+            return kind
+    return None
 
 
 def validate_grid_code(code: object, settings: Settings = DEFAULT,
@@ -117,6 +146,17 @@ def is_valid(kind: str, code: object, settings: Settings = DEFAULT) -> bool:
     return True
 
 
-def grid_code(community_code: str, sequence: int) -> str:
-    """Compose a 15-digit grid code from a community code and a sequence number."""
-    return f"{community_code}{sequence:03d}"
+def grid_code(community_code: str, sequence: int, settings: Settings = DEFAULT) -> str:
+    """Compose a 15-digit grid code from a community code and a sequence number.
+
+    Raises
+    ------
+    CodeError
+        When the sequence is outside 001–999 (a community has at most 999 grids) or the
+        community code is not 12 digits.
+    """
+    lo, hi = settings.codes.grid_sequence_range
+    if not lo <= int(sequence) <= hi:
+        raise CodeError(f"grid sequence {sequence} of community '{community_code}' is outside "
+                        f"{lo:03d}–{hi:03d}")
+    return f"{_digits(community_code, 12, 'community code')}{int(sequence):03d}"

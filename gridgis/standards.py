@@ -100,6 +100,12 @@ class CodeRules:
     """Village digits of a residents' committee (居委会, i.e. a community): 001–199."""
     villagers_committee_range: tuple[int, int] = (200, 399)
     """Village digits of a villagers' committee (村委会): 200–399."""
+    quasi_residents_committee_range: tuple[int, int] = (400, 499)
+    """Village digits of a unit like a residents' committee (类似居委会, e.g. an airport
+    work-area community): 400–499 (NBS 统计用区划代码编制规则; 8,779 such codes in 2023)."""
+    quasi_villagers_committee_range: tuple[int, int] = (500, 599)
+    """Village digits of a unit like a villagers' committee (类似村委会, e.g. a farm's
+    living area): 500–599 (NBS 统计用区划代码编制规则)."""
     urban_rural_classes: tuple[str, ...] = ("111", "112", "121", "122", "123", "210", "220")
     """The 3-digit urban-rural class; a separate field, never inferred from the code."""
     grid_sequence_range: tuple[int, int] = (1, 999)
