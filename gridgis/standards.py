@@ -194,6 +194,17 @@ class CoverageRules:
     """Park service-radius coverage rate national floor: > 80% (GB 55014-2021)."""
     max_snap_m: float = 250.0
     """A building or facility farther than this from the walking network is a finding."""
+    green_entry_spacing_m: float = 25.0
+    """Parks and greens are entered at their boundary: boundary points every this many
+    metres are candidate entries (project parameter; gates are not in the data)."""
+    green_entry_max_m: float = 30.0
+    """A sampled boundary point is an entry when the walking network is within this many
+    metres (besides where the boundary meets a road, and the boundary point nearest the
+    network, which are always entries). Project parameter."""
+    gap_buffer_m: float = 20.0
+    """Coverage gap polygons: uncovered residential buildings' footprints buffered by this
+    many metres, dissolved per community and category, clipped to the community
+    (drawing parameter for the gap maps)."""
 
 
 @dataclass(frozen=True)
