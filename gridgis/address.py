@@ -1,0 +1,574 @@
+"""Chinese addresses: normalisation, parsing into components, and a matching index.
+
+Addresses arrive messy: full-width digits, Chinese numerals (十二栋三单元), 幢/座/号楼 for
+栋, 门 for 单元, with or without province/city/district, a compound or POI name instead of
+a door plate, parenthesised hints such as (迎勋北路). This module turns one text into
+
+* a **normalised** text (:func:`normalise`): half-width, digits, one word per concept
+  (栋 building, 单元 unit, 层 floor, 室 room), no spaces or punctuation, hints set apart;
+* **components** (:func:`parse`): province, city, district, town/street, community, road,
+  lane (弄), door number (号), compound/POI, building, unit, floor, room;
+* a **match** against the standard addresses of a workspace (:class:`AddressIndex`):
+  exact normalised key first, then structured fallbacks (road + lane + number;
+  compound + building + unit). Names (roads, compounds) are compared fuzzily with
+  rapidfuzz; numbers are compared exactly (502室 is not 501室). Below the confidence
+  threshold the answer is "no confident match" with candidates, never a confident guess.
+
+Parameters (city, district, thresholds) come from ``settings.address``
+(:class:`gridgis.standards.AddressRules`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import fuzz, process
+
+from gridgis.standards import DEFAULT, Settings
+
+# --------------------------------------------------------------------------------------
+# Normalisation
+# --------------------------------------------------------------------------------------
+
+#: Full-width ASCII (U+FF01–FF5E) and the ideographic space to half-width.
+_HALF = {i: i - 0xFEE0 for i in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+_HALF |= {ord(k): v for k, v in {"（": "(", "）": ")", "【": "(", "】": ")", "〔": "(",
+                                  "〕": ")", "［": "(", "］": ")", "—": "-", "–": "-",
+                                  "－": "-", "~": "-", "～": "-", "_": "-", "#": "#",
+                                  "＃": "#"}.items()}
+
+_CN_DIGIT = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
+             "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNIT = {"十": 10, "百": 100, "千": 1000}
+_CN_CHARS = "零〇○一二两三四五六七八九十百千"
+
+#: What may follow a number: suffixes that make a Chinese numeral a number, not a name.
+_NUM_SUFFIX = r"(?:号楼|号院|号|支弄|弄|栋|幢|座|单元|门|层|楼|室|户|期|区|组|巷|排)"
+
+# A run of Chinese numerals directly before a numeric suffix. The run must not continue a
+# word that is itself a numeral-name (e.g. 三元里, 四川路, 十里河 are never followed by a
+# suffix here, so they stay), and it must not be glued to digits already.
+_RE_CN_NUMBER = re.compile(rf"(?<![\d{_CN_CHARS}])([{_CN_CHARS}]{{1,6}})(?={_NUM_SUFFIX})")
+# 第 + numeral + suffix (第三栋, 第二单元)
+_RE_DI = re.compile(rf"第(\d+)(?={_NUM_SUFFIX})")
+_RE_HINT = re.compile(r"\(([^()]*)\)")
+_RE_DROP = re.compile(r"[\s,，.。、;；:：'\"“”‘’!！?？*·•/\\|<>《》「」『』]+")
+_RE_DASHES = re.compile(r"-{2,}")
+_RE_BUILDING = re.compile(r"([0-9]+[A-Z]?|[A-Z][0-9]*)(?:号楼|幢|座|#楼|#|号栋)")
+_RE_UNIT = re.compile(r"(\d+)(?:门(?![牌诊面店市口卫岗前外内])|号门(?=\d))")
+_RE_FLOOR = re.compile(r"(-?\d+)(?:楼(?![栋区院盘宇房])|F(?![A-Z])|层)")
+_RE_FLOOR_B = re.compile(r"B(\d)(?:层|F)")  # basement floors B1层 → -1层
+_RE_ROOM = re.compile(r"(\d+[A-Z]?)(?:房间|房|户)")
+
+
+def _cn_to_int(s: str) -> int | None:
+    """Chinese numeral to int: 十二 → 12, 二十三 → 23, 一〇二 → 102, 两 → 2."""
+    if not s:
+        return None
+    if not any(c in _CN_UNIT for c in s):  # digit by digit: 一〇二 → 102
+        return int("".join(str(_CN_DIGIT[c]) for c in s))
+    total, current = 0, 0
+    for c in s:
+        if c in _CN_DIGIT:
+            current = _CN_DIGIT[c]
+        else:
+            unit = _CN_UNIT[c]
+            total += (current or 1) * unit
+            current = 0
+    return total + current
+
+
+def _cn_sub(m: re.Match) -> str:
+    value = _cn_to_int(m.group(1))
+    return m.group(0) if value is None else str(value)
+
+
+def numerals_to_digits(text: str) -> str:
+    """Replace Chinese numerals by digits where they are numbers (before 号, 栋, 单元, ...).
+
+    >>> numerals_to_digits("十二栋三单元一〇二室")
+    '12栋3单元102室'
+    >>> numerals_to_digits("四川路")  # a name, not a number
+    '四川路'
+    """
+    text = _RE_CN_NUMBER.sub(_cn_sub, text)
+    return _RE_DI.sub(r"\1", text)
+
+
+def to_half_width(text: str) -> str:
+    """Full-width letters, digits, brackets and spaces to half-width (１２Ａ → 12A)."""
+    return text.translate(_HALF)
+
+
+@dataclass(frozen=True)
+class Normalised:
+    """A normalised address text and the parenthesised hints taken out of it."""
+
+    text: str
+    hints: tuple[str, ...] = ()
+
+
+def normalise(text: str) -> Normalised:
+    """Normalise one address text.
+
+    Steps, in order: full-width → half-width; upper-case Latin letters; parenthesised
+    hints such as ``(迎勋北路)`` set apart; spaces and punctuation removed (``-`` kept, it
+    separates building-unit-room); Chinese numerals → digits where a numeric suffix
+    follows (十二栋 → 12栋, 一〇二室 → 102室, 二十三号 → 23号, but 四川路, 三元里, 十里河
+    stay); synonyms: 幢/座/号楼/# → 栋, 门 (a stairwell) → 单元, 楼/F → 层 after a number,
+    房/户 → 室. 弄 and 号 stay apart (558弄38号).
+
+    Parameters
+    ----------
+    text
+        An address as typed.
+
+    Returns
+    -------
+    Normalised
+        ``text`` (may be empty) and ``hints`` (the bracketed parts, normalised).
+    """
+    if not isinstance(text, str):
+        return Normalised("")
+    s = text.translate(_HALF).upper()
+    hints: list[str] = []
+    if "(" in s:
+        for _ in range(3):  # nested brackets, innermost first
+            found = _RE_HINT.findall(s)
+            if not found:
+                break
+            hints.extend(h for h in found if h.strip())
+            s = _RE_HINT.sub("", s)
+        s = s.replace("(", "").replace(")", "")
+    s = _RE_DROP.sub("", s)
+    s = _RE_DASHES.sub("-", s).strip("-")
+    s = numerals_to_digits(s)
+    s = _RE_BUILDING.sub(r"\1栋", s)
+    s = _RE_UNIT.sub(r"\1单元", s)
+    s = _RE_FLOOR_B.sub(r"-\1层", s)
+    s = _RE_FLOOR.sub(r"\1层", s)
+    s = _RE_ROOM.sub(r"\1室", s)
+    hints_n = tuple(_RE_DROP.sub("", numerals_to_digits(h)) for h in hints)
+    return Normalised(s, tuple(h for h in hints_n if h))
+
+
+def normalise_name(text: str) -> str:
+    """Normalise a compound/POI name for matching: like :func:`normalise` but the text in
+    brackets is kept (海底捞火锅(打浦路店) → 海底捞火锅打浦路店: the branch matters)."""
+    if not isinstance(text, str):
+        return ""
+    s = text.translate(_HALF).upper().replace("(", "").replace(")", "")
+    return numerals_to_digits(_RE_DROP.sub("", s))
+
+
+# --------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------
+
+_PROVINCES = ("北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏",
+              "浙江", "安徽", "福建", "江西", "山东", "河南", "湖北", "湖南", "广东", "海南",
+              "四川", "贵州", "云南", "陕西", "甘肃", "青海", "台湾", "内蒙古", "广西", "西藏",
+              "宁夏", "新疆", "香港", "澳门")
+_HAN = r"\u4e00-\u9fff"
+_RE_PROVINCE = re.compile(
+    rf"^(?:[{_HAN}]{{2,7}}?(?:省|自治区)|(?:{'|'.join(_PROVINCES)})(?:省|市|自治区|特别行政区)?)"
+    rf"(?![路街道巷弄里])")
+_RE_CITY = re.compile(rf"^[{_HAN}]{{2,7}}?(?:市|自治州|地区|盟)(?![路街道巷场心])")
+_RE_DISTRICT = re.compile(
+    rf"^[{_HAN}]{{1,6}}?(?:新区|(?<![小园业发景校社片街商学营矿库])区|县|旗|市)"
+    rf"(?![路街道巷场心府政])")
+_RE_TOWN = re.compile(rf"^[{_HAN}]{{1,6}}?(?:街道办事处|街道办|街道|镇|乡)(?![路街道巷弄里口])")
+_RE_COMMUNITY = re.compile(
+    rf"^[{_HAN}\d]{{1,6}}?(?:社区居委会|社区|居委会|村委会|居民委员会|(?<!新)村)"
+    rf"(?![路街道巷弄里小民委口])")
+_ROAD_SUFFIX = r"(?:大道|大街|公路|路|街|巷|胡同|道|(?<![\d])弄|里|段|线)"
+_RE_ROAD = re.compile(rf"[{_HAN}A-Z0-9]{{1,10}}?{_ROAD_SUFFIX}(?:[东南西北中]?[0-9]*段)?"
+                      rf"(?=[\dA-Z]|$)")
+_RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
+_RE_TOKEN = re.compile(
+    r"(?P<num>[A-Z]?\d+(?:-\d+)*[A-Z]?|[A-Z](?=栋|单元|区))"
+    r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院)?"
+    r"|(?P<sep>-)"
+    rf"|(?P<txt>[^\dA-Z-]+|[A-Z]+)")
+
+#: A name ending like this is a compound, market or building complex: a 号 after it
+#: numbers a building or stall inside, not a door plate on a road.
+_COMPOUND_END = re.compile(r"(?:区|园|苑|场|城|期|楼|厦|心|寓|庭|府|湾|坊|座|栋|院|[A-Z])$")
+
+#: Component names, in address order.
+COMPONENTS = ("province", "city", "district", "town", "community", "road", "lane", "number",
+              "poi", "building", "unit", "floor", "room")
+
+
+@dataclass
+class ParsedAddress:
+    """An address split into components (normalised texts; ``None`` where absent).
+
+    ``rest`` is the normalised text with the administrative prefix (province, city,
+    district, town, community) removed: the exact-match key. ``spans`` lists
+    ``(label, text)`` in order with the labels of the Chinese address parsing corpus
+    (road, roadno, poi, houseno, cellno, floorno, roomno, ...), for evaluation.
+    """
+
+    text: str
+    rest: str = ""
+    hints: tuple[str, ...] = ()
+    province: str | None = None
+    city: str | None = None
+    district: str | None = None
+    town: str | None = None
+    community: str | None = None
+    road: str | None = None
+    lane: str | None = None
+    number: str | None = None
+    poi: str | None = None
+    building: str | None = None
+    unit: str | None = None
+    floor: str | None = None
+    room: str | None = None
+    spans: list[tuple[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, str | None]:
+        """Components as a plain dict (JSON-serialisable)."""
+        return {c: getattr(self, c) for c in COMPONENTS}
+
+
+def _strip_admin(s: str, p: ParsedAddress, settings: Settings) -> str:
+    rules = settings.address
+    for name in (rules.city, rules.district):
+        short = re.sub(r"(市|区|县)$", "", name) if name else ""
+        for cand in (name, short):
+            if cand and len(cand) >= 2 and s.startswith(cand):
+                target = "city" if name == rules.city else "district"
+                if getattr(p, target) is None:
+                    setattr(p, target, name)
+                    p.spans.append((target, cand))
+                s = s[len(cand):]
+                break
+    for comp, rx in (("province", _RE_PROVINCE), ("city", _RE_CITY), ("district", _RE_DISTRICT),
+                     ("district", _RE_DISTRICT), ("town", _RE_TOWN), ("community", _RE_COMMUNITY)):
+        if comp == "district" and p.district is not None and p.city is None:
+            # "上海浦东新区": a second district after a district is really city + district
+            pass
+        m = rx.match(s)
+        if not m or len(m.group(0)) >= len(s):
+            continue
+        value = m.group(0)
+        if comp == "district" and p.district is not None:
+            if p.city is None:
+                p.city = p.district
+            else:
+                continue
+        if getattr(p, comp) is None or comp == "district":
+            setattr(p, comp, value)
+        p.spans.append((comp, value))
+        s = s[len(value):]
+        if comp == "province" and value.endswith("市") and p.city is None:
+            p.city = value  # 北京市, 上海市: the province is the city
+    return s
+
+
+def _split_pair(num: str) -> tuple[str, str] | None:
+    """"82-11" → ("82", "11") when the second part is a sub-number; None for a range
+    ("389-399") or anything else."""
+    parts = num.split("-")
+    if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    a, b = int(parts[0]), int(parts[1])
+    return None if b > a else (parts[0], parts[1])
+
+
+def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
+    """Parse one address into components.
+
+    Parameters
+    ----------
+    text
+        An address as typed (normalised here with :func:`normalise`).
+    settings
+        ``settings.address.city`` / ``district`` are recognised as prefixes even without
+        their suffix (上海 for 上海市).
+
+    Returns
+    -------
+    ParsedAddress
+        Normalised components. Numbers keep their suffix (``38号``, ``558弄``, ``12栋``,
+        ``3单元``, ``5层``, ``502室``).
+
+    Examples
+    --------
+    >>> p = parse("上海市闵行区报春路558弄38号")
+    >>> (p.district, p.road, p.lane, p.number)
+    ('闵行区', '报春路', '558弄', '38号')
+    """
+    norm = normalise(text)
+    p = ParsedAddress(text=norm.text, hints=norm.hints)
+    s = _strip_admin(norm.text, p, settings)
+    p.rest = s
+    spans = p.spans
+    # road: the first road name followed by a number (or at the end); else any road name
+    m = _RE_ROAD.search(s)
+    if m is None:
+        m2 = _RE_ROAD_ANY.search(s)
+        m = m2 if (m2 and m2.start() == 0 and m2.end() < len(s)
+                   and not s[m2.end()].isdigit()) else None
+    head, tail = (s[:m.start()], s[m.end():]) if m else ("", s)
+    if m:
+        if head:
+            p.poi = head
+            spans.append(("poi", head))
+        p.road = m.group(0)
+        spans.append(("road", p.road))
+    _parse_tail(tail, p, after_road=m is not None)
+    return p
+
+
+_FIELD_OF_LABEL = {"houseno": "building", "cellno": "unit", "roomno": "room", "floorno": "floor"}
+
+
+def _set_field(p: ParsedAddress, label: str, value: str) -> None:
+    name = _FIELD_OF_LABEL[label]
+    if getattr(p, name) is None:
+        setattr(p, name, value)
+
+
+def _parse_tail(tail: str, p: ParsedAddress, after_road: bool) -> None:
+    spans = p.spans
+    last = "road" if after_road else "start"  # what the previous token was
+    text_since_number = False
+    for tok in _RE_TOKEN.finditer(tail):
+        num, suf, txt = tok.group("num"), tok.group("suf"), tok.group("txt")
+        if tok.group("sep"):
+            continue
+        if txt is not None:
+            if last in ("road", "lane", "number") and p.poi is None or last == "start":
+                p.poi = (p.poi or "") + txt if last == "start" and p.poi else txt
+                spans.append(("poi", txt))
+            else:
+                spans.append(("subpoi" if p.poi else "poi", txt))
+                if p.poi is None:
+                    p.poi = txt
+            last = "text"
+            text_since_number = True
+            continue
+        whole = num + (suf or "")
+        if suf in ("区", "期", "组", "排", "院"):
+            # 3区, 2期: part of the compound name
+            p.poi = (p.poi or "") + whole
+            spans.append(("poi", whole))
+            last = "text"
+            continue
+        if suf == "巷":
+            p.road = (p.road or "") + whole
+            spans.append(("road", whole))
+            last = "road"
+            continue
+        if suf in ("弄", "支弄"):
+            if p.lane is None or suf == "支弄":
+                p.lane = (p.lane or "") + whole
+                spans.append(("roadno", whole))
+                last = "lane"
+                continue
+        if "-" in num and suf in ("单元", "室", "号", "层") and not (
+                last in ("road", "lane") and p.number is None):
+            # 13-10-1206室, 4-11单元, 7-14号, B4-8层: building-unit-room written with dashes
+            parts = num.split("-")
+            head_parts, last_part = parts[:-1], parts[-1] + suf
+            kind = {"单元": "cellno", "室": "roomno", "层": "floorno",
+                    "号": "roomno" if len(parts) >= 3 else "cellno"}[suf]
+            labels = ["houseno", "cellno", "roomno"][:len(head_parts)]
+            if kind == "cellno":
+                labels = ["houseno"] * len(head_parts)
+            for lab, part in zip(labels, head_parts, strict=True):
+                spans.append((lab, part))
+                _set_field(p, lab, part)
+            spans.append((kind, last_part))
+            _set_field(p, kind, last_part)
+            last = {"cellno": "unit", "roomno": "room", "floorno": "floor"}[kind]
+            continue
+        if suf == "栋":
+            p.building = whole
+            spans.append(("houseno", whole))
+            last = "building"
+            continue
+        if suf == "单元":
+            p.unit = whole
+            spans.append(("cellno", whole))
+            last = "unit"
+            continue
+        if suf == "层":
+            p.floor = whole
+            spans.append(("floorno", whole))
+            last = "floor"
+            continue
+        if suf == "室":
+            p.room = whole
+            spans.append(("roomno", whole))
+            last = "room"
+            continue
+        parts = num.split("-")
+        door_slot = (last in ("road", "lane") and p.number is None)
+        if door_slot:
+            pair = _split_pair(num) if last == "road" else None
+            if suf == "号" or suf is None:
+                if pair and last == "road":
+                    p.number = f"{num}号" if suf else num
+                    spans.append(("roadno", pair[0]))
+                    spans.append(("houseno", pair[1] + (suf or "")))
+                else:
+                    p.number = whole if suf else whole
+                    spans.append(("houseno" if last == "lane" else "roadno", whole))
+                last = "number"
+                text_since_number = False
+                continue
+        if suf == "号" and p.number is None and p.road is None and p.building is None \
+                and last in ("start", "text") and not _COMPOUND_END.search(p.poi or ""):
+            # a door number without a road: a village or compound door plate (村133号)
+            p.number = whole
+            spans.append(("roadno", whole))
+            last = "number"
+            text_since_number = False
+            continue
+        if suf == "号":
+            if p.building is None and last not in ("floor", "unit", "room") and \
+                    not (last == "number" and not text_since_number):
+                p.building = whole
+                spans.append(("houseno", whole))
+                last = "building"
+            elif last == "building" and p.unit is None:
+                p.unit = whole
+                spans.append(("cellno", whole))
+                last = "unit"
+            else:
+                p.room = whole
+                spans.append(("roomno", whole))
+                last = "room"
+            continue
+        # bare numbers
+        if len(parts) >= 3 and p.building is None:
+            p.building, p.unit, p.room = parts[0], parts[1], "-".join(parts[2:])
+            spans += [("houseno", parts[0]), ("cellno", parts[1]), ("roomno", p.room)]
+            last = "room"
+            continue
+        if len(parts) == 2 and p.building is None:
+            p.building, p.room = parts
+            spans += [("houseno", parts[0]), ("roomno", parts[1])]
+            last = "room"
+            continue
+        if last in ("building", "unit", "floor", "number") or p.building is not None:
+            if last == "building" and p.unit is None and len(parts) == 2:
+                p.unit, p.room = parts
+                spans += [("cellno", parts[0]), ("roomno", parts[1])]
+            else:
+                p.room = num
+                spans.append(("roomno", num))
+            last = "room"
+            continue
+        if len(num.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) >= 3:
+            p.room = num
+            spans.append(("roomno", num))
+            last = "room"
+        else:
+            p.building = num
+            spans.append(("houseno", num))
+            last = "building"
+
+
+# --------------------------------------------------------------------------------------
+# Corpus helpers (evaluation against character-BIO labelled addresses)
+# --------------------------------------------------------------------------------------
+
+#: Fields scored against the Chinese address parsing corpus.
+EVAL_FIELDS = ("road", "roadno", "poi", "houseno", "cellno", "floorno", "roomno")
+
+
+def read_bio(path) -> list[list[tuple[str, str]]]:
+    """Read a CoNLL-style BIO file (``token label`` per line, blank line between
+    addresses) into lists of (token, label)."""
+    out: list[list[tuple[str, str]]] = []
+    cur: list[tuple[str, str]] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                if cur:
+                    out.append(cur)
+                    cur = []
+                continue
+            tok, sep, lab = line.rpartition(" ")
+            if not sep:
+                raise ValueError(f"{path}: line {lineno}: expected 'token label', got {line!r}")
+            cur.append((tok, lab))
+    if cur:
+        out.append(cur)
+    return out
+
+
+def bio_spans(tokens: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(label, text) spans of a BIO-labelled address, labels lower-cased."""
+    spans: list[list[str]] = []
+    cur: list[str] | None = None
+    for tok, lab in tokens:
+        if lab == "O":
+            cur = None
+            continue
+        kind, _, name = lab.partition("-")
+        name = name.lower()
+        if kind == "B" or cur is None or cur[0] != name:
+            cur = [name, tok]
+            spans.append(cur)
+        else:
+            cur[1] += tok
+    return [(a, b) for a, b in spans]
+
+
+def evaluate_parser(sentences: list[list[tuple[str, str]]], fields: Iterable[str] = EVAL_FIELDS,
+                    settings: Settings = DEFAULT) -> pd.DataFrame:
+    """Per-field precision, recall and F1 of :func:`parse` on BIO-labelled addresses.
+
+    A predicted span counts when an gold span of the same field has the same text after
+    :func:`normalise` (so 八号楼 and 8栋 are the same building number). Counting is per
+    address, as multisets.
+
+    Returns
+    -------
+    DataFrame
+        Index field; columns gold, predicted, correct, precision, recall, f1.
+    """
+    fields = tuple(fields)
+    gold_n = dict.fromkeys(fields, 0)
+    pred_n = dict.fromkeys(fields, 0)
+    hit_n = dict.fromkeys(fields, 0)
+    for sent in sentences:
+        text = "".join(t for t, _ in sent)
+        gold: dict[str, list[str]] = defaultdict(list)
+        for lab, t in bio_spans(sent):
+            if lab in gold_n:
+                g = normalise(t).text
+                if g:
+                    gold[lab].append(g)
+        pred: dict[str, list[str]] = defaultdict(list)
+        for lab, t in parse(text, settings).spans:
+            if lab in pred_n:
+                pred[lab].append(t)
+        for f in fields:
+            gold_n[f] += len(gold[f])
+            pred_n[f] += len(pred[f])
+            rem = list(gold[f])
+            for t in pred[f]:
+                if t in rem:
+                    rem.remove(t)
+                    hit_n[f] += 1
+    rows = []
+    for f in fields:
+        prec = hit_n[f] / pred_n[f] if pred_n[f] else 0.0
+        rec = hit_n[f] / gold_n[f] if gold_n[f] else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        rows.append({"field": f, "gold": gold_n[f], "predicted": pred_n[f],
+                     "correct": hit_n[f], "precision": prec, "recall": rec, "f1": f1})
+    return pd.DataFrame(rows).set_index("field")
