@@ -339,15 +339,25 @@ def _merge_rejected_staff(staff: pd.DataFrame | None, previous: pd.DataFrame | N
     if previous is None or len(previous) == 0 or "layer" not in previous.columns:
         return staff
     back = previous[previous["layer"].astype("string") == "staff"]
+    rows = pd.to_numeric(back.get("row"), errors="coerce")
     back = back.drop(columns=[c for c in REJECT_COLUMNS if c in back.columns])
     if len(back) == 0:
         return staff
     if staff is None:
         return back.reset_index(drop=True)
-    known = set(staff["staff_id"].astype("string").dropna()) if "staff_id" in staff else set()
-    if "staff_id" in back.columns:
-        back = back[~back["staff_id"].astype("string").isin(known)]
-    return pd.concat([staff, back], ignore_index=True)
+    if "staff_id" in back.columns and "staff_id" in staff.columns:
+        fresh = ~back["staff_id"].astype("string").isin(
+            set(staff["staff_id"].astype("string").dropna())).to_numpy()
+        back, rows = back[fresh], rows[fresh]
+    if len(back) == 0:
+        return staff
+    # put each row back where it was (its 1-based row number), so the table is the original
+    merged = pd.concat([staff, back], ignore_index=True)
+    order = list(range(len(staff)))
+    rows = rows.fillna(len(merged)).astype(int).to_numpy()
+    for i in np.argsort(rows, kind="stable"):
+        order.insert(min(max(rows[i] - 1, 0), len(order)), len(staff) + int(i))
+    return merged.iloc[order].reset_index(drop=True)
 
 
 def _assign_staff(staff: pd.DataFrame, codes_: set[str]
