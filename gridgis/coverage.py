@@ -1,0 +1,648 @@
+"""Who is left out: walking distance to every facility category, coverage rates, gaps, norms.
+
+For every residential building (households > 0) and every category with a service radius
+(``settings.coverage.radius_m``), :func:`compute_access` gives the walking distance to the
+nearest facility (one multi-source Dijkstra per category over the walking graph of
+:mod:`gridgis.network`, facility leg + network path + building leg) and the straight-line
+distance (STRtree nearest). Greens and parks come from ``green_spaces`` and are reached at
+their boundary (entry points), not their centroid.
+
+:func:`coverage_rates` sums households covered per street, community and grid, with the
+15-minute life-circle completeness (``life_circle``) and the park service-radius coverage
+rate against the national floor; :func:`coverage_gaps` draws the uncovered residential
+area; :func:`community_norms` checks service floor area, workers and office area.
+:func:`run_coverage` does all of it. Everything is computed in the metric CRS of the data
+and returned in EPSG:4326 with the parameters used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from numpy.typing import NDArray
+from scipy.sparse.csgraph import dijkstra
+
+from gridgis.network import (
+    RoadNetwork,
+    Snaps,
+    WalkGraph,
+    attach_points,
+    build_network,
+    far_snap_findings,
+)
+from gridgis.standards import DEFAULT, Settings
+
+STORAGE_CRS = "EPSG:4326"
+LIFE_CIRCLE = "life_circle"
+"""Pseudo-category: every ``settings.coverage.life_circle_categories`` category within the
+15-minute walk (``settings.coverage.life_circle_15min_m``)."""
+GREEN_CATEGORIES = ("green", "park")
+"""Categories served by ``green_spaces`` polygons (reached at their boundary)."""
+
+ACCESS_METHOD = (
+    "walk_m = facility leg + shortest network path + building leg, one multi-source "
+    "Dijkstra (scipy.sparse.csgraph, min_only) per category over the walking graph; "
+    "buildings (representative point) and facilities snapped once to the nearest point "
+    "on an edge, edge split there; straight_m = STRtree nearest straight-line distance; "
+    "greens and parks reached at boundary entry points (boundary ∩ roads, boundary points "
+    "near the network, the boundary point nearest the network)"
+)
+GAP_METHOD = (
+    "uncovered residential buildings' footprints buffered by gap_buffer_m, dissolved per "
+    "community and category, clipped to the community polygon"
+)
+PARK_BASIS = ("households (residential land use is absent: the park service-radius coverage "
+              "rate counts households in residential buildings within the walking radius)")
+
+
+@dataclass
+class Access:
+    """Walking and straight-line access of every residential building to every category.
+
+    Attributes
+    ----------
+    table
+        Long format: building_id, category, walk_m, straight_m, radius_m, covered,
+        covered_straight, walk_min, households. ``walk_m`` is NaN where no facility of the
+        category is reachable (none exists, or the building is off the network).
+    buildings
+        The residential buildings (metric CRS) in the order of the search, with
+        ``households`` and their representative ``point``.
+    graph
+        The walking graph the searches ran on (kept for siting and checks).
+    node
+        Graph node of each residential building (-1 when not matched).
+    sources
+        For each category, the graph nodes the search started from.
+    findings
+        Disconnected road pieces and points too far from the network.
+    params
+        Parameters and method notes for the output metadata.
+    """
+
+    table: pd.DataFrame
+    buildings: gpd.GeoDataFrame
+    graph: WalkGraph
+    node: NDArray[np.int64]
+    sources: dict[str, NDArray[np.int64]]
+    findings: gpd.GeoDataFrame
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def coverage_params(settings: Settings, crs: pyproj.CRS) -> dict[str, Any]:
+    """The parameters every coverage output records."""
+    cov = settings.coverage
+    epsg = crs.to_epsg()
+    return {
+        "computed_crs": f"EPSG:{epsg}" if epsg else crs.to_string(),
+        "coverage": settings.to_dict()["coverage"],
+        "walk_speed_kmh": cov.walk_speed_kmh,
+        "radius_m": dict(cov.radius_m),
+        "life_circle_15min_m": cov.life_circle_15min_m,
+        "access_method": ACCESS_METHOD,
+    }
+
+
+def residential_buildings(buildings: gpd.GeoDataFrame, crs: pyproj.CRS) -> gpd.GeoDataFrame:
+    """Buildings with households > 0, in ``crs``, with a representative ``point`` column."""
+    hh = pd.to_numeric(buildings["households"], errors="coerce").fillna(0)
+    res = buildings.loc[hh.to_numpy() > 0].to_crs(crs)
+    res = res.assign(households=hh[hh > 0].astype(np.int64).to_numpy())
+    res["point"] = shapely.point_on_surface(res.geometry.values)
+    return res.reset_index(drop=True)
+
+
+def green_targets(green_spaces: gpd.GeoDataFrame | None, crs: pyproj.CRS,
+                  settings: Settings) -> dict[str, gpd.GeoDataFrame]:
+    """Green spaces that count for "300 m to green" and "500 m to a park".
+
+    green: any kind with area ≥ ``green_min_area_m2``; park: kind park with area ≥
+    ``park_min_area_m2`` and at least ``park_min_width_m`` wide (a negative buffer of half
+    the width leaves something).
+    """
+    cov = settings.coverage
+    if green_spaces is None or len(green_spaces) == 0:
+        empty = gpd.GeoDataFrame({"green_id": pd.Series(dtype="object")},
+                                 geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+        return {"green": empty, "park": empty}
+    g = green_spaces.to_crs(crs).reset_index(drop=True)
+    area = g.geometry.area.to_numpy()
+    wide = ~shapely.is_empty(shapely.buffer(g.geometry.values, -cov.park_min_width_m / 2.0))
+    is_park = (g["kind"].astype(str).to_numpy() == "park") & (area >= cov.park_min_area_m2) & wide
+    return {"green": g.loc[area >= cov.green_min_area_m2].reset_index(drop=True),
+            "park": g.loc[is_park].reset_index(drop=True)}
+
+
+def entry_points(polygons: NDArray[np.object_], net: RoadNetwork, settings: Settings
+                 ) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
+    """Entry points of polygons from the walking network, on their boundary.
+
+    Entries are (1) where the boundary meets a road line, (2) boundary points every
+    ``green_entry_spacing_m`` whose nearest edge is within ``green_entry_max_m``, and (3)
+    the boundary point nearest the network (so every polygon has at least one).
+
+    Returns
+    -------
+    points, owner
+        Entry points (metric CRS) and the index of the polygon each belongs to.
+    """
+    cov = settings.coverage
+    polygons = np.asarray(polygons, dtype=object)
+    if len(polygons) == 0:
+        return np.array([], dtype=object), np.array([], dtype=np.int64)
+    boundary = shapely.boundary(polygons)
+    pts, owner = [], []
+    # (1) boundary ∩ roads
+    bi, ei = net.tree.query(boundary, predicate="intersects")
+    if len(bi):
+        inter = shapely.intersection(boundary[bi], net.edge_geom[ei])
+        coords, which = shapely.get_coordinates(inter, return_index=True)
+        pts.append(shapely.points(coords))
+        owner.append(bi[which])
+    # (2) sampled boundary points near the network
+    perim = shapely.length(boundary)
+    n_samples = np.maximum(np.ceil(perim / cov.green_entry_spacing_m).astype(int), 1)
+    rep = np.repeat(np.arange(len(polygons)), n_samples)
+    start = np.repeat(np.cumsum(n_samples) - n_samples, n_samples)
+    along = (np.arange(len(rep)) - start) * (perim[rep] / n_samples[rep])
+    samples = shapely.line_interpolate_point(boundary[rep], along)
+    near, _ = net.tree.query_nearest(samples, max_distance=cov.green_entry_max_m,
+                                     all_matches=False)
+    pts.append(samples[near])
+    owner.append(rep[near])
+    # (3) the boundary point nearest the network
+    pi, ej = net.tree.query_nearest(boundary, all_matches=False)
+    nearest = shapely.get_point(shapely.shortest_line(boundary[pi], net.edge_geom[ej]), 0)
+    pts.append(nearest)
+    owner.append(pi)
+    return np.concatenate(pts), np.concatenate(owner).astype(np.int64)
+
+
+def _straight(points: NDArray[np.object_], targets: NDArray[np.object_]) -> NDArray[np.float64]:
+    """Straight-line distance from each point to the nearest target geometry, metres."""
+    out = np.full(len(points), np.nan)
+    if len(targets) == 0 or len(points) == 0:
+        return out
+    (pi, _), dist = shapely.STRtree(targets).query_nearest(points, all_matches=False,
+                                                           return_distance=True)
+    out[pi] = dist
+    return out
+
+
+def compute_access(buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
+                   facilities: gpd.GeoDataFrame | None,
+                   green_spaces: gpd.GeoDataFrame | None = None,
+                   settings: Settings = DEFAULT,
+                   categories: list[str] | None = None,
+                   crs: pyproj.CRS | None = None,
+                   extra_points: NDArray[np.object_] | None = None) -> Access:
+    """Walking and straight-line distance from every residential building to every category.
+
+    Parameters
+    ----------
+    buildings, roads, facilities, green_spaces
+        Canonical layers (any CRS; EPSG:4326 when read from a workspace).
+    settings
+        ``settings.coverage``: radii (m), life circle, green/park thresholds, max snap (m).
+    categories
+        Categories to compute; default every category of ``settings.coverage.radius_m``.
+    crs
+        Metric CRS; default the 3-degree Gauss–Krüger zone of the roads.
+    extra_points
+        More points (metric CRS) to attach to the same graph, e.g. siting candidates;
+        their nodes are ``graph.point_node[-len(extra_points):]``.
+
+    Returns
+    -------
+    Access
+        ``walk_m >= straight_m`` for every building and category (checked).
+    """
+    cov = settings.coverage
+    net = build_network(roads, settings, crs)
+    crs = net.crs
+    cats = list(categories) if categories is not None else list(cov.radius_m)
+    unknown = [c for c in cats if c not in cov.radius_m]
+    if unknown:
+        raise KeyError(f"categories {unknown}: no service radius in settings.coverage.radius_m")
+    res = residential_buildings(buildings, crs)
+    fac = (facilities.to_crs(crs).reset_index(drop=True) if facilities is not None
+           and len(facilities) else None)
+    fac_cats = [c for c in cats if c not in GREEN_CATEGORIES]
+    if fac is not None:
+        fac = fac.loc[fac["category"].isin(fac_cats)].reset_index(drop=True)
+        fac_pts = shapely.point_on_surface(fac.geometry.values)
+    else:
+        fac_pts = np.array([], dtype=object)
+    greens = green_targets(green_spaces, crs, settings)
+    entries = {}
+    for cat in GREEN_CATEGORIES:
+        if cat in cats:
+            entries[cat] = entry_points(greens[cat].geometry.values, net, settings)
+
+    parts = [res["point"].to_numpy(), fac_pts, *[e[0] for e in entries.values()]]
+    if extra_points is not None:
+        parts.append(np.asarray(extra_points, dtype=object))
+    graph = attach_points(net, np.concatenate(parts), cov.max_snap_m)
+    offsets = np.cumsum([0, *[len(p) for p in parts]])
+    node_b = graph.point_node[: len(res)]
+    node_f = graph.point_node[offsets[1]:offsets[2]]
+
+    findings = [net.findings,
+                far_snap_findings(_slice_snaps(graph, 0, len(res)), res["building_id"],
+                                  "buildings", cov.max_snap_m, res["point"].to_numpy(), crs)]
+    if fac is not None and len(fac):
+        findings.append(far_snap_findings(_slice_snaps(graph, offsets[1], offsets[2]),
+                                          fac["facility_id"], "facilities", cov.max_snap_m,
+                                          fac_pts, crs))
+
+    points = res["point"].to_numpy()
+    sources: dict[str, NDArray[np.int64]] = {}
+    frames = []
+    for cat in cats:
+        if cat in GREEN_CATEGORIES:
+            i = 2 + list(entries).index(cat)
+            src = graph.point_node[offsets[i]:offsets[i + 1]]
+            targets = greens[cat].geometry.values
+        else:
+            mask = fac["category"].to_numpy() == cat if fac is not None else np.zeros(0, bool)
+            src = node_f[mask]
+            targets = fac.geometry.values[mask] if fac is not None else np.array([], object)
+        src = np.unique(src[src >= 0])
+        sources[cat] = src
+        walk = np.full(len(res), np.nan)
+        if len(src) and len(res):
+            dist = dijkstra(graph.matrix, directed=False, indices=src, min_only=True)
+            ok = node_b >= 0
+            walk[ok] = dist[node_b[ok]]
+            walk[~np.isfinite(walk)] = np.nan
+        straight = _straight(points, targets)
+        frames.append(_access_frame(res, cat, walk, straight, cov.radius_m[cat], cov))
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    lc = [c for c in cov.life_circle_categories if c in cats]
+    if lc and len(table):
+        table = pd.concat([table, _life_circle_rows(table, lc, res, cov)], ignore_index=True)
+
+    params = coverage_params(settings, crs)
+    params.update({"categories": cats, "life_circle_categories": lc,
+                   "network": net.stats, "buildings_residential": int(len(res)),
+                   "buildings_off_network": int((node_b < 0).sum()),
+                   "sources": {c: int(len(s)) for c, s in sources.items()}})
+    found = pd.concat([f for f in findings if len(f)], ignore_index=True) if any(
+        len(f) for f in findings) else findings[0]
+    found = gpd.GeoDataFrame(found, geometry="geometry", crs=crs)
+    return Access(table=table, buildings=res, graph=graph, node=node_b, sources=sources,
+                  findings=found, params=params)
+
+
+def _slice_snaps(graph: WalkGraph, a: int, b: int) -> Snaps:
+    s = graph.snaps
+    return Snaps(s.edge[a:b], s.offset_m[a:b], s.snap_m[a:b])
+
+
+def _access_frame(res: gpd.GeoDataFrame, cat: str, walk: NDArray, straight: NDArray,
+                  radius: float, cov) -> pd.DataFrame:
+    bad = walk < straight - 1e-6
+    if bad.any():
+        raise AssertionError(f"{cat}: walk_m shorter than straight_m for "
+                             f"{int(bad.sum())} buildings (network bug)")
+    walk = np.where(np.isnan(walk), np.nan, np.maximum(walk, straight))
+    return pd.DataFrame({
+        "building_id": res["building_id"].astype(str).to_numpy(),
+        "category": cat,
+        "walk_m": walk,
+        "straight_m": straight,
+        "radius_m": float(radius),
+        "covered": np.nan_to_num(walk, nan=np.inf) <= radius,
+        "covered_straight": np.nan_to_num(straight, nan=np.inf) <= radius,
+        "walk_min": walk / (cov.walk_speed_kmh * 1000.0 / 60.0),
+        "households": res["households"].to_numpy(),
+    })
+
+
+def _life_circle_rows(table: pd.DataFrame, lc: list[str], res: gpd.GeoDataFrame,
+                      cov) -> pd.DataFrame:
+    """One row per building: walk_m = the walk to the farthest required category (NaN when
+    one is unreachable), covered when it is within the 15-minute walk."""
+    n = len(res)
+    sub = table[table["category"].isin(lc)]
+    walk = sub["walk_m"].to_numpy().reshape(len(lc), n)
+    straight = sub["straight_m"].to_numpy().reshape(len(lc), n)
+    worst_walk = np.where(np.isnan(walk).any(axis=0), np.nan, np.nanmax(
+        np.where(np.isnan(walk), -np.inf, walk), axis=0))
+    worst_straight = np.where(np.isnan(straight).any(axis=0), np.nan, np.nanmax(
+        np.where(np.isnan(straight), -np.inf, straight), axis=0))
+    radius = cov.life_circle_15min_m
+    return pd.DataFrame({
+        "building_id": res["building_id"].astype(str).to_numpy(),
+        "category": LIFE_CIRCLE,
+        "walk_m": worst_walk,
+        "straight_m": worst_straight,
+        "radius_m": float(radius),
+        "covered": np.nan_to_num(worst_walk, nan=np.inf) <= radius,
+        "covered_straight": np.nan_to_num(worst_straight, nan=np.inf) <= radius,
+        "walk_min": worst_walk / (cov.walk_speed_kmh * 1000.0 / 60.0),
+        "households": res["households"].to_numpy(),
+    })
+
+
+# --------------------------------------------------------------------------------------
+# Areas: which street, community and grid each building is in
+# --------------------------------------------------------------------------------------
+
+
+def building_areas(res: gpd.GeoDataFrame, communities: gpd.GeoDataFrame | None,
+                   grids: gpd.GeoDataFrame | None = None) -> pd.DataFrame:
+    """street_code, community_code and grid_code of each residential building.
+
+    The building's representative point is located in the communities (STRtree); the
+    street comes from the community's ``street_code``. The grid comes from the building's
+    own ``grid_code`` when present (written by ``gridgis assign``/delineation), else from
+    the grids layer when given, else it is missing.
+    """
+    out = pd.DataFrame({"building_id": res["building_id"].astype(str).to_numpy(),
+                        "community_code": pd.NA, "street_code": pd.NA, "grid_code": pd.NA},
+                       dtype="object")
+    pts = res["point"].to_numpy()
+    if communities is not None and len(communities):
+        comm = communities.to_crs(res.crs).reset_index(drop=True)
+        pi, ci = shapely.STRtree(comm.geometry.values).query(pts, predicate="within")
+        first = ~pd.Series(pi).duplicated().to_numpy()
+        pi, ci = pi[first], ci[first]
+        out.loc[pi, "community_code"] = comm["community_code"].astype(str).to_numpy()[ci]
+        out.loc[pi, "street_code"] = comm["street_code"].astype(str).to_numpy()[ci]
+    if "grid_code" in res.columns and res["grid_code"].notna().any():
+        out["grid_code"] = res["grid_code"].astype("object").to_numpy()
+    elif grids is not None and len(grids):
+        g = grids.to_crs(res.crs).reset_index(drop=True)
+        pi, gi = shapely.STRtree(g.geometry.values).query(pts, predicate="within")
+        first = ~pd.Series(pi).duplicated().to_numpy()
+        out.loc[pi[first], "grid_code"] = g["grid_code"].astype(str).to_numpy()[gi[first]]
+    return out
+
+
+def coverage_rates(access: Access, areas: pd.DataFrame, settings: Settings = DEFAULT
+                   ) -> pd.DataFrame:
+    """Households covered per street, community and grid, per category.
+
+    Returns
+    -------
+    pandas.DataFrame
+        level (street | community | grid), code, category, households, households_covered,
+        rate (walking), households_covered_straight, rate_straight (straight-line buffer,
+        overstates), floor and pass (park: rate > ``park_coverage_floor``).
+    """
+    t = access.table.merge(areas, on="building_id", how="left")
+    t["hh_cov"] = np.where(t["covered"], t["households"], 0)
+    t["hh_cov_s"] = np.where(t["covered_straight"], t["households"], 0)
+    out = []
+    for level in ("street", "community", "grid"):
+        key = f"{level}_code"
+        sub = t[t[key].notna()]
+        if sub.empty:
+            continue
+        g = sub.groupby([key, "category"], sort=True).agg(
+            households=("households", "sum"), households_covered=("hh_cov", "sum"),
+            households_covered_straight=("hh_cov_s", "sum")).reset_index()
+        g = g.rename(columns={key: "code"})
+        g.insert(0, "level", level)
+        out.append(g)
+    cols = ["level", "code", "category", "households", "households_covered", "rate",
+            "households_covered_straight", "rate_straight", "floor", "pass"]
+    if not out:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+    rates = pd.concat(out, ignore_index=True)
+    hh = rates["households"].to_numpy(dtype=float)
+    rates["rate"] = np.where(hh > 0, rates["households_covered"] / np.maximum(hh, 1), np.nan)
+    rates["rate_straight"] = np.where(
+        hh > 0, rates["households_covered_straight"] / np.maximum(hh, 1), np.nan)
+    floor = settings.coverage.park_coverage_floor
+    is_park = rates["category"].to_numpy() == "park"
+    rates["floor"] = np.where(is_park, floor, np.nan)
+    rates["pass"] = pd.array(np.where(is_park, rates["rate"] > floor, False), dtype="boolean")
+    rates.loc[~is_park, "pass"] = pd.NA
+    for c in ("households", "households_covered", "households_covered_straight"):
+        rates[c] = rates[c].astype(np.int64)
+    return rates[cols]
+
+
+def coverage_gaps(access: Access, areas: pd.DataFrame,
+                  communities: gpd.GeoDataFrame | None,
+                  settings: Settings = DEFAULT) -> gpd.GeoDataFrame:
+    """Uncovered residential area per category and community, as polygons (metric CRS).
+
+    Method: :data:`GAP_METHOD`. Columns: community_code, category, households (uncovered),
+    buildings (uncovered), area_m2, geometry.
+    """
+    crs = access.buildings.crs
+    cols = ["community_code", "category", "households", "buildings", "area_m2"]
+    t = access.table.loc[~access.table["covered"].to_numpy(), ["building_id", "category",
+                                                               "households"]]
+    t = t.merge(areas[["building_id", "community_code"]], on="building_id", how="left")
+    t = t[t["community_code"].notna()]
+    if t.empty:
+        return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in cols},
+                                geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+    res = access.buildings
+    pos = pd.Series(np.arange(len(res)), index=res["building_id"].astype(str).to_numpy())
+    buffered = shapely.buffer(res.geometry.values, settings.coverage.gap_buffer_m,
+                              quad_segs=2)
+    t["pos"] = pos.loc[t["building_id"].to_numpy()].to_numpy()
+    groups = t.groupby(["community_code", "category"], sort=True)
+    keys, geoms, hh, nb = [], [], [], []
+    for (code, cat), grp in groups:
+        keys.append((code, cat))
+        geoms.append(shapely.union_all(buffered[grp["pos"].to_numpy()]))
+        hh.append(int(grp["households"].sum()))
+        nb.append(len(grp))
+    geoms = np.array(geoms, dtype=object)
+    if communities is not None and len(communities):
+        comm = communities.to_crs(crs).set_index(communities["community_code"].astype(str))
+        clip = comm.geometry.loc[[k[0] for k in keys]].to_numpy()
+        geoms = shapely.intersection(geoms, clip)
+    gaps = gpd.GeoDataFrame({
+        "community_code": [k[0] for k in keys], "category": [k[1] for k in keys],
+        "households": np.asarray(hh, dtype=np.int64), "buildings": np.asarray(nb, np.int64),
+    }, geometry=geoms, crs=crs)
+    gaps["area_m2"] = gaps.geometry.area.round(1)
+    return gaps[[*cols, "geometry"]]
+
+
+# --------------------------------------------------------------------------------------
+# Community norms
+# --------------------------------------------------------------------------------------
+
+SERVICE_CATEGORIES = ("community_office", "community_service_station")
+"""Facility categories whose floor area counts as community comprehensive service floor."""
+
+
+def community_norms(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
+                    facilities: gpd.GeoDataFrame | None, staff: pd.DataFrame | None,
+                    settings: Settings = DEFAULT) -> gpd.GeoDataFrame:
+    """Staffing and service-facility norms per community.
+
+    Norms (``settings.staffing``):
+
+    * ``service_floor_per_100_households`` — floor area (m²) of community_office and
+      community_service_station facilities inside the community per 100 households;
+      target ≥ 30; shortfall in m² of floor area to add.
+    * ``community_workers`` — staff with role community_worker of the community
+      (``community_code``, else the first 12 digits of ``grid_code``); target
+      max(6, ceil(households / 300)); shortfall in workers.
+    * ``office_area_m2`` — floor area of community_office facilities; target ≥ 300 m².
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        community_code, name, households, norm, unit, value, target, pass, shortfall,
+        community polygon (EPSG:4326).
+    """
+    st = settings.staffing
+    crs = communities.crs
+    comm = communities.reset_index(drop=True)
+    codes = comm["community_code"].astype(str).to_numpy()
+    hh = pd.to_numeric(buildings["households"], errors="coerce").fillna(0)
+    b = buildings.loc[hh.to_numpy() > 0]
+    bpts = shapely.point_on_surface(b.to_crs(crs).geometry.values)
+    tree = shapely.STRtree(comm.geometry.values)
+    pi, ci = tree.query(bpts, predicate="within")
+    households = np.bincount(ci, weights=hh[hh > 0].to_numpy()[pi], minlength=len(comm))
+
+    office = np.zeros(len(comm))
+    service = np.zeros(len(comm))
+    if facilities is not None and len(facilities):
+        f = facilities.loc[facilities["category"].isin(SERVICE_CATEGORIES)]
+        if len(f):
+            fpts = shapely.point_on_surface(f.to_crs(crs).geometry.values)
+            area = pd.to_numeric(f["floor_area_m2"], errors="coerce").fillna(0).to_numpy()
+            is_office = f["category"].to_numpy() == "community_office"
+            fi, cj = tree.query(fpts, predicate="within")
+            service = np.bincount(cj, weights=area[fi], minlength=len(comm))
+            office = np.bincount(cj, weights=(area * is_office)[fi], minlength=len(comm))
+    workers = np.zeros(len(comm))
+    if staff is not None and len(staff):
+        s = staff.loc[staff["role"].astype(str) == "community_worker"]
+        code = s["community_code"].astype("object") if "community_code" in s else pd.Series(
+            pd.NA, index=s.index, dtype="object")
+        if "grid_code" in s:
+            code = code.where(code.notna(), s["grid_code"].astype("object").str[:12])
+        counts = code.dropna().astype(str).value_counts()
+        workers = counts.reindex(codes).fillna(0).to_numpy()
+
+    per100 = np.where(households > 0, service / np.maximum(households, 1) * 100.0, np.nan)
+    need_service = st.service_floor_m2_per_100_households * households / 100.0
+    need_workers = np.maximum(st.min_workers_per_community,
+                              np.ceil(households / st.households_per_worker))
+    rows = {
+        "service_floor_per_100_households": (
+            "m2 per 100 households", per100,
+            np.full(len(comm), st.service_floor_m2_per_100_households),
+            service >= need_service, np.maximum(need_service - service, 0.0)),
+        "community_workers": ("workers", workers, need_workers, workers >= need_workers,
+                              np.maximum(need_workers - workers, 0.0)),
+        "office_area_m2": ("m2", office, np.full(len(comm), st.community_office_min_m2),
+                           office >= st.community_office_min_m2,
+                           np.maximum(st.community_office_min_m2 - office, 0.0)),
+    }
+    frames = []
+    for norm, (unit, value, target, ok, short) in rows.items():
+        frames.append(gpd.GeoDataFrame({
+            "community_code": codes,
+            "name": comm["name"].astype(str).to_numpy() if "name" in comm else "",
+            "households": households.astype(np.int64), "norm": norm, "unit": unit,
+            "value": np.round(value.astype(float), 2), "target": target.astype(float),
+            "pass": ok.astype(bool), "shortfall": np.round(short.astype(float), 2),
+        }, geometry=comm.geometry.values, crs=crs))
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------------------
+# Everything
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class CoverageResult:
+    """The layers ``gridgis coverage`` writes (all EPSG:4326 except tables) and their
+    parameters."""
+
+    access: Access
+    layers: dict[str, gpd.GeoDataFrame | pd.DataFrame]
+    params: dict[str, Any]
+    levels: list[str]
+
+    def summary(self) -> str:
+        """One line: life-circle and park coverage city-wide, gaps, norms failing."""
+        t = self.access.table
+        hh = t.groupby("category")["households"].sum()
+        cov = t[t["covered"]].groupby("category")["households"].sum()
+        rate = (cov / hh).fillna(0.0)
+        lc = rate.get(LIFE_CIRCLE, float("nan"))
+        park = rate.get("park", float("nan"))
+        norms = self.layers.get("norms")
+        failing = int((~norms["pass"]).sum()) if norms is not None and len(norms) else 0
+        return (f"{len(self.access.buildings):,} residential buildings × "
+                f"{t['category'].nunique()} categories; 15-min life circle complete for "
+                f"{lc:.1%} of households, park within 500 m {park:.1%}; "
+                f"{len(self.layers['coverage_gaps']):,} gap polygons; {failing} norm "
+                f"failures; levels {', '.join(self.levels)}")
+
+
+def run_coverage(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
+                 settings: Settings = DEFAULT, categories: list[str] | None = None
+                 ) -> CoverageResult:
+    """Walking access, coverage rates, gaps and norms from the canonical layers.
+
+    Parameters
+    ----------
+    layers
+        Needs buildings and roads; uses facilities, green_spaces, communities, streets,
+        grids (optional: without it, rates are per street and community only) and staff.
+    settings
+        Rule parameters.
+    categories
+        Categories to compute (default: all with a radius).
+
+    Returns
+    -------
+    CoverageResult
+        ``layers``: access (table), coverage (table), coverage_gaps, norms,
+        coverage_findings; all geometries in EPSG:4326.
+    """
+    for need in ("buildings", "roads"):
+        if layers.get(need) is None or len(layers[need]) == 0:
+            raise ValueError(f"coverage needs the '{need}' layer (missing or empty)")
+    access = compute_access(layers["buildings"], layers["roads"], layers.get("facilities"),
+                            layers.get("green_spaces"), settings, categories)
+    comm = layers.get("communities")
+    grids = layers.get("grids")
+    areas = building_areas(access.buildings, comm, grids)
+    rates = coverage_rates(access, areas, settings)
+    gaps = coverage_gaps(access, areas, comm, settings).to_crs(STORAGE_CRS)
+    out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {
+        "access": access.table.drop(columns=["households"]),
+        "coverage": rates, "coverage_gaps": gaps,
+        "coverage_findings": access.findings.to_crs(STORAGE_CRS),
+    }
+    if comm is not None and len(comm):
+        out["norms"] = community_norms(comm.to_crs(STORAGE_CRS), layers["buildings"],
+                                       layers.get("facilities"), layers.get("staff"),
+                                       settings)
+    levels = sorted(rates["level"].unique().tolist(), key=["street", "community",
+                                                          "grid"].index) if len(rates) else []
+    params = dict(access.params)
+    params.update({"levels": levels, "park_coverage_basis": PARK_BASIS,
+                   "park_coverage_floor": settings.coverage.park_coverage_floor,
+                   "gap_method": GAP_METHOD, "gap_buffer_m": settings.coverage.gap_buffer_m,
+                   "grids_used": bool(grids is not None and len(grids)) or bool(
+                       areas["grid_code"].notna().any()),
+                   "norms": settings.to_dict()["staffing"],
+                   "life_circle_note": "share of households with every life-circle "
+                                       "category within life_circle_15min_m walking"})
+    return CoverageResult(access=access, layers=out, params=params, levels=levels)
+
