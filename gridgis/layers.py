@@ -330,7 +330,7 @@ def validate(
     # 3. fields, one by one
     for name, f in spec.fields.items():
         if name not in df.columns:
-            df[name] = pd.NA
+            df[name] = pd.Series(pd.NA, index=df.index, dtype=_DTYPES.get(f.kind, "string"))
             continue
         col = df[name]
         blank = col.isna() | (col.astype("string").str.strip() == "")
@@ -376,7 +376,17 @@ def validate(
                        texts[bad])
             df[name] = texts.where(~blank, pd.NA)
 
-    # 4. keys unique (first occurrence wins; later ones are rejected naming the first)
+    # 4. codes agree with their parents' codes (a community's code starts with its
+    #    street's, a grid's with its community's); containment itself is audit's job
+    for child, parent, n in (("community_code", "street_code", 9),
+                             ("grid_code", "community_code", 12)):
+        if child in spec.fields and parent in spec.fields:
+            both = df[child].notna() & df[parent].notna()
+            clash = both & (df[child].str[:n] != df[parent])
+            reject(df.index[clash], parent, f"does not match the first {n} digits of {child}",
+                   df[parent][clash])
+
+    # 5. keys unique (first occurrence wins; later ones are rejected naming the first)
     keys = df[spec.key].astype("string")
     dup = keys.duplicated(keep="first") & keys.notna()
     if dup.any():
@@ -405,6 +415,9 @@ def validate(
     if len(rej):
         rej = rej.sort_values(["row", "field"]).reset_index(drop=True)
     return Validated(out, rej, notes)
+
+
+_DTYPES = {"int": "Int64", "float": "Float64", "bool": "boolean"}
 
 
 def _to_bool(v) -> object:
@@ -442,7 +455,8 @@ def estimate_households(buildings: gpd.GeoDataFrame, settings: Settings = DEFAUL
     """
     b = buildings.copy()
     rules = settings.buildings
-    hh = pd.to_numeric(b.get("households"), errors="coerce").astype("Float64")
+    missing = pd.Series(pd.NA, index=b.index, dtype="Float64")
+    hh = pd.to_numeric(b.get("households", missing), errors="coerce").astype("Float64")
     est_flag = b.get("households_estimated")
     est_flag = (est_flag.astype("boolean").fillna(False) if est_flag is not None
                 else pd.Series(False, index=b.index, dtype="boolean"))
@@ -451,7 +465,7 @@ def estimate_households(buildings: gpd.GeoDataFrame, settings: Settings = DEFAUL
     need = hh.isna().to_numpy() & residential
     if need.any():
         area = b.geometry[need].to_crs(metric_crs_for(b)).area.to_numpy()
-        floors = pd.to_numeric(b.loc[need, "floors"], errors="coerce").fillna(
+        floors = pd.to_numeric(b.get("floors", missing)[need], errors="coerce").fillna(
             rules.default_residential_floors).to_numpy(dtype=float)
         floors = np.where(floors <= 0, rules.default_residential_floors, floors)
         est = np.maximum(1, np.round(area * floors / rules.gross_floor_area_per_household_m2))
