@@ -1,0 +1,445 @@
+"""Readers and ``gridgis import``: formats, encodings, CRSs, field mapping, bad input,
+atomicity, and the real Nanjing OpenStreetMap extract (skipped when ../shared is absent)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyproj
+import pytest
+import shapely
+from typer.testing import CliRunner
+
+from gridgis.cli import app
+from gridgis.io import ReadError, import_into, parse_field_map, read_source
+from gridgis.layers import REJECT_COLUMNS, LayerError
+from gridgis.store import open_store
+
+DATA = Path(__file__).parents[2] / "shared" / "data"
+NANJING_PBF = DATA / "nanjing-xinjiekou-osm" / "nanjing_osm_bbox.osm.pbf"
+GEOD = pyproj.Geod(ellps="WGS84")
+
+
+def _box(lon: float, lat: float, size: float = 0.0004) -> shapely.Polygon:
+    return shapely.box(lon, lat, lon + size, lat + size)
+
+
+def _buildings(n: int = 4) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"BLDG_ID": [f"b{i}" for i in range(n)], "名称": [f"{i}号楼" for i in range(n)],
+         "HH_NUM": [str(30 + i) for i in range(n)], "层数": [6] * n,
+         "用途": ["住宅"] * n},
+        geometry=[_box(118.78 + 0.001 * i, 32.04) for i in range(n)], crs="EPSG:4326")
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def ws(tmp_path) -> Path:
+    """A workspace already holding a roads layer, to check failed imports leave it alone."""
+    path = tmp_path / "ws.gpkg"
+    roads = gpd.GeoDataFrame({"road_id": ["r1"], "name": ["中山路"], "road_class": ["arterial"]},
+                             geometry=[shapely.LineString([(118.78, 32.04), (118.79, 32.04)])],
+                             crs="EPSG:4326")
+    src = tmp_path / "roads.geojson"
+    roads.to_file(src)
+    import_into(open_store(path), [src])
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# Field mapping, aliases, layer inference
+# --------------------------------------------------------------------------------------
+
+
+def test_field_map_and_chinese_aliases(tmp_path):
+    src = tmp_path / "楼栋.gpkg"
+    _buildings().to_file(src)
+    out = read_source(src, field_map=parse_field_map("households=HH_NUM,building_id=BLDG_ID"))
+    b = out["buildings"].data  # layer inferred from 楼栋
+    assert list(b["households"]) == [30, 31, 32, 33]
+    assert list(b["building_id"]) == ["b0", "b1", "b2", "b3"]
+    assert list(b["name"]) == ["0号楼", "1号楼", "2号楼", "3号楼"]  # 名称 alias
+    assert set(b["use"]) == {"residential"}  # 住宅 translated
+    assert (b["floors"] == 6).all()  # 层数 alias
+    assert not b["households_estimated"].any()
+    assert any("alias" in n for n in out["buildings"].notes)
+
+
+def test_field_map_names_missing_source_field(tmp_path):
+    src = tmp_path / "buildings.gpkg"
+    _buildings().to_file(src)
+    with pytest.raises(ReadError, match=r"buildings.gpkg.*--map households=HHX.*no field 'HHX'"):
+        read_source(src, field_map={"households": "HHX"})
+    with pytest.raises(ReadError, match="layer 'buildings' has no field 'household'"):
+        read_source(src, field_map={"household": "HH_NUM"})
+
+
+def test_unknown_layer_name_asks_for_layer(tmp_path):
+    src = tmp_path / "data2023.geojson"
+    _buildings().to_file(src)
+    with pytest.raises(ReadError, match="give --layer"):
+        read_source(src)
+    assert len(read_source(src, layer="buildings")["buildings"].data) == 4
+
+
+def test_workspace_round_trip_of_demo_city(tmp_path):
+    """Every layer of the demo city, written as one multi-layer GeoPackage, comes back
+    with the same rows and households, layers inferred from their names."""
+    from gridgis.synth import make_city
+
+    city = make_city(households=10_000)
+    src = tmp_path / "city.gpkg"
+    for name, frame in city.layers.items():
+        if isinstance(frame, gpd.GeoDataFrame):
+            pyogrio.write_dataframe(frame, src, layer=name)
+        else:
+            pyogrio.write_dataframe(frame, src, layer=name)
+    out = read_source(src)
+    assert set(out) == set(city.layers)
+    for name, frame in city.layers.items():
+        assert len(out[name].data) == len(frame), name
+        assert len(out[name].rejects) == 0, out[name].rejects.head()
+    assert out["buildings"].data["households"].sum() == city.layers["buildings"]["households"].sum()
+
+
+# --------------------------------------------------------------------------------------
+# Shapefiles in GBK
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cpg, encoding", [(True, None), (False, "gbk"), (False, None)])
+def test_gbk_shapefile(tmp_path, cpg, encoding):
+    src = tmp_path / "建筑.shp"
+    pyogrio.write_dataframe(_buildings(), src, encoding="gbk")
+    assert b"\xba\xc5\xc2\xa5" in (tmp_path / "建筑.dbf").read_bytes()  # 号楼 in GBK
+    if not cpg:
+        (tmp_path / "建筑.cpg").unlink()
+    out = read_source(src, encoding=encoding, field_map={"households": "HH_NUM"})
+    b = out["buildings"].data
+    assert list(b["name"]) == ["0号楼", "1号楼", "2号楼", "3号楼"]
+    assert list(b["households"]) == [30, 31, 32, 33]
+    if not cpg and encoding is None:
+        assert any("GBK (detected)" in n for n in out["buildings"].notes)
+
+
+def test_shapefile_without_prj_needs_crs(tmp_path, ws):
+    src = tmp_path / "buildings.shp"
+    pyogrio.write_dataframe(_buildings(), src)
+    (tmp_path / "buildings.prj").unlink()
+    before = _digest(ws)
+    with pytest.raises(ReadError, match=r"buildings.shp: no CRS.*--crs"):
+        import_into(open_store(ws), [src], field_map={"households": "HH_NUM"})
+    assert _digest(ws) == before
+    out = read_source(src, crs="cgcs2000", field_map={"households": "HH_NUM"})
+    assert out["buildings"].data.crs.to_epsg() == 4326
+
+
+# --------------------------------------------------------------------------------------
+# CRSs: GCJ-02 / BD-09 CSVs, Gauss–Krüger zones
+# --------------------------------------------------------------------------------------
+
+
+def _ref_wgs_to_gcj(lon: float, lat: float) -> tuple[float, float]:
+    """The published GCJ-02 forward algorithm, written independently of gridgis.crs."""
+    a, ee = 6378245.0, 0.00669342162296594323
+    x, y = lon - 105.0, lat - 35.0
+    dlat = (-100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * math.sqrt(abs(x))
+            + (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2 / 3
+            + (20.0 * math.sin(y * math.pi) + 40.0 * math.sin(y / 3.0 * math.pi)) * 2 / 3
+            + (160.0 * math.sin(y / 12.0 * math.pi) + 320 * math.sin(y * math.pi / 30.0)) * 2 / 3)
+    dlon = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * math.sqrt(abs(x))
+            + (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2 / 3
+            + (20.0 * math.sin(x * math.pi) + 40.0 * math.sin(x / 3.0 * math.pi)) * 2 / 3
+            + (150.0 * math.sin(x / 12.0 * math.pi) + 300.0 * math.sin(x / 30.0 * math.pi)) * 2 / 3)
+    rad = lat / 180.0 * math.pi
+    magic = 1 - ee * math.sin(rad) ** 2
+    dlat = dlat * 180.0 / ((a * (1 - ee)) / (magic * math.sqrt(magic)) * math.pi)
+    dlon = dlon * 180.0 / (a / math.sqrt(magic) * math.cos(rad) * math.pi)
+    return lon + dlon, lat + dlat
+
+
+def _ref_gcj_to_bd(lon: float, lat: float) -> tuple[float, float]:
+    xp = math.pi * 3000.0 / 180.0
+    z = math.sqrt(lon * lon + lat * lat) + 0.00002 * math.sin(lat * xp)
+    t = math.atan2(lat, lon) + 0.000003 * math.cos(lon * xp)
+    return z * math.cos(t) + 0.0065, z * math.sin(t) + 0.006
+
+
+@pytest.fixture(scope="module")
+def truth() -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    return pd.DataFrame({"lon": rng.uniform(118.70, 118.90, 200),
+                         "lat": rng.uniform(31.95, 32.12, 200)})
+
+
+@pytest.mark.parametrize("crs", ["gcj02", "bd09"])
+def test_offset_csv_lands_within_half_a_metre(tmp_path, truth, crs):
+    shifted = [_ref_wgs_to_gcj(x, y) for x, y in zip(truth.lon, truth.lat, strict=True)]
+    if crs == "bd09":
+        shifted = [_ref_gcj_to_bd(x, y) for x, y in shifted]
+    # an Amap-style export: Chinese headers, 经度/纬度, category labels in Chinese
+    csv = pd.DataFrame({"名称": [f"网点{i}" for i in range(len(truth))],
+                        "类别": ["幼儿园", "药店", "菜市场", "公交站"] * (len(truth) // 4),
+                        "经度": [p[0] for p in shifted], "纬度": [p[1] for p in shifted]})
+    src = tmp_path / "pois.csv"
+    csv.to_csv(src, index=False, encoding="utf-8")
+    fac = read_source(src, layer="facilities", crs=crs)["facilities"].data
+    _, _, dist = GEOD.inv(fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy(),
+                          truth.lon.to_numpy(), truth.lat.to_numpy())
+    assert dist.max() < 0.5
+    # and read as WGS84 it would have been hundreds of metres off
+    raw = np.array(shifted)
+    _, _, off = GEOD.inv(raw[:, 0], raw[:, 1], truth.lon.to_numpy(), truth.lat.to_numpy())
+    assert off.min() > 100
+    assert list(fac["category"][:4]) == ["kindergarten", "pharmacy", "vegetable_market",
+                                         "bus_stop"]
+
+
+def test_csv_needs_crs_and_columns(tmp_path, ws):
+    src = tmp_path / "facilities.csv"
+    pd.DataFrame({"name": ["a"], "category": ["bank"], "X坐标": [118.8], "Y坐标": [32.0]}
+                 ).to_csv(src, index=False)
+    before = _digest(ws)
+    with pytest.raises(ReadError, match="no lon/lat columns.*--map lon="):
+        import_into(open_store(ws), [src], crs="wgs84")
+    out = read_source(src, crs="wgs84", field_map={"lon": "X坐标", "lat": "Y坐标"})
+    assert out["facilities"].data.geometry.iloc[0].equals(shapely.Point(118.8, 32.0))
+    pd.DataFrame({"name": ["a"], "category": ["bank"], "lon": [118.8], "lat": [32.0]}
+                 ).to_csv(src, index=False)
+    with pytest.raises(ReadError, match=r"facilities.csv: a CSV carries no CRS.*--crs"):
+        import_into(open_store(ws), [src])
+    assert _digest(ws) == before
+
+
+def test_gbk_csv_is_detected(tmp_path):
+    src = tmp_path / "设施.csv"
+    pd.DataFrame({"名称": ["菜场甲"], "类别": ["菜市场"], "lng": [118.8], "lat": [32.0]}
+                 ).to_csv(src, index=False, encoding="gbk")
+    out = read_source(src, crs="wgs84")
+    assert out["facilities"].data["name"].iloc[0] == "菜场甲"
+    assert out["facilities"].data["category"].iloc[0] == "vegetable_market"
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_gauss_kruger_zone_layer_lands_in_place(tmp_path, truth, swap):
+    """EPSG:4549 (CGCS2000 / 3-degree GK CM 120E, axes northing, easting): a layer written
+    as x = easting (GIS order) or swapped (survey order) lands on the WGS84 truth."""
+    tr = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4549", always_xy=True)
+    e, n = tr.transform(truth.lon.to_numpy(), truth.lat.to_numpy())
+    assert np.all(e > 300_000) and np.all(e < 700_000) and np.all(n > 3_500_000)
+    x, y = (n, e) if swap else (e, n)
+    frame = gpd.GeoDataFrame({"name": [f"p{i}" for i in range(len(truth))],
+                              "category": "bank"}, geometry=shapely.points(x, y),
+                             crs="EPSG:4549")
+    src = tmp_path / "facilities.gpkg"
+    frame.to_file(src)
+    out = read_source(src)
+    fac = out["facilities"].data
+    _, _, dist = GEOD.inv(fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy(),
+                          truth.lon.to_numpy(), truth.lat.to_numpy())
+    assert dist.max() < 0.01
+    assert any("exchanged" in note for note in out["facilities"].notes) == swap
+
+
+# --------------------------------------------------------------------------------------
+# Bad input: each its error, the workspace unchanged
+# --------------------------------------------------------------------------------------
+
+
+def test_missing_required_field(tmp_path, ws):
+    src = tmp_path / "roads2.geojson"
+    gpd.GeoDataFrame({"name": ["x"]}, geometry=[shapely.LineString([(0, 0), (1, 1)])],
+                     crs="EPSG:4326").to_file(src)
+    before = _digest(ws)
+    with pytest.raises(LayerError, match=r"roads2.geojson: layer 'roads' lacks required "
+                                         r"field\(s\) road_class.*--map road_class="):
+        import_into(open_store(ws), [src], layer="roads")
+    assert _digest(ws) == before
+
+
+def test_unreadable_and_missing_files(tmp_path, ws):
+    junk = tmp_path / "buildings.gpkg"
+    junk.write_bytes(b"this is not a geopackage" * 10)
+    before = _digest(ws)
+    with pytest.raises(ReadError, match=r"buildings.gpkg: cannot read"):
+        import_into(open_store(ws), [junk])
+    with pytest.raises(ReadError, match=r"nope.shp: no such file"):
+        import_into(open_store(ws), [tmp_path / "nope.shp"])
+    assert _digest(ws) == before
+
+
+def test_second_file_failing_writes_nothing(tmp_path, ws):
+    good = tmp_path / "buildings.gpkg"
+    _buildings().to_file(good)
+    bad = tmp_path / "facilities.csv"
+    bad.write_text("name,category,lon,lat\na,bank,118.8,32.0\n")
+    before = _digest(ws)
+    with pytest.raises(ReadError, match="no CRS"):
+        import_into(open_store(ws), [good, bad], field_map={"households": "HH_NUM"})
+    assert _digest(ws) == before
+    assert open_store(ws).layers() == ["rejects", "roads"]
+
+
+def test_bad_rows_go_to_rejects(tmp_path, ws):
+    """Non-numeric and negative households, duplicate keys, empty geometry: rejected with
+    row and field; a self-intersecting polygon repaired and reported; the rest stored."""
+    b = _buildings(7)
+    b.loc[1, "HH_NUM"] = "三十"
+    b.loc[2, "HH_NUM"] = "-5"
+    b.loc[3, "BLDG_ID"] = "b0"
+    b.loc[4, "geometry"] = None
+    bowtie = shapely.Polygon([(118.8, 32.0), (118.801, 32.001), (118.801, 32.0),
+                              (118.8, 32.001)])
+    assert not bowtie.is_valid
+    b.loc[5, "geometry"] = bowtie
+    src = tmp_path / "buildings.gpkg"
+    b.to_file(src)
+    report = import_into(open_store(ws), [src],
+                         field_map={"households": "HH_NUM", "building_id": "BLDG_ID"})
+    rej = report.rejects.set_index("row")
+    assert rej.loc[2, "field"] == "households" and rej.loc[2, "reason"] == "not a number"
+    assert rej.loc[3, "reason"] == "negative"
+    assert rej.loc[4, "field"] == "building_id" and "duplicate key (first at row 1)" in \
+        rej.loc[4, "reason"]
+    assert rej.loc[5, "reason"] == "no geometry"
+    assert set(rej["source"]) == {str(src)}
+    assert any("repaired 1 invalid" in n and "rows 6" in n for n in report.notes)
+    store = open_store(ws)
+    stored = store.read("buildings")
+    assert sorted(stored["building_id"]) == ["b0", "b5", "b6"]
+    assert stored.geometry.is_valid.all()
+    assert len(store.read("roads")) == 1  # untouched layer kept
+    rejects = store.read("rejects")
+    assert list(rejects.columns[:6]) == REJECT_COLUMNS and len(rejects) == 4
+
+
+# --------------------------------------------------------------------------------------
+# OpenStreetMap
+# --------------------------------------------------------------------------------------
+
+OSM_XML = """<?xml version='1.0' encoding='UTF-8'?>
+<osm version="0.6" generator="hand">
+ <node id="1" lat="32.0400" lon="118.7800"/>
+ <node id="2" lat="32.0400" lon="118.7900"/>
+ <node id="3" lat="32.0500" lon="118.7900"/>
+ <node id="4" lat="32.0500" lon="118.7800"/>
+ <node id="11" lat="32.0420" lon="118.7820"/>
+ <node id="12" lat="32.0420" lon="118.7830"/>
+ <node id="13" lat="32.0430" lon="118.7830"/>
+ <node id="14" lat="32.0430" lon="118.7820"/>
+ <node id="21" lat="32.0600" lon="118.7800"/>
+ <node id="22" lat="32.0600" lon="118.7810"/>
+ <node id="23" lat="32.0610" lon="118.7810"/>
+ <node id="24" lat="32.0610" lon="118.7800"/>
+ <node id="31" lat="32.0700" lon="118.7800"/>
+ <node id="32" lat="32.0700" lon="118.7900"/>
+ <node id="33" lat="32.0790" lon="118.7900"/>
+ <node id="34" lat="32.0790" lon="118.7800"/>
+ <node id="41" lat="32.0450" lon="118.7850"><tag k="amenity" v="school"/>
+  <tag k="name" v="琅琊路小学"/></node>
+ <node id="42" lat="32.0450" lon="118.7860"><tag k="shop" v="convenience"/></node>
+ <node id="43" lat="32.0450" lon="118.7870"><tag k="highway" v="bus_stop"/></node>
+ <node id="44" lat="32.0450" lon="118.7880"><tag k="amenity" v="social_facility"/>
+  <tag k="social_facility" v="nursing_home"/></node>
+ <node id="45" lat="32.0450" lon="118.7890"><tag k="natural" v="tree"/></node>
+ <way id="100"><nd ref="1"/><nd ref="2"/><nd ref="3"/><nd ref="4"/><nd ref="1"/>
+  <tag k="landuse" v="residential"/></way>
+ <way id="101"><nd ref="11"/><nd ref="12"/><nd ref="13"/><nd ref="14"/><nd ref="11"/>
+  <tag k="building" v="yes"/><tag k="building:levels" v="18"/></way>
+ <way id="102"><nd ref="21"/><nd ref="22"/><nd ref="23"/><nd ref="24"/><nd ref="21"/>
+  <tag k="building" v="yes"/><tag k="height" v="30 m"/></way>
+ <way id="103"><nd ref="31"/><nd ref="32"/><nd ref="33"/><nd ref="34"/><nd ref="31"/></way>
+ <way id="200"><nd ref="1"/><nd ref="2"/><tag k="highway" v="primary"/>
+  <tag k="name" v="北京东路"/></way>
+ <way id="201"><nd ref="2"/><nd ref="3"/><tag k="highway" v="tertiary"/></way>
+ <way id="202"><nd ref="3"/><nd ref="4"/><tag k="highway" v="living_street"/></way>
+ <way id="203"><nd ref="4"/><nd ref="1"/><tag k="highway" v="footway"/></way>
+ <way id="204"><nd ref="11"/><nd ref="21"/><tag k="highway" v="proposed"/></way>
+ <relation id="300"><member type="way" ref="103" role="outer"/>
+  <tag k="type" v="multipolygon"/><tag k="leisure" v="park"/><tag k="name" v="玄武湖公园"/>
+ </relation>
+ <relation id="301"><member type="way" ref="999" role="outer"/>
+  <tag k="type" v="boundary"/><tag k="boundary" v="administrative"/>
+  <tag k="admin_level" v="8"/><tag k="name" v="新街口街道"/></relation>
+</osm>
+"""
+
+
+def test_osm_tags_to_layers(tmp_path):
+    src = tmp_path / "tiny.osm"
+    src.write_text(OSM_XML, encoding="utf-8")
+    out = read_source(src)
+    b = out["buildings"].data.set_index("building_id")
+    # building=yes inside landuse=residential counts as residential, households estimated
+    assert b.loc["osm_w101", "use"] == "residential" and b.loc["osm_w101", "floors"] == 18
+    assert b.loc["osm_w102", "use"] == "other" and b.loc["osm_w102", "floors"] == 10
+    assert b.loc["osm_w101", "households_estimated"]
+    area = gpd.GeoSeries([b.loc["osm_w101", "geometry"]], crs=4326).to_crs(4549).area[0]
+    assert b.loc["osm_w101", "households"] == round(area * 18 / 100.0)
+    assert b.loc["osm_w102", "households"] == 0
+    roads = out["roads"].data.set_index("road_id")["road_class"].to_dict()
+    assert roads == {"osm_w200": "arterial", "osm_w201": "secondary", "osm_w202": "branch",
+                     "osm_w203": "path"}
+    fac = out["facilities"].data.set_index("facility_id")["category"].to_dict()
+    assert fac == {"osm_n41": "primary_school", "osm_n42": "retail", "osm_n43": "bus_stop",
+                   "osm_n44": "elderly_care_home"}
+    green = out["green_spaces"].data
+    assert list(green["green_id"]) == ["osm_r300"] and green["kind"].iloc[0] == "park"
+    assert "streets" not in out
+    assert any("incomplete" in n and "新街口街道" in n for n in out["buildings"].notes)
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not NANJING_PBF.exists(), reason="needs ../shared/data")
+def test_nanjing_osm_import(tmp_path):
+    ws = tmp_path / "nj.gpkg"
+    report = import_into(open_store(ws), [NANJING_PBF])
+    store = open_store(ws)
+    b = store.read("buildings")
+    assert len(b) >= 1200
+    res = b["use"] == "residential"
+    assert res.sum() >= 300
+    assert b.loc[res, "households_estimated"].all() and (b.loc[res, "households"] > 0).all()
+    assert not b.loc[~res, "households_estimated"].any()
+    classes = store.read("roads")["road_class"].value_counts()
+    assert set(classes.index) == {"arterial", "secondary", "branch", "path"}
+    cats = store.read("facilities")["category"].value_counts()
+    assert len(cats) >= 8 and cats["bus_stop"] >= 30
+    assert {"park", "green"} <= set(store.read("green_spaces")["kind"])
+    assert {"school", "hospital"} <= set(store.read("institutions")["kind"])
+    assert report.counts()["buildings"] == (len(b), 0)
+    assert store.info("buildings").params["import"]["sources"]["buildings"] == [str(NANJING_PBF)]
+
+
+# --------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------
+
+
+def test_cli_import_then_info(tmp_path):
+    runner = CliRunner()
+    src = tmp_path / "楼栋.shp"
+    b = _buildings()
+    b.loc[1, "HH_NUM"] = "-3"
+    pyogrio.write_dataframe(b, src, encoding="gbk")
+    (tmp_path / "楼栋.cpg").unlink()
+    ws = tmp_path / "ws.gpkg"
+    res = runner.invoke(app, ["import", str(src), "--workspace", str(ws), "--encoding", "gbk",
+                              "--map", "households=HH_NUM,building_id=BLDG_ID"])
+    assert res.exit_code == 0, res.output
+    assert "buildings" in res.stdout and "negative" in res.stdout
+    res = runner.invoke(app, ["info", str(ws)])
+    assert res.exit_code == 0, res.output
+    assert "households 95" in " ".join(res.stdout.split())  # 30+32+33; the -3 row rejected
+    res = runner.invoke(app, ["import", str(tmp_path / "missing.csv"), "--workspace", str(ws)])
+    assert res.exit_code != 0 and "missing.csv: no such file" in " ".join(res.stderr.split())
+    assert "Example" in runner.invoke(app, ["import", "--help"]).stdout
