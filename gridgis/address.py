@@ -194,7 +194,7 @@ _RE_TOKEN = re.compile(
     r"(?P<num>[A-Z]?\d+(?:-\d+)*[A-Z]?|[A-Z](?=栋|单元|区))"
     r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院)?"
     r"|(?P<sep>-)"
-    rf"|(?P<txt>[^\dA-Z-]+|[A-Z]+)")
+    r"|(?P<txt>[^\dA-Z-]+|[A-Z]+)")
 
 #: A name ending like this is a compound, market or building complex: a 号 after it
 #: numbers a building or stall inside, not a door plate on a road.
@@ -572,3 +572,316 @@ def evaluate_parser(sentences: list[list[tuple[str, str]]], fields: Iterable[str
         rows.append({"field": f, "gold": gold_n[f], "predicted": pred_n[f],
                      "correct": hit_n[f], "precision": prec, "recall": rec, "f1": f1})
     return pd.DataFrame(rows).set_index("field")
+
+
+# --------------------------------------------------------------------------------------
+# Matching
+# --------------------------------------------------------------------------------------
+
+#: Match levels, most precise first.
+LEVELS = ("room", "unit", "building", "door_plate", "compound", "road", "none")
+
+#: Characters that make two road names different roads, not a typo of each other
+#: (中山北路 ≠ 中山南路, 一路 ≠ 二路).
+_DISTINCT_CHARS = set("东南西北中上下前后左右内外新老大小" + _CN_CHARS + "0123456789")
+
+
+def _bare(value: str | None, suffix: str) -> str:
+    """Number without its suffix ("38号" → "38"); "" for None."""
+    if not value:
+        return ""
+    return value[: -len(suffix)] if value.endswith(suffix) else value
+
+
+@dataclass
+class Match:
+    """The outcome of :meth:`AddressIndex.match` for one query.
+
+    ``row`` is the matched row position in the index (``None`` when nothing confident or
+    unambiguous was found); ``candidates`` are ``(row, score)`` pairs, best first.
+    """
+
+    query: str
+    parsed: ParsedAddress
+    level: str = "none"
+    score: float = 0.0
+    confident: bool = False
+    row: int | None = None
+    candidates: list[tuple[int, float]] = field(default_factory=list)
+    reason: str = ""
+
+
+class AddressIndex:
+    """A matching index over standard addresses.
+
+    Parameters
+    ----------
+    addresses
+        Rows with ``address_id``, ``text``, ``lon``, ``lat`` (WGS84 degrees) and optional
+        ``name`` (compound or POI), ``district``, ``road``, ``number``, ``building_no``,
+        ``unit``, ``building_id``. Use :meth:`from_layer` for the ``addresses`` layer.
+    settings
+        ``settings.address`` gives the city, district and thresholds.
+
+    Notes
+    -----
+    Matching order: (1) the exact normalised text without administrative prefix;
+    (2) road + lane + door number, the road name exact or, failing that, fuzzy
+    (rapidfuzz) with the numbers exact; (3) compound/POI name + building + unit.
+    Several rows sharing a key are one place when they lie within
+    ``settings.address.same_place_m``; otherwise the query's own district, then the
+    configured district and city, decide; if they cannot, the answer is ambiguous.
+    """
+
+    def __init__(self, addresses: pd.DataFrame, settings: Settings = DEFAULT) -> None:
+        self.settings = settings
+        rules = settings.address
+        df = addresses.reset_index(drop=True)
+        for col in ("address_id", "text"):
+            if col not in df.columns:
+                raise ValueError(f"addresses: missing field '{col}'")
+        self.address_id = df["address_id"].astype(str).to_numpy()
+        self.text = df["text"].fillna("").astype(str).to_numpy()
+        self.lon = pd.to_numeric(df["lon"], errors="coerce").to_numpy(dtype=float)
+        self.lat = pd.to_numeric(df["lat"], errors="coerce").to_numpy(dtype=float)
+        self.building_id = (df["building_id"].astype("string").fillna("").to_numpy(dtype=object)
+                            if "building_id" in df.columns else np.full(len(df), "", object))
+        names = (df["name"].astype("string").fillna("").to_numpy(dtype=object)
+                 if "name" in df.columns else np.full(len(df), "", object))
+        self.name = names
+        n = len(df)
+        self.district = np.full(n, "", dtype=object)
+        self.city = np.full(n, "", dtype=object)
+        self.exact: dict[str, list[int]] = defaultdict(list)
+        self.door: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        self.compound: dict[str, list[int]] = defaultdict(list)
+        self.road_rows: dict[str, list[int]] = defaultdict(list)
+        self.parts: list[tuple[str, str, str, str]] = []  # building, unit, floor, room
+        col = {c: (df[c].astype("string").fillna("").to_numpy(dtype=object)
+                   if c in df.columns else None)
+               for c in ("district", "road", "number", "building_no", "unit")}
+        for i in range(n):
+            p = parse(self.text[i], settings)
+            road = p.road or normalise(col["road"][i]).text if col["road"] is not None else p.road
+            number = p.number or (normalise(col["number"][i]).text
+                                  if col["number"] is not None else None)
+            building = p.building or (normalise(col["building_no"][i]).text
+                                      if col["building_no"] is not None else None)
+            unit = p.unit or (normalise(col["unit"][i]).text if col["unit"] is not None else None)
+            district = p.district or (col["district"][i] if col["district"] is not None else "")
+            self.district[i] = district or ""
+            self.city[i] = p.city or rules.city or ""
+            if p.rest:
+                self.exact[p.rest].append(i)
+            self.parts.append((_bare(building, "栋"), _bare(unit, "单元"), _bare(p.floor, "层"),
+                               _bare(p.room, "室")))
+            if road:
+                self.road_rows[road].append(i)
+                if number:
+                    self.door[(road, p.lane or "", _bare(number, "号"))].append(i)
+            for nm in {normalise_name(names[i]), p.poi or ""}:
+                if nm:
+                    self.compound[nm].append(i)
+            if p.poi and number and not road:  # 曹杨新村38号: a compound door plate
+                self.door[(p.poi, p.lane or "", _bare(number, "号"))].append(i)
+        self.roads = list(self.road_rows)
+        self.compounds = list(self.compound)
+        self.keys = list(self.exact)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_layer(cls, addresses, settings: Settings = DEFAULT) -> AddressIndex:
+        """Build from the ``addresses`` layer (point GeoDataFrame in EPSG:4326)."""
+        df = pd.DataFrame(addresses.drop(columns=addresses.geometry.name))
+        df["lon"] = addresses.geometry.x.to_numpy()
+        df["lat"] = addresses.geometry.y.to_numpy()
+        return cls(df, settings)
+
+    def __len__(self) -> int:
+        return len(self.address_id)
+
+    # -- matching -----------------------------------------------------------------------
+    def _spread_m(self, rows: list[int]) -> float:
+        lon, lat = self.lon[rows], self.lat[rows]
+        if np.isnan(lon).any():
+            return float("inf")
+        k = 111_320.0
+        dx = (lon.max() - lon.min()) * k * np.cos(np.radians(lat.mean()))
+        dy = (lat.max() - lat.min()) * k
+        return float(np.hypot(dx, dy))
+
+    def _resolve(self, rows: list[int], q: ParsedAddress) -> tuple[list[int], bool]:
+        """Narrow rows sharing a key to one place. Returns (rows, unique_place)."""
+        rows = list(dict.fromkeys(rows))
+        if len(rows) <= 1 or self._spread_m(rows) <= self.settings.address.same_place_m:
+            return rows, True
+        rules = self.settings.address
+        for want, arr in ((q.district, self.district), (rules.district, self.district),
+                          (q.city, self.city), (rules.city, self.city)):
+            if not want:
+                continue
+            kept = [r for r in rows if arr[r] and (arr[r] == want or arr[r].startswith(want)
+                                                    or want.startswith(arr[r]))]
+            if kept and len(kept) < len(rows):
+                rows = kept
+                if len(rows) == 1 or self._spread_m(rows) <= rules.same_place_m:
+                    return rows, True
+        return rows, False
+
+    def _refine(self, rows: list[int], q: ParsedAddress) -> tuple[list[int], str]:
+        """Among rows of one door plate or compound, keep those agreeing on building, unit
+        and room (numbers compared exactly) and say how far the agreement goes."""
+        qb, qu, qr = _bare(q.building, "栋"), _bare(q.unit, "单元"), _bare(q.room, "室")
+        level = "door_plate"
+        if qb:
+            same_b = [r for r in rows if self.parts[r][0] == qb]
+            if not same_b:
+                return rows, level
+            rows, level = same_b, "building"
+            if qu:
+                same_u = [r for r in rows if self.parts[r][1] == qu]
+                if same_u:
+                    rows, level = same_u, "unit"
+                    if qr:
+                        same_r = [r for r in rows if self.parts[r][3] == qr]
+                        if same_r:
+                            rows, level = same_r, "room"
+        else:
+            # no building asked: prefer the door plate's own row (no building parts)
+            plain = [r for r in rows if not self.parts[r][0]]
+            rows = plain or rows
+        return rows, level
+
+    def _fuzzy_roads(self, road: str) -> list[tuple[str, float, bool]]:
+        """Known roads close to an unknown one: (road, score, typo_only)."""
+        rules = self.settings.address
+        cutoff = min(rules.fuzzy_threshold, 60.0)
+        found = process.extract(road, self.roads, scorer=fuzz.ratio, limit=8,
+                                score_cutoff=cutoff)
+        out = []
+        for cand, score, _ in found:
+            typo = False
+            if len(cand) == len(road) and len(road) >= 3:
+                diff = [(a, b) for a, b in zip(cand, road, strict=True) if a != b]
+                typo = len(diff) == 1 and not (set(diff[0]) & _DISTINCT_CHARS)
+            out.append((cand, float(score), typo))
+        return out
+
+    def _candidates(self, rows: list[int], score: float) -> list[tuple[int, float]]:
+        k = self.settings.address.max_candidates
+        return [(r, score) for r in rows[:k]]
+
+    def match(self, text: str) -> Match:
+        """Match one address text. See the class notes for the order of attempts."""
+        rules = self.settings.address
+        q = parse(text, self.settings)
+        m = Match(query=text, parsed=q)
+        if not q.text:
+            m.reason = "empty address"
+            return m
+        q_level = ("room" if q.room else "unit" if q.unit else "building" if q.building
+                   else "door_plate" if q.number else "compound")
+        # 1. exact normalised key
+        rows = self.exact.get(q.rest)
+        if rows:
+            rows, unique = self._resolve(rows, q)
+            if unique:
+                m.row, m.level, m.score, m.confident = rows[0], q_level, 100.0, True
+                if q_level == "compound" and q.road and not q.poi:
+                    m.level, m.confident = "road", False
+                    m.row = None
+                    m.candidates = self._candidates(rows, 100.0)
+                    m.reason = "only a road was given"
+                    return m
+                m.candidates = self._candidates(rows, 100.0)
+                return m
+            m.candidates = self._candidates(rows, 100.0)
+            m.level, m.score, m.reason = q_level, 100.0, "same address in several places"
+            return m
+        # 2. door plate: road (+ lane) + number
+        number = _bare(q.number, "号")
+        if number and (q.road or q.poi):
+            hits: list[tuple[str, float, bool, list[int]]] = []
+            street = q.road or q.poi
+            exact_road = street in self.road_rows or (not q.road and street in self.compound)
+            if exact_road:
+                roads = [(street, 100.0, True)]
+            elif q.road:
+                roads = self._fuzzy_roads(q.road)
+            else:
+                roads = []
+            for road, score, typo in roads:
+                found = self.door.get((road, q.lane or "", number))
+                if found:
+                    hits.append((road, score, typo, found))
+            if hits:
+                road, score, typo, found = hits[0]
+                found, level = self._refine(found, q)
+                found, unique = self._resolve(found, q)
+                if not exact_road:
+                    # one wrong character is forgiven only when it cannot be another road
+                    score = 90.0 if (typo and len(hits) == 1) else min(score, 89.0)
+                m.row, m.level, m.score = found[0], level, score
+                m.confident = unique and score >= rules.confidence_threshold
+                m.candidates = [(r, s) for _, s, _, rr in hits for r in rr][: rules.max_candidates]
+                if not m.confident:
+                    m.row = None
+                    m.reason = ("road name not known exactly" if unique
+                                else "same address in several places")
+                return m
+            if exact_road and q.road:
+                m.level, m.score = "road", 0.0
+                m.candidates = self._candidates(self.road_rows[street], 50.0)
+                m.reason = f"no door number {q.number} on {street} in the index"
+                return m
+        # 3. compound / POI name (+ building + unit)
+        for name in dict.fromkeys(filter(None, (normalise_name(text), q.rest, q.poi))):
+            rows = self.compound.get(name)
+            if rows:
+                rows, level = self._refine(rows, q)
+                if level == "door_plate":
+                    level = "compound"
+                rows, unique = self._resolve(rows, q)
+                m.level, m.score = level, 100.0
+                m.candidates = self._candidates(rows, 100.0)
+                if unique:
+                    m.row, m.confident = rows[0], True
+                else:
+                    m.reason = "same name in several places"
+                return m
+        # 4. nothing exact: road only, or fuzzy candidates (never confident)
+        if q.road and q.road in self.road_rows and not number:
+            m.level, m.score = "road", 50.0
+            m.candidates = self._candidates(self.road_rows[q.road], 50.0)
+            m.reason = "only a road was given"
+            return m
+        probe = q.poi or q.rest
+        found = process.extract(probe, self.compounds, scorer=fuzz.WRatio, limit=rules.max_candidates,
+                                score_cutoff=rules.fuzzy_threshold) if probe else []
+        cands = [(self.compound[nm][0], float(s)) for nm, s, _ in found]
+        if not cands:
+            found = process.extract(q.rest, self.keys, scorer=fuzz.ratio,
+                                    limit=rules.max_candidates, score_cutoff=rules.fuzzy_threshold)
+            cands = [(self.exact[k][0], float(s)) for k, s, _ in found]
+        m.candidates = cands
+        m.score = cands[0][1] if cands else 0.0
+        m.reason = "no confident match"
+        return m
+
+    def match_many(self, texts: Iterable[str], progress=None) -> list[Match]:
+        """Match many texts (identical texts are matched once). ``progress(done, total)``
+        is called every 1,000 texts when given."""
+        texts = list(texts)
+        cache: dict[str, Match] = {}
+        out = []
+        for i, t in enumerate(texts):
+            key = t if isinstance(t, str) else ""
+            m = cache.get(key)
+            if m is None:
+                m = cache[key] = self.match(key)
+            out.append(m)
+            if progress is not None and (i + 1) % 1000 == 0:
+                progress(i + 1, len(texts))
+        if progress is not None:
+            progress(len(texts), len(texts))
+        return out

@@ -1,0 +1,327 @@
+"""Which grid is this address or coordinate in, and who is responsible for it?
+
+:class:`Lookup` is built once from a workspace (layers ``addresses``, ``buildings``,
+``grids``, ``communities``, ``streets``, ``staff``; any may be missing) and answers
+
+* :meth:`Lookup.address` / :meth:`Lookup.addresses`: a Chinese address text → the
+  matched standard address (:class:`gridgis.address.AddressIndex`) → its point → chain;
+* :meth:`Lookup.point` / :meth:`Lookup.points`: lon/lat in WGS84, CGCS2000, GCJ-02 or
+  BD-09 → building and grid by STRtree queries → chain.
+
+The chain is street {code, name} → community {code, name} → grid {grid_code, kind,
+households} → people [{name, role, role_zh}] (phone only with ``include_personal``).
+Without a grids layer the chain stops at the community. Answers are plain dicts
+(JSON-serialisable); batch answers are DataFrames.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridgis.address import AddressIndex, Match
+from gridgis.crs import to_wgs84
+from gridgis.layers import STAFF_ROLES
+from gridgis.standards import DEFAULT, Settings
+
+#: Order in which responsible people are listed (the public board order).
+ROLE_ORDER = {"grid_head": 0, "grid_worker": 1, "community_worker": 2, "police": 3}
+
+
+def _text(v: Any) -> str | None:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return str(v)
+
+
+def _int(v: Any) -> int | None:
+    try:
+        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+            return None
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+class _Polygons:
+    """Polygons with an STRtree: which polygon holds each point (vectorised)."""
+
+    def __init__(self, frame: gpd.GeoDataFrame | None) -> None:
+        if frame is None or len(frame) == 0:
+            self.frame = None
+            self.tree = None
+            return
+        self.frame = frame.reset_index(drop=True)
+        self.tree = shapely.STRtree(self.frame.geometry.values)
+
+    def locate(self, points: np.ndarray) -> np.ndarray:
+        """Row position of the polygon containing each point, -1 where none."""
+        out = np.full(len(points), -1, dtype=np.int64)
+        if self.tree is None or len(points) == 0:
+            return out
+        pi, ti = self.tree.query(points, predicate="intersects")
+        # reversed so that, for a point on a shared edge, the first polygon wins
+        out[pi[::-1]] = ti[::-1]
+        return out
+
+
+class Lookup:
+    """Address and point lookup with the chain street → community → grid → people.
+
+    Parameters
+    ----------
+    addresses, buildings, grids, communities, streets
+        GeoDataFrames of the canonical layers in EPSG:4326 (``None`` when absent).
+    staff
+        The staff table (``None`` when absent).
+    settings
+        Rule parameters; ``settings.address`` configures matching.
+    """
+
+    def __init__(self, addresses: gpd.GeoDataFrame | None = None,
+                 buildings: gpd.GeoDataFrame | None = None,
+                 grids: gpd.GeoDataFrame | None = None,
+                 communities: gpd.GeoDataFrame | None = None,
+                 streets: gpd.GeoDataFrame | None = None,
+                 staff: pd.DataFrame | None = None,
+                 settings: Settings = DEFAULT) -> None:
+        self.settings = settings
+        self.index = (AddressIndex.from_layer(addresses, settings)
+                      if addresses is not None and len(addresses) else None)
+        self.buildings = _Polygons(buildings)
+        self.grids = _Polygons(grids)
+        self.communities = _Polygons(communities)
+        self.streets = _Polygons(streets)
+        self._building_ids = (self.buildings.frame["building_id"].astype(str).to_numpy()
+                              if self.buildings.frame is not None else np.array([], object))
+        # attribute tables for the chain
+        self._community = {}
+        if communities is not None:
+            for r in communities.itertuples(index=False):
+                self._community[str(r.community_code)] = (_text(r.name),
+                                                          _text(r.street_code))
+        self._street = {}
+        if streets is not None:
+            for r in streets.itertuples(index=False):
+                self._street[str(r.street_code)] = _text(r.name)
+        self._grid_codes = (self.grids.frame["grid_code"].astype(str).to_numpy()
+                            if self.grids.frame is not None else np.array([], object))
+        self._people: dict[str, list[dict]] = {}
+        self._community_people: dict[str, list[dict]] = {}
+        if staff is not None and len(staff):
+            s = staff.copy()
+            s["_order"] = s["role"].map(ROLE_ORDER).fillna(9)
+            s = s.sort_values(["_order", "staff_id"] if "staff_id" in s else ["_order"])
+            for r in s.itertuples(index=False):
+                person = {"name": _text(r.name), "role": _text(r.role),
+                          "role_zh": STAFF_ROLES.get(str(r.role), _text(r.role)),
+                          "phone": _text(getattr(r, "phone", None))}
+                grid = _text(getattr(r, "grid_code", None))
+                comm = _text(getattr(r, "community_code", None))
+                if grid:
+                    self._people.setdefault(grid, []).append(person)
+                elif comm:
+                    self._community_people.setdefault(comm, []).append(person)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_store(cls, store, settings: Settings = DEFAULT) -> Lookup:
+        """Build from a workspace (:class:`gridgis.store.Store`), reading the layers
+        addresses, buildings, grids, communities, streets and staff that exist."""
+        layers = {}
+        for name in ("addresses", "buildings", "grids", "communities", "streets", "staff"):
+            layers[name] = store.read(name) if store.has(name) else None
+        return cls(**layers, settings=settings)
+
+    # -- points ---------------------------------------------------------------------------
+    def points(self, lons: Iterable[float], lats: Iterable[float], crs: str = "wgs84"
+               ) -> pd.DataFrame:
+        """Locate many points at once.
+
+        Parameters
+        ----------
+        lons, lats
+            Coordinates in degrees in ``crs``.
+        crs
+            wgs84 | cgcs2000 | gcj02 | bd09 (or any EPSG code).
+
+        Returns
+        -------
+        DataFrame
+            One row per point: lon, lat (WGS84), building_id, grid_code, grid_kind,
+            households, community_code, street_code, match_level ("building" inside a
+            building of a grid, "grid" inside a grid, "community" inside a community when
+            there is no grids layer, "none" elsewhere).
+        """
+        lon, lat = to_wgs84(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float), crs)
+        pts = shapely.points(lon, lat)
+        n = len(pts)
+        b = self.buildings.locate(pts)
+        g = self.grids.locate(pts)
+        building_id = np.where(b >= 0, self._building_ids[np.clip(b, 0, None)]
+                               if len(self._building_ids) else None, None)
+        grid_code = np.full(n, None, dtype=object)
+        kind = np.full(n, None, dtype=object)
+        households = pd.array([pd.NA] * n, dtype="Int64")
+        community = np.full(n, None, dtype=object)
+        has_grid = g >= 0
+        if self.grids.frame is not None and has_grid.any():
+            gf = self.grids.frame
+            gi = g[has_grid]
+            grid_code[has_grid] = self._grid_codes[gi]
+            if "kind" in gf:
+                kind[has_grid] = gf["kind"].astype(object).to_numpy()[gi]
+            if "households" in gf:
+                households[has_grid] = pd.to_numeric(gf["households"], errors="coerce"
+                                                     ).astype("Int64").to_numpy()[gi]
+            if "community_code" in gf:
+                community[has_grid] = gf["community_code"].astype(object).to_numpy()[gi]
+        need = community == None  # noqa: E711 - elementwise on an object array
+        if self.grids.frame is not None:
+            need &= has_grid  # outside every grid: no chain at all
+        if need.any() and self.communities.frame is not None:
+            c = self.communities.locate(pts[need])
+            codes = self.communities.frame["community_code"].astype(object).to_numpy()
+            community[need] = np.where(c >= 0, codes[np.clip(c, 0, None)], None)
+        street = np.array([self._community.get(str(c), (None, None))[1] if c else None
+                           for c in community], dtype=object)
+        no_street = (street == None) & (community != None)  # noqa: E711
+        if no_street.any() and self.streets.frame is not None:
+            s = self.streets.locate(pts[no_street])
+            codes = self.streets.frame["street_code"].astype(object).to_numpy()
+            street[no_street] = np.where(s >= 0, codes[np.clip(s, 0, None)], None)
+        if self.grids.frame is not None:
+            level = np.where(has_grid, np.where(b >= 0, "building", "grid"), "none")
+        else:
+            level = np.where(community != None, "community", "none")  # noqa: E711
+            building_id = np.where(community != None, building_id, None)  # noqa: E711
+        if self.grids.frame is not None:
+            building_id = np.where(has_grid, building_id, None)
+        return pd.DataFrame({"lon": lon, "lat": lat, "building_id": building_id,
+                             "grid_code": grid_code, "grid_kind": kind,
+                             "households": households, "community_code": community,
+                             "street_code": street, "match_level": level})
+
+    def point(self, lon: float, lat: float, crs: str = "wgs84",
+              include_personal: bool = False) -> dict[str, Any]:
+        """Locate one point and return the chain (see the module docstring)."""
+        row = self.points([lon], [lat], crs).iloc[0]
+        out: dict[str, Any] = {"query": {"lon": float(lon), "lat": float(lat), "crs": crs},
+                               "match_level": row["match_level"],
+                               "lon": float(row["lon"]), "lat": float(row["lat"]),
+                               "building_id": _text(row["building_id"])}
+        out.update(self._chain(row, include_personal))
+        return out
+
+    def _chain(self, row: pd.Series, include_personal: bool) -> dict[str, Any]:
+        if row["match_level"] == "none":
+            return {"street": None, "community": None, "grid": None, "people": []}
+        ccode = _text(row["community_code"])
+        scode = _text(row["street_code"])
+        cname = self._community.get(ccode, (None, None))[0] if ccode else None
+        gcode = _text(row["grid_code"])
+        people = [dict(p) for p in self._people.get(gcode, [])] if gcode else []
+        for p in people:
+            if not include_personal:
+                p.pop("phone", None)
+        out = {"street": {"code": scode, "name": self._street.get(scode)} if scode else None,
+               "community": {"code": ccode, "name": cname} if ccode else None,
+               "grid": ({"grid_code": gcode, "kind": _text(row["grid_kind"]),
+                         "households": _int(row["households"])} if gcode else None),
+               "people": people}
+        if not gcode and ccode:
+            out["community_people"] = [
+                {k: v for k, v in p.items() if include_personal or k != "phone"}
+                for p in self._community_people.get(ccode, [])]
+        return out
+
+    # -- addresses --------------------------------------------------------------------------
+    def _require_index(self) -> AddressIndex:
+        if self.index is None:
+            raise ValueError("the workspace has no 'addresses' layer to match against; "
+                             "load one with: gridgis import FILE --layer addresses")
+        return self.index
+
+    def address(self, text: str, include_personal: bool = False) -> dict[str, Any]:
+        """Match one address text and return the answer with its chain.
+
+        Returns
+        -------
+        dict
+            query, match_level, match_score, confident, address_id, lon, lat,
+            building_id, candidates (address_id, text, score, grid_code), reason,
+            parsed components, and the chain street / community / grid / people.
+            When not confident, address_id, lon, lat and the chain are empty.
+        """
+        index = self._require_index()
+        m = index.match(text)
+        return self._answer(m, include_personal)
+
+    def _answer(self, m: Match, include_personal: bool) -> dict[str, Any]:
+        index = self.index
+        cand_rows = [r for r, _ in m.candidates]
+        rows = ([m.row] if m.row is not None else []) + cand_rows
+        located = (self.points(index.lon[rows], index.lat[rows]) if rows else None)
+        out: dict[str, Any] = {
+            "query": m.query, "match_level": m.level, "match_score": round(m.score, 1),
+            "confident": bool(m.confident), "address_id": None, "text": None,
+            "lon": None, "lat": None, "building_id": None,
+            "parsed": m.parsed.as_dict(), "reason": m.reason or None,
+        }
+        if m.row is not None and m.confident:
+            r = m.row
+            loc = located.iloc[0]
+            bid = index.building_id[r] or _text(loc["building_id"])
+            out.update({"address_id": str(index.address_id[r]), "text": str(index.text[r]),
+                        "lon": float(index.lon[r]), "lat": float(index.lat[r]),
+                        "building_id": bid or None})
+            out.update(self._chain(loc, include_personal))
+        else:
+            out.update({"street": None, "community": None, "grid": None, "people": []})
+        offset = 1 if m.row is not None else 0
+        out["candidates"] = [
+            {"address_id": str(index.address_id[r]), "text": str(index.text[r]),
+             "score": round(float(s), 1),
+             "grid_code": _text(located.iloc[offset + i]["grid_code"])}
+            for i, (r, s) in enumerate(m.candidates)
+        ] if (not m.confident or len(m.candidates) > 1) else []
+        return out
+
+    def addresses(self, texts: Iterable[str],
+                  progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+        """Match many address texts.
+
+        Returns
+        -------
+        DataFrame
+            One row per text: address_id, lon, lat (WGS84), grid_code, match_level,
+            match_score, confident. address_id, lon, lat and grid_code are empty where
+            there was no confident match.
+        """
+        index = self._require_index()
+        matches = index.match_many(texts, progress)
+        n = len(matches)
+        rows = np.array([m.row if (m.row is not None and m.confident) else -1
+                         for m in matches], dtype=np.int64)
+        ok = rows >= 0
+        lon = np.full(n, np.nan)
+        lat = np.full(n, np.nan)
+        lon[ok] = index.lon[rows[ok]]
+        lat[ok] = index.lat[rows[ok]]
+        grid = np.full(n, None, dtype=object)
+        if ok.any():
+            grid[ok] = self.points(lon[ok], lat[ok])["grid_code"].to_numpy()
+        aid = np.full(n, None, dtype=object)
+        aid[ok] = index.address_id[rows[ok]]
+        return pd.DataFrame({
+            "address_id": aid, "lon": lon, "lat": lat, "grid_code": grid,
+            "match_level": [m.level for m in matches],
+            "match_score": [round(m.score, 1) for m in matches],
+            "confident": [bool(m.confident) for m in matches],
+        })
