@@ -160,3 +160,177 @@ def grid_code(community_code: str, sequence: int, settings: Settings = DEFAULT) 
         raise CodeError(f"grid sequence {sequence} of community '{community_code}' is outside "
                         f"{lo:03d}–{hi:03d}")
     return f"{_digits(community_code, 12, 'community code')}{int(sequence):03d}"
+
+
+# --------------------------------------------------------------------------------------
+# Grid numbering and stable recoding
+# --------------------------------------------------------------------------------------
+
+REGISTRY_COLUMNS = ["grid_code", "community_code", "issued_at", "retired_at", "status"]
+"""Columns of the ``code_registry`` table: every grid code ever issued, with its issue and
+retirement time (ISO 8601, UTC) and ``status`` ``active`` or ``retired``."""
+
+
+def number_grids(grids, group: str = "community_code"):
+    """Sequence numbers 1…n of grids within each group, west to east then north to south.
+
+    The ordering, precisely: within a group (community), grids are put in rows by their
+    centroid's northing, counted down from the group's northernmost centroid in bands of
+    height ``sqrt(total grid area / number of grids)`` (the side of an average grid); rows
+    are numbered north to south and, inside a row, grids west to east by centroid easting
+    (ties by northing, north first). So a community reads like a page.
+
+    Parameters
+    ----------
+    grids
+        GeoDataFrame in a metric (projected) CRS with a ``group`` column.
+
+    Returns
+    -------
+    numpy.ndarray
+        1-based sequence per row of ``grids`` (same order).
+    """
+    import numpy as np
+    import shapely
+
+    n = len(grids)
+    seq = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return seq
+    geoms = grids.geometry.to_numpy()
+    cen = shapely.centroid(geoms)
+    cx, cy = shapely.get_x(cen), shapely.get_y(cen)
+    area = shapely.area(geoms)
+    keys = grids[group].astype(str).to_numpy()
+    for key in np.unique(keys):
+        idx = np.flatnonzero(keys == key)
+        band = max(float(np.sqrt(area[idx].sum() / len(idx))), 1e-9)
+        row = np.floor((cy[idx].max() - cy[idx]) / band)
+        order = np.lexsort((-cy[idx], cx[idx], row))
+        seq[idx[order]] = np.arange(1, len(idx) + 1)
+    return seq
+
+
+class Recoded:
+    """The outcome of :func:`recode`: ``codes`` (one per new grid, in row order),
+    ``kept`` (True where a previous code was kept), ``registry`` (updated table)."""
+
+    def __init__(self, codes, kept, registry) -> None:
+        self.codes = codes
+        self.kept = kept
+        self.registry = registry
+
+
+def recode(new, previous=None, settings: Settings = DEFAULT, registry=None,
+           issued_at: str | None = None, communities=None) -> Recoded:
+    """Codes for newly delineated grids that keep printed codes stable.
+
+    A new grid keeps the code of a previous grid of the same community when their
+    intersection-over-union is at least ``settings.grid.recode_min_iou`` (pairs matched
+    greedily, highest IoU first, one to one). Every other new grid gets a fresh sequence
+    number above the highest ever issued in its community (previous grids and the
+    registry, retired codes included), in :func:`number_grids` order, so a retired code is
+    never reused. Previous codes not kept are retired in the registry.
+
+    Parameters
+    ----------
+    new
+        GeoDataFrame of new grids with ``community_code`` (any CRS; reprojected to the
+        metric CRS of the data for areas).
+    previous
+        Earlier grids with ``grid_code`` and ``community_code`` (or ``None``).
+    registry
+        The ``code_registry`` table (:data:`REGISTRY_COLUMNS`) or ``None``.
+    issued_at
+        Time stamp for new entries (default now, UTC, ISO 8601).
+
+    Returns
+    -------
+    Recoded
+
+    Raises
+    ------
+    CodeError
+        When a community would need a sequence above the allowed range (999).
+    """
+    from datetime import UTC, datetime
+
+    import numpy as np
+    import pandas as pd
+    import shapely
+
+    from gridgis.crs import metric_crs_for
+
+    now = issued_at or datetime.now(UTC).isoformat(timespec="seconds")
+    reg = (pd.DataFrame({c: pd.Series(dtype="string") for c in REGISTRY_COLUMNS})
+           if registry is None or len(registry) == 0
+           else registry[REGISTRY_COLUMNS].astype("string").copy())
+    n = len(new)
+    codes = np.empty(n, dtype=object)
+    kept = np.zeros(n, dtype=bool)
+    if n == 0:
+        return Recoded(codes, kept, reg)
+    crs = new.crs if new.crs is not None and not new.crs.is_geographic else \
+        metric_crs_for(new)
+    nm = new.to_crs(crs) if new.crs is not None else new
+    ncomm = nm["community_code"].astype(str).to_numpy()
+    prev_codes = np.empty(0, dtype=object)
+    if previous is not None and len(previous):
+        pm = previous.to_crs(crs)
+        prev_codes = pm["grid_code"].astype(str).to_numpy()
+        pcomm = pm["community_code"].astype(str).to_numpy()
+        ngeo = shapely.make_valid(nm.geometry.to_numpy())
+        pgeo = shapely.make_valid(pm.geometry.to_numpy())
+        ni, pi = shapely.STRtree(pgeo).query(ngeo, predicate="intersects")
+        same = ncomm[ni] == pcomm[pi]
+        ni, pi = ni[same], pi[same]
+        inter = shapely.area(shapely.intersection(ngeo[ni], pgeo[pi]))
+        union = shapely.area(ngeo[ni]) + shapely.area(pgeo[pi]) - inter
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        ok = iou >= settings.grid.recode_min_iou
+        used_p: set[int] = set()
+        for k in np.argsort(-iou[ok], kind="stable"):
+            a, b = int(ni[ok][k]), int(pi[ok][k])
+            if kept[a] or b in used_p:
+                continue
+            codes[a] = prev_codes[b]
+            kept[a] = True
+            used_p.add(b)
+        retired = [c for j, c in enumerate(prev_codes) if j not in used_p]
+    else:
+        retired = []
+    # highest sequence ever issued per community
+    ever = list(reg["grid_code"].dropna().astype(str)) + list(prev_codes)
+    top: dict[str, int] = {}
+    for c in ever:
+        if len(c) == 15 and c.isdigit():
+            top[c[:12]] = max(top.get(c[:12], 0), int(c[12:]))
+    seq = number_grids(nm.assign(community_code=ncomm))
+    lo, hi = settings.codes.grid_sequence_range
+    for i in np.lexsort((seq, ncomm)):
+        if kept[i]:
+            continue
+        nxt = max(top.get(ncomm[i], lo - 1) + 1, lo)
+        if nxt > hi:
+            raise CodeError(f"community {ncomm[i]}: no grid sequence left above {hi:03d}")
+        top[ncomm[i]] = nxt
+        codes[i] = grid_code(ncomm[i], nxt)
+    # registry: retire dropped codes, issue fresh ones, keep kept ones active
+    if len(reg):
+        gone = reg["grid_code"].isin(retired) & (reg["status"] == "active")
+        reg.loc[gone, "status"] = "retired"
+        reg.loc[gone, "retired_at"] = now
+    known = set(reg["grid_code"].dropna().astype(str))
+    add = [{"grid_code": c, "community_code": c[:12], "issued_at": now, "retired_at": pd.NA,
+            "status": "active"} for c in codes if c not in known]
+    # previous codes missing from the registry (grids imported without one): record them
+    for c in prev_codes:
+        if c not in known and c not in {r["grid_code"] for r in add}:
+            add.append({"grid_code": c, "community_code": c[:12], "issued_at": pd.NA,
+                        "retired_at": now if c in retired else pd.NA,
+                        "status": "retired" if c in retired else "active"})
+    if add:
+        reg = pd.concat([reg, pd.DataFrame(add, columns=REGISTRY_COLUMNS).astype("string")],
+                        ignore_index=True)
+    reg = reg.sort_values("grid_code").reset_index(drop=True)
+    return Recoded(codes, kept, reg)
