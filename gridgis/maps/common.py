@@ -1,0 +1,453 @@
+"""Shared pieces of the map pages: offline assets, base maps, geometry preparation, legends,
+labels and point layers.
+
+Every page is a :class:`folium.Map` whose JavaScript and CSS come from ``gridgis/static``
+(Leaflet and folium's marker plugin, shipped with gridgis), referenced by a relative path
+or inlined; nothing is fetched from a CDN. Only the tiles of a chosen base map leave the
+machine.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from branca.element import Element, MacroElement
+from folium.template import Template
+
+from gridgis.crs import metric_crs_for, wgs84_to_offset
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+"""Folder of the shipped browser assets (Leaflet, awesome-markers)."""
+
+Basemap = Literal["osm", "tianditu", "amap", "none"]
+BASEMAPS: tuple[str, ...] = ("osm", "tianditu", "amap", "none")
+
+#: (name, path relative to ``static/``) of the JavaScript every page loads.
+JS_ASSETS: list[tuple[str, str]] = [
+    ("leaflet", "leaflet/leaflet.js"),
+    ("awesome_markers", "awesome-markers/leaflet.awesome-markers.min.js"),
+]
+#: (name, path relative to ``static/``) of the CSS every page loads.
+CSS_ASSETS: list[tuple[str, str]] = [
+    ("leaflet_css", "leaflet/leaflet.css"),
+    ("awesome_markers_css", "awesome-markers/leaflet.awesome-markers.css"),
+]
+
+#: Colour ramp (light to dark, ColorBrewer YlOrRd 7) for household choropleths.
+HOUSEHOLD_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c",
+                     "#b10026")
+
+#: One distinct colour per facility category (cycled), used for markers and radii.
+CATEGORY_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
+                    "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+                    "#756bb1", "#636363", "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8",
+                    "#969696", "#9c9ede")
+
+ROAD_STYLE = {"arterial": ("#555555", 4.0), "secondary": ("#777777", 3.0),
+              "branch": ("#999999", 2.0), "path": ("#bbbbbb", 1.0)}
+"""Colour and weight (pixels) per road class."""
+
+PAGE_CSS = """
+.gg-label{background:none;border:none;}
+.gg-label div{font:600 11px/1.1 "Noto Sans CJK SC","Microsoft YaHei",sans-serif;color:#111;
+ white-space:nowrap;text-shadow:0 0 2px #fff,0 0 2px #fff,0 0 3px #fff;
+ transform:translate(-50%,-50%);display:inline-block;text-align:center;}
+.gg-label.gg-street div{font-size:15px;color:#fff;background:#08306b;padding:2px 6px;
+ border-radius:3px;text-shadow:none;transform:translate(-50%,-190%);opacity:.9;}
+.gg-label.gg-community div{font-size:12px;color:#3f007d;}
+.gg-label.gg-grid div{font-size:10px;color:#000;}
+.gg-label.gg-flag div{color:#b30000;}
+.gg-legend,.gg-title{background:rgba(255,255,255,.92);padding:6px 9px;border-radius:4px;
+ box-shadow:0 1px 4px rgba(0,0,0,.35);font:12px/1.4 "Noto Sans CJK SC","Microsoft YaHei",
+ sans-serif;max-width:340px;}
+.gg-title{font-size:14px;}
+.gg-title a{color:#08519c;}
+.gg-legend i{display:inline-block;width:14px;height:12px;margin-right:5px;
+ vertical-align:middle;border:1px solid #888;}
+.gg-legend table{border-collapse:collapse;}
+.gg-legend .ln{display:inline-block;width:24px;height:0;border:none;vertical-align:middle;
+ margin-right:4px;}
+.gg-legend td{padding:0 4px;}
+.leaflet-container{background:#f2efe9;}
+"""
+
+
+# --------------------------------------------------------------------------------------
+# Assets and base maps
+# --------------------------------------------------------------------------------------
+
+def asset_prefix(depth: int) -> str:
+    """Relative path from a page ``depth`` folders below the output root to ``static/``."""
+    return "../" * depth + "static/"
+
+
+def new_map(bounds: Sequence[float], basemap: Basemap = "none", tianditu_key: str | None = None,
+            prefix: str = "static/", title: str | None = None) -> folium.Map:
+    """A folium map with local assets, the chosen base map and the page CSS.
+
+    Parameters
+    ----------
+    bounds
+        (minx, miny, maxx, maxy) in lon/lat degrees, already in the drawing CRS.
+    basemap
+        ``osm``, ``tianditu`` (needs ``tianditu_key``), ``amap`` (GCJ-02 tiles: the
+        overlays must have been shifted with :func:`prepare`) or ``none`` (offline).
+    prefix
+        Relative URL of the folder holding the shipped assets, from the page.
+    """
+    if basemap not in BASEMAPS:
+        raise ValueError(f"base map '{basemap}': use one of {', '.join(BASEMAPS)}")
+    if basemap == "tianditu" and not tianditu_key:
+        raise ValueError("base map 'tianditu' needs a key: --tianditu-key KEY "
+                         "(free from https://console.tianditu.gov.cn)")
+    minx, miny, maxx, maxy = (float(v) for v in bounds)
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=14,
+                   tiles=None, prefer_canvas=False, control_scale=True, max_zoom=20)
+    m.default_js = [(name, prefix + path) for name, path in JS_ASSETS]
+    m.default_css = [(name, prefix + path) for name, path in CSS_ASSETS]
+    add_basemap(m, basemap, tianditu_key)
+    m.get_root().header.add_child(Element(f"<style>{PAGE_CSS}</style>"), name="gg_css")
+    if title:
+        m.get_root().header.add_child(Element(f"<title>{html.escape(title)}</title>"),
+                                      name="gg_title")
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    return m
+
+
+def add_basemap(m: folium.Map, basemap: Basemap, tianditu_key: str | None = None) -> None:
+    """Add the tile layer(s) of a base map (nothing for ``none``)."""
+    if basemap == "osm":
+        folium.TileLayer("OpenStreetMap", name="OpenStreetMap 底图", max_zoom=19).add_to(m)
+    elif basemap == "tianditu":
+        for layer, name, overlay in (("vec", "天地图 矢量底图", False),
+                                     ("cva", "天地图 注记", True)):
+            url = ("https://t{s}.tianditu.gov.cn/" + layer + "_w/wmts?SERVICE=WMTS&REQUEST="
+                   "GetTile&VERSION=1.0.0&LAYER=" + layer + "&STYLE=default&TILEMATRIXSET=w"
+                   "&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk=" + str(tianditu_key))
+            folium.TileLayer(url, attr="天地图 © 国家地理信息公共服务平台", name=name,
+                             subdomains="01234567", overlay=overlay, max_zoom=18).add_to(m)
+    elif basemap == "amap":
+        folium.TileLayer("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1"
+                         "&scale=1&style=8&x={x}&y={y}&z={z}", attr="高德地图 © AutoNavi",
+                         name="高德地图 底图 (GCJ-02)", subdomains="1234", max_zoom=18).add_to(m)
+
+
+def external_urls(page: str) -> list[str]:
+    """``src``/``href`` URLs of a page that would be fetched from the network (http(s) or
+    protocol-relative ``//host``), excluding tile templates and plain hyperlinks ``<a>``."""
+    found = re.findall(r"<(?:script|link|img|iframe)\b[^>]*?(?:src|href)\s*=\s*[\"']"
+                       r"((?:https?:)?//[^\"']+)", page, flags=re.I)
+    found += re.findall(r"url\(\s*[\"']?((?:https?:)?//[^)\"']+)", page, flags=re.I)
+    return found
+
+
+def render_page(m: folium.Map) -> str:
+    """The complete HTML of a map; raises if anything would load from the network."""
+    page = m.get_root().render()
+    urls = external_urls(page)
+    if urls:
+        raise RuntimeError(f"page would load external resources: {urls[:3]}")
+    return page
+
+
+def inline_assets(page: str, prefix: str = "static/") -> str:
+    """Replace the local asset links of a page by the files' contents (one self-contained
+    HTML, e.g. for a notebook). Leaflet's images are inlined as data URLs."""
+    import base64
+
+    def css_text(rel: str) -> str:
+        text = (STATIC_DIR / rel).read_text(encoding="utf-8")
+        folder = (STATIC_DIR / rel).parent
+
+        def data_url(match: re.Match) -> str:
+            target = folder / match.group(1)
+            if not target.exists():
+                return match.group(0)
+            b64 = base64.b64encode(target.read_bytes()).decode()
+            return f"url(data:image/png;base64,{b64})"
+
+        return re.sub(r"url\(['\"]?(images/[^)'\"]+)['\"]?\)", data_url, text)
+
+    for _, rel in JS_ASSETS:
+        js = (STATIC_DIR / rel).read_text(encoding="utf-8").replace("</script", "<\\/script")
+        page = page.replace(f'<script src="{prefix}{rel}"></script>', f"<script>{js}</script>")
+    for _, rel in CSS_ASSETS:
+        page = re.sub(r'<link rel="stylesheet" href="' + re.escape(prefix + rel) + r'"\s*/>',
+                      lambda _m, r=rel: f"<style>{css_text(r)}</style>", page)
+    return page
+
+
+# --------------------------------------------------------------------------------------
+# Geometry and properties
+# --------------------------------------------------------------------------------------
+
+def round_coordinates(geoms: np.ndarray, decimals: int = 6) -> np.ndarray:
+    """Round every coordinate (degrees; 6 decimals ≈ 0.1 m) to shrink the pages."""
+    return shapely.transform(geoms, lambda c: np.round(c, decimals))
+
+
+def prepare(gdf: gpd.GeoDataFrame, tolerance_m: float = 0.0, basemap: Basemap = "none",
+            decimals: int = 6, coverage: bool = False) -> gpd.GeoDataFrame:
+    """A layer ready to draw: simplified in its metric CRS, in lon/lat, shifted to GCJ-02
+    for Amap tiles, coordinates rounded.
+
+    Parameters
+    ----------
+    tolerance_m
+        Simplification tolerance in metres (0: none).
+    coverage
+        The polygons tile the plane (streets, communities, grids): simplify them together
+        so shared edges stay shared (no slivers between neighbours).
+    """
+    if gdf is None or len(gdf) == 0:
+        return gdf
+    out = gdf.copy()
+    geo = out.geometry.to_crs("EPSG:4326") if out.crs is not None else out.geometry
+    if tolerance_m > 0:
+        metric = metric_crs_for(out.set_geometry(geo))
+        m = geo.to_crs(metric).values
+        simplified = None
+        if coverage:
+            try:
+                simplified = shapely.coverage_simplify(m, tolerance_m)
+                bad = shapely.is_empty(simplified) | shapely.is_missing(simplified)
+                simplified = np.where(bad, m, simplified)
+            except Exception:  # not a valid coverage: simplify one by one
+                simplified = None
+        if simplified is None:
+            simplified = shapely.simplify(m, tolerance_m, preserve_topology=True)
+        geo = gpd.GeoSeries(simplified, index=out.index, crs=metric).to_crs("EPSG:4326")
+    out = out.set_geometry(geo.rename("geometry"), crs="EPSG:4326")
+    if out.geometry.name != "geometry":
+        out = out.rename_geometry("geometry")
+    if basemap == "amap":
+        out = wgs84_to_offset(out, "gcj02")
+    out["geometry"] = round_coordinates(out.geometry.values, decimals)
+    return out
+
+
+def plain(value: Any) -> Any:
+    """A JSON-serialisable Python value (NA → None, numpy scalars → Python)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def to_geojson(gdf: gpd.GeoDataFrame, columns: Iterable[str]) -> dict:
+    """A GeoJSON FeatureCollection with only ``columns`` as properties (the page size is
+    the properties plus the rounded coordinates)."""
+    cols = [c for c in columns if c in gdf.columns]
+    geoms = shapely.to_geojson(gdf.geometry.values)
+    records = gdf[cols].astype(object).where(gdf[cols].notna(), None).to_dict("records") \
+        if cols else [{} for _ in range(len(gdf))]
+    feats = []
+    for geom, rec in zip(geoms, records, strict=True):
+        if geom is None:
+            continue
+        feats.append({"type": "Feature", "geometry": json.loads(geom),
+                      "properties": {k: plain(v) for k, v in rec.items()}})
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def class_breaks(values: pd.Series, classes: int = 7) -> list[float]:
+    """Quantile class breaks (upper bounds) for a choropleth, rounded to integers."""
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if v.empty:
+        return [0.0]
+    qs = np.unique(np.round(np.quantile(v, np.linspace(0, 1, classes + 1)[1:])))
+    return [float(q) for q in qs]
+
+
+def colour_for(value: Any, breaks: Sequence[float], colours: Sequence[str] = HOUSEHOLD_COLOURS
+               ) -> str:
+    """Colour of ``value`` in a class-break scheme (grey for missing)."""
+    value = plain(value)
+    if value is None:
+        return "#cccccc"
+    idx = int(np.searchsorted(np.asarray(breaks), float(value), side="left"))
+    idx = min(idx, len(breaks) - 1)
+    # spread the used classes over the ramp
+    pos = 0 if len(breaks) == 1 else round(idx * (len(colours) - 1) / (len(breaks) - 1))
+    return colours[pos]
+
+
+def choropleth_legend_rows(breaks: Sequence[float], colours: Sequence[str] = HOUSEHOLD_COLOURS
+                           ) -> list[tuple[str, str]]:
+    """(colour, label) rows of a class-break legend."""
+    rows = []
+    lower = 0.0
+    for i, b in enumerate(breaks):
+        colour = colour_for(b, breaks, colours)
+        label = f"≤ {b:,.0f}" if i == 0 else f"{lower:,.0f} – {b:,.0f}"
+        rows.append((colour, label))
+        lower = b
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# Map elements
+# --------------------------------------------------------------------------------------
+
+class HtmlControl(MacroElement):
+    """A Leaflet control holding HTML (title, legend, search box)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function(){
+          var ctl = L.control({position: {{ this.position|tojson }}});
+          ctl.onAdd = function(){
+            var div = L.DomUtil.create('div', {{ this.css_class|tojson }});
+            div.innerHTML = {{ this.html|tojson }};
+            L.DomEvent.disableClickPropagation(div);
+            L.DomEvent.disableScrollPropagation(div);
+            return div;
+          };
+          ctl.addTo({{ this._parent.get_name() }});
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, html_text: str, position: str = "bottomright",
+                 css_class: str = "gg-legend") -> None:
+        super().__init__()
+        self._name = "HtmlControl"
+        self.html = html_text
+        self.position = position
+        self.css_class = css_class
+
+
+def legend(title: str, rows: Sequence[tuple[str, str]], note: str = "",
+           position: str = "bottomright") -> HtmlControl:
+    """A legend: a title, (colour, label) rows and a note line."""
+    body = "".join(f"<div><i style='background:{c}'></i>{html.escape(label)}</div>"
+                   for c, label in rows)
+    extra = f"<div style='margin-top:4px;color:#555'>{note}</div>" if note else ""
+    return HtmlControl(f"<b>{html.escape(title)}</b>{body}{extra}", position=position)
+
+
+def title_box(text_html: str) -> HtmlControl:
+    """The page title (with breadcrumb links) in the top-left corner."""
+    return HtmlControl(text_html, position="topleft", css_class="gg-title")
+
+
+class LabelLayer(MacroElement):
+    """Text labels (L.divIcon markers, not interactive) added to a parent FeatureGroup.
+
+    ``labels`` is a list of ``[lat, lon, text, extra_css_class]``; one compact JSON array
+    instead of one JavaScript statement per label.
+    """
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function(){
+          var data = {{ this.labels|tojson }};
+          var group = {{ this._parent.get_name() }};
+          for (var i = 0; i < data.length; i++) {
+            var d = data[i];
+            L.marker([d[0], d[1]], {interactive: false, keyboard: false,
+              icon: L.divIcon({className: 'gg-label ' + {{ this.css_class|tojson }} + ' ' + (d[3] || ''),
+                               html: '<div>' + d[2] + '</div>', iconSize: null})}).addTo(group);
+          }
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, labels: list[list[Any]], css_class: str = "") -> None:
+        super().__init__()
+        self._name = "LabelLayer"
+        self.labels = labels
+        self.css_class = css_class
+
+
+def label_points(gdf: gpd.GeoDataFrame, texts: Sequence[str],
+                 extra: Sequence[str] | None = None, escape: bool = True) -> list[list[Any]]:
+    """``[lat, lon, text, css]`` at each polygon's representative point; the text is
+    HTML-escaped unless ``escape=False`` (the caller escaped it)."""
+    pts = shapely.point_on_surface(gdf.geometry.values)
+    xs, ys = shapely.get_x(pts), shapely.get_y(pts)
+    extra = list(extra) if extra is not None else [""] * len(gdf)
+    return [[round(float(y), 6), round(float(x), 6), html.escape(str(t)) if escape else str(t), e]
+            for x, y, t, e in zip(xs, ys, texts, extra, strict=True)]
+
+
+class PointLayer(MacroElement):
+    """Many points as canvas circle markers from one compact array, added to a parent
+    FeatureGroup. ``points`` is ``[[lat, lon, tooltip, popup?], ...]`` (HTML text)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function(){
+          var data = {{ this.points|tojson }};
+          var group = {{ this._parent.get_name() }};
+          var renderer = L.canvas({padding: 0.5});
+          var style = {{ this.style|tojson }};
+          for (var i = 0; i < data.length; i++) {
+            var d = data[i];
+            var opts = Object.assign({renderer: renderer}, style);
+            var mk = L.circleMarker([d[0], d[1]], opts);
+            if (d[2]) { mk.bindTooltip(d[2]); }
+            if (d[3]) { mk.bindPopup(d[3], {maxWidth: 280}); }
+            mk.addTo(group);
+          }
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, points: list[list[Any]], style: dict[str, Any]) -> None:
+        super().__init__()
+        self._name = "PointLayer"
+        self.points = points
+        self.style = style
+
+
+def point_rows(gdf: gpd.GeoDataFrame, tooltips: Sequence[str] | None = None,
+               popups: Sequence[str] | None = None) -> list[list[Any]]:
+    """``[lat, lon, tooltip, popup]`` rows at each geometry's representative point."""
+    pts = shapely.point_on_surface(gdf.geometry.values)
+    xs, ys = np.round(shapely.get_x(pts), 6), np.round(shapely.get_y(pts), 6)
+    tips = list(tooltips) if tooltips is not None else [""] * len(gdf)
+    pops = list(popups) if popups is not None else [""] * len(gdf)
+    return [[float(y), float(x), t, p]
+            for x, y, t, p in zip(xs, ys, tips, pops, strict=True)]
+
+
+# --------------------------------------------------------------------------------------
+# Addresses (shared with the lookup page's JavaScript: keep the two in step)
+# --------------------------------------------------------------------------------------
+
+_PUNCT = re.compile(r"[\s,，。.、;；:：()（）\[\]【】\-—_#·'\"“”]+")
+
+ADDRESS_KEY_JS = r"""
+function ggKey(s) {
+  return (s || '').normalize('NFKC').toLowerCase()
+    .replace(/[\s,，。.、;；:：()（）\[\]【】\-—_#·'"“”]+/g, '');
+}
+"""
+"""JavaScript twin of :func:`address_key`."""
+
+
+def address_key(text: str) -> str:
+    """Normalised key of an address: NFKC (full-width digits and letters to half-width),
+    lower case, no spaces or punctuation. Same rule as ``ggKey`` in the lookup page."""
+    return _PUNCT.sub("", unicodedata.normalize("NFKC", str(text or "")).lower())

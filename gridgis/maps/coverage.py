@@ -1,0 +1,275 @@
+"""``coverage.html``: per facility category, covered and uncovered residential buildings,
+gap polygons, service radii and proposed sites, with a legend of coverage rates.
+
+Reads the coverage engineer's layers: ``access`` (building_id, category, walk_m, covered,
+…), ``coverage`` (level, code, category, households, households_covered, rate,
+rate_straight…), ``coverage_gaps`` (community_code, category, households, geometry) and
+``proposed_sites`` (points with a category). Absent layers are said so on the page.
+"""
+
+from __future__ import annotations
+
+import html
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from branca.element import MacroElement
+from folium.template import Template
+
+from gridgis.layers import FACILITY_CATEGORIES
+from gridgis.maps.common import (
+    CATEGORY_COLOURS,
+    Basemap,
+    HtmlControl,
+    PointLayer,
+    new_map,
+    point_rows,
+    prepare,
+    title_box,
+    to_geojson,
+)
+from gridgis.standards import DEFAULT, Settings
+
+EXTRA_LABELS = {"green": "绿地(≥400 m²)", "park": "公园(≥1 公顷)",
+                "life_circle": "15分钟生活圈(全部类别)"}
+
+
+def category_label(cat: str) -> str:
+    """Chinese label of a coverage category."""
+    return EXTRA_LABELS.get(cat) or FACILITY_CATEGORIES.get(cat, cat)
+
+
+class CoverageData(MacroElement):
+    """Residential building points shared by every category layer: ``[[lat, lon, hh,
+    id], …]`` in ``window.ggCoverage``."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        window.ggCoverage = {pts: {{ this.points|tojson }}, renderer: L.canvas({padding: 0.5})};
+        {% endmacro %}
+    """)
+
+    def __init__(self, points: list[list]) -> None:
+        super().__init__()
+        self._name = "CoverageData"
+        self.points = points
+
+
+class CoverageFill(MacroElement):
+    """Adds the covered (``want='1'``) or uncovered (``'0'``) buildings of one category to
+    its parent FeatureGroup. ``bits`` has one character per building ('1' covered, '0'
+    not, '-' not computed); ``walk`` the walking distance in metres (-1: unreachable)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function(){
+          var C = window.ggCoverage, bits = {{ this.bits|tojson }}, walk = {{ this.walk|tojson }};
+          var group = {{ this._parent.get_name() }}, want = {{ this.want|tojson }};
+          var style = {{ this.style|tojson }}, label = {{ this.label|tojson }};
+          for (var i = 0; i < bits.length; i++) {
+            if (bits.charAt(i) !== want) continue;
+            var p = C.pts[i];
+            var w = walk[i] < 0 ? '不可达' : walk[i] + ' m';
+            L.circleMarker([p[0], p[1]], Object.assign({renderer: C.renderer}, style))
+              .bindTooltip(p[3] + ' · ' + p[2] + ' 户 · ' + label + ' 步行 ' + w).addTo(group);
+          }
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, bits: str, walk: list[int], want: str, style: dict, label: str) -> None:
+        super().__init__()
+        self._name = "CoverageFill"
+        self.bits = bits
+        self.walk = walk
+        self.want = want
+        self.style = style
+        self.label = label
+
+
+def city_rates(coverage: pd.DataFrame | None, access: pd.DataFrame | None,
+               households: pd.Series | None = None) -> pd.DataFrame:
+    """Households, covered households and rates per category for the whole area: from the
+    ``coverage`` table's street rows (or, absent, from ``access`` and ``households``)."""
+    cols = ["category", "households", "households_covered", "rate", "rate_straight"]
+    if coverage is not None and len(coverage) and "level" in coverage.columns:
+        level = "street" if (coverage["level"] == "street").any() else \
+            coverage["level"].iloc[0]
+        c = coverage[coverage["level"] == level].copy()
+        for col in ("households", "households_covered", "households_covered_straight"):
+            c[col] = pd.to_numeric(c.get(col), errors="coerce").fillna(0)
+        g = c.groupby("category").agg(households=("households", "sum"),
+                                      households_covered=("households_covered", "sum"),
+                                      cov_s=("households_covered_straight", "sum"))
+        g["rate"] = g["households_covered"] / g["households"].where(g["households"] > 0)
+        g["rate_straight"] = g["cov_s"] / g["households"].where(g["households"] > 0)
+        return g.reset_index()[cols]
+    if access is not None and len(access) and households is not None:
+        a = access.copy()
+        a["hh"] = a["building_id"].astype(str).map(households).fillna(0)
+        a["hh_cov"] = np.where(a["covered"].fillna(False).astype(bool), a["hh"], 0)
+        g = a.groupby("category").agg(households=("hh", "sum"),
+                                      households_covered=("hh_cov", "sum"))
+        g["rate"] = g["households_covered"] / g["households"].where(g["households"] > 0)
+        g["rate_straight"] = np.nan
+        return g.reset_index()[cols]
+    return pd.DataFrame({c: [] for c in cols})
+
+
+def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None,
+                 facilities: gpd.GeoDataFrame | None,
+                 layers: dict[str, gpd.GeoDataFrame | pd.DataFrame | None],
+                 settings: Settings = DEFAULT, basemap: Basemap = "none",
+                 tianditu_key: str | None = None, prefix: str = "static/",
+                 tolerance_m: float = 1.0) -> tuple[folium.Map, list[str]]:
+    """The coverage page and notes about what was missing.
+
+    Parameters
+    ----------
+    communities
+        Community outlines, prepared for drawing.
+    buildings, facilities
+        In lon/lat (EPSG:4326), not yet shifted: prepared here for ``basemap``.
+    layers
+        ``access``, ``coverage``, ``coverage_gaps``, ``proposed_sites`` (each may be None).
+    settings
+        Service radii (``settings.coverage.radius_m``, metres) drawn around facilities.
+    """
+    notes: list[str] = []
+    m = new_map(communities.total_bounds, basemap, tianditu_key, prefix, title="设施覆盖图")
+    folium.GeoJson(to_geojson(communities, ["name", "community_code"]), name="社区边界",
+                   style_function=lambda f: {"color": "#54278f", "weight": 2.5,
+                                             "fillOpacity": 0.0},
+                   tooltip=folium.GeoJsonTooltip(["name", "community_code"], ["社区", "代码"]),
+                   ).add_to(m)
+    access = layers.get("access")
+    coverage = layers.get("coverage")
+    gaps = layers.get("coverage_gaps")
+    sites = layers.get("proposed_sites")
+    missing = [n for n, v in (("access", access), ("coverage", coverage),
+                              ("coverage_gaps", gaps), ("proposed_sites", sites)) if v is None]
+    if missing:
+        notes.append("coverage page: layer(s) " + ", ".join(missing) + " absent "
+                     "(run gridgis coverage / gridgis site)")
+    cats: list[str] = []
+    if access is not None and len(access):
+        cats = list(dict.fromkeys(access["category"].astype(str)))
+    elif coverage is not None and len(coverage):
+        cats = list(dict.fromkeys(coverage["category"].astype(str)))
+    order = {c: i for i, c in enumerate(["life_circle", *FACILITY_CATEGORIES, "green"])}
+    cats.sort(key=lambda c: order.get(c, 999))
+    first = next((c for c in cats if c != "life_circle"), cats[0] if cats else None)
+
+    hh_by_id = None
+    if buildings is not None and len(buildings) and access is not None and len(access):
+        b = buildings[buildings["building_id"].astype(str).isin(
+            set(access["building_id"].astype(str)))].copy()
+        b = prepare(b, 0.0, basemap)
+        ids = b["building_id"].astype(str).to_numpy()
+        hh = pd.to_numeric(b["households"], errors="coerce").fillna(0).round().astype(int)
+        hh_by_id = pd.Series(hh.to_numpy(), index=ids)
+        rows = point_rows(b)
+        CoverageData([[r[0], r[1], int(h), i] for r, h, i in zip(rows, hh, ids, strict=True)]
+                     ).add_to(m)
+        pos = pd.Series(np.arange(len(ids)), index=ids)
+        a = access[access["building_id"].astype(str).isin(pos.index)]
+        for cat in cats:
+            sub = a[a["category"].astype(str) == cat]
+            bits = np.full(len(ids), "-")
+            walk = np.full(len(ids), -1, dtype=np.int64)
+            p = pos.loc[sub["building_id"].astype(str)].to_numpy()
+            bits[p] = np.where(sub["covered"].fillna(False).astype(bool), "1", "0")
+            w = pd.to_numeric(sub["walk_m"], errors="coerce").to_numpy(dtype=float)
+            walk[p] = np.where(np.isfinite(w), np.round(w), -1).astype(np.int64)
+            label = category_label(cat)
+            bitstr = "".join(bits.tolist())
+            for want, name, colour in (("0", "未覆盖建筑", "#d7301f"),
+                                       ("1", "已覆盖建筑", "#1a9850")):
+                group = folium.FeatureGroup(name=f"{label}: {name}", show=(cat == first))
+                CoverageFill(bitstr, walk.tolist(), want,
+                             {"radius": 4, "color": colour, "weight": 1, "fillColor": colour,
+                              "fillOpacity": 0.85}, label).add_to(group)
+                group.add_to(m)
+    elif buildings is not None:
+        notes.append("coverage page: no 'access' layer, buildings are not classified")
+
+    radius = dict(settings.coverage.radius_m)
+    if facilities is not None and len(facilities):
+        f = prepare(facilities, 0.0, basemap)
+        pts = f.geometry.representative_point()
+        for i, cat in enumerate(c for c in cats if c in radius and c in set(f["category"])):
+            sel = (f["category"].astype(str) == cat).to_numpy()
+            colour = CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]
+            label = category_label(cat)
+            group = folium.FeatureGroup(name=f"{label}: 设施与服务半径 {radius[cat]:.0f} m",
+                                        show=(cat == first))
+            for p in pts[sel]:
+                folium.Circle([p.y, p.x], radius=float(radius[cat]), color=colour, weight=1,
+                              fill=True, fill_opacity=0.06, interactive=False).add_to(group)
+            names = f.loc[sel, "name"].astype("string").fillna(label).map(html.escape)
+            PointLayer(point_rows(f[sel], (label + ": " + names).tolist()),
+                       {"radius": 6, "color": "#ffffff", "weight": 1.5, "fillColor": colour,
+                        "fillOpacity": 1.0}).add_to(group)
+            group.add_to(m)
+
+    if gaps is not None and len(gaps):
+        gp = prepare(gaps, tolerance_m, basemap)
+        gp["label"] = gp["category"].astype(str).map(category_label)
+        fields = [c for c in ("label", "community_code", "households", "buildings", "area_m2")
+                  if c in gp.columns]
+        aliases = {"label": "类别", "community_code": "社区代码", "households": "未覆盖户数",
+                   "buildings": "未覆盖建筑", "area_m2": "面积(m²)"}
+        for cat in cats:
+            sub = gp[gp["category"].astype(str) == cat]
+            if len(sub) == 0:
+                continue
+            folium.GeoJson(to_geojson(sub, fields), name=f"{category_label(cat)}: 覆盖缺口",
+                           show=(cat == first),
+                           style_function=lambda f: {"color": "#99000d", "weight": 1,
+                                                     "fillColor": "#fb6a4a",
+                                                     "fillOpacity": 0.35,
+                                                     "dashArray": "4 3"},
+                           tooltip=folium.GeoJsonTooltip(fields, [aliases[c] for c in fields]),
+                           ).add_to(m)
+    if sites is not None and len(sites):
+        s = prepare(sites, 0.0, basemap)
+        cat_col = "category" if "category" in s.columns else None
+        tips = []
+        for _, row in s.drop(columns="geometry").iterrows():
+            parts = [category_label(str(row[cat_col])) if cat_col else "建议选址"]
+            for k, v in row.items():
+                if k != cat_col and v is not None and not (isinstance(v, float) and np.isnan(v)):
+                    parts.append(f"{k}: {v}")
+            tips.append(html.escape(" · ".join(parts[:6])))
+        group = folium.FeatureGroup(name="建议选址", show=True)
+        PointLayer(point_rows(s, tips), {"radius": 9, "color": "#000000", "weight": 2,
+                                         "fillColor": "#ffd700", "fillOpacity": 1.0}
+                   ).add_to(group)
+        group.add_to(m)
+
+    rates = city_rates(coverage, access, hh_by_id)
+    rows = "".join(
+        f"<tr><td>{html.escape(category_label(str(r.category)))}</td>"
+        f"<td style='text-align:right'>{'' if pd.isna(r.rate) else f'{r.rate:.0%}'}</td>"
+        f"<td style='text-align:right;color:#777'>"
+        f"{'' if pd.isna(r.rate_straight) else f'{r.rate_straight:.0%}'}</td></tr>"
+        for r in rates.set_index("category").reindex([c for c in cats
+                                                       if c in set(rates["category"])])
+        .reset_index().itertuples())
+    legend_html = ("<b>覆盖率 (户数)</b><br><span style='color:#1a9850'>●</span> 已覆盖 "
+                   "<span style='color:#d7301f'>●</span> 未覆盖 "
+                   "<span style='color:#fb6a4a'>■</span> 缺口 "
+                   "<span style='color:#ffd700'>●</span> 建议选址"
+                   "<table><tr><td>类别</td><td>步行</td><td>直线</td></tr>" + rows + "</table>")
+    floor = settings.coverage.park_coverage_floor
+    legend_html += f"<div style='color:#555'>公园服务半径覆盖率国标下限 {floor:.0%}</div>"
+    if missing:
+        legend_html += ("<div style='color:#b30000'>缺少图层: " + ", ".join(missing)
+                        + "<br>(先运行 gridgis coverage)</div>")
+    HtmlControl(legend_html, position="bottomright").add_to(m)
+    title_box("<a href='index.html'>区级网格图</a> › <b>设施覆盖图</b>"
+              "<br><small>图层控制中按类别切换</small>").add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m, notes

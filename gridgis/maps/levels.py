@@ -1,0 +1,315 @@
+"""The three-level grid map: district (index), street and community pages.
+
+Pure builders: GeoDataFrames (already prepared with :func:`gridgis.maps.common.prepare`)
+in, :class:`folium.Map` out. Links between levels are relative: ``index.html`` →
+``streets/<street_code>.html`` → ``communities/<community_code>.html`` →
+``boards/<grid_code>.html``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import folium
+import geopandas as gpd
+import pandas as pd
+
+from gridgis.layers import FACILITY_CATEGORIES, GREEN_KINDS, ROAD_CLASSES
+from gridgis.maps.common import (
+    CATEGORY_COLOURS,
+    ROAD_STYLE,
+    Basemap,
+    LabelLayer,
+    PointLayer,
+    choropleth_legend_rows,
+    class_breaks,
+    colour_for,
+    label_points,
+    legend,
+    new_map,
+    point_rows,
+    title_box,
+    to_geojson,
+)
+
+GRID_KIND_LABELS = {"residential": "住宅网格", "unit": "单位网格"}
+
+
+def is_flagged(flags: pd.Series) -> pd.Series:
+    """True where a grid's ``flags`` field holds any finding (non-empty text or list)."""
+    def one(v) -> bool:
+        if v is None:
+            return False
+        if isinstance(v, (list, tuple, set)):
+            return len(v) > 0
+        try:
+            if pd.isna(v):
+                return False
+        except (TypeError, ValueError):
+            return True
+        return str(v).strip() not in ("", "[]", "{}", "none", "None")
+    return flags.map(one).astype(bool) if len(flags) else pd.Series([], dtype=bool)
+
+
+def _flags_text(flags: pd.Series) -> pd.Series:
+    def one(v) -> str:
+        if isinstance(v, (list, tuple, set)):
+            return ", ".join(map(str, v))
+        return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+    return flags.map(one)
+
+
+def grid_frame(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Grids with the display fields the pages use (kind label, flagged, short code)."""
+    g = grids.copy()
+    for col in ("households", "building_count", "area_m2", "polsby_popper"):
+        if col not in g.columns:
+            g[col] = pd.NA
+    if "flags" not in g.columns:
+        g["flags"] = ""
+    if "kind" not in g.columns:
+        g["kind"] = "residential"
+    g["kind_label"] = g["kind"].map(GRID_KIND_LABELS).fillna(g["kind"].astype(str))
+    g["flagged"] = is_flagged(g["flags"]).values
+    g["flags_text"] = _flags_text(g["flags"]).values
+    g["short_code"] = g["grid_code"].astype(str).str[-6:]
+    g["area_ha"] = (pd.to_numeric(g["area_m2"], errors="coerce") / 10_000).round(2)
+    g["households"] = pd.to_numeric(g["households"], errors="coerce").round().astype("Int64")
+    g["board"] = ("<a href='" + "../boards/" + g["grid_code"].astype(str) + ".html'>公示牌 "
+                  + g["grid_code"].astype(str) + "</a>")
+    return g
+
+
+def _style(colour: str, weight: float, fill: str | None, fill_opacity: float = 0.55,
+           dash: str | None = None) -> dict:
+    s = {"color": colour, "weight": weight, "fillColor": fill or colour,
+         "fillOpacity": fill_opacity if fill else 0.0}
+    if dash:
+        s["dashArray"] = dash
+    return s
+
+
+def _breadcrumb(parts: Sequence[tuple[str, str | None]]) -> str:
+    out = []
+    for text, href in parts:
+        t = html.escape(text)
+        out.append(f"<a href='{href}'>{t}</a>" if href else f"<b>{t}</b>")
+    return " › ".join(out)
+
+
+def add_grids(m: folium.Map, grids: gpd.GeoDataFrame, breaks: list[float], name: str = "网格",
+              label: str = "short", board_prefix: str = "../boards/") -> folium.FeatureGroup:
+    """Grids as a household choropleth with tooltip and popup (code, households…), flagged
+    grids outlined in red and dashed, and a separate label layer of their codes."""
+    g = grid_frame(grids)
+    g["board"] = ("<a href='" + board_prefix + g["grid_code"].astype(str) + ".html'>公示牌</a>")
+    g["fill"] = [colour_for(v, breaks) for v in g["households"]]
+    fields = ["grid_code", "kind_label", "households", "building_count", "area_ha",
+              "flags_text", "board"]
+    aliases = ["网格代码", "类型", "户数", "建筑数", "面积(公顷)", "问题", "公示牌"]
+    data = to_geojson(g, [*fields, "fill", "flagged"])
+    layer = folium.GeoJson(
+        data, name=name,
+        style_function=lambda f: _style("#b30000" if f["properties"]["flagged"] else "#222222",
+                                        2.5 if f["properties"]["flagged"] else 1.0,
+                                        f["properties"]["fill"],
+                                        dash="6 4" if f["properties"]["flagged"] else None),
+        highlight_function=lambda f: {"weight": 3, "color": "#0000ff"},
+        tooltip=folium.GeoJsonTooltip(fields=fields[:5], aliases=aliases[:5], sticky=True),
+        popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
+    )
+    layer.add_to(m)
+    labels = folium.FeatureGroup(name="网格代码 (标注)", show=True)
+    texts = g["grid_code"].astype(str) if label == "full" else g["short_code"]
+    texts = [("⚠ " if f else "") + t for t, f in zip(texts, g["flagged"], strict=True)]
+    LabelLayer(label_points(g, texts, ["gg-flag" if f else "" for f in g["flagged"]]),
+               css_class="gg-grid").add_to(labels)
+    labels.add_to(m)
+    return layer
+
+
+def index_map(streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
+              basemap: Basemap = "none", tianditu_key: str | None = None,
+              prefix: str = "static/", city: str = "") -> folium.Map:
+    """District page: street outlines and names, communities as a household choropleth
+    with grid counts; a click on a community opens its popup with links to the street
+    and community pages.
+
+    ``communities`` needs community_code, name, street_code, households, grid_count
+    (and optional street_name); ``streets`` street_code, name, households, grid_count.
+    """
+    m = new_map(communities.total_bounds, basemap, tianditu_key, prefix,
+                title=f"{city} 三级网格图 · 区" if city else "三级网格图 · 区")
+    c = communities.copy()
+    breaks = class_breaks(c["households"])
+    c["fill"] = [colour_for(v, breaks) for v in c["households"]]
+    c["links"] = ("<a href='streets/" + c["street_code"].astype(str) + ".html'>街道图</a> · "
+                  "<a href='communities/" + c["community_code"].astype(str)
+                  + ".html'>社区图</a>")
+    fields = ["name", "community_code", "street_name", "households", "grid_count", "links"]
+    aliases = ["社区", "社区代码", "街道", "户数", "网格数", "地图"]
+    folium.GeoJson(
+        to_geojson(c, [*fields, "fill"]), name="社区 (户数分级)",
+        style_function=lambda f: _style("#6a51a3", 1.2, f["properties"]["fill"], 0.6),
+        highlight_function=lambda f: {"weight": 3, "color": "#0000ff"},
+        tooltip=folium.GeoJsonTooltip(fields=fields[:5], aliases=aliases[:5], sticky=True),
+        popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
+    ).add_to(m)
+    s = streets.copy()
+    s["link"] = "<a href='streets/" + s["street_code"].astype(str) + ".html'>打开街道图</a>"
+    sf = ["name", "street_code", "households", "community_count", "grid_count", "link"]
+    sa = ["街道", "街道代码", "户数", "社区数", "网格数", "地图"]
+    folium.GeoJson(
+        to_geojson(s, sf), name="街道边界",
+        style_function=lambda f: _style("#08306b", 4.0, None),
+        tooltip=folium.GeoJsonTooltip(fields=sf[:5], aliases=sa[:5], sticky=True),
+        popup=folium.GeoJsonPopup(fields=sf, aliases=sa),
+        interactive=False,
+    ).add_to(m)
+    names = folium.FeatureGroup(name="街道名称", show=True)
+    LabelLayer(label_points(s, s["name"].astype(str)), css_class="gg-street").add_to(names)
+    names.add_to(m)
+    cn = folium.FeatureGroup(name="社区名称", show=True)
+    LabelLayer(label_points(c, [f"{html.escape(n)}<br>{g} 个网格" for n, g in
+                                zip(c["name"].astype(str), c["grid_count"].fillna(0).astype(int),
+                                    strict=True)], escape=False),
+               css_class="gg-community").add_to(cn)
+    cn.add_to(m)
+    total_hh = int(pd.to_numeric(c["households"], errors="coerce").fillna(0).sum())
+    total_grids = int(pd.to_numeric(c["grid_count"], errors="coerce").fillna(0).sum())
+    legend("社区户数", choropleth_legend_rows(breaks),
+           note=f"街道 {len(s)} · 社区 {len(c)} · 网格 {total_grids} · 户数 {total_hh:,}<br>"
+                "<span class='ln' style='border-top:4px solid #08306b'></span>街道边界 "
+                "<span class='ln' style='border-top:2px solid #6a51a3'></span>社区边界").add_to(m)
+    title_box(_breadcrumb([(f"{city} 区级网格图" if city else "区级网格图", None)])
+              + "<br><small>点击社区查看街道图/社区图</small>").add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m
+
+
+def street_map(street: pd.Series, communities: gpd.GeoDataFrame, grids: gpd.GeoDataFrame,
+               basemap: Basemap = "none", tianditu_key: str | None = None,
+               prefix: str = "../static/") -> folium.Map:
+    """Street page: its communities (outlines and names) and their grids as a household
+    choropleth, grid codes as labels, flagged grids marked."""
+    bounds = (communities if len(communities) else grids).total_bounds
+    name = str(street.get("name", ""))
+    m = new_map(bounds, basemap, tianditu_key, prefix, title=f"{name} 街道网格图")
+    breaks = class_breaks(grids["households"]) if len(grids) else [0.0]
+    if len(grids):
+        add_grids(m, grids, breaks, name="网格 (户数分级)")
+    c = communities.copy()
+    c["link"] = "<a href='../communities/" + c["community_code"].astype(str) + ".html'>打开社区图</a>"
+    cf = ["name", "community_code", "households", "grid_count", "link"]
+    ca = ["社区", "社区代码", "户数", "网格数", "地图"]
+    folium.GeoJson(
+        to_geojson(c, cf), name="社区边界",
+        style_function=lambda f: _style("#54278f", 3.5, None),
+        tooltip=folium.GeoJsonTooltip(fields=cf[:4], aliases=ca[:4]),
+        interactive=False,
+    ).add_to(m)
+    cn = folium.FeatureGroup(name="社区名称", show=True)
+    LabelLayer(label_points(c, c["name"].astype(str)), css_class="gg-community").add_to(cn)
+    cn.add_to(m)
+    n_flag = int(grid_frame(grids)["flagged"].sum()) if len(grids) else 0
+    legend("网格户数", choropleth_legend_rows(breaks),
+           note=f"社区 {len(c)} · 网格 {len(grids)} · 问题网格 {n_flag}<br>"
+                "<span class='ln' style='border-top:3px solid #54278f'></span>社区边界 "
+                "<span class='ln' style='border-top:2px dashed #b30000'></span>⚠ 问题网格"
+                "<br>标注: 网格代码后6位 (社区3位+网格3位)").add_to(m)
+    title_box(_breadcrumb([("区级网格图", "../index.html"),
+                           (f"{name} ({street.get('street_code', '')})", None)])).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    return m
+
+
+def community_map(community: pd.Series, grids: gpd.GeoDataFrame,
+                  buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
+                  facilities: gpd.GeoDataFrame, green_spaces: gpd.GeoDataFrame,
+                  street_name: str = "", basemap: Basemap = "none",
+                  tianditu_key: str | None = None, prefix: str = "../static/") -> folium.Map:
+    """Community page: grids (full codes as labels), buildings with households in the
+    tooltip, roads by class, green spaces, and facilities by category, each a toggleable
+    layer."""
+    name = str(community.get("name", ""))
+    code = str(community.get("community_code", ""))
+    geom = community.geometry
+    m = new_map(geom.bounds, basemap, tianditu_key, prefix, title=f"{name} 社区网格图")
+    folium.GeoJson(
+        {"type": "Feature", "geometry": geom.__geo_interface__, "properties": {}},
+        name="社区边界", style_function=lambda f: _style("#54278f", 4.0, None),
+        interactive=False,
+    ).add_to(m)
+    if len(green_spaces):
+        gs = green_spaces.copy()
+        gs["kind_label"] = gs["kind"].map(GREEN_KINDS).fillna(gs["kind"].astype(str))
+        folium.GeoJson(
+            to_geojson(gs, ["name", "kind_label"]), name="绿地",
+            style_function=lambda f: _style("#238b45", 0.5, "#74c476", 0.5),
+            tooltip=folium.GeoJsonTooltip(fields=["name", "kind_label"],
+                                          aliases=["绿地", "类型"]),
+        ).add_to(m)
+    breaks = class_breaks(grids["households"]) if len(grids) else [0.0]
+    if len(grids):
+        add_grids(m, grids, breaks, name="网格", label="full")
+    if len(buildings):
+        b = buildings.copy()
+        b["households"] = pd.to_numeric(b.get("households"), errors="coerce").round() \
+            .astype("Int64")
+        b["est"] = b.get("households_estimated", pd.Series(False, index=b.index)) \
+            .fillna(False).astype(bool).map({True: "估算", False: "登记"})
+        bf = [c for c in ["building_id", "name", "households", "est", "floors", "grid_code"]
+              if c in b.columns]
+        ba = {"building_id": "建筑编号", "name": "名称", "households": "户数",
+              "est": "户数来源", "floors": "层数", "grid_code": "网格代码"}
+        folium.GeoJson(
+            to_geojson(b, bf), name="建筑 (户数)",
+            style_function=lambda f: _style("#444444", 0.6,
+                                            "#9e9ac8" if (f["properties"].get("households") or 0)
+                                            > 0 else "#d9d9d9", 0.85),
+            tooltip=folium.GeoJsonTooltip(fields=bf, aliases=[ba[c] for c in bf]),
+        ).add_to(m)
+    if len(roads):
+        r = roads.copy()
+        r["class_label"] = r["road_class"].map(ROAD_CLASSES).fillna(r["road_class"].astype(str))
+        folium.GeoJson(
+            to_geojson(r, ["name", "class_label", "road_class"]), name="道路",
+            style_function=lambda f: {"color": ROAD_STYLE.get(f["properties"]["road_class"],
+                                                              ("#999999", 1.5))[0],
+                                      "weight": ROAD_STYLE.get(f["properties"]["road_class"],
+                                                               ("#999999", 1.5))[1],
+                                      "opacity": 0.9},
+            tooltip=folium.GeoJsonTooltip(fields=["name", "class_label"],
+                                          aliases=["道路", "等级"]),
+        ).add_to(m)
+    rows = []
+    if len(facilities):
+        f = facilities.copy()
+        cats = [c for c in FACILITY_CATEGORIES if c in set(f["category"].astype(str))]
+        names = f["name"].astype("string").fillna("").map(html.escape)
+        area = pd.to_numeric(f.get("floor_area_m2"), errors="coerce")
+        for i, cat in enumerate(cats):
+            colour = CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]
+            label = FACILITY_CATEGORIES.get(cat, cat)
+            group = folium.FeatureGroup(name=f"设施: {label}", show=True)
+            sel = (f["category"].astype(str) == cat).values
+            nm = names[sel].where(names[sel] != "", label)
+            area_txt = area[sel].map(lambda a: "" if pd.isna(a) else f"<br>建筑面积 {a:,.0f} m²")
+            PointLayer(point_rows(f[sel], (label + ": " + nm).tolist(),
+                                  ("<b>" + nm + "</b><br>" + label + area_txt).tolist()),
+                       {"radius": 6, "color": "#ffffff", "weight": 1.5, "fillColor": colour,
+                        "fillOpacity": 0.95}).add_to(group)
+            group.add_to(m)
+            rows.append((colour, f"{label} ({int(sel.sum())})"))
+    hh = int(pd.to_numeric(grids["households"], errors="coerce").fillna(0).sum()) \
+        if len(grids) else 0
+    legend("设施类别", rows,
+           note=f"网格 {len(grids)} · 建筑 {len(buildings)} · 户数 {hh:,}<br>"
+                "网格底色=户数分级，红色虚线=问题网格").add_to(m)
+    street_code = str(community.get("street_code", ""))
+    title_box(_breadcrumb([("区级网格图", "../index.html"),
+                           (street_name or street_code, f"../streets/{street_code}.html"),
+                           (f"{name} ({code})", None)])).add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)
+    return m

@@ -1,0 +1,319 @@
+"""Write the whole map site of a workspace: index, street and community pages, coverage,
+lookup and the public boards, with the shipped assets copied next to them."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridgis.maps.common import STATIC_DIR, Basemap, asset_prefix, prepare, render_page
+
+#: Simplification tolerance per level, metres (index, street, community, boards).
+TOLERANCE_M = {"index": 12.0, "street": 3.0, "community": 0.5}
+
+#: Layers the site reads from a workspace (absent ones are skipped).
+MAP_LAYERS = ("streets", "communities", "grids", "buildings", "roads", "facilities",
+              "green_spaces", "staff", "addresses", "coverage", "access", "coverage_gaps",
+              "proposed_sites")
+
+
+@dataclass
+class MapSite:
+    """What :func:`write_maps` wrote."""
+
+    out_dir: Path
+    pages: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def index(self) -> Path:
+        return self.out_dir / "index.html"
+
+    def count(self, folder: str) -> int:
+        return sum(1 for p in self.pages if p.parent.name == folder)
+
+    def summary(self) -> str:
+        """One line: where the maps are and how many pages of each kind."""
+        return (f"maps in {self.out_dir}/: index.html, {self.count('streets')} street, "
+                f"{self.count('communities')} community pages, coverage.html, lookup.html, "
+                f"{self.count('boards')} boards")
+
+
+def _codes(s: pd.Series) -> pd.Series:
+    return s.astype("string").str.strip()
+
+
+def _in_polygons(points: np.ndarray, polygons: gpd.GeoDataFrame, key: str) -> pd.Series:
+    """Key of the polygon containing each point (STRtree query), NA outside all."""
+    out = pd.Series(pd.NA, index=range(len(points)), dtype="string")
+    if len(polygons) == 0 or len(points) == 0:
+        return out
+    tree = shapely.STRtree(polygons.geometry.values)
+    pi, gi = tree.query(points, predicate="intersects")
+    first = pd.Series(gi, index=pi).groupby(level=0).min()
+    out.iloc[first.index.to_numpy()] = polygons[key].astype("string").to_numpy()[first.to_numpy()]
+    return out
+
+
+def attach(frame: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame | None, key: str
+           ) -> gpd.GeoDataFrame:
+    """``frame`` with ``key`` filled from the polygon containing each row's representative
+    point, where the column is missing or empty (e.g. buildings before assignment)."""
+    if frame is None or polygons is None or len(frame) == 0 or len(polygons) == 0:
+        return frame
+    out = frame.copy()
+    current = _codes(out[key]) if key in out.columns else pd.Series(pd.NA, index=out.index,
+                                                                    dtype="string")
+    missing = current.isna().to_numpy()
+    if missing.any():
+        pts = shapely.point_on_surface(out.geometry.values[missing])
+        found = _in_polygons(pts, polygons.to_crs(out.crs) if out.crs else polygons, key)
+        current = current.copy()
+        current.iloc[np.flatnonzero(missing)] = found.to_numpy()
+    out[key] = current.to_numpy()
+    return out
+
+
+def summarise(layers: dict[str, gpd.GeoDataFrame]) -> tuple[gpd.GeoDataFrame,
+                                                             gpd.GeoDataFrame]:
+    """Streets and communities with households, community and grid counts.
+
+    Households come from the grids when present, otherwise from the buildings inside each
+    community (by representative point)."""
+    streets = layers["streets"].copy()
+    comms = layers["communities"].copy()
+    comms["community_code"] = _codes(comms["community_code"])
+    comms["street_code"] = _codes(comms["street_code"])
+    streets["street_code"] = _codes(streets["street_code"])
+    grids = layers.get("grids")
+    if grids is not None and len(grids):
+        g = grids.copy()
+        cc = _codes(g["community_code"]) if "community_code" in g.columns \
+            else _codes(g["grid_code"]).str[:12]
+        hh = pd.to_numeric(g.get("households"), errors="coerce").fillna(0)
+        per = pd.DataFrame({"cc": cc, "hh": hh}).groupby("cc").agg(households=("hh", "sum"),
+                                                                   grid_count=("hh", "size"))
+    else:
+        b = attach(layers.get("buildings"), comms, "community_code")
+        if b is not None and len(b):
+            hh = pd.to_numeric(b["households"], errors="coerce").fillna(0)
+            per = pd.DataFrame({"cc": b["community_code"], "hh": hh}).groupby("cc").agg(
+                households=("hh", "sum"))
+        else:
+            per = pd.DataFrame({"households": []})
+        per["grid_count"] = 0
+    comms["households"] = comms["community_code"].map(per["households"]).fillna(0) \
+        .round().astype(int)
+    comms["grid_count"] = comms["community_code"].map(per["grid_count"]).fillna(0).astype(int)
+    names = dict(zip(streets["street_code"], streets["name"].astype(str), strict=True))
+    comms["street_name"] = comms["street_code"].map(names)
+    agg = comms.groupby("street_code").agg(households=("households", "sum"),
+                                           grid_count=("grid_count", "sum"),
+                                           community_count=("community_code", "size"))
+    for col in agg.columns:
+        streets[col] = streets["street_code"].map(agg[col]).fillna(0).astype(int)
+    return streets, comms
+
+
+def _group_by(frame: gpd.GeoDataFrame | None, key: str) -> dict[str, gpd.GeoDataFrame]:
+    if frame is None or len(frame) == 0 or key not in frame.columns:
+        return {}
+    return {str(k): v for k, v in frame.groupby(_codes(frame[key]).fillna(""), sort=False)}
+
+
+def _empty_like(frame: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
+    if frame is None:
+        return gpd.GeoDataFrame({"geometry": []}, geometry="geometry", crs="EPSG:4326")
+    return frame.iloc[0:0]
+
+
+def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
+               basemap: Basemap = "none", tianditu_key: str | None = None,
+               city: str = "", settings=None, boards: bool = True,
+               progress: Callable[[int, int], None] | None = None) -> MapSite:
+    """Write every page of the map site for the given workspace layers.
+
+    Parameters
+    ----------
+    layers
+        Layers by name (see :data:`MAP_LAYERS`); ``streets`` and ``communities`` are
+        required, the rest are drawn when present. Geometry in any CRS (drawn in
+        EPSG:4326, or shifted to GCJ-02 for ``basemap="amap"``).
+    out_dir
+        Output folder; ``static/`` (Leaflet etc.) is copied into it, pages reference it by
+        relative path so the folder works offline and can be moved as a whole.
+    basemap
+        ``osm``, ``tianditu`` (with ``tianditu_key``), ``amap`` or ``none``.
+    boards
+        Also write one printable A4 board per grid under ``boards/``.
+    progress
+        Optional ``callback(done, total)`` per page.
+
+    Returns
+    -------
+    MapSite
+        The written pages and notes (e.g. coverage layers absent).
+    """
+    from gridgis.maps.boards import board_page
+    from gridgis.maps.coverage import coverage_map
+    from gridgis.maps.levels import community_map, index_map, street_map
+    from gridgis.maps.lookup import lookup_map
+    from gridgis.standards import DEFAULT
+
+    settings = settings or DEFAULT
+    for required in ("streets", "communities"):
+        if layers.get(required) is None or len(layers[required]) == 0:
+            raise ValueError(f"maps need layer '{required}': import it first "
+                             f"(gridgis import …) or run gridgis demo")
+    out = Path(out_dir)
+    site = MapSite(out)
+    for sub in ("streets", "communities", "boards"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    shutil.copytree(STATIC_DIR, out / "static", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("README.md", "__pycache__"))
+
+    layers = {k: v for k, v in layers.items() if v is not None}
+    geo = {k: (v.to_crs("EPSG:4326") if isinstance(v, gpd.GeoDataFrame) and v.crs is not None
+               else v) for k, v in layers.items()}
+    streets, comms = summarise(geo)
+    grids = geo.get("grids")
+    if grids is not None and len(grids):
+        grids = grids.copy()
+        grids["grid_code"] = _codes(grids["grid_code"])
+        if "community_code" not in grids.columns:
+            grids["community_code"] = grids["grid_code"].str[:12]
+        grids["community_code"] = _codes(grids["community_code"])
+    else:
+        grids = None
+        site.notes.append("no 'grids' layer: pages show streets and communities only "
+                          "(run gridgis delineate)")
+    buildings = attach(geo.get("buildings"), comms, "community_code")
+    if grids is not None:
+        buildings = attach(buildings, grids, "grid_code")
+    facilities = attach(geo.get("facilities"), comms, "community_code")
+    green = attach(geo.get("green_spaces"), comms, "community_code")
+    roads = geo.get("roads")
+
+    n_comm, n_street = len(comms), len(streets)
+    n_grids = 0 if grids is None else len(grids)
+    total = 3 + n_street + n_comm + (n_grids if boards else 0)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    def write(path: Path, page: str) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(path)
+        site.pages.append(path)
+
+    # Index ------------------------------------------------------------------------------
+    tol = TOLERANCE_M["index"]
+    s_idx = prepare(streets, tol, basemap, coverage=True)
+    c_idx = prepare(comms, tol, basemap, coverage=True)
+    write(out / "index.html", render_page(index_map(s_idx, c_idx, basemap, tianditu_key,
+                                                    asset_prefix(0), city)))
+    tick()
+
+    # Street pages -----------------------------------------------------------------------
+    tol = TOLERANCE_M["street"]
+    c_st = prepare(comms, tol, basemap, coverage=True)
+    g_st = prepare(grids, tol, basemap, coverage=True) if grids is not None else None
+    grids_by_comm = _group_by(g_st, "community_code")
+    for _, street in streets.iterrows():
+        code = str(street["street_code"])
+        cs = c_st[c_st["street_code"] == code]
+        gs = [grids_by_comm[c] for c in cs["community_code"] if c in grids_by_comm]
+        gsel = pd.concat(gs) if gs else _empty_like(g_st if g_st is not None else cs)
+        if len(cs) == 0:
+            site.notes.append(f"street {code} has no communities: page skipped")
+            continue
+        page = render_page(street_map(street, cs, gsel, basemap, tianditu_key, asset_prefix(1)))
+        write(out / "streets" / f"{code}.html", page)
+        tick()
+
+    # Community pages --------------------------------------------------------------------
+    tol = TOLERANCE_M["community"]
+    c_cm = prepare(comms, tol, basemap, coverage=True)
+    g_cm = prepare(grids, tol, basemap, coverage=True) if grids is not None else None
+    b_cm = prepare(buildings, tol, basemap) if buildings is not None else None
+    r_cm = prepare(roads, tol, basemap) if roads is not None else None
+    f_cm = prepare(facilities, 0.0, basemap) if facilities is not None else None
+    gr_cm = prepare(green, tol, basemap) if green is not None else None
+    g_by = _group_by(g_cm, "community_code")
+    b_by = _group_by(b_cm, "community_code")
+    f_by = _group_by(f_cm, "community_code")
+    gr_by = _group_by(gr_cm, "community_code")
+    road_pairs = (r_cm.sindex.query(c_cm.geometry.values, predicate="intersects")
+                  if r_cm is not None and len(r_cm) else np.empty((2, 0), dtype=int))
+    roads_by = pd.Series(road_pairs[1]).groupby(road_pairs[0]).agg(list).to_dict()
+    street_names = dict(zip(streets["street_code"], streets["name"].astype(str), strict=True))
+    for i, (_, comm) in enumerate(c_cm.iterrows()):
+        code = str(comm["community_code"])
+        empty_g = _empty_like(g_cm if g_cm is not None else c_cm)
+        page = render_page(community_map(
+            comm, g_by.get(code, empty_g), b_by.get(code, _empty_like(b_cm)),
+            r_cm.iloc[roads_by.get(i, [])] if r_cm is not None else _empty_like(None),
+            f_by.get(code, _empty_like(f_cm)), gr_by.get(code, _empty_like(gr_cm)),
+            street_names.get(str(comm["street_code"]), ""), basemap, tianditu_key,
+            asset_prefix(1)))
+        write(out / "communities" / f"{code}.html", page)
+        tick()
+
+    # Coverage ---------------------------------------------------------------------------
+    cov_layers = {k: geo.get(k) for k in ("coverage", "access", "coverage_gaps",
+                                          "proposed_sites")}
+    m, notes = coverage_map(c_st, buildings, facilities, cov_layers, settings, basemap,
+                            tianditu_key, asset_prefix(0))
+    site.notes += notes
+    write(out / "coverage.html", render_page(m))
+    tick()
+
+    # Lookup -----------------------------------------------------------------------------
+    m = lookup_map(c_st, g_st, streets, geo.get("addresses"), geo.get("staff"),
+                   basemap, tianditu_key, asset_prefix(0), grids_lonlat=grids)
+    write(out / "lookup.html", render_page(m))
+    tick()
+
+    # Boards -----------------------------------------------------------------------------
+    if boards and grids is not None:
+        staff = geo.get("staff")
+        comm_names = dict(zip(comms["community_code"], comms["name"].astype(str), strict=True))
+        comm_street = dict(zip(comms["community_code"], comms["street_code"], strict=True))
+        gb = prepare(grids, TOLERANCE_M["community"], basemap, coverage=True)
+        bb_by = _group_by(b_cm, "grid_code") if b_cm is not None else {}
+        staff_by = _group_by(staff, "grid_code") if staff is not None else {}
+        staff_comm = _group_by(staff, "community_code") if staff is not None else {}
+        for _, grid in gb.iterrows():
+            code = str(grid["grid_code"])
+            cc = str(grid["community_code"])
+            sc = str(comm_street.get(cc, code[:9]))
+            page = board_page(grid, bb_by.get(code, _empty_like(b_cm)),
+                              staff_by.get(code), staff_comm.get(cc),
+                              community_name=comm_names.get(cc, ""),
+                              street_name=street_names.get(sc, ""), street_code=sc,
+                              city=city, prefix=asset_prefix(1))
+            write(out / "boards" / f"{code}.html", page)
+            tick()
+    write(out / "maps.json", _manifest(site, basemap))
+    site.pages.pop()
+    return site
+
+
+def _manifest(site: MapSite, basemap: str) -> str:
+    import json
+
+    rel = [str(p.relative_to(site.out_dir)) for p in site.pages]
+    return json.dumps({"basemap": basemap, "pages": rel, "notes": site.notes},
+                      ensure_ascii=False, indent=1)
