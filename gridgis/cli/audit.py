@@ -1,0 +1,89 @@
+"""``gridgis audit``: check the grids a city already has and write ``grid_findings``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from gridgis.cli.app import app
+from gridgis.cli.common import (
+    DatabaseOpt,
+    RulesOpt,
+    SetOpt,
+    WorkspaceOpt,
+    console,
+    errors_to_stderr,
+    fail,
+    get_store,
+    load_settings,
+    progress,
+    progress_callback,
+)
+
+#: Layers the audit reads besides the grids, when present.
+CONTEXT_LAYERS = ("communities", "buildings", "roads")
+
+
+@app.command()
+def audit(
+    workspace: WorkspaceOpt = None,
+    database: DatabaseOpt = None,
+    grids: Annotated[str, typer.Option("--grids", help="Layer holding the city's grid "
+                                                       "polygons.")] = "grids",
+    code_field: Annotated[str, typer.Option("--code-field", help="Field holding the grid "
+                                                                 "code (e.g. WGBM).")] = "grid_code",
+    community_field: Annotated[str | None, typer.Option(
+        "--community-field", help="Field naming each grid's community (default: found by "
+                                  "location in layer communities).")] = None,
+    out: Annotated[str, typer.Option("--out", help="Layer to write the findings to.")
+                   ] = "grid_findings",
+    rules: RulesOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Audit existing grids: households out of range, multipart grids, gaps and overlaps, community crossings, buildings in no grid or two, invalid or duplicate codes, code prefixes, arterial crossings.
+
+    Writes layer grid_findings (grid_code, check, severity, detail, value, geometry: gaps and overlaps as polygons) and prints a summary. Exits 0 whenever the audit ran, whatever it found.
+
+    Example: [bold]gridgis audit --workspace city.gpkg --grids city_grids --code-field WGBM[/]
+    """
+    from gridgis.audit import AuditError, audit_grids, audit_params
+
+    settings = load_settings(rules, set_)
+    with errors_to_stderr():
+        store = get_store(workspace, database, must_exist=True)
+        present = set(store.layers())
+        if grids not in present:
+            fail(f"{store.location}: no layer '{grids}' (layers: "
+                 f"{', '.join(sorted(present)) or 'none'}); name the grid layer with --grids")
+        grid_frame = store.read(grids)
+        layers = {name: store.read(name) for name in CONTEXT_LAYERS if name in present}
+        try:
+            with progress() as bar:
+                result = audit_grids(grid_frame, layers, settings, code_field=code_field,
+                                     community_field=community_field, layer_name=grids,
+                                     progress=progress_callback(bar, "auditing"))
+        except AuditError as exc:
+            fail(f"{store.location}: {exc}")
+        store.write(out, result.findings,
+                    params=audit_params(result, settings, grids_layer=grids,
+                                        code_field=code_field,
+                                        community_field=community_field))
+
+    summary = result.summary()
+    table = Table(title=f"Audit of layer '{grids}': {len(grid_frame):,} grids "
+                        f"({result.crs})", title_justify="left")
+    for col in ("check", "severity", "findings", "status"):
+        table.add_column(col, justify="right" if col == "findings" else "left")
+    for row in summary.itertuples():
+        style = ("red" if row.severity == "error" else "yellow") if row.findings else "dim"
+        table.add_row(row.check, row.severity, f"[{style}]{row.findings:,}[/]", row.status)
+    console.print(table)
+    hh = result.grids["households"]
+    if int(result.grids["building_count"].sum()):
+        console.print(f"  households per grid: min {int(hh.min()):,}, median "
+                      f"{int(hh.median()):,}, max {int(hh.max()):,} (rule "
+                      f"{settings.grid.min_households}–{settings.grid.max_households})")
+    console.print(f"Wrote {len(result.findings):,} findings to layer '{out}' in "
+                  f"{store.location}")
