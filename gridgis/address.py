@@ -53,7 +53,7 @@ _NUM_SUFFIX = r"(?:号楼|号院|号|支弄|弄|栋|幢|座|单元|门|层|楼|�
 # A run of Chinese numerals directly before a numeric suffix. The run must not continue a
 # word that is itself a numeral-name (e.g. 三元里, 四川路, 十里河 are never followed by a
 # suffix here, so they stay), and it must not be glued to digits already.
-_RE_CN_NUMBER = re.compile(rf"(?<![\d{_CN_CHARS}])([{_CN_CHARS}]{{1,6}})(?={_NUM_SUFFIX})")
+_RE_CN_NUMBER = re.compile(rf"(?<![\d{_CN_CHARS}])([{_CN_CHARS}]{{1,12}})(?={_NUM_SUFFIX})")
 # 第 + numeral + suffix (第三栋, 第二单元)
 _RE_DI = re.compile(rf"第(\d+)(?={_NUM_SUFFIX})")
 _RE_HINT = re.compile(r"\(([^()]*)\)")
@@ -175,13 +175,16 @@ _PROVINCES = ("北京", "天津", "上海", "重庆", "河北", "山西", "辽�
               "四川", "贵州", "云南", "陕西", "甘肃", "青海", "台湾", "内蒙古", "广西", "西藏",
               "宁夏", "新疆", "香港", "澳门")
 _HAN = r"\u4e00-\u9fff"
+# A province's short name (浙江, 上海) counts only when a city or district follows, so that
+# 四川中路, 重庆南路, 江西南路, 上海大剧院 keep their names.
 _RE_PROVINCE = re.compile(
-    rf"^(?:[{_HAN}]{{2,7}}?(?:省|自治区)|(?:{'|'.join(_PROVINCES)})(?:省|市|自治区|特别行政区)?)"
-    rf"(?![路街道巷弄里])")
+    rf"^(?:[{_HAN}]{{2,7}}?(?:省|自治区)|(?:{'|'.join(_PROVINCES)})"
+    rf"(?:(?:省|市|自治区|特别行政区)(?![路街道巷弄里])"
+    rf"|(?=[{_HAN}]{{1,6}}?(?:市|州|盟|地区|新区|区|县)(?![路街道巷弄里]))))")
 _RE_CITY = re.compile(rf"^[{_HAN}]{{2,7}}?(?:市|自治州|地区|盟)(?![路街道巷场心])")
 _RE_DISTRICT = re.compile(
     rf"^[{_HAN}]{{1,6}}?(?:新区|(?<![小园业发景校社片街商学营矿库])区|县|旗|市)"
-    rf"(?![路街道巷场心府政])")
+    rf"(?![路街道巷府政])")
 _RE_TOWN = re.compile(rf"^[{_HAN}]{{1,6}}?(?:街道办事处|街道办|街道|镇|乡)(?![路街道巷弄里口])")
 _RE_COMMUNITY = re.compile(
     rf"^[{_HAN}\d]{{1,6}}?(?:社区居委会|社区|居委会|村委会|居民委员会|(?<!新)村)"
@@ -583,6 +586,11 @@ LEVELS = ("room", "unit", "building", "door_plate", "compound", "road", "none")
 
 #: Characters that make two road names different roads, not a typo of each other
 #: (中山北路 ≠ 中山南路, 一路 ≠ 二路).
+#: Lowest rapidfuzz ratio for a road name to be a candidate when the door number agrees
+#: (one wrong character of a three-character name scores 66.7). Such matches are offered
+#: as candidates; only a one-character typo of a longer name can be confident.
+_ROAD_CANDIDATE_SCORE = 60.0
+
 _DISTINCT_CHARS = set("东南西北中上下前后左右内外新老大小" + _CN_CHARS + "0123456789")
 
 
@@ -656,7 +664,9 @@ class AddressIndex:
         self.door: dict[tuple[str, str, str], list[int]] = defaultdict(list)
         self.compound: dict[str, list[int]] = defaultdict(list)
         self.road_rows: dict[str, list[int]] = defaultdict(list)
+        self.door_roads: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.parts: list[tuple[str, str, str, str]] = []  # building, unit, floor, room
+        self.rest = np.full(n, "", dtype=object)
         col = {c: (df[c].astype("string").fillna("").to_numpy(dtype=object)
                    if c in df.columns else None)
                for c in ("district", "road", "number", "building_no", "unit")}
@@ -671,6 +681,7 @@ class AddressIndex:
             district = p.district or (col["district"][i] if col["district"] is not None else "")
             self.district[i] = district or ""
             self.city[i] = p.city or rules.city or ""
+            self.rest[i] = p.rest
             if p.rest:
                 self.exact[p.rest].append(i)
             self.parts.append((_bare(building, "栋"), _bare(unit, "单元"), _bare(p.floor, "层"),
@@ -684,6 +695,8 @@ class AddressIndex:
                     self.compound[nm].append(i)
             if p.poi and number and not road:  # 曹杨新村38号: a compound door plate
                 self.door[(p.poi, p.lane or "", _bare(number, "号"))].append(i)
+        for road, lane, number in self.door:
+            self.door_roads[(lane, number)].append(road)
         self.roads = list(self.road_rows)
         self.compounds = list(self.compound)
         self.keys = list(self.exact)
@@ -752,16 +765,19 @@ class AddressIndex:
             rows = plain or rows
         return rows, level
 
-    def _fuzzy_roads(self, road: str) -> list[tuple[str, float, bool]]:
-        """Known roads close to an unknown one: (road, score, typo_only)."""
-        rules = self.settings.address
-        cutoff = min(rules.fuzzy_threshold, 60.0)
-        found = process.extract(road, self.roads, scorer=fuzz.ratio, limit=8,
-                                score_cutoff=cutoff)
+    def _fuzzy_roads(self, road: str, lane: str, number: str) -> list[tuple[str, float, bool]]:
+        """Known roads carrying this door number whose name is close to an unknown road
+        name: (road, score, typo) with typo True for one wrong character that cannot make
+        another road (中山北路/中山南路 differ in meaning, not by a typo)."""
+        choices = self.door_roads.get((lane, number))
+        if not choices:
+            return []
+        found = process.extract(road, choices, scorer=fuzz.ratio, limit=8,
+                                score_cutoff=_ROAD_CANDIDATE_SCORE)
         out = []
         for cand, score, _ in found:
             typo = False
-            if len(cand) == len(road) and len(road) >= 3:
+            if len(cand) == len(road) and len(road) >= 4:
                 diff = [(a, b) for a, b in zip(cand, road, strict=True) if a != b]
                 typo = len(diff) == 1 and not (set(diff[0]) & _DISTINCT_CHARS)
             out.append((cand, float(score), typo))
@@ -807,7 +823,7 @@ class AddressIndex:
             if exact_road:
                 roads = [(street, 100.0, True)]
             elif q.road:
-                roads = self._fuzzy_roads(q.road)
+                roads = self._fuzzy_roads(q.road, q.lane or "", number)
             else:
                 roads = []
             for road, score, typo in roads:
@@ -817,6 +833,11 @@ class AddressIndex:
             if hits:
                 road, score, typo, found = hits[0]
                 found, level = self._refine(found, q)
+                if len(found) > 1:
+                    # several rows at this door plate: the one whose text is closest first
+                    tail = q.rest.replace(q.road or "", "", 1)
+                    sims = [fuzz.ratio(tail, self.rest[r].replace(road, "", 1)) for r in found]
+                    found = [found[k] for k in np.argsort(sims, kind="stable")[::-1]]
                 found, unique = self._resolve(found, q)
                 if not exact_road:
                     # one wrong character is forgiven only when it cannot be another road
@@ -835,7 +856,16 @@ class AddressIndex:
                 m.reason = f"no door number {q.number} on {street} in the index"
                 return m
         # 3. compound / POI name (+ building + unit)
-        for name in dict.fromkeys(filter(None, (normalise_name(text), q.rest, q.poi))):
+        only_names = not any(lab == "subpoi" for lab, _ in q.spans)
+        probes = [(normalise_name(text), True), (q.rest, not q.hints),
+                  (q.poi, not q.hints and only_names)]
+        # a part of the query matching a name is not enough when the rest says more
+        # (麦当劳(四川北路店) is not the 麦当劳 of the index): candidates only
+        seen = set()
+        for name, may_be_sure in probes:
+            if not name or name in seen:
+                continue
+            seen.add(name)
             rows = self.compound.get(name)
             if rows:
                 rows, level = self._refine(rows, q)
@@ -844,10 +874,13 @@ class AddressIndex:
                 rows, unique = self._resolve(rows, q)
                 m.level, m.score = level, 100.0
                 m.candidates = self._candidates(rows, 100.0)
-                if unique:
+                if unique and may_be_sure:
                     m.row, m.confident = rows[0], True
-                else:
+                elif not unique:
                     m.reason = "same name in several places"
+                else:
+                    m.score = min(m.score, 80.0)
+                    m.reason = f"only part of the query ({name}) matches a known name"
                 return m
         # 4. nothing exact: road only, or fuzzy candidates (never confident)
         if q.road and q.road in self.road_rows and not number:
