@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(texts):,} queries); rapidfuzz extractOne over the texts: "
           f"{peer_per_min:,.0f}/minute; ratio {per_min / peer_per_min:.1f}x")
     # speed: batch point lookup
-    from gridgis.synth import make_city
     from gridgis.delineate import delineate
+    from gridgis.synth import make_city
 
     city = make_city(households=10_000 if args.quick else 30_000)
     res = delineate(city.layers)
