@@ -259,11 +259,9 @@ class GridPartitioner:
         return [sorted(m) for _, m in sorted(members.items())]
 
     # -- bisection ----------------------------------------------------------------------
-    def _sweep_order(self, units: list[int]) -> list[int]:
-        """Units in the order a sweep along the longer axis reaches them through the graph
-        (every prefix is contiguous)."""
-        xs, ys = self.x[units], self.y[units]
-        proj = xs if (xs.max() - xs.min()) >= (ys.max() - ys.min()) else ys
+    def _sweep_order(self, units: list[int], proj: np.ndarray) -> list[int]:
+        """Units in the order a sweep along ``proj`` (one value per unit, ascending) reaches
+        them through the graph: every prefix of the order is contiguous."""
         key = {u: float(p) for u, p in zip(units, proj, strict=True)}
         inside = set(units)
         order: list[int] = []
@@ -285,8 +283,31 @@ class GridPartitioner:
                         heapq.heappush(heap, (key[v], v))
         return order
 
+    def _cut(self, units: list[int], proj: np.ndarray, goal: float, lo: float, hi: float
+             ) -> tuple[bool, float, set[int], list[int]]:
+        """Best contiguous cut of one sweep: (feasible, deviation, part A, part B)."""
+        order = self._sweep_order(units, proj)
+        cum = np.cumsum(self.h[order])[:-1]  # households of prefix i+1, i = 0..n-2
+        dev = np.abs(cum - goal)
+        feasible = (cum >= lo) & (cum <= hi)
+        if feasible.any():
+            dev = np.where(feasible, dev, np.inf)
+        i = int(np.argmin(dev)) + 1
+        a = set(order[:i])
+        b_comps = self._components(order[i:])
+        if len(b_comps) > 1:  # enclosed pieces of B join A (they only touch A)
+            b_comps.sort(key=lambda c: (int(self.h[c].sum()), len(c)), reverse=True)
+            for c in b_comps[1:]:
+                a.update(c)
+        ha = int(self.h[list(a)].sum())
+        return lo <= ha <= hi, abs(ha - goal), a, b_comps[0]
+
     def _bisect(self, units: list[int], k: int) -> list[list[int]]:
-        """Split ``units`` into ``k`` contiguous regions of near-equal households."""
+        """Split ``units`` into ``k`` contiguous regions of near-equal households.
+
+        Sweeps along the longer axis first (compact halves); when no feasible cut exists
+        there, along the longer axis backwards and the shorter axis both ways.
+        """
         if k <= 1 or len(units) < 2:
             return [list(units)]
         k1 = k // 2
@@ -295,20 +316,16 @@ class GridPartitioner:
         goal = total * k1 / k
         lo = max(k1 * self.lo, total - k2 * self.hi)
         hi = min(k1 * self.hi, total - k2 * self.lo)
-        order = self._sweep_order(units)
-        cum = np.cumsum(self.h[order])[:-1]  # prefix i+1 households, i = 0..n-2
-        dev = np.abs(cum - goal)
-        feasible = (cum >= lo) & (cum <= hi)
-        if feasible.any():
-            dev = np.where(feasible, dev, np.inf)
-        i = int(np.argmin(dev)) + 1
-        a = set(order[:i])
-        b_comps = self._components(order[i:])
-        if len(b_comps) > 1:
-            b_comps.sort(key=lambda c: (int(self.h[c].sum()), len(c)), reverse=True)
-            for c in b_comps[1:]:
-                a.update(c)
-        b = b_comps[0]
+        xs, ys = self.x[units], self.y[units]
+        long_, short = (xs, ys) if (np.ptp(xs) >= np.ptp(ys)) else (ys, xs)
+        best = None
+        for proj in (long_, -long_, short, -short):
+            ok, dev, a, b = self._cut(units, proj, goal, lo, hi)
+            if best is None or (ok, -dev) > (best[0], -best[1]):
+                best = (ok, dev, a, b)
+            if ok:
+                break
+        _, _, a, b = best
         ka, kb = k1, k2
         ha, hb = int(self.h[list(a)].sum()), int(self.h[b].sum())
         if hb < kb * self.lo and kb > 1:  # absorbed parts left B too small for k2 regions
@@ -649,6 +666,22 @@ def _locate(faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
+def _n_components(mask: np.ndarray, edges: np.ndarray) -> int:
+    """Connected components among the faces where ``mask`` is True."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        return 0
+    pos = np.full(len(mask), -1, dtype=np.int64)
+    pos[idx] = np.arange(len(idx))
+    e = edges[mask[edges[:, 0]] & mask[edges[:, 1]]] if len(edges) else edges
+    graph = coo_matrix((np.ones(len(e)), (pos[e[:, 0]], pos[e[:, 1]])),
+                       shape=(len(idx), len(idx)))
+    return int(connected_components(graph, directed=False)[0])
+
+
 def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target: int):
     bf = _locate(faces, area.points)
     inside = bf >= 0
@@ -684,6 +717,7 @@ def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target
                                [], {}, name))
     # open ground around an institution (a block's margin without households) that shares
     # ≥ 30% of its outline with a unit grid belongs to that unit grid
+    # unless that would cut the residential faces apart
     if regions and len(edges):
         perim = shapely.length(faces)
         for _ in range(2):
@@ -695,9 +729,15 @@ def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target
                     if face_region[f] < 0 and g_ >= 0 and fh[f] == 0 \
                             and length >= 0.3 * perim[f] and length > best_len[f]:
                         grab[f], best_len[f] = g_, length
-            if not (grab >= 0).any():
+            changed = False
+            for g_ in np.unique(grab[grab >= 0]):
+                trial = face_region.copy()
+                trial[grab == g_] = g_
+                if _n_components(trial < 0, edges) <= _n_components(face_region < 0, edges):
+                    face_region = trial
+                    changed = True
+            if not changed:
                 break
-            face_region[grab >= 0] = grab[grab >= 0]
     # -- residential ---------------------------------------------------------------------
     res = np.flatnonzero(face_region < 0)
     if len(res):
@@ -1112,10 +1152,11 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
     out_b = buildings.copy()
     codes_by_region = np.asarray(rec.codes, dtype=object)
     out_b["grid_code"] = pd.array(
-        [codes_by_region[r] if r >= 0 else pd.NA for r in b_region], dtype="string")
+        np.where(b_region >= 0, codes_by_region[np.clip(b_region, 0, None)], None)
+        if len(codes_by_region) else [None] * len(out_b), dtype="string")
+    ccodes = cm["community_code"].astype(str).to_numpy().astype(object)
     out_b["community_code"] = pd.array(
-        [str(cm["community_code"].iloc[a]) if a >= 0 else pd.NA for a in b_area],
-        dtype="string")
+        np.where(b_area >= 0, ccodes[np.clip(b_area, 0, None)], None), dtype="string")
     params = {
         "grid": {k: v for k, v in settings.to_dict()["grid"].items()
                  if k in ("min_households", "max_households", "target_households",
