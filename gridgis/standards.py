@@ -280,10 +280,14 @@ class Settings:
         """
         sections: dict[str, dict[str, Any]] = {}
         for key, value in values.items():
-            section, _, name = key.partition(".")
+            section, _, name = key.strip().partition(".")
             if not name:
                 raise KeyError(f"setting '{key}': use section.name, e.g. grid.min_households")
-            sections.setdefault(section, {})[name] = value
+            name, _, item = name.partition(".")  # coverage.radius_m.kindergarten=250
+            if item:
+                sections.setdefault(section, {}).setdefault(name, {})[item] = value
+            else:
+                sections.setdefault(section, {})[name] = value
         return self._with_sections(sections)
 
     @classmethod
@@ -297,7 +301,11 @@ class Settings:
         changes = {}
         for section, params in sections.items():
             if section not in {f.name for f in fields(self)}:
-                raise KeyError(f"unknown settings section '{section}'")
+                raise KeyError(f"unknown settings section '{section}' (sections: "
+                               f"{', '.join(f.name for f in fields(self))})")
+            if not isinstance(params, dict):
+                raise ValueError(f"settings section '{section}' must be a table of "
+                                 f"parameters, e.g. [{section}] …, not {params!r}")
             current = getattr(self, section)
             known = {f.name: f for f in fields(current)}
             converted = {}
@@ -307,35 +315,78 @@ class Settings:
                 default = getattr(current, name)
                 converted[name] = _coerce(value, default, f"{section}.{name}")
             changes[section] = replace(current, **converted)
-        return replace(self, **changes)
+        out = replace(self, **changes)
+        for section, lo, hi in (("grid", "min_households", "max_households"),
+                                ("grid", "community_min_households",
+                                 "community_max_households")):
+            if getattr(getattr(out, section), lo) > getattr(getattr(out, section), hi):
+                raise ValueError(f"setting '{section}.{lo}' "
+                                 f"({getattr(getattr(out, section), lo)}) exceeds "
+                                 f"'{section}.{hi}' ({getattr(getattr(out, section), hi)})")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/TOML serialisable) for output metadata."""
         return _plain(dataclasses.asdict(self))
 
 
+_TRUE = {"1", "true", "yes", "on", "y", "t", "是"}
+_FALSE = {"0", "false", "no", "off", "n", "f", "否"}
+
+
 def _coerce(value: Any, default: Any, name: str) -> Any:
     """Convert a TOML/CLI value to the type of the default, or raise a clear error."""
     try:
         if isinstance(default, bool):
-            if isinstance(value, str):
-                return value.lower() in {"1", "true", "yes", "on"}
-            return bool(value)
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE | _FALSE:
+                return text in _TRUE
+            raise ValueError("expected true or false")
+        if isinstance(default, int | float) and isinstance(value, bool):
+            raise ValueError("expected a number, not true/false")
         if isinstance(default, int):
-            return int(value)
+            return _whole(value)
         if isinstance(default, float):
             return float(value)
+        if isinstance(default, str):
+            return str(value)
         if isinstance(default, tuple):
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
-            return tuple(type(default[0])(v) for v in value) if default else tuple(value)
+            if not default:
+                return tuple(value)
+            kind = type(default[0])
+            convert = {int: _whole, float: float}.get(kind, kind)
+            out = tuple(convert(v) for v in value)
+            if kind in (int, float) and len(out) != len(default):
+                raise ValueError(f"expected {len(default)} numbers")
+            if kind in (int, float) and len(out) == 2 and out[0] > out[1]:
+                raise ValueError("a range's lower bound exceeds its upper bound")
+            return out
         if isinstance(default, dict):
+            if not isinstance(value, dict):
+                raise ValueError("expected a table, e.g. name.key=value")
+            unknown = sorted(set(value) - set(default))
+            if unknown:
+                raise ValueError(f"unknown key '{unknown[0]}' (known: {', '.join(default)})")
             merged = dict(default)
-            merged.update({k: float(v) for k, v in dict(value).items()})
+            merged.update({k: float(v) for k, v in value.items()})
             return merged
     except (TypeError, ValueError) as exc:
         raise ValueError(f"setting '{name}': cannot use {value!r} ({exc})") from exc
     return value
+
+
+def _whole(value: Any) -> int:
+    """An int from 250, 250.0 or "250"; refuses 250.5 and true/false."""
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, not true/false")
+    number = float(value) if isinstance(value, str) else value
+    if isinstance(number, float) and not number.is_integer():
+        raise ValueError("expected a whole number")
+    return int(number)
 
 
 def _plain(obj: Any) -> Any:
