@@ -101,6 +101,19 @@ class Store(ABC):
         """Read a layer, optionally only rows whose geometry meets ``bbox`` (lon/lat) and
         whose fields equal ``where``'s values. Raises :class:`StoreError` when absent."""
 
+    def read_page(self, name: str, bbox: tuple[float, float, float, float] | None = None,
+                  where: dict[str, Any] | None = None, limit: int = 10, offset: int = 0
+                  ) -> tuple[Frame, int]:
+        """One page of a layer, for paging clients (the HTTP API's ``items``).
+
+        Returns rows ``offset`` … ``offset + limit - 1`` (in stored order) of those
+        matching ``bbox`` and ``where``, and how many rows match in all. Backends override
+        this with a form that reads only the page; this default reads all matches.
+        """
+        frame = self.read(name, bbox=bbox, where=where)
+        page = frame.iloc[offset:offset + limit].reset_index(drop=True)
+        return page, len(frame)
+
     @abstractmethod
     def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None
                    ) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 
@@ -67,15 +68,54 @@ class GeoPackageStore(Store):
 
     def read(self, name: str, bbox: tuple[float, float, float, float] | None = None,
              where: dict[str, Any] | None = None) -> Frame:
+        return self._read(name, bbox, where)
+
+    def read_page(self, name: str, bbox: tuple[float, float, float, float] | None = None,
+                  where: dict[str, Any] | None = None, limit: int = 10, offset: int = 0
+                  ) -> tuple[Frame, int]:
+        """One page of a layer (rows ``offset`` … ``offset + limit - 1`` in stored order)
+        and the number of rows matching ``bbox`` and ``where``; reads only that page."""
+        if bbox is None and not where:
+            frame = self._read(name, skip=offset, count=limit)
+            return frame, self.info(name).rows
+        # GDAL returns bbox matches in R-tree order: page over the sorted feature ids
+        ids = np.sort(self._read(name, bbox, where, fids_only=True).index.to_numpy())
+        page = ids[offset:offset + limit]
+        if not len(page):
+            return self._read(name, count=0), len(ids)
+        return self._read(name, fids=page), len(ids)
+
+    def _read(self, name: str, bbox: tuple[float, float, float, float] | None = None,
+              where: dict[str, Any] | None = None, skip: int = 0, count: int | None = None,
+              fids_only: bool = False, fids: Any = None) -> Frame:
         if name not in self.layers():
             raise StoreError(f"{self.path}: no layer '{name}' (layers: "
                              f"{', '.join(self.layers()) or 'none'})")
         sql = None
         if where:
-            sql = " AND ".join(f'"{k}" = {_sql_literal(v)}' for k, v in where.items())
+            fields = set(pyogrio.read_info(self.path, layer=name)["fields"])
+            unknown = [k for k in where if k not in fields]
+            if unknown:
+                raise StoreError(f"no field '{unknown[0]}' in layer '{name}' (fields: "
+                                 f"{', '.join(sorted(fields))})")
+            sql = " AND ".join(f'"{k}" = {_sql_literal(v)}' if v is not None
+                               else f'"{k}" IS NULL' for k, v in where.items())
+        extra: dict[str, Any] = {}
+        if skip:
+            extra["skip_features"] = int(skip)
+        if count is not None:
+            extra["max_features"] = int(count)
+        if fids_only:
+            extra["columns"] = []
+        if fids is not None:
+            extra["fids"] = fids
+        if count == 0:  # pyogrio reads everything for max_features=0
+            extra["max_features"] = 1
         try:
             frame = pyogrio.read_dataframe(self.path, layer=name, bbox=bbox, where=sql,
-                                           fid_as_index=False)
+                                           fid_as_index=fids_only, **extra)
+            if count == 0:
+                frame = frame.iloc[:0]
         except pyogrio.errors.DataSourceError as exc:
             raise StoreError(f"{self.path}: cannot read layer '{name}': {exc}") from exc
         if "geometry" in frame.columns and isinstance(frame, gpd.GeoDataFrame):
@@ -153,8 +193,8 @@ class GeoPackageStore(Store):
         with self._transaction() as tmp:
             infos = []
             for name, frame in frames.items():
-                _write_layer(tmp, name, frame)
-                infos.append(describe(name, frame, params))
+                written = _write_layer(tmp, name, frame)
+                infos.append(describe(name, written, params))
             self._init_meta(tmp)
             with contextlib.closing(sqlite3.connect(tmp)) as con, con:
                 for info in infos:
@@ -186,12 +226,15 @@ def _sql_literal(v: Any) -> str:
     return "'" + str(v).replace("'", "''") + "'"
 
 
-def _write_layer(path: Path, name: str, frame: Frame) -> None:
-    """Write one layer into a GeoPackage, replacing a layer of that name."""
+def _write_layer(path: Path, name: str, frame: Frame) -> Frame:
+    """Write one layer into a GeoPackage, replacing a layer of that name; return what was
+    written (in EPSG:4326)."""
     if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
         out = frame
         if out.crs is None:
             raise StoreError(f"layer '{name}' has no CRS")
+        if out.crs.to_epsg() != 4326:  # the contract: every layer is stored in EPSG:4326
+            out = out.to_crs("EPSG:4326")
         if out.geometry.name != "geometry":
             out = out.rename_geometry("geometry")
         types = set(out.geom_type.dropna().unique())
@@ -212,6 +255,7 @@ def _write_layer(path: Path, name: str, frame: Frame) -> None:
         out = _plain_columns(pd.DataFrame(frame))
         pyogrio.write_dataframe(out, path, layer=name, driver="GPKG",
                                 layer_options={"OVERWRITE": "YES"})
+    return out
 
 
 def _plain_columns(frame: Frame) -> Frame:

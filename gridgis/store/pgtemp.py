@@ -137,3 +137,19 @@ class TempPostgres:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_SHARED: TempPostgres | None = None
+
+
+def shared_server() -> TempPostgres:
+    """One throwaway server per process (started on first use, stopped at exit): lets
+    several test modules share a cluster without a conftest."""
+    global _SHARED
+    if _SHARED is None:
+        import atexit
+
+        server = TempPostgres().start()
+        atexit.register(server.stop)
+        _SHARED = server
+    return _SHARED

@@ -1,0 +1,437 @@
+"""The server backend: one PostgreSQL/PostGIS schema per workspace.
+
+``postgresql://user:pass@host:5432/db?schema=name`` (default schema ``gridgis``). Tables
+are made with SQLAlchemy 2 + geoalchemy2 and loaded with ``COPY`` through psycopg 3.
+
+* Same layer schema as the GeoPackage (:data:`gridgis.layers.SCHEMA`): codes as text,
+  nullable integers as ``bigint``, floats as ``double precision``; geometry is one
+  ``geometry(Geometry, 4326)`` column named ``geometry`` with a GiST index.
+* Every table has a primary key: the layer key (``building_id``, ``grid_code``…) when it
+  is present, non-null and unique, else the hidden row number ``_fid`` (which also keeps
+  the order rows were written in).
+* :meth:`PostGISStore.write_many` drops, re-creates and loads every layer, and updates the
+  metadata, in ONE transaction: a failed write leaves all previous layers whole.
+* Metadata tables ``gridgis_meta`` (key → JSON, with a ``schema_version`` row) and
+  ``gridgis_layers`` (name → :class:`~gridgis.store.base.LayerInfo` JSON), as in the
+  GeoPackage.
+* ``read(bbox=…)`` filters with ``geometry && envelope AND ST_Intersects(…)`` so the
+  GiST index is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+import sqlalchemy as sa
+from geoalchemy2 import Geometry
+from sqlalchemy.dialects import postgresql as pg
+
+from gridgis.layers import SCHEMA, STORAGE_CRS
+from gridgis.store.base import (
+    SCHEMA_VERSION,
+    Frame,
+    LayerInfo,
+    Store,
+    StoreError,
+    conform,
+    describe,
+    now_iso,
+)
+
+_META = "gridgis_meta"
+_LAYERS = "gridgis_layers"
+_FID = "_fid"
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+#: The key of every layer the project writes (the canonical schema plus derived layers).
+LAYER_KEYS: dict[str, str] = {n: s.key for n, s in SCHEMA.items()} | {"grids": "grid_code"}
+
+#: Columns indexed (b-tree) when present: the attribute filters planners use most.
+INDEXED_FIELDS = ("street_code", "community_code", "grid_code", "category", "building_id")
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """Split ``postgresql://…?schema=name`` into a SQLAlchemy psycopg URL and the schema."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    schema = query.pop("schema", "gridgis")
+    if not _NAME.match(schema):
+        raise StoreError(f"schema '{schema}': use lower-case letters, digits and _")
+    scheme = "postgresql+psycopg"
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), "")), schema
+
+
+class PostGISStore(Store):
+    """A workspace in one schema of a PostGIS database.
+
+    Parameters
+    ----------
+    url
+        ``postgresql://user:password@host:port/database[?schema=name]``.
+    create
+        Create the schema and metadata tables when absent (else :class:`StoreError`).
+    """
+
+    def __init__(self, url: str, create: bool = True) -> None:
+        sa_url, self.schema = split_url(url)
+        safe = sa.make_url(sa_url)
+        self.location = f"{safe.render_as_string(hide_password=True)}?schema={self.schema}"
+        self.location = self.location.replace("postgresql+psycopg://", "postgresql://")
+        self.engine = sa.create_engine(sa_url, pool_size=8, max_overflow=32,
+                                       pool_pre_ping=True)
+        try:
+            self._init(create)
+        except sa.exc.OperationalError as exc:
+            self.engine.dispose()
+            raise StoreError(f"{self.location}: cannot connect: {exc.orig}") from exc
+        except sa.exc.DBAPIError as exc:
+            self.engine.dispose()
+            raise StoreError(f"{self.location}: {exc.orig}") from exc
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _q(self, table: str) -> str:
+        return f"{_ident(self.schema)}.{_ident(table)}"
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        """A psycopg cursor on a pooled connection (read-only use; rolled back after)."""
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur:
+                yield cur
+
+    def _init(self, create: bool) -> None:
+        with self.engine.begin() as conn:
+            has_postgis = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_extension WHERE extname = 'postgis'").first()
+            if not has_postgis:
+                try:
+                    conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
+                except sa.exc.DBAPIError as exc:
+                    raise StoreError(f"{self.location}: the database lacks the PostGIS "
+                                     f"extension and it cannot be created: {exc.orig}"
+                                     ) from exc
+            exists = conn.exec_driver_sql(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = %(s)s "
+                "AND table_name = %(t)s", {"s": self.schema, "t": _META}).first()
+            if not exists:
+                if not create:
+                    raise StoreError(f"{self.location}: no such workspace")
+                conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {_ident(self.schema)}")
+                conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {self._q(_META)} "
+                                     "(key text PRIMARY KEY, value jsonb)")
+                conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {self._q(_LAYERS)} "
+                                     "(name text PRIMARY KEY, info jsonb NOT NULL)")
+                conn.exec_driver_sql(
+                    f"INSERT INTO {self._q(_META)} VALUES ('schema_version', %(v)s), "
+                    "('created_at', %(c)s) ON CONFLICT DO NOTHING",
+                    {"v": json.dumps(SCHEMA_VERSION), "c": json.dumps(now_iso())})
+            version = conn.exec_driver_sql(
+                f"SELECT value FROM {self._q(_META)} WHERE key = 'schema_version'").scalar()
+            if version is not None and int(version) > SCHEMA_VERSION:
+                raise StoreError(f"{self.location}: workspace schema version {version} is "
+                                 f"newer than this gridgis ({SCHEMA_VERSION}); upgrade gridgis")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- reading --------------------------------------------------------------------------
+    def layers(self) -> list[str]:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT name FROM {self._q(_LAYERS)} ORDER BY name")
+            return [r[0] for r in cur.fetchall()]
+
+    def _columns(self, cur: Any, name: str) -> dict[str, str]:
+        """Column name → PostgreSQL type of a layer table (raises when absent)."""
+        cur.execute("SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+                    "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 "
+                    "AND NOT a.attisdropped ORDER BY a.attnum", (self.schema, name))
+        cols = dict(cur.fetchall())
+        if not cols or name.startswith("gridgis_"):
+            raise StoreError(f"{self.location}: no layer '{name}' (layers: "
+                             f"{', '.join(self.layers()) or 'none'})")
+        return cols
+
+    def _filter(self, cols: dict[str, str], bbox: tuple[float, float, float, float] | None,
+                where: dict[str, Any] | None) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        if bbox is not None:
+            if "geometry" not in cols:
+                raise StoreError("bbox given for a layer without geometry")
+            minx, miny, maxx, maxy = (float(v) for v in bbox)
+            clauses.append("geometry && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND "
+                           "ST_Intersects(geometry, ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
+            args += [minx, miny, maxx, maxy] * 2
+        for key, value in (where or {}).items():
+            if key not in cols or key == _FID or key == "geometry":
+                raise StoreError(f"no field '{key}' in this layer (fields: "
+                                 f"{', '.join(c for c in cols if c not in (_FID, 'geometry'))})")
+            ctype = cols[key]
+            if value is None:
+                clauses.append(f"{_ident(key)} IS NULL")
+                continue
+            if ctype in ("bigint", "integer", "smallint", "double precision", "real",
+                         "numeric"):
+                try:
+                    num = float(value)
+                except (TypeError, ValueError):
+                    clauses.append("false")  # a text value never equals a number
+                    continue
+                clauses.append(f"{_ident(key)} = %s")
+                args.append(num)
+            elif ctype == "boolean":
+                clauses.append(f"{_ident(key)} = %s")
+                args.append(value if isinstance(value, bool)
+                            else str(value).strip().lower() in {"1", "true", "t", "yes"})
+            else:
+                clauses.append(f"{_ident(key)}::text = %s" if ctype != "text"
+                               else f"{_ident(key)} = %s")
+                args.append(value if isinstance(value, str) else
+                            (repr(value) if isinstance(value, float) else str(value)))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+    def read(self, name: str, bbox: tuple[float, float, float, float] | None = None,
+             where: dict[str, Any] | None = None) -> Frame:
+        frame, _ = self._select(name, bbox, where, None, 0, count=False)
+        return frame
+
+    def read_page(self, name: str, bbox: tuple[float, float, float, float] | None = None,
+                  where: dict[str, Any] | None = None, limit: int = 10, offset: int = 0
+                  ) -> tuple[Frame, int]:
+        return self._select(name, bbox, where, limit, offset, count=True)
+
+    def _select(self, name: str, bbox, where, limit: int | None, offset: int, count: bool
+                ) -> tuple[Frame, int]:
+        with self._cursor() as cur:
+            cols = self._columns(cur, name)
+            sql_where, args = self._filter(cols, bbox, where)
+            matched = -1
+            if count:
+                cur.execute(f"SELECT count(*) FROM {self._q(name)}{sql_where}", args)
+                matched = int(cur.fetchone()[0])
+            fields = [c for c in cols if c not in (_FID, "geometry")]
+            select = [_ident(c) for c in fields]
+            if "geometry" in cols:
+                select.append("ST_AsBinary(geometry)")
+            page = ""
+            if limit is not None:
+                page = f" LIMIT {int(limit)} OFFSET {int(offset)}"
+            elif offset:
+                page = f" OFFSET {int(offset)}"
+            cur.execute(f"SELECT {', '.join(select) or 'NULL'} FROM {self._q(name)}"
+                        f"{sql_where} ORDER BY {_FID}{page}", args)
+            rows = cur.fetchall()
+            info = None
+            if "geometry" in cols:
+                cur.execute(f"SELECT info FROM {self._q(_LAYERS)} WHERE name = %s", (name,))
+                got = cur.fetchone()
+                info = got[0] if got else None
+        data = list(zip(*rows, strict=True)) if rows else [()] * len(select)
+        out: dict[str, Any] = {}
+        for i, col in enumerate(fields):
+            out[col] = _column(list(data[i]), cols[col])
+        frame = pd.DataFrame(out, index=pd.RangeIndex(len(rows)), columns=fields)
+        if "geometry" in cols:
+            wkb = np.array(data[-1], dtype=object) if rows else np.array([], dtype=object)
+            geoms = shapely.from_wkb(wkb) if len(wkb) else np.array([], dtype=object)
+            gs = gpd.GeoSeries(geoms, index=frame.index, crs=STORAGE_CRS)
+            if gs.isna().all() and not (info or {}).get("geometry_type"):
+                pass  # a table written without geometry values: like the GeoPackage
+            else:
+                frame = gpd.GeoDataFrame(frame, geometry=gs, crs=STORAGE_CRS)
+        return conform(name, frame), matched
+
+    def info(self, name: str | None = None) -> dict[str, LayerInfo] | LayerInfo:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT name, info FROM {self._q(_LAYERS)}")
+            rows = cur.fetchall()
+        infos = {}
+        for lname, data in rows:
+            data = dict(data)
+            if data.get("bounds"):
+                data["bounds"] = tuple(data["bounds"])
+            infos[lname] = LayerInfo(**data)
+        if name is None:
+            return infos
+        if name not in infos:
+            raise StoreError(f"{self.location}: no layer '{name}'")
+        return infos[name]
+
+    def meta(self) -> dict[str, Any]:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT key, value FROM {self._q(_META)}")
+            return dict(cur.fetchall())
+
+    # -- writing --------------------------------------------------------------------------
+    def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None
+                   ) -> None:
+        for name in frames:
+            if not _NAME.match(name) or name.startswith(("gridgis_", "pg_")) \
+                    or name in ("spatial_ref_sys",):
+                raise StoreError(f"'{name}' is not a valid layer name (lower-case letters, "
+                                 "digits and _; not gridgis_*/pg_*)")
+        prepared = {name: _prepare(name, frame) for name, frame in frames.items()}
+        try:
+            with self.engine.begin() as conn:
+                raw = conn.connection.driver_connection
+                for name, (frame, geo) in prepared.items():
+                    self._write_layer(conn, raw, name, frame, geo)
+                    info = describe(name, frame, params)
+                    conn.exec_driver_sql(
+                        f"INSERT INTO {self._q(_LAYERS)} VALUES (%(n)s, %(i)s) "
+                        "ON CONFLICT (name) DO UPDATE SET info = EXCLUDED.info",
+                        {"n": name, "i": info.to_json()})
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"{self.location}: writing {', '.join(frames)} failed, "
+                             f"nothing changed: {exc.orig}") from exc
+
+    def _write_layer(self, conn: sa.Connection, raw: Any, name: str, frame: pd.DataFrame,
+                     geo: bool) -> None:
+        fields = [c for c in frame.columns if c != "geometry"]
+        key = LAYER_KEYS.get(name)
+        use_key = (key in fields and frame[key].notna().all() and frame[key].is_unique
+                   and len(frame) > 0)
+        md = sa.MetaData(schema=self.schema)
+        columns = [sa.Column(_FID, sa.BigInteger, nullable=False, primary_key=not use_key)]
+        for col in fields:
+            columns.append(sa.Column(col, _sql_type(name, col, frame[col]),
+                                     primary_key=bool(use_key and col == key)))
+        if geo:
+            columns.append(sa.Column("geometry", Geometry("GEOMETRY", srid=4326,
+                                                          spatial_index=False)))
+        table = sa.Table(name, md, *columns)
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self._q(name)} CASCADE")
+        table.create(conn)
+        values = [list(range(1, len(frame) + 1))]
+        values += [_py_values(frame[c]) for c in fields]
+        if geo:
+            geoms = np.asarray(frame.geometry.values, dtype=object)
+            geoms = shapely.set_srid(geoms, 4326)
+            values.append(list(shapely.to_wkb(geoms, hex=True, include_srid=True)))
+        names = ", ".join(_ident(c) for c in [_FID, *fields] + (["geometry"] if geo else []))
+        with raw.cursor() as cur:
+            with cur.copy(f"COPY {self._q(name)} ({names}) FROM STDIN") as cp:
+                for row in zip(*values, strict=True):
+                    cp.write_row(row)
+            if geo:
+                cur.execute(f"CREATE INDEX {_ident(f'{name}_geometry_gist')} ON "
+                            f"{self._q(name)} USING gist (geometry)")
+            if use_key:
+                cur.execute(f"CREATE UNIQUE INDEX {_ident(f'{name}_fid_idx')} ON "
+                            f"{self._q(name)} ({_FID})")
+            for col in INDEXED_FIELDS:
+                if col in fields and col != key:
+                    cur.execute(f"CREATE INDEX {_ident(f'{name}_{col}_idx')} ON "
+                                f"{self._q(name)} ({_ident(col)})")
+            cur.execute(f"ANALYZE {self._q(name)}")
+
+    def delete(self, name: str) -> None:
+        if name not in self.layers():
+            raise StoreError(f"{self.location}: no layer '{name}'")
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self._q(name)} CASCADE")
+            conn.exec_driver_sql(f"DELETE FROM {self._q(_LAYERS)} WHERE name = %(n)s",
+                                 {"n": name})
+
+    def set_meta(self, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            for k, v in values.items():
+                conn.exec_driver_sql(
+                    f"INSERT INTO {self._q(_META)} VALUES (%(k)s, %(v)s) "
+                    "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                    {"k": k, "v": json.dumps(v, ensure_ascii=False, default=str)})
+
+
+# -- frame <-> SQL ----------------------------------------------------------------------
+def _prepare(name: str, frame: Frame) -> tuple[pd.DataFrame, bool]:
+    """Check a frame and bring it to storage form: EPSG:4326 geometry named 'geometry'."""
+    geo = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
+    if geo:
+        if frame.crs is None:
+            raise StoreError(f"layer '{name}' has no CRS")
+        out = frame
+        if out.crs.to_epsg() != 4326:
+            out = out.to_crs(STORAGE_CRS)
+        if out.geometry.name != "geometry":
+            if "geometry" in out.columns:
+                out = out.drop(columns="geometry")
+            out = out.rename_geometry("geometry")
+        return out, True
+    out = pd.DataFrame(frame)
+    if "geometry" in out.columns:
+        out = out.drop(columns="geometry")
+    for col in out.columns:
+        if not isinstance(col, str) or not col:
+            raise StoreError(f"layer '{name}': column names must be text, got {col!r}")
+    return out, False
+
+
+def _sql_type(layer: str, col: str, series: pd.Series) -> Any:
+    spec = SCHEMA.get(layer)
+    if spec is not None and col in spec.fields:
+        kind = spec.fields[col].kind
+        return {"int": sa.BigInteger, "float": pg.DOUBLE_PRECISION, "bool": sa.Boolean
+                }.get(kind, sa.Text)
+    dt = series.dtype
+    if pd.api.types.is_bool_dtype(dt):
+        return sa.Boolean
+    if pd.api.types.is_integer_dtype(dt):
+        return sa.BigInteger
+    if pd.api.types.is_float_dtype(dt):
+        return pg.DOUBLE_PRECISION
+    if pd.api.types.is_datetime64_any_dtype(dt):
+        return sa.DateTime(timezone=True)
+    return sa.Text
+
+
+def _py_values(series: pd.Series) -> list[Any]:
+    """Values of a column as Python objects for COPY (None for any missing value)."""
+    s = series
+    if pd.api.types.is_bool_dtype(s.dtype):
+        obj = s.astype(object)
+    elif pd.api.types.is_integer_dtype(s.dtype):
+        obj = s.astype(object)
+    elif pd.api.types.is_float_dtype(s.dtype):
+        obj = s.astype(object)
+    elif pd.api.types.is_datetime64_any_dtype(s.dtype):
+        obj = s.astype(object)
+    else:
+        obj = s.astype(object).map(
+            lambda v: json.dumps(v, ensure_ascii=False, default=str)
+            if isinstance(v, (list, dict, tuple)) else v)
+    mask = pd.isna(s).to_numpy() if not isinstance(s.dtype, pd.CategoricalDtype) \
+        else s.isna().to_numpy()
+    vals = obj.tolist()
+    for i in np.flatnonzero(mask):
+        vals[i] = None
+    return vals
+
+
+def _column(values: list[Any], ctype: str) -> pd.Series:
+    """A pandas column from fetched values, with a dtype like the GeoPackage gives."""
+    has_null = any(v is None for v in values)
+    if ctype in ("bigint", "integer", "smallint"):
+        return pd.Series(values, dtype="Int64" if has_null else "int64")
+    if ctype in ("double precision", "real", "numeric"):
+        return pd.Series([np.nan if v is None else v for v in values], dtype="float64")
+    if ctype == "boolean":
+        return pd.Series(values, dtype="boolean" if has_null else "bool")
+    if ctype.startswith("timestamp"):
+        return pd.Series(pd.to_datetime(values, utc=True))
+    return pd.Series(values, dtype="str" if values else "str")
