@@ -65,6 +65,8 @@ _SNAP_M = 0.01
 _GRID_M = 1e-3
 """Linework is noded on a 1 mm grid, so lines within a millimetre (a road drawn on a
 community boundary) coincide instead of leaving sliver faces."""
+_CELL_STEP_M = 6.0
+"""Building outlines are densified to this step (m) for the building cells."""
 _PRECISION_M = 1e-4
 """Coordinates are compared at this precision (m) when matching shared face boundaries."""
 
@@ -517,14 +519,35 @@ def _polygonize(area, lines: list[np.ndarray]) -> np.ndarray:
     return faces[inside]
 
 
-def _voronoi_edges(face, points: np.ndarray) -> np.ndarray:
-    """Voronoi edges of ``points`` clipped to ``face`` (the building cells' borders)."""
-    uniq = np.unique(np.round(shapely.get_coordinates(points), 3), axis=0)
-    if len(uniq) < 2:
+def _cell_edges(face, footprints: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Borders of the building cells of ``face``: each cell is the ground nearer to one
+    building's outline than to any other's (Voronoi of the outlines densified every
+    ``_CELL_STEP_M`` metres, merged per building), clipped to the face. Cells follow the
+    gaps between buildings, so a cell holds its whole building (to half a step)."""
+    if len(points) < 2:
         return np.empty(0, dtype=object)
-    edges = shapely.voronoi_polygons(shapely.multipoints(uniq), extend_to=face,
-                                     only_edges=True)
-    return _lines_only(np.array([shapely.intersection(edges, face)]))
+    rings = shapely.segmentize(shapely.get_exterior_ring(shapely.get_parts(footprints)),
+                               _CELL_STEP_M)
+    coords, owner = shapely.get_coordinates(rings, return_index=True)
+    _, pi = shapely.get_parts(footprints, return_index=True)
+    owner = pi[owner]
+    # footprints missing or degenerate: fall back to the representative point
+    coords = np.vstack([coords, shapely.get_coordinates(points)])
+    owner = np.concatenate([owner, np.arange(len(points))])
+    coords, first = np.unique(np.round(coords, 3), axis=0, return_index=True)
+    owner = owner[first]
+    if len(np.unique(owner)) < 2:
+        return np.empty(0, dtype=object)
+    cells = shapely.get_parts(shapely.voronoi_polygons(
+        shapely.multipoints(coords), extend_to=face, ordered=True))
+    if len(cells) != len(coords):  # GEOS dropped near-duplicates: plain point cells
+        edges = shapely.voronoi_polygons(shapely.multipoints(np.unique(np.round(
+            shapely.get_coordinates(points), 3), axis=0)), extend_to=face, only_edges=True)
+        return _lines_only(np.array([shapely.intersection(edges, face)]))
+    order = np.argsort(owner, kind="stable")
+    starts = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
+    merged = [shapely.coverage_union_all(g) for g in np.split(cells[order], starts[1:])]
+    return _lines_only(shapely.intersection(shapely.boundary(np.array(merged)), face))
 
 
 def _adjacency(faces: np.ndarray, avoid_lines: np.ndarray, avoid_labels: np.ndarray
@@ -602,6 +625,7 @@ class _Area:
     avoid_lines: np.ndarray      # avoided lines clipped (subset of the cut lines)
     avoid_labels: np.ndarray     # label per avoided line ("arterial 中山路", "police_areas")
     points: np.ndarray           # building representative points
+    footprints: np.ndarray       # building polygons
     households: np.ndarray       # per building
     building_ids: np.ndarray
     units: list[tuple[Any, str]] = field(default_factory=list)  # (unit-grid polygon, name)
@@ -642,7 +666,8 @@ def _partition_area(area: _Area, lo: int, hi: int, target: int
             fn = np.bincount(bf[bf >= 0], minlength=len(faces))
             split = np.flatnonzero((fh > level) & (fn >= 2))
             for f in split:
-                extra.append(_voronoi_edges(faces[f], area.points[bf == f]))
+                extra.append(_cell_edges(faces[f], area.footprints[bf == f],
+                                         area.points[bf == f]))
         fine = _polygonize(area.polygon, base_lines + extra) if extra else faces
         result = _regions_from_faces(area, fine, lo, hi, target)
         if best is None or result[0] < best[0]:
@@ -933,7 +958,8 @@ def _partition_areas(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
     cut, avoid, labels = _avoid_lines(roads, alignment, settings)
     cut_tree = STRtree(cut) if len(cut) else None
     avoid_tree = STRtree(avoid) if len(avoid) else None
-    pts = shapely.point_on_surface(buildings.geometry.to_numpy()) if len(buildings) else \
+    footprints = buildings.geometry.to_numpy() if len(buildings) else np.empty(0, dtype=object)
+    pts = shapely.point_on_surface(footprints) if len(buildings) else \
         np.empty(0, dtype=object)
     hh = pd.to_numeric(buildings["households"], errors="coerce").fillna(0).astype(
         np.int64).to_numpy() if len(buildings) else np.empty(0, dtype=np.int64)
@@ -964,6 +990,7 @@ def _partition_areas(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
                         area_units.append((big, unit_names[ui] if unit_names is not None
                                            else None))
         area = _Area(poly, _clip_lines(cut, cut_tree, poly), alines, alabels, pts[sel],
+                     footprints[sel],
                      hh[sel], bids[sel], area_units)
         regions, local = _partition_area(area, lo, hi, target)
         base = len(out)
