@@ -1198,3 +1198,34 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
     }
     return DelineationResult(grids=grids, buildings=out_b, findings=findings, params=params,
                              registry=rec.registry)
+
+
+def recount(grids: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
+            settings: Settings = DEFAULT) -> gpd.GeoDataFrame:
+    """Households and building counts of grids from the buildings' ``grid_code``.
+
+    Used after :func:`gridgis.assign.assign_all`, which puts a building in the grid
+    holding most of its footprint: where that differs from the grid of its representative
+    point the counts follow the assignment, and a residential grid that so leaves the
+    bounds gets a flag saying why (never silently out of range).
+    """
+    out = grids.copy()
+    hh = pd.to_numeric(buildings["households"], errors="coerce").fillna(0)
+    code = buildings["grid_code"].astype("string")
+    sums = hh.groupby(code).sum()
+    counts = code.value_counts()
+    keys = out["grid_code"].astype(str)
+    new_hh = keys.map(sums).fillna(0).astype(np.int64).to_numpy()
+    new_n = keys.map(counts).fillna(0).astype(np.int64).to_numpy()
+    changed = new_hh != out["households"].to_numpy(dtype=np.int64)
+    lo, hi = settings.grid.min_households, settings.grid.max_households
+    flags = out["flags"].fillna("").astype(str).to_numpy().astype(object)
+    for i in np.flatnonzero(changed & (out["kind"].to_numpy() == "residential")):
+        if (new_hh[i] < lo or new_hh[i] > hi) and not flags[i]:
+            side = "below_min" if new_hh[i] < lo else "above_max"
+            flags[i] = (f"{side}: {new_hh[i]} households after buildings straddling the "
+                        f"grid border were assigned by largest overlap")
+    out["households"] = new_hh
+    out["building_count"] = new_n
+    out["flags"] = flags
+    return out
