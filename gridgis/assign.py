@@ -406,7 +406,8 @@ def _grid_summaries(grids: gpd.GeoDataFrame, codes_: pd.Series,
     categories = list(FACILITY_CATEGORIES)
     if facilities is not None and len(facilities) and "category" in facilities.columns:
         f = facilities[facilities["grid_code"].notna()]
-        counts = pd.crosstab(f["grid_code"].astype(str), f["category"].astype(str))
+        counts = f.groupby([f["grid_code"].astype(str), f["category"].astype(str)]).size() \
+            .unstack(fill_value=0)
         categories += sorted(set(counts.columns) - set(categories))
         counts = counts.reindex(index=idx, columns=categories, fill_value=0)
     else:
