@@ -367,6 +367,13 @@ OSM_XML = """<?xml version='1.0' encoding='UTF-8'?>
  <relation id="300"><member type="way" ref="103" role="outer"/>
   <tag k="type" v="multipolygon"/><tag k="leisure" v="park"/><tag k="name" v="玄武湖公园"/>
  </relation>
+ <relation id="302"><member type="way" ref="100" role="outer"/>
+  <tag k="type" v="boundary"/><tag k="boundary" v="administrative"/>
+  <tag k="admin_level" v="8"/><tag k="name" v="湖南路街道"/><tag k="ref" v="320106001000"/>
+ </relation>
+ <relation id="303"><member type="way" ref="103" role="outer"/>
+  <tag k="type" v="boundary"/><tag k="boundary" v="administrative"/>
+  <tag k="admin_level" v="10"/><tag k="name" v="无代码社区"/></relation>
  <relation id="301"><member type="way" ref="999" role="outer"/>
   <tag k="type" v="boundary"/><tag k="boundary" v="administrative"/>
   <tag k="admin_level" v="8"/><tag k="name" v="新街口街道"/></relation>
@@ -394,8 +401,15 @@ def test_osm_tags_to_layers(tmp_path):
                    "osm_n44": "elderly_care_home"}
     green = out["green_spaces"].data
     assert list(green["green_id"]) == ["osm_r300"] and green["kind"].iloc[0] == "park"
-    assert "streets" not in out
-    assert any("incomplete" in n and "新街口街道" in n for n in out["buildings"].notes)
+    # complete boundaries: with a valid code a street; without one skipped with a note
+    streets = out["streets"].data
+    assert list(streets["street_code"]) == ["320106001"] and streets["name"][0] == "湖南路街道"
+    assert streets.geometry[0].normalize().equals(
+        shapely.MultiPolygon([shapely.box(118.78, 32.04, 118.79, 32.05)]).normalize())
+    assert "communities" not in out
+    notes = out["buildings"].notes
+    assert any("incomplete" in n and "新街口街道" in n for n in notes)
+    assert any("no valid 12-digit code" in n and "无代码社区" in n for n in notes)
 
 
 @pytest.mark.shared

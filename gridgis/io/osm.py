@@ -131,6 +131,31 @@ _NAME_CATEGORY = [  # checked in order on the name of any mapped or unmapped fea
 ]
 
 
+#: Tags read from every OSM object (reading all tags into a dict is 3x slower), and the
+#: tags read only when the key before them is present.
+BASE_KEYS = ("building", "highway", "amenity", "shop", "healthcare", "leisure", "landuse",
+             "man_made", "military", "office", "place", "boundary", "name", "access")
+EXTRA_KEYS = {
+    "building": ("building:levels", "height", "building:height"),
+    "highway": ("area",),
+    "amenity": ("isced:level", "school:level", "social_facility", "social_facility:for",
+                "vending", "cuisine"),
+    "boundary": ("admin_level", "ref", "gb:code", "ref:gb", "division_code"),
+}
+#: Objects with none of these keys are skipped before they reach Python.
+MAIN_KEYS = BASE_KEYS[:-1] + ("cuisine",)
+
+
+def _read_tags(get: Callable[[str], str | None]) -> dict[str, str]:
+    tags = {k: v for k in BASE_KEYS if (v := get(k)) is not None}
+    for key, extra in EXTRA_KEYS.items():
+        if key in tags:
+            tags.update((k, v) for k in extra if (v := get(k)) is not None)
+    if "name" not in tags:
+        tags.update((k, v) for k in ("name:zh", "name:en") if (v := get(k)) is not None)
+    return tags
+
+
 def facility_category(tags: dict[str, str]) -> str | None:
     """The facility category of an OSM feature from its tags, or None when it is not a
     planning facility. Schools are split by ``isced:level`` or name (小学 / 中学)."""
@@ -232,12 +257,12 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
     done = 0
     try:
         fp = osmium.FileProcessor(str(path)).with_locations().with_areas()
-        fp = fp.with_filter(osmium.filter.EmptyTagFilter())
+        fp = fp.with_filter(osmium.filter.KeyFilter(*MAIN_KEYS))
         for obj in fp:
             done += 1
             if progress is not None and done % 10_000 == 0:
                 progress(done, 0)
-            tags = dict(obj.tags)
+            tags = _read_tags(obj.tags.get)
             if obj.is_node():
                 cat = facility_category(tags)
                 if cat is not None:
@@ -372,6 +397,11 @@ def _frames(rows: dict[str, list[dict]], settings: Settings, where: str, notes: 
                          f"use from the land use or campus they stand in "
                          f"({res} residential, from landuse=residential)")
     if len(buildings):
+        unknown = int(buildings["use"].isna().sum())
+        if unknown:
+            notes.append(f"{where}: {unknown} buildings have no use in their tags or "
+                         f"surroundings: use 'other', no households (import a buildings "
+                         f"file with households, or tag landuse=residential, to count them)")
         buildings["use"] = buildings["use"].fillna("other")
         out["buildings"] = buildings
     if rows["roads"]:
@@ -416,7 +446,11 @@ def _boundaries(bounds: gpd.GeoDataFrame, out: dict[str, gpd.GeoDataFrame],
         sel = bounds[level.isin(levels)].copy()
         if not len(sel):
             continue
-        text = sel["code"].fillna("").astype(str).str.replace(r"\D", "", regex=True).str[:n]
+        text = sel["code"].fillna("").astype(str).str.replace(r"\D", "", regex=True)
+        # statistical codes are often written with 12 digits: 320102001000 for a street
+        if n == 9:
+            padded = (text.str.len() == 12) & text.str.endswith("000")
+            text = text.where(~padded, text.str[:9])
         valid = []
         for code in text:
             try:
