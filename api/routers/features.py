@@ -1,0 +1,335 @@
+"""OGC API – Features: landing page, conformance, collections (one per layer), items
+with bbox / limit / offset / attribute filters / crs, and single features."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+
+from api.deps import Authorised, Ctx, FastJSON, GeoJSON, dumps, plain
+from api.models import Collection, Collections, Conformance, FeatureCollection, Landing
+from gridgis.crs import wgs84_to_gcj02
+from gridgis.layers import PERSONAL_FIELDS, SCHEMA
+from gridgis.store.base import LAYER_KEYS
+
+router = APIRouter(tags=["features"])
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
+EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
+GCJ02 = "https://gridgis.dev/def/crs/GCJ-02"
+"""GCJ-02 (Amap/Tencent offset coordinates, lon/lat order) has no EPSG code."""
+
+#: Output CRSs: URI -> (kind, lat/lon axis order). EPSG:4326 and EPSG:4490 are
+#: latitude-first as their definitions say (OGC API – Features Part 2).
+CRS_CHOICES: dict[str, tuple[str, bool]] = {
+    CRS84: ("wgs84", False), EPSG4326: ("wgs84", True), EPSG4490: ("wgs84", True),
+    GCJ02: ("gcj02", False),
+}
+CRS_ALIASES = {"crs84": CRS84, "wgs84": CRS84, "epsg:4326": EPSG4326, "epsg:4490": EPSG4490,
+               "cgcs2000": EPSG4490, "gcj02": GCJ02, "gcj-02": GCJ02}
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+]
+
+#: Query parameters of /items that are not attribute filters.
+RESERVED = {"bbox", "bbox-crs", "limit", "offset", "crs", "f"}
+
+#: Columns served only with the write token (any layer: assign_rejects carries staff rows).
+PERSONAL = set().union(*PERSONAL_FIELDS.values())
+
+MAX_LIMIT = 10_000
+
+
+def _crs_uri(value: str | None, field: str) -> str:
+    if value is None or value == "":
+        return CRS84
+    v = value.strip()
+    if v in CRS_CHOICES:
+        return v
+    if v.lower() in CRS_ALIASES:
+        return CRS_ALIASES[v.lower()]
+    raise HTTPException(422, f"{field}: unsupported CRS '{value}'; use one of "
+                             f"{', '.join(CRS_CHOICES)}")
+
+
+def _bbox(text: str | None, bbox_crs: str) -> tuple[float, float, float, float] | None:
+    if text is None or text == "":
+        return None
+    parts = text.split(",")
+    try:
+        vals = [float(p) for p in parts]
+    except ValueError:
+        raise HTTPException(422, "bbox: four numbers minx,miny,maxx,maxy "
+                                 "(lon/lat degrees)") from None
+    if len(vals) == 6:
+        vals = [vals[0], vals[1], vals[3], vals[4]]
+    if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+        raise HTTPException(422, "bbox: four numbers minx,miny,maxx,maxy (lon/lat degrees)")
+    kind, latlon = CRS_CHOICES[bbox_crs]
+    if latlon:
+        vals = [vals[1], vals[0], vals[3], vals[2]]
+    minx, miny, maxx, maxy = vals
+    if minx > maxx or miny > maxy:
+        raise HTTPException(422, "bbox: minx must not exceed maxx, nor miny maxy")
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90
+            and -90 <= maxy <= 90):
+        raise HTTPException(422, "bbox: longitudes within -180…180, latitudes -90…90")
+    if kind == "gcj02":
+        from gridgis.crs import gcj02_to_wgs84
+
+        xs, ys = gcj02_to_wgs84(np.array([minx, maxx, minx, maxx]),
+                                np.array([miny, miny, maxy, maxy]))
+        minx, maxx, miny, maxy = xs.min(), xs.max(), ys.min(), ys.max()
+    return (float(minx), float(miny), float(maxx), float(maxy))
+
+
+def _layer_or_404(ctx, layer: str) -> None:
+    if layer not in ctx.layers() or layer.startswith("gridgis_"):
+        raise HTTPException(404, f"no collection '{layer}' (collections: "
+                                 f"{', '.join(ctx.layers()) or 'none'})")
+
+
+def _key_of(layer: str, columns) -> str | None:
+    key = LAYER_KEYS.get(layer)
+    return key if key in columns else None
+
+
+def _hide_personal(layer: str, frame: pd.DataFrame) -> pd.DataFrame:
+    drop = [c for c in frame.columns if c in PERSONAL]
+    if drop:
+        frame = frame.drop(columns=drop)
+    if {"field", "value"} <= set(frame.columns):  # rejects tables quote refused values
+        personal = frame["field"].isin(list(PERSONAL))
+        if personal.any():
+            frame = frame.copy()
+            frame["value"] = frame["value"].astype(object).where(~personal, None)
+    return frame
+
+
+def _out_geometry(frame: gpd.GeoDataFrame, crs_uri: str) -> np.ndarray:
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    kind, latlon = CRS_CHOICES[crs_uri]
+    if kind == "gcj02":
+        def shift(c: np.ndarray) -> np.ndarray:
+            x, y = wgs84_to_gcj02(c[:, 0], c[:, 1])
+            return np.column_stack([x, y])
+
+        geoms = shapely.transform(geoms, shift)
+    if latlon:
+        geoms = shapely.transform(geoms, lambda c: c[:, ::-1])
+    return geoms
+
+
+def features_json(layer: str, frame: pd.DataFrame, crs_uri: str, first_row: int,
+                  authorised: bool) -> list[str]:
+    """GeoJSON Feature texts for a page of rows (ids: the layer key or the row number)."""
+    key = _key_of(layer, frame.columns)
+    is_geo = isinstance(frame, gpd.GeoDataFrame) and "geometry" in frame.columns
+    geoms: list[str | None]
+    if is_geo and len(frame):
+        g = _out_geometry(frame, crs_uri)
+        texts = shapely.to_geojson(g)
+        geoms = [None if t is None else str(t) for t in texts]
+        props = pd.DataFrame(frame.drop(columns="geometry"))
+    else:
+        geoms = [None] * len(frame)
+        props = pd.DataFrame(frame).drop(columns="geometry", errors="ignore")
+    if not authorised:
+        props = _hide_personal(layer, props)
+    if len(props.columns):
+        obj = props.astype(object).where(props.notna(), None)
+        rows = obj.itertuples(index=False, name=None)
+        cols = list(obj.columns)
+    else:
+        rows = iter([()] * len(frame))
+        cols = []
+    ids = (props[key].tolist() if key and key in props.columns
+           else list(range(first_row + 1, first_row + 1 + len(frame))))
+    out = []
+    for fid, geom, row in zip(ids, geoms, rows, strict=True):
+        p = dumps({c: plain(v) for c, v in zip(cols, row, strict=True)}).decode()
+        out.append(f'{{"type":"Feature","id":{json.dumps(plain(fid), ensure_ascii=False)},'
+                   f'"geometry":{geom if geom is not None else "null"},"properties":{p}}}')
+    return out
+
+
+def _collection(ctx, name: str, base: str) -> dict[str, Any]:
+    info = ctx.store.info(name)
+    spec = SCHEMA.get(name)
+    title = f"{name} {spec.label}" if spec else name
+    extent = None
+    if info.bounds:
+        extent = {"spatial": {"bbox": [list(info.bounds)], "crs": CRS84}}
+    href = f"{base}/collections/{name}"
+    return {
+        "id": name, "title": title,
+        "description": f"{info.rows} rows; {info.geometry_type or 'no geometry'}; "
+                       f"written {info.written_at}",
+        "itemType": "feature", "key": LAYER_KEYS.get(name), "rows": info.rows,
+        "crs": list(CRS_CHOICES), "storageCrs": CRS84, "extent": extent,
+        "links": [
+            {"href": href, "rel": "self", "type": "application/json", "title": title},
+            {"href": f"{href}/items", "rel": "items", "type": "application/geo+json",
+             "title": f"{name} features"},
+        ],
+    }
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+@router.get("/", response_model=Landing, summary="Landing page")
+def landing(request: Request) -> FastJSON:
+    base = _base(request)
+    return FastJSON({
+        "title": "gridgis",
+        "description": "Grid-management GIS (城乡社区网格化服务管理): streets, communities, "
+                       "grids, buildings, facilities… as OGC API – Features collections; "
+                       "/lookup, /grids, /coverage, /maps.",
+        "links": [
+            {"href": f"{base}/", "rel": "self", "type": "application/json"},
+            {"href": f"{base}/openapi.json", "rel": "service-desc",
+             "type": "application/vnd.oai.openapi+json;version=3.0"},
+            {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html"},
+            {"href": f"{base}/conformance", "rel": "conformance",
+             "type": "application/json"},
+            {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+        ],
+    })
+
+
+@router.get("/conformance", response_model=Conformance, summary="Conformance classes")
+def conformance() -> FastJSON:
+    return FastJSON({"conformsTo": CONFORMANCE})
+
+
+@router.get("/collections", response_model=Collections, summary="The layers")
+def collections(request: Request, ctx: Ctx) -> FastJSON:
+    base = _base(request)
+    names = [n for n in ctx.layers() if not n.startswith("gridgis_")]
+    return FastJSON({"collections": [_collection(ctx, n, base) for n in names],
+                     "links": [{"href": f"{base}/collections", "rel": "self",
+                                "type": "application/json"}]})
+
+
+LayerPath = Annotated[str, Path(description="Layer name, e.g. grids, buildings",
+                                max_length=63)]
+
+
+@router.get("/collections/{layer}", response_model=Collection, summary="One layer",
+            responses={404: {"description": "No such layer"}})
+def collection(layer: LayerPath, request: Request, ctx: Ctx) -> FastJSON:
+    _layer_or_404(ctx, layer)
+    return FastJSON(_collection(ctx, layer, _base(request)))
+
+
+@router.get(
+    "/collections/{layer}/items", response_model=FeatureCollection,
+    summary="Features of a layer",
+    description="GeoJSON features, `limit` at a time from `offset`. Any other query "
+                "parameter naming a field of the layer filters on equality, e.g. "
+                "`community_code=320102001001` or `category=kindergarten`.",
+    responses={404: {"description": "No such layer"},
+               422: {"description": "Bad parameter (named in the message)"}})
+def items(
+    layer: LayerPath, request: Request, ctx: Ctx, auth: Authorised,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs "
+                                                  "(default CRS84 lon/lat)",
+                                      max_length=200)] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    crs: Annotated[str | None, Query(description="Output CRS: CRS84 (default), "
+                                                 f"{EPSG4490} or {GCJ02}",
+                                     max_length=100)] = None,
+) -> GeoJSON:
+    _layer_or_404(ctx, layer)
+    out_crs = _crs_uri(crs, "crs")
+    box = _bbox(bbox, _crs_uri(bbox_crs, "bbox-crs"))
+    where: dict[str, Any] = {}
+    for k, v in request.query_params.multi_items():
+        if k in RESERVED:
+            continue
+        if k in PERSONAL and not auth:
+            raise HTTPException(422, f"{k}: a personal field; filtering on it needs the "
+                                     "write token")
+        if k in where:
+            raise HTTPException(422, f"{k}: give an attribute filter once")
+        where[k] = v
+    if len(where) > 20:
+        raise HTTPException(422, "too many attribute filters (at most 20)")
+    frame, matched = ctx.store.read_page(layer, bbox=box, where=where or None,
+                                         limit=limit, offset=offset)
+    feats = features_json(layer, frame, out_crs, offset, auth)
+    url = request.url
+    links = [{"href": str(url), "rel": "self", "type": "application/geo+json"},
+             {"href": f"{_base(request)}/collections/{layer}", "rel": "collection",
+              "type": "application/json"}]
+    if offset + len(feats) < matched:
+        links.append({"href": str(url.include_query_params(offset=offset + limit,
+                                                           limit=limit)),
+                      "rel": "next", "type": "application/geo+json"})
+    if offset > 0:
+        links.append({"href": str(url.include_query_params(offset=max(0, offset - limit),
+                                                           limit=limit)),
+                      "rel": "prev", "type": "application/geo+json"})
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    head = dumps({"type": "FeatureCollection", "numberMatched": matched,
+                  "numberReturned": len(feats), "timeStamp": stamp, "links": links}).decode()
+    body = head[:-1] + ',"features":[' + ",".join(feats) + "]}"
+    return _raw_geojson(body, out_crs)
+
+
+def _raw_geojson(body: str, crs_uri: str) -> GeoJSON:
+    resp = GeoJSON(content={})
+    resp.body = body.encode("utf-8")
+    resp.headers["content-length"] = str(len(resp.body))
+    resp.headers["Content-Crs"] = f"<{crs_uri}>"
+    return resp
+
+
+@router.get("/collections/{layer}/items/{feature_id}", summary="One feature",
+            responses={404: {"description": "No such layer or feature"}})
+def item(
+    layer: LayerPath, ctx: Ctx, auth: Authorised, request: Request,
+    feature_id: Annotated[str, Path(max_length=200)],
+    crs: Annotated[str | None, Query(max_length=100)] = None,
+) -> GeoJSON:
+    _layer_or_404(ctx, layer)
+    out_crs = _crs_uri(crs, "crs")
+    head, _ = ctx.store.read_page(layer, limit=0)
+    key = _key_of(layer, head.columns)
+    if key is not None:
+        if key in PERSONAL and not auth:
+            raise HTTPException(404, f"no feature '{feature_id}' in '{layer}'")
+        frame, _ = ctx.store.read_page(layer, where={key: feature_id}, limit=1)
+        first = 0
+    else:
+        if not feature_id.isdigit() or not 1 <= int(feature_id) <= 10**12:
+            raise HTTPException(404, f"no feature '{feature_id}' in '{layer}' (ids are row "
+                                     "numbers from 1)")
+        first = int(feature_id) - 1
+        frame, _ = ctx.store.read_page(layer, limit=1, offset=first)
+    if not len(frame):
+        raise HTTPException(404, f"no feature '{feature_id}' in '{layer}'")
+    feat = features_json(layer, frame, out_crs, first, auth)[0]
+    base = f"{_base(request)}/collections/{layer}"
+    links = dumps([{"href": str(request.url), "rel": "self",
+                    "type": "application/geo+json"},
+                   {"href": base, "rel": "collection", "type": "application/json"}]).decode()
+    return _raw_geojson(feat[:-1] + f',"links":{links}}}', out_crs)
+

@@ -1,0 +1,53 @@
+"""Lookups: which street, community and grid (and which people) serve a point or an
+address — the hotline's question. Answers come from :class:`gridgis.lookup.Lookup`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import Authorised, Ctx, FastJSON
+from api.models import AddressAnswer, PointAnswer
+
+router = APIRouter(prefix="/lookup", tags=["lookup"])
+
+PointCrs = Literal["wgs84", "cgcs2000", "gcj02", "bd09", "EPSG:4326", "EPSG:4490"]
+
+
+async def _lookup(ctx):
+    if ctx._lookup is None:  # built once (reads the layers); off the event loop
+        return await run_in_threadpool(ctx.lookup)
+    return ctx.lookup()
+
+
+@router.get("/point", response_model=PointAnswer, summary="Grid and people at a point",
+            description="The chain street → community → grid → grid head and workers for "
+                        "a point given in WGS84, CGCS2000, GCJ-02 (Amap/Tencent) or BD-09 "
+                        "(Baidu). Phone numbers only with the write token.")
+async def point(
+    ctx: Ctx, auth: Authorised,
+    lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, degrees")],
+    lat: Annotated[float, Query(ge=-90, le=90, description="Latitude, degrees")],
+    crs: Annotated[PointCrs, Query(description="CRS of lon/lat")] = "wgs84",
+) -> FastJSON:
+    lk = await _lookup(ctx)
+    return FastJSON(lk.point(lon, lat, crs, include_personal=auth))
+
+
+@router.get("/address", response_model=AddressAnswer, summary="Grid and people of an address",
+            description="Matches a free-text Chinese address against the standard "
+                        "addresses and returns the chain; not confident → candidates.",
+            responses={404: {"description": "The workspace has no addresses layer"}})
+async def address(
+    ctx: Ctx, auth: Authorised,
+    q: Annotated[str, Query(min_length=1, max_length=200, description="Address text")],
+) -> FastJSON:
+    if not q.strip():
+        raise HTTPException(422, "q: give an address text")
+    lk = await _lookup(ctx)
+    if lk.index is None:
+        raise HTTPException(404, "the workspace has no 'addresses' layer to match against")
+    answer = await run_in_threadpool(lk.address, q, auth)
+    return FastJSON(answer)
