@@ -617,6 +617,8 @@ class Match:
     row: int | None = None
     candidates: list[tuple[int, float]] = field(default_factory=list)
     reason: str = ""
+    tied: list[int] = field(default_factory=list)
+    """All rows that matched equally well in different places (an ambiguous answer)."""
 
 
 class AddressIndex:
@@ -745,25 +747,29 @@ class AddressIndex:
         """Among rows of one door plate or compound, keep those agreeing on building, unit
         and room (numbers compared exactly) and say how far the agreement goes."""
         qb, qu, qr = _bare(q.building, "栋"), _bare(q.unit, "单元"), _bare(q.room, "室")
-        level = "door_plate"
+        level, depth = "door_plate", 0
         if qb:
             same_b = [r for r in rows if self.parts[r][0] == qb]
-            if not same_b:
-                return rows, level
-            rows, level = same_b, "building"
-            if qu:
-                same_u = [r for r in rows if self.parts[r][1] == qu]
+            if not same_b and any(self.parts[r][0] for r in rows):
+                # the place's buildings are known and this is not one of them
+                return rows, "unknown_building"
+            if same_b:
+                rows, level, depth = same_b, "building", 1
+                same_u = [r for r in rows if qu and self.parts[r][1] == qu]
                 if same_u:
-                    rows, level = same_u, "unit"
-                    if qr:
-                        same_r = [r for r in rows if self.parts[r][3] == qr]
-                        if same_r:
-                            rows, level = same_r, "room"
-        else:
-            # no building asked: prefer the door plate's own row (no building parts)
-            plain = [r for r in rows if not self.parts[r][0]]
-            rows = plain or rows
-        return rows, level
+                    rows, level, depth = same_u, "unit", 2
+                    same_r = [r for r in rows if qr and self.parts[r][3] == qr]
+                    if same_r:
+                        return same_r, "room"
+        # stopped at a level: prefer the row of that level itself (no unit or room beyond
+        # it), so that 502室 never returns the record of 501室
+        fields = (0, 1, 3)[depth:]
+        want = {0: qb, 1: qu, 3: qr}
+        agree = [r for r in rows if all(self.parts[r][f] == want[f] for f in fields)]
+        if agree and qr and not depth:
+            return agree, "room"  # e.g. a shop number at a door plate: B2147室
+        plain = [r for r in rows if not any(self.parts[r][f] for f in fields)]
+        return agree or plain or rows, level
 
     def _fuzzy_roads(self, road: str, lane: str, number: str) -> list[tuple[str, float, bool]]:
         """Known roads carrying this door number whose name is close to an unknown road
@@ -813,6 +819,7 @@ class AddressIndex:
                 return m
             m.candidates = self._candidates(rows, 100.0)
             m.level, m.score, m.reason = q_level, 100.0, "same address in several places"
+            m.tied = rows
             return m
         # 2. door plate: road (+ lane) + number
         number = _bare(q.number, "号")
@@ -833,6 +840,11 @@ class AddressIndex:
             if hits:
                 road, score, typo, found = hits[0]
                 found, level = self._refine(found, q)
+                if level == "unknown_building":
+                    m.level, m.score = "door_plate", 80.0
+                    m.candidates = self._candidates(found, 80.0)
+                    m.reason = f"no building {q.building} at this door plate in the index"
+                    return m
                 if len(found) > 1:
                     # several rows at this door plate: the one whose text is closest first
                     tail = q.rest.replace(q.road or "", "", 1)
@@ -849,6 +861,8 @@ class AddressIndex:
                     m.row = None
                     m.reason = ("road name not known exactly" if unique
                                 else "same address in several places")
+                    if not unique and score >= rules.confidence_threshold:
+                        m.tied = found
                 return m
             if exact_road and q.road:
                 m.level, m.score = "road", 0.0
@@ -869,6 +883,11 @@ class AddressIndex:
             rows = self.compound.get(name)
             if rows:
                 rows, level = self._refine(rows, q)
+                if level == "unknown_building":
+                    m.level, m.score = "compound", 80.0
+                    m.candidates = self._candidates(rows, 80.0)
+                    m.reason = f"no building {q.building} in {name} in the index"
+                    return m
                 if level == "door_plate":
                     level = "compound"
                 rows, unique = self._resolve(rows, q)
@@ -878,6 +897,7 @@ class AddressIndex:
                     m.row, m.confident = rows[0], True
                 elif not unique:
                     m.reason = "same name in several places"
+                    m.tied = rows if may_be_sure else []
                 else:
                     m.score = min(m.score, 80.0)
                     m.reason = f"only part of the query ({name}) matches a known name"

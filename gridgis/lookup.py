@@ -260,8 +260,21 @@ class Lookup:
             When not confident, address_id, lon, lat and the chain are empty.
         """
         index = self._require_index()
-        m = index.match(text)
+        m = self._settle(index.match(text))
         return self._answer(m, include_personal)
+
+    def _settle(self, m: Match) -> Match:
+        """An address found in several places is still a confident answer when all those
+        places lie in one grid: the grid, which is what is asked, is certain."""
+        if m.confident or not m.tied or self.grids.frame is None:
+            return m
+        index = self.index
+        codes = self.points(index.lon[m.tied], index.lat[m.tied])["grid_code"]
+        if codes.notna().all() and codes.nunique() == 1:
+            m.row, m.confident = m.tied[0], True
+            m.reason = (f"{len(m.tied)} records of this address in different places, "
+                        f"all in grid {codes.iloc[0]}")
+        return m
 
     def _answer(self, m: Match, include_personal: bool) -> dict[str, Any]:
         index = self.index
@@ -305,7 +318,7 @@ class Lookup:
             there was no confident match.
         """
         index = self._require_index()
-        matches = index.match_many(texts, progress)
+        matches = [self._settle(m) for m in index.match_many(texts, progress)]
         n = len(matches)
         rows = np.array([m.row if (m.row is not None and m.confident) else -1
                          for m in matches], dtype=np.int64)

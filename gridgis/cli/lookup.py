@@ -29,7 +29,8 @@ from gridgis.standards import Settings
 from gridgis.store import Store
 
 #: Columns the batch mode adds to every row.
-BATCH_COLUMNS = ("address_id", "lon", "lat", "grid_code", "match_level", "match_score")
+BATCH_COLUMNS = ("address_id", "lon", "lat", "grid_code", "match_level", "match_score",
+                 "confident")
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -72,7 +73,7 @@ def lookup(
         "--column", help="Column of --batch holding the address text.")] = "address",
     out: Annotated[Path | None, typer.Option(
         "--out", help="CSV written by --batch: the input plus address_id, lon, lat, "
-                      "grid_code, match_level, match_score.")] = None,
+                      "grid_code, match_level, match_score, confident.")] = None,
     personal: Annotated[bool, typer.Option(
         "--personal", help="Include the responsible people's phone numbers.")] = False,
     rules: RulesOpt = None,
