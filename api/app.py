@@ -188,3 +188,21 @@ def create_app(store: Store, settings: Settings = DEFAULT, maps_dir: str | Path 
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app
+
+
+def from_env() -> FastAPI:
+    """App factory for ``uvicorn --factory`` and ``gridgis serve --workers N``: the
+    workspace from ``GRIDGIS_SERVE_STORE`` (path or URL, else ``GRIDGIS_DATABASE_URL``),
+    maps from ``GRIDGIS_SERVE_MAPS``, rules from ``GRIDGIS_SERVE_RULES`` (TOML path) and
+    ``GRIDGIS_SERVE_SET`` (JSON list of ``section.name=value``)."""
+    import json
+
+    from gridgis.store import open_store
+
+    store = open_store(os.environ.get("GRIDGIS_SERVE_STORE") or None, create=False)
+    rules = os.environ.get("GRIDGIS_SERVE_RULES")
+    settings = Settings.from_toml(rules) if rules else Settings()
+    sets = json.loads(os.environ.get("GRIDGIS_SERVE_SET") or "[]")
+    if sets:
+        settings = settings.override(dict(s.split("=", 1) for s in sets))
+    return create_app(store, settings, maps_dir=os.environ.get("GRIDGIS_SERVE_MAPS") or None)

@@ -1,0 +1,68 @@
+"""``gridgis serve``: the HTTP API (OGC API – Features, lookups, grids, maps) under uvicorn."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gridgis.cli.app import app
+from gridgis.cli.common import (
+    DatabaseOpt,
+    RulesOpt,
+    SetOpt,
+    WorkspaceOpt,
+    console,
+    errors_to_stderr,
+    fail,
+    get_store,
+    load_settings,
+)
+
+
+@app.command()
+def serve(
+    workspace: WorkspaceOpt = None,
+    database: DatabaseOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    maps: Annotated[Path | None, typer.Option("--maps", help="Folder of HTML maps (from "
+                                                             "gridgis map) served under "
+                                                             "/maps/.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64,
+                                         help="Worker processes.")] = 1,
+    rules: RulesOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Serve a workspace over HTTP: /collections (OGC API – Features), /lookup/point,
+    /lookup/address, /grids/{code}, /coverage, /maps/, /health; API docs at /docs.
+
+    Writes (POST /upload, /jobs/delineate, /jobs/coverage, /jobs/assign,
+    /grids/{code}/staff) and staff phone numbers need ``Authorization: Bearer <token>``
+    with the token set in the environment variable GRIDGIS_API_TOKEN.
+
+    Example: [bold]GRIDGIS_API_TOKEN=s3cret gridgis serve --workspace out/demo.gpkg --maps out/maps --port 8000[/]
+    """
+    import uvicorn
+
+    load_settings(rules, set_)  # fail early on bad rules
+    with errors_to_stderr():
+        store = get_store(workspace, database, must_exist=True)
+        target = database if database else str(workspace)
+        n = len(store.layers())
+        store.close()
+    if maps is not None and not maps.is_dir():
+        fail(f"--maps {maps}: no such folder (make the maps with: gridgis map --out DIR)")
+    os.environ["GRIDGIS_SERVE_STORE"] = target
+    os.environ["GRIDGIS_SERVE_MAPS"] = str(maps) if maps else ""
+    os.environ["GRIDGIS_SERVE_RULES"] = str(rules) if rules else ""
+    os.environ["GRIDGIS_SERVE_SET"] = json.dumps(set_ or [])
+    writes = "enabled" if os.environ.get("GRIDGIS_API_TOKEN") else \
+        "disabled (set GRIDGIS_API_TOKEN)"
+    console.print(f"Serving {store.location} ({n} layers) on http://{host}:{port}/ — "
+                  f"docs at /docs; writes {writes}")
+    uvicorn.run("api.app:from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False)
