@@ -26,7 +26,8 @@ import pandas as pd
 import pyproj
 import shapely
 from numpy.typing import NDArray
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import connected_components, dijkstra
 
 from gridgis.network import (
     RoadNetwork,
@@ -55,7 +56,8 @@ ACCESS_METHOD = (
 )
 GAP_METHOD = (
     "uncovered residential buildings' footprints buffered by gap_buffer_m, dissolved per "
-    "community and category, clipped to the community polygon"
+    "community and category (per cluster of touching buffers), clipped to the community "
+    "polygon"
 )
 PARK_BASIS = ("households (residential land use is absent: the park service-radius coverage "
               "rate counts households in residential buildings within the walking radius)")
@@ -452,19 +454,59 @@ def coverage_gaps(access: Access, areas: pd.DataFrame,
     pos = pd.Series(np.arange(len(res)), index=res["building_id"].astype(str).to_numpy())
     buffered = shapely.buffer(res.geometry.values, settings.coverage.gap_buffer_m,
                               quad_segs=2)
+    # clusters of buildings whose buffers touch: a group's dissolved area is the disjoint
+    # collection of its per-cluster unions ("chunks"); identical chunks are dissolved once
+    a, b = shapely.STRtree(buffered).query(buffered, predicate="intersects")
+    _, cluster = connected_components(
+        csr_array((np.ones(len(a)), (a, b)), shape=(len(res), len(res))), directed=False)
     t["pos"] = pos.loc[t["building_id"].to_numpy()].to_numpy()
-    groups = t.groupby(["community_code", "category"], sort=True)
-    keys, geoms, hh, nb = [], [], [], []
-    for (code, cat), grp in groups:
-        keys.append((code, cat))
-        geoms.append(shapely.union_all(buffered[grp["pos"].to_numpy()]))
-        hh.append(int(grp["households"].sum()))
-        nb.append(len(grp))
-    geoms = np.array(geoms, dtype=object)
+    t["cluster"] = cluster[t["pos"].to_numpy()]
+    t = t.sort_values(["community_code", "category", "cluster", "pos"]).reset_index(drop=True)
+    comm_codes, comm_idx = np.unique(t["community_code"].astype(str).to_numpy(),
+                                     return_inverse=True)
+    cat_codes, cat_idx = np.unique(t["category"].astype(str).to_numpy(), return_inverse=True)
+    group = comm_idx * len(cat_codes) + cat_idx
+    # a chunk: the members of one group inside one cluster (consecutive rows)
+    cl = t["cluster"].to_numpy()
+    new_chunk = np.r_[True, (group[1:] != group[:-1]) | (cl[1:] != cl[:-1])]
+    chunk = np.cumsum(new_chunk) - 1
+    # identical chunks (same community, same buildings; many categories share them) once
+    rng = np.random.default_rng(0)
+    tag = rng.integers(1, 2**62, size=len(res), dtype=np.int64)
+    members_hash = np.bitwise_xor.reduceat(tag[t["pos"].to_numpy()], np.flatnonzero(new_chunk))
+    first = np.flatnonzero(new_chunk)
+    chunk_key = np.stack([comm_idx[first], cl[first], members_hash], axis=1)
+    _, uniq_first, chunk_uniq = np.unique(chunk_key, axis=0, return_index=True,
+                                          return_inverse=True)
+    chunk_uniq = chunk_uniq.ravel()
+    # padded (unique chunk x member) array of buffers, dissolved in one vectorised call
+    row_uniq = chunk_uniq[chunk]
+    is_rep = np.isin(chunk, uniq_first)
+    rows = np.flatnonzero(is_rep)
+    starts = np.r_[0, np.flatnonzero(np.diff(chunk[rows])) + 1]
+    col = np.arange(len(rows)) - np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+    pad = np.full((len(uniq_first), int(col.max()) + 1), None, dtype=object)
+    pad[row_uniq[rows], col] = buffered[t["pos"].to_numpy()[rows]]
+    shapes = shapely.union_all(pad, axis=1)
     if communities is not None and len(communities):
-        comm = communities.to_crs(crs).set_index(communities["community_code"].astype(str))
-        clip = comm.geometry.loc[[k[0] for k in keys]].to_numpy()
-        geoms = shapely.intersection(geoms, clip)
+        comm = communities.to_crs(crs)
+        lookup = dict(zip(comm["community_code"].astype(str), comm.geometry.values,
+                          strict=True))
+        clip = np.array([lookup.get(c) for c in comm_codes], dtype=object)
+        shapes = shapely.intersection(shapes, clip[comm_idx[first][uniq_first]])
+    # each group: the disjoint polygons of its chunks
+    group_chunks_first = first[np.r_[True, group[first][1:] != group[first][:-1]]]
+    group_of_chunk = np.cumsum(np.r_[True, group[first][1:] != group[first][:-1]]) - 1
+    parts, part_idx = shapely.get_parts(shapes[chunk_uniq], return_index=True)
+    poly = shapely.get_type_id(parts) == 3
+    gi = group[group_chunks_first]
+    geoms = np.full(len(gi), None, dtype=object)
+    if poly.any():
+        shapely.multipolygons(parts[poly], indices=group_of_chunk[part_idx[poly]], out=geoms)
+    agg = t.groupby(group, sort=True)["households"].agg(["sum", "size"])
+    keys = [(comm_codes[g // len(cat_codes)], cat_codes[g % len(cat_codes)]) for g in gi]
+    hh = agg.loc[gi, "sum"].to_numpy()
+    nb = agg.loc[gi, "size"].to_numpy()
     gaps = gpd.GeoDataFrame({
         "community_code": [k[0] for k in keys], "category": [k[1] for k in keys],
         "households": np.asarray(hh, dtype=np.int64), "buildings": np.asarray(nb, np.int64),
