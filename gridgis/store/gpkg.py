@@ -119,7 +119,8 @@ class GeoPackageStore(Store):
         except pyogrio.errors.DataSourceError as exc:
             raise StoreError(f"{self.path}: cannot read layer '{name}': {exc}") from exc
         if "geometry" in frame.columns and isinstance(frame, gpd.GeoDataFrame):
-            if frame.geometry.isna().all() and self.info(name).geometry_type is None:
+            # a table (no CRS recorded) rather than a layer that is empty or has no shapes
+            if frame.geometry.isna().all() and self.info(name).crs is None:
                 frame = pd.DataFrame(frame.drop(columns="geometry"))
         return conform(name, frame)
 
@@ -155,25 +156,37 @@ class GeoPackageStore(Store):
     # -- writing ------------------------------------------------------------------------
     @contextlib.contextmanager
     def _transaction(self):
-        """Yield a scratch copy of the workspace; replace the original only on success."""
+        """Yield a scratch copy of the workspace; replace the original only on success.
+
+        Writers are serialised by a lock on the workspace's folder, so two processes
+        writing at once (the API and a CLI import) both land instead of the later copy
+        overwriting the earlier one. Holding the lock, scratch copies left by a killed
+        writer are stale and removed.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp.gpkg",
-                                        dir=self.path.parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            if self.path.exists():
-                shutil.copy2(self.path, tmp)
-            else:
-                tmp.unlink()
-            yield tmp
-            self._init_meta(tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with _folder_lock(self.path.parent) as folder_fd:
+            for stale in self.path.parent.glob(f".{self.path.stem}.*.tmp.gpkg*"):
+                stale.unlink(missing_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.stem}.",
+                                            suffix=".tmp.gpkg", dir=self.path.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            try:
+                if self.path.exists():
+                    shutil.copy2(self.path, tmp)
+                else:
+                    tmp.unlink()
+                yield tmp
+                self._init_meta(tmp)
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+                if folder_fd is not None:
+                    os.fsync(folder_fd)  # make the rename itself durable
+            finally:
+                for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"),
+                                 Path(f"{tmp}-shm")):
+                    leftover.unlink(missing_ok=True)
 
     @staticmethod
     def _init_meta(path: Path) -> None:
@@ -188,12 +201,17 @@ class GeoPackageStore(Store):
     def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None
                    ) -> None:
         for name in frames:
-            if name.startswith(("gridgis_", "gpkg_", "rtree_", "sqlite_")):
-                raise StoreError(f"'{name}' is a reserved layer name")
+            check_layer_name(name)
         with self._transaction() as tmp:
             infos = []
             for name, frame in frames.items():
-                written = _write_layer(tmp, name, frame)
+                try:
+                    written = _write_layer(tmp, name, frame)
+                except StoreError:
+                    raise
+                except Exception as exc:  # GDAL/pyogrio: unsupported field types etc.
+                    raise StoreError(f"{self.path}: cannot write layer '{name}': "
+                                     f"{exc}") from exc
                 infos.append(describe(name, written, params))
             self._init_meta(tmp)
             with contextlib.closing(sqlite3.connect(tmp)) as con, con:
@@ -216,6 +234,43 @@ class GeoPackageStore(Store):
                 for k, v in values.items():
                     con.execute(f"INSERT OR REPLACE INTO {_META} VALUES (?, ?)",
                                 (k, json.dumps(v, ensure_ascii=False, default=str)))
+
+
+_RESERVED_PREFIXES = ("gridgis_", "gpkg_", "rtree_", "sqlite_")
+
+
+def check_layer_name(name: str) -> str:
+    """Return ``name`` if it can name a layer, else raise :class:`StoreError`.
+
+    Refused: empty names, names with spaces, quotes, slashes or semicolons, and the
+    prefixes of the GeoPackage's own tables (case-insensitive, as SQLite's names are).
+    """
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name) \
+            or any(c in name for c in "\"'`;/\\"):
+        raise StoreError(f"{name!r} is not a usable layer name (no spaces, quotes, "
+                         f"slashes or semicolons)")
+    if name.lower().startswith(_RESERVED_PREFIXES):
+        raise StoreError(f"'{name}' is a reserved layer name (prefixes "
+                         f"{', '.join(_RESERVED_PREFIXES)} belong to the GeoPackage)")
+    return name
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path):
+    """Hold an exclusive lock on ``folder`` (POSIX ``flock`` on the directory itself, so
+    no lock file is left behind); yields the folder's descriptor, or None where there is
+    no ``fcntl`` (Windows: writes stay atomic but are not serialised)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield None
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _sql_literal(v: Any) -> str:
