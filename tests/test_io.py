@@ -457,3 +457,21 @@ def test_cli_import_then_info(tmp_path):
     res = runner.invoke(app, ["import", str(tmp_path / "missing.csv"), "--workspace", str(ws)])
     assert res.exit_code != 0 and "missing.csv: no such file" in " ".join(res.stderr.split())
     assert "Example" in runner.invoke(app, ["import", "--help"]).stdout
+
+
+def test_files_without_keys_import_together(tmp_path):
+    """Two CSVs of one layer without id columns: keys come from the file names, so the
+    second file's rows are not mistaken for duplicates of the first's."""
+    for stem, cat in (("幼儿园", "幼儿园"), ("菜市场", "菜市场")):
+        pd.DataFrame({"名称": [f"{stem}{i}" for i in range(3)], "类别": cat,
+                      "lon": [118.78, 118.79, 118.80], "lat": 32.04}
+                     ).to_csv(tmp_path / f"{stem}.csv", index=False)
+    ws = tmp_path / "ws.gpkg"
+    report = import_into(open_store(ws), [tmp_path / "幼儿园.csv", tmp_path / "菜市场.csv"],
+                         layer="facilities", crs="wgs84")
+    fac = open_store(ws).read("facilities")
+    assert report.counts()["facilities"] == (6, 0)
+    assert list(fac["facility_id"]) == ["幼儿园-1", "幼儿园-2", "幼儿园-3",
+                                        "菜市场-1", "菜市场-2", "菜市场-3"]
+    assert fac["category"].value_counts().to_dict() == {"kindergarten": 3,
+                                                        "vegetable_market": 3}

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from gridgis.cli.app import app
@@ -78,13 +79,13 @@ def import_(
             report = import_into(store, sources, layer=layer, crs=crs, encoding=encoding,
                                  field_map=fmap, settings=settings, on_source=on_source)
         for note in report.notes:
-            err_console.print(f"[dim]note:[/] {note}")
+            err_console.print(f"[dim]note:[/] {escape(note)}")
         table = Table(title=f"Imported into {store.location}", title_justify="left")
         for col in ("layer", "valid rows", "rejected rows", "from"):
             table.add_column(col)
         for name, (valid, rejected) in report.counts().items():
             table.add_row(name, f"{valid:,}", f"{rejected:,}",
-                          ", ".join(Path(s).name for s in report.sources[name]))
+                          escape(", ".join(Path(s).name for s in report.sources[name])))
         console.print(table)
         rej = report.rejects
         if len(rej):
@@ -92,5 +93,5 @@ def import_(
                           f"first ones:")
             for r in rej.head(8).itertuples():
                 value = f" = {r.value!r}" if isinstance(r.value, str) else ""
-                console.print(f"  {r.source} [{r.layer}] row {r.row}, {r.field}{value}: "
-                              f"{r.reason}")
+                console.print(escape(f"  {r.source} [{r.layer}] row {r.row}, {r.field}{value}: "
+                                     f"{r.reason}"))

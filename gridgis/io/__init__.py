@@ -99,6 +99,12 @@ def read_source(
         items = read_ogr(p, layer, crs, encoding, field_map, notes)
     out: dict[str, L.Validated] = {}
     for name, frame, where in items:
+        key = L.SCHEMA[name].key
+        if key not in frame.columns:  # keys from the file name: unique across files
+            base = where.rsplit(":", 1)[1] if where != str(p) else p.name.split(".")[0]
+            frame[key] = [f"{base}-{i}" for i in range(1, len(frame) + 1)]
+            notes.append(f"{where}: no '{key}' field; generated keys {base}-1…{base}-"
+                         f"{len(frame)}")
         v = L.validate(frame, name, source=where, settings=settings)
         if name in out:  # two source layers mapped to the same canonical layer
             v = _concat(out[name], v, name)
