@@ -51,7 +51,8 @@ def serve(
     load_settings(rules, set_)  # fail early on bad rules
     with errors_to_stderr():
         store = get_store(workspace, database, must_exist=True)
-        target = database if database else str(workspace)
+        target = database or (str(workspace) if workspace is not None else
+                              os.environ.get("GRIDGIS_DATABASE_URL", ""))
         n = len(store.layers())
         store.close()
     if maps is not None and not maps.is_dir():

@@ -1,0 +1,311 @@
+"""The HTTP API through FastAPI's test client, on the demo city (GeoPackage workspace with
+grids, assignment and coverage): answers checked against the layers themselves."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.demo import demo_layers, fill_demo
+from gridgis.crs import wgs84_to_gcj02
+from gridgis.store import open_store
+
+TOKEN = "test-token-5f2c"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def layers():
+    return demo_layers(households=10_000)
+
+
+@pytest.fixture(scope="module")
+def maps_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("maps")
+    (d / "index.html").write_text("<html>index 网格</html>", encoding="utf-8")
+    (d / "streets").mkdir()
+    (d / "streets" / "320199001.html").write_text("<html>street</html>")
+    (d.parent / "secret.txt").write_text("do not serve")
+    return d
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, layers, maps_dir):
+    store = open_store(tmp_path_factory.mktemp("ws") / "demo.gpkg")
+    fill_demo(store, layers)
+    with TestClient(create_app(store, maps_dir=maps_dir, token=TOKEN)) as c:
+        yield c
+
+
+def test_landing_conformance_collections(client, layers):
+    links = {ln["rel"] for ln in client.get("/").json()["links"]}
+    assert {"self", "service-desc", "conformance", "data"} <= links
+    conf = client.get("/conformance").json()["conformsTo"]
+    assert any(c.endswith("conf/core") for c in conf)
+    cols = {c["id"]: c for c in client.get("/collections").json()["collections"]}
+    assert set(cols) == set(layers)
+    assert cols["grids"]["rows"] == len(layers["grids"])
+    assert cols["grids"]["key"] == "grid_code"
+    ext = cols["buildings"]["extent"]["spatial"]["bbox"][0]
+    assert np.allclose(ext, layers["buildings"].total_bounds)
+    assert client.get("/collections/grids").json()["id"] == "grids"
+    assert client.get("/collections/nope").status_code == 404
+
+
+def test_items_paging_with_next_links_returns_every_grid_once(client, layers):
+    url = "/collections/grids/items?limit=7"
+    seen = []
+    pages = 0
+    while url:
+        r = client.get(url)
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("application/geo+json")
+        body = r.json()
+        assert body["numberMatched"] == len(layers["grids"])
+        assert body["numberReturned"] == len(body["features"]) <= 7
+        seen += [f["id"] for f in body["features"]]
+        nxt = [ln["href"] for ln in body["links"] if ln["rel"] == "next"]
+        url = nxt[0].replace("http://testserver", "") if nxt else None
+        pages += 1
+    assert sorted(seen) == sorted(layers["grids"]["grid_code"])
+    assert pages == -(-len(layers["grids"]) // 7)
+    last = client.get("/collections/grids/items?limit=7&offset=7").json()
+    assert [ln for ln in last["links"] if ln["rel"] == "prev"]
+
+
+def test_items_bbox_and_filters_match_the_layers(client, layers):
+    b = layers["buildings"]
+    minx, miny, maxx, maxy = b.total_bounds
+    box = (minx, miny, (minx + maxx) / 2, (miny + maxy) / 2)
+    r = client.get("/collections/buildings/items", params={
+        "bbox": ",".join(map(str, box)), "limit": 10000}).json()
+    want = set(b.loc[b.intersects(shapely.box(*box)), "building_id"])
+    assert {f["id"] for f in r["features"]} == want and r["numberMatched"] == len(want)
+
+    code = layers["communities"]["community_code"].iloc[1]
+    r = client.get("/collections/grids/items", params={"community_code": code,
+                                                       "limit": 1000}).json()
+    g = layers["grids"]
+    assert {f["id"] for f in r["features"]} == set(g.loc[g["community_code"] == code,
+                                                         "grid_code"])
+    f = layers["facilities"]
+    r = client.get("/collections/facilities/items?category=kindergarten&limit=1000").json()
+    assert r["numberMatched"] == int((f["category"] == "kindergarten").sum()) > 0
+    assert all(x["properties"]["category"] == "kindergarten" for x in r["features"])
+
+
+def test_items_output_crs(client, layers):
+    g = layers["grids"]
+    first = g.geometry.iloc[0]
+    xy = shapely.get_coordinates(first)
+    r = client.get("/collections/grids/items?limit=1&crs=gcj02")
+    assert r.headers["content-crs"] == "<https://gridgis.dev/def/crs/GCJ-02>"
+    got = np.array(r.json()["features"][0]["geometry"]["coordinates"][0])
+    gx, gy = wgs84_to_gcj02(xy[:, 0], xy[:, 1])
+    assert np.allclose(got, np.column_stack([gx, gy]), atol=1e-9)
+    assert np.abs(got - xy).max() > 1e-4  # hundreds of metres, not a no-op
+    r = client.get("/collections/grids/items", params={
+        "limit": 1, "crs": "http://www.opengis.net/def/crs/EPSG/0/4490"})
+    got = np.array(r.json()["features"][0]["geometry"]["coordinates"][0])
+    assert np.allclose(got, xy[:, ::-1])  # EPSG:4490 is latitude first
+    r = client.get("/collections/grids/items?limit=1").json()
+    assert np.allclose(np.array(r["features"][0]["geometry"]["coordinates"][0]), xy)
+
+
+def test_items_bad_input_names_the_field(client):
+    cases = {
+        "/collections/grids/items?bbox=1,2,3": "bbox",
+        "/collections/grids/items?bbox=a,b,c,d": "bbox",
+        "/collections/grids/items?bbox=10,10,0,0": "bbox",
+        "/collections/grids/items?limit=10001": "limit",
+        "/collections/grids/items?limit=0": "limit",
+        "/collections/grids/items?offset=-1": "offset",
+        "/collections/grids/items?crs=EPSG:3857": "crs",
+        "/collections/grids/items?no_such_field=1": "no_such_field",
+        "/lookup/point?lon=200&lat=30": "lon",
+        "/lookup/point?lon=118&lat=x": "lat",
+        "/lookup/point?lon=118&lat=32&crs=mars": "crs",
+        "/grids/12345": "grid_code",
+        "/coverage?level=planet": "level",
+    }
+    for url, field in cases.items():
+        r = client.get(url)
+        assert r.status_code == 422, url
+        assert field in r.json()["detail"], (url, r.json())
+    assert client.get("/collections/nope/items").status_code == 404
+    assert client.get("/collections/grids/items/999999999999999").status_code == 404
+    assert client.get("/grids/999999999999999").status_code == 404
+
+
+def test_item_by_key_and_by_row_number(client, layers):
+    code = layers["grids"]["grid_code"].iloc[3]
+    f = client.get(f"/collections/grids/items/{code}").json()
+    assert f["id"] == code and f["properties"]["grid_code"] == code
+    # keyless layer: ids are row numbers
+    r = client.get("/collections/coverage/items?limit=2&offset=5").json()
+    assert [x["id"] for x in r["features"]] == [6, 7]
+    one = client.get("/collections/coverage/items/6").json()
+    assert one["properties"] == r["features"][0]["properties"]
+    assert client.get("/collections/coverage/items/abc").status_code == 404
+
+
+def test_personal_fields_only_with_the_token(client, layers):
+    staff = layers["staff"]
+    r = client.get("/collections/staff/items?limit=1000").json()
+    assert r["numberMatched"] == len(staff)
+    assert all("phone" not in f["properties"] for f in r["features"])
+    r = client.get("/collections/staff/items?limit=1000", headers=AUTH).json()
+    phones = {f["id"]: f["properties"]["phone"] for f in r["features"]}
+    assert phones == dict(zip(staff["staff_id"], staff["phone"], strict=True))
+    assert client.get("/collections/staff/items?phone=1").status_code == 422
+    bad = {"Authorization": "Bearer wrong"}
+    r = client.get("/collections/staff/items?limit=5", headers=bad).json()
+    assert all("phone" not in f["properties"] for f in r["features"])
+
+
+def test_lookup_point_against_the_grid_polygons(client, layers):
+    g = layers["grids"]
+    res = g[g["kind"] == "residential"]
+    pt = res.geometry.iloc[2].representative_point()
+    r = client.get(f"/lookup/point?lon={pt.x}&lat={pt.y}").json()
+    assert r["grid"]["grid_code"] == res["grid_code"].iloc[2]
+    assert r["community"]["code"] == res["community_code"].iloc[2]
+    assert all("phone" not in p for p in r["people"])
+    gx, gy = wgs84_to_gcj02(np.array([pt.x]), np.array([pt.y]))
+    r2 = client.get(f"/lookup/point?lon={gx[0]}&lat={gy[0]}&crs=gcj02").json()
+    assert r2["grid"]["grid_code"] == r["grid"]["grid_code"]
+    far = client.get("/lookup/point?lon=100&lat=20").json()
+    assert far["match_level"] == "none" and far["grid"] is None
+
+
+def test_lookup_address(client, layers):
+    a = layers["addresses"].iloc[10]
+    r = client.get("/lookup/address", params={"q": a["text"]}).json()
+    assert r["confident"] and r["address_id"] == a["address_id"]
+    assert r["grid"]["grid_code"] == a["grid_code"]
+    assert client.get("/lookup/address?q=").status_code == 422
+
+
+def test_grid_page_statistics_buildings_staff_coverage(client, layers):
+    g = layers["grids"]
+    row = g[g["kind"] == "residential"].iloc[0]
+    code = row["grid_code"]
+    r = client.get(f"/grids/{code}").json()
+    b = layers["buildings"]
+    mine = b[b["grid_code"] == code]
+    assert {x["building_id"] for x in r["buildings"]} == set(mine["building_id"])
+    assert r["statistics"]["households"] == int(mine["households"].sum())
+    assert shapely.geometry.shape(r["geometry"]).equals_exact(row.geometry, 1e-9)
+    s = layers["staff"]
+    assert {x["staff_id"] for x in r["staff"]} == set(s.loc[s["grid_code"] == code,
+                                                           "staff_id"])
+    assert all("phone" not in x for x in r["staff"])
+    cov = layers["coverage"]
+    want = cov[(cov["level"] == "grid") & (cov["code"] == code)]
+    assert len(r["coverage"]) == len(want) > 0
+    assert {x["category"] for x in r["coverage"]} == set(want["category"])
+    c = client.get(f"/coverage?level=grid&code={code}").json()["rows"]
+    assert len(c) == len(want)
+    c = client.get("/coverage?level=street").json()["rows"]
+    assert len(c) == int((cov["level"] == "street").sum())
+
+
+def test_maps_are_served_safely(client):
+    assert "网格" in client.get("/maps/").text
+    assert client.get("/maps/streets/320199001.html").text == "<html>street</html>"
+    assert client.get("/maps/../secret.txt").status_code == 404
+    assert client.get("/maps/%2e%2e/secret.txt").status_code == 404
+    assert client.get("/maps/nope.html").status_code == 404
+
+
+def test_health(client):
+    h = client.get("/health").json()
+    assert h["status"] == "ok" and h["backend"] == "geopackage" and h["writes_enabled"]
+
+
+def test_writes_need_the_token(client):
+    for path in ("/jobs/assign", "/jobs/coverage", "/jobs/delineate"):
+        assert client.post(path).status_code == 401
+        assert client.post(path, headers={"Authorization": "Bearer nope"}).status_code == 401
+    r = client.post("/grids/320199001001001/staff",
+                    json={"staff": [{"staff_id": "X1", "name": "王", "role": "grid_worker"}]})
+    assert r.status_code == 401
+    assert client.post("/upload", files={"files": ("a.csv", b"x")}).status_code == 401
+
+
+def test_assign_staff_then_lookup_shows_them(client, layers):
+    g = layers["grids"]
+    row = g[g["kind"] == "residential"].iloc[1]
+    code = row["grid_code"]
+    body = {"staff": [{"staff_id": "NEW1", "name": "陈晓明", "role": "grid_head",
+                       "phone": "13800000000"},
+                      {"staff_id": "NEW2", "name": "李红", "role": "网格员"}]}
+    r = client.post(f"/grids/{code}/staff", json=body, headers=AUTH)
+    assert r.status_code == 422 and "role" in r.json()["detail"]
+    body["staff"][1]["role"] = "grid_worker"
+    r = client.post(f"/grids/{code}/staff", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    assert r.json()["layers"]["staff"] == len(layers["staff"]) + 2
+    grid = client.get(f"/grids/{code}").json()
+    assert {"NEW1", "NEW2"} <= {x["staff_id"] for x in grid["staff"]}
+    pt = row.geometry.representative_point()
+    r = client.get(f"/lookup/point?lon={pt.x}&lat={pt.y}", headers=AUTH).json()
+    people = {p["name"]: p for p in r["people"]}
+    assert people["陈晓明"]["phone"] == "13800000000" and people["陈晓明"]["role"] == "grid_head"
+    r = client.post("/grids/999999999999999/staff", json=body, headers=AUTH)
+    assert r.status_code == 404
+    r = client.post(f"/grids/{code}/staff", json={"staff": [{"staff_id": "x"}]},
+                    headers=AUTH)
+    assert r.status_code == 422 and "name" in r.json()["detail"]
+
+
+def test_upload_geojson_layer(client, layers):
+    f = layers["facilities"].iloc[:5].copy()
+    f["facility_id"] = [f"UP{i}" for i in range(5)]
+    data = gpd.GeoDataFrame(f[["facility_id", "name", "category", "geometry"]],
+                            crs=4326).to_json().encode()
+    r = client.post("/upload", headers=AUTH, data={"layer": "facilities"},
+                    files={"files": ("设施.geojson", data, "application/geo+json")})
+    assert r.status_code == 200, r.text
+    assert r.json()["layers"]["facilities"] == 5
+    got = client.get("/collections/facilities/items?limit=100").json()
+    assert sorted(x["id"] for x in got["features"]) == sorted(f["facility_id"])
+    r = client.post("/upload", headers=AUTH, data={"layer": "nonsense"},
+                    files={"files": ("a.geojson", data)})
+    assert r.status_code == 422 and "layer" in r.json()["detail"]
+    r = client.post("/upload", headers=AUTH, files={"files": ("a.geojson", b"{not json")})
+    assert r.status_code == 422 and "files" in r.json()["detail"]
+    # restore the layer for the tests that follow
+    fill_demo(client.app.state.ctx.store, {"facilities": layers["facilities"]})
+    client.app.state.ctx.changed()
+
+
+def test_body_over_the_limit_is_413(tmp_path, layers):
+    store = open_store(tmp_path / "small.gpkg")
+    store.write("streets", layers["streets"])
+    app = create_app(store, token=TOKEN, max_body_bytes=1000)
+    with TestClient(app) as c:
+        r = c.post("/upload", headers=AUTH, files={"files": ("big.csv", b"x" * 5000)})
+        assert r.status_code == 413
+        r = c.post("/grids/320199001001001/staff", headers=AUTH,
+                   content=io.BytesIO(json.dumps({"staff": []}).encode() + b" " * 2000))
+        assert r.status_code == 413
+
+
+def test_writes_refused_without_a_configured_token(tmp_path, layers, monkeypatch):
+    monkeypatch.delenv("GRIDGIS_API_TOKEN", raising=False)
+    store = open_store(tmp_path / "w.gpkg")
+    store.write("streets", layers["streets"])
+    with TestClient(create_app(store)) as c:
+        r = c.post("/jobs/assign", headers={"Authorization": "Bearer "})
+        assert r.status_code == 401 and "disabled" in r.json()["detail"]
+        assert not c.get("/health").json()["writes_enabled"]
+        assert pd.DataFrame(store.read("streets")).shape[0] == len(layers["streets"])
