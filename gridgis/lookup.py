@@ -49,6 +49,13 @@ def _int(v: Any) -> int | None:
         return None
 
 
+def _object_column(values) -> pd.Series:
+    """Text column with ``None`` (not NaN) where empty, whatever pandas would infer."""
+    arr = np.asarray(values, dtype=object)
+    arr = np.where(pd.isna(arr), None, arr)
+    return pd.Series(arr, dtype=object)
+
+
 class _Polygons:
     """Polygons with an STRtree: which polygon holds each point (vectorised)."""
 
@@ -203,10 +210,11 @@ class Lookup:
             building_id = np.where(community != None, building_id, None)  # noqa: E711
         if self.grids.frame is not None:
             building_id = np.where(has_grid, building_id, None)
-        return pd.DataFrame({"lon": lon, "lat": lat, "building_id": building_id,
-                             "grid_code": grid_code, "grid_kind": kind,
-                             "households": households, "community_code": community,
-                             "street_code": street, "match_level": level})
+        obj = _object_column
+        return pd.DataFrame({"lon": lon, "lat": lat, "building_id": obj(building_id),
+                             "grid_code": obj(grid_code), "grid_kind": obj(kind),
+                             "households": households, "community_code": obj(community),
+                             "street_code": obj(street), "match_level": obj(level)})
 
     def point(self, lon: float, lat: float, crs: str = "wgs84",
               include_personal: bool = False) -> dict[str, Any]:
@@ -333,7 +341,8 @@ class Lookup:
         aid = np.full(n, None, dtype=object)
         aid[ok] = index.address_id[rows[ok]]
         return pd.DataFrame({
-            "address_id": aid, "lon": lon, "lat": lat, "grid_code": grid,
+            "address_id": _object_column(aid), "lon": lon, "lat": lat,
+            "grid_code": _object_column(grid),
             "match_level": [m.level for m in matches],
             "match_score": [round(m.score, 1) for m in matches],
             "confident": [bool(m.confident) for m in matches],
