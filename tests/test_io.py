@@ -475,3 +475,23 @@ def test_files_without_keys_import_together(tmp_path):
                                         "菜市场-1", "菜市场-2", "菜市场-3"]
     assert fac["category"].value_counts().to_dict() == {"kindergarten": 3,
                                                         "vegetable_market": 3}
+
+
+def test_duplicate_key_across_files(tmp_path):
+    one, two = tmp_path / "buildings_a.geojson", tmp_path / "buildings_b.geojson"
+    _buildings(2).to_file(one)
+    b = _buildings(3)
+    b.loc[2, "BLDG_ID"] = "b1"  # row 3 of the second file repeats a key of the first
+    b.loc[0, "BLDG_ID"] = "x0"
+    b.loc[1, "BLDG_ID"] = "x1"
+    b.to_file(two)
+    report = import_into(open_store(tmp_path / "ws.gpkg"), [one, two], layer="buildings",
+                         field_map={"households": "HH_NUM", "building_id": "BLDG_ID"})
+    rej = report.rejects
+    assert len(rej) == 1
+    assert (rej["source"][0], rej["row"][0], rej["field"][0], rej["value"][0]) == \
+        (str(two), 3, "building_id", "b1")
+    assert rej["reason"][0] == f"duplicate key (first in {one})"
+    stored = open_store(tmp_path / "ws.gpkg").read("buildings")
+    assert sorted(stored["building_id"]) == ["b0", "b1", "x0", "x1"]
+    assert "_source_row" not in stored.columns and "_where" not in stored.columns

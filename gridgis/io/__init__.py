@@ -80,6 +80,25 @@ def read_source(
         When the file cannot be read at all, or its layer cannot be told; a
         :class:`gridgis.layers.LayerError` when a layer lacks a required field or a CRS.
     """
+    out = _read(path, layer, crs, encoding, field_map, settings, progress)
+    for v in out.values():
+        v.data = v.data.drop(columns=[_ROW, "_where"])
+    return out
+
+
+_ROW = "_source_row"
+
+
+def _read(
+    path: str | os.PathLike,
+    layer: str | None = None,
+    crs: str | None = None,
+    encoding: str | None = None,
+    field_map: dict[str, str] | None = None,
+    settings: Settings = DEFAULT,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, L.Validated]:
+    """:func:`read_source`, keeping each row's source row number and file (for merging)."""
     p = Path(path)
     source_exists(p)
     notes: list[str] = []
@@ -105,7 +124,10 @@ def read_source(
             frame[key] = [f"{base}-{i}" for i in range(1, len(frame) + 1)]
             notes.append(f"{where}: no '{key}' field; generated keys {base}-1…{base}-"
                          f"{len(frame)}")
+        frame[_ROW] = range(1, len(frame) + 1)
         v = L.validate(frame, name, source=where, settings=settings)
+        v.data[_ROW] = v.data[_ROW].astype(int)
+        v.data["_where"] = where
         if name in out:  # two source layers mapped to the same canonical layer
             v = _concat(out[name], v, name)
         out[name] = v
@@ -115,16 +137,20 @@ def read_source(
 
 
 def _concat(a: L.Validated, b: L.Validated, layer: str) -> L.Validated:
-    """Append ``b`` to ``a``; keys of ``b`` already used in ``a`` go to the rejects."""
+    """Append ``b`` to ``a``; rows of ``b`` whose key ``a`` already has go to the rejects,
+    with their source row and the source that had the key first."""
     key = L.SCHEMA[layer].key
     b_data = b.data
     clash = b_data[key].isin(a.data[key]).to_numpy()
     rejects = [a.rejects, b.rejects]
     if clash.any():
+        first = dict(zip(a.data[key], a.data["_where"], strict=True))
+        dup = b_data.loc[clash]
         rejects.append(pd.DataFrame({
-            "source": "(merge)", "layer": layer, "row": (clash.nonzero()[0] + 1),
-            "field": key, "value": b_data.loc[clash, key].astype(str).to_numpy(),
-            "reason": "duplicate key (already imported from an earlier source)"}))
+            "source": dup["_where"].to_numpy(), "layer": layer,
+            "row": dup[_ROW].to_numpy(), "field": key,
+            "value": dup[key].astype(str).to_numpy(),
+            "reason": [f"duplicate key (first in {first[k]})" for k in dup[key]]}))
         b_data = b_data.loc[~clash]
     data = pd.concat([a.data, b_data], ignore_index=True)
     if isinstance(a.data, gpd.GeoDataFrame):
@@ -193,14 +219,15 @@ def import_into(
     report = ImportReport()
     for src in sources:
         cb = on_source(str(src)) if on_source is not None else None
-        got = read_source(src, layer=layer, crs=crs, encoding=encoding, field_map=field_map,
-                          settings=settings, progress=cb)
+        got = _read(src, layer, crs, encoding, field_map, settings, cb)
         if cb is not None:
             cb(1, 1)
         for name, v in got.items():
             report.sources.setdefault(name, []).append(str(src))
             report.layers[name] = _concat(report.layers[name], v, name) \
                 if name in report.layers else v
+    for v in report.layers.values():
+        v.data = v.data.drop(columns=[_ROW, "_where"])
     frames: dict[str, Any] = {name: v.data for name, v in report.layers.items()}
     rejects = report.rejects
     if store.has("rejects"):
