@@ -1,0 +1,433 @@
+"""Map pages: built from the demo city through the real pipeline (delineate, assign,
+coverage), checked offline in real headless Chromium (Debian's /usr/bin/chromium driven
+by playwright). Screenshots go to tests/artifacts/maps/."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from gridgis.crs import metric_crs_for, wgs84_to_gcj02
+from gridgis.maps import address_key, external_urls, inline_assets, prepare, write_maps
+from gridgis.maps.common import JS_ASSETS
+from gridgis.standards import DEFAULT
+
+ARTIFACTS = Path(__file__).parent / "artifacts" / "maps"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+# --------------------------------------------------------------------------------------
+# Fixtures: one small city through the pipeline, one written site, one browser
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def city_layers() -> dict:
+    from gridgis.assign import assign_all
+    from gridgis.coverage import run_coverage
+    from gridgis.delineate import delineate
+    from gridgis.synth import make_city
+
+    city = make_city(households=10_000, seed=7)
+    layers = dict(city.layers)
+    d = delineate(layers, DEFAULT)
+    layers["grids"] = d.grids
+    layers["buildings"] = d.buildings
+    # one grid head and one grid worker per grid (the demo city has community staff only)
+    codes = d.grids["grid_code"].astype(str).tolist()
+    grid_staff = pd.DataFrame({
+        "staff_id": [f"G{i:06d}" for i in range(2 * len(codes))],
+        "name": [f"网格长{i}" for i in range(len(codes))] + [f"网格员{i}" for i in range(len(codes))],
+        "role": ["grid_head"] * len(codes) + ["grid_worker"] * len(codes),
+        "community_code": [c[:12] for c in codes] * 2,
+        "grid_code": codes * 2,
+    })
+    layers["staff"] = pd.concat([layers["staff"], grid_staff], ignore_index=True)
+    a = assign_all(layers, d.grids, DEFAULT)
+    layers.update({k: v for k, v in a.layers().items() if k != "assign_rejects"})
+    cov = run_coverage(layers, DEFAULT)
+    layers.update(cov.layers)
+    layers["meta_city"] = city.meta["city"]
+    return layers
+
+
+@pytest.fixture(scope="session")
+def site(city_layers, tmp_path_factory):
+    layers = {k: v for k, v in city_layers.items() if k != "meta_city"}
+    out = tmp_path_factory.mktemp("maps")
+    return write_maps(layers, out, basemap="none", city="示范区")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A browser page that records console errors and every non-local request."""
+
+    def __init__(self, browser):
+        self.page = browser.new_page(viewport={"width": 1200, "height": 850})
+        self.errors: list[str] = []
+        self.external: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text)
+                     if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: self.external.append(r.url)
+                     if not r.url.startswith(("file:", "data:", "about:")) else None)
+
+    def open(self, path: Path, shot: str | None = None):
+        self.page.goto(path.as_uri())
+        self.page.wait_for_load_state("load")
+        self.page.wait_for_timeout(200)
+        if shot:
+            self.page.screenshot(path=str(ARTIFACTS / f"{shot}.png"))
+        return self.page
+
+    def close(self):
+        self.page.close()
+
+
+def unescape_js(text: str) -> str:
+    """Page text with JSON ``\\uXXXX`` escapes decoded (folium's tojson escapes CJK)."""
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), text)
+
+
+def leaflet_map_js() -> str:
+    """JS expression: the page's folium map object."""
+    return ("(() => { for (const k of Object.keys(window)) { try { if (window[k] instanceof "
+            "L.Map) return window[k]; } catch (e) {} } return null; })()")
+
+
+def layer_names(page) -> list[str]:
+    """Names in the page's layer control."""
+    return page.evaluate("""() => Array.from(
+        document.querySelectorAll('.leaflet-control-layers label span span, '
+                                  + '.leaflet-control-layers label > span > span'))
+        .map(s => s.textContent.trim()).filter((v, i, a) => a.indexOf(v) === i)""")
+
+
+def click_lonlat(page, lon: float, lat: float) -> None:
+    """Click the map at a lon/lat (converted to a pixel by the page's own map)."""
+    xy = page.evaluate(f"""() => {{ const m = {leaflet_map_js()};
+        const p = m.latLngToContainerPoint([{lat}, {lon}]);
+        const r = m.getContainer().getBoundingClientRect();
+        return [p.x + r.left, p.y + r.top]; }}""")
+    page.mouse.click(xy[0], xy[1])
+    page.wait_for_timeout(150)
+
+
+# --------------------------------------------------------------------------------------
+# Site content (no browser)
+# --------------------------------------------------------------------------------------
+
+def test_site_has_every_page(site, city_layers):
+    grids = city_layers["grids"]
+    out = site.out_dir
+    assert (out / "index.html").exists() and (out / "coverage.html").exists()
+    assert (out / "lookup.html").exists()
+    for code in city_layers["streets"]["street_code"].astype(str):
+        assert (out / "streets" / f"{code}.html").exists()
+    for code in city_layers["communities"]["community_code"].astype(str):
+        assert (out / "communities" / f"{code}.html").exists()
+    boards = sorted(p.stem for p in (out / "boards").glob("*.html"))
+    assert boards == sorted(grids["grid_code"].astype(str))
+
+
+def test_pages_reference_only_local_assets(site):
+    for page in site.pages:
+        text = page.read_text(encoding="utf-8")
+        assert external_urls(text) == [], page
+        assert "cdn" not in " ".join(re.findall(r'(?:src|href)="([^"]+)"', text)).lower()
+        for ref in re.findall(r'<(?:script|link)[^>]*(?:src|href)="([^"]+)"', text):
+            assert (page.parent / ref).resolve().exists(), (page, ref)
+
+
+def test_tile_basemaps_only_add_tiles(city_layers, tmp_path):
+    from gridgis.maps.common import new_map, render_page
+
+    bounds = city_layers["communities"].total_bounds
+    page = render_page(new_map(bounds, "osm"))
+    assert "tile.openstreetmap.org" in page and external_urls(page) == []
+    page = render_page(new_map(bounds, "tianditu", tianditu_key="abc123"))
+    assert "tianditu.gov.cn" in page and "tk=abc123" in page
+    with pytest.raises(ValueError, match="tianditu-key"):
+        new_map(bounds, "tianditu")
+    with pytest.raises(ValueError, match="base map"):
+        new_map(bounds, "google")
+
+
+def test_amap_shifts_overlays_to_gcj02(city_layers):
+    grids = city_layers["grids"]
+    shifted = prepare(grids, 0.0, "amap")
+    plain = prepare(grids, 0.0, "none")
+    x, y = shapely.get_coordinates(plain.geometry.values).T
+    gx, gy = wgs84_to_gcj02(x, y)
+    sx, sy = shapely.get_coordinates(shifted.geometry.values).T
+    assert np.allclose(sx, np.round(gx, 6), atol=2e-6) and np.allclose(sy, np.round(gy, 6),
+                                                                       atol=2e-6)
+    # the GCJ-02 offset is hundreds of metres: drawing WGS84 over Amap tiles would be wrong
+    metric = metric_crs_for(grids)
+    a = plain.geometry.to_crs(metric).centroid
+    b = shifted.geometry.to_crs(metric).centroid
+    assert 100 < float(a.distance(b).median()) < 1000
+
+
+def test_simplified_levels_still_tile(city_layers):
+    comms = city_layers["communities"]
+    metric = metric_crs_for(comms)
+    simple = prepare(comms, 12.0, "none", coverage=True).to_crs(metric)
+    orig = comms.to_crs(metric)
+    union_orig = shapely.union_all(orig.geometry.values)
+    pairs = simple.sindex.query(simple.geometry.values, predicate="intersects")
+    pairs = pairs[:, pairs[0] < pairs[1]]
+    overlap = shapely.area(shapely.intersection(simple.geometry.values[pairs[0]],
+                                                simple.geometry.values[pairs[1]])).sum()
+    assert overlap < 1.0  # m²: shared edges stay shared
+    diff = shapely.symmetric_difference(shapely.union_all(simple.geometry.values), union_orig)
+    assert shapely.area(diff) / union_orig.area < 0.01
+    coords = shapely.get_coordinates(prepare(comms, 12.0, "none", coverage=True)
+                                     .geometry.values)
+    assert np.allclose(coords, np.round(coords, 6))
+
+
+def test_address_key_matches_page_rule():
+    assert address_key(" 幸明路５号（北门） ") == "幸明路5号北门"
+    assert address_key("ＡＢＣ路12号") == "abc路12号"
+
+
+def test_inline_assets_make_one_self_contained_page(site):
+    text = (site.out_dir / "index.html").read_text(encoding="utf-8")
+    inlined = inline_assets(text, "static/")
+    assert "static/" not in inlined
+    assert len(inlined) > len(text) + 100_000  # Leaflet itself is in the page now
+    assert external_urls(inlined) == []
+
+
+def test_board_content(site, city_layers):
+    grids = city_layers["grids"]
+    row = grids[grids["kind"] == "residential"].iloc[0]
+    text = (site.out_dir / "boards" / f"{row['grid_code']}.html").read_text(encoding="utf-8")
+    assert "size: A4" in text and str(row["grid_code"]) in text
+    assert f"{int(row['households']):,} 户" in text
+    staff = city_layers["staff"]
+    mine = staff[staff["grid_code"].astype("string") == row["grid_code"]]
+    for name in mine["name"]:
+        assert name in text
+    assert "网格长" in text and "网格员" in text
+    for phone in staff["phone"].dropna().astype(str):
+        assert phone not in text  # personal data stays out of public boards
+
+
+def test_coverage_page_without_coverage_layers_says_so(city_layers, tmp_path):
+    layers = {k: v for k, v in city_layers.items()
+              if k not in ("access", "coverage", "coverage_gaps", "proposed_sites",
+                           "meta_city")}
+    s = write_maps(layers, tmp_path, boards=False)
+    text = unescape_js((tmp_path / "coverage.html").read_text(encoding="utf-8"))
+    assert "缺少图层" in text and "access" in text
+    assert any("absent" in n for n in s.notes)
+
+
+def test_missing_required_layer_is_a_clear_error(city_layers, tmp_path):
+    with pytest.raises(ValueError, match="communities"):
+        write_maps({"streets": city_layers["streets"]}, tmp_path)
+
+
+def test_cli_map(city_layers, tmp_path):
+    from typer.testing import CliRunner
+
+    from gridgis.cli import app
+    from gridgis.store import GeoPackageStore
+
+    ws = tmp_path / "ws.gpkg"
+    store = GeoPackageStore(ws)
+    keep = ("streets", "communities", "grids", "buildings", "roads", "facilities",
+            "green_spaces", "addresses", "staff", "coverage_gaps")
+    store.write_many({k: city_layers[k] for k in keep}, params={"test": True})
+    runner = CliRunner()
+    res = runner.invoke(app, ["map", "--workspace", str(ws), "--out", str(tmp_path / "m"),
+                              "--no-boards"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "m" / "index.html").exists()
+    assert not list((tmp_path / "m" / "boards").glob("*.html"))
+    res = runner.invoke(app, ["map", "--workspace", str(ws), "--out", str(tmp_path / "m"),
+                              "--basemap", "google"])
+    assert res.exit_code != 0 and "basemap" in res.output
+    res = runner.invoke(app, ["map", "--workspace", str(tmp_path / "absent.gpkg")])
+    assert res.exit_code != 0
+
+
+# --------------------------------------------------------------------------------------
+# In Chromium
+# --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def visited(site, browser, city_layers) -> dict[str, dict]:
+    """Open every kind of page once: console errors, non-local requests, the layer
+    control's names; a screenshot of each under tests/artifacts/maps/."""
+    grids = city_layers["grids"]
+    street = str(city_layers["streets"]["street_code"].iloc[0])
+    comm = str(city_layers["communities"]["community_code"].iloc[0])
+    pages = {"index": "index.html", "street": f"streets/{street}.html",
+             "community": f"communities/{comm}.html", "coverage": "coverage.html",
+             "lookup": "lookup.html", "board": f"boards/{grids['grid_code'].iloc[3]}.html"}
+    out = {}
+    p = Page(browser)
+    try:
+        for shot, rel in pages.items():
+            page = p.open(site.out_dir / rel, shot)
+            out[shot] = {"rel": rel, "leaflet": page.evaluate("typeof L"),
+                         "errors": list(p.errors), "external": list(p.external),
+                         "names": layer_names(page)}
+            p.errors.clear()
+            p.external.clear()
+    finally:
+        p.close()
+    return out
+
+
+def test_every_page_loads_offline_without_errors(visited):
+    assert len(visited) == 6
+    for v in visited.values():
+        assert v["leaflet"] == "object", v["rel"]
+        assert v["errors"] == [], (v["rel"], v["errors"])
+        assert v["external"] == [], (v["rel"], v["external"])
+
+
+def test_expected_layers(visited):
+    assert {"社区 (户数分级)", "街道边界", "街道名称", "社区名称"} <= set(visited["index"]["names"])
+    assert {"网格 (户数分级)", "网格代码 (标注)", "社区边界"} <= set(visited["street"]["names"])
+    assert {"网格", "网格代码 (标注)", "建筑 (户数)", "道路", "社区边界"} <= set(
+        visited["community"]["names"])
+    names = visited["coverage"]["names"]
+    assert any(n.endswith("未覆盖建筑") for n in names)
+    assert any(n.endswith("已覆盖建筑") for n in names)
+    assert any(n.endswith("覆盖缺口") for n in names)
+    assert any("服务半径" in n for n in names)
+
+
+def test_facility_categories_are_toggleable_layers(site, browser, city_layers):
+    comm = str(city_layers["communities"]["community_code"].iloc[0])
+    f = city_layers["facilities"]
+    cats = set(f.loc[f["community_code"].astype("string") == comm, "category"])
+    p = Page(browser)
+    try:
+        page = p.open(site.out_dir / "communities" / f"{comm}.html")
+        names = layer_names(page)
+        facility_layers = [n for n in names if n.startswith("设施: ")]
+        assert len(facility_layers) == len(cats) > 3
+        count = f"() => {{ let n = 0; {leaflet_map_js()}.eachLayer(() => n++); return n; }}"
+        n_before = page.evaluate(count)
+        page.locator(".leaflet-control-layers").hover()
+        page.get_by_text(facility_layers[0], exact=True).click()
+        assert page.evaluate(count) < n_before
+        assert p.errors == []
+    finally:
+        p.close()
+
+
+def test_clicking_a_grid_opens_its_popup(site, browser, city_layers):
+    grids = city_layers["grids"]
+    street = str(city_layers["streets"]["street_code"].iloc[0])
+    mine = grids[grids["grid_code"].astype(str).str[:9] == street]
+    # a point deep inside a grid (inner buffer), checked against the unsimplified polygons
+    metric = metric_crs_for(mine)
+    inner = mine.to_crs(metric).buffer(-15).to_crs(4326)
+    pick = mine.iloc[int(np.argmax(inner.to_crs(metric).area.to_numpy()))]
+    pt = shapely.point_on_surface(inner.loc[pick.name])
+    assert shapely.contains(pick.geometry, pt)
+    p = Page(browser)
+    try:
+        page = p.open(site.out_dir / "streets" / f"{street}.html")
+        click_lonlat(page, pt.x, pt.y)
+        popup = page.locator(".leaflet-popup-content")
+        popup.wait_for(timeout=3000)
+        text = popup.inner_text()
+        assert str(pick["grid_code"]) in text
+        assert f"{int(pick['households'])}" in text.replace(",", "")
+        page.screenshot(path=str(ARTIFACTS / "street_popup.png"))
+    finally:
+        p.close()
+
+
+def test_lookup_finds_the_grid_of_an_address_in_file_mode(site, browser, city_layers):
+    grids = city_layers["grids"]
+    addr = city_layers["addresses"]
+    # the expected grid, computed independently (point in the unsimplified polygons)
+    inside = gpd.sjoin(addr[["text", "geometry"]], grids[["grid_code", "geometry"]],
+                       predicate="within")
+    inside = inside[~inside.index.duplicated(keep=False)]
+    row = inside.iloc[len(inside) // 2]
+    p = Page(browser)
+    try:
+        page = p.open(site.out_dir / "lookup.html")
+        page.fill("#gg-q", str(row["text"]))
+        page.click("#gg-go")
+        page.locator("#gg-grid-code").wait_for(timeout=3000)
+        assert page.inner_text("#gg-grid-code") == row["grid_code"]
+        assert page.evaluate("window.ggLookup.mode") == "file"
+        result = page.inner_text("#gg-result")
+        comm = city_layers["communities"].set_index("community_code").loc[
+            row["grid_code"][:12]]
+        assert comm["name"] in result and row["grid_code"][:12] in result
+        assert f"网格长{list(grids['grid_code']).index(row['grid_code'])}" in result
+        page.screenshot(path=str(ARTIFACTS / "lookup_address.png"))
+        # the same address typed with full-width digits and spaces
+        fw = str(row["text"]).translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+        page.fill("#gg-q", " " + fw + " ")
+        page.press("#gg-q", "Enter")
+        page.wait_for_timeout(200)
+        assert page.inner_text("#gg-grid-code") == row["grid_code"]
+        # click the map: point in polygon in the page
+        metric = metric_crs_for(grids)
+        g = grids.iloc[len(grids) // 2]
+        pt = shapely.point_on_surface(
+            gpd.GeoSeries([g.geometry], crs=4326).to_crs(metric).buffer(-15).to_crs(4326)
+            .iloc[0])
+        click_lonlat(page, pt.x, pt.y)
+        assert page.inner_text("#gg-grid-code") == g["grid_code"]
+        assert p.errors == []
+    finally:
+        p.close()
+
+
+def test_board_prints_on_one_a4_page(site, browser, city_layers):
+    code = str(city_layers["grids"]["grid_code"].iloc[-1])
+    p = Page(browser)
+    try:
+        page = p.open(site.out_dir / "boards" / f"{code}.html", "board")
+        pdf = page.pdf(prefer_css_page_size=True, print_background=True)
+        (ARTIFACTS / "board.pdf").write_bytes(pdf)
+        pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+        assert pages == 1
+        box = re.search(rb"/MediaBox\s*\[\s*0\s+0\s+([\d.]+)\s+([\d.]+)", pdf)
+        w, h = float(box.group(1)), float(box.group(2))
+        assert abs(w - 595.3) < 2 and abs(h - 841.9) < 2  # A4 in points
+        assert page.inner_text("#grid-code").endswith(code)
+        assert p.errors == []
+    finally:
+        p.close()
+
+
+def test_js_assets_are_shipped():
+    from gridgis.maps.common import STATIC_DIR
+
+    for _, rel in JS_ASSETS:
+        text = (STATIC_DIR / rel).read_text(encoding="utf-8")
+        assert len(text) > 1000 and "sourceMappingURL" not in text
