@@ -3,6 +3,8 @@ synthetic demo city, checked against independent geopandas computations."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -306,3 +308,55 @@ def test_cli_assign_without_grids_fails_clearly(tmp_path, city):
     res = CliRunner().invoke(app, ["assign", "--workspace", str(ws)])
     assert res.exit_code != 0
     assert "no layer 'grids'" in " ".join(res.output.split())
+
+
+# -- real data: central Nanjing from OpenStreetMap (skipped when ../shared/data is absent) ---
+
+NANJING = (Path(__file__).parents[2] / "shared" / "data" / "nanjing-xinjiekou-osm"
+           / "nanjing_osm_bbox.osm.pbf")
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not NANJING.exists(), reason="needs ../shared/data (real OSM extract)")
+def test_nanjing_osm_lattice_against_independent_joins():
+    from gridgis.audit import audit_grids
+    from gridgis.io.osm import read_osm
+    from gridgis.layers import validate
+
+    raw = read_osm(NANJING)
+    layers = {name: validate(raw[name], name, source=str(NANJING)).data
+              for name in ("buildings", "facilities", "institutions", "roads")}
+    crs = metric_crs(118.78, 32.04)
+    x0, y0, x1, y1 = layers["buildings"].to_crs(crs).total_bounds
+    cells = [box(x, y, x + 250, y + 250) for y in np.arange(y0 - 1, y1 + 1, 250)
+             for x in np.arange(x0 - 1, x1 + 1, 250)]
+    grids = gpd.GeoDataFrame({"grid_code": [f"{C1}{i:03d}" for i in range(1, len(cells) + 1)]},
+                             geometry=gpd.GeoSeries(cells, crs=crs).to_crs("EPSG:4326"))
+    assert len(grids) < 1000
+    res = assign_all(layers, grids, Settings())
+
+    b = layers["buildings"].to_crs(crs)
+    inter = gpd.overlay(b[["building_id", "geometry"]], grids.to_crs(crs), how="intersection",
+                        keep_geom_type=True)
+    inter["a"] = inter.area
+    top = inter.sort_values(["a", "grid_code"], ascending=[False, True]).drop_duplicates(
+        "building_id").set_index("building_id")["grid_code"]
+    got = res.buildings.set_index("building_id")["grid_code"]
+    assert got.notna().all() and (got.loc[top.index] == top).all()
+    split = res.buildings["grid_share"].notna()
+    assert split.any() and (res.buildings.loc[split, "grid_share"] < 0.9).all()
+
+    pts = layers["facilities"][layers["facilities"].geom_type == "Point"]
+    joined = gpd.sjoin(pts, grids, predicate="within", how="left")
+    joined = joined[~joined.index.duplicated(keep=False)]
+    fac = res.facilities.loc[joined.index, "grid_code"]
+    assert (fac == joined["grid_code"]).all()
+
+    # the audit counts the same households per grid as the assignment
+    audit = audit_grids(grids, {"buildings": layers["buildings"], "roads": layers["roads"]},
+                        Settings())
+    per = res.buildings.groupby("grid_code")["households"].sum().reindex(
+        grids["grid_code"], fill_value=0)
+    assert audit.grids["households"].tolist() == per.astype(int).tolist()
+    counts = audit.findings["check"].value_counts()
+    assert counts.get("gap", 0) == 0 and counts.get("overlap", 0) == 0

@@ -322,3 +322,17 @@ def test_demo_city_quarters(city):
     assert cr["value"].iloc[0] == pytest.approx(smaller, rel=1e-4)
     assert findings(res3, "arterial_crossing")["grid_code"].tolist() == [code]
     assert np.isclose(res3.grids["households"].sum(), res.grids["households"].sum())
+
+
+def test_community_field_and_numeric_codes(case):
+    grids, layers = case
+    g = grids.copy()
+    g["SQBM"] = [A] * 6 + [B] * 4          # the file's own community field
+    g.loc[7, "SQBM"] = A                    # B002 claims community A: prefix mismatch
+    g["WGBM"] = g["WGBM"].astype("int64")   # codes read as numbers from a spreadsheet
+    res = audit_grids(g, layers, Settings(), code_field="WGBM", community_field="SQBM")
+    pm = findings(res, "code_prefix_mismatch").sort_values("grid_row")
+    assert pm["grid_code"].tolist() == [B + "002", A + "007"]
+    assert pm["grid_row"].tolist() == [8, 9]
+    assert all("(by field SQBM)" in d for d in pm["detail"])
+    assert len(findings(res, "duplicate_code")) == 1  # integer codes compared as text
