@@ -65,7 +65,7 @@ _SNAP_M = 0.01
 _GRID_M = 1e-3
 """Linework is noded on a 1 mm grid, so lines within a millimetre (a road drawn on a
 community boundary) coincide instead of leaving sliver faces."""
-_CELL_STEP_M = 6.0
+_CELL_STEP_M = 10.0
 """Building outlines are densified to this step (m) for the building cells."""
 _PRECISION_M = 1e-4
 """Coordinates are compared at this precision (m) when matching shared face boundaries."""
@@ -182,6 +182,12 @@ class GridPartitioner:
         kmax = total // self.lo
         k = max(1, round(total / self.target))
         return int(min(max(k, kmin), kmax)) if kmin <= kmax else int(kmin)
+
+    def _imbalance(self, households: int) -> float:
+        """Households beyond a tolerance of a fifth of the band around the target: moves
+        for compactness may not add to it (balance before shape)."""
+        tol = (self.hi - self.lo) / 5
+        return max(0.0, abs(households - self.target) - tol)
 
     def violation(self, households: int) -> int:
         """Households outside the bounds (0 when ``min ≤ households ≤ max``)."""
@@ -428,7 +434,8 @@ class GridPartitioner:
     def _improve_compactness(self, max_passes: int = 6) -> None:
         """Local moves of border units that raise the two regions' summed Polsby-Popper
         (4πA/P², perimeters kept from unit perimeters and shared lengths) without worsening
-        the bounds, lengthening avoided-line crossings or breaking contiguity."""
+        the bounds or the balance (:meth:`_imbalance`), lengthening avoided-line crossings
+        or breaking contiguity."""
         assert self.area is not None and self.perim is not None
         A = {r: float(self.area[list(m)].sum()) for r, m in self.members.items()}
         P = {}
@@ -456,6 +463,10 @@ class GridPartitioner:
                 for s_ in sorted(targets):
                     if self.violation(self.H[r] - hu) + self.violation(self.H[s_] + hu) > \
                             self.violation(self.H[r]) + self.violation(self.H[s_]):
+                        continue
+                    if hu and self._imbalance(self.H[r] - hu) + self._imbalance(
+                            self.H[s_] + hu) > self._imbalance(self.H[r]) + \
+                            self._imbalance(self.H[s_]):
                         continue
                     av_s = sum(length for v, length in self.avoid_len[u].items()
                                if self.label[v] == s_)
@@ -971,12 +982,14 @@ def _partition_areas(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
     unit_names = units["name"].astype("string").fillna("").to_numpy() \
         if unit_geoms is not None and "name" in units else None
     unit_tree = STRtree(unit_geoms) if unit_geoms is not None else None
-    out: list[tuple[int, _Region]] = []
-    b_region = np.full(len(pts), -1, dtype=np.int64)
     total = len(area_geoms)
-    for ai, poly in enumerate(area_geoms):
+    by_area = np.argsort(b_area, kind="stable")
+    bounds = np.searchsorted(b_area[by_area], np.arange(total + 1))
+
+    def build(ai: int) -> _Area:
+        poly = area_geoms[ai]
         shapely.prepare(poly)
-        sel = np.flatnonzero(b_area == ai)
+        sel = by_area[bounds[ai]:bounds[ai + 1]]
         alines, alabels = _clip_labelled(avoid, labels, avoid_tree, poly)
         area_units = []
         if unit_tree is not None:
@@ -989,16 +1002,51 @@ def _partition_areas(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
                         big = polys[np.argmax(shapely.area(polys))]
                         area_units.append((big, unit_names[ui] if unit_names is not None
                                            else None))
-        area = _Area(poly, _clip_lines(cut, cut_tree, poly), alines, alabels, pts[sel],
-                     footprints[sel],
-                     hh[sel], bids[sel], area_units)
-        regions, local = _partition_area(area, lo, hi, target)
-        base = len(out)
-        out.extend((ai, r) for r in regions)
-        b_region[sel] = np.where(local >= 0, local + base, -1)
-        if progress is not None:
-            progress(ai + 1, total)
+        return _Area(poly, _clip_lines(cut, cut_tree, poly), alines, alabels, pts[sel],
+                     footprints[sel], hh[sel], bids[sel], area_units)
+
+    out: list[tuple[int, _Region]] = []
+    b_region = np.full(len(pts), -1, dtype=np.int64)
+    workers = _workers(total)
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+        results = pool.map(_partition_area_args, ((build(ai), lo, hi, target)
+                                                  for ai in range(total)), chunksize=4)
+    else:
+        pool = None
+        results = (_partition_area(build(ai), lo, hi, target) for ai in range(total))
+    try:
+        for ai, (regions, local) in enumerate(results):
+            sel = by_area[bounds[ai]:bounds[ai + 1]]
+            base = len(out)
+            out.extend((ai, r) for r in regions)
+            b_region[sel] = np.where(local >= 0, local + base, -1)
+            if progress is not None:
+                progress(ai + 1, total)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     return out, b_region, b_area
+
+
+def _partition_area_args(args: tuple) -> tuple[list[_Region], np.ndarray]:
+    return _partition_area(*args)
+
+
+def _workers(areas: int) -> int:
+    """Processes for partitioning: one per CPU (at most 8) when there are at least 40
+    areas, else 1. ``GRIDGIS_WORKERS`` overrides."""
+    import os
+
+    env = os.environ.get("GRIDGIS_WORKERS")
+    if env:
+        return max(1, int(env))
+    if areas < 40:
+        return 1
+    return max(1, min(8, len(os.sched_getaffinity(0))))
 
 
 def make_communities(layers: dict[str, Any], settings: Settings = DEFAULT,
