@@ -115,6 +115,30 @@ def test_derived_layer_codes_stay_text(ws):
     assert list(g["households"]) == [300, 420] and list(g["shared"]) == [True, False]
 
 
+def test_nullable_ints_and_bools_survive_on_any_layer(ws):
+    """Int64 / boolean columns holding nulls come back nullable, not as float64, on the
+    canonical layers and on derived ones (grids) alike."""
+    frame = gpd.GeoDataFrame({
+        "building_id": ["a", "b", "c"],
+        "households": pd.array([120, None, 3], dtype="Int64"),
+        "households_estimated": pd.array([True, None, False], dtype="boolean"),
+        "shared": pd.array([None, True, False], dtype="boolean"),
+        "staff": pd.array([None, 2, 5], dtype="Int64"),
+        "street_code": ["320106001", None, "320106002"],
+    }, geometry=[Point(X0, Y0)] * 3, crs="EPSG:4326")
+    ws.write_many({"buildings": frame, "grids": frame})
+    for name in ("buildings", "grids"):
+        back = ws.read(name)
+        for col in ("households", "staff"):
+            assert back[col].dtype == "Int64", (name, col)
+            assert back[col].isna().tolist() == frame[col].isna().tolist()
+        for col in ("households_estimated", "shared"):
+            assert back[col].dtype == "boolean", (name, col)
+        assert back["households"].tolist()[0] == 120 and back["shared"].tolist()[1] is True
+        assert back["street_code"].tolist()[0] == "320106001"
+        assert pd.isna(back["street_code"].tolist()[1])
+
+
 def test_demo_city_round_trip(ws):
     synth = pytest.importorskip("gridgis.synth")
     city = synth.make_city(households=10_000)

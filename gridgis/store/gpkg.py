@@ -118,6 +118,7 @@ class GeoPackageStore(Store):
                 frame = frame.iloc[:0]
         except pyogrio.errors.DataSourceError as exc:
             raise StoreError(f"{self.path}: cannot read layer '{name}': {exc}") from exc
+        frame = _nullable(frame, pyogrio.read_info(self.path, layer=name))
         if "geometry" in frame.columns and isinstance(frame, gpd.GeoDataFrame):
             # a table (no CRS recorded) rather than a layer that is empty or has no shapes
             if frame.geometry.isna().all() and self.info(name).crs is None:
@@ -234,6 +235,19 @@ class GeoPackageStore(Store):
                 for k, v in values.items():
                     con.execute(f"INSERT OR REPLACE INTO {_META} VALUES (?, ?)",
                                 (k, json.dumps(v, ensure_ascii=False, default=str)))
+
+
+def _nullable(frame: Frame, info: dict[str, Any]) -> Frame:
+    """GDAL hands integer and boolean fields that hold nulls back as float64: restore
+    them as pandas' nullable Int64 / boolean, so a derived layer (grids, coverage
+    results) reads back as it was written, not only the canonical ones."""
+    for col, dtype in zip(info["fields"], info["dtypes"], strict=True):
+        if col in frame.columns and frame[col].dtype.kind == "f":
+            if str(dtype).startswith("int"):
+                frame[col] = frame[col].astype("Int64")
+            elif str(dtype) == "bool":
+                frame[col] = frame[col].astype("boolean")
+    return frame
 
 
 _RESERVED_PREFIXES = ("gridgis_", "gpkg_", "rtree_", "sqlite_")
