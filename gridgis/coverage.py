@@ -515,6 +515,17 @@ def coverage_gaps(access: Access, areas: pd.DataFrame,
     return gaps[[*cols, "geometry"]]
 
 
+def _valid(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Repair polygons reprojection made invalid (parts touching at a vertex can cross by
+    a few nanodegrees); keeps polygonal parts only."""
+    bad = ~frame.geometry.is_valid.to_numpy()
+    if bad.any():
+        geoms = frame.geometry.to_numpy().copy()
+        geoms[bad] = shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
+        frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
+    return frame
+
+
 # --------------------------------------------------------------------------------------
 # Community norms
 # --------------------------------------------------------------------------------------
@@ -665,7 +676,7 @@ def run_coverage(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
     grids = layers.get("grids")
     areas = building_areas(access.buildings, comm, grids)
     rates = coverage_rates(access, areas, settings)
-    gaps = coverage_gaps(access, areas, comm, settings).to_crs(STORAGE_CRS)
+    gaps = _valid(coverage_gaps(access, areas, comm, settings).to_crs(STORAGE_CRS))
     out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {
         "access": access.table.drop(columns=["households"]),
         "coverage": rates, "coverage_gaps": gaps,
