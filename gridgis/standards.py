@@ -278,23 +278,24 @@ class Settings:
         KeyError
             For an unknown section or parameter (the message names it).
         """
-        sections: dict[str, dict[str, Any]] = {}
-        for key, value in values.items():
-            section, _, name = key.strip().partition(".")
-            if not name:
-                raise KeyError(f"setting '{key}': use section.name, e.g. grid.min_households")
-            name, _, item = name.partition(".")  # coverage.radius_m.kindergarten=250
-            if item:
-                sections.setdefault(section, {}).setdefault(name, {})[item] = value
-            else:
-                sections.setdefault(section, {})[name] = value
-        return self._with_sections(sections)
+        return self._with_sections(_dotted_to_sections(values))
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> Settings:
-        """Read overrides from a TOML file with one table per section."""
+    def from_toml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Settings:
+        """Read overrides from a TOML file with one table per section, then apply dotted
+        ``overrides`` (CLI ``--set``) on top; both are checked together, so a file raising
+        ``min_households`` and a flag raising ``max_households`` do not clash midway."""
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
+        for section, params in _dotted_to_sections(overrides or {}).items():
+            if isinstance(data.get(section), dict):
+                for name, value in params.items():
+                    if isinstance(value, dict) and isinstance(data[section].get(name), dict):
+                        data[section][name] = {**data[section][name], **value}
+                    else:
+                        data[section][name] = value
+            else:
+                data[section] = params
         return cls()._with_sections(data)
 
     def _with_sections(self, sections: dict[str, dict[str, Any]]) -> Settings:
@@ -328,6 +329,21 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (JSON/TOML serialisable) for output metadata."""
         return _plain(dataclasses.asdict(self))
+
+
+def _dotted_to_sections(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"grid.min_households": 200, "coverage.radius_m.park": 400}`` → nested tables."""
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        section, _, name = key.strip().partition(".")
+        if not name:
+            raise KeyError(f"setting '{key}': use section.name, e.g. grid.min_households")
+        name, _, item = name.partition(".")  # coverage.radius_m.kindergarten=250
+        if item:
+            sections.setdefault(section, {}).setdefault(name, {})[item] = value
+        else:
+            sections.setdefault(section, {})[name] = value
+    return sections
 
 
 _TRUE = {"1", "true", "yes", "on", "y", "t", "是"}

@@ -206,6 +206,20 @@ def test_cli_set_reaches_settings(tmp_path):
     assert (s.grid.min_households, s.grid.max_households) == (200, 450)
 
 
+def test_cli_file_and_flags_checked_together(tmp_path):
+    """A file raising the floor above the default ceiling, with a flag raising the
+    ceiling, is a consistent pair; the same pair reversed is refused."""
+    rules = tmp_path / "r.toml"
+    rules.write_text("[grid]\nmin_households = 600\n[coverage.radius_m]\npark = 450\n")
+    s = load_settings(rules, ["grid.max_households=800", "coverage.radius_m.green=250"])
+    assert (s.grid.min_households, s.grid.max_households) == (600, 800)
+    assert s.coverage.radius_m["park"] == 450.0 and s.coverage.radius_m["green"] == 250.0
+    assert Settings.from_toml(rules, {"grid.max_households": 800,
+                                      "coverage.radius_m.green": "250"}) == s
+    with pytest.raises(ValueError, match="exceeds 'grid.max_households'"):
+        Settings.from_toml(rules)
+
+
 @pytest.mark.parametrize("sets, expected", [
     (["grid.max_households=abc"], "grid.max_households"),
     (["grid.max_households"], "use section.name=value"),

@@ -52,14 +52,14 @@ def fail(message: str, code: int = 2) -> None:
 def load_settings(rules: Path | None = None, sets: list[str] | None = None) -> Settings:
     """Settings from the defaults, a TOML file, then ``--set key=value`` flags."""
     try:
-        settings = Settings.from_toml(rules) if rules else Settings()
         overrides: dict[str, Any] = {}
         for item in sets or []:
             key, sep, value = item.partition("=")
             if not sep:
                 raise ValueError(f"--set {item}: use section.name=value")
             overrides[key.strip()] = value.strip()
-        return settings.override(overrides) if overrides else settings
+        # file and flags checked together (a file's min and a flag's max do not clash)
+        return Settings.from_toml(rules, overrides) if rules else Settings().override(overrides)
     except (OSError, KeyError, ValueError) as exc:
         fail(f"rules: {exc}")
         raise  # unreachable
