@@ -72,6 +72,10 @@ rounding to 1 mm keeps GEOS robust where hand-drawn (or reprojected) neighbours 
 edges that differ by nanometres, far below ``audit_sliver_m2``."""
 
 
+#: Values of the kind field that mark a unit grid (单位网格 / 专属网格): no household range.
+UNIT_KINDS = ("unit", "单位网格", "专属网格", "单位", "专属")
+
+
 class AuditError(ValueError):
     """Grids that cannot be audited at all (no such field, no CRS)."""
 
@@ -189,8 +193,8 @@ def audit_grids(
         otherwise found by location (largest overlap with ``communities``), or taken from
         the code's first 12 digits when there are no communities.
     kind_field
-        Field whose value ``unit`` marks unit grids (no household range); ignored when
-        absent.
+        Field whose value marks unit grids (``unit``, 单位网格, 专属网格: no household
+        range); ignored when absent.
     layer_name
         Name of the grid layer, for messages.
 
@@ -250,6 +254,8 @@ def audit_grids(
                   detail=f"row {rows1[i]}: {why}; repaired with make_valid for the other "
                          f"checks")
     geoms = _polygonal(np.where(missing, shapely.Polygon(), geoms))
+    if shapely.is_empty(geoms).all():
+        raise AuditError(f"layer '{layer_name}' holds no polygons (grids must be areas)")
     gm = np.asarray(gpd.GeoSeries(geoms, crs="EPSG:4326").to_crs(crs).values, dtype=object)
     area = shapely.area(gm)
     rank = rank_of(np.array([f"{c}|{i:09d}" for i, c in enumerate(codes_arr)]))
@@ -436,7 +442,7 @@ def audit_grids(
         # households out of range (residential grids only)
         unit = np.zeros(n, dtype=bool)
         if kind_field and kind_field in g.columns:
-            unit = (g[kind_field].astype("string").str.strip().str.lower() == "unit"
+            unit = (g[kind_field].astype("string").str.strip().str.lower().isin(UNIT_KINDS)
                     ).fillna(False).to_numpy(dtype=bool)
         lo, hi = rules.min_households, rules.max_households
         low = ~unit & (households < lo)

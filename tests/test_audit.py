@@ -336,3 +336,14 @@ def test_community_field_and_numeric_codes(case):
     assert pm["grid_row"].tolist() == [8, 9]
     assert all("(by field SQBM)" in d for d in pm["detail"])
     assert len(findings(res, "duplicate_code")) == 1  # integer codes compared as text
+
+
+def test_unit_grids_have_no_household_range_and_points_are_refused(case):
+    grids, layers = case
+    g = grids.copy()
+    g["LX"] = ["责任网格"] * 6 + ["专属网格"] + ["责任网格"] * 3  # B001 (600 households) is a unit grid
+    res = audit_grids(g, layers, Settings(), code_field="WGBM", kind_field="LX")
+    assert len(findings(res, "households_out_of_range")) == 0
+    pts = g.set_geometry(g.geometry.representative_point())
+    with pytest.raises(AuditError, match="holds no polygons"):
+        audit_grids(pts, layers, Settings(), code_field="WGBM")

@@ -37,6 +37,9 @@ def audit(
     community_field: Annotated[str | None, typer.Option(
         "--community-field", help="Field naming each grid's community (default: found by "
                                   "location in layer communities).")] = None,
+    kind_field: Annotated[str, typer.Option(
+        "--kind-field", help="Field marking unit grids (unit, 单位网格, 专属网格), which have "
+                             "no household range.")] = "kind",
     out: Annotated[str, typer.Option("--out", help="Layer to write the findings to.")
                    ] = "grid_findings",
     rules: RulesOpt = None,
@@ -62,14 +65,16 @@ def audit(
         try:
             with progress() as bar:
                 result = audit_grids(grid_frame, layers, settings, code_field=code_field,
-                                     community_field=community_field, layer_name=grids,
+                                     community_field=community_field, kind_field=kind_field,
+                                     layer_name=grids,
                                      progress=progress_callback(bar, "auditing"))
         except AuditError as exc:
             fail(f"{store.location}: {exc}")
         store.write(out, result.findings,
                     params=audit_params(result, settings, grids_layer=grids,
                                         code_field=code_field,
-                                        community_field=community_field))
+                                        community_field=community_field,
+                                        kind_field=kind_field))
 
     summary = result.summary()
     table = Table(title=f"Audit of layer '{grids}': {len(grid_frame):,} grids "
