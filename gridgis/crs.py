@@ -251,6 +251,9 @@ def to_storage(gdf, declared: str | None = None, storage: str = "EPSG:4326"):
     if declared is not None:
         kind = parse_crs(declared)
         if kind in _TO_WGS84:
+            if gdf.crs is not None and not gdf.crs.is_geographic:
+                raise ValueError(f"{declared} declares lon/lat offsets but the layer is "
+                                 f"projected ({gdf.crs.name})")
             return offset_to_wgs84(gdf.set_crs("EPSG:4326", allow_override=True), kind)
         gdf = gdf.set_crs(kind, allow_override=True)
     if gdf.crs is None:

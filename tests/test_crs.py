@@ -389,6 +389,11 @@ def test_to_storage_cgcs2000_is_relabelled_not_shifted(nanjing_truth):
     assert out2.crs.to_epsg() == 4326
 
 
+def test_to_storage_refuses_offset_declared_on_projected_layer(nanjing_truth):
+    with pytest.raises(ValueError, match="projected"):
+        crs.to_storage(nanjing_truth.to_crs(4549), declared="gcj02")
+
+
 def test_to_storage_needs_a_crs(nanjing_truth):
     with pytest.raises(ValueError, match="no CRS"):
         crs.to_storage(nanjing_truth.set_crs(None, allow_override=True))
