@@ -52,7 +52,8 @@ def _int(v: Any) -> int | None:
 def _object_column(values) -> pd.Series:
     """Text column with ``None`` (not NaN) where empty, whatever pandas would infer."""
     arr = np.asarray(values, dtype=object)
-    arr = np.where(pd.isna(arr), None, arr)
+    if arr.size and not all(isinstance(v, str) or v is None for v in arr[:1]):
+        arr = np.where(pd.isna(arr), None, arr)
     return pd.Series(arr, dtype=object)
 
 
@@ -65,14 +66,22 @@ class _Polygons:
             self.tree = None
             return
         self.frame = frame.reset_index(drop=True)
-        self.tree = shapely.STRtree(self.frame.geometry.values)
+        self.geoms = np.asarray(self.frame.geometry.values, dtype=object)
+        shapely.prepare(self.geoms)
+        self.tree = shapely.STRtree(self.geoms)
 
-    def locate(self, points: np.ndarray) -> np.ndarray:
-        """Row position of the polygon containing each point, -1 where none."""
-        out = np.full(len(points), -1, dtype=np.int64)
-        if self.tree is None or len(points) == 0:
+    def locate(self, lon: np.ndarray, lat: np.ndarray, points: np.ndarray | None = None
+               ) -> np.ndarray:
+        """Row position of the polygon containing each point (boundary included), -1
+        where none: bounding-box candidates from the STRtree, then an exact test on the
+        prepared polygons. ``points`` (the same coordinates as shapely points) saves
+        making them again."""
+        out = np.full(len(lon), -1, dtype=np.int64)
+        if self.tree is None or len(lon) == 0:
             return out
-        pi, ti = self.tree.query(points, predicate="intersects")
+        pi, ti = self.tree.query(shapely.points(lon, lat) if points is None else points)
+        hit = shapely.intersects_xy(self.geoms[ti], lon[pi], lat[pi])
+        pi, ti = pi[hit], ti[hit]
         # reversed so that, for a point on a shared edge, the first polygon wins
         out[pi[::-1]] = ti[::-1]
         return out
@@ -117,8 +126,36 @@ class Lookup:
         if streets is not None:
             for r in streets.itertuples(index=False):
                 self._street[str(r.street_code)] = _text(r.name)
-        self._grid_codes = (self.grids.frame["grid_code"].astype(str).to_numpy()
+        self._grid_codes = (self.grids.frame["grid_code"].astype(str).to_numpy(dtype=object)
                             if self.grids.frame is not None else np.array([], object))
+        self._comm_codes = np.array([], object)
+        self._comm_street = np.array([], object)
+        if self.communities.frame is not None:
+            cf = self.communities.frame
+            self._comm_codes = cf["community_code"].astype(str).to_numpy(dtype=object)
+            self._comm_street = np.array([self._community[c][1] for c in self._comm_codes],
+                                         dtype=object)
+        if self.grids.frame is not None:
+            gf = self.grids.frame
+            n = len(gf)
+            self._grid_kind = (gf["kind"].to_numpy(dtype=object) if "kind" in gf
+                               else np.full(n, None, dtype=object))
+            self._grid_households = (pd.to_numeric(gf["households"], errors="coerce")
+                                     .to_numpy(dtype=float) if "households" in gf
+                                     else np.full(n, np.nan))
+            if "community_code" in gf:
+                comm = gf["community_code"].to_numpy(dtype=object)
+            else:  # the community holding the grid's representative point
+                rep = shapely.point_on_surface(gf.geometry.values)
+                c = self.communities.locate(shapely.get_x(rep), shapely.get_y(rep))
+                comm = np.where(c >= 0, self._comm_codes[np.clip(c, 0, None)]
+                                if len(self._comm_codes) else None, None)
+            self._grid_community = np.array([_text(c) for c in comm], dtype=object)
+            street = [self._community.get(c, (None, None))[1] if c else None
+                      for c in self._grid_community]
+            if "street_code" in gf:
+                street = [s or _text(t) for s, t in zip(street, gf["street_code"], strict=True)]
+            self._grid_street = np.array(street, dtype=object)
         self._people: dict[str, list[dict]] = {}
         self._community_people: dict[str, list[dict]] = {}
         if staff is not None and len(staff):
@@ -167,53 +204,41 @@ class Lookup:
             there is no grids layer, "none" elsewhere).
         """
         lon, lat = to_wgs84(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float), crs)
+        lon, lat = np.atleast_1d(lon), np.atleast_1d(lat)
+        n = len(lon)
         pts = shapely.points(lon, lat)
-        n = len(pts)
-        b = self.buildings.locate(pts)
-        g = self.grids.locate(pts)
-        building_id = np.where(b >= 0, self._building_ids[np.clip(b, 0, None)]
-                               if len(self._building_ids) else None, None)
-        grid_code = np.full(n, None, dtype=object)
-        kind = np.full(n, None, dtype=object)
-        households = pd.array([pd.NA] * n, dtype="Int64")
-        community = np.full(n, None, dtype=object)
-        has_grid = g >= 0
-        if self.grids.frame is not None and has_grid.any():
-            gf = self.grids.frame
-            gi = g[has_grid]
-            grid_code[has_grid] = self._grid_codes[gi]
-            if "kind" in gf:
-                kind[has_grid] = gf["kind"].astype(object).to_numpy()[gi]
-            if "households" in gf:
-                households[has_grid] = pd.to_numeric(gf["households"], errors="coerce"
-                                                     ).astype("Int64").to_numpy()[gi]
-            if "community_code" in gf:
-                community[has_grid] = gf["community_code"].astype(object).to_numpy()[gi]
-        need = community == None  # noqa: E711 - elementwise on an object array
+        b = self.buildings.locate(lon, lat, pts)
         if self.grids.frame is not None:
-            need &= has_grid  # outside every grid: no chain at all
-        if need.any() and self.communities.frame is not None:
-            c = self.communities.locate(pts[need])
-            codes = self.communities.frame["community_code"].astype(object).to_numpy()
-            community[need] = np.where(c >= 0, codes[np.clip(c, 0, None)], None)
-        street = np.array([self._community.get(str(c), (None, None))[1] if c else None
-                           for c in community], dtype=object)
-        no_street = (street == None) & (community != None)  # noqa: E711
-        if no_street.any() and self.streets.frame is not None:
-            s = self.streets.locate(pts[no_street])
-            codes = self.streets.frame["street_code"].astype(object).to_numpy()
-            street[no_street] = np.where(s >= 0, codes[np.clip(s, 0, None)], None)
-        if self.grids.frame is not None:
-            level = np.where(has_grid, np.where(b >= 0, "building", "grid"), "none")
+            g = self.grids.locate(lon, lat, pts)
+            inside = g >= 0
+            gi = np.clip(g, 0, None)
+            grid_code = np.where(inside, self._grid_codes[gi], None)
+            kind = np.where(inside, self._grid_kind[gi], None)
+            households = np.where(inside, self._grid_households[gi], np.nan)
+            community = np.where(inside, self._grid_community[gi], None)
+            street = np.where(inside, self._grid_street[gi], None)
+            level = np.where(inside, np.where(b >= 0, "building", "grid"), "none")
         else:
-            level = np.where(community != None, "community", "none")  # noqa: E711
-            building_id = np.where(community != None, building_id, None)  # noqa: E711
-        if self.grids.frame is not None:
-            building_id = np.where(has_grid, building_id, None)
+            c = self.communities.locate(lon, lat, pts)
+            inside = c >= 0
+            ci = np.clip(c, 0, None)
+            grid_code = kind = np.full(n, None, dtype=object)
+            households = np.full(n, np.nan)
+            if self.communities.frame is not None:
+                community = np.where(inside, self._comm_codes[ci], None)
+                street = np.where(inside, self._comm_street[ci], None)
+            else:
+                community = street = np.full(n, None, dtype=object)
+            level = np.where(inside, "community", "none")
+        bi = np.clip(b, 0, None)
+        building_id = (np.where((b >= 0) & inside, self._building_ids[bi], None)
+                       if len(self._building_ids) else np.full(n, None, dtype=object))
         obj = _object_column
         return pd.DataFrame({"lon": lon, "lat": lat, "building_id": obj(building_id),
                              "grid_code": obj(grid_code), "grid_kind": obj(kind),
-                             "households": households, "community_code": obj(community),
+                             "households": pd.array(households, dtype="Float64"
+                                                    ).astype("Int64"),
+                             "community_code": obj(community),
                              "street_code": obj(street), "match_level": obj(level)})
 
     def point(self, lon: float, lat: float, crs: str = "wgs84",
