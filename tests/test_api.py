@@ -187,7 +187,8 @@ def test_lookup_point_against_the_grid_polygons(client, layers):
 
 
 def test_lookup_address(client, layers):
-    a = layers["addresses"].iloc[10]
+    a = layers["addresses"]
+    a = a[~a["text"].duplicated(keep=False)].iloc[10]  # an address found in one place
     r = client.get("/lookup/address", params={"q": a["text"]}).json()
     assert r["confident"] and r["address_id"] == a["address_id"]
     assert r["grid"]["grid_code"] == a["grid_code"]

@@ -8,7 +8,6 @@ workspace (a new file, or a new schema).
 from __future__ import annotations
 
 import os
-import uuid
 
 import geopandas as gpd
 import numpy as np
@@ -20,24 +19,16 @@ from gridgis.store import SCHEMA_VERSION, StoreError, open_store
 from gridgis.synth import make_city
 
 
-def pg_base_url() -> str:
-    """URL of a PostGIS database for tests: $GRIDGIS_TEST_DATABASE_URL or a throwaway one."""
-    env = os.environ.get("GRIDGIS_TEST_DATABASE_URL")
-    if env:
-        return env
-    from gridgis.store.pgtemp import PostgresUnavailable, find_bindir, shared_server
-
-    try:
-        find_bindir()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"PostgreSQL not installed: {exc}")
-    return shared_server().url
-
-
 def fresh_pg_url() -> str:
-    base = pg_base_url()
-    sep = "&" if "?" in base else "?"
-    return f"{base}{sep}schema=t_{uuid.uuid4().hex[:12]}"
+    """A new empty PostGIS workspace (schema); skips when PostgreSQL is not installed."""
+    from gridgis.store.pgtemp import PostgresUnavailable, find_bindir, fresh_workspace_url
+
+    if not os.environ.get("GRIDGIS_TEST_DATABASE_URL"):
+        try:
+            find_bindir()
+        except PostgresUnavailable as exc:
+            pytest.skip(f"PostgreSQL not installed: {exc}")
+    return fresh_workspace_url()  # installed but failing to start: an error, not a skip
 
 
 @pytest.fixture(params=["gpkg", "postgis"])

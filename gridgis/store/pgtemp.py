@@ -153,3 +153,16 @@ def shared_server() -> TempPostgres:
         atexit.register(server.stop)
         _SHARED = server
     return _SHARED
+
+
+def fresh_workspace_url() -> str:
+    """URL of a new, empty workspace schema on ``GRIDGIS_TEST_DATABASE_URL`` or on the
+    process's :func:`shared_server`. Raises :class:`PostgresUnavailable`."""
+    import uuid
+
+    base = os.environ.get("GRIDGIS_TEST_DATABASE_URL")
+    if not base:
+        find_bindir()
+        base = shared_server().url
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}schema=t_{uuid.uuid4().hex[:12]}"
