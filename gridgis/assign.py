@@ -262,6 +262,9 @@ class _Targets:
             pidx = np.flatnonzero(poly)
             polys_m = np.asarray(gpd.GeoSeries(geoms[pidx], crs="EPSG:4326").to_crs(crs).values,
                                  dtype=object)
+            broken = ~shapely.is_valid(polys_m)
+            if broken.any():  # self-intersections would make the overlay fail
+                polys_m[broken] = shapely.make_valid(polys_m[broken])
             area = shapely.area(polys_m)
             real = area > 0
             b, s = largest_overlap(polys_m[real], self.geoms_m, self.rank, self.tree_m)

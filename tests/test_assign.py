@@ -360,3 +360,12 @@ def test_nanjing_osm_lattice_against_independent_joins():
     assert audit.grids["households"].tolist() == per.astype(int).tolist()
     counts = audit.findings["check"].value_counts()
     assert counts.get("gap", 0) == 0 and counts.get("overlap", 0) == 0
+
+
+def test_self_intersecting_building_is_still_assigned(grids):
+    bowtie = shapely.Polygon([(X0 + 0.1 * D, Y0 + 0.1 * D), (X0 + 0.3 * D, Y0 + 0.3 * D),
+                              (X0 + 0.3 * D, Y0 + 0.1 * D), (X0 + 0.1 * D, Y0 + 0.3 * D)])
+    b = gpd.GeoDataFrame({"building_id": ["bow"], "households": [3]}, geometry=lonlat([bowtie]))
+    assert not b.is_valid.iloc[0]
+    res = assign_all({"buildings": b}, grids, Settings())
+    assert res.buildings["grid_code"].iloc[0] == G1
