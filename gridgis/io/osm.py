@@ -262,30 +262,32 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
             done += 1
             if progress is not None and done % 10_000 == 0:
                 progress(done, 0)
-            tags = _read_tags(obj.tags.get)
-            if obj.is_node():
-                cat = facility_category(tags)
-                if cat is not None:
-                    loc = obj.location
-                    if loc.valid():
-                        rows["facilities"].append({
-                            "facility_id": f"osm_n{obj.id}", "name": _name(tags),
-                            "category": cat, "osm_tags": _tag_text(tags),
-                            "wkb": shapely.Point(loc.lon, loc.lat).wkb})
-            elif obj.is_way():
-                hw = tags.get("highway")
-                if hw in HIGHWAY_CLASS and tags.get("area") != "yes":
+            get = obj.tags.get
+            if obj.is_way():  # as a line: only roads (closed ways come again as areas)
+                hw = get("highway")
+                if hw in HIGHWAY_CLASS and get("area") != "yes":
                     try:
                         geom = wkb.create_linestring(obj)
                     except (RuntimeError, osmium.InvalidLocationError):
                         broken["ways"] += 1
                         continue
-                    rows["roads"].append({"road_id": f"osm_w{obj.id}", "name": _name(tags),
+                    rows["roads"].append({"road_id": f"osm_w{obj.id}",
+                                          "name": get("name") or get("name:zh"),
                                           "road_class": HIGHWAY_CLASS[hw], "highway": hw,
                                           "wkb": geom})
-            elif obj.is_relation():
-                if tags.get("boundary") == "administrative":
-                    admin_relations[obj.id] = tags
+                continue
+            if obj.is_relation():
+                if get("boundary") == "administrative":
+                    admin_relations[obj.id] = {"name": get("name") or str(obj.id)}
+                continue
+            tags = _read_tags(get)
+            if obj.is_node():
+                cat = facility_category(tags)
+                if cat is not None and obj.location.valid():
+                    rows["facilities"].append({
+                        "facility_id": f"osm_n{obj.id}", "name": _name(tags),
+                        "category": cat, "osm_tags": _tag_text(tags),
+                        "wkb": wkb.create_point(obj)})
             elif obj.is_area():
                 try:
                     geom = wkb.create_multipolygon(obj)
