@@ -301,17 +301,26 @@ def audit_grids(
         best, share = largest_overlap(gm, cm, rank_of(ccodes))
         located = pd.Series(np.where(best >= 0, ccodes[np.maximum(best, 0)], None),
                             dtype="string")
-        # crossings: area of the grid outside the community holding most of it
-        has = np.flatnonzero(best >= 0)
+        # crossings: area of the grid outside its community (the one its community field
+        # names when that community exists, else the one holding most of it)
+        own = best.copy()
+        how = np.full(n, "by location", dtype=object)
+        if declared is not None:
+            pos = {c: k for k, c in enumerate(ccodes) if c}
+            named = np.array([pos.get(c, -1) if pd.notna(c) else -1 for c in declared])
+            own = np.where(named >= 0, named, best)
+            how[named >= 0] = f"named in field {community_field}"
+        has = np.flatnonzero(own >= 0)
         outside = area.copy()
-        outside[has] = shapely.area(shapely.difference(gm[has], cm[best[has]], grid_size=GRID_SIZE_M))
+        outside[has] = shapely.area(shapely.difference(gm[has], cm[own[has]],
+                                                       grid_size=GRID_SIZE_M))
         out_share = np.divide(outside, area, out=np.zeros(n), where=area > 0)
         cross = (area > 0) & ((outside > sliver) | (out_share > rules.audit_outside_share))
         for i in np.flatnonzero(cross):
-            where = (f"outside community {located[i]}" if best[i] >= 0
+            where = (f"outside its community {ccodes[own[i]]} ({how[i]})" if own[i] >= 0
                      else "outside every community")
             f.add("crosses_community", grid_code=codes_arr[i] or None,
-                  community_code=located[i] if best[i] >= 0 else None,
+                  community_code=ccodes[own[i]] if own[i] >= 0 else None,
                   grid_row=int(rows1[i]), value=float(outside[i]), unit="m2", geometry=gm[i],
                   detail=f"{_fmt_area(outside[i])} ({out_share[i]:.1%}) of the grid lies "
                          f"{where}")

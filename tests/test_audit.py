@@ -133,7 +133,7 @@ def test_geometry_and_community_faults(result):
     cr = findings(result, "crosses_community").iloc[0]
     assert cr["grid_code"] == B + "002" and cr["grid_row"] == 10
     assert cr["value"] == pytest.approx(10 * 200, rel=1e-6)
-    assert "outside community " + B in cr["detail"]
+    assert "outside its community " + B + " (by location)" in cr["detail"]
     pm = findings(result, "code_prefix_mismatch").iloc[0]
     assert pm["grid_code"] == A + "007" and pm["community_code"] == B
 
@@ -335,6 +335,11 @@ def test_community_field_and_numeric_codes(case):
     assert pm["grid_code"].tolist() == [B + "002", A + "007"]
     assert pm["grid_row"].tolist() == [8, 9]
     assert all("(by field SQBM)" in d for d in pm["detail"])
+    # B002 lies wholly outside the community its field names
+    cr = findings(res, "crosses_community").sort_values("grid_row")
+    assert cr["grid_row"].tolist() == [8, 10]
+    assert cr["value"].tolist() == pytest.approx([100 * 200, 10 * 200], rel=1e-6)
+    assert "outside its community " + A + " (named in field SQBM)" in cr["detail"].iloc[0]
     assert len(findings(res, "duplicate_code")) == 1  # integer codes compared as text
 
 
