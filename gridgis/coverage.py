@@ -286,7 +286,9 @@ def compute_access(buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
         straight = _straight(points, targets)
         frames.append(_access_frame(res, cat, walk, straight, cov.radius_m[cat], cov))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    lc = [c for c in cov.life_circle_categories if c in cats]
+    lc = list(cov.life_circle_categories)
+    if not set(lc) <= set(cats):
+        lc = []  # a partial run (e.g. siting one category): no life-circle completeness
     if lc and len(table):
         table = pd.concat([table, _life_circle_rows(table, lc, res, cov)], ignore_index=True)
 
