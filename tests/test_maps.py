@@ -249,25 +249,31 @@ def test_missing_required_layer_is_a_clear_error(city_layers, tmp_path):
         write_maps({"streets": city_layers["streets"]}, tmp_path)
 
 
-def test_cli_map(city_layers, tmp_path):
+@pytest.fixture(scope="session")
+def workspace(city_layers, tmp_path_factory) -> Path:
+    from gridgis.store import GeoPackageStore
+
+    ws = tmp_path_factory.mktemp("ws") / "ws.gpkg"
+    keep = ("streets", "communities", "grids", "buildings", "roads", "facilities",
+            "green_spaces", "addresses", "staff", "coverage_gaps")
+    GeoPackageStore(ws).write_many({k: city_layers[k] for k in keep}, params={"test": True})
+    return ws
+
+
+def test_cli_map(workspace, tmp_path):
     from typer.testing import CliRunner
 
     from gridgis.cli import app
-    from gridgis.store import GeoPackageStore
 
-    ws = tmp_path / "ws.gpkg"
-    store = GeoPackageStore(ws)
-    keep = ("streets", "communities", "grids", "buildings", "roads", "facilities",
-            "green_spaces", "addresses", "staff", "coverage_gaps")
-    store.write_many({k: city_layers[k] for k in keep}, params={"test": True})
     runner = CliRunner()
-    res = runner.invoke(app, ["map", "--workspace", str(ws), "--out", str(tmp_path / "m"),
-                              "--no-boards"])
+    res = runner.invoke(app, ["map", "--workspace", str(workspace), "--out",
+                              str(tmp_path / "m"), "--no-boards"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "m" / "index.html").exists()
+    assert (tmp_path / "m" / "static" / "leaflet" / "leaflet.js").exists()
     assert not list((tmp_path / "m" / "boards").glob("*.html"))
-    res = runner.invoke(app, ["map", "--workspace", str(ws), "--out", str(tmp_path / "m"),
-                              "--basemap", "google"])
+    res = runner.invoke(app, ["map", "--workspace", str(workspace), "--out",
+                              str(tmp_path / "m"), "--basemap", "google"])
     assert res.exit_code != 0 and "basemap" in res.output
     res = runner.invoke(app, ["map", "--workspace", str(tmp_path / "absent.gpkg")])
     assert res.exit_code != 0
@@ -431,3 +437,51 @@ def test_js_assets_are_shipped():
     for _, rel in JS_ASSETS:
         text = (STATIC_DIR / rel).read_text(encoding="utf-8")
         assert len(text) > 1000 and "sourceMappingURL" not in text
+
+
+def test_lookup_through_the_api_when_served(site, workspace, browser, city_layers):
+    create_app = pytest.importorskip("api.app").create_app
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from gridgis.store import GeoPackageStore
+
+    app = create_app(GeoPackageStore(workspace), maps_dir=site.out_dir)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    p = Page(browser)
+    try:
+        deadline = time.time() + 20
+        while not server.started and time.time() < deadline:
+            time.sleep(0.05)
+        assert server.started
+        grids = city_layers["grids"]
+        inside = gpd.sjoin(city_layers["addresses"][["text", "geometry"]],
+                           grids[["grid_code", "geometry"]], predicate="within")
+        inside = inside[~inside.index.duplicated(keep=False)]
+        row = inside.iloc[len(inside) // 3]
+        page = p.page
+        api_calls: list[str] = []
+        page.on("request", lambda r: api_calls.append(r.url) if "/lookup/" in r.url else None)
+        page.goto(f"http://127.0.0.1:{port}/maps/lookup.html")
+        page.fill("#gg-q", str(row["text"]))
+        page.click("#gg-go")
+        page.wait_for_function("window.ggLookup.last !== null", timeout=5000)
+        assert any("/lookup/address?q=" in u for u in api_calls)
+        assert page.evaluate("window.ggLookup.mode") == "api"
+        assert page.inner_text("#gg-grid-code") == row["grid_code"]
+        page.screenshot(path=str(ARTIFACTS / "lookup_served.png"))
+        assert p.errors == []
+        assert all(u.startswith(f"http://127.0.0.1:{port}/") for u in p.external)
+    finally:
+        p.close()
+        server.should_exit = True
+        thread.join(timeout=10)

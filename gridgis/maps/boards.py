@@ -111,7 +111,7 @@ def board_page(grid: pd.Series, buildings: gpd.GeoDataFrame | None,
     links = "".join(f'<link rel="stylesheet" href="{prefix}{p}"/>' for _, p in CSS_ASSETS[:1])
     scripts = "".join(f'<script src="{prefix}{p}"></script>' for _, p in JS_ASSETS[:1])
     return f"""<!DOCTYPE html>
-<html lang="zh-CN"><head><meta charset="utf-8">
+<html lang="zh-CN"><head><meta charset="utf-8"><link rel="icon" href="data:,">
 <title>网格公示牌 {e(code)}</title>
 {links}{scripts}
 <style>{BOARD_CSS}</style></head>

@@ -118,7 +118,8 @@ def new_map(bounds: Sequence[float], basemap: Basemap = "none", tianditu_key: st
     m.default_js = [(name, prefix + path) for name, path in JS_ASSETS]
     m.default_css = [(name, prefix + path) for name, path in CSS_ASSETS]
     add_basemap(m, basemap, tianditu_key)
-    m.get_root().header.add_child(Element(f"<style>{PAGE_CSS}</style>"), name="gg_css")
+    m.get_root().header.add_child(Element(f'<link rel="icon" href="data:,">'
+                                          f"<style>{PAGE_CSS}</style>"), name="gg_css")
     if title:
         m.get_root().header.add_child(Element(f"<title>{html.escape(title)}</title>"),
                                       name="gg_title")

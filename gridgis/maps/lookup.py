@@ -188,7 +188,7 @@ class LookupScript(MacroElement):
         }
         function esc(s) { return String(s == null ? '' : s).replace(/[&<>"']/g, function(c){
           return {'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]; }); }
-        function show(code, where, how, latlng) {
+        function show(code, where, how, latlng, api) {
           var out = document.getElementById('gg-result');
           if (current) { current.setStyle(base); current = null; }
           if (marker) { map.removeLayer(marker); marker = null; }
@@ -200,9 +200,17 @@ class LookupScript(MacroElement):
                     '：未找到所在网格</span>'; return; }
           current = l; l.setStyle(hit); l.bringToFront();
           map.fitBounds(l.getBounds(), {maxZoom: 17, padding: [30, 30]});
-          var p = l.feature.properties;
+          var p = Object.assign({}, l.feature.properties);
           var staff = (STAFF[code] || []).map(function(s){ return esc(s[1]) + ' ' + esc(s[0]); });
           var police = POLICE[p.community_code] || [];
+          if (api) {  // the server's answer is authoritative for the chain and the people
+            if (api.community) { p.community = api.community.name; p.community_code = api.community.code; }
+            if (api.street) { p.street = api.street.name; p.street_code = api.street.code; }
+            if (api.people && api.people.length) staff = api.people.map(function(s){
+              return esc(s.role_zh || s.role) + ' ' + esc(s.name); });
+            var cp = (api.community_people || []).filter(function(s){ return s.role === 'police'; });
+            if (cp.length) police = cp.map(function(s){ return s.name; });
+          }
           out.innerHTML = '<div id="gg-grid-code" style="font-size:15px"><b>' + esc(code) + '</b></div>' +
             '<table>' +
             '<tr><td>查询</td><td>' + esc(where) + ' <small>' + esc(how) + '</small></td></tr>' +
@@ -217,7 +225,7 @@ class LookupScript(MacroElement):
         function codeOf(r) {
           if (!r) return null;
           if (r.grid_code) return r.grid_code;
-          if (r.grid && r.grid.grid_code) return r.grid.grid_code;
+          if (r.grid && (r.grid.grid_code || r.grid.code)) return r.grid.grid_code || r.grid.code;
           var list = r.matches || r.results || r.candidates || (Array.isArray(r) ? r : null);
           if (list && list.length) return codeOf(list[0]);
           return null;
@@ -251,7 +259,7 @@ class LookupScript(MacroElement):
             var code = codeOf(r);
             if (!code || !byCode.has(code)) { localAddress(q); return; }
             window.ggLookup.mode = 'api';
-            show(code, (r.text || r.address || q), '服务端匹配', pointOf(r));
+            show(code, (r.text || q), '服务端匹配' + (r.match_score != null ? ' (' + Math.round(r.match_score) + '%)' : ''), pointOf(r), r);
           }).catch(function(){ localAddress(q); });
         }
         map.on('click', function(e){
@@ -261,7 +269,7 @@ class LookupScript(MacroElement):
             var code = codeOf(r);
             if (!code || !byCode.has(code)) { localPoint(e.latlng); return; }
             window.ggLookup.mode = 'api';
-            show(code, e.latlng.lat.toFixed(6) + ', ' + e.latlng.lng.toFixed(6), '服务端点选', e.latlng);
+            show(code, e.latlng.lat.toFixed(6) + ', ' + e.latlng.lng.toFixed(6), '服务端点选', e.latlng, r);
           }).catch(function(){ localPoint(e.latlng); });
         });
         document.getElementById('gg-go').addEventListener('click', search);
