@@ -192,6 +192,7 @@ _RE_COMMUNITY = re.compile(
 _ROAD_SUFFIX = r"(?:大道|大街|公路|路|街|巷|胡同|道|(?<![\d])弄|里|段|线)"
 _RE_ROAD = re.compile(rf"[{_HAN}A-Z0-9]{{1,10}}?{_ROAD_SUFFIX}(?:[东南西北中]?[0-9]*段)?"
                       rf"(?=[\dA-Z]|$)")
+_RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))([{_HAN}]{{2,8}}(?:大道|大街|路|街|巷))$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
 _RE_TOKEN = re.compile(
     r"(?P<num>[A-Z]?\d+(?:-\d+)*[A-Z]?|[A-Z](?=栋|单元|区))"
@@ -202,6 +203,9 @@ _RE_TOKEN = re.compile(
 #: A name ending like this is a compound, market or building complex: a 号 after it
 #: numbers a building or stall inside, not a door plate on a road.
 _COMPOUND_END = re.compile(r"(?:区|园|苑|场|城|期|楼|厦|心|寓|庭|府|湾|坊|座|栋|院|[A-Z])$")
+
+#: A market, mall or office tower: a 号 after it numbers a stall, shop or office.
+_MARKET_END = re.compile(r"(?:市场|商城|城|广场|大厦|中心)$")
 
 #: Component names, in address order.
 COMPONENTS = ("province", "city", "district", "town", "community", "road", "lane", "number",
@@ -325,9 +329,17 @@ def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
         if head:
             p.poi = head
             spans.append(("poi", head))
-        p.road = m.group(0)
-        spans.append(("road", p.road))
-    _parse_tail(tail, p, after_road=m is not None)
+        road = m.group(0)
+        two = _RE_TWO_ROADS.match(road)
+        if two:
+            # 金城路金莱街926号: a street off a road; the number belongs to the second
+            spans.append(("road", two.group(1)))
+            spans.append(("subroad", two.group(2)))
+            p.road = two.group(2)
+        else:
+            spans.append(("road", road))
+            p.road = road
+    _parse_tail(tail, p, after_road=m is not None, sub=bool(m and two))
     return p
 
 
@@ -340,8 +352,10 @@ def _set_field(p: ParsedAddress, label: str, value: str) -> None:
         setattr(p, name, value)
 
 
-def _parse_tail(tail: str, p: ParsedAddress, after_road: bool) -> None:
+def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False) -> None:
     spans = p.spans
+    # the corpus labels a number on a side street (subroad) or in a lane (弄) as subroadno
+    door_label = "subroadno" if sub else "roadno"
     last = "road" if after_road else "start"  # what the previous token was
     text_since_number = False
     for tok in _RE_TOKEN.finditer(tail):
@@ -374,7 +388,7 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool) -> None:
         if suf in ("弄", "支弄"):
             if p.lane is None or suf == "支弄":
                 p.lane = (p.lane or "") + whole
-                spans.append(("roadno", whole))
+                spans.append(("subroad" if last == "road" else "roadno", whole))
                 last = "lane"
                 continue
         if "-" in num and suf in ("单元", "室", "号", "层") and not (
@@ -421,11 +435,11 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool) -> None:
             if suf == "号" or suf is None:
                 if pair and last == "road":
                     p.number = f"{num}号" if suf else num
-                    spans.append(("roadno", pair[0]))
+                    spans.append((door_label, pair[0]))
                     spans.append(("houseno", pair[1] + (suf or "")))
                 else:
                     p.number = whole if suf else whole
-                    spans.append(("houseno" if last == "lane" else "roadno", whole))
+                    spans.append(("subroadno" if last == "lane" else door_label, whole))
                 last = "number"
                 text_since_number = False
                 continue
@@ -436,6 +450,13 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool) -> None:
             spans.append(("roadno", whole))
             last = "number"
             text_since_number = False
+            continue
+        if suf == "号" and last == "text" and p.building is None and p.room is None \
+                and _MARKET_END.search(p.poi or ""):
+            # 商贸城2163号, 市场55号: a stall or shop number in a market or mall
+            p.room = whole
+            spans.append(("roomno", whole))
+            last = "room"
             continue
         if suf == "号":
             if p.building is None and last not in ("floor", "unit", "room") and \
