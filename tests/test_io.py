@@ -434,6 +434,23 @@ def test_nanjing_osm_import(tmp_path):
     assert store.info("buildings").params["import"]["sources"]["buildings"] == [str(NANJING_PBF)]
 
 
+@pytest.mark.shared
+@pytest.mark.skipif(not (DATA / "shanghai-amap-poi").exists(), reason="needs ../shared/data")
+def test_amap_poi_csv_types_to_categories():
+    """Real Amap POIs (name, address, type '科教文化服务;学校;小学', lat, lon; this copy is
+    already WGS84): type mapped to categories, non-planning types (pet clinics) rejected."""
+    src = DATA / "shanghai-amap-poi" / "shanghai_hospital.csv"
+    fac = read_source(src, layer="facilities", crs="wgs84")["facilities"]
+    cats = fac.data["category"].value_counts()
+    assert cats["hospital"] > 4000 and cats["health_station"] > 1500
+    assert fac.data["address"].notna().mean() > 0.9
+    assert (fac.rejects["field"] == "category").all()
+    assert fac.rejects["value"].str.contains("动物医疗|急救|疾病预防").all()
+    assert len(fac.data) + fac.rejects["row"].nunique() == 7513
+    minx, miny, maxx, maxy = fac.data.total_bounds
+    assert 120.8 < minx and maxx < 122.2 and 30.6 < miny and maxy < 31.9
+
+
 # --------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------

@@ -113,6 +113,37 @@ VALUE_ALIASES: dict[str, dict[str, str]] = {
 }
 
 
+#: Amap (高德) POI types, "大类;中类;小类" (several joined by "|"): the most specific
+#: segment found here gives the category.
+AMAP_CATEGORY: dict[str, str] = {
+    "幼儿园": "kindergarten", "托儿所": "nursery", "小学": "primary_school",
+    "中学": "middle_school", "公交车站": "bus_stop", "公交车站相关": "bus_stop",
+    "诊所": "health_station", "卫生院": "health_centre", "社区卫生服务中心": "health_centre",
+    "综合医院": "hospital", "专科医院": "hospital", "三级甲等医院": "hospital",
+    "医药保健销售店": "pharmacy", "药房": "pharmacy", "药店": "pharmacy",
+    "餐饮服务": "restaurant", "中餐厅": "restaurant", "外国餐厅": "restaurant",
+    "快餐厅": "restaurant", "餐饮相关场所": "restaurant", "早餐": "breakfast",
+    "超级市场": "retail", "超市": "retail", "便民商店/便利店": "retail", "便利店": "retail",
+    "综合市场": "vegetable_market", "农副产品市场": "vegetable_market",
+    "菜市场": "vegetable_market", "银行": "bank", "物流速递": "parcel_locker",
+    "快递服务": "parcel_locker", "自提点": "parcel_locker", "家政服务": "housekeeping",
+    "运动场馆": "sports_ground", "综合体育馆": "sports_ground", "健身中心": "sports_ground",
+    "公园": "park", "公安警察": "police_station", "派出所": "police_station",
+    "社区中心": "community_service_station", "居委会": "community_office",
+    "养老院": "elderly_care_home", "老年公寓": "elderly_care_home",
+}
+
+
+def amap_category(text: str) -> str | None:
+    """The facility category of an Amap POI type such as '科教文化服务;学校;小学'."""
+    for alternative in text.split("|"):
+        for segment in reversed(alternative.split(";")):
+            cat = AMAP_CATEGORY.get(segment.strip())
+            if cat is not None:
+                return cat
+    return None
+
+
 def parse_field_map(text: str | None) -> dict[str, str]:
     """Parse ``"households=HH_NUM,name=MC"`` into ``{"households": "HH_NUM", ...}``.
 
@@ -190,8 +221,17 @@ def map_values(frame: pd.DataFrame, layer: str, where: str, notes: list[str]) ->
         table = VALUE_ALIASES.get(name, {}) | {c.lower(): c for c in f.choices}
         col = frame[name]
         text = col.astype("string").str.strip()
-        mapped = text.map(lambda v, t=table: t.get(v, t.get(v.lower(), v))
-                          if isinstance(v, str) else v)
+        amap = name == "category"
+
+        def lookup(v, t=table, amap=amap):
+            if not isinstance(v, str):
+                return v
+            hit = t.get(v, t.get(v.lower()))
+            if hit is None and amap and ";" in v:
+                hit = amap_category(v)
+            return v if hit is None else hit
+
+        mapped = text.map(lookup)
         changed = int((mapped != text).fillna(False).sum())
         if changed:
             notes.append(f"{where}: {changed} values of '{name}' translated to canonical "
