@@ -229,17 +229,21 @@ def test_gbk_csv_is_detected(tmp_path):
     assert out["facilities"].data["category"].iloc[0] == "vegetable_market"
 
 
+@pytest.mark.parametrize("epsg", [4549, 4528])
 @pytest.mark.parametrize("swap", [False, True])
-def test_gauss_kruger_zone_layer_lands_in_place(tmp_path, truth, swap):
-    """EPSG:4549 (CGCS2000 / 3-degree GK CM 120E, axes northing, easting): a layer written
-    as x = easting (GIS order) or swapped (survey order) lands on the WGS84 truth."""
-    tr = pyproj.Transformer.from_crs("EPSG:4326", "EPSG:4549", always_xy=True)
+def test_gauss_kruger_zone_layer_lands_in_place(tmp_path, truth, swap, epsg):
+    """EPSG:4549 (CGCS2000 / 3-degree GK CM 120E) and EPSG:4528 (zone 40, easting with the
+    zone prefix), axes northing, easting: a layer written as x = easting (GIS order) or
+    swapped (survey order) lands on the WGS84 truth."""
+    tr = pyproj.Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
     e, n = tr.transform(truth.lon.to_numpy(), truth.lat.to_numpy())
-    assert np.all(e > 300_000) and np.all(e < 700_000) and np.all(n > 3_500_000)
+    prefix = 40_000_000 if epsg == 4528 else 0
+    assert np.all(e > prefix + 300_000) and np.all(e < prefix + 700_000)
+    assert np.all(n > 3_500_000) and np.all(n < 3_600_000)
     x, y = (n, e) if swap else (e, n)
     frame = gpd.GeoDataFrame({"name": [f"p{i}" for i in range(len(truth))],
                               "category": "bank"}, geometry=shapely.points(x, y),
-                             crs="EPSG:4549")
+                             crs=f"EPSG:{epsg}")
     src = tmp_path / "facilities.gpkg"
     frame.to_file(src)
     out = read_source(src)
