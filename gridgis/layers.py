@@ -349,7 +349,10 @@ def validate(
             else:
                 df[name] = num.astype("Float64")
         elif f.kind == "bool":
-            df[name] = col.map(_to_bool).astype("boolean")
+            parsed = col.map(_to_bool)
+            bad = ~blank & parsed.isna()
+            reject(df.index[bad], name, "not true/false (是/否, yes/no, 1/0)", col[bad])
+            df[name] = parsed.astype("boolean")
         elif f.kind.startswith("code"):
             n = int(f.kind[4:])
             check = {9: codes.validate_street_code, 12: codes.validate_community_code,
@@ -424,7 +427,12 @@ def _to_bool(v) -> object:
     if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
         return pd.NA
     if isinstance(v, str):
-        return v.strip().lower() in {"1", "true", "yes", "y", "t", "是"}
+        text = v.strip().lower()
+        if text in {"1", "true", "yes", "y", "t", "是"}:
+            return True
+        if text in {"0", "false", "no", "n", "f", "否", ""}:
+            return False if text else pd.NA
+        return pd.NA  # neither: reported by validate
     return bool(v)
 
 

@@ -187,6 +187,15 @@ def test_estimate_uses_default_floors_and_settings():
     assert abs(doubled - 2 * default) <= 2
 
 
+def test_estimated_flag_parsed_strictly():
+    b = buildings(building_id=list("abcde"), households=[10, 20, 30, 40, 50],
+                  households_estimated=["是", "否", "yes", "maybe", None])
+    v = validate(b, "buildings", source="b.xlsx")
+    assert reasons(v) == {4: "not true/false (是/否, yes/no, 1/0)"}
+    assert v.rejects.iloc[0]["value"] == "maybe"
+    assert v.data["households_estimated"].tolist() == [True, False, True, False]
+
+
 def test_estimate_at_least_one_household():
     tiny = Polygon([(X0, Y0), (X0 + 1e-5, Y0), (X0 + 1e-5, Y0 + 1e-5), (X0, Y0 + 1e-5)])
     b = buildings(building_id=["a"], use=["residential"], floors=[1], geometry=[tiny])
