@@ -17,6 +17,7 @@ and returned in EPSG:4326 with the parameters used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,7 +204,8 @@ def compute_access(buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
                    settings: Settings = DEFAULT,
                    categories: list[str] | None = None,
                    crs: pyproj.CRS | None = None,
-                   extra_points: NDArray[np.object_] | None = None) -> Access:
+                   extra_points: NDArray[np.object_] | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> Access:
     """Walking and straight-line distance from every residential building to every category.
 
     Parameters
@@ -219,6 +221,8 @@ def compute_access(buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
     extra_points
         More points (metric CRS) to attach to the same graph, e.g. siting candidates;
         their nodes are ``graph.point_node[-len(extra_points):]``.
+    progress
+        Called as ``progress(done, total)`` after each category.
 
     Returns
     -------
@@ -285,6 +289,8 @@ def compute_access(buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
             walk[~np.isfinite(walk)] = np.nan
         straight = _straight(points, targets)
         frames.append(_access_frame(res, cat, walk, straight, cov.radius_m[cat], cov))
+        if progress is not None:
+            progress(len(frames), len(cats))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     lc = list(cov.life_circle_categories)
     if not set(lc) <= set(cats):
@@ -649,8 +655,8 @@ class CoverageResult:
 
 
 def run_coverage(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
-                 settings: Settings = DEFAULT, categories: list[str] | None = None
-                 ) -> CoverageResult:
+                 settings: Settings = DEFAULT, categories: list[str] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> CoverageResult:
     """Walking access, coverage rates, gaps and norms from the canonical layers.
 
     Parameters
@@ -662,6 +668,8 @@ def run_coverage(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
         Rule parameters.
     categories
         Categories to compute (default: all with a radius).
+    progress
+        Called as ``progress(done, total)`` per category searched.
 
     Returns
     -------
@@ -673,7 +681,8 @@ def run_coverage(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
         if layers.get(need) is None or len(layers[need]) == 0:
             raise ValueError(f"coverage needs the '{need}' layer (missing or empty)")
     access = compute_access(layers["buildings"], layers["roads"], layers.get("facilities"),
-                            layers.get("green_spaces"), settings, categories)
+                            layers.get("green_spaces"), settings, categories,
+                            progress=progress)
     comm = layers.get("communities")
     grids = layers.get("grids")
     areas = building_areas(access.buildings, comm, grids)
