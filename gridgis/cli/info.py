@@ -16,7 +16,7 @@ from gridgis.store import Store
 #: Fields whose value counts are shown under a layer.
 BREAKDOWN = {"roads": "road_class", "facilities": "category", "buildings": "use",
              "green_spaces": "kind", "institutions": "kind", "staff": "role", "grids": "kind",
-             "rejects": "layer"}
+             "rejects": "layer", "grid_findings": "check", "assign_rejects": "reason"}
 
 
 def print_summary(store: Store) -> None:

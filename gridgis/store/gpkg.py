@@ -307,15 +307,9 @@ def _write_layer(path: Path, name: str, frame: Frame) -> Frame:
         if out.geometry.name != "geometry":
             out = out.rename_geometry("geometry")
         types = set(out.geom_type.dropna().unique())
-        gtype = None
-        if not types:
-            gtype = "Unknown"
-        elif types <= {"Polygon", "MultiPolygon"}:
-            gtype = "MultiPolygon" if "MultiPolygon" in types else "Polygon"
-        elif types <= {"LineString", "MultiLineString"}:
-            gtype = "MultiLineString" if "MultiLineString" in types else "LineString"
-        elif len(types) > 1:
-            gtype = "Unknown"
+        # one declared type when the layer has one; GEOMETRY (conformant for any mix, and
+        # single parts read back single) when it mixes, e.g. Polygon with MultiPolygon
+        gtype = types.pop() if len(types) == 1 else "Unknown"
         out = _plain_columns(out)
         pyogrio.write_dataframe(out, path, layer=name, driver="GPKG", geometry_type=gtype,
                                 promote_to_multi=False, layer_options={"OVERWRITE": "YES"},
