@@ -192,3 +192,35 @@ def test_params_recorded(result):
     assert p["radius_m"]["park"] == 500.0 and p["walk_speed_kmh"] == 4.5
     assert "households" in p["park_coverage_basis"]
     assert "buffer" in p["gap_method"]
+
+
+def test_cli_coverage_and_site(city, tmp_path):
+    from typer.testing import CliRunner
+
+    from gridgis.cli import app
+    from gridgis.store import open_store
+
+    ws = tmp_path / "cov.gpkg"
+    store = open_store(ws)
+    store.write_many(city.layers, params=city.params)
+    runner = CliRunner()
+    run = runner.invoke(app, ["coverage", "--workspace", str(ws)])
+    assert run.exit_code == 0, run.output
+    for name in ("access", "coverage", "coverage_gaps", "norms", "coverage_findings"):
+        assert store.has(name), name
+    info = store.info("coverage")
+    assert info.params["computed_crs"].startswith("EPSG:45")
+    assert "households" in info.params["park_coverage_basis"]
+    assert "no grids yet" in " ".join(run.output.split())
+    run = runner.invoke(app, ["site", "--workspace", str(ws), "--category", "nursery",
+                              "--count", "2"])
+    assert run.exit_code == 0, run.output
+    run = runner.invoke(app, ["site", "--workspace", str(ws), "-c", "kindergarten", "-k", "1"])
+    assert run.exit_code == 0, run.output
+    sites = store.read("proposed_sites")
+    assert sorted(sites["category"]) == ["kindergarten", "nursery", "nursery"]
+    bad = runner.invoke(app, ["site", "--workspace", str(ws), "-c", "restaurant"])
+    assert bad.exit_code == 2 and "no service radius" in " ".join(bad.output.split())
+    bad = runner.invoke(app, ["site", "--workspace", str(ws), "-c", "nursery",
+                              "--candidates", "parcels"])
+    assert bad.exit_code == 2 and "candidates layer 'parcels'" in " ".join(bad.output.split())
