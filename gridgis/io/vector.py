@@ -6,6 +6,7 @@ fields renamed to canonical names; :func:`gridgis.layers.validate` does the chec
 
 from __future__ import annotations
 
+import codecs
 import os
 from pathlib import Path
 
@@ -142,12 +143,13 @@ def _dbf_encoding(path: Path, encoding: str | None, notes: list[str]) -> str | N
                None)
     if dbf is None:
         return None
-    raw = dbf.read_bytes()
+    with open(dbf, "rb") as fh:
+        raw = fh.read(8_000_000)[32:]  # field names and the first records are enough
     if raw.isascii():
         return None
     for candidate in ("utf-8", "gbk", "gb18030"):
-        try:
-            raw[32:].decode(candidate)
+        try:  # incremental: a character cut at the 8 MB boundary is not an error
+            codecs.getincrementaldecoder(candidate)().decode(raw, final=False)
         except UnicodeDecodeError:
             continue
         if candidate != "utf-8":
@@ -290,10 +292,13 @@ def read_csv(path: Path, layer: str | None, declared_crs: str | None, encoding: 
 def _read_csv_text(path: Path, encoding: str | None, notes: list[str]) -> pd.DataFrame:
     encodings = [encoding] if encoding else ["utf-8-sig", "gb18030"]
     last: Exception | None = None
+    with open(path, "rb") as fh:
+        head = fh.readline()
+    sep = max((",", "\t", ";", "|"), key=lambda c: head.count(c.encode()))
     for enc in encodings:
         try:
             frame = pd.read_csv(path, encoding=enc, dtype=str, keep_default_na=False,
-                                na_values=[""], skipinitialspace=True)
+                                na_values=[""], skipinitialspace=True, sep=sep)
         except UnicodeDecodeError as exc:
             last = exc
             continue
