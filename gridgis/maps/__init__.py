@@ -12,6 +12,7 @@ from gridgis.maps.common import (
     BASEMAPS,
     address_key,
     external_urls,
+    iframe_html,
     inline_assets,
     new_map,
     prepare,
@@ -20,9 +21,15 @@ from gridgis.maps.common import (
 from gridgis.maps.coverage import coverage_map
 from gridgis.maps.levels import community_map, index_map, street_map
 from gridgis.maps.lookup import address_index, lookup_map
-from gridgis.maps.site import MAP_LAYERS, MapSite, summarise, write_maps
+from gridgis.maps.site import (
+    MAP_LAYERS,
+    MapSite,
+    streets_from_communities,
+    summarise,
+    write_maps,
+)
 
 __all__ = ["BASEMAPS", "MAP_LAYERS", "MapSite", "address_index", "address_key",
-           "board_page", "community_map", "coverage_map", "external_urls", "index_map",
+           "board_page", "community_map", "coverage_map", "external_urls", "iframe_html", "index_map",
            "inline_assets", "lookup_map", "new_map", "prepare", "render_page", "street_map",
-           "summarise", "write_maps"]
+           "streets_from_communities", "summarise", "write_maps"]

@@ -452,3 +452,18 @@ def address_key(text: str) -> str:
     """Normalised key of an address: NFKC (full-width digits and letters to half-width),
     lower case, no spaces or punctuation. Same rule as ``ggKey`` in the lookup page."""
     return _PUNCT.sub("", unicodedata.normalize("NFKC", str(text or "")).lower())
+
+
+def iframe_html(page_path: str | Path, height_px: int = 520) -> str:
+    """An ``<iframe srcdoc>`` holding a written page with its assets inlined: shows a map
+    inside a notebook (no server, no network), e.g. ``IPython.display.HTML(iframe_html(
+    "maps/index.html"))``. Links to other pages do not work inside it."""
+    path = Path(page_path)
+    out_root = path.parent
+    depth = 0
+    while not (out_root / "static").is_dir() and depth < 3:
+        out_root, depth = out_root.parent, depth + 1
+    page = inline_assets(path.read_text(encoding="utf-8"), asset_prefix(depth))
+    return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;'
+            f'height:{int(height_px)}px;border:1px solid #ccc" '
+            f'sandbox="allow-scripts allow-popups"></iframe>')

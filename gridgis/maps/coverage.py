@@ -89,6 +89,54 @@ class CoverageFill(MacroElement):
         self.label = label
 
 
+class CategorySwitch(MacroElement):
+    """A drop-down of categories: choosing one shows that category's layers (buildings,
+    radii, gaps) and hides the others'. ``groups`` maps a category to the folium
+    elements drawn for it."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function(){
+          var map = {{ this._parent.get_name() }};
+          var groups = {};
+          {% for cat, elems in this.groups.items() %}
+          groups[{{ cat|tojson }}] = [{% for e in elems %}{{ e.get_name() }}{% if not loop.last %}, {% endif %}{% endfor %}];
+          {% endfor %}
+          var ctl = L.control({position: 'topleft'});
+          ctl.onAdd = function(){
+            var div = L.DomUtil.create('div', 'gg-legend');
+            var html = '<b>类别</b> <select id="gg-category">';
+            {{ this.options|tojson }}.forEach(function(o){
+              html += '<option value="' + o[0] + '">' + o[1] + '</option>'; });
+            div.innerHTML = html + '</select>';
+            L.DomEvent.disableClickPropagation(div);
+            return div;
+          };
+          ctl.addTo(map);
+          function choose(cat) {
+            Object.keys(groups).forEach(function(k){ groups[k].forEach(function(l){
+              if (k === cat) { if (!map.hasLayer(l)) map.addLayer(l); }
+              else if (map.hasLayer(l)) map.removeLayer(l); }); });
+            document.querySelectorAll('.gg-rate-row').forEach(function(r){
+              r.style.background = r.getAttribute('data-category') === cat ? '#ffeda0' : ''; });
+          }
+          var sel = document.getElementById('gg-category');
+          sel.value = {{ this.first|tojson }};
+          sel.addEventListener('change', function(){ choose(sel.value); });
+          choose(sel.value);
+          window.ggCoverageSwitch = {choose: choose, groups: groups};
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, groups: dict, options: list[list[str]], first: str) -> None:
+        super().__init__()
+        self._name = "CategorySwitch"
+        self.groups = groups
+        self.options = options
+        self.first = first
+
+
 def city_rates(coverage: pd.DataFrame | None, access: pd.DataFrame | None,
                households: pd.Series | None = None) -> pd.DataFrame:
     """Households, covered households and rates per category for the whole area: from the
@@ -161,6 +209,7 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
     order = {c: i for i, c in enumerate(["life_circle", *FACILITY_CATEGORIES, "green"])}
     cats.sort(key=lambda c: order.get(c, 999))
     first = next((c for c in cats if c != "life_circle"), cats[0] if cats else None)
+    groups: dict[str, list] = {}
 
     hh_by_id = None
     if buildings is not None and len(buildings) and access is not None and len(access):
@@ -192,6 +241,7 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
                              {"radius": 4, "color": colour, "weight": 1, "fillColor": colour,
                               "fillOpacity": 0.85}, label).add_to(group)
                 group.add_to(m)
+                groups.setdefault(cat, []).append(group)
     elif buildings is not None:
         notes.append("coverage page: no 'access' layer, buildings are not classified")
 
@@ -213,6 +263,7 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
                        {"radius": 6, "color": "#ffffff", "weight": 1.5, "fillColor": colour,
                         "fillOpacity": 1.0}).add_to(group)
             group.add_to(m)
+            groups.setdefault(cat, []).append(group)
 
     if gaps is not None and len(gaps):
         gp = prepare(gaps, tolerance_m, basemap)
@@ -225,14 +276,16 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
             sub = gp[gp["category"].astype(str) == cat]
             if len(sub) == 0:
                 continue
-            folium.GeoJson(to_geojson(sub, fields), name=f"{category_label(cat)}: 覆盖缺口",
+            layer = folium.GeoJson(to_geojson(sub, fields), name=f"{category_label(cat)}: 覆盖缺口",
                            show=(cat == first),
                            style_function=lambda f: {"color": "#99000d", "weight": 1,
                                                      "fillColor": "#fb6a4a",
                                                      "fillOpacity": 0.35,
                                                      "dashArray": "4 3"},
                            tooltip=folium.GeoJsonTooltip(fields, [aliases[c] for c in fields]),
-                           ).add_to(m)
+                           )
+            layer.add_to(m)
+            groups.setdefault(cat, []).append(layer)
     if sites is not None and len(sites):
         s = prepare(sites, 0.0, basemap)
         cat_col = "category" if "category" in s.columns else None
@@ -251,7 +304,8 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
 
     rates = city_rates(coverage, access, hh_by_id)
     rows = "".join(
-        f"<tr><td>{html.escape(category_label(str(r.category)))}</td>"
+        f"<tr class='gg-rate-row' data-category='{html.escape(str(r.category))}'>"
+        f"<td>{html.escape(category_label(str(r.category)))}</td>"
         f"<td style='text-align:right'>{'' if pd.isna(r.rate) else f'{r.rate:.0%}'}</td>"
         f"<td style='text-align:right;color:#777'>"
         f"{'' if pd.isna(r.rate_straight) else f'{r.rate_straight:.0%}'}</td></tr>"
@@ -268,8 +322,11 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
     if missing:
         legend_html += ("<div style='color:#b30000'>缺少图层: " + ", ".join(missing)
                         + "<br>(先运行 gridgis coverage)</div>")
-    HtmlControl(legend_html, position="bottomright").add_to(m)
+    HtmlControl(legend_html, position="bottomleft").add_to(m)
+    if groups and first is not None:
+        CategorySwitch(groups, [[c, category_label(c)] for c in cats if c in groups],
+                       first).add_to(m)
     title_box("<a href='index.html'>区级网格图</a> › <b>设施覆盖图</b>"
-              "<br><small>图层控制中按类别切换</small>").add_to(m)
-    folium.LayerControl(collapsed=False).add_to(m)
+              "<br><small>选择类别；图层控制中可单独开关</small>").add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)
     return m, notes

@@ -122,6 +122,17 @@ def summarise(layers: dict[str, gpd.GeoDataFrame]) -> tuple[gpd.GeoDataFrame,
     return streets, comms
 
 
+def streets_from_communities(communities: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Street polygons as the union of their communities (by ``street_code``), for
+    workspaces without a streets layer (e.g. communities made by delineation)."""
+    c = communities.copy()
+    c["street_code"] = _codes(c["street_code"]) if "street_code" in c.columns \
+        else _codes(c["community_code"]).str[:9]
+    s = c[["street_code", "geometry"]].dissolve(by="street_code", as_index=False)
+    s["name"] = "街道 " + s["street_code"].astype(str)
+    return s[["street_code", "name", "geometry"]]
+
+
 def _group_by(frame: gpd.GeoDataFrame | None, key: str) -> dict[str, gpd.GeoDataFrame]:
     if frame is None or len(frame) == 0 or key not in frame.columns:
         return {}
@@ -168,12 +179,16 @@ def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
     from gridgis.standards import DEFAULT
 
     settings = settings or DEFAULT
-    for required in ("streets", "communities"):
-        if layers.get(required) is None or len(layers[required]) == 0:
-            raise ValueError(f"maps need layer '{required}': import it first "
-                             f"(gridgis import …) or run gridgis demo")
+    if layers.get("communities") is None or len(layers["communities"]) == 0:
+        raise ValueError("maps need layer 'communities': import it first (gridgis import …), "
+                         "make them (gridgis delineate --communities) or run gridgis demo")
     out = Path(out_dir)
     site = MapSite(out)
+    if layers.get("streets") is None or len(layers["streets"]) == 0:
+        layers = dict(layers)
+        layers["streets"] = streets_from_communities(layers["communities"])
+        site.notes.append("no 'streets' layer: streets drawn as the union of their "
+                          "communities (street_code)")
     for sub in ("streets", "communities", "boards"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     shutil.copytree(STATIC_DIR, out / "static", dirs_exist_ok=True,
