@@ -3,6 +3,8 @@ norms."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import networkx as nx
 import numpy as np
@@ -224,3 +226,50 @@ def test_cli_coverage_and_site(city, tmp_path):
     bad = runner.invoke(app, ["site", "--workspace", str(ws), "-c", "nursery",
                               "--candidates", "parcels"])
     assert bad.exit_code == 2 and "candidates layer 'parcels'" in " ".join(bad.output.split())
+
+
+NANJING_PBF = (Path(__file__).resolve().parents[2] / "shared" / "data" / "nanjing-xinjiekou-osm"
+               / "nanjing_osm_bbox.osm.pbf")
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not NANJING_PBF.exists(), reason="../shared/data not available")
+def test_real_osm_nanjing(tmp_path):
+    """Real roads (multi-vertex, overlapping, bridges as crossings) from OpenStreetMap."""
+    from gridgis.io import import_into
+    from gridgis.store import open_store
+
+    store = open_store(tmp_path / "nj.gpkg")
+    import_into(store, [NANJING_PBF])
+    layers = {n: store.read(n) for n in ("buildings", "roads", "facilities", "green_spaces")}
+    result = run_coverage(layers, Settings())
+    acc = result.access
+    t = acc.table
+    ok = t["walk_m"].notna()
+    assert ok.any() and (t.loc[ok, "walk_m"] >= t.loc[ok, "straight_m"]).all()
+    assert acc.params["network"]["components"] > 1          # OSM has loose pieces
+    assert (result.layers["coverage_findings"]["kind"] == "disconnected_piece").any()
+    g, lines = _independent_graph(layers["roads"], acc.buildings.crs)
+    fac = layers["facilities"].to_crs(acc.buildings.crs)
+    fac = fac[fac["category"].isin(["retail", "sports_ground"])]
+    net, edge, nb = acc.graph.net, acc.graph.snaps.edge, len(acc.buildings)
+    all_fac = layers["facilities"].to_crs(acc.buildings.crs)
+    all_fac = all_fac[all_fac["category"].isin(acc.sources)].reset_index(drop=True)
+    where = {fid: i for i, fid in enumerate(all_fac["facility_id"])}
+    points = {f"b:{r.building_id}": r.point for r in acc.buildings.itertuples()
+              if edge[r.Index] >= 0}
+    points |= {f"f:{r.facility_id}": shapely.point_on_surface(r.geometry)
+               for r in fac.itertuples() if edge[nb + where[r.facility_id]] >= 0}
+    prefer = {f"b:{b}": net.edge_geom[edge[i]] for i, b in
+              enumerate(acc.buildings["building_id"]) if edge[i] >= 0}
+    prefer |= {f"f:{f}": net.edge_geom[edge[nb + where[f]]] for f in fac["facility_id"]
+               if edge[nb + where[f]] >= 0}
+    _attach(g, lines, points, prefer)
+    table = t.set_index(["category", "building_id"])
+    for cat, grp in fac.groupby("category"):
+        dist = nx.multi_source_dijkstra_path_length(
+            g, {f"f:{i}" for i in grp["facility_id"] if f"f:{i}" in g})
+        ids = [b for b in acc.buildings["building_id"] if f"b:{b}" in g]
+        expect = np.array([dist.get(f"b:{b}", np.nan) for b in ids])
+        got = table.loc[cat].loc[ids, "walk_m"].to_numpy()
+        np.testing.assert_allclose(got, expect, atol=0.01, err_msg=cat)
