@@ -91,12 +91,16 @@ def test_unknown_layer_name_asks_for_layer(tmp_path):
     assert len(read_source(src, layer="buildings")["buildings"].data) == 4
 
 
-def test_workspace_round_trip_of_demo_city(tmp_path):
-    """Every layer of the demo city, written as one multi-layer GeoPackage, comes back
-    with the same rows and households, layers inferred from their names."""
+@pytest.fixture(scope="module")
+def city():
     from gridgis.synth import make_city
 
-    city = make_city(households=10_000)
+    return make_city(households=10_000)
+
+
+def test_workspace_round_trip_of_demo_city(tmp_path, city):
+    """Every layer of the demo city, written as one multi-layer GeoPackage, comes back
+    with the same rows and households, layers inferred from their names."""
     src = tmp_path / "city.gpkg"
     for name, frame in city.layers.items():
         if isinstance(frame, gpd.GeoDataFrame):
@@ -516,3 +520,19 @@ def test_duplicate_key_across_files(tmp_path):
     stored = open_store(tmp_path / "ws.gpkg").read("buildings")
     assert sorted(stored["building_id"]) == ["b0", "b1", "x0", "x1"]
     assert "_source_row" not in stored.columns and "_where" not in stored.columns
+
+
+def test_demo_step_imports_gbk_shapefile_and_gcj02_csv(tmp_path, city):
+    """The `gridgis demo` step: per-source options (a shapefile with its .prj beside a
+    GCJ-02 CSV) in one import; it raises if anything comes back different."""
+    from gridgis.cli.imports import demo_import
+    from gridgis.standards import Settings
+
+    store = open_store(tmp_path / "demo.gpkg")
+    store.write_many(city.layers)
+    line = demo_import(store, Settings(), tmp_path)
+    assert "GBK detected" in line and "max error 0.000 m" in line
+    imported = open_store(tmp_path / "import_demo" / "imported.gpkg")
+    assert len(imported.read("facilities")) == len(city.layers["facilities"])
+    assert imported.info("buildings").params["import"]["sources"]["facilities"] == [
+        str(tmp_path / "import_demo" / "amap_pois.csv")]

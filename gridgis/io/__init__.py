@@ -28,8 +28,8 @@ from gridgis.io.vector import read_csv, read_ogr, source_exists
 from gridgis.standards import DEFAULT, Settings
 from gridgis.store import Store
 
-__all__ = ["ReadError", "ImportReport", "read_source", "import_into", "parse_field_map",
-           "infer_layer"]
+__all__ = ["ReadError", "ImportReport", "Source", "read_source", "import_into",
+           "parse_field_map", "infer_layer"]
 
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 
@@ -160,6 +160,21 @@ def _concat(a: L.Validated, b: L.Validated, layer: str) -> L.Validated:
     return L.Validated(data, rej[L.REJECT_COLUMNS], a.notes + b.notes)
 
 
+@dataclass(frozen=True)
+class Source:
+    """A file to import with its own options (``None`` = the import's default), e.g. a
+    shapefile with its .prj beside an Amap CSV that needs ``crs="gcj02"``."""
+
+    path: str | os.PathLike
+    layer: str | None = None
+    crs: str | None = None
+    encoding: str | None = None
+    field_map: dict[str, str] | None = None
+
+    def __str__(self) -> str:
+        return os.fspath(self.path)
+
+
 @dataclass
 class ImportReport:
     """What :func:`import_into` wrote: per layer the valid rows, rejects and sources."""
@@ -185,7 +200,7 @@ class ImportReport:
 
 def import_into(
     store: Store,
-    sources: Sequence[str | os.PathLike],
+    sources: Sequence[str | os.PathLike | Source],
     layer: str | None = None,
     crs: str | None = None,
     encoding: str | None = None,
@@ -205,7 +220,8 @@ def import_into(
     store
         The workspace.
     sources
-        Files to read (see :func:`read_source`); the options apply to each.
+        Files to read (see :func:`read_source`). The options below apply to each, unless
+        a :class:`Source` gives its own.
     on_source
         ``on_source(path)`` is called before each file and may return a progress
         callback ``(done, total)`` for it.
@@ -218,8 +234,10 @@ def import_into(
         raise ReadError("no source files given")
     report = ImportReport()
     for src in sources:
-        cb = on_source(str(src)) if on_source is not None else None
-        got = _read(src, layer, crs, encoding, field_map, settings, cb)
+        one = src if isinstance(src, Source) else Source(src)
+        cb = on_source(str(one)) if on_source is not None else None
+        got = _read(one.path, one.layer or layer, one.crs or crs, one.encoding or encoding,
+                    one.field_map if one.field_map is not None else field_map, settings, cb)
         if cb is not None:
             cb(1, 1)
         for name, v in got.items():
