@@ -143,7 +143,10 @@ def coverage(
             counts = found["kind"].value_counts()
             console.print("  findings: " + ", ".join(f"{k} {v}" for k, v in counts.items())
                           + " (layer coverage_findings)")
-        if "grid" not in result.levels:
+        if not result.levels:
+            console.print("  [yellow]no communities[/]: rates, gaps and norms need them "
+                          "(gridgis delineate --communities makes them from an OSM import)")
+        elif "grid" not in result.levels:
             console.print("  [yellow]no grids yet[/]: rates per street and community only "
                           "(run gridgis delineate first for per-grid rates)")
         console.print(f"  wrote {', '.join(result.layers)} to {store.location}")
