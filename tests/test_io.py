@@ -271,6 +271,8 @@ def test_missing_required_field(tmp_path, ws):
     with pytest.raises(LayerError, match=r"roads2.geojson: layer 'roads' lacks required "
                                          r"field\(s\) road_class.*--map road_class="):
         import_into(open_store(ws), [src], layer="roads")
+    with pytest.raises(LayerError, match="inferred from the name; give --layer"):
+        import_into(open_store(ws), [src])
     assert _digest(ws) == before
 
 

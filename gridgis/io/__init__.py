@@ -125,7 +125,13 @@ def _read(
             notes.append(f"{where}: no '{key}' field; generated keys {base}-1…{base}-"
                          f"{len(frame)}")
         frame[_ROW] = range(1, len(frame) + 1)
-        v = L.validate(frame, name, source=where, settings=settings)
+        try:
+            v = L.validate(frame, name, source=where, settings=settings)
+        except L.LayerError as exc:
+            if layer is None and not is_osm(p):
+                raise L.LayerError(f"{exc} (layer '{name}' was inferred from the name; "
+                                   f"give --layer if that is wrong)") from exc
+            raise
         v.data[_ROW] = v.data[_ROW].astype(int)
         v.data["_where"] = where
         if name in out:  # two source layers mapped to the same canonical layer
