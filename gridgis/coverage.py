@@ -651,7 +651,12 @@ class CoverageResult:
                 f"{t['category'].nunique()} categories; 15-min life circle complete for "
                 f"{lc:.1%} of households, park within 500 m {park:.1%}; "
                 f"{len(self.layers['coverage_gaps']):,} gap polygons; {failing} norm "
-                f"failures; levels {', '.join(self.levels) or 'none (no communities)'}")
+                f"failures; levels {', '.join(self.levels) or self._no_levels()}")
+
+    def _no_levels(self) -> str:
+        if len(self.access.buildings) == 0:
+            return "none (no residential buildings: households all 0 or missing)"
+        return "none (no communities)"
 
 
 def run_coverage(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
