@@ -243,13 +243,24 @@ def random_community(draw):
            for i, x in enumerate(xs)]
     rds += [road(f"h{i}", [(-20, y * h), (w + 20, y * h)], draw(st.sampled_from(classes)))
             for i, y in enumerate(ys)]
+    comm = community(0, 0, w, h)
+    hole = None
+    if draw(st.booleans()):  # a hole or a notch (a lake, another community's enclave)
+        hx, hy = draw(st.floats(0.0, 0.6)), draw(st.floats(0.0, 0.6))
+        hole = box(X0 + hx * w, Y0 + hy * h, X0 + (hx + 0.3) * w, Y0 + (hy + 0.3) * h)
+        comm["geometry"] = comm["geometry"].difference(hole)
     nb = draw(st.integers(1, 30))
     blds = []
     for i in range(nb):
         x = draw(st.floats(0.03, 0.97)) * w
         y = draw(st.floats(0.03, 0.97)) * h
-        blds.append(building(f"b{i}", x, y, draw(st.integers(0, 260)), w=6.0, h=4.0))
-    return layers([community(0, 0, w, h)], blds, rds)
+        b = building(f"b{i}", x, y, draw(st.integers(0, 260)), w=6.0, h=4.0)
+        if hole is None or not hole.buffer(5).intersects(b["geometry"]):
+            blds.append(b)
+    if not blds:
+        p = comm["geometry"].representative_point()
+        blds.append(building("b0", p.x - X0, p.y - Y0, 10, w=0.5, h=0.5))
+    return layers([comm], blds, rds)
 
 
 @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
