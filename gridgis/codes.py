@@ -278,7 +278,8 @@ def recode(new, previous=None, settings: Settings = DEFAULT, registry=None,
     if previous is not None and len(previous):
         pm = previous.to_crs(crs)
         prev_codes = pm["grid_code"].astype(str).to_numpy()
-        pcomm = pm["community_code"].astype(str).to_numpy()
+        pcomm = (pm["community_code"].astype(str) if "community_code" in pm
+                 else pm["grid_code"].astype(str).str[:12]).to_numpy()
         ngeo = shapely.make_valid(nm.geometry.to_numpy())
         pgeo = shapely.make_valid(pm.geometry.to_numpy())
         ni, pi = shapely.STRtree(pgeo).query(ngeo, predicate="intersects")
