@@ -240,6 +240,18 @@ def test_layer_metadata_crs_bounds_params(ws, buildings):
     assert set(ws.info()) == {"buildings"}
 
 
+def test_numpy_parameters_stored_as_numbers(ws, buildings):
+    params = {"households": np.int64(30_000), "share": np.float32(0.5),
+              "bounds": np.array([118.7, 32.0]), "flags": (np.bool_(True),),
+              "out": Path("out/demo.gpkg")}
+    ws.write("buildings", buildings, params=params)
+    assert ws.info("buildings").params == {"households": 30_000, "share": 0.5,
+                                           "bounds": [118.7, 32.0], "flags": [True],
+                                           "out": "out/demo.gpkg"}
+    ws.set_meta(households=np.int64(30_000))
+    assert ws.meta()["households"] == 30_000
+
+
 def test_workspace_metadata(tmp_path, buildings):
     ws = open_store(tmp_path / "ws.gpkg")
     assert ws.meta() == {} and ws.layers() == []
