@@ -95,6 +95,9 @@ def _crs_name(crs: pyproj.CRS) -> str:
 def _fix_axis_order(frame: gpd.GeoDataFrame, where: str, notes: list[str]
                     ) -> gpd.GeoDataFrame:
     area = frame.crs.area_of_use if frame.crs is not None else None
+    if area is None and frame.crs is not None:  # an unidentified WKT: its nearest EPSG's
+        epsg = frame.crs.to_epsg(min_confidence=70)
+        area = pyproj.CRS.from_epsg(epsg).area_of_use if epsg else None
     geoms = frame.geometry.values
     ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     if area is None or not ok.any():
