@@ -10,6 +10,7 @@ from a CDN, so they work offline; only base-map tiles come from the network.
 from gridgis.maps.boards import board_page
 from gridgis.maps.common import (
     BASEMAPS,
+    InlinePage,
     address_key,
     external_urls,
     iframe_html,
@@ -29,7 +30,7 @@ from gridgis.maps.site import (
     write_maps,
 )
 
-__all__ = ["BASEMAPS", "MAP_LAYERS", "MapSite", "address_index", "address_key",
+__all__ = ["BASEMAPS", "InlinePage", "MAP_LAYERS", "MapSite", "address_index", "address_key",
            "board_page", "community_map", "coverage_map", "external_urls", "iframe_html", "index_map",
            "inline_assets", "lookup_map", "new_map", "prepare", "render_page", "street_map",
            "streets_from_communities", "summarise", "write_maps"]

@@ -467,3 +467,15 @@ def iframe_html(page_path: str | Path, height_px: int = 520) -> str:
     return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;'
             f'height:{int(height_px)}px;border:1px solid #ccc" '
             f'sandbox="allow-scripts allow-popups"></iframe>')
+
+
+class InlinePage:
+    """A written page shown inline by Jupyter (``_repr_html_`` → :func:`iframe_html`):
+    ``InlinePage("maps/index.html")`` as the last expression of a cell, or ``display(…)``."""
+
+    def __init__(self, page_path: str | Path, height_px: int = 520) -> None:
+        self.path = Path(page_path)
+        self.height_px = height_px
+
+    def _repr_html_(self) -> str:
+        return iframe_html(self.path, self.height_px)
