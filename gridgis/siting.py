@@ -236,9 +236,29 @@ def site_from_layers(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame], categor
     if extra is not None:
         nodes = access.graph.point_node[-len(extra):]
     result = propose_sites(access, category, count, settings, nodes, ids)
+    result.sites["at"] = road_names_at(result.sites, layers["roads"], crs)
     result.params["candidate_source"] = "supplied layer" if extra is not None else \
         "walking network nodes"
     return result
+
+
+def road_names_at(sites: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, crs,
+                  within_m: float = 30.0) -> list[str]:
+    """Names of the roads within ``within_m`` metres of each site, joined with " × " (a
+    planner's way to say where an intersection is); "" when none is named."""
+    if len(sites) == 0 or "name" not in roads.columns:
+        return [""] * len(sites)
+    pts = sites.to_crs(crs).geometry.values
+    r = roads.to_crs(crs)
+    names = r["name"].astype("object").where(r["name"].notna(), None).to_numpy()
+    si, ri = shapely.STRtree(r.geometry.values).query(pts, predicate="dwithin",
+                                                      distance=within_m)
+    found: dict[int, list[str]] = {}
+    for i, j in zip(si, ri, strict=True):
+        name = names[j]
+        if name and str(name).strip() and str(name) not in found.setdefault(int(i), []):
+            found[int(i)].append(str(name))
+    return [" × ".join(sorted(found.get(i, []))) for i in range(len(sites))]
 
 
 def _node_xy(access: Access, nodes: NDArray[np.int64]) -> NDArray[np.float64]:

@@ -182,13 +182,11 @@ def site(
         table = Table(title=f"Proposed {category} sites (radius "
                             f"{result.params['radius_m']:,.0f} m walking)",
                       title_justify="left")
-        for col in ("rank", "candidate", "households new", "buildings new", "coverage after",
-                    "lon", "lat"):
+        for col in ("rank", "site", "near", "new hh", "after", "lon, lat"):
             table.add_column(col, justify="right")
         for r in s.itertuples():
-            table.add_row(str(r.rank), str(r.candidate), f"{r.households_new:,}",
-                          f"{r.buildings_new:,}", f"{r.rate_after:.1%}",
-                          f"{r.geometry.x:.6f}", f"{r.geometry.y:.6f}")
+            table.add_row(str(r.rank), str(r.candidate), str(r.at), f"{r.households_new:,}",
+                          f"{r.rate_after:.1%}", f"{r.geometry.x:.5f}, {r.geometry.y:.5f}")
         console.print(table)
         before = result.params["households_covered_before"]
         total = result.households_total
