@@ -239,11 +239,16 @@ def import_into(
     if not sources:
         raise ReadError("no source files given")
     report = ImportReport()
+    used: list[dict[str, Any]] = []
     for src in sources:
         one = src if isinstance(src, Source) else Source(src)
         cb = on_source(str(one)) if on_source is not None else None
-        got = _read(one.path, one.layer or layer, one.crs or crs, one.encoding or encoding,
-                    one.field_map if one.field_map is not None else field_map, settings, cb)
+        opts = {"path": str(one), "layer": one.layer or layer, "crs": one.crs or crs,
+                "encoding": one.encoding or encoding,
+                "field_map": one.field_map if one.field_map is not None else field_map}
+        got = _read(one.path, opts["layer"], opts["crs"], opts["encoding"], opts["field_map"],
+                    settings, cb)
+        used.append(opts | {"layers": list(got)})
         if cb is not None:
             cb(1, 1)
         for name, v in got.items():
@@ -265,8 +270,7 @@ def import_into(
     rejects["row"] = pd.to_numeric(rejects["row"]).astype("Int64")
     frames["rejects"] = rejects
     params = {
-        "import": {"sources": report.sources, "crs": crs, "encoding": encoding,
-                   "field_map": field_map or {}, "layer": layer},
+        "import": {"sources": report.sources, "options": used},
         "storage_crs": L.STORAGE_CRS,
         "buildings": settings.to_dict()["buildings"],
         "codes": settings.to_dict()["codes"],
