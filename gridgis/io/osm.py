@@ -118,7 +118,7 @@ _SIMPLE_FACILITY: dict[tuple[str, str], str] = {
 _NAME_CATEGORY = [  # checked in order on the name of any mapped or unmapped feature
     (re.compile("早餐|早点"), "breakfast"),
     (re.compile("家政"), "housekeeping"),
-    (re.compile("快递|驿站|丰巢|菜鸟"), "parcel_locker"),
+    (re.compile("快递|菜鸟驿站|丰巢|妈妈驿站|兔喜"), "parcel_locker"),
     (re.compile("日间照料"), "elderly_daycare"),
     (re.compile("养老院|敬老院|福利院|护理院"), "elderly_care_home"),
     (re.compile("老年服务|为老服务|老年活动"), "elderly_service_station"),
