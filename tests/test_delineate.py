@@ -367,3 +367,57 @@ def test_nanjing_osm_end_to_end(tmp_path):
     run = CliRunner().invoke(app, ["delineate", "--workspace", str(ws)])
     assert run.exit_code == 0, run.output
     assert store.read("grids")["grid_code"].tolist() == before
+
+
+# -- the command ---------------------------------------------------------------------------
+
+def test_cli_delineate_writes_grids_registry_and_keeps_codes(tmp_path):
+    from typer.testing import CliRunner
+
+    from gridgis.cli import app
+    from gridgis.store import open_store
+
+    blds = [building(f"L{i}", 60 + 40 * i, 100, 100) for i in range(3)]
+    blds += [building(f"R{i}", 260 + 40 * i, 100, 100) for i in range(3)]
+    lay = layers([community()], blds, [road("r1", [(200, -50), (200, 250)])])
+    ws = tmp_path / "ws.gpkg"
+    store = open_store(ws)
+    store.write_many({"buildings": lay["buildings"], "roads": lay["roads"]})
+    runner = CliRunner()
+    # no communities and no --communities: a clear error, nothing written
+    run = runner.invoke(app, ["delineate", "--workspace", str(ws)])
+    assert run.exit_code == 2 and "--communities" in run.output
+    assert not store.has("grids")
+    store.write("communities", lay["communities"])
+    run = runner.invoke(app, ["delineate", "--workspace", str(ws)])
+    assert run.exit_code == 0, run.output
+    g = store.read("grids")
+    assert sorted(g["households"]) == [300, 300]
+    assert store.read("buildings")["grid_code"].notna().all()
+    reg = store.read("code_registry")
+    assert sorted(reg["grid_code"]) == sorted(g["grid_code"]) and \
+        (reg["status"] == "active").all()
+    assert store.info("grids").params["computed_crs"] == "EPSG:4549"
+    # a tighter band makes 3 grids: two keep their codes (IoU >= 0.5), one new above them
+    run = runner.invoke(app, ["delineate", "--workspace", str(ws),
+                              "--set", "grid.max_households=250",
+                              "--set", "grid.min_households=100",
+                              "--set", "grid.target_households=200"])
+    assert run.exit_code == 0, run.output
+    g2 = store.read("grids")
+    assert len(g2) == 3 and g2["households"].between(100, 250).all()
+    new = set(g2["grid_code"]) - set(g["grid_code"])
+    assert len(new) == 1 and int(next(iter(new))[12:]) == 3
+    # a wide band makes one grid overlapping each old one by IoU ~1/3: all three codes are
+    # retired and the new grid takes 004 (a retired number never comes back)
+    run = runner.invoke(app, ["delineate", "--workspace", str(ws),
+                              "--set", "grid.max_households=700",
+                              "--set", "grid.min_households=500",
+                              "--set", "grid.target_households=600"])
+    assert run.exit_code == 0, run.output
+    g3 = store.read("grids")
+    reg3 = store.read("code_registry").set_index("grid_code")
+    assert len(g3) == 1 and g3["households"].tolist() == [600]
+    retired = set(reg3.index[reg3["status"] == "retired"])
+    assert len(retired) == 3 and g3["grid_code"].str[12:].tolist() == ["004"]
+    assert reg3.loc[list(retired), "retired_at"].notna().all()
