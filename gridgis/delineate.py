@@ -9,13 +9,15 @@ The algorithm, community by community, in the metric CRS (:func:`gridgis.crs.met
    community exactly, roads' ground and open land included (they are faces too, or parts of
    the blocks on either side of a centreline).
 2. **Building cells.** A face holding more households than a grid may (``max_households``)
-   is subdivided by the Voronoi cells of its buildings' representative points, clipped to
-   the face, so that grids can still split it along building gaps and still tile. When a
-   community cannot be partitioned within the bounds with those atoms, it is rerun with
+   is subdivided into building cells — the ground nearer one building's outline than any
+   other's (Voronoi of the outlines densified every 10 m, merged per building), clipped to
+   the face — so grids can split it along the gaps between buildings and still tile. When
+   a community cannot be partitioned within the bounds with those atoms, it is rerun with
    finer subdivision (faces above ``min_households``, then every face with 2+ buildings).
 3. **Adjacency.** All faces of a community come out of one noded arrangement, so two faces
    are neighbours exactly when they share a boundary segment; the shared length is kept.
-   An edge whose shared boundary lies (within 1 cm) on an avoided line — a road of
+   Linework is noded on a 1 mm grid. An edge whose shared boundary lies (within 1 cm) on an
+   avoided line — a road of
    ``settings.grid.avoid_road_classes`` or an alignment boundary — is an *avoid* edge.
 4. **Regionalisation** (:class:`GridPartitioner`): zones are the components of the graph
    without avoid edges; zones below the minimum are merged into a neighbouring zone (the
@@ -26,9 +28,12 @@ The algorithm, community by community, in the metric CRS (:func:`gridgis.crs.met
    the proportional share while both sides stay feasible. A repair pass then moves single
    units across region borders or re-splits a pair of neighbouring regions wherever that
    reduces the total violation of the bounds, first without crossing avoided lines, then
-   allowing it.
+   allowing it. Last, border units move where that raises the two regions' Polsby-Popper
+   without leaving the bounds, drifting from the target (beyond a fifth of the band),
+   adding crossings or breaking contiguity.
 5. **Unit grids.** Faces inside an institution meeting the unit-grid criteria
-   (:func:`qualifies_as_unit`) form a ``unit`` grid of their own; smaller institutions stay
+   (:func:`qualifies_as_unit`) form a ``unit`` grid of their own, with the household-free
+   margin of its block unless that would cut the housing apart; smaller institutions stay
    in the residential faces and so join a residential grid.
 6. Grids are the unions of their faces (one Polygon each), numbered by
    :func:`gridgis.codes.number_grids`, and every building gets the ``grid_code`` of the face
