@@ -133,6 +133,9 @@ def test_gbk_shapefile(tmp_path, cpg, encoding):
     assert list(b["households"]) == [30, 31, 32, 33]
     if not cpg and encoding is None:
         assert any("GBK (detected)" in n for n in out["buildings"].notes)
+    if not cpg:  # the wrong encoding is an error naming the file, not garbled names
+        with pytest.raises(ReadError, match=r"建筑.shp: attributes are not utf-8.*--encoding"):
+            read_source(src, encoding="utf-8", field_map={"households": "HH_NUM"})
 
 
 def test_shapefile_without_prj_needs_crs(tmp_path, ws):

@@ -213,6 +213,10 @@ def read_ogr(path: Path, layer: str | None, declared_crs: str | None, encoding: 
         try:
             frame = pyogrio.read_dataframe(path, layer=src_layer, encoding=enc,
                                            on_invalid="ignore", fid_as_index=False)
+        except UnicodeDecodeError as exc:
+            raise ReadError(f"{where}: attributes are not {enc or 'UTF-8'} ({exc.reason} at "
+                            f"byte {exc.start}); give the right --encoding (Chinese files "
+                            f"are usually gbk)") from exc
         except Exception as exc:
             raise ReadError(f"{where}: cannot read: {exc}") from exc
         out.append((canonical, prepare(frame, canonical, declared_crs, field_map, where, notes),
