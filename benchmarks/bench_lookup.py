@@ -251,26 +251,30 @@ def main(argv: list[str] | None = None) -> int:
           f"({neg['style'].value_counts().to_dict()}), confident answers: "
           f"{int(neg['confident'].sum())}")
 
-    # speed: batch address lookup on one core
+    # speed: batch address lookup on one core (each text distinct, so the batch cache of
+    # identical texts does not help: trailing spaces make new inputs that normalise alike)
     reps = 2 if args.quick else 10
-    texts = list(pos["query"]) * reps
-    texts = [t + ("" if k < len(pos) else " ") * 0 for k, t in enumerate(texts)]
-    fresh = AddressIndex(index_frame)
+    texts = [q + " " * r for r in range(reps) for q in pos["query"]]
+    batch = Lookup()
+    batch.index = AddressIndex(index_frame)
     t = time.perf_counter()
-    for q in texts:  # no batch cache: every query is matched
-        fresh.match(q)
+    result = batch.addresses(texts)
     dt = time.perf_counter() - t
     per_min = len(texts) / dt * 60
     from rapidfuzz import fuzz, process
     choices = list(index_frame["text"])
     peer_n = min(len(pos), 300)
     t = time.perf_counter()
-    for q in pos["query"][:peer_n]:
-        process.extractOne(q, choices, scorer=fuzz.WRatio)
+    peer_ok = 0
+    for q, exp in zip(pos["query"][:peer_n], pos["expected"][:peer_n], strict=True):
+        _, _, k = process.extractOne(q, choices, scorer=fuzz.WRatio)
+        peer_ok += index_frame["address_id"].iloc[k] == exp
     peer_per_min = peer_n / (time.perf_counter() - t) * 60
-    print(f"\n## Speed\naddress lookup: {per_min:,.0f} addresses/minute (one core, "
-          f"{len(texts):,} queries); rapidfuzz extractOne over the texts: "
-          f"{peer_per_min:,.0f}/minute; ratio {per_min / peer_per_min:.1f}x")
+    print(f"\n## Speed\naddress lookup (Lookup.addresses): {per_min:,.0f} addresses/minute "
+          f"(one core, {len(texts):,} distinct texts, {result['confident'].mean():.1%} "
+          f"confident); rapidfuzz extractOne(WRatio) over the {len(choices):,} texts: "
+          f"{peer_per_min:,.0f}/minute with top-1 {peer_ok / peer_n:.1%} on the first "
+          f"{peer_n} queries (exact id); ratio {per_min / peer_per_min:.0f}x")
     # speed: batch point lookup
     from gridgis.delineate import delineate
     from gridgis.synth import make_city

@@ -57,8 +57,24 @@ def _object_column(values) -> pd.Series:
     return pd.Series(arr, dtype=object)
 
 
+class _Points:
+    """Query points sorted by longitude once, shared by the polygon layers' lookups."""
+
+    def __init__(self, lon: np.ndarray, lat: np.ndarray) -> None:
+        self.lon, self.lat = lon, lat
+        self.order = np.argsort(lon, kind="stable")
+        self.sorted_lon = lon[self.order]
+        self._geoms: np.ndarray | None = None
+
+    @property
+    def geoms(self) -> np.ndarray:
+        if self._geoms is None:
+            self._geoms = shapely.points(self.lon, self.lat)
+        return self._geoms
+
+
 class _Polygons:
-    """Polygons with an STRtree: which polygon holds each point (vectorised)."""
+    """Polygons of one layer: which polygon holds each point (vectorised)."""
 
     def __init__(self, frame: gpd.GeoDataFrame | None) -> None:
         if frame is None or len(frame) == 0:
@@ -68,22 +84,41 @@ class _Polygons:
         self.frame = frame.reset_index(drop=True)
         self.geoms = np.asarray(self.frame.geometry.values, dtype=object)
         shapely.prepare(self.geoms)
+        self.bounds = shapely.bounds(self.geoms)
         self.tree = shapely.STRtree(self.geoms)
 
-    def locate(self, lon: np.ndarray, lat: np.ndarray, points: np.ndarray | None = None
-               ) -> np.ndarray:
+    def locate(self, pts: _Points) -> np.ndarray:
         """Row position of the polygon containing each point (boundary included), -1
-        where none: bounding-box candidates from the STRtree, then an exact test on the
-        prepared polygons. ``points`` (the same coordinates as shapely points) saves
-        making them again."""
-        out = np.full(len(lon), -1, dtype=np.int64)
-        if self.tree is None or len(lon) == 0:
+        where none; where polygons overlap, the first one wins.
+
+        Few points: STRtree bounding-box candidates, then an exact test. Many points (a
+        batch): for each polygon, the points inside its bounding box are found by binary
+        search on the longitude-sorted points and tested with ``intersects_xy`` on the
+        prepared polygon; this avoids making a geometry per point, which dominates the
+        cost of a large batch.
+        """
+        n = len(pts.lon)
+        out = np.full(n, -1, dtype=np.int64)
+        if self.tree is None or n == 0:
             return out
-        pi, ti = self.tree.query(shapely.points(lon, lat) if points is None else points)
-        hit = shapely.intersects_xy(self.geoms[ti], lon[pi], lat[pi])
-        pi, ti = pi[hit], ti[hit]
-        # reversed so that, for a point on a shared edge, the first polygon wins
-        out[pi[::-1]] = ti[::-1]
+        if n * 4 < len(self.geoms):
+            pi, ti = self.tree.query(pts.geoms)
+            hit = shapely.intersects_xy(self.geoms[ti], pts.lon[pi], pts.lat[pi])
+            pi, ti = pi[hit], ti[hit]
+            out[pi[::-1]] = ti[::-1]
+            return out
+        b = self.bounds
+        start = np.searchsorted(pts.sorted_lon, b[:, 0], side="left")
+        stop = np.searchsorted(pts.sorted_lon, b[:, 2], side="right")
+        lat = pts.lat
+        for k in np.flatnonzero(stop > start):
+            cand = pts.order[start[k]:stop[k]]
+            y = lat[cand]
+            cand = cand[(y >= b[k, 1]) & (y <= b[k, 3])]
+            if cand.size:
+                cand = cand[out[cand] < 0]
+                inside = shapely.intersects_xy(self.geoms[k], pts.lon[cand], lat[cand])
+                out[cand[inside]] = k
         return out
 
 
@@ -147,7 +182,7 @@ class Lookup:
                 comm = gf["community_code"].to_numpy(dtype=object)
             else:  # the community holding the grid's representative point
                 rep = shapely.point_on_surface(gf.geometry.values)
-                c = self.communities.locate(shapely.get_x(rep), shapely.get_y(rep))
+                c = self.communities.locate(_Points(shapely.get_x(rep), shapely.get_y(rep)))
                 comm = np.where(c >= 0, self._comm_codes[np.clip(c, 0, None)]
                                 if len(self._comm_codes) else None, None)
             self._grid_community = np.array([_text(c) for c in comm], dtype=object)
@@ -206,10 +241,10 @@ class Lookup:
         lon, lat = to_wgs84(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float), crs)
         lon, lat = np.atleast_1d(lon), np.atleast_1d(lat)
         n = len(lon)
-        pts = shapely.points(lon, lat)
-        b = self.buildings.locate(lon, lat, pts)
+        pts = _Points(lon, lat)
+        b = self.buildings.locate(pts)
         if self.grids.frame is not None:
-            g = self.grids.locate(lon, lat, pts)
+            g = self.grids.locate(pts)
             inside = g >= 0
             gi = np.clip(g, 0, None)
             grid_code = np.where(inside, self._grid_codes[gi], None)
@@ -219,7 +254,7 @@ class Lookup:
             street = np.where(inside, self._grid_street[gi], None)
             level = np.where(inside, np.where(b >= 0, "building", "grid"), "none")
         else:
-            c = self.communities.locate(lon, lat, pts)
+            c = self.communities.locate(pts)
             inside = c >= 0
             ci = np.clip(c, 0, None)
             grid_code = kind = np.full(n, None, dtype=object)

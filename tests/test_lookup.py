@@ -216,6 +216,20 @@ def test_demo_city_addresses_land_in_their_buildings_grid(demo):
     assert agree >= 0.98, agree
 
 
+def test_single_points_and_batches_agree(demo):
+    """Small queries go through the STRtree, batches through sorted bounding boxes."""
+    finder = Lookup(**{k: demo[k] for k in ("buildings", "grids", "communities", "streets")})
+    minx, miny, maxx, maxy = demo["grids"].total_bounds
+    rng = np.random.default_rng(9)
+    lon, lat = rng.uniform(minx, maxx, 400), rng.uniform(miny, maxy, 400)
+    batch = finder.points(lon, lat)
+    one_by_one = pd.concat([finder.points(lon[i:i + 1], lat[i:i + 1]) for i in range(40)],
+                           ignore_index=True)
+    cols = ["building_id", "grid_code", "community_code", "street_code", "match_level"]
+    assert batch[cols].iloc[:40].equals(one_by_one[cols])
+    assert batch["building_id"].notna().sum() > 20
+
+
 # -- the CLI -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
