@@ -184,7 +184,7 @@ _RE_PROVINCE = re.compile(
 _RE_CITY = re.compile(rf"^[{_HAN}]{{2,7}}?(?:市|自治州|地区|盟)(?![路街道巷场心])")
 _RE_DISTRICT = re.compile(
     rf"^[{_HAN}]{{1,6}}?(?:新区|(?<![小园业发景校社片街商学营矿库])区|县|旗|市)"
-    rf"(?![路街道巷府政])")
+    rf"(?![路街道巷]|政府)")
 _RE_TOWN = re.compile(rf"^[{_HAN}]{{1,6}}?(?:街道办事处|街道办|街道|镇|乡)(?![路街道巷弄里口])")
 _RE_COMMUNITY = re.compile(
     rf"^[{_HAN}\d]{{1,6}}?(?:社区居委会|社区|居委会|村委会|居民委员会|(?<!新)村)"
@@ -270,6 +270,9 @@ def _strip_admin(s: str, p: ParsedAddress, settings: Settings) -> str:
             if p.city is None:
                 p.city = p.district
             else:
+                # a development zone or scenic area inside the district (海湾旅游区)
+                p.spans.append(("devzone", value))
+                s = s[len(value):]
                 continue
         if getattr(p, comp) is None or comp == "district":
             setattr(p, comp, value)
