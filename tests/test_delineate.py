@@ -421,3 +421,19 @@ def test_cli_delineate_writes_grids_registry_and_keeps_codes(tmp_path):
     retired = set(reg3.index[reg3["status"] == "retired"])
     assert len(retired) == 3 and g3["grid_code"].str[12:].tolist() == ["004"]
     assert reg3.loc[list(retired), "retired_at"].notna().all()
+
+
+def test_make_communities_inside_each_street(demo_city):
+    city, _ = demo_city
+    lay = {k: v for k, v in city.layers.items() if k != "communities"}
+    comm, params = make_communities(lay, S)
+    assert params["communities_made_from"] == "streets"
+    streets = city.layers["streets"].to_crs(METRIC).set_index("street_code")
+    cm = comm.to_crs(METRIC)
+    for code, sc, geom in zip(cm["community_code"], cm["street_code"], cm.geometry,
+                              strict=True):
+        assert code.startswith(sc)
+        assert shapely.area(shapely.difference(geom, streets.geometry[sc])) < 1.0
+    for sc, grp in cm.groupby("street_code"):
+        union = shapely.union_all(grp.geometry.to_numpy())
+        assert abs(union.area - streets.geometry[sc].area) / union.area < 1e-4
