@@ -55,6 +55,9 @@ def city_layers() -> dict:
     layers.update({k: v for k, v in a.layers().items() if k != "assign_rejects"})
     cov = run_coverage(layers, DEFAULT)
     layers.update(cov.layers)
+    from gridgis.siting import site_from_layers
+
+    layers["proposed_sites"] = site_from_layers(layers, "kindergarten", 2, DEFAULT).sites
     layers["meta_city"] = city.meta["city"]
     return layers
 
@@ -327,6 +330,7 @@ def test_expected_layers(visited):
     assert any(n.endswith("已覆盖建筑") for n in names)
     assert any(n.endswith("覆盖缺口") for n in names)
     assert any("服务半径" in n for n in names)
+    assert "幼儿园: 建议选址" in names
 
 
 def test_facility_categories_are_toggleable_layers(site, browser, city_layers):

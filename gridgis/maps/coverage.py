@@ -137,6 +137,24 @@ class CategorySwitch(MacroElement):
         self.first = first
 
 
+def site_tooltip(label: str, row: pd.Series) -> str:
+    """Tooltip of a proposed site: rank, category, households newly covered, rate after."""
+    def num(key: str) -> float | None:
+        v = pd.to_numeric(pd.Series([row.get(key)]), errors="coerce").iloc[0]
+        return None if pd.isna(v) else float(v)
+
+    parts = [f"建议选址 #{int(num('rank'))}" if num("rank") is not None else "建议选址", label]
+    if num("households_new") is not None:
+        nb = num("buildings_new")
+        parts.append(f"新增覆盖 {num('households_new'):,.0f} 户"
+                     + (f" / {nb:,.0f} 栋" if nb is not None else ""))
+    if num("rate_after") is not None:
+        parts.append(f"覆盖率提升至 {num('rate_after'):.0%}")
+    if num("radius_m") is not None:
+        parts.append(f"服务半径 {num('radius_m'):,.0f} m")
+    return html.escape(" · ".join(parts))
+
+
 def city_rates(coverage: pd.DataFrame | None, access: pd.DataFrame | None,
                households: pd.Series | None = None) -> pd.DataFrame:
     """Households, covered households and rates per category for the whole area: from the
@@ -287,20 +305,25 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
             layer.add_to(m)
             groups.setdefault(cat, []).append(layer)
     if sites is not None and len(sites):
-        s = prepare(sites, 0.0, basemap)
-        cat_col = "category" if "category" in s.columns else None
-        tips = []
-        for _, row in s.drop(columns="geometry").iterrows():
-            parts = [category_label(str(row[cat_col])) if cat_col else "建议选址"]
-            for k, v in row.items():
-                if k != cat_col and v is not None and not (isinstance(v, float) and np.isnan(v)):
-                    parts.append(f"{k}: {v}")
-            tips.append(html.escape(" · ".join(parts[:6])))
-        group = folium.FeatureGroup(name="建议选址", show=True)
-        PointLayer(point_rows(s, tips), {"radius": 9, "color": "#000000", "weight": 2,
-                                         "fillColor": "#ffd700", "fillOpacity": 1.0}
-                   ).add_to(group)
-        group.add_to(m)
+        sp = prepare(sites, 0.0, basemap)
+        cat_col = sp["category"].astype(str) if "category" in sp.columns \
+            else pd.Series("", index=sp.index)
+        for cat in dict.fromkeys(cat_col):
+            sub = sp[(cat_col == cat).to_numpy()]
+            label = category_label(cat) if cat else "设施"
+            tips = [site_tooltip(label, row) for _, row in sub.drop(columns="geometry").iterrows()]
+            group = folium.FeatureGroup(name=f"{label}: 建议选址", show=(cat == first or not cat))
+            rad = pd.to_numeric(sub.get("radius_m"), errors="coerce")
+            for p, r in zip(sub.geometry.representative_point(), rad, strict=True):
+                if pd.notna(r):
+                    folium.Circle([p.y, p.x], radius=float(r), color="#b8860b", weight=2,
+                                  dash_array="6 4", fill=False, interactive=False).add_to(group)
+            PointLayer(point_rows(sub, tips), {"radius": 9, "color": "#000000", "weight": 2,
+                                               "fillColor": "#ffd700", "fillOpacity": 1.0}
+                       ).add_to(group)
+            group.add_to(m)
+            if cat:
+                groups.setdefault(cat, []).append(group)
 
     rates = city_rates(coverage, access, hh_by_id)
     rows = "".join(

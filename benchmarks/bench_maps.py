@@ -1,0 +1,149 @@
+"""Maps: size and headless-Chromium load time of the index page of a big demo city, gridgis
+beside the peer (geopandas ``GeoDataFrame.explore()``, folium underneath, same local
+Leaflet so both load offline), and the time to write the whole site.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_maps.py --households 1000000 [--append]
+
+The issue's targets: index page ≤ 10 MB and loaded in < 3 s for 1,000,000 households.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from gridgis.maps import render_page, write_maps
+from gridgis.maps.common import CSS_ASSETS, JS_ASSETS, asset_prefix, prepare
+from gridgis.maps.levels import index_map
+from gridgis.maps.site import TOLERANCE_M, summarise
+from gridgis.standards import DEFAULT
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def load_seconds(page_path: Path, repeats: int = 3) -> float:
+    """Median seconds from navigation to the map drawn (load event + two frames)."""
+    from playwright.sync_api import sync_playwright
+
+    times = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        for _ in range(repeats):
+            page = browser.new_page(viewport={"width": 1200, "height": 850})
+            t0 = time.perf_counter()
+            page.goto(page_path.as_uri(), wait_until="load", timeout=120_000)
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => "
+                          "requestAnimationFrame(r)))")
+            times.append(time.perf_counter() - t0)
+            page.close()
+        browser.close()
+    return sorted(times)[len(times) // 2]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--households", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--append", action="store_true", help="append to benchmarks/RESULTS.md")
+    ap.add_argument("--site", action="store_true", help="also time the whole site (slow)")
+    args = ap.parse_args()
+
+    from gridgis.delineate import delineate
+    from gridgis.synth import make_city
+
+    out = Path(tempfile.mkdtemp(prefix="bench_maps_"))
+    t = time.perf_counter()
+    city = make_city(households=args.households, seed=args.seed)
+    layers = dict(city.layers)
+    t_city = time.perf_counter() - t
+    t = time.perf_counter()
+    d = delineate(layers, DEFAULT)
+    layers["grids"], layers["buildings"] = d.grids, d.buildings
+    t_delin = time.perf_counter() - t
+    print(f"city {t_city:.1f} s, delineation {t_delin:.1f} s: {len(layers['streets'])} streets, "
+          f"{len(layers['communities'])} communities, {len(d.grids)} grids, "
+          f"{len(layers['buildings'])} buildings")
+
+    # warm up both (imports: mapclassify for explore, folium templates)
+    tiny = layers["communities"].head(2).assign(households=1, grid_count=1)
+    tiny.explore(column="households", tiles=None).get_root().render()
+    index_map(layers["streets"].head(1).assign(households=1, community_count=1, grid_count=1),
+              tiny.assign(street_name="x")).get_root().render()
+
+    # gridgis index page (what write_maps does for index.html)
+    t = time.perf_counter()
+    streets, comms = summarise(layers)
+    m = index_map(prepare(streets, TOLERANCE_M["index"], coverage=True),
+                  prepare(comms, TOLERANCE_M["index"], coverage=True), prefix=asset_prefix(0))
+    ours = render_page(m)
+    t_ours = time.perf_counter() - t
+    # peer: geopandas explore() of the same summarised layers (all their columns, full
+    # geometry), streets added on top; the same local Leaflet so it loads offline too
+    t = time.perf_counter()
+    pm = comms.explore(column="households", tooltip=["name", "community_code", "households",
+                                                     "grid_count"], tiles=None)
+    streets.explore(m=pm, style_kwds={"fill": False, "weight": 4})
+    pm.default_js = [(n, asset_prefix(0) + p) for n, p in JS_ASSETS]
+    pm.default_css = [(n, asset_prefix(0) + p) for n, p in CSS_ASSETS]
+    peer = pm.get_root().render()
+    t_peer = time.perf_counter() - t
+    site_dir = out / "site"
+    site_dir.mkdir()
+    write_maps({"streets": layers["streets"], "communities": layers["communities"]},
+               site_dir, boards=False)  # copies static/
+    (site_dir / "index.html").write_text(ours, encoding="utf-8")
+    (site_dir / "peer.html").write_text(peer, encoding="utf-8")
+    mb_ours = len(ours.encode()) / 1e6
+    mb_peer = len(peer.encode()) / 1e6
+    load_ours = load_seconds(site_dir / "index.html")
+    load_peer = load_seconds(site_dir / "peer.html")
+
+    rows = [("index page build (s)", t_ours, t_peer),
+            ("index page size (MB)", mb_ours, mb_peer),
+            ("index load in headless Chromium (s, median of 3)", load_ours, load_peer)]
+    site_line = ""
+    if args.site:
+        layers_all = {k: v for k, v in layers.items()}
+        t = time.perf_counter()
+        site = write_maps(layers_all, out / "full", boards=True)
+        t_site = time.perf_counter() - t
+        size = sum(p.stat().st_size for p in site.pages) / 1e6
+        site_line = (f"whole site ({len(site.pages):,} pages, {size:.0f} MB incl. "
+                     f"{site.count('boards'):,} boards): {t_site:.1f} s")
+        print(site_line)
+    table = ["| measure | gridgis | peer (GeoDataFrame.explore) | peer / gridgis |",
+             "|---|---|---|---|"]
+    for name, a, b in rows:
+        table.append(f"| {name} | {a:.2f} | {b:.2f} | {b / a:.1f}× |")
+    print("\n".join(table))
+    ok = mb_ours <= 10 and load_ours < 3
+    verdict = (f"targets (≤ 10 MB, < 3 s): {'met' if ok else 'NOT met'} — "
+               f"{mb_ours:.2f} MB, {load_ours:.2f} s")
+    print(verdict)
+    if args.append:
+        text = [
+            "", "## Maps (issue 7)", "",
+            f"Command: `.venv/bin/python benchmarks/bench_maps.py --households "
+            f"{args.households}{' --site' if args.site else ''} --append` (2-core machine shared "
+            f"with other jobs). Demo city seed {args.seed}: {len(layers['streets'])} streets, "
+            f"{len(layers['communities'])} communities, {len(d.grids):,} grids (real "
+            f"delineation, {t_delin:.0f} s). Peer: geopandas `GeoDataFrame.explore()` of the "
+            f"same streets and communities (full geometry, folium underneath), given the same "
+            f"local Leaflet so it also loads offline. Load = navigation to load event plus two "
+            f"animation frames, Debian chromium headless.", "", *table, "", verdict,
+        ]
+        if site_line:
+            text += ["", site_line]
+        results = Path(__file__).with_name("RESULTS.md")
+        with results.open("a", encoding="utf-8") as fh:
+            fh.write("\n".join(text) + "\n")
+
+
+if __name__ == "__main__":
+    main()
