@@ -192,7 +192,7 @@ _RE_COMMUNITY = re.compile(
 _ROAD_SUFFIX = r"(?:大道|大街|公路|路|街|巷|胡同|道|(?<![\d])弄|里|段|线)"
 _RE_ROAD = re.compile(rf"[{_HAN}A-Z0-9]{{1,10}}?{_ROAD_SUFFIX}(?:[东南西北中]?[0-9]*段)?"
                       rf"(?=[\dA-Z]|$)")
-_RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))([{_HAN}]{{2,8}}(?:大道|大街|路|街|巷))$")
+_RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道)([{_HAN}]{{2,8}}(?:大道|大街|路|街|巷))$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
 _RE_TOKEN = re.compile(
     r"(?P<num>[A-Z]?\d+(?:-\d+)*[A-Z]?|[A-Z](?=栋|单元|区))"
@@ -258,10 +258,8 @@ def _strip_admin(s: str, p: ParsedAddress, settings: Settings) -> str:
                 s = s[len(cand):]
                 break
     for comp, rx in (("province", _RE_PROVINCE), ("city", _RE_CITY), ("district", _RE_DISTRICT),
-                     ("district", _RE_DISTRICT), ("town", _RE_TOWN), ("community", _RE_COMMUNITY)):
-        if comp == "district" and p.district is not None and p.city is None:
-            # "上海浦东新区": a second district after a district is really city + district
-            pass
+                     ("district", _RE_DISTRICT), ("town", _RE_TOWN), ("town", _RE_TOWN),
+                     ("community", _RE_COMMUNITY)):
         m = rx.match(s)
         if not m or len(m.group(0)) >= len(s):
             continue
@@ -274,7 +272,7 @@ def _strip_admin(s: str, p: ParsedAddress, settings: Settings) -> str:
                 p.spans.append(("devzone", value))
                 s = s[len(value):]
                 continue
-        if getattr(p, comp) is None or comp == "district":
+        if getattr(p, comp) is None or comp in ("district", "town"):
             setattr(p, comp, value)
         p.spans.append((comp, value))
         s = s[len(value):]
