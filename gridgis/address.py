@@ -193,10 +193,12 @@ _ROAD_SUFFIX = r"(?:大道|大街|公路|路|街|巷|胡同|道|(?<![\d])弄|里
 _RE_ROAD = re.compile(rf"[{_HAN}A-Z0-9]{{1,10}}?{_ROAD_SUFFIX}(?:[东南西北中]?[0-9]*段)?"
                       rf"(?=[\dA-Z]|$)")
 _RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道)([{_HAN}]{{2,8}}(?:大道|大街|路|街|巷))$")
+# 1层11街, B7区11街: a numbered aisle of a market (a unit), not a road
+_RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|区[\dA-Z]+街$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
 _RE_TOKEN = re.compile(
     r"(?P<num>[A-Z]?\d+(?:-\d+)*[A-Z]?|[A-Z](?=栋|单元|区))"
-    r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院)?"
+    r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院|街)?"
     r"|(?P<sep>-)"
     r"|(?P<txt>[^\dA-Z-]+|[A-Z]+)")
 
@@ -320,7 +322,7 @@ def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
     p.rest = s
     spans = p.spans
     # road: the first road name followed by a number (or at the end); else any road name
-    m = _RE_ROAD.search(s)
+    m = next((r for r in _RE_ROAD.finditer(s) if not _RE_NOT_ROAD.search(r.group(0))), None)
     if m is None:
         m2 = _RE_ROAD_ANY.search(s)
         m = m2 if (m2 and m2.start() == 0 and m2.end() < len(s)
@@ -413,6 +415,11 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             p.building = whole
             spans.append(("houseno", whole))
             last = "building"
+            continue
+        if suf == "街" and last != "road":  # a market aisle: 11街
+            p.unit = whole
+            spans.append(("cellno", whole))
+            last = "unit"
             continue
         if suf == "单元":
             p.unit = whole
