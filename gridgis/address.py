@@ -198,7 +198,7 @@ _RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|区[\dA-Z]+街$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
 _RE_TOKEN = re.compile(
     r"(?P<num>[A-Z]?\d+(?:-\d+)*[A-Z]?|[A-Z](?=栋|单元|区))"
-    r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院|街)?"
+    r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院|街|米)?"
     r"|(?P<sep>-)"
     r"|(?P<txt>[^\dA-Z-]+|[A-Z]+)")
 
@@ -415,6 +415,9 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             p.building = whole
             spans.append(("houseno", whole))
             last = "building"
+            continue
+        if suf == "米":  # 北100米: a direction, not a number of the address
+            spans.append(("assist", whole))
             continue
         if suf == "街" and last != "road":  # a market aisle: 11街
             p.unit = whole
