@@ -23,6 +23,7 @@ What is timed (wall clock and process CPU, one run each, 2-core shared machine):
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import time
@@ -189,13 +190,17 @@ def main() -> None:
           f"pandana + graph prep {ratio_pandana_e2e:.2f}x, networkx {ratio_nx:.0f}x")
 
     if args.append:
+        extra = "" if args.sample == 100 else f" --sample {args.sample}"
+        extra += "" if args.maxdist == 5_000.0 else f" --maxdist {args.maxdist:g}"
         cmd = f"`.venv/bin/python benchmarks/bench_coverage.py --households {args.households}" \
-              f"{'' if args.sample == 100 else f' --sample {args.sample}'} --append`"
+              f"{extra} --append`"
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         text = f"""
-## Coverage: walking distances per category (issue 4), {args.households:,} households
+## Coverage: walking distances per category (issue 4), {args.households:,} households, pandana horizon {args.maxdist:g} m
 
-Command: {cmd} ({platform.machine()}, 2 cores shared with other jobs; wall clock, process CPU in
-brackets; one run). Demo city seed {args.seed}: {len(L['buildings']):,} buildings ({n_b:,}
+Command: {cmd} ({platform.machine()}, 2 cores shared with other jobs, load average {load}
+at the end; wall clock, process CPU in brackets; one run). pandana `maxdist` = {args.maxdist:g} m
+(gridgis searches without a horizon). Demo city seed {args.seed}: {len(L['buildings']):,} buildings ({n_b:,}
 residential), {len(L['roads']):,} roads, {len(L['facilities']):,} facilities; walking graph
 {acc.graph.n_nodes:,} nodes after splitting edges at every snap. {len(cats)} facility categories
 searched by both tools (gridgis also does green and park entry points and straight-line distances).
@@ -204,7 +209,7 @@ searched by both tools (gridgis also does green and park entry points and straig
 |---|---|---|
 | gridgis `compute_access`, all {len(acc.sources)} categories (network from roads, snapping, searches, straight lines) | {t_acc.wall:.2f} s ({t_acc.cpu:.2f} s CPU) | — |
 | gridgis `run_coverage` (+ rates per street/community, gap polygons, norms) | {t_all.wall:.2f} s ({t_all.cpu:.2f} s CPU) | — |
-| pandana 0.8 on the same split graph: `Network` (CH) + `set_pois` + `nearest_pois` | {pandana_s:.2f} s | max abs diff {d.max():.3f} m; {np.mean(d <= 0.01):.2%} within 0.01 m |
+| pandana 0.8 on the same split graph: `Network` (CH) + `set_pois` + `nearest_pois` | {pandana_s:.2f} s ({t_pn.cpu + t_pq.cpu:.2f} s CPU) | max abs diff {d.max():.3f} m; {np.mean(d <= 0.01):.2%} within 0.01 m |
 | same + gridgis's graph preparation pandana was given ({t_prep.wall:.2f} s) | {pandana_s + t_prep.wall:.2f} s | |
 | pandana as usually used: road nodes, buildings/facilities to the nearest node | {t_pr.wall:.2f} s | median {np.median(rd):.1f} m, p95 {np.percentile(rd, 95):.1f} m off |
 | networkx, one Dijkstra per building ({len(sample)} sampled, extrapolated) | {nx_total:.0f} s | max abs diff {worst:.4f} m on the sample |
