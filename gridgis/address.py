@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -449,7 +449,7 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                     spans.append((door_label, pair[0]))
                     spans.append(("houseno", pair[1] + (suf or "")))
                 else:
-                    p.number = whole if suf else whole
+                    p.number = whole
                     spans.append(("subroadno" if last == "lane" else door_label, whole))
                 last = "number"
                 text_since_number = False
@@ -953,7 +953,8 @@ class AddressIndex:
         m.reason = "no confident match"
         return m
 
-    def match_many(self, texts: Iterable[str], progress=None) -> list[Match]:
+    def match_many(self, texts: Iterable[str],
+                   progress: Callable[[int, int], None] | None = None) -> list[Match]:
         """Match many texts (identical texts are matched once). ``progress(done, total)``
         is called every 1,000 texts when given."""
         texts = list(texts)
