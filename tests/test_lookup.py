@@ -65,6 +65,15 @@ def layers():
          "geometry": shapely.Point(*pt(150, 5))},
         {"address_id": "A4", "text": "报春路30号", "name": "江川中学", "building_id": None,
          "geometry": shapely.Point(*pt(300, 5))},
+        # one door plate recorded twice far apart: inside one grid, then across two
+        {"address_id": "A5", "text": "江川路8号", "name": None, "building_id": None,
+         "geometry": shapely.Point(*pt(210, 5))},
+        {"address_id": "A6", "text": "江川路8号", "name": None, "building_id": None,
+         "geometry": shapely.Point(*pt(390, 195))},
+        {"address_id": "A7", "text": "江川路9号", "name": None, "building_id": None,
+         "geometry": shapely.Point(*pt(50, 5))},
+        {"address_id": "A8", "text": "江川路9号", "name": None, "building_id": None,
+         "geometry": shapely.Point(*pt(300, 5))},
     ])
     staff = pd.DataFrame([
         {"staff_id": "S3", "name": "李四", "role": "grid_worker",
@@ -158,6 +167,16 @@ def test_address_without_confident_match_has_no_chain(finder):
     assert ans["people"] == [] and ans["candidates"]
     assert {c["grid_code"] for c in ans["candidates"]} <= {
         "310112001001001", "310112001001002", "310112001002001"}
+
+
+def test_address_in_several_places(finder):
+    same_grid = finder.address("江川路8号")  # two records 270 m apart, one grid
+    assert same_grid["confident"] and same_grid["grid"]["grid_code"] == "310112001002001"
+    assert "all in grid" in same_grid["reason"]
+    two_grids = finder.address("江川路9号")
+    assert not two_grids["confident"] and two_grids["grid"] is None
+    assert {c["grid_code"] for c in two_grids["candidates"]} == {"310112001001001",
+                                                                "310112001002001"}
 
 
 def test_batch_addresses(finder):
