@@ -78,12 +78,34 @@ class GeoPackageStore(Store):
         if bbox is None and not where:
             frame = self._read(name, skip=offset, count=limit)
             return frame, self.info(name).rows
-        # GDAL returns bbox matches in R-tree order: page over the sorted feature ids
-        ids = np.sort(self._read(name, bbox, where, fids_only=True).index.to_numpy())
+        if bbox is None:  # attribute filter only: the matching ids straight from SQLite
+            if name not in self.layers():
+                raise StoreError(f"{self.path}: no layer '{name}'")
+            self._check_fields(name, where)
+            cond = " AND ".join(f'"{k}" = {_sql_literal(v)}' if v is not None
+                                else f'"{k}" IS NULL' for k, v in where.items())
+            with contextlib.closing(sqlite3.connect(self.path)) as con:
+                pk = [r[1] for r in con.execute(f'PRAGMA table_info("{_q(name)}")') if r[5]]
+                rows = con.execute(f'SELECT "{_q(pk[0]) if pk else "rowid"}" FROM "{_q(name)}" '
+                                   f'WHERE {cond} ORDER BY 1').fetchall()
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+        else:
+            # GDAL returns bbox matches in R-tree order: page over the sorted feature ids
+            ids = np.sort(self._read(name, bbox, where, fids_only=True).index.to_numpy())
         page = ids[offset:offset + limit]
         if not len(page):
             return self._read(name, count=0), len(ids)
         return self._read(name, fids=page), len(ids)
+
+    def _check_fields(self, name: str, where: dict[str, Any]) -> None:
+        """Raise :class:`StoreError` naming a ``where`` field the layer lacks."""
+        with contextlib.closing(sqlite3.connect(self.path)) as con:
+            fields = {r[1] for r in con.execute(f'PRAGMA table_info("{_q(name)}")')}
+        fields -= {"fid", "geometry", "geom"}
+        unknown = [k for k in where if k not in fields]
+        if unknown:
+            raise StoreError(f"no field '{unknown[0]}' in layer '{name}' (fields: "
+                             f"{', '.join(sorted(fields))})")
 
     def _read(self, name: str, bbox: tuple[float, float, float, float] | None = None,
               where: dict[str, Any] | None = None, skip: int = 0, count: int | None = None,
@@ -93,11 +115,7 @@ class GeoPackageStore(Store):
                              f"{', '.join(self.layers()) or 'none'})")
         sql = None
         if where:
-            fields = set(pyogrio.read_info(self.path, layer=name)["fields"])
-            unknown = [k for k in where if k not in fields]
-            if unknown:
-                raise StoreError(f"no field '{unknown[0]}' in layer '{name}' (fields: "
-                                 f"{', '.join(sorted(fields))})")
+            self._check_fields(name, where)
             sql = " AND ".join(f'"{k}" = {_sql_literal(v)}' if v is not None
                                else f'"{k}" IS NULL' for k, v in where.items())
         extra: dict[str, Any] = {}
@@ -301,6 +319,11 @@ def _folder_lock(folder: Path):
         yield fd
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def _q(name: str) -> str:
+    """An identifier for use inside double quotes."""
+    return name.replace('"', '""')
 
 
 def _sql_literal(v: Any) -> str:
