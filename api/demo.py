@@ -3,6 +3,7 @@ the API tests and the API benchmark (``fill_demo(open_store(url))``)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from gridgis.standards import DEFAULT, Settings
@@ -11,7 +12,20 @@ from gridgis.store import Store
 
 def demo_layers(households: int = 10_000, seed: int = 7, settings: Settings = DEFAULT
                 ) -> dict[str, Any]:
-    """The demo city's layers after delineation, assignment and coverage (EPSG:4326)."""
+    """The demo city's layers after delineation, assignment and coverage (EPSG:4326).
+
+    Computed once per process for each argument set (the frames are shared: do not
+    modify them in place)."""
+    key = (households, seed, json.dumps(settings.to_dict(), sort_keys=True, default=str))
+    if key not in _CACHE:
+        _CACHE[key] = _demo_layers(households, seed, settings)
+    return dict(_CACHE[key])
+
+
+_CACHE: dict[tuple, dict[str, Any]] = {}
+
+
+def _demo_layers(households: int, seed: int, settings: Settings) -> dict[str, Any]:
     from gridgis.assign import assign_all
     from gridgis.coverage import run_coverage
     from gridgis.delineate import delineate

@@ -227,7 +227,8 @@ def collections(request: Request, ctx: Ctx) -> FastJSON:
 
 
 LayerPath = Annotated[str, Path(description="Layer name, e.g. grids, buildings",
-                                max_length=63)]
+                                max_length=63,
+                                examples=["grids", "buildings", "staff", "facilities"])]
 
 
 @router.get("/collections/{layer}", response_model=Collection, summary="One layer",
