@@ -38,6 +38,10 @@ th { background: #eee; width: 32%; }
 .people td.role { width: 32%; font-weight: 600; }
 .foot { margin-top: 4mm; font-size: 9pt; color: #555; text-align: right; }
 @media print { .noprint { display: none; } }
+.leaflet-tooltip.nb-label, .leaflet-tooltip.road-label { background: none; border: none;
+  box-shadow: none; font-size: 9pt; color: #666; padding: 0; }
+.leaflet-tooltip.road-label { color: #333; font-size: 8pt; }
+.leaflet-tooltip.nb-label:before, .leaflet-tooltip.road-label:before { display: none; }
 """
 
 
@@ -68,7 +72,9 @@ def _people(grid_code: str, grid: pd.Series, staff: pd.DataFrame | None,
 def board_page(grid: pd.Series, buildings: gpd.GeoDataFrame | None,
                staff: pd.DataFrame | None, community_staff: pd.DataFrame | None,
                community_name: str = "", street_name: str = "", street_code: str = "",
-               city: str = "", prefix: str = "../static/") -> str:
+               city: str = "", prefix: str = "../static/",
+               roads: gpd.GeoDataFrame | None = None,
+               neighbours: gpd.GeoDataFrame | None = None) -> str:
     """The HTML of one grid's board.
 
     Parameters
@@ -82,6 +88,9 @@ def board_page(grid: pd.Series, buildings: gpd.GeoDataFrame | None,
         Staff rows of this grid, and of its community (for the community police officer).
     prefix
         Relative URL of the shipped assets from the page.
+    roads, neighbours
+        Context drawn around the grid: nearby roads (with names) and the neighbouring grids
+        (outlines and codes), so residents can find their way on the printed map.
     """
     code = str(grid["grid_code"])
     cc = str(grid.get("community_code", code[:12]))
@@ -108,6 +117,12 @@ def board_page(grid: pd.Series, buildings: gpd.GeoDataFrame | None,
     b_json = json.dumps(to_geojson(buildings, ["households"]) if buildings is not None
                         and len(buildings) else {"type": "FeatureCollection", "features": []},
                         ensure_ascii=False)
+    empty = {"type": "FeatureCollection", "features": []}
+    r_json = json.dumps(to_geojson(roads, ["name", "road_class"]) if roads is not None
+                        and len(roads) else empty, ensure_ascii=False)
+    n_json = json.dumps(to_geojson(neighbours.assign(code=neighbours["grid_code"].astype(str)),
+                                   ["code"]) if neighbours is not None and len(neighbours)
+                        else empty, ensure_ascii=False)
     links = "".join(f'<link rel="stylesheet" href="{prefix}{p}"/>' for _, p in CSS_ASSETS[:1])
     scripts = "".join(f'<script src="{prefix}{p}"></script>' for _, p in JS_ASSETS[:1])
     return f"""<!DOCTYPE html>
@@ -132,13 +147,22 @@ def board_page(grid: pd.Series, buildings: gpd.GeoDataFrame | None,
   var map = L.map('board-map', {{zoomControl: false, attributionControl: false,
     dragging: false, scrollWheelZoom: false, doubleClickZoom: false, boxZoom: false,
     keyboard: false, touchZoom: false, zoomSnap: 0.1}});
+  var roads = {r_json};
+  var neighbours = {n_json};
+  L.geoJSON(neighbours, {{style: {{color: '#888', weight: 1, fillOpacity: 0}},
+    onEachFeature: function(f, l){{ l.bindTooltip(f.properties.code.slice(-3),
+      {{permanent: true, direction: 'center', className: 'nb-label'}}); }}}}).addTo(map);
+  L.geoJSON(roads, {{style: function(f){{ return {{color: '#9e9e9e',
+    weight: f.properties.road_class === 'arterial' ? 5 : 2.5}}; }},
+    onEachFeature: function(f, l){{ if (f.properties.name) l.bindTooltip(f.properties.name,
+      {{permanent: true, direction: 'center', className: 'road-label'}}); }}}}).addTo(map);
   var g = L.geoJSON(grid, {{style: {{color: '#b30000', weight: 4, fillColor: '#fee0d2',
                                      fillOpacity: 0.35}}}}).addTo(map);
   L.geoJSON(buildings, {{style: function(f){{ return {{color: '#444', weight: 0.8,
     fillColor: (f.properties.households || 0) > 0 ? '#9e9ac8' : '#d9d9d9',
     fillOpacity: 0.9}}; }}}}).addTo(map);
   L.control.scale({{imperial: false, position: 'bottomleft'}}).addTo(map);
-  map.fitBounds(g.getBounds(), {{padding: [12, 12]}});
+  map.fitBounds(g.getBounds(), {{padding: [60, 60]}});
   window.ggBoard = {{map: map, grid: g}};
 }})();
 </script>

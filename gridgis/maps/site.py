@@ -310,7 +310,14 @@ def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
         bb_by = _group_by(b_cm, "grid_code") if b_cm is not None else {}
         staff_by = _group_by(staff, "grid_code") if staff is not None else {}
         staff_comm = _group_by(staff, "community_code") if staff is not None else {}
-        for _, grid in gb.iterrows():
+        bounds = gpd.GeoSeries(gb.geometry.envelope, crs="EPSG:4326")
+        r_pairs = (r_cm.sindex.query(bounds.values, predicate="intersects")
+                   if r_cm is not None and len(r_cm) else np.empty((2, 0), dtype=int))
+        r_near = pd.Series(r_pairs[1]).groupby(r_pairs[0]).agg(list).to_dict()
+        n_pairs = gb.sindex.query(gb.geometry.values, predicate="intersects")
+        n_pairs = n_pairs[:, n_pairs[0] != n_pairs[1]]
+        n_near = pd.Series(n_pairs[1]).groupby(n_pairs[0]).agg(list).to_dict()
+        for i, (_, grid) in enumerate(gb.iterrows()):
             code = str(grid["grid_code"])
             cc = str(grid["community_code"])
             sc = str(comm_street.get(cc, code[:9]))
@@ -318,7 +325,9 @@ def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
                               staff_by.get(code), staff_comm.get(cc),
                               community_name=comm_names.get(cc, ""),
                               street_name=street_names.get(sc, ""), street_code=sc,
-                              city=city, prefix=asset_prefix(1))
+                              city=city, prefix=asset_prefix(1),
+                              roads=r_cm.iloc[r_near.get(i, [])] if r_cm is not None else None,
+                              neighbours=gb.iloc[n_near.get(i, [])])
             write(out / "boards" / f"{code}.html", page)
             tick()
     write(out / "maps.json", _manifest(site, basemap))
