@@ -8,7 +8,6 @@ from __future__ import annotations
 import threading
 import time
 
-import httpx
 import pytest
 import schemathesis
 import schemathesis.openapi
@@ -24,7 +23,7 @@ TOKEN = "fuzz-token"
 TIMES: list = []
 
 #: Generated examples per operation (jobs rewrite the workspace: a few are enough).
-EXAMPLES = 35
+EXAMPLES = 40
 JOB_EXAMPLES = 2
 
 
@@ -58,7 +57,6 @@ def test_no_server_errors(served):
     base, layers = served
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     calls: list[tuple[str, int]] = []
-    session = httpx.Client()  # noqa: F841 - keep-alive for speed is done by schemathesis
     started = time.monotonic()
     operations = [r.ok() for r in schema.get_all_operations()]
     assert len(operations) >= 15
@@ -98,14 +96,9 @@ def test_no_server_errors(served):
                     return case
                 run(op.as_strategy().map(pin), 10, f"{op.label} (real)")
     elapsed = time.monotonic() - started
-    import collections
-    agg = collections.defaultdict(lambda: [0, 0.0])
-    for lab, d in TIMES:
-        agg[lab][0] += 1
-        agg[lab][1] += d
-    print("FUZZ", round(elapsed, 1), {k: (v[0], round(v[1], 2)) for k, v in agg.items()})
+    slowest = sorted(TIMES, key=lambda x: -x[1])[:5]
     assert len(calls) >= 500, f"only {len(calls)} generated requests"
-    assert elapsed < 60, f"fuzzing took {elapsed:.0f} s"
+    assert elapsed < 60, f"fuzzing took {elapsed:.0f} s; slowest requests {slowest}"
     statuses = {s for _, s in calls}
     assert {200, 401, 404, 422} <= statuses, statuses
     ok_items = [s for lab, s in calls if lab.startswith("GET /collections/{layer}/items")

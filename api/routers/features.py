@@ -18,6 +18,7 @@ from api.deps import Authorised, Ctx, FastJSON, GeoJSON, dumps, plain
 from api.models import Collection, Collections, Conformance, FeatureCollection, Landing
 from gridgis.crs import wgs84_to_gcj02
 from gridgis.layers import PERSONAL_FIELDS, SCHEMA
+from gridgis.store import StoreError
 from gridgis.store.base import LAYER_KEYS
 
 router = APIRouter(tags=["features"])
@@ -312,14 +313,15 @@ def item(
 ) -> GeoJSON:
     _layer_or_404(ctx, layer)
     out_crs = _crs_uri(crs, "crs")
-    head, _ = ctx.store.read_page(layer, limit=0)
-    key = _key_of(layer, head.columns)
+    key = LAYER_KEYS.get(layer)
+    frame = None
+    first = 0
     if key is not None:
-        if key in PERSONAL and not auth:
-            raise HTTPException(404, f"no feature '{feature_id}' in '{layer}'")
-        frame, _ = ctx.store.read_page(layer, where={key: feature_id}, limit=1)
-        first = 0
-    else:
+        try:
+            frame, _ = ctx.store.read_page(layer, where={key: feature_id}, limit=1)
+        except StoreError:  # the layer lacks its key field: ids are row numbers
+            key = None
+    if key is None:
         if not feature_id.isdigit() or not 1 <= int(feature_id) <= 10**12:
             raise HTTPException(404, f"no feature '{feature_id}' in '{layer}' (ids are row "
                                      "numbers from 1)")

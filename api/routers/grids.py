@@ -15,6 +15,7 @@ from fastapi import Path as PathParam
 from api.deps import Authorised, Ctx, FastJSON, records
 from api.models import CoverageRows, GridReport, Health
 from api.routers.features import PERSONAL, _hide_personal
+from gridgis.store import StoreError
 
 router = APIRouter(tags=["grids"])
 
@@ -43,24 +44,24 @@ def grid(grid_code: GridCode, ctx: Ctx, auth: Authorised) -> FastJSON:
     layers = ctx.layers()
     buildings: list[dict] = []
     if "buildings" in layers:
-        head, _ = ctx.store.read_page("buildings", limit=0)
-        if "grid_code" in head.columns:
+        try:
             b = ctx.store.read("buildings", where={"grid_code": grid_code})
-        elif geom is not None:
-            b = ctx.store.read("buildings", bbox=tuple(geom.bounds))
-            inside = shapely.contains(geom, b.geometry.representative_point().values)
-            b = b[inside]
-        else:
-            b = head
-        buildings = records(pd.DataFrame(b).drop(columns="geometry", errors="ignore"))
+        except StoreError:  # buildings not assigned yet: those whose centre is inside
+            b = ctx.store.read("buildings", bbox=tuple(geom.bounds)) if geom is not None \
+                else None
+            if b is not None and len(b):
+                b = b[shapely.contains(geom, b.geometry.representative_point().values)]
+        if b is not None:
+            buildings = records(pd.DataFrame(b).drop(columns="geometry", errors="ignore"))
     staff: list[dict] = []
     if "staff" in layers:
-        head, _ = ctx.store.read_page("staff", limit=0)
-        if "grid_code" in head.columns:
+        try:
             s = pd.DataFrame(ctx.store.read("staff", where={"grid_code": grid_code}))
-            if not auth:
-                s = _hide_personal("staff", s)
-            staff = records(s.drop(columns="geometry", errors="ignore"))
+        except StoreError:  # staff without grid codes
+            s = pd.DataFrame()
+        if not auth:
+            s = _hide_personal("staff", s)
+        staff = records(s.drop(columns="geometry", errors="ignore"))
     coverage: list[dict] = []
     if "coverage" in layers:
         c = ctx.store.read("coverage", where={"level": "grid", "code": grid_code})
