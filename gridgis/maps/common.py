@@ -255,19 +255,29 @@ def plain(value: Any) -> Any:
     return value
 
 
+def _column_values(col: pd.Series) -> list:
+    """A column as plain Python values, missing → None."""
+    if pd.api.types.is_bool_dtype(col.dtype) and not col.isna().any():
+        return col.astype(bool).tolist()
+    if pd.api.types.is_integer_dtype(col.dtype) and not col.isna().any():
+        return col.astype("int64").tolist()
+    if pd.api.types.is_float_dtype(col.dtype) and str(col.dtype) == "float64":
+        return [None if v != v else v for v in col.tolist()]
+    return [plain(v) for v in col.astype(object).tolist()]
+
+
 def to_geojson(gdf: gpd.GeoDataFrame, columns: Iterable[str]) -> dict:
     """A GeoJSON FeatureCollection with only ``columns`` as properties (the page size is
     the properties plus the rounded coordinates)."""
     cols = [c for c in columns if c in gdf.columns]
-    geoms = shapely.to_geojson(gdf.geometry.values)
-    records = gdf[cols].astype(object).where(gdf[cols].notna(), None).to_dict("records") \
-        if cols else [{} for _ in range(len(gdf))]
+    geoms = shapely.to_geojson(np.asarray(gdf.geometry.values))
+    values = [_column_values(gdf[c]) for c in cols]
     feats = []
-    for geom, rec in zip(geoms, records, strict=True):
+    for i, geom in enumerate(geoms):
         if geom is None:
             continue
         feats.append({"type": "Feature", "geometry": json.loads(geom),
-                      "properties": {k: plain(v) for k, v in rec.items()}})
+                      "properties": {c: v[i] for c, v in zip(cols, values, strict=True)}})
     return {"type": "FeatureCollection", "features": feats}
 
 
