@@ -1050,13 +1050,15 @@ def _partition_area_args(args: tuple) -> tuple[list[_Region], np.ndarray]:
 
 def _workers(areas: int) -> int:
     """Processes for partitioning: one per CPU (at most 8) when there are at least 40
-    areas, else 1. ``GRIDGIS_WORKERS`` overrides."""
+    areas, else 1; 1 inside a multi-threaded process (a server), where forking is unsafe.
+    ``GRIDGIS_WORKERS`` overrides."""
     import os
+    import threading
 
     env = os.environ.get("GRIDGIS_WORKERS")
     if env:
         return max(1, int(env))
-    if areas < 40:
+    if areas < 40 or threading.active_count() > 1:
         return 1
     return max(1, min(8, len(os.sched_getaffinity(0))))
 
