@@ -1050,7 +1050,7 @@ def _partition_area_args(args: tuple) -> tuple[list[_Region], np.ndarray]:
 
 def _workers(areas: int) -> int:
     """Processes for partitioning: one per CPU (at most 8) when there are at least 40
-    areas, else 1; 1 inside a multi-threaded process (a server), where forking is unsafe.
+    areas, else 1; 1 when other non-daemon threads run (a server), where forking is unsafe.
     ``GRIDGIS_WORKERS`` overrides."""
     import os
     import threading
@@ -1058,7 +1058,7 @@ def _workers(areas: int) -> int:
     env = os.environ.get("GRIDGIS_WORKERS")
     if env:
         return max(1, int(env))
-    if areas < 40 or threading.active_count() > 1:
+    if areas < 40 or sum(not t.daemon for t in threading.enumerate()) > 1:
         return 1
     return max(1, min(8, len(os.sched_getaffinity(0))))
 
