@@ -15,9 +15,11 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from branca.element import MacroElement
 from folium.template import Template
 
+from gridgis.crs import metric_crs_for
 from gridgis.layers import FACILITY_CATEGORIES
 from gridgis.maps.common import (
     CATEGORY_COLOURS,
@@ -189,7 +191,8 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
                  layers: dict[str, gpd.GeoDataFrame | pd.DataFrame | None],
                  settings: Settings = DEFAULT, basemap: Basemap = "none",
                  tianditu_key: str | None = None, prefix: str = "static/",
-                 tolerance_m: float = 1.0) -> tuple[folium.Map, list[str]]:
+                 tolerance_m: float = 1.0, green_spaces: gpd.GeoDataFrame | None = None
+                 ) -> tuple[folium.Map, list[str]]:
     """The coverage page and notes about what was missing.
 
     Parameters
@@ -201,7 +204,10 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
     layers
         ``access``, ``coverage``, ``coverage_gaps``, ``proposed_sites`` (each may be None).
     settings
-        Service radii (``settings.coverage.radius_m``, metres) drawn around facilities.
+        Service radii (``settings.coverage.radius_m``, metres) drawn around facilities, and
+        around the greens and parks that count (``gridgis.coverage.green_targets``).
+    green_spaces
+        In lon/lat; the qualifying ones are drawn with their radius for ``green``/``park``.
     """
     notes: list[str] = []
     m = new_map(communities.total_bounds, basemap, tianditu_key, prefix, title="设施覆盖图")
@@ -280,6 +286,33 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
             PointLayer(point_rows(f[sel], (label + ": " + names).tolist()),
                        {"radius": 6, "color": "#ffffff", "weight": 1.5, "fillColor": colour,
                         "fillOpacity": 1.0}).add_to(group)
+            group.add_to(m)
+            groups.setdefault(cat, []).append(group)
+
+    if green_spaces is not None and len(green_spaces):
+        from gridgis.coverage import green_targets
+
+        metric = metric_crs_for(green_spaces)
+        targets = green_targets(green_spaces, metric, settings)
+        for cat in ("green", "park"):
+            t = targets.get(cat)
+            if cat not in cats or cat not in radius or t is None or len(t) == 0:
+                continue
+            label = category_label(cat)
+            reach = gpd.GeoDataFrame(geometry=[shapely.union_all(
+                shapely.buffer(t.geometry.values, float(radius[cat]), quad_segs=4))], crs=metric)
+            group = folium.FeatureGroup(name=f"{label}: 服务半径 {radius[cat]:.0f} m",
+                                        show=(cat == first))
+            folium.GeoJson(to_geojson(prepare(reach, 5.0, basemap), []),
+                           style_function=lambda f: {"color": "#238b45", "weight": 1.5,
+                                                     "dashArray": "6 4", "fillColor": "#74c476",
+                                                     "fillOpacity": 0.08},
+                           interactive=False).add_to(group)
+            tg = prepare(t.to_crs("EPSG:4326"), 1.0, basemap)
+            folium.GeoJson(to_geojson(tg, ["name"]),
+                           style_function=lambda f: {"color": "#006d2c", "weight": 1,
+                                                     "fillColor": "#31a354", "fillOpacity": 0.6},
+                           tooltip=folium.GeoJsonTooltip(["name"], [label])).add_to(group)
             group.add_to(m)
             groups.setdefault(cat, []).append(group)
 

@@ -290,7 +290,7 @@ def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
     cov_layers = {k: geo.get(k) for k in ("coverage", "access", "coverage_gaps",
                                           "proposed_sites")}
     m, notes = coverage_map(c_st, buildings, facilities, cov_layers, settings, basemap,
-                            tianditu_key, asset_prefix(0))
+                            tianditu_key, asset_prefix(0), green_spaces=green)
     site.notes += notes
     write(out / "coverage.html", render_page(m))
     tick()
