@@ -196,6 +196,7 @@ _RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道
 # 1层11街, B7区11街: a numbered aisle of a market (a unit), not a road
 _RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|区[\dA-Z]+街$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
+_RE_LANE_DOOR = re.compile(r"\d+号(?!楼|院)")
 _RE_TOKEN = re.compile(
     r"(?P<num>[A-Z]?\d+(?:-\d+)*[A-Z]?|[A-Z](?=栋|单元|区))"
     r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院|街|米)?"
@@ -293,6 +294,14 @@ def _split_pair(num: str) -> tuple[str, str] | None:
     return None if b > a else (parts[0], parts[1])
 
 
+def _is_range(a: str, b: str) -> bool:
+    """"2311"-"2312", "A123"-"124": consecutive shop or door numbers of the same length
+    (a range), not building-room."""
+    a, b = a.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), b.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return (a.isdigit() and b.isdigit() and len(a) == len(b) >= 2
+            and 0 < int(b) - int(a) <= 20)
+
+
 def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
     """Parse one address into components.
 
@@ -361,6 +370,7 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
     door_label = "subroadno" if sub else "roadno"
     last = "road" if after_road else "start"  # what the previous token was
     text_since_number = False
+    last_txt = ""  # the last run of text (a place or compound name)
     for tok in _RE_TOKEN.finditer(tail):
         num, suf, txt = tok.group("num"), tok.group("suf"), tok.group("txt")
         if tok.group("sep"):
@@ -374,6 +384,7 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 if p.poi is None:
                     p.poi = txt
             last = "text"
+            last_txt = txt
             text_since_number = True
             continue
         whole = num + (suf or "")
@@ -391,19 +402,35 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
         if suf in ("弄", "支弄"):
             if p.lane is None or suf == "支弄":
                 p.lane = (p.lane or "") + whole
-                spans.append(("subroad" if last == "road" else "roadno", whole))
-                last = "lane"
+                # TRAIN: 路N弄M号 → 弄 subroad, M号 subroadno (6 in 10); 弄 followed by a
+                # compound, building or bare number is the road's number (roadno, 8 in 10)
+                lane_door = last == "road" and _RE_LANE_DOOR.match(tail, tok.end())
+                spans.append(("subroad" if lane_door else "roadno", whole))
+                last = "lane" if lane_door or last != "road" else "lane_no"
                 continue
         if "-" in num and suf in ("单元", "室", "号", "层") and not (
                 last in ("road", "lane") and p.number is None):
             # 13-10-1206室, 4-11单元, 7-14号, B4-8层: building-unit-room written with dashes
             parts = num.split("-")
             head_parts, last_part = parts[:-1], parts[-1] + suf
+            # TRAIN conventions for X-Y号: a range of shops (2311-2312号) is one room;
+            # after a building (124栋44-178号) X is the unit and Y the room; otherwise a
+            # short Y is a unit (7-3号) and three digits or more a room (11-187号)
+            in_building = last == "building" and p.unit is None
+            if suf == "号" and len(parts) == 2 and _is_range(parts[0], parts[1]):
+                spans.append(("roomno", whole))
+                _set_field(p, "roomno", whole)
+                last = "room"
+                continue
+            short_y = len(parts[-1].lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) <= 2
             kind = {"单元": "cellno", "室": "roomno", "层": "floorno",
-                    "号": "roomno" if len(parts) >= 3 else "cellno"}[suf]
+                    "号": "roomno" if len(parts) >= 3 or in_building or not short_y
+                    else "cellno"}[suf]
             labels = ["houseno", "cellno", "roomno"][:len(head_parts)]
             if kind == "cellno":
                 labels = ["houseno"] * len(head_parts)
+            elif in_building and len(head_parts) == 1 and kind == "roomno":
+                labels = ["cellno"]
             for lab, part in zip(labels, head_parts, strict=True):
                 spans.append((lab, part))
                 _set_field(p, lab, part)
@@ -441,6 +468,20 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             continue
         parts = num.split("-")
         door_slot = (last in ("road", "lane") and p.number is None)
+        if door_slot and suf is None and len(parts) >= 3:
+            # 将军路1326-11-6-434: door-building-unit-room; 沪江路8-12-1137: after a road
+            # three parts are building-unit-room in TRAIN (5 of 9)
+            labels = ("houseno", "cellno", "roomno")
+            if len(parts) >= 4:
+                labels = (door_label if last == "road" else "subroadno",) + labels
+                p.number = parts[0]
+            for lab, part in zip(labels, parts[-len(labels):] if len(parts) <= 4 else
+                                 parts[:3] + ["-".join(parts[3:])], strict=True):
+                spans.append((lab, part))
+                if lab in _FIELD_OF_LABEL:
+                    _set_field(p, lab, part)
+            last = "room"
+            continue
         if door_slot:
             pair = _split_pair(num) if last == "road" else None
             if suf == "号" or suf is None:
@@ -462,6 +503,16 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             last = "number"
             text_since_number = False
             continue
+        if suf == "号" and p.number is None and p.road is not None and p.building is None \
+                and last == "text" and not _COMPOUND_END.search(last_txt):
+            # 海王路石岸头130号: a hamlet or place named after the road carries the door
+            # plate (TRAIN: a number after such a name is roadno ~9 times in 10; after a
+            # compound name (…苑, …区, …园) it is a building number)
+            p.number = whole
+            spans.append((door_label, whole))
+            last = "number"
+            text_since_number = False
+            continue
         if suf == "号" and last == "text" and p.building is None and p.room is None \
                 and _MARKET_END.search(p.poi or ""):
             # 商贸城2163号, 市场55号: a stall or shop number in a market or mall
@@ -475,7 +526,8 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 p.building = whole
                 spans.append(("houseno", whole))
                 last = "building"
-            elif last == "building" and p.unit is None:
+            elif last == "building" and p.unit is None and len(num) <= 3:
+                # 15栋114号: a unit; 146栋1301号: four digits make a room (TRAIN)
                 p.unit = whole
                 spans.append(("cellno", whole))
                 last = "unit"
@@ -485,15 +537,27 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 last = "room"
             continue
         # bare numbers
+        if len(parts) == 2 and _is_range(*parts):  # 1106-1107: two shops, one room span
+            p.room = p.room or num
+            spans.append(("roomno", num))
+            last = "room"
+            continue
         if len(parts) >= 3 and p.building is None:
             p.building, p.unit, p.room = parts[0], parts[1], "-".join(parts[2:])
             spans += [("houseno", parts[0]), ("cellno", parts[1]), ("roomno", p.room)]
             last = "room"
             continue
         if len(parts) == 2 and p.building is None:
-            p.building, p.room = parts
-            spans += [("houseno", parts[0]), ("roomno", parts[1])]
-            last = "room"
+            # 17-586: building-room; 63-12: one or two digits after the dash are a unit
+            # (TRAIN: 17 of 27 short ones)
+            if len(parts[1]) <= 2 and parts[1].isdigit():
+                p.building, p.unit = parts
+                spans += [("houseno", parts[0]), ("cellno", parts[1])]
+                last = "unit"
+            else:
+                p.building, p.room = parts
+                spans += [("houseno", parts[0]), ("roomno", parts[1])]
+                last = "room"
             continue
         if last in ("building", "unit", "floor", "number") or p.building is not None:
             if last == "building" and p.unit is None and len(parts) == 2:
