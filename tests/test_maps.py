@@ -279,8 +279,18 @@ def test_cli_map(workspace, tmp_path):
     res = runner.invoke(app, ["map", "--workspace", str(workspace), "--out",
                               str(tmp_path / "m"), "--basemap", "google"])
     assert res.exit_code != 0 and "basemap" in res.output
+    res = runner.invoke(app, ["map", "--workspace", str(workspace), "--out",
+                              str(tmp_path / "m"), "--basemap", "tianditu"],
+                        env={"TIANDITU_KEY": ""})
+    assert res.exit_code != 0 and "tianditu-key" in res.output
     res = runner.invoke(app, ["map", "--workspace", str(tmp_path / "absent.gpkg")])
     assert res.exit_code != 0
+    # Amap: overlays shifted into GCJ-02 in the written page
+    res = runner.invoke(app, ["map", "--workspace", str(workspace), "--out",
+                              str(tmp_path / "amap"), "--basemap", "amap", "--no-boards"])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "amap" / "index.html").read_text(encoding="utf-8")
+    assert "autonavi.com" in page and external_urls(page) == []
 
 
 # --------------------------------------------------------------------------------------
