@@ -19,11 +19,11 @@ from typing import Any, Literal
 
 import folium
 import geopandas as gpd
+import jinja2
 import numpy as np
 import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
-from folium.template import Template
 
 from gridgis.crs import metric_crs_for, wgs84_to_offset
 
@@ -82,6 +82,17 @@ PAGE_CSS = """
 .gg-legend td{padding:0 4px;}
 .leaflet-container{background:#f2efe9;}
 """
+
+
+_ENV = jinja2.Environment(autoescape=False)
+# ``tojson`` keeps CJK as UTF-8 (not \\uXXXX escapes: half the bytes); <, >, & and ' are
+# still escaped, so the JSON is safe inside <script>.
+_ENV.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
+
+
+def Template(source: str) -> jinja2.Template:  # noqa: N802  (used like a class)
+    """A Jinja template for the map elements' scripts (see ``_ENV``)."""
+    return _ENV.from_string(source)
 
 
 # --------------------------------------------------------------------------------------

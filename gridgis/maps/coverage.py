@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import MacroElement
-from folium.template import Template
 
 from gridgis.crs import metric_crs_for
 from gridgis.layers import FACILITY_CATEGORIES
@@ -26,6 +25,7 @@ from gridgis.maps.common import (
     Basemap,
     HtmlControl,
     PointLayer,
+    Template,
     new_map,
     point_rows,
     prepare,

@@ -16,7 +16,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from branca.element import MacroElement
-from folium.template import Template
 
 from gridgis.crs import wgs84_to_offset
 from gridgis.layers import STAFF_ROLES
@@ -24,6 +23,7 @@ from gridgis.maps.common import (
     ADDRESS_KEY_JS,
     Basemap,
     HtmlControl,
+    Template,
     address_key,
     new_map,
     to_geojson,
