@@ -48,7 +48,7 @@ _CN_UNIT = {"十": 10, "百": 100, "千": 1000}
 _CN_CHARS = "零〇○一二两三四五六七八九十百千"
 
 #: What may follow a number: suffixes that make a Chinese numeral a number, not a name.
-_NUM_SUFFIX = r"(?:号楼|号院|号|支弄|弄|栋|幢|座|单元|门|层|楼|室|户|期|区|组|巷|排)"
+_NUM_SUFFIX = r"(?:号楼|号院|号|支弄|弄|栋|幢|座|单元|门(?![县峡湾市镇村])|层|楼|室|户|期|区|组|巷|排)"
 
 # A run of Chinese numerals directly before a numeric suffix. The run must not continue a
 # word that is itself a numeral-name (e.g. 三元里, 四川路, 十里河 are never followed by a
@@ -59,8 +59,12 @@ _RE_DI = re.compile(rf"第(\d+)(?={_NUM_SUFFIX})")
 _RE_HINT = re.compile(r"\(([^()]*)\)")
 _RE_DROP = re.compile(r"[\s,，.。、;；:：'\"“”‘’!！?？*·•/\\|<>《》「」『』]+")
 _RE_DASHES = re.compile(r"-{2,}")
+#: 一 typed for a dash between digits (153一4, 11一8一646: 一 and - share a key stroke)
+_RE_YI_DASH = re.compile(r"(?<=\d)一(?=\d)")
 _RE_BUILDING = re.compile(r"([0-9]+[A-Z]?|[A-Z][0-9]*)(?:号楼|幢|座|#楼|#|号栋)")
-_RE_UNIT = re.compile(r"(\d+)(?:门(?![牌诊面店市口卫岗前外内])|号门(?=\d))")
+# 门 is a stairwell (单元) after a building (5栋3门); elsewhere N号门 is a gate of a market
+# or compound (义乌国际商贸城79号门, 工业区5号门) and stays
+_RE_UNIT = re.compile(r"(?<=栋)(\d+)(?:号)?门(?![牌诊面店市口卫岗前外内洞])")
 _RE_FLOOR = re.compile(r"(-?\d+)(?:楼(?![栋区院盘宇房])|F(?![A-Z])|层)")
 _RE_FLOOR_B = re.compile(r"B(\d)(?:层|F)")  # basement floors B1层 → -1层
 _RE_ROOM = re.compile(r"(\d+[A-Z]?)(?:房间|房|户)")
@@ -146,6 +150,7 @@ def normalise(text: str) -> Normalised:
             s = _RE_HINT.sub("", s)
         s = s.replace("(", "").replace(")", "")
     s = _RE_DROP.sub("", s)
+    s = _RE_YI_DASH.sub("-", s)
     s = _RE_DASHES.sub("-", s).strip("-")
     s = numerals_to_digits(s)
     s = _RE_BUILDING.sub(r"\1栋", s)
@@ -198,7 +203,8 @@ _RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|区[\dA-Z]+街$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
 _RE_LANE_DOOR = re.compile(r"\d+号(?!楼|院)")
 _RE_TOKEN = re.compile(
-    r"(?P<num>[A-Z]?\d+(?:-\d+)*[A-Z]?|[A-Z](?=栋|单元|区))"
+    r"(?P<gate>\d+号(?:门(?![牌诊面店市口卫])|厂房|库|馆))"
+    r"|(?P<num>[A-Z]?\d+(?:-\d+)*[A-Z]?|[A-Z](?=栋|单元|区))"
     r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院|街|米)?"
     r"|(?P<sep>-)"
     r"|(?P<txt>[^\dA-Z-]+|[A-Z]+)")
@@ -369,12 +375,22 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
     # the corpus labels a number on a side street (subroad) or in a lane (弄) as subroadno
     door_label = "subroadno" if sub else "roadno"
     last = "road" if after_road else "start"  # what the previous token was
-    text_since_number = False
     last_txt = ""  # the last run of text (a place or compound name)
+    after_sep = False  # the previous token was a dash
     for tok in _RE_TOKEN.finditer(tail):
-        num, suf, txt = tok.group("num"), tok.group("suf"), tok.group("txt")
+        num, suf, txt = tok.group("num"), tok.group("suf"), tok.group("txt") or tok.group("gate")
         if tok.group("sep"):
+            after_sep = True
             continue
+        if after_sep and last == "number" and num is not None and suf is None \
+                and "-" not in num and p.building is None:
+            # 老杭海路9号-7: a sub-number of the door plate, labelled houseno in TRAIN
+            p.building = num
+            spans.append(("houseno", num))
+            last = "building"
+            after_sep = False
+            continue
+        after_sep = False
         if txt is not None:
             if last in ("road", "lane", "number") and p.poi is None or last == "start":
                 p.poi = (p.poi or "") + txt if last == "start" and p.poi else txt
@@ -385,7 +401,6 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                     p.poi = txt
             last = "text"
             last_txt = txt
-            text_since_number = True
             continue
         whole = num + (suf or "")
         if suf in ("区", "期", "组", "排", "院"):
@@ -493,7 +508,6 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                     p.number = whole
                     spans.append(("subroadno" if last == "lane" else door_label, whole))
                 last = "number"
-                text_since_number = False
                 continue
         if suf == "号" and p.number is None and p.road is None and p.building is None \
                 and last in ("start", "text") and not _COMPOUND_END.search(p.poi or ""):
@@ -501,7 +515,6 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             p.number = whole
             spans.append(("roadno", whole))
             last = "number"
-            text_since_number = False
             continue
         if suf == "号" and p.number is None and p.road is not None and p.building is None \
                 and last == "text" and not _COMPOUND_END.search(last_txt):
@@ -511,7 +524,6 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             p.number = whole
             spans.append((door_label, whole))
             last = "number"
-            text_since_number = False
             continue
         if suf == "号" and last == "text" and p.building is None and p.room is None \
                 and _MARKET_END.search(p.poi or ""):
@@ -521,8 +533,8 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             last = "room"
             continue
         if suf == "号":
-            if p.building is None and last not in ("floor", "unit", "room") and \
-                    not (last == "number" and not text_since_number):
+            if p.building is None and last not in ("floor", "unit", "room"):
+                # 宏远路1820号12号: the second 号 numbers a building at the door plate
                 p.building = whole
                 spans.append(("houseno", whole))
                 last = "building"
@@ -537,6 +549,15 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 last = "room"
             continue
         # bare numbers
+        if suf is None and num[-1].isalpha() and num[0].isdigit() and "-" not in num \
+                and tok.end() < len(tail) and tail[tok.end()].isdigit():
+            # 10A1525, 13B3761: building 10A, room 1525 (TRAIN: 8 of 12; after a building
+            # the letter-number is the unit: A座89A9)
+            lab = "cellno" if p.building is not None and p.unit is None else "houseno"
+            _set_field(p, lab, num)
+            spans.append((lab, num))
+            last = "building" if lab == "houseno" else "unit"
+            continue
         if len(parts) == 2 and _is_range(*parts):  # 1106-1107: two shops, one room span
             p.room = p.room or num
             spans.append(("roomno", num))
