@@ -227,3 +227,33 @@ def test_postgis_unreachable_server_is_a_store_error():
 
     with pytest.raises(StoreError, match="cannot connect"):
         open_store(f"postgresql://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2")
+
+
+def test_read_page_geojson_matches_read_page(store, city):
+    """PostGIS makes GeoJSON itself; it must say what read_page says (GeoPackage: None)."""
+    import json
+
+    store.write_many(city.layers)
+    b = city.layers["buildings"]
+    minx, miny, maxx, maxy = b.total_bounds
+    bbox = (minx, miny, (minx + maxx) / 2, maxy)
+    got = store.read_page_geojson("buildings", bbox=bbox, limit=6, offset=2,
+                                  exclude=("floors",))
+    if got is None:
+        assert store.__class__.__name__ == "GeoPackageStore"
+        return
+    rows, matched = got
+    page, m2 = store.read_page("buildings", bbox=bbox, limit=6, offset=2)
+    assert matched == m2 and [r[0] for r in rows] == page["building_id"].tolist()
+    for (_, geom, props), (_, want) in zip(rows, page.iterrows(), strict=True):
+        assert shapely.from_geojson(geom).equals_exact(want.geometry, 1e-12)
+        p = json.loads(props)
+        assert "floors" not in p and p["households"] == want["households"]
+    rows, matched = store.read_page_geojson("staff", where={"role": "community_worker"},
+                                            limit=3)
+    assert all(g is None for _, g, _ in rows) and matched > 0
+    cov = pd.DataFrame({"level": ["grid", "street"], "rate": [0.5, np.nan]})
+    store.write("cov", cov)
+    rows, _ = store.read_page_geojson("cov", limit=5)
+    assert [r[0] for r in rows] == [1, 2]  # keyless layer: row numbers
+    assert json.loads(rows[1][2]) == {"level": "street", "rate": None}

@@ -18,6 +18,10 @@ SCHEMA_VERSION = 1
 
 Frame = gpd.GeoDataFrame | pd.DataFrame
 
+#: The key of every layer the project writes: the canonical schema plus derived layers
+#: (unique and non-null; PostGIS makes it the primary key, the API the feature id).
+LAYER_KEYS: dict[str, str] = {n: s.key for n, s in SCHEMA.items()} | {"grids": "grid_code"}
+
 
 class StoreError(RuntimeError):
     """A workspace that cannot be opened, read or written; the message says which and why."""
@@ -113,6 +117,18 @@ class Store(ABC):
         frame = self.read(name, bbox=bbox, where=where)
         page = frame.iloc[offset:offset + limit].reset_index(drop=True)
         return page, len(frame)
+
+    def read_page_geojson(self, name: str,
+                          bbox: tuple[float, float, float, float] | None = None,
+                          where: dict[str, Any] | None = None, limit: int = 10,
+                          offset: int = 0, exclude: tuple[str, ...] = ()
+                          ) -> tuple[list[tuple[Any, str | None, str]], int] | None:
+        """The page of :meth:`read_page` as GeoJSON text made by the database, for
+        serving: ``([(feature id, geometry JSON or None, properties JSON without
+        ``exclude``), …], number matched)`` with lon/lat in EPSG:4326; the id is the
+        value of the layer's key (:data:`LAYER_KEYS`) or the row number from 1. Backends
+        that cannot do it natively return ``None`` (callers then use :meth:`read_page`)."""
+        return None
 
     @abstractmethod
     def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None

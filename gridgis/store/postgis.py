@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql as pg
 
 from gridgis.layers import SCHEMA, STORAGE_CRS
 from gridgis.store.base import (
+    LAYER_KEYS,
     SCHEMA_VERSION,
     Frame,
     LayerInfo,
@@ -51,9 +52,6 @@ _META = "gridgis_meta"
 _LAYERS = "gridgis_layers"
 _FID = "_fid"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-#: The key of every layer the project writes (the canonical schema plus derived layers).
-LAYER_KEYS: dict[str, str] = {n: s.key for n, s in SCHEMA.items()} | {"grids": "grid_code"}
 
 #: Columns indexed (b-tree) when present: the attribute filters planners use most.
 INDEXED_FIELDS = ("street_code", "community_code", "grid_code", "category", "building_id")
@@ -215,6 +213,36 @@ class PostGISStore(Store):
                   where: dict[str, Any] | None = None, limit: int = 10, offset: int = 0
                   ) -> tuple[Frame, int]:
         return self._select(name, bbox, where, limit, offset, count=True)
+
+    def read_page_geojson(self, name: str,
+                          bbox: tuple[float, float, float, float] | None = None,
+                          where: dict[str, Any] | None = None, limit: int = 10,
+                          offset: int = 0, exclude: tuple[str, ...] = ()
+                          ) -> tuple[list[tuple[Any, str | None, str]], int]:
+        """GeoJSON geometry (15 decimals) and properties straight from PostGIS; feature
+        ids are the layer key's values (:data:`LAYER_KEYS`) or row numbers from 1."""
+        with self._cursor() as cur:
+            cols = self._columns(cur, name)
+            key = LAYER_KEYS.get(name) if LAYER_KEYS.get(name) in cols else None
+            sql_where, args = self._filter(cols, bbox, where)
+            cur.execute(f"SELECT count(*) FROM {self._q(name)}{sql_where}", args)
+            matched = int(cur.fetchone()[0])
+            fields = [c for c in cols if c not in (_FID, "geometry") and c not in exclude]
+            geo = "geometry" in cols
+            inner = ", ".join([_FID] + (["geometry"] if geo else [])
+                              + [_ident(c) for c in fields]
+                              + ([_ident(key)] if key and key not in fields else []))
+            props = ", ".join(f"q.{_ident(c)}" for c in fields)
+            cur.execute(
+                f"SELECT {f'q.{_ident(key)}' if key else 'NULL'}, "
+                + ("ST_AsGeoJSON(q.geometry, 15), " if geo else "NULL, ")
+                + (f"(SELECT row_to_json(p) FROM (SELECT {props}) p)::text "
+                   if fields else "'{}' ")
+                + f"FROM (SELECT {inner} FROM {self._q(name)}{sql_where} ORDER BY {_FID} "
+                f"LIMIT {int(limit)} OFFSET {int(offset)}) q ORDER BY q.{_FID}", args)
+            rows = cur.fetchall()
+        return [(k if key else offset + i + 1, g, p) for i, (k, g, p) in enumerate(rows)
+                ], matched
 
     def _select(self, name: str, bbox, where, limit: int | None, offset: int, count: bool
                 ) -> tuple[Frame, int]:
