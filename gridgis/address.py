@@ -61,7 +61,8 @@ _RE_DROP = re.compile(r"[\s,，.。、;；:：'\"“”‘’!！?？*·•/\\|<
 _RE_DASHES = re.compile(r"-{2,}")
 #: 一 typed for a dash between digits (153一4, 11一8一646: 一 and - share a key stroke)
 _RE_YI_DASH = re.compile(r"(?<=\d)一(?=\d)")
-_RE_BUILDING = re.compile(r"([0-9]+[A-Z]?|[A-Z][0-9]*)(?:号楼|幢|座|#楼|#|号栋)")
+# 撞 and 懂 are pinyin-input slips for 幢/栋 (16撞10号, 94懂8单元)
+_RE_BUILDING = re.compile(r"([0-9]+[A-Z]?|[A-Z][0-9]*)(?:号楼|幢|座|#楼|#|号栋|撞|懂)")
 # 门 is a stairwell (单元) after a building (5栋3门); elsewhere N号门 is a gate of a market
 # or compound (义乌国际商贸城79号门, 工业区5号门) and stays
 _RE_UNIT = re.compile(r"(?<=栋)(\d+)(?:号)?门(?![牌诊面店市口卫岗前外内洞])")
@@ -205,7 +206,7 @@ _RE_LANE_DOOR = re.compile(r"\d+号(?!楼|院)")
 _RE_TOKEN = re.compile(
     r"(?P<gate>\d+号(?:门(?![牌诊面店市口卫])|厂房|库|馆))"
     r"|(?P<num>[A-Z]?\d+(?:-\d+)*[A-Z]?|[A-Z](?=栋|单元|区))"
-    r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院|街|米)?"
+    r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院|街|米|队|社(?!区))?"
     r"|(?P<sep>-)"
     r"|(?P<txt>[^\dA-Z-]+|[A-Z]+)")
 
@@ -403,7 +404,20 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             last_txt = txt
             continue
         whole = num + (suf or "")
-        if suf in ("区", "期", "组", "排", "院"):
+        if suf == "组" and not tail.startswith("团", tok.end()):
+            # 龙山沟村1组23号: a village group is labelled as a road in TRAIN (55 of 59),
+            # the number after it as its door number
+            p.road = p.road or whole
+            spans.append(("road", whole))
+            last = "road"
+            door_label = "roadno"
+            continue
+        if suf == "排":  # 11排7幢: a row of houses, houseno in TRAIN (9 of 12)
+            _set_field(p, "houseno", whole)
+            spans.append(("houseno", whole))
+            last = "building"
+            continue
+        if suf in ("区", "期", "组", "院", "队", "社"):
             # 3区, 2期: part of the compound name
             p.poi = (p.poi or "") + whole
             spans.append(("poi", whole))
@@ -436,6 +450,15 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 spans.append(("roomno", whole))
                 _set_field(p, "roomno", whole)
                 last = "room"
+                continue
+            if suf == "号" and len(parts) == 2 and p.road is None and p.number is None \
+                    and p.building is None and (p.community or "").endswith("村") \
+                    and not _COMPOUND_END.search(last_txt):
+                # 溪口村12-87号: a village door plate with a sub-number (TRAIN 12 of 17)
+                p.number = parts[0]
+                spans += [("roadno", parts[0]), ("houseno", last_part)]
+                _set_field(p, "houseno", last_part)
+                last = "building"
                 continue
             short_y = len(parts[-1].lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) <= 2
             kind = {"单元": "cellno", "室": "roomno", "层": "floorno",
