@@ -310,3 +310,33 @@ def test_writes_refused_without_a_configured_token(tmp_path, layers, monkeypatch
         assert r.status_code == 401 and "disabled" in r.json()["detail"]
         assert not c.get("/health").json()["writes_enabled"]
         assert pd.DataFrame(store.read("streets")).shape[0] == len(layers["streets"])
+
+
+def test_batched_point_answers_equal_lookup_point(layers):
+    """The API coalesces concurrent point lookups into one Lookup.points call; every
+    answer must equal what Lookup.point gives for that point alone."""
+    import asyncio
+
+    from api.routers.lookup import BATCHER, answer
+    from gridgis.lookup import Lookup
+
+    lk = Lookup(layers["addresses"], layers["buildings"], layers["grids"],
+                layers["communities"], layers["streets"], layers["staff"])
+    minx, miny, maxx, maxy = layers["grids"].total_bounds
+    rng = np.random.default_rng(3)
+    pts = list(zip(rng.uniform(minx - 0.002, maxx + 0.002, 60),
+                   rng.uniform(miny - 0.002, maxy + 0.002, 60), strict=True))
+    pts += [(p.x, p.y) for p in layers["buildings"].geometry.representative_point()[:20]]
+
+    async def many(crs: str, personal: bool):
+        rows = await asyncio.gather(*[BATCHER.locate(lk, x, y, crs) for x, y in pts])
+        return [answer(lk, r, x, y, crs, personal) for r, (x, y) in zip(rows, pts,
+                                                                       strict=True)]
+
+    for crs in ("wgs84", "gcj02"):
+        for personal in (False, True):
+            got = asyncio.run(many(crs, personal))
+            want = [lk.point(x, y, crs, include_personal=personal) for x, y in pts]
+            assert got == want
+    levels = {a["match_level"] for a in asyncio.run(many("wgs84", False))}
+    assert {"building", "grid", "none"} <= levels
