@@ -68,6 +68,9 @@ PAGE_CSS = """
  border-radius:3px;text-shadow:none;transform:translate(-50%,-190%);opacity:.9;}
 .gg-label.gg-community div{font-size:12px;color:#3f007d;}
 .gg-label.gg-grid div{font-size:10px;color:#000;}
+.gg-label.gg-grid b.seq{font-size:14px;}
+.gg-label.gg-grid span.pre{font-size:8px;color:#333;font-weight:400;}
+.gg-label.gg-grid b{font-size:12px;}
 .gg-label.gg-flag div{color:#b30000;}
 .gg-legend,.gg-title{background:rgba(255,255,255,.92);padding:6px 9px;border-radius:4px;
  box-shadow:0 1px 4px rgba(0,0,0,.35);font:12px/1.4 "Noto Sans CJK SC","Microsoft YaHei",

@@ -102,6 +102,7 @@ def add_grids(m: folium.Map, grids: gpd.GeoDataFrame, breaks: list[float], name:
               label: str = "short", board_prefix: str = "../boards/") -> folium.FeatureGroup:
     """Grids as a household choropleth with tooltip and popup (code, households…), flagged
     grids outlined in red and dashed, and a separate label layer of their codes."""
+    weight = 2.0 if label == "full" else 1.0  # community pages: grids over buildings
     g = grid_frame(grids)
     g["board"] = ("<a href='" + board_prefix + g["grid_code"].astype(str) + ".html'>公示牌</a>")
     g["fill"] = [colour_for(v, breaks) for v in g["households"]]
@@ -112,7 +113,7 @@ def add_grids(m: folium.Map, grids: gpd.GeoDataFrame, breaks: list[float], name:
     layer = folium.GeoJson(
         data, name=name,
         style_function=lambda f: _style("#b30000" if f["properties"]["flagged"] else "#222222",
-                                        2.5 if f["properties"]["flagged"] else 1.0,
+                                        2.5 if f["properties"]["flagged"] else weight,
                                         f["properties"]["fill"],
                                         dash="6 4" if f["properties"]["flagged"] else None),
         highlight_function=lambda f: {"weight": 3, "color": "#0000ff"},
@@ -121,9 +122,15 @@ def add_grids(m: folium.Map, grids: gpd.GeoDataFrame, breaks: list[float], name:
     )
     layer.add_to(m)
     labels = folium.FeatureGroup(name="网格代码 (标注)", show=True)
-    texts = g["grid_code"].astype(str) if label == "full" else g["short_code"]
+    codes = g["grid_code"].astype(str)
+    if label == "full":  # sequence large, the community's 12 digits small under it
+        texts = [f"<b class='seq'>{c[-3:]}</b><br><span class='pre'>{c[:12]}</span>"
+                 for c in codes]
+    else:  # street pages: community 3 digits small, grid sequence bold
+        texts = [f"<span class='pre'>{c[9:12]}-</span><b>{c[-3:]}</b>" for c in codes]
     texts = [("⚠ " if f else "") + t for t, f in zip(texts, g["flagged"], strict=True)]
-    LabelLayer(label_points(g, texts, ["gg-flag" if f else "" for f in g["flagged"]]),
+    LabelLayer(label_points(g, texts, ["gg-flag" if f else "" for f in g["flagged"]],
+                            escape=False),
                css_class="gg-grid").add_to(labels)
     labels.add_to(m)
     return layer
@@ -217,7 +224,7 @@ def street_map(street: pd.Series, communities: gpd.GeoDataFrame, grids: gpd.GeoD
            note=f"社区 {len(c)} · 网格 {len(grids)} · 问题网格 {n_flag}<br>"
                 "<span class='ln' style='border-top:3px solid #54278f'></span>社区边界 "
                 "<span class='ln' style='border-top:2px dashed #b30000'></span>⚠ 问题网格"
-                "<br>标注: 网格代码后6位 (社区3位+网格3位)").add_to(m)
+                "<br>标注: 社区3位-网格3位 (网格代码后6位)").add_to(m)
     title_box(_breadcrumb([("区级网格图", "../index.html"),
                            (f"{name} ({street.get('street_code', '')})", None)])).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
