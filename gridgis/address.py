@@ -200,12 +200,13 @@ _RE_ROAD = re.compile(rf"[{_HAN}A-Z0-9]{{1,10}}?{_ROAD_SUFFIX}(?:[东南西北�
                       rf"(?=[\dA-Z]|$)")
 _RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道)([{_HAN}]{{2,8}}(?:大道|大街|路|街|巷))$")
 # 1层11街, B7区11街: a numbered aisle of a market (a unit), not a road
-_RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|区[\dA-Z]+街$")
+_RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|[区场城期][\dA-Z]+街$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
 _RE_LANE_DOOR = re.compile(r"\d+号(?!楼|院)")
 _RE_TOKEN = re.compile(
     r"(?P<gate>\d+号(?:门(?![牌诊面店市口卫])|厂房|库|馆))"
-    r"|(?P<num>[A-Z]?\d+(?:-\d+)*[A-Z]?|[A-Z](?=栋|单元|区))"
+    r"|(?P<num>[A-Z]?\d+(?:-(?:[A-Z]?\d+[A-Z]?|[A-Z](?=-\d)))*[A-Z]?"
+    r"|[A-Z](?:-\d+[A-Z]?)+|[A-Z](?=栋|单元|区))"
     r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院|街|米|队|社(?!区))?"
     r"|(?P<sep>-)"
     r"|(?P<txt>[^\dA-Z-]+|[A-Z]+)")
@@ -594,7 +595,7 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
         if len(parts) == 2 and p.building is None:
             # 17-586: building-room; 63-12: one or two digits after the dash are a unit
             # (TRAIN: 17 of 27 short ones)
-            if len(parts[1]) <= 2 and parts[1].isdigit():
+            if len(parts[1].rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) <= 2:
                 p.building, p.unit = parts
                 spans += [("houseno", parts[0]), ("cellno", parts[1])]
                 last = "unit"
