@@ -1065,13 +1065,16 @@ def _workers(areas: int) -> int:
 
 def make_communities(layers: dict[str, Any], settings: Settings = DEFAULT,
                      county_code: str = "320102", progress: Progress | None = None,
-                     buffer_m: float = 50.0) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+                     close_m: float = 100.0, margin_m: float = 30.0
+                     ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Divide each street (or, without streets, the whole area) into communities of
     ``settings.grid.community_min_households``–``community_max_households`` by the same
     engine as grids (roads as atoms, arterials avoided).
 
-    The whole area is the union of the buildings and roads buffered by ``buffer_m`` metres
-    (each separate piece is divided on its own). Codes are synthetic but valid 12-digit
+    The whole area is the built-up area: the union of the buildings grown by ``close_m``
+    metres then shrunk back to a ``margin_m`` margin (gaps narrower than ``2 · close_m``
+    close; holes are filled); each separate piece is divided on its own. Roads far from
+    any building (trunk roads across fields) stay outside. Codes are synthetic but valid 12-digit
     codes: the street's code (or ``county_code`` + ``001`` without streets) + a village
     sequence 001–199 numbered like grids. Every row is marked ``synthetic = True``.
 
@@ -1095,16 +1098,17 @@ def make_communities(layers: dict[str, Any], settings: Settings = DEFAULT,
         areas = streets.to_crs(crs)[["street_code", "name", "geometry"]].reset_index(drop=True)
         source = "streets"
     else:
-        geoms = [shapely.buffer(bm.geometry.to_numpy(), buffer_m)]
-        if rm is not None:
-            geoms.append(shapely.buffer(rm.geometry.to_numpy(), buffer_m))
-        whole = shapely.union_all(np.concatenate(geoms))
+        grown = shapely.union_all(shapely.buffer(bm.geometry.to_numpy(), close_m))
+        whole = shapely.buffer(grown, -(close_m - margin_m))
         parts = shapely.get_parts(whole)
+        parts = shapely.polygons(shapely.get_exterior_ring(parts[shapely.get_type_id(parts)
+                                                                == 3]))
         street = validate_street_code(f"{county_code}001", settings)
         areas = gpd.GeoDataFrame({"street_code": [street] * len(parts),
                                   "name": [f"区域{i + 1}" for i in range(len(parts))]},
                                  geometry=list(parts), crs=crs)
-        source = f"buffered union of buildings and roads ({buffer_m:g} m)"
+        source = (f"built-up area: union of buildings grown {close_m:g} m, shrunk to a "
+                  f"{margin_m:g} m margin, holes filled")
     g = settings.grid
     regions, _, _ = _partition_areas(areas, bm, rm, {}, None, settings,
                                      g.community_min_households, g.community_max_households,

@@ -319,7 +319,7 @@ def test_make_communities_from_the_whole_area(demo_city):
     city, _ = demo_city
     lay = {k: v for k, v in city.layers.items() if k not in ("communities", "streets")}
     comm, params = make_communities(lay, S, county_code="320102")
-    assert params["communities_made_from"].startswith("buffered union")
+    assert params["communities_made_from"].startswith("built-up area")
     assert comm["synthetic"].all()
     assert comm["community_code"].str.startswith("320102001").all()
     hh = comm["households"]
