@@ -443,6 +443,8 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             # 13-10-1206室, 4-11单元, 7-14号, B4-8层: building-unit-room written with dashes
             parts = num.split("-")
             head_parts, last_part = parts[:-1], parts[-1] + suf
+            if len(head_parts) > 3:  # G56-B1-0-008-1室: more parts than levels
+                head_parts = head_parts[:2] + ["-".join(head_parts[2:])]
             # TRAIN conventions for X-Y号: a range of shops (2311-2312号) is one room;
             # after a building (124栋44-178号) X is the unit and Y the room; otherwise a
             # short Y is a unit (7-3号) and three digits or more a room (11-187号)
