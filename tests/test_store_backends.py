@@ -257,3 +257,17 @@ def test_read_page_geojson_matches_read_page(store, city):
     rows, _ = store.read_page_geojson("cov", limit=5)
     assert [r[0] for r in rows] == [1, 2]  # keyless layer: row numbers
     assert json.loads(rows[1][2]) == {"level": "street", "rate": None}
+
+
+def test_postgis_reader_sees_a_layer_rewritten_by_another_process():
+    """Column lists are cached per store: a table replaced with other columns by another
+    writer is still read right."""
+    url = fresh_pg_url()
+    reader, writer = open_store(url), open_store(url)
+    writer.write("t", pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}))
+    assert reader.read("t")["b"].tolist() == ["x", "y"]
+    writer.write("t", pd.DataFrame({"c": [3.5]}))
+    assert reader.read("t")["c"].tolist() == [3.5]
+    assert reader.read_page_geojson("t")[0][0][2] == '{"c":3.5}'
+    reader.close()
+    writer.close()

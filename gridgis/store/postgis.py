@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -30,6 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import psycopg
 import shapely
 import sqlalchemy as sa
 from geoalchemy2 import Geometry
@@ -52,6 +54,9 @@ _META = "gridgis_meta"
 _LAYERS = "gridgis_layers"
 _FID = "_fid"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+#: Seconds a layer's column list is trusted before it is read again.
+COLUMN_CACHE_S = 2.0
 
 #: Columns indexed (b-tree) when present: the attribute filters planners use most.
 INDEXED_FIELDS = ("street_code", "community_code", "grid_code", "category", "building_id")
@@ -89,7 +94,8 @@ class PostGISStore(Store):
         self.location = f"{safe.render_as_string(hide_password=True)}?schema={self.schema}"
         self.location = self.location.replace("postgresql+psycopg://", "postgresql://")
         self.engine = sa.create_engine(sa_url, pool_size=8, max_overflow=32,
-                                       pool_pre_ping=True)
+                                       pool_pre_ping=False, pool_recycle=600)
+        self._col_cache: dict[str, tuple[float, dict[str, str]]] = {}
         try:
             self._init(create)
         except sa.exc.OperationalError as exc:
@@ -153,7 +159,12 @@ class PostGISStore(Store):
             return [r[0] for r in cur.fetchall()]
 
     def _columns(self, cur: Any, name: str) -> dict[str, str]:
-        """Column name → PostgreSQL type of a layer table (raises when absent)."""
+        """Column name → PostgreSQL type of a layer table (raises when absent). Cached
+        for :data:`COLUMN_CACHE_S` seconds and dropped on every write through this
+        store (a reader that meets a table changed meanwhile re-reads it: :meth:`_retry`)."""
+        hit = self._col_cache.get(name)
+        if hit is not None and time.monotonic() - hit[0] < COLUMN_CACHE_S:
+            return hit[1]
         cur.execute("SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
                     "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
                     "JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -163,7 +174,16 @@ class PostGISStore(Store):
         if not cols or name.startswith("gridgis_"):
             raise StoreError(f"{self.location}: no layer '{name}' (layers: "
                              f"{', '.join(self.layers()) or 'none'})")
+        self._col_cache[name] = (time.monotonic(), cols)
         return cols
+
+    def _retry(self, func, *args):
+        """Run a read; if its table changed under a cached column list, once more."""
+        try:
+            return func(*args)
+        except (psycopg.errors.UndefinedColumn, psycopg.errors.UndefinedTable):
+            self._col_cache.clear()
+            return func(*args)
 
     def _filter(self, cols: dict[str, str], bbox: tuple[float, float, float, float] | None,
                 where: dict[str, Any] | None) -> tuple[str, list[Any]]:
@@ -206,13 +226,13 @@ class PostGISStore(Store):
 
     def read(self, name: str, bbox: tuple[float, float, float, float] | None = None,
              where: dict[str, Any] | None = None) -> Frame:
-        frame, _ = self._select(name, bbox, where, None, 0, count=False)
+        frame, _ = self._retry(self._select, name, bbox, where, None, 0, False)
         return frame
 
     def read_page(self, name: str, bbox: tuple[float, float, float, float] | None = None,
                   where: dict[str, Any] | None = None, limit: int = 10, offset: int = 0
                   ) -> tuple[Frame, int]:
-        return self._select(name, bbox, where, limit, offset, count=True)
+        return self._retry(self._select, name, bbox, where, limit, offset, True)
 
     def read_page_geojson(self, name: str,
                           bbox: tuple[float, float, float, float] | None = None,
@@ -221,12 +241,14 @@ class PostGISStore(Store):
                           ) -> tuple[list[tuple[Any, str | None, str]], int]:
         """GeoJSON geometry (15 decimals) and properties straight from PostGIS; feature
         ids are the layer key's values (:data:`LAYER_KEYS`) or row numbers from 1."""
+        return self._retry(self._geojson, name, bbox, where, limit, offset, exclude)
+
+    def _geojson(self, name, bbox, where, limit, offset, exclude):
         with self._cursor() as cur:
             cols = self._columns(cur, name)
             key = LAYER_KEYS.get(name) if LAYER_KEYS.get(name) in cols else None
             sql_where, args = self._filter(cols, bbox, where)
-            cur.execute(f"SELECT count(*) FROM {self._q(name)}{sql_where}", args)
-            matched = int(cur.fetchone()[0])
+            count_sql = f"(SELECT count(*) FROM {self._q(name)}{sql_where})"
             fields = [c for c in cols if c not in (_FID, "geometry") and c not in exclude]
             geo = "geometry" in cols
             inner = ", ".join([_FID] + (["geometry"] if geo else [])
@@ -234,14 +256,21 @@ class PostGISStore(Store):
                               + ([_ident(key)] if key and key not in fields else []))
             props = ", ".join(f"q.{_ident(c)}" for c in fields)
             cur.execute(
-                f"SELECT {f'q.{_ident(key)}' if key else 'NULL'}, "
+                f"SELECT {count_sql}, {f'q.{_ident(key)}' if key else 'NULL'}, "
                 + ("ST_AsGeoJSON(q.geometry, 15), " if geo else "NULL, ")
                 + (f"(SELECT row_to_json(p) FROM (SELECT {props}) p)::text "
                    if fields else "'{}' ")
                 + f"FROM (SELECT {inner} FROM {self._q(name)}{sql_where} ORDER BY {_FID} "
-                f"LIMIT {int(limit)} OFFSET {int(offset)}) q ORDER BY q.{_FID}", args)
+                f"LIMIT {int(limit)} OFFSET {int(offset)}) q ORDER BY q.{_FID}", args + args)
             rows = cur.fetchall()
-        return [(k if key else offset + i + 1, g, p) for i, (k, g, p) in enumerate(rows)
+            if rows:
+                matched = int(rows[0][0])
+            elif offset == 0 and limit > 0:
+                matched = 0
+            else:
+                cur.execute(f"SELECT count(*) FROM {self._q(name)}{sql_where}", args)
+                matched = int(cur.fetchone()[0])
+        return [(k if key else offset + i + 1, g, p) for i, (_, k, g, p) in enumerate(rows)
                 ], matched
 
     def _select(self, name: str, bbox, where, limit: int | None, offset: int, count: bool
@@ -315,6 +344,7 @@ class PostGISStore(Store):
                 raise StoreError(f"'{name}' is not a valid layer name (lower-case letters, "
                                  "digits and _; not gridgis_*/pg_*)")
         prepared = {name: _prepare(name, frame) for name, frame in frames.items()}
+        self._col_cache.clear()
         try:
             with self.engine.begin() as conn:
                 raw = conn.connection.driver_connection
@@ -372,6 +402,7 @@ class PostGISStore(Store):
     def delete(self, name: str) -> None:
         if name not in self.layers():
             raise StoreError(f"{self.location}: no layer '{name}'")
+        self._col_cache.clear()
         with self.engine.begin() as conn:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self._q(name)} CASCADE")
             conn.exec_driver_sql(f"DELETE FROM {self._q(_LAYERS)} WHERE name = %(n)s",
