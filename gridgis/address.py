@@ -61,6 +61,8 @@ _RE_DROP = re.compile(r"[\s,，.。、;；:：'\"“”‘’!！?？*·•/\\|<
 _RE_DASHES = re.compile(r"-{2,}")
 #: 一 typed for a dash between digits (153一4, 11一8一646: 一 and - share a key stroke)
 _RE_YI_DASH = re.compile(r"(?<=\d)一(?=\d)")
+#: a dash between two names only separates them (浙江-杭州-江干区) or ends a number (68-号)
+_RE_NAME_DASH = re.compile(r"(?<=[\u4e00-\u9fff])-(?=[\u4e00-\u9fff])|(?<=\d)-(?=号)")
 # 撞 and 懂 are pinyin-input slips for 幢/栋 (16撞10号, 94懂8单元)
 _RE_BUILDING = re.compile(r"([0-9]+[A-Z]?|[A-Z][0-9]*)(?:号楼|幢|座|#楼|#|号栋|撞|懂)")
 # 门 is a stairwell (单元) after a building (5栋3门); elsewhere N号门 is a gate of a market
@@ -153,6 +155,7 @@ def normalise(text: str) -> Normalised:
     s = _RE_DROP.sub("", s)
     s = _RE_YI_DASH.sub("-", s)
     s = _RE_DASHES.sub("-", s).strip("-")
+    s = _RE_NAME_DASH.sub("", s)
     s = numerals_to_digits(s)
     s = _RE_BUILDING.sub(r"\1栋", s)
     s = _RE_UNIT.sub(r"\1单元", s)
