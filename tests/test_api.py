@@ -340,3 +340,29 @@ def test_batched_point_answers_equal_lookup_point(layers):
             assert got == want
     levels = {a["match_level"] for a in asyncio.run(many("wgs84", False))}
     assert {"building", "grid", "none"} <= levels
+
+
+def test_items_from_a_store_without_native_geojson(tmp_path, layers, client):
+    """Stores that cannot make GeoJSON themselves are served from read_page frames: same
+    features, ids and coordinates as the native path."""
+    from gridgis.store import GeoPackageStore, Store
+
+    class FramesOnly(GeoPackageStore):
+        read_page_geojson = Store.read_page_geojson  # the base: None
+
+    store = FramesOnly(tmp_path / "plain.gpkg")
+    store.write_many({k: layers[k] for k in ("grids", "staff", "communities")})
+    with TestClient(create_app(store, token=TOKEN)) as plain:
+        for url in ("/collections/grids/items?limit=5&offset=3",
+                    "/collections/grids/items?limit=3&crs=gcj02",
+                    "/collections/staff/items?limit=4",
+                    "/collections/grids/items/" + layers["grids"]["grid_code"].iloc[2]):
+            a, b = plain.get(url).json(), client.get(url).json()
+            fa = a.get("features", [a])
+            fb = b.get("features", [b])
+            assert [f["id"] for f in fa] == [f["id"] for f in fb], url
+            for x, y in zip(fa, fb, strict=True):
+                assert x["properties"] == y["properties"], url
+                if x["geometry"]:
+                    assert shapely.geometry.shape(x["geometry"]).equals_exact(
+                        shapely.geometry.shape(y["geometry"]), 1e-9), url

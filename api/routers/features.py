@@ -167,6 +167,28 @@ def features_json(layer: str, frame: pd.DataFrame, crs_uri: str, first_row: int,
     return out
 
 
+def geojson_features(page: list[tuple[Any, str | None, str]], crs_uri: str,
+                     hide_values: bool) -> list[str]:
+    """Feature texts from a backend's GeoJSON page, reprojected when ``crs_uri`` is not
+    CRS84; ``hide_values`` blanks refused values of personal fields (rejects tables)."""
+    geoms = [g for _, g, _ in page]
+    if crs_uri != CRS84 and any(g is not None for g in geoms):
+        shapes = gpd.GeoDataFrame(geometry=shapely.from_geojson(
+            np.array(geoms, dtype=object)), crs="EPSG:4326")
+        out = shapely.to_geojson(_out_geometry(shapes, crs_uri))
+        geoms = [None if g is None else str(g) for g in out]
+    feats = []
+    for (fid, _, props), geom in zip(page, geoms, strict=True):
+        if hide_values and '"value"' in props and '"field"' in props:
+            p = json.loads(props)
+            if p.get("field") in PERSONAL:
+                p["value"] = None
+            props = dumps(p).decode()
+        feats.append(f'{{"type":"Feature","id":{json.dumps(plain(fid), ensure_ascii=False)},'
+                     f'"geometry":{geom or "null"},"properties":{props}}}')
+    return feats
+
+
 def _collection(ctx, name: str, base: str) -> dict[str, Any]:
     info = ctx.store.info(name)
     spec = SCHEMA.get(name)
@@ -274,16 +296,11 @@ def items(
         where[k] = v
     if len(where) > 20:
         raise HTTPException(422, "too many attribute filters (at most 20)")
-    fast = None
-    if out_crs == CRS84 and (auth or layer != "rejects"):  # GeoJSON from the database
-        fast = ctx.store.read_page_geojson(layer, bbox=box, where=where or None,
-                                           limit=limit, offset=offset,
-                                           exclude=() if auth else tuple(PERSONAL))
-    if fast is not None:
+    fast = ctx.store.read_page_geojson(layer, bbox=box, where=where or None, limit=limit,
+                                       offset=offset, exclude=() if auth else tuple(PERSONAL))
+    if fast is not None:  # GeoJSON made by the backend
         page, matched = fast
-        feats = [f'{{"type":"Feature","id":{json.dumps(fid, ensure_ascii=False)},'
-                 f'"geometry":{geom or "null"},"properties":{props}}}'
-                 for fid, geom, props in page]
+        feats = geojson_features(page, out_crs, hide_values=not auth)
     else:
         frame, matched = ctx.store.read_page(layer, bbox=box, where=where or None,
                                              limit=limit, offset=offset)
@@ -325,22 +342,30 @@ def item(
     _layer_or_404(ctx, layer)
     out_crs = _crs_uri(crs, "crs")
     key = LAYER_KEYS.get(layer)
-    frame = None
-    first = 0
+    exclude = () if auth else tuple(PERSONAL)
+
+    def page(where: dict[str, Any] | None, offset: int) -> list[str]:
+        got = ctx.store.read_page_geojson(layer, where=where, limit=1, offset=offset,
+                                          exclude=exclude)
+        if got is not None:
+            return geojson_features(got[0], out_crs, hide_values=not auth)
+        frame, _ = ctx.store.read_page(layer, where=where, limit=1, offset=offset)
+        return features_json(layer, frame, out_crs, offset, auth)
+
+    feats = None
     if key is not None:
         try:
-            frame, _ = ctx.store.read_page(layer, where={key: feature_id}, limit=1)
+            feats = page({key: feature_id}, 0)
         except StoreError:  # the layer lacks its key field: ids are row numbers
             key = None
     if key is None:
         if not feature_id.isdigit() or not 1 <= int(feature_id) <= 10**12:
             raise HTTPException(404, f"no feature '{feature_id}' in '{layer}' (ids are row "
                                      "numbers from 1)")
-        first = int(feature_id) - 1
-        frame, _ = ctx.store.read_page(layer, limit=1, offset=first)
-    if not len(frame):
+        feats = page(None, int(feature_id) - 1)
+    if not feats:
         raise HTTPException(404, f"no feature '{feature_id}' in '{layer}'")
-    feat = features_json(layer, frame, out_crs, first, auth)[0]
+    feat = feats[0]
     base = f"{_base(request)}/collections/{layer}"
     links = dumps([{"href": str(request.url), "rel": "self",
                     "type": "application/geo+json"},

@@ -126,7 +126,8 @@ class Store(ABC):
         """The page of :meth:`read_page` as GeoJSON text made by the database, for
         serving: ``([(feature id, geometry JSON or None, properties JSON without
         ``exclude``), …], number matched)`` with lon/lat in EPSG:4326; the id is the
-        value of the layer's key (:data:`LAYER_KEYS`) or the row number from 1. Backends
+        value of the layer's key (:data:`LAYER_KEYS`) or the row's number in the stored
+        layer (from 1, whatever the filter). Backends
         that cannot do it natively return ``None`` (callers then use :meth:`read_page`)."""
         return None
 

@@ -240,7 +240,7 @@ class PostGISStore(Store):
                           offset: int = 0, exclude: tuple[str, ...] = ()
                           ) -> tuple[list[tuple[Any, str | None, str]], int]:
         """GeoJSON geometry (15 decimals) and properties straight from PostGIS; feature
-        ids are the layer key's values (:data:`LAYER_KEYS`) or row numbers from 1."""
+        ids are the layer key's values (:data:`LAYER_KEYS`) or stored row numbers."""
         return self._retry(self._geojson, name, bbox, where, limit, offset, exclude)
 
     def _geojson(self, name, bbox, where, limit, offset, exclude):
@@ -256,7 +256,7 @@ class PostGISStore(Store):
                               + ([_ident(key)] if key and key not in fields else []))
             props = ", ".join(f"q.{_ident(c)}" for c in fields)
             cur.execute(
-                f"SELECT {count_sql}, {f'q.{_ident(key)}' if key else 'NULL'}, "
+                f"SELECT {count_sql}, {f'q.{_ident(key)}' if key else f'q.{_FID}'}, "
                 + ("ST_AsGeoJSON(q.geometry, 15), " if geo else "NULL, ")
                 + (f"(SELECT row_to_json(p) FROM (SELECT {props}) p)::text "
                    if fields else "'{}' ")
@@ -270,8 +270,7 @@ class PostGISStore(Store):
             else:
                 cur.execute(f"SELECT count(*) FROM {self._q(name)}{sql_where}", args)
                 matched = int(cur.fetchone()[0])
-        return [(k if key else offset + i + 1, g, p) for i, (_, k, g, p) in enumerate(rows)
-                ], matched
+        return [(k, g, p) for _, k, g, p in rows], matched
 
     def _select(self, name: str, bbox, where, limit: int | None, offset: int, count: bool
                 ) -> tuple[Frame, int]:
