@@ -19,6 +19,10 @@ router = APIRouter(prefix="/lookup", tags=["lookup"])
 PointCrs = Literal["wgs84", "cgcs2000", "gcj02", "bd09", "EPSG:4326", "EPSG:4490"]
 
 
+#: Points per Lookup.points call: the cost per call stays flat up to about this many.
+MAX_BATCH = 16
+
+
 class PointBatcher:
     """Coalesces point lookups that arrive together into one vectorised
     :meth:`gridgis.lookup.Lookup.points` call (dynamic batching): requests that are
@@ -43,7 +47,9 @@ class PointBatcher:
         groups: dict[tuple[int, str], list] = {}
         for item in batch:
             groups.setdefault((id(item[0]), item[3]), []).append(item)
-        for (_, crs), items in groups.items():
+        chunks = [((crs, items[i:i + MAX_BATCH])) for (_, crs), items in groups.items()
+                  for i in range(0, len(items), MAX_BATCH)]
+        for crs, items in chunks:
             lk = items[0][0]
             try:
                 rows = lk.points([i[1] for i in items], [i[2] for i in items], crs
