@@ -441,6 +441,14 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 spans.append(("subroad" if lane_door else "roadno", whole))
                 last = "lane" if lane_door or last != "road" else "lane_no"
                 continue
+        if "-" in num and suf in ("单元", "室", "层") and last in ("road", "lane") \
+                and p.number is None and num[0].isdigit():
+            # 柳南一街58-130-7单元: the door number comes first, then building-unit-room
+            head, _, num = num.partition("-")
+            p.number = head
+            spans.append((door_label if last == "road" else "subroadno", head))
+            last = "number"
+            whole = num + suf
         if "-" in num and suf in ("单元", "室", "号", "层") and not (
                 last in ("road", "lane") and p.number is None):
             # 13-10-1206室, 4-11单元, 7-14号, B4-8层: building-unit-room written with dashes
