@@ -575,8 +575,10 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 p.building = whole
                 spans.append(("houseno", whole))
                 last = "building"
-            elif last == "building" and p.unit is None and len(num) <= 3:
-                # 15栋114号: a unit; 146栋1301号: four digits make a room (TRAIN)
+            elif last == "building" and p.unit is None and (
+                    len(num) <= 2 or len(num) == 3 and tok.end() < len(tail)):
+                # 15栋11号6楼: a unit; 146栋1301号, and 3 digits ending the address
+                # (C幢586号), a room (TRAIN: 4 digits 10 of 10, 3 digits at the end 8 of 12)
                 p.unit = whole
                 spans.append(("cellno", whole))
                 last = "unit"
