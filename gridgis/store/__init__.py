@@ -36,5 +36,5 @@ def open_store(target: str | os.PathLike | None = None, create: bool = True) -> 
     if text.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
         from gridgis.store.postgis import PostGISStore  # imported lazily: needs a server
 
-        return PostGISStore(text)
+        return PostGISStore(text, create=create)
     return GeoPackageStore(text, create=create)
