@@ -127,8 +127,10 @@ def normalise(text: str) -> Normalised:
     hints such as ``(迎勋北路)`` set apart; spaces and punctuation removed (``-`` kept, it
     separates building-unit-room); Chinese numerals → digits where a numeric suffix
     follows (十二栋 → 12栋, 一〇二室 → 102室, 二十三号 → 23号, but 四川路, 三元里, 十里河
-    stay); synonyms: 幢/座/号楼/# → 栋, 门 (a stairwell) → 单元, 楼/F → 层 after a number,
-    房/户 → 室. 弄 and 号 stay apart (558弄38号).
+    stay); 一 typed for a dash between digits (153一4 → 153-4); a dash between two names
+    dropped (浙江-杭州 → 浙江杭州); synonyms: 幢/座/号楼/# (and the slips 撞/懂) → 栋,
+    门 after a building (a stairwell: 5栋3门) → 单元 while a gate elsewhere (商贸城79号门)
+    stays, 楼/F → 层 after a number, 房/户 → 室. 弄 and 号 stay apart (558弄38号).
 
     Parameters
     ----------
@@ -205,7 +207,7 @@ _RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道
 # 1层11街, B7区11街: a numbered aisle of a market (a unit), not a road
 _RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|[区场城期][\dA-Z]+街$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
-_RE_LANE_DOOR = re.compile(r"\d+号(?!楼|院)")
+_RE_LANE_DOOR = re.compile(r"\d+号(?!楼|院|门|厂房|库|馆)")
 _RE_TOKEN = re.compile(
     r"(?P<gate>\d+号(?:门(?![牌诊面店市口卫])|厂房|库|馆))"
     r"|(?P<num>[A-Z]?\d+(?:-(?:[A-Z]?\d+[A-Z]?|[A-Z](?=-\d)))*[A-Z]?"

@@ -64,6 +64,17 @@ POI = SHARED / "shanghai-amap-poi"
     # spaces and punctuation removed, dashes kept
     ("浦建路 1132 号, 锦江之星对面", "浦建路1132号锦江之星对面"),
     ("缤纷北苑47—6—746", "缤纷北苑47-6-746"),
+    # 一 typed for a dash between digits; a dash between names only separates them
+    ("柯桥街道百舸路翠泽苑153一4", "柯桥街道百舸路翠泽苑153-4"),
+    ("浙江-杭州-江干区浙江汽配城1550号", "浙江杭州江干区浙江汽配城1550号"),
+    ("新河中路68-号", "新河中路68号"),
+    # 撞 and 懂: input slips for 幢
+    ("洋茶园新村16撞10号", "洋茶园新村16栋10号"),
+    ("凌云三区94懂8单元", "凌云3区94栋8单元"),
+    # a gate numbered with 号门 outside a building stays a gate; 三门县 is a name
+    ("义乌国际商贸城79号门5楼", "义乌国际商贸城79号门5层"),
+    ("阳光花园3栋2号门", "阳光花园3栋2单元"),
+    ("浙江省三门县六敖镇", "浙江省三门县六敖镇"),
 ])
 def test_normalise_rules(raw, expected):
     assert normalise(raw).text == expected
@@ -111,6 +122,67 @@ def test_parse_town_community_and_dash_numbers():
     assert p.community == "朱家坛村" and p.number == "133号"
 
 
+def _labels(text: str) -> list[tuple[str, str]]:
+    """Number spans of a parse, as the corpus would label them."""
+    keep = {"roadno", "subroadno", "houseno", "cellno", "floorno", "roomno", "road", "subroad"}
+    return [(lab, t) for lab, t in parse(text).spans if lab in keep]
+
+
+@pytest.mark.parametrize("raw, expected", [
+    # four parts after a road: door-building-unit-room; three: building-unit-room
+    ("金华市将军路1326-11-6-434", [("road", "将军路"), ("roadno", "1326"), ("houseno", "11"),
+                                  ("cellno", "6"), ("roomno", "434")]),
+    ("温州苍南龙港镇柳南一街58-130-7单元793",
+     [("road", "柳南一街"), ("roadno", "58"), ("houseno", "130"), ("cellno", "7单元"),
+      ("roomno", "793")]),
+    # a letter may number the building: B-7-1320, 82-B-1405
+    ("北京西城黄寺大街90号B-7-1320", [("road", "北京西城黄寺大街"), ("roadno", "90号"),
+                                       ("houseno", "B"), ("cellno", "7"), ("roomno", "1320")]),
+    ("登云路和睦院82-B-1405", [("road", "登云路"), ("houseno", "82"), ("cellno", "B"),
+                                ("roomno", "1405")]),
+    # a range of shops is one room; after a building X-Y号 is unit-room
+    ("虹口区花园路145弄10号楼2311-2312号", [("road", "花园路"), ("roadno", "145弄"),
+                                            ("houseno", "10栋"), ("roomno", "2311-2312号")]),
+    ("萧山原野汽配城124栋44-178号", [("houseno", "124栋"), ("cellno", "44"),
+                                     ("roomno", "178号")]),
+    # one or two digits after a dash are a unit, three or more a room
+    ("良渚街道文化村阳光天际63-12", [("houseno", "63"), ("cellno", "12")]),
+    ("江干区万科草庄西岸9-1148", [("houseno", "9"), ("roomno", "1148")]),
+    # 10A1525: building 10A, room 1525
+    ("三墩镇西园路西港新界10A1525", [("road", "西园路"), ("houseno", "10A"),
+                                     ("roomno", "1525")]),
+    # after a building, a short 号 is a unit; four digits, or three ending the address, a room
+    ("金华义乌青口镇下湾一区110栋4号6楼", [("houseno", "110栋"), ("cellno", "4号"),
+                                          ("floorno", "6层")]),
+    ("浙江省绍兴市辕门北区146栋1301号门卫", [("houseno", "146栋"), ("roomno", "1301号")]),
+    ("苍南县灵溪浙闽物流中心C幢586号", [("houseno", "C栋"), ("roomno", "586号")]),
+    # a village door plate, with a sub-number; a village group (N组) is labelled a road
+    ("浙江省临海市杜桥镇溪口村12-87号", [("roadno", "12"), ("houseno", "87号")]),
+    ("杭州市余杭区乔司吴家村10组1133", [("road", "10组"), ("roadno", "1133")]),
+    # a hamlet after the road carries the door plate; a second 号 numbers a building
+    ("浙江嘉兴市秀洲区王店镇海王路石岸头130号", [("road", "海王路"), ("roadno", "130号")]),
+    ("宁波市镇海区招宝山街道宏远路1820号12号", [("road", "宏远路"), ("roadno", "1820号"),
+                                              ("houseno", "12号")]),
+    ("老杭海路9号-7", [("road", "老杭海路"), ("roadno", "9号"), ("houseno", "7")]),
+    # 弄 with a door number is a side lane (subroad + subroadno); otherwise the road's number
+    ("邱隘镇盛莫路1278弄298号", [("road", "盛莫路"), ("subroad", "1278弄"),
+                                  ("subroadno", "298号")]),
+    ("扬帆路1062弄研发园B区6号楼2433", [("road", "扬帆路"), ("roadno", "1062弄"),
+                                        ("houseno", "6栋"), ("roomno", "2433")]),
+    # a gate (N号门) is part of a name, not a unit
+    ("宁波市江北区文汇路553弄8号门472", [("road", "文汇路"), ("roadno", "553弄"),
+                                         ("roomno", "472")]),
+])
+def test_parse_numbers_follow_the_corpus_conventions(raw, expected):
+    assert _labels(raw) == expected
+
+
+def test_parse_never_raises_on_odd_number_runs():
+    for text in ("宁国路1399号-1层G56-B1-0-008-1室", "A-B-C", "1-2-3-4-5-6号", "-号-",
+                 "路-1-", "B-", "栋栋1门门"):
+        parse(text)
+
+
 def test_parse_keeps_road_names_that_look_like_places():
     assert parse("重庆南路149号").road == "重庆南路"
     assert parse("江西南路29号").road == "江西南路"
@@ -134,18 +206,31 @@ def dev_table():
 def test_parser_accuracy_floor_on_dev(dev_table):
     """Regression floor at the level reached (see benchmarks/RESULTS.md for the table)."""
     print(dev_table.round(3).to_string())
-    floors = {"roadno": 0.925, "houseno": 0.86, "cellno": 0.84, "roomno": 0.865,
-              "floorno": 0.95}
+    floors = {"roadno": 0.93, "houseno": 0.88, "cellno": 0.90, "roomno": 0.895,
+              "floorno": 0.955}
     for fld, floor in floors.items():
         assert dev_table.loc[fld, "f1"] >= floor, (fld, dev_table.loc[fld].to_dict())
 
 
+def _short_of_target(f1: float, why: str):
+    return pytest.mark.xfail(strict=True, reason=f"dev F1 {f1} < 0.95: {why}")
+
+
 @pytest.mark.shared
-@pytest.mark.xfail(strict=True, reason="issue 5 target F1 ≥ 0.95 not reached by the rule "
-                                       "parser yet (labels disagree on bare numbers)")
-def test_parser_accuracy_target_on_dev(dev_table):
-    for fld in ("roadno", "houseno", "cellno", "roomno"):
-        assert dev_table.loc[fld, "f1"] >= 0.95, fld
+@pytest.mark.parametrize("fld", [
+    pytest.param("roadno", marks=_short_of_target(
+        0.935, "a number after a hamlet or compound name is roadno, houseno or roomno by "
+               "context the text does not show")),
+    pytest.param("houseno", marks=_short_of_target(
+        0.887, "弄+号 is subroad/subroadno 6 in 10 and roadno/houseno 4 in 10")),
+    pytest.param("cellno", marks=_short_of_target(
+        0.905, "栋+N号 is a unit 7 in 10 and a room 3 in 10")),
+    pytest.param("roomno", marks=_short_of_target(
+        0.902, "letter-number shop codes split differently (C1215 vs A165)")),
+])
+def test_parser_accuracy_target_on_dev(dev_table, fld):
+    """Issue 5 target: F1 ≥ 0.95 per field (strict xfail for the fields still short)."""
+    assert dev_table.loc[fld, "f1"] >= 0.95, (fld, dev_table.loc[fld].to_dict())
 
 
 # -- matching on a hand-made index ------------------------------------------------------
