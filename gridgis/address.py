@@ -462,7 +462,8 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             # after a building (124栋44-178号) X is the unit and Y the room; otherwise a
             # short Y is a unit (7-3号) and three digits or more a room (11-187号)
             in_building = last == "building" and p.unit is None
-            if suf == "号" and len(parts) == 2 and _is_range(parts[0], parts[1]):
+            if suf == "号" and len(parts) == 2 and (_is_range(parts[0], parts[1])
+                                                   or last == "floor"):
                 spans.append(("roomno", whole))
                 _set_field(p, "roomno", whole)
                 last = "room"
@@ -599,7 +600,9 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             spans.append((lab, num))
             last = "building" if lab == "houseno" else "unit"
             continue
-        if len(parts) == 2 and _is_range(*parts):  # 1106-1107: two shops, one room span
+        if len(parts) == 2 and (_is_range(*parts) or last == "floor"):
+            # 1106-1107: two shops, one room span; after a floor (一楼2648-117, 13楼A21-2)
+            # the whole X-Y is the shop or office number (TRAIN 13 of 14)
             p.room = p.room or num
             spans.append(("roomno", num))
             last = "room"
