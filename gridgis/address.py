@@ -208,8 +208,11 @@ _RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道
 _RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|[区场城期][\dA-Z]+街$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
 _RE_LANE_DOOR = re.compile(r"\d+号(?!楼|院|门|厂房|库|馆)")
+# Tokens of the part after the road. ``gate``: numbered gates, workshops and halls (5号门,
+# 1号厂房, 4号馆) and product codes (4S店, 3D打印) are parts of names, not numbers.
 _RE_TOKEN = re.compile(
-    r"(?P<gate>\d+号(?:门(?![牌诊面店市口卫])|厂房|库|馆))"
+    r"(?P<gate>\d+号(?:门(?![牌诊面店市口卫])|厂房|库|馆)"
+    r"|(?<![\dA-Z])\d[A-Z](?![栋单室楼层号座幢区期])(?=[\u4e00-\u9fff]))"
     r"|(?P<num>[A-Z]?\d+(?:-(?:[A-Z]?\d+[A-Z]?|[A-Z](?=-\d)))*[A-Z]?"
     r"|[A-Z](?:-\d+[A-Z]?)+|[A-Z](?=栋|单元|区))"
     r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院|街|米|队|社(?!区))?"
