@@ -72,6 +72,8 @@ PAGE_CSS = """
 .gg-label.gg-grid span.pre{font-size:8px;color:#333;font-weight:400;}
 .gg-label.gg-grid b{font-size:12px;}
 .gg-label.gg-flag div{color:#b30000;}
+.gg-hide-gg-community .gg-community,.gg-hide-gg-grid .gg-grid,.gg-hide-gg-street .gg-street{
+ display:none;}
 .gg-legend,.gg-title{background:rgba(255,255,255,.92);padding:6px 9px;border-radius:4px;
  box-shadow:0 1px 4px rgba(0,0,0,.35);font:12px/1.4 "Noto Sans CJK SC","Microsoft YaHei",
  sans-serif;max-width:340px;}
@@ -380,7 +382,9 @@ class LabelLayer(MacroElement):
     """Text labels (L.divIcon markers, not interactive) added to a parent FeatureGroup.
 
     ``labels`` is a list of ``[lat, lon, text, extra_css_class]``; one compact JSON array
-    instead of one JavaScript statement per label.
+    instead of one JavaScript statement per label. With ``zoom_offset`` > 0 the labels
+    show only from the page's fitted zoom + offset on (for pages with hundreds of them:
+    unreadable when all shown, and slow to paint).
     """
 
     _template = Template("""
@@ -388,6 +392,14 @@ class LabelLayer(MacroElement):
         (function(){
           var data = {{ this.labels|tojson }};
           var group = {{ this._parent.get_name() }};
+          {% if this.zoom_offset %}
+          // many labels: shown from the fitted zoom + offset on (hidden by CSS, not painted)
+          var map = {{ this._parent._parent.get_name() }};
+          var minZoom = map.getZoom() + {{ this.zoom_offset }};
+          var cls = 'gg-hide-' + {{ this.css_class|tojson }};
+          var upd = function(){ map.getContainer().classList.toggle(cls, map.getZoom() < minZoom); };
+          map.on('zoomend', upd); upd();
+          {% endif %}
           for (var i = 0; i < data.length; i++) {
             var d = data[i];
             L.marker([d[0], d[1]], {interactive: false, keyboard: false,
@@ -398,11 +410,13 @@ class LabelLayer(MacroElement):
         {% endmacro %}
     """)
 
-    def __init__(self, labels: list[list[Any]], css_class: str = "") -> None:
+    def __init__(self, labels: list[list[Any]], css_class: str = "", zoom_offset: int = 0
+                 ) -> None:
         super().__init__()
         self._name = "LabelLayer"
         self.labels = labels
         self.css_class = css_class
+        self.zoom_offset = int(zoom_offset)
 
 
 def label_points(gdf: gpd.GeoDataFrame, texts: Sequence[str],

@@ -60,6 +60,12 @@ def _flags_text(flags: pd.Series) -> pd.Series:
     return flags.map(one)
 
 
+def label_zoom_offset(n_labels: int) -> int:
+    """Zoom levels above the fitted view from which labels show: all at once up to 120,
+    one level closer up to 480, two beyond (a 1,000,000-household index has 400+)."""
+    return 0 if n_labels <= 120 else (1 if n_labels <= 480 else 2)
+
+
 def grid_frame(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Grids with the display fields the pages use (kind label, flagged, short code)."""
     g = grids.copy()
@@ -131,7 +137,7 @@ def add_grids(m: folium.Map, grids: gpd.GeoDataFrame, breaks: list[float], name:
     texts = [("⚠ " if f else "") + t for t, f in zip(texts, g["flagged"], strict=True)]
     LabelLayer(label_points(g, texts, ["gg-flag" if f else "" for f in g["flagged"]],
                             escape=False),
-               css_class="gg-grid").add_to(labels)
+               css_class="gg-grid", zoom_offset=label_zoom_offset(len(g))).add_to(labels)
     labels.add_to(m)
     return layer
 
@@ -181,7 +187,7 @@ def index_map(streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
     LabelLayer(label_points(c, [f"{html.escape(n)}<br>{g} 个网格" for n, g in
                                 zip(c["name"].astype(str), c["grid_count"].fillna(0).astype(int),
                                     strict=True)], escape=False),
-               css_class="gg-community").add_to(cn)
+               css_class="gg-community", zoom_offset=label_zoom_offset(len(c))).add_to(cn)
     cn.add_to(m)
     total_hh = int(pd.to_numeric(c["households"], errors="coerce").fillna(0).sum())
     total_grids = int(pd.to_numeric(c["grid_count"], errors="coerce").fillna(0).sum())
