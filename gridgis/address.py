@@ -157,8 +157,8 @@ def normalise(text: str) -> Normalised:
     s = _RE_DROP.sub("", s)
     s = _RE_YI_DASH.sub("-", s)
     s = _RE_DASHES.sub("-", s).strip("-")
-    s = _RE_NAME_DASH.sub("", s)
     s = numerals_to_digits(s)
+    s = _RE_NAME_DASH.sub("", s)
     s = _RE_BUILDING.sub(r"\1栋", s)
     s = _RE_UNIT.sub(r"\1单元", s)
     s = _RE_FLOOR_B.sub(r"-\1层", s)
@@ -207,7 +207,7 @@ _RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道
 # 1层11街, B7区11街: a numbered aisle of a market (a unit), not a road
 _RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|[区场城期][\dA-Z]+街$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
-_RE_LANE_DOOR = re.compile(r"\d+号(?!楼|院|门|厂房|库|馆)")
+_RE_LANE_DOOR = re.compile(r"-?\d+号(?!楼|院|门|厂房|库|馆)")
 # Tokens of the part after the road. ``gate``: numbered gates, workshops and halls (5号门,
 # 1号厂房, 4号馆) and product codes (4S店, 3D打印) are parts of names, not numbers.
 _RE_TOKEN = re.compile(
