@@ -631,6 +631,13 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             if last == "building" and p.unit is None and len(parts) == 2:
                 p.unit, p.room = parts
                 spans += [("cellno", parts[0]), ("roomno", parts[1])]
+            elif last == "building" and p.unit is None and num.isdigit() and len(num) <= 2:
+                # 113栋66: one or two digits after a building are its unit (TRAIN 7 of 10;
+                # three digits or more are a room, 360 of 362)
+                p.unit = num
+                spans.append(("cellno", num))
+                last = "unit"
+                continue
             else:
                 p.room = num
                 spans.append(("roomno", num))
