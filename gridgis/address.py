@@ -224,6 +224,7 @@ _RE_TOKEN = re.compile(
 _COMPOUND_END = re.compile(r"(?:区|园|苑|场|城|期|楼|厦|心|寓|庭|府|湾|坊|座|栋|院|[A-Z])$")
 
 #: A market, mall or office tower: a 号 after it numbers a stall, shop or office.
+_RE_ROAD_END = re.compile(r"(?:路|街|道|巷|弄)$")
 _MARKET_END = re.compile(r"(?:市场|商城|城|广场|大厦|中心)$")
 
 #: Component names, in address order.
@@ -569,8 +570,10 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             last = "number"
             continue
         if suf == "号" and last == "text" and p.building is None and p.room is None \
-                and _MARKET_END.search(p.poi or ""):
-            # 商贸城2163号, 市场55号: a stall or shop number in a market or mall
+                and (_MARKET_END.search(p.poi or "") or p.floor is not None
+                     and not _RE_ROAD_END.search(last_txt)):
+            # 商贸城2163号, 市场C区569号: a stall or shop number in a market or mall;
+            # after a floor (10楼驿淘9175号, 九楼南88号) a shop number (TRAIN 12 of 16)
             p.room = whole
             spans.append(("roomno", whole))
             last = "room"
