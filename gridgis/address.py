@@ -203,7 +203,8 @@ _RE_COMMUNITY = re.compile(
 _ROAD_SUFFIX = r"(?:大道|大街|公路|路|街|巷|胡同|道|(?<![\d])弄|里|段|线)"
 _RE_ROAD = re.compile(rf"[{_HAN}A-Z0-9]{{1,10}}?{_ROAD_SUFFIX}(?:[东南西北中]?[0-9]*段)?"
                       rf"(?=[\dA-Z]|$)")
-_RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道)([{_HAN}]{{2,8}}(?:大道|大街|路|街|巷))$")
+_RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道)([{_HAN}]{{2,8}}(?:大道|大街|路|街|巷|弄))$")
+_RE_SECTION = re.compile(r"[东南西北中][0-9]*段$")
 # 1层11街, B7区11街: a numbered aisle of a market (a unit), not a road
 _RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|[区场城期][\dA-Z]+街$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
@@ -366,7 +367,14 @@ def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
             spans.append(("subroad", two.group(2)))
             p.road = two.group(2)
         else:
-            spans.append(("road", road))
+            sec = _RE_SECTION.search(road)
+            if sec and sec.start() >= 2:
+                # 环城北路东段1823号: a section of the road (road + subroad in TRAIN)
+                spans.append(("road", road[:sec.start()]))
+                spans.append(("subroad", sec.group(0)))
+                two = True
+            else:
+                spans.append(("road", road))
             p.road = road
     _parse_tail(tail, p, after_road=m is not None, sub=bool(m and two))
     return p
@@ -434,8 +442,12 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             last = "text"
             continue
         if suf == "巷":
+            # 稠州西路81巷132号: a numbered lane off the road (subroad + subroadno in TRAIN)
+            off_road = last == "road" and p.road is not None
             p.road = (p.road or "") + whole
-            spans.append(("road", whole))
+            spans.append(("subroad" if off_road else "road", whole))
+            if off_road:
+                door_label = "subroadno"
             last = "road"
             continue
         if suf in ("弄", "支弄"):
