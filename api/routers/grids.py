@@ -4,7 +4,7 @@ rates by level, and the health check."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import geopandas as gpd
 import pandas as pd
@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 
 from api.deps import Authorised, Ctx, FastJSON, records
 from api.models import CoverageRows, GridReport, Health
-from api.routers.features import PERSONAL, _hide_personal
+from api.routers.features import PERSONAL
 from gridgis.store import StoreError
 
 router = APIRouter(tags=["grids"])
@@ -35,43 +35,54 @@ def _need(ctx, layer: str, hint: str) -> None:
             responses={404: {"description": "No such grid"}})
 def grid(grid_code: GridCode, ctx: Ctx, auth: Authorised) -> FastJSON:
     _need(ctx, "grids", "run delineate first: POST /jobs/delineate")
-    frame, _ = ctx.store.read_page("grids", where={"grid_code": grid_code}, limit=1)
-    if not len(frame):
+    exclude = () if auth else tuple(PERSONAL)
+    found = _rows(ctx, "grids", {"grid_code": grid_code}, exclude, limit=1,
+                  geometry=True)
+    if not found:
         raise HTTPException(404, f"no grid '{grid_code}'")
-    row = frame.iloc[[0]]
-    geom = row.geometry.iloc[0] if isinstance(row, gpd.GeoDataFrame) else None
-    stats = records(pd.DataFrame(row).drop(columns="geometry", errors="ignore"))[0]
+    stats, geom = found[0]
     layers = ctx.layers()
     buildings: list[dict] = []
     if "buildings" in layers:
         try:
-            b = ctx.store.read("buildings", where={"grid_code": grid_code})
+            buildings = [r for r, _ in _rows(ctx, "buildings", {"grid_code": grid_code},
+                                             exclude)]
         except StoreError:  # buildings not assigned yet: those whose centre is inside
-            b = ctx.store.read("buildings", bbox=tuple(geom.bounds)) if geom is not None \
-                else None
-            if b is not None and len(b):
-                b = b[shapely.contains(geom, b.geometry.representative_point().values)]
-        if b is not None:
-            buildings = records(pd.DataFrame(b).drop(columns="geometry", errors="ignore"))
+            if geom is not None:
+                shape = shapely.from_geojson(json.dumps(geom))
+                b = ctx.store.read("buildings", bbox=tuple(shape.bounds))
+                if len(b):
+                    b = b[shapely.contains(shape, b.geometry.representative_point().values)]
+                buildings = records(pd.DataFrame(b).drop(columns="geometry",
+                                                         errors="ignore"))
     staff: list[dict] = []
     if "staff" in layers:
         try:
-            s = pd.DataFrame(ctx.store.read("staff", where={"grid_code": grid_code}))
+            staff = [r for r, _ in _rows(ctx, "staff", {"grid_code": grid_code}, exclude)]
         except StoreError:  # staff without grid codes
-            s = pd.DataFrame()
-        if not auth:
-            s = _hide_personal("staff", s)
-        staff = records(s.drop(columns="geometry", errors="ignore"))
+            staff = []
     coverage: list[dict] = []
     if "coverage" in layers:
-        c = ctx.store.read("coverage", where={"level": "grid", "code": grid_code})
-        coverage = records(pd.DataFrame(c).drop(columns="geometry", errors="ignore"))
-    if not auth:
-        stats = {k: v for k, v in stats.items() if k not in PERSONAL}
-    return FastJSON({"grid_code": grid_code, "statistics": stats,
-                     "geometry": json.loads(shapely.to_geojson(geom)) if geom is not None
-                     else None,
+        coverage = [r for r, _ in _rows(ctx, "coverage", {"level": "grid",
+                                                          "code": grid_code}, ())]
+    return FastJSON({"grid_code": grid_code, "statistics": stats, "geometry": geom,
                      "buildings": buildings, "staff": staff, "coverage": coverage})
+
+
+def _rows(ctx, layer: str, where: dict[str, Any], exclude: tuple[str, ...],
+          limit: int = 100_000, geometry: bool = False) -> list[tuple[dict, Any]]:
+    """Matching rows as (properties, GeoJSON geometry dict or None), from the backend's
+    GeoJSON page when it makes one (fast), else from a frame."""
+    got = ctx.store.read_page_geojson(layer, where=where, limit=limit, exclude=exclude)
+    if got is not None:
+        return [(json.loads(p), json.loads(g) if geometry and g else None)
+                for _, g, p in got[0]]
+    frame, _ = ctx.store.read_page(layer, where=where, limit=limit)
+    props = pd.DataFrame(frame).drop(columns=[*exclude, "geometry"], errors="ignore")
+    geoms = (frame.geometry if isinstance(frame, gpd.GeoDataFrame) and geometry
+             else [None] * len(frame))
+    return [(r, json.loads(shapely.to_geojson(g)) if g is not None else None)
+            for r, g in zip(records(props), geoms, strict=True)]
 
 
 @router.get("/coverage", response_model=CoverageRows, summary="Coverage rates",

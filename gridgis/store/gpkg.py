@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class GeoPackageStore(Store):
     def __init__(self, path: str | os.PathLike, create: bool = True) -> None:
         self.path = Path(path)
         self.location = str(self.path)
+        self._local = threading.local()
         if self.path.suffix.lower() != ".gpkg":
             raise StoreError(f"{self.path}: a workspace file must end in .gpkg")
         if not self.path.exists():
@@ -53,6 +55,27 @@ class GeoPackageStore(Store):
             raise StoreError(f"{self.path}: not a GeoPackage workspace")
 
     # -- reading ------------------------------------------------------------------------
+    def _reader(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A read-only SQLite connection to the current file, kept per thread and reopened
+        when the file is replaced (every write replaces it): opening a GeoPackage costs
+        a schema parse that a server answering many small requests should pay once."""
+        st = os.stat(self.path)
+        ident = (st.st_ino, st.st_mtime_ns, st.st_size)
+        local = self._local
+        con = getattr(local, "con", None)
+        if con is None or local.ident != ident:
+            if con is not None:
+                con.close()
+            con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            local.con, local.ident = con, ident
+        return contextlib.nullcontext(con)
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
+
     @staticmethod
     def _is_gpkg(path: Path) -> bool:
         with open(path, "rb") as fh:
@@ -61,7 +84,7 @@ class GeoPackageStore(Store):
     def layers(self) -> list[str]:
         if not self.path.exists():
             return []
-        with contextlib.closing(sqlite3.connect(self.path)) as con:
+        with self._reader() as con:
             try:
                 rows = con.execute(f"SELECT name FROM {_LAYERS} ORDER BY name").fetchall()
             except sqlite3.OperationalError:
@@ -86,7 +109,7 @@ class GeoPackageStore(Store):
             self._check_fields(name, where)
             cond = " AND ".join(f'"{k}" = {_sql_literal(v)}' if v is not None
                                 else f'"{k}" IS NULL' for k, v in where.items())
-            with contextlib.closing(sqlite3.connect(self.path)) as con:
+            with self._reader() as con:
                 pk = [r[1] for r in con.execute(f'PRAGMA table_info("{_q(name)}")') if r[5]]
                 rows = con.execute(f'SELECT "{_q(pk[0]) if pk else "rowid"}" FROM "{_q(name)}" '
                                    f'WHERE {cond} ORDER BY 1').fetchall()
@@ -110,7 +133,7 @@ class GeoPackageStore(Store):
             raise StoreError(f"{self.path}: no layer '{name}'")
         if where:
             self._check_fields(name, where)
-        with contextlib.closing(sqlite3.connect(self.path)) as con:
+        with self._reader() as con:
             info = list(con.execute(f'PRAGMA table_info("{_q(name)}")'))
             geo = con.execute("SELECT column_name FROM gpkg_geometry_columns WHERE "
                               "table_name = ?", (name,)).fetchone()
@@ -165,7 +188,7 @@ class GeoPackageStore(Store):
 
     def _check_fields(self, name: str, where: dict[str, Any]) -> None:
         """Raise :class:`StoreError` naming a ``where`` field the layer lacks."""
-        with contextlib.closing(sqlite3.connect(self.path)) as con:
+        with self._reader() as con:
             fields = {r[1] for r in con.execute(f'PRAGMA table_info("{_q(name)}")')}
         fields -= {"fid", "geometry", "geom"}
         unknown = [k for k in where if k not in fields]
@@ -212,7 +235,7 @@ class GeoPackageStore(Store):
     def info(self, name: str | None = None) -> dict[str, LayerInfo] | LayerInfo:
         infos: dict[str, LayerInfo] = {}
         if self.path.exists():
-            with contextlib.closing(sqlite3.connect(self.path)) as con:
+            with self._reader() as con:
                 try:
                     rows = con.execute(f"SELECT name, info FROM {_LAYERS}").fetchall()
                 except sqlite3.OperationalError:
@@ -231,7 +254,7 @@ class GeoPackageStore(Store):
     def meta(self) -> dict[str, Any]:
         if not self.path.exists():
             return {}
-        with contextlib.closing(sqlite3.connect(self.path)) as con:
+        with self._reader() as con:
             try:
                 rows = con.execute(f"SELECT key, value FROM {_META}").fetchall()
             except sqlite3.OperationalError:
