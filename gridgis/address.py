@@ -609,6 +609,14 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 last = "room"
             continue
         # bare numbers
+        if suf is None and num.isdigit() and p.number is None and p.road is None \
+                and p.building is None and last in ("start", "text") \
+                and (p.community or "").endswith("村") and not _COMPOUND_END.search(last_txt):
+            # 新安村1124, 占坂村留公坞138: a door number in a village or hamlet (TRAIN 7 of 9)
+            p.number = num
+            spans.append(("roadno", num))
+            last = "number"
+            continue
         if suf is None and num[-1].isalpha() and num[0].isdigit() and "-" not in num \
                 and tok.end() < len(tail) and tail[tok.end()].isdigit():
             # 10A1525, 13B3761: building 10A, room 1525 (TRAIN: 8 of 12; after a building
