@@ -214,7 +214,7 @@ def test_parser_accuracy_floor_on_dev(dev_table):
 
 
 def _short_of_target(f1: float, why: str):
-    return pytest.mark.xfail(strict=True, reason=f"dev F1 {f1} < 0.95: {why}")
+    return pytest.mark.xfail(strict=True, reason=f"dev F1 {f1:.3f} < 0.95: {why}")
 
 
 @pytest.mark.shared
