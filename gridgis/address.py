@@ -64,7 +64,7 @@ _RE_YI_DASH = re.compile(r"(?<=\d)一(?=\d)")
 #: a dash between two names only separates them (浙江-杭州-江干区) or ends a number (68-号)
 _RE_NAME_DASH = re.compile(r"(?<=[\u4e00-\u9fff])-(?=[\u4e00-\u9fff])|(?<=\d)-(?=号)")
 # 撞 and 懂 are pinyin-input slips for 幢/栋 (16撞10号, 94懂8单元)
-_RE_BUILDING = re.compile(r"([0-9]+[A-Z]?|[A-Z][0-9]*)(?:号楼|幢|座|#楼|#|号栋|撞|懂)")
+_RE_BUILDING = re.compile(r"([0-9]+[A-Z]?|[A-Z][0-9]*)(?:号楼|幢|座|#楼|#|号栋|号搂|撞|懂)")
 # 门 is a stairwell (单元) after a building (5栋3门); elsewhere N号门 is a gate of a market
 # or compound (义乌国际商贸城79号门, 工业区5号门) and stays
 _RE_UNIT = re.compile(r"(?<=栋)(\d+)(?:号)?门(?![牌诊面店市口卫岗前外内洞])")
