@@ -65,9 +65,9 @@ _RE_YI_DASH = re.compile(r"(?<=\d)一(?=\d)")
 _RE_NAME_DASH = re.compile(r"(?<=[\u4e00-\u9fff])-(?=[\u4e00-\u9fff])|(?<=\d)-(?=号)")
 # 撞 and 懂 are pinyin-input slips for 幢/栋 (16撞10号, 94懂8单元)
 _RE_BUILDING = re.compile(r"([0-9]+[A-Z]?|[A-Z][0-9]*)(?:号楼|幢|座|#楼|#|号栋|号搂|撞|懂)")
-# 门 is a stairwell (单元) after a building (5栋3门); elsewhere N号门 is a gate of a market
-# or compound (义乌国际商贸城79号门, 工业区5号门) and stays
-_RE_UNIT = re.compile(r"(?<=栋)(\d+)(?:号)?门(?![牌诊面店市口卫岗前外内洞])")
+# N门 is a stairwell (单元: 5栋3门, 新村3门); N号门 is one only after a building (5栋3号门),
+# elsewhere a gate of a market or compound (义乌国际商贸城79号门, 工业区5号门) and stays
+_RE_UNIT = re.compile(r"(\d+)门(?![牌诊面店市口卫岗前外内洞])|(?<=栋)(\d+)号门(?![牌诊面店市口卫])")
 _RE_FLOOR = re.compile(r"(-?\d+)(?:楼(?![栋区院盘宇房])|F(?![A-Z])|层)")
 _RE_FLOOR_B = re.compile(r"B(\d)(?:层|F)")  # basement floors B1层 → -1层
 _RE_ROOM = re.compile(r"(\d+[A-Z]?)(?:房间|房|户)")
@@ -160,7 +160,7 @@ def normalise(text: str) -> Normalised:
     s = numerals_to_digits(s)
     s = _RE_NAME_DASH.sub("", s)
     s = _RE_BUILDING.sub(r"\1栋", s)
-    s = _RE_UNIT.sub(r"\1单元", s)
+    s = _RE_UNIT.sub(lambda m: (m.group(1) or m.group(2)) + "单元", s)
     s = _RE_FLOOR_B.sub(r"-\1层", s)
     s = _RE_FLOOR.sub(r"\1层", s)
     s = _RE_ROOM.sub(r"\1室", s)
