@@ -609,6 +609,11 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 last = "room"
             continue
         # bare numbers
+        if suf is None and len(num) == 6 and num.isdigit() and tok.end() == len(tail) \
+                and last not in ("building", "unit", "floor"):
+            # 甘霖路166号325600: a six-digit postcode ending the address (TRAIN 6 of 8)
+            spans.append(("redundant", num))
+            continue
         if suf is None and num.isdigit() and p.number is None and p.road is None \
                 and p.building is None and last in ("start", "text") \
                 and (p.community or "").endswith("村") and not _COMPOUND_END.search(last_txt):
