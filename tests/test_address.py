@@ -172,7 +172,7 @@ def _labels(text: str) -> list[tuple[str, str]]:
     ("扬帆路1062弄研发园B区6号楼2433", [("road", "扬帆路"), ("roadno", "1062弄"),
                                         ("houseno", "6栋"), ("roomno", "2433")]),
     # a six-digit number ending the address is a postcode, not a room
-    ("城东小区甘霖路166号325600", [("road", "甘霖路"), ("roadno", "166号")]),
+    ("甘霖路166号325600", [("road", "甘霖路"), ("roadno", "166号")]),
     # a gate (N号门) is part of a name, not a unit
     ("宁波市江北区文汇路553弄8号门472", [("road", "文汇路"), ("roadno", "553弄"),
                                          ("roomno", "472")]),
