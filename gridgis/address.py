@@ -209,10 +209,12 @@ _RE_SECTION = re.compile(r"[东南西北中][0-9]*段$")
 _RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|[区场城期][\dA-Z]+街$")
 _RE_ROAD_ANY = re.compile(rf"[{_HAN}A-Z0-9]{{1,8}}?(?:大道|大街|公路|路|街|胡同)")
 _RE_LANE_DOOR = re.compile(r"-?\d+号(?!楼|院|门|厂房|库|馆)")
-# Tokens of the part after the road. ``gate``: numbered gates, workshops and halls (5号门,
-# 1号厂房, 4号馆) and product codes (4S店, 3D打印) are parts of names, not numbers.
+# Tokens of the part after the road. ``hwy``: a numbered highway (320国道) is a road.
+# ``gate``: numbered gates, workshops and halls (5号门, 1号厂房, 4号馆) and product codes
+# (4S店, 3D打印) are parts of names, not numbers.
 _RE_TOKEN = re.compile(
-    r"(?P<gate>\d+号(?:门(?![牌诊面店市口卫])|厂房|库|馆)"
+    r"(?P<hwy>[A-Z]?\d+(?:国道|省道|县道))"
+    r"|(?P<gate>\d+号(?:门(?![牌诊面店市口卫])|厂房|库|馆)"
     r"|(?<![\dA-Z])\d[A-Z](?![栋单室楼层号座幢区期])(?=[\u4e00-\u9fff]))"
     r"|(?P<num>[A-Z]?\d+(?:-(?:[A-Z]?\d+[A-Z]?|[A-Z](?=-\d)))*[A-Z]?"
     r"|[A-Z](?:-\d+[A-Z]?)+|[A-Z](?=栋|单元|区))"
@@ -410,6 +412,11 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             after_sep = False
             continue
         after_sep = False
+        if tok.group("hwy"):
+            spans.append(("road" if p.road is None else "subroad", tok.group("hwy")))
+            p.road = p.road or tok.group("hwy")
+            last = "road"
+            continue
         if txt is not None:
             if last in ("road", "lane", "number") and p.poi is None or last == "start":
                 p.poi = (p.poi or "") + txt if last == "start" and p.poi else txt
