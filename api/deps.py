@@ -20,8 +20,8 @@ from api.app import AppContext
 _bearer = HTTPBearer(auto_error=False, description="The token in GRIDGIS_API_TOKEN")
 
 
-def get_ctx(request: Request) -> AppContext:
-    return request.app.state.ctx
+async def get_ctx(request: Request) -> AppContext:
+    return request.app.state.ctx  # async: no threadpool hop per request
 
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
@@ -33,13 +33,13 @@ def _token_ok(ctx: AppContext, cred: HTTPAuthorizationCredentials | None) -> boo
     return hmac.compare_digest(cred.credentials.encode(), ctx.token.encode())
 
 
-def authorised(ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None,
+async def authorised(ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None,
                                          Depends(_bearer)] = None) -> bool:
     """True when the request carries the write token (personal fields may be shown)."""
     return _token_ok(ctx, cred)
 
 
-def require_token(ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None,
+async def require_token(ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None,
                                             Depends(_bearer)] = None) -> None:
     """401 unless the request carries the write token."""
     if ctx.token is None:
