@@ -366,3 +366,37 @@ def test_items_from_a_store_without_native_geojson(tmp_path, layers, client):
                 if x["geometry"]:
                     assert shapely.geometry.shape(x["geometry"]).equals_exact(
                         shapely.geometry.shape(y["geometry"]), 1e-9), url
+
+
+def test_upload_zipped_shapefile(tmp_path, layers):
+    """A planner's usual file: a shapefile (GBK attributes) zipped with its sidecars."""
+    import zipfile
+
+    import pyogrio
+
+    b = layers["buildings"][["building_id", "name", "households", "floors", "use",
+                             "geometry"]].iloc[:25]
+    shp = tmp_path / "楼栋.shp"
+    pyogrio.write_dataframe(b.rename(columns={"building_id": "BLDG_ID"}), shp,
+                            encoding="gbk")  # shapefile field names: 10 characters
+    zpath = tmp_path / "楼栋.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for part in tmp_path.glob("楼栋.*"):
+            if part.suffix != ".zip":
+                zf.write(part, part.name)
+    store = open_store(tmp_path / "up.gpkg")
+    store.write("streets", layers["streets"])
+    with TestClient(create_app(store, token=TOKEN)) as c:
+        r = c.post("/upload", headers=AUTH,
+                   data={"layer": "buildings", "field_map": "building_id=BLDG_ID"},
+                   files={"files": ("楼栋.zip", zpath.read_bytes(), "application/zip")})
+        assert r.status_code == 200, r.text
+        assert r.json()["layers"]["buildings"] == 25
+        got = c.get("/collections/buildings/items?limit=100").json()
+        assert {f["id"] for f in got["features"]} == set(b["building_id"])
+        names = {f["id"]: f["properties"]["name"] for f in got["features"]}
+        assert names == dict(zip(b["building_id"], b["name"].where(b["name"].notna(), None),
+                                 strict=True))
+        r = c.post("/upload", headers=AUTH,
+                   files={"files": ("x.zip", b"not a zip", "application/zip")})
+        assert r.status_code == 422 and "files" in r.json()["detail"]
