@@ -101,10 +101,8 @@ def coverage(
     _need(ctx, "coverage", "run the coverage analysis: POST /jobs/coverage")
     where = {k: v for k, v in (("level", level), ("code", code), ("category", category))
              if v is not None}
-    frame = ctx.store.read("coverage", where=where or None)
-    return FastJSON({"level": level, "code": code,
-                     "rows": records(pd.DataFrame(frame).drop(columns="geometry",
-                                                              errors="ignore"))})
+    rows = [r for r, _ in _rows(ctx, "coverage", where, ())]
+    return FastJSON({"level": level, "code": code, "rows": rows})
 
 
 @router.get("/health", response_model=Health, summary="Is the service up",
