@@ -280,3 +280,17 @@ def test_postgis_reader_sees_a_layer_rewritten_by_another_process():
     assert reader.read_page_geojson("t")[0][0][2] == '{"c":3.5}'
     reader.close()
     writer.close()
+
+
+def test_empty_layers_and_tables_keep_their_kind(store):
+    from gridgis.layers import empty_layer
+
+    store.write_many({"buildings": empty_layer("buildings"), "staff": empty_layer("staff")})
+    b = store.read("buildings")
+    assert isinstance(b, gpd.GeoDataFrame) and len(b) == 0 and b.crs.to_epsg() == 4326
+    assert list(b.columns) == [*empty_layer("buildings").columns]
+    s = store.read("staff")
+    assert not isinstance(s, gpd.GeoDataFrame) and list(s.columns) == \
+        list(empty_layer("staff").columns)
+    page, matched = store.read_page("buildings", limit=5)
+    assert len(page) == 0 and matched == 0

@@ -293,11 +293,6 @@ class PostGISStore(Store):
             cur.execute(f"SELECT {', '.join(select) or 'NULL'} FROM {self._q(name)}"
                         f"{sql_where} ORDER BY {_FID}{page}", args)
             rows = cur.fetchall()
-            info = None
-            if "geometry" in cols:
-                cur.execute(f"SELECT info FROM {self._q(_LAYERS)} WHERE name = %s", (name,))
-                got = cur.fetchone()
-                info = got[0] if got else None
         data = list(zip(*rows, strict=True)) if rows else [()] * len(select)
         out: dict[str, Any] = {}
         for i, col in enumerate(fields):
@@ -307,10 +302,9 @@ class PostGISStore(Store):
             wkb = np.array(data[-1], dtype=object) if rows else np.array([], dtype=object)
             geoms = shapely.from_wkb(wkb) if len(wkb) else np.array([], dtype=object)
             gs = gpd.GeoSeries(geoms, index=frame.index, crs=STORAGE_CRS)
-            if gs.isna().all() and not (info or {}).get("geometry_type"):
-                pass  # a table written without geometry values: like the GeoPackage
-            else:
-                frame = gpd.GeoDataFrame(frame, geometry=gs, crs=STORAGE_CRS)
+            # only layers written as GeoDataFrames have a geometry column: empty or not,
+            # with shapes or not, they come back as layers (like the GeoPackage)
+            frame = gpd.GeoDataFrame(frame, geometry=gs, crs=STORAGE_CRS)
         return conform(name, frame), matched
 
     def info(self, name: str | None = None) -> dict[str, LayerInfo] | LayerInfo:
