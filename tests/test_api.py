@@ -400,3 +400,31 @@ def test_upload_zipped_shapefile(tmp_path, layers):
         r = c.post("/upload", headers=AUTH,
                    files={"files": ("x.zip", b"not a zip", "application/zip")})
         assert r.status_code == 422 and "files" in r.json()["detail"]
+
+
+def test_delineate_job_writes_what_the_cli_writes(tmp_path, layers):
+    """POST /jobs/delineate on a fresh city: grids that tile the communities with every
+    residential grid within the household bounds, and buildings carrying their grid."""
+    from gridgis.standards import DEFAULT
+    from gridgis.synth import make_city
+
+    city = make_city(households=10_000)
+    store = open_store(tmp_path / "job.gpkg")
+    store.write_many(city.layers)
+    with TestClient(create_app(store, token=TOKEN)) as c:
+        assert c.post("/jobs/delineate").status_code == 401
+        r = c.post("/jobs/delineate", headers=AUTH)
+        assert r.status_code == 200, r.text
+        assert {"grids", "buildings", "staff", "delineation_findings",
+                "code_registry"} <= set(r.json()["layers"])
+    g = store.read("grids")
+    b = store.read("buildings")
+    res = g[g["kind"] == "residential"]
+    lo, hi = DEFAULT.grid.min_households, DEFAULT.grid.max_households
+    ok = res["households"].between(lo, hi) | (res["flags"].fillna("") != "")
+    assert ok.all() and res["households"].between(lo, hi).mean() > 0.9  # else flagged
+    assert b["grid_code"].notna().all() and set(b["grid_code"]) <= set(g["grid_code"])
+    hh = b.groupby("grid_code")["households"].sum()
+    assert (g.set_index("grid_code")["households"].reindex(hh.index) == hh).all()
+    comm = city.layers["communities"].to_crs(4549).union_all().area
+    assert abs(g.to_crs(4549).union_all().area - comm) / comm < 1e-3

@@ -143,16 +143,20 @@ def _layers(ctx, names: tuple[str, ...]) -> dict[str, Any]:
 
 @router.post("/jobs/delineate", response_model=WriteResult, summary="Delineate grids",
              description="Divide every community into 250–500-household grids (rules from "
-                         "the server's settings); writes grids, buildings (with "
-                         "grid_code), delineation_findings and code_registry. Codes of "
-                         "unchanged grids are kept.",
+                         "the server's settings) and assign buildings, facilities, "
+                         "institutions, addresses and staff to them, as `gridgis "
+                         "delineate`; writes grids, the assigned layers, "
+                         "delineation_findings and code_registry. Codes of unchanged "
+                         "grids are kept.",
              responses={409: {"description": "Missing input layers"}})
 def run_delineate(ctx: Ctx) -> FastJSON:
-    from gridgis.delineate import delineate
+    from gridgis.assign import assign_all, assign_params
+    from gridgis.delineate import delineate, recount
 
     with ctx.write_lock:
         layers = _layers(ctx, ("communities", "buildings", "roads", "institutions",
-                               "streets"))
+                               "streets", "facilities", "addresses", "staff",
+                               "assign_rejects"))
         previous = ctx.store.read("grids") if "grids" in ctx.layers() else None
         registry = ctx.store.read("code_registry") if "code_registry" in ctx.layers() \
             else None
@@ -162,11 +166,16 @@ def run_delineate(ctx: Ctx) -> FastJSON:
                                else None)
         except ValueError as exc:
             raise HTTPException(409, str(exc)) from exc
-        frames: dict[str, Any] = {"grids": result.grids, "buildings": result.buildings,
-                                  "delineation_findings": result.findings}
+        # as `gridgis delineate`: everything assigned to the new grids, grids recounted
+        layers["buildings"] = result.buildings
+        assigned = assign_all(layers, result.grids, ctx.settings)
+        frames: dict[str, Any] = assigned.layers()
+        frames["grids"] = recount(frames["grids"], frames["buildings"], ctx.settings)
+        frames["delineation_findings"] = result.findings
         if result.registry is not None:
             frames["code_registry"] = result.registry
-        return _write(ctx, "delineate", frames, result.params,
+        params = {**result.params, "assign": assign_params(assigned, ctx.settings)}
+        return _write(ctx, "delineate", frames, params, notes=assigned.notes,
                       summary=f"{len(result.grids)} grids, {len(result.findings)} findings")
 
 
