@@ -1,7 +1,8 @@
 """Property-based fuzzing of the API from its own OpenAPI document (schemathesis) over
 HTTP against uvicorn on loopback: at least 500 generated requests over every operation,
-half with the token, half without; none may get a 5xx. Bounded: a fixed number of
-examples per operation, well under a minute."""
+half with the token, half without; none may get a 5xx. Bounded by a fixed number of
+examples per operation (about 10 s on an idle 2-core machine); speed is measured in
+benchmarks/bench_api.py, not here."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from gridgis.store import open_store
 from gridgis.store.pgtemp import free_port
 
 TOKEN = "fuzz-token"
-TIMES: list = []
 
 #: Generated examples per operation (jobs rewrite the workspace: a few are enough).
 EXAMPLES = 40
@@ -57,7 +57,6 @@ def test_no_server_errors(served):
     base, layers = served
     schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
     calls: list[tuple[str, int]] = []
-    started = time.monotonic()
     operations = [r.ok() for r in schema.get_all_operations()]
     assert len(operations) >= 15
     real = {
@@ -74,10 +73,8 @@ def test_no_server_errors(served):
         def fuzz(case):
             auth = len(calls) % 2 == 0  # half the requests carry the token
             headers = {"Authorization": f"Bearer {TOKEN}"} if auth else {}
-            t0 = time.monotonic()
             response = case.call(base_url=base, headers=headers, timeout=30)
             calls.append((label, response.status_code))
-            TIMES.append((label, time.monotonic() - t0))
             assert response.status_code < 500, (
                 f"{case.method} {case.formatted_path} {case.query} -> "
                 f"{response.status_code}: {response.text[:500]}")
@@ -95,10 +92,7 @@ def test_no_server_errors(served):
                         case.path_parameters[n] = real[n][i % len(real[n])]
                     return case
                 run(op.as_strategy().map(pin), 10, f"{op.label} (real)")
-    elapsed = time.monotonic() - started
-    slowest = sorted(TIMES, key=lambda x: -x[1])[:5]
     assert len(calls) >= 500, f"only {len(calls)} generated requests"
-    assert elapsed < 60, f"fuzzing took {elapsed:.0f} s; slowest requests {slowest}"
     statuses = {s for _, s in calls}
     assert {200, 401, 404, 422} <= statuses, statuses
     ok_items = [s for lab, s in calls if lab.startswith("GET /collections/{layer}/items")
