@@ -294,3 +294,20 @@ def test_empty_layers_and_tables_keep_their_kind(store):
         list(empty_layer("staff").columns)
     page, matched = store.read_page("buildings", limit=5)
     assert len(page) == 0 and matched == 0
+
+
+def test_numpy_parameters_and_metadata_stay_numbers(store):
+    """Parameters computed with numpy (households sums, thresholds) come back as JSON
+    numbers on both backends, not as their text."""
+    import numpy as np
+
+    store.write("extra", generic_layer(), params={"households": np.int64(30_000),
+                                                  "share": np.float64(0.9),
+                                                  "radii": np.array([300, 500])})
+    params = store.info("extra").params
+    assert params == {"households": 30_000, "share": 0.9, "radii": [300, 500]}
+    assert isinstance(params["households"], int)
+    store.set_meta(total=np.int64(7), flags=(np.bool_(True),))
+    meta = store.meta()
+    assert meta["total"] == 7 and isinstance(meta["total"], int)
+    assert meta["flags"] == [True]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from gridgis.layers import SCHEMA
@@ -47,6 +49,22 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays made plain Python (recursively), so that
+    parameters such as ``np.int64(30000)`` are stored as numbers, not the text "30000"."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
 def describe(name: str, frame: Frame, params: dict[str, Any] | None) -> LayerInfo:
     """Build the :class:`LayerInfo` for a frame about to be written."""
     is_geo = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
@@ -62,7 +80,7 @@ def describe(name: str, frame: Frame, params: dict[str, Any] | None) -> LayerInf
         epsg = frame.crs.to_epsg()
         crs = f"EPSG:{epsg}" if epsg else frame.crs.to_string()
     return LayerInfo(name=name, rows=len(frame), crs=crs, geometry_type=gtype, bounds=bounds,
-                     params=dict(params or {}), written_at=now_iso())
+                     params=jsonable(dict(params or {})), written_at=now_iso())
 
 
 def conform(name: str, frame: Frame) -> Frame:

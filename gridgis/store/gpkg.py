@@ -32,6 +32,7 @@ from gridgis.store.base import (
     StoreError,
     conform,
     describe,
+    jsonable,
     now_iso,
 )
 
@@ -342,22 +343,6 @@ class GeoPackageStore(Store):
                 for k, v in values.items():
                     con.execute(f"INSERT OR REPLACE INTO {_META} VALUES (?, ?)",
                                 (k, json.dumps(jsonable(v), ensure_ascii=False, default=str)))
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars and arrays made plain Python (recursively), so that
-    parameters such as ``np.int64(30000)`` are stored as numbers, not the text "30000"."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value
 
 
 def _nullable(frame: Frame, info: dict[str, Any]) -> Frame:

@@ -47,6 +47,7 @@ from gridgis.store.base import (
     StoreError,
     conform,
     describe,
+    jsonable,
     now_iso,
 )
 
@@ -407,7 +408,7 @@ class PostGISStore(Store):
                 conn.exec_driver_sql(
                     f"INSERT INTO {self._q(_META)} VALUES (%(k)s, %(v)s) "
                     "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                    {"k": k, "v": json.dumps(v, ensure_ascii=False, default=str)})
+                    {"k": k, "v": json.dumps(jsonable(v), ensure_ascii=False, default=str)})
 
 
 # -- frame <-> SQL ----------------------------------------------------------------------
