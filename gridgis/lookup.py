@@ -16,6 +16,7 @@ Without a grids layer the chain stops at the community. Answers are plain dicts
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,10 +24,11 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyproj
 import shapely
 
 from gridgis.address import AddressIndex, Match
-from gridgis.crs import to_wgs84
+from gridgis.crs import parse_crs, to_wgs84
 from gridgis.layers import STAFF_ROLES
 from gridgis.standards import DEFAULT, Settings
 
@@ -55,6 +57,19 @@ def _object_column(values) -> pd.Series:
     if arr.size and not all(isinstance(v, str) or v is None for v in arr[:1]):
         arr = np.where(pd.isna(arr), None, arr)
     return pd.Series(arr, dtype=object)
+
+
+@functools.lru_cache(maxsize=64)
+def _converter(crs: str) -> Callable[[np.ndarray, np.ndarray], tuple]:
+    """The function :func:`gridgis.crs.to_wgs84` applies for ``crs``, resolved once per
+    CRS name (the per-call CRS parsing and comparison cost more than one point's maths)."""
+    kind = parse_crs(crs)
+    if kind in ("gcj02", "bd09"):
+        return functools.partial(to_wgs84, crs=kind)
+    if kind == "EPSG:4490" or pyproj.CRS(kind).equals(pyproj.CRS("EPSG:4326")):
+        return lambda lon, lat: (lon, lat)
+    tr = pyproj.Transformer.from_crs(kind, "EPSG:4326", always_xy=True)
+    return lambda lon, lat: tuple(np.asarray(v) for v in tr.transform(lon, lat))
 
 
 class _Points:
@@ -87,6 +102,20 @@ class _Polygons:
         self.bounds = shapely.bounds(self.geoms)
         self.tree = shapely.STRtree(self.geoms)
 
+    def locate_one(self, lon: float, lat: float) -> int:
+        """Row position of the polygon containing one point (boundary included), -1
+        where none; the lowest position wins where polygons overlap, as in :meth:`locate`.
+        """
+        if self.tree is None:
+            return -1
+        cand = self.tree.query(shapely.Point(lon, lat))
+        if cand.size == 0:
+            return -1
+        if cand.size > 1:
+            cand = np.sort(cand)
+        hit = shapely.intersects_xy(self.geoms[cand], lon, lat)
+        return int(cand[hit.argmax()]) if hit.any() else -1
+
     def locate(self, pts: _Points) -> np.ndarray:
         """Row position of the polygon containing each point (boundary included), -1
         where none; where polygons overlap, the first one wins.
@@ -105,7 +134,8 @@ class _Polygons:
             pi, ti = self.tree.query(pts.geoms)
             hit = shapely.intersects_xy(self.geoms[ti], pts.lon[pi], pts.lat[pi])
             pi, ti = pi[hit], ti[hit]
-            out[pi[::-1]] = ti[::-1]
+            order = np.lexsort((ti, pi))[::-1]  # so the lowest polygon index wins
+            out[pi[order]] = ti[order]
             return out
         b = self.bounds
         start = np.searchsorted(pts.sorted_lon, b[:, 0], side="left")
@@ -207,6 +237,23 @@ class Lookup:
                     self._people.setdefault(grid, []).append(person)
                 elif comm:
                     self._community_people.setdefault(comm, []).append(person)
+        # the chain of every grid (or, without grids, every community), public and
+        # personal, so that a single-point answer is an index query and a copy
+        self._chains: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+        if self.grids.frame is not None:
+            rows = [{"match_level": "grid", "grid_code": g, "grid_kind": k,
+                     "households": h, "community_code": c, "street_code": st}
+                    for g, k, h, c, st in zip(self._grid_codes, self._grid_kind,
+                                              self._grid_households, self._grid_community,
+                                              self._grid_street, strict=True)]
+        elif self.communities.frame is not None:
+            rows = [{"match_level": "community", "grid_code": None, "grid_kind": None,
+                     "households": None, "community_code": c, "street_code": st}
+                    for c, st in zip(self._comm_codes, self._comm_street, strict=True)]
+        else:
+            rows = []
+        for personal in (False, True):
+            self._chains[personal] = [self._chain(r, personal) for r in rows]
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -278,7 +325,57 @@ class Lookup:
 
     def point(self, lon: float, lat: float, crs: str = "wgs84",
               include_personal: bool = False) -> dict[str, Any]:
-        """Locate one point and return the chain (see the module docstring)."""
+        """Locate one point and return the chain (see the module docstring).
+
+        The same answer as :meth:`points` for that point with its chain, without building
+        a DataFrame: the CRS conversion is resolved once per CRS name, the grid and the
+        building are STRtree queries, and the chain is a copy of one precomputed per grid.
+
+        Parameters
+        ----------
+        lon, lat
+            Coordinates in degrees in ``crs``.
+        crs
+            wgs84 | cgcs2000 | gcj02 | bd09 (or any EPSG code).
+        include_personal
+            Include the people's phone numbers.
+
+        Returns
+        -------
+        dict
+            query, match_level, lon, lat (WGS84, degrees), building_id, street,
+            community, grid, people (and community_people where there is no grid).
+        """
+        x, y = _converter(crs)(np.array([lon], dtype=float), np.array([lat], dtype=float))
+        x, y = float(np.asarray(x).reshape(-1)[0]), float(np.asarray(y).reshape(-1)[0])
+        if self.grids.frame is not None:
+            k = self.grids.locate_one(x, y)
+            level = "grid"
+        else:
+            k = self.communities.locate_one(x, y)
+            level = "community"
+        building_id = None
+        if k >= 0 and self.buildings.tree is not None:
+            b = self.buildings.locate_one(x, y)
+            if b >= 0:
+                building_id = str(self._building_ids[b])
+                if level == "grid":
+                    level = "building"
+        out: dict[str, Any] = {"query": {"lon": float(lon), "lat": float(lat), "crs": crs},
+                               "match_level": level if k >= 0 else "none",
+                               "lon": x, "lat": y, "building_id": building_id}
+        if k < 0:
+            out.update({"street": None, "community": None, "grid": None, "people": []})
+        else:
+            for key, v in self._chains[bool(include_personal)][k].items():
+                out[key] = (v.copy() if isinstance(v, dict) else [dict(p) for p in v]
+                            if isinstance(v, list) else v)
+        return out
+
+    def point_from_points(self, lon: float, lat: float, crs: str = "wgs84",
+                          include_personal: bool = False) -> dict[str, Any]:
+        """:meth:`point` computed through :meth:`points` (the batch path); the reference
+        the fast :meth:`point` is tested against."""
         row = self.points([lon], [lat], crs).iloc[0]
         out: dict[str, Any] = {"query": {"lon": float(lon), "lat": float(lat), "crs": crs},
                                "match_level": row["match_level"],

@@ -299,3 +299,57 @@ def test_cli_errors(workspace, tmp_path):
     assert not (tmp_path / "o.csv").exists()
     r = runner.invoke(app, ["lookup", "-w", str(tmp_path / "missing.gpkg"), "报春路12号"])
     assert r.exit_code != 0
+
+
+def test_fast_point_equals_batch_path(demo, layers):
+    """Lookup.point (index query + precomputed chain) answers exactly as the DataFrame
+    path of Lookup.points, inside and outside grids, in WGS84, GCJ-02 and BD-09."""
+    finder = Lookup(**{k: demo[k] for k in ("buildings", "grids", "communities", "streets",
+                                             "staff")})
+    minx, miny, maxx, maxy = demo["grids"].total_bounds
+    dx, dy = (maxx - minx) * 0.1, (maxy - miny) * 0.1
+    rng = np.random.default_rng(11)
+    lon = rng.uniform(minx - dx, maxx + dx, 300)
+    lat = rng.uniform(miny - dy, maxy + dy, 300)
+    reps = demo["buildings"].geometry.representative_point()[:60]
+    lon, lat = np.r_[lon, reps.x], np.r_[lat, reps.y]
+    levels = set()
+    for crs in ("wgs84", "gcj02", "bd09"):
+        x, y = (lon, lat) if crs == "wgs84" else from_wgs84(lon, lat, crs)
+        for i in range(len(x)):
+            personal = bool(i % 2)
+            fast = finder.point(float(x[i]), float(y[i]), crs, include_personal=personal)
+            ref = finder.point_from_points(float(x[i]), float(y[i]), crs,
+                                           include_personal=personal)
+            assert fast == ref, (crs, i)
+            levels.add(fast["match_level"])
+    assert levels == {"building", "grid", "none"}
+    # without a grids layer the chain stops at the community, with its people
+    no_grids = Lookup(**{k: v for k, v in layers.items() if k != "grids"})
+    for p in [pt(30, 30), pt(150, 50), pt(300, 100), pt(-50, 50)]:
+        for personal in (False, True):
+            assert no_grids.point(*p, include_personal=personal) == \
+                no_grids.point_from_points(*p, include_personal=personal)
+    assert no_grids.point(*pt(30, 30))["community_people"]
+
+
+def test_fast_point_answers_are_copies(finder):
+    """Changing an answer must not change the next one (the chains are shared)."""
+    a = finder.point(*pt(30, 30), include_personal=True)
+    a["people"][0]["name"] = "x"
+    a["grid"]["grid_code"] = "x"
+    b = finder.point(*pt(30, 30), include_personal=True)
+    assert b["people"][0]["name"] == "张三" and b["grid"]["grid_code"] == "310112001001001"
+
+
+def test_overlapping_polygons_lowest_row_wins():
+    """Where grids overlap, single points and batches both give the first grid."""
+    grids = gdf([{"grid_code": f"31011200100100{i}", "community_code": "310112001001",
+                  "kind": "residential", "households": 1, "geometry": box(0, 0, 100, 100)}
+                 for i in range(1, 8)])
+    finder = Lookup(grids=grids)
+    assert finder.point(*pt(50, 50))["grid"]["grid_code"] == "310112001001001"
+    assert finder.points(*map(np.array, zip(pt(50, 50))))["grid_code"][0] == \
+        "310112001001001"
+    lon, lat = np.full(40, pt(50, 50)[0]), np.full(40, pt(50, 50)[1])
+    assert set(finder.points(lon, lat)["grid_code"]) == {"310112001001001"}
