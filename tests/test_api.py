@@ -312,16 +312,17 @@ def test_writes_refused_without_a_configured_token(tmp_path, layers, monkeypatch
         assert pd.DataFrame(store.read("streets")).shape[0] == len(layers["streets"])
 
 
-def test_batched_point_answers_equal_lookup_point(layers):
-    """The API coalesces concurrent point lookups into one Lookup.points call; every
-    answer must equal what Lookup.point gives for that point alone."""
+def test_concurrent_point_answers_equal_batch_path(client, layers):
+    """Concurrent /lookup/point requests each get the answer of the batch path
+    (Lookup.points with its chain) for that point alone, with and without the token."""
     import asyncio
 
-    from api.routers.lookup import BATCHER, answer
+    import httpx
+
     from gridgis.lookup import Lookup
 
-    lk = Lookup(layers["addresses"], layers["buildings"], layers["grids"],
-                layers["communities"], layers["streets"], layers["staff"])
+    app = client.app
+    lk = Lookup.from_store(app.state.ctx.store)  # what is served now (earlier tests write)
     minx, miny, maxx, maxy = layers["grids"].total_bounds
     rng = np.random.default_rng(3)
     pts = list(zip(rng.uniform(minx - 0.002, maxx + 0.002, 60),
@@ -329,16 +330,21 @@ def test_batched_point_answers_equal_lookup_point(layers):
     pts += [(p.x, p.y) for p in layers["buildings"].geometry.representative_point()[:20]]
 
     async def many(crs: str, personal: bool):
-        rows = await asyncio.gather(*[BATCHER.locate(lk, x, y, crs) for x, y in pts])
-        return [answer(lk, r, x, y, crs, personal) for r, (x, y) in zip(rows, pts,
-                                                                       strict=True)]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t",
+                                     headers=AUTH if personal else {}) as c:
+            rs = await asyncio.gather(*[c.get("/lookup/point", params={
+                "lon": repr(float(x)), "lat": repr(float(y)), "crs": crs}) for x, y in pts])
+        return [r.json() for r in rs]
 
+    levels = set()
     for crs in ("wgs84", "gcj02"):
         for personal in (False, True):
             got = asyncio.run(many(crs, personal))
-            want = [lk.point(x, y, crs, include_personal=personal) for x, y in pts]
+            want = [lk.point_from_points(x, y, crs, include_personal=personal)
+                    for x, y in pts]
             assert got == want
-    levels = {a["match_level"] for a in asyncio.run(many("wgs84", False))}
+            levels |= {a["match_level"] for a in got}
     assert {"building", "grid", "none"} <= levels
 
 
