@@ -186,6 +186,7 @@ def create_app(store: Store, settings: Settings = DEFAULT, maps_dir: str | Path 
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
+    app.add_middleware(lookup.PointFastLane, ctx=app.state.ctx)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     return app
 

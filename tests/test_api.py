@@ -348,6 +348,60 @@ def test_concurrent_point_answers_equal_batch_path(client, layers):
     assert {"building", "grid", "none"} <= levels
 
 
+def test_point_fast_lane_equals_the_route(client, layers):
+    """The ASGI fast lane for GET /lookup/point answers byte for byte as the FastAPI
+    route for the same values and token (number spellings, CRS, Authorization header
+    variants), and leaves malformed requests to FastAPI's validation."""
+    import asyncio
+
+    from fastapi.security import HTTPBearer
+    from starlette.requests import Request
+
+    from api.deps import _token_ok
+    from api.routers.lookup import PointFastLane
+    from api.routers.lookup import point as route
+
+    ctx = client.app.state.ctx
+    row = layers["grids"].iloc[3]
+    body = {"staff": [{"staff_id": "FAST1", "name": "周快", "role": "grid_head",
+                       "phone": "13900000001"}]}
+    assert client.post(f"/grids/{row['grid_code']}/staff", json=body,
+                       headers=AUTH).status_code == 200
+    p = row.geometry.representative_point()
+    x, y = f"{p.x:.6f}", f"{p.y:.6f}"
+    client.get(f"/lookup/point?lon={x}&lat={y}")  # the lookup is built
+    assert ctx._lookup is not None
+    headers_cases = [{}, AUTH, {"Authorization": f"bearer  {TOKEN} "},
+                     {"Authorization": f"Basic {TOKEN}"}, {"Authorization": "Bearer nope"},
+                     {"Authorization": "Bearer"}]
+    queries = [f"lon={x}&lat={y}", f"lat={y}&lon=%2B{x}&crs=gcj02", f"lon={x}&lat={y}&crs=bd09",
+               f"lon={float(x) * 10:.6f}e-1&lat={y}&crs=EPSG:4490&other=1", "lon=100.&lat=20"]
+    taken = 0
+    for q in queries:
+        assert PointFastLane._args(q.encode()) is not None, q
+        for h in headers_cases:
+            got = client.get(f"/lookup/point?{q}", headers=h)
+            req = Request({"type": "http", "headers": [(k.lower().encode(), v.encode())
+                                                       for k, v in h.items()]})
+            auth = _token_ok(ctx, asyncio.run(HTTPBearer(auto_error=False)(req)))
+            args = PointFastLane._args(q.encode())
+            want = asyncio.run(route(ctx, auth, *args))
+            assert got.status_code == 200 and got.content == want.body, (q, h)
+            assert got.headers["content-type"] == "application/json"
+            taken += 1
+    assert taken == len(queries) * len(headers_cases)
+    people = client.get(f"/lookup/point?{queries[0]}", headers=AUTH).json()["people"]
+    assert {"name": "周快", "role": "grid_head", "role_zh": "网格长",
+            "phone": "13900000001"} in people
+    # left to FastAPI: its validation errors, and the last of repeated values
+    for q in ["lon=1e400&lat=30", "lon=nan&lat=30", f"lon=1&lon={x}&lat={y}x",
+              f"lon={x}&lat={y}&crs=WGS84"]:
+        assert PointFastLane._args(q.encode()) is None
+        assert client.get(f"/lookup/point?{q}").status_code == 422, q
+    assert client.get(f"/lookup/point?lon=1&lon={x}&lat={y}").json() == \
+        client.get(f"/lookup/point?lon={x}&lat={y}").json()
+
+
 def test_items_from_a_store_without_native_geojson(tmp_path, layers, client):
     """Stores that cannot make GeoJSON themselves are served from read_page frames: same
     features, ids and coordinates as the native path."""

@@ -3,17 +3,97 @@ address — the hotline's question. Answers come from :class:`gridgis.lookup.Loo
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import hmac
+import re
+from typing import Annotated, Literal, get_args
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.deps import Authorised, Ctx, FastJSON
+from api.app import AppContext
+from api.deps import Authorised, Ctx, FastJSON, dumps
 from api.models import AddressAnswer, PointAnswer
 
 router = APIRouter(prefix="/lookup", tags=["lookup"])
 
 PointCrs = Literal["wgs84", "cgcs2000", "gcj02", "bd09", "EPSG:4326", "EPSG:4490"]
+
+#: A plain decimal number (what the fast lane parses itself; anything else goes to FastAPI).
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_POINT_CRS = frozenset(get_args(PointCrs))
+_RANGES = {"lon": 180.0, "lat": 90.0}
+
+
+class PointFastLane:
+    """Answers well-formed ``GET /lookup/point`` requests without FastAPI's routing,
+    dependency injection and validation (about 0.5 ms a request, most of the cost of a
+    point lookup), with exactly the answer of the :func:`point` route.
+
+    Only requests whose lon, lat (plain decimal numbers within range, once each) and
+    crs (one of :data:`PointCrs`, at most once) are unambiguous are taken; everything
+    else — bad values, unknown CRS, a lookup not built yet — goes to the FastAPI route,
+    which validates, reports errors and documents the endpoint in the OpenAPI schema.
+    The bearer token is read as :class:`fastapi.security.HTTPBearer` reads it.
+    """
+
+    def __init__(self, app: ASGIApp, ctx: AppContext) -> None:
+        self.app = app
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["path"] != "/lookup/point"
+                or scope["method"] != "GET" or scope.get("root_path")):
+            await self.app(scope, receive, send)
+            return
+        lk = self.ctx._lookup  # once: a write through the API may reset it meanwhile
+        args = self._args(scope["query_string"]) if lk is not None else None
+        if args is None:
+            await self.app(scope, receive, send)
+            return
+        lon, lat, crs = args
+        body = dumps(lk.point(lon, lat, crs, include_personal=self._authorised(scope)))
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(body)).encode()),
+                                (b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _args(query: bytes) -> tuple[float, float, str] | None:
+        """lon, lat, crs when unambiguous and valid, else None (FastAPI decides)."""
+        seen: dict[str, str] = {}
+        for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if key in ("lon", "lat", "crs"):
+                if key in seen:
+                    return None
+                seen[key] = value
+        out = []
+        for key in ("lon", "lat"):
+            text = seen.get(key)
+            if text is None or not _NUMBER.fullmatch(text):
+                return None
+            v = float(text)
+            if not -_RANGES[key] <= v <= _RANGES[key]:
+                return None
+            out.append(v)
+        crs = seen.get("crs", "wgs84")
+        if crs not in _POINT_CRS:
+            return None
+        return out[0], out[1], crs
+
+    def _authorised(self, scope: Scope) -> bool:
+        token = self.ctx.token
+        if token is None:
+            return False
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, credentials = value.decode("latin-1").partition(" ")
+                credentials = credentials.strip()
+                if not (scheme and credentials) or scheme.lower() != "bearer":
+                    return False
+                return hmac.compare_digest(credentials.encode(), token.encode())
+        return False
 
 
 async def _lookup(ctx):
