@@ -216,7 +216,7 @@ def _base(request: Request) -> str:
 
 
 @router.get("/", response_model=Landing, summary="Landing page")
-def landing(request: Request) -> FastJSON:
+async def landing(request: Request) -> FastJSON:  # no I/O: no threadpool hop
     base = _base(request)
     return FastJSON({
         "title": "gridgis",
@@ -236,7 +236,7 @@ def landing(request: Request) -> FastJSON:
 
 
 @router.get("/conformance", response_model=Conformance, summary="Conformance classes")
-def conformance() -> FastJSON:
+async def conformance() -> FastJSON:
     return FastJSON({"conformsTo": CONFORMANCE})
 
 

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/maps", tags=["maps"])
 
 
 @router.get("", include_in_schema=False)
-def maps_root() -> RedirectResponse:
+async def maps_root() -> RedirectResponse:
     return RedirectResponse("/maps/", status_code=307)
 
 
