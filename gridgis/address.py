@@ -322,6 +322,10 @@ def _is_range(a: str, b: str) -> bool:
             and 0 < int(b) - int(a) <= 20)
 
 
+
+#: Number suffixes that name the address part on their own: suffix -> (part, corpus label).
+_SUFFIX_PART = {"单元": ("unit", "cellno"), "层": ("floor", "floorno"), "室": ("room", "roomno")}
+
 def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
     """Parse one address into components.
 
@@ -529,20 +533,11 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             spans.append(("cellno", whole))
             last = "unit"
             continue
-        if suf == "单元":
-            p.unit = whole
-            spans.append(("cellno", whole))
-            last = "unit"
-            continue
-        if suf == "层":
-            p.floor = whole
-            spans.append(("floorno", whole))
-            last = "floor"
-            continue
-        if suf == "室":
-            p.room = whole
-            spans.append(("roomno", whole))
-            last = "room"
+        if suf in _SUFFIX_PART:  # 单元 / 层 / 室: the part is named by its suffix
+            part, label = _SUFFIX_PART[suf]
+            setattr(p, part, whole)
+            spans.append((label, whole))
+            last = part
             continue
         parts = num.split("-")
         door_slot = (last in ("road", "lane") and p.number is None)
