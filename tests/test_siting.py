@@ -1,8 +1,7 @@
-"""Siting: lazy greedy against spopt's exact MCLP on a small case, and the bookkeeping."""
+"""Siting: lazy greedy against spopt's exact MCLP on a small case, and the bookkeeping.
+Speed against the exact MCLP is measured in benchmarks/bench_siting.py, not here."""
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -29,14 +28,12 @@ def access(city):
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_greedy_within_5_percent_of_exact_mclp_and_faster(access):
+def test_greedy_within_5_percent_of_exact_mclp(access):
     spopt = pytest.importorskip("spopt.locate")
     pulp = pytest.importorskip("pulp")
     settings = Settings()
     count = 3
-    t0 = time.perf_counter()
     result = propose_sites(access, CATEGORY, count, settings)
-    greedy_s = time.perf_counter() - t0
 
     # exact MCLP on the same walking graph: columns = existing facilities + network nodes
     graph = access.graph
@@ -48,11 +45,9 @@ def test_greedy_within_5_percent_of_exact_mclp_and_faster(access):
     hh = access.buildings["households"].to_numpy()[ok]
     predefined = np.r_[np.ones(len(existing), int), np.zeros(len(candidates), int)]
     radius = settings.coverage.radius_m[CATEGORY]
-    t0 = time.perf_counter()
     model = spopt.MCLP.from_cost_matrix(dist, hh, radius, p_facilities=len(existing) + count,
                                         predefined_facilities_arr=predefined)
     model = model.solve(pulp.PULP_CBC_CMD(msg=False))
-    exact_s = time.perf_counter() - t0
     exact = int(round(pulp.value(model.problem.objective)))
 
     before = result.params["households_covered_before"]
@@ -62,10 +57,8 @@ def test_greedy_within_5_percent_of_exact_mclp_and_faster(access):
     cols = np.r_[np.arange(len(existing)), len(existing) + np.array(chosen)]
     assert int(hh[(dist[:, cols] <= radius).any(axis=1)].sum()) == greedy
     assert int(hh[(dist[:, :len(existing)] <= radius).any(axis=1)].sum()) == before
-    print(f"greedy {greedy} households in {greedy_s:.3f} s; exact MCLP {exact} in {exact_s:.3f} s")
     assert greedy >= 0.95 * exact, (greedy, exact)
     assert greedy <= exact
-    assert greedy_s < exact_s, (greedy_s, exact_s)
 
 
 def test_sites_ranked_and_gains_shrink(access):
