@@ -57,6 +57,8 @@ _RE_CN_NUMBER = re.compile(rf"(?<![\d{_CN_CHARS}])([{_CN_CHARS}]{{1,12}})(?={_NU
 # 第 + numeral + suffix (第三栋, 第二单元)
 _RE_DI = re.compile(rf"第(\d+)(?={_NUM_SUFFIX})")
 _RE_HINT = re.compile(r"\(([^()]*)\)")
+#: a space between two numbers separates them like a dash (13 2950室: building 13, room 2950)
+_RE_NUM_SPACE = re.compile(r"(?<=[0-9])\s+(?=[0-9])")
 _RE_DROP = re.compile(r"[\s,，.。、;；:：'\"“”‘’!！?？*·•/\\|<>《》「」『』]+")
 _RE_DASHES = re.compile(r"-{2,}")
 #: 一 typed for a dash between digits (153一4, 11一8一646: 一 and - share a key stroke)
@@ -124,8 +126,9 @@ def normalise(text: str) -> Normalised:
     """Normalise one address text.
 
     Steps, in order: full-width → half-width; upper-case Latin letters; parenthesised
-    hints such as ``(迎勋北路)`` set apart; spaces and punctuation removed (``-`` kept, it
-    separates building-unit-room); Chinese numerals → digits where a numeric suffix
+    hints such as ``(迎勋北路)`` set apart; a space between two numbers → ``-`` (13 2950室 →
+    13-2950室); other spaces and punctuation removed (``-`` kept, it separates
+    building-unit-room); Chinese numerals → digits where a numeric suffix
     follows (十二栋 → 12栋, 一〇二室 → 102室, 二十三号 → 23号, but 四川路, 三元里, 十里河
     stay); 一 typed for a dash between digits (153一4 → 153-4); a dash between two names
     dropped (浙江-杭州 → 浙江杭州); synonyms: 幢/座/号楼/# (and the slips 撞/懂) → 栋,
@@ -154,6 +157,7 @@ def normalise(text: str) -> Normalised:
             hints.extend(h for h in found if h.strip())
             s = _RE_HINT.sub("", s)
         s = s.replace("(", "").replace(")", "")
+    s = _RE_NUM_SPACE.sub("-", s)
     s = _RE_DROP.sub("", s)
     s = _RE_YI_DASH.sub("-", s)
     s = _RE_DASHES.sub("-", s).strip("-")
@@ -713,6 +717,23 @@ def read_bio(path) -> list[list[tuple[str, str]]]:
     return out
 
 
+def bio_text(tokens: list[tuple[str, str]]) -> str:
+    """The address text of a BIO-labelled address.
+
+    The corpus makes every run of digits one token, so two digit tokens side by side were
+    two numbers apart in the original text (华南公富13 2950室): they are joined with a
+    space, which :func:`normalise` reads as a separator.
+    """
+    out = []
+    prev = ""
+    for tok, _ in tokens:
+        if prev.isdigit() and tok[:1].isdigit():
+            out.append(" ")
+        out.append(tok)
+        prev = tok
+    return "".join(out)
+
+
 def bio_spans(tokens: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """(label, text) spans of a BIO-labelled address, labels lower-cased."""
     spans: list[list[str]] = []
@@ -749,7 +770,7 @@ def evaluate_parser(sentences: list[list[tuple[str, str]]], fields: Iterable[str
     pred_n = dict.fromkeys(fields, 0)
     hit_n = dict.fromkeys(fields, 0)
     for sent in sentences:
-        text = "".join(t for t, _ in sent)
+        text = bio_text(sent)
         gold: dict[str, list[str]] = defaultdict(list)
         for lab, t in bio_spans(sent):
             if lab in gold_n:

@@ -1,0 +1,150 @@
+"""Address parser against the Chinese address parsing corpus (issue 5), and how
+consistent the corpus's own labels are.
+
+Prints, for roadno / houseno / cellno / roomno (and road, poi, floorno):
+
+1. span-level precision, recall and F1 of :func:`gridgis.address.parse` on train and dev
+   (a predicted span counts when a gold span of the same field has the same normalised
+   text: the headline, strict metric);
+2. an upper bound of the character-level F1 on dev (characters of each field compared
+   as multisets per address, so position is ignored: any character-level score is at
+   most this);
+3. the corpus's agreement with itself: pairs of addresses (train + dev) whose texts are
+   identical once digits and Latin letters are masked, scored against each other with the
+   same span metric (masked span texts), i.e. how often two annotators' (or one
+   annotator's) labels for the same written pattern agree;
+4. counts of the written patterns that carry two conventions in train.txt.
+
+Nothing here is learned or shipped; the corpus is read from ../shared/data only.
+
+Example: .venv/bin/python benchmarks/bench_parser.py --append
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gridgis.address import bio_spans, bio_text, evaluate_parser, normalise, parse, read_bio
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "cn-address-parsing"
+TARGET = ("roadno", "houseno", "cellno", "roomno")
+FIELDS = ("road", "roadno", "poi", "houseno", "cellno", "floorno", "roomno")
+
+
+def _f1(hit: int, pred: int, gold: int) -> float:
+    p = hit / pred if pred else 0.0
+    r = hit / gold if gold else 0.0
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def char_bag_f1(sentences) -> dict[str, float]:
+    """Upper bound of character-level F1: per address and field, the characters of the
+    predicted spans against those of the gold spans, as multisets."""
+    gold, pred, hit = Counter(), Counter(), Counter()
+    for sent in sentences:
+        spans = parse(bio_text(sent)).spans
+        for f in FIELDS:
+            g = Counter("".join(normalise(t).text for lab, t in bio_spans(sent) if lab == f))
+            p = Counter("".join(t for lab, t in spans if lab == f))
+            gold[f] += sum(g.values())
+            pred[f] += sum(p.values())
+            hit[f] += sum((g & p).values())
+    return {f: _f1(hit[f], pred[f], gold[f]) for f in FIELDS}
+
+
+def _mask(text: str) -> str:
+    return re.sub(r"[A-Z]+", "A", re.sub(r"[0-9]+", "0", text.upper()))
+
+
+def self_agreement(sentences) -> tuple[int, dict[str, tuple[int, float]]]:
+    """Pairwise span agreement between addresses that are identical once digits and Latin
+    letters are masked. Returns (pairs, {field: (spans, agreement F1)})."""
+    groups: dict[str, list[list[tuple[str, str]]]] = defaultdict(list)
+    for sent in sentences:
+        groups[_mask(bio_text(sent))].append([(lab, _mask(t)) for lab, t in bio_spans(sent)])
+    n_pairs = 0
+    total, agree = Counter(), Counter()
+    for labelled in groups.values():
+        for a, b in itertools.combinations(labelled, 2):
+            n_pairs += 1
+            for f in TARGET:
+                sa = [t for lab, t in a if lab == f]
+                rem = [t for lab, t in b if lab == f]
+                total[f] += len(sa) + len(rem)
+                for t in sa:
+                    if t in rem:
+                        rem.remove(t)
+                        agree[f] += 2
+    return n_pairs, {f: (total[f] // 2, agree[f] / total[f] if total[f] else 1.0)
+                     for f in TARGET}
+
+
+_NUM = re.compile(r"[0-9]+")
+
+
+def conventions(sentences) -> list[tuple[str, Counter]]:
+    """Label conventions of three written patterns in the corpus, counted."""
+    lane, bldg_no, letter = Counter(), Counter(), Counter()
+    for sent in sentences:
+        spans = [(lab, normalise(t).text) for lab, t in bio_spans(sent)]
+        for (la, ta), (lb, tb) in zip(spans, spans[1:], strict=False):
+            # road + N弄 + M号 (报春路558弄38号)
+            if re.fullmatch(r"\d+弄", ta) and re.fullmatch(r"\d+号", tb) and la in (
+                    "roadno", "subroad"):
+                lane[f"{ta[-1]}→{la}, 号→{lb}"] += 1
+            # N栋 + M号 (15栋11号)
+            if la == "houseno" and ta.endswith("栋") and re.fullmatch(r"\d+号", tb):
+                bldg_no[f"号 after 栋 → {lb}"] += 1
+        toks = [t for t, _ in sent]
+        labs = [lab.partition("-")[2].lower() for _, lab in sent]
+        for i in range(len(toks) - 1):
+            # a Latin letter then digits ending the address after a name (明月花都A2292)
+            if re.fullmatch(r"[A-Za-z]", toks[i]) and _NUM.fullmatch(toks[i + 1]) \
+                    and i + 2 == len(toks) and i and not re.match(r"[0-9A-Za-z]", toks[i - 1]):
+                split = sent[i + 1][1].startswith("B-")
+                letter["letter and digits → " + (f"{labs[i]} + {labs[i + 1]}" if split
+                                                 else f"one {labs[i]} span")] += 1
+    return [("路N弄M号", lane), ("N栋M号", bldg_no), ("…名A2292 (address end)", letter)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", type=Path, default=CORPUS,
+                    help="folder with train.txt and dev.txt (default ../shared/data/...)")
+    ap.add_argument("--append", action="store_true", help="append to benchmarks/RESULTS.md")
+    args = ap.parse_args()
+    train = read_bio(args.corpus / "train.txt")
+    dev = read_bio(args.corpus / "dev.txt")
+
+    lines = [f"## Address parser vs corpus consistency (issue 5), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+             "", "Command: `.venv/bin/python benchmarks/bench_parser.py --append`.", "",
+             "| field | train span F1 | dev span F1 | dev char-level F1 (upper bound) | target |",
+             "|---|---|---|---|---|"]
+    tr, dv = evaluate_parser(train), evaluate_parser(dev)
+    bag = char_bag_f1(dev)
+    for f in FIELDS:
+        target = "≥ 0.95" if f in TARGET else ""
+        lines.append(f"| {f} | {tr.loc[f, 'f1']:.3f} | {dv.loc[f, 'f1']:.3f} | {bag[f]:.3f} | {target} |")
+    pairs, agreement = self_agreement(train + dev)
+    lines += ["", f"Corpus self-agreement: {pairs} pairs of addresses (train + dev) that are "
+              "identical once digits and Latin letters are masked, each scored against the "
+              "other with the span metric:", "", "| field | spans | agreement F1 |", "|---|---|---|"]
+    lines += [f"| {f} | {n} | {a:.3f} |" for f, (n, a) in agreement.items()]
+    lines += ["", "Written patterns with two conventions in train.txt (the parser follows the majority):", ""]
+    for name, counts in conventions(train):
+        lines.append(f"- {name}: " + "; ".join(f"{k} {v}" for k, v in counts.most_common()))
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.append:
+        with RESULTS.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
