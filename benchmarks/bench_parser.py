@@ -13,7 +13,11 @@ Prints, for roadno / houseno / cellno / roomno (and road, poi, floorno):
    identical once digits and Latin letters are masked, scored against each other with the
    same span metric (masked span texts), i.e. how often two annotators' (or one
    annotator's) labels for the same written pattern agree;
-4. counts of the written patterns that carry two conventions in train.txt.
+4. counts of the written patterns that carry two conventions in train.txt;
+5. the tokenisation artefact: the corpus sometimes keeps ``X-Y`` as one token, which its
+   annotators could then only label as one span (82-11号 after a road is roadno + houseno
+   when the dash is its own token, one roadno span when it is not); dev F1 without the
+   addresses that hold such a token.
 
 Nothing here is learned or shipped; the corpus is read from ../shared/data only.
 
@@ -113,6 +117,27 @@ def conventions(sentences) -> list[tuple[str, Counter]]:
     return [("路N弄M号", lane), ("N栋M号", bldg_no), ("…名A2292 (address end)", letter)]
 
 
+_JOINED = re.compile(r"[0-9]+-[0-9]+")
+
+
+def dash_tokens(sentences) -> tuple[Counter, Counter]:
+    """How a road's ``X-Y`` door number is labelled, by whether the corpus kept it as one
+    token. Returns (one token: labels, dash its own token: labels)."""
+    joined, apart = Counter(), Counter()
+    for sent in sentences:
+        toks = [t for t, _ in sent]
+        labs = [lab.partition("-")[2].lower() for _, lab in sent]
+        for i in range(1, len(toks)):
+            if labs[i - 1] != "road":
+                continue
+            if _JOINED.fullmatch(toks[i]):
+                joined["one span " + labs[i]] += 1
+            elif i + 2 < len(toks) and toks[i].isdigit() and toks[i + 1] == "-" \
+                    and toks[i + 2].isdigit():
+                apart[f"{labs[i]} + {labs[i + 2]}"] += 1
+    return joined, apart
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", type=Path, default=CORPUS,
@@ -139,6 +164,15 @@ def main() -> None:
     lines += ["", "Written patterns with two conventions in train.txt (the parser follows the majority):", ""]
     for name, counts in conventions(train):
         lines.append(f"- {name}: " + "; ".join(f"{k} {v}" for k, v in counts.most_common()))
+    joined, apart = dash_tokens(train)
+    lines += ["", "Tokenisation artefact, a road's X-Y door number in train.txt: kept as one "
+              "token → " + ", ".join(f"{k} {v}" for k, v in joined.most_common()) + "; dash a "
+              "token of its own → " + ", ".join(f"{k} {v}" for k, v in apart.most_common(3)) + "."]
+    clean = [s for s in dev if not any(len(t) > 1 and re.search(r"[^0-9A-Za-z\u4e00-\u9fff]", t)
+                                       for t, _ in s)]
+    f1 = evaluate_parser(clean)["f1"]
+    lines.append(f"Dev span F1 without the {len(dev) - len(clean)} addresses that hold a "
+                 "token with punctuation inside: " + ", ".join(f"{f} {f1[f]:.3f}" for f in TARGET) + ".")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.append:
