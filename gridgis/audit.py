@@ -21,6 +21,12 @@ check                       severity  what
 ``arterial_crossing``       warning   an avoided-class road runs through the grid
 ==========================  ========  ===================================================
 
+An arterial crossing counts the length of avoided-class road inside a grid more than
+``settings.grid.audit_road_tolerance_m`` from its boundary, except the stretches that run
+along a median strip at the grid's edge: a divided arterial is two carriageways, and the
+strip between them belongs to the grid on one side, so the nearer carriageway lies inside
+that grid without the grid straddling the road (:func:`_median_length`).
+
 Households of a grid = sum of ``households`` of the buildings whose largest overlap is
 that grid (as :mod:`gridgis.assign` assigns them). Areas are measured in the metric CRS
 of the grids (:func:`gridgis.crs.metric_crs_for`); pieces smaller than
@@ -72,6 +78,14 @@ rounding to 1 mm keeps GEOS robust where hand-drawn (or reprojected) neighbours 
 edges that differ by nanometres, far below ``audit_sliver_m2``."""
 
 
+_PROBE_STEP_M = 5.0
+"""An avoided road inside a grid is judged in stretches of at most this length (m), each
+either through the grid or along a median strip at its edge (:func:`_median_length`)."""
+
+_PROBE_START_M = 0.5
+"""Probes square to a road start this far (m) from it, so they never meet the road itself."""
+
+
 #: Values of the kind field that mark a unit grid (单位网格 / 专属网格): no household range.
 UNIT_KINDS = ("unit", "单位网格", "专属网格", "单位", "专属")
 
@@ -118,6 +132,68 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
         parts = [] if g is None else [p for p in shapely.get_parts(g)
                                       if p.geom_type in ("Polygon", "MultiPolygon")]
         out[i] = shapely.union_all(parts) if parts else shapely.Polygon()
+    return out
+
+
+def _median_length(pieces: np.ndarray, grids: np.ndarray, avoided: np.ndarray,
+                   width_m: float) -> np.ndarray:
+    """Metres of each road piece that run along a median strip at the edge of its grid.
+
+    A stretch of road (at most ``_PROBE_STEP_M`` long) lies along a median strip when, on
+    one side, a probe square to the road from its midpoint, ``width_m`` long, both leaves
+    the grid and meets another avoided-class road: the grid ends across a strip bounded by
+    the other carriageway. Where the grid reaches beyond ``width_m`` on both sides, or ends
+    on one side without another avoided road there (land of the grid beyond the road), the
+    stretch runs through the grid.
+
+    Parameters
+    ----------
+    pieces
+        Parts of avoided-class roads inside grids (lines, metric CRS, m), shape (k,).
+    grids
+        The grid polygon holding each piece (same CRS), shape (k,).
+    avoided
+        Every avoided-class road (lines, same CRS).
+    width_m
+        Widest median strip, m (``settings.grid.audit_median_width_m``).
+
+    Returns
+    -------
+    numpy.ndarray
+        Length (m) of each piece along a median strip, shape (k,); 0 when ``width_m`` is
+        not above ``_PROBE_START_M``.
+    """
+    out = np.zeros(len(pieces))
+    if len(pieces) == 0 or len(avoided) == 0 or width_m <= _PROBE_START_M:
+        return out
+    parts, owner = shapely.get_parts(pieces, return_index=True)
+    lines = shapely.get_type_id(parts) == 1
+    parts, owner = parts[lines], owner[lines]
+    if len(parts) == 0:
+        return out
+    xy, part = shapely.get_coordinates(shapely.segmentize(parts, _PROBE_STEP_M),
+                                       return_index=True)
+    same = part[:-1] == part[1:]
+    p0, p1, seg_owner = xy[:-1][same], xy[1:][same], owner[part[:-1][same]]
+    step = p1 - p0
+    length = np.hypot(step[:, 0], step[:, 1])
+    real = length > 0
+    p0, p1, step, length, seg_owner = (p0[real], p1[real], step[real], length[real],
+                                       seg_owner[real])
+    normal = np.column_stack([-step[:, 1], step[:, 0]]) / length[:, None]
+    mid = (p0 + p1) / 2
+    holder = np.asarray(grids, dtype=object)[seg_owner]
+    shapely.prepare(holder)
+    tree = shapely.STRtree(avoided)
+    median = np.zeros(len(mid), dtype=bool)
+    for side in (1.0, -1.0):
+        probes = shapely.linestrings(np.stack([mid + side * _PROBE_START_M * normal,
+                                               mid + side * width_m * normal], axis=1))
+        ends = ~shapely.covers(holder, probes)
+        meets = np.zeros(len(mid), dtype=bool)
+        meets[tree.query(probes, predicate="intersects")[0]] = True
+        median |= ends & meets
+    out += np.bincount(seg_owner[median], weights=length[median], minlength=len(pieces))
     return out
 
 
@@ -486,21 +562,28 @@ def audit_grids(
             core = shapely.buffer(gm, -float(rules.audit_road_tolerance_m))
             gi, ri = shapely.STRtree(rm).query(core, predicate="intersects")
             if len(ri):
-                length = shapely.length(shapely.intersection(rm[ri], core[gi]))
-                per = pd.DataFrame({"grid": gi, "road": ri, "m": length})
-                per = per[per["m"] > 0]
+                pieces = shapely.intersection(rm[ri], core[gi])
+                width = float(rules.audit_median_width_m)
+                median = np.minimum(_median_length(pieces, gm[gi], rm, width),
+                                    shapely.length(pieces))
+                per = pd.DataFrame({"grid": gi, "road": ri, "median": median,
+                                    "m": shapely.length(pieces) - median})
+                along = per.groupby("grid")["median"].sum()
+                per = per[per["m"] > 0.01]
                 tot = per.groupby("grid")["m"].sum()
                 for i, m in tot[tot > rules.audit_road_min_crossing_m].items():
                     rs = per[per["grid"] == i].sort_values("m", ascending=False)
                     desc = ", ".join(f"{names[k] or rids[k]} ({rids[k]}) {mm:,.0f} m"
                                      for k, mm in zip(rs["road"], rs["m"], strict=True))
+                    skip = (f"; {along[i]:,.0f} m along median strips (carriageways ≤ "
+                            f"{width:g} m apart) not counted" if along[i] >= 1 else "")
                     f.add("arterial_crossing", grid_code=codes_arr[i] or None,
                           community_code=community[i], grid_row=int(rows1[i]),
                           value=float(m), unit="m", geometry=gm[i],
                           other_code=",".join(rids[k] for k in rs["road"]),
                           detail=f"{'/'.join(avoid)} road runs {m:,.0f} m through the grid "
                                  f"(more than {rules.audit_road_tolerance_m:g} m from its "
-                                 f"boundary): {desc}")
+                                 f"boundary): {desc}{skip}")
     tick()
 
     stats = gpd.GeoDataFrame({
@@ -523,6 +606,7 @@ def audit_params(result: AuditResult, settings: Settings = DEFAULT, **extra) -> 
             "grid.audit_outside_share": r.audit_outside_share,
             "grid.audit_road_tolerance_m": r.audit_road_tolerance_m,
             "grid.audit_road_min_crossing_m": r.audit_road_min_crossing_m,
+            "grid.audit_median_width_m": r.audit_median_width_m,
             "grid.avoid_road_classes": list(r.avoid_road_classes), **extra}
 
 

@@ -3,6 +3,8 @@ deliberate fault of each kind, and the demo city cut into fake "city grids"."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -352,3 +354,109 @@ def test_unit_grids_have_no_household_range_and_points_are_refused(case):
     pts = g.set_geometry(g.geometry.representative_point())
     with pytest.raises(AuditError, match="holds no polygons"):
         audit_grids(pts, layers, Settings(), code_field="WGBM")
+
+
+# -- divided arterials: the median strip is not a crossing --------------------------------------
+# A divided arterial is two one-way carriageways with a median strip between them; the strip
+# belongs to the grid on one side, so the nearer carriageway runs inside that grid.
+
+CARRIAGEWAYS = [("W", [(200, -50), (200, 350)]), ("E", [(236, 350), (236, -50)])]  # 36 m apart
+
+
+def arterial_crossings(grid_boxes, lines, **rules) -> dict[str, float]:
+    """Audit hand-made grids (metres from the origin) against arterials; code -> metres."""
+    codes = [f"{A}{i:03d}" for i in range(1, len(grid_boxes) + 1)]
+    grids = gpd.GeoDataFrame({"grid_code": codes}, geometry=to_lonlat(grid_boxes))
+    roads = gpd.GeoDataFrame({"road_id": [rid for rid, _ in lines], "name": "中山路",
+                              "road_class": "arterial"},
+                             geometry=to_lonlat([LineString(c) for _, c in lines]))
+    settings = Settings().override({f"grid.{k}": v for k, v in rules.items()})
+    res = audit_grids(grids, {"roads": roads}, settings)
+    art = findings(res, "arterial_crossing")
+    return dict(zip(art["grid_code"], art["value"], strict=True))
+
+
+def test_grid_holding_the_median_strip_does_not_cross_the_arterial():
+    west_with_median = box(0, 0, 236, 300)   # boundary along the east carriageway
+    east = box(236, 0, 450, 300)
+    assert arterial_crossings([west_with_median, east], CARRIAGEWAYS) == {}
+    # hand-drawn along the middle of the median: the west carriageway is 18 m inside
+    assert arterial_crossings([box(0, 0, 218, 300), box(218, 0, 450, 300)],
+                              CARRIAGEWAYS) == {}
+    # the rule is the median width: a narrower limit than the 36 m strip reports it
+    # (y 15–285: the west carriageway more than 15 m from the grid's boundary)
+    assert arterial_crossings([west_with_median], CARRIAGEWAYS,
+                              audit_median_width_m=20.0) == {A + "001": pytest.approx(270.0)}
+
+
+def test_real_crossings_are_still_found_in_full():
+    # a grid straddling the divided arterial: both carriageways run through it
+    assert arterial_crossings([box(0, 0, 450, 300)], CARRIAGEWAYS) == {
+        A + "001": pytest.approx(2 * 270.0)}
+    # one undivided arterial through the middle of a grid
+    assert arterial_crossings([box(0, 0, 200, 300)], [("M", [(100, -50), (100, 350)])]) == {
+        A + "001": pytest.approx(270.0)}
+    # 36 m of the grid's land beyond an arterial, no second carriageway: a crossing
+    assert arterial_crossings([box(0, 0, 236, 300)], [CARRIAGEWAYS[0]]) == {
+        A + "001": pytest.approx(270.0)}
+    # a carriageway through the grid's middle, the other one far off (60 m): crossing
+    assert arterial_crossings([box(0, 0, 236, 300)],
+                              [CARRIAGEWAYS[0], ("F", [(260, 350), (260, -50)])]) == {
+        A + "001": pytest.approx(270.0)}
+
+
+def test_delineated_grids_with_a_divided_arterial_have_no_crossing():
+    from gridgis.delineate import delineate
+
+    def bld(k, x, hh):
+        return box(x - 10, 94, x + 10, 106), f"B{k}", hh
+
+    blds = [bld(k, x, 100) for k, x in enumerate((40, 90, 150, 270, 320, 400))]
+    comm = gpd.GeoDataFrame({"community_code": [A], "name": ["甲社区"],
+                             "street_code": [A[:9]]}, geometry=to_lonlat([box(0, 0, 450, 200)]))
+    buildings = gpd.GeoDataFrame({"building_id": [b for _, b, _ in blds],
+                                  "households": [h for *_, h in blds], "use": "residential"},
+                                 geometry=to_lonlat([g for g, *_ in blds]))
+    lines = CARRIAGEWAYS + [("b1", [(100, -50), (100, 250)]), ("b2", [(350, -50), (350, 250)])]
+    roads = gpd.GeoDataFrame({"road_id": [r for r, _ in lines], "name": "中山路",
+                              "road_class": ["arterial", "arterial", "branch", "branch"]},
+                             geometry=to_lonlat([LineString(c) for _, c in lines]))
+    layers = {"communities": comm, "buildings": buildings, "roads": roads}
+    grids = delineate(layers, Settings()).grids
+    assert sorted(grids["households"]) == [300, 300]   # one grid each side of the arterial
+    res = audit_grids(grids, layers, Settings())
+    assert len(findings(res, "arterial_crossing")) == 0
+    # the median strip went to one grid: counted without the median rule (y 15–185)
+    old = audit_grids(grids, layers, Settings().override({"grid.audit_median_width_m": 0.0}))
+    assert findings(old, "arterial_crossing")["value"].tolist() == [pytest.approx(170.0)]
+
+
+NANJING = (Path(__file__).resolve().parents[2] / "shared" / "data" / "nanjing-xinjiekou-osm"
+           / "nanjing_osm_bbox.osm.pbf")
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not NANJING.exists(), reason="needs ../shared/data (real OSM extract)")
+def test_nanjing_divided_huju_road():
+    """虎踞南路 on OpenStreetMap: two carriageways 28–31 m apart with the 水西门 tunnel
+    tubes between them. A grid holding one side and the median does not cross it."""
+    from gridgis.io.osm import read_osm
+    from gridgis.layers import validate
+
+    roads = validate(read_osm(NANJING)["roads"], "roads", source=str(NANJING)).data
+    rm = roads.to_crs(METRIC).set_index("road_id").geometry
+    near, far = rm["osm_w158300787"], rm["osm_w159695206"]
+    # the far carriageway is on the left of the near one; grids on either side of `near`
+    left = shapely.buffer(near, 130, single_sided=True, cap_style="flat")
+    right = shapely.buffer(near, -100, single_sided=True, cap_style="flat")
+    assert left.intersection(far).length > 400          # left holds the median and beyond
+    codes = [A + "001", A + "002", A + "003"]
+    grids = gpd.GeoDataFrame({"grid_code": codes}, geometry=gpd.GeoSeries(
+        [left, right, left.union(right)], crs=METRIC).to_crs("EPSG:4326"))
+    art = findings(audit_grids(grids, {"roads": roads}, Settings()), "arterial_crossing")
+    assert art["grid_code"].tolist() == [A + "003"]      # only the straddling grid
+    assert set(art["other_code"].iloc[0].split(",")) >= {"osm_w158300787", "osm_w159695206"}
+    assert art["value"].iloc[0] > near.length + 400
+    old = audit_grids(grids, {"roads": roads},
+                      Settings().override({"grid.audit_median_width_m": 0.0}))
+    assert sorted(findings(old, "arterial_crossing")["grid_code"]) == [A + "001", A + "003"]
