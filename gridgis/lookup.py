@@ -28,7 +28,7 @@ import pyproj
 import shapely
 
 from gridgis.address import AddressIndex, Match
-from gridgis.crs import parse_crs, to_wgs84
+from gridgis.crs import parse_crs, point_to_wgs84, to_wgs84
 from gridgis.layers import STAFF_ROLES
 from gridgis.standards import DEFAULT, Settings
 
@@ -346,8 +346,11 @@ class Lookup:
             query, match_level, lon, lat (WGS84, degrees), building_id, street,
             community, grid, people (and community_people where there is no grid).
         """
-        x, y = _converter(crs)(np.array([lon], dtype=float), np.array([lat], dtype=float))
-        x, y = float(np.asarray(x).reshape(-1)[0]), float(np.asarray(y).reshape(-1)[0])
+        if parse_crs(crs) in ("gcj02", "bd09"):
+            x, y = point_to_wgs84(lon, lat, crs)
+        else:
+            x, y = _converter(crs)(np.array([lon], dtype=float), np.array([lat], dtype=float))
+            x, y = float(np.asarray(x).reshape(-1)[0]), float(np.asarray(y).reshape(-1)[0])
         if self.grids.frame is not None:
             k = self.grids.locate_one(x, y)
             level = "grid"

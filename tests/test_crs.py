@@ -155,6 +155,26 @@ def test_round_trip_within_half_a_metre(china_points, fwd, inv):
     assert np.median(err) < 0.01
 
 
+@pytest.mark.parametrize("name, fwd", [("gcj02", crs.wgs84_to_gcj02),
+                                       ("bd09", crs.wgs84_to_bd09)])
+def test_one_point_inverse_equals_the_array_inverse(china_points, name, fwd):
+    """point_to_wgs84 (floats, for single lookups) gives what to_wgs84 gives on arrays,
+    and lands within half a metre of the true WGS84 point."""
+    lon, lat = china_points
+    given_lon, given_lat = fwd(lon, lat)
+    arr_lon, arr_lat = crs.to_wgs84(given_lon, given_lat, name)
+    one = np.array([crs.point_to_wgs84(x, y, name) for x, y in zip(given_lon, given_lat,
+                                                                    strict=True)])
+    assert np.abs(one[:, 0] - arr_lon).max() < 1e-9
+    assert np.abs(one[:, 1] - arr_lat).max() < 1e-9
+    assert metres_between(lon, lat, one[:, 0], one[:, 1]).max() <= 0.5
+    # outside China: GCJ-02 is WGS84; BD-09 still takes Baidu's own offset, as on arrays
+    out = crs.point_to_wgs84(2.35, 48.85, name)
+    assert out == (2.35, 48.85) if name == "gcj02" else np.allclose(
+        out, [v[0] for v in crs.to_wgs84(np.array([2.35]), np.array([48.85]), name)])
+    assert crs.point_to_wgs84(118.78, 32.04, "cgcs2000") == (118.78, 32.04)
+
+
 @pytest.mark.parametrize("fwd, inv", [
     (crs.wgs84_to_gcj02, crs.gcj02_to_wgs84),
     (crs.wgs84_to_bd09, crs.bd09_to_wgs84),
