@@ -17,12 +17,11 @@ from gridgis.cli.common import (
     WorkspaceOpt,
     console,
     err_console,
-    errors_to_stderr,
     fail,
-    get_store,
-    load_settings,
-    progress,
-    progress_callback,
+    open_workspace,
+    progress_of,
+    read_present,
+    require_layers,
 )
 
 #: Layers read from the workspace when present.
@@ -47,22 +46,17 @@ def assign(
     """
     from gridgis.assign import assign_all, assign_params
 
-    settings = load_settings(rules, set_)
-    with errors_to_stderr():
-        store = get_store(workspace, database, must_exist=True)
-        present = set(store.layers())
-        if grids not in present:
-            fail(f"{store.location}: no layer '{grids}' — run `gridgis delineate` first or "
-                 f"import the city's grids (layers: {', '.join(sorted(present)) or 'none'})")
+    with open_workspace(workspace, database, rules, set_) as (store, settings):
+        present = require_layers(store, [grids], " — run `gridgis delineate` first or import "
+                                                 "the city's grids")
         grid_frame = store.read(grids)
-        layers = {name: store.read(name) for name in INPUT_LAYERS if name in present}
+        layers = read_present(store, INPUT_LAYERS, present)
         if not any(n in layers for n in ("buildings", "facilities", "institutions",
                                          "addresses", "staff")):
             fail(f"{store.location}: nothing to assign (no buildings, facilities, "
                  f"institutions, addresses or staff)")
-        with progress() as bar:
-            result = assign_all(layers, grid_frame, settings,
-                                progress=progress_callback(bar, "assigning"))
+        with progress_of("assigning") as callback:
+            result = assign_all(layers, grid_frame, settings, progress=callback)
         out = result.layers()
         out[grids] = out.pop("grids")
         store.write_many(out, params=assign_params(result, settings))

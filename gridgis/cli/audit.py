@@ -14,12 +14,11 @@ from gridgis.cli.common import (
     SetOpt,
     WorkspaceOpt,
     console,
-    errors_to_stderr,
     fail,
-    get_store,
-    load_settings,
-    progress,
-    progress_callback,
+    open_workspace,
+    progress_of,
+    read_present,
+    require_layers,
 )
 
 #: Layers the audit reads besides the grids, when present.
@@ -53,21 +52,15 @@ def audit(
     """
     from gridgis.audit import AuditError, audit_grids, audit_params
 
-    settings = load_settings(rules, set_)
-    with errors_to_stderr():
-        store = get_store(workspace, database, must_exist=True)
-        present = set(store.layers())
-        if grids not in present:
-            fail(f"{store.location}: no layer '{grids}' (layers: "
-                 f"{', '.join(sorted(present)) or 'none'}); name the grid layer with --grids")
+    with open_workspace(workspace, database, rules, set_) as (store, settings):
+        present = require_layers(store, [grids], hint="; name the grid layer with --grids")
         grid_frame = store.read(grids)
-        layers = {name: store.read(name) for name in CONTEXT_LAYERS if name in present}
+        layers = read_present(store, CONTEXT_LAYERS, present)
         try:
-            with progress() as bar:
+            with progress_of("auditing") as callback:
                 result = audit_grids(grid_frame, layers, settings, code_field=code_field,
                                      community_field=community_field, kind_field=kind_field,
-                                     layer_name=grids,
-                                     progress=progress_callback(bar, "auditing"))
+                                     layer_name=grids, progress=callback)
         except AuditError as exc:
             fail(f"{store.location}: {exc}")
         store.write(out, result.findings,

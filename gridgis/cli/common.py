@@ -1,9 +1,10 @@
-"""What every command shares: settings options, opening workspaces, errors, progress."""
+"""What every command shares: settings options, opening workspaces, reading their layers,
+errors, progress."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gridgis.standards import Settings
 from gridgis.store import Store, StoreError, open_store
+from gridgis.store.base import Frame
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -78,6 +80,89 @@ def get_store(workspace: Path | None, database: str | None = None,
         raise
 
 
+def layers_note(present: Iterable[str]) -> str:
+    """``(layers: a, b, c)``: what a workspace holds, for a message about a missing layer
+    (``(layers: none)`` when it holds nothing)."""
+    return f"(layers: {', '.join(sorted(present)) or 'none'})"
+
+
+def require_layers(store: Store, names: Iterable[str], reason: str = "",
+                   kind: str = "layer", hint: str = "") -> set[str]:
+    """The names of the workspace's layers, once it is checked to hold every one of *names*.
+
+    Parameters
+    ----------
+    store : Store
+        The open workspace.
+    names : iterable of str
+        Layers the step cannot run without, checked in this order.
+    reason : str
+        Said right after the missing name, e.g. ``" — import buildings first"``.
+    kind : str
+        What the missing layer is called in the message, e.g. ``"alignment layer"``.
+    hint : str
+        Said after the list of layers, e.g. ``"; name the grid layer with --grids"``.
+
+    Returns
+    -------
+    set of str
+        Every layer the workspace holds (to pass on to :func:`read_present`).
+
+    Raises
+    ------
+    ValueError
+        ``<workspace>: no <kind> '<name>'<reason> (layers: …)<hint>`` for the first missing
+        layer (:func:`errors_to_stderr` prints it and exits 2).
+    """
+    present = set(store.layers())
+    for name in names:
+        if name not in present:
+            raise ValueError(f"{store.location}: no {kind} '{name}'{reason} "
+                             f"{layers_note(present)}{hint}")
+    return present
+
+
+def read_present(store: Store, names: Iterable[str],
+                 present: Collection[str] | None = None) -> dict[str, Frame]:
+    """Read those of *names* the workspace holds; the others are left out, not an error.
+
+    Parameters
+    ----------
+    store : Store
+        The open workspace.
+    names : iterable of str
+        Layers the step uses when they are there, in the order they are read.
+    present : collection of str, optional
+        The workspace's layers when already listed (by :func:`require_layers`).
+
+    Returns
+    -------
+    dict of str to GeoDataFrame or DataFrame
+        Layer name to its rows (a DataFrame for tables without geometry), in *names* order.
+    """
+    if present is None:
+        present = set(store.layers())
+    return {name: store.read(name) for name in names if name in present}
+
+
+@contextmanager
+def open_workspace(workspace: Path | None, database: str | None, rules: Path | None,
+                   sets: list[str] | None, must_exist: bool = True
+                   ) -> Iterator[tuple[Store, Settings]]:
+    """What a command that works on a workspace does first: load the settings (a bad rule
+    fails before any workspace is opened), then open the store, inside
+    :func:`errors_to_stderr` so library errors in the block end as one line and exit 2.
+
+    Yields
+    ------
+    (Store, Settings)
+        The workspace named by ``--workspace``/``--database`` and the planning rules.
+    """
+    settings = load_settings(rules, sets)
+    with errors_to_stderr():
+        yield get_store(workspace, database, must_exist=must_exist), settings
+
+
 @contextmanager
 def errors_to_stderr() -> Iterator[None]:
     """Turn library errors into a one-line message on stderr and exit code 2."""
@@ -105,3 +190,12 @@ def progress_callback(bar: Progress, description: str) -> Callable[[int, int], N
         bar.update(task, completed=done, total=total)
 
     return update
+
+
+@contextmanager
+def progress_of(description: str, show: bool = True
+                ) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar for one step while the block runs: yields its ``callback(done, total)``
+    (``None`` when *show* is false, for the demo's quiet steps)."""
+    with progress() as bar:
+        yield progress_callback(bar, description) if show else None

@@ -19,11 +19,10 @@ from gridgis.cli.common import (
     SetOpt,
     WorkspaceOpt,
     console,
-    errors_to_stderr,
-    get_store,
-    load_settings,
-    progress,
-    progress_callback,
+    open_workspace,
+    progress_of,
+    read_present,
+    require_layers,
 )
 from gridgis.cli.demo import demo_step
 from gridgis.standards import Settings
@@ -36,12 +35,9 @@ OUTPUT_LAYERS = ("access", "coverage", "coverage_gaps", "norms", "coverage_findi
 
 
 def _read(store: Store, names: tuple[str, ...]) -> dict[str, Any]:
-    present = set(store.layers())
-    for need in ("buildings", "roads"):
-        if need not in present:
-            raise ValueError(f"{store.location}: no layer '{need}' — coverage needs buildings "
-                             f"and roads (layers: {', '.join(sorted(present)) or 'none'})")
-    return {n: store.read(n) for n in names if n in present}
+    present = require_layers(store, ("buildings", "roads"),
+                             " — coverage needs buildings and roads")
+    return read_present(store, names, present)
 
 
 def run_coverage_store(store: Store, settings: Settings, show_progress: bool = True):
@@ -52,10 +48,8 @@ def run_coverage_store(store: Store, settings: Settings, show_progress: bool = T
     from gridgis.coverage import run_coverage
 
     layers = _read(store, INPUT_LAYERS)
-    with progress() as bar:
-        cb = progress_callback(bar, "walking distances per category") if show_progress \
-            else None
-        result = run_coverage(layers, settings, progress=cb)
+    with progress_of("walking distances per category", show=show_progress) as callback:
+        result = run_coverage(layers, settings, progress=callback)
     stale = [n for n in OUTPUT_LAYERS if n not in result.layers and store.has(n)]
     for name in stale:  # e.g. norms when the communities were removed
         store.delete(name)
@@ -72,9 +66,7 @@ def run_site_store(store: Store, settings: Settings, category: str, count: int,
     layers = _read(store, ("buildings", "roads", "facilities", "green_spaces"))
     cand = None
     if candidates is not None:
-        if not store.has(candidates):
-            raise ValueError(f"{store.location}: no candidates layer '{candidates}' "
-                             f"(layers: {', '.join(sorted(store.layers()))})")
+        require_layers(store, [candidates], kind="candidates layer")
         cand = store.read(candidates)
         if not isinstance(cand, gpd.GeoDataFrame):
             raise ValueError(f"layer '{candidates}': has no geometry, cannot be sites")
@@ -126,9 +118,7 @@ def coverage(
 
     Example: [bold]gridgis coverage --workspace out/demo.gpkg --set coverage.max_snap_m=150[/]
     """
-    settings = load_settings(rules, set_)
-    with errors_to_stderr():
-        store = get_store(workspace, database)
+    with open_workspace(workspace, database, rules, set_) as (store, settings):
         result = run_coverage_store(store, settings)
         console.print(_rates_table(result))
         console.print(result.summary())
@@ -174,9 +164,7 @@ def site(
 
     Example: [bold]gridgis site --workspace out/demo.gpkg --category kindergarten --count 3[/]
     """
-    settings = load_settings(rules, set_)
-    with errors_to_stderr():
-        store = get_store(workspace, database)
+    with open_workspace(workspace, database, rules, set_) as (store, settings):
         result = run_site_store(store, settings, category, count, candidates, candidate_id)
         s = result.sites
         table = Table(title=f"Proposed {category} sites (radius "

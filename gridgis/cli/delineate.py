@@ -17,12 +17,12 @@ from gridgis.cli.common import (
     SetOpt,
     WorkspaceOpt,
     console,
-    errors_to_stderr,
     fail,
-    get_store,
-    load_settings,
+    open_workspace,
     progress,
     progress_callback,
+    read_present,
+    require_layers,
 )
 from gridgis.cli.demo import demo_step
 from gridgis.standards import Settings
@@ -46,17 +46,10 @@ def run_delineation(store: Store, settings: Settings, make_communities: bool = F
     from gridgis.delineate import delineate, recount
     from gridgis.delineate import make_communities as make_comms
 
-    present = set(store.layers())
-    if "buildings" not in present:
-        raise ValueError(f"{store.location}: no layer 'buildings' — import buildings first "
-                         f"(layers: {', '.join(sorted(present)) or 'none'})")
-    layers = {name: store.read(name) for name in INPUT_LAYERS if name in present}
-    align = {}
-    for name in alignment or []:
-        if name not in present:
-            raise ValueError(f"{store.location}: no alignment layer '{name}' (layers: "
-                             f"{', '.join(sorted(present))})")
-        align[name] = store.read(name)
+    present = require_layers(store, ["buildings"], " — import buildings first")
+    require_layers(store, alignment or [], kind="alignment layer")
+    layers = read_present(store, INPUT_LAYERS, present)
+    align = read_present(store, alignment or [], present)
     made = None
     made_params: dict[str, Any] = {}
     has_comms = "communities" in layers and len(layers["communities"]) > 0
@@ -147,9 +140,7 @@ def delineate(
 
     Example: [bold]gridgis delineate --workspace out/demo.gpkg --set grid.max_households=450[/]
     """
-    settings = load_settings(rules, set_)
-    with errors_to_stderr():
-        store = get_store(workspace, database, must_exist=True)
+    with open_workspace(workspace, database, rules, set_) as (store, settings):
         if communities and store.has("communities") and store.info("communities").rows:
             console.print(f"[yellow]note:[/] {store.location} already has "
                           f"{store.info('communities').rows:,} communities; using them")

@@ -21,8 +21,7 @@ from gridgis.cli.common import (
     errors_to_stderr,
     get_store,
     load_settings,
-    progress,
-    progress_callback,
+    progress_of,
 )
 from gridgis.cli.demo import demo_step
 from gridgis.standards import Settings
@@ -113,9 +112,8 @@ def lookup(
             if column not in table.columns:
                 raise CliError(f"{batch}: no column '{column}' (columns: "
                                f"{', '.join(map(str, table.columns))}); choose with --column")
-            with progress() as bar:
-                result = finder.addresses(table[column].tolist(),
-                                          progress=progress_callback(bar, "Matching addresses"))
+            with progress_of("Matching addresses") as callback:
+                result = finder.addresses(table[column].tolist(), progress=callback)
             for col in BATCH_COLUMNS:
                 table[col] = result[col].to_numpy()
             table["match_score"] = result["match_score"].where(result["match_level"] != "none")

@@ -14,24 +14,22 @@ from gridgis.cli.common import (
     SetOpt,
     WorkspaceOpt,
     console,
-    errors_to_stderr,
     fail,
-    get_store,
-    load_settings,
-    progress,
-    progress_callback,
+    open_workspace,
+    progress_of,
+    read_present,
 )
 from gridgis.cli.demo import demo_step
 from gridgis.standards import Settings
 from gridgis.store import Store
+from gridgis.store.base import Frame
 
 
-def read_map_layers(store: Store) -> dict:
+def read_map_layers(store: Store) -> dict[str, Frame]:
     """The layers the maps draw, those the workspace has (see ``gridgis.maps.MAP_LAYERS``)."""
     from gridgis.maps import MAP_LAYERS
 
-    present = set(store.layers())
-    return {name: store.read(name) for name in MAP_LAYERS if name in present}
+    return read_present(store, MAP_LAYERS)
 
 
 def make_maps(store: Store, out: Path, settings: Settings, basemap: str = "none",
@@ -41,10 +39,9 @@ def make_maps(store: Store, out: Path, settings: Settings, basemap: str = "none"
 
     layers = read_map_layers(store)
     city = str(store.meta().get("city", ""))
-    with progress() as bar:
-        cb = progress_callback(bar, "writing map pages") if show_progress else None
+    with progress_of("writing map pages", show=show_progress) as callback:
         return write_maps(layers, out, basemap=basemap, tianditu_key=tianditu_key, city=city,
-                          settings=settings, boards=boards, progress=cb)
+                          settings=settings, boards=boards, progress=callback)
 
 
 @app.command("map")
@@ -76,9 +73,7 @@ def map_command(
         fail(f"--basemap {basemap}: use one of {', '.join(BASEMAPS)}")
     if basemap == "tianditu" and not tianditu_key:
         fail("--basemap tianditu needs --tianditu-key KEY (or TIANDITU_KEY)")
-    settings = load_settings(rules, set_)
-    with errors_to_stderr():
-        store = get_store(workspace, database, must_exist=True)
+    with open_workspace(workspace, database, rules, set_) as (store, settings):
         site = make_maps(store, out, settings, basemap, tianditu_key, boards)
         for note in site.notes:
             console.print(f"  [yellow]note:[/] {note}")

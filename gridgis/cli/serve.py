@@ -16,10 +16,8 @@ from gridgis.cli.common import (
     SetOpt,
     WorkspaceOpt,
     console,
-    errors_to_stderr,
     fail,
-    get_store,
-    load_settings,
+    open_workspace,
 )
 
 
@@ -48,9 +46,8 @@ def serve(
     """
     import uvicorn
 
-    load_settings(rules, set_)  # fail early on bad rules
-    with errors_to_stderr():
-        store = get_store(workspace, database, must_exist=True)
+    # the settings are checked here (fail early on bad rules); the server loads its own
+    with open_workspace(workspace, database, rules, set_) as (store, _settings):
         target = database or (str(workspace) if workspace is not None else
                               os.environ.get("GRIDGIS_DATABASE_URL", ""))
         n = len(store.layers())
