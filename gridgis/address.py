@@ -203,7 +203,8 @@ _RE_DISTRICT = re.compile(
 _RE_TOWN = re.compile(rf"^[{_HAN}]{{1,6}}?(?:街道办事处|街道办|街道|镇|乡)(?![路街道巷弄里口])")
 _RE_COMMUNITY = re.compile(
     rf"^[{_HAN}\d]{{1,6}}?(?:社区居委会|社区|居委会|村委会|居民委员会|(?<!新)村)"
-    rf"(?![路街道巷弄里小民委口])")
+    # not when the 村 names a road (中关村南大街, 魏公村路): then it is part of the road
+    rf"(?![路街道巷弄里小民委口]|[东西南北中](?:大街|大道|路|街|巷))")
 _ROAD_SUFFIX = r"(?:大道|大街|公路|路|街|巷|胡同|道|(?<![\d])弄|里|段|线)"
 _RE_ROAD = re.compile(rf"[{_HAN}A-Z0-9]{{1,10}}?{_ROAD_SUFFIX}(?:[东南西北中]?[0-9]*段)?"
                       rf"(?=[\dA-Z]|$)")
@@ -216,11 +217,13 @@ _RE_LANE_DOOR = re.compile(r"-?\d+号(?!楼|院|门|厂房|库|馆)")
 # Tokens of the part after the road. ``hwy``: a numbered highway (320国道) is a road.
 # ``gate``: numbered gates, workshops and halls (5号门, 1号厂房, 4号馆) and product codes
 # (4S店, 3D打印) are parts of names, not numbers.
+# A door number may carry a prefix right after its road: 甲3号, 乙12号 (Beijing: a plate
+# added next to 3号), 附55号 (an annex) – part of the number, not a name.
 _RE_TOKEN = re.compile(
     r"(?P<hwy>[A-Z]?\d+(?:国道|省道|县道))"
     r"|(?P<gate>\d+号(?:门(?![牌诊面店市口卫])|厂房|库|馆)"
     r"|(?<![\dA-Z])\d[A-Z](?![栋单室楼层号座幢区期])(?=[\u4e00-\u9fff]))"
-    r"|(?P<num>[A-Z]?\d+(?:-(?:[A-Z]?\d+[A-Z]?|[A-Z](?=-\d)))*[A-Z]?"
+    r"|(?P<num>(?:^[甲乙丙丁附](?=\d+号))?[A-Z]?\d+(?:-(?:[A-Z]?\d+[A-Z]?|[A-Z](?=-\d)))*[A-Z]?"
     r"|[A-Z](?:-\d+[A-Z]?)+|[A-Z](?=栋|单元|区))"
     r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院|街|米|队|社(?!区))?"
     r"|(?P<sep>-)"

@@ -185,6 +185,20 @@ def test_parse_numbers_follow_the_corpus_conventions(raw, expected):
     assert _labels(raw) == expected
 
 
+def test_parse_beijing_door_plates_and_roads_named_after_villages():
+    # 甲/乙/附 before a door number belong to it (a plate added beside 18号)
+    p = parse("北京市海淀区中关村南大街甲18号")
+    assert (p.district, p.community, p.road, p.number) == ("海淀区", None, "中关村南大街",
+                                                           "甲18号")
+    assert parse("樱花东街甲三号").number == "甲3号"
+    assert parse("文庙街附13号").number == "附13号"
+    assert parse("魏公村路5号").road == "魏公村路"
+    # ... a 村 before a road that is not named after it stays the community
+    p = parse("龙山沟村1组23号")
+    assert (p.community, p.number) == ("龙山沟村", "23号")
+    assert parse("浦沿新生八甲138号").number == "138号"
+
+
 def test_bio_text_keeps_two_digit_tokens_apart():
     # the corpus makes every digit run one token; two side by side were two numbers
     tokens = [("公", "I-poi"), ("富", "I-poi"), ("13", "B-houseno"), ("2950", "B-roomno"),
