@@ -25,7 +25,8 @@ An arterial crossing counts the length of avoided-class road inside a grid more 
 ``settings.grid.audit_road_tolerance_m`` from its boundary, except the stretches that run
 along a median strip at the grid's edge: a divided arterial is two carriageways, and the
 strip between them belongs to the grid on one side, so the nearer carriageway lies inside
-that grid without the grid straddling the road (:func:`_median_length`).
+that grid without the grid straddling the road (:func:`median_length`; the same rule
+keeps delineation from reporting such a road as a crossing).
 
 Households of a grid = sum of ``households`` of the buildings whose largest overlap is
 that grid (as :mod:`gridgis.assign` assigns them). Areas are measured in the metric CRS
@@ -80,7 +81,7 @@ edges that differ by nanometres, far below ``audit_sliver_m2``."""
 
 _PROBE_STEP_M = 5.0
 """An avoided road inside a grid is judged in stretches of at most this length (m), each
-either through the grid or along a median strip at its edge (:func:`_median_length`)."""
+either through the grid or along a median strip at its edge (:func:`median_length`)."""
 
 _PROBE_START_M = 0.5
 """Probes square to a road start this far (m) from it, so they never meet the road itself."""
@@ -135,8 +136,8 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def _median_length(pieces: np.ndarray, grids: np.ndarray, avoided: np.ndarray,
-                   width_m: float) -> np.ndarray:
+def median_length(pieces: np.ndarray, grids: np.ndarray, avoided: np.ndarray,
+                  width_m: float) -> np.ndarray:
     """Metres of each road piece that run along a median strip at the edge of its grid.
 
     A stretch of road (at most ``_PROBE_STEP_M`` long) lies along a median strip when, on
@@ -155,13 +156,18 @@ def _median_length(pieces: np.ndarray, grids: np.ndarray, avoided: np.ndarray,
     avoided
         Every avoided-class road (lines, same CRS).
     width_m
-        Widest median strip, m (``settings.grid.audit_median_width_m``).
+        Widest median strip, m (``settings.grid.median_width_m``).
 
     Returns
     -------
     numpy.ndarray
-        Length (m) of each piece along a median strip, shape (k,); 0 when ``width_m`` is
-        not above ``_PROBE_START_M``.
+        Length (m) of each piece along a median strip, shape (k,), at most the piece's
+        length; 0 when ``width_m`` is not above ``_PROBE_START_M``.
+
+    Notes
+    -----
+    The one rule for divided roads: the audit's arterial crossings and the crossings
+    :func:`gridgis.delineate.delineate` reports both subtract this length.
     """
     out = np.zeros(len(pieces))
     if len(pieces) == 0 or len(avoided) == 0 or width_m <= _PROBE_START_M:
@@ -194,7 +200,7 @@ def _median_length(pieces: np.ndarray, grids: np.ndarray, avoided: np.ndarray,
         meets[tree.query(probes, predicate="intersects")[0]] = True
         median |= ends & meets
     out += np.bincount(seg_owner[median], weights=length[median], minlength=len(pieces))
-    return out
+    return np.minimum(out, shapely.length(pieces))
 
 
 def _to_storage(geoms: np.ndarray, crs: CRS) -> np.ndarray:
@@ -563,9 +569,8 @@ def audit_grids(
             gi, ri = shapely.STRtree(rm).query(core, predicate="intersects")
             if len(ri):
                 pieces = shapely.intersection(rm[ri], core[gi])
-                width = float(rules.audit_median_width_m)
-                median = np.minimum(_median_length(pieces, gm[gi], rm, width),
-                                    shapely.length(pieces))
+                width = float(rules.median_width_m)
+                median = median_length(pieces, gm[gi], rm, width)
                 per = pd.DataFrame({"grid": gi, "road": ri, "median": median,
                                     "m": shapely.length(pieces) - median})
                 along = per.groupby("grid")["median"].sum()
@@ -606,7 +611,7 @@ def audit_params(result: AuditResult, settings: Settings = DEFAULT, **extra) -> 
             "grid.audit_outside_share": r.audit_outside_share,
             "grid.audit_road_tolerance_m": r.audit_road_tolerance_m,
             "grid.audit_road_min_crossing_m": r.audit_road_min_crossing_m,
-            "grid.audit_median_width_m": r.audit_median_width_m,
+            "grid.median_width_m": r.median_width_m,
             "grid.avoid_road_classes": list(r.avoid_road_classes), **extra}
 
 

@@ -41,6 +41,14 @@ The algorithm, community by community, in the metric CRS (:func:`gridgis.crs.met
 
 Infeasible cases still produce grids, with a flag naming the reason: a community (or a part
 cut off by unit grids) below the minimum, a building above the maximum.
+
+A grid's *crossings* (column ``crossings``, the ``crosses`` findings) are the avoided lines
+that separate two of its own faces, per line label, less the stretches of avoided roads
+along a median strip at the grid's edge: a divided arterial is two carriageways, the strip
+between them goes to the grid on one side, and the nearer carriageway then lies inside that
+grid without the grid straddling the road. That rule is the audit's
+(:func:`gridgis.audit.median_length`, ``settings.grid.median_width_m``), so delineation and
+``gridgis audit`` agree. The partitioner's penalty still counts every avoided face edge.
 """
 
 from __future__ import annotations
@@ -573,8 +581,23 @@ def _cell_edges(face, footprints: np.ndarray, points: np.ndarray) -> np.ndarray:
     return _lines_only(shapely.intersection(shapely.boundary(np.array(merged)), face))
 
 
+@dataclass
+class _OnLine:
+    """Shared face-boundary segments that lie on avoided lines (metric CRS)."""
+
+    xy: np.ndarray    # (k, 4) x0, y0, x1, y1 of each segment (m)
+    edge: np.ndarray  # (k,) the face pair (edge index) the segment separates
+    line: np.ndarray  # (k,) the avoided line it lies on
+
+    @staticmethod
+    def empty() -> _OnLine:
+        return _OnLine(np.empty((0, 4)), np.empty(0, dtype=np.int64),
+                       np.empty(0, dtype=np.int64))
+
+
 def _adjacency(faces: np.ndarray, avoid_lines: np.ndarray, avoid_labels: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, float]]]:
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, float]],
+                          _OnLine]:
     """Neighbouring faces of one noded arrangement, from their identical boundary segments.
 
     Returns
@@ -587,8 +610,11 @@ def _adjacency(faces: np.ndarray, avoid_lines: np.ndarray, avoid_labels: np.ndar
         True where less than 1 m of the shared boundary is off avoided lines.
     crossed
         Per edge, avoided line label -> metres of shared boundary on it.
+    on_line
+        The shared boundary segments lying on avoided lines.
     """
-    empty = (np.empty((0, 2), dtype=np.int64), np.empty(0), np.empty(0, dtype=bool), [])
+    empty = (np.empty((0, 2), dtype=np.int64), np.empty(0), np.empty(0, dtype=bool), [],
+             _OnLine.empty())
     if len(faces) < 2:
         return empty
     rings, ring_face = shapely.get_rings(faces, return_index=True)
@@ -631,7 +657,9 @@ def _adjacency(faces: np.ndarray, avoid_lines: np.ndarray, avoid_labels: np.ndar
                          strict=True):
         lab = str(avoid_labels[li])
         crossed[e][lab] = crossed[e].get(lab, 0.0) + float(sl)
-    return pairs.astype(np.int64), length, avoid, crossed
+    hit = on_line >= 0
+    return (pairs.astype(np.int64), length, avoid, crossed,
+            _OnLine(seg[hit], inv[hit].astype(np.int64), on_line[hit]))
 
 
 # ======================================================================================
@@ -652,6 +680,9 @@ class _Area:
     households: np.ndarray       # per building
     building_ids: np.ndarray
     units: list[tuple[Any, str]] = field(default_factory=list)  # (unit-grid polygon, name)
+    median_roads: np.ndarray = field(  # avoided roads within median_width_m, unclipped
+        default_factory=lambda: np.empty(0, dtype=object))
+    median_width_m: float = 0.0        # settings.grid.median_width_m
 
 
 @dataclass
@@ -663,6 +694,7 @@ class _Region:
     flags: list[str]
     crossed: dict[str, float]
     name: str | None = None
+    along_median: dict[str, float] = field(default_factory=dict)  # label -> m not counted
 
 
 def _partition_area(area: _Area, lo: int, hi: int, target: int
@@ -697,6 +729,49 @@ def _partition_area(area: _Area, lo: int, hi: int, target: int
             best = result
     assert best is not None
     return best[1], best[2]
+
+
+def _set_crossings(regions: list[_Region], face_region: np.ndarray, edges: np.ndarray,
+                   on_line: _OnLine, area: _Area) -> None:
+    """Set ``crossed`` and ``along_median`` of every region (label -> m).
+
+    A region crosses an avoided line where the line separates two of its own faces. For
+    roads, the stretches along a median strip at the region's edge are not crossings
+    (:func:`gridgis.audit.median_length`, the audit's rule): they go to ``along_median``.
+    Crossings under 1 m are dropped.
+    """
+    from gridgis.audit import median_length
+
+    for reg in regions:
+        reg.crossed, reg.along_median = {}, {}
+    if len(on_line.edge) == 0:
+        return
+    ra = face_region[edges[on_line.edge, 0]]
+    inside = (ra == face_region[edges[on_line.edge, 1]]) & (ra >= 0)
+    if not inside.any():
+        return
+    xy = on_line.xy[inside]
+    keys = pd.DataFrame({"region": ra[inside],
+                         "label": area.avoid_labels[on_line.line[inside]].astype(str)})
+    group = keys.groupby(["region", "label"], sort=True).ngroup().to_numpy()
+    order = np.argsort(group, kind="stable")
+    group, xy = group[order], xy[order]
+    first = keys.iloc[order].drop_duplicates(["region", "label"])
+    pieces = shapely.multilinestrings(shapely.linestrings(xy.reshape(-1, 2, 2)),
+                                      indices=group)
+    total = shapely.length(pieces)
+    along = np.zeros(len(pieces))
+    road = first["label"].str.startswith("road:").to_numpy()
+    if road.any():
+        holder = np.array([regions[r].geometry for r in first["region"]], dtype=object)
+        along[road] = median_length(pieces[road], holder[road], area.median_roads,
+                                    area.median_width_m)
+    for r, lab, m, med in zip(first["region"], first["label"], total - along, along,
+                              strict=True):
+        if m >= 1.0:
+            regions[r].crossed[lab] = float(m)
+        if med >= 1.0:
+            regions[r].along_median[lab] = float(med)
 
 
 def _locate(faces: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -746,7 +821,8 @@ def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target
         ui = np.array([u for u, _ in area.units], dtype=object)
         fi, uj = STRtree(ui).query(rp, predicate="within")
         face_unit[fi] = uj
-    edges, elen, eavoid, ecross = _adjacency(faces, area.avoid_lines, area.avoid_labels)
+    edges, elen, eavoid, ecross, on_line = _adjacency(faces, area.avoid_lines,
+                                                       area.avoid_labels)
     regions: list[_Region] = []
     face_region = np.full(len(faces), -1, dtype=np.int64)
     # -- unit grids (largest connected part of each institution's faces) ----------------
@@ -841,15 +917,7 @@ def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target
         if geom.geom_type != "Polygon":
             reg.flags.append("multipart: faces do not join into one polygon")
         reg.geometry = geom
-    crossed: list[dict[str, float]] = [{} for _ in regions]
-    if len(edges):
-        ra, rb = face_region[edges[:, 0]], face_region[edges[:, 1]]
-        for e in np.flatnonzero((ra == rb) & np.array([bool(c) for c in ecross])):
-            for lab, m in ecross[e].items():
-                crossed[ra[e]][lab] = crossed[ra[e]].get(lab, 0.0) + m
-        crossed = [{k: v for k, v in c.items() if v >= 1.0} for c in crossed]
-    for r, reg in enumerate(regions):
-        reg.crossed = crossed[r]
+    _set_crossings(regions, face_region, edges, on_line, area)
     violation = sum(max(0, lo - g.households) + max(0, g.households - hi)
                     for g in regions if g.kind == "residential"
                     and not any(f.startswith(("above_max: building", "below_min: area",
@@ -981,6 +1049,11 @@ def _partition_areas(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
     cut, avoid, labels = _avoid_lines(roads, alignment, settings)
     cut_tree = STRtree(cut) if len(cut) else None
     avoid_tree = STRtree(avoid) if len(avoid) else None
+    # avoided roads, whole, for the median-strip rule (the other carriageway of a divided
+    # road may lie just outside the area)
+    width = float(settings.grid.median_width_m)
+    avoid_roads = avoid[np.array([str(lab).startswith("road:") for lab in labels], bool)]
+    road_tree = STRtree(avoid_roads) if len(avoid_roads) else None
     footprints = buildings.geometry.to_numpy() if len(buildings) else np.empty(0, dtype=object)
     pts = shapely.point_on_surface(footprints) if len(buildings) else \
         np.empty(0, dtype=object)
@@ -1014,8 +1087,10 @@ def _partition_areas(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
                         big = polys[np.argmax(shapely.area(polys))]
                         area_units.append((big, unit_names[ui] if unit_names is not None
                                            else None))
+        near = (avoid_roads[road_tree.query(poly, predicate="dwithin", distance=width)]
+                if road_tree is not None and width > 0 else np.empty(0, dtype=object))
         return _Area(poly, _clip_lines(cut, cut_tree, poly), alines, alabels, pts[sel],
-                     footprints[sel], hh[sel], bids[sel], area_units)
+                     footprints[sel], hh[sel], bids[sel], area_units, near, width)
 
     out: list[tuple[int, _Region]] = []
     b_region = np.full(len(pts), -1, dtype=np.int64)
@@ -1217,6 +1292,7 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
             "crossings": len(reg.crossed),
             "flags": "; ".join(reg.flags),
             "_crossed": reg.crossed,
+            "_along": reg.along_median,
             "geometry": reg.geometry,
         })
     grids = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs) if rows else \
@@ -1227,17 +1303,20 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
     grids["grid_code"] = rec.codes
     # findings: crossings and flags
     frows = []
-    for gc, cc, crossed, flags in zip(grids["grid_code"], grids["community_code"],
-                                      grids["_crossed"], grids["flags"], strict=True):
+    for gc, cc, crossed, along, flags in zip(grids["grid_code"], grids["community_code"],
+                                             grids["_crossed"], grids["_along"],
+                                             grids["flags"], strict=True):
         for lab, m in sorted(crossed.items()):
+            skip = (f"; {along[lab]:.0f} m along median strips (carriageways ≤ "
+                    f"{g.median_width_m:g} m apart) not counted" if lab in along else "")
             frows.append({"grid_code": gc, "community_code": cc, "finding": "crosses",
                           "line": lab, "length_m": round(m, 1),
-                          "detail": f"grid runs across {lab} for {m:.0f} m"})
+                          "detail": f"grid runs across {lab} for {m:.0f} m{skip}"})
         for f in filter(None, str(flags).split("; ")):
             frows.append({"grid_code": gc, "community_code": cc, "finding": f.split(":")[0],
                           "line": pd.NA, "length_m": np.nan, "detail": f})
     findings = pd.DataFrame(frows, columns=FINDING_COLUMNS)
-    grids = grids.drop(columns="_crossed")
+    grids = grids.drop(columns=["_crossed", "_along"])
     cols = GRID_COLUMNS[:4] + ["name"] + GRID_COLUMNS[4:]
     grids = grids[cols + ["geometry"]].sort_values("grid_code").reset_index(drop=True)
     grids = grids.to_crs(STORAGE_CRS)
@@ -1254,7 +1333,8 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
         "grid": {k: v for k, v in settings.to_dict()["grid"].items()
                  if k in ("min_households", "max_households", "target_households",
                           "unit_min_area_m2", "unit_min_staff", "unit_min_floor_area_m2",
-                          "unit_kinds", "avoid_road_classes", "recode_min_iou")},
+                          "unit_kinds", "avoid_road_classes", "median_width_m",
+                          "recode_min_iou")},
         "computed_crs": crs.to_string(),
         "alignment_layers": sorted(am),
         "algorithm": "gridgis.delineate: street-block faces + building Voronoi cells, "
@@ -1353,5 +1433,5 @@ def unit_graph(polygon, buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame | N
     faces = _polygonize(polygon, [lines, *extra]) if extra else faces
     bf = _locate(faces, pts)
     fh = np.bincount(bf[bf >= 0], weights=hh[bf >= 0], minlength=len(faces)).astype(np.int64)
-    edges, length, av, _ = _adjacency(faces, alines, alabels)
+    edges, length, av, *_ = _adjacency(faces, alines, alabels)
     return UnitGraph(faces, fh, edges, length, av)

@@ -54,6 +54,17 @@ class GridRules:
     """Community size reference: about 2,500 households (Nanjing, Tongling policy text)."""
     avoid_road_classes: tuple[str, ...] = ("arterial",)
     """Road classes grid boundaries must not cross (policy text: boundaries follow roads)."""
+    median_width_m: float = 40.0
+    """Widest median strip (m) between the two carriageways of a divided road, for the
+    crossings delineation reports and the audit's arterial crossings alike. A divided
+    arterial is mapped as two one-way centrelines (OpenStreetMap draws each carriageway as
+    its own way); the strip between them belongs to the grid on one side, so the nearer
+    carriageway runs inside that grid along its edge. A stretch of an avoided-class road
+    where, on one side, the grid ends within this distance and another avoided-class road
+    (the other carriageway) lies within it is along a median, not a crossing
+    (:func:`gridgis.audit.median_length`). Carriageway centrelines of a divided arterial
+    lie a few to ~40 m apart (both inside its red line, 道路红线; 8–31 m on the Nanjing
+    Xinjiekou OSM extract). Parameter, not law."""
     alignment_layers: tuple[str, ...] = (
         "residents_groups", "property_areas", "sanitation_areas", "health_areas",
         "police_areas", "school_catchments",
@@ -82,16 +93,6 @@ class GridRules:
     audit_road_min_crossing_m: float = 50.0
     """Audit: an avoided-class road (``avoid_road_classes``) running more than this length
     (m) through a grid's interior, away from its boundary, is an arterial crossing."""
-    audit_median_width_m: float = 40.0
-    """Audit: widest median strip (m) between the two carriageways of a divided road. A
-    divided arterial is mapped as two one-way centrelines (OpenStreetMap draws each
-    carriageway as its own way); the strip between them belongs to the grid on one side,
-    so the nearer carriageway runs inside that grid along its edge. A stretch of an
-    avoided-class road where, on one side, the grid ends within this distance and another
-    avoided-class road (the other carriageway) lies within it is along a median, not a
-    crossing. Carriageway centrelines of a divided arterial lie a few to ~40 m apart
-    (both inside its red line, 道路红线; 8–31 m on the Nanjing Xinjiekou OSM extract).
-    Parameter, not law."""
 
 
 @dataclass(frozen=True)

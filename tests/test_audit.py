@@ -386,7 +386,7 @@ def test_grid_holding_the_median_strip_does_not_cross_the_arterial():
     # the rule is the median width: a narrower limit than the 36 m strip reports it
     # (y 15–285: the west carriageway more than 15 m from the grid's boundary)
     assert arterial_crossings([west_with_median], CARRIAGEWAYS,
-                              audit_median_width_m=20.0) == {A + "001": pytest.approx(270.0)}
+                              median_width_m=20.0) == {A + "001": pytest.approx(270.0)}
 
 
 def test_real_crossings_are_still_found_in_full():
@@ -405,30 +405,60 @@ def test_real_crossings_are_still_found_in_full():
         A + "001": pytest.approx(270.0)}
 
 
-def test_delineated_grids_with_a_divided_arterial_have_no_crossing():
-    from gridgis.delineate import delineate
-
-    def bld(k, x, hh):
-        return box(x - 10, 94, x + 10, 106), f"B{k}", hh
-
-    blds = [bld(k, x, 100) for k, x in enumerate((40, 90, 150, 270, 320, 400))]
+def divided_arterial_community(east=(270, 320, 400)) -> dict[str, gpd.GeoDataFrame]:
+    """Community x 0–450, y 0–200 m: the divided arterial (CARRIAGEWAYS), a branch road
+    each side, 100 households at x 40, 90, 150 (west) and at ``east``."""
+    xs = (40, 90, 150, *east)
     comm = gpd.GeoDataFrame({"community_code": [A], "name": ["甲社区"],
                              "street_code": [A[:9]]}, geometry=to_lonlat([box(0, 0, 450, 200)]))
-    buildings = gpd.GeoDataFrame({"building_id": [b for _, b, _ in blds],
-                                  "households": [h for *_, h in blds], "use": "residential"},
-                                 geometry=to_lonlat([g for g, *_ in blds]))
+    buildings = gpd.GeoDataFrame({"building_id": [f"B{k}" for k in range(len(xs))],
+                                  "households": 100, "use": "residential"},
+                                 geometry=to_lonlat([box(x - 10, 94, x + 10, 106) for x in xs]))
     lines = CARRIAGEWAYS + [("b1", [(100, -50), (100, 250)]), ("b2", [(350, -50), (350, 250)])]
     roads = gpd.GeoDataFrame({"road_id": [r for r, _ in lines], "name": "中山路",
                               "road_class": ["arterial", "arterial", "branch", "branch"]},
                              geometry=to_lonlat([LineString(c) for _, c in lines]))
-    layers = {"communities": comm, "buildings": buildings, "roads": roads}
-    grids = delineate(layers, Settings()).grids
+    return {"communities": comm, "buildings": buildings, "roads": roads}
+
+
+def test_delineated_grids_with_a_divided_arterial_have_no_crossing():
+    from gridgis.delineate import delineate
+
+    layers = divided_arterial_community()
+    result = delineate(layers, Settings())
+    grids = result.grids
     assert sorted(grids["households"]) == [300, 300]   # one grid each side of the arterial
+    # delineation and the audit apply the same median rule: no crossing either way
+    assert grids["crossings"].tolist() == [0, 0]
+    assert "crosses" not in set(result.findings["finding"])
     res = audit_grids(grids, layers, Settings())
     assert len(findings(res, "arterial_crossing")) == 0
-    # the median strip went to one grid: counted without the median rule (y 15–185)
-    old = audit_grids(grids, layers, Settings().override({"grid.audit_median_width_m": 0.0}))
+    # the median strip went to one grid: without the rule both count its near carriageway
+    # (the audit y 15–185, delineation the whole 200 m face edge), in the same grid
+    no_rule = Settings().override({"grid.median_width_m": 0.0})
+    old = audit_grids(grids, layers, no_rule)
     assert findings(old, "arterial_crossing")["value"].tolist() == [pytest.approx(170.0)]
+    old_d = delineate(layers, no_rule)
+    assert old_d.grids["geometry"].geom_equals(grids["geometry"]).all()  # same partition
+    crosses = old_d.findings[old_d.findings["finding"] == "crosses"]
+    assert crosses["line"].tolist() == ["road:arterial 中山路"]
+    assert crosses["length_m"].tolist() == [pytest.approx(200.0, abs=0.5)]
+    assert crosses["grid_code"].tolist() == findings(old, "arterial_crossing")["grid_code"].tolist()
+
+
+def test_delineation_still_reports_a_grid_straddling_a_divided_arterial():
+    from gridgis.delineate import delineate
+
+    layers = divided_arterial_community(east=(320,))   # 100 households east: one grid of 400
+    result = delineate(layers, Settings())
+    assert result.grids["households"].tolist() == [400]
+    assert result.grids["crossings"].tolist() == [1]
+    crosses = result.findings[result.findings["finding"] == "crosses"]
+    assert crosses["line"].tolist() == ["road:arterial 中山路"]
+    assert crosses["length_m"].tolist() == [pytest.approx(2 * 200.0, abs=0.5)]  # both ways
+    art = findings(audit_grids(result.grids, layers, Settings()), "arterial_crossing")
+    assert art["grid_code"].tolist() == crosses["grid_code"].tolist()
+    assert art["value"].tolist() == [pytest.approx(2 * 170.0)]
 
 
 NANJING = (Path(__file__).resolve().parents[2] / "shared" / "data" / "nanjing-xinjiekou-osm"
@@ -458,5 +488,5 @@ def test_nanjing_divided_huju_road():
     assert set(art["other_code"].iloc[0].split(",")) >= {"osm_w158300787", "osm_w159695206"}
     assert art["value"].iloc[0] > near.length + 400
     old = audit_grids(grids, {"roads": roads},
-                      Settings().override({"grid.audit_median_width_m": 0.0}))
+                      Settings().override({"grid.median_width_m": 0.0}))
     assert sorted(findings(old, "arterial_crossing")["grid_code"]) == [A + "001", A + "003"]
