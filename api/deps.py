@@ -27,7 +27,8 @@ async def get_ctx(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 
-def _token_ok(ctx: AppContext, cred: HTTPAuthorizationCredentials | None) -> bool:
+def token_ok(ctx: AppContext, cred: HTTPAuthorizationCredentials | None) -> bool:
+    """True when ``cred`` is a bearer token equal to the write token (constant time)."""
     if ctx.token is None or cred is None or cred.scheme.lower() != "bearer":
         return False
     return hmac.compare_digest(cred.credentials.encode(), ctx.token.encode())
@@ -36,7 +37,7 @@ def _token_ok(ctx: AppContext, cred: HTTPAuthorizationCredentials | None) -> boo
 async def authorised(ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None,
                                          Depends(_bearer)] = None) -> bool:
     """True when the request carries the write token (personal fields may be shown)."""
-    return _token_ok(ctx, cred)
+    return token_ok(ctx, cred)
 
 
 async def require_token(ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None,
@@ -46,7 +47,7 @@ async def require_token(ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials |
         raise HTTPException(401, "writes are disabled on this server (start it with "
                                  "GRIDGIS_API_TOKEN set)",
                             headers={"WWW-Authenticate": "Bearer"})
-    if not _token_ok(ctx, cred):
+    if not token_ok(ctx, cred):
         raise HTTPException(401, "a valid bearer token is required (Authorization: "
                                  "Bearer <GRIDGIS_API_TOKEN>)",
                             headers={"WWW-Authenticate": "Bearer"})

@@ -357,7 +357,7 @@ def test_point_fast_lane_equals_the_route(client, layers):
     from fastapi.security import HTTPBearer
     from starlette.requests import Request
 
-    from api.deps import _token_ok
+    from api.deps import token_ok
     from api.routers.lookup import PointFastLane
     from api.routers.lookup import point as route
 
@@ -383,7 +383,7 @@ def test_point_fast_lane_equals_the_route(client, layers):
             got = client.get(f"/lookup/point?{q}", headers=h)
             req = Request({"type": "http", "headers": [(k.lower().encode(), v.encode())
                                                        for k, v in h.items()]})
-            auth = _token_ok(ctx, asyncio.run(HTTPBearer(auto_error=False)(req)))
+            auth = token_ok(ctx, asyncio.run(HTTPBearer(auto_error=False)(req)))
             args = PointFastLane._args(q.encode())
             want = asyncio.run(route(ctx, auth, *args))
             assert got.status_code == 200 and got.content == want.body, (q, h)

@@ -3,17 +3,18 @@ address — the hotline's question. Answers come from :class:`gridgis.lookup.Loo
 
 from __future__ import annotations
 
-import hmac
 import re
 from typing import Annotated, Literal, get_args
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.app import AppContext
-from api.deps import Authorised, Ctx, FastJSON, dumps
+from api.deps import Authorised, Ctx, FastJSON, dumps, token_ok
 from api.models import AddressAnswer, PointAnswer
 
 router = APIRouter(prefix="/lookup", tags=["lookup"])
@@ -35,7 +36,7 @@ class PointFastLane:
     crs (one of :data:`PointCrs`, at most once) are unambiguous are taken; everything
     else — bad values, unknown CRS, a lookup not built yet — goes to the FastAPI route,
     which validates, reports errors and documents the endpoint in the OpenAPI schema.
-    The bearer token is read as :class:`fastapi.security.HTTPBearer` reads it.
+    The bearer token is checked by :func:`api.deps.token_ok`, the check of every route.
     """
 
     def __init__(self, app: ASGIApp, ctx: AppContext) -> None:
@@ -83,16 +84,15 @@ class PointFastLane:
         return out[0], out[1], crs
 
     def _authorised(self, scope: Scope) -> bool:
-        token = self.ctx.token
-        if token is None:
-            return False
+        """The :func:`api.deps.authorised` answer, from the first Authorization header
+        split as :class:`fastapi.security.HTTPBearer` splits it."""
         for name, value in scope["headers"]:
             if name == b"authorization":
-                scheme, _, credentials = value.decode("latin-1").partition(" ")
-                credentials = credentials.strip()
-                if not (scheme and credentials) or scheme.lower() != "bearer":
+                scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
+                if not (scheme and credentials):
                     return False
-                return hmac.compare_digest(credentials.encode(), token.encode())
+                return token_ok(self.ctx, HTTPAuthorizationCredentials(
+                    scheme=scheme, credentials=credentials))
         return False
 
 
