@@ -468,8 +468,9 @@ NANJING = (Path(__file__).resolve().parents[2] / "shared" / "data" / "nanjing-xi
 @pytest.mark.shared
 @pytest.mark.skipif(not NANJING.exists(), reason="needs ../shared/data (real OSM extract)")
 def test_nanjing_divided_huju_road():
-    """虎踞南路 on OpenStreetMap: two carriageways 28–31 m apart with the 水西门 tunnel
-    tubes between them. A grid holding one side and the median does not cross it."""
+    """虎踞南路 on OpenStreetMap: two carriageways 28–31 m apart (the 水西门 tunnel tubes
+    under the median are dropped on import). A grid holding one side and the median does
+    not cross it."""
     from gridgis.io.osm import read_osm
     from gridgis.layers import validate
 

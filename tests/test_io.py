@@ -425,6 +425,38 @@ def test_osm_tags_to_layers(tmp_path):
     assert any("no valid 12-digit code" in n and "无代码社区" in n for n in notes)
 
 
+def _way(wid: int, a: int, b: int, **tags: str) -> str:
+    tag = "".join(f'<tag k="{k}" v="{v}"/>' for k, v in tags.items())
+    return f' <way id="{wid}"><nd ref="{a}"/><nd ref="{b}"/>{tag}</way>\n'
+
+
+TUNNEL_XML = ("<?xml version='1.0' encoding='UTF-8'?>\n<osm version=\"0.6\">\n"
+              + "".join(f' <node id="{i}" lat="32.04{i}" lon="118.78{i}"/>\n'
+                        for i in range(1, 6))
+              + _way(1, 1, 2, highway="trunk", tunnel="yes", layer="-1", name="水西门隧道")
+              + _way(2, 2, 3, highway="residential", tunnel="yes")
+              + _way(3, 3, 4, highway="tertiary", tunnel="culvert")
+              + _way(4, 1, 2, highway="trunk", name="虎踞南路")
+              + _way(5, 2, 3, highway="primary", tunnel="no")
+              + _way(6, 3, 4, highway="service", tunnel="building_passage")
+              + _way(7, 4, 5, highway="residential", covered="yes")
+              + _way(8, 1, 3, highway="footway", tunnel="yes", layer="-1")
+              + _way(9, 2, 4, highway="steps", tunnel="yes")
+              + "</osm>\n")
+
+
+def test_osm_motor_road_tunnels_are_dropped_walking_tunnels_kept(tmp_path):
+    src = tmp_path / "tunnels.osm"
+    src.write_text(TUNNEL_XML, encoding="utf-8")
+    out = read_source(src)
+    roads = out["roads"].data.set_index("road_id")["road_class"].to_dict()
+    assert roads == {"osm_w4": "arterial", "osm_w5": "arterial", "osm_w6": "branch",
+                     "osm_w7": "branch", "osm_w8": "path", "osm_w9": "path"}
+    note = [n for v in out.values() for n in v.notes if "tunnel" in n]
+    assert len(note) == 1 and "dropped 3 motor-road tunnel ways" in note[0]
+    assert note[0].endswith("水西门隧道, osm_w2, osm_w3")
+
+
 @pytest.mark.shared
 @pytest.mark.skipif(not NANJING_PBF.exists(), reason="needs ../shared/data")
 def test_nanjing_osm_import(tmp_path):
@@ -437,8 +469,13 @@ def test_nanjing_osm_import(tmp_path):
     assert res.sum() >= 300
     assert b.loc[res, "households_estimated"].all() and (b.loc[res, "households"] > 0).all()
     assert not b.loc[~res, "households_estimated"].any()
-    classes = store.read("roads")["road_class"].value_counts()
+    roads = store.read("roads")
+    classes = roads["road_class"].value_counts()
     assert set(classes.index) == {"arterial", "secondary", "branch", "path"}
+    # the 水西门 tunnel's two tubes (trunk, under 虎踞南路) are dropped, nothing else
+    assert not roads["name"].eq("水西门隧道").any()
+    tunnel = [n for n in report.notes if "tunnel" in n]
+    assert len(tunnel) == 1 and "dropped 2 motor-road tunnel ways" in tunnel[0]
     cats = store.read("facilities")["category"].value_counts()
     assert len(cats) >= 8 and cats["bus_stop"] >= 30
     assert {"park", "green"} <= set(store.read("green_spaces")["kind"])

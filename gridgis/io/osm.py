@@ -9,6 +9,14 @@ else green; grass, recreation grounds, village greens: green), institutions (sch
 university, hospital, industrial… polygons with their kind) and administrative
 boundaries when their rings are complete and they carry a valid division code.
 
+Motor-road tunnels (a way of class arterial, secondary or branch tagged ``tunnel`` with
+any value but ``no`` or ``building_passage``, e.g. 水西门隧道 in Nanjing) are dropped and
+counted in the notes: underground, they do not divide the surface into blocks, cannot be
+walked and are not crossings of the grids above them. Pedestrian tunnels and underpasses
+(class path) are kept: they are real walking links. So are ``tunnel=building_passage``
+(a passage through a building at ground level) and ``covered=yes`` (a road at ground
+level under a roof or an overhanging building), which are surface roads.
+
 Multipolygon relations are assembled by osmium's area handler; ways or relations whose
 members are missing from the extract are skipped and counted in the notes. OSM has no
 households: :func:`gridgis.layers.estimate_households` fills residential buildings during
@@ -44,6 +52,12 @@ HIGHWAY_CLASS: dict[str, str] = {
     **dict.fromkeys(("footway", "path", "pedestrian", "steps", "cycleway", "track",
                      "bridleway", "corridor"), "path"),
 }
+
+#: Road classes whose tunnels are dropped (motor roads); path-class tunnels are kept.
+TUNNEL_DROPPED_CLASSES = ("arterial", "secondary", "branch")
+#: ``tunnel`` values of a road at ground level (kept): not a tunnel, or a passage through a
+#: building (an archway).
+SURFACE_TUNNEL_VALUES = ("no", "building_passage")
 
 # -- buildings --------------------------------------------------------------------------
 BUILDING_USE: dict[str, str] = {
@@ -251,6 +265,7 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
                                                    "green_spaces", "institutions",
                                                    "boundaries", "context")}
     broken = {"ways": 0, "areas": 0}
+    tunnels: list[str] = []  # names (or ids) of the motor-road tunnel ways dropped
     admin_relations: dict[int, dict[str, str]] = {}
     admin_areas: set[int] = set()
     floor_h = settings.buildings.floor_height_m
@@ -266,6 +281,11 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
             if obj.is_way():  # as a line: only roads (closed ways come again as areas)
                 hw = get("highway")
                 if hw in HIGHWAY_CLASS and get("area") != "yes":
+                    tunnel = get("tunnel")
+                    if HIGHWAY_CLASS[hw] in TUNNEL_DROPPED_CLASSES and tunnel is not None \
+                            and tunnel not in SURFACE_TUNNEL_VALUES:
+                        tunnels.append(get("name") or get("name:zh") or f"osm_w{obj.id}")
+                        continue
                     try:
                         geom = wkb.create_linestring(obj)
                     except (RuntimeError, osmium.InvalidLocationError):
@@ -305,6 +325,13 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
     if broken["ways"] or broken["areas"]:
         notes.append(f"{where}: skipped {broken['ways']} ways and {broken['areas']} areas "
                      f"with nodes missing from the extract")
+    if tunnels:
+        distinct = list(dict.fromkeys(tunnels))
+        names = ", ".join(distinct[:5]) + ("…" if len(distinct) > 5 else "")
+        notes.append(f"{where}: dropped {len(tunnels)} motor-road tunnel ways "
+                     f"({'/'.join(TUNNEL_DROPPED_CLASSES)} roads tagged tunnel: underground, "
+                     f"they do not divide the surface, cannot be walked and are not "
+                     f"crossings; pedestrian tunnels kept): {names}")
     incomplete = [t.get("name", str(i)) for i, t in admin_relations.items()
                   if i not in admin_areas]
     if incomplete:
