@@ -15,7 +15,7 @@ import shapely
 
 from gridgis.crs import metric_crs_for, wgs84_to_gcj02
 from gridgis.maps import address_key, external_urls, inline_assets, prepare, write_maps
-from gridgis.maps.common import JS_ASSETS
+from gridgis.maps.common import DECLUTTER_GAP_PX, JS_ASSETS
 from gridgis.standards import DEFAULT
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "maps"
@@ -523,5 +523,178 @@ def test_coverage_category_switch(site, browser, city_layers):
             let n = 0; g.eachLayer(() => n++); return n; }""", first)
         assert drawn == uncovered
         assert p.errors == []
+    finally:
+        p.close()
+
+
+# --------------------------------------------------------------------------------------
+# Label decluttering (crowded street pages)
+# --------------------------------------------------------------------------------------
+
+N_FLAGGED = 3  # smallest grids of the crowded street, flagged out of range
+
+
+@pytest.fixture(scope="session")
+def crowded(tmp_path_factory) -> dict:
+    """The default-size demo city (30,000 households) delineated, its smallest grids of
+    the street with most grids flagged out of range, maps written (no boards)."""
+    from gridgis.delineate import delineate
+    from gridgis.synth import make_city
+
+    city = make_city(households=30_000, seed=7)
+    grids = delineate(dict(city.layers), DEFAULT).grids.copy()
+    codes = grids["grid_code"].astype(str)
+    street = codes.str[:9].value_counts().index[0]
+    mine = grids[codes.str[:9] == street]
+    area = mine.to_crs(metric_crs_for(mine)).area
+    flagged = area.nsmallest(N_FLAGGED).index
+    grids.loc[flagged, "flags"] = "above_max: 520 households, no valid partition found"
+    out = tmp_path_factory.mktemp("crowded")
+    write_maps({"streets": city.layers["streets"], "communities": city.layers["communities"],
+                "grids": grids}, out, boards=False)
+    mine = grids[codes.str[:9] == street]
+    info = pd.DataFrame({"area": mine.to_crs(metric_crs_for(mine)).area.to_numpy(),
+                         "flagged": mine.index.isin(flagged)},
+                        index=mine["grid_code"].astype(str).str[9:12] + "-"
+                        + mine["grid_code"].astype(str).str[-3:])
+    assert info.index.is_unique  # a street page's label names its grid
+    return {"page": out / "streets" / f"{street}.html", "grids": info}
+
+
+def grid_labels(page) -> list[dict]:
+    """Every grid label of a page in DOM order (= priority order): its text, whether it is
+    visible, its screen box and whether its anchor is inside the map view."""
+    return page.evaluate(f"""() => {{ const m = {leaflet_map_js()};
+        const view = m.getContainer().getBoundingClientRect();
+        return Array.from(document.querySelectorAll('.gg-label.gg-grid')).map(el => {{
+            const r = el.firstChild.getBoundingClientRect();
+            const a = el.getBoundingClientRect();  // the marker's anchor is its top-left
+            const st = getComputedStyle(el);
+            return {{text: el.textContent, box: [r.left, r.top, r.right, r.bottom],
+                     visible: st.visibility !== 'hidden' && st.display !== 'none',
+                     in_view: a.left >= view.left && a.left <= view.right
+                              && a.top >= view.top && a.top <= view.bottom}}; }}); }}""")
+
+
+def boxes_meet(a: list[float], b: list[float], gap: float = 0.0) -> bool:
+    """Screen boxes [left, top, right, bottom] intersect (closer than ``gap`` pixels)."""
+    return a[0] < b[2] + gap and b[0] < a[2] + gap and a[1] < b[3] + gap and b[1] < a[3] + gap
+
+
+def check_decluttered(labels: list[dict], grids: pd.DataFrame) -> None:
+    """No two visible labels overlap; each hidden label meets a visible one of a grid that
+    outranks it (flagged over unflagged, else not smaller: area within 10 % for the
+    simplified outlines): nothing is hidden needlessly or in the wrong order."""
+    vis = [lb for lb in labels if lb["visible"]]
+    for i, a in enumerate(vis):
+        for b in vis[i + 1:]:
+            assert not boxes_meet(a["box"], b["box"]), (a["text"], b["text"])
+
+    def key(label: dict) -> pd.Series:
+        return grids.loc[re.search(r"\d{3}-\d{3}", label["text"]).group(0)]
+
+    for h in (lb for lb in labels if not lb["visible"]):
+        kh = key(h)
+        blockers = [key(v) for v in vis if boxes_meet(h["box"], v["box"], DECLUTTER_GAP_PX)]
+        assert any(kv["flagged"] > kh["flagged"] or (kv["flagged"] == kh["flagged"]
+                                                     and kv["area"] >= 0.9 * kh["area"])
+                   for kv in blockers), (h["text"], len(blockers))
+
+
+def zoom_in(page) -> None:
+    """Zoom the page's map in one level (animated, as a user would) and wait for the end."""
+    page.evaluate(f"""() => new Promise(done => {{ const m = {leaflet_map_js()};
+        m.once('zoomend', () => setTimeout(done, 50)); m.zoomIn(1); }})""")
+
+
+def test_street_labels_are_decluttered(crowded, browser):
+    grids = crowded["grids"]
+    p = Page(browser)
+    try:
+        page = p.open(crowded["page"])
+        zoom = f"() => {leaflet_map_js()}.getZoom()"
+        z0 = page.evaluate(zoom)
+        labels = grid_labels(page)
+        assert len(labels) == len(grids) > 30
+        # crowded: at the fitted zoom many labels would overlap, so some are hidden
+        overlapping = {lb["text"] for i, lb in enumerate(labels) for other in labels[i + 1:]
+                       if boxes_meet(lb["box"], other["box"])}
+        hidden = [lb for lb in labels if not lb["visible"]]
+        assert len(overlapping) > 10 and len(hidden) > 5
+        check_decluttered(labels, grids)
+        # a flagged small grid keeps its label where a larger unflagged one gives way
+        flagged = [lb for lb in labels if lb["text"].startswith("⚠")]
+        assert len(flagged) == N_FLAGGED
+        wins = [(f["text"], u["text"]) for f in flagged for u in hidden
+                if f["visible"] and boxes_meet(f["box"], u["box"])
+                and not u["text"].startswith("⚠")
+                and grids.loc[u["text"][-7:], "area"] > grids.loc[f["text"][-7:], "area"]]
+        assert wins, "no flagged grid competed with a larger unflagged neighbour"
+        # before/after pair: the page with every label shown, then decluttered again by a
+        # resize of the window
+        page.evaluate("() => document.querySelectorAll('.gg-label.gg-grid')"
+                      ".forEach(el => { el.style.visibility = ''; })")
+        page.screenshot(path=str(ARTIFACTS / "street_crowded_before.png"))
+        page.set_viewport_size({"width": 1000, "height": 850})
+        page.wait_for_timeout(300)
+        check_decluttered(grid_labels(page), grids)
+        page.set_viewport_size({"width": 1200, "height": 850})
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ARTIFACTS / "street_crowded_after.png"))
+        assert sum(not lb["visible"] for lb in grid_labels(page)) == len(hidden)
+        for level in (1, 2):
+            zoom_in(page)
+            assert page.evaluate(zoom) == z0 + level
+            labels = grid_labels(page)
+            check_decluttered(labels, grids)
+        # deepest zoom: room for all, nothing in view is hidden
+        in_view = [lb for lb in labels if lb["in_view"]]
+        assert len(in_view) >= 5
+        assert [lb["text"] for lb in in_view if not lb["visible"]] == []
+        assert p.errors == [] and p.external == []
+    finally:
+        p.close()
+
+
+def test_labels_below_the_zoom_threshold_are_not_counted(browser, tmp_path):
+    """A label layer shown from the fitted zoom + 1: at the fitted zoom every label is
+    hidden by the threshold (CSS display) and none is marked by the decluttering; one
+    level in, the labels show, decluttered in their order (first wins)."""
+    import folium
+
+    from gridgis.maps.common import LabelLayer, new_map, render_page
+
+    rng = np.random.default_rng(3)
+    lon = 118.80 + rng.uniform(0, 0.012, 80)
+    lat = 32.00 + rng.uniform(0, 0.010, 80)
+    labels = [[float(y), float(x), f"<b>{i:03d}</b>", ""] for i, (x, y) in
+              enumerate(zip(lon, lat, strict=True))]
+    m = new_map((lon.min(), lat.min(), lon.max(), lat.max()))
+    group = folium.FeatureGroup(name="labels")
+    LabelLayer(labels, css_class="gg-grid", zoom_offset=1).add_to(group)
+    group.add_to(m)
+    path = tmp_path / "labels.html"
+    path.write_text(inline_assets(render_page(m)), encoding="utf-8")
+    p = Page(browser)
+    try:
+        page = p.open(path)
+        z0 = page.evaluate(f"() => {leaflet_map_js()}.getZoom()")
+        assert z0 > 14  # the fitted zoom, not folium's zoom_start
+        marked = "() => Array.from(document.querySelectorAll('.gg-grid')).filter(el => " \
+                 "el.style.visibility === 'hidden').length"
+        shown = grid_labels(page)
+        assert len(shown) == 80 and not any(lb["visible"] for lb in shown)
+        assert page.evaluate(marked) == 0
+        zoom_in(page)
+        shown = grid_labels(page)
+        vis = [lb for lb in shown if lb["visible"]]
+        assert 10 < len(vis) < 80
+        for i, a in enumerate(vis):
+            assert not any(boxes_meet(a["box"], b["box"]) for b in vis[i + 1:]), a["text"]
+        for i, h in enumerate(shown):
+            if not h["visible"]:  # hidden only behind an earlier label shown
+                assert any(lb["visible"] and boxes_meet(h["box"], lb["box"], DECLUTTER_GAP_PX)
+                           for lb in shown[:i]), h["text"]
+        assert p.errors == [] and p.external == []
     finally:
         p.close()

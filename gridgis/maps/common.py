@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
+from folium.map import FitBounds
 
 from gridgis.crs import metric_crs_for, wgs84_to_offset
 
@@ -58,6 +59,9 @@ CATEGORY_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c5
 ROAD_STYLE = {"arterial": ("#555555", 4.0), "secondary": ("#777777", 3.0),
               "branch": ("#999999", 2.0), "path": ("#bbbbbb", 1.0)}
 """Colour and weight (pixels) per road class."""
+
+DECLUTTER_GAP_PX = 2
+"""Least gap (screen pixels) between two labels both shown (the white halo needs ~2 px)."""
 
 PAGE_CSS = """
 .gg-label{background:none;border:none;}
@@ -139,7 +143,11 @@ def new_map(bounds: Sequence[float], basemap: Basemap = "none", tianditu_key: st
     if title:
         m.get_root().header.add_child(Element(f"<title>{html.escape(title)}</title>"),
                                       name="gg_title")
-    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    # fitted at once, not animated from zoom_start: the label layers read the fitted zoom
+    # when their scripts run (zoom threshold, decluttering)
+    fit = FitBounds([[miny, minx], [maxy, maxx]])
+    fit.options["animate"] = False
+    m.add_child(fit)
     return m
 
 
@@ -379,12 +387,20 @@ def title_box(text_html: str) -> HtmlControl:
 
 
 class LabelLayer(MacroElement):
-    """Text labels (L.divIcon markers, not interactive) added to a parent FeatureGroup.
+    """Text labels (L.divIcon markers, not interactive) added to a parent FeatureGroup,
+    decluttered on screen.
 
-    ``labels`` is a list of ``[lat, lon, text, extra_css_class]``; one compact JSON array
-    instead of one JavaScript statement per label. With ``zoom_offset`` > 0 the labels
-    show only from the page's fitted zoom + offset on (for pages with hundreds of them:
-    unreadable when all shown, and slow to paint).
+    ``labels`` is a list of ``[lat, lon, text, extra_css_class]`` in priority order (first
+    wins); one compact JSON array instead of one JavaScript statement per label. With
+    ``zoom_offset`` > 0 the labels show only from the page's fitted zoom + offset on (for
+    pages with hundreds of them: unreadable when all shown, and slow to paint).
+
+    Decluttering: when the group is added, after every zoom and when the page is resized,
+    the labels are walked in priority order and a label whose screen box (plus
+    ``DECLUTTER_GAP_PX`` around it) meets a label already shown is hidden with CSS
+    ``visibility`` (kept in the page, so it comes back when zooming in leaves room). Three
+    passes, so the browser lays the page out once: reset every label, read every box,
+    hide. Labels hidden by the zoom threshold are not counted.
     """
 
     _template = Template("""
@@ -392,20 +408,48 @@ class LabelLayer(MacroElement):
         (function(){
           var data = {{ this.labels|tojson }};
           var group = {{ this._parent.get_name() }};
+          var map = {{ this._parent._parent.get_name() }};
+          var css = {{ this.css_class|tojson }}, gap = {{ this.gap_px }};
           {% if this.zoom_offset %}
           // many labels: shown from the fitted zoom + offset on (hidden by CSS, not painted)
-          var map = {{ this._parent._parent.get_name() }};
           var minZoom = map.getZoom() + {{ this.zoom_offset }};
-          var cls = 'gg-hide-' + {{ this.css_class|tojson }};
-          var upd = function(){ map.getContainer().classList.toggle(cls, map.getZoom() < minZoom); };
-          map.on('zoomend', upd); upd();
           {% endif %}
+          var markers = [];
           for (var i = 0; i < data.length; i++) {
             var d = data[i];
-            L.marker([d[0], d[1]], {interactive: false, keyboard: false,
-              icon: L.divIcon({className: 'gg-label ' + {{ this.css_class|tojson }} + ' ' + (d[3] || ''),
-                               html: '<div>' + d[2] + '</div>', iconSize: null})}).addTo(group);
+            markers.push(L.marker([d[0], d[1]], {interactive: false, keyboard: false,
+              icon: L.divIcon({className: 'gg-label ' + css + ' ' + (d[3] || ''),
+                               html: '<div>' + d[2] + '</div>', iconSize: null})}).addTo(group));
           }
+          // show labels in priority order; hide one whose box meets a label already shown
+          var declutter = function(){
+            {% if this.zoom_offset %}
+            var below = map.getZoom() < minZoom;
+            map.getContainer().classList.toggle('gg-hide-' + css, below);
+            if (below) { return; }
+            {% endif %}
+            var els = [], boxes = [], shown = [], i, j, b, s, hit;
+            for (i = 0; i < markers.length; i++) {  // 1. reset (writes only)
+              var el = markers[i].getElement();
+              if (el) { el.style.visibility = ''; els.push(el); }
+            }
+            for (i = 0; i < els.length; i++) {  // 2. measure (one layout)
+              boxes.push(els[i].firstChild.getBoundingClientRect());
+            }
+            for (i = 0; i < els.length; i++) {  // 3. hide
+              b = boxes[i];
+              if (!b.width && !b.height) { continue; }  // not displayed
+              for (j = 0, hit = false; j < shown.length && !hit; j++) {
+                s = shown[j];
+                hit = b.left < s.right + gap && s.left < b.right + gap
+                      && b.top < s.bottom + gap && s.top < b.bottom + gap;
+              }
+              if (hit) { els[i].style.visibility = 'hidden'; } else { shown.push(b); }
+            }
+          };
+          map.on('zoomend resize', declutter);
+          group.on('add', declutter);
+          if (map.hasLayer(group)) { declutter(); }
         })();
         {% endmacro %}
     """)
@@ -417,6 +461,7 @@ class LabelLayer(MacroElement):
         self.labels = labels
         self.css_class = css_class
         self.zoom_offset = int(zoom_offset)
+        self.gap_px = DECLUTTER_GAP_PX
 
 
 def label_points(gdf: gpd.GeoDataFrame, texts: Sequence[str],

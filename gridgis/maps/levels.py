@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 import folium
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
+from gridgis.crs import metric_crs_for
 from gridgis.layers import FACILITY_CATEGORIES, GREEN_KINDS, ROAD_CLASSES
 from gridgis.maps.common import (
     CATEGORY_COLOURS,
@@ -64,6 +66,39 @@ def label_zoom_offset(n_labels: int) -> int:
     """Zoom levels above the fitted view from which labels show: all at once up to 120,
     one level closer up to 480, two beyond (a 1,000,000-household index has 400+)."""
     return 0 if n_labels <= 120 else (1 if n_labels <= 480 else 2)
+
+
+def label_priority(polygons: gpd.GeoDataFrame, flagged: Sequence[bool] | None = None
+                   ) -> np.ndarray:
+    """Row positions of ``polygons`` in label priority order, the order in which
+    :class:`~gridgis.maps.common.LabelLayer` keeps labels when they collide on screen.
+
+    Larger polygons first (area in m², in the layer's metric CRS): a big grid has room for
+    its label and is seen from afar, a small one is read when zoomed in. Flagged polygons
+    (``flagged`` true: a grid out of range, drawn with ⚠) come before every unflagged one,
+    whatever their size: the problem grids are what the planner looks for, and there are
+    few of them. Equal keys keep the layer's order.
+
+    Parameters
+    ----------
+    polygons
+        Polygons with a CRS (lon/lat as drawn, or metric).
+    flagged
+        One bool per row, or None (area only).
+
+    Returns
+    -------
+    numpy.ndarray
+        Positions (``iloc``), highest priority first.
+    """
+    if len(polygons) == 0:
+        return np.arange(0)
+    geo = polygons.geometry
+    area = (geo.to_crs(metric_crs_for(polygons)) if geo.crs is not None else geo).area
+    keys = [-area.to_numpy(dtype=float)]
+    if flagged is not None:
+        keys.append(~np.asarray(flagged, dtype=bool))  # last key sorts first
+    return np.lexsort(keys)
 
 
 def grid_frame(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -128,16 +163,17 @@ def add_grids(m: folium.Map, grids: gpd.GeoDataFrame, breaks: list[float], name:
     )
     layer.add_to(m)
     labels = folium.FeatureGroup(name="网格代码 (标注)", show=True)
-    codes = g["grid_code"].astype(str)
+    lg = g.iloc[label_priority(g, g["flagged"].to_numpy())]
+    codes = lg["grid_code"].astype(str)
     if label == "full":  # sequence large, the community's 12 digits small under it
         texts = [f"<b class='seq'>{c[-3:]}</b><br><span class='pre'>{c[:12]}</span>"
                  for c in codes]
     else:  # street pages: community 3 digits small, grid sequence bold
         texts = [f"<span class='pre'>{c[9:12]}-</span><b>{c[-3:]}</b>" for c in codes]
-    texts = [("⚠ " if f else "") + t for t, f in zip(texts, g["flagged"], strict=True)]
-    LabelLayer(label_points(g, texts, ["gg-flag" if f else "" for f in g["flagged"]],
+    texts = [("⚠ " if f else "") + t for t, f in zip(texts, lg["flagged"], strict=True)]
+    LabelLayer(label_points(lg, texts, ["gg-flag" if f else "" for f in lg["flagged"]],
                             escape=False),
-               css_class="gg-grid", zoom_offset=label_zoom_offset(len(g))).add_to(labels)
+               css_class="gg-grid", zoom_offset=label_zoom_offset(len(lg))).add_to(labels)
     labels.add_to(m)
     return layer
 
@@ -181,13 +217,16 @@ def index_map(streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
         interactive=False,
     ).add_to(m)
     names = folium.FeatureGroup(name="街道名称", show=True)
-    LabelLayer(label_points(s, s["name"].astype(str)), css_class="gg-street").add_to(names)
+    ls = s.iloc[label_priority(s)]
+    LabelLayer(label_points(ls, ls["name"].astype(str)), css_class="gg-street").add_to(names)
     names.add_to(m)
     cn = folium.FeatureGroup(name="社区名称", show=True)
-    LabelLayer(label_points(c, [f"{html.escape(n)}<br>{g} 个网格" for n, g in
-                                zip(c["name"].astype(str), c["grid_count"].fillna(0).astype(int),
-                                    strict=True)], escape=False),
-               css_class="gg-community", zoom_offset=label_zoom_offset(len(c))).add_to(cn)
+    lc = c.iloc[label_priority(c)]
+    LabelLayer(label_points(lc, [f"{html.escape(n)}<br>{g} 个网格" for n, g in
+                                 zip(lc["name"].astype(str),
+                                     lc["grid_count"].fillna(0).astype(int), strict=True)],
+                            escape=False),
+               css_class="gg-community", zoom_offset=label_zoom_offset(len(lc))).add_to(cn)
     cn.add_to(m)
     total_hh = int(pd.to_numeric(c["households"], errors="coerce").fillna(0).sum())
     total_grids = int(pd.to_numeric(c["grid_count"], errors="coerce").fillna(0).sum())
@@ -223,7 +262,8 @@ def street_map(street: pd.Series, communities: gpd.GeoDataFrame, grids: gpd.GeoD
         interactive=False,
     ).add_to(m)
     cn = folium.FeatureGroup(name="社区名称", show=True)
-    LabelLayer(label_points(c, c["name"].astype(str)), css_class="gg-community").add_to(cn)
+    lc = c.iloc[label_priority(c)]
+    LabelLayer(label_points(lc, lc["name"].astype(str)), css_class="gg-community").add_to(cn)
     cn.add_to(m)
     n_flag = int(grid_frame(grids)["flagged"].sum()) if len(grids) else 0
     legend("网格户数", choropleth_legend_rows(breaks),
