@@ -1139,7 +1139,7 @@ def _workers(areas: int) -> int:
 
 
 def make_communities(layers: dict[str, Any], settings: Settings = DEFAULT,
-                     county_code: str = "320102", progress: Progress | None = None,
+                     county_code: str | None = None, progress: Progress | None = None,
                      close_m: float = 100.0, margin_m: float = 30.0
                      ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Divide each street (or, without streets, the whole area) into communities of
@@ -1152,6 +1152,18 @@ def make_communities(layers: dict[str, Any], settings: Settings = DEFAULT,
     any building (trunk roads across fields) stay outside. Codes are synthetic but valid 12-digit
     codes: the street's code (or ``county_code`` + ``001`` without streets) + a village
     sequence 001–199 numbered like grids. Every row is marked ``synthetic = True``.
+
+    Parameters
+    ----------
+    county_code
+        6-digit code of the county or district the area lies in (110108 for 海淀区,
+        320102 for 玄武区). Required when there is no streets layer: it is the first
+        6 digits of every community and grid code, and no default can know the place.
+
+    Raises
+    ------
+    ValueError
+        No buildings; or no streets and no ``county_code``.
 
     Returns
     -------
@@ -1178,6 +1190,11 @@ def make_communities(layers: dict[str, Any], settings: Settings = DEFAULT,
         parts = shapely.get_parts(whole)
         parts = shapely.polygons(shapely.get_exterior_ring(parts[shapely.get_type_id(parts)
                                                                 == 3]))
+        if not county_code:
+            raise ValueError("no streets layer: communities made from the whole area need "
+                             "the 6-digit code of the county/district they lie in for their "
+                             "codes (e.g. 110108 海淀区, 320102 玄武区): pass county_code "
+                             "(CLI: --county)")
         street = validate_street_code(f"{county_code}001", settings)
         areas = gpd.GeoDataFrame({"street_code": [street] * len(parts),
                                   "name": [f"区域{i + 1}" for i in range(len(parts))]},

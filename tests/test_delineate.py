@@ -318,6 +318,8 @@ def test_demo_city_rerun_keeps_every_code(demo_city):
 def test_make_communities_from_the_whole_area(demo_city):
     city, _ = demo_city
     lay = {k: v for k, v in city.layers.items() if k not in ("communities", "streets")}
+    with pytest.raises(ValueError, match="county"):
+        make_communities(lay, S)  # no streets: no default county can know the place
     comm, params = make_communities(lay, S, county_code="320102")
     assert params["communities_made_from"].startswith("built-up area")
     assert comm["synthetic"].all()
@@ -345,9 +347,16 @@ def test_nanjing_osm_end_to_end(tmp_path):
     store = open_store(ws)
     import_into(store, [NANJING_PBF])
     assert not store.has("communities")
+    # no streets and no county: the codes would name no real place — a clear error
     run = CliRunner().invoke(app, ["delineate", "--workspace", str(ws), "--communities"])
+    assert run.exit_code == 2 and "--county" in run.output, run.output
+    assert not store.has("grids")
+    # 新街口 lies in 玄武区 (320102)
+    run = CliRunner().invoke(app, ["delineate", "--workspace", str(ws), "--communities",
+                                   "--county", "320102"])
     assert run.exit_code == 0, run.output
     comm = store.read("communities")
+    assert comm["community_code"].str.startswith("320102001").all()
     assert len(comm) >= 3 and comm["synthetic"].astype(bool).all()
     lay = {"communities": comm}
     b = store.read("buildings")

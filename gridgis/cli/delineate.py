@@ -58,7 +58,7 @@ def run_delineation(store: Store, settings: Settings, make_communities: bool = F
             raise ValueError(f"{store.location}: no communities — import them, or run "
                              f"`gridgis delineate --communities` to make them from the "
                              f"streets (or the whole area)")
-        county = county or str(store.meta().get("county_code") or "320102")
+        county = county or store.meta().get("county_code")
         cb = progress_callback(bar, "making communities") if bar is not None else None
         made, made_params = make_comms(layers, settings, county_code=county, progress=cb)
         layers["communities"] = made
@@ -129,8 +129,9 @@ def delineate(
         "--alignment", help="Layer whose boundaries grids should follow (residents' groups, "
                             "police areas, school catchments…); repeatable.")] = None,
     county: Annotated[str | None, typer.Option(
-        "--county", help="6-digit county code for communities made by --communities when "
-                         "there are no streets (default: workspace county_code).")] = None,
+        "--county", help="6-digit code of the county/district (e.g. 110108 海淀区) for "
+                         "communities made by --communities when there are no streets; "
+                         "required then unless the workspace records its county_code.")] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
