@@ -245,7 +245,13 @@ def test_coverage_page_without_coverage_layers_says_so(city_layers, tmp_path):
     s = write_maps(layers, tmp_path, boards=False)
     text = unescape_js((tmp_path / "coverage.html").read_text(encoding="utf-8"))
     assert "缺少图层" in text and "access" in text
+    assert "先运行 gridgis coverage / gridgis site" in text
     assert any("absent" in n for n in s.notes)
+    # only the sites missing: the page names the command that writes them
+    layers = {k: v for k, v in city_layers.items() if k not in ("proposed_sites", "meta_city")}
+    write_maps(layers, tmp_path / "sites", boards=False)
+    text = unescape_js((tmp_path / "sites" / "coverage.html").read_text(encoding="utf-8"))
+    assert "先运行 gridgis site)" in text and "gridgis coverage" not in text
 
 
 def test_missing_required_layer_is_a_clear_error(city_layers, tmp_path):

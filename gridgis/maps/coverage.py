@@ -220,11 +220,15 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
     coverage = layers.get("coverage")
     gaps = layers.get("coverage_gaps")
     sites = layers.get("proposed_sites")
+    # each absent layer with the command that writes it
+    producer = {"access": "coverage", "coverage": "coverage", "coverage_gaps": "coverage",
+                "proposed_sites": "site"}
     missing = [n for n, v in (("access", access), ("coverage", coverage),
                               ("coverage_gaps", gaps), ("proposed_sites", sites)) if v is None]
+    run_cmds = " / ".join(dict.fromkeys(f"gridgis {producer[n]}" for n in missing))
     if missing:
         notes.append("coverage page: layer(s) " + ", ".join(missing) + " absent "
-                     "(run gridgis coverage / gridgis site)")
+                     f"(run {run_cmds})")
     cats: list[str] = []
     if access is not None and len(access):
         cats = list(dict.fromkeys(access["category"].astype(str)))
@@ -377,7 +381,7 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
     legend_html += f"<div style='color:#555'>公园服务半径覆盖率国标下限 {floor:.0%}</div>"
     if missing:
         legend_html += ("<div style='color:#b30000'>缺少图层: " + ", ".join(missing)
-                        + "<br>(先运行 gridgis coverage)</div>")
+                        + f"<br>(先运行 {run_cmds})</div>")
     HtmlControl(legend_html, position="bottomleft").add_to(m)
     if groups and first is not None:
         CategorySwitch(groups, [[c, category_label(c)] for c in cats if c in groups],
