@@ -704,3 +704,16 @@ def test_labels_below_the_zoom_threshold_are_not_counted(browser, tmp_path):
         assert p.errors == [] and p.external == []
     finally:
         p.close()
+
+
+def test_class_breaks_are_data_values_and_never_more_than_the_values():
+    from gridgis.maps.common import class_breaks, colour_for
+
+    four = pd.Series([2754, 2770, 2785, 2909])
+    assert class_breaks(four) == [2754.0, 2770.0, 2785.0, 2909.0]
+    # four values, four different colours
+    assert len({colour_for(v, class_breaks(four)) for v in four}) == 4
+    many = pd.Series(np.arange(250, 501))
+    b = class_breaks(many)
+    assert len(b) == 7 and b[-1] == 500 and set(b) <= set(many.astype(float))
+    assert class_breaks(pd.Series([300] * 10)) == [300.0]

@@ -306,11 +306,17 @@ def to_geojson(gdf: gpd.GeoDataFrame, columns: Iterable[str]) -> dict:
 
 
 def class_breaks(values: pd.Series, classes: int = 7) -> list[float]:
-    """Quantile class breaks (upper bounds) for a choropleth, rounded to integers."""
+    """Quantile class breaks (upper bounds) for a choropleth, rounded to integers.
+
+    Breaks are data values (no interpolation between two features), and there are at
+    most as many classes as distinct values: four communities get at most four classes.
+    """
     v = pd.to_numeric(values, errors="coerce").dropna()
     if v.empty:
         return [0.0]
-    qs = np.unique(np.round(np.quantile(v, np.linspace(0, 1, classes + 1)[1:])))
+    k = min(classes, v.nunique())
+    qs = np.unique(np.round(np.quantile(v, np.linspace(0, 1, k + 1)[1:],
+                                        method="inverted_cdf")))
     return [float(q) for q in qs]
 
 
