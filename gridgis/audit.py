@@ -576,7 +576,7 @@ def audit_grids(
                 along = per.groupby("grid")["median"].sum()
                 per = per[per["m"] > 0.01]
                 tot = per.groupby("grid")["m"].sum()
-                for i, m in tot[tot > rules.audit_road_min_crossing_m].items():
+                for i, m in tot[tot > rules.min_crossing_m].items():
                     rs = per[per["grid"] == i].sort_values("m", ascending=False)
                     desc = ", ".join(f"{names[k] or rids[k]} ({rids[k]}) {mm:,.0f} m"
                                      for k, mm in zip(rs["road"], rs["m"], strict=True))
@@ -610,7 +610,7 @@ def audit_params(result: AuditResult, settings: Settings = DEFAULT, **extra) -> 
             "grid.audit_sliver_m2": r.audit_sliver_m2,
             "grid.audit_outside_share": r.audit_outside_share,
             "grid.audit_road_tolerance_m": r.audit_road_tolerance_m,
-            "grid.audit_road_min_crossing_m": r.audit_road_min_crossing_m,
+            "grid.min_crossing_m": r.min_crossing_m,
             "grid.median_width_m": r.median_width_m,
             "grid.avoid_road_classes": list(r.avoid_road_classes), **extra}
 

@@ -738,7 +738,8 @@ def _set_crossings(regions: list[_Region], face_region: np.ndarray, edges: np.nd
     A region crosses an avoided line where the line separates two of its own faces. For
     roads, the stretches along a median strip at the region's edge are not crossings
     (:func:`gridgis.audit.median_length`, the audit's rule): they go to ``along_median``.
-    Crossings under 1 m are dropped.
+    Crossings under 1 m are dropped here; the grids report those longer than
+    ``settings.grid.min_crossing_m``.
     """
     from gridgis.audit import median_length
 
@@ -1295,6 +1296,8 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
     rows = []
     for ai, reg in regions:
         name = reg.name
+        # reported crossings: longer than a corner clipped at a junction (the audit's rule)
+        crossed = {lab: m for lab, m in reg.crossed.items() if m > g.min_crossing_m}
         area = float(reg.geometry.area)
         perim = float(reg.geometry.length)
         rows.append({
@@ -1306,9 +1309,9 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
             "building_count": reg.building_count,
             "area_m2": round(area, 1),
             "polsby_popper": round(4 * math.pi * area / perim ** 2, 4) if perim else 0.0,
-            "crossings": len(reg.crossed),
+            "crossings": len(crossed),
             "flags": "; ".join(reg.flags),
-            "_crossed": reg.crossed,
+            "_crossed": crossed,
             "_along": reg.along_median,
             "geometry": reg.geometry,
         })
@@ -1351,6 +1354,7 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
                  if k in ("min_households", "max_households", "target_households",
                           "unit_min_area_m2", "unit_min_staff", "unit_min_floor_area_m2",
                           "unit_kinds", "avoid_road_classes", "median_width_m",
+                          "min_crossing_m",
                           "recode_min_iou")},
         "computed_crs": crs.to_string(),
         "alignment_layers": sorted(am),

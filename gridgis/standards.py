@@ -90,9 +90,11 @@ class GridRules:
     """Audit: a road centreline within this distance (m) of a grid boundary is taken to
     follow the boundary, not cross the grid (about half an arterial's red-line width; a
     hand-drawn boundary runs along either kerb). Parameter, not law."""
-    audit_road_min_crossing_m: float = 50.0
-    """Audit: an avoided-class road (``avoid_road_classes``) running more than this length
-    (m) through a grid's interior, away from its boundary, is an arterial crossing."""
+    min_crossing_m: float = 50.0
+    """An avoided line running more than this length (m) through a grid's interior is a
+    crossing: reported by the audit (avoided-class roads, away from the boundary) and by
+    delineation (roads and alignment lines). Shorter runs are corners clipped at a
+    junction, not a grid on both sides of the line. Parameter, not law."""
 
 
 @dataclass(frozen=True)

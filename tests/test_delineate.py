@@ -166,6 +166,10 @@ def test_arterial_is_a_border_and_a_crossing_is_reported_when_unavoidable():
     f = r2.findings
     assert f["finding"].tolist() == ["crosses"] and f["line"].iloc[0] == "road:arterial 中山路"
     assert f["length_m"].iloc[0] == pytest.approx(200.0, abs=0.5)
+    # a crossing is reported only above settings.grid.min_crossing_m (the audit's rule)
+    r3 = delineate(lay2, Settings().override({"grid.min_crossing_m": 250.0}))
+    assert r3.grids["households"].tolist() == [400]
+    assert r3.grids["crossings"].tolist() == [0] and "crosses" not in set(r3.findings["finding"])
 
 
 def test_alignment_boundaries_are_followed():
