@@ -7,7 +7,25 @@ facilities (OSM tags mapped to :data:`gridgis.layers.FACILITY_CATEGORIES`; nodes
 areas as polygons), green spaces (parks and gardens: park when ≥ the park area threshold,
 else green; grass, recreation grounds, village greens: green), institutions (school,
 university, hospital, industrial… polygons with their kind) and administrative
-boundaries when their rings are complete and they carry a valid division code.
+boundaries when their rings are complete and they carry a valid division code, and
+standard addresses from ``addr:*`` tags (see :func:`door_number` and :func:`_addresses`).
+
+Addresses: every node, way or area with ``addr:housenumber`` and ``addr:street`` (or
+``addr:place`` when there is no street) becomes one point of layer ``addresses``: a node at
+its position, a way or area at a point on its surface (``shapely.point_on_surface``, the
+point facilities given as areas are measured from), with the importer's ids (``osm_n…``,
+``osm_w…``, ``osm_r…``). Its text is street + door number, 号 added to a bare or prefixed
+number (8 → 8号, 丁11 → 丁11号, 12-8 → 12-8号; 85号 and 16号院 stay; the traditional 號 is
+written 号). ``addr:housename`` is not used: in Chinese OSM it mixes building, floor and
+compound names with numbers ("1号 科技大厦D座", "1号院", "First Floor") and is no part of a
+door plate. ``name`` is the object's name (a compound or POI name helps name queries) and
+``building_id`` is set when the object is itself an imported building. Skipped, and counted
+in the notes by reason: a house number without street or place; a house number that is not a
+door number (1层 is a floor, 7栋 a building), counted first; a street not written in
+Chinese. Duplicates (the
+same normalised text within ``address.same_place_m``) keep one row, preferring a building,
+then a named object. Texts the address parser does not split into road + door number are
+kept (a query parses the same way, so it still matches) and counted in the notes.
 
 Motor-road tunnels (a way of class arterial, secondary or branch tagged ``tunnel`` with
 any value but ``no`` or ``building_passage``, e.g. 水西门隧道 in Nanjing) are dropped and
@@ -35,6 +53,7 @@ import osmium
 import pandas as pd
 import shapely
 
+from gridgis.address import normalise, parse, to_half_width
 from gridgis.crs import metric_crs_for
 from gridgis.io.fields import ReadError
 from gridgis.standards import DEFAULT, Settings
@@ -145,11 +164,37 @@ _NAME_CATEGORY = [  # checked in order on the name of any mapped or unmapped fea
 ]
 
 
+# -- addresses --------------------------------------------------------------------------
+#: A door number written without 号: optional prefix (甲乙丙丁: a plate added beside another
+#: in Beijing; 附: an annex), digits, optional letter, optional sub-number (12-8).
+_RE_BARE_DOOR = re.compile(r"[甲乙丙丁附]?\d+[A-Z]?(?:-\d+)?")
+#: A door number already written with 号, or a numbered compound gate (16号院).
+_RE_FULL_DOOR = re.compile(r"[甲乙丙丁附]?\d+[A-Z]?(?:-\d+)?号院?")
+_RE_HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def door_number(housenumber: str) -> str | None:
+    """The door number (门牌号) written on a standard address from an OSM
+    ``addr:housenumber``, or None when the value is not one door number.
+
+    >>> [door_number(v) for v in ("8", "丁11", "12-8", "85号", "28號", "16号院", "1层", "7栋")]
+    ['8号', '丁11号', '12-8号', '85号', '28号', '16号院', None, None]
+    """
+    text = re.sub(r"\s+", "", to_half_width(housenumber)).upper().replace("號", "号")
+    if _RE_BARE_DOOR.fullmatch(text):
+        return text + "号"
+    if _RE_FULL_DOOR.fullmatch(text):
+        return text
+    return None
+
+
 #: Tags read from every OSM object (reading all tags into a dict is 3x slower), and the
 #: tags read only when the key before them is present.
 BASE_KEYS = ("building", "highway", "amenity", "shop", "healthcare", "leisure", "landuse",
-             "man_made", "military", "office", "place", "boundary", "name", "access")
+             "man_made", "military", "office", "place", "boundary", "addr:housenumber",
+             "name", "access")
 EXTRA_KEYS = {
+    "addr:housenumber": ("addr:street", "addr:place"),
     "building": ("building:levels", "height", "building:height"),
     "highway": ("area",),
     "amenity": ("isced:level", "school:level", "social_facility", "social_facility:for",
@@ -264,6 +309,9 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
     rows: dict[str, list[dict]] = {k: [] for k in ("buildings", "roads", "facilities",
                                                    "green_spaces", "institutions",
                                                    "boundaries", "context")}
+    # objects with addr:housenumber by id: an open way's line point is replaced by the
+    # surface point of its area when the way is closed and comes again as an area
+    addresses: dict[str, dict] = {}
     broken = {"ways": 0, "areas": 0}
     tunnels: list[str] = []  # names (or ids) of the motor-road tunnel ways dropped
     admin_relations: dict[int, dict[str, str]] = {}
@@ -279,6 +327,12 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
                 progress(done, 0)
             get = obj.tags.get
             if obj.is_way():  # as a line: only roads (closed ways come again as areas)
+                if get("addr:housenumber") is not None:
+                    try:
+                        line = wkb.create_linestring(obj)
+                    except (RuntimeError, osmium.InvalidLocationError):
+                        line = None
+                    _address(_read_tags(get), f"osm_w{obj.id}", line, False, addresses)
                 hw = get("highway")
                 if hw in HIGHWAY_CLASS and get("area") != "yes":
                     tunnel = get("tunnel")
@@ -308,6 +362,9 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
                         "facility_id": f"osm_n{obj.id}", "name": _name(tags),
                         "category": cat, "osm_tags": _tag_text(tags),
                         "wkb": wkb.create_point(obj)})
+                if "addr:housenumber" in tags:
+                    _address(tags, f"osm_n{obj.id}", wkb.create_point(obj)
+                             if obj.location.valid() else None, False, addresses)
             elif obj.is_area():
                 try:
                     geom = wkb.create_multipolygon(obj)
@@ -316,6 +373,9 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
                     continue
                 oid = f"osm_{'w' if obj.from_way() else 'r'}{obj.orig_id()}"
                 _area(tags, oid, geom, rows, floor_h)
+                if "addr:housenumber" in tags:
+                    building = tags.get("building", "no") != "no"
+                    _address(tags, oid, geom, building, addresses)
                 if not obj.from_way() and tags.get("boundary") == "administrative":
                     admin_areas.add(obj.orig_id())
     except RuntimeError as exc:
@@ -337,7 +397,123 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
     if incomplete:
         notes.append(f"{where}: {len(incomplete)} administrative boundaries are incomplete "
                      f"in this extract and were skipped ({', '.join(incomplete[:5])})")
-    return _frames(rows, settings, where, notes)
+    frames = _frames(rows, settings, where, notes)
+    found = _addresses(list(addresses.values()), frames.get("buildings"), settings, where,
+                       notes)
+    if found is not None:
+        frames["addresses"] = found
+    return frames
+
+
+def _address(tags: dict[str, str], oid: str, geom: bytes | None, building: bool,
+             out: dict[str, dict]) -> None:
+    """Keep the address tags of one object (its geometry as WKB, None when unknown)."""
+    out[oid] = {"address_id": oid, "housenumber": tags["addr:housenumber"],
+                "street": tags.get("addr:street"), "place": tags.get("addr:place"),
+                "name": _name(tags), "building": building, "wkb": geom}
+
+
+def _addresses(found: list[dict], buildings: gpd.GeoDataFrame | None, settings: Settings,
+               where: str, notes: list[str]) -> gpd.GeoDataFrame | None:
+    """The ``addresses`` layer from the objects carrying ``addr:housenumber``.
+
+    Parameters
+    ----------
+    found
+        One dict per object (from :func:`_address`): id, housenumber, street, place,
+        name, whether it is a building, geometry WKB (EPSG:4326).
+    buildings
+        The buildings read from the same file: ``building_id`` is set only for objects
+        imported there.
+    settings
+        ``address.same_place_m`` (m): rows with the same normalised text closer than this
+        are one place, and only one is kept.
+    where, notes
+        The file name for messages; receives the counts of skipped and merged objects.
+
+    Returns
+    -------
+    GeoDataFrame or None
+        Points with the fields of :data:`gridgis.layers.SCHEMA` ``addresses``; None when
+        no object gave an address.
+    """
+    if not found:
+        return None
+    skipped: dict[str, list[str]] = {"no_street": [], "not_door": [], "not_chinese": [],
+                                     "no_geometry": []}
+    rows = []
+    for f in found:
+        street = (f["street"] or f["place"] or "").strip()
+        number = door_number(f["housenumber"])
+        if number is None:
+            skipped["not_door"].append(f"{street or f['address_id']} {f['housenumber']}")
+            continue
+        if not street:
+            skipped["no_street"].append(f"{f['address_id']} {f['housenumber']}")
+            continue
+        if not _RE_HAN.search(street):
+            skipped["not_chinese"].append(f"{street} {f['housenumber']}")
+            continue
+        if f["wkb"] is None:
+            skipped["no_geometry"].append(f["address_id"])
+            continue
+        rows.append({"address_id": f["address_id"], "text": street + number,
+                     "name": f["name"], "road": street, "number": number,
+                     "building": f["building"], "wkb": f["wkb"]})
+    reasons = {"no_street": "with addr:housenumber but no addr:street or addr:place",
+               "not_door": "whose addr:housenumber is not a door number (a floor, a "
+                           "building, several numbers)",
+               "not_chinese": "whose street is not written in Chinese",
+               "no_geometry": "with nodes missing from the extract"}
+    for key, items in skipped.items():
+        if items:
+            notes.append(f"{where}: addresses: skipped {len(items)} objects {reasons[key]} "
+                         f"({', '.join(items[:5])}{'…' if len(items) > 5 else ''})")
+    if not rows:
+        return None
+    gdf = _gdf(rows)
+    gdf = gdf.set_geometry(shapely.point_on_surface(gdf.geometry.values))
+    known = set(buildings["building_id"]) if buildings is not None else set()
+    is_building = gdf.pop("building").to_numpy(dtype=bool)
+    gdf["building_id"] = np.where(is_building & gdf["address_id"].isin(known),
+                                  gdf["address_id"], None)
+    gdf = _one_per_place(gdf, settings.address.same_place_m, where, notes)
+    loose = []
+    for text, road, number in zip(gdf["text"], gdf["road"], gdf["number"], strict=True):
+        p = parse(text, settings)
+        # 16号院: the door number 16号 of a compound
+        if p.road != normalise(road).text or not p.number \
+                or not normalise(number).text.startswith(p.number):
+            loose.append(f"{text}: {p.road or p.poi or '?'} + {p.number or p.building or '?'}")
+    if loose:
+        notes.append(f"{where}: addresses: {len(loose)} of {len(gdf)} texts are not split into "
+                     f"road + door number by the address parser (kept; a query is parsed the "
+                     f"same way): {', '.join(loose[:5])}{'…' if len(loose) > 5 else ''}")
+    return gdf
+
+
+def _one_per_place(gdf: gpd.GeoDataFrame, same_place_m: float, where: str,
+                   notes: list[str]) -> gpd.GeoDataFrame:
+    """Keep one row of each normalised address text within ``same_place_m`` metres: a
+    building first (the lookup can return it), then a named object, then file order."""
+    key = gdf["text"].map(lambda t: normalise(t).text)
+    rank = gdf["building_id"].isna().astype(int) * 2 + gdf["name"].isna().astype(int)
+    order = np.lexsort((np.arange(len(gdf)), rank.to_numpy(), key.to_numpy()))
+    xy = shapely.get_coordinates(gdf.to_crs(metric_crs_for(gdf)).geometry.values)
+    kept: dict[str, list[int]] = {}
+    keep = np.zeros(len(gdf), dtype=bool)
+    for i in order:
+        others = kept.setdefault(key.iloc[i], [])
+        if all(np.hypot(*(xy[i] - xy[j])) > same_place_m for j in others):
+            others.append(i)
+            keep[i] = True
+    dropped = gdf.loc[~keep, "text"]
+    if len(dropped):
+        names = list(dict.fromkeys(dropped))
+        notes.append(f"{where}: addresses: {len(dropped)} duplicates (same text within "
+                     f"{same_place_m:g} m of a kept one) merged: "
+                     f"{', '.join(names[:5])}{'…' if len(names) > 5 else ''}")
+    return gdf.loc[keep].reset_index(drop=True)
 
 
 def _tag_text(tags: dict[str, str]) -> str:
