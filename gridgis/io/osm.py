@@ -486,9 +486,10 @@ def _addresses(found: list[dict], buildings: gpd.GeoDataFrame | None, settings: 
                 or not normalise(number).text.startswith(p.number):
             loose.append(f"{text}: {p.road or p.poi or '?'} + {p.number or p.building or '?'}")
     if loose:
+        cases = list(dict.fromkeys(loose))
         notes.append(f"{where}: addresses: {len(loose)} of {len(gdf)} texts are not split into "
                      f"road + door number by the address parser (kept; a query is parsed the "
-                     f"same way): {', '.join(loose[:5])}{'…' if len(loose) > 5 else ''}")
+                     f"same way): {', '.join(cases[:5])}{'…' if len(cases) > 5 else ''}")
     return gdf
 
 
