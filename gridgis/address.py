@@ -42,6 +42,10 @@ _HALF |= {ord(k): v for k, v in {"（": "(", "）": ")", "【": "(", "】": ")",
                                   "－": "-", "~": "-", "～": "-", "_": "-", "#": "#",
                                   "＃": "#"}.items()}
 
+#: Traditional forms of the words that structure an address (號 → 号, 樓 → 楼, ...), so
+#: an address typed in traditional characters parses and matches like its simplified form.
+_TRAD = str.maketrans("號樓棟單層區門東鄉鎮縣園廈場廣莊裡", "号楼栋单层区门东乡镇县园厦场广庄里")
+
 _CN_DIGIT = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
              "六": 6, "七": 7, "八": 8, "九": 9}
 _CN_UNIT = {"十": 10, "百": 100, "千": 1000}
@@ -125,7 +129,8 @@ class Normalised:
 def normalise(text: str) -> Normalised:
     """Normalise one address text.
 
-    Steps, in order: full-width → half-width; upper-case Latin letters; parenthesised
+    Steps, in order: full-width → half-width; traditional forms of the address words
+    → simplified (號 → 号, 樓 → 楼, 單元 → 单元, 區 → 区, …); upper-case Latin letters; parenthesised
     hints such as ``(迎勋北路)`` set apart; a space between two numbers → ``-`` (13 2950室 →
     13-2950室); other spaces and punctuation removed (``-`` kept, it separates
     building-unit-room); Chinese numerals → digits where a numeric suffix
@@ -147,7 +152,7 @@ def normalise(text: str) -> Normalised:
     """
     if not isinstance(text, str):
         return Normalised("")
-    s = text.translate(_HALF).upper()
+    s = text.translate(_HALF).translate(_TRAD).upper()
     hints: list[str] = []
     if "(" in s:
         for _ in range(3):  # nested brackets, innermost first
@@ -177,7 +182,7 @@ def normalise_name(text: str) -> str:
     brackets is kept (海底捞火锅(打浦路店) → 海底捞火锅打浦路店: the branch matters)."""
     if not isinstance(text, str):
         return ""
-    s = text.translate(_HALF).upper().replace("(", "").replace(")", "")
+    s = text.translate(_HALF).translate(_TRAD).upper().replace("(", "").replace(")", "")
     return numerals_to_digits(_RE_DROP.sub("", s))
 
 
@@ -204,8 +209,10 @@ _RE_TOWN = re.compile(rf"^[{_HAN}]{{1,6}}?(?:街道办事处|街道办|街道|�
 _RE_COMMUNITY = re.compile(
     rf"^[{_HAN}\d]{{1,6}}?(?:社区居委会|社区|居委会|村委会|居民委员会|(?<!新)村)"
     # not when the 村 names a road (中关村南大街, 魏公村路): then it is part of the road
-    rf"(?![路街道巷弄里小民委口]|[东西南北中](?:大街|大道|路|街|巷))")
-_ROAD_SUFFIX = r"(?:大道|大街|公路|路|街|巷|胡同|道|(?<![\d])弄|里|段|线)"
+    rf"(?![路街道巷弄里小民委口]|[东西南北中](?:大街|大道|路|街|巷)"
+    rf"|[东西南北中]?[一二三四五六七八九十]+条)")
+# 条 after a numeral is a Beijing lane (东四十条, 中关村北二条)
+_ROAD_SUFFIX = r"(?:大道|大街|公路|路|街|巷|胡同|道|(?<![\d])弄|里|段|线|(?<=[一二三四五六七八九十])条)"
 _RE_ROAD = re.compile(rf"[{_HAN}A-Z0-9]{{1,10}}?{_ROAD_SUFFIX}(?:[东南西北中]?[0-9]*段)?"
                       rf"(?=[\dA-Z]|$)")
 _RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道)([{_HAN}]{{2,8}}(?:大道|大街|路|街|巷|弄))$")

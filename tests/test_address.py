@@ -65,6 +65,9 @@ POI = SHARED / "shanghai-amap-poi"
     # spaces and punctuation removed, dashes kept
     ("浦建路 1132 号, 锦江之星对面", "浦建路1132号锦江之星对面"),
     ("缤纷北苑47—6—746", "缤纷北苑47-6-746"),
+    # traditional forms of the address words
+    ("清华西路28號", "清华西路28号"),
+    ("陽光花園12棟3單元502室", "陽光花园12栋3单元502室"),
     # ... but a space between two numbers separates them like a dash
     ("华南公富13 2950室", "华南公富13-2950室"),
     ("金鼎花苑 8　1203", "金鼎花苑8-1203"),
@@ -193,6 +196,10 @@ def test_parse_beijing_door_plates_and_roads_named_after_villages():
     assert parse("樱花东街甲三号").number == "甲3号"
     assert parse("文庙街附13号").number == "附13号"
     assert parse("魏公村路5号").road == "魏公村路"
+    # 条 after a numeral is a lane (东四十条, 中关村北二条), not the end of a name
+    p = parse("北京市海淀区中关村北二条1号")
+    assert (p.community, p.road, p.number) == (None, "中关村北二条", "1号")
+    assert parse("东城区东四十条24号").road == "东四十条"
     # ... a 村 before a road that is not named after it stays the community
     p = parse("龙山沟村1组23号")
     assert (p.community, p.number) == ("龙山沟村", "23号")
