@@ -93,15 +93,15 @@ def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[NDArray, NDArray]:
     return np.where(inside, lon_a + dlon, lon_a), np.where(inside, lat_a + dlat, lat_a)
 
 
-def _invert(forward, lon: NDArray, lat: NDArray, iterations: int = 30, tol_deg: float = 1e-10):
-    """Solve forward(x) = (lon, lat) for x by fixed-point iteration from x0 = (lon, lat)."""
-    x_lon, x_lat = lon.copy(), lat.copy()
+def _invert(forward, lon, lat, iterations: int = 30, tol_deg: float = 1e-10):
+    """Solve forward(x) = (lon, lat) for x by fixed-point iteration from x0 = (lon, lat);
+    arrays or plain floats (then ``forward`` must take floats)."""
+    x_lon, x_lat = lon, lat
     for _ in range(iterations):
         f_lon, f_lat = forward(x_lon, x_lat)
         e_lon, e_lat = f_lon - lon, f_lat - lat
-        x_lon -= e_lon
-        x_lat -= e_lat
-        if np.all(np.abs(e_lon) < tol_deg) and np.all(np.abs(e_lat) < tol_deg):
+        x_lon, x_lat = x_lon - e_lon, x_lat - e_lat
+        if np.all(abs(e_lon) < tol_deg) and np.all(abs(e_lat) < tol_deg):
             break
     return x_lon, x_lat
 
@@ -144,20 +144,6 @@ def _in_china_point(lon: float, lat: float) -> bool:
     return w <= lon <= e and s <= lat <= n
 
 
-def _invert_point(forward, lon: float, lat: float, iterations: int = 30,
-                  tol_deg: float = 1e-10) -> tuple[float, float]:
-    """:func:`_invert` for one point in floats."""
-    x_lon, x_lat = lon, lat
-    for _ in range(iterations):
-        f_lon, f_lat = forward(x_lon, x_lat)
-        e_lon, e_lat = f_lon - lon, f_lat - lat
-        x_lon -= e_lon
-        x_lat -= e_lat
-        if abs(e_lon) < tol_deg and abs(e_lat) < tol_deg:
-            break
-    return x_lon, x_lat
-
-
 def _gcj_forward_point(lon: float, lat: float) -> tuple[float, float]:
     if not _in_china_point(lon, lat):
         return lon, lat
@@ -175,10 +161,10 @@ def point_to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
     kind = parse_crs(crs)
     lon, lat = float(lon), float(lat)
     if kind == "bd09":
-        lon, lat = _invert_point(lambda x, y: _bd_forward(x, y, _MATH), lon, lat)
+        lon, lat = _invert(lambda x, y: _bd_forward(x, y, _MATH), lon, lat)
         kind = "gcj02"
     if kind == "gcj02":
-        return _invert_point(_gcj_forward_point, lon, lat)
+        return _invert(_gcj_forward_point, lon, lat)
     x, y = to_wgs84(np.array([lon]), np.array([lat]), kind)
     return float(x[0]), float(y[0])
 

@@ -72,6 +72,22 @@ def _converter(crs: str) -> Callable[[np.ndarray, np.ndarray], tuple]:
     return lambda lon, lat: tuple(np.asarray(v) for v in tr.transform(lon, lat))
 
 
+@functools.lru_cache(maxsize=64)
+def _point_converter(crs: str) -> Callable[[float, float], tuple[float, float]]:
+    """:func:`_converter` for one point in floats (GCJ-02/BD-09 through
+    :func:`gridgis.crs.point_to_wgs84`, without numpy's per-call cost)."""
+    kind = parse_crs(crs)
+    if kind in ("gcj02", "bd09"):
+        return functools.partial(point_to_wgs84, crs=kind)
+    convert = _converter(crs)
+
+    def one(lon: float, lat: float) -> tuple[float, float]:
+        x, y = convert(np.array([lon]), np.array([lat]))
+        return float(np.asarray(x).reshape(-1)[0]), float(np.asarray(y).reshape(-1)[0])
+
+    return one
+
+
 class _Points:
     """Query points sorted by longitude once, shared by the polygon layers' lookups."""
 
@@ -346,11 +362,7 @@ class Lookup:
             query, match_level, lon, lat (WGS84, degrees), building_id, street,
             community, grid, people (and community_people where there is no grid).
         """
-        if parse_crs(crs) in ("gcj02", "bd09"):
-            x, y = point_to_wgs84(lon, lat, crs)
-        else:
-            x, y = _converter(crs)(np.array([lon], dtype=float), np.array([lat], dtype=float))
-            x, y = float(np.asarray(x).reshape(-1)[0]), float(np.asarray(y).reshape(-1)[0])
+        x, y = _point_converter(crs)(float(lon), float(lat))
         if self.grids.frame is not None:
             k = self.grids.locate_one(x, y)
             level = "grid"
