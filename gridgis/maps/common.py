@@ -94,7 +94,7 @@ PAGE_CSS = """
 
 
 _ENV = jinja2.Environment(autoescape=False)
-# ``tojson`` keeps CJK as UTF-8 (not \\uXXXX escapes: half the bytes); <, >, & and ' are
+# ``tojson`` keeps CJK as UTF-8 (not backslash-u escapes: half the bytes); <, >, & and ' are
 # still escaped, so the JSON is safe inside <script>.
 _ENV.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
 
