@@ -339,26 +339,15 @@ def _life_circle_rows(table: pd.DataFrame, lc: list[str], res: gpd.GeoDataFrame,
                       cov) -> pd.DataFrame:
     """One row per building: walk_m = the walk to the farthest required category (NaN when
     one is unreachable), covered when it is within the 15-minute walk."""
-    n = len(res)
     sub = table[table["category"].isin(lc)]
-    walk = sub["walk_m"].to_numpy().reshape(len(lc), n)
-    straight = sub["straight_m"].to_numpy().reshape(len(lc), n)
-    worst_walk = np.where(np.isnan(walk).any(axis=0), np.nan, np.nanmax(
-        np.where(np.isnan(walk), -np.inf, walk), axis=0))
-    worst_straight = np.where(np.isnan(straight).any(axis=0), np.nan, np.nanmax(
-        np.where(np.isnan(straight), -np.inf, straight), axis=0))
-    radius = cov.life_circle_15min_m
-    return pd.DataFrame({
-        "building_id": res["building_id"].astype(str).to_numpy(),
-        "category": LIFE_CIRCLE,
-        "walk_m": worst_walk,
-        "straight_m": worst_straight,
-        "radius_m": float(radius),
-        "covered": np.nan_to_num(worst_walk, nan=np.inf) <= radius,
-        "covered_straight": np.nan_to_num(worst_straight, nan=np.inf) <= radius,
-        "walk_min": worst_walk / (cov.walk_speed_kmh * 1000.0 / 60.0),
-        "households": res["households"].to_numpy(),
-    })
+
+    def farthest(column: str) -> NDArray:
+        d = sub[column].to_numpy().reshape(len(lc), len(res))
+        return np.where(np.isnan(d).any(axis=0), np.nan,
+                        np.max(np.where(np.isnan(d), -np.inf, d), axis=0))
+
+    return _access_frame(res, LIFE_CIRCLE, farthest("walk_m"), farthest("straight_m"),
+                         cov.life_circle_15min_m, cov)
 
 
 # --------------------------------------------------------------------------------------
