@@ -124,14 +124,26 @@ class BodyLimit:
 
 async def _send_413(send: Send, limit: int) -> None:
     body = (f'{{"detail": "request body over the limit of {limit} bytes"}}').encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(store: Store, settings: Settings = DEFAULT, maps_dir: str | Path | None = None,
-               token: str | None = None, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+def create_app(
+    store: Store,
+    settings: Settings = DEFAULT,
+    maps_dir: str | Path | None = None,
+    token: str | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
     """Build the API around one workspace.
 
     Parameters
@@ -155,12 +167,16 @@ def create_app(store: Store, settings: Settings = DEFAULT, maps_dir: str | Path 
         title="gridgis",
         version="0.1.0",
         description="Grid-management GIS for urban community governance "
-                    "(城乡社区网格化服务管理): layers as OGC API – Features collections, "
-                    "address and point lookup, grids, coverage and maps.",
+        "(城乡社区网格化服务管理): layers as OGC API – Features collections, "
+        "address and point lookup, grids, coverage and maps.",
     )
-    app.state.ctx = AppContext(store=store, settings=settings,
-                               maps_dir=Path(maps_dir) if maps_dir else None, token=token,
-                               max_body_bytes=max_body_bytes)
+    app.state.ctx = AppContext(
+        store=store,
+        settings=settings,
+        maps_dir=Path(maps_dir) if maps_dir else None,
+        token=token,
+        max_body_bytes=max_body_bytes,
+    )
     for module in (features, lookup, grids, writes, maps):
         app.include_router(module.router)
 
@@ -175,16 +191,23 @@ def create_app(store: Store, settings: Settings = DEFAULT, maps_dir: str | Path 
         errors = []
         for e in exc.errors():
             loc = [str(p) for p in e.get("loc", ())]
-            errors.append({"field": ".".join(loc[1:]) or ".".join(loc), "in": loc[0] if loc
-                           else None, "message": e.get("msg")})
+            errors.append(
+                {
+                    "field": ".".join(loc[1:]) or ".".join(loc),
+                    "in": loc[0] if loc else None,
+                    "message": e.get("msg"),
+                }
+            )
         fields = ", ".join(sorted({e["field"] for e in errors}))
-        return JSONResponse({"detail": f"invalid {fields}", "errors": errors},
-                            status_code=422)
+        return JSONResponse({"detail": f"invalid {fields}", "errors": errors}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"detail": exc.detail},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     app.add_middleware(lookup.PointFastLane, ctx=app.state.ctx)
     app.add_middleware(BodyLimit, limit=max_body_bytes)

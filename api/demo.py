@@ -10,8 +10,9 @@ from gridgis.standards import DEFAULT, Settings
 from gridgis.store import Store
 
 
-def demo_layers(households: int = 10_000, seed: int = 7, settings: Settings = DEFAULT
-                ) -> dict[str, Any]:
+def demo_layers(
+    households: int = 10_000, seed: int = 7, settings: Settings = DEFAULT
+) -> dict[str, Any]:
     """The demo city's layers after delineation, assignment and coverage (EPSG:4326).
 
     Computed once per process for each argument set (the frames are shared: do not

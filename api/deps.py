@@ -34,23 +34,29 @@ def token_ok(ctx: AppContext, cred: HTTPAuthorizationCredentials | None) -> bool
     return hmac.compare_digest(cred.credentials.encode(), ctx.token.encode())
 
 
-async def authorised(ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None,
-                                         Depends(_bearer)] = None) -> bool:
+async def authorised(
+    ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
+) -> bool:
     """True when the request carries the write token (personal fields may be shown)."""
     return token_ok(ctx, cred)
 
 
-async def require_token(ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None,
-                                            Depends(_bearer)] = None) -> None:
+async def require_token(
+    ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
+) -> None:
     """401 unless the request carries the write token."""
     if ctx.token is None:
-        raise HTTPException(401, "writes are disabled on this server (start it with "
-                                 "GRIDGIS_API_TOKEN set)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "writes are disabled on this server (start it with GRIDGIS_API_TOKEN set)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not token_ok(ctx, cred):
-        raise HTTPException(401, "a valid bearer token is required (Authorization: "
-                                 "Bearer <GRIDGIS_API_TOKEN>)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "a valid bearer token is required (Authorization: Bearer <GRIDGIS_API_TOKEN>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 Authorised = Annotated[bool, Depends(authorised)]
@@ -93,11 +99,13 @@ def clean(obj: Any) -> Any:
 def dumps(obj: Any) -> bytes:
     """Serialise to JSON (UTF-8, Chinese kept as is; NaN/NA as null)."""
     try:
-        text = json.dumps(obj, ensure_ascii=False, default=_default, allow_nan=False,
-                          separators=(",", ":"))
+        text = json.dumps(
+            obj, ensure_ascii=False, default=_default, allow_nan=False, separators=(",", ":")
+        )
     except ValueError:  # a NaN somewhere in a nested answer
-        text = json.dumps(clean(obj), ensure_ascii=False, default=_default,
-                          allow_nan=False, separators=(",", ":"))
+        text = json.dumps(
+            clean(obj), ensure_ascii=False, default=_default, allow_nan=False, separators=(",", ":")
+        )
     return text.encode("utf-8")
 
 
@@ -120,5 +128,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         return []
     obj = frame.astype(object).where(frame.notna(), None)
     cols = list(obj.columns)
-    return [{c: plain(v) for c, v in zip(cols, row, strict=True)}
-            for row in obj.itertuples(index=False, name=None)]
+    return [
+        {c: plain(v) for c, v in zip(cols, row, strict=True)}
+        for row in obj.itertuples(index=False, name=None)
+    ]

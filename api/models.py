@@ -39,8 +39,9 @@ class Collection(BaseModel):
     title: str
     description: str | None = None
     itemType: str = "feature"
-    key: str | None = Field(None, description="Field whose value is the feature id; "
-                                              "absent: the 1-based row number")
+    key: str | None = Field(
+        None, description="Field whose value is the feature id; absent: the 1-based row number"
+    )
     rows: int
     crs: list[str]
     storageCrs: str

@@ -24,8 +24,7 @@ from gridgis.standards import Settings
 from gridgis.synth import make_city
 
 
-def lattice_grids(communities: gpd.GeoDataFrame, households: int, target: int
-                  ) -> gpd.GeoDataFrame:
+def lattice_grids(communities: gpd.GeoDataFrame, households: int, target: int) -> gpd.GeoDataFrame:
     crs = metric_crs_for(communities)
     cm = communities.to_crs(crs)
     cell = float(np.sqrt(cm.area.sum() / max(1, households / target)))
@@ -38,8 +37,13 @@ def lattice_grids(communities: gpd.GeoDataFrame, households: int, target: int
         pieces = shapely.intersection(np.array(boxes, dtype=object), comm.geometry)
         pieces = [p for p in pieces if p.area > 1.0]
         for i, p in enumerate(pieces, 1):
-            rows.append({"grid_code": f"{comm.community_code}{i:03d}",
-                         "community_code": comm.community_code, "geometry": p})
+            rows.append(
+                {
+                    "grid_code": f"{comm.community_code}{i:03d}",
+                    "community_code": comm.community_code,
+                    "geometry": p,
+                }
+            )
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs).to_crs("EPSG:4326")
 
 
@@ -72,13 +76,16 @@ def main() -> None:
     settings = Settings()
     t = time.perf_counter()
     city = make_city(households=args.households, seed=args.seed, settings=settings)
-    grids = lattice_grids(city.layers["communities"], args.households,
-                          settings.grid.target_households)
+    grids = lattice_grids(
+        city.layers["communities"], args.households, settings.grid.target_households
+    )
     layers = city.layers
-    print(f"city: {args.households:,} households, {len(layers['buildings']):,} buildings, "
-          f"{len(layers['addresses']):,} addresses, {len(layers['facilities']):,} facilities, "
-          f"{len(layers['institutions']):,} institutions, {len(grids):,} grids "
-          f"(made in {time.perf_counter() - t:.1f} s)")
+    print(
+        f"city: {args.households:,} households, {len(layers['buildings']):,} buildings, "
+        f"{len(layers['addresses']):,} addresses, {len(layers['facilities']):,} facilities, "
+        f"{len(layers['institutions']):,} institutions, {len(grids):,} grids "
+        f"(made in {time.perf_counter() - t:.1f} s)"
+    )
 
     t, c = time.perf_counter(), time.process_time()
     res = assign_all(layers, grids, settings)
@@ -91,19 +98,25 @@ def main() -> None:
         ours = res[name]["grid_code"].astype(object).where(res[name]["grid_code"].notna())
         theirs = peer[name].reindex(ours.index).astype(object)
         both = ours.notna() & theirs.notna()
-        agree.append(f"{name} {float((ours[both] == theirs[both]).mean()):.4%} "
-                     f"(ours {int(ours.notna().sum()):,}, peer {int(theirs.notna().sum()):,})")
-    print(f"assign_all: {t_ours:.2f} s wall ({c_ours:.2f} s CPU)   geopandas sjoin+overlay: "
-          f"{t_peer:.2f} s wall ({c_peer:.2f} s CPU)   ratio {t_peer / t_ours:.1f}x wall, "
-          f"{c_peer / c_ours:.1f}x CPU")
+        agree.append(
+            f"{name} {float((ours[both] == theirs[both]).mean()):.4%} "
+            f"(ours {int(ours.notna().sum()):,}, peer {int(theirs.notna().sum()):,})"
+        )
+    print(
+        f"assign_all: {t_ours:.2f} s wall ({c_ours:.2f} s CPU)   geopandas sjoin+overlay: "
+        f"{t_peer:.2f} s wall ({c_peer:.2f} s CPU)   ratio {t_peer / t_ours:.1f}x wall, "
+        f"{c_peer / c_ours:.1f}x CPU"
+    )
     print("  agreement where both assign: " + "; ".join(agree))
 
     t, c = time.perf_counter(), time.process_time()
     audit = audit_grids(grids, layers, settings)
     t_audit, c_audit = time.perf_counter() - t, time.process_time() - c
     counts = audit.findings["check"].value_counts().to_dict()
-    print(f"audit_grids: {t_audit:.2f} s wall ({c_audit:.2f} s CPU) for {len(grids):,} grids; "
-          f"findings {counts}")
+    print(
+        f"audit_grids: {t_audit:.2f} s wall ({c_audit:.2f} s CPU) for {len(grids):,} grids; "
+        f"findings {counts}"
+    )
 
 
 if __name__ == "__main__":

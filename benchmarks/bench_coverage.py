@@ -63,7 +63,8 @@ def graph_coordinates(acc) -> np.ndarray:
     t = np.clip(g.snaps.offset_m[matched], 0, net.edge_m[e])
     order = np.lexsort((t, e))
     snap_xy = shapely.get_coordinates(
-        shapely.line_interpolate_point(net.edge_geom[e[order]], t[order]))
+        shapely.line_interpolate_point(net.edge_geom[e[order]], t[order])
+    )
     point_xy = g.point_xy[matched[order]]
     return np.vstack([net.node_xy, snap_xy, point_xy])
 
@@ -72,10 +73,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--households", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--sample", type=int, default=100,
-                    help="buildings for the networkx one-search-per-building timing")
-    ap.add_argument("--maxdist", type=float, default=5_000.0,
-                    help="pandana search horizon, metres")
+    ap.add_argument(
+        "--sample",
+        type=int,
+        default=100,
+        help="buildings for the networkx one-search-per-building timing",
+    )
+    ap.add_argument("--maxdist", type=float, default=5_000.0, help="pandana search horizon, metres")
     ap.add_argument("--append", action="store_true", help="append to benchmarks/RESULTS.md")
     args = ap.parse_args()
     import pandana
@@ -83,37 +87,49 @@ def main() -> None:
     settings = Settings()
     city = make_city(households=args.households, seed=args.seed, settings=settings)
     L = city.layers
-    print(f"demo city {args.households:,} households: {len(L['buildings']):,} buildings, "
-          f"{len(L['roads']):,} roads, {len(L['facilities']):,} facilities, "
-          f"{len(L['green_spaces']):,} green spaces")
+    print(
+        f"demo city {args.households:,} households: {len(L['buildings']):,} buildings, "
+        f"{len(L['roads']):,} roads, {len(L['facilities']):,} facilities, "
+        f"{len(L['green_spaces']):,} green spaces"
+    )
 
     with Timer() as t_acc:
-        acc = compute_access(L["buildings"], L["roads"], L["facilities"], L["green_spaces"],
-                             settings)
+        acc = compute_access(
+            L["buildings"], L["roads"], L["facilities"], L["green_spaces"], settings
+        )
     with Timer() as t_all:
         result = run_coverage(L, settings)
     n_b = len(acc.buildings)
     cats = [c for c in acc.sources if c not in GREEN_CATEGORIES and len(acc.sources[c])]
-    print(f"gridgis compute_access, {len(acc.sources)} categories: {t_acc.wall:.2f} s "
-          f"({t_acc.cpu:.2f} s CPU); graph {acc.graph.n_nodes:,} nodes; {n_b:,} residential "
-          f"buildings")
-    print(f"gridgis run_coverage (access + rates + gaps + norms): {t_all.wall:.2f} s "
-          f"({t_all.cpu:.2f} s CPU); {len(result.layers['coverage_gaps']):,} gap polygons")
+    print(
+        f"gridgis compute_access, {len(acc.sources)} categories: {t_acc.wall:.2f} s "
+        f"({t_acc.cpu:.2f} s CPU); graph {acc.graph.n_nodes:,} nodes; {n_b:,} residential "
+        f"buildings"
+    )
+    print(
+        f"gridgis run_coverage (access + rates + gaps + norms): {t_all.wall:.2f} s "
+        f"({t_all.cpu:.2f} s CPU); {len(result.layers['coverage_gaps']):,} gap polygons"
+    )
 
     # the graph preparation gridgis does before any search (network + snapping), timed alone
     from gridgis.network import attach_points, build_network
+
     with Timer() as t_prep:
         net = build_network(L["roads"], settings)
         fac = L["facilities"].to_crs(net.crs)
-        pts = np.concatenate([acc.buildings["point"].to_numpy(),
-                              shapely.point_on_surface(fac.geometry.values)])
+        pts = np.concatenate(
+            [acc.buildings["point"].to_numpy(), shapely.point_on_surface(fac.geometry.values)]
+        )
         attach_points(net, pts, settings.coverage.max_snap_m)
     with Timer() as t_search:
         from scipy.sparse.csgraph import dijkstra
+
         for c in cats:
             dijkstra(acc.graph.matrix, directed=False, indices=acc.sources[c], min_only=True)
-    print(f"  of which graph preparation {t_prep.wall:.2f} s, {len(cats)} facility searches "
-          f"{t_search.wall:.2f} s")
+    print(
+        f"  of which graph preparation {t_prep.wall:.2f} s, {len(cats)} facility searches "
+        f"{t_search.wall:.2f} s"
+    )
 
     # --- pandana on the same graph -----------------------------------------------------
     xy = graph_coordinates(acc)
@@ -121,8 +137,14 @@ def main() -> None:
     table = acc.table.set_index(["category", "building_id"])
     facilities = L["facilities"].to_crs(acc.buildings.crs)
     with Timer() as t_pn:
-        pnet = pandana.Network(pd.Series(xy[:, 0]), pd.Series(xy[:, 1]), pd.Series(u),
-                               pd.Series(v), pd.DataFrame({"walk": w}), twoway=True)
+        pnet = pandana.Network(
+            pd.Series(xy[:, 0]),
+            pd.Series(xy[:, 1]),
+            pd.Series(u),
+            pd.Series(v),
+            pd.DataFrame({"walk": w}),
+            twoway=True,
+        )
     diffs = []
     with Timer() as t_pq:
         for c in cats:
@@ -136,17 +158,24 @@ def main() -> None:
             diffs.append(np.abs(got[ok] - mine[ok]))
     d = np.concatenate(diffs)
     pandana_s = t_pn.wall + t_pq.wall
-    print(f"pandana same graph: Network {t_pn.wall:.2f} s + POIs/queries {t_pq.wall:.2f} s = "
-          f"{pandana_s:.2f} s; + gridgis graph preparation = {pandana_s + t_prep.wall:.2f} s; "
-          f"agreement: max |Δ| {d.max():.3f} m, {np.mean(d <= 0.01):.2%} within 0.01 m, "
-          f"{np.mean(d <= 1.0):.2%} within 1 m ({len(d):,} pairs)")
+    print(
+        f"pandana same graph: Network {t_pn.wall:.2f} s + POIs/queries {t_pq.wall:.2f} s = "
+        f"{pandana_s:.2f} s; + gridgis graph preparation = {pandana_s + t_prep.wall:.2f} s; "
+        f"agreement: max |Δ| {d.max():.3f} m, {np.mean(d <= 0.01):.2%} within 0.01 m, "
+        f"{np.mean(d <= 1.0):.2%} within 1 m ({len(d):,} pairs)"
+    )
 
     # --- pandana as usually used: road nodes, nearest-node mapping ------------------------
     rn = acc.graph.net
     with Timer() as t_pr:
-        rnet = pandana.Network(pd.Series(rn.node_xy[:, 0]), pd.Series(rn.node_xy[:, 1]),
-                               pd.Series(rn.edge_u), pd.Series(rn.edge_v),
-                               pd.DataFrame({"walk": rn.edge_m}), twoway=True)
+        rnet = pandana.Network(
+            pd.Series(rn.node_xy[:, 0]),
+            pd.Series(rn.node_xy[:, 1]),
+            pd.Series(rn.edge_u),
+            pd.Series(rn.edge_v),
+            pd.DataFrame({"walk": rn.edge_m}),
+            twoway=True,
+        )
         bxy = shapely.get_coordinates(acc.buildings["point"].to_numpy())
         bnodes = rnet.get_node_ids(pd.Series(bxy[:, 0]), pd.Series(bxy[:, 1])).to_numpy()
         rdiffs = []
@@ -160,15 +189,16 @@ def main() -> None:
             ok = (acc.node >= 0) & (mine < args.maxdist - 1)
             rdiffs.append(np.abs(got[ok] - mine[ok]))
     rd = np.concatenate(rdiffs)
-    print(f"pandana nearest-node (road graph): {t_pr.wall:.2f} s; vs gridgis walk_m: median "
-          f"|Δ| {np.median(rd):.1f} m, p95 {np.percentile(rd, 95):.1f} m, max {rd.max():.1f} m")
+    print(
+        f"pandana nearest-node (road graph): {t_pr.wall:.2f} s; vs gridgis walk_m: median "
+        f"|Δ| {np.median(rd):.1f} m, p95 {np.percentile(rd, 95):.1f} m, max {rd.max():.1f} m"
+    )
 
     # --- networkx, one search per building ----------------------------------------------
     G = nx.Graph()
     G.add_weighted_edges_from(zip(u.tolist(), v.tolist(), w.tolist(), strict=True))
     rng = np.random.default_rng(0)
-    sample = rng.choice(np.flatnonzero(acc.node >= 0), size=min(args.sample, n_b),
-                        replace=False)
+    sample = rng.choice(np.flatnonzero(acc.node >= 0), size=min(args.sample, n_b), replace=False)
     src = {c: set(acc.sources[c].tolist()) for c in cats}
     worst = 0.0
     with Timer() as t_nx:
@@ -180,28 +210,34 @@ def main() -> None:
                 if np.isfinite(best):
                     worst = max(worst, abs(best - mine))
     nx_total = t_nx.wall / len(sample) * n_b
-    print(f"networkx one search per building: {t_nx.wall:.2f} s for {len(sample)} buildings "
-          f"-> {nx_total:.0f} s extrapolated to {n_b:,}; max |Δ| vs gridgis {worst:.4f} m")
+    print(
+        f"networkx one search per building: {t_nx.wall:.2f} s for {len(sample)} buildings "
+        f"-> {nx_total:.0f} s extrapolated to {n_b:,}; max |Δ| vs gridgis {worst:.4f} m"
+    )
 
     ratio_pandana = pandana_s / t_acc.wall
     ratio_pandana_e2e = (pandana_s + t_prep.wall) / t_acc.wall
     ratio_nx = nx_total / t_acc.wall
-    print(f"ratios (peer / gridgis compute_access): pandana same graph {ratio_pandana:.2f}x, "
-          f"pandana + graph prep {ratio_pandana_e2e:.2f}x, networkx {ratio_nx:.0f}x")
+    print(
+        f"ratios (peer / gridgis compute_access): pandana same graph {ratio_pandana:.2f}x, "
+        f"pandana + graph prep {ratio_pandana_e2e:.2f}x, networkx {ratio_nx:.0f}x"
+    )
 
     if args.append:
         extra = "" if args.sample == 100 else f" --sample {args.sample}"
         extra += "" if args.maxdist == 5_000.0 else f" --maxdist {args.maxdist:g}"
-        cmd = f"`.venv/bin/python benchmarks/bench_coverage.py --households {args.households}" \
-              f"{extra} --append`"
+        cmd = (
+            f"`.venv/bin/python benchmarks/bench_coverage.py --households {args.households}"
+            f"{extra} --append`"
+        )
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         text = f"""
 ## Coverage: walking distances per category (issue 4), {args.households:,} households, pandana horizon {args.maxdist:g} m
 
 Command: {cmd} ({platform.machine()}, 2 cores shared with other jobs, load average {load}
 at the end; wall clock, process CPU in brackets; one run). pandana `maxdist` = {args.maxdist:g} m
-(gridgis searches without a horizon). Demo city seed {args.seed}: {len(L['buildings']):,} buildings ({n_b:,}
-residential), {len(L['roads']):,} roads, {len(L['facilities']):,} facilities; walking graph
+(gridgis searches without a horizon). Demo city seed {args.seed}: {len(L["buildings"]):,} buildings ({n_b:,}
+residential), {len(L["roads"]):,} roads, {len(L["facilities"]):,} facilities; walking graph
 {acc.graph.n_nodes:,} nodes after splitting edges at every snap. {len(cats)} facility categories
 searched by both tools (gridgis also does green and park entry points and straight-line distances).
 

@@ -34,19 +34,25 @@ from gridgis.synth import make_city
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
-def region_stats(faces: np.ndarray, households: np.ndarray, labels: np.ndarray,
-                 lo: int, hi: int) -> dict:
+def region_stats(
+    faces: np.ndarray, households: np.ndarray, labels: np.ndarray, lo: int, hi: int
+) -> dict:
     """Regions, share within [lo, hi], mean Polsby-Popper (4πA/P² of the dissolved region),
     and whether every region is one polygon."""
     regions = np.unique(labels)
     hh = np.array([households[labels == r].sum() for r in regions])
     geoms = [shapely.union_all(faces[labels == r], grid_size=1e-3) for r in regions]
-    pp = [4 * math.pi * g.area / g.length ** 2 for g in geoms]
+    pp = [4 * math.pi * g.area / g.length**2 for g in geoms]
     single = sum(g.geom_type == "Polygon" for g in geoms)
-    return {"regions": len(regions), "in_range": float(np.mean((hh >= lo) & (hh <= hi))),
-            "over_max": int((hh > hi).sum()), "under_min": int((hh < lo).sum()),
-            "pp": float(np.mean(pp)), "contiguous": single / len(regions),
-            "mean_hh": float(hh.mean())}
+    return {
+        "regions": len(regions),
+        "in_range": float(np.mean((hh >= lo) & (hh <= hi))),
+        "over_max": int((hh > hi).sum()),
+        "under_min": int((hh < lo).sum()),
+        "pp": float(np.mean(pp)),
+        "contiguous": single / len(regions),
+        "mean_hh": float(hh.mean()),
+    }
 
 
 def problem(city, target_units: int, settings: Settings):
@@ -61,8 +67,9 @@ def problem(city, target_units: int, settings: Settings):
     ug = None
     for _ in range(14):
         side = (lo_s + hi_s) / 2
-        area = shapely.intersection(whole, shapely.box(cx - side / 2, cy - side / 2,
-                                                       cx + side / 2, cy + side / 2))
+        area = shapely.intersection(
+            whole, shapely.box(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+        )
         parts = shapely.get_parts(area)
         area = parts[np.argmax(shapely.area(parts))]
         ug = unit_graph(area, b, r, settings, split_above=0)
@@ -79,8 +86,10 @@ def run_spopt(ug, settings: Settings) -> tuple[float, np.ndarray]:
     from spopt.region import MaxPHeuristic
 
     cen = shapely.centroid(ug.faces)
-    gdf = gpd.GeoDataFrame({"households": ug.households, "x": shapely.get_x(cen),
-                            "y": shapely.get_y(cen)}, geometry=ug.faces)
+    gdf = gpd.GeoDataFrame(
+        {"households": ug.households, "x": shapely.get_x(cen), "y": shapely.get_y(cen)},
+        geometry=ug.faces,
+    )
     neighbors = {i: [] for i in range(len(ug.faces))}
     for a, b in ug.edges:
         neighbors[int(a)].append(int(b))
@@ -88,8 +97,7 @@ def run_spopt(ug, settings: Settings) -> tuple[float, np.ndarray]:
     w = W(neighbors, silence_warnings=True)
     np.random.seed(0)
     random.seed(0)
-    model = MaxPHeuristic(gdf, w, ["x", "y"], "households", settings.grid.min_households,
-                          top_n=2)
+    model = MaxPHeuristic(gdf, w, ["x", "y"], "households", settings.grid.min_households, top_n=2)
     t = time.perf_counter()
     model.solve()
     return time.perf_counter() - t, np.asarray(model.labels_)
@@ -119,11 +127,15 @@ def main() -> None:
         ts, ls = run_spopt(ug, settings)
         ss = region_stats(ug.faces, ug.households, ls, lo, hi)
         for name, t, s in (("gridgis", tg, sg), ("spopt MaxPHeuristic", ts, ss)):
-            lines.append(f"| {n:,} units, {total:,} hh | {name} | {t:.3f} | {s['regions']} | "
-                         f"{s['in_range']:.1%} | {s['over_max']} | {s['under_min']} | "
-                         f"{s['mean_hh']:.0f} | {s['pp']:.3f} | {s['contiguous']:.0%} |")
-        lines.append(f"| | **ratio** | **{ts / tg:.0f}× faster** | | | | | | "
-                     f"{sg['pp'] / ss['pp']:.2f}× PP | |")
+            lines.append(
+                f"| {n:,} units, {total:,} hh | {name} | {t:.3f} | {s['regions']} | "
+                f"{s['in_range']:.1%} | {s['over_max']} | {s['under_min']} | "
+                f"{s['mean_hh']:.0f} | {s['pp']:.3f} | {s['contiguous']:.0%} |"
+            )
+        lines.append(
+            f"| | **ratio** | **{ts / tg:.0f}× faster** | | | | | | "
+            f"{sg['pp'] / ss['pp']:.2f}× PP | |"
+        )
         print("\n".join(lines[-3:]), flush=True)
     # the big demo city, end to end (delineate + assign + recount; make_city apart)
     from gridgis.assign import assign_all
@@ -141,28 +153,39 @@ def main() -> None:
     t_all = time.perf_counter() - t0
     r_ = grids[grids["kind"] == "residential"]
     inr = r_["households"].between(lo, hi).mean()
-    big_line = (f"| {args.big:,}-household demo city ({len(big.layers['buildings']):,} "
-                f"buildings, {len(big.layers['communities'])} communities) | "
-                f"{t_del:.1f} s delineate, {t_all:.1f} s delineate + assign | "
-                f"{len(grids):,} grids, {inr:.1%} residential within {lo}–{hi}, "
-                f"{int((grids['flags'] != '').sum())} flagged, mean PP "
-                f"{grids['polsby_popper'].mean():.3f} | make_city {t_make:.1f} s |")
+    big_line = (
+        f"| {args.big:,}-household demo city ({len(big.layers['buildings']):,} "
+        f"buildings, {len(big.layers['communities'])} communities) | "
+        f"{t_del:.1f} s delineate, {t_all:.1f} s delineate + assign | "
+        f"{len(grids):,} grids, {inr:.1%} residential within {lo}–{hi}, "
+        f"{int((grids['flags'] != '').sum())} flagged, mean PP "
+        f"{grids['polsby_popper'].mean():.3f} | make_city {t_make:.1f} s |"
+    )
     print(big_line)
     cpus = len(os.sched_getaffinity(0))
-    text = "\n".join([
-        "", "## Delineation (issue 3): gridgis vs spopt MaxPHeuristic", "",
-        f"Command: `.venv/bin/python benchmarks/bench_delineate.py --append` "
-        f"({platform.processor() or platform.machine()}, {cpus} CPUs, "
-        f"load average {os.getloadavg()[0]:.1f} at the end; "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
-        "Same units (demo city street blocks cut into building cells), households and "
-        "adjacency for both; spopt threshold = 250 (floor only), attributes = centroids.",
-        "",
-        "| problem | method | seconds | regions | within 250–500 | over 500 | under 250 | "
-        "mean hh | mean Polsby-Popper | one polygon |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        *lines, "",
-        "| big city | time | result | |", "|---|---|---|---|", big_line, ""])
+    text = "\n".join(
+        [
+            "",
+            "## Delineation (issue 3): gridgis vs spopt MaxPHeuristic",
+            "",
+            f"Command: `.venv/bin/python benchmarks/bench_delineate.py --append` "
+            f"({platform.processor() or platform.machine()}, {cpus} CPUs, "
+            f"load average {os.getloadavg()[0]:.1f} at the end; "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).",
+            "Same units (demo city street blocks cut into building cells), households and "
+            "adjacency for both; spopt threshold = 250 (floor only), attributes = centroids.",
+            "",
+            "| problem | method | seconds | regions | within 250–500 | over 500 | under 250 | "
+            "mean hh | mean Polsby-Popper | one polygon |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            *lines,
+            "",
+            "| big city | time | result | |",
+            "|---|---|---|---|",
+            big_line,
+            "",
+        ]
+    )
     if args.append:
         with open(RESULTS, "a", encoding="utf-8") as fh:
             fh.write(text)

@@ -46,9 +46,11 @@ def per_point(func, lon, lat):
 
 
 def row(step: str, ours: tuple[float, float], peer: tuple[float, float], note: str = "") -> str:
-    return (f"| {step} | {ours[0]:.3f} s ({ours[1]:.3f} s CPU) | {peer[0]:.3f} s "
-            f"({peer[1]:.3f} s CPU) | {peer[0] / ours[0]:.1f}× wall, "
-            f"{peer[1] / max(ours[1], 1e-9):.1f}× CPU | {note} |")
+    return (
+        f"| {step} | {ours[0]:.3f} s ({ours[1]:.3f} s CPU) | {peer[0]:.3f} s "
+        f"({peer[1]:.3f} s CPU) | {peer[0] / ours[0]:.1f}× wall, "
+        f"{peer[1] / max(ours[1], 1e-9):.1f}× CPU | {note} |"
+    )
 
 
 def bench_crs(n: int) -> list[str]:
@@ -59,26 +61,36 @@ def bench_crs(n: int) -> list[str]:
     (g_lon, g_lat), *t_ours = timed(crs.wgs84_to_gcj02, lon, lat)
     (p_lon, p_lat), *t_peer = timed(per_point, cc.wgs2gcj, lon, lat)
     diff = np.max(np.abs(np.r_[g_lon - p_lon, g_lat - p_lat]))
-    rows.append(row(f"WGS84→GCJ-02, {n:,} points", t_ours, t_peer,
-                    f"max difference {diff:.1e}°"))
+    rows.append(row(f"WGS84→GCJ-02, {n:,} points", t_ours, t_peer, f"max difference {diff:.1e}°"))
     (w_lon, w_lat), *t_ours = timed(crs.gcj02_to_wgs84, g_lon, g_lat)
     (q_lon, q_lat), *t_peer = timed(per_point, cc.gcj2wgs, g_lon, g_lat)
     ours_err = GEOD.inv(lon, lat, w_lon, w_lat)[2].max()
     peer_err = GEOD.inv(lon, lat, q_lon, q_lat)[2].max()
-    rows.append(row(f"GCJ-02→WGS84 (inverse), {n:,} points", t_ours, t_peer,
-                    f"worst round trip {ours_err * 1000:.2f} mm vs {peer_err * 1000:.1f} mm"))
+    rows.append(
+        row(
+            f"GCJ-02→WGS84 (inverse), {n:,} points",
+            t_ours,
+            t_peer,
+            f"worst round trip {ours_err * 1000:.2f} mm vs {peer_err * 1000:.1f} mm",
+        )
+    )
     (b_lon, b_lat), *t_ours = timed(crs.wgs84_to_bd09, lon, lat)
     (c_lon, c_lat), *t_peer = timed(per_point, cc.wgs2bd, lon, lat)
     diff = np.max(np.abs(np.r_[b_lon - c_lon, b_lat - c_lat]))
-    rows.append(row(f"WGS84→BD-09, {n:,} points", t_ours, t_peer,
-                    f"max difference {diff:.1e}°"))
+    rows.append(row(f"WGS84→BD-09, {n:,} points", t_ours, t_peer, f"max difference {diff:.1e}°"))
     (v_lon, v_lat), *t_ours = timed(crs.bd09_to_wgs84, b_lon, b_lat)
     (u_lon, u_lat), *t_peer = timed(per_point, cc.bd2wgs, b_lon, b_lat)
     ours_err = GEOD.inv(lon, lat, v_lon, v_lat)[2].max()
     peer_err = GEOD.inv(lon, lat, u_lon, u_lat)[2].max()
-    rows.append(row(f"BD-09→WGS84 (inverse), {n:,} points", t_ours, t_peer,
-                    f"worst round trip {ours_err * 1000:.2f} mm vs {peer_err * 1000:.1f} mm "
-                    f"(peer's BD step is one-shot)"))
+    rows.append(
+        row(
+            f"BD-09→WGS84 (inverse), {n:,} points",
+            t_ours,
+            t_peer,
+            f"worst round trip {ours_err * 1000:.2f} mm vs {peer_err * 1000:.1f} mm "
+            f"(peer's BD step is one-shot)",
+        )
+    )
     return rows
 
 
@@ -101,17 +113,29 @@ def bench_store(households: int) -> list[str]:
 
         _, *t_ours = timed(ours_write)
         _, *t_peer = timed(peer_write)
-        out.append(row(f"write {len(layers)} layers, {rows_total:,} rows "
-                       f"({households:,} households)", t_ours, t_peer,
-                       "gridgis: scratch copy + fsync + rename + metadata"))
+        out.append(
+            row(
+                f"write {len(layers)} layers, {rows_total:,} rows ({households:,} households)",
+                t_ours,
+                t_peer,
+                "gridgis: scratch copy + fsync + rename + metadata",
+            )
+        )
         # a second write replaces one layer in a workspace that already holds the city:
         # gridgis copies the whole file first, the peer writes in place
         _, *t_ours = timed(lambda: ws.write("roads", layers["roads"]))
-        _, *t_peer = timed(lambda: layers["roads"].to_file(plain, layer="roads",
-                                                           driver="GPKG", engine="pyogrio"))
+        _, *t_peer = timed(
+            lambda: layers["roads"].to_file(plain, layer="roads", driver="GPKG", engine="pyogrio")
+        )
         size_mb = ws_path.stat().st_size / 1e6
-        out.append(row(f"replace roads in a {size_mb:.0f} MB workspace", t_ours, t_peer,
-                       "cost of atomicity: copy of the file"))
+        out.append(
+            row(
+                f"replace roads in a {size_mb:.0f} MB workspace",
+                t_ours,
+                t_peer,
+                "cost of atomicity: copy of the file",
+            )
+        )
 
         def ours_read():
             return [ws.read(n) for n in layers]
@@ -121,8 +145,7 @@ def bench_store(households: int) -> list[str]:
 
         _, *t_ours = timed(ours_read)
         _, *t_peer = timed(peer_read)
-        out.append(row("read all layers back", t_ours, t_peer,
-                       "gridgis restores canonical dtypes"))
+        out.append(row("read all layers back", t_ours, t_peer, "gridgis restores canonical dtypes"))
     return out
 
 

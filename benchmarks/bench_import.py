@@ -30,7 +30,7 @@ SRC = DATA / "nanjing-xinjiekou-osm" / "nanjing_osm_bbox.osm.pbf"
 
 def tile(src: Path, dst: Path, k: int) -> None:
     """Write k*k shifted copies of ``src`` (ids offset per copy) to ``dst``."""
-    off = 10 ** 10
+    off = 10**10
     dlon, dlat = 0.036, 0.020  # a little more than the extract's size
     writer = osmium.SimpleWriter(str(dst))
     try:
@@ -40,15 +40,20 @@ def tile(src: Path, dst: Path, k: int) -> None:
                 for o in osmium.FileProcessor(str(src)):
                     if o.is_node():
                         loc = o.location
-                        writer.add_node(o.replace(
-                            id=o.id + c, location=(loc.lon + i * dlon, loc.lat + j * dlat)))
+                        writer.add_node(
+                            o.replace(
+                                id=o.id + c, location=(loc.lon + i * dlon, loc.lat + j * dlat)
+                            )
+                        )
                     elif o.is_way():
-                        writer.add_way(o.replace(id=o.id + c,
-                                                 nodes=[n.ref + c for n in o.nodes]))
+                        writer.add_way(o.replace(id=o.id + c, nodes=[n.ref + c for n in o.nodes]))
                     elif o.is_relation():
-                        writer.add_relation(o.replace(
-                            id=o.id + c,
-                            members=[(m.type, m.ref + c, m.role) for m in o.members]))
+                        writer.add_relation(
+                            o.replace(
+                                id=o.id + c,
+                                members=[(m.type, m.ref + c, m.role) for m in o.members],
+                            )
+                        )
     finally:
         writer.close()
 
@@ -89,20 +94,32 @@ def main() -> None:
             osm = OSM(str(pbf))
             b = osm.get_buildings()
             r = osm.get_network(network_type="all")
-            p = osm.get_pois(custom_filter={"amenity": True, "shop": True, "leisure": True,
-                                            "highway": ["bus_stop"]})
+            p = osm.get_pois(
+                custom_filter={
+                    "amenity": True,
+                    "shop": True,
+                    "leisure": True,
+                    "highway": ["bus_stop"],
+                }
+            )
             lu = osm.get_landuse()
             nat = osm.get_natural()
-            return {"buildings": len(b), "roads": len(r), "pois": len(p),
-                    "landuse": len(lu), "natural": len(nat)}
+            return {
+                "buildings": len(b),
+                "roads": len(r),
+                "pois": len(p),
+                "landuse": len(lu),
+                "natural": len(nat),
+            }
 
         w_g, c_g, n_g = best(run_gridgis, args.repeat)
         w_p, c_p, n_p = best(run_pyrosm, args.repeat)
     print(f"input: Nanjing extract tiled {args.tiles}x{args.tiles} = {size:.1f} MB PBF")
     print(f"gridgis read_source  wall {w_g:6.2f} s  cpu {c_g:6.2f} s  {n_g}")
     print(f"pyrosm (5 getters)   wall {w_p:6.2f} s  cpu {c_p:6.2f} s  {n_p}")
-    print(f"ratio gridgis/pyrosm wall {w_g / w_p:6.2f}    cpu {c_g / c_p:6.2f}  "
-          f"(< 1: gridgis faster)")
+    print(
+        f"ratio gridgis/pyrosm wall {w_g / w_p:6.2f}    cpu {c_g / c_p:6.2f}  (< 1: gridgis faster)"
+    )
 
 
 if __name__ == "__main__":

@@ -84,8 +84,9 @@ def int_to_cn(n: int) -> str:
     return out
 
 
-def make_index_and_queries(n_index: int = 5000, n_queries: int = 1200, n_negative: int = 600,
-                           seed: int = 11):
+def make_index_and_queries(
+    n_index: int = 5000, n_queries: int = 1200, n_negative: int = 600, seed: int = 11
+):
     """Split the POIs into an indexed sample and held-back rows; write queries.
 
     Returns
@@ -103,16 +104,30 @@ def make_index_and_queries(n_index: int = 5000, n_queries: int = 1200, n_negativ
     rng.shuffle(order)
     idx = poi.iloc[order[:n_index]].reset_index(drop=True)
     rest = poi.iloc[order[n_index:]].reset_index(drop=True)
-    index = pd.DataFrame({"address_id": [f"SH{i:05d}" for i in range(len(idx))],
-                          "text": idx["adname"] + idx["address"], "name": idx["name"],
-                          "lon": idx["lon"], "lat": idx["lat"], "district": idx["adname"]})
+    index = pd.DataFrame(
+        {
+            "address_id": [f"SH{i:05d}" for i in range(len(idx))],
+            "text": idx["adname"] + idx["address"],
+            "name": idx["name"],
+            "lon": idx["lon"],
+            "lat": idx["lat"],
+            "district": idx["adname"],
+        }
+    )
     parsed = [parse(t) for t in index["text"]]
     keys = {p.rest for p in parsed}
     doors = {(p.road, p.lane or "", p.number) for p in parsed if p.road and p.number}
     names = {normalise_name(n) for n in index["name"]}
 
-    styles = ["no_district", "full_width", "cn_numerals", "spaces", "poi_name", "wrong_char",
-              "with_city"]
+    styles = [
+        "no_district",
+        "full_width",
+        "cn_numerals",
+        "spaces",
+        "poi_name",
+        "wrong_char",
+        "with_city",
+    ]
     pos = []
     rows = list(range(len(index)))
     rng.shuffle(rows)
@@ -145,7 +160,7 @@ def make_index_and_queries(n_index: int = 5000, n_queries: int = 1200, n_negativ
                 continue
             k = rng.choice(body)
             new = rng.choice([c for c in _WRONG_CHARS if c != road[k]])
-            q = addr.replace(road, road[:k] + new + road[k + 1:], 1)
+            q = addr.replace(road, road[:k] + new + road[k + 1 :], 1)
         pos.append({"query": q, "style": style, "expected": index.at[i, "address_id"]})
     neg = []
     # held-back rows whose address (and door plate) is not in the index
@@ -174,29 +189,35 @@ def make_index_and_queries(n_index: int = 5000, n_queries: int = 1200, n_negativ
                 break
         else:
             continue
-        q = idx.at[i, "address"][: m.start()] + f"{alt}号" + idx.at[i, "address"][m.end():]
+        q = idx.at[i, "address"][: m.start()] + f"{alt}号" + idx.at[i, "address"][m.end() :]
         if parse(q).rest in keys:
             continue
         neg.append({"query": q, "style": "altered_number"})
     return index, pd.DataFrame(pos), pd.DataFrame(neg)
 
 
-def score_matches(index_frame: pd.DataFrame, positives: pd.DataFrame, answers: list[dict]
-                  ) -> pd.DataFrame:
+def score_matches(
+    index_frame: pd.DataFrame, positives: pd.DataFrame, answers: list[dict]
+) -> pd.DataFrame:
     """Mark each positive answer correct when its top-1 (the confident address, or else
     the first candidate) is the expected row or a row indistinguishable from it (same
     normalised address text and name, or same normalised name for a name query)."""
     from gridgis.address import normalise_name, parse
 
-    key = {a: parse(t).rest for a, t in zip(index_frame["address_id"], index_frame["text"],
-                                            strict=True)}
-    nm = {a: normalise_name(n) for a, n in zip(index_frame["address_id"], index_frame["name"],
-                                               strict=True)}
+    key = {
+        a: parse(t).rest
+        for a, t in zip(index_frame["address_id"], index_frame["text"], strict=True)
+    }
+    nm = {
+        a: normalise_name(n)
+        for a, n in zip(index_frame["address_id"], index_frame["name"], strict=True)
+    }
     out = positives.copy()
     top, ok = [], []
     for exp, style, ans in zip(out["expected"], out["style"], answers, strict=True):
-        got = ans["address_id"] or (ans["candidates"][0]["address_id"]
-                                    if ans["candidates"] else None)
+        got = ans["address_id"] or (
+            ans["candidates"][0]["address_id"] if ans["candidates"] else None
+        )
         top.append(got)
         if got is None:
             ok.append(False)
@@ -239,17 +260,23 @@ def main(argv: list[str] | None = None) -> int:
     lk.index = idx
     answers = [lk._answer(idx.match(q), False) for q in pos["query"]]
     scored = score_matches(index_frame, pos, answers)
-    print(f"\n## Matching: {len(index_frame)} indexed Shanghai addresses (index built in "
-          f"{build_s:.2f} s), {len(pos)} queries")
+    print(
+        f"\n## Matching: {len(index_frame)} indexed Shanghai addresses (index built in "
+        f"{build_s:.2f} s), {len(pos)} queries"
+    )
     print(scored.groupby("style")[["correct", "confident"]].mean().round(3).to_string())
-    print(f"top-1 overall: {scored['correct'].mean():.3%}; confident: "
-          f"{scored['confident'].mean():.3%}; confident and wrong: "
-          f"{(scored['confident'] & ~scored['correct']).sum()}")
+    print(
+        f"top-1 overall: {scored['correct'].mean():.3%}; confident: "
+        f"{scored['confident'].mean():.3%}; confident and wrong: "
+        f"{(scored['confident'] & ~scored['correct']).sum()}"
+    )
     neg_answers = [idx.match(q) for q in neg["query"]]
     neg["confident"] = [m.confident for m in neg_answers]
-    print(f"not in the index: {len(neg)} queries "
-          f"({neg['style'].value_counts().to_dict()}), confident answers: "
-          f"{int(neg['confident'].sum())}")
+    print(
+        f"not in the index: {len(neg)} queries "
+        f"({neg['style'].value_counts().to_dict()}), confident answers: "
+        f"{int(neg['confident'].sum())}"
+    )
 
     # speed: batch address lookup on one core (each text distinct, so the batch cache of
     # identical texts does not help: trailing spaces make new inputs that normalise alike)
@@ -262,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     dt = time.perf_counter() - t
     per_min = len(texts) / dt * 60
     from rapidfuzz import fuzz, process
+
     choices = list(index_frame["text"])
     peer_n = min(len(pos), 300)
     t = time.perf_counter()
@@ -270,20 +298,27 @@ def main(argv: list[str] | None = None) -> int:
         _, _, k = process.extractOne(q, choices, scorer=fuzz.WRatio)
         peer_ok += index_frame["address_id"].iloc[k] == exp
     peer_per_min = peer_n / (time.perf_counter() - t) * 60
-    print(f"\n## Speed\naddress lookup (Lookup.addresses): {per_min:,.0f} addresses/minute "
-          f"(one core, {len(texts):,} distinct texts, {result['confident'].mean():.1%} "
-          f"confident); rapidfuzz extractOne(WRatio) over the {len(choices):,} texts: "
-          f"{peer_per_min:,.0f}/minute with top-1 {peer_ok / peer_n:.1%} on the first "
-          f"{peer_n} queries (exact id); ratio {per_min / peer_per_min:.0f}x")
+    print(
+        f"\n## Speed\naddress lookup (Lookup.addresses): {per_min:,.0f} addresses/minute "
+        f"(one core, {len(texts):,} distinct texts, {result['confident'].mean():.1%} "
+        f"confident); rapidfuzz extractOne(WRatio) over the {len(choices):,} texts: "
+        f"{peer_per_min:,.0f}/minute with top-1 {peer_ok / peer_n:.1%} on the first "
+        f"{peer_n} queries (exact id); ratio {per_min / peer_per_min:.0f}x"
+    )
     # speed: batch point lookup
     from gridgis.delineate import delineate
     from gridgis.synth import make_city
 
     city = make_city(households=10_000 if args.quick else 30_000)
     res = delineate(city.layers)
-    lk = Lookup(addresses=city.layers["addresses"], buildings=res.buildings, grids=res.grids,
-                communities=city.layers["communities"], streets=city.layers["streets"],
-                staff=city.layers["staff"])
+    lk = Lookup(
+        addresses=city.layers["addresses"],
+        buildings=res.buildings,
+        grids=res.grids,
+        communities=city.layers["communities"],
+        streets=city.layers["streets"],
+        staff=city.layers["staff"],
+    )
     minx, miny, maxx, maxy = res.grids.total_bounds
     n = 200_000 if not args.quick else 50_000
     rs = np.random.default_rng(3)
@@ -293,23 +328,36 @@ def main(argv: list[str] | None = None) -> int:
     df = lk.points(lons, lats)
     pts_s = n / (time.perf_counter() - t)
     import geopandas as gpd
+
     pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lons, lats), crs="EPSG:4326")
     t = time.perf_counter()
     j = gpd.sjoin(pts, res.grids[["grid_code", "geometry"]], predicate="within", how="left")
-    j = gpd.sjoin(j.drop(columns="index_right"), res.buildings[["building_id", "geometry"]],
-                  predicate="within", how="left")
+    j = gpd.sjoin(
+        j.drop(columns="index_right"),
+        res.buildings[["building_id", "geometry"]],
+        predicate="within",
+        how="left",
+    )
     peer_s = n / (time.perf_counter() - t)
-    agree = (df["grid_code"].fillna("").to_numpy()
-             == j.groupby(level=0)["grid_code"].first().fillna("").to_numpy()).mean()
-    print(f"point lookup: {pts_s:,.0f} points/s ({n:,} points, {len(res.grids)} grids, "
-          f"{len(res.buildings):,} buildings, building + grid + chain); geopandas sjoin "
-          f"grids + buildings: {peer_s:,.0f} points/s; ratio {pts_s / peer_s:.1f}x; "
-          f"grid codes agree with sjoin: {agree:.4%}")
-    gcj = lk.points(*__import__("gridgis.crs", fromlist=["x"]).wgs84_to_gcj02(lons, lats),
-                    crs="gcj02")
-    print(f"gcj02 input round trip: grid codes agree {(gcj['grid_code'].fillna('') == df['grid_code'].fillna('')).mean():.4%}")
+    agree = (
+        df["grid_code"].fillna("").to_numpy()
+        == j.groupby(level=0)["grid_code"].first().fillna("").to_numpy()
+    ).mean()
+    print(
+        f"point lookup: {pts_s:,.0f} points/s ({n:,} points, {len(res.grids)} grids, "
+        f"{len(res.buildings):,} buildings, building + grid + chain); geopandas sjoin "
+        f"grids + buildings: {peer_s:,.0f} points/s; ratio {pts_s / peer_s:.1f}x; "
+        f"grid codes agree with sjoin: {agree:.4%}"
+    )
+    gcj = lk.points(
+        *__import__("gridgis.crs", fromlist=["x"]).wgs84_to_gcj02(lons, lats), crs="gcj02"
+    )
+    print(
+        f"gcj02 input round trip: grid codes agree {(gcj['grid_code'].fillna('') == df['grid_code'].fillna('')).mean():.4%}"
+    )
     # one point at a time (what the API's /lookup/point does), per input CRS
     from gridgis.crs import from_wgs84
+
     m = 5_000
     cells = []
     for crs in ("wgs84", "gcj02", "bd09"):

@@ -22,9 +22,16 @@ from gridgis.maps.levels import index_map
 from gridgis.maps.site import TOLERANCE_M, summarise
 from gridgis.standards import DEFAULT
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def load_seconds(page_path: Path, repeats: int = 5) -> float:
@@ -41,8 +48,9 @@ def load_seconds(page_path: Path, repeats: int = 5) -> float:
             page.on("pageerror", lambda e: errors.append(str(e)))
             t0 = time.perf_counter()
             page.goto(page_path.as_uri(), wait_until="load", timeout=120_000)
-            page.evaluate("() => new Promise(r => requestAnimationFrame(() => "
-                          "requestAnimationFrame(r)))")
+            page.evaluate(
+                "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+            )
             times.append(time.perf_counter() - t0)
             page.close()
         browser.close()
@@ -71,29 +79,39 @@ def main() -> None:
     d = delineate(layers, DEFAULT)
     layers["grids"], layers["buildings"] = d.grids, d.buildings
     t_delin = time.perf_counter() - t
-    print(f"city {t_city:.1f} s, delineation {t_delin:.1f} s: {len(layers['streets'])} streets, "
-          f"{len(layers['communities'])} communities, {len(d.grids)} grids, "
-          f"{len(layers['buildings'])} buildings")
+    print(
+        f"city {t_city:.1f} s, delineation {t_delin:.1f} s: {len(layers['streets'])} streets, "
+        f"{len(layers['communities'])} communities, {len(d.grids)} grids, "
+        f"{len(layers['buildings'])} buildings"
+    )
 
     # warm up both (imports: mapclassify for explore, folium templates)
     tiny = layers["communities"].head(2).assign(households=1, grid_count=1)
     tiny.explore(column="households", tiles=None, legend=False).get_root().render()
-    index_map(layers["streets"].head(1).assign(households=1, community_count=1, grid_count=1),
-              tiny.assign(street_name="x")).get_root().render()
+    index_map(
+        layers["streets"].head(1).assign(households=1, community_count=1, grid_count=1),
+        tiny.assign(street_name="x"),
+    ).get_root().render()
 
     # gridgis index page (what write_maps does for index.html)
     t = time.perf_counter()
     streets, comms = summarise(layers)
-    m = index_map(prepare(streets, TOLERANCE_M["index"], coverage=True),
-                  prepare(comms, TOLERANCE_M["index"], coverage=True), prefix=asset_prefix(0))
+    m = index_map(
+        prepare(streets, TOLERANCE_M["index"], coverage=True),
+        prepare(comms, TOLERANCE_M["index"], coverage=True),
+        prefix=asset_prefix(0),
+    )
     ours = render_page(m)
     t_ours = time.perf_counter() - t
     # peer: geopandas explore() of the same summarised layers (all their columns, full
     # geometry), streets added on top; the same local Leaflet so it loads offline too
     t = time.perf_counter()
-    pm = comms.explore(column="households", tooltip=["name", "community_code", "households",
-                                                     "grid_count"], tiles=None,
-                       legend=False)  # its colour legend needs d3 from a CDN
+    pm = comms.explore(
+        column="households",
+        tooltip=["name", "community_code", "households", "grid_count"],
+        tiles=None,
+        legend=False,
+    )  # its colour legend needs d3 from a CDN
     streets.explore(m=pm, style_kwds={"fill": False, "weight": 4})
     pm.default_js = [(n, asset_prefix(0) + p) for n, p in JS_ASSETS]
     pm.default_css = [(n, asset_prefix(0) + p) for n, p in CSS_ASSETS]
@@ -101,8 +119,9 @@ def main() -> None:
     t_peer = time.perf_counter() - t
     site_dir = out / "site"
     site_dir.mkdir()
-    write_maps({"streets": layers["streets"], "communities": layers["communities"]},
-               site_dir, boards=False)  # copies static/
+    write_maps(
+        {"streets": layers["streets"], "communities": layers["communities"]}, site_dir, boards=False
+    )  # copies static/
     (site_dir / "index.html").write_text(ours, encoding="utf-8")
     (site_dir / "peer.html").write_text(peer, encoding="utf-8")
     mb_ours = len(ours.encode()) / 1e6
@@ -110,9 +129,11 @@ def main() -> None:
     load_ours = load_seconds(site_dir / "index.html")
     load_peer = load_seconds(site_dir / "peer.html")
 
-    rows = [("index page build (s)", t_ours, t_peer),
-            ("index page size (MB)", mb_ours, mb_peer),
-            ("index load in headless Chromium (s, median of 5)", load_ours, load_peer)]
+    rows = [
+        ("index page build (s)", t_ours, t_peer),
+        ("index page size (MB)", mb_ours, mb_peer),
+        ("index load in headless Chromium (s, median of 5)", load_ours, load_peer),
+    ]
     site_line = ""
     if args.site:
         layers_all = {k: v for k, v in layers.items()}
@@ -120,21 +141,29 @@ def main() -> None:
         site = write_maps(layers_all, out / "full", boards=True)
         t_site = time.perf_counter() - t
         size = sum(p.stat().st_size for p in site.pages) / 1e6
-        site_line = (f"whole site ({len(site.pages):,} pages, {size:.0f} MB incl. "
-                     f"{site.count('boards'):,} boards): {t_site:.1f} s")
+        site_line = (
+            f"whole site ({len(site.pages):,} pages, {size:.0f} MB incl. "
+            f"{site.count('boards'):,} boards): {t_site:.1f} s"
+        )
         print(site_line)
-    table = ["| measure | gridgis | peer (GeoDataFrame.explore) | peer / gridgis |",
-             "|---|---|---|---|"]
+    table = [
+        "| measure | gridgis | peer (GeoDataFrame.explore) | peer / gridgis |",
+        "|---|---|---|---|",
+    ]
     for name, a, b in rows:
         table.append(f"| {name} | {a:.2f} | {b:.2f} | {b / a:.1f}× |")
     print("\n".join(table))
     ok = mb_ours <= 10 and load_ours < 3
-    verdict = (f"targets (≤ 10 MB, < 3 s): {'met' if ok else 'NOT met'} — "
-               f"{mb_ours:.2f} MB, {load_ours:.2f} s")
+    verdict = (
+        f"targets (≤ 10 MB, < 3 s): {'met' if ok else 'NOT met'} — "
+        f"{mb_ours:.2f} MB, {load_ours:.2f} s"
+    )
     print(verdict)
     if args.append:
         text = [
-            "", "## Maps (issue 7)", "",
+            "",
+            "## Maps (issue 7)",
+            "",
             f"Command: `.venv/bin/python benchmarks/bench_maps.py --households "
             f"{args.households}{' --site' if args.site else ''} --append` (2-core machine shared "
             f"with other jobs). Demo city seed {args.seed}: {len(layers['streets'])} streets, "
@@ -142,7 +171,11 @@ def main() -> None:
             f"delineation, {t_delin:.0f} s). Peer: geopandas `GeoDataFrame.explore()` of the "
             f"same streets and communities (full geometry, folium underneath), given the same "
             f"local Leaflet so it also loads offline. Load = navigation to load event plus two "
-            f"animation frames, Debian chromium headless.", "", *table, "", verdict,
+            f"animation frames, Debian chromium headless.",
+            "",
+            *table,
+            "",
+            verdict,
         ]
         if site_line:
             text += ["", site_line]

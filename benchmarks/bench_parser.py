@@ -85,8 +85,7 @@ def self_agreement(sentences) -> tuple[int, dict[str, tuple[int, float]]]:
                     if t in rem:
                         rem.remove(t)
                         agree[f] += 2
-    return n_pairs, {f: (total[f] // 2, agree[f] / total[f] if total[f] else 1.0)
-                     for f in TARGET}
+    return n_pairs, {f: (total[f] // 2, agree[f] / total[f] if total[f] else 1.0) for f in TARGET}
 
 
 _NUM = re.compile(r"[0-9]+")
@@ -99,8 +98,11 @@ def conventions(sentences) -> list[tuple[str, Counter]]:
         spans = [(lab, normalise(t).text) for lab, t in bio_spans(sent)]
         for (la, ta), (lb, tb) in zip(spans, spans[1:], strict=False):
             # road + N弄 + M号 (报春路558弄38号)
-            if re.fullmatch(r"\d+弄", ta) and re.fullmatch(r"\d+号", tb) and la in (
-                    "roadno", "subroad"):
+            if (
+                re.fullmatch(r"\d+弄", ta)
+                and re.fullmatch(r"\d+号", tb)
+                and la in ("roadno", "subroad")
+            ):
                 lane[f"{ta[-1]}→{la}, 号→{lb}"] += 1
             # village group N组 + M号 (沿山村5组6号)
             if re.fullmatch(r"\d+组", ta) and re.fullmatch(r"\d+号", tb):
@@ -114,13 +116,24 @@ def conventions(sentences) -> list[tuple[str, Counter]]:
         labs = [lab.partition("-")[2].lower() for _, lab in sent]
         for i in range(len(toks) - 1):
             # a Latin letter then digits ending the address after a name (明月花都A2292)
-            if re.fullmatch(r"[A-Za-z]", toks[i]) and _NUM.fullmatch(toks[i + 1]) \
-                    and i + 2 == len(toks) and i and not re.match(r"[0-9A-Za-z]", toks[i - 1]):
+            if (
+                re.fullmatch(r"[A-Za-z]", toks[i])
+                and _NUM.fullmatch(toks[i + 1])
+                and i + 2 == len(toks)
+                and i
+                and not re.match(r"[0-9A-Za-z]", toks[i - 1])
+            ):
                 split = sent[i + 1][1].startswith("B-")
-                letter["letter and digits → " + (f"{labs[i]} + {labs[i + 1]}" if split
-                                                 else f"one {labs[i]} span")] += 1
-    return [("路N弄M号", lane), ("村N组M号", group), ("N栋M号", bldg_no),
-            ("…名A2292 (address end)", letter)]
+                letter[
+                    "letter and digits → "
+                    + (f"{labs[i]} + {labs[i + 1]}" if split else f"one {labs[i]} span")
+                ] += 1
+    return [
+        ("路N弄M号", lane),
+        ("村N组M号", group),
+        ("N栋M号", bldg_no),
+        ("…名A2292 (address end)", letter),
+    ]
 
 
 _JOINED = re.compile(r"[0-9]+-[0-9]+")
@@ -138,50 +151,82 @@ def dash_tokens(sentences) -> tuple[Counter, Counter]:
                 continue
             if _JOINED.fullmatch(toks[i]):
                 joined["one span " + labs[i]] += 1
-            elif i + 2 < len(toks) and toks[i].isdigit() and toks[i + 1] == "-" \
-                    and toks[i + 2].isdigit():
+            elif (
+                i + 2 < len(toks)
+                and toks[i].isdigit()
+                and toks[i + 1] == "-"
+                and toks[i + 2].isdigit()
+            ):
                 apart[f"{labs[i]} + {labs[i + 2]}"] += 1
     return joined, apart
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", type=Path, default=CORPUS,
-                    help="folder with train.txt and dev.txt (default ../shared/data/...)")
+    ap.add_argument(
+        "--corpus",
+        type=Path,
+        default=CORPUS,
+        help="folder with train.txt and dev.txt (default ../shared/data/...)",
+    )
     ap.add_argument("--append", action="store_true", help="append to benchmarks/RESULTS.md")
     args = ap.parse_args()
     train = read_bio(args.corpus / "train.txt")
     dev = read_bio(args.corpus / "dev.txt")
 
-    lines = [f"## Address parser vs corpus consistency (issue 5), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-             "", "Command: `.venv/bin/python benchmarks/bench_parser.py --append`.", "",
-             "| field | train span F1 | dev span F1 | dev char-level F1 (upper bound) | target |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"## Address parser vs corpus consistency (issue 5), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        "Command: `.venv/bin/python benchmarks/bench_parser.py --append`.",
+        "",
+        "| field | train span F1 | dev span F1 | dev char-level F1 (upper bound) | target |",
+        "|---|---|---|---|---|",
+    ]
     tr, dv = evaluate_parser(train), evaluate_parser(dev)
     bag = char_bag_f1(dev)
     for f in FIELDS:
         target = "≥ 0.95" if f in TARGET else ""
-        lines.append(f"| {f} | {tr.loc[f, 'f1']:.3f} | {dv.loc[f, 'f1']:.3f} | {bag[f]:.3f} | {target} |")
+        lines.append(
+            f"| {f} | {tr.loc[f, 'f1']:.3f} | {dv.loc[f, 'f1']:.3f} | {bag[f]:.3f} | {target} |"
+        )
     pairs, agreement = self_agreement(train + dev)
-    lines += ["", f"Corpus self-agreement: {pairs} pairs of addresses (train + dev) that are "
-              "identical once digits and Latin letters are masked, each scored against the "
-              "other with the span metric:", "", "| field | spans | agreement F1 |", "|---|---|---|"]
+    lines += [
+        "",
+        f"Corpus self-agreement: {pairs} pairs of addresses (train + dev) that are "
+        "identical once digits and Latin letters are masked, each scored against the "
+        "other with the span metric:",
+        "",
+        "| field | spans | agreement F1 |",
+        "|---|---|---|",
+    ]
     lines += [f"| {f} | {n} | {a:.3f} |" for f, (n, a) in agreement.items()]
-    lines += ["", "Written patterns with two conventions in train.txt (the parser follows the "
-              "majority; the corpus's own guideline, data/anno/anno-cn.md of "
-              "leodotnet/neural-chinese-address-parsing, asks for 柳营路669弄14号 → roadno 669弄 + "
-              "houseno 14号 and 沿山村5组6号 → one roadno span 5组6号):", ""]
+    lines += [
+        "",
+        "Written patterns with two conventions in train.txt (the parser follows the "
+        "majority; the corpus's own guideline, data/anno/anno-cn.md of "
+        "leodotnet/neural-chinese-address-parsing, asks for 柳营路669弄14号 → roadno 669弄 + "
+        "houseno 14号 and 沿山村5组6号 → one roadno span 5组6号):",
+        "",
+    ]
     for name, counts in conventions(train):
         lines.append(f"- {name}: " + "; ".join(f"{k} {v}" for k, v in counts.most_common()))
     joined, apart = dash_tokens(train)
-    lines += ["", "Tokenisation artefact, a road's X-Y door number in train.txt: kept as one "
-              "token → " + ", ".join(f"{k} {v}" for k, v in joined.most_common()) + "; dash a "
-              "token of its own → " + ", ".join(f"{k} {v}" for k, v in apart.most_common(3)) + "."]
-    clean = [s for s in dev if not any(len(t) > 1 and re.search(r"[^0-9A-Za-z\u4e00-\u9fff]", t)
-                                       for t, _ in s)]
+    lines += [
+        "",
+        "Tokenisation artefact, a road's X-Y door number in train.txt: kept as one "
+        "token → " + ", ".join(f"{k} {v}" for k, v in joined.most_common()) + "; dash a "
+        "token of its own → " + ", ".join(f"{k} {v}" for k, v in apart.most_common(3)) + ".",
+    ]
+    clean = [
+        s
+        for s in dev
+        if not any(len(t) > 1 and re.search(r"[^0-9A-Za-z\u4e00-\u9fff]", t) for t, _ in s)
+    ]
     f1 = evaluate_parser(clean)["f1"]
-    lines.append(f"Dev span F1 without the {len(dev) - len(clean)} addresses that hold a "
-                 "token with punctuation inside: " + ", ".join(f"{f} {f1[f]:.3f}" for f in TARGET) + ".")
+    lines.append(
+        f"Dev span F1 without the {len(dev) - len(clean)} addresses that hold a "
+        "token with punctuation inside: " + ", ".join(f"{f} {f1[f]:.3f}" for f in TARGET) + "."
+    )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.append:

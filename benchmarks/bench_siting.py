@@ -37,8 +37,14 @@ def main() -> None:
     settings = Settings()
     city = make_city(households=args.households, seed=args.seed)
     L = city.layers
-    access = compute_access(L["buildings"], L["roads"], L["facilities"], L["green_spaces"],
-                            settings, categories=[args.category])
+    access = compute_access(
+        L["buildings"],
+        L["roads"],
+        L["facilities"],
+        L["green_spaces"],
+        settings,
+        categories=[args.category],
+    )
 
     t0 = time.perf_counter()
     result = propose_sites(access, args.category, args.count, settings)
@@ -54,9 +60,13 @@ def main() -> None:
     predefined = np.r_[np.ones(len(existing), int), np.zeros(len(candidates), int)]
     radius = settings.coverage.radius_m[args.category]
     t0 = time.perf_counter()
-    model = spopt.MCLP.from_cost_matrix(dist, hh, radius,
-                                        p_facilities=len(existing) + args.count,
-                                        predefined_facilities_arr=predefined)
+    model = spopt.MCLP.from_cost_matrix(
+        dist,
+        hh,
+        radius,
+        p_facilities=len(existing) + args.count,
+        predefined_facilities_arr=predefined,
+    )
     model = model.solve(pulp.PULP_CBC_CMD(msg=False))
     exact_s = time.perf_counter() - t0
     exact = int(round(pulp.value(model.problem.objective)))

@@ -37,22 +37,54 @@ from gridgis.standards import DEFAULT, Settings
 
 #: Full-width ASCII (U+FF01–FF5E) and the ideographic space to half-width.
 _HALF = {i: i - 0xFEE0 for i in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
-_HALF |= {ord(k): v for k, v in {"（": "(", "）": ")", "【": "(", "】": ")", "〔": "(",
-                                  "〕": ")", "［": "(", "］": ")", "—": "-", "–": "-",
-                                  "－": "-", "~": "-", "～": "-", "_": "-", "#": "#",
-                                  "＃": "#"}.items()}
+_HALF |= {
+    ord(k): v
+    for k, v in {
+        "（": "(",
+        "）": ")",
+        "【": "(",
+        "】": ")",
+        "〔": "(",
+        "〕": ")",
+        "［": "(",
+        "］": ")",
+        "—": "-",
+        "–": "-",
+        "－": "-",
+        "~": "-",
+        "～": "-",
+        "_": "-",
+        "#": "#",
+        "＃": "#",
+    }.items()
+}
 
 #: Traditional forms of the words that structure an address (號 → 号, 樓 → 楼, ...), so
 #: an address typed in traditional characters parses and matches like its simplified form.
 _TRAD = str.maketrans("號樓棟單層區門東鄉鎮縣園廈場廣莊裡", "号楼栋单层区门东乡镇县园厦场广庄里")
 
-_CN_DIGIT = {"零": 0, "〇": 0, "○": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
-             "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_DIGIT = {
+    "零": 0,
+    "〇": 0,
+    "○": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _CN_UNIT = {"十": 10, "百": 100, "千": 1000}
 _CN_CHARS = "零〇○一二两三四五六七八九十百千"
 
 #: What may follow a number: suffixes that make a Chinese numeral a number, not a name.
-_NUM_SUFFIX = r"(?:号楼|号院|号|支弄|弄|栋|幢|座|单元|门(?![县峡湾市镇村])|层|楼|室|户|期|区|组|巷|排)"
+_NUM_SUFFIX = (
+    r"(?:号楼|号院|号|支弄|弄|栋|幢|座|单元|门(?![县峡湾市镇村])|层|楼|室|户|期|区|组|巷|排)"
+)
 
 # A run of Chinese numerals directly before a numeric suffix. The run must not continue a
 # word that is itself a numeral-name (e.g. 三元里, 四川路, 十里河 are never followed by a
@@ -190,32 +222,73 @@ def normalise_name(text: str) -> str:
 # Parsing
 # --------------------------------------------------------------------------------------
 
-_PROVINCES = ("北京", "天津", "上海", "重庆", "河北", "山西", "辽宁", "吉林", "黑龙江", "江苏",
-              "浙江", "安徽", "福建", "江西", "山东", "河南", "湖北", "湖南", "广东", "海南",
-              "四川", "贵州", "云南", "陕西", "甘肃", "青海", "台湾", "内蒙古", "广西", "西藏",
-              "宁夏", "新疆", "香港", "澳门")
+_PROVINCES = (
+    "北京",
+    "天津",
+    "上海",
+    "重庆",
+    "河北",
+    "山西",
+    "辽宁",
+    "吉林",
+    "黑龙江",
+    "江苏",
+    "浙江",
+    "安徽",
+    "福建",
+    "江西",
+    "山东",
+    "河南",
+    "湖北",
+    "湖南",
+    "广东",
+    "海南",
+    "四川",
+    "贵州",
+    "云南",
+    "陕西",
+    "甘肃",
+    "青海",
+    "台湾",
+    "内蒙古",
+    "广西",
+    "西藏",
+    "宁夏",
+    "新疆",
+    "香港",
+    "澳门",
+)
 _HAN = r"\u4e00-\u9fff"
 # A province's short name (浙江, 上海) counts only when a city or district follows, so that
 # 四川中路, 重庆南路, 江西南路, 上海大剧院 keep their names.
 _RE_PROVINCE = re.compile(
     rf"^(?:[{_HAN}]{{2,7}}?(?:省|自治区)|(?:{'|'.join(_PROVINCES)})"
     rf"(?:(?:省|市|自治区|特别行政区)(?![路街道巷弄里])"
-    rf"|(?=[{_HAN}]{{1,6}}?(?:市|州|盟|地区|新区|区|县)(?![路街道巷弄里]))))")
+    rf"|(?=[{_HAN}]{{1,6}}?(?:市|州|盟|地区|新区|区|县)(?![路街道巷弄里]))))"
+)
 _RE_CITY = re.compile(rf"^[{_HAN}]{{2,7}}?(?:市|自治州|地区|盟)(?![路街道巷场心])")
 _RE_DISTRICT = re.compile(
     rf"^[{_HAN}]{{1,6}}?(?:新区|(?<![小园业发景校社片街商学营矿库])区|县|旗|市)"
-    rf"(?![路街道巷]|政府)")
+    rf"(?![路街道巷]|政府)"
+)
 _RE_TOWN = re.compile(rf"^[{_HAN}]{{1,6}}?(?:街道办事处|街道办|街道|镇|乡)(?![路街道巷弄里口])")
 _RE_COMMUNITY = re.compile(
     rf"^[{_HAN}\d]{{1,6}}?(?:社区居委会|社区|居委会|村委会|居民委员会|(?<!新)村)"
     # not when the 村 names a road (中关村南大街, 魏公村路): then it is part of the road
     rf"(?![路街道巷弄里小民委口]|[东西南北中](?:大街|大道|路|街|巷)"
-    rf"|[东西南北中]?[一二三四五六七八九十]+条)")
+    rf"|[东西南北中]?[一二三四五六七八九十]+条)"
+)
 # 条 after a numeral is a Beijing lane (东四十条, 中关村北二条)
-_ROAD_SUFFIX = r"(?:大道|大街|公路|路|街|巷|胡同|道|(?<![\d])弄|里|段|线|(?<=[一二三四五六七八九十])条)"
-_RE_ROAD = re.compile(rf"[{_HAN}A-Z0-9]{{1,10}}?{_ROAD_SUFFIX}(?:[东南西北中]?[0-9]*段)?"
-                      rf"(?=[\dA-Z]|$)")
-_RE_TWO_ROADS = re.compile(rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道)([{_HAN}]{{2,8}}(?:大道|大街|路|街|巷|弄))$")
+_ROAD_SUFFIX = (
+    r"(?:大道|大街|公路|路|街|巷|胡同|道|(?<![\d])弄|里|段|线|(?<=[一二三四五六七八九十])条)"
+)
+_RE_ROAD = re.compile(
+    rf"[{_HAN}A-Z0-9]{{1,10}}?{_ROAD_SUFFIX}(?:[东南西北中]?[0-9]*段)?"
+    rf"(?=[\dA-Z]|$)"
+)
+_RE_TWO_ROADS = re.compile(
+    rf"^([{_HAN}]{{2,8}}?(?:大道|大街|路|街))(?!道)([{_HAN}]{{2,8}}(?:大道|大街|路|街|巷|弄))$"
+)
 _RE_SECTION = re.compile(r"[东南西北中][0-9]*段$")
 # 1层11街, B7区11街: a numbered aisle of a market (a unit), not a road
 _RE_NOT_ROAD = re.compile(r"层|^[\dA-Z]+街$|[区场城期][\dA-Z]+街$")
@@ -234,7 +307,8 @@ _RE_TOKEN = re.compile(
     r"|[A-Z](?:-\d+[A-Z]?)+|[A-Z](?=栋|单元|区))"
     r"(?P<suf>支弄|弄|号|栋|单元|层|室|区|期|组|巷|排|院|街|米|队|社(?!区))?"
     r"|(?P<sep>-)"
-    r"|(?P<txt>[^\dA-Z-]+|[A-Z]+)")
+    r"|(?P<txt>[^\dA-Z-]+|[A-Z]+)"
+)
 
 #: A name ending like this is a compound, market or building complex: a 号 after it
 #: numbers a building or stall inside, not a door plate on a road.
@@ -245,8 +319,21 @@ _RE_ROAD_END = re.compile(r"(?:路|街|道|巷|弄)$")
 _MARKET_END = re.compile(r"(?:市场|商城|城|广场|大厦|中心)$")
 
 #: Component names, in address order.
-COMPONENTS = ("province", "city", "district", "town", "community", "road", "lane", "number",
-              "poi", "building", "unit", "floor", "room")
+COMPONENTS = (
+    "province",
+    "city",
+    "district",
+    "town",
+    "community",
+    "road",
+    "lane",
+    "number",
+    "poi",
+    "building",
+    "unit",
+    "floor",
+    "room",
+)
 
 
 @dataclass
@@ -292,11 +379,17 @@ def _strip_admin(s: str, p: ParsedAddress, settings: Settings) -> str:
                 if getattr(p, target) is None:
                     setattr(p, target, name)
                     p.spans.append((target, cand))
-                s = s[len(cand):]
+                s = s[len(cand) :]
                 break
-    for comp, rx in (("province", _RE_PROVINCE), ("city", _RE_CITY), ("district", _RE_DISTRICT),
-                     ("district", _RE_DISTRICT), ("town", _RE_TOWN), ("town", _RE_TOWN),
-                     ("community", _RE_COMMUNITY)):
+    for comp, rx in (
+        ("province", _RE_PROVINCE),
+        ("city", _RE_CITY),
+        ("district", _RE_DISTRICT),
+        ("district", _RE_DISTRICT),
+        ("town", _RE_TOWN),
+        ("town", _RE_TOWN),
+        ("community", _RE_COMMUNITY),
+    ):
         m = rx.match(s)
         if not m or len(m.group(0)) >= len(s):
             continue
@@ -307,19 +400,19 @@ def _strip_admin(s: str, p: ParsedAddress, settings: Settings) -> str:
             else:
                 # a development zone or scenic area inside the district (海湾旅游区)
                 p.spans.append(("devzone", value))
-                s = s[len(value):]
+                s = s[len(value) :]
                 continue
         if getattr(p, comp) is None or comp in ("district", "town"):
             setattr(p, comp, value)
         p.spans.append((comp, value))
-        s = s[len(value):]
+        s = s[len(value) :]
         if comp == "province" and value.endswith("市") and p.city is None:
             p.city = value  # 北京市, 上海市: the province is the city
     return s
 
 
 def _split_pair(num: str) -> tuple[str, str] | None:
-    """"82-11" → ("82", "11") when the second part is a sub-number; None for a range
+    """ "82-11" → ("82", "11") when the second part is a sub-number; None for a range
     ("389-399") or anything else."""
     parts = num.split("-")
     if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit():
@@ -329,16 +422,15 @@ def _split_pair(num: str) -> tuple[str, str] | None:
 
 
 def _is_range(a: str, b: str) -> bool:
-    """"2311"-"2312", "A123"-"124": consecutive shop or door numbers of the same length
+    """ "2311"-"2312", "A123"-"124": consecutive shop or door numbers of the same length
     (a range), not building-room."""
     a, b = a.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), b.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-    return (a.isdigit() and b.isdigit() and len(a) == len(b) >= 2
-            and 0 < int(b) - int(a) <= 20)
-
+    return a.isdigit() and b.isdigit() and len(a) == len(b) >= 2 and 0 < int(b) - int(a) <= 20
 
 
 #: Number suffixes that name the address part on their own: suffix -> (part, corpus label).
 _SUFFIX_PART = {"单元": ("unit", "cellno"), "层": ("floor", "floorno"), "室": ("room", "roomno")}
+
 
 def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
     """Parse one address into components.
@@ -372,9 +464,12 @@ def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
     m = next((r for r in _RE_ROAD.finditer(s) if not _RE_NOT_ROAD.search(r.group(0))), None)
     if m is None:
         m2 = _RE_ROAD_ANY.search(s)
-        m = m2 if (m2 and m2.start() == 0 and m2.end() < len(s)
-                   and not s[m2.end()].isdigit()) else None
-    head, tail = (s[:m.start()], s[m.end():]) if m else ("", s)
+        m = (
+            m2
+            if (m2 and m2.start() == 0 and m2.end() < len(s) and not s[m2.end()].isdigit())
+            else None
+        )
+    head, tail = (s[: m.start()], s[m.end() :]) if m else ("", s)
     if m:
         if head:
             p.poi = head
@@ -390,7 +485,7 @@ def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
             sec = _RE_SECTION.search(road)
             if sec and sec.start() >= 2:
                 # 环城北路东段1823号: a section of the road (road + subroad in TRAIN)
-                spans.append(("road", road[:sec.start()]))
+                spans.append(("road", road[: sec.start()]))
                 spans.append(("subroad", sec.group(0)))
                 two = True
             else:
@@ -421,8 +516,14 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
         if tok.group("sep"):
             after_sep = True
             continue
-        if after_sep and last == "number" and num is not None and suf is None \
-                and "-" not in num and p.building is None:
+        if (
+            after_sep
+            and last == "number"
+            and num is not None
+            and suf is None
+            and "-" not in num
+            and p.building is None
+        ):
             # 老杭海路9号-7: a sub-number of the door plate, labelled houseno in TRAIN
             p.building = num
             spans.append(("houseno", num))
@@ -484,16 +585,24 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 spans.append(("subroad" if lane_door else "roadno", whole))
                 last = "lane" if lane_door or last != "road" else "lane_no"
                 continue
-        if "-" in num and suf in ("单元", "室", "层") and last in ("road", "lane") \
-                and p.number is None and num[0].isdigit():
+        if (
+            "-" in num
+            and suf in ("单元", "室", "层")
+            and last in ("road", "lane")
+            and p.number is None
+            and num[0].isdigit()
+        ):
             # 柳南一街58-130-7单元: the door number comes first, then building-unit-room
             head, _, num = num.partition("-")
             p.number = head
             spans.append((door_label if last == "road" else "subroadno", head))
             last = "number"
             whole = num + suf
-        if "-" in num and suf in ("单元", "室", "号", "层") and not (
-                last in ("road", "lane") and p.number is None):
+        if (
+            "-" in num
+            and suf in ("单元", "室", "号", "层")
+            and not (last in ("road", "lane") and p.number is None)
+        ):
             # 13-10-1206室, 4-11单元, 7-14号, B4-8层: building-unit-room written with dashes
             parts = num.split("-")
             head_parts, last_part = parts[:-1], parts[-1] + suf
@@ -503,15 +612,24 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             # after a building (124栋44-178号) X is the unit and Y the room; otherwise a
             # short Y is a unit (7-3号) and three digits or more a room (11-187号)
             in_building = last == "building" and p.unit is None
-            if suf == "号" and len(parts) == 2 and (_is_range(parts[0], parts[1])
-                                                   or last == "floor"):
+            if (
+                suf == "号"
+                and len(parts) == 2
+                and (_is_range(parts[0], parts[1]) or last == "floor")
+            ):
                 spans.append(("roomno", whole))
                 _set_field(p, "roomno", whole)
                 last = "room"
                 continue
-            if suf == "号" and len(parts) == 2 and p.road is None and p.number is None \
-                    and p.building is None and (p.community or "").endswith("村") \
-                    and not _COMPOUND_END.search(last_txt):
+            if (
+                suf == "号"
+                and len(parts) == 2
+                and p.road is None
+                and p.number is None
+                and p.building is None
+                and (p.community or "").endswith("村")
+                and not _COMPOUND_END.search(last_txt)
+            ):
                 # 溪口村12-87号: a village door plate with a sub-number (TRAIN 12 of 17)
                 p.number = parts[0]
                 spans += [("roadno", parts[0]), ("houseno", last_part)]
@@ -519,10 +637,13 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 last = "building"
                 continue
             short_y = len(parts[-1].lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) <= 2
-            kind = {"单元": "cellno", "室": "roomno", "层": "floorno",
-                    "号": "roomno" if len(parts) >= 3 or in_building or not short_y
-                    else "cellno"}[suf]
-            labels = ["houseno", "cellno", "roomno"][:len(head_parts)]
+            kind = {
+                "单元": "cellno",
+                "室": "roomno",
+                "层": "floorno",
+                "号": "roomno" if len(parts) >= 3 or in_building or not short_y else "cellno",
+            }[suf]
+            labels = ["houseno", "cellno", "roomno"][: len(head_parts)]
             if kind == "cellno":
                 labels = ["houseno"] * len(head_parts)
             elif in_building and len(head_parts) == 1 and kind == "roomno":
@@ -554,7 +675,7 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             last = part
             continue
         parts = num.split("-")
-        door_slot = (last in ("road", "lane") and p.number is None)
+        door_slot = last in ("road", "lane") and p.number is None
         if door_slot and suf is None and len(parts) >= 3:
             # 将军路1326-11-6-434: door-building-unit-room; 沪江路8-12-1137: after a road
             # three parts are building-unit-room in TRAIN (5 of 9)
@@ -562,8 +683,11 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             if len(parts) >= 4:
                 labels = (door_label if last == "road" else "subroadno",) + labels
                 p.number = parts[0]
-            for lab, part in zip(labels, parts[-len(labels):] if len(parts) <= 4 else
-                                 parts[:3] + ["-".join(parts[3:])], strict=True):
+            for lab, part in zip(
+                labels,
+                parts[-len(labels) :] if len(parts) <= 4 else parts[:3] + ["-".join(parts[3:])],
+                strict=True,
+            ):
                 spans.append((lab, part))
                 if lab in _FIELD_OF_LABEL:
                     _set_field(p, lab, part)
@@ -581,15 +705,27 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                     spans.append(("subroadno" if last == "lane" else door_label, whole))
                 last = "number"
                 continue
-        if suf == "号" and p.number is None and p.road is None and p.building is None \
-                and last in ("start", "text") and not _COMPOUND_END.search(p.poi or ""):
+        if (
+            suf == "号"
+            and p.number is None
+            and p.road is None
+            and p.building is None
+            and last in ("start", "text")
+            and not _COMPOUND_END.search(p.poi or "")
+        ):
             # a door number without a road: a village or compound door plate (村133号)
             p.number = whole
             spans.append(("roadno", whole))
             last = "number"
             continue
-        if suf == "号" and p.number is None and p.road is not None and p.building is None \
-                and last == "text" and not _COMPOUND_END.search(last_txt):
+        if (
+            suf == "号"
+            and p.number is None
+            and p.road is not None
+            and p.building is None
+            and last == "text"
+            and not _COMPOUND_END.search(last_txt)
+        ):
             # 海王路石岸头130号: a hamlet or place named after the road carries the door
             # plate (TRAIN: a number after such a name is roadno ~9 times in 10; after a
             # compound name (…苑, …区, …园) it is a building number)
@@ -597,9 +733,17 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
             spans.append((door_label, whole))
             last = "number"
             continue
-        if suf == "号" and last == "text" and p.building is None and p.room is None \
-                and (_MARKET_END.search(p.poi or "") or p.floor is not None
-                     and not _RE_ROAD_END.search(last_txt)):
+        if (
+            suf == "号"
+            and last == "text"
+            and p.building is None
+            and p.room is None
+            and (
+                _MARKET_END.search(p.poi or "")
+                or p.floor is not None
+                and not _RE_ROAD_END.search(last_txt)
+            )
+        ):
             # 商贸城2163号, 市场C区569号: a stall or shop number in a market or mall;
             # after a floor (10楼驿淘9175号, 九楼南88号) a shop number (TRAIN 12 of 16)
             p.room = whole
@@ -612,8 +756,11 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 p.building = whole
                 spans.append(("houseno", whole))
                 last = "building"
-            elif last == "building" and p.unit is None and (
-                    len(num) <= 2 or len(num) == 3 and tok.end() < len(tail)):
+            elif (
+                last == "building"
+                and p.unit is None
+                and (len(num) <= 2 or len(num) == 3 and tok.end() < len(tail))
+            ):
                 # 15栋11号6楼: a unit; 146栋1301号, and 3 digits ending the address
                 # (C幢586号), a room (TRAIN: 4 digits 10 of 10, 3 digits at the end 8 of 12)
                 p.unit = whole
@@ -625,21 +772,39 @@ def _parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False
                 last = "room"
             continue
         # bare numbers
-        if suf is None and len(num) == 6 and num.isdigit() and tok.end() == len(tail) \
-                and last not in ("building", "unit", "floor"):
+        if (
+            suf is None
+            and len(num) == 6
+            and num.isdigit()
+            and tok.end() == len(tail)
+            and last not in ("building", "unit", "floor")
+        ):
             # 甘霖路166号325600: a six-digit postcode ending the address (TRAIN 6 of 8)
             spans.append(("redundant", num))
             continue
-        if suf is None and num.isdigit() and p.number is None and p.road is None \
-                and p.building is None and last in ("start", "text") \
-                and (p.community or "").endswith("村") and not _COMPOUND_END.search(last_txt):
+        if (
+            suf is None
+            and num.isdigit()
+            and p.number is None
+            and p.road is None
+            and p.building is None
+            and last in ("start", "text")
+            and (p.community or "").endswith("村")
+            and not _COMPOUND_END.search(last_txt)
+        ):
             # 新安村1124, 占坂村留公坞138: a door number in a village or hamlet (TRAIN 7 of 9)
             p.number = num
             spans.append(("roadno", num))
             last = "number"
             continue
-        if suf is None and num[-1].isalpha() and num[0].isdigit() and "-" not in num \
-                and tok.end() < len(tail) and tail[tok.end()].isdigit():
+        if (
+            suf is None
+            and num[-1].isalpha()
+            and num[0].isdigit()
+            and "-" not in num
+            and tok.end() < len(tail)
+            and tail[tok.end()].isdigit()
+        ):
             # 10A1525, 13B3761: building 10A, room 1525 (TRAIN: 8 of 12; after a building
             # the letter-number is the unit: A座89A9)
             lab = "cellno" if p.building is not None and p.unit is None else "houseno"
@@ -762,8 +927,11 @@ def bio_spans(tokens: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(a, b) for a, b in spans]
 
 
-def evaluate_parser(sentences: list[list[tuple[str, str]]], fields: Iterable[str] = EVAL_FIELDS,
-                    settings: Settings = DEFAULT) -> pd.DataFrame:
+def evaluate_parser(
+    sentences: list[list[tuple[str, str]]],
+    fields: Iterable[str] = EVAL_FIELDS,
+    settings: Settings = DEFAULT,
+) -> pd.DataFrame:
     """Per-field precision, recall and F1 of :func:`parse` on BIO-labelled addresses.
 
     A predicted span counts when an gold span of the same field has the same text after
@@ -804,8 +972,17 @@ def evaluate_parser(sentences: list[list[tuple[str, str]]], fields: Iterable[str
         prec = hit_n[f] / pred_n[f] if pred_n[f] else 0.0
         rec = hit_n[f] / gold_n[f] if gold_n[f] else 0.0
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        rows.append({"field": f, "gold": gold_n[f], "predicted": pred_n[f],
-                     "correct": hit_n[f], "precision": prec, "recall": rec, "f1": f1})
+        rows.append(
+            {
+                "field": f,
+                "gold": gold_n[f],
+                "predicted": pred_n[f],
+                "correct": hit_n[f],
+                "precision": prec,
+                "recall": rec,
+                "f1": f1,
+            }
+        )
     return pd.DataFrame(rows).set_index("field")
 
 
@@ -886,10 +1063,16 @@ class AddressIndex:
         self.text = df["text"].fillna("").astype(str).to_numpy()
         self.lon = pd.to_numeric(df["lon"], errors="coerce").to_numpy(dtype=float)
         self.lat = pd.to_numeric(df["lat"], errors="coerce").to_numpy(dtype=float)
-        self.building_id = (df["building_id"].astype("string").fillna("").to_numpy(dtype=object)
-                            if "building_id" in df.columns else np.full(len(df), "", object))
-        names = (df["name"].astype("string").fillna("").to_numpy(dtype=object)
-                 if "name" in df.columns else np.full(len(df), "", object))
+        self.building_id = (
+            df["building_id"].astype("string").fillna("").to_numpy(dtype=object)
+            if "building_id" in df.columns
+            else np.full(len(df), "", object)
+        )
+        names = (
+            df["name"].astype("string").fillna("").to_numpy(dtype=object)
+            if "name" in df.columns
+            else np.full(len(df), "", object)
+        )
         self.name = names
         n = len(df)
         self.district = np.full(n, "", dtype=object)
@@ -901,16 +1084,23 @@ class AddressIndex:
         self.door_roads: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.parts: list[tuple[str, str, str, str]] = []  # building, unit, floor, room
         self.rest = np.full(n, "", dtype=object)
-        col = {c: (df[c].astype("string").fillna("").to_numpy(dtype=object)
-                   if c in df.columns else None)
-               for c in ("district", "road", "number", "building_no", "unit")}
+        col = {
+            c: (
+                df[c].astype("string").fillna("").to_numpy(dtype=object)
+                if c in df.columns
+                else None
+            )
+            for c in ("district", "road", "number", "building_no", "unit")
+        }
         for i in range(n):
             p = parse(self.text[i], settings)
             road = p.road or normalise(col["road"][i]).text if col["road"] is not None else p.road
-            number = p.number or (normalise(col["number"][i]).text
-                                  if col["number"] is not None else None)
-            building = p.building or (normalise(col["building_no"][i]).text
-                                      if col["building_no"] is not None else None)
+            number = p.number or (
+                normalise(col["number"][i]).text if col["number"] is not None else None
+            )
+            building = p.building or (
+                normalise(col["building_no"][i]).text if col["building_no"] is not None else None
+            )
             unit = p.unit or (normalise(col["unit"][i]).text if col["unit"] is not None else None)
             district = p.district or (col["district"][i] if col["district"] is not None else "")
             self.district[i] = district or ""
@@ -918,8 +1108,14 @@ class AddressIndex:
             self.rest[i] = p.rest
             if p.rest:
                 self.exact[p.rest].append(i)
-            self.parts.append((_bare(building, "栋"), _bare(unit, "单元"), _bare(p.floor, "层"),
-                               _bare(p.room, "室")))
+            self.parts.append(
+                (
+                    _bare(building, "栋"),
+                    _bare(unit, "单元"),
+                    _bare(p.floor, "层"),
+                    _bare(p.room, "室"),
+                )
+            )
             if road:
                 self.road_rows[road].append(i)
                 if number:
@@ -963,12 +1159,19 @@ class AddressIndex:
         if len(rows) <= 1 or self._spread_m(rows) <= self.settings.address.same_place_m:
             return rows, True
         rules = self.settings.address
-        for want, arr in ((q.district, self.district), (rules.district, self.district),
-                          (q.city, self.city), (rules.city, self.city)):
+        for want, arr in (
+            (q.district, self.district),
+            (rules.district, self.district),
+            (q.city, self.city),
+            (rules.city, self.city),
+        ):
             if not want:
                 continue
-            kept = [r for r in rows if arr[r] and (arr[r] == want or arr[r].startswith(want)
-                                                    or want.startswith(arr[r]))]
+            kept = [
+                r
+                for r in rows
+                if arr[r] and (arr[r] == want or arr[r].startswith(want) or want.startswith(arr[r]))
+            ]
             if kept and len(kept) < len(rows):
                 rows = kept
                 if len(rows) == 1 or self._spread_m(rows) <= rules.same_place_m:
@@ -1010,8 +1213,9 @@ class AddressIndex:
         choices = self.door_roads.get((lane, number))
         if not choices:
             return []
-        found = process.extract(road, choices, scorer=fuzz.ratio, limit=8,
-                                score_cutoff=_ROAD_CANDIDATE_SCORE)
+        found = process.extract(
+            road, choices, scorer=fuzz.ratio, limit=8, score_cutoff=_ROAD_CANDIDATE_SCORE
+        )
         out = []
         for cand, score, _ in found:
             typo = False
@@ -1033,8 +1237,17 @@ class AddressIndex:
         if not q.text:
             m.reason = "empty address"
             return m
-        q_level = ("room" if q.room else "unit" if q.unit else "building" if q.building
-                   else "door_plate" if q.number else "compound")
+        q_level = (
+            "room"
+            if q.room
+            else "unit"
+            if q.unit
+            else "building"
+            if q.building
+            else "door_plate"
+            if q.number
+            else "compound"
+        )
         # 1. exact normalised key
         rows = self.exact.get(q.rest)
         if rows:
@@ -1091,8 +1304,11 @@ class AddressIndex:
                 m.candidates = [(r, s) for _, s, _, rr in hits for r in rr][: rules.max_candidates]
                 if not m.confident:
                     m.row = None
-                    m.reason = ("road name not known exactly" if unique
-                                else "same address in several places")
+                    m.reason = (
+                        "road name not known exactly"
+                        if unique
+                        else "same address in several places"
+                    )
                     if not unique and score >= rules.confidence_threshold:
                         m.tied = found
                 return m
@@ -1103,8 +1319,11 @@ class AddressIndex:
                 return m
         # 3. compound / POI name (+ building + unit)
         only_names = not any(lab == "subpoi" for lab, _ in q.spans)
-        probes = [(normalise_name(text), True), (q.rest, not q.hints),
-                  (q.poi, not q.hints and only_names)]
+        probes = [
+            (normalise_name(text), True),
+            (q.rest, not q.hints),
+            (q.poi, not q.hints and only_names),
+        ]
         # a part of the query matching a name is not enough when the rest says more
         # (麦当劳(四川北路店) is not the 麦当劳 of the index): candidates only
         seen = set()
@@ -1141,20 +1360,35 @@ class AddressIndex:
             m.reason = "only a road was given"
             return m
         probe = q.poi or q.rest
-        found = process.extract(probe, self.compounds, scorer=fuzz.WRatio, limit=rules.max_candidates,
-                                score_cutoff=rules.fuzzy_threshold) if probe else []
+        found = (
+            process.extract(
+                probe,
+                self.compounds,
+                scorer=fuzz.WRatio,
+                limit=rules.max_candidates,
+                score_cutoff=rules.fuzzy_threshold,
+            )
+            if probe
+            else []
+        )
         cands = [(self.compound[nm][0], float(s)) for nm, s, _ in found]
         if not cands:
-            found = process.extract(q.rest, self.keys, scorer=fuzz.ratio,
-                                    limit=rules.max_candidates, score_cutoff=rules.fuzzy_threshold)
+            found = process.extract(
+                q.rest,
+                self.keys,
+                scorer=fuzz.ratio,
+                limit=rules.max_candidates,
+                score_cutoff=rules.fuzzy_threshold,
+            )
             cands = [(self.exact[k][0], float(s)) for k, s, _ in found]
         m.candidates = cands
         m.score = cands[0][1] if cands else 0.0
         m.reason = "no confident match"
         return m
 
-    def match_many(self, texts: Iterable[str],
-                   progress: Callable[[int, int], None] | None = None) -> list[Match]:
+    def match_many(
+        self, texts: Iterable[str], progress: Callable[[int, int], None] | None = None
+    ) -> list[Match]:
         """Match many texts (identical texts are matched once). ``progress(done, total)``
         is called every 1,000 texts when given."""
         texts = list(texts)

@@ -37,7 +37,9 @@ import shapely
 from pyproj import CRS
 
 from gridgis.crs import metric_crs_for
+from gridgis.errors import InputError
 from gridgis.layers import FACILITY_CATEGORIES, REJECT_COLUMNS
+from gridgis.spatial import is_polygonal, largest_overlap, points_in_polygons, rank_of
 from gridgis.standards import DEFAULT, Settings
 
 Frame = gpd.GeoDataFrame | pd.DataFrame
@@ -54,7 +56,7 @@ NAME_SEPARATOR = "、"
 ASSIGN_REJECT_COLUMNS = REJECT_COLUMNS
 
 
-class AssignError(ValueError):
+class AssignError(InputError):
     """Grids that cannot be assigned to (missing or duplicate codes, no CRS)."""
 
 
@@ -94,131 +96,18 @@ class AssignResult:
         return value
 
 
-# --------------------------------------------------------------------------------------
-# Geometric primitives (shared with gridgis.audit)
-# --------------------------------------------------------------------------------------
-
-
 def code_strings(values: pd.Series) -> pd.Series:
     """Codes as trimmed strings (``"320102001001001"``), whether read as text, integers or
     floats (``3.20102001001001e14`` from a spreadsheet); blanks become ``<NA>``."""
     s = pd.Series(values, copy=False)
     if pd.api.types.is_float_dtype(s.dtype):
-        out = s.map(lambda v: pd.NA if pd.isna(v) else
-                    (str(int(v)) if float(v).is_integer() else str(v)))
+        out = s.map(
+            lambda v: pd.NA if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v))
+        )
         return out.astype("string")
     out = s.astype("string").str.strip()
     out = out.str.replace(r"^(\d+)\.0$", r"\1", regex=True)
     return out.mask(out == "", pd.NA)
-
-
-def rank_of(keys: np.ndarray) -> np.ndarray:
-    """Position of each key in sorted order (ties broken by row), for deterministic picks."""
-    order = np.lexsort((np.arange(len(keys)), np.asarray(keys, dtype=str)))
-    rank = np.empty(len(keys), dtype=np.int64)
-    rank[order] = np.arange(len(keys))
-    return rank
-
-
-def points_in_polygons(points: np.ndarray, polygons: np.ndarray, rank: np.ndarray,
-                       tree: shapely.STRtree | None = None) -> np.ndarray:
-    """Index of the polygon containing each point, -1 for none.
-
-    A point inside a polygon's interior takes that polygon; a point only on boundaries
-    (a shared edge or corner) takes the boundary polygon of smallest ``rank``.
-
-    Parameters
-    ----------
-    points, polygons
-        Shapely geometry arrays in one CRS (any: containment does not need metres).
-    rank
-        Tie-break order of the polygons (e.g. :func:`rank_of` their codes).
-    """
-    out = np.full(len(points), -1, dtype=np.int64)
-    if len(points) == 0 or len(polygons) == 0:
-        return out
-    tree = tree if tree is not None else shapely.STRtree(polygons)
-    ok = ~(shapely.is_missing(points) | shapely.is_empty(points))
-    idx = np.flatnonzero(ok)
-    p, g = tree.query(points[idx], predicate="intersects")
-    if len(p) == 0:
-        return out
-    p = idx[p]
-    boundary_only = ~shapely.contains_properly(polygons[g], points[p])
-    order = np.lexsort((rank[g], boundary_only, p))
-    p, g = p[order], g[order]
-    first = np.r_[True, p[1:] != p[:-1]]
-    out[p[first]] = g[first]
-    return out
-
-
-def overlap_pairs(polys_m: np.ndarray, targets_m: np.ndarray,
-                  tree: shapely.STRtree | None = None) -> tuple[np.ndarray, np.ndarray,
-                                                                  np.ndarray]:
-    """Every (polygon, target) pair that overlaps, with the overlap area.
-
-    Polygons lying wholly within a target skip the intersection (area = their own area).
-
-    Parameters
-    ----------
-    polys_m, targets_m
-        Shapely polygon arrays in a metric CRS.
-
-    Returns
-    -------
-    poly_index, target_index, area_m2
-        Pairs with a positive overlap area (m²), ordered by polygon.
-    """
-    empty = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, float))
-    if len(polys_m) == 0 or len(targets_m) == 0:
-        return empty
-    tree = tree if tree is not None else shapely.STRtree(targets_m)
-    ok = ~(shapely.is_missing(polys_m) | shapely.is_empty(polys_m))
-    idx = np.flatnonzero(ok)
-    wp, wg = tree.query(polys_m[idx], predicate="within")
-    wp = idx[wp]
-    inside = np.zeros(len(polys_m), dtype=bool)
-    inside[wp] = True
-    rest = np.flatnonzero(ok & ~inside)
-    ip, ig = tree.query(polys_m[rest], predicate="intersects")
-    ip = rest[ip]
-    area_i = shapely.area(shapely.intersection(polys_m[ip], targets_m[ig]))
-    p = np.concatenate([wp, ip])
-    g = np.concatenate([wg, ig])
-    a = np.concatenate([shapely.area(polys_m[wp]), area_i])
-    keep = a > 0
-    p, g, a = p[keep], g[keep], a[keep]
-    order = np.lexsort((g, p))
-    return p[order], g[order], a[order]
-
-
-def largest_overlap(polys_m: np.ndarray, targets_m: np.ndarray, rank: np.ndarray,
-                    tree: shapely.STRtree | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """For each polygon, the target holding the largest share of its area.
-
-    Returns
-    -------
-    target_index, share
-        ``-1`` and 0.0 where no target overlaps; ``share`` = overlap area / polygon area.
-        Equal overlaps go to the target of smallest ``rank``.
-    """
-    n = len(polys_m)
-    best = np.full(n, -1, dtype=np.int64)
-    share = np.zeros(n, dtype=float)
-    p, g, a = overlap_pairs(polys_m, targets_m, tree)
-    if len(p) == 0:
-        return best, share
-    order = np.lexsort((rank[g], -a, p))
-    p, g, a = p[order], g[order], a[order]
-    first = np.r_[True, p[1:] != p[:-1]]
-    best[p[first]] = g[first]
-    share[p[first]] = a[first] / shapely.area(polys_m[p[first]])
-    return best, np.minimum(share, 1.0)
-
-
-def _is_polygonal(geoms: np.ndarray) -> np.ndarray:
-    kinds = shapely.get_type_id(geoms)
-    return np.isin(kinds, (3, 6))
 
 
 # --------------------------------------------------------------------------------------
@@ -230,10 +119,10 @@ def _is_polygonal(geoms: np.ndarray) -> np.ndarray:
 class _Targets:
     """Grids (or communities) prepared once for all layers."""
 
-    keys: np.ndarray          # grid_code per row
-    communities: np.ndarray   # community_code per row
-    geoms: np.ndarray         # storage CRS
-    geoms_m: np.ndarray       # metric CRS
+    keys: np.ndarray  # grid_code per row
+    communities: np.ndarray  # community_code per row
+    geoms: np.ndarray  # storage CRS
+    geoms_m: np.ndarray  # metric CRS
     rank: np.ndarray
     tree: shapely.STRtree
     tree_m: shapely.STRtree
@@ -245,11 +134,17 @@ class _Targets:
         if bad.any():
             geoms = geoms.copy()
             geoms[bad] = shapely.make_valid(geoms[bad])
-        geoms_m = np.asarray(gpd.GeoSeries(geoms, crs="EPSG:4326").to_crs(crs).values,
-                             dtype=object)
+        geoms_m = np.asarray(gpd.GeoSeries(geoms, crs="EPSG:4326").to_crs(crs).values, dtype=object)
         keys = np.asarray(keys, dtype=object)
-        return cls(keys, np.asarray(communities, dtype=object), geoms, geoms_m,
-                   rank_of(keys), shapely.STRtree(geoms), shapely.STRtree(geoms_m))
+        return cls(
+            keys,
+            np.asarray(communities, dtype=object),
+            geoms,
+            geoms_m,
+            rank_of(keys),
+            shapely.STRtree(geoms),
+            shapely.STRtree(geoms_m),
+        )
 
     def locate(self, geoseries: gpd.GeoSeries, crs: CRS) -> tuple[np.ndarray, np.ndarray]:
         """Target index (-1 none) and largest share (1.0 for points) for each geometry."""
@@ -257,11 +152,12 @@ class _Targets:
         n = len(geoms)
         best = np.full(n, -1, dtype=np.int64)
         share = np.ones(n, dtype=float)
-        poly = _is_polygonal(geoms)
+        poly = is_polygonal(geoms)
         if poly.any():
             pidx = np.flatnonzero(poly)
-            polys_m = np.asarray(gpd.GeoSeries(geoms[pidx], crs="EPSG:4326").to_crs(crs).values,
-                                 dtype=object)
+            polys_m = np.asarray(
+                gpd.GeoSeries(geoms[pidx], crs="EPSG:4326").to_crs(crs).values, dtype=object
+            )
             broken = ~shapely.is_valid(polys_m)
             if broken.any():  # self-intersections would make the overlay fail
                 polys_m[broken] = shapely.make_valid(polys_m[broken])
@@ -289,8 +185,9 @@ def _check_grids(grids: gpd.GeoDataFrame) -> tuple[pd.Series, pd.Series]:
     if not isinstance(grids, gpd.GeoDataFrame) or grids.crs is None:
         raise AssignError("layer 'grids' must be a GeoDataFrame with a CRS")
     if "grid_code" not in grids.columns:
-        raise AssignError(f"layer 'grids' has no field 'grid_code' (fields: "
-                          f"{', '.join(map(str, grids.columns))})")
+        raise AssignError(
+            f"layer 'grids' has no field 'grid_code' (fields: {', '.join(map(str, grids.columns))})"
+        )
     codes_ = code_strings(grids["grid_code"]).reset_index(drop=True)
     missing = codes_.isna()
     if missing.any():
@@ -298,8 +195,10 @@ def _check_grids(grids: gpd.GeoDataFrame) -> tuple[pd.Series, pd.Series]:
         raise AssignError(f"layer 'grids': grid_code missing in row(s) {rows}")
     dup = codes_[codes_.duplicated()].unique()
     if len(dup):
-        raise AssignError(f"layer 'grids': duplicate grid_code {', '.join(dup[:10])} "
-                          f"(run `gridgis audit` to see them)")
+        raise AssignError(
+            f"layer 'grids': duplicate grid_code {', '.join(dup[:10])} "
+            f"(run `gridgis audit` to see them)"
+        )
     if "community_code" in grids.columns:
         comm = code_strings(grids["community_code"]).reset_index(drop=True)
         comm = comm.fillna(codes_.str[:12])
@@ -313,8 +212,9 @@ def _strip(frame: Frame, columns) -> Frame:
     return frame.drop(columns=drop) if drop else frame.copy()
 
 
-def _assign_layer(frame: gpd.GeoDataFrame, grids: _Targets, comms: _Targets | None,
-                  crs: CRS, min_share: float) -> tuple[gpd.GeoDataFrame, int]:
+def _assign_layer(
+    frame: gpd.GeoDataFrame, grids: _Targets, comms: _Targets | None, crs: CRS, min_share: float
+) -> tuple[gpd.GeoDataFrame, int]:
     out = _strip(frame, ASSIGN_COLUMNS)
     if len(out) == 0:
         for col, dtype in zip(ASSIGN_COLUMNS, ("string", "string", "Float64"), strict=True):
@@ -336,8 +236,9 @@ def _assign_layer(frame: gpd.GeoDataFrame, grids: _Targets, comms: _Targets | No
     return out, int((~hit).sum())
 
 
-def _merge_rejected_staff(staff: pd.DataFrame | None, previous: pd.DataFrame | None
-                          ) -> pd.DataFrame | None:
+def _merge_rejected_staff(
+    staff: pd.DataFrame | None, previous: pd.DataFrame | None
+) -> pd.DataFrame | None:
     """Take staff rows rejected by an earlier run back in (unless re-entered since)."""
     if previous is None or len(previous) == 0 or "layer" not in previous.columns:
         return staff
@@ -349,8 +250,12 @@ def _merge_rejected_staff(staff: pd.DataFrame | None, previous: pd.DataFrame | N
     if staff is None:
         return back.reset_index(drop=True)
     if "staff_id" in back.columns and "staff_id" in staff.columns:
-        fresh = ~back["staff_id"].astype("string").isin(
-            set(staff["staff_id"].astype("string").dropna())).to_numpy()
+        fresh = (
+            ~back["staff_id"]
+            .astype("string")
+            .isin(set(staff["staff_id"].astype("string").dropna()))
+            .to_numpy()
+        )
         back, rows = back[fresh], rows[fresh]
     if len(back) == 0:
         return staff
@@ -363,54 +268,75 @@ def _merge_rejected_staff(staff: pd.DataFrame | None, previous: pd.DataFrame | N
     return merged.iloc[order].reset_index(drop=True)
 
 
-def _assign_staff(staff: pd.DataFrame, codes_: set[str]
-                  ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def _assign_staff(
+    staff: pd.DataFrame, codes_: set[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     df = pd.DataFrame(staff).copy().reset_index(drop=True)
     if "geometry" in df.columns:
         df = df.drop(columns="geometry")
     notes: list[str] = []
     for col in ("grid_code", "community_code"):
-        df[col] = (code_strings(df[col]) if col in df.columns
-                   else pd.Series(pd.NA, index=df.index, dtype="string"))
+        df[col] = (
+            code_strings(df[col])
+            if col in df.columns
+            else pd.Series(pd.NA, index=df.index, dtype="string")
+        )
     has_grid = df["grid_code"].notna()
     prefix = df["grid_code"].str[:12]
     differs = has_grid & df["community_code"].notna() & (df["community_code"] != prefix)
     if differs.any():
-        ids = ", ".join(df.loc[differs, "staff_id"].astype(str).head(10)) \
-            if "staff_id" in df else f"{int(differs.sum())} rows"
+        ids = (
+            ", ".join(df.loc[differs, "staff_id"].astype(str).head(10))
+            if "staff_id" in df
+            else f"{int(differs.sum())} rows"
+        )
         notes.append(f"staff: community_code replaced by the grid's community for {ids}")
     df["community_code"] = df["community_code"].mask(has_grid, prefix)
     unknown = has_grid & ~df["grid_code"].isin(codes_)
     rejected = df[unknown]
-    rej = pd.DataFrame({
-        "source": "assign",
-        "layer": "staff",
-        "row": (np.flatnonzero(unknown) + 1).astype(np.int64),
-        "field": "grid_code",
-        "value": rejected["grid_code"].astype("string").to_numpy(),
-        "reason": [f"staff {sid} ({name}): grid_code {code} names no grid in layer 'grids'"
-                   for sid, name, code in zip(
-                       rejected.get("staff_id", pd.Series("?", index=rejected.index)),
-                       rejected.get("name", pd.Series("?", index=rejected.index)),
-                       rejected["grid_code"], strict=True)],
-    })
+    rej = pd.DataFrame(
+        {
+            "source": "assign",
+            "layer": "staff",
+            "row": (np.flatnonzero(unknown) + 1).astype(np.int64),
+            "field": "grid_code",
+            "value": rejected["grid_code"].astype("string").to_numpy(),
+            "reason": [
+                f"staff {sid} ({name}): grid_code {code} names no grid in layer 'grids'"
+                for sid, name, code in zip(
+                    rejected.get("staff_id", pd.Series("?", index=rejected.index)),
+                    rejected.get("name", pd.Series("?", index=rejected.index)),
+                    rejected["grid_code"],
+                    strict=True,
+                )
+            ],
+        }
+    )
     rej = pd.concat([rej.reset_index(drop=True), rejected.reset_index(drop=True)], axis=1)
     if unknown.any():
-        notes.append(f"staff: {int(unknown.sum())} rows name a grid_code that is not in "
-                     f"'grids'; rejected (see assign_rejects)")
+        notes.append(
+            f"staff: {int(unknown.sum())} rows name a grid_code that is not in "
+            f"'grids'; rejected (see assign_rejects)"
+        )
     return df[~unknown].reset_index(drop=True), rej, notes
 
 
-def _grid_summaries(grids: gpd.GeoDataFrame, codes_: pd.Series,
-                    facilities: gpd.GeoDataFrame | None,
-                    staff: pd.DataFrame | None) -> gpd.GeoDataFrame:
+def _grid_summaries(
+    grids: gpd.GeoDataFrame,
+    codes_: pd.Series,
+    facilities: gpd.GeoDataFrame | None,
+    staff: pd.DataFrame | None,
+) -> gpd.GeoDataFrame:
     out = grids.copy()
     idx = pd.Index(codes_.to_numpy(), name="grid_code")
     categories = list(FACILITY_CATEGORIES)
     if facilities is not None and len(facilities) and "category" in facilities.columns:
         f = facilities[facilities["grid_code"].notna()]
-        counts = f.groupby([f["grid_code"].astype(str), f["category"].astype(str)]).size() \
+        counts = (
+            f.groupby([f["grid_code"].astype(str), f["category"].astype(str)])
+            .size()
             .unstack(fill_value=0)
+        )
         categories += sorted(set(counts.columns) - set(categories))
         counts = counts.reindex(index=idx, columns=categories, fill_value=0)
     else:
@@ -429,8 +355,9 @@ def _grid_summaries(grids: gpd.GeoDataFrame, codes_: pd.Series,
         names = s.get("name", s["_key"]).astype(str)
         for role, target in (("grid_head", heads), ("grid_worker", workers)):
             sel = s["role"].astype("string") == role
-            joined = names[sel].groupby(s.loc[sel, "grid_code"].astype(str)).agg(
-                NAME_SEPARATOR.join)
+            joined = (
+                names[sel].groupby(s.loc[sel, "grid_code"].astype(str)).agg(NAME_SEPARATOR.join)
+            )
             target.loc[joined.index] = joined.to_numpy()
         n = s.groupby(s["grid_code"].astype(str)).size()
         n_staff.loc[n.index] = n.to_numpy()
@@ -477,8 +404,9 @@ def assign_all(
     codes_, comm_codes = _check_grids(grids)
     crs = metric_crs_for(grids)
     min_share = float(settings.grid.assign_min_share)
-    targets = _Targets.build(codes_.to_numpy(dtype=object), comm_codes.to_numpy(dtype=object),
-                             grids.geometry, crs)
+    targets = _Targets.build(
+        codes_.to_numpy(dtype=object), comm_codes.to_numpy(dtype=object), grids.geometry, crs
+    )
     comms = None
     communities = layers.get("communities")
     if communities is not None and len(communities) and "community_code" in communities:
@@ -496,8 +424,9 @@ def assign_all(
         assigned, missing = _assign_layer(frame, targets, comms, crs, min_share)
         setattr(result, name, assigned)
         if missing:
-            result.notes.append(f"{name}: {missing} of {len(frame)} rows lie in no grid "
-                                f"(grid_code left empty)")
+            result.notes.append(
+                f"{name}: {missing} of {len(frame)} rows lie in no grid (grid_code left empty)"
+            )
         if progress:
             progress(i, total)
 
@@ -510,8 +439,10 @@ def assign_all(
     if progress:
         progress(total - 1, total)
 
-    base = _strip(grids, [c for c in grids.columns if str(c).startswith("facilities_")]
-                  + list(GRID_STAFF_COLUMNS))
+    base = _strip(
+        grids,
+        [c for c in grids.columns if str(c).startswith("facilities_")] + list(GRID_STAFF_COLUMNS),
+    )
     result.grids = _grid_summaries(base, codes_, result.facilities, result.staff)
     if progress:
         progress(total, total)
@@ -520,9 +451,17 @@ def assign_all(
 
 def assign_params(result: AssignResult, settings: Settings = DEFAULT) -> dict:
     """Parameters to record with the written layers (the rule and the metric CRS)."""
-    return {"analysis": "assign", "computed_crs": result.crs,
-            "grid.assign_min_share": settings.grid.assign_min_share}
+    return {
+        "analysis": "assign",
+        "computed_crs": result.crs,
+        "grid.assign_min_share": settings.grid.assign_min_share,
+    }
 
 
-__all__ = ["AssignError", "AssignResult", "assign_all", "assign_params", "largest_overlap",
-           "overlap_pairs", "points_in_polygons", "rank_of", "code_strings"]
+__all__ = [
+    "AssignError",
+    "AssignResult",
+    "assign_all",
+    "assign_params",
+    "code_strings",
+]

@@ -46,9 +46,11 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from gridgis.assign import code_strings, largest_overlap, overlap_pairs, rank_of
+from gridgis.assign import code_strings
 from gridgis.codes import CodeError, validate_grid_code
 from gridgis.crs import metric_crs_for
+from gridgis.errors import InputError
+from gridgis.spatial import largest_overlap, overlap_pairs, rank_of
 from gridgis.standards import DEFAULT, Settings
 
 #: Checks in report order, with their severity.
@@ -69,8 +71,18 @@ CHECKS: dict[str, str] = {
 }
 
 #: Columns of the ``grid_findings`` layer.
-FINDING_COLUMNS = ["grid_code", "community_code", "check", "severity", "detail", "value",
-                   "unit", "other_code", "feature_id", "grid_row"]
+FINDING_COLUMNS = [
+    "grid_code",
+    "community_code",
+    "check",
+    "severity",
+    "detail",
+    "value",
+    "unit",
+    "other_code",
+    "feature_id",
+    "grid_row",
+]
 
 
 GRID_SIZE_M = 0.001
@@ -91,7 +103,7 @@ _PROBE_START_M = 0.5
 UNIT_KINDS = ("unit", "单位网格", "专属网格", "单位", "专属")
 
 
-class AuditError(ValueError):
+class AuditError(InputError):
     """Grids that cannot be audited at all (no such field, no CRS)."""
 
 
@@ -115,10 +127,14 @@ class AuditResult:
         counts = self.findings["check"].value_counts()
         rows = []
         for check, severity in CHECKS.items():
-            rows.append({"check": check, "severity": severity,
-                         "findings": int(counts.get(check, 0)),
-                         "status": f"skipped: {self.skipped[check]}"
-                         if check in self.skipped else "ran"})
+            rows.append(
+                {
+                    "check": check,
+                    "severity": severity,
+                    "findings": int(counts.get(check, 0)),
+                    "status": f"skipped: {self.skipped[check]}" if check in self.skipped else "ran",
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -130,14 +146,18 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     odd = np.flatnonzero(~np.isin(kinds, (3, 6)))
     for i in odd:
         g = out[i]
-        parts = [] if g is None else [p for p in shapely.get_parts(g)
-                                      if p.geom_type in ("Polygon", "MultiPolygon")]
+        parts = (
+            []
+            if g is None
+            else [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+        )
         out[i] = shapely.union_all(parts) if parts else shapely.Polygon()
     return out
 
 
-def median_length(pieces: np.ndarray, grids: np.ndarray, avoided: np.ndarray,
-                  width_m: float) -> np.ndarray:
+def median_length(
+    pieces: np.ndarray, grids: np.ndarray, avoided: np.ndarray, width_m: float
+) -> np.ndarray:
     """Metres of each road piece that run along a median strip at the edge of its grid.
 
     A stretch of road (at most ``_PROBE_STEP_M`` long) lies along a median strip when, on
@@ -177,15 +197,19 @@ def median_length(pieces: np.ndarray, grids: np.ndarray, avoided: np.ndarray,
     parts, owner = parts[lines], owner[lines]
     if len(parts) == 0:
         return out
-    xy, part = shapely.get_coordinates(shapely.segmentize(parts, _PROBE_STEP_M),
-                                       return_index=True)
+    xy, part = shapely.get_coordinates(shapely.segmentize(parts, _PROBE_STEP_M), return_index=True)
     same = part[:-1] == part[1:]
     p0, p1, seg_owner = xy[:-1][same], xy[1:][same], owner[part[:-1][same]]
     step = p1 - p0
     length = np.hypot(step[:, 0], step[:, 1])
     real = length > 0
-    p0, p1, step, length, seg_owner = (p0[real], p1[real], step[real], length[real],
-                                       seg_owner[real])
+    p0, p1, step, length, seg_owner = (
+        p0[real],
+        p1[real],
+        step[real],
+        length[real],
+        seg_owner[real],
+    )
     normal = np.column_stack([-step[:, 1], step[:, 0]]) / length[:, None]
     mid = (p0 + p1) / 2
     holder = np.asarray(grids, dtype=object)[seg_owner]
@@ -193,8 +217,9 @@ def median_length(pieces: np.ndarray, grids: np.ndarray, avoided: np.ndarray,
     tree = shapely.STRtree(avoided)
     median = np.zeros(len(mid), dtype=bool)
     for side in (1.0, -1.0):
-        probes = shapely.linestrings(np.stack([mid + side * _PROBE_START_M * normal,
-                                               mid + side * width_m * normal], axis=1))
+        probes = shapely.linestrings(
+            np.stack([mid + side * _PROBE_START_M * normal, mid + side * width_m * normal], axis=1)
+        )
         ends = ~shapely.covers(holder, probes)
         meets = np.zeros(len(mid), dtype=bool)
         meets[tree.query(probes, predicate="intersects")[0]] = True
@@ -218,13 +243,34 @@ class _Findings:
         self.rows: list[dict] = []
         self.geoms: list = []  # metric CRS, or None
 
-    def add(self, check: str, *, grid_code=None, community_code=None, detail: str = "",
-            value: float | None = None, unit: str = "", other_code=None, feature_id=None,
-            grid_row: int | None = None, geometry=None) -> None:
-        self.rows.append({"grid_code": grid_code, "community_code": community_code,
-                          "check": check, "severity": CHECKS[check], "detail": detail,
-                          "value": value, "unit": unit, "other_code": other_code,
-                          "feature_id": feature_id, "grid_row": grid_row})
+    def add(
+        self,
+        check: str,
+        *,
+        grid_code=None,
+        community_code=None,
+        detail: str = "",
+        value: float | None = None,
+        unit: str = "",
+        other_code=None,
+        feature_id=None,
+        grid_row: int | None = None,
+        geometry=None,
+    ) -> None:
+        self.rows.append(
+            {
+                "grid_code": grid_code,
+                "community_code": community_code,
+                "check": check,
+                "severity": CHECKS[check],
+                "detail": detail,
+                "value": value,
+                "unit": unit,
+                "other_code": other_code,
+                "feature_id": feature_id,
+                "grid_row": grid_row,
+            }
+        )
         self.geoms.append(geometry)
 
     def frame(self, crs: CRS) -> gpd.GeoDataFrame:
@@ -234,17 +280,27 @@ class _Findings:
         out = np.full(len(geoms), None, dtype=object)
         if has.any():
             out[has] = _to_storage(geoms[has], crs)
-        gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(out, crs="EPSG:4326"),
-                               crs="EPSG:4326")
-        for col in ("grid_code", "community_code", "check", "severity", "detail", "unit",
-                    "other_code", "feature_id"):
+        gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(out, crs="EPSG:4326"), crs="EPSG:4326")
+        for col in (
+            "grid_code",
+            "community_code",
+            "check",
+            "severity",
+            "detail",
+            "unit",
+            "other_code",
+            "feature_id",
+        ):
             gdf[col] = gdf[col].astype("string")
         gdf["value"] = pd.to_numeric(gdf["value"], errors="coerce").astype("Float64")
         gdf["grid_row"] = pd.to_numeric(gdf["grid_row"], errors="coerce").astype("Int64")
         order = {c: i for i, c in enumerate(CHECKS)}
         gdf["_o"] = gdf["check"].map(order)
-        gdf = gdf.sort_values(["_o", "grid_code", "other_code", "feature_id", "value"],
-                              kind="stable", na_position="last")
+        gdf = gdf.sort_values(
+            ["_o", "grid_code", "other_code", "feature_id", "value"],
+            kind="stable",
+            na_position="last",
+        )
         return gdf.drop(columns="_o").reset_index(drop=True)
 
 
@@ -294,9 +350,11 @@ def audit_grids(
     if not isinstance(grids, gpd.GeoDataFrame) or grids.crs is None:
         raise AuditError(f"layer '{layer_name}' must be a polygon layer with a CRS")
     if code_field not in grids.columns:
-        raise AuditError(f"layer '{layer_name}' has no field '{code_field}' (fields: "
-                         f"{', '.join(map(str, grids.columns))}); name the code field with "
-                         f"--code-field")
+        raise AuditError(
+            f"layer '{layer_name}' has no field '{code_field}' (fields: "
+            f"{', '.join(map(str, grids.columns))}); name the code field with "
+            f"--code-field"
+        )
     if community_field is not None and community_field not in grids.columns:
         raise AuditError(f"layer '{layer_name}' has no field '{community_field}'")
     if len(grids) == 0:
@@ -325,16 +383,23 @@ def audit_grids(
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     invalid = ~missing & ~shapely.is_valid(geoms)
     for i in np.flatnonzero(missing):
-        f.add("invalid_geometry", grid_code=codes_arr[i] or None, grid_row=int(rows1[i]),
-              detail=f"row {rows1[i]}: no geometry")
+        f.add(
+            "invalid_geometry",
+            grid_code=codes_arr[i] or None,
+            grid_row=int(rows1[i]),
+            detail=f"row {rows1[i]}: no geometry",
+        )
     if invalid.any():
         reasons = shapely.is_valid_reason(geoms[invalid])
         geoms = geoms.copy()
         geoms[invalid] = _polygonal(shapely.make_valid(geoms[invalid]))
         for i, why in zip(np.flatnonzero(invalid), reasons, strict=True):
-            f.add("invalid_geometry", grid_code=codes_arr[i] or None, grid_row=int(rows1[i]),
-                  detail=f"row {rows1[i]}: {why}; repaired with make_valid for the other "
-                         f"checks")
+            f.add(
+                "invalid_geometry",
+                grid_code=codes_arr[i] or None,
+                grid_row=int(rows1[i]),
+                detail=f"row {rows1[i]}: {why}; repaired with make_valid for the other checks",
+            )
     geoms = _polygonal(np.where(missing, shapely.Polygon(), geoms))
     if shapely.is_empty(geoms).all():
         raise AuditError(f"layer '{layer_name}' holds no polygons (grids must be areas)")
@@ -346,8 +411,12 @@ def audit_grids(
 
     # -- codes -----------------------------------------------------------------------------
     for i in np.flatnonzero(codes_.isna().to_numpy()):
-        f.add("missing_code", grid_row=int(rows1[i]), geometry=gm[i],
-              detail=f"row {rows1[i]}: field '{code_field}' is empty")
+        f.add(
+            "missing_code",
+            grid_row=int(rows1[i]),
+            geometry=gm[i],
+            detail=f"row {rows1[i]}: field '{code_field}' is empty",
+        )
     fifteen = np.zeros(n, dtype=bool)
     for i, code in enumerate(codes_arr):
         if not code:
@@ -355,22 +424,31 @@ def audit_grids(
         try:
             validate_grid_code(code, settings)
         except CodeError as exc:
-            f.add("invalid_code", grid_code=code, grid_row=int(rows1[i]), geometry=gm[i],
-                  detail=f"row {rows1[i]}: {exc}")
+            f.add(
+                "invalid_code",
+                grid_code=code,
+                grid_row=int(rows1[i]),
+                geometry=gm[i],
+                detail=f"row {rows1[i]}: {exc}",
+            )
         fifteen[i] = len(code) == 15 and code.isdigit()
     dups = codes_[codes_.notna() & codes_.duplicated(keep=False)]
     for code, idx in dups.groupby(dups).groups.items():
         idx = np.asarray(idx)
-        f.add("duplicate_code", grid_code=code, grid_row=int(rows1[idx[0]]),
-              value=float(len(idx)), unit="grids",
-              geometry=shapely.union_all(gm[idx]),
-              detail=f"grid code {code} is used by {len(idx)} grids (rows "
-                     f"{', '.join(map(str, rows1[idx]))})")
+        f.add(
+            "duplicate_code",
+            grid_code=code,
+            grid_row=int(rows1[idx[0]]),
+            value=float(len(idx)),
+            unit="grids",
+            geometry=shapely.union_all(gm[idx]),
+            detail=f"grid code {code} is used by {len(idx)} grids (rows "
+            f"{', '.join(map(str, rows1[idx]))})",
+        )
     tick()
 
     # -- communities: location, prefixes, crossings, gaps ------------------------------------
-    declared = (code_strings(g[community_field]).reset_index(drop=True)
-                if community_field else None)
+    declared = code_strings(g[community_field]).reset_index(drop=True) if community_field else None
     located = pd.Series(pd.NA, index=range(n), dtype="string")
     comms = layers.get("communities")
     if comms is not None and len(comms) and "community_code" in comms.columns:
@@ -381,8 +459,7 @@ def audit_grids(
             cm = cm.copy()
             cm[bad] = _polygonal(shapely.make_valid(cm[bad]))
         best, share = largest_overlap(gm, cm, rank_of(ccodes))
-        located = pd.Series(np.where(best >= 0, ccodes[np.maximum(best, 0)], None),
-                            dtype="string")
+        located = pd.Series(np.where(best >= 0, ccodes[np.maximum(best, 0)], None), dtype="string")
         # crossings: area of the grid outside its community (the one its community field
         # names when that community exists, else the one holding most of it)
         own = best.copy()
@@ -394,18 +471,27 @@ def audit_grids(
             how[named >= 0] = f"named in field {community_field}"
         has = np.flatnonzero(own >= 0)
         outside = area.copy()
-        outside[has] = shapely.area(shapely.difference(gm[has], cm[own[has]],
-                                                       grid_size=GRID_SIZE_M))
+        outside[has] = shapely.area(
+            shapely.difference(gm[has], cm[own[has]], grid_size=GRID_SIZE_M)
+        )
         out_share = np.divide(outside, area, out=np.zeros(n), where=area > 0)
         cross = (area > 0) & ((outside > sliver) | (out_share > rules.audit_outside_share))
         for i in np.flatnonzero(cross):
-            where = (f"outside its community {ccodes[own[i]]} ({how[i]})" if own[i] >= 0
-                     else "outside every community")
-            f.add("crosses_community", grid_code=codes_arr[i] or None,
-                  community_code=ccodes[own[i]] if own[i] >= 0 else None,
-                  grid_row=int(rows1[i]), value=float(outside[i]), unit="m2", geometry=gm[i],
-                  detail=f"{_fmt_area(outside[i])} ({out_share[i]:.1%}) of the grid lies "
-                         f"{where}")
+            where = (
+                f"outside its community {ccodes[own[i]]} ({how[i]})"
+                if own[i] >= 0
+                else "outside every community"
+            )
+            f.add(
+                "crosses_community",
+                grid_code=codes_arr[i] or None,
+                community_code=ccodes[own[i]] if own[i] >= 0 else None,
+                grid_row=int(rows1[i]),
+                value=float(outside[i]),
+                unit="m2",
+                geometry=gm[i],
+                detail=f"{_fmt_area(outside[i])} ({out_share[i]:.1%}) of the grid lies {where}",
+            )
         # gaps: community ground that no grid covers
         covered = shapely.union_all(gm[area > 0], grid_size=GRID_SIZE_M)
         holes = shapely.difference(cm, covered, grid_size=GRID_SIZE_M)
@@ -415,40 +501,64 @@ def audit_grids(
         owner = owner[owner2]
         part_area = shapely.area(parts)
         for j in np.flatnonzero(part_area >= sliver):
-            f.add("gap", community_code=ccodes[owner[j]] or None, value=float(part_area[j]),
-                  unit="m2", geometry=parts[j],
-                  detail=f"{_fmt_area(part_area[j])} of community {ccodes[owner[j]]} "
-                         f"lies in no grid")
+            f.add(
+                "gap",
+                community_code=ccodes[owner[j]] or None,
+                value=float(part_area[j]),
+                unit="m2",
+                geometry=parts[j],
+                detail=f"{_fmt_area(part_area[j])} of community {ccodes[owner[j]]} lies in no grid",
+            )
     else:
         for check in ("crosses_community",):
             skipped[check] = "no communities layer"
         # without communities, a gap is a hole enclosed by the grids
         covered = shapely.union_all(gm[area > 0], grid_size=GRID_SIZE_M)
-        holes = [shapely.Polygon(r) for p in shapely.get_parts(covered)
-                 for r in p.interiors] if not covered.is_empty else []
+        holes = (
+            [shapely.Polygon(r) for p in shapely.get_parts(covered) for r in p.interiors]
+            if not covered.is_empty
+            else []
+        )
         for h in holes:
             gap = shapely.difference(h, covered, grid_size=GRID_SIZE_M)
             for part in shapely.get_parts(_polygonal(np.array([gap], dtype=object))[0]):
                 if part.area >= sliver:
-                    f.add("gap", value=float(part.area), unit="m2", geometry=part,
-                          detail=f"{_fmt_area(part.area)} enclosed by grids lies in no grid "
-                                 f"(no communities layer: only enclosed gaps are found)")
+                    f.add(
+                        "gap",
+                        value=float(part.area),
+                        unit="m2",
+                        geometry=part,
+                        detail=f"{_fmt_area(part.area)} enclosed by grids lies in no grid "
+                        f"(no communities layer: only enclosed gaps are found)",
+                    )
     community = declared if declared is not None else located
     if declared is None and located.isna().all():
-        community = pd.Series([c[:12] if f15 else pd.NA for c, f15 in
-                               zip(codes_arr, fifteen, strict=True)], dtype="string")
-    source = ("field " + community_field if declared is not None else
-              "location" if located.notna().any() else None)
+        community = pd.Series(
+            [c[:12] if f15 else pd.NA for c, f15 in zip(codes_arr, fifteen, strict=True)],
+            dtype="string",
+        )
+    source = (
+        "field " + community_field
+        if declared is not None
+        else "location"
+        if located.notna().any()
+        else None
+    )
     if source is None:
         skipped["code_prefix_mismatch"] = "no communities layer and no community field"
     else:
         for i in np.flatnonzero(fifteen):
             c = community[i]
             if pd.notna(c) and codes_arr[i][:12] != c:
-                f.add("code_prefix_mismatch", grid_code=codes_arr[i], community_code=c,
-                      grid_row=int(rows1[i]), geometry=gm[i],
-                      detail=f"grid code {codes_arr[i]} starts with {codes_arr[i][:12]}, "
-                             f"but its community is {c} (by {source})")
+                f.add(
+                    "code_prefix_mismatch",
+                    grid_code=codes_arr[i],
+                    community_code=c,
+                    grid_row=int(rows1[i]),
+                    geometry=gm[i],
+                    detail=f"grid code {codes_arr[i]} starts with {codes_arr[i][:12]}, "
+                    f"but its community is {c} (by {source})",
+                )
     tick()
 
     # -- multipart and overlaps -------------------------------------------------------------
@@ -457,10 +567,17 @@ def audit_grids(
     n_parts = np.bincount(owner[big], minlength=n)
     for i in np.flatnonzero(n_parts > 1):
         pa = np.sort(shapely.area(parts[(owner == i) & big]))[::-1]
-        f.add("multipart", grid_code=codes_arr[i] or None, community_code=community[i],
-              grid_row=int(rows1[i]), value=float(n_parts[i]), unit="parts", geometry=gm[i],
-              detail=f"{n_parts[i]} separate parts: "
-                     f"{', '.join(_fmt_area(a) for a in pa[:5])}{'…' if len(pa) > 5 else ''}")
+        f.add(
+            "multipart",
+            grid_code=codes_arr[i] or None,
+            community_code=community[i],
+            grid_row=int(rows1[i]),
+            value=float(n_parts[i]),
+            unit="parts",
+            geometry=gm[i],
+            detail=f"{n_parts[i]} separate parts: "
+            f"{', '.join(_fmt_area(a) for a in pa[:5])}{'…' if len(pa) > 5 else ''}",
+        )
     a_idx, b_idx = tree.query(gm, predicate="intersects")
     keep = a_idx < b_idx
     a_idx, b_idx = a_idx[keep], b_idx[keep]
@@ -479,11 +596,18 @@ def audit_grids(
             i, j = a_idx[k], b_idx[k]
             if rank[j] < rank[i]:
                 i, j = j, i
-            f.add("overlap", grid_code=codes_arr[i] or None, other_code=codes_arr[j] or None,
-                  community_code=community[i], grid_row=int(rows1[i]), value=float(ia[k]),
-                  unit="m2", geometry=inter[k],
-                  detail=f"{_fmt_area(ia[k])} lies in both {codes_arr[i] or f'row {rows1[i]}'} "
-                         f"and {codes_arr[j] or f'row {rows1[j]}'}")
+            f.add(
+                "overlap",
+                grid_code=codes_arr[i] or None,
+                other_code=codes_arr[j] or None,
+                community_code=community[i],
+                grid_row=int(rows1[i]),
+                value=float(ia[k]),
+                unit="m2",
+                geometry=inter[k],
+                detail=f"{_fmt_area(ia[k])} lies in both {codes_arr[i] or f'row {rows1[i]}'} "
+                f"and {codes_arr[j] or f'row {rows1[j]}'}",
+            )
     tick()
 
     # -- buildings and households ------------------------------------------------------------
@@ -493,10 +617,16 @@ def audit_grids(
     if b is not None and len(b):
         bm = np.asarray(b.geometry.to_crs(crs).values, dtype=object)
         bm = _polygonal(np.where(shapely.is_valid(bm), bm, shapely.make_valid(bm)))
-        hh = pd.to_numeric(b.get("households", pd.Series(0, index=b.index)),
-                           errors="coerce").fillna(0).to_numpy(dtype=np.int64)
-        ids = (b["building_id"].astype(str).to_numpy() if "building_id" in b.columns
-               else np.array([f"row {i + 1}" for i in range(len(b))]))
+        hh = (
+            pd.to_numeric(b.get("households", pd.Series(0, index=b.index)), errors="coerce")
+            .fillna(0)
+            .to_numpy(dtype=np.int64)
+        )
+        ids = (
+            b["building_id"].astype(str).to_numpy()
+            if "building_id" in b.columns
+            else np.array([f"row {i + 1}" for i in range(len(b))])
+        )
         p, q, a = overlap_pairs(bm, gm, tree)
         barea = shapely.area(bm)
         share = np.divide(a, barea[p], out=np.zeros(len(a)), where=barea[p] > 0)
@@ -511,40 +641,65 @@ def audit_grids(
         bcomm = pd.Series(pd.NA, index=range(len(b)), dtype="string")
         if comms is not None and len(comms) and "community_code" in comms.columns:
             cb, _ = largest_overlap(bm, cm, rank_of(ccodes))
-            bcomm = pd.Series(np.where(cb >= 0, ccodes[np.maximum(cb, 0)], None),
-                              dtype="string")
+            bcomm = pd.Series(np.where(cb >= 0, ccodes[np.maximum(cb, 0)], None), dtype="string")
         for i in np.flatnonzero(~hit):
-            f.add("building_no_grid", community_code=bcomm[i], feature_id=ids[i],
-                  value=float(hh[i]), unit="households", geometry=bm[i],
-                  detail=f"building {ids[i]} ({hh[i]} households) overlaps no grid")
+            f.add(
+                "building_no_grid",
+                community_code=bcomm[i],
+                feature_id=ids[i],
+                value=float(hh[i]),
+                unit="households",
+                geometry=bm[i],
+                detail=f"building {ids[i]} ({hh[i]} households) overlaps no grid",
+            )
         # in two grids: two or more grids each hold ≥ 1 − assign_min_share of it
         floor = 1.0 - float(rules.assign_min_share)
         big = share >= floor - 1e-9
         cnt = np.bincount(p[big], minlength=len(b))
         for i in np.flatnonzero(cnt >= 2):
             sel = np.flatnonzero((p == i) & big)
-            desc = ", ".join(f"{share[k]:.0%} in {codes_arr[q[k]] or f'row {rows1[q[k]]}'}"
-                             for k in sel)
-            f.add("building_in_two_grids", grid_code=codes_arr[q[sel[0]]] or None,
-                  other_code=codes_arr[q[sel[1]]] or None, community_code=bcomm[i],
-                  feature_id=ids[i], value=float(share[sel[0]]), unit="share",
-                  grid_row=int(rows1[q[sel[0]]]), geometry=bm[i],
-                  detail=f"building {ids[i]} ({hh[i]} households): {desc}")
+            desc = ", ".join(
+                f"{share[k]:.0%} in {codes_arr[q[k]] or f'row {rows1[q[k]]}'}" for k in sel
+            )
+            f.add(
+                "building_in_two_grids",
+                grid_code=codes_arr[q[sel[0]]] or None,
+                other_code=codes_arr[q[sel[1]]] or None,
+                community_code=bcomm[i],
+                feature_id=ids[i],
+                value=float(share[sel[0]]),
+                unit="share",
+                grid_row=int(rows1[q[sel[0]]]),
+                geometry=bm[i],
+                detail=f"building {ids[i]} ({hh[i]} households): {desc}",
+            )
         # households out of range (residential grids only)
         unit = np.zeros(n, dtype=bool)
         if kind_field and kind_field in g.columns:
-            unit = (g[kind_field].astype("string").str.strip().str.lower().isin(UNIT_KINDS)
-                    ).fillna(False).to_numpy(dtype=bool)
+            unit = (
+                (g[kind_field].astype("string").str.strip().str.lower().isin(UNIT_KINDS))
+                .fillna(False)
+                .to_numpy(dtype=bool)
+            )
         lo, hi = rules.min_households, rules.max_households
         low = ~unit & (households < lo)
         high = ~unit & (households > hi)
         for i in np.flatnonzero(low | high):
-            what = (f"{households[i]:,} households < {lo} (minimum)" if low[i] else
-                    f"{households[i]:,} households > {hi} (maximum)")
-            f.add("households_out_of_range", grid_code=codes_arr[i] or None,
-                  community_code=community[i], grid_row=int(rows1[i]),
-                  value=float(households[i]), unit="households", geometry=gm[i],
-                  detail=f"{what}, in {building_count[i]} buildings")
+            what = (
+                f"{households[i]:,} households < {lo} (minimum)"
+                if low[i]
+                else f"{households[i]:,} households > {hi} (maximum)"
+            )
+            f.add(
+                "households_out_of_range",
+                grid_code=codes_arr[i] or None,
+                community_code=community[i],
+                grid_row=int(rows1[i]),
+                value=float(households[i]),
+                unit="households",
+                geometry=gm[i],
+                detail=f"{what}, in {building_count[i]} buildings",
+            )
     else:
         for check in ("households_out_of_range", "building_no_grid", "building_in_two_grids"):
             skipped[check] = "no buildings layer"
@@ -561,59 +716,92 @@ def audit_grids(
         r = roads[roads["road_class"].astype("string").isin(avoid).fillna(False)]
         if len(r):
             rm = np.asarray(r.geometry.to_crs(crs).values, dtype=object)
-            names = (r["name"].astype("string").fillna("").to_numpy(dtype=object)
-                     if "name" in r.columns else np.full(len(r), "", dtype=object))
-            rids = (r["road_id"].astype(str).to_numpy() if "road_id" in r.columns
-                    else np.array([f"row {i + 1}" for i in range(len(r))]))
+            names = (
+                r["name"].astype("string").fillna("").to_numpy(dtype=object)
+                if "name" in r.columns
+                else np.full(len(r), "", dtype=object)
+            )
+            rids = (
+                r["road_id"].astype(str).to_numpy()
+                if "road_id" in r.columns
+                else np.array([f"row {i + 1}" for i in range(len(r))])
+            )
             core = shapely.buffer(gm, -float(rules.audit_road_tolerance_m))
             gi, ri = shapely.STRtree(rm).query(core, predicate="intersects")
             if len(ri):
                 pieces = shapely.intersection(rm[ri], core[gi])
                 width = float(rules.median_width_m)
                 median = median_length(pieces, gm[gi], rm, width)
-                per = pd.DataFrame({"grid": gi, "road": ri, "median": median,
-                                    "m": shapely.length(pieces) - median})
+                per = pd.DataFrame(
+                    {"grid": gi, "road": ri, "median": median, "m": shapely.length(pieces) - median}
+                )
                 along = per.groupby("grid")["median"].sum()
                 per = per[per["m"] > 0.01]
                 tot = per.groupby("grid")["m"].sum()
                 for i, m in tot[tot > rules.min_crossing_m].items():
                     rs = per[per["grid"] == i].sort_values("m", ascending=False)
-                    desc = ", ".join(f"{names[k] or rids[k]} ({rids[k]}) {mm:,.0f} m"
-                                     for k, mm in zip(rs["road"], rs["m"], strict=True))
-                    skip = (f"; {along[i]:,.0f} m along median strips (carriageways ≤ "
-                            f"{width:g} m apart) not counted" if along[i] >= 1 else "")
-                    f.add("arterial_crossing", grid_code=codes_arr[i] or None,
-                          community_code=community[i], grid_row=int(rows1[i]),
-                          value=float(m), unit="m", geometry=gm[i],
-                          other_code=",".join(rids[k] for k in rs["road"]),
-                          detail=f"{'/'.join(avoid)} road runs {m:,.0f} m through the grid "
-                                 f"(more than {rules.audit_road_tolerance_m:g} m from its "
-                                 f"boundary): {desc}{skip}")
+                    desc = ", ".join(
+                        f"{names[k] or rids[k]} ({rids[k]}) {mm:,.0f} m"
+                        for k, mm in zip(rs["road"], rs["m"], strict=True)
+                    )
+                    skip = (
+                        f"; {along[i]:,.0f} m along median strips (carriageways ≤ "
+                        f"{width:g} m apart) not counted"
+                        if along[i] >= 1
+                        else ""
+                    )
+                    f.add(
+                        "arterial_crossing",
+                        grid_code=codes_arr[i] or None,
+                        community_code=community[i],
+                        grid_row=int(rows1[i]),
+                        value=float(m),
+                        unit="m",
+                        geometry=gm[i],
+                        other_code=",".join(rids[k] for k in rs["road"]),
+                        detail=f"{'/'.join(avoid)} road runs {m:,.0f} m through the grid "
+                        f"(more than {rules.audit_road_tolerance_m:g} m from its "
+                        f"boundary): {desc}{skip}",
+                    )
     tick()
 
-    stats = gpd.GeoDataFrame({
-        "grid_row": rows1, "grid_code": codes_.astype("string"),
-        "community_code": pd.array(community, dtype="string"),
-        "households": households, "building_count": building_count,
-        "area_m2": np.round(area, 1),
-    }, geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"), crs="EPSG:4326")
-    return AuditResult(findings=f.frame(crs), grids=stats,
-                       crs=f"EPSG:{epsg}" if epsg else crs.to_string(), skipped=skipped)
+    stats = gpd.GeoDataFrame(
+        {
+            "grid_row": rows1,
+            "grid_code": codes_.astype("string"),
+            "community_code": pd.array(community, dtype="string"),
+            "households": households,
+            "building_count": building_count,
+            "area_m2": np.round(area, 1),
+        },
+        geometry=gpd.GeoSeries(geoms, crs="EPSG:4326"),
+        crs="EPSG:4326",
+    )
+    return AuditResult(
+        findings=f.frame(crs),
+        grids=stats,
+        crs=f"EPSG:{epsg}" if epsg else crs.to_string(),
+        skipped=skipped,
+    )
 
 
 def audit_params(result: AuditResult, settings: Settings = DEFAULT, **extra) -> dict:
     """Parameters to record with ``grid_findings`` (rules used, metric CRS, inputs)."""
     r = settings.grid
-    return {"analysis": "audit", "computed_crs": result.crs,
-            "grid.min_households": r.min_households, "grid.max_households": r.max_households,
-            "grid.assign_min_share": r.assign_min_share,
-            "grid.audit_sliver_m2": r.audit_sliver_m2,
-            "grid.audit_outside_share": r.audit_outside_share,
-            "grid.audit_road_tolerance_m": r.audit_road_tolerance_m,
-            "grid.min_crossing_m": r.min_crossing_m,
-            "grid.median_width_m": r.median_width_m,
-            "grid.avoid_road_classes": list(r.avoid_road_classes), **extra}
+    return {
+        "analysis": "audit",
+        "computed_crs": result.crs,
+        "grid.min_households": r.min_households,
+        "grid.max_households": r.max_households,
+        "grid.assign_min_share": r.assign_min_share,
+        "grid.audit_sliver_m2": r.audit_sliver_m2,
+        "grid.audit_outside_share": r.audit_outside_share,
+        "grid.audit_road_tolerance_m": r.audit_road_tolerance_m,
+        "grid.min_crossing_m": r.min_crossing_m,
+        "grid.median_width_m": r.median_width_m,
+        "grid.avoid_road_classes": list(r.avoid_road_classes),
+        **extra,
+    }
 
 
-__all__ = ["CHECKS", "FINDING_COLUMNS", "AuditError", "AuditResult", "audit_grids",
-           "audit_params"]
+__all__ = ["CHECKS", "FINDING_COLUMNS", "AuditError", "AuditResult", "audit_grids", "audit_params"]

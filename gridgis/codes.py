@@ -13,6 +13,7 @@ The ranges live in :class:`gridgis.standards.CodeRules`.
 
 from __future__ import annotations
 
+from gridgis.errors import InputError
 from gridgis.standards import DEFAULT, Settings
 
 #: Province-level prefixes of the statistical division codes (mainland 11–65, plus 71, 81, 82).
@@ -27,7 +28,7 @@ PROVINCES = frozenset(
 CITIES_WITHOUT_COUNTIES = frozenset({"441900", "442000", "460400", "620200"})
 
 
-class CodeError(ValueError):
+class CodeError(InputError):
     """A division or grid code that fails a segment check; the message names the segment."""
 
 
@@ -55,9 +56,12 @@ def _county(s: str, what: str) -> None:
 def township_kind(township: int, settings: Settings = DEFAULT) -> str | None:
     """'street', 'town', 'township' or 'special' for a 3-digit township number."""
     r = settings.codes
-    for kind, (lo, hi) in (("street", r.street_township_range), ("town", r.town_township_range),
-                           ("township", r.rural_township_range),
-                           ("special", r.special_township_range)):
+    for kind, (lo, hi) in (
+        ("street", r.street_township_range),
+        ("town", r.town_township_range),
+        ("township", r.rural_township_range),
+        ("special", r.special_township_range),
+    ):
         if lo <= township <= hi:
             return kind
     return None
@@ -72,8 +76,9 @@ def validate_street_code(code: object, settings: Settings = DEFAULT) -> str:
     return s
 
 
-def validate_community_code(code: object, settings: Settings = DEFAULT,
-                            urban_only: bool = False) -> str:
+def validate_community_code(
+    code: object, settings: Settings = DEFAULT, urban_only: bool = False
+) -> str:
     """Return the 12-digit community (village-level) code, or raise :class:`CodeError`.
 
     ``urban_only`` requires a residents' committee (village digits 001–199) or a unit
@@ -88,14 +93,17 @@ def validate_community_code(code: object, settings: Settings = DEFAULT,
     if kind is None:
         lo = settings.codes.residents_committee_range[0]
         hi = settings.codes.quasi_villagers_committee_range[1]
-        raise CodeError(f"community code '{s}': village segment '{s[9:12]}' is outside "
-                        f"{lo:03d}–{hi:03d}")
+        raise CodeError(
+            f"community code '{s}': village segment '{s[9:12]}' is outside {lo:03d}–{hi:03d}"
+        )
     if urban_only and kind not in ("residents", "quasi_residents"):
         lo, hi = settings.codes.residents_committee_range
         qlo, qhi = settings.codes.quasi_residents_committee_range
-        raise CodeError(f"community code '{s}': village segment '{s[9:12]}' is not a "
-                        f"residents' committee ({lo:03d}–{hi:03d}, or {qlo:03d}–{qhi:03d} "
-                        f"for units like one)")
+        raise CodeError(
+            f"community code '{s}': village segment '{s[9:12]}' is not a "
+            f"residents' committee ({lo:03d}–{hi:03d}, or {qlo:03d}–{qhi:03d} "
+            f"for units like one)"
+        )
     return s
 
 
@@ -103,17 +111,20 @@ def village_kind(village: int, settings: Settings = DEFAULT) -> str | None:
     """'residents', 'villagers', 'quasi_residents' or 'quasi_villagers' for a 3-digit
     village number (居委会, 村委会, 类似居委会, 类似村委会), None outside the ranges."""
     r = settings.codes
-    for kind, (lo, hi) in (("residents", r.residents_committee_range),
-                           ("villagers", r.villagers_committee_range),
-                           ("quasi_residents", r.quasi_residents_committee_range),
-                           ("quasi_villagers", r.quasi_villagers_committee_range)):
+    for kind, (lo, hi) in (
+        ("residents", r.residents_committee_range),
+        ("villagers", r.villagers_committee_range),
+        ("quasi_residents", r.quasi_residents_committee_range),
+        ("quasi_villagers", r.quasi_villagers_committee_range),
+    ):
         if lo <= village <= hi:
             return kind
     return None
 
 
-def validate_grid_code(code: object, settings: Settings = DEFAULT,
-                       community_code: object | None = None) -> str:
+def validate_grid_code(
+    code: object, settings: Settings = DEFAULT, community_code: object | None = None
+) -> str:
     """Return the 15-digit grid code, or raise :class:`CodeError`.
 
     The grid code's first 12 digits must form a valid community code and, when
@@ -127,18 +138,23 @@ def validate_grid_code(code: object, settings: Settings = DEFAULT,
     seq = int(s[12:15])
     lo, hi = settings.codes.grid_sequence_range
     if not lo <= seq <= hi:
-        raise CodeError(f"grid code '{s}': sequence segment '{s[12:15]}' is outside "
-                        f"{lo:03d}–{hi:03d}")
+        raise CodeError(
+            f"grid code '{s}': sequence segment '{s[12:15]}' is outside {lo:03d}–{hi:03d}"
+        )
     if community_code is not None and s[:12] != str(community_code).strip():
-        raise CodeError(f"grid code '{s}' does not start with its community code "
-                        f"'{community_code}'")
+        raise CodeError(
+            f"grid code '{s}' does not start with its community code '{community_code}'"
+        )
     return s
 
 
 def is_valid(kind: str, code: object, settings: Settings = DEFAULT) -> bool:
     """True when ``code`` passes the check for ``kind`` ('street', 'community', 'grid')."""
-    check = {"street": validate_street_code, "community": validate_community_code,
-             "grid": validate_grid_code}[kind]
+    check = {
+        "street": validate_street_code,
+        "community": validate_community_code,
+        "grid": validate_grid_code,
+    }[kind]
     try:
         check(code, settings)
     except CodeError:
@@ -157,8 +173,9 @@ def grid_code(community_code: str, sequence: int, settings: Settings = DEFAULT) 
     """
     lo, hi = settings.codes.grid_sequence_range
     if not lo <= int(sequence) <= hi:
-        raise CodeError(f"grid sequence {sequence} of community '{community_code}' is outside "
-                        f"{lo:03d}–{hi:03d}")
+        raise CodeError(
+            f"grid sequence {sequence} of community '{community_code}' is outside {lo:03d}–{hi:03d}"
+        )
     return f"{_digits(community_code, 12, 'community code')}{int(sequence):03d}"
 
 
@@ -221,8 +238,14 @@ class Recoded:
         self.registry = registry
 
 
-def recode(new, previous=None, settings: Settings = DEFAULT, registry=None,
-           issued_at: str | None = None, communities=None) -> Recoded:
+def recode(
+    new,
+    previous=None,
+    settings: Settings = DEFAULT,
+    registry=None,
+    issued_at: str | None = None,
+    communities=None,
+) -> Recoded:
     """Codes for newly delineated grids that keep printed codes stable.
 
     A new grid keeps the code of a previous grid of the same community when their
@@ -262,24 +285,28 @@ def recode(new, previous=None, settings: Settings = DEFAULT, registry=None,
     from gridgis.crs import metric_crs_for
 
     now = issued_at or datetime.now(UTC).isoformat(timespec="seconds")
-    reg = (pd.DataFrame({c: pd.Series(dtype="string") for c in REGISTRY_COLUMNS})
-           if registry is None or len(registry) == 0
-           else registry[REGISTRY_COLUMNS].astype("string").copy())
+    reg = (
+        pd.DataFrame({c: pd.Series(dtype="string") for c in REGISTRY_COLUMNS})
+        if registry is None or len(registry) == 0
+        else registry[REGISTRY_COLUMNS].astype("string").copy()
+    )
     n = len(new)
     codes = np.empty(n, dtype=object)
     kept = np.zeros(n, dtype=bool)
     if n == 0:
         return Recoded(codes, kept, reg)
-    crs = new.crs if new.crs is not None and not new.crs.is_geographic else \
-        metric_crs_for(new)
+    crs = new.crs if new.crs is not None and not new.crs.is_geographic else metric_crs_for(new)
     nm = new.to_crs(crs) if new.crs is not None else new
     ncomm = nm["community_code"].astype(str).to_numpy()
     prev_codes = np.empty(0, dtype=object)
     if previous is not None and len(previous):
         pm = previous.to_crs(crs)
         prev_codes = pm["grid_code"].astype(str).to_numpy()
-        pcomm = (pm["community_code"].astype(str) if "community_code" in pm
-                 else pm["grid_code"].astype(str).str[:12]).to_numpy()
+        pcomm = (
+            pm["community_code"].astype(str)
+            if "community_code" in pm
+            else pm["grid_code"].astype(str).str[:12]
+        ).to_numpy()
         ngeo = shapely.make_valid(nm.geometry.to_numpy())
         pgeo = shapely.make_valid(pm.geometry.to_numpy())
         ni, pi = shapely.STRtree(pgeo).query(ngeo, predicate="intersects")
@@ -322,16 +349,32 @@ def recode(new, previous=None, settings: Settings = DEFAULT, registry=None,
         reg.loc[gone, "status"] = "retired"
         reg.loc[gone, "retired_at"] = now
     known = set(reg["grid_code"].dropna().astype(str))
-    add = [{"grid_code": c, "community_code": c[:12], "issued_at": now, "retired_at": pd.NA,
-            "status": "active"} for c in codes if c not in known]
+    add = [
+        {
+            "grid_code": c,
+            "community_code": c[:12],
+            "issued_at": now,
+            "retired_at": pd.NA,
+            "status": "active",
+        }
+        for c in codes
+        if c not in known
+    ]
     # previous codes missing from the registry (grids imported without one): record them
     for c in prev_codes:
         if c not in known and c not in {r["grid_code"] for r in add}:
-            add.append({"grid_code": c, "community_code": c[:12], "issued_at": pd.NA,
-                        "retired_at": now if c in retired else pd.NA,
-                        "status": "retired" if c in retired else "active"})
+            add.append(
+                {
+                    "grid_code": c,
+                    "community_code": c[:12],
+                    "issued_at": pd.NA,
+                    "retired_at": now if c in retired else pd.NA,
+                    "status": "retired" if c in retired else "active",
+                }
+            )
     if add:
-        reg = pd.concat([reg, pd.DataFrame(add, columns=REGISTRY_COLUMNS).astype("string")],
-                        ignore_index=True)
+        reg = pd.concat(
+            [reg, pd.DataFrame(add, columns=REGISTRY_COLUMNS).astype("string")], ignore_index=True
+        )
     reg = reg.sort_values("grid_code").reset_index(drop=True)
     return Recoded(codes, kept, reg)

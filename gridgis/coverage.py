@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import connected_components, dijkstra
 
+from gridgis.crs import STORAGE_CRS
 from gridgis.network import (
     RoadNetwork,
     Snaps,
@@ -40,7 +41,6 @@ from gridgis.network import (
 )
 from gridgis.standards import DEFAULT, Settings
 
-STORAGE_CRS = "EPSG:4326"
 LIFE_CIRCLE = "life_circle"
 """Pseudo-category: every ``settings.coverage.life_circle_categories`` category within the
 15-minute walk (``settings.coverage.life_circle_15min_m``)."""
@@ -60,8 +60,10 @@ GAP_METHOD = (
     "community and category (per cluster of touching buffers), clipped to the community "
     "polygon"
 )
-PARK_BASIS = ("households (residential land use is absent: the park service-radius coverage "
-              "rate counts households in residential buildings within the walking radius)")
+PARK_BASIS = (
+    "households (residential land use is absent: the park service-radius coverage "
+    "rate counts households in residential buildings within the walking radius)"
+)
 
 
 @dataclass
@@ -121,8 +123,9 @@ def residential_buildings(buildings: gpd.GeoDataFrame, crs: pyproj.CRS) -> gpd.G
     return res.reset_index(drop=True)
 
 
-def green_targets(green_spaces: gpd.GeoDataFrame | None, crs: pyproj.CRS,
-                  settings: Settings) -> dict[str, gpd.GeoDataFrame]:
+def green_targets(
+    green_spaces: gpd.GeoDataFrame | None, crs: pyproj.CRS, settings: Settings
+) -> dict[str, gpd.GeoDataFrame]:
     """Green spaces that count for "300 m to green" and "500 m to a park".
 
     green: any kind with area ≥ ``green_min_area_m2``; park: kind park with area ≥
@@ -131,19 +134,23 @@ def green_targets(green_spaces: gpd.GeoDataFrame | None, crs: pyproj.CRS,
     """
     cov = settings.coverage
     if green_spaces is None or len(green_spaces) == 0:
-        empty = gpd.GeoDataFrame({"green_id": pd.Series(dtype="object")},
-                                 geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+        empty = gpd.GeoDataFrame(
+            {"green_id": pd.Series(dtype="object")}, geometry=gpd.GeoSeries([], crs=crs), crs=crs
+        )
         return {"green": empty, "park": empty}
     g = green_spaces.to_crs(crs).reset_index(drop=True)
     area = g.geometry.area.to_numpy()
     wide = ~shapely.is_empty(shapely.buffer(g.geometry.values, -cov.park_min_width_m / 2.0))
     is_park = (g["kind"].astype(str).to_numpy() == "park") & (area >= cov.park_min_area_m2) & wide
-    return {"green": g.loc[area >= cov.green_min_area_m2].reset_index(drop=True),
-            "park": g.loc[is_park].reset_index(drop=True)}
+    return {
+        "green": g.loc[area >= cov.green_min_area_m2].reset_index(drop=True),
+        "park": g.loc[is_park].reset_index(drop=True),
+    }
 
 
-def entry_points(polygons: NDArray[np.object_], net: RoadNetwork, settings: Settings
-                 ) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
+def entry_points(
+    polygons: NDArray[np.object_], net: RoadNetwork, settings: Settings
+) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
     """Entry points of polygons from the walking network, on their boundary.
 
     Entries are (1) where the boundary meets a road line, (2) boundary points every
@@ -175,8 +182,7 @@ def entry_points(polygons: NDArray[np.object_], net: RoadNetwork, settings: Sett
     start = np.repeat(np.cumsum(n_samples) - n_samples, n_samples)
     along = (np.arange(len(rep)) - start) * (perim[rep] / n_samples[rep])
     samples = shapely.line_interpolate_point(boundary[rep], along)
-    near, _ = net.tree.query_nearest(samples, max_distance=cov.green_entry_max_m,
-                                     all_matches=False)
+    near, _ = net.tree.query_nearest(samples, max_distance=cov.green_entry_max_m, all_matches=False)
     pts.append(samples[near])
     owner.append(rep[near])
     # (3) the boundary point nearest the network
@@ -192,20 +198,24 @@ def _straight(points: NDArray[np.object_], targets: NDArray[np.object_]) -> NDAr
     out = np.full(len(points), np.nan)
     if len(targets) == 0 or len(points) == 0:
         return out
-    (pi, _), dist = shapely.STRtree(targets).query_nearest(points, all_matches=False,
-                                                           return_distance=True)
+    (pi, _), dist = shapely.STRtree(targets).query_nearest(
+        points, all_matches=False, return_distance=True
+    )
     out[pi] = dist
     return out
 
 
-def compute_access(buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
-                   facilities: gpd.GeoDataFrame | None,
-                   green_spaces: gpd.GeoDataFrame | None = None,
-                   settings: Settings = DEFAULT,
-                   categories: list[str] | None = None,
-                   crs: pyproj.CRS | None = None,
-                   extra_points: NDArray[np.object_] | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> Access:
+def compute_access(
+    buildings: gpd.GeoDataFrame,
+    roads: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame | None,
+    green_spaces: gpd.GeoDataFrame | None = None,
+    settings: Settings = DEFAULT,
+    categories: list[str] | None = None,
+    crs: pyproj.CRS | None = None,
+    extra_points: NDArray[np.object_] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Access:
     """Walking and straight-line distance from every residential building to every category.
 
     Parameters
@@ -237,8 +247,11 @@ def compute_access(buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
     if unknown:
         raise KeyError(f"categories {unknown}: no service radius in settings.coverage.radius_m")
     res = residential_buildings(buildings, crs)
-    fac = (facilities.to_crs(crs).reset_index(drop=True) if facilities is not None
-           and len(facilities) else None)
+    fac = (
+        facilities.to_crs(crs).reset_index(drop=True)
+        if facilities is not None and len(facilities)
+        else None
+    )
     fac_cats = [c for c in cats if c not in GREEN_CATEGORIES]
     if fac is not None:
         fac = fac.loc[fac["category"].isin(fac_cats)].reset_index(drop=True)
@@ -257,15 +270,30 @@ def compute_access(buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
     graph = attach_points(net, np.concatenate(parts), cov.max_snap_m)
     offsets = np.cumsum([0, *[len(p) for p in parts]])
     node_b = graph.point_node[: len(res)]
-    node_f = graph.point_node[offsets[1]:offsets[2]]
+    node_f = graph.point_node[offsets[1] : offsets[2]]
 
-    findings = [net.findings,
-                far_snap_findings(_slice_snaps(graph, 0, len(res)), res["building_id"],
-                                  "buildings", cov.max_snap_m, res["point"].to_numpy(), crs)]
+    findings = [
+        net.findings,
+        far_snap_findings(
+            _slice_snaps(graph, 0, len(res)),
+            res["building_id"],
+            "buildings",
+            cov.max_snap_m,
+            res["point"].to_numpy(),
+            crs,
+        ),
+    ]
     if fac is not None and len(fac):
-        findings.append(far_snap_findings(_slice_snaps(graph, offsets[1], offsets[2]),
-                                          fac["facility_id"], "facilities", cov.max_snap_m,
-                                          fac_pts, crs))
+        findings.append(
+            far_snap_findings(
+                _slice_snaps(graph, offsets[1], offsets[2]),
+                fac["facility_id"],
+                "facilities",
+                cov.max_snap_m,
+                fac_pts,
+                crs,
+            )
+        )
 
     points = res["point"].to_numpy()
     sources: dict[str, NDArray[np.int64]] = {}
@@ -273,7 +301,7 @@ def compute_access(buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
     for cat in cats:
         if cat in GREEN_CATEGORIES:
             i = 2 + list(entries).index(cat)
-            src = graph.point_node[offsets[i]:offsets[i + 1]]
+            src = graph.point_node[offsets[i] : offsets[i + 1]]
             targets = greens[cat].geometry.values
         else:
             mask = fac["category"].to_numpy() == cat if fac is not None else np.zeros(0, bool)
@@ -299,15 +327,31 @@ def compute_access(buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
         table = pd.concat([table, _life_circle_rows(table, lc, res, cov)], ignore_index=True)
 
     params = coverage_params(settings, crs)
-    params.update({"categories": cats, "life_circle_categories": lc,
-                   "network": net.stats, "buildings_residential": int(len(res)),
-                   "buildings_off_network": int((node_b < 0).sum()),
-                   "sources": {c: int(len(s)) for c, s in sources.items()}})
-    found = pd.concat([f for f in findings if len(f)], ignore_index=True) if any(
-        len(f) for f in findings) else findings[0]
+    params.update(
+        {
+            "categories": cats,
+            "life_circle_categories": lc,
+            "network": net.stats,
+            "buildings_residential": int(len(res)),
+            "buildings_off_network": int((node_b < 0).sum()),
+            "sources": {c: int(len(s)) for c, s in sources.items()},
+        }
+    )
+    found = (
+        pd.concat([f for f in findings if len(f)], ignore_index=True)
+        if any(len(f) for f in findings)
+        else findings[0]
+    )
     found = gpd.GeoDataFrame(found, geometry="geometry", crs=crs)
-    return Access(table=table, buildings=res, graph=graph, node=node_b, sources=sources,
-                  findings=found, params=params)
+    return Access(
+        table=table,
+        buildings=res,
+        graph=graph,
+        node=node_b,
+        sources=sources,
+        findings=found,
+        params=params,
+    )
 
 
 def _slice_snaps(graph: WalkGraph, a: int, b: int) -> Snaps:
@@ -315,39 +359,46 @@ def _slice_snaps(graph: WalkGraph, a: int, b: int) -> Snaps:
     return Snaps(s.edge[a:b], s.offset_m[a:b], s.snap_m[a:b])
 
 
-def _access_frame(res: gpd.GeoDataFrame, cat: str, walk: NDArray, straight: NDArray,
-                  radius: float, cov) -> pd.DataFrame:
+def _access_frame(
+    res: gpd.GeoDataFrame, cat: str, walk: NDArray, straight: NDArray, radius: float, cov
+) -> pd.DataFrame:
     bad = walk < straight - 1e-6
     if bad.any():
-        raise AssertionError(f"{cat}: walk_m shorter than straight_m for "
-                             f"{int(bad.sum())} buildings (network bug)")
+        raise AssertionError(
+            f"{cat}: walk_m shorter than straight_m for {int(bad.sum())} buildings (network bug)"
+        )
     walk = np.where(np.isnan(walk), np.nan, np.maximum(walk, straight))
-    return pd.DataFrame({
-        "building_id": res["building_id"].astype(str).to_numpy(),
-        "category": cat,
-        "walk_m": walk,
-        "straight_m": straight,
-        "radius_m": float(radius),
-        "covered": np.nan_to_num(walk, nan=np.inf) <= radius,
-        "covered_straight": np.nan_to_num(straight, nan=np.inf) <= radius,
-        "walk_min": walk / (cov.walk_speed_kmh * 1000.0 / 60.0),
-        "households": res["households"].to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "building_id": res["building_id"].astype(str).to_numpy(),
+            "category": cat,
+            "walk_m": walk,
+            "straight_m": straight,
+            "radius_m": float(radius),
+            "covered": np.nan_to_num(walk, nan=np.inf) <= radius,
+            "covered_straight": np.nan_to_num(straight, nan=np.inf) <= radius,
+            "walk_min": walk / (cov.walk_speed_kmh * 1000.0 / 60.0),
+            "households": res["households"].to_numpy(),
+        }
+    )
 
 
-def _life_circle_rows(table: pd.DataFrame, lc: list[str], res: gpd.GeoDataFrame,
-                      cov) -> pd.DataFrame:
+def _life_circle_rows(
+    table: pd.DataFrame, lc: list[str], res: gpd.GeoDataFrame, cov
+) -> pd.DataFrame:
     """One row per building: walk_m = the walk to the farthest required category (NaN when
     one is unreachable), covered when it is within the 15-minute walk."""
     sub = table[table["category"].isin(lc)]
 
     def farthest(column: str) -> NDArray:
         d = sub[column].to_numpy().reshape(len(lc), len(res))
-        return np.where(np.isnan(d).any(axis=0), np.nan,
-                        np.max(np.where(np.isnan(d), -np.inf, d), axis=0))
+        return np.where(
+            np.isnan(d).any(axis=0), np.nan, np.max(np.where(np.isnan(d), -np.inf, d), axis=0)
+        )
 
-    return _access_frame(res, LIFE_CIRCLE, farthest("walk_m"), farthest("straight_m"),
-                         cov.life_circle_15min_m, cov)
+    return _access_frame(
+        res, LIFE_CIRCLE, farthest("walk_m"), farthest("straight_m"), cov.life_circle_15min_m, cov
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -355,8 +406,11 @@ def _life_circle_rows(table: pd.DataFrame, lc: list[str], res: gpd.GeoDataFrame,
 # --------------------------------------------------------------------------------------
 
 
-def building_areas(res: gpd.GeoDataFrame, communities: gpd.GeoDataFrame | None,
-                   grids: gpd.GeoDataFrame | None = None) -> pd.DataFrame:
+def building_areas(
+    res: gpd.GeoDataFrame,
+    communities: gpd.GeoDataFrame | None,
+    grids: gpd.GeoDataFrame | None = None,
+) -> pd.DataFrame:
     """street_code, community_code and grid_code of each residential building.
 
     The building's representative point is located in the communities (STRtree); the
@@ -364,9 +418,15 @@ def building_areas(res: gpd.GeoDataFrame, communities: gpd.GeoDataFrame | None,
     own ``grid_code`` when present (written by ``gridgis assign``/delineation), else from
     the grids layer when given, else it is missing.
     """
-    out = pd.DataFrame({"building_id": res["building_id"].astype(str).to_numpy(),
-                        "community_code": pd.NA, "street_code": pd.NA, "grid_code": pd.NA},
-                       dtype="object")
+    out = pd.DataFrame(
+        {
+            "building_id": res["building_id"].astype(str).to_numpy(),
+            "community_code": pd.NA,
+            "street_code": pd.NA,
+            "grid_code": pd.NA,
+        },
+        dtype="object",
+    )
     pts = res["point"].to_numpy()
     if communities is not None and len(communities):
         comm = communities.to_crs(res.crs).reset_index(drop=True)
@@ -385,8 +445,9 @@ def building_areas(res: gpd.GeoDataFrame, communities: gpd.GeoDataFrame | None,
     return out
 
 
-def coverage_rates(access: Access, areas: pd.DataFrame, settings: Settings = DEFAULT
-                   ) -> pd.DataFrame:
+def coverage_rates(
+    access: Access, areas: pd.DataFrame, settings: Settings = DEFAULT
+) -> pd.DataFrame:
     """Households covered per street, community and grid, per category.
 
     Returns
@@ -405,21 +466,38 @@ def coverage_rates(access: Access, areas: pd.DataFrame, settings: Settings = DEF
         sub = t[t[key].notna()]
         if sub.empty:
             continue
-        g = sub.groupby([key, "category"], sort=True).agg(
-            households=("households", "sum"), households_covered=("hh_cov", "sum"),
-            households_covered_straight=("hh_cov_s", "sum")).reset_index()
+        g = (
+            sub.groupby([key, "category"], sort=True)
+            .agg(
+                households=("households", "sum"),
+                households_covered=("hh_cov", "sum"),
+                households_covered_straight=("hh_cov_s", "sum"),
+            )
+            .reset_index()
+        )
         g = g.rename(columns={key: "code"})
         g.insert(0, "level", level)
         out.append(g)
-    cols = ["level", "code", "category", "households", "households_covered", "rate",
-            "households_covered_straight", "rate_straight", "floor", "pass"]
+    cols = [
+        "level",
+        "code",
+        "category",
+        "households",
+        "households_covered",
+        "rate",
+        "households_covered_straight",
+        "rate_straight",
+        "floor",
+        "pass",
+    ]
     if not out:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
     rates = pd.concat(out, ignore_index=True)
     hh = rates["households"].to_numpy(dtype=float)
     rates["rate"] = np.where(hh > 0, rates["households_covered"] / np.maximum(hh, 1), np.nan)
     rates["rate_straight"] = np.where(
-        hh > 0, rates["households_covered_straight"] / np.maximum(hh, 1), np.nan)
+        hh > 0, rates["households_covered_straight"] / np.maximum(hh, 1), np.nan
+    )
     floor = settings.coverage.park_coverage_floor
     is_park = rates["category"].to_numpy() == "park"
     rates["floor"] = np.where(is_park, floor, np.nan)
@@ -430,9 +508,12 @@ def coverage_rates(access: Access, areas: pd.DataFrame, settings: Settings = DEF
     return rates[cols]
 
 
-def coverage_gaps(access: Access, areas: pd.DataFrame,
-                  communities: gpd.GeoDataFrame | None,
-                  settings: Settings = DEFAULT) -> gpd.GeoDataFrame:
+def coverage_gaps(
+    access: Access,
+    areas: pd.DataFrame,
+    communities: gpd.GeoDataFrame | None,
+    settings: Settings = DEFAULT,
+) -> gpd.GeoDataFrame:
     """Uncovered residential area per category and community, as polygons (metric CRS).
 
     Method: :data:`GAP_METHOD`. Columns: community_code, category, households (uncovered),
@@ -440,27 +521,32 @@ def coverage_gaps(access: Access, areas: pd.DataFrame,
     """
     crs = access.buildings.crs
     cols = ["community_code", "category", "households", "buildings", "area_m2"]
-    t = access.table.loc[~access.table["covered"].to_numpy(), ["building_id", "category",
-                                                               "households"]]
+    t = access.table.loc[
+        ~access.table["covered"].to_numpy(), ["building_id", "category", "households"]
+    ]
     t = t.merge(areas[["building_id", "community_code"]], on="building_id", how="left")
     t = t[t["community_code"].notna()]
     if t.empty:
-        return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in cols},
-                                geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+        return gpd.GeoDataFrame(
+            {c: pd.Series(dtype="object") for c in cols},
+            geometry=gpd.GeoSeries([], crs=crs),
+            crs=crs,
+        )
     res = access.buildings
     pos = pd.Series(np.arange(len(res)), index=res["building_id"].astype(str).to_numpy())
-    buffered = shapely.buffer(res.geometry.values, settings.coverage.gap_buffer_m,
-                              quad_segs=2)
+    buffered = shapely.buffer(res.geometry.values, settings.coverage.gap_buffer_m, quad_segs=2)
     # clusters of buildings whose buffers touch: a group's dissolved area is the disjoint
     # collection of its per-cluster unions ("chunks"); identical chunks are dissolved once
     a, b = shapely.STRtree(buffered).query(buffered, predicate="intersects")
     _, cluster = connected_components(
-        csr_array((np.ones(len(a)), (a, b)), shape=(len(res), len(res))), directed=False)
+        csr_array((np.ones(len(a)), (a, b)), shape=(len(res), len(res))), directed=False
+    )
     t["pos"] = pos.loc[t["building_id"].to_numpy()].to_numpy()
     t["cluster"] = cluster[t["pos"].to_numpy()]
     t = t.sort_values(["community_code", "category", "cluster", "pos"]).reset_index(drop=True)
-    comm_codes, comm_idx = np.unique(t["community_code"].astype(str).to_numpy(),
-                                     return_inverse=True)
+    comm_codes, comm_idx = np.unique(
+        t["community_code"].astype(str).to_numpy(), return_inverse=True
+    )
     cat_codes, cat_idx = np.unique(t["category"].astype(str).to_numpy(), return_inverse=True)
     group = comm_idx * len(cat_codes) + cat_idx
     # a chunk: the members of one group inside one cluster (consecutive rows)
@@ -473,8 +559,7 @@ def coverage_gaps(access: Access, areas: pd.DataFrame,
     members_hash = np.bitwise_xor.reduceat(tag[t["pos"].to_numpy()], np.flatnonzero(new_chunk))
     first = np.flatnonzero(new_chunk)
     chunk_key = np.stack([comm_idx[first], cl[first], members_hash], axis=1)
-    _, uniq_first, chunk_uniq = np.unique(chunk_key, axis=0, return_index=True,
-                                          return_inverse=True)
+    _, uniq_first, chunk_uniq = np.unique(chunk_key, axis=0, return_index=True, return_inverse=True)
     chunk_uniq = chunk_uniq.ravel()
     # padded (unique chunk x member) array of buffers, dissolved in one vectorised call
     row_uniq = chunk_uniq[chunk]
@@ -487,8 +572,7 @@ def coverage_gaps(access: Access, areas: pd.DataFrame,
     shapes = shapely.union_all(pad, axis=1)
     if communities is not None and len(communities):
         comm = communities.to_crs(crs)
-        lookup = dict(zip(comm["community_code"].astype(str), comm.geometry.values,
-                          strict=True))
+        lookup = dict(zip(comm["community_code"].astype(str), comm.geometry.values, strict=True))
         clip = np.array([lookup.get(c) for c in comm_codes], dtype=object)
         shapes = shapely.intersection(shapes, clip[comm_idx[first][uniq_first]])
     # each group: the disjoint polygons of its chunks
@@ -504,10 +588,16 @@ def coverage_gaps(access: Access, areas: pd.DataFrame,
     keys = [(comm_codes[g // len(cat_codes)], cat_codes[g % len(cat_codes)]) for g in gi]
     hh = agg.loc[gi, "sum"].to_numpy()
     nb = agg.loc[gi, "size"].to_numpy()
-    gaps = gpd.GeoDataFrame({
-        "community_code": [k[0] for k in keys], "category": [k[1] for k in keys],
-        "households": np.asarray(hh, dtype=np.int64), "buildings": np.asarray(nb, np.int64),
-    }, geometry=geoms, crs=crs)
+    gaps = gpd.GeoDataFrame(
+        {
+            "community_code": [k[0] for k in keys],
+            "category": [k[1] for k in keys],
+            "households": np.asarray(hh, dtype=np.int64),
+            "buildings": np.asarray(nb, np.int64),
+        },
+        geometry=geoms,
+        crs=crs,
+    )
     gaps["area_m2"] = gaps.geometry.area.round(1)
     return gaps[[*cols, "geometry"]]
 
@@ -531,9 +621,13 @@ SERVICE_CATEGORIES = ("community_office", "community_service_station")
 """Facility categories whose floor area counts as community comprehensive service floor."""
 
 
-def community_norms(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
-                    facilities: gpd.GeoDataFrame | None, staff: pd.DataFrame | None,
-                    settings: Settings = DEFAULT) -> gpd.GeoDataFrame:
+def community_norms(
+    communities: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame | None,
+    staff: pd.DataFrame | None,
+    settings: Settings = DEFAULT,
+) -> gpd.GeoDataFrame:
     """Staffing and service-facility norms per community.
 
     Norms (``settings.staffing``):
@@ -577,8 +671,11 @@ def community_norms(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
     workers = np.zeros(len(comm))
     if staff is not None and len(staff):
         s = staff.loc[staff["role"].astype(str) == "community_worker"]
-        code = s["community_code"].astype("object") if "community_code" in s else pd.Series(
-            pd.NA, index=s.index, dtype="object")
+        code = (
+            s["community_code"].astype("object")
+            if "community_code" in s
+            else pd.Series(pd.NA, index=s.index, dtype="object")
+        )
         if "grid_code" in s:
             code = code.where(code.notna(), s["grid_code"].astype("object").str[:12])
         counts = code.dropna().astype(str).value_counts()
@@ -586,28 +683,51 @@ def community_norms(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
 
     per100 = np.where(households > 0, service / np.maximum(households, 1) * 100.0, np.nan)
     need_service = st.service_floor_m2_per_100_households * households / 100.0
-    need_workers = np.maximum(st.min_workers_per_community,
-                              np.ceil(households / st.households_per_worker))
+    need_workers = np.maximum(
+        st.min_workers_per_community, np.ceil(households / st.households_per_worker)
+    )
     rows = {
         "service_floor_per_100_households": (
-            "m2 per 100 households", per100,
+            "m2 per 100 households",
+            per100,
             np.full(len(comm), st.service_floor_m2_per_100_households),
-            service >= need_service, np.maximum(need_service - service, 0.0)),
-        "community_workers": ("workers", workers, need_workers, workers >= need_workers,
-                              np.maximum(need_workers - workers, 0.0)),
-        "office_area_m2": ("m2", office, np.full(len(comm), st.community_office_min_m2),
-                           office >= st.community_office_min_m2,
-                           np.maximum(st.community_office_min_m2 - office, 0.0)),
+            service >= need_service,
+            np.maximum(need_service - service, 0.0),
+        ),
+        "community_workers": (
+            "workers",
+            workers,
+            need_workers,
+            workers >= need_workers,
+            np.maximum(need_workers - workers, 0.0),
+        ),
+        "office_area_m2": (
+            "m2",
+            office,
+            np.full(len(comm), st.community_office_min_m2),
+            office >= st.community_office_min_m2,
+            np.maximum(st.community_office_min_m2 - office, 0.0),
+        ),
     }
     frames = []
     for norm, (unit, value, target, ok, short) in rows.items():
-        frames.append(gpd.GeoDataFrame({
-            "community_code": codes,
-            "name": comm["name"].astype(str).to_numpy() if "name" in comm else "",
-            "households": households.astype(np.int64), "norm": norm, "unit": unit,
-            "value": np.round(value.astype(float), 2), "target": target.astype(float),
-            "pass": ok.astype(bool), "shortfall": np.round(short.astype(float), 2),
-        }, geometry=comm.geometry.values, crs=crs))
+        frames.append(
+            gpd.GeoDataFrame(
+                {
+                    "community_code": codes,
+                    "name": comm["name"].astype(str).to_numpy() if "name" in comm else "",
+                    "households": households.astype(np.int64),
+                    "norm": norm,
+                    "unit": unit,
+                    "value": np.round(value.astype(float), 2),
+                    "target": target.astype(float),
+                    "pass": ok.astype(bool),
+                    "shortfall": np.round(short.astype(float), 2),
+                },
+                geometry=comm.geometry.values,
+                crs=crs,
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -636,11 +756,13 @@ class CoverageResult:
         park = rate.get("park", float("nan"))
         norms = self.layers.get("norms")
         failing = int((~norms["pass"]).sum()) if norms is not None and len(norms) else 0
-        return (f"{len(self.access.buildings):,} residential buildings × "
-                f"{t['category'].nunique()} categories; 15-min life circle complete for "
-                f"{lc:.1%} of households, park within 500 m {park:.1%}; "
-                f"{len(self.layers['coverage_gaps']):,} gap polygons; {failing} norm "
-                f"failures; levels {', '.join(self.levels) or self._no_levels()}")
+        return (
+            f"{len(self.access.buildings):,} residential buildings × "
+            f"{t['category'].nunique()} categories; 15-min life circle complete for "
+            f"{lc:.1%} of households, park within 500 m {park:.1%}; "
+            f"{len(self.layers['coverage_gaps']):,} gap polygons; {failing} norm "
+            f"failures; levels {', '.join(self.levels) or self._no_levels()}"
+        )
 
     def _no_levels(self) -> str:
         if len(self.access.buildings) == 0:
@@ -648,9 +770,12 @@ class CoverageResult:
         return "none (no communities)"
 
 
-def run_coverage(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
-                 settings: Settings = DEFAULT, categories: list[str] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> CoverageResult:
+def run_coverage(
+    layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
+    settings: Settings = DEFAULT,
+    categories: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CoverageResult:
     """Walking access, coverage rates, gaps and norms from the canonical layers.
 
     Parameters
@@ -674,9 +799,15 @@ def run_coverage(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
     for need in ("buildings", "roads"):
         if layers.get(need) is None or len(layers[need]) == 0:
             raise ValueError(f"coverage needs the '{need}' layer (missing or empty)")
-    access = compute_access(layers["buildings"], layers["roads"], layers.get("facilities"),
-                            layers.get("green_spaces"), settings, categories,
-                            progress=progress)
+    access = compute_access(
+        layers["buildings"],
+        layers["roads"],
+        layers.get("facilities"),
+        layers.get("green_spaces"),
+        settings,
+        categories,
+        progress=progress,
+    )
     comm = layers.get("communities")
     grids = layers.get("grids")
     areas = building_areas(access.buildings, comm, grids)
@@ -684,23 +815,36 @@ def run_coverage(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
     gaps = _valid(coverage_gaps(access, areas, comm, settings).to_crs(STORAGE_CRS))
     out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {
         "access": access.table.drop(columns=["households"]),
-        "coverage": rates, "coverage_gaps": gaps,
+        "coverage": rates,
+        "coverage_gaps": gaps,
         "coverage_findings": access.findings.to_crs(STORAGE_CRS),
     }
     if comm is not None and len(comm):
-        out["norms"] = community_norms(comm.to_crs(STORAGE_CRS), layers["buildings"],
-                                       layers.get("facilities"), layers.get("staff"),
-                                       settings)
-    levels = sorted(rates["level"].unique().tolist(), key=["street", "community",
-                                                          "grid"].index) if len(rates) else []
+        out["norms"] = community_norms(
+            comm.to_crs(STORAGE_CRS),
+            layers["buildings"],
+            layers.get("facilities"),
+            layers.get("staff"),
+            settings,
+        )
+    levels = (
+        sorted(rates["level"].unique().tolist(), key=["street", "community", "grid"].index)
+        if len(rates)
+        else []
+    )
     params = dict(access.params)
-    params.update({"levels": levels, "park_coverage_basis": PARK_BASIS,
-                   "park_coverage_floor": settings.coverage.park_coverage_floor,
-                   "gap_method": GAP_METHOD, "gap_buffer_m": settings.coverage.gap_buffer_m,
-                   "grids_used": bool(grids is not None and len(grids)) or bool(
-                       areas["grid_code"].notna().any()),
-                   "norms": settings.to_dict()["staffing"],
-                   "life_circle_note": "share of households with every life-circle "
-                                       "category within life_circle_15min_m walking"})
+    params.update(
+        {
+            "levels": levels,
+            "park_coverage_basis": PARK_BASIS,
+            "park_coverage_floor": settings.coverage.park_coverage_floor,
+            "gap_method": GAP_METHOD,
+            "gap_buffer_m": settings.coverage.gap_buffer_m,
+            "grids_used": bool(grids is not None and len(grids))
+            or bool(areas["grid_code"].notna().any()),
+            "norms": settings.to_dict()["staffing"],
+            "life_circle_note": "share of households with every life-circle "
+            "category within life_circle_15min_m walking",
+        }
+    )
     return CoverageResult(access=access, layers=out, params=params, levels=levels)
-

@@ -33,16 +33,33 @@ _X_PI = np.pi * 3000.0 / 180.0
 # the math module for one point (a numpy call on a one-element array costs ~1 µs, a math
 # call ~50 ns, and a point's inverse takes a few hundred of them).
 _NP = SimpleNamespace(sin=np.sin, cos=np.cos, sqrt=np.sqrt, atan2=np.arctan2, pi=np.pi)
-_MATH = SimpleNamespace(sin=math.sin, cos=math.cos, sqrt=math.sqrt, atan2=math.atan2,
-                        pi=math.pi)
+_MATH = SimpleNamespace(sin=math.sin, cos=math.cos, sqrt=math.sqrt, atan2=math.atan2, pi=math.pi)
 
 #: Names accepted for the offset "CRSs" that have no EPSG code.
-OFFSET_CRS = {"gcj02": "gcj02", "gcj-02": "gcj02", "gcj": "gcj02", "amap": "gcj02",
-              "tencent": "gcj02", "bd09": "bd09", "bd-09": "bd09", "baidu": "bd09"}
+#: The one CRS every layer is stored in (WGS84 longitude/latitude; CGCS2000 is treated as
+#: equal to it, see the README). Every module imports it from here.
+STORAGE_CRS = "EPSG:4326"
+
+OFFSET_CRS = {
+    "gcj02": "gcj02",
+    "gcj-02": "gcj02",
+    "gcj": "gcj02",
+    "amap": "gcj02",
+    "tencent": "gcj02",
+    "bd09": "bd09",
+    "bd-09": "bd09",
+    "baidu": "bd09",
+}
 
 #: Plain names for the common geographic CRSs.
-NAMED_CRS = {"wgs84": "EPSG:4326", "wgs-84": "EPSG:4326", "crs84": "EPSG:4326",
-             "cgcs2000": "EPSG:4490", "epsg:4490": "EPSG:4490", "epsg:4326": "EPSG:4326"}
+NAMED_CRS = {
+    "wgs84": "EPSG:4326",
+    "wgs-84": "EPSG:4326",
+    "crs84": "EPSG:4326",
+    "cgcs2000": "EPSG:4490",
+    "epsg:4490": "EPSG:4490",
+    "epsg:4326": "EPSG:4326",
+}
 
 
 def _arrays(lon: ArrayLike, lat: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -293,7 +310,7 @@ def wgs84_to_offset(gdf, crs: str):
     return geo.set_geometry(transform_geoseries(geo.geometry, _FROM_WGS84[kind]))
 
 
-def to_storage(gdf, declared: str | None = None, storage: str = "EPSG:4326"):
+def to_storage(gdf, declared: str | None = None, storage: str = STORAGE_CRS):
     """Bring a layer into the storage CRS, honouring a declared offset CRS.
 
     ``declared`` overrides the CRS the file carries (e.g. an Amap CSV is declared gcj02).
@@ -302,8 +319,10 @@ def to_storage(gdf, declared: str | None = None, storage: str = "EPSG:4326"):
         kind = parse_crs(declared)
         if kind in _TO_WGS84:
             if gdf.crs is not None and not gdf.crs.is_geographic:
-                raise ValueError(f"{declared} declares lon/lat offsets but the layer is "
-                                 f"projected ({gdf.crs.name})")
+                raise ValueError(
+                    f"{declared} declares lon/lat offsets but the layer is "
+                    f"projected ({gdf.crs.name})"
+                )
             return offset_to_wgs84(gdf.set_crs("EPSG:4326", allow_override=True), kind)
         gdf = gdf.set_crs(kind, allow_override=True)
     if gdf.crs is None:

@@ -65,12 +65,21 @@ import pandas as pd
 import shapely
 from shapely import STRtree
 
-from gridgis.crs import metric_crs_for
+from gridgis.crs import STORAGE_CRS, metric_crs_for
 from gridgis.standards import DEFAULT, Settings
 
-STORAGE_CRS = "EPSG:4326"
-GRID_COLUMNS = ["grid_code", "community_code", "street_code", "kind", "households",
-                "building_count", "area_m2", "polsby_popper", "crossings", "flags"]
+GRID_COLUMNS = [
+    "grid_code",
+    "community_code",
+    "street_code",
+    "kind",
+    "households",
+    "building_count",
+    "area_m2",
+    "polsby_popper",
+    "crossings",
+    "flags",
+]
 FINDING_COLUMNS = ["grid_code", "community_code", "finding", "line", "length_m", "detail"]
 
 _SNAP_M = 0.01
@@ -116,11 +125,21 @@ class GridPartitioner:
     ``region_households_``. Deterministic: same input, same regions.
     """
 
-    def __init__(self, households: Sequence[int] | np.ndarray, x: np.ndarray, y: np.ndarray,
-                 edges: np.ndarray, edge_length: np.ndarray, edge_avoid: np.ndarray,
-                 min_households: int, max_households: int, target_households: int,
-                 area: np.ndarray | None = None, perimeter: np.ndarray | None = None,
-                 edge_avoid_length: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        households: Sequence[int] | np.ndarray,
+        x: np.ndarray,
+        y: np.ndarray,
+        edges: np.ndarray,
+        edge_length: np.ndarray,
+        edge_avoid: np.ndarray,
+        min_households: int,
+        max_households: int,
+        target_households: int,
+        area: np.ndarray | None = None,
+        perimeter: np.ndarray | None = None,
+        edge_avoid_length: np.ndarray | None = None,
+    ) -> None:
         self.h = np.asarray(households, dtype=np.int64)
         self.area = None if area is None else np.asarray(area, dtype=float)
         self.perim = None if perimeter is None else np.asarray(perimeter, dtype=float)
@@ -135,12 +154,16 @@ class GridPartitioner:
         self.avoid_len: list[dict[int, float]] = [{} for _ in range(self.n)]
         edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
         if edge_avoid_length is None:
-            edge_avoid_length = np.where(np.asarray(edge_avoid, dtype=bool),
-                                         np.asarray(edge_length, dtype=float), 0.0)
-        for (a, b), length, av, al in zip(edges, np.asarray(edge_length, dtype=float),
-                                          np.asarray(edge_avoid, dtype=bool),
-                                          np.asarray(edge_avoid_length, dtype=float),
-                                          strict=True):
+            edge_avoid_length = np.where(
+                np.asarray(edge_avoid, dtype=bool), np.asarray(edge_length, dtype=float), 0.0
+            )
+        for (a, b), length, av, al in zip(
+            edges,
+            np.asarray(edge_length, dtype=float),
+            np.asarray(edge_avoid, dtype=bool),
+            np.asarray(edge_avoid_length, dtype=float),
+            strict=True,
+        ):
             a, b = int(a), int(b)
             if a == b:
                 continue
@@ -304,8 +327,9 @@ class GridPartitioner:
                         heapq.heappush(heap, (key[v], v))
         return order
 
-    def _cut(self, units: list[int], proj: np.ndarray, goal: float, lo: float, hi: float
-             ) -> tuple[bool, float, set[int], list[int]]:
+    def _cut(
+        self, units: list[int], proj: np.ndarray, goal: float, lo: float, hi: float
+    ) -> tuple[bool, float, set[int], list[int]]:
         """Best contiguous cut of one sweep: (feasible, deviation, part A, part B)."""
         order = self._sweep_order(units, proj)
         cum = np.cumsum(self.h[order])[:-1]  # households of prefix i+1, i = 0..n-2
@@ -391,9 +415,9 @@ class GridPartitioner:
                 if s == r or not self._ok(u, v, allow_avoid):
                     continue
                 if self.H[r] > self.hi:
-                    candidates.append((u, r, s))   # give u to s
+                    candidates.append((u, r, s))  # give u to s
                 else:
-                    candidates.append((v, s, r))   # take v from s
+                    candidates.append((v, s, r))  # take v from s
         seen = set()
         for w, src, dst in candidates:
             if (w, src, dst) in seen or self.h[w] == 0:
@@ -421,13 +445,13 @@ class GridPartitioner:
         """Pool r with one neighbouring region and bisect the pool afresh (into 1, 2 or more
         regions); keep the best pool that lowers the total violation."""
         best = None
-        for s, _ in sorted(self._neighbour_regions(r, allow_avoid).items(),
-                           key=lambda kv: -kv[1]):
+        for s, _ in sorted(self._neighbour_regions(r, allow_avoid).items(), key=lambda kv: -kv[1]):
             pool = sorted(self.members[r] | self.members[s])
             total = self.H[r] + self.H[s]
             before = self.violation(self.H[r]) + self.violation(self.H[s])
-            for k in sorted({self.choose_k(total), max(1, self.choose_k(total) - 1),
-                             self.choose_k(total) + 1}):
+            for k in sorted(
+                {self.choose_k(total), max(1, self.choose_k(total) - 1), self.choose_k(total) + 1}
+            ):
                 if k > len(pool):
                     continue
                 parts = self._bisect(pool, k)
@@ -459,7 +483,7 @@ class GridPartitioner:
         def pp(a: float, p: float) -> float:
             return 4 * math.pi * a / (p * p) if p > 0 else 0.0
 
-        lab = self.label.tolist()           # plain lists: fast scalar access in the loop
+        lab = self.label.tolist()  # plain lists: fast scalar access in the loop
         hh = self.h.tolist()
         area = self.area.tolist()
         perim = self.perim.tolist()
@@ -511,8 +535,10 @@ class GridPartitioner:
 
     def _repair(self, allow_avoid: bool, max_rounds: int = 200) -> None:
         for _ in range(max_rounds):
-            bad = sorted((r for r in self.members if self.violation(self.H[r]) > 0),
-                         key=lambda r: (-self.violation(self.H[r]), r))
+            bad = sorted(
+                (r for r in self.members if self.violation(self.H[r]) > 0),
+                key=lambda r: (-self.violation(self.H[r]), r),
+            )
             if not bad:
                 return
             changed = False
@@ -557,8 +583,9 @@ def _cell_edges(face, footprints: np.ndarray, points: np.ndarray) -> np.ndarray:
     gaps between buildings, so a cell holds its whole building (to half a step)."""
     if len(points) < 2:
         return np.empty(0, dtype=object)
-    rings = shapely.segmentize(shapely.get_exterior_ring(shapely.get_parts(footprints)),
-                               _CELL_STEP_M)
+    rings = shapely.segmentize(
+        shapely.get_exterior_ring(shapely.get_parts(footprints)), _CELL_STEP_M
+    )
     coords, owner = shapely.get_coordinates(rings, return_index=True)
     _, pi = shapely.get_parts(footprints, return_index=True)
     owner = pi[owner]
@@ -569,11 +596,15 @@ def _cell_edges(face, footprints: np.ndarray, points: np.ndarray) -> np.ndarray:
     owner = owner[first]
     if len(np.unique(owner)) < 2:
         return np.empty(0, dtype=object)
-    cells = shapely.get_parts(shapely.voronoi_polygons(
-        shapely.multipoints(coords), extend_to=face, ordered=True))
+    cells = shapely.get_parts(
+        shapely.voronoi_polygons(shapely.multipoints(coords), extend_to=face, ordered=True)
+    )
     if len(cells) != len(coords):  # GEOS dropped near-duplicates: plain point cells
-        edges = shapely.voronoi_polygons(shapely.multipoints(np.unique(np.round(
-            shapely.get_coordinates(points), 3), axis=0)), extend_to=face, only_edges=True)
+        edges = shapely.voronoi_polygons(
+            shapely.multipoints(np.unique(np.round(shapely.get_coordinates(points), 3), axis=0)),
+            extend_to=face,
+            only_edges=True,
+        )
         return _lines_only(np.array([shapely.intersection(edges, face)]))
     order = np.argsort(owner, kind="stable")
     starts = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
@@ -585,19 +616,18 @@ def _cell_edges(face, footprints: np.ndarray, points: np.ndarray) -> np.ndarray:
 class _OnLine:
     """Shared face-boundary segments that lie on avoided lines (metric CRS)."""
 
-    xy: np.ndarray    # (k, 4) x0, y0, x1, y1 of each segment (m)
+    xy: np.ndarray  # (k, 4) x0, y0, x1, y1 of each segment (m)
     edge: np.ndarray  # (k,) the face pair (edge index) the segment separates
     line: np.ndarray  # (k,) the avoided line it lies on
 
     @staticmethod
     def empty() -> _OnLine:
-        return _OnLine(np.empty((0, 4)), np.empty(0, dtype=np.int64),
-                       np.empty(0, dtype=np.int64))
+        return _OnLine(np.empty((0, 4)), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
 
 
-def _adjacency(faces: np.ndarray, avoid_lines: np.ndarray, avoid_labels: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, float]],
-                          _OnLine]:
+def _adjacency(
+    faces: np.ndarray, avoid_lines: np.ndarray, avoid_labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, float]], _OnLine]:
     """Neighbouring faces of one noded arrangement, from their identical boundary segments.
 
     Returns
@@ -613,8 +643,13 @@ def _adjacency(faces: np.ndarray, avoid_lines: np.ndarray, avoid_labels: np.ndar
     on_line
         The shared boundary segments lying on avoided lines.
     """
-    empty = (np.empty((0, 2), dtype=np.int64), np.empty(0), np.empty(0, dtype=bool), [],
-             _OnLine.empty())
+    empty = (
+        np.empty((0, 2), dtype=np.int64),
+        np.empty(0),
+        np.empty(0, dtype=bool),
+        [],
+        _OnLine.empty(),
+    )
     if len(faces) < 2:
         return empty
     rings, ring_face = shapely.get_rings(faces, return_index=True)
@@ -653,13 +688,19 @@ def _adjacency(faces: np.ndarray, avoid_lines: np.ndarray, avoid_labels: np.ndar
     free = np.bincount(inv, weights=np.where(on_line < 0, seg_len, 0.0), minlength=len(pairs))
     avoid = free < 1.0
     crossed: list[dict[str, float]] = [{} for _ in range(len(pairs))]
-    for e, li, sl in zip(inv[on_line >= 0], on_line[on_line >= 0], seg_len[on_line >= 0],
-                         strict=True):
+    for e, li, sl in zip(
+        inv[on_line >= 0], on_line[on_line >= 0], seg_len[on_line >= 0], strict=True
+    ):
         lab = str(avoid_labels[li])
         crossed[e][lab] = crossed[e].get(lab, 0.0) + float(sl)
     hit = on_line >= 0
-    return (pairs.astype(np.int64), length, avoid, crossed,
-            _OnLine(seg[hit], inv[hit].astype(np.int64), on_line[hit]))
+    return (
+        pairs.astype(np.int64),
+        length,
+        avoid,
+        crossed,
+        _OnLine(seg[hit], inv[hit].astype(np.int64), on_line[hit]),
+    )
 
 
 # ======================================================================================
@@ -672,17 +713,18 @@ class _Area:
     """Inputs of one area to partition, all metric."""
 
     polygon: Any
-    lines: np.ndarray            # cut lines clipped to the polygon (roads, alignment…)
-    avoid_lines: np.ndarray      # avoided lines clipped (subset of the cut lines)
-    avoid_labels: np.ndarray     # label per avoided line ("arterial 中山路", "police_areas")
-    points: np.ndarray           # building representative points
-    footprints: np.ndarray       # building polygons
-    households: np.ndarray       # per building
+    lines: np.ndarray  # cut lines clipped to the polygon (roads, alignment…)
+    avoid_lines: np.ndarray  # avoided lines clipped (subset of the cut lines)
+    avoid_labels: np.ndarray  # label per avoided line ("arterial 中山路", "police_areas")
+    points: np.ndarray  # building representative points
+    footprints: np.ndarray  # building polygons
+    households: np.ndarray  # per building
     building_ids: np.ndarray
     units: list[tuple[Any, str]] = field(default_factory=list)  # (unit-grid polygon, name)
     median_roads: np.ndarray = field(  # avoided roads within median_width_m, unclipped
-        default_factory=lambda: np.empty(0, dtype=object))
-    median_width_m: float = 0.0        # settings.grid.median_width_m
+        default_factory=lambda: np.empty(0, dtype=object)
+    )
+    median_width_m: float = 0.0  # settings.grid.median_width_m
 
 
 @dataclass
@@ -697,12 +739,16 @@ class _Region:
     along_median: dict[str, float] = field(default_factory=dict)  # label -> m not counted
 
 
-def _partition_area(area: _Area, lo: int, hi: int, target: int
-                    ) -> tuple[list[_Region], np.ndarray]:
+def _partition_area(area: _Area, lo: int, hi: int, target: int) -> tuple[list[_Region], np.ndarray]:
     """Regions of one area and the region index of each of its buildings."""
-    unit_lines = [_lines_only(shapely.intersection(
-        np.asarray(shapely.get_parts(shapely.boundary(u)), dtype=object), area.polygon))
-        for u, _ in area.units]
+    unit_lines = [
+        _lines_only(
+            shapely.intersection(
+                np.asarray(shapely.get_parts(shapely.boundary(u)), dtype=object), area.polygon
+            )
+        )
+        for u, _ in area.units
+    ]
     base_lines = [area.lines, *unit_lines]
     faces = _polygonize(area.polygon, base_lines)
     nb = len(area.points)
@@ -716,13 +762,11 @@ def _partition_area(area: _Area, lo: int, hi: int, target: int
         extra = []
         if nb:
             bf = _locate(faces, area.points)
-            fh = np.bincount(bf[bf >= 0], weights=area.households[bf >= 0],
-                             minlength=len(faces))
+            fh = np.bincount(bf[bf >= 0], weights=area.households[bf >= 0], minlength=len(faces))
             fn = np.bincount(bf[bf >= 0], minlength=len(faces))
             split = np.flatnonzero((fh > level) & (fn >= 2))
             for f in split:
-                extra.append(_cell_edges(faces[f], area.footprints[bf == f],
-                                         area.points[bf == f]))
+                extra.append(_cell_edges(faces[f], area.footprints[bf == f], area.points[bf == f]))
         fine = _polygonize(area.polygon, base_lines + extra) if extra else faces
         result = _regions_from_faces(area, fine, lo, hi, target)
         if best is None or result[0] < best[0]:
@@ -731,8 +775,13 @@ def _partition_area(area: _Area, lo: int, hi: int, target: int
     return best[1], best[2]
 
 
-def _set_crossings(regions: list[_Region], face_region: np.ndarray, edges: np.ndarray,
-                   on_line: _OnLine, area: _Area) -> None:
+def _set_crossings(
+    regions: list[_Region],
+    face_region: np.ndarray,
+    edges: np.ndarray,
+    on_line: _OnLine,
+    area: _Area,
+) -> None:
     """Set ``crossed`` and ``along_median`` of every region (label -> m).
 
     A region crosses an avoided line where the line separates two of its own faces. For
@@ -752,23 +801,23 @@ def _set_crossings(regions: list[_Region], face_region: np.ndarray, edges: np.nd
     if not inside.any():
         return
     xy = on_line.xy[inside]
-    keys = pd.DataFrame({"region": ra[inside],
-                         "label": area.avoid_labels[on_line.line[inside]].astype(str)})
+    keys = pd.DataFrame(
+        {"region": ra[inside], "label": area.avoid_labels[on_line.line[inside]].astype(str)}
+    )
     group = keys.groupby(["region", "label"], sort=True).ngroup().to_numpy()
     order = np.argsort(group, kind="stable")
     group, xy = group[order], xy[order]
     first = keys.iloc[order].drop_duplicates(["region", "label"])
-    pieces = shapely.multilinestrings(shapely.linestrings(xy.reshape(-1, 2, 2)),
-                                      indices=group)
+    pieces = shapely.multilinestrings(shapely.linestrings(xy.reshape(-1, 2, 2)), indices=group)
     total = shapely.length(pieces)
     along = np.zeros(len(pieces))
     road = first["label"].str.startswith("road:").to_numpy()
     if road.any():
         holder = np.array([regions[r].geometry for r in first["region"]], dtype=object)
-        along[road] = median_length(pieces[road], holder[road], area.median_roads,
-                                    area.median_width_m)
-    for r, lab, m, med in zip(first["region"], first["label"], total - along, along,
-                              strict=True):
+        along[road] = median_length(
+            pieces[road], holder[road], area.median_roads, area.median_width_m
+        )
+    for r, lab, m, med in zip(first["region"], first["label"], total - along, along, strict=True):
         if m >= 1.0:
             regions[r].crossed[lab] = float(m)
         if med >= 1.0:
@@ -801,16 +850,16 @@ def _n_components(mask: np.ndarray, edges: np.ndarray) -> int:
     pos = np.full(len(mask), -1, dtype=np.int64)
     pos[idx] = np.arange(len(idx))
     e = edges[mask[edges[:, 0]] & mask[edges[:, 1]]] if len(edges) else edges
-    graph = coo_matrix((np.ones(len(e)), (pos[e[:, 0]], pos[e[:, 1]])),
-                       shape=(len(idx), len(idx)))
+    graph = coo_matrix((np.ones(len(e)), (pos[e[:, 0]], pos[e[:, 1]])), shape=(len(idx), len(idx)))
     return int(connected_components(graph, directed=False)[0])
 
 
 def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target: int):
     bf = _locate(faces, area.points)
     inside = bf >= 0
-    fh = np.bincount(bf[inside], weights=area.households[inside],
-                     minlength=len(faces)).astype(np.int64)
+    fh = np.bincount(bf[inside], weights=area.households[inside], minlength=len(faces)).astype(
+        np.int64
+    )
     fn = np.bincount(bf[inside], minlength=len(faces))
     fmax = np.zeros(len(faces), dtype=np.int64)
     if inside.any():
@@ -822,8 +871,7 @@ def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target
         ui = np.array([u for u, _ in area.units], dtype=object)
         fi, uj = STRtree(ui).query(rp, predicate="within")
         face_unit[fi] = uj
-    edges, elen, eavoid, ecross, on_line = _adjacency(faces, area.avoid_lines,
-                                                       area.avoid_labels)
+    edges, elen, eavoid, ecross, on_line = _adjacency(faces, area.avoid_lines, area.avoid_labels)
     regions: list[_Region] = []
     face_region = np.full(len(faces), -1, dtype=np.int64)
     # -- unit grids (largest connected part of each institution's faces) ----------------
@@ -831,15 +879,25 @@ def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target
         fs = np.flatnonzero(face_unit == j)
         if len(fs) == 0:
             continue
-        sub = GridPartitioner(np.zeros(len(faces)), np.zeros(len(faces)), np.zeros(len(faces)),
-                              edges, elen, np.zeros(len(edges), bool), 1, 1, 1)
+        sub = GridPartitioner(
+            np.zeros(len(faces)),
+            np.zeros(len(faces)),
+            np.zeros(len(faces)),
+            edges,
+            elen,
+            np.zeros(len(edges), bool),
+            1,
+            1,
+            1,
+        )
         comps = sub._components(fs.tolist())
         comp = max(comps, key=lambda c: float(shapely.area(faces[c]).sum()))
         others = [f for c in comps if c is not comp for f in c]
         face_unit[others] = -1
         face_region[comp] = len(regions)
-        regions.append(_Region(None, "unit", int(fh[comp].sum()), int(fn[comp].sum()),
-                               [], {}, name))
+        regions.append(
+            _Region(None, "unit", int(fh[comp].sum()), int(fn[comp].sum()), [], {}, name)
+        )
     # open ground around an institution (a block's margin without households) that shares
     # ≥ 30% of its outline with a unit grid belongs to that unit grid
     # unless that would cut the residential faces apart
@@ -851,8 +909,13 @@ def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target
             best_len = np.zeros(len(faces))
             for (fa, fb), length, ga, gb in zip(edges, elen, ra, rb, strict=True):
                 for f, g_ in ((fa, gb), (fb, ga)):
-                    if face_region[f] < 0 and g_ >= 0 and fh[f] == 0 \
-                            and length >= 0.3 * perim[f] and length > best_len[f]:
+                    if (
+                        face_region[f] < 0
+                        and g_ >= 0
+                        and fh[f] == 0
+                        and length >= 0.3 * perim[f]
+                        and length > best_len[f]
+                    ):
                         grab[f], best_len[f] = g_, length
             changed = False
             for g_ in np.unique(grab[grab >= 0]):
@@ -868,16 +931,25 @@ def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target
     if len(res):
         pos = np.full(len(faces), -1, dtype=np.int64)
         pos[res] = np.arange(len(res))
-        emask = (pos[edges[:, 0]] >= 0) & (pos[edges[:, 1]] >= 0) if len(edges) else \
-            np.zeros(0, bool)
+        emask = (
+            (pos[edges[:, 0]] >= 0) & (pos[edges[:, 1]] >= 0) if len(edges) else np.zeros(0, bool)
+        )
         cen = shapely.centroid(faces[res])
         avlen = np.array([sum(c.values()) for c in ecross]) if len(edges) else np.zeros(0)
-        part = GridPartitioner(fh[res], shapely.get_x(cen), shapely.get_y(cen),
-                               pos[edges[emask]] if len(edges) else edges,
-                               elen[emask], eavoid[emask], lo, hi, target,
-                               area=shapely.area(faces[res]),
-                               perimeter=shapely.length(faces[res]),
-                               edge_avoid_length=avlen[emask])
+        part = GridPartitioner(
+            fh[res],
+            shapely.get_x(cen),
+            shapely.get_y(cen),
+            pos[edges[emask]] if len(edges) else edges,
+            elen[emask],
+            eavoid[emask],
+            lo,
+            hi,
+            target,
+            area=shapely.area(faces[res]),
+            perimeter=shapely.length(faces[res]),
+            edge_avoid_length=avlen[emask],
+        )
         labels = part.solve()
         base = len(regions)
         face_region[res] = labels + base
@@ -896,8 +968,10 @@ def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target
                 if ct < lo and n_comp == 1 and not area.units:
                     flags.append(f"below_min: area total {ct} households < {lo}")
                 elif ct < lo:
-                    flags.append(f"below_min: part cut off by unit grids or a detached piece "
-                                 f"holds {ct} households < {lo}")
+                    flags.append(
+                        f"below_min: part cut off by unit grids or a detached piece "
+                        f"holds {ct} households < {lo}"
+                    )
                 else:
                     flags.append(f"below_min: {hh} households, no valid partition found")
             elif hh > hi:
@@ -919,10 +993,15 @@ def _regions_from_faces(area: _Area, faces: np.ndarray, lo: int, hi: int, target
             reg.flags.append("multipart: faces do not join into one polygon")
         reg.geometry = geom
     _set_crossings(regions, face_region, edges, on_line, area)
-    violation = sum(max(0, lo - g.households) + max(0, g.households - hi)
-                    for g in regions if g.kind == "residential"
-                    and not any(f.startswith(("above_max: building", "below_min: area",
-                                              "below_min: part")) for f in g.flags))
+    violation = sum(
+        max(0, lo - g.households) + max(0, g.households - hi)
+        for g in regions
+        if g.kind == "residential"
+        and not any(
+            f.startswith(("above_max: building", "below_min: area", "below_min: part"))
+            for f in g.flags
+        )
+    )
     building_region = np.where(bf >= 0, face_region[np.clip(bf, 0, None)], -1)
     return violation, regions, building_region
 
@@ -961,8 +1040,7 @@ class DelineationResult:
     registry: pd.DataFrame | None = None
 
 
-def qualifies_as_unit(institutions: gpd.GeoDataFrame, settings: Settings = DEFAULT
-                      ) -> np.ndarray:
+def qualifies_as_unit(institutions: gpd.GeoDataFrame, settings: Settings = DEFAULT) -> np.ndarray:
     """Institutions that become unit grids (单位网格).
 
     An institution qualifies when its ``kind`` is in ``settings.grid.unit_kinds``, its area
@@ -980,31 +1058,48 @@ def qualifies_as_unit(institutions: gpd.GeoDataFrame, settings: Settings = DEFAU
         return np.zeros(0, dtype=bool)
     kind_ok = institutions["kind"].astype("string").isin(g.unit_kinds).fillna(False).to_numpy()
     area_ok = institutions.geometry.area.to_numpy() >= g.unit_min_area_m2
-    staff = pd.to_numeric(institutions.get("staff"), errors="coerce") \
-        if "staff" in institutions else pd.Series(np.nan, index=institutions.index)
-    floor = pd.to_numeric(institutions.get("floor_area_m2"), errors="coerce") \
-        if "floor_area_m2" in institutions else pd.Series(np.nan, index=institutions.index)
+    staff = (
+        pd.to_numeric(institutions.get("staff"), errors="coerce")
+        if "staff" in institutions
+        else pd.Series(np.nan, index=institutions.index)
+    )
+    floor = (
+        pd.to_numeric(institutions.get("floor_area_m2"), errors="coerce")
+        if "floor_area_m2" in institutions
+        else pd.Series(np.nan, index=institutions.index)
+    )
     staff = staff.astype(float).to_numpy()
     floor = floor.astype(float).to_numpy()
-    scale_ok = np.where(~np.isnan(staff), staff >= g.unit_min_staff,
-                        np.where(~np.isnan(floor), floor >= g.unit_min_floor_area_m2, True))
+    scale_ok = np.where(
+        ~np.isnan(staff),
+        staff >= g.unit_min_staff,
+        np.where(~np.isnan(floor), floor >= g.unit_min_floor_area_m2, True),
+    )
     return kind_ok & area_ok & scale_ok
 
 
-def _avoid_lines(roads: gpd.GeoDataFrame | None, alignment: dict[str, gpd.GeoDataFrame],
-                 settings: Settings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _avoid_lines(
+    roads: gpd.GeoDataFrame | None, alignment: dict[str, gpd.GeoDataFrame], settings: Settings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(all cut lines, avoided lines, labels of avoided lines), metric."""
     cut, avoid, labels = [], [], []
     if roads is not None and len(roads):
         geoms = roads.geometry.to_numpy()
         cls = roads["road_class"].astype("string").fillna("").to_numpy()
-        names = roads["name"].astype("string").fillna("").to_numpy() \
-            if "name" in roads else np.full(len(roads), "")
+        names = (
+            roads["name"].astype("string").fillna("").to_numpy()
+            if "name" in roads
+            else np.full(len(roads), "")
+        )
         cut.append(geoms)
         av = np.isin(cls, settings.grid.avoid_road_classes)
         avoid.append(geoms[av])
-        labels.append(np.array([f"road:{c} {n}".strip() for c, n in
-                                zip(cls[av], names[av], strict=True)], dtype=object))
+        labels.append(
+            np.array(
+                [f"road:{c} {n}".strip() for c, n in zip(cls[av], names[av], strict=True)],
+                dtype=object,
+            )
+        )
     for lname, frame in (alignment or {}).items():
         if frame is None or len(frame) == 0:
             continue
@@ -1013,6 +1108,7 @@ def _avoid_lines(roads: gpd.GeoDataFrame | None, alignment: dict[str, gpd.GeoDat
         cut.append(b)
         avoid.append(b)
         labels.append(np.full(len(b), f"alignment:{lname}", dtype=object))
+
     def cat(xs: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(xs) if xs else np.empty(0, dtype=object)
 
@@ -1028,8 +1124,9 @@ def _clip_lines(lines: np.ndarray, tree: STRtree | None, poly) -> np.ndarray:
     return _lines_only(shapely.intersection(lines[idx], poly))
 
 
-def _clip_labelled(lines: np.ndarray, labels: np.ndarray, tree: STRtree | None, poly
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _clip_labelled(
+    lines: np.ndarray, labels: np.ndarray, tree: STRtree | None, poly
+) -> tuple[np.ndarray, np.ndarray]:
     if tree is None:
         return np.empty(0, dtype=object), np.empty(0, dtype=object)
     idx = tree.query(poly, predicate="intersects")
@@ -1040,11 +1137,18 @@ def _clip_labelled(lines: np.ndarray, labels: np.ndarray, tree: STRtree | None, 
     return parts[keep], labels[idx][pi[keep]]
 
 
-def _partition_areas(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
-                     roads: gpd.GeoDataFrame | None, alignment: dict[str, gpd.GeoDataFrame],
-                     units: gpd.GeoDataFrame | None, settings: Settings, lo: int, hi: int,
-                     target: int, progress: Progress | None
-                     ) -> tuple[list[tuple[int, _Region]], np.ndarray, np.ndarray]:
+def _partition_areas(
+    areas: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    roads: gpd.GeoDataFrame | None,
+    alignment: dict[str, gpd.GeoDataFrame],
+    units: gpd.GeoDataFrame | None,
+    settings: Settings,
+    lo: int,
+    hi: int,
+    target: int,
+    progress: Progress | None,
+) -> tuple[list[tuple[int, _Region]], np.ndarray, np.ndarray]:
     """Partition every area polygon. Returns (area index, region) list, the global region
     index of each building (-1 outside every area) and the area index of each building."""
     cut, avoid, labels = _avoid_lines(roads, alignment, settings)
@@ -1056,17 +1160,28 @@ def _partition_areas(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
     avoid_roads = avoid[np.array([str(lab).startswith("road:") for lab in labels], bool)]
     road_tree = STRtree(avoid_roads) if len(avoid_roads) else None
     footprints = buildings.geometry.to_numpy() if len(buildings) else np.empty(0, dtype=object)
-    pts = shapely.point_on_surface(footprints) if len(buildings) else \
-        np.empty(0, dtype=object)
-    hh = pd.to_numeric(buildings["households"], errors="coerce").fillna(0).astype(
-        np.int64).to_numpy() if len(buildings) else np.empty(0, dtype=np.int64)
-    bids = buildings["building_id"].astype(str).to_numpy() if len(buildings) else \
-        np.empty(0, dtype=object)
+    pts = shapely.point_on_surface(footprints) if len(buildings) else np.empty(0, dtype=object)
+    hh = (
+        pd.to_numeric(buildings["households"], errors="coerce")
+        .fillna(0)
+        .astype(np.int64)
+        .to_numpy()
+        if len(buildings)
+        else np.empty(0, dtype=np.int64)
+    )
+    bids = (
+        buildings["building_id"].astype(str).to_numpy()
+        if len(buildings)
+        else np.empty(0, dtype=object)
+    )
     area_geoms = areas.geometry.to_numpy()
     b_area = _locate(area_geoms, pts)
     unit_geoms = units.geometry.to_numpy() if units is not None and len(units) else None
-    unit_names = units["name"].astype("string").fillna("").to_numpy() \
-        if unit_geoms is not None and "name" in units else None
+    unit_names = (
+        units["name"].astype("string").fillna("").to_numpy()
+        if unit_geoms is not None and "name" in units
+        else None
+    )
     unit_tree = STRtree(unit_geoms) if unit_geoms is not None else None
     total = len(area_geoms)
     by_area = np.argsort(b_area, kind="stable")
@@ -1075,7 +1190,7 @@ def _partition_areas(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
     def build(ai: int) -> _Area:
         poly = area_geoms[ai]
         shapely.prepare(poly)
-        sel = by_area[bounds[ai]:bounds[ai + 1]]
+        sel = by_area[bounds[ai] : bounds[ai + 1]]
         alines, alabels = _clip_labelled(avoid, labels, avoid_tree, poly)
         area_units = []
         if unit_tree is not None:
@@ -1086,12 +1201,25 @@ def _partition_areas(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
                     polys = polys[shapely.get_type_id(polys) == 3]
                     if len(polys):
                         big = polys[np.argmax(shapely.area(polys))]
-                        area_units.append((big, unit_names[ui] if unit_names is not None
-                                           else None))
-        near = (avoid_roads[road_tree.query(poly, predicate="dwithin", distance=width)]
-                if road_tree is not None and width > 0 else np.empty(0, dtype=object))
-        return _Area(poly, _clip_lines(cut, cut_tree, poly), alines, alabels, pts[sel],
-                     footprints[sel], hh[sel], bids[sel], area_units, near, width)
+                        area_units.append((big, unit_names[ui] if unit_names is not None else None))
+        near = (
+            avoid_roads[road_tree.query(poly, predicate="dwithin", distance=width)]
+            if road_tree is not None and width > 0
+            else np.empty(0, dtype=object)
+        )
+        return _Area(
+            poly,
+            _clip_lines(cut, cut_tree, poly),
+            alines,
+            alabels,
+            pts[sel],
+            footprints[sel],
+            hh[sel],
+            bids[sel],
+            area_units,
+            near,
+            width,
+        )
 
     out: list[tuple[int, _Region]] = []
     b_region = np.full(len(pts), -1, dtype=np.int64)
@@ -1101,14 +1229,15 @@ def _partition_areas(areas: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
         from concurrent.futures import ProcessPoolExecutor
 
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        results = pool.map(_partition_area_args, ((build(ai), lo, hi, target)
-                                                  for ai in range(total)), chunksize=4)
+        results = pool.map(
+            _partition_area_args, ((build(ai), lo, hi, target) for ai in range(total)), chunksize=4
+        )
     else:
         pool = None
         results = (_partition_area(build(ai), lo, hi, target) for ai in range(total))
     try:
         for ai, (regions, local) in enumerate(results):
-            sel = by_area[bounds[ai]:bounds[ai + 1]]
+            sel = by_area[bounds[ai] : bounds[ai + 1]]
             base = len(out)
             out.extend((ai, r) for r in regions)
             b_region[sel] = np.where(local >= 0, local + base, -1)
@@ -1139,10 +1268,14 @@ def _workers(areas: int) -> int:
     return max(1, min(8, len(os.sched_getaffinity(0))))
 
 
-def make_communities(layers: dict[str, Any], settings: Settings = DEFAULT,
-                     county_code: str | None = None, progress: Progress | None = None,
-                     close_m: float = 100.0, margin_m: float = 30.0
-                     ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+def make_communities(
+    layers: dict[str, Any],
+    settings: Settings = DEFAULT,
+    county_code: str | None = None,
+    progress: Progress | None = None,
+    close_m: float = 100.0,
+    margin_m: float = 30.0,
+) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """Divide each street (or, without streets, the whole area) into communities of
     ``settings.grid.community_min_households``–``community_max_households`` by the same
     engine as grids (roads as atoms, arterials avoided).
@@ -1189,56 +1322,103 @@ def make_communities(layers: dict[str, Any], settings: Settings = DEFAULT,
         grown = shapely.union_all(shapely.buffer(bm.geometry.to_numpy(), close_m))
         whole = shapely.buffer(grown, -(close_m - margin_m))
         parts = shapely.get_parts(whole)
-        parts = shapely.polygons(shapely.get_exterior_ring(parts[shapely.get_type_id(parts)
-                                                                == 3]))
+        parts = shapely.polygons(shapely.get_exterior_ring(parts[shapely.get_type_id(parts) == 3]))
         if not county_code:
-            raise ValueError("no streets layer: communities made from the whole area need "
-                             "the 6-digit code of the county/district they lie in for their "
-                             "codes (e.g. 110108 海淀区, 320102 玄武区): pass county_code "
-                             "(CLI: --county)")
+            raise ValueError(
+                "no streets layer: communities made from the whole area need "
+                "the 6-digit code of the county/district they lie in for their "
+                "codes (e.g. 110108 海淀区, 320102 玄武区): pass county_code "
+                "(CLI: --county)"
+            )
         street = validate_street_code(f"{county_code}001", settings)
-        areas = gpd.GeoDataFrame({"street_code": [street] * len(parts),
-                                  "name": [f"区域{i + 1}" for i in range(len(parts))]},
-                                 geometry=list(parts), crs=crs)
-        source = (f"built-up area: union of buildings grown {close_m:g} m, shrunk to a "
-                  f"{margin_m:g} m margin, holes filled")
+        areas = gpd.GeoDataFrame(
+            {
+                "street_code": [street] * len(parts),
+                "name": [f"区域{i + 1}" for i in range(len(parts))],
+            },
+            geometry=list(parts),
+            crs=crs,
+        )
+        source = (
+            f"built-up area: union of buildings grown {close_m:g} m, shrunk to a "
+            f"{margin_m:g} m margin, holes filled"
+        )
     g = settings.grid
-    regions, _, _ = _partition_areas(areas, bm, rm, {}, None, settings,
-                                     g.community_min_households, g.community_max_households,
-                                     g.community_target_households, progress)
+    regions, _, _ = _partition_areas(
+        areas,
+        bm,
+        rm,
+        {},
+        None,
+        settings,
+        g.community_min_households,
+        g.community_max_households,
+        g.community_target_households,
+        progress,
+    )
     rows = []
     for ai, reg in regions:
-        flags = [f.replace("below_min", "community_below_min").replace(
-            "above_max", "community_above_max") for f in reg.flags]
-        rows.append({"street_code": areas["street_code"].iloc[ai], "households": reg.households,
-                     "flags": "; ".join(flags), "geometry": reg.geometry})
+        flags = [
+            f.replace("below_min", "community_below_min").replace(
+                "above_max", "community_above_max"
+            )
+            for f in reg.flags
+        ]
+        rows.append(
+            {
+                "street_code": areas["street_code"].iloc[ai],
+                "households": reg.households,
+                "flags": "; ".join(flags),
+                "geometry": reg.geometry,
+            }
+        )
     comm = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
     seq = number_grids(comm, group="street_code")
     lo_v, hi_v = settings.codes.residents_committee_range
     if (seq > hi_v - lo_v + 1).any():
         raise ValueError(f"a street would need more than {hi_v - lo_v + 1} communities")
-    comm["community_code"] = [f"{s}{lo_v + q - 1:03d}" for s, q in
-                              zip(comm["street_code"], seq, strict=True)]
+    comm["community_code"] = [
+        f"{s}{lo_v + q - 1:03d}" for s, q in zip(comm["street_code"], seq, strict=True)
+    ]
     comm["name"] = [f"社区{q}(生成)" for q in seq]
     comm["urban_rural_class"] = pd.NA
     comm["synthetic"] = True
     comm = comm.sort_values("community_code").reset_index(drop=True)
-    comm = comm[["community_code", "name", "street_code", "urban_rural_class", "synthetic",
-                 "households", "flags", "geometry"]].to_crs(STORAGE_CRS)
-    params = {"communities_made_from": source, "county_code": county_code,
-              "community_households": [g.community_min_households,
-                                       g.community_max_households,
-                                       g.community_target_households],
-              "synthetic_codes": True, "computed_crs": crs.to_string()}
+    comm = comm[
+        [
+            "community_code",
+            "name",
+            "street_code",
+            "urban_rural_class",
+            "synthetic",
+            "households",
+            "flags",
+            "geometry",
+        ]
+    ].to_crs(STORAGE_CRS)
+    params = {
+        "communities_made_from": source,
+        "county_code": county_code,
+        "community_households": [
+            g.community_min_households,
+            g.community_max_households,
+            g.community_target_households,
+        ],
+        "synthetic_codes": True,
+        "computed_crs": crs.to_string(),
+    }
     return comm, params
 
 
-def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
-              alignment: dict[str, gpd.GeoDataFrame] | None = None,
-              progress: Progress | None = None,
-              previous: gpd.GeoDataFrame | None = None,
-              registry: pd.DataFrame | None = None,
-              issued_at: str | None = None) -> DelineationResult:
+def delineate(
+    layers: dict[str, Any],
+    settings: Settings = DEFAULT,
+    alignment: dict[str, gpd.GeoDataFrame] | None = None,
+    progress: Progress | None = None,
+    previous: gpd.GeoDataFrame | None = None,
+    registry: pd.DataFrame | None = None,
+    issued_at: str | None = None,
+) -> DelineationResult:
     """Divide every community into responsibility grids and give every building its grid.
 
     Parameters
@@ -1271,11 +1451,14 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
     communities = layers.get("communities")
     buildings = layers.get("buildings")
     if communities is None or len(communities) == 0:
-        raise ValueError("layer 'communities' is empty: import communities or run "
-                         "delineate --communities to make them")
+        raise ValueError(
+            "layer 'communities' is empty: import communities or run "
+            "delineate --communities to make them"
+        )
     if buildings is None:
-        buildings = gpd.GeoDataFrame({"building_id": [], "households": []},
-                                     geometry=[], crs=STORAGE_CRS)
+        buildings = gpd.GeoDataFrame(
+            {"building_id": [], "households": []}, geometry=[], crs=STORAGE_CRS
+        )
     crs = metric_crs_for(communities)
     cm = communities.to_crs(crs).reset_index(drop=True)
     bm = buildings.to_crs(crs) if len(buildings) else buildings.set_crs(crs, allow_override=True)
@@ -1289,10 +1472,22 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
         units = im[qualifies_as_unit(im, settings)].reset_index(drop=True)
     g = settings.grid
     regions, b_region, b_area = _partition_areas(
-        cm, bm, rm, am, units, settings, g.min_households, g.max_households,
-        g.target_households, progress)
-    street = cm["street_code"].astype("string") if "street_code" in cm else \
-        pd.Series(pd.NA, index=cm.index, dtype="string")
+        cm,
+        bm,
+        rm,
+        am,
+        units,
+        settings,
+        g.min_households,
+        g.max_households,
+        g.target_households,
+        progress,
+    )
+    street = (
+        cm["street_code"].astype("string")
+        if "street_code" in cm
+        else pd.Series(pd.NA, index=cm.index, dtype="string")
+    )
     rows = []
     for ai, reg in regions:
         name = reg.name
@@ -1300,41 +1495,75 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
         crossed = {lab: m for lab, m in reg.crossed.items() if m > g.min_crossing_m}
         area = float(reg.geometry.area)
         perim = float(reg.geometry.length)
-        rows.append({
-            "community_code": str(cm["community_code"].iloc[ai]),
-            "street_code": street.iloc[ai],
-            "kind": reg.kind,
-            "name": name if name else pd.NA,
-            "households": reg.households,
-            "building_count": reg.building_count,
-            "area_m2": round(area, 1),
-            "polsby_popper": round(4 * math.pi * area / perim ** 2, 4) if perim else 0.0,
-            "crossings": len(crossed),
-            "flags": "; ".join(reg.flags),
-            "_crossed": crossed,
-            "_along": reg.along_median,
-            "geometry": reg.geometry,
-        })
-    grids = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs) if rows else \
-        gpd.GeoDataFrame({c: [] for c in GRID_COLUMNS}, geometry=[], crs=crs)
-    rec = recode(grids, previous.to_crs(crs) if previous is not None and len(previous)
-                 else None, settings, registry=registry, issued_at=issued_at,
-                 communities=cm)
+        rows.append(
+            {
+                "community_code": str(cm["community_code"].iloc[ai]),
+                "street_code": street.iloc[ai],
+                "kind": reg.kind,
+                "name": name if name else pd.NA,
+                "households": reg.households,
+                "building_count": reg.building_count,
+                "area_m2": round(area, 1),
+                "polsby_popper": round(4 * math.pi * area / perim**2, 4) if perim else 0.0,
+                "crossings": len(crossed),
+                "flags": "; ".join(reg.flags),
+                "_crossed": crossed,
+                "_along": reg.along_median,
+                "geometry": reg.geometry,
+            }
+        )
+    grids = (
+        gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
+        if rows
+        else gpd.GeoDataFrame({c: [] for c in GRID_COLUMNS}, geometry=[], crs=crs)
+    )
+    rec = recode(
+        grids,
+        previous.to_crs(crs) if previous is not None and len(previous) else None,
+        settings,
+        registry=registry,
+        issued_at=issued_at,
+        communities=cm,
+    )
     grids["grid_code"] = rec.codes
     # findings: crossings and flags
     frows = []
-    for gc, cc, crossed, along, flags in zip(grids["grid_code"], grids["community_code"],
-                                             grids["_crossed"], grids["_along"],
-                                             grids["flags"], strict=True):
+    for gc, cc, crossed, along, flags in zip(
+        grids["grid_code"],
+        grids["community_code"],
+        grids["_crossed"],
+        grids["_along"],
+        grids["flags"],
+        strict=True,
+    ):
         for lab, m in sorted(crossed.items()):
-            skip = (f"; {along[lab]:.0f} m along median strips (carriageways ≤ "
-                    f"{g.median_width_m:g} m apart) not counted" if lab in along else "")
-            frows.append({"grid_code": gc, "community_code": cc, "finding": "crosses",
-                          "line": lab, "length_m": round(m, 1),
-                          "detail": f"grid runs across {lab} for {m:.0f} m{skip}"})
+            skip = (
+                f"; {along[lab]:.0f} m along median strips (carriageways ≤ "
+                f"{g.median_width_m:g} m apart) not counted"
+                if lab in along
+                else ""
+            )
+            frows.append(
+                {
+                    "grid_code": gc,
+                    "community_code": cc,
+                    "finding": "crosses",
+                    "line": lab,
+                    "length_m": round(m, 1),
+                    "detail": f"grid runs across {lab} for {m:.0f} m{skip}",
+                }
+            )
         for f in filter(None, str(flags).split("; ")):
-            frows.append({"grid_code": gc, "community_code": cc, "finding": f.split(":")[0],
-                          "line": pd.NA, "length_m": np.nan, "detail": f})
+            frows.append(
+                {
+                    "grid_code": gc,
+                    "community_code": cc,
+                    "finding": f.split(":")[0],
+                    "line": pd.NA,
+                    "length_m": np.nan,
+                    "detail": f,
+                }
+            )
     findings = pd.DataFrame(frows, columns=FINDING_COLUMNS)
     grids = grids.drop(columns=["_crossed", "_along"])
     cols = GRID_COLUMNS[:4] + ["name"] + GRID_COLUMNS[4:]
@@ -1345,30 +1574,48 @@ def delineate(layers: dict[str, Any], settings: Settings = DEFAULT,
     codes_by_region = np.asarray(rec.codes, dtype=object)
     out_b["grid_code"] = pd.array(
         np.where(b_region >= 0, codes_by_region[np.clip(b_region, 0, None)], None)
-        if len(codes_by_region) else [None] * len(out_b), dtype="string")
+        if len(codes_by_region)
+        else [None] * len(out_b),
+        dtype="string",
+    )
     ccodes = cm["community_code"].astype(str).to_numpy().astype(object)
     out_b["community_code"] = pd.array(
-        np.where(b_area >= 0, ccodes[np.clip(b_area, 0, None)], None), dtype="string")
+        np.where(b_area >= 0, ccodes[np.clip(b_area, 0, None)], None), dtype="string"
+    )
     params = {
-        "grid": {k: v for k, v in settings.to_dict()["grid"].items()
-                 if k in ("min_households", "max_households", "target_households",
-                          "unit_min_area_m2", "unit_min_staff", "unit_min_floor_area_m2",
-                          "unit_kinds", "avoid_road_classes", "median_width_m",
-                          "min_crossing_m",
-                          "recode_min_iou")},
+        "grid": {
+            k: v
+            for k, v in settings.to_dict()["grid"].items()
+            if k
+            in (
+                "min_households",
+                "max_households",
+                "target_households",
+                "unit_min_area_m2",
+                "unit_min_staff",
+                "unit_min_floor_area_m2",
+                "unit_kinds",
+                "avoid_road_classes",
+                "median_width_m",
+                "min_crossing_m",
+                "recode_min_iou",
+            )
+        },
         "computed_crs": crs.to_string(),
         "alignment_layers": sorted(am),
         "algorithm": "gridgis.delineate: street-block faces + building Voronoi cells, "
-                     "recursive sweep bisection + repair",
+        "recursive sweep bisection + repair",
         "numbering": "rows north to south (band height sqrt(community area / grids)), "
-                     "west to east within a row",
+        "west to east within a row",
     }
-    return DelineationResult(grids=grids, buildings=out_b, findings=findings, params=params,
-                             registry=rec.registry)
+    return DelineationResult(
+        grids=grids, buildings=out_b, findings=findings, params=params, registry=rec.registry
+    )
 
 
-def recount(grids: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
-            settings: Settings = DEFAULT) -> gpd.GeoDataFrame:
+def recount(
+    grids: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, settings: Settings = DEFAULT
+) -> gpd.GeoDataFrame:
     """Households and building counts of grids from the buildings' ``grid_code``.
 
     Used after :func:`gridgis.assign.assign_all`, which puts a building in the grid
@@ -1390,8 +1637,10 @@ def recount(grids: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame,
     for i in np.flatnonzero(changed & (out["kind"].to_numpy() == "residential")):
         if (new_hh[i] < lo or new_hh[i] > hi) and not flags[i]:
             side = "below_min" if new_hh[i] < lo else "above_max"
-            flags[i] = (f"{side}: {new_hh[i]} households after buildings straddling the "
-                        f"grid border were assigned by largest overlap")
+            flags[i] = (
+                f"{side}: {new_hh[i]} households after buildings straddling the "
+                f"grid border were assigned by largest overlap"
+            )
     out["households"] = new_hh
     out["building_count"] = new_n
     out["flags"] = flags
@@ -1422,35 +1671,53 @@ class UnitGraph:
         """A :class:`GridPartitioner` on this graph with the settings' bounds."""
         cen = shapely.centroid(self.faces)
         g = settings.grid
-        return GridPartitioner(self.households, shapely.get_x(cen), shapely.get_y(cen),
-                               self.edges, self.length, self.avoid, g.min_households,
-                               g.max_households, g.target_households,
-                               area=shapely.area(self.faces),
-                               perimeter=shapely.length(self.faces))
+        return GridPartitioner(
+            self.households,
+            shapely.get_x(cen),
+            shapely.get_y(cen),
+            self.edges,
+            self.length,
+            self.avoid,
+            g.min_households,
+            g.max_households,
+            g.target_households,
+            area=shapely.area(self.faces),
+            perimeter=shapely.length(self.faces),
+        )
 
 
-def unit_graph(polygon, buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame | None,
-               settings: Settings = DEFAULT, split_above: int = 0) -> UnitGraph:
+def unit_graph(
+    polygon,
+    buildings: gpd.GeoDataFrame,
+    roads: gpd.GeoDataFrame | None,
+    settings: Settings = DEFAULT,
+    split_above: int = 0,
+) -> UnitGraph:
     """Atoms of ``polygon`` (metric): faces cut by roads, every face holding more than
     ``split_above`` households (and 2+ buildings) split into building cells. Used by the
     benchmark to hand gridgis and a peer the very same units."""
     cut, avoid, labels = _avoid_lines(roads, {}, settings)
     shapely.prepare(polygon)
     lines = _clip_lines(cut, STRtree(cut) if len(cut) else None, polygon)
-    alines, alabels = _clip_labelled(avoid, labels, STRtree(avoid) if len(avoid) else None,
-                                     polygon)
+    alines, alabels = _clip_labelled(avoid, labels, STRtree(avoid) if len(avoid) else None, polygon)
     foot = buildings.geometry.to_numpy()
     pts = shapely.point_on_surface(foot)
     inside = shapely.intersects(polygon, pts)
     foot, pts = foot[inside], pts[inside]
-    hh = pd.to_numeric(buildings["households"], errors="coerce").fillna(0).astype(
-        np.int64).to_numpy()[inside]
+    hh = (
+        pd.to_numeric(buildings["households"], errors="coerce")
+        .fillna(0)
+        .astype(np.int64)
+        .to_numpy()[inside]
+    )
     faces = _polygonize(polygon, [lines])
     bf = _locate(faces, pts)
     fh = np.bincount(bf[bf >= 0], weights=hh[bf >= 0], minlength=len(faces))
     fn = np.bincount(bf[bf >= 0], minlength=len(faces))
-    extra = [_cell_edges(faces[f], foot[bf == f], pts[bf == f])
-             for f in np.flatnonzero((fh > split_above) & (fn >= 2))]
+    extra = [
+        _cell_edges(faces[f], foot[bf == f], pts[bf == f])
+        for f in np.flatnonzero((fh > split_above) & (fn >= 2))
+    ]
     faces = _polygonize(polygon, [lines, *extra]) if extra else faces
     bf = _locate(faces, pts)
     fh = np.bincount(bf[bf >= 0], weights=hh[bf >= 0], minlength=len(faces)).astype(np.int64)

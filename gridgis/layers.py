@@ -18,10 +18,9 @@ import pandas as pd
 import shapely
 
 from gridgis import codes
-from gridgis.crs import metric_crs_for
+from gridgis.crs import STORAGE_CRS, metric_crs_for
+from gridgis.errors import InputError
 from gridgis.standards import DEFAULT, Settings
-
-STORAGE_CRS = "EPSG:4326"
 
 # --------------------------------------------------------------------------------------
 # Controlled vocabularies
@@ -79,9 +78,17 @@ BUILDING_USES: dict[str, str] = {
 GREEN_KINDS: dict[str, str] = {"park": "公园", "green": "绿地", "square": "广场"}
 
 INSTITUTION_KINDS: dict[str, str] = {
-    "school": "学校", "university": "高校", "hospital": "医院", "campus": "园区",
-    "factory": "工厂", "industrial": "工业用地", "market": "市场", "park": "公园",
-    "government": "机关", "military": "军事", "other": "其他",
+    "school": "学校",
+    "university": "高校",
+    "hospital": "医院",
+    "campus": "园区",
+    "factory": "工厂",
+    "industrial": "工业用地",
+    "market": "市场",
+    "park": "公园",
+    "government": "机关",
+    "military": "军事",
+    "other": "其他",
 }
 
 STAFF_ROLES: dict[str, str] = {
@@ -128,67 +135,121 @@ POLY = ("Polygon", "MultiPolygon")
 SCHEMA: dict[str, LayerSpec] = {
     s.name: s
     for s in [
-        LayerSpec("streets", "街道", "street_code", POLY, {
-            "street_code": F("code9", True, "街道代码"),
-            "name": F("str", True, "街道名称"),
-        }),
-        LayerSpec("communities", "社区", "community_code", POLY, {
-            "community_code": F("code12", True, "社区代码"),
-            "name": F("str", True, "社区名称"),
-            "street_code": F("code9", True, "街道代码"),
-            "urban_rural_class": F("str", False, "城乡分类代码"),
-        }),
-        LayerSpec("buildings", "建筑", "building_id", POLY, {
-            "building_id": F("str", True, "建筑编号"),
-            "name": F("str", False, "名称"),
-            "households": F("int", False, "户数"),
-            "households_estimated": F("bool", False, "户数为估算"),
-            "floors": F("int", False, "层数"),
-            "use": F("str", False, "用途", tuple(BUILDING_USES)),
-            "compound": F("str", False, "小区"),
-        }),
-        LayerSpec("roads", "道路", "road_id", ("LineString", "MultiLineString"), {
-            "road_id": F("str", True, "道路编号"),
-            "name": F("str", False, "道路名称"),
-            "road_class": F("str", True, "道路等级", tuple(ROAD_CLASSES)),
-        }),
-        LayerSpec("facilities", "设施", "facility_id", ("Point", *POLY), {
-            "facility_id": F("str", True, "设施编号"),
-            "name": F("str", False, "名称"),
-            "category": F("str", True, "类别", tuple(FACILITY_CATEGORIES)),
-            "floor_area_m2": F("float", False, "建筑面积(m²)"),
-            "address": F("str", False, "地址"),
-        }),
-        LayerSpec("green_spaces", "绿地", "green_id", POLY, {
-            "green_id": F("str", True, "绿地编号"),
-            "name": F("str", False, "名称"),
-            "kind": F("str", True, "类型", tuple(GREEN_KINDS)),
-        }),
-        LayerSpec("addresses", "标准地址", "address_id", ("Point",), {
-            "address_id": F("str", True, "地址编号"),
-            "text": F("str", True, "地址"),
-            "name": F("str", False, "小区/单位名称"),
-            "road": F("str", False, "道路"),
-            "number": F("str", False, "门牌号"),
-            "building_no": F("str", False, "楼栋号"),
-            "unit": F("str", False, "单元"),
-            "building_id": F("str", False, "建筑编号"),
-        }),
-        LayerSpec("institutions", "单位", "unit_id", POLY, {
-            "unit_id": F("str", True, "单位编号"),
-            "name": F("str", False, "单位名称"),
-            "kind": F("str", True, "类型", tuple(INSTITUTION_KINDS)),
-            "staff": F("int", False, "职工/学生/床位数"),
-            "floor_area_m2": F("float", False, "建筑面积(m²)"),
-        }),
-        LayerSpec("staff", "网格人员", "staff_id", None, {
-            "staff_id": F("str", True, "人员编号"),
-            "name": F("str", True, "姓名"),
-            "role": F("str", True, "角色", tuple(STAFF_ROLES)),
-            "community_code": F("code12", False, "社区代码"),
-            "grid_code": F("code15", False, "网格代码"),
-            "phone": F("str", False, "电话"),
-        }),
+        LayerSpec(
+            "streets",
+            "街道",
+            "street_code",
+            POLY,
+            {
+                "street_code": F("code9", True, "街道代码"),
+                "name": F("str", True, "街道名称"),
+            },
+        ),
+        LayerSpec(
+            "communities",
+            "社区",
+            "community_code",
+            POLY,
+            {
+                "community_code": F("code12", True, "社区代码"),
+                "name": F("str", True, "社区名称"),
+                "street_code": F("code9", True, "街道代码"),
+                "urban_rural_class": F("str", False, "城乡分类代码"),
+            },
+        ),
+        LayerSpec(
+            "buildings",
+            "建筑",
+            "building_id",
+            POLY,
+            {
+                "building_id": F("str", True, "建筑编号"),
+                "name": F("str", False, "名称"),
+                "households": F("int", False, "户数"),
+                "households_estimated": F("bool", False, "户数为估算"),
+                "floors": F("int", False, "层数"),
+                "use": F("str", False, "用途", tuple(BUILDING_USES)),
+                "compound": F("str", False, "小区"),
+            },
+        ),
+        LayerSpec(
+            "roads",
+            "道路",
+            "road_id",
+            ("LineString", "MultiLineString"),
+            {
+                "road_id": F("str", True, "道路编号"),
+                "name": F("str", False, "道路名称"),
+                "road_class": F("str", True, "道路等级", tuple(ROAD_CLASSES)),
+            },
+        ),
+        LayerSpec(
+            "facilities",
+            "设施",
+            "facility_id",
+            ("Point", *POLY),
+            {
+                "facility_id": F("str", True, "设施编号"),
+                "name": F("str", False, "名称"),
+                "category": F("str", True, "类别", tuple(FACILITY_CATEGORIES)),
+                "floor_area_m2": F("float", False, "建筑面积(m²)"),
+                "address": F("str", False, "地址"),
+            },
+        ),
+        LayerSpec(
+            "green_spaces",
+            "绿地",
+            "green_id",
+            POLY,
+            {
+                "green_id": F("str", True, "绿地编号"),
+                "name": F("str", False, "名称"),
+                "kind": F("str", True, "类型", tuple(GREEN_KINDS)),
+            },
+        ),
+        LayerSpec(
+            "addresses",
+            "标准地址",
+            "address_id",
+            ("Point",),
+            {
+                "address_id": F("str", True, "地址编号"),
+                "text": F("str", True, "地址"),
+                "name": F("str", False, "小区/单位名称"),
+                "road": F("str", False, "道路"),
+                "number": F("str", False, "门牌号"),
+                "building_no": F("str", False, "楼栋号"),
+                "unit": F("str", False, "单元"),
+                "building_id": F("str", False, "建筑编号"),
+            },
+        ),
+        LayerSpec(
+            "institutions",
+            "单位",
+            "unit_id",
+            POLY,
+            {
+                "unit_id": F("str", True, "单位编号"),
+                "name": F("str", False, "单位名称"),
+                "kind": F("str", True, "类型", tuple(INSTITUTION_KINDS)),
+                "staff": F("int", False, "职工/学生/床位数"),
+                "floor_area_m2": F("float", False, "建筑面积(m²)"),
+            },
+        ),
+        LayerSpec(
+            "staff",
+            "网格人员",
+            "staff_id",
+            None,
+            {
+                "staff_id": F("str", True, "人员编号"),
+                "name": F("str", True, "姓名"),
+                "role": F("str", True, "角色", tuple(STAFF_ROLES)),
+                "community_code": F("code12", False, "社区代码"),
+                "grid_code": F("code15", False, "网格代码"),
+                "phone": F("str", False, "电话"),
+            },
+        ),
     ]
 }
 
@@ -196,13 +257,15 @@ SCHEMA: dict[str, LayerSpec] = {
 PERSONAL_FIELDS = {"staff": ("phone",)}
 
 #: Chinese role names accepted on import, mapped to the canonical ones.
-ROLE_ALIASES = {v: k for k, v in STAFF_ROLES.items()} | {"网格长": "grid_head",
-                                                          "网格员": "grid_worker",
-                                                          "社区工作者": "community_worker",
-                                                          "民警": "police"}
+ROLE_ALIASES = {v: k for k, v in STAFF_ROLES.items()} | {
+    "网格长": "grid_head",
+    "网格员": "grid_worker",
+    "社区工作者": "community_worker",
+    "民警": "police",
+}
 
 
-class LayerError(ValueError):
+class LayerError(InputError):
     """A layer that cannot be loaded at all (no rows are written). Names file and layer."""
 
 
@@ -275,12 +338,21 @@ def validate(
         rows = list(rows)
         vals = values if values is not None else [None] * len(rows)
         for r, v in zip(rows, vals, strict=True):
-            rejects.append({"source": source, "layer": layer, "row": int(r), "field": fld,
-                            "value": None if v is None else str(v), "reason": reason})
+            rejects.append(
+                {
+                    "source": source,
+                    "layer": layer,
+                    "row": int(r),
+                    "field": fld,
+                    "value": None if v is None else str(v),
+                    "reason": reason,
+                }
+            )
 
     # 1. required fields present at all (the key may be generated)
-    missing = [n for n, f in spec.fields.items() if f.required and n not in df.columns
-               and n != spec.key]
+    missing = [
+        n for n, f in spec.fields.items() if f.required and n not in df.columns and n != spec.key
+    ]
     if missing:
         raise LayerError(
             f"{source}: layer '{layer}' lacks required field(s) {', '.join(missing)}; "
@@ -289,8 +361,10 @@ def validate(
         )
     if spec.key not in df.columns:
         df[spec.key] = [f"{layer[:3]}{i}" for i in df.index]
-        notes.append(f"{source}: layer '{layer}' has no '{spec.key}'; generated keys "
-                     f"{layer[:3]}1…{layer[:3]}{len(df)}")
+        notes.append(
+            f"{source}: layer '{layer}' has no '{spec.key}'; generated keys "
+            f"{layer[:3]}1…{layer[:3]}{len(df)}"
+        )
 
     # 2. geometry
     if spec.geometry is not None:
@@ -311,19 +385,35 @@ def validate(
             geom = geom.copy()
             geom[invalid] = fixed
             rows = ", ".join(map(str, df.index[invalid][:10]))
-            notes.append(f"{source}: layer '{layer}': repaired {int(invalid.sum())} invalid "
-                         f"geometries with make_valid (rows {rows}"
-                         f"{'…' if invalid.sum() > 10 else ''})")
+            notes.append(
+                f"{source}: layer '{layer}': repaired {int(invalid.sum())} invalid "
+                f"geometries with make_valid (rows {rows}"
+                f"{'…' if invalid.sum() > 10 else ''})"
+            )
             df = df.set_geometry(gpd.GeoSeries(geom, index=df.index, crs=df.crs))
             geom = df.geometry.values
         kinds = shapely.get_type_id(geom)
-        type_names = np.array(["Point", "LineString", "LinearRing", "Polygon", "MultiPoint",
-                               "MultiLineString", "MultiPolygon", "GeometryCollection"])
+        type_names = np.array(
+            [
+                "Point",
+                "LineString",
+                "LinearRing",
+                "Polygon",
+                "MultiPoint",
+                "MultiLineString",
+                "MultiPolygon",
+                "GeometryCollection",
+            ]
+        )
         names = np.where(kinds >= 0, type_names[np.clip(kinds, 0, 7)], "none")
         wrong = ~empty & ~np.isin(names, spec.geometry)
         wrong &= ~(shapely.is_empty(geom) | shapely.is_missing(geom))
-        reject(df.index[wrong], "geometry",
-               f"geometry must be {' or '.join(spec.geometry)}", names[wrong])
+        reject(
+            df.index[wrong],
+            "geometry",
+            f"geometry must be {' or '.join(spec.geometry)}",
+            names[wrong],
+        )
         became_empty = ~empty & (shapely.is_empty(geom) | shapely.is_missing(geom))
         reject(df.index[became_empty], "geometry", "geometry empty after repair")
 
@@ -349,14 +439,17 @@ def validate(
             else:
                 df[name] = num.astype("Float64")
         elif f.kind == "bool":
-            parsed = col.map(_to_bool)
+            parsed = col.map(parse_bool)
             bad = ~blank & parsed.isna()
             reject(df.index[bad], name, "not true/false (是/否, yes/no, 1/0)", col[bad])
             df[name] = parsed.astype("boolean")
         elif f.kind.startswith("code"):
             n = int(f.kind[4:])
-            check = {9: codes.validate_street_code, 12: codes.validate_community_code,
-                     15: codes.validate_grid_code}[n]
+            check = {
+                9: codes.validate_street_code,
+                12: codes.validate_community_code,
+                15: codes.validate_grid_code,
+            }[n]
             texts = col.astype("string").str.strip().str.replace(r"\.0$", "", regex=True)
             good = []
             for idx, text in texts.items():
@@ -375,19 +468,24 @@ def validate(
                 texts = texts.map(lambda v: ROLE_ALIASES.get(v, v) if isinstance(v, str) else v)
             if f.choices:
                 bad = ~blank & ~texts.isin(f.choices)
-                reject(df.index[bad], name, f"must be one of {', '.join(f.choices)}",
-                       texts[bad])
+                reject(df.index[bad], name, f"must be one of {', '.join(f.choices)}", texts[bad])
             df[name] = texts.where(~blank, pd.NA)
 
     # 4. codes agree with their parents' codes (a community's code starts with its
     #    street's, a grid's with its community's); containment itself is audit's job
-    for child, parent, n in (("community_code", "street_code", 9),
-                             ("grid_code", "community_code", 12)):
+    for child, parent, n in (
+        ("community_code", "street_code", 9),
+        ("grid_code", "community_code", 12),
+    ):
         if child in spec.fields and parent in spec.fields:
             both = df[child].notna() & df[parent].notna()
             clash = both & (df[child].str[:n] != df[parent])
-            reject(df.index[clash], parent, f"does not match the first {n} digits of {child}",
-                   df[parent][clash])
+            reject(
+                df.index[clash],
+                parent,
+                f"does not match the first {n} digits of {child}",
+                df[parent][clash],
+            )
 
     # 5. keys unique (first occurrence wins; later ones are rejected naming the first)
     keys = df[spec.key].astype("string")
@@ -395,8 +493,7 @@ def validate(
     if dup.any():
         first = {k: i for i, k in keys[~keys.duplicated(keep="first")].items()}
         for idx in df.index[dup]:
-            reject([idx], spec.key, f"duplicate key (first at row {first[keys[idx]]})",
-                   [keys[idx]])
+            reject([idx], spec.key, f"duplicate key (first at row {first[keys[idx]]})", [keys[idx]])
     df[spec.key] = keys
 
     rej = pd.DataFrame(rejects, columns=REJECT_COLUMNS) if rejects else empty_rejects()
@@ -405,8 +502,13 @@ def validate(
     out = df.loc[keep]
     if layer == "buildings":
         out = estimate_households(out, settings)
-    ordered = spec.columns + [c for c in out.columns if c not in spec.fields
-                              and c != spec.key and c != getattr(out, "_geometry_column_name", None)]
+    ordered = spec.columns + [
+        c
+        for c in out.columns
+        if c not in spec.fields
+        and c != spec.key
+        and c != getattr(out, "_geometry_column_name", None)
+    ]
     if spec.geometry is not None:
         out = gpd.GeoDataFrame(out[ordered], geometry=out.geometry, crs=STORAGE_CRS)
         out = out.rename_geometry("geometry") if out.geometry.name != "geometry" else out
@@ -423,16 +525,24 @@ def validate(
 _DTYPES = {"int": "Int64", "float": "Float64", "bool": "boolean"}
 
 
-def _to_bool(v) -> object:
-    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+#: Texts read as true / false by :func:`parse_bool` (case-insensitive, trimmed). One list
+#: for imports, both stores' attribute filters and the API.
+TRUE_TEXTS = frozenset({"1", "true", "yes", "y", "t", "是"})
+FALSE_TEXTS = frozenset({"0", "false", "no", "n", "f", "否"})
+
+
+def parse_bool(v: object) -> object:
+    """``True``/``False`` for a boolean written any accepted way, ``pd.NA`` for blank or
+    unreadable values (:data:`TRUE_TEXTS`, :data:`FALSE_TEXTS`; numbers by truth)."""
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return pd.NA
     if isinstance(v, str):
         text = v.strip().lower()
-        if text in {"1", "true", "yes", "y", "t", "是"}:
+        if text in TRUE_TEXTS:
             return True
-        if text in {"0", "false", "no", "n", "f", "否", ""}:
-            return False if text else pd.NA
-        return pd.NA  # neither: reported by validate
+        if text in FALSE_TEXTS:
+            return False
+        return pd.NA  # blank or neither: reported by validate
     return bool(v)
 
 
@@ -451,8 +561,9 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
-def estimate_households(buildings: gpd.GeoDataFrame, settings: Settings = DEFAULT
-                        ) -> gpd.GeoDataFrame:
+def estimate_households(
+    buildings: gpd.GeoDataFrame, settings: Settings = DEFAULT
+) -> gpd.GeoDataFrame:
     """Fill missing households of residential buildings from their floor area.
 
     households = footprint area (m²) × floors ÷ gross floor area per household
@@ -466,15 +577,22 @@ def estimate_households(buildings: gpd.GeoDataFrame, settings: Settings = DEFAUL
     missing = pd.Series(pd.NA, index=b.index, dtype="Float64")
     hh = pd.to_numeric(b.get("households", missing), errors="coerce").astype("Float64")
     est_flag = b.get("households_estimated")
-    est_flag = (est_flag.astype("boolean").fillna(False) if est_flag is not None
-                else pd.Series(False, index=b.index, dtype="boolean"))
-    residential = b["use"].isin(rules.residential_uses).to_numpy() if "use" in b else \
-        np.zeros(len(b), bool)
+    est_flag = (
+        est_flag.astype("boolean").fillna(False)
+        if est_flag is not None
+        else pd.Series(False, index=b.index, dtype="boolean")
+    )
+    residential = (
+        b["use"].isin(rules.residential_uses).to_numpy() if "use" in b else np.zeros(len(b), bool)
+    )
     need = hh.isna().to_numpy() & residential
     if need.any():
         area = b.geometry[need].to_crs(metric_crs_for(b)).area.to_numpy()
-        floors = pd.to_numeric(b.get("floors", missing)[need], errors="coerce").fillna(
-            rules.default_residential_floors).to_numpy(dtype=float)
+        floors = (
+            pd.to_numeric(b.get("floors", missing)[need], errors="coerce")
+            .fillna(rules.default_residential_floors)
+            .to_numpy(dtype=float)
+        )
         floors = np.where(floors <= 0, rules.default_residential_floors, floors)
         est = np.maximum(1, np.round(area * floors / rules.gross_floor_area_per_household_m2))
         hh[need] = est

@@ -158,7 +158,7 @@ class _Polygons:
         stop = np.searchsorted(pts.sorted_lon, b[:, 2], side="right")
         lat = pts.lat
         for k in np.flatnonzero(stop > start):
-            cand = pts.order[start[k]:stop[k]]
+            cand = pts.order[start[k] : stop[k]]
             y = lat[cand]
             cand = cand[(y >= b[k, 1]) & (y <= b[k, 3])]
             if cand.size:
@@ -181,59 +181,80 @@ class Lookup:
         Rule parameters; ``settings.address`` configures matching.
     """
 
-    def __init__(self, addresses: gpd.GeoDataFrame | None = None,
-                 buildings: gpd.GeoDataFrame | None = None,
-                 grids: gpd.GeoDataFrame | None = None,
-                 communities: gpd.GeoDataFrame | None = None,
-                 streets: gpd.GeoDataFrame | None = None,
-                 staff: pd.DataFrame | None = None,
-                 settings: Settings = DEFAULT) -> None:
+    def __init__(
+        self,
+        addresses: gpd.GeoDataFrame | None = None,
+        buildings: gpd.GeoDataFrame | None = None,
+        grids: gpd.GeoDataFrame | None = None,
+        communities: gpd.GeoDataFrame | None = None,
+        streets: gpd.GeoDataFrame | None = None,
+        staff: pd.DataFrame | None = None,
+        settings: Settings = DEFAULT,
+    ) -> None:
         self.settings = settings
-        self.index = (AddressIndex.from_layer(addresses, settings)
-                      if addresses is not None and len(addresses) else None)
+        self.index = (
+            AddressIndex.from_layer(addresses, settings)
+            if addresses is not None and len(addresses)
+            else None
+        )
         self.buildings = _Polygons(buildings)
         self.grids = _Polygons(grids)
         self.communities = _Polygons(communities)
         self.streets = _Polygons(streets)
-        self._building_ids = (self.buildings.frame["building_id"].astype(str).to_numpy()
-                              if self.buildings.frame is not None else np.array([], object))
+        self._building_ids = (
+            self.buildings.frame["building_id"].astype(str).to_numpy()
+            if self.buildings.frame is not None
+            else np.array([], object)
+        )
         # attribute tables for the chain
         self._community = {}
         if communities is not None:
             for r in communities.itertuples(index=False):
-                self._community[str(r.community_code)] = (_text(r.name),
-                                                          _text(r.street_code))
+                self._community[str(r.community_code)] = (_text(r.name), _text(r.street_code))
         self._street = {}
         if streets is not None:
             for r in streets.itertuples(index=False):
                 self._street[str(r.street_code)] = _text(r.name)
-        self._grid_codes = (self.grids.frame["grid_code"].astype(str).to_numpy(dtype=object)
-                            if self.grids.frame is not None else np.array([], object))
+        self._grid_codes = (
+            self.grids.frame["grid_code"].astype(str).to_numpy(dtype=object)
+            if self.grids.frame is not None
+            else np.array([], object)
+        )
         self._comm_codes = np.array([], object)
         self._comm_street = np.array([], object)
         if self.communities.frame is not None:
             cf = self.communities.frame
             self._comm_codes = cf["community_code"].astype(str).to_numpy(dtype=object)
-            self._comm_street = np.array([self._community[c][1] for c in self._comm_codes],
-                                         dtype=object)
+            self._comm_street = np.array(
+                [self._community[c][1] for c in self._comm_codes], dtype=object
+            )
         if self.grids.frame is not None:
             gf = self.grids.frame
             n = len(gf)
-            self._grid_kind = (gf["kind"].to_numpy(dtype=object) if "kind" in gf
-                               else np.full(n, None, dtype=object))
-            self._grid_households = (pd.to_numeric(gf["households"], errors="coerce")
-                                     .to_numpy(dtype=float) if "households" in gf
-                                     else np.full(n, np.nan))
+            self._grid_kind = (
+                gf["kind"].to_numpy(dtype=object)
+                if "kind" in gf
+                else np.full(n, None, dtype=object)
+            )
+            self._grid_households = (
+                pd.to_numeric(gf["households"], errors="coerce").to_numpy(dtype=float)
+                if "households" in gf
+                else np.full(n, np.nan)
+            )
             if "community_code" in gf:
                 comm = gf["community_code"].to_numpy(dtype=object)
             else:  # the community holding the grid's representative point
                 rep = shapely.point_on_surface(gf.geometry.values)
                 c = self.communities.locate(_Points(shapely.get_x(rep), shapely.get_y(rep)))
-                comm = np.where(c >= 0, self._comm_codes[np.clip(c, 0, None)]
-                                if len(self._comm_codes) else None, None)
+                comm = np.where(
+                    c >= 0,
+                    self._comm_codes[np.clip(c, 0, None)] if len(self._comm_codes) else None,
+                    None,
+                )
             self._grid_community = np.array([_text(c) for c in comm], dtype=object)
-            street = [self._community.get(c, (None, None))[1] if c else None
-                      for c in self._grid_community]
+            street = [
+                self._community.get(c, (None, None))[1] if c else None for c in self._grid_community
+            ]
             if "street_code" in gf:
                 street = [s or _text(t) for s, t in zip(street, gf["street_code"], strict=True)]
             self._grid_street = np.array(street, dtype=object)
@@ -244,9 +265,12 @@ class Lookup:
             s["_order"] = s["role"].map(ROLE_ORDER).fillna(9)
             s = s.sort_values(["_order", "staff_id"] if "staff_id" in s else ["_order"])
             for r in s.itertuples(index=False):
-                person = {"name": _text(r.name), "role": _text(r.role),
-                          "role_zh": STAFF_ROLES.get(str(r.role), _text(r.role)),
-                          "phone": _text(getattr(r, "phone", None))}
+                person = {
+                    "name": _text(r.name),
+                    "role": _text(r.role),
+                    "role_zh": STAFF_ROLES.get(str(r.role), _text(r.role)),
+                    "phone": _text(getattr(r, "phone", None)),
+                }
                 grid = _text(getattr(r, "grid_code", None))
                 comm = _text(getattr(r, "community_code", None))
                 if grid:
@@ -257,15 +281,36 @@ class Lookup:
         # personal, so that a single-point answer is an index query and a copy
         self._chains: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
         if self.grids.frame is not None:
-            rows = [{"match_level": "grid", "grid_code": g, "grid_kind": k,
-                     "households": h, "community_code": c, "street_code": st}
-                    for g, k, h, c, st in zip(self._grid_codes, self._grid_kind,
-                                              self._grid_households, self._grid_community,
-                                              self._grid_street, strict=True)]
+            rows = [
+                {
+                    "match_level": "grid",
+                    "grid_code": g,
+                    "grid_kind": k,
+                    "households": h,
+                    "community_code": c,
+                    "street_code": st,
+                }
+                for g, k, h, c, st in zip(
+                    self._grid_codes,
+                    self._grid_kind,
+                    self._grid_households,
+                    self._grid_community,
+                    self._grid_street,
+                    strict=True,
+                )
+            ]
         elif self.communities.frame is not None:
-            rows = [{"match_level": "community", "grid_code": None, "grid_kind": None,
-                     "households": None, "community_code": c, "street_code": st}
-                    for c, st in zip(self._comm_codes, self._comm_street, strict=True)]
+            rows = [
+                {
+                    "match_level": "community",
+                    "grid_code": None,
+                    "grid_kind": None,
+                    "households": None,
+                    "community_code": c,
+                    "street_code": st,
+                }
+                for c, st in zip(self._comm_codes, self._comm_street, strict=True)
+            ]
         else:
             rows = []
         for personal in (False, True):
@@ -282,8 +327,9 @@ class Lookup:
         return cls(**layers, settings=settings)
 
     # -- points ---------------------------------------------------------------------------
-    def points(self, lons: Iterable[float], lats: Iterable[float], crs: str = "wgs84"
-               ) -> pd.DataFrame:
+    def points(
+        self, lons: Iterable[float], lats: Iterable[float], crs: str = "wgs84"
+    ) -> pd.DataFrame:
         """Locate many points at once.
 
         Parameters
@@ -329,18 +375,29 @@ class Lookup:
                 community = street = np.full(n, None, dtype=object)
             level = np.where(inside, "community", "none")
         bi = np.clip(b, 0, None)
-        building_id = (np.where((b >= 0) & inside, self._building_ids[bi], None)
-                       if len(self._building_ids) else np.full(n, None, dtype=object))
+        building_id = (
+            np.where((b >= 0) & inside, self._building_ids[bi], None)
+            if len(self._building_ids)
+            else np.full(n, None, dtype=object)
+        )
         obj = _object_column
-        return pd.DataFrame({"lon": lon, "lat": lat, "building_id": obj(building_id),
-                             "grid_code": obj(grid_code), "grid_kind": obj(kind),
-                             "households": pd.array(households, dtype="Float64"
-                                                    ).astype("Int64"),
-                             "community_code": obj(community),
-                             "street_code": obj(street), "match_level": obj(level)})
+        return pd.DataFrame(
+            {
+                "lon": lon,
+                "lat": lat,
+                "building_id": obj(building_id),
+                "grid_code": obj(grid_code),
+                "grid_kind": obj(kind),
+                "households": pd.array(households, dtype="Float64").astype("Int64"),
+                "community_code": obj(community),
+                "street_code": obj(street),
+                "match_level": obj(level),
+            }
+        )
 
-    def point(self, lon: float, lat: float, crs: str = "wgs84",
-              include_personal: bool = False) -> dict[str, Any]:
+    def point(
+        self, lon: float, lat: float, crs: str = "wgs84", include_personal: bool = False
+    ) -> dict[str, Any]:
         """Locate one point and return the chain (see the module docstring).
 
         The same answer as :meth:`points` for that point with its chain, without building
@@ -376,26 +433,39 @@ class Lookup:
                 building_id = str(self._building_ids[b])
                 if level == "grid":
                     level = "building"
-        out: dict[str, Any] = {"query": {"lon": float(lon), "lat": float(lat), "crs": crs},
-                               "match_level": level if k >= 0 else "none",
-                               "lon": x, "lat": y, "building_id": building_id}
+        out: dict[str, Any] = {
+            "query": {"lon": float(lon), "lat": float(lat), "crs": crs},
+            "match_level": level if k >= 0 else "none",
+            "lon": x,
+            "lat": y,
+            "building_id": building_id,
+        }
         if k < 0:
             out.update({"street": None, "community": None, "grid": None, "people": []})
         else:
             for key, v in self._chains[bool(include_personal)][k].items():
-                out[key] = (v.copy() if isinstance(v, dict) else [dict(p) for p in v]
-                            if isinstance(v, list) else v)
+                out[key] = (
+                    v.copy()
+                    if isinstance(v, dict)
+                    else [dict(p) for p in v]
+                    if isinstance(v, list)
+                    else v
+                )
         return out
 
-    def point_from_points(self, lon: float, lat: float, crs: str = "wgs84",
-                          include_personal: bool = False) -> dict[str, Any]:
+    def point_from_points(
+        self, lon: float, lat: float, crs: str = "wgs84", include_personal: bool = False
+    ) -> dict[str, Any]:
         """:meth:`point` computed through :meth:`points` (the batch path); the reference
         the fast :meth:`point` is tested against."""
         row = self.points([lon], [lat], crs).iloc[0]
-        out: dict[str, Any] = {"query": {"lon": float(lon), "lat": float(lat), "crs": crs},
-                               "match_level": row["match_level"],
-                               "lon": float(row["lon"]), "lat": float(row["lat"]),
-                               "building_id": _text(row["building_id"])}
+        out: dict[str, Any] = {
+            "query": {"lon": float(lon), "lat": float(lat), "crs": crs},
+            "match_level": row["match_level"],
+            "lon": float(row["lon"]),
+            "lat": float(row["lat"]),
+            "building_id": _text(row["building_id"]),
+        }
         out.update(self._chain(row, include_personal))
         return out
 
@@ -410,22 +480,34 @@ class Lookup:
         for p in people:
             if not include_personal:
                 p.pop("phone", None)
-        out = {"street": {"code": scode, "name": self._street.get(scode)} if scode else None,
-               "community": {"code": ccode, "name": cname} if ccode else None,
-               "grid": ({"grid_code": gcode, "kind": _text(row["grid_kind"]),
-                         "households": _int(row["households"])} if gcode else None),
-               "people": people}
+        out = {
+            "street": {"code": scode, "name": self._street.get(scode)} if scode else None,
+            "community": {"code": ccode, "name": cname} if ccode else None,
+            "grid": (
+                {
+                    "grid_code": gcode,
+                    "kind": _text(row["grid_kind"]),
+                    "households": _int(row["households"]),
+                }
+                if gcode
+                else None
+            ),
+            "people": people,
+        }
         if not gcode and ccode:
             out["community_people"] = [
                 {k: v for k, v in p.items() if include_personal or k != "phone"}
-                for p in self._community_people.get(ccode, [])]
+                for p in self._community_people.get(ccode, [])
+            ]
         return out
 
     # -- addresses --------------------------------------------------------------------------
     def _require_index(self) -> AddressIndex:
         if self.index is None:
-            raise ValueError("the workspace has no 'addresses' layer to match against; "
-                             "load one with: gridgis import FILE --layer addresses")
+            raise ValueError(
+                "the workspace has no 'addresses' layer to match against; "
+                "load one with: gridgis import FILE --layer addresses"
+            )
         return self.index
 
     def address(self, text: str, include_personal: bool = False) -> dict[str, Any]:
@@ -452,42 +534,65 @@ class Lookup:
         codes = self.points(index.lon[m.tied], index.lat[m.tied])["grid_code"]
         if codes.notna().all() and codes.nunique() == 1:
             m.row, m.confident = m.tied[0], True
-            m.reason = (f"{len(m.tied)} records of this address in different places, "
-                        f"all in grid {codes.iloc[0]}")
+            m.reason = (
+                f"{len(m.tied)} records of this address in different places, "
+                f"all in grid {codes.iloc[0]}"
+            )
         return m
 
     def _answer(self, m: Match, include_personal: bool) -> dict[str, Any]:
         index = self.index
         cand_rows = [r for r, _ in m.candidates]
         rows = ([m.row] if m.row is not None else []) + cand_rows
-        located = (self.points(index.lon[rows], index.lat[rows]) if rows else None)
+        located = self.points(index.lon[rows], index.lat[rows]) if rows else None
         out: dict[str, Any] = {
-            "query": m.query, "match_level": m.level, "match_score": round(m.score, 1),
-            "confident": bool(m.confident), "address_id": None, "text": None,
-            "lon": None, "lat": None, "building_id": None,
-            "parsed": m.parsed.as_dict(), "reason": m.reason or None,
+            "query": m.query,
+            "match_level": m.level,
+            "match_score": round(m.score, 1),
+            "confident": bool(m.confident),
+            "address_id": None,
+            "text": None,
+            "lon": None,
+            "lat": None,
+            "building_id": None,
+            "parsed": m.parsed.as_dict(),
+            "reason": m.reason or None,
         }
         if m.row is not None and m.confident:
             r = m.row
             loc = located.iloc[0]
             bid = index.building_id[r] or _text(loc["building_id"])
-            out.update({"address_id": str(index.address_id[r]), "text": str(index.text[r]),
-                        "lon": float(index.lon[r]), "lat": float(index.lat[r]),
-                        "building_id": bid or None})
+            out.update(
+                {
+                    "address_id": str(index.address_id[r]),
+                    "text": str(index.text[r]),
+                    "lon": float(index.lon[r]),
+                    "lat": float(index.lat[r]),
+                    "building_id": bid or None,
+                }
+            )
             out.update(self._chain(loc, include_personal))
         else:
             out.update({"street": None, "community": None, "grid": None, "people": []})
         offset = 1 if m.row is not None else 0
-        out["candidates"] = [
-            {"address_id": str(index.address_id[r]), "text": str(index.text[r]),
-             "score": round(float(s), 1),
-             "grid_code": _text(located.iloc[offset + i]["grid_code"])}
-            for i, (r, s) in enumerate(m.candidates)
-        ] if (not m.confident or len(m.candidates) > 1) else []
+        out["candidates"] = (
+            [
+                {
+                    "address_id": str(index.address_id[r]),
+                    "text": str(index.text[r]),
+                    "score": round(float(s), 1),
+                    "grid_code": _text(located.iloc[offset + i]["grid_code"]),
+                }
+                for i, (r, s) in enumerate(m.candidates)
+            ]
+            if (not m.confident or len(m.candidates) > 1)
+            else []
+        )
         return out
 
-    def addresses(self, texts: Iterable[str],
-                  progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    def addresses(
+        self, texts: Iterable[str], progress: Callable[[int, int], None] | None = None
+    ) -> pd.DataFrame:
         """Match many address texts.
 
         Returns
@@ -500,8 +605,9 @@ class Lookup:
         index = self._require_index()
         matches = [self._settle(m) for m in index.match_many(texts, progress)]
         n = len(matches)
-        rows = np.array([m.row if (m.row is not None and m.confident) else -1
-                         for m in matches], dtype=np.int64)
+        rows = np.array(
+            [m.row if (m.row is not None and m.confident) else -1 for m in matches], dtype=np.int64
+        )
         ok = rows >= 0
         lon = np.full(n, np.nan)
         lat = np.full(n, np.nan)
@@ -512,10 +618,14 @@ class Lookup:
             grid[ok] = self.points(lon[ok], lat[ok])["grid_code"].to_numpy()
         aid = np.full(n, None, dtype=object)
         aid[ok] = index.address_id[rows[ok]]
-        return pd.DataFrame({
-            "address_id": _object_column(aid), "lon": lon, "lat": lat,
-            "grid_code": _object_column(grid),
-            "match_level": [m.level for m in matches],
-            "match_score": [round(m.score, 1) for m in matches],
-            "confident": [bool(m.confident) for m in matches],
-        })
+        return pd.DataFrame(
+            {
+                "address_id": _object_column(aid),
+                "lon": lon,
+                "lat": lat,
+                "grid_code": _object_column(grid),
+                "match_level": [m.level for m in matches],
+                "match_score": [round(m.score, 1) for m in matches],
+                "confident": [bool(m.confident) for m in matches],
+            }
+        )

@@ -108,8 +108,9 @@ def _node_lines(lines: NDArray[np.object_]) -> NDArray[np.object_]:
     return np.concatenate([lines[~needs], pieces])
 
 
-def build_network(roads: gpd.GeoDataFrame, settings: Settings = DEFAULT,
-                  crs: pyproj.CRS | None = None) -> RoadNetwork:
+def build_network(
+    roads: gpd.GeoDataFrame, settings: Settings = DEFAULT, crs: pyproj.CRS | None = None
+) -> RoadNetwork:
     """Build the walking network from the roads layer.
 
     Parameters
@@ -151,7 +152,7 @@ def build_network(roads: gpd.GeoDataFrame, settings: Settings = DEFAULT,
     ends = np.round(np.vstack([first, last]), 6)
     node_xy, inverse = np.unique(ends, axis=0, return_inverse=True)
     inverse = inverse.ravel()
-    u, v = inverse[: len(lines)], inverse[len(lines):]
+    u, v = inverse[: len(lines)], inverse[len(lines) :]
     loop = u == v
     lines, lengths, u, v = lines[~loop], lengths[~loop], u[~loop], v[~loop]
 
@@ -166,13 +167,17 @@ def build_network(roads: gpd.GeoDataFrame, settings: Settings = DEFAULT,
     if n_comp > 1:
         piece_edges = np.bincount(labels[u], minlength=n_comp)
         for comp in np.flatnonzero((np.arange(n_comp) != main) & (piece_edges > 0)):
-            findings.append({
-                "kind": "disconnected_piece", "layer": "roads", "id": f"piece-{comp}",
-                "value_m": float(sizes[comp]),
-                "note": f"{int(piece_edges[comp])} edges not connected to the main network; "
-                        "not used for walking distances",
-                "geometry": shapely.union_all(lines[labels[u] == comp]),
-            })
+            findings.append(
+                {
+                    "kind": "disconnected_piece",
+                    "layer": "roads",
+                    "id": f"piece-{comp}",
+                    "value_m": float(sizes[comp]),
+                    "note": f"{int(piece_edges[comp])} edges not connected to the main network; "
+                    "not used for walking distances",
+                    "geometry": shapely.union_all(lines[labels[u] == comp]),
+                }
+            )
     # renumber the kept nodes 0..k-1
     used = np.zeros(n, dtype=bool)
     used[u[keep]] = True
@@ -186,19 +191,26 @@ def build_network(roads: gpd.GeoDataFrame, settings: Settings = DEFAULT,
         edge_m=lengths[keep],
         edge_geom=lines[keep],
         findings=_findings_frame(findings, crs),
-        stats={"road_lines": int(lines_in), "noded_edges": int(len(lines)),
-               "components": int(n_comp), "kept_edges": int(keep.sum()),
-               "kept_nodes": int(used.sum()),
-               "kept_length_m": float(lengths[keep].sum()),
-               "dropped_length_m": float(lengths[~keep].sum())},
+        stats={
+            "road_lines": int(lines_in),
+            "noded_edges": int(len(lines)),
+            "components": int(n_comp),
+            "kept_edges": int(keep.sum()),
+            "kept_nodes": int(used.sum()),
+            "kept_length_m": float(lengths[keep].sum()),
+            "dropped_length_m": float(lengths[~keep].sum()),
+        },
     )
     return net
 
 
 def _findings_frame(rows: list[dict], crs: pyproj.CRS) -> gpd.GeoDataFrame:
     if not rows:
-        return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in FINDING_COLUMNS},
-                                geometry=gpd.GeoSeries([], crs=crs), crs=crs)
+        return gpd.GeoDataFrame(
+            {c: pd.Series(dtype="object") for c in FINDING_COLUMNS},
+            geometry=gpd.GeoSeries([], crs=crs),
+            crs=crs,
+        )
     frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
     return frame[[*FINDING_COLUMNS, "geometry"]]
 
@@ -254,8 +266,9 @@ def snap_points(net: RoadNetwork, points: NDArray[np.object_], max_snap_m: float
     snap[idx_p] = shapely.distance(points[idx_p], on_line)
     far = np.flatnonzero(edge < 0)
     if len(far):
-        (far_idx, _), dist = net.tree.query_nearest(points[far], all_matches=False,
-                                                    return_distance=True)
+        (far_idx, _), dist = net.tree.query_nearest(
+            points[far], all_matches=False, return_distance=True
+        )
         snap[far[far_idx]] = dist
     return Snaps(edge, offset, snap)
 
@@ -285,8 +298,7 @@ class WalkGraph:
         return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(float)
 
 
-def attach_points(net: RoadNetwork, points: NDArray[np.object_],
-                  max_snap_m: float) -> WalkGraph:
+def attach_points(net: RoadNetwork, points: NDArray[np.object_], max_snap_m: float) -> WalkGraph:
     """Snap points once and split their edges: the graph every search runs on.
 
     Parameters
@@ -307,7 +319,7 @@ def attach_points(net: RoadNetwork, points: NDArray[np.object_],
     t = np.clip(snaps.offset_m[matched], 0.0, net.edge_m[e])
     order = np.lexsort((t, e))
     e_s, t_s = e[order], t[order]
-    virt = n_road + np.arange(k)                    # virtual node of the i-th sorted snap
+    virt = n_road + np.arange(k)  # virtual node of the i-th sorted snap
     first_on_edge = np.ones(k, dtype=bool)
     first_on_edge[1:] = e_s[1:] != e_s[:-1]
     last_on_edge = np.ones(k, dtype=bool)
@@ -323,8 +335,12 @@ def attach_points(net: RoadNetwork, points: NDArray[np.object_],
 
     us = [net.edge_u[~split_edges], prev_node, virt[last_on_edge], virt]
     vs = [net.edge_v[~split_edges], virt, net.edge_v[e_s[last_on_edge]], point_ids]
-    ws = [net.edge_m[~split_edges], t_s - prev_t,
-          net.edge_m[e_s[last_on_edge]] - t_s[last_on_edge], snaps.snap_m[sorted_points]]
+    ws = [
+        net.edge_m[~split_edges],
+        t_s - prev_t,
+        net.edge_m[e_s[last_on_edge]] - t_s[last_on_edge],
+        snaps.snap_m[sorted_points],
+    ]
     u = np.concatenate(us)
     v = np.concatenate(vs)
     w = np.maximum(np.concatenate(ws), 0.0)
@@ -346,13 +362,25 @@ def _undirected_matrix(u: NDArray, v: NDArray, w: NDArray, n: int) -> csr_array:
     return csr_array((w[first], (a[first], b[first])), shape=(n, n))
 
 
-def far_snap_findings(snaps: Snaps, ids: pd.Series, layer: str, max_snap_m: float,
-                      geometry: NDArray[np.object_], crs: pyproj.CRS) -> gpd.GeoDataFrame:
+def far_snap_findings(
+    snaps: Snaps,
+    ids: pd.Series,
+    layer: str,
+    max_snap_m: float,
+    geometry: NDArray[np.object_],
+    crs: pyproj.CRS,
+) -> gpd.GeoDataFrame:
     """Findings for points beyond ``max_snap_m`` from the network (kind ``far_from_network``)."""
     far = ~snaps.matched
-    rows = [{"kind": "far_from_network", "layer": layer, "id": str(i), "value_m": float(d),
-             "note": f"more than {max_snap_m:g} m from the walking network; not matched",
-             "geometry": g}
-            for i, d, g in zip(np.asarray(ids)[far], snaps.snap_m[far], geometry[far],
-                               strict=True)]
+    rows = [
+        {
+            "kind": "far_from_network",
+            "layer": layer,
+            "id": str(i),
+            "value_m": float(d),
+            "note": f"more than {max_snap_m:g} m from the walking network; not matched",
+            "geometry": g,
+        }
+        for i, d, g in zip(np.asarray(ids)[far], snaps.snap_m[far], geometry[far], strict=True)
+    ]
     return _findings_frame(rows, crs)

@@ -29,9 +29,11 @@ from scipy.sparse.csgraph import dijkstra
 from gridgis.coverage import Access
 from gridgis.standards import DEFAULT, Settings
 
-SITING_METHOD = ("lazy-greedy maximal coverage over walking distance; demand = residential "
-                 "households not covered by existing facilities; coverage sets by "
-                 "radius-limited Dijkstra from the uncovered buildings")
+SITING_METHOD = (
+    "lazy-greedy maximal coverage over walking distance; demand = residential "
+    "households not covered by existing facilities; coverage sets by "
+    "radius-limited Dijkstra from the uncovered buildings"
+)
 
 
 @dataclass
@@ -53,8 +55,13 @@ class CoverSets:
     buildings: NDArray[np.int64]
 
 
-def cover_sets(access: Access, category: str, candidate_nodes: NDArray[np.int64],
-               radius_m: float, chunk: int = 64) -> CoverSets:
+def cover_sets(
+    access: Access,
+    category: str,
+    candidate_nodes: NDArray[np.int64],
+    radius_m: float,
+    chunk: int = 64,
+) -> CoverSets:
     """Candidates × uncovered buildings within ``radius_m`` walking (metres)."""
     t = access.table[access.table["category"] == category]
     covered = t["covered"].to_numpy()
@@ -66,9 +73,10 @@ def cover_sets(access: Access, category: str, candidate_nodes: NDArray[np.int64]
     col_of[candidate_nodes] = np.arange(len(candidate_nodes))
     rows, cols = [], []
     for start in range(0, len(demand), chunk):
-        idx = demand[start:start + chunk]
-        dist = dijkstra(access.graph.matrix, directed=False, indices=node[idx],
-                        limit=radius_m * (1 + 1e-12))
+        idx = demand[start : start + chunk]
+        dist = dijkstra(
+            access.graph.matrix, directed=False, indices=node[idx], limit=radius_m * (1 + 1e-12)
+        )
         b, reached = np.nonzero(dist <= radius_m)
         cand = col_of[reached]
         ok = cand >= 0
@@ -76,8 +84,7 @@ def cover_sets(access: Access, category: str, candidate_nodes: NDArray[np.int64]
         cols.append(b[ok] + start)
     r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    m = csr_array((np.ones(len(r), dtype=bool), (r, c)),
-                  shape=(len(candidate_nodes), len(demand)))
+    m = csr_array((np.ones(len(r), dtype=bool), (r, c)), shape=(len(candidate_nodes), len(demand)))
     return CoverSets(matrix=m, households=hh, buildings=demand)
 
 
@@ -99,7 +106,7 @@ def lazy_greedy(sets: CoverSets, count: int) -> list[tuple[int, int, int]]:
     chosen = []
     while heap and len(chosen) < count:
         neg, c = heapq.heappop(heap)
-        members = indices[indptr[c]:indptr[c + 1]]
+        members = indices[indptr[c] : indptr[c + 1]]
         fresh = members[~done[members]]
         gain = int(w[fresh].sum())
         if gain == -neg:
@@ -122,9 +129,14 @@ class Siting:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def propose_sites(access: Access, category: str, count: int, settings: Settings = DEFAULT,
-                  candidate_nodes: NDArray[np.int64] | None = None,
-                  candidate_ids: list[str] | None = None) -> Siting:
+def propose_sites(
+    access: Access,
+    category: str,
+    count: int,
+    settings: Settings = DEFAULT,
+    candidate_nodes: NDArray[np.int64] | None = None,
+    candidate_ids: list[str] | None = None,
+) -> Siting:
     """Propose ``count`` new sites for ``category`` maximising newly covered households.
 
     Parameters
@@ -172,30 +184,47 @@ def propose_sites(access: Access, category: str, count: int, settings: Settings 
     xy = _node_xy(access, candidate_nodes[[c for c, _, _ in chosen]])
     gains = np.array([g for _, g, _ in chosen], dtype=np.int64)
     after = before + np.cumsum(gains)
-    sites = gpd.GeoDataFrame({
-        "rank": np.arange(1, len(chosen) + 1, dtype=np.int64),
+    sites = gpd.GeoDataFrame(
+        {
+            "rank": np.arange(1, len(chosen) + 1, dtype=np.int64),
+            "category": category,
+            "candidate": [candidate_ids[c] for c, _, _ in chosen],
+            "households_new": gains,
+            "buildings_new": np.array([n for _, _, n in chosen], dtype=np.int64),
+            "households_covered_after": after.astype(np.int64),
+            "rate_after": after / total if total else np.full(len(chosen), np.nan),
+            "radius_m": radius,
+        },
+        geometry=shapely.points(xy) if len(xy) else gpd.GeoSeries([]).values,
+        crs=access.buildings.crs,
+    ).to_crs("EPSG:4326")
+    params = {
         "category": category,
-        "candidate": [candidate_ids[c] for c, _, _ in chosen],
-        "households_new": gains,
-        "buildings_new": np.array([n for _, _, n in chosen], dtype=np.int64),
-        "households_covered_after": after.astype(np.int64),
-        "rate_after": after / total if total else np.full(len(chosen), np.nan),
+        "count": count,
         "radius_m": radius,
-    }, geometry=shapely.points(xy) if len(xy) else gpd.GeoSeries([]).values,
-        crs=access.buildings.crs).to_crs("EPSG:4326")
-    params = {"category": category, "count": count, "radius_m": radius,
-              "method": SITING_METHOD, "candidates": int(len(candidate_nodes)),
-              "existing_sources": int(len(access.sources[category])),
-              "households_total": total, "households_covered_before": before,
-              "computed_crs": access.params.get("computed_crs")}
-    return Siting(sites=sites, households_uncovered_before=total - before,
-                  households_total=total, params=params)
+        "method": SITING_METHOD,
+        "candidates": int(len(candidate_nodes)),
+        "existing_sources": int(len(access.sources[category])),
+        "households_total": total,
+        "households_covered_before": before,
+        "computed_crs": access.params.get("computed_crs"),
+    }
+    return Siting(
+        sites=sites,
+        households_uncovered_before=total - before,
+        households_total=total,
+        params=params,
+    )
 
 
-def site_from_layers(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame], category: str,
-                     count: int, settings: Settings = DEFAULT,
-                     candidates: gpd.GeoDataFrame | None = None,
-                     candidate_id: str | None = None) -> Siting:
+def site_from_layers(
+    layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
+    category: str,
+    count: int,
+    settings: Settings = DEFAULT,
+    candidates: gpd.GeoDataFrame | None = None,
+    candidate_id: str | None = None,
+) -> Siting:
     """Access for one category from the canonical layers, then :func:`propose_sites`.
 
     Parameters
@@ -216,8 +245,10 @@ def site_from_layers(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame], categor
     from gridgis.crs import metric_crs_for
 
     if category not in settings.coverage.radius_m:
-        raise KeyError(f"category '{category}': no service radius; choose one of "
-                       f"{', '.join(settings.coverage.radius_m)}")
+        raise KeyError(
+            f"category '{category}': no service radius; choose one of "
+            f"{', '.join(settings.coverage.radius_m)}"
+        )
     extra = None
     ids = None
     crs = metric_crs_for(layers["roads"])
@@ -227,23 +258,33 @@ def site_from_layers(layers: dict[str, gpd.GeoDataFrame | pd.DataFrame], categor
         cand = candidates.to_crs(crs)
         extra = shapely.point_on_surface(cand.geometry.values)
         col = candidate_id or next((c for c in cand.columns if str(c).endswith("_id")), None)
-        ids = (cand[col].astype(str).tolist() if col else
-               [f"candidate-{i}" for i in range(len(cand))])
-    access = compute_access(layers["buildings"], layers["roads"], layers.get("facilities"),
-                            layers.get("green_spaces"), settings, categories=[category],
-                            crs=crs, extra_points=extra)
+        ids = (
+            cand[col].astype(str).tolist() if col else [f"candidate-{i}" for i in range(len(cand))]
+        )
+    access = compute_access(
+        layers["buildings"],
+        layers["roads"],
+        layers.get("facilities"),
+        layers.get("green_spaces"),
+        settings,
+        categories=[category],
+        crs=crs,
+        extra_points=extra,
+    )
     nodes = None
     if extra is not None:
-        nodes = access.graph.point_node[-len(extra):]
+        nodes = access.graph.point_node[-len(extra) :]
     result = propose_sites(access, category, count, settings, nodes, ids)
     result.sites["at"] = road_names_at(result.sites, layers["roads"], crs)
-    result.params["candidate_source"] = "supplied layer" if extra is not None else \
-        "walking network nodes"
+    result.params["candidate_source"] = (
+        "supplied layer" if extra is not None else "walking network nodes"
+    )
     return result
 
 
-def road_names_at(sites: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, crs,
-                  within_m: float = 30.0) -> list[str]:
+def road_names_at(
+    sites: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, crs, within_m: float = 30.0
+) -> list[str]:
     """Names of the roads within ``within_m`` metres of each site, joined with " × " (a
     planner's way to say where an intersection is); "" when none is named."""
     if len(sites) == 0 or "name" not in roads.columns:
@@ -251,8 +292,7 @@ def road_names_at(sites: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, crs,
     pts = sites.to_crs(crs).geometry.values
     r = roads.to_crs(crs)
     names = r["name"].astype("object").where(r["name"].notna(), None).to_numpy()
-    si, ri = shapely.STRtree(r.geometry.values).query(pts, predicate="dwithin",
-                                                      distance=within_m)
+    si, ri = shapely.STRtree(r.geometry.values).query(pts, predicate="dwithin", distance=within_m)
     found: dict[int, list[str]] = {}
     for i, j in zip(si, ri, strict=True):
         name = names[j]

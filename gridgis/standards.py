@@ -41,8 +41,16 @@ class GridRules:
     unit_min_floor_area_m2: float = 30_000.0
     """Unit grid: minimum floor area of an institution, when staff is unknown."""
     unit_kinds: tuple[str, ...] = (
-        "school", "university", "hospital", "campus", "factory", "market", "park",
-        "government", "military", "industrial",
+        "school",
+        "university",
+        "hospital",
+        "campus",
+        "factory",
+        "market",
+        "park",
+        "government",
+        "military",
+        "industrial",
     )
     """Institution kinds allowed to become unit grids (policy text: compact, mainly
     non-residential, clear boundary against housing, stable over time)."""
@@ -66,8 +74,12 @@ class GridRules:
     lie a few to ~40 m apart (both inside its red line, 道路红线; 8–31 m on the Nanjing
     Xinjiekou OSM extract). Parameter, not law."""
     alignment_layers: tuple[str, ...] = (
-        "residents_groups", "property_areas", "sanitation_areas", "health_areas",
-        "police_areas", "school_catchments",
+        "residents_groups",
+        "property_areas",
+        "sanitation_areas",
+        "health_areas",
+        "police_areas",
+        "school_catchments",
     )
     """Optional layers grid boundaries should follow (policy text lists these six)."""
     min_compactness: float = 0.45
@@ -166,33 +178,47 @@ class CoverageRules:
     """10-minute life circle walk, about 500 m (GB 50180-2018)."""
     life_circle_5min_m: float = 300.0
     """5-minute life circle walk, about 300 m (GB 50180-2018)."""
-    radius_m: dict[str, float] = field(default_factory=lambda: {
-        "kindergarten": 300.0,             # GB 50180-2018: kindergarten ≤ 300 m
-        "nursery": 300.0,                  # child care / nursery ≤ 300 m
-        "primary_school": 500.0,           # ≤ 500 m
-        "middle_school": 1_000.0,          # ≤ 1000 m
-        "community_service_station": 300.0,
-        "elderly_daycare": 300.0,
-        "sports_ground": 300.0,            # small sports ground ≤ 300 m
-        "health_station": 300.0,           # 5-minute circle health station
-        "health_centre": 1_000.0,          # 15-minute circle community health centre
-        "vegetable_market": 500.0,         # 10-minute circle
-        "retail": 300.0,                   # 5-minute circle convenience retail
-        "breakfast": 300.0,
-        "housekeeping": 500.0,
-        "elderly_care_home": 1_000.0,
-        "elderly_service_station": 300.0,
-        "parcel_locker": 300.0,
-        "community_office": 1_000.0,
-        "green": 300.0,                    # "300 m to green" (Chengdu 2017)
-        "park": 500.0,                     # "500 m to a park" (Chengdu 2017)
-    })
+    radius_m: dict[str, float] = field(
+        default_factory=lambda: {
+            "kindergarten": 300.0,  # GB 50180-2018: kindergarten ≤ 300 m
+            "nursery": 300.0,  # child care / nursery ≤ 300 m
+            "primary_school": 500.0,  # ≤ 500 m
+            "middle_school": 1_000.0,  # ≤ 1000 m
+            "community_service_station": 300.0,
+            "elderly_daycare": 300.0,
+            "sports_ground": 300.0,  # small sports ground ≤ 300 m
+            "health_station": 300.0,  # 5-minute circle health station
+            "health_centre": 1_000.0,  # 15-minute circle community health centre
+            "vegetable_market": 500.0,  # 10-minute circle
+            "retail": 300.0,  # 5-minute circle convenience retail
+            "breakfast": 300.0,
+            "housekeeping": 500.0,
+            "elderly_care_home": 1_000.0,
+            "elderly_service_station": 300.0,
+            "parcel_locker": 300.0,
+            "community_office": 1_000.0,
+            "green": 300.0,  # "300 m to green" (Chengdu 2017)
+            "park": 500.0,  # "500 m to a park" (Chengdu 2017)
+        }
+    )
     """Service radius per facility category, metres (GB 50180-2018 and policy text)."""
     life_circle_categories: tuple[str, ...] = (
-        "vegetable_market", "retail", "housekeeping", "breakfast", "elderly_care_home",
-        "elderly_daycare", "nursery", "health_station", "kindergarten", "primary_school",
-        "middle_school", "community_service_station", "sports_ground", "park",
-        "elderly_service_station", "parcel_locker",
+        "vegetable_market",
+        "retail",
+        "housekeeping",
+        "breakfast",
+        "elderly_care_home",
+        "elderly_daycare",
+        "nursery",
+        "health_station",
+        "kindergarten",
+        "primary_school",
+        "middle_school",
+        "community_service_station",
+        "sports_ground",
+        "park",
+        "elderly_service_station",
+        "parcel_locker",
     )
     """Categories that make a complete 15-minute life circle: Chengdu 2017 list plus the
     GB 50180-2018 set (STANDARDS.md)."""
@@ -235,15 +261,6 @@ class BuildingRules:
 
 
 @dataclass(frozen=True)
-class CrsRules:
-    """Coordinate reference systems."""
-
-    storage_crs: str = "EPSG:4326"
-    """Every layer is stored in this geographic CRS. CGCS2000 (EPSG:4490) is treated as
-    WGS84 at the metre level (their difference is centimetres)."""
-
-
-@dataclass(frozen=True)
 class AddressRules:
     """Address normalisation and matching (``gridgis.address``, ``gridgis.lookup``).
 
@@ -279,7 +296,6 @@ class Settings:
     staffing: StaffingRules = field(default_factory=StaffingRules)
     coverage: CoverageRules = field(default_factory=CoverageRules)
     buildings: BuildingRules = field(default_factory=BuildingRules)
-    crs: CrsRules = field(default_factory=CrsRules)
     address: AddressRules = field(default_factory=AddressRules)
 
     # -- overriding ---------------------------------------------------------------------
@@ -315,11 +331,15 @@ class Settings:
         changes = {}
         for section, params in sections.items():
             if section not in {f.name for f in fields(self)}:
-                raise KeyError(f"unknown settings section '{section}' (sections: "
-                               f"{', '.join(f.name for f in fields(self))})")
+                raise KeyError(
+                    f"unknown settings section '{section}' (sections: "
+                    f"{', '.join(f.name for f in fields(self))})"
+                )
             if not isinstance(params, dict):
-                raise ValueError(f"settings section '{section}' must be a table of "
-                                 f"parameters, e.g. [{section}] …, not {params!r}")
+                raise ValueError(
+                    f"settings section '{section}' must be a table of "
+                    f"parameters, e.g. [{section}] …, not {params!r}"
+                )
             current = getattr(self, section)
             known = {f.name: f for f in fields(current)}
             converted = {}
@@ -330,13 +350,16 @@ class Settings:
                 converted[name] = _coerce(value, default, f"{section}.{name}")
             changes[section] = replace(current, **converted)
         out = replace(self, **changes)
-        for section, lo, hi in (("grid", "min_households", "max_households"),
-                                ("grid", "community_min_households",
-                                 "community_max_households")):
+        for section, lo, hi in (
+            ("grid", "min_households", "max_households"),
+            ("grid", "community_min_households", "community_max_households"),
+        ):
             if getattr(getattr(out, section), lo) > getattr(getattr(out, section), hi):
-                raise ValueError(f"setting '{section}.{lo}' "
-                                 f"({getattr(getattr(out, section), lo)}) exceeds "
-                                 f"'{section}.{hi}' ({getattr(getattr(out, section), hi)})")
+                raise ValueError(
+                    f"setting '{section}.{lo}' "
+                    f"({getattr(getattr(out, section), lo)}) exceeds "
+                    f"'{section}.{hi}' ({getattr(getattr(out, section), hi)})"
+                )
         return out
 
     def to_dict(self) -> dict[str, Any]:

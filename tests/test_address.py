@@ -27,64 +27,68 @@ POI = SHARED / "shanghai-amap-poi"
 
 # -- normalisation: one rule at a time, with real-looking addresses ---------------------
 
-@pytest.mark.parametrize("raw, expected", [
-    # full-width → half-width (digits, letters, brackets, ideographic space)
-    ("报春路５５８弄３８号", "报春路558弄38号"),
-    ("金都路１５００号Ａ座", "金都路1500号A栋"),
-    ("淮海中路\u3000９９９号", "淮海中路999号"),
-    # Chinese numerals → digits where they are numbers
-    ("阳光花园十二栋三单元", "阳光花园12栋3单元"),
-    ("幸福里二十三号", "幸福里23号"),
-    ("1栋一〇二室", "1栋102室"),
-    ("报春路五百五十八弄三十八号", "报春路558弄38号"),
-    ("沪杭公路一千七百七十三号", "沪杭公路1773号"),
-    ("两单元", "2单元"),
-    ("第三栋", "3栋"),
-    # ... but not inside names
-    ("四川路", "四川路"),
-    ("三元里", "三元里"),
-    ("十里河", "十里河"),
-    ("四川中路480号", "四川中路480号"),
-    ("六合天寓", "六合天寓"),
-    # synonyms for building: 幢, 座, 号楼, #
-    ("锦绣家园5幢", "锦绣家园5栋"),
-    ("万达广场C座", "万达广场C栋"),
-    ("中山公寓8号楼", "中山公寓8栋"),
-    ("新村3#楼", "新村3栋"),
-    # 门 as stairwell → 单元; a gate (北门, 3号门 before a name) stays
-    ("曹杨新村5栋3门", "曹杨新村5栋3单元"),
-    ("复旦大学北门", "复旦大学北门"),
-    ("门诊楼", "门诊楼"),
-    # floors and rooms
-    ("大厦8楼", "大厦8层"),
-    ("大厦4F", "大厦4层"),
-    ("商场B1层", "商场-1层"),
-    ("3单元502房", "3单元502室"),
-    # 弄 and 号 kept apart
-    ("报春路558弄38号", "报春路558弄38号"),
-    # spaces and punctuation removed, dashes kept
-    ("浦建路 1132 号, 锦江之星对面", "浦建路1132号锦江之星对面"),
-    ("缤纷北苑47—6—746", "缤纷北苑47-6-746"),
-    # traditional forms of the address words
-    ("清华西路28號", "清华西路28号"),
-    ("陽光花園12棟3單元502室", "陽光花园12栋3单元502室"),
-    # ... but a space between two numbers separates them like a dash
-    ("华南公富13 2950室", "华南公富13-2950室"),
-    ("金鼎花苑 8　1203", "金鼎花苑8-1203"),
-    # 一 typed for a dash between digits; a dash between names only separates them
-    ("柯桥街道百舸路翠泽苑153一4", "柯桥街道百舸路翠泽苑153-4"),
-    ("浙江-杭州-江干区浙江汽配城1550号", "浙江杭州江干区浙江汽配城1550号"),
-    ("新河中路68-号", "新河中路68号"),
-    ("保德路661弄-一号", "保德路661弄-1号"),  # a numeral after a dash is a number
-    # 撞 and 懂: input slips for 幢
-    ("洋茶园新村16撞10号", "洋茶园新村16栋10号"),
-    ("凌云三区94懂8单元", "凌云3区94栋8单元"),
-    # a gate numbered with 号门 outside a building stays a gate; 三门县 is a name
-    ("义乌国际商贸城79号门5楼", "义乌国际商贸城79号门5层"),
-    ("阳光花园3栋2号门", "阳光花园3栋2单元"),
-    ("曹杨新村3门", "曹杨新村3单元"),
-    ("浙江省三门县六敖镇", "浙江省三门县六敖镇"),
-])
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        # full-width → half-width (digits, letters, brackets, ideographic space)
+        ("报春路５５８弄３８号", "报春路558弄38号"),
+        ("金都路１５００号Ａ座", "金都路1500号A栋"),
+        ("淮海中路\u3000９９９号", "淮海中路999号"),
+        # Chinese numerals → digits where they are numbers
+        ("阳光花园十二栋三单元", "阳光花园12栋3单元"),
+        ("幸福里二十三号", "幸福里23号"),
+        ("1栋一〇二室", "1栋102室"),
+        ("报春路五百五十八弄三十八号", "报春路558弄38号"),
+        ("沪杭公路一千七百七十三号", "沪杭公路1773号"),
+        ("两单元", "2单元"),
+        ("第三栋", "3栋"),
+        # ... but not inside names
+        ("四川路", "四川路"),
+        ("三元里", "三元里"),
+        ("十里河", "十里河"),
+        ("四川中路480号", "四川中路480号"),
+        ("六合天寓", "六合天寓"),
+        # synonyms for building: 幢, 座, 号楼, #
+        ("锦绣家园5幢", "锦绣家园5栋"),
+        ("万达广场C座", "万达广场C栋"),
+        ("中山公寓8号楼", "中山公寓8栋"),
+        ("新村3#楼", "新村3栋"),
+        # 门 as stairwell → 单元; a gate (北门, 3号门 before a name) stays
+        ("曹杨新村5栋3门", "曹杨新村5栋3单元"),
+        ("复旦大学北门", "复旦大学北门"),
+        ("门诊楼", "门诊楼"),
+        # floors and rooms
+        ("大厦8楼", "大厦8层"),
+        ("大厦4F", "大厦4层"),
+        ("商场B1层", "商场-1层"),
+        ("3单元502房", "3单元502室"),
+        # 弄 and 号 kept apart
+        ("报春路558弄38号", "报春路558弄38号"),
+        # spaces and punctuation removed, dashes kept
+        ("浦建路 1132 号, 锦江之星对面", "浦建路1132号锦江之星对面"),
+        ("缤纷北苑47—6—746", "缤纷北苑47-6-746"),
+        # traditional forms of the address words
+        ("清华西路28號", "清华西路28号"),
+        ("陽光花園12棟3單元502室", "陽光花园12栋3单元502室"),
+        # ... but a space between two numbers separates them like a dash
+        ("华南公富13 2950室", "华南公富13-2950室"),
+        ("金鼎花苑 8　1203", "金鼎花苑8-1203"),
+        # 一 typed for a dash between digits; a dash between names only separates them
+        ("柯桥街道百舸路翠泽苑153一4", "柯桥街道百舸路翠泽苑153-4"),
+        ("浙江-杭州-江干区浙江汽配城1550号", "浙江杭州江干区浙江汽配城1550号"),
+        ("新河中路68-号", "新河中路68号"),
+        ("保德路661弄-一号", "保德路661弄-1号"),  # a numeral after a dash is a number
+        # 撞 and 懂: input slips for 幢
+        ("洋茶园新村16撞10号", "洋茶园新村16栋10号"),
+        ("凌云三区94懂8单元", "凌云3区94栋8单元"),
+        # a gate numbered with 号门 outside a building stays a gate; 三门县 is a name
+        ("义乌国际商贸城79号门5楼", "义乌国际商贸城79号门5层"),
+        ("阳光花园3栋2号门", "阳光花园3栋2单元"),
+        ("曹杨新村3门", "曹杨新村3单元"),
+        ("浙江省三门县六敖镇", "浙江省三门县六敖镇"),
+    ],
+)
 def test_normalise_rules(raw, expected):
     assert normalise(raw).text == expected
 
@@ -109,10 +113,16 @@ def test_name_normalisation_keeps_the_branch():
 
 # -- parsing ------------------------------------------------------------------------------
 
+
 def test_parse_shanghai_lane_address():
     p = parse("上海市闵行区报春路558弄38号")
-    assert (p.city, p.district, p.road, p.lane, p.number) == ("上海市", "闵行区", "报春路",
-                                                               "558弄", "38号")
+    assert (p.city, p.district, p.road, p.lane, p.number) == (
+        "上海市",
+        "闵行区",
+        "报春路",
+        "558弄",
+        "38号",
+    )
     assert p.rest == "报春路558弄38号"
 
 
@@ -137,53 +147,102 @@ def _labels(text: str) -> list[tuple[str, str]]:
     return [(lab, t) for lab, t in parse(text).spans if lab in keep]
 
 
-@pytest.mark.parametrize("raw, expected", [
-    # four parts after a road: door-building-unit-room; three: building-unit-room
-    ("金华市将军路1326-11-6-434", [("road", "将军路"), ("roadno", "1326"), ("houseno", "11"),
-                                  ("cellno", "6"), ("roomno", "434")]),
-    ("温州苍南龙港镇柳南一街58-130-7单元793",
-     [("road", "柳南一街"), ("roadno", "58"), ("houseno", "130"), ("cellno", "7单元"),
-      ("roomno", "793")]),
-    # a letter may number the building: B-7-1320, 82-B-1405
-    ("北京西城黄寺大街90号B-7-1320", [("road", "北京西城黄寺大街"), ("roadno", "90号"),
-                                       ("houseno", "B"), ("cellno", "7"), ("roomno", "1320")]),
-    ("登云路和睦院82-B-1405", [("road", "登云路"), ("houseno", "82"), ("cellno", "B"),
-                                ("roomno", "1405")]),
-    # a range of shops is one room; after a building X-Y号 is unit-room
-    ("虹口区花园路145弄10号楼2311-2312号", [("road", "花园路"), ("roadno", "145弄"),
-                                            ("houseno", "10栋"), ("roomno", "2311-2312号")]),
-    ("萧山原野汽配城124栋44-178号", [("houseno", "124栋"), ("cellno", "44"),
-                                     ("roomno", "178号")]),
-    # one or two digits after a dash are a unit, three or more a room
-    ("良渚街道文化村阳光天际63-12", [("houseno", "63"), ("cellno", "12")]),
-    ("江干区万科草庄西岸9-1148", [("houseno", "9"), ("roomno", "1148")]),
-    # 10A1525: building 10A, room 1525
-    ("三墩镇西园路西港新界10A1525", [("road", "西园路"), ("houseno", "10A"),
-                                     ("roomno", "1525")]),
-    # after a building, a short 号 is a unit; four digits, or three ending the address, a room
-    ("金华义乌青口镇下湾一区110栋4号6楼", [("houseno", "110栋"), ("cellno", "4号"),
-                                          ("floorno", "6层")]),
-    ("浙江省绍兴市辕门北区146栋1301号门卫", [("houseno", "146栋"), ("roomno", "1301号")]),
-    ("苍南县灵溪浙闽物流中心C幢586号", [("houseno", "C栋"), ("roomno", "586号")]),
-    # a village door plate, with a sub-number; a village group (N组) is labelled a road
-    ("浙江省临海市杜桥镇溪口村12-87号", [("roadno", "12"), ("houseno", "87号")]),
-    ("杭州市余杭区乔司吴家村10组1133", [("road", "10组"), ("roadno", "1133")]),
-    # a hamlet after the road carries the door plate; a second 号 numbers a building
-    ("浙江嘉兴市秀洲区王店镇海王路石岸头130号", [("road", "海王路"), ("roadno", "130号")]),
-    ("宁波市镇海区招宝山街道宏远路1820号12号", [("road", "宏远路"), ("roadno", "1820号"),
-                                              ("houseno", "12号")]),
-    ("老杭海路9号-7", [("road", "老杭海路"), ("roadno", "9号"), ("houseno", "7")]),
-    # 弄 with a door number is a side lane (subroad + subroadno); otherwise the road's number
-    ("邱隘镇盛莫路1278弄298号", [("road", "盛莫路"), ("subroad", "1278弄"),
-                                  ("subroadno", "298号")]),
-    ("扬帆路1062弄研发园B区6号楼2433", [("road", "扬帆路"), ("roadno", "1062弄"),
-                                        ("houseno", "6栋"), ("roomno", "2433")]),
-    # a six-digit number ending the address is a postcode, not a room
-    ("甘霖路166号325600", [("road", "甘霖路"), ("roadno", "166号")]),
-    # a gate (N号门) is part of a name, not a unit
-    ("宁波市江北区文汇路553弄8号门472", [("road", "文汇路"), ("roadno", "553弄"),
-                                         ("roomno", "472")]),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        # four parts after a road: door-building-unit-room; three: building-unit-room
+        (
+            "金华市将军路1326-11-6-434",
+            [
+                ("road", "将军路"),
+                ("roadno", "1326"),
+                ("houseno", "11"),
+                ("cellno", "6"),
+                ("roomno", "434"),
+            ],
+        ),
+        (
+            "温州苍南龙港镇柳南一街58-130-7单元793",
+            [
+                ("road", "柳南一街"),
+                ("roadno", "58"),
+                ("houseno", "130"),
+                ("cellno", "7单元"),
+                ("roomno", "793"),
+            ],
+        ),
+        # a letter may number the building: B-7-1320, 82-B-1405
+        (
+            "北京西城黄寺大街90号B-7-1320",
+            [
+                ("road", "北京西城黄寺大街"),
+                ("roadno", "90号"),
+                ("houseno", "B"),
+                ("cellno", "7"),
+                ("roomno", "1320"),
+            ],
+        ),
+        (
+            "登云路和睦院82-B-1405",
+            [("road", "登云路"), ("houseno", "82"), ("cellno", "B"), ("roomno", "1405")],
+        ),
+        # a range of shops is one room; after a building X-Y号 is unit-room
+        (
+            "虹口区花园路145弄10号楼2311-2312号",
+            [
+                ("road", "花园路"),
+                ("roadno", "145弄"),
+                ("houseno", "10栋"),
+                ("roomno", "2311-2312号"),
+            ],
+        ),
+        (
+            "萧山原野汽配城124栋44-178号",
+            [("houseno", "124栋"), ("cellno", "44"), ("roomno", "178号")],
+        ),
+        # one or two digits after a dash are a unit, three or more a room
+        ("良渚街道文化村阳光天际63-12", [("houseno", "63"), ("cellno", "12")]),
+        ("江干区万科草庄西岸9-1148", [("houseno", "9"), ("roomno", "1148")]),
+        # 10A1525: building 10A, room 1525
+        (
+            "三墩镇西园路西港新界10A1525",
+            [("road", "西园路"), ("houseno", "10A"), ("roomno", "1525")],
+        ),
+        # after a building, a short 号 is a unit; four digits, or three ending the address, a room
+        (
+            "金华义乌青口镇下湾一区110栋4号6楼",
+            [("houseno", "110栋"), ("cellno", "4号"), ("floorno", "6层")],
+        ),
+        ("浙江省绍兴市辕门北区146栋1301号门卫", [("houseno", "146栋"), ("roomno", "1301号")]),
+        ("苍南县灵溪浙闽物流中心C幢586号", [("houseno", "C栋"), ("roomno", "586号")]),
+        # a village door plate, with a sub-number; a village group (N组) is labelled a road
+        ("浙江省临海市杜桥镇溪口村12-87号", [("roadno", "12"), ("houseno", "87号")]),
+        ("杭州市余杭区乔司吴家村10组1133", [("road", "10组"), ("roadno", "1133")]),
+        # a hamlet after the road carries the door plate; a second 号 numbers a building
+        ("浙江嘉兴市秀洲区王店镇海王路石岸头130号", [("road", "海王路"), ("roadno", "130号")]),
+        (
+            "宁波市镇海区招宝山街道宏远路1820号12号",
+            [("road", "宏远路"), ("roadno", "1820号"), ("houseno", "12号")],
+        ),
+        ("老杭海路9号-7", [("road", "老杭海路"), ("roadno", "9号"), ("houseno", "7")]),
+        # 弄 with a door number is a side lane (subroad + subroadno); otherwise the road's number
+        (
+            "邱隘镇盛莫路1278弄298号",
+            [("road", "盛莫路"), ("subroad", "1278弄"), ("subroadno", "298号")],
+        ),
+        (
+            "扬帆路1062弄研发园B区6号楼2433",
+            [("road", "扬帆路"), ("roadno", "1062弄"), ("houseno", "6栋"), ("roomno", "2433")],
+        ),
+        # a six-digit number ending the address is a postcode, not a room
+        ("甘霖路166号325600", [("road", "甘霖路"), ("roadno", "166号")]),
+        # a gate (N号门) is part of a name, not a unit
+        (
+            "宁波市江北区文汇路553弄8号门472",
+            [("road", "文汇路"), ("roadno", "553弄"), ("roomno", "472")],
+        ),
+    ],
+)
 def test_parse_numbers_follow_the_corpus_conventions(raw, expected):
     assert _labels(raw) == expected
 
@@ -191,8 +250,7 @@ def test_parse_numbers_follow_the_corpus_conventions(raw, expected):
 def test_parse_beijing_door_plates_and_roads_named_after_villages():
     # 甲/乙/附 before a door number belong to it (a plate added beside 18号)
     p = parse("北京市海淀区中关村南大街甲18号")
-    assert (p.district, p.community, p.road, p.number) == ("海淀区", None, "中关村南大街",
-                                                           "甲18号")
+    assert (p.district, p.community, p.road, p.number) == ("海淀区", None, "中关村南大街", "甲18号")
     assert parse("樱花东街甲三号").number == "甲3号"
     assert parse("文庙街附13号").number == "附13号"
     assert parse("魏公村路5号").road == "魏公村路"
@@ -208,17 +266,31 @@ def test_parse_beijing_door_plates_and_roads_named_after_villages():
 
 def test_bio_text_keeps_two_digit_tokens_apart():
     # the corpus makes every digit run one token; two side by side were two numbers
-    tokens = [("公", "I-poi"), ("富", "I-poi"), ("13", "B-houseno"), ("2950", "B-roomno"),
-              ("室", "I-roomno")]
+    tokens = [
+        ("公", "I-poi"),
+        ("富", "I-poi"),
+        ("13", "B-houseno"),
+        ("2950", "B-roomno"),
+        ("室", "I-roomno"),
+    ]
     text = bio_text(tokens)
     assert text == "公富13 2950室"
     assert [s for s in parse(text).spans if s[0] in ("houseno", "roomno")] == [
-        ("houseno", "13"), ("roomno", "2950室")]
+        ("houseno", "13"),
+        ("roomno", "2950室"),
+    ]
 
 
 def test_parse_never_raises_on_odd_number_runs():
-    for text in ("宁国路1399号-1层G56-B1-0-008-1室", "A-B-C", "1-2-3-4-5-6号", "-号-",
-                 "路-1-", "B-", "栋栋1门门"):
+    for text in (
+        "宁国路1399号-1层G56-B1-0-008-1室",
+        "A-B-C",
+        "1-2-3-4-5-6号",
+        "-号-",
+        "路-1-",
+        "B-",
+        "栋栋1门门",
+    ):
         parse(text)
 
 
@@ -245,8 +317,7 @@ def dev_table():
 def test_parser_accuracy_floor_on_dev(dev_table):
     """Regression floor at the level reached (see benchmarks/RESULTS.md for the table)."""
     print(dev_table.round(3).to_string())
-    floors = {"roadno": 0.935, "houseno": 0.885, "cellno": 0.905, "roomno": 0.90,
-              "floorno": 0.955}
+    floors = {"roadno": 0.935, "houseno": 0.885, "cellno": 0.905, "roomno": 0.90, "floorno": 0.955}
     for fld, floor in floors.items():
         assert dev_table.loc[fld, "f1"] >= floor, (fld, dev_table.loc[fld].to_dict())
 
@@ -256,23 +327,42 @@ def _short_of_target(f1: float, why: str):
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("fld", [
-    pytest.param("roadno", marks=_short_of_target(
-        0.936, "a number after a hamlet or compound name is roadno, houseno or roomno by "
-               "context the text does not show")),
-    pytest.param("houseno", marks=_short_of_target(
-        0.891, "弄+号 is subroad/subroadno 54 times and roadno/houseno 35 in train")),
-    pytest.param("cellno", marks=_short_of_target(
-        0.909, "栋+N号 is a unit 73 times and a room 44 in train")),
-    pytest.param("roomno", marks=_short_of_target(
-        0.908, "letter-number shop codes split differently (C1215 vs A165)")),
-])
+@pytest.mark.parametrize(
+    "fld",
+    [
+        pytest.param(
+            "roadno",
+            marks=_short_of_target(
+                0.936,
+                "a number after a hamlet or compound name is roadno, houseno or roomno by "
+                "context the text does not show",
+            ),
+        ),
+        pytest.param(
+            "houseno",
+            marks=_short_of_target(
+                0.891, "弄+号 is subroad/subroadno 54 times and roadno/houseno 35 in train"
+            ),
+        ),
+        pytest.param(
+            "cellno",
+            marks=_short_of_target(0.909, "栋+N号 is a unit 73 times and a room 44 in train"),
+        ),
+        pytest.param(
+            "roomno",
+            marks=_short_of_target(
+                0.908, "letter-number shop codes split differently (C1215 vs A165)"
+            ),
+        ),
+    ],
+)
 def test_parser_accuracy_target_on_dev(dev_table, fld):
     """Issue 5 target: F1 ≥ 0.95 per field (strict xfail for the fields still short)."""
     assert dev_table.loc[fld, "f1"] >= 0.95, (fld, dev_table.loc[fld].to_dict())
 
 
 # -- matching on a hand-made index ------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def small_index():
@@ -294,7 +384,11 @@ def small_index():
 
 def test_exact_and_messy_queries_match(small_index):
     idx = AddressIndex(small_index)
-    for q in ("报春路558弄38号", "上海市闵行区报春路五百五十八弄三十八号", "报春路 ５５８弄 ３８号"):
+    for q in (
+        "报春路558弄38号",
+        "上海市闵行区报春路五百五十八弄三十八号",
+        "报春路 ５５８弄 ３８号",
+    ):
         m = idx.match(q)
         assert m.confident and small_index.address_id[m.row] == "A1", q
         assert m.level == "door_plate"
@@ -350,6 +444,7 @@ def test_no_match_paths(small_index):
 
 # -- matching on real Shanghai door plates ----------------------------------------------
 
+
 def _bench():
     path = Path(__file__).parents[1] / "benchmarks" / "bench_lookup.py"
     spec = importlib.util.spec_from_file_location("bench_lookup", path)
@@ -363,8 +458,9 @@ def shanghai():
     if not POI.exists():
         pytest.skip("../shared/data/shanghai-amap-poi absent")
     bench = _bench()
-    index_frame, pos, neg = bench.make_index_and_queries(n_index=5000, n_queries=700,
-                                                         n_negative=400)
+    index_frame, pos, neg = bench.make_index_and_queries(
+        n_index=5000, n_queries=700, n_negative=400
+    )
     return bench, index_frame, pos, neg, AddressIndex(index_frame)
 
 
@@ -379,11 +475,18 @@ def test_shanghai_top1(shanghai):
     scored = bench.score_matches(index_frame, pos, answers)
     by_style = scored.groupby("style")["correct"].mean()
     assert scored["correct"].mean() >= 0.97, by_style.to_dict()
-    assert set(by_style.index) >= {"no_district", "full_width", "cn_numerals", "spaces",
-                                   "poi_name", "wrong_char"}
+    assert set(by_style.index) >= {
+        "no_district",
+        "full_width",
+        "cn_numerals",
+        "spaces",
+        "poi_name",
+        "wrong_char",
+    }
     # never a confident wrong answer
-    assert not (scored["confident"] & ~scored["correct"]).any(), \
-        scored[scored["confident"] & ~scored["correct"]].to_dict("records")
+    assert not (scored["confident"] & ~scored["correct"]).any(), scored[
+        scored["confident"] & ~scored["correct"]
+    ].to_dict("records")
 
 
 @pytest.mark.shared

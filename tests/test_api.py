@@ -85,17 +85,18 @@ def test_items_bbox_and_filters_match_the_layers(client, layers):
     b = layers["buildings"]
     minx, miny, maxx, maxy = b.total_bounds
     box = (minx, miny, (minx + maxx) / 2, (miny + maxy) / 2)
-    r = client.get("/collections/buildings/items", params={
-        "bbox": ",".join(map(str, box)), "limit": 10000}).json()
+    r = client.get(
+        "/collections/buildings/items", params={"bbox": ",".join(map(str, box)), "limit": 10000}
+    ).json()
     want = set(b.loc[b.intersects(shapely.box(*box)), "building_id"])
     assert {f["id"] for f in r["features"]} == want and r["numberMatched"] == len(want)
 
     code = layers["communities"]["community_code"].iloc[1]
-    r = client.get("/collections/grids/items", params={"community_code": code,
-                                                       "limit": 1000}).json()
+    r = client.get(
+        "/collections/grids/items", params={"community_code": code, "limit": 1000}
+    ).json()
     g = layers["grids"]
-    assert {f["id"] for f in r["features"]} == set(g.loc[g["community_code"] == code,
-                                                         "grid_code"])
+    assert {f["id"] for f in r["features"]} == set(g.loc[g["community_code"] == code, "grid_code"])
     f = layers["facilities"]
     r = client.get("/collections/facilities/items?category=kindergarten&limit=1000").json()
     assert r["numberMatched"] == int((f["category"] == "kindergarten").sum()) > 0
@@ -112,8 +113,10 @@ def test_items_output_crs(client, layers):
     gx, gy = wgs84_to_gcj02(xy[:, 0], xy[:, 1])
     assert np.allclose(got, np.column_stack([gx, gy]), atol=1e-9)
     assert np.abs(got - xy).max() > 1e-4  # hundreds of metres, not a no-op
-    r = client.get("/collections/grids/items", params={
-        "limit": 1, "crs": "http://www.opengis.net/def/crs/EPSG/0/4490"})
+    r = client.get(
+        "/collections/grids/items",
+        params={"limit": 1, "crs": "http://www.opengis.net/def/crs/EPSG/0/4490"},
+    )
     got = np.array(r.json()["features"][0]["geometry"]["coordinates"][0])
     assert np.allclose(got, xy[:, ::-1])  # EPSG:4490 is latitude first
     r = client.get("/collections/grids/items?limit=1").json()
@@ -206,8 +209,7 @@ def test_grid_page_statistics_buildings_staff_coverage(client, layers):
     assert r["statistics"]["households"] == int(mine["households"].sum())
     assert shapely.geometry.shape(r["geometry"]).equals_exact(row.geometry, 1e-9)
     s = layers["staff"]
-    assert {x["staff_id"] for x in r["staff"]} == set(s.loc[s["grid_code"] == code,
-                                                           "staff_id"])
+    assert {x["staff_id"] for x in r["staff"]} == set(s.loc[s["grid_code"] == code, "staff_id"])
     assert all("phone" not in x for x in r["staff"])
     cov = layers["coverage"]
     want = cov[(cov["level"] == "grid") & (cov["code"] == code)]
@@ -236,8 +238,10 @@ def test_writes_need_the_token(client):
     for path in ("/jobs/assign", "/jobs/coverage", "/jobs/delineate"):
         assert client.post(path).status_code == 401
         assert client.post(path, headers={"Authorization": "Bearer nope"}).status_code == 401
-    r = client.post("/grids/320199001001001/staff",
-                    json={"staff": [{"staff_id": "X1", "name": "王", "role": "grid_worker"}]})
+    r = client.post(
+        "/grids/320199001001001/staff",
+        json={"staff": [{"staff_id": "X1", "name": "王", "role": "grid_worker"}]},
+    )
     assert r.status_code == 401
     assert client.post("/upload", files={"files": ("a.csv", b"x")}).status_code == 401
 
@@ -246,9 +250,12 @@ def test_assign_staff_then_lookup_shows_them(client, layers):
     g = layers["grids"]
     row = g[g["kind"] == "residential"].iloc[1]
     code = row["grid_code"]
-    body = {"staff": [{"staff_id": "NEW1", "name": "陈晓明", "role": "grid_head",
-                       "phone": "13800000000"},
-                      {"staff_id": "NEW2", "name": "李红", "role": "网格员"}]}
+    body = {
+        "staff": [
+            {"staff_id": "NEW1", "name": "陈晓明", "role": "grid_head", "phone": "13800000000"},
+            {"staff_id": "NEW2", "name": "李红", "role": "网格员"},
+        ]
+    }
     r = client.post(f"/grids/{code}/staff", json=body, headers=AUTH)
     assert r.status_code == 422 and "role" in r.json()["detail"]
     body["staff"][1]["role"] = "grid_worker"
@@ -263,24 +270,31 @@ def test_assign_staff_then_lookup_shows_them(client, layers):
     assert people["陈晓明"]["phone"] == "13800000000" and people["陈晓明"]["role"] == "grid_head"
     r = client.post("/grids/999999999999999/staff", json=body, headers=AUTH)
     assert r.status_code == 404
-    r = client.post(f"/grids/{code}/staff", json={"staff": [{"staff_id": "x"}]},
-                    headers=AUTH)
+    r = client.post(f"/grids/{code}/staff", json={"staff": [{"staff_id": "x"}]}, headers=AUTH)
     assert r.status_code == 422 and "name" in r.json()["detail"]
 
 
 def test_upload_geojson_layer(client, layers):
     f = layers["facilities"].iloc[:5].copy()
     f["facility_id"] = [f"UP{i}" for i in range(5)]
-    data = gpd.GeoDataFrame(f[["facility_id", "name", "category", "geometry"]],
-                            crs=4326).to_json().encode()
-    r = client.post("/upload", headers=AUTH, data={"layer": "facilities"},
-                    files={"files": ("设施.geojson", data, "application/geo+json")})
+    data = (
+        gpd.GeoDataFrame(f[["facility_id", "name", "category", "geometry"]], crs=4326)
+        .to_json()
+        .encode()
+    )
+    r = client.post(
+        "/upload",
+        headers=AUTH,
+        data={"layer": "facilities"},
+        files={"files": ("设施.geojson", data, "application/geo+json")},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["layers"]["facilities"] == 5
     got = client.get("/collections/facilities/items?limit=100").json()
     assert sorted(x["id"] for x in got["features"]) == sorted(f["facility_id"])
-    r = client.post("/upload", headers=AUTH, data={"layer": "nonsense"},
-                    files={"files": ("a.geojson", data)})
+    r = client.post(
+        "/upload", headers=AUTH, data={"layer": "nonsense"}, files={"files": ("a.geojson", data)}
+    )
     assert r.status_code == 422 and "layer" in r.json()["detail"]
     r = client.post("/upload", headers=AUTH, files={"files": ("a.geojson", b"{not json")})
     assert r.status_code == 422 and "files" in r.json()["detail"]
@@ -296,8 +310,11 @@ def test_body_over_the_limit_is_413(tmp_path, layers):
     with TestClient(app) as c:
         r = c.post("/upload", headers=AUTH, files={"files": ("big.csv", b"x" * 5000)})
         assert r.status_code == 413
-        r = c.post("/grids/320199001001001/staff", headers=AUTH,
-                   content=io.BytesIO(json.dumps({"staff": []}).encode() + b" " * 2000))
+        r = c.post(
+            "/grids/320199001001001/staff",
+            headers=AUTH,
+            content=io.BytesIO(json.dumps({"staff": []}).encode() + b" " * 2000),
+        )
         assert r.status_code == 413
 
 
@@ -325,24 +342,37 @@ def test_concurrent_point_answers_equal_batch_path(client, layers):
     lk = Lookup.from_store(app.state.ctx.store)  # what is served now (earlier tests write)
     minx, miny, maxx, maxy = layers["grids"].total_bounds
     rng = np.random.default_rng(3)
-    pts = list(zip(rng.uniform(minx - 0.002, maxx + 0.002, 60),
-                   rng.uniform(miny - 0.002, maxy + 0.002, 60), strict=True))
+    pts = list(
+        zip(
+            rng.uniform(minx - 0.002, maxx + 0.002, 60),
+            rng.uniform(miny - 0.002, maxy + 0.002, 60),
+            strict=True,
+        )
+    )
     pts += [(p.x, p.y) for p in layers["buildings"].geometry.representative_point()[:20]]
 
     async def many(crs: str, personal: bool):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t",
-                                     headers=AUTH if personal else {}) as c:
-            rs = await asyncio.gather(*[c.get("/lookup/point", params={
-                "lon": repr(float(x)), "lat": repr(float(y)), "crs": crs}) for x, y in pts])
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://t",
+            headers=AUTH if personal else {},
+        ) as c:
+            rs = await asyncio.gather(
+                *[
+                    c.get(
+                        "/lookup/point",
+                        params={"lon": repr(float(x)), "lat": repr(float(y)), "crs": crs},
+                    )
+                    for x, y in pts
+                ]
+            )
         return [r.json() for r in rs]
 
     levels = set()
     for crs in ("wgs84", "gcj02"):
         for personal in (False, True):
             got = asyncio.run(many(crs, personal))
-            want = [lk.point_from_points(x, y, crs, include_personal=personal)
-                    for x, y in pts]
+            want = [lk.point_from_points(x, y, crs, include_personal=personal) for x, y in pts]
             assert got == want
             levels |= {a["match_level"] for a in got}
     assert {"building", "grid", "none"} <= levels
@@ -363,26 +393,44 @@ def test_point_fast_lane_equals_the_route(client, layers):
 
     ctx = client.app.state.ctx
     row = layers["grids"].iloc[3]
-    body = {"staff": [{"staff_id": "FAST1", "name": "周快", "role": "grid_head",
-                       "phone": "13900000001"}]}
-    assert client.post(f"/grids/{row['grid_code']}/staff", json=body,
-                       headers=AUTH).status_code == 200
+    body = {
+        "staff": [
+            {"staff_id": "FAST1", "name": "周快", "role": "grid_head", "phone": "13900000001"}
+        ]
+    }
+    assert (
+        client.post(f"/grids/{row['grid_code']}/staff", json=body, headers=AUTH).status_code == 200
+    )
     p = row.geometry.representative_point()
     x, y = f"{p.x:.6f}", f"{p.y:.6f}"
     client.get(f"/lookup/point?lon={x}&lat={y}")  # the lookup is built
     assert ctx._lookup is not None
-    headers_cases = [{}, AUTH, {"Authorization": f"bearer  {TOKEN} "},
-                     {"Authorization": f"Basic {TOKEN}"}, {"Authorization": "Bearer nope"},
-                     {"Authorization": "Bearer"}]
-    queries = [f"lon={x}&lat={y}", f"lat={y}&lon=%2B{x}&crs=gcj02", f"lon={x}&lat={y}&crs=bd09",
-               f"lon={float(x) * 10:.6f}e-1&lat={y}&crs=EPSG:4490&other=1", "lon=100.&lat=20"]
+    headers_cases = [
+        {},
+        AUTH,
+        {"Authorization": f"bearer  {TOKEN} "},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Bearer"},
+    ]
+    queries = [
+        f"lon={x}&lat={y}",
+        f"lat={y}&lon=%2B{x}&crs=gcj02",
+        f"lon={x}&lat={y}&crs=bd09",
+        f"lon={float(x) * 10:.6f}e-1&lat={y}&crs=EPSG:4490&other=1",
+        "lon=100.&lat=20",
+    ]
     taken = 0
     for q in queries:
         assert PointFastLane._args(q.encode()) is not None, q
         for h in headers_cases:
             got = client.get(f"/lookup/point?{q}", headers=h)
-            req = Request({"type": "http", "headers": [(k.lower().encode(), v.encode())
-                                                       for k, v in h.items()]})
+            req = Request(
+                {
+                    "type": "http",
+                    "headers": [(k.lower().encode(), v.encode()) for k, v in h.items()],
+                }
+            )
             auth = token_ok(ctx, asyncio.run(HTTPBearer(auto_error=False)(req)))
             args = PointFastLane._args(q.encode())
             want = asyncio.run(route(ctx, auth, *args))
@@ -391,15 +439,25 @@ def test_point_fast_lane_equals_the_route(client, layers):
             taken += 1
     assert taken == len(queries) * len(headers_cases)
     people = client.get(f"/lookup/point?{queries[0]}", headers=AUTH).json()["people"]
-    assert {"name": "周快", "role": "grid_head", "role_zh": "网格长",
-            "phone": "13900000001"} in people
+    assert {
+        "name": "周快",
+        "role": "grid_head",
+        "role_zh": "网格长",
+        "phone": "13900000001",
+    } in people
     # left to FastAPI: its validation errors, and the last of repeated values
-    for q in ["lon=1e400&lat=30", "lon=nan&lat=30", f"lon=1&lon={x}&lat={y}x",
-              f"lon={x}&lat={y}&crs=WGS84"]:
+    for q in [
+        "lon=1e400&lat=30",
+        "lon=nan&lat=30",
+        f"lon=1&lon={x}&lat={y}x",
+        f"lon={x}&lat={y}&crs=WGS84",
+    ]:
         assert PointFastLane._args(q.encode()) is None
         assert client.get(f"/lookup/point?{q}").status_code == 422, q
-    assert client.get(f"/lookup/point?lon=1&lon={x}&lat={y}").json() == \
-        client.get(f"/lookup/point?lon={x}&lat={y}").json()
+    assert (
+        client.get(f"/lookup/point?lon=1&lon={x}&lat={y}").json()
+        == client.get(f"/lookup/point?lon={x}&lat={y}").json()
+    )
 
 
 def test_items_from_a_store_without_native_geojson(tmp_path, layers, client):
@@ -413,10 +471,12 @@ def test_items_from_a_store_without_native_geojson(tmp_path, layers, client):
     store = FramesOnly(tmp_path / "plain.gpkg")
     store.write_many({k: layers[k] for k in ("grids", "staff", "communities")})
     with TestClient(create_app(store, token=TOKEN)) as plain:
-        for url in ("/collections/grids/items?limit=5&offset=3",
-                    "/collections/grids/items?limit=3&crs=gcj02",
-                    "/collections/staff/items?limit=4",
-                    "/collections/grids/items/" + layers["grids"]["grid_code"].iloc[2]):
+        for url in (
+            "/collections/grids/items?limit=5&offset=3",
+            "/collections/grids/items?limit=3&crs=gcj02",
+            "/collections/staff/items?limit=4",
+            "/collections/grids/items/" + layers["grids"]["grid_code"].iloc[2],
+        ):
             a, b = plain.get(url).json(), client.get(url).json()
             fa = a.get("features", [a])
             fb = b.get("features", [b])
@@ -425,7 +485,8 @@ def test_items_from_a_store_without_native_geojson(tmp_path, layers, client):
                 assert x["properties"] == y["properties"], url
                 if x["geometry"]:
                     assert shapely.geometry.shape(x["geometry"]).equals_exact(
-                        shapely.geometry.shape(y["geometry"]), 1e-9), url
+                        shapely.geometry.shape(y["geometry"]), 1e-9
+                    ), url
 
 
 def test_upload_zipped_shapefile(tmp_path, layers):
@@ -434,11 +495,13 @@ def test_upload_zipped_shapefile(tmp_path, layers):
 
     import pyogrio
 
-    b = layers["buildings"][["building_id", "name", "households", "floors", "use",
-                             "geometry"]].iloc[:25]
+    b = layers["buildings"][
+        ["building_id", "name", "households", "floors", "use", "geometry"]
+    ].iloc[:25]
     shp = tmp_path / "楼栋.shp"
-    pyogrio.write_dataframe(b.rename(columns={"building_id": "BLDG_ID"}), shp,
-                            encoding="gbk")  # shapefile field names: 10 characters
+    pyogrio.write_dataframe(
+        b.rename(columns={"building_id": "BLDG_ID"}), shp, encoding="gbk"
+    )  # shapefile field names: 10 characters
     zpath = tmp_path / "楼栋.zip"
     with zipfile.ZipFile(zpath, "w") as zf:
         for part in tmp_path.glob("楼栋.*"):
@@ -447,18 +510,23 @@ def test_upload_zipped_shapefile(tmp_path, layers):
     store = open_store(tmp_path / "up.gpkg")
     store.write("streets", layers["streets"])
     with TestClient(create_app(store, token=TOKEN)) as c:
-        r = c.post("/upload", headers=AUTH,
-                   data={"layer": "buildings", "field_map": "building_id=BLDG_ID"},
-                   files={"files": ("楼栋.zip", zpath.read_bytes(), "application/zip")})
+        r = c.post(
+            "/upload",
+            headers=AUTH,
+            data={"layer": "buildings", "field_map": "building_id=BLDG_ID"},
+            files={"files": ("楼栋.zip", zpath.read_bytes(), "application/zip")},
+        )
         assert r.status_code == 200, r.text
         assert r.json()["layers"]["buildings"] == 25
         got = c.get("/collections/buildings/items?limit=100").json()
         assert {f["id"] for f in got["features"]} == set(b["building_id"])
         names = {f["id"]: f["properties"]["name"] for f in got["features"]}
-        assert names == dict(zip(b["building_id"], b["name"].where(b["name"].notna(), None),
-                                 strict=True))
-        r = c.post("/upload", headers=AUTH,
-                   files={"files": ("x.zip", b"not a zip", "application/zip")})
+        assert names == dict(
+            zip(b["building_id"], b["name"].where(b["name"].notna(), None), strict=True)
+        )
+        r = c.post(
+            "/upload", headers=AUTH, files={"files": ("x.zip", b"not a zip", "application/zip")}
+        )
         assert r.status_code == 422 and "files" in r.json()["detail"]
 
 
@@ -475,8 +543,9 @@ def test_delineate_job_writes_what_the_cli_writes(tmp_path, layers):
         assert c.post("/jobs/delineate").status_code == 401
         r = c.post("/jobs/delineate", headers=AUTH)
         assert r.status_code == 200, r.text
-        assert {"grids", "buildings", "staff", "delineation_findings",
-                "code_registry"} <= set(r.json()["layers"])
+        assert {"grids", "buildings", "staff", "delineation_findings", "code_registry"} <= set(
+            r.json()["layers"]
+        )
     g = store.read("grids")
     b = store.read("buildings")
     res = g[g["kind"] == "residential"]

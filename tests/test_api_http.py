@@ -54,9 +54,13 @@ def server(request, tmp_path_factory, layers):
     port = free_port()
     env = dict(os.environ, GRIDGIS_API_TOKEN=TOKEN)
     env.pop("GRIDGIS_DATABASE_URL", None)
-    proc = subprocess.Popen([str(GRIDGIS), "serve", *args, "--host", "127.0.0.1",
-                             "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [str(GRIDGIS), "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -106,11 +110,13 @@ def test_items_bbox_paging_over_http(http, layers):
         url = nxt[0] if nxt else None
     assert sorted(got) == sorted(want) and 0 < len(want) < len(g)
     code = layers["communities"]["community_code"].iloc[0]
-    r = http.get("/collections/buildings/items", params={"community_code": code,
-                                                         "limit": 10000}).json()
+    r = http.get(
+        "/collections/buildings/items", params={"community_code": code, "limit": 10000}
+    ).json()
     b = layers["buildings"]
-    assert {f["id"] for f in r["features"]} == set(b.loc[b["community_code"] == code,
-                                                         "building_id"])
+    assert {f["id"] for f in r["features"]} == set(
+        b.loc[b["community_code"] == code, "building_id"]
+    )
     f = http.get(f"/collections/grids/items/{g['grid_code'].iloc[0]}").json()
     assert shapely.geometry.shape(f["geometry"]).equals_exact(g.geometry.iloc[0], 1e-9)
     assert http.get("/collections/grids/items/000000000000000").status_code == 404
@@ -127,12 +133,14 @@ def test_lookup_and_grid_page_over_http(http, layers):
     code = res["grid_code"].iloc[0]
     page = http.get(f"/grids/{code}").json()
     b = layers["buildings"]
-    assert page["statistics"]["households"] == int(b.loc[b["grid_code"] == code,
-                                                         "households"].sum())
+    assert page["statistics"]["households"] == int(
+        b.loc[b["grid_code"] == code, "households"].sum()
+    )
     a = layers["addresses"]
     a = a[~a["text"].duplicated(keep=False)].iloc[0]  # an address found in one place
-    assert http.get("/lookup/address", params={"q": a["text"]}).json()["address_id"] \
-        == a["address_id"]
+    assert (
+        http.get("/lookup/address", params={"q": a["text"]}).json()["address_id"] == a["address_id"]
+    )
 
 
 def test_personal_fields_and_token_over_http(http, layers):
@@ -146,13 +154,15 @@ def test_personal_fields_and_token_over_http(http, layers):
 def test_write_then_read_back_over_http(http, layers):
     g = layers["grids"]
     code = g[g["kind"] == "residential"]["grid_code"].iloc[-1]
-    body = {"staff": [{"staff_id": "H1", "name": "周建国", "role": "grid_head",
-                       "phone": "13900000001"}]}
+    body = {
+        "staff": [{"staff_id": "H1", "name": "周建国", "role": "grid_head", "phone": "13900000001"}]
+    }
     r = http.post(f"/grids/{code}/staff", json=body, headers=AUTH)
     assert r.status_code == 200, r.text
     page = http.get(f"/grids/{code}", headers=AUTH).json()
-    assert {"staff_id": "H1", "phone": "13900000001"}.items() <= \
-        next(s for s in page["staff"] if s["staff_id"] == "H1").items()
+    assert {"staff_id": "H1", "phone": "13900000001"}.items() <= next(
+        s for s in page["staff"] if s["staff_id"] == "H1"
+    ).items()
     r = http.post("/jobs/assign", headers=AUTH)
     assert r.status_code == 200, r.text
     assert r.json()["layers"]["grids"] == len(g)
@@ -166,9 +176,12 @@ def test_oversized_body_is_413_over_http(server):
 
     u = urlsplit(server[0])
     with socket.create_connection((u.hostname, u.port), timeout=10) as s:
-        s.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
-                  + TOKEN.encode() + b"\r\nContent-Type: multipart/form-data; boundary=x"
-                  b"\r\nContent-Length: 10000000000\r\n\r\n--x")
+        s.sendall(
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+            + TOKEN.encode()
+            + b"\r\nContent-Type: multipart/form-data; boundary=x"
+            b"\r\nContent-Length: 10000000000\r\n\r\n--x"
+        )
         head = s.recv(4096).decode("latin-1")
     assert head.startswith("HTTP/1.1 413"), head
 

@@ -37,8 +37,9 @@ def served(tmp_path_factory):
     (maps / "index.html").write_text("<html></html>")
     app = create_app(store, maps_dir=maps, token=TOKEN, max_body_bytes=256 * 1024)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="error", access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
@@ -66,9 +67,14 @@ def test_no_server_errors(served):
     }
 
     def run(strategy, n: int, label: str) -> None:
-        @settings(max_examples=n, deadline=None, derandomize=True, database=None,
-                  phases=[Phase.explicit, Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=n,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=strategy)
         def fuzz(case):
             auth = len(calls) % 2 == 0  # half the requests carry the token
@@ -77,7 +83,8 @@ def test_no_server_errors(served):
             calls.append((label, response.status_code))
             assert response.status_code < 500, (
                 f"{case.method} {case.formatted_path} {case.query} -> "
-                f"{response.status_code}: {response.text[:500]}")
+                f"{response.status_code}: {response.text[:500]}"
+            )
 
         fuzz()
 
@@ -87,14 +94,19 @@ def test_no_server_errors(served):
         names = [p.name for p in op.iter_parameters() if p.location == "path"]
         if names and all(n in real for n in names) and op.method.upper() == "GET":
             for i in range(3):
+
                 def pin(case, i=i, names=names):
                     for n in names:
                         case.path_parameters[n] = real[n][i % len(real[n])]
                     return case
+
                 run(op.as_strategy().map(pin), 10, f"{op.label} (real)")
     assert len(calls) >= 500, f"only {len(calls)} generated requests"
     statuses = {s for _, s in calls}
     assert {200, 401, 404, 422} <= statuses, statuses
-    ok_items = [s for lab, s in calls if lab.startswith("GET /collections/{layer}/items")
-                and "(real)" in lab and s == 200]
+    ok_items = [
+        s
+        for lab, s in calls
+        if lab.startswith("GET /collections/{layer}/items") and "(real)" in lab and s == 200
+    ]
     assert len(ok_items) >= 10  # the fuzzer reached real features, not only 404s

@@ -35,7 +35,8 @@ def grids() -> gpd.GeoDataFrame:
     """Three cells side by side, west to east: G1 | G2 | G3 (shared edges exact)."""
     return gpd.GeoDataFrame(
         {"grid_code": [G1, G2, G3], "community_code": [C1] * 3, "kind": ["residential"] * 3},
-        geometry=lonlat([box(X0 + i * D, Y0, X0 + (i + 1) * D, Y0 + D) for i in range(3)]))
+        geometry=lonlat([box(X0 + i * D, Y0, X0 + (i + 1) * D, Y0 + D) for i in range(3)]),
+    )
 
 
 def split_building(frac_west: float, x_edge: float, y: float) -> shapely.Polygon:
@@ -49,42 +50,67 @@ def split_building(frac_west: float, x_edge: float, y: float) -> shapely.Polygon
 def layers() -> dict:
     buildings = gpd.GeoDataFrame(
         {"building_id": ["b_in", "b_6040", "b_955", "b_out"], "households": [30, 40, 50, 5]},
-        geometry=lonlat([
-            box(X0 + 0.2 * D, Y0 + 0.2 * D, X0 + 0.4 * D, Y0 + 0.4 * D),
-            split_building(0.6, X0 + D, Y0 + 0.5 * D),       # 60% in G1, 40% in G2
-            split_building(0.05, X0 + 2 * D, Y0 + 0.5 * D),  # 5% in G2, 95% in G3
-            box(X0 - 2 * D, Y0, X0 - 1.8 * D, Y0 + 0.2 * D),  # west of every grid
-        ]))
+        geometry=lonlat(
+            [
+                box(X0 + 0.2 * D, Y0 + 0.2 * D, X0 + 0.4 * D, Y0 + 0.4 * D),
+                split_building(0.6, X0 + D, Y0 + 0.5 * D),  # 60% in G1, 40% in G2
+                split_building(0.05, X0 + 2 * D, Y0 + 0.5 * D),  # 5% in G2, 95% in G3
+                box(X0 - 2 * D, Y0, X0 - 1.8 * D, Y0 + 0.2 * D),  # west of every grid
+            ]
+        ),
+    )
     facilities = gpd.GeoDataFrame(
-        {"facility_id": ["f_edge", "f_corner", "f_g3", "f_poly", "f_g3b"],
-         "category": ["retail", "kindergarten", "retail", "park", "retail"]},
-        geometry=lonlat([
-            Point(X0 + D, Y0 + 0.5 * D),          # on the G1|G2 edge
-            Point(X0 + 2 * D, Y0 + D),            # on the G2|G3 corner
-            Point(X0 + 2.5 * D, Y0 + 0.5 * D),
-            box(X0 + 1.7 * D, Y0 + 0.1 * D, X0 + 2.1 * D, Y0 + 0.3 * D),  # 3/4 in G2
-            Point(X0 + 2.6 * D, Y0 + 0.5 * D),
-        ]))
+        {
+            "facility_id": ["f_edge", "f_corner", "f_g3", "f_poly", "f_g3b"],
+            "category": ["retail", "kindergarten", "retail", "park", "retail"],
+        },
+        geometry=lonlat(
+            [
+                Point(X0 + D, Y0 + 0.5 * D),  # on the G1|G2 edge
+                Point(X0 + 2 * D, Y0 + D),  # on the G2|G3 corner
+                Point(X0 + 2.5 * D, Y0 + 0.5 * D),
+                box(X0 + 1.7 * D, Y0 + 0.1 * D, X0 + 2.1 * D, Y0 + 0.3 * D),  # 3/4 in G2
+                Point(X0 + 2.6 * D, Y0 + 0.5 * D),
+            ]
+        ),
+    )
     addresses = gpd.GeoDataFrame(
         {"address_id": ["a1", "a2"], "text": ["示范路1号", "示范路2号"]},
-        geometry=lonlat([Point(X0 + 0.5 * D, Y0 + 0.5 * D), Point(X0 - 5 * D, Y0)]))
+        geometry=lonlat([Point(X0 + 0.5 * D, Y0 + 0.5 * D), Point(X0 - 5 * D, Y0)]),
+    )
     institutions = gpd.GeoDataFrame(
         {"unit_id": ["u1"], "kind": ["school"]},
-        geometry=lonlat([box(X0 + 2.1 * D, Y0 + 0.1 * D, X0 + 2.9 * D, Y0 + 0.9 * D)]))
-    staff = pd.DataFrame({
-        "staff_id": ["s1", "s2", "s3", "s4", "s5", "s6"],
-        "name": ["张伟", "王芳", "李娜", "刘洋", "陈静", "赵磊"],
-        "role": ["grid_head", "grid_worker", "grid_worker", "grid_head", "community_worker",
-                 "grid_worker"],
-        "community_code": [None, None, None, None, C1, None],
-        "grid_code": [G1, G1, G2, C1 + "099", None, G1],
-        "phone": ["13800000001"] * 6,
-    })
+        geometry=lonlat([box(X0 + 2.1 * D, Y0 + 0.1 * D, X0 + 2.9 * D, Y0 + 0.9 * D)]),
+    )
+    staff = pd.DataFrame(
+        {
+            "staff_id": ["s1", "s2", "s3", "s4", "s5", "s6"],
+            "name": ["张伟", "王芳", "李娜", "刘洋", "陈静", "赵磊"],
+            "role": [
+                "grid_head",
+                "grid_worker",
+                "grid_worker",
+                "grid_head",
+                "community_worker",
+                "grid_worker",
+            ],
+            "community_code": [None, None, None, None, C1, None],
+            "grid_code": [G1, G1, G2, C1 + "099", None, G1],
+            "phone": ["13800000001"] * 6,
+        }
+    )
     communities = gpd.GeoDataFrame(
         {"community_code": [C1, "320102001002"], "name": ["一社区", "二社区"]},
-        geometry=lonlat([box(X0, Y0, X0 + 3 * D, Y0 + D), box(X0 - 3 * D, Y0, X0, Y0 + D)]))
-    return {"buildings": buildings, "facilities": facilities, "addresses": addresses,
-            "institutions": institutions, "staff": staff, "communities": communities}
+        geometry=lonlat([box(X0, Y0, X0 + 3 * D, Y0 + D), box(X0 - 3 * D, Y0, X0, Y0 + D)]),
+    )
+    return {
+        "buildings": buildings,
+        "facilities": facilities,
+        "addresses": addresses,
+        "institutions": institutions,
+        "staff": staff,
+        "communities": communities,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -120,10 +146,12 @@ def test_point_on_shared_boundary_goes_to_exactly_one_grid(layers, grids, result
 def test_polygons_go_by_largest_overlap_with_share_kept_below_90(layers, grids, result):
     b = by_id(result.buildings, "building_id")
     # independent share: geopandas overlay in the metric CRS
-    inter = gpd.overlay(layers["buildings"].to_crs(METRIC), grids.to_crs(METRIC),
-                        how="intersection")
+    inter = gpd.overlay(
+        layers["buildings"].to_crs(METRIC), grids.to_crs(METRIC), how="intersection"
+    )
     inter["share"] = inter.area / inter["building_id"].map(
-        layers["buildings"].to_crs(METRIC).set_index("building_id").area)
+        layers["buildings"].to_crs(METRIC).set_index("building_id").area
+    )
     top = inter.sort_values("share", ascending=False).drop_duplicates("building_id")
     top = top.set_index("building_id")
     assert b.loc["b_6040", "grid_code"] == G1 == top.loc["b_6040", "grid_code"]
@@ -185,11 +213,19 @@ def _rerun_layers(res, original: dict) -> dict:
 
 
 def assert_same(a, b) -> None:
-    for name in ("buildings", "facilities", "institutions", "addresses", "staff",
-                 "assign_rejects", "grids"):
+    for name in (
+        "buildings",
+        "facilities",
+        "institutions",
+        "addresses",
+        "staff",
+        "assign_rejects",
+        "grids",
+    ):
         fa, fb = getattr(a, name), getattr(b, name)
-        pd.testing.assert_frame_equal(fa.reset_index(drop=True), fb.reset_index(drop=True),
-                                      check_like=False, obj=name)
+        pd.testing.assert_frame_equal(
+            fa.reset_index(drop=True), fb.reset_index(drop=True), check_like=False, obj=name
+        )
 
 
 def test_idempotent_and_same_as_fresh_after_changes(layers, grids, result):
@@ -205,11 +241,16 @@ def test_idempotent_and_same_as_fresh_after_changes(layers, grids, result):
     fresh = assign_all(changed, merged, Settings())
     rerun_layers = _rerun_layers(result, layers)
     rerun_layers["facilities"] = rerun_layers["facilities"].copy()
-    rerun_layers["facilities"].loc[rerun_layers["facilities"].facility_id == "f_g3",
-                                   "geometry"] = Point(X0 + 0.5 * D, Y0 + 0.5 * D)
-    rerun = assign_all(rerun_layers, result.grids[result.grids.grid_code != G2].assign(
-        geometry=lambda d: d.geometry.where(d.grid_code != G1,
-                                            box(X0, Y0, X0 + 2 * D, Y0 + D))), Settings())
+    rerun_layers["facilities"].loc[rerun_layers["facilities"].facility_id == "f_g3", "geometry"] = (
+        Point(X0 + 0.5 * D, Y0 + 0.5 * D)
+    )
+    rerun = assign_all(
+        rerun_layers,
+        result.grids[result.grids.grid_code != G2].assign(
+            geometry=lambda d: d.geometry.where(d.grid_code != G1, box(X0, Y0, X0 + 2 * D, Y0 + D))
+        ),
+        Settings(),
+    )
     assert_same(rerun, fresh)
     assert set(fresh.assign_rejects["staff_id"]) == {"s3", "s4"}  # s3 named G2
 
@@ -217,8 +258,8 @@ def test_idempotent_and_same_as_fresh_after_changes(layers, grids, result):
     restored = assign_all(_rerun_layers(rerun, layers), grids, Settings())
     pd.testing.assert_frame_equal(
         restored.staff.sort_values("staff_id").reset_index(drop=True),
-        assign_all(changed, grids, Settings()).staff.sort_values("staff_id")
-        .reset_index(drop=True))
+        assign_all(changed, grids, Settings()).staff.sort_values("staff_id").reset_index(drop=True),
+    )
 
 
 def test_bad_grids_are_refused(grids, layers):
@@ -238,12 +279,15 @@ def quarter_grids(communities: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     for comm in communities.itertuples():
         x0, y0, x1, y1 = comm.geometry.bounds
         xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
-        quads = [box(x0, ym, xm, y1), box(xm, ym, x1, y1), box(x0, y0, xm, ym),
-                 box(xm, y0, x1, ym)]
+        quads = [box(x0, ym, xm, y1), box(xm, ym, x1, y1), box(x0, y0, xm, ym), box(xm, y0, x1, ym)]
         for i, q in enumerate(quads, 1):
-            rows.append({"grid_code": f"{comm.community_code}{i:03d}",
-                         "community_code": comm.community_code,
-                         "geometry": comm.geometry.intersection(q)})
+            rows.append(
+                {
+                    "grid_code": f"{comm.community_code}{i:03d}",
+                    "community_code": comm.community_code,
+                    "geometry": comm.geometry.intersection(q),
+                }
+            )
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=communities.crs)
 
 
@@ -261,12 +305,18 @@ def test_demo_city_against_independent_joins(city):
     crs = res.crs
     # buildings: largest overlap by geopandas overlay
     b = layers["buildings"].to_crs(crs)
-    inter = gpd.overlay(b[["building_id", "geometry"]], grids.to_crs(crs)[["grid_code",
-                                                                          "geometry"]],
-                        how="intersection", keep_geom_type=True)
+    inter = gpd.overlay(
+        b[["building_id", "geometry"]],
+        grids.to_crs(crs)[["grid_code", "geometry"]],
+        how="intersection",
+        keep_geom_type=True,
+    )
     inter["area"] = inter.area
-    top = inter.sort_values(["area", "grid_code"], ascending=[False, True]).drop_duplicates(
-        "building_id").set_index("building_id")["grid_code"]
+    top = (
+        inter.sort_values(["area", "grid_code"], ascending=[False, True])
+        .drop_duplicates("building_id")
+        .set_index("building_id")["grid_code"]
+    )
     got = res.buildings.set_index("building_id")["grid_code"]
     assert got.notna().all()  # the quarters tile the communities, which hold every building
     assert (got.loc[top.index] == top).all()
@@ -312,8 +362,13 @@ def test_cli_assign_without_grids_fails_clearly(tmp_path, city):
 
 # -- real data: central Nanjing from OpenStreetMap (skipped when ../shared/data is absent) ---
 
-NANJING = (Path(__file__).parents[2] / "shared" / "data" / "nanjing-xinjiekou-osm"
-           / "nanjing_osm_bbox.osm.pbf")
+NANJING = (
+    Path(__file__).parents[2]
+    / "shared"
+    / "data"
+    / "nanjing-xinjiekou-osm"
+    / "nanjing_osm_bbox.osm.pbf"
+)
 
 
 @pytest.mark.shared
@@ -324,23 +379,34 @@ def test_nanjing_osm_lattice_against_independent_joins():
     from gridgis.layers import validate
 
     raw = read_osm(NANJING)
-    layers = {name: validate(raw[name], name, source=str(NANJING)).data
-              for name in ("buildings", "facilities", "institutions", "roads")}
+    layers = {
+        name: validate(raw[name], name, source=str(NANJING)).data
+        for name in ("buildings", "facilities", "institutions", "roads")
+    }
     crs = metric_crs(118.78, 32.04)
     x0, y0, x1, y1 = layers["buildings"].to_crs(crs).total_bounds
-    cells = [box(x, y, x + 250, y + 250) for y in np.arange(y0 - 1, y1 + 1, 250)
-             for x in np.arange(x0 - 1, x1 + 1, 250)]
-    grids = gpd.GeoDataFrame({"grid_code": [f"{C1}{i:03d}" for i in range(1, len(cells) + 1)]},
-                             geometry=gpd.GeoSeries(cells, crs=crs).to_crs("EPSG:4326"))
+    cells = [
+        box(x, y, x + 250, y + 250)
+        for y in np.arange(y0 - 1, y1 + 1, 250)
+        for x in np.arange(x0 - 1, x1 + 1, 250)
+    ]
+    grids = gpd.GeoDataFrame(
+        {"grid_code": [f"{C1}{i:03d}" for i in range(1, len(cells) + 1)]},
+        geometry=gpd.GeoSeries(cells, crs=crs).to_crs("EPSG:4326"),
+    )
     assert len(grids) < 1000
     res = assign_all(layers, grids, Settings())
 
     b = layers["buildings"].to_crs(crs)
-    inter = gpd.overlay(b[["building_id", "geometry"]], grids.to_crs(crs), how="intersection",
-                        keep_geom_type=True)
+    inter = gpd.overlay(
+        b[["building_id", "geometry"]], grids.to_crs(crs), how="intersection", keep_geom_type=True
+    )
     inter["a"] = inter.area
-    top = inter.sort_values(["a", "grid_code"], ascending=[False, True]).drop_duplicates(
-        "building_id").set_index("building_id")["grid_code"]
+    top = (
+        inter.sort_values(["a", "grid_code"], ascending=[False, True])
+        .drop_duplicates("building_id")
+        .set_index("building_id")["grid_code"]
+    )
     got = res.buildings.set_index("building_id")["grid_code"]
     assert got.notna().all() and (got.loc[top.index] == top).all()
     split = res.buildings["grid_share"].notna()
@@ -353,18 +419,28 @@ def test_nanjing_osm_lattice_against_independent_joins():
     assert (fac == joined["grid_code"]).all()
 
     # the audit counts the same households per grid as the assignment
-    audit = audit_grids(grids, {"buildings": layers["buildings"], "roads": layers["roads"]},
-                        Settings())
-    per = res.buildings.groupby("grid_code")["households"].sum().reindex(
-        grids["grid_code"], fill_value=0)
+    audit = audit_grids(
+        grids, {"buildings": layers["buildings"], "roads": layers["roads"]}, Settings()
+    )
+    per = (
+        res.buildings.groupby("grid_code")["households"]
+        .sum()
+        .reindex(grids["grid_code"], fill_value=0)
+    )
     assert audit.grids["households"].tolist() == per.astype(int).tolist()
     counts = audit.findings["check"].value_counts()
     assert counts.get("gap", 0) == 0 and counts.get("overlap", 0) == 0
 
 
 def test_self_intersecting_building_is_still_assigned(grids):
-    bowtie = shapely.Polygon([(X0 + 0.1 * D, Y0 + 0.1 * D), (X0 + 0.3 * D, Y0 + 0.3 * D),
-                              (X0 + 0.3 * D, Y0 + 0.1 * D), (X0 + 0.1 * D, Y0 + 0.3 * D)])
+    bowtie = shapely.Polygon(
+        [
+            (X0 + 0.1 * D, Y0 + 0.1 * D),
+            (X0 + 0.3 * D, Y0 + 0.3 * D),
+            (X0 + 0.3 * D, Y0 + 0.1 * D),
+            (X0 + 0.1 * D, Y0 + 0.3 * D),
+        ]
+    )
     b = gpd.GeoDataFrame({"building_id": ["bow"], "households": [3]}, geometry=lonlat([bowtie]))
     assert not b.is_valid.iloc[0]
     res = assign_all({"buildings": b}, grids, Settings())

@@ -20,7 +20,7 @@ from gridgis.standards import Settings
 from gridgis.store import GeoPackageStore
 
 METRIC = metric_crs(118.8, 32.0)  # EPSG:4549, the zone the audit will pick
-OX, OY = 392_000.0, 3_540_000.0   # metric origin of the hand-made case (≈ 117.85°E, 32°N)
+OX, OY = 392_000.0, 3_540_000.0  # metric origin of the hand-made case (≈ 117.85°E, 32°N)
 A, B = "320102001001", "320102001002"
 
 
@@ -50,13 +50,14 @@ GRID_FILE = [  # (WGBM, shape, households inside, fault)
 
 @pytest.fixture(scope="module")
 def case():
-    grids = gpd.GeoDataFrame({"WGBM": [c for c, *_ in GRID_FILE],
-                              "NAME": [f"网格{i}" for i in range(len(GRID_FILE))]},
-                             geometry=to_lonlat([g for _, g, *_ in GRID_FILE]))
-    communities = gpd.GeoDataFrame({"community_code": [A, B], "name": ["甲社区", "乙社区"],
-                                    "street_code": [A[:9]] * 2},
-                                   geometry=to_lonlat([box(0, 0, 600, 200),
-                                                       box(600, 0, 1000, 200)]))
+    grids = gpd.GeoDataFrame(
+        {"WGBM": [c for c, *_ in GRID_FILE], "NAME": [f"网格{i}" for i in range(len(GRID_FILE))]},
+        geometry=to_lonlat([g for _, g, *_ in GRID_FILE]),
+    )
+    communities = gpd.GeoDataFrame(
+        {"community_code": [A, B], "name": ["甲社区", "乙社区"], "street_code": [A[:9]] * 2},
+        geometry=to_lonlat([box(0, 0, 600, 200), box(600, 0, 1000, 200)]),
+    )
     shapes, hh, ids = [], [], []
     for k, (_, g, households, _) in enumerate(GRID_FILE):
         x0, y0, x1, _ = g.bounds
@@ -72,15 +73,22 @@ def case():
     shapes.append(box(1020, 50, 1040, 70))  # east of every grid
     hh.append(10)
     ids = [f"B{i:03d}" for i in range(len(shapes))]
-    buildings = gpd.GeoDataFrame({"building_id": ids, "households": hh},
-                                 geometry=to_lonlat(shapes))
-    roads = gpd.GeoDataFrame({
-        "road_id": ["R1", "R2", "R3", "R4"], "name": ["建设路", "南环路", "中山路", "小区路"],
-        "road_class": ["arterial", "arterial", "arterial", "secondary"]},
-        geometry=to_lonlat([LineString([(650, -50), (650, 250)]),   # through B001
-                            LineString([(-50, 0), (1100, 0)]),      # along the south edge
-                            LineString([(100, -50), (100, 250)]),   # along A001|A002
-                            LineString([(50, -50), (50, 250)])]))   # not an avoided class
+    buildings = gpd.GeoDataFrame({"building_id": ids, "households": hh}, geometry=to_lonlat(shapes))
+    roads = gpd.GeoDataFrame(
+        {
+            "road_id": ["R1", "R2", "R3", "R4"],
+            "name": ["建设路", "南环路", "中山路", "小区路"],
+            "road_class": ["arterial", "arterial", "arterial", "secondary"],
+        },
+        geometry=to_lonlat(
+            [
+                LineString([(650, -50), (650, 250)]),  # through B001
+                LineString([(-50, 0), (1100, 0)]),  # along the south edge
+                LineString([(100, -50), (100, 250)]),  # along A001|A002
+                LineString([(50, -50), (50, 250)]),
+            ]
+        ),
+    )  # not an avoided class
     layers = {"communities": communities, "buildings": buildings, "roads": roads}
     return grids, layers
 
@@ -97,11 +105,19 @@ def findings(result, check):
 
 def test_each_fault_found_exactly_once(result):
     counts = result.findings["check"].value_counts().to_dict()
-    assert counts == {"gap": 1, "overlap": 1, "multipart": 1, "invalid_code": 1,
-                      "households_out_of_range": 1, "duplicate_code": 1,
-                      "code_prefix_mismatch": 1, "crosses_community": 1,
-                      "building_no_grid": 1, "building_in_two_grids": 1,
-                      "arterial_crossing": 1}
+    assert counts == {
+        "gap": 1,
+        "overlap": 1,
+        "multipart": 1,
+        "invalid_code": 1,
+        "households_out_of_range": 1,
+        "duplicate_code": 1,
+        "code_prefix_mismatch": 1,
+        "crosses_community": 1,
+        "building_no_grid": 1,
+        "building_in_two_grids": 1,
+        "arterial_crossing": 1,
+    }
     assert set(result.summary()["status"]) == {"ran"}
     assert list(result.summary()["check"]) == list(CHECKS)
 
@@ -111,8 +127,9 @@ def test_gap_and_overlap_are_polygons_with_true_areas(case, result):
     gm = grids.to_crs(METRIC)
     cm = layers["communities"].to_crs(METRIC)
     # independent: shapely on the metric shapes as built
-    want_gap = m(box(0, 0, 600, 200)).difference(shapely.union_all([m(g) for _, g, *_ in
-                                                                     GRID_FILE]))
+    want_gap = m(box(0, 0, 600, 200)).difference(
+        shapely.union_all([m(g) for _, g, *_ in GRID_FILE])
+    )
     assert want_gap.area == pytest.approx(1000.0)
     gap = findings(result, "gap").iloc[0]
     assert gap["community_code"] == A and pd.isna(gap["grid_code"])
@@ -161,8 +178,11 @@ def test_households_and_buildings(case, result):
     assert none["feature_id"] == case[1]["buildings"]["building_id"].iloc[-1]
     assert none["value"] == 10 and pd.isna(none["grid_code"])
     two = findings(result, "building_in_two_grids").iloc[0]
-    assert (two["grid_code"], two["other_code"], two["feature_id"]) == (A + "001", A + "002",
-                                                                      "B000")
+    assert (two["grid_code"], two["other_code"], two["feature_id"]) == (
+        A + "001",
+        A + "002",
+        "B000",
+    )
     assert two["value"] == pytest.approx(0.6, abs=1e-6)
     assert "60% in " + A + "001, 40% in " + A + "002" in two["detail"]
 
@@ -183,10 +203,15 @@ def test_findings_layer_shape(result):
 
 
 def test_without_communities_enclosed_gaps_still_found():
-    cells = [box(0, 0, 100, 100), box(100, 0, 200, 100), box(0, 100, 100, 200),
-             box(100, 100, 200, 200).difference(box(120, 120, 150, 160))]  # 30 × 40 hole
-    grids = gpd.GeoDataFrame({"grid_code": [f"{A}{i:03d}" for i in range(1, 5)]},
-                             geometry=to_lonlat(cells))
+    cells = [
+        box(0, 0, 100, 100),
+        box(100, 0, 200, 100),
+        box(0, 100, 100, 200),
+        box(100, 100, 200, 200).difference(box(120, 120, 150, 160)),
+    ]  # 30 × 40 hole
+    grids = gpd.GeoDataFrame(
+        {"grid_code": [f"{A}{i:03d}" for i in range(1, 5)]}, geometry=to_lonlat(cells)
+    )
     res = audit_grids(grids, {}, Settings())
     gaps = findings(res, "gap")
     assert len(gaps) == 1 and gaps["value"].iloc[0] == pytest.approx(1200.0, rel=1e-6)
@@ -221,8 +246,9 @@ def test_cli_audit_writes_findings_and_exits_zero(tmp_path, case):
     store = GeoPackageStore(ws)
     store.write_many(dict(layers, city_grids=grids))
     runner = CliRunner()
-    res = runner.invoke(app, ["audit", "--workspace", str(ws), "--grids", "city_grids",
-                              "--code-field", "WGBM"])
+    res = runner.invoke(
+        app, ["audit", "--workspace", str(ws), "--grids", "city_grids", "--code-field", "WGBM"]
+    )
     assert res.exit_code == 0, res.output
     assert "households_out_of_range" in res.output
     found = store.read("grid_findings")
@@ -247,11 +273,14 @@ def quarter_grids(communities: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     for comm in communities.itertuples():
         x0, y0, x1, y1 = comm.geometry.bounds
         xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
-        quads = [box(x0, ym, xm, y1), box(xm, ym, x1, y1), box(x0, y0, xm, ym),
-                 box(xm, y0, x1, ym)]
+        quads = [box(x0, ym, xm, y1), box(xm, ym, x1, y1), box(x0, y0, xm, ym), box(xm, y0, x1, ym)]
         for i, q in enumerate(quads, 1):
-            rows.append({"grid_code": f"{comm.community_code}{i:03d}",
-                         "geometry": comm.geometry.intersection(q)})
+            rows.append(
+                {
+                    "grid_code": f"{comm.community_code}{i:03d}",
+                    "geometry": comm.geometry.intersection(q),
+                }
+            )
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=communities.crs)
 
 
@@ -267,19 +296,28 @@ def test_demo_city_quarters(city):
     grids = quarter_grids(layers["communities"])
     res = audit_grids(grids, layers, Settings())
     counts = res.findings["check"].value_counts()
-    for check in ("gap", "overlap", "multipart", "crosses_community", "invalid_code",
-                  "duplicate_code", "code_prefix_mismatch", "building_no_grid",
-                  "arterial_crossing"):
+    for check in (
+        "gap",
+        "overlap",
+        "multipart",
+        "crosses_community",
+        "invalid_code",
+        "duplicate_code",
+        "code_prefix_mismatch",
+        "building_no_grid",
+        "arterial_crossing",
+    ):
         assert counts.get(check, 0) == 0, check
     # independent households per grid: overlay, largest piece per building
     crs = res.crs
-    inter = gpd.overlay(layers["buildings"].to_crs(crs), grids.to_crs(crs),
-                        how="intersection", keep_geom_type=True)
+    inter = gpd.overlay(
+        layers["buildings"].to_crs(crs), grids.to_crs(crs), how="intersection", keep_geom_type=True
+    )
     inter["a"] = inter.area
     top = inter.sort_values(["a", "grid_code"], ascending=[False, True]).drop_duplicates(
-        "building_id")
-    want = top.groupby("grid_code")["households"].sum().reindex(grids["grid_code"],
-                                                                 fill_value=0)
+        "building_id"
+    )
+    want = top.groupby("grid_code")["households"].sum().reindex(grids["grid_code"], fill_value=0)
     assert res.grids["households"].tolist() == want.astype(int).tolist()
     s = Settings().grid
     out = set(want[(want < s.min_households) | (want > s.max_households)].index)
@@ -305,8 +343,11 @@ def test_demo_city_quarters(city):
     pair = None
     for i in range(len(gm)):
         for j in range(i + 1, len(gm)):
-            if street_of[i] == street_of[j] and comm_of[i] != comm_of[j] and \
-                    gm.geometry.iloc[i].intersection(gm.geometry.iloc[j]).length > 100:
+            if (
+                street_of[i] == street_of[j]
+                and comm_of[i] != comm_of[j]
+                and gm.geometry.iloc[i].intersection(gm.geometry.iloc[j]).length > 100
+            ):
                 pair = (i, j)
                 break
         if pair:
@@ -329,9 +370,9 @@ def test_demo_city_quarters(city):
 def test_community_field_and_numeric_codes(case):
     grids, layers = case
     g = grids.copy()
-    g["SQBM"] = [A] * 6 + [B] * 4          # the file's own community field
-    g.loc[7, "SQBM"] = A                    # B002 claims community A: prefix mismatch
-    g["WGBM"] = g["WGBM"].astype("int64")   # codes read as numbers from a spreadsheet
+    g["SQBM"] = [A] * 6 + [B] * 4  # the file's own community field
+    g.loc[7, "SQBM"] = A  # B002 claims community A: prefix mismatch
+    g["WGBM"] = g["WGBM"].astype("int64")  # codes read as numbers from a spreadsheet
     res = audit_grids(g, layers, Settings(), code_field="WGBM", community_field="SQBM")
     pm = findings(res, "code_prefix_mismatch").sort_values("grid_row")
     assert pm["grid_code"].tolist() == [B + "002", A + "007"]
@@ -348,7 +389,9 @@ def test_community_field_and_numeric_codes(case):
 def test_unit_grids_have_no_household_range_and_points_are_refused(case):
     grids, layers = case
     g = grids.copy()
-    g["LX"] = ["责任网格"] * 6 + ["专属网格"] + ["责任网格"] * 3  # B001 (600 households) is a unit grid
+    g["LX"] = (
+        ["责任网格"] * 6 + ["专属网格"] + ["责任网格"] * 3
+    )  # B001 (600 households) is a unit grid
     res = audit_grids(g, layers, Settings(), code_field="WGBM", kind_field="LX")
     assert len(findings(res, "households_out_of_range")) == 0
     pts = g.set_geometry(g.geometry.representative_point())
@@ -367,9 +410,10 @@ def arterial_crossings(grid_boxes, lines, **rules) -> dict[str, float]:
     """Audit hand-made grids (metres from the origin) against arterials; code -> metres."""
     codes = [f"{A}{i:03d}" for i in range(1, len(grid_boxes) + 1)]
     grids = gpd.GeoDataFrame({"grid_code": codes}, geometry=to_lonlat(grid_boxes))
-    roads = gpd.GeoDataFrame({"road_id": [rid for rid, _ in lines], "name": "中山路",
-                              "road_class": "arterial"},
-                             geometry=to_lonlat([LineString(c) for _, c in lines]))
+    roads = gpd.GeoDataFrame(
+        {"road_id": [rid for rid, _ in lines], "name": "中山路", "road_class": "arterial"},
+        geometry=to_lonlat([LineString(c) for _, c in lines]),
+    )
     settings = Settings().override({f"grid.{k}": v for k, v in rules.items()})
     res = audit_grids(grids, {"roads": roads}, settings)
     art = findings(res, "arterial_crossing")
@@ -377,47 +421,58 @@ def arterial_crossings(grid_boxes, lines, **rules) -> dict[str, float]:
 
 
 def test_grid_holding_the_median_strip_does_not_cross_the_arterial():
-    west_with_median = box(0, 0, 236, 300)   # boundary along the east carriageway
+    west_with_median = box(0, 0, 236, 300)  # boundary along the east carriageway
     east = box(236, 0, 450, 300)
     assert arterial_crossings([west_with_median, east], CARRIAGEWAYS) == {}
     # hand-drawn along the middle of the median: the west carriageway is 18 m inside
-    assert arterial_crossings([box(0, 0, 218, 300), box(218, 0, 450, 300)],
-                              CARRIAGEWAYS) == {}
+    assert arterial_crossings([box(0, 0, 218, 300), box(218, 0, 450, 300)], CARRIAGEWAYS) == {}
     # the rule is the median width: a narrower limit than the 36 m strip reports it
     # (y 15–285: the west carriageway more than 15 m from the grid's boundary)
-    assert arterial_crossings([west_with_median], CARRIAGEWAYS,
-                              median_width_m=20.0) == {A + "001": pytest.approx(270.0)}
+    assert arterial_crossings([west_with_median], CARRIAGEWAYS, median_width_m=20.0) == {
+        A + "001": pytest.approx(270.0)
+    }
 
 
 def test_real_crossings_are_still_found_in_full():
     # a grid straddling the divided arterial: both carriageways run through it
     assert arterial_crossings([box(0, 0, 450, 300)], CARRIAGEWAYS) == {
-        A + "001": pytest.approx(2 * 270.0)}
+        A + "001": pytest.approx(2 * 270.0)
+    }
     # one undivided arterial through the middle of a grid
     assert arterial_crossings([box(0, 0, 200, 300)], [("M", [(100, -50), (100, 350)])]) == {
-        A + "001": pytest.approx(270.0)}
+        A + "001": pytest.approx(270.0)
+    }
     # 36 m of the grid's land beyond an arterial, no second carriageway: a crossing
     assert arterial_crossings([box(0, 0, 236, 300)], [CARRIAGEWAYS[0]]) == {
-        A + "001": pytest.approx(270.0)}
+        A + "001": pytest.approx(270.0)
+    }
     # a carriageway through the grid's middle, the other one far off (60 m): crossing
-    assert arterial_crossings([box(0, 0, 236, 300)],
-                              [CARRIAGEWAYS[0], ("F", [(260, 350), (260, -50)])]) == {
-        A + "001": pytest.approx(270.0)}
+    assert arterial_crossings(
+        [box(0, 0, 236, 300)], [CARRIAGEWAYS[0], ("F", [(260, 350), (260, -50)])]
+    ) == {A + "001": pytest.approx(270.0)}
 
 
 def divided_arterial_community(east=(270, 320, 400)) -> dict[str, gpd.GeoDataFrame]:
     """Community x 0–450, y 0–200 m: the divided arterial (CARRIAGEWAYS), a branch road
     each side, 100 households at x 40, 90, 150 (west) and at ``east``."""
     xs = (40, 90, 150, *east)
-    comm = gpd.GeoDataFrame({"community_code": [A], "name": ["甲社区"],
-                             "street_code": [A[:9]]}, geometry=to_lonlat([box(0, 0, 450, 200)]))
-    buildings = gpd.GeoDataFrame({"building_id": [f"B{k}" for k in range(len(xs))],
-                                  "households": 100, "use": "residential"},
-                                 geometry=to_lonlat([box(x - 10, 94, x + 10, 106) for x in xs]))
+    comm = gpd.GeoDataFrame(
+        {"community_code": [A], "name": ["甲社区"], "street_code": [A[:9]]},
+        geometry=to_lonlat([box(0, 0, 450, 200)]),
+    )
+    buildings = gpd.GeoDataFrame(
+        {"building_id": [f"B{k}" for k in range(len(xs))], "households": 100, "use": "residential"},
+        geometry=to_lonlat([box(x - 10, 94, x + 10, 106) for x in xs]),
+    )
     lines = CARRIAGEWAYS + [("b1", [(100, -50), (100, 250)]), ("b2", [(350, -50), (350, 250)])]
-    roads = gpd.GeoDataFrame({"road_id": [r for r, _ in lines], "name": "中山路",
-                              "road_class": ["arterial", "arterial", "branch", "branch"]},
-                             geometry=to_lonlat([LineString(c) for _, c in lines]))
+    roads = gpd.GeoDataFrame(
+        {
+            "road_id": [r for r, _ in lines],
+            "name": "中山路",
+            "road_class": ["arterial", "arterial", "branch", "branch"],
+        },
+        geometry=to_lonlat([LineString(c) for _, c in lines]),
+    )
     return {"communities": comm, "buildings": buildings, "roads": roads}
 
 
@@ -427,7 +482,7 @@ def test_delineated_grids_with_a_divided_arterial_have_no_crossing():
     layers = divided_arterial_community()
     result = delineate(layers, Settings())
     grids = result.grids
-    assert sorted(grids["households"]) == [300, 300]   # one grid each side of the arterial
+    assert sorted(grids["households"]) == [300, 300]  # one grid each side of the arterial
     # delineation and the audit apply the same median rule: no crossing either way
     assert grids["crossings"].tolist() == [0, 0]
     assert "crosses" not in set(result.findings["finding"])
@@ -449,7 +504,7 @@ def test_delineated_grids_with_a_divided_arterial_have_no_crossing():
 def test_delineation_still_reports_a_grid_straddling_a_divided_arterial():
     from gridgis.delineate import delineate
 
-    layers = divided_arterial_community(east=(320,))   # 100 households east: one grid of 400
+    layers = divided_arterial_community(east=(320,))  # 100 households east: one grid of 400
     result = delineate(layers, Settings())
     assert result.grids["households"].tolist() == [400]
     assert result.grids["crossings"].tolist() == [1]
@@ -461,8 +516,13 @@ def test_delineation_still_reports_a_grid_straddling_a_divided_arterial():
     assert art["value"].tolist() == [pytest.approx(2 * 170.0)]
 
 
-NANJING = (Path(__file__).resolve().parents[2] / "shared" / "data" / "nanjing-xinjiekou-osm"
-           / "nanjing_osm_bbox.osm.pbf")
+NANJING = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "nanjing-xinjiekou-osm"
+    / "nanjing_osm_bbox.osm.pbf"
+)
 
 
 @pytest.mark.shared
@@ -480,14 +540,15 @@ def test_nanjing_divided_huju_road():
     # the far carriageway is on the left of the near one; grids on either side of `near`
     left = shapely.buffer(near, 130, single_sided=True, cap_style="flat")
     right = shapely.buffer(near, -100, single_sided=True, cap_style="flat")
-    assert left.intersection(far).length > 400          # left holds the median and beyond
+    assert left.intersection(far).length > 400  # left holds the median and beyond
     codes = [A + "001", A + "002", A + "003"]
-    grids = gpd.GeoDataFrame({"grid_code": codes}, geometry=gpd.GeoSeries(
-        [left, right, left.union(right)], crs=METRIC).to_crs("EPSG:4326"))
+    grids = gpd.GeoDataFrame(
+        {"grid_code": codes},
+        geometry=gpd.GeoSeries([left, right, left.union(right)], crs=METRIC).to_crs("EPSG:4326"),
+    )
     art = findings(audit_grids(grids, {"roads": roads}, Settings()), "arterial_crossing")
-    assert art["grid_code"].tolist() == [A + "003"]      # only the straddling grid
+    assert art["grid_code"].tolist() == [A + "003"]  # only the straddling grid
     assert set(art["other_code"].iloc[0].split(",")) >= {"osm_w158300787", "osm_w159695206"}
     assert art["value"].iloc[0] > near.length + 400
-    old = audit_grids(grids, {"roads": roads},
-                      Settings().override({"grid.median_width_m": 0.0}))
+    old = audit_grids(grids, {"roads": roads}, Settings().override({"grid.median_width_m": 0.0}))
     assert sorted(findings(old, "arterial_crossing")["grid_code"]) == [A + "001", A + "003"]

@@ -22,16 +22,19 @@ from gridgis.store import GeoPackageStore
 
 
 def frame(n: int) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({"n": list(range(n))},
-                            geometry=[Point(118.78 + i * 1e-3, 32.04) for i in range(n)],
-                            crs=4326)
+    return gpd.GeoDataFrame(
+        {"n": list(range(n))},
+        geometry=[Point(118.78 + i * 1e-3, 32.04) for i in range(n)],
+        crs=4326,
+    )
 
 
 @pytest.fixture()
 def ws(tmp_path) -> GeoPackageStore:
     store = GeoPackageStore(tmp_path / "ws.gpkg")
-    store.write_many({"beta": frame(2), "alpha": frame(3),
-                      "table": pd.DataFrame({"k": ["a", "b", "c", "d"]})})
+    store.write_many(
+        {"beta": frame(2), "alpha": frame(3), "table": pd.DataFrame({"k": ["a", "b", "c", "d"]})}
+    )
     return store
 
 
@@ -48,12 +51,14 @@ def test_require_layers_names_the_first_missing_layer_and_what_there_is(ws):
     assert require_layers(ws, ["alpha", "table"]) == {"alpha", "beta", "table"}
     with pytest.raises(ValueError) as err:
         require_layers(ws, ["alpha", "roads", "grids"], " — import roads first")
-    assert str(err.value) == (f"{ws.location}: no layer 'roads' — import roads first "
-                              f"(layers: alpha, beta, table)")
+    assert str(err.value) == (
+        f"{ws.location}: no layer 'roads' — import roads first (layers: alpha, beta, table)"
+    )
     with pytest.raises(ValueError) as err:
         require_layers(ws, ["grids"], kind="grid layer", hint="; name it with --grids")
-    assert str(err.value) == (f"{ws.location}: no grid layer 'grids' (layers: alpha, beta, "
-                              f"table); name it with --grids")
+    assert str(err.value) == (
+        f"{ws.location}: no grid layer 'grids' (layers: alpha, beta, table); name it with --grids"
+    )
     assert layers_note([]) == "(layers: none)"
 
 
@@ -61,13 +66,13 @@ def test_commands_name_the_missing_layer_the_same_way(ws):
     runner = CliRunner()
     want = {
         ("assign",): "no layer 'grids' — run `gridgis delineate` first or import the city's "
-                     "grids (layers: alpha, beta, table)",
+        "grids (layers: alpha, beta, table)",
         ("audit", "--grids", "city"): "no layer 'city' (layers: alpha, beta, table); name the "
-                                      "grid layer with --grids",
+        "grid layer with --grids",
         ("delineate",): "no layer 'buildings' — import buildings first (layers: alpha, beta, "
-                        "table)",
+        "table)",
         ("coverage",): "no layer 'buildings' — coverage needs buildings and roads (layers: "
-                       "alpha, beta, table)",
+        "alpha, beta, table)",
     }
     for args, message in want.items():
         res = runner.invoke(app, [*args, "--workspace", str(ws.location)])
@@ -87,7 +92,9 @@ def test_open_workspace_checks_the_rules_before_opening(tmp_path, capsys):
 def test_open_workspace_turns_library_errors_into_exit_2(ws, capsys):
     with pytest.raises(typer.Exit) as stop:
         with open_workspace(ws.location, None, None, ["grid.max_households=450"]) as (
-                store, settings):
+            store,
+            settings,
+        ):
             assert settings.grid.max_households == 450
             assert store.layers() == ws.layers()
             require_layers(store, ["grids"])

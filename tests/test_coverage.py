@@ -43,8 +43,9 @@ def _independent_graph(roads: gpd.GeoDataFrame, crs) -> tuple[nx.Graph, np.ndarr
     return g, lines
 
 
-def _attach(g: nx.Graph, lines: np.ndarray, points: dict[str, shapely.Point],
-            prefer: dict[str, np.ndarray]) -> None:
+def _attach(
+    g: nx.Graph, lines: np.ndarray, points: dict[str, shapely.Point], prefer: dict[str, np.ndarray]
+) -> None:
     """Snap each point to its nearest edge by brute force and split the edge there."""
     edges = list(g.edges(data=True))
     geoms = np.array([lines[d["line"]] for _, _, d in edges], dtype=object)
@@ -61,7 +62,8 @@ def _attach(g: nx.Graph, lines: np.ndarray, points: dict[str, shapely.Point],
             assert match, f"{name}: snapped to an edge that is not the nearest"
             chosen = match[0]
         on_edge.setdefault(int(chosen), []).append(
-            (geoms[chosen].project(p), name, float(dist[chosen])))
+            (geoms[chosen].project(p), name, float(dist[chosen]))
+        )
     for k, snaps in on_edge.items():
         u, v, d = edges[k]
         line = geoms[k]
@@ -90,10 +92,16 @@ def test_walk_m_equals_independent_networkx(city, result):
     net = acc.graph.net
     edge = acc.graph.snaps.edge
     nb = len(acc.buildings)
-    prefer = {f"b:{bid}": net.edge_geom[edge[i]] for i, bid in
-              enumerate(acc.buildings["building_id"]) if edge[i] >= 0}
-    prefer |= {f"f:{fid}": net.edge_geom[edge[nb + i]] for i, fid in
-               enumerate(fac["facility_id"]) if edge[nb + i] >= 0}
+    prefer = {
+        f"b:{bid}": net.edge_geom[edge[i]]
+        for i, bid in enumerate(acc.buildings["building_id"])
+        if edge[i] >= 0
+    }
+    prefer |= {
+        f"f:{fid}": net.edge_geom[edge[nb + i]]
+        for i, fid in enumerate(fac["facility_id"])
+        if edge[nb + i] >= 0
+    }
     _attach(g, lines, points, prefer)
     table = acc.table.set_index(["category", "building_id"])
     checked = 0
@@ -129,7 +137,7 @@ def test_rates_add_up(city, result):
     rates = result.layers["coverage"]
     b = city.layers["buildings"]
     total = int(pd.to_numeric(b["households"]).fillna(0).sum())
-    assert set(rates["level"]) == {"street", "community"}   # no grids in the raw city
+    assert set(rates["level"]) == {"street", "community"}  # no grids in the raw city
     for level in ("street", "community"):
         per = rates[rates["level"] == level].groupby("category")["households"].sum()
         assert (per == total).all()
@@ -148,7 +156,7 @@ def test_life_circle_is_all_categories(result):
     walk = t.pivot(index="building_id", columns="category", values="walk_m")
     expect = (walk[required] <= Settings().coverage.life_circle_15min_m).all(axis=1)
     assert (wide[LIFE_CIRCLE] == expect).all()
-    assert expect.any() and not expect.all()     # the demo city has both kinds
+    assert expect.any() and not expect.all()  # the demo city has both kinds
 
 
 def test_gaps_hold_uncovered_households(result):
@@ -214,8 +222,9 @@ def test_cli_coverage_and_site(city, tmp_path):
     assert info.params["computed_crs"].startswith("EPSG:45")
     assert "households" in info.params["park_coverage_basis"]
     assert "no grids yet" in " ".join(run.output.split())
-    run = runner.invoke(app, ["site", "--workspace", str(ws), "--category", "nursery",
-                              "--count", "2"])
+    run = runner.invoke(
+        app, ["site", "--workspace", str(ws), "--category", "nursery", "--count", "2"]
+    )
     assert run.exit_code == 0, run.output
     run = runner.invoke(app, ["site", "--workspace", str(ws), "-c", "kindergarten", "-k", "1"])
     assert run.exit_code == 0, run.output
@@ -223,13 +232,19 @@ def test_cli_coverage_and_site(city, tmp_path):
     assert sorted(sites["category"]) == ["kindergarten", "nursery", "nursery"]
     bad = runner.invoke(app, ["site", "--workspace", str(ws), "-c", "restaurant"])
     assert bad.exit_code == 2 and "no service radius" in " ".join(bad.output.split())
-    bad = runner.invoke(app, ["site", "--workspace", str(ws), "-c", "nursery",
-                              "--candidates", "parcels"])
+    bad = runner.invoke(
+        app, ["site", "--workspace", str(ws), "-c", "nursery", "--candidates", "parcels"]
+    )
     assert bad.exit_code == 2 and "candidates layer 'parcels'" in " ".join(bad.output.split())
 
 
-NANJING_PBF = (Path(__file__).resolve().parents[2] / "shared" / "data" / "nanjing-xinjiekou-osm"
-               / "nanjing_osm_bbox.osm.pbf")
+NANJING_PBF = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "nanjing-xinjiekou-osm"
+    / "nanjing_osm_bbox.osm.pbf"
+)
 
 
 @pytest.mark.shared
@@ -247,7 +262,7 @@ def test_real_osm_nanjing(tmp_path):
     t = acc.table
     ok = t["walk_m"].notna()
     assert ok.any() and (t.loc[ok, "walk_m"] >= t.loc[ok, "straight_m"]).all()
-    assert acc.params["network"]["components"] > 1          # OSM has loose pieces
+    assert acc.params["network"]["components"] > 1  # OSM has loose pieces
     assert (result.layers["coverage_findings"]["kind"] == "disconnected_piece").any()
     g, lines = _independent_graph(layers["roads"], acc.buildings.crs)
     fac = layers["facilities"].to_crs(acc.buildings.crs)
@@ -256,19 +271,30 @@ def test_real_osm_nanjing(tmp_path):
     all_fac = layers["facilities"].to_crs(acc.buildings.crs)
     all_fac = all_fac[all_fac["category"].isin(acc.sources)].reset_index(drop=True)
     where = {fid: i for i, fid in enumerate(all_fac["facility_id"])}
-    points = {f"b:{r.building_id}": r.point for r in acc.buildings.itertuples()
-              if edge[r.Index] >= 0}
-    points |= {f"f:{r.facility_id}": shapely.point_on_surface(r.geometry)
-               for r in fac.itertuples() if edge[nb + where[r.facility_id]] >= 0}
-    prefer = {f"b:{b}": net.edge_geom[edge[i]] for i, b in
-              enumerate(acc.buildings["building_id"]) if edge[i] >= 0}
-    prefer |= {f"f:{f}": net.edge_geom[edge[nb + where[f]]] for f in fac["facility_id"]
-               if edge[nb + where[f]] >= 0}
+    points = {
+        f"b:{r.building_id}": r.point for r in acc.buildings.itertuples() if edge[r.Index] >= 0
+    }
+    points |= {
+        f"f:{r.facility_id}": shapely.point_on_surface(r.geometry)
+        for r in fac.itertuples()
+        if edge[nb + where[r.facility_id]] >= 0
+    }
+    prefer = {
+        f"b:{b}": net.edge_geom[edge[i]]
+        for i, b in enumerate(acc.buildings["building_id"])
+        if edge[i] >= 0
+    }
+    prefer |= {
+        f"f:{f}": net.edge_geom[edge[nb + where[f]]]
+        for f in fac["facility_id"]
+        if edge[nb + where[f]] >= 0
+    }
     _attach(g, lines, points, prefer)
     table = t.set_index(["category", "building_id"])
     for cat, grp in fac.groupby("category"):
         dist = nx.multi_source_dijkstra_path_length(
-            g, {f"f:{i}" for i in grp["facility_id"] if f"f:{i}" in g})
+            g, {f"f:{i}" for i in grp["facility_id"] if f"f:{i}" in g}
+        )
         ids = [b for b in acc.buildings["building_id"] if f"b:{b}" in g]
         expect = np.array([dist.get(f"b:{b}", np.nan) for b in ids])
         got = table.loc[cat].loc[ids, "walk_m"].to_numpy()

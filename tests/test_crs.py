@@ -100,11 +100,14 @@ def china_points() -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------
 # Forward transforms equal the references to 1e-7 degrees
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, ours, ref", [
-    ("wgs84->gcj02", crs.wgs84_to_gcj02, ref_wgs2gcj),
-    ("gcj02->bd09", crs.gcj02_to_bd09, ref_gcj2bd),
-    ("wgs84->bd09", crs.wgs84_to_bd09, ref_wgs2bd),
-])
+@pytest.mark.parametrize(
+    "name, ours, ref",
+    [
+        ("wgs84->gcj02", crs.wgs84_to_gcj02, ref_wgs2gcj),
+        ("gcj02->bd09", crs.gcj02_to_bd09, ref_gcj2bd),
+        ("wgs84->bd09", crs.wgs84_to_bd09, ref_wgs2bd),
+    ],
+)
 def test_forward_equals_independent_reference(china_points, name, ours, ref):
     lon, lat = china_points
     got_lon, got_lat = ours(lon, lat)
@@ -120,8 +123,11 @@ def test_forward_equals_independent_reference(china_points, name, ours, ref):
 def test_forward_equals_coord_convert_package(china_points):
     cc = pytest.importorskip("coord_convert.transform")
     lon, lat = china_points
-    for ours, theirs in ((crs.wgs84_to_gcj02, cc.wgs2gcj), (crs.gcj02_to_bd09, cc.gcj2bd),
-                         (crs.wgs84_to_bd09, cc.wgs2bd)):
+    for ours, theirs in (
+        (crs.wgs84_to_gcj02, cc.wgs2gcj),
+        (crs.gcj02_to_bd09, cc.gcj2bd),
+        (crs.wgs84_to_bd09, cc.wgs2bd),
+    ):
         got_lon, got_lat = ours(lon, lat)
         exp_lon, exp_lat = _apply(theirs, lon, lat)
         np.testing.assert_allclose(got_lon, exp_lon, rtol=0, atol=1e-7)
@@ -141,11 +147,14 @@ def test_inverse_agrees_with_coord_convert_inverse(china_points):
 # --------------------------------------------------------------------------------------
 # Round trips in metres
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("fwd, inv", [
-    (crs.wgs84_to_gcj02, crs.gcj02_to_wgs84),
-    (crs.wgs84_to_bd09, crs.bd09_to_wgs84),
-    (crs.gcj02_to_bd09, crs.bd09_to_gcj02),
-])
+@pytest.mark.parametrize(
+    "fwd, inv",
+    [
+        (crs.wgs84_to_gcj02, crs.gcj02_to_wgs84),
+        (crs.wgs84_to_bd09, crs.bd09_to_wgs84),
+        (crs.gcj02_to_bd09, crs.bd09_to_gcj02),
+    ],
+)
 def test_round_trip_within_half_a_metre(china_points, fwd, inv):
     lon, lat = china_points
     back_lon, back_lat = inv(*fwd(lon, lat))
@@ -155,30 +164,38 @@ def test_round_trip_within_half_a_metre(china_points, fwd, inv):
     assert np.median(err) < 0.01
 
 
-@pytest.mark.parametrize("name, fwd", [("gcj02", crs.wgs84_to_gcj02),
-                                       ("bd09", crs.wgs84_to_bd09)])
+@pytest.mark.parametrize("name, fwd", [("gcj02", crs.wgs84_to_gcj02), ("bd09", crs.wgs84_to_bd09)])
 def test_one_point_inverse_equals_the_array_inverse(china_points, name, fwd):
     """point_to_wgs84 (floats, for single lookups) gives what to_wgs84 gives on arrays,
     and lands within half a metre of the true WGS84 point."""
     lon, lat = china_points
     given_lon, given_lat = fwd(lon, lat)
     arr_lon, arr_lat = crs.to_wgs84(given_lon, given_lat, name)
-    one = np.array([crs.point_to_wgs84(x, y, name) for x, y in zip(given_lon, given_lat,
-                                                                    strict=True)])
+    one = np.array(
+        [crs.point_to_wgs84(x, y, name) for x, y in zip(given_lon, given_lat, strict=True)]
+    )
     assert np.abs(one[:, 0] - arr_lon).max() < 1e-9
     assert np.abs(one[:, 1] - arr_lat).max() < 1e-9
     assert metres_between(lon, lat, one[:, 0], one[:, 1]).max() <= 0.5
     # outside China: GCJ-02 is WGS84; BD-09 still takes Baidu's own offset, as on arrays
     out = crs.point_to_wgs84(2.35, 48.85, name)
-    assert out == (2.35, 48.85) if name == "gcj02" else np.allclose(
-        out, [v[0] for v in crs.to_wgs84(np.array([2.35]), np.array([48.85]), name)])
+    assert (
+        out == (2.35, 48.85)
+        if name == "gcj02"
+        else np.allclose(
+            out, [v[0] for v in crs.to_wgs84(np.array([2.35]), np.array([48.85]), name)]
+        )
+    )
     assert crs.point_to_wgs84(118.78, 32.04, "cgcs2000") == (118.78, 32.04)
 
 
-@pytest.mark.parametrize("fwd, inv", [
-    (crs.wgs84_to_gcj02, crs.gcj02_to_wgs84),
-    (crs.wgs84_to_bd09, crs.bd09_to_wgs84),
-])
+@pytest.mark.parametrize(
+    "fwd, inv",
+    [
+        (crs.wgs84_to_gcj02, crs.gcj02_to_wgs84),
+        (crs.wgs84_to_bd09, crs.bd09_to_wgs84),
+    ],
+)
 def test_inverse_then_forward_returns_the_offset_point(china_points, fwd, inv):
     """Given offset coordinates (what Amap/Baidu hand out), the WGS84 we compute maps back
     onto them: the inverse solves forward(x) = given, measured in metres."""
@@ -219,15 +236,17 @@ def test_nan_passes_through_without_spoiling_neighbours():
 # --------------------------------------------------------------------------------------
 # Outside China: GCJ-02 is WGS84
 # --------------------------------------------------------------------------------------
-OUTSIDE = np.array([
-    (-0.1276, 51.5072),    # London
-    (-74.006, 40.7128),    # New York
-    (151.2093, -33.8688),  # Sydney
-    (139.6917, 35.6895),   # Tokyo (east of the box)
-    (37.6173, 55.7558),    # Moscow
-    (70.0, 30.0),          # west of the box
-    (100.5, 0.5),          # south of the box
-])
+OUTSIDE = np.array(
+    [
+        (-0.1276, 51.5072),  # London
+        (-74.006, 40.7128),  # New York
+        (151.2093, -33.8688),  # Sydney
+        (139.6917, 35.6895),  # Tokyo (east of the box)
+        (37.6173, 55.7558),  # Moscow
+        (70.0, 30.0),  # west of the box
+        (100.5, 0.5),  # south of the box
+    ]
+)
 
 
 def test_outside_china_gcj02_equals_wgs84():
@@ -258,16 +277,19 @@ def _central_meridian(c: pyproj.CRS) -> float:
     raise AssertionError(f"no central meridian in {c}")
 
 
-@pytest.mark.parametrize("lon, lat, epsg", [
-    (118.8, 32.05, 4549),   # Nanjing
-    (116.3, 39.99, 4548),   # Beijing (Haidian)
-    (87.6, 43.82, 4538),    # Urumqi
-    (121.47, 31.23, 4549),  # Shanghai, inside the 120°E zone (118.5–121.5)
-    (121.6, 38.9, 4550),    # Dalian, 123°E zone
-    (75.99, 39.47, 4534),   # Kashgar, 75°E zone (west of 76.5°E)
-    (79.92, 37.11, 4536),   # Hotan, 81°E zone (east of 79.5°E)
-    (134.3, 47.7, 4554),    # far north-east, 135°E zone
-])
+@pytest.mark.parametrize(
+    "lon, lat, epsg",
+    [
+        (118.8, 32.05, 4549),  # Nanjing
+        (116.3, 39.99, 4548),  # Beijing (Haidian)
+        (87.6, 43.82, 4538),  # Urumqi
+        (121.47, 31.23, 4549),  # Shanghai, inside the 120°E zone (118.5–121.5)
+        (121.6, 38.9, 4550),  # Dalian, 123°E zone
+        (75.99, 39.47, 4534),  # Kashgar, 75°E zone (west of 76.5°E)
+        (79.92, 37.11, 4536),  # Hotan, 81°E zone (east of 79.5°E)
+        (134.3, 47.7, 4554),  # far north-east, 135°E zone
+    ],
+)
 def test_metric_crs_named_cities(lon, lat, epsg):
     assert crs.metric_crs(lon, lat).to_epsg() == epsg
 
@@ -287,12 +309,15 @@ def test_metric_crs_every_zone_matches_pyproj_central_meridian():
     assert seen == set(range(4534, 4555))
 
 
-@pytest.mark.parametrize("lon, lat, epsg", [
-    (-0.1276, 51.5072, 32630),
-    (-74.006, 40.7128, 32618),
-    (151.2093, -33.8688, 32756),
-    (139.6917, 35.6895, 32654),
-])
+@pytest.mark.parametrize(
+    "lon, lat, epsg",
+    [
+        (-0.1276, 51.5072, 32630),
+        (-74.006, 40.7128, 32618),
+        (151.2093, -33.8688, 32756),
+        (139.6917, 35.6895, 32654),
+    ],
+)
 def test_metric_crs_utm_outside_china(lon, lat, epsg):
     assert crs.metric_crs(lon, lat).to_epsg() == epsg
 
@@ -302,8 +327,8 @@ def test_gk_axis_order_northing_easting_but_geopandas_x_is_easting():
     assert [a.direction for a in c.axis_info] == ["north", "east"]
     pt = gpd.GeoSeries([Point(118.8, 32.05)], crs="EPSG:4326").to_crs(4549)
     x, y = pt.iloc[0].x, pt.iloc[0].y
-    assert 300_000 < x < 700_000        # easting, false easting 500 km, no zone prefix
-    assert 3.4e6 < y < 3.7e6            # northing, ~32° north
+    assert 300_000 < x < 700_000  # easting, false easting 500 km, no zone prefix
+    assert 3.4e6 < y < 3.7e6  # northing, ~32° north
     # 118.8°E is 1.2° west of the 120°E central meridian: about 113 km west of it
     assert 380_000 < x < 400_000
 
@@ -324,7 +349,7 @@ def test_metric_crs_for_geodataframe_distances_match_geodesic():
 
 def test_metric_crs_for_projected_and_unlabelled_layers():
     gdf = gpd.GeoDataFrame(geometry=[Point(116.3, 39.99)], crs="EPSG:4326").to_crs(4549)
-    assert crs.metric_crs_for(gdf).to_epsg() == 4548     # reprojects to find the centre
+    assert crs.metric_crs_for(gdf).to_epsg() == 4548  # reprojects to find the centre
     with pytest.raises(ValueError, match="no CRS"):
         crs.metric_crs_for(gpd.GeoDataFrame(geometry=[Point(116.3, 39.99)]))
 
@@ -332,12 +357,22 @@ def test_metric_crs_for_projected_and_unlabelled_layers():
 # --------------------------------------------------------------------------------------
 # Parsing and to_storage
 # --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("text, expected", [
-    ("gcj02", "gcj02"), ("GCJ-02", "gcj02"), ("amap", "gcj02"), ("bd09", "bd09"),
-    ("Baidu", "bd09"), ("wgs84", "EPSG:4326"), ("cgcs2000", "EPSG:4490"),
-    ("EPSG:4549", "EPSG:4549"), ("4549", "EPSG:4549"), (4490, "EPSG:4490"),
-    (pyproj.CRS.from_epsg(4548), "EPSG:4548"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("gcj02", "gcj02"),
+        ("GCJ-02", "gcj02"),
+        ("amap", "gcj02"),
+        ("bd09", "bd09"),
+        ("Baidu", "bd09"),
+        ("wgs84", "EPSG:4326"),
+        ("cgcs2000", "EPSG:4490"),
+        ("EPSG:4549", "EPSG:4549"),
+        ("4549", "EPSG:4549"),
+        (4490, "EPSG:4490"),
+        (pyproj.CRS.from_epsg(4548), "EPSG:4548"),
+    ],
+)
 def test_parse_crs(text, expected):
     assert crs.parse_crs(text) == expected
 
@@ -372,8 +407,8 @@ def test_to_storage_from_offset_crs(nanjing_truth, declared, ref):
     its true WGS84 position, every vertex of a holed polygon included."""
     shifted = nanjing_truth.copy()
     shifted["geometry"] = shapely.transform(
-        nanjing_truth.geometry.values,
-        lambda c: np.column_stack(_apply(ref, c[:, 0], c[:, 1])))
+        nanjing_truth.geometry.values, lambda c: np.column_stack(_apply(ref, c[:, 0], c[:, 1]))
+    )
     # readers may hand an Amap CSV over labelled WGS84 or with no CRS at all
     for frame in (shifted, shifted.set_crs(None, allow_override=True)):
         out = crs.to_storage(frame, declared=declared)
@@ -388,7 +423,8 @@ def test_to_storage_from_gauss_kruger_zone(nanjing_truth):
     t = pyproj.Transformer.from_crs(4326, 4549, always_xy=True)
     projected = nanjing_truth.copy()
     projected["geometry"] = shapely.transform(
-        nanjing_truth.geometry.values, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1])))
+        nanjing_truth.geometry.values, lambda c: np.column_stack(t.transform(c[:, 0], c[:, 1]))
+    )
     projected = projected.set_crs(4549, allow_override=True)
     out = crs.to_storage(projected)
     assert out.crs.to_epsg() == 4326
@@ -402,10 +438,11 @@ def test_to_storage_cgcs2000_is_relabelled_not_shifted(nanjing_truth):
     cgcs = nanjing_truth.set_crs(4490, allow_override=True)
     out = crs.to_storage(cgcs)
     assert out.crs.to_epsg() == 4326
-    np.testing.assert_array_equal(shapely.get_coordinates(out.geometry.values),
-                                  shapely.get_coordinates(nanjing_truth.geometry.values))
-    out2 = crs.to_storage(nanjing_truth.set_crs(None, allow_override=True),
-                          declared="cgcs2000")
+    np.testing.assert_array_equal(
+        shapely.get_coordinates(out.geometry.values),
+        shapely.get_coordinates(nanjing_truth.geometry.values),
+    )
+    out2 = crs.to_storage(nanjing_truth.set_crs(None, allow_override=True), declared="cgcs2000")
     assert out2.crs.to_epsg() == 4326
 
 

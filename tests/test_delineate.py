@@ -28,23 +28,36 @@ S = Settings()
 
 # -- helpers -------------------------------------------------------------------------------
 
+
 def _gdf(rows: list[dict], crs: str = METRIC) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs).to_crs("EPSG:4326")
 
 
 def community(x0=0.0, y0=0.0, x1=400.0, y1=200.0, code="320199001001") -> dict:
-    return {"community_code": code, "name": "c", "street_code": code[:9],
-            "geometry": box(X0 + x0, Y0 + y0, X0 + x1, Y0 + y1)}
+    return {
+        "community_code": code,
+        "name": "c",
+        "street_code": code[:9],
+        "geometry": box(X0 + x0, Y0 + y0, X0 + x1, Y0 + y1),
+    }
 
 
 def building(bid: str, x: float, y: float, households: int, w=20.0, h=12.0) -> dict:
-    return {"building_id": bid, "households": households, "use": "residential",
-            "geometry": box(X0 + x - w / 2, Y0 + y - h / 2, X0 + x + w / 2, Y0 + y + h / 2)}
+    return {
+        "building_id": bid,
+        "households": households,
+        "use": "residential",
+        "geometry": box(X0 + x - w / 2, Y0 + y - h / 2, X0 + x + w / 2, Y0 + y + h / 2),
+    }
 
 
 def road(rid: str, coords, cls="branch", name="") -> dict:
-    return {"road_id": rid, "name": name, "road_class": cls,
-            "geometry": LineString([(X0 + x, Y0 + y) for x, y in coords])}
+    return {
+        "road_id": rid,
+        "name": name,
+        "road_class": cls,
+        "geometry": LineString([(X0 + x, Y0 + y) for x, y in coords]),
+    }
 
 
 def layers(comms, buildings, roads=(), institutions=()) -> dict:
@@ -68,8 +81,10 @@ def check_invariants(result, lay, settings=S) -> None:
         assert abs(union.area - comm.area) / comm.area < 1e-4
         assert shapely.symmetric_difference(union, comm).area / comm.area < 1e-4
         assert grp.geometry.area.sum() - union.area < 1.0  # overlaps < 1 m²
-        assert (shapely.area(shapely.intersection(grp.geometry.to_numpy(), comm))
-                >= grp.geometry.area.to_numpy() - 1.0).all()  # inside its community
+        assert (
+            shapely.area(shapely.intersection(grp.geometry.to_numpy(), comm))
+            >= grp.geometry.area.to_numpy() - 1.0
+        ).all()  # inside its community
     lo, hi = settings.grid.min_households, settings.grid.max_households
     res = g[g["kind"] == "residential"]
     out = (res["households"] < lo) | (res["households"] > hi)
@@ -80,14 +95,17 @@ def check_invariants(result, lay, settings=S) -> None:
     assert b["grid_code"].notna().all()
     hh = pd.to_numeric(b["households"]).fillna(0)
     per_grid = hh.groupby(b["grid_code"].astype(str)).sum()
-    assert per_grid.reindex(g["grid_code"], fill_value=0).to_numpy().tolist() == \
-        g["households"].tolist()
+    assert (
+        per_grid.reindex(g["grid_code"], fill_value=0).to_numpy().tolist()
+        == g["households"].tolist()
+    )
     for code, cc in zip(g["grid_code"], g["community_code"], strict=True):
         validate_grid_code(code, settings, community_code=cc)
     assert g["grid_code"].is_unique
 
 
 # -- hand-made communities with known answers ----------------------------------------------
+
 
 def test_two_blocks_of_300_give_exactly_two_grids():
     blds = [building(f"L{i}", 60 + 40 * i, 100, 100) for i in range(3)]
@@ -101,8 +119,11 @@ def test_two_blocks_of_300_give_exactly_two_grids():
     # each grid is exactly one block, and the road is their border
     blocks = [box(X0, Y0, X0 + 200, Y0 + 200), box(X0 + 200, Y0, X0 + 400, Y0 + 200)]
     for geom in g.geometry:
-        best = max(shapely.area(shapely.intersection(geom, bl)) / shapely.area(
-            shapely.union_all([geom, bl])) for bl in blocks)
+        best = max(
+            shapely.area(shapely.intersection(geom, bl))
+            / shapely.area(shapely.union_all([geom, bl]))
+            for bl in blocks
+        )
         assert best > 0.9999
     # numbered west to east: the western block is 001
     west = g.geometry.centroid.x.idxmin()
@@ -124,8 +145,11 @@ def test_block_above_max_is_split_by_building_cells():
 
 
 def test_community_below_min_is_one_flagged_grid():
-    lay = layers([community()], [building("A", 100, 100, 120), building("B", 300, 100, 80)],
-                 [road("r1", [(200, -50), (200, 250)])])
+    lay = layers(
+        [community()],
+        [building("A", 100, 100, 120), building("B", 300, 100, 80)],
+        [road("r1", [(200, -50), (200, 250)])],
+    )
     r = delineate(lay)
     check_invariants(r, lay)
     assert len(r.grids) == 1
@@ -134,8 +158,11 @@ def test_community_below_min_is_one_flagged_grid():
 
 
 def test_building_above_max_is_flagged_by_name():
-    blds = [building("TOWER", 100, 100, 620), building("S1", 300, 60, 150),
-            building("S2", 300, 140, 150)]
+    blds = [
+        building("TOWER", 100, 100, 620),
+        building("S1", 300, 60, 150),
+        building("S2", 300, 140, 150),
+    ]
     lay = layers([community()], blds, [road("r1", [(200, -50), (200, 250)])])
     r = delineate(lay)
     check_invariants(r, lay)
@@ -148,16 +175,19 @@ def test_arterial_is_a_border_and_a_crossing_is_reported_when_unavoidable():
     blds = [building(f"L{i}", 60 + 40 * i, 100, 100) for i in range(3)]
     blds += [building(f"R{i}", 260 + 40 * i, 100, 100) for i in range(3)]
     # a branch road and an arterial: the arterial must be the border
-    rds = [road("a", [(200, -50), (200, 250)], "arterial", "中山路"),
-           road("b", [(100, -50), (100, 250)], "branch")]
+    rds = [
+        road("a", [(200, -50), (200, 250)], "arterial", "中山路"),
+        road("b", [(100, -50), (100, 250)], "branch"),
+    ]
     lay = layers([community()], blds, rds)
     r = delineate(lay)
     check_invariants(r, lay)
     assert sorted(r.grids["households"]) == [300, 300]
     assert (r.grids["crossings"] == 0).all() and len(r.findings) == 0
     # only 100 households east of the arterial: merged across it, crossing reported
-    blds2 = [building(f"L{i}", 60 + 40 * i, 100, 100) for i in range(3)] + \
-        [building("R0", 300, 100, 100)]
+    blds2 = [building(f"L{i}", 60 + 40 * i, 100, 100) for i in range(3)] + [
+        building("R0", 300, 100, 100)
+    ]
     lay2 = layers([community()], blds2, rds)
     r2 = delineate(lay2)
     check_invariants(r2, lay2)
@@ -178,28 +208,41 @@ def test_alignment_boundaries_are_followed():
     blds = [building(f"N{i}", 60 + 140 * i, 150, 100) for i in range(3)]
     blds += [building(f"S{i}", 60 + 140 * i, 50, 100) for i in range(3)]
     lay = layers([community()], blds)
-    police = _gdf([{"name": "p1", "geometry": box(X0 - 10, Y0 + 100, X0 + 410, Y0 + 210)},
-                   {"name": "p2", "geometry": box(X0 - 10, Y0 - 10, X0 + 410, Y0 + 100)}])
+    police = _gdf(
+        [
+            {"name": "p1", "geometry": box(X0 - 10, Y0 + 100, X0 + 410, Y0 + 210)},
+            {"name": "p2", "geometry": box(X0 - 10, Y0 - 10, X0 + 410, Y0 + 100)},
+        ]
+    )
     r = delineate(lay, alignment={"police_areas": police})
     check_invariants(r, lay)
     g = r.grids.to_crs(METRIC)
     assert sorted(g["households"]) == [300, 300]
     halves = [box(X0, Y0 + 100, X0 + 400, Y0 + 200), box(X0, Y0, X0 + 400, Y0 + 100)]
     for geom in g.geometry:
-        assert max(shapely.area(shapely.intersection(geom, h)) for h in halves) \
-            > 0.999 * geom.area
+        assert max(shapely.area(shapely.intersection(geom, h)) for h in halves) > 0.999 * geom.area
     assert (g["crossings"] == 0).all()
     assert r.params["alignment_layers"] == ["police_areas"]
 
 
 def test_large_institution_becomes_unit_grid_small_one_joins():
     blds = [building(f"B{i}", 40 + 45 * i, 170, 100) for i in range(8)]
-    school = {"unit_id": "U1", "name": "第一中学", "kind": "school", "staff": 1500,
-              "floor_area_m2": 25000.0,
-              "geometry": box(X0 + 10, Y0 + 10, X0 + 190, Y0 + 140)}   # 2.34 ha
-    kiosk = {"unit_id": "U2", "name": "小所", "kind": "government", "staff": 20,
-             "floor_area_m2": 500.0,
-             "geometry": box(X0 + 250, Y0 + 20, X0 + 300, Y0 + 60)}
+    school = {
+        "unit_id": "U1",
+        "name": "第一中学",
+        "kind": "school",
+        "staff": 1500,
+        "floor_area_m2": 25000.0,
+        "geometry": box(X0 + 10, Y0 + 10, X0 + 190, Y0 + 140),
+    }  # 2.34 ha
+    kiosk = {
+        "unit_id": "U2",
+        "name": "小所",
+        "kind": "government",
+        "staff": 20,
+        "floor_area_m2": 500.0,
+        "geometry": box(X0 + 250, Y0 + 20, X0 + 300, Y0 + 60),
+    }
     lay = layers([community()], blds, institutions=[school, kiosk])
     assert qualifies_as_unit(lay["institutions"].to_crs(METRIC)).tolist() == [True, False]
     r = delineate(lay)
@@ -208,24 +251,41 @@ def test_large_institution_becomes_unit_grid_small_one_joins():
     unit = g[g["kind"] == "unit"]
     assert len(unit) == 1 and unit["name"].iloc[0] == "第一中学"
     um = unit.to_crs(METRIC).geometry.iloc[0]
-    assert shapely.area(shapely.intersection(um, school["geometry"])) > \
-        0.999 * school["geometry"].area
+    assert (
+        shapely.area(shapely.intersection(um, school["geometry"])) > 0.999 * school["geometry"].area
+    )
     assert sorted(g.loc[g["kind"] == "residential", "households"]) == [400, 400]
 
 
 def test_partitioner_known_answer_on_a_path_graph():
     # 6 units in a row of 100 households: 600 -> 2 regions of 300 (only contiguous answer)
     n = 6
-    part = GridPartitioner(np.full(n, 100), np.arange(n) * 10.0, np.zeros(n),
-                           np.array([[i, i + 1] for i in range(n - 1)]), np.ones(n - 1),
-                           np.zeros(n - 1, bool), 250, 500, 375)
+    part = GridPartitioner(
+        np.full(n, 100),
+        np.arange(n) * 10.0,
+        np.zeros(n),
+        np.array([[i, i + 1] for i in range(n - 1)]),
+        np.ones(n - 1),
+        np.zeros(n - 1, bool),
+        250,
+        500,
+        375,
+    )
     labels = part.solve()
     assert labels.tolist() == [0, 0, 0, 1, 1, 1]
     # 11 units of 100 -> 3 regions (k = round(1100/375)), all within bounds, contiguous
     n = 11
-    part = GridPartitioner(np.full(n, 100), np.arange(n) * 10.0, np.zeros(n),
-                           np.array([[i, i + 1] for i in range(n - 1)]), np.ones(n - 1),
-                           np.zeros(n - 1, bool), 250, 500, 375)
+    part = GridPartitioner(
+        np.full(n, 100),
+        np.arange(n) * 10.0,
+        np.zeros(n),
+        np.array([[i, i + 1] for i in range(n - 1)]),
+        np.ones(n - 1),
+        np.zeros(n - 1, bool),
+        250,
+        500,
+        375,
+    )
     labels = part.solve()
     assert len(set(labels)) == 3
     assert all(np.all(np.diff(np.flatnonzero(labels == r)) == 1) for r in set(labels))
@@ -233,6 +293,7 @@ def test_partitioner_known_answer_on_a_path_graph():
 
 
 # -- property tests on random communities --------------------------------------------------
+
 
 @st.composite
 def random_community(draw):
@@ -243,10 +304,14 @@ def random_community(draw):
     xs = sorted(draw(st.lists(st.floats(0.1, 0.9), min_size=nx, max_size=nx)))
     ys = sorted(draw(st.lists(st.floats(0.1, 0.9), min_size=ny, max_size=ny)))
     classes = ["arterial", "secondary", "branch", "path"]
-    rds = [road(f"v{i}", [(x * w, -20), (x * w, h + 20)], draw(st.sampled_from(classes)))
-           for i, x in enumerate(xs)]
-    rds += [road(f"h{i}", [(-20, y * h), (w + 20, y * h)], draw(st.sampled_from(classes)))
-            for i, y in enumerate(ys)]
+    rds = [
+        road(f"v{i}", [(x * w, -20), (x * w, h + 20)], draw(st.sampled_from(classes)))
+        for i, x in enumerate(xs)
+    ]
+    rds += [
+        road(f"h{i}", [(-20, y * h), (w + 20, y * h)], draw(st.sampled_from(classes)))
+        for i, y in enumerate(ys)
+    ]
     comm = community(0, 0, w, h)
     hole = None
     if draw(st.booleans()):  # a hole or a notch (a lake, another community's enclave)
@@ -283,6 +348,7 @@ def test_random_communities_hold_every_invariant_or_flag_it(lay):
 
 # -- the demo city ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def demo_city():
     from gridgis.synth import make_city
@@ -300,14 +366,14 @@ def test_demo_city_grids(demo_city):
     assert (g["flags"] == "").all()
     assert g["polsby_popper"].mean() >= 0.45
     assert (g["kind"] == "unit").sum() >= 1
-    assert int(res["households"].sum()) == int(pd.to_numeric(
-        city.layers["buildings"]["households"]).sum()) - int(g.loc[g["kind"] == "unit",
-                                                                   "households"].sum())
+    assert int(res["households"].sum()) == int(
+        pd.to_numeric(city.layers["buildings"]["households"]).sum()
+    ) - int(g.loc[g["kind"] == "unit", "households"].sum())
     # balance: residential grids cluster around the target, not at the bounds
     assert abs(res["households"].mean() - 375) < 60
     # Polsby-Popper recomputed independently from the stored geometry
     gm = g.to_crs(METRIC)
-    pp = 4 * np.pi * gm.geometry.area / gm.geometry.length ** 2
+    pp = 4 * np.pi * gm.geometry.area / gm.geometry.length**2
     assert np.allclose(pp, g["polsby_popper"], atol=1e-3)
 
 
@@ -338,6 +404,7 @@ def test_make_communities_from_the_whole_area(demo_city):
 
 # -- real data: Nanjing OSM ---------------------------------------------------------------
 
+
 @pytest.mark.shared
 @pytest.mark.skipif(not NANJING_PBF.exists(), reason="needs ../shared/data (Nanjing OSM)")
 def test_nanjing_osm_end_to_end(tmp_path):
@@ -356,8 +423,9 @@ def test_nanjing_osm_end_to_end(tmp_path):
     assert run.exit_code == 2 and "--county" in run.output, run.output
     assert not store.has("grids")
     # 新街口 lies in 玄武区 (320102)
-    run = CliRunner().invoke(app, ["delineate", "--workspace", str(ws), "--communities",
-                                   "--county", "320102"])
+    run = CliRunner().invoke(
+        app, ["delineate", "--workspace", str(ws), "--communities", "--county", "320102"]
+    )
     assert run.exit_code == 0, run.output
     comm = store.read("communities")
     assert comm["community_code"].str.startswith("320102001").all()
@@ -384,6 +452,7 @@ def test_nanjing_osm_end_to_end(tmp_path):
 
 # -- the command ---------------------------------------------------------------------------
 
+
 def test_cli_delineate_writes_grids_registry_and_keeps_codes(tmp_path):
     from typer.testing import CliRunner
 
@@ -408,14 +477,23 @@ def test_cli_delineate_writes_grids_registry_and_keeps_codes(tmp_path):
     assert sorted(g["households"]) == [300, 300]
     assert store.read("buildings")["grid_code"].notna().all()
     reg = store.read("code_registry")
-    assert sorted(reg["grid_code"]) == sorted(g["grid_code"]) and \
-        (reg["status"] == "active").all()
+    assert sorted(reg["grid_code"]) == sorted(g["grid_code"]) and (reg["status"] == "active").all()
     assert store.info("grids").params["computed_crs"] == "EPSG:4549"
     # a tighter band makes 3 grids: two keep their codes (IoU >= 0.5), one new above them
-    run = runner.invoke(app, ["delineate", "--workspace", str(ws),
-                              "--set", "grid.max_households=250",
-                              "--set", "grid.min_households=100",
-                              "--set", "grid.target_households=200"])
+    run = runner.invoke(
+        app,
+        [
+            "delineate",
+            "--workspace",
+            str(ws),
+            "--set",
+            "grid.max_households=250",
+            "--set",
+            "grid.min_households=100",
+            "--set",
+            "grid.target_households=200",
+        ],
+    )
     assert run.exit_code == 0, run.output
     g2 = store.read("grids")
     assert len(g2) == 3 and g2["households"].between(100, 250).all()
@@ -423,10 +501,20 @@ def test_cli_delineate_writes_grids_registry_and_keeps_codes(tmp_path):
     assert len(new) == 1 and int(next(iter(new))[12:]) == 3
     # a wide band makes one grid overlapping each old one by IoU ~1/3: all three codes are
     # retired and the new grid takes 004 (a retired number never comes back)
-    run = runner.invoke(app, ["delineate", "--workspace", str(ws),
-                              "--set", "grid.max_households=700",
-                              "--set", "grid.min_households=500",
-                              "--set", "grid.target_households=600"])
+    run = runner.invoke(
+        app,
+        [
+            "delineate",
+            "--workspace",
+            str(ws),
+            "--set",
+            "grid.max_households=700",
+            "--set",
+            "grid.min_households=500",
+            "--set",
+            "grid.target_households=600",
+        ],
+    )
     assert run.exit_code == 0, run.output
     g3 = store.read("grids")
     reg3 = store.read("code_registry").set_index("grid_code")
@@ -443,8 +531,7 @@ def test_make_communities_inside_each_street(demo_city):
     assert params["communities_made_from"] == "streets"
     streets = city.layers["streets"].to_crs(METRIC).set_index("street_code")
     cm = comm.to_crs(METRIC)
-    for code, sc, geom in zip(cm["community_code"], cm["street_code"], cm.geometry,
-                              strict=True):
+    for code, sc, geom in zip(cm["community_code"], cm["street_code"], cm.geometry, strict=True):
         assert code.startswith(sc)
         assert shapely.area(shapely.difference(geom, streets.geometry[sc])) < 1.0
     for sc, grp in cm.groupby("street_code"):

@@ -32,10 +32,16 @@ def _box(lon: float, lat: float, size: float = 0.0004) -> shapely.Polygon:
 
 def _buildings(n: int = 4) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
-        {"BLDG_ID": [f"b{i}" for i in range(n)], "名称": [f"{i}号楼" for i in range(n)],
-         "HH_NUM": [str(30 + i) for i in range(n)], "层数": [6] * n,
-         "用途": ["住宅"] * n},
-        geometry=[_box(118.78 + 0.001 * i, 32.04) for i in range(n)], crs="EPSG:4326")
+        {
+            "BLDG_ID": [f"b{i}" for i in range(n)],
+            "名称": [f"{i}号楼" for i in range(n)],
+            "HH_NUM": [str(30 + i) for i in range(n)],
+            "层数": [6] * n,
+            "用途": ["住宅"] * n,
+        },
+        geometry=[_box(118.78 + 0.001 * i, 32.04) for i in range(n)],
+        crs="EPSG:4326",
+    )
 
 
 def _digest(path: Path) -> str:
@@ -46,9 +52,11 @@ def _digest(path: Path) -> str:
 def ws(tmp_path) -> Path:
     """A workspace already holding a roads layer, to check failed imports leave it alone."""
     path = tmp_path / "ws.gpkg"
-    roads = gpd.GeoDataFrame({"road_id": ["r1"], "name": ["中山路"], "road_class": ["arterial"]},
-                             geometry=[shapely.LineString([(118.78, 32.04), (118.79, 32.04)])],
-                             crs="EPSG:4326")
+    roads = gpd.GeoDataFrame(
+        {"road_id": ["r1"], "name": ["中山路"], "road_class": ["arterial"]},
+        geometry=[shapely.LineString([(118.78, 32.04), (118.79, 32.04)])],
+        crs="EPSG:4326",
+    )
     src = tmp_path / "roads.geojson"
     roads.to_file(src)
     import_into(open_store(path), [src])
@@ -159,14 +167,28 @@ def _ref_wgs_to_gcj(lon: float, lat: float) -> tuple[float, float]:
     """The published GCJ-02 forward algorithm, written independently of gridgis.crs."""
     a, ee = 6378245.0, 0.00669342162296594323
     x, y = lon - 105.0, lat - 35.0
-    dlat = (-100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * math.sqrt(abs(x))
-            + (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2 / 3
-            + (20.0 * math.sin(y * math.pi) + 40.0 * math.sin(y / 3.0 * math.pi)) * 2 / 3
-            + (160.0 * math.sin(y / 12.0 * math.pi) + 320 * math.sin(y * math.pi / 30.0)) * 2 / 3)
-    dlon = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * math.sqrt(abs(x))
-            + (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2 / 3
-            + (20.0 * math.sin(x * math.pi) + 40.0 * math.sin(x / 3.0 * math.pi)) * 2 / 3
-            + (150.0 * math.sin(x / 12.0 * math.pi) + 300.0 * math.sin(x / 30.0 * math.pi)) * 2 / 3)
+    dlat = (
+        -100.0
+        + 2.0 * x
+        + 3.0 * y
+        + 0.2 * y * y
+        + 0.1 * x * y
+        + 0.2 * math.sqrt(abs(x))
+        + (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2 / 3
+        + (20.0 * math.sin(y * math.pi) + 40.0 * math.sin(y / 3.0 * math.pi)) * 2 / 3
+        + (160.0 * math.sin(y / 12.0 * math.pi) + 320 * math.sin(y * math.pi / 30.0)) * 2 / 3
+    )
+    dlon = (
+        300.0
+        + x
+        + 2.0 * y
+        + 0.1 * x * x
+        + 0.1 * x * y
+        + 0.1 * math.sqrt(abs(x))
+        + (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2 / 3
+        + (20.0 * math.sin(x * math.pi) + 40.0 * math.sin(x / 3.0 * math.pi)) * 2 / 3
+        + (150.0 * math.sin(x / 12.0 * math.pi) + 300.0 * math.sin(x / 30.0 * math.pi)) * 2 / 3
+    )
     rad = lat / 180.0 * math.pi
     magic = 1 - ee * math.sin(rad) ** 2
     dlat = dlat * 180.0 / ((a * (1 - ee)) / (magic * math.sqrt(magic)) * math.pi)
@@ -184,8 +206,9 @@ def _ref_gcj_to_bd(lon: float, lat: float) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def truth() -> pd.DataFrame:
     rng = np.random.default_rng(3)
-    return pd.DataFrame({"lon": rng.uniform(118.70, 118.90, 200),
-                         "lat": rng.uniform(31.95, 32.12, 200)})
+    return pd.DataFrame(
+        {"lon": rng.uniform(118.70, 118.90, 200), "lat": rng.uniform(31.95, 32.12, 200)}
+    )
 
 
 @pytest.mark.parametrize("crs", ["gcj02", "bd09"])
@@ -194,34 +217,44 @@ def test_offset_csv_lands_within_half_a_metre(tmp_path, truth, crs):
     if crs == "bd09":
         shifted = [_ref_gcj_to_bd(x, y) for x, y in shifted]
     # an Amap-style export: Chinese headers, 经度/纬度, category labels in Chinese
-    csv = pd.DataFrame({"名称": [f"网点{i}" for i in range(len(truth))],
-                        "类别": ["幼儿园", "药店", "菜市场", "公交站"] * (len(truth) // 4),
-                        "经度": [p[0] for p in shifted], "纬度": [p[1] for p in shifted]})
+    csv = pd.DataFrame(
+        {
+            "名称": [f"网点{i}" for i in range(len(truth))],
+            "类别": ["幼儿园", "药店", "菜市场", "公交站"] * (len(truth) // 4),
+            "经度": [p[0] for p in shifted],
+            "纬度": [p[1] for p in shifted],
+        }
+    )
     src = tmp_path / "pois.csv"
     csv.to_csv(src, index=False, encoding="utf-8")
     fac = read_source(src, layer="facilities", crs=crs)["facilities"].data
-    _, _, dist = GEOD.inv(fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy(),
-                          truth.lon.to_numpy(), truth.lat.to_numpy())
+    _, _, dist = GEOD.inv(
+        fac.geometry.x.to_numpy(),
+        fac.geometry.y.to_numpy(),
+        truth.lon.to_numpy(),
+        truth.lat.to_numpy(),
+    )
     assert dist.max() < 0.5
     # and read as WGS84 it would have been hundreds of metres off
     raw = np.array(shifted)
     _, _, off = GEOD.inv(raw[:, 0], raw[:, 1], truth.lon.to_numpy(), truth.lat.to_numpy())
     assert off.min() > 100
-    assert list(fac["category"][:4]) == ["kindergarten", "pharmacy", "vegetable_market",
-                                         "bus_stop"]
+    assert list(fac["category"][:4]) == ["kindergarten", "pharmacy", "vegetable_market", "bus_stop"]
 
 
 def test_csv_needs_crs_and_columns(tmp_path, ws):
     src = tmp_path / "facilities.csv"
-    pd.DataFrame({"name": ["a"], "category": ["bank"], "X坐标": [118.8], "Y坐标": [32.0]}
-                 ).to_csv(src, index=False)
+    pd.DataFrame({"name": ["a"], "category": ["bank"], "X坐标": [118.8], "Y坐标": [32.0]}).to_csv(
+        src, index=False
+    )
     before = _digest(ws)
     with pytest.raises(ReadError, match="no lon/lat columns.*--map lon="):
         import_into(open_store(ws), [src], crs="wgs84")
     out = read_source(src, crs="wgs84", field_map={"lon": "X坐标", "lat": "Y坐标"})
     assert out["facilities"].data.geometry.iloc[0].equals(shapely.Point(118.8, 32.0))
-    pd.DataFrame({"name": ["a"], "category": ["bank"], "lon": [118.8], "lat": [32.0]}
-                 ).to_csv(src, index=False)
+    pd.DataFrame({"name": ["a"], "category": ["bank"], "lon": [118.8], "lat": [32.0]}).to_csv(
+        src, index=False
+    )
     with pytest.raises(ReadError, match=r"facilities.csv: a CSV carries no CRS.*--crs"):
         import_into(open_store(ws), [src])
     assert _digest(ws) == before
@@ -229,8 +262,9 @@ def test_csv_needs_crs_and_columns(tmp_path, ws):
 
 def test_gbk_csv_is_detected(tmp_path):
     src = tmp_path / "设施.csv"
-    pd.DataFrame({"名称": ["菜场甲"], "类别": ["菜市场"], "lng": [118.8], "lat": [32.0]}
-                 ).to_csv(src, index=False, encoding="gbk")
+    pd.DataFrame({"名称": ["菜场甲"], "类别": ["菜市场"], "lng": [118.8], "lat": [32.0]}).to_csv(
+        src, index=False, encoding="gbk"
+    )
     out = read_source(src, crs="wgs84")
     assert out["facilities"].data["name"].iloc[0] == "菜场甲"
     assert out["facilities"].data["category"].iloc[0] == "vegetable_market"
@@ -248,15 +282,21 @@ def test_gauss_kruger_zone_layer_lands_in_place(tmp_path, truth, swap, epsg):
     assert np.all(e > prefix + 300_000) and np.all(e < prefix + 700_000)
     assert np.all(n > 3_500_000) and np.all(n < 3_600_000)
     x, y = (n, e) if swap else (e, n)
-    frame = gpd.GeoDataFrame({"name": [f"p{i}" for i in range(len(truth))],
-                              "category": "bank"}, geometry=shapely.points(x, y),
-                             crs=f"EPSG:{epsg}")
+    frame = gpd.GeoDataFrame(
+        {"name": [f"p{i}" for i in range(len(truth))], "category": "bank"},
+        geometry=shapely.points(x, y),
+        crs=f"EPSG:{epsg}",
+    )
     src = tmp_path / "facilities.gpkg"
     frame.to_file(src)
     out = read_source(src)
     fac = out["facilities"].data
-    _, _, dist = GEOD.inv(fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy(),
-                          truth.lon.to_numpy(), truth.lat.to_numpy())
+    _, _, dist = GEOD.inv(
+        fac.geometry.x.to_numpy(),
+        fac.geometry.y.to_numpy(),
+        truth.lon.to_numpy(),
+        truth.lat.to_numpy(),
+    )
     assert dist.max() < 0.01
     assert any("exchanged" in note for note in out["facilities"].notes) == swap
 
@@ -268,11 +308,15 @@ def test_gauss_kruger_zone_layer_lands_in_place(tmp_path, truth, swap, epsg):
 
 def test_missing_required_field(tmp_path, ws):
     src = tmp_path / "roads2.geojson"
-    gpd.GeoDataFrame({"name": ["x"]}, geometry=[shapely.LineString([(0, 0), (1, 1)])],
-                     crs="EPSG:4326").to_file(src)
+    gpd.GeoDataFrame(
+        {"name": ["x"]}, geometry=[shapely.LineString([(0, 0), (1, 1)])], crs="EPSG:4326"
+    ).to_file(src)
     before = _digest(ws)
-    with pytest.raises(LayerError, match=r"roads2.geojson: layer 'roads' lacks required "
-                                         r"field\(s\) road_class.*--map road_class="):
+    with pytest.raises(
+        LayerError,
+        match=r"roads2.geojson: layer 'roads' lacks required "
+        r"field\(s\) road_class.*--map road_class=",
+    ):
         import_into(open_store(ws), [src], layer="roads")
     with pytest.raises(LayerError, match="inferred from the name; give --layer"):
         import_into(open_store(ws), [src])
@@ -310,19 +354,21 @@ def test_bad_rows_go_to_rejects(tmp_path, ws):
     b.loc[2, "HH_NUM"] = "-5"
     b.loc[3, "BLDG_ID"] = "b0"
     b.loc[4, "geometry"] = None
-    bowtie = shapely.Polygon([(118.8, 32.0), (118.801, 32.001), (118.801, 32.0),
-                              (118.8, 32.001)])
+    bowtie = shapely.Polygon([(118.8, 32.0), (118.801, 32.001), (118.801, 32.0), (118.8, 32.001)])
     assert not bowtie.is_valid
     b.loc[5, "geometry"] = bowtie
     src = tmp_path / "buildings.gpkg"
     b.to_file(src)
-    report = import_into(open_store(ws), [src],
-                         field_map={"households": "HH_NUM", "building_id": "BLDG_ID"})
+    report = import_into(
+        open_store(ws), [src], field_map={"households": "HH_NUM", "building_id": "BLDG_ID"}
+    )
     rej = report.rejects.set_index("row")
     assert rej.loc[2, "field"] == "households" and rej.loc[2, "reason"] == "not a number"
     assert rej.loc[3, "reason"] == "negative"
-    assert rej.loc[4, "field"] == "building_id" and "duplicate key (first at row 1)" in \
-        rej.loc[4, "reason"]
+    assert (
+        rej.loc[4, "field"] == "building_id"
+        and "duplicate key (first at row 1)" in rej.loc[4, "reason"]
+    )
     assert rej.loc[5, "reason"] == "no geometry"
     assert set(rej["source"]) == {str(src)}
     assert any("repaired 1 invalid" in n and "rows 6" in n for n in report.notes)
@@ -407,18 +453,29 @@ def test_osm_tags_to_layers(tmp_path):
     assert b.loc["osm_w101", "households"] == round(area * 18 / 100.0)
     assert b.loc["osm_w102", "households"] == 0
     roads = out["roads"].data.set_index("road_id")["road_class"].to_dict()
-    assert roads == {"osm_w200": "arterial", "osm_w201": "secondary", "osm_w202": "branch",
-                     "osm_w203": "path"}
+    assert roads == {
+        "osm_w200": "arterial",
+        "osm_w201": "secondary",
+        "osm_w202": "branch",
+        "osm_w203": "path",
+    }
     fac = out["facilities"].data.set_index("facility_id")["category"].to_dict()
-    assert fac == {"osm_n41": "primary_school", "osm_n42": "retail", "osm_n43": "bus_stop",
-                   "osm_n44": "elderly_care_home"}
+    assert fac == {
+        "osm_n41": "primary_school",
+        "osm_n42": "retail",
+        "osm_n43": "bus_stop",
+        "osm_n44": "elderly_care_home",
+    }
     green = out["green_spaces"].data
     assert list(green["green_id"]) == ["osm_r300"] and green["kind"].iloc[0] == "park"
     # complete boundaries: with a valid code a street; without one skipped with a note
     streets = out["streets"].data
     assert list(streets["street_code"]) == ["320106001"] and streets["name"][0] == "湖南路街道"
-    assert streets.geometry[0].normalize().equals(
-        shapely.MultiPolygon([shapely.box(118.78, 32.04, 118.79, 32.05)]).normalize())
+    assert (
+        streets.geometry[0]
+        .normalize()
+        .equals(shapely.MultiPolygon([shapely.box(118.78, 32.04, 118.79, 32.05)]).normalize())
+    )
     assert "communities" not in out
     notes = out["buildings"].notes
     assert any("incomplete" in n and "新街口街道" in n for n in notes)
@@ -430,19 +487,20 @@ def _way(wid: int, a: int, b: int, **tags: str) -> str:
     return f' <way id="{wid}"><nd ref="{a}"/><nd ref="{b}"/>{tag}</way>\n'
 
 
-TUNNEL_XML = ("<?xml version='1.0' encoding='UTF-8'?>\n<osm version=\"0.6\">\n"
-              + "".join(f' <node id="{i}" lat="32.04{i}" lon="118.78{i}"/>\n'
-                        for i in range(1, 6))
-              + _way(1, 1, 2, highway="trunk", tunnel="yes", layer="-1", name="水西门隧道")
-              + _way(2, 2, 3, highway="residential", tunnel="yes")
-              + _way(3, 3, 4, highway="tertiary", tunnel="culvert")
-              + _way(4, 1, 2, highway="trunk", name="虎踞南路")
-              + _way(5, 2, 3, highway="primary", tunnel="no")
-              + _way(6, 3, 4, highway="service", tunnel="building_passage")
-              + _way(7, 4, 5, highway="residential", covered="yes")
-              + _way(8, 1, 3, highway="footway", tunnel="yes", layer="-1")
-              + _way(9, 2, 4, highway="steps", tunnel="yes")
-              + "</osm>\n")
+TUNNEL_XML = (
+    "<?xml version='1.0' encoding='UTF-8'?>\n<osm version=\"0.6\">\n"
+    + "".join(f' <node id="{i}" lat="32.04{i}" lon="118.78{i}"/>\n' for i in range(1, 6))
+    + _way(1, 1, 2, highway="trunk", tunnel="yes", layer="-1", name="水西门隧道")
+    + _way(2, 2, 3, highway="residential", tunnel="yes")
+    + _way(3, 3, 4, highway="tertiary", tunnel="culvert")
+    + _way(4, 1, 2, highway="trunk", name="虎踞南路")
+    + _way(5, 2, 3, highway="primary", tunnel="no")
+    + _way(6, 3, 4, highway="service", tunnel="building_passage")
+    + _way(7, 4, 5, highway="residential", covered="yes")
+    + _way(8, 1, 3, highway="footway", tunnel="yes", layer="-1")
+    + _way(9, 2, 4, highway="steps", tunnel="yes")
+    + "</osm>\n"
+)
 
 
 def test_osm_motor_road_tunnels_are_dropped_walking_tunnels_kept(tmp_path):
@@ -450,8 +508,14 @@ def test_osm_motor_road_tunnels_are_dropped_walking_tunnels_kept(tmp_path):
     src.write_text(TUNNEL_XML, encoding="utf-8")
     out = read_source(src)
     roads = out["roads"].data.set_index("road_id")["road_class"].to_dict()
-    assert roads == {"osm_w4": "arterial", "osm_w5": "arterial", "osm_w6": "branch",
-                     "osm_w7": "branch", "osm_w8": "path", "osm_w9": "path"}
+    assert roads == {
+        "osm_w4": "arterial",
+        "osm_w5": "arterial",
+        "osm_w6": "branch",
+        "osm_w7": "branch",
+        "osm_w8": "path",
+        "osm_w9": "path",
+    }
     note = [n for v in out.values() for n in v.notes if "tunnel" in n]
     assert len(note) == 1 and "dropped 3 motor-road tunnel ways" in note[0]
     assert note[0].endswith("水西门隧道, osm_w2, osm_w3")
@@ -476,34 +540,55 @@ def _addr(number: str, street: str | None = None, **tags: str) -> dict[str, str]
 
 
 # 0.001° of latitude is 111 m; the building 华荣大厦 (管家桥85号) is 47 m × 44 m
-ADDR_XML = ("<?xml version='1.0' encoding='UTF-8'?>\n<osm version=\"0.6\">\n"
-            + _node(1, 116.3300, 39.9920, **_addr("43", "成府路", amenity="college",
-                                                   name="清华大学五道口金融学院"))
-            + _node(2, 116.3440, 39.9970, **_addr("丁11", "学院路"))
-            + _node(3, 116.3460, 39.9990, **_addr("16号院", "小月河东畔路"))
-            + _node(4, 116.2950, 40.0050, **_addr("28號", "清华西路"))
-            + _node(5, 116.3250, 39.9919, **_addr("8", "中关村东路", name="工商银行",
-                                                   **{"addr:housename": "1号 科技大厦D座"}))
-            + _node(6, 116.3310, 39.9930, **_addr("3", None, **{"addr:place": "双泉堡"}))
-            + _node(7, 118.7852, 32.0452, **_addr("85号", "管家桥", amenity="bank",
-                                                   name="中国银行"))  # in the building
-            + _node(8, 118.7950, 32.0452, **_addr("85", "管家桥"))  # 930 m east: kept
-            + _node(9, 116.3340, 39.9950, **_addr("1层", "成府路", shop="bakery"))
-            + _node(10, 116.3350, 39.9950, **_addr("7栋", "良友里"))
-            + _node(11, 116.3360, 39.9950, **_addr("1;3", "成府路"))
-            + _node(12, 116.3370, 39.9950, **_addr("12"))  # no street
-            + _node(13, 116.3380, 39.9950, **_addr("1602c", "Huaqing Jia Yuan"))
-            + "".join(f' <node id="{20 + i}" lat="{lat}" lon="{lon}"/>\n' for i, (lon, lat) in
-                      enumerate([(118.7850, 32.0450), (118.7855, 32.0450), (118.7855, 32.0454),
-                                 (118.7850, 32.0454), (116.3400, 40.0000), (116.3420, 40.0000),
-                                 (116.3420, 40.0010), (116.3400, 40.0010), (116.3500, 40.0020),
-                                 (116.3510, 40.0030)]))
-            + _ring(40, [20, 21, 22, 23], **_addr("85号", "管家桥", building="commercial",
-                                                    name="华荣大厦"))
-            + _ring(41, [24, 25, 26, 27], **_addr("5", "颐和园路", amenity="university",
-                                                    name="北京大学"))
-            + _way(42, 28, 29, **_addr("2", "延龄巷"))  # an open way with an address only
-            + "</osm>\n")
+ADDR_XML = (
+    "<?xml version='1.0' encoding='UTF-8'?>\n<osm version=\"0.6\">\n"
+    + _node(
+        1,
+        116.3300,
+        39.9920,
+        **_addr("43", "成府路", amenity="college", name="清华大学五道口金融学院"),
+    )
+    + _node(2, 116.3440, 39.9970, **_addr("丁11", "学院路"))
+    + _node(3, 116.3460, 39.9990, **_addr("16号院", "小月河东畔路"))
+    + _node(4, 116.2950, 40.0050, **_addr("28號", "清华西路"))
+    + _node(
+        5,
+        116.3250,
+        39.9919,
+        **_addr("8", "中关村东路", name="工商银行", **{"addr:housename": "1号 科技大厦D座"}),
+    )
+    + _node(6, 116.3310, 39.9930, **_addr("3", None, **{"addr:place": "双泉堡"}))
+    + _node(
+        7, 118.7852, 32.0452, **_addr("85号", "管家桥", amenity="bank", name="中国银行")
+    )  # in the building
+    + _node(8, 118.7950, 32.0452, **_addr("85", "管家桥"))  # 930 m east: kept
+    + _node(9, 116.3340, 39.9950, **_addr("1层", "成府路", shop="bakery"))
+    + _node(10, 116.3350, 39.9950, **_addr("7栋", "良友里"))
+    + _node(11, 116.3360, 39.9950, **_addr("1;3", "成府路"))
+    + _node(12, 116.3370, 39.9950, **_addr("12"))  # no street
+    + _node(13, 116.3380, 39.9950, **_addr("1602c", "Huaqing Jia Yuan"))
+    + "".join(
+        f' <node id="{20 + i}" lat="{lat}" lon="{lon}"/>\n'
+        for i, (lon, lat) in enumerate(
+            [
+                (118.7850, 32.0450),
+                (118.7855, 32.0450),
+                (118.7855, 32.0454),
+                (118.7850, 32.0454),
+                (116.3400, 40.0000),
+                (116.3420, 40.0000),
+                (116.3420, 40.0010),
+                (116.3400, 40.0010),
+                (116.3500, 40.0020),
+                (116.3510, 40.0030),
+            ]
+        )
+    )
+    + _ring(40, [20, 21, 22, 23], **_addr("85号", "管家桥", building="commercial", name="华荣大厦"))
+    + _ring(41, [24, 25, 26, 27], **_addr("5", "颐和园路", amenity="university", name="北京大学"))
+    + _way(42, 28, 29, **_addr("2", "延龄巷"))  # an open way with an address only
+    + "</osm>\n"
+)
 
 
 def test_osm_addresses(tmp_path):
@@ -514,10 +599,17 @@ def test_osm_addresses(tmp_path):
     out = read_source(src)
     a = out["addresses"].data.set_index("address_id")
     assert a["text"].to_dict() == {
-        "osm_n1": "成府路43号", "osm_n2": "学院路丁11号", "osm_n3": "小月河东畔路16号院",
-        "osm_n4": "清华西路28号", "osm_n5": "中关村东路8号", "osm_n6": "双泉堡3号",
-        "osm_n8": "管家桥85号", "osm_w40": "管家桥85号", "osm_w41": "颐和园路5号",
-        "osm_w42": "延龄巷2号"}
+        "osm_n1": "成府路43号",
+        "osm_n2": "学院路丁11号",
+        "osm_n3": "小月河东畔路16号院",
+        "osm_n4": "清华西路28号",
+        "osm_n5": "中关村东路8号",
+        "osm_n6": "双泉堡3号",
+        "osm_n8": "管家桥85号",
+        "osm_w40": "管家桥85号",
+        "osm_w41": "颐和园路5号",
+        "osm_w42": "延龄巷2号",
+    }
     assert a.loc["osm_n2", "road"] == "学院路" and a.loc["osm_n2", "number"] == "丁11号"
     assert a.loc["osm_n6", "road"] == "双泉堡"  # addr:place when there is no street
     # the name is the object's own; addr:housename is no part of the text
@@ -532,8 +624,12 @@ def test_osm_addresses(tmp_path):
     assert a.geometry.geom_type.eq("Point").all()
     assert shapely.box(118.785, 32.045, 118.7855, 32.0454).contains(a.loc["osm_w40", "geometry"])
     assert shapely.box(116.34, 40.0, 116.342, 40.001).contains(a.loc["osm_w41", "geometry"])
-    assert shapely.LineString([(116.35, 40.002), (116.351, 40.003)]).distance(
-        a.loc["osm_w42", "geometry"]) < 1e-9
+    assert (
+        shapely.LineString([(116.35, 40.002), (116.351, 40.003)]).distance(
+            a.loc["osm_w42", "geometry"]
+        )
+        < 1e-9
+    )
     # building_id only for an object imported as a building (not for the campus area)
     assert "osm_w40" in set(out["buildings"].data["building_id"])
     assert a["building_id"].dropna().to_dict() == {"osm_w40": "osm_w40"}
@@ -543,20 +639,40 @@ def test_osm_addresses(tmp_path):
     assert "1 duplicates (same text within 150 m of a kept one) merged: 管家桥85号" in notes
     assert "skipped 3 objects whose addr:housenumber is not a door number" in notes
     assert "成府路 1层, 良友里 7栋, 成府路 1;3" in notes
-    assert "skipped 1 objects with addr:housenumber but no addr:street or addr:place " \
-           "(osm_n12 12)" in notes
+    assert (
+        "skipped 1 objects with addr:housenumber but no addr:street or addr:place "
+        "(osm_n12 12)" in notes
+    )
     assert "skipped 1 objects whose street is not written in Chinese" in notes
     # a place or a bridge name is no road to the parser: kept, and said
-    assert "3 of 10 texts are not split into road + door number by the address parser " \
-           "(kept; a query is parsed the same way): 双泉堡3号: 双泉堡 + 3号, 管家桥85号: " \
-           "管家桥 + 85号" in notes
+    assert (
+        "3 of 10 texts are not split into road + door number by the address parser "
+        "(kept; a query is parsed the same way): 双泉堡3号: 双泉堡 + 3号, 管家桥85号: "
+        "管家桥 + 85号" in notes
+    )
     assert out["addresses"].rejects.empty
 
 
-@pytest.mark.parametrize(("housenumber", "door"), [
-    ("8", "8号"), ("丁11", "丁11号"), ("甲2号", "甲2号"), ("12-8", "12-8号"), ("85号", "85号"),
-    ("16号院", "16号院"), ("28號", "28号"), ("１２", "12号"), ("12a", "12A号"),
-    ("1层", None), ("7栋", None), ("3号楼", None), ("1;3", None), ("1-3号楼", None), ("", None)])
+@pytest.mark.parametrize(
+    ("housenumber", "door"),
+    [
+        ("8", "8号"),
+        ("丁11", "丁11号"),
+        ("甲2号", "甲2号"),
+        ("12-8", "12-8号"),
+        ("85号", "85号"),
+        ("16号院", "16号院"),
+        ("28號", "28号"),
+        ("１２", "12号"),
+        ("12a", "12A号"),
+        ("1层", None),
+        ("7栋", None),
+        ("3号楼", None),
+        ("1;3", None),
+        ("1-3号楼", None),
+        ("", None),
+    ],
+)
 def test_door_number(housenumber, door):
     from gridgis.io.osm import door_number
 
@@ -625,8 +741,19 @@ def test_cli_import_then_info(tmp_path):
     pyogrio.write_dataframe(b, src, encoding="gbk")
     (tmp_path / "楼栋.cpg").unlink()
     ws = tmp_path / "ws.gpkg"
-    res = runner.invoke(app, ["import", str(src), "--workspace", str(ws), "--encoding", "gbk",
-                              "--map", "households=HH_NUM,building_id=BLDG_ID"])
+    res = runner.invoke(
+        app,
+        [
+            "import",
+            str(src),
+            "--workspace",
+            str(ws),
+            "--encoding",
+            "gbk",
+            "--map",
+            "households=HH_NUM,building_id=BLDG_ID",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "buildings" in res.stdout and "negative" in res.stdout
     res = runner.invoke(app, ["info", str(ws)])
@@ -641,18 +768,32 @@ def test_files_without_keys_import_together(tmp_path):
     """Two CSVs of one layer without id columns: keys come from the file names, so the
     second file's rows are not mistaken for duplicates of the first's."""
     for stem, cat in (("幼儿园", "幼儿园"), ("菜市场", "菜市场")):
-        pd.DataFrame({"名称": [f"{stem}{i}" for i in range(3)], "类别": cat,
-                      "lon": [118.78, 118.79, 118.80], "lat": 32.04}
-                     ).to_csv(tmp_path / f"{stem}.csv", index=False)
+        pd.DataFrame(
+            {
+                "名称": [f"{stem}{i}" for i in range(3)],
+                "类别": cat,
+                "lon": [118.78, 118.79, 118.80],
+                "lat": 32.04,
+            }
+        ).to_csv(tmp_path / f"{stem}.csv", index=False)
     ws = tmp_path / "ws.gpkg"
-    report = import_into(open_store(ws), [tmp_path / "幼儿园.csv", tmp_path / "菜市场.csv"],
-                         layer="facilities", crs="wgs84")
+    report = import_into(
+        open_store(ws),
+        [tmp_path / "幼儿园.csv", tmp_path / "菜市场.csv"],
+        layer="facilities",
+        crs="wgs84",
+    )
     fac = open_store(ws).read("facilities")
     assert report.counts()["facilities"] == (6, 0)
-    assert list(fac["facility_id"]) == ["幼儿园-1", "幼儿园-2", "幼儿园-3",
-                                        "菜市场-1", "菜市场-2", "菜市场-3"]
-    assert fac["category"].value_counts().to_dict() == {"kindergarten": 3,
-                                                        "vegetable_market": 3}
+    assert list(fac["facility_id"]) == [
+        "幼儿园-1",
+        "幼儿园-2",
+        "幼儿园-3",
+        "菜市场-1",
+        "菜市场-2",
+        "菜市场-3",
+    ]
+    assert fac["category"].value_counts().to_dict() == {"kindergarten": 3, "vegetable_market": 3}
 
 
 def test_duplicate_key_across_files(tmp_path):
@@ -663,12 +804,20 @@ def test_duplicate_key_across_files(tmp_path):
     b.loc[0, "BLDG_ID"] = "x0"
     b.loc[1, "BLDG_ID"] = "x1"
     b.to_file(two)
-    report = import_into(open_store(tmp_path / "ws.gpkg"), [one, two], layer="buildings",
-                         field_map={"households": "HH_NUM", "building_id": "BLDG_ID"})
+    report = import_into(
+        open_store(tmp_path / "ws.gpkg"),
+        [one, two],
+        layer="buildings",
+        field_map={"households": "HH_NUM", "building_id": "BLDG_ID"},
+    )
     rej = report.rejects
     assert len(rej) == 1
-    assert (rej["source"][0], rej["row"][0], rej["field"][0], rej["value"][0]) == \
-        (str(two), 3, "building_id", "b1")
+    assert (rej["source"][0], rej["row"][0], rej["field"][0], rej["value"][0]) == (
+        str(two),
+        3,
+        "building_id",
+        "b1",
+    )
     assert rej["reason"][0] == f"duplicate key (first in {one})"
     stored = open_store(tmp_path / "ws.gpkg").read("buildings")
     assert sorted(stored["building_id"]) == ["b0", "b1", "x0", "x1"]
@@ -688,4 +837,5 @@ def test_demo_step_imports_gbk_shapefile_and_gcj02_csv(tmp_path, city):
     imported = open_store(tmp_path / "import_demo" / "imported.gpkg")
     assert len(imported.read("facilities")) == len(city.layers["facilities"])
     assert imported.info("buildings").params["import"]["sources"]["facilities"] == [
-        str(tmp_path / "import_demo" / "amap_pois.csv")]
+        str(tmp_path / "import_demo" / "amap_pois.csv")
+    ]

@@ -18,7 +18,7 @@ from gridgis.store import open_store
 
 LON0, LAT0 = 121.40, 31.20
 M_LON = 1.0 / (111_320.0 * np.cos(np.radians(LAT0)))  # degrees per metre east
-M_LAT = 1.0 / 110_574.0                                  # degrees per metre north
+M_LAT = 1.0 / 110_574.0  # degrees per metre north
 
 
 def box(x0, y0, x1, y1):
@@ -36,57 +36,161 @@ def gdf(rows):
 
 @pytest.fixture(scope="module")
 def layers():
-    streets = gdf([{"street_code": "310112001", "name": "江川路街道",
-                    "geometry": box(0, 0, 400, 200)}])
-    communities = gdf([
-        {"community_code": "310112001001", "name": "报春社区", "street_code": "310112001",
-         "geometry": box(0, 0, 200, 200)},
-        {"community_code": "310112001002", "name": "江川社区", "street_code": "310112001",
-         "geometry": box(200, 0, 400, 200)},
-    ])
-    grids = gdf([
-        {"grid_code": "310112001001001", "community_code": "310112001001",
-         "kind": "residential", "households": 320, "geometry": box(0, 0, 100, 200)},
-        {"grid_code": "310112001001002", "community_code": "310112001001",
-         "kind": "residential", "households": 410, "geometry": box(100, 0, 200, 200)},
-        {"grid_code": "310112001002001", "community_code": "310112001002",
-         "kind": "unit", "households": 0, "geometry": box(200, 0, 400, 200)},
-    ])
-    buildings = gdf([
-        {"building_id": "B1", "households": 48, "geometry": box(20, 20, 60, 60)},
-        {"building_id": "B2", "households": 36, "geometry": box(120, 120, 160, 160)},
-    ])
-    addresses = gdf([
-        {"address_id": "A1", "text": "报春路10号阳光花园1栋1单元", "name": "阳光花园",
-         "building_id": "B1", "geometry": shapely.Point(*pt(40, 21))},
-        {"address_id": "A2", "text": "报春路10号阳光花园1栋2单元", "name": "阳光花园",
-         "building_id": "B1", "geometry": shapely.Point(*pt(50, 21))},
-        {"address_id": "A3", "text": "报春路12号", "name": None, "building_id": None,
-         "geometry": shapely.Point(*pt(150, 5))},
-        {"address_id": "A4", "text": "报春路30号", "name": "江川中学", "building_id": None,
-         "geometry": shapely.Point(*pt(300, 5))},
-        # one door plate recorded twice far apart: inside one grid, then across two
-        {"address_id": "A5", "text": "江川路8号", "name": None, "building_id": None,
-         "geometry": shapely.Point(*pt(210, 5))},
-        {"address_id": "A6", "text": "江川路8号", "name": None, "building_id": None,
-         "geometry": shapely.Point(*pt(390, 195))},
-        {"address_id": "A7", "text": "江川路9号", "name": None, "building_id": None,
-         "geometry": shapely.Point(*pt(50, 5))},
-        {"address_id": "A8", "text": "江川路9号", "name": None, "building_id": None,
-         "geometry": shapely.Point(*pt(300, 5))},
-    ])
-    staff = pd.DataFrame([
-        {"staff_id": "S3", "name": "李四", "role": "grid_worker",
-         "community_code": "310112001001", "grid_code": "310112001001001", "phone": "139"},
-        {"staff_id": "S2", "name": "张三", "role": "grid_head",
-         "community_code": "310112001001", "grid_code": "310112001001001", "phone": "138"},
-        {"staff_id": "S1", "name": "王五", "role": "community_worker",
-         "community_code": "310112001001", "grid_code": None, "phone": "137"},
-        {"staff_id": "S4", "name": "赵六", "role": "police",
-         "community_code": "310112001001", "grid_code": None, "phone": "110"},
-    ])
-    return {"streets": streets, "communities": communities, "grids": grids,
-            "buildings": buildings, "addresses": addresses, "staff": staff}
+    streets = gdf(
+        [{"street_code": "310112001", "name": "江川路街道", "geometry": box(0, 0, 400, 200)}]
+    )
+    communities = gdf(
+        [
+            {
+                "community_code": "310112001001",
+                "name": "报春社区",
+                "street_code": "310112001",
+                "geometry": box(0, 0, 200, 200),
+            },
+            {
+                "community_code": "310112001002",
+                "name": "江川社区",
+                "street_code": "310112001",
+                "geometry": box(200, 0, 400, 200),
+            },
+        ]
+    )
+    grids = gdf(
+        [
+            {
+                "grid_code": "310112001001001",
+                "community_code": "310112001001",
+                "kind": "residential",
+                "households": 320,
+                "geometry": box(0, 0, 100, 200),
+            },
+            {
+                "grid_code": "310112001001002",
+                "community_code": "310112001001",
+                "kind": "residential",
+                "households": 410,
+                "geometry": box(100, 0, 200, 200),
+            },
+            {
+                "grid_code": "310112001002001",
+                "community_code": "310112001002",
+                "kind": "unit",
+                "households": 0,
+                "geometry": box(200, 0, 400, 200),
+            },
+        ]
+    )
+    buildings = gdf(
+        [
+            {"building_id": "B1", "households": 48, "geometry": box(20, 20, 60, 60)},
+            {"building_id": "B2", "households": 36, "geometry": box(120, 120, 160, 160)},
+        ]
+    )
+    addresses = gdf(
+        [
+            {
+                "address_id": "A1",
+                "text": "报春路10号阳光花园1栋1单元",
+                "name": "阳光花园",
+                "building_id": "B1",
+                "geometry": shapely.Point(*pt(40, 21)),
+            },
+            {
+                "address_id": "A2",
+                "text": "报春路10号阳光花园1栋2单元",
+                "name": "阳光花园",
+                "building_id": "B1",
+                "geometry": shapely.Point(*pt(50, 21)),
+            },
+            {
+                "address_id": "A3",
+                "text": "报春路12号",
+                "name": None,
+                "building_id": None,
+                "geometry": shapely.Point(*pt(150, 5)),
+            },
+            {
+                "address_id": "A4",
+                "text": "报春路30号",
+                "name": "江川中学",
+                "building_id": None,
+                "geometry": shapely.Point(*pt(300, 5)),
+            },
+            # one door plate recorded twice far apart: inside one grid, then across two
+            {
+                "address_id": "A5",
+                "text": "江川路8号",
+                "name": None,
+                "building_id": None,
+                "geometry": shapely.Point(*pt(210, 5)),
+            },
+            {
+                "address_id": "A6",
+                "text": "江川路8号",
+                "name": None,
+                "building_id": None,
+                "geometry": shapely.Point(*pt(390, 195)),
+            },
+            {
+                "address_id": "A7",
+                "text": "江川路9号",
+                "name": None,
+                "building_id": None,
+                "geometry": shapely.Point(*pt(50, 5)),
+            },
+            {
+                "address_id": "A8",
+                "text": "江川路9号",
+                "name": None,
+                "building_id": None,
+                "geometry": shapely.Point(*pt(300, 5)),
+            },
+        ]
+    )
+    staff = pd.DataFrame(
+        [
+            {
+                "staff_id": "S3",
+                "name": "李四",
+                "role": "grid_worker",
+                "community_code": "310112001001",
+                "grid_code": "310112001001001",
+                "phone": "139",
+            },
+            {
+                "staff_id": "S2",
+                "name": "张三",
+                "role": "grid_head",
+                "community_code": "310112001001",
+                "grid_code": "310112001001001",
+                "phone": "138",
+            },
+            {
+                "staff_id": "S1",
+                "name": "王五",
+                "role": "community_worker",
+                "community_code": "310112001001",
+                "grid_code": None,
+                "phone": "137",
+            },
+            {
+                "staff_id": "S4",
+                "name": "赵六",
+                "role": "police",
+                "community_code": "310112001001",
+                "grid_code": None,
+                "phone": "110",
+            },
+        ]
+    )
+    return {
+        "streets": streets,
+        "communities": communities,
+        "grids": grids,
+        "buildings": buildings,
+        "addresses": addresses,
+        "staff": staff,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -99,14 +203,17 @@ def test_point_in_building_gives_the_whole_chain(finder):
     assert ans["match_level"] == "building" and ans["building_id"] == "B1"
     assert ans["street"] == {"code": "310112001", "name": "江川路街道"}
     assert ans["community"] == {"code": "310112001001", "name": "报春社区"}
-    assert ans["grid"] == {"grid_code": "310112001001001", "kind": "residential",
-                           "households": 320}
+    assert ans["grid"] == {"grid_code": "310112001001001", "kind": "residential", "households": 320}
     # grid head first, then grid workers; phones only when asked
     assert [(p["name"], p["role"], p["role_zh"]) for p in ans["people"]] == [
-        ("张三", "grid_head", "网格长"), ("李四", "grid_worker", "网格员")]
+        ("张三", "grid_head", "网格长"),
+        ("李四", "grid_worker", "网格员"),
+    ]
     assert all("phone" not in p for p in ans["people"])
-    assert [p["phone"] for p in finder.point(*pt(30, 30), include_personal=True)["people"]] \
-        == ["138", "139"]
+    assert [p["phone"] for p in finder.point(*pt(30, 30), include_personal=True)["people"]] == [
+        "138",
+        "139",
+    ]
     json.dumps(ans, ensure_ascii=False)
 
 
@@ -139,15 +246,15 @@ def test_points_batch_agrees_with_plain_containment(finder, layers):
     expected = []
     for x, y in zip(lon, lat, strict=True):
         p = shapely.Point(x, y)
-        inside = [g for g, geom in zip(grids.grid_code, grids.geometry, strict=True)
-                  if geom.covers(p)]
+        inside = [
+            g for g, geom in zip(grids.grid_code, grids.geometry, strict=True) if geom.covers(p)
+        ]
         expected.append(inside[0] if inside else None)
     assert list(got["grid_code"]) == expected
     in_b1 = (xs >= 20) & (xs <= 60) & (ys >= 20) & (ys <= 60)
     assert (got["building_id"][in_b1] == "B1").all()
     assert set(got.loc[got.grid_code.isna(), "match_level"]) == {"none"}
-    assert got.loc[got.grid_code == "310112001002001", "community_code"].eq(
-        "310112001002").all()
+    assert got.loc[got.grid_code == "310112001002001", "community_code"].eq("310112001002").all()
 
 
 def test_address_lookup_chain(finder):
@@ -166,7 +273,10 @@ def test_address_without_confident_match_has_no_chain(finder):
     assert not ans["confident"] and ans["address_id"] is None and ans["grid"] is None
     assert ans["people"] == [] and ans["candidates"]
     assert {c["grid_code"] for c in ans["candidates"]} <= {
-        "310112001001001", "310112001001002", "310112001002001"}
+        "310112001001001",
+        "310112001001002",
+        "310112001002001",
+    }
 
 
 def test_address_in_several_places(finder):
@@ -175,14 +285,23 @@ def test_address_in_several_places(finder):
     assert "all in grid" in same_grid["reason"]
     two_grids = finder.address("江川路9号")
     assert not two_grids["confident"] and two_grids["grid"] is None
-    assert {c["grid_code"] for c in two_grids["candidates"]} == {"310112001001001",
-                                                                "310112001002001"}
+    assert {c["grid_code"] for c in two_grids["candidates"]} == {
+        "310112001001001",
+        "310112001002001",
+    }
 
 
 def test_batch_addresses(finder):
     df = finder.addresses(["报春路12号", "火星路1号", "报春路10号阳光花园1栋1单元", None])
-    assert list(df.columns) == ["address_id", "lon", "lat", "grid_code", "match_level",
-                                "match_score", "confident"]
+    assert list(df.columns) == [
+        "address_id",
+        "lon",
+        "lat",
+        "grid_code",
+        "match_level",
+        "match_score",
+        "confident",
+    ]
     assert df["address_id"].tolist() == ["A3", None, "A1", None]
     assert df["grid_code"].tolist() == ["310112001001002", None, "310112001001001", None]
     assert df["lon"].isna().tolist() == [False, True, False, True]
@@ -208,6 +327,7 @@ def test_from_store(tmp_path, layers):
 
 # -- the demo city -----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def demo():
     from gridgis.delineate import delineate
@@ -221,8 +341,12 @@ def demo():
 
 
 def test_demo_city_addresses_land_in_their_buildings_grid(demo):
-    finder = Lookup(**{k: demo[k] for k in ("addresses", "buildings", "grids", "communities",
-                                             "streets", "staff")})
+    finder = Lookup(
+        **{
+            k: demo[k]
+            for k in ("addresses", "buildings", "grids", "communities", "streets", "staff")
+        }
+    )
     a = demo["addresses"]
     units = a[a["building_id"].notna()]
     digits = str.maketrans("0123456789", "０１２３４５６７８９")
@@ -242,14 +366,16 @@ def test_single_points_and_batches_agree(demo):
     rng = np.random.default_rng(9)
     lon, lat = rng.uniform(minx, maxx, 400), rng.uniform(miny, maxy, 400)
     batch = finder.points(lon, lat)
-    one_by_one = pd.concat([finder.points(lon[i:i + 1], lat[i:i + 1]) for i in range(40)],
-                           ignore_index=True)
+    one_by_one = pd.concat(
+        [finder.points(lon[i : i + 1], lat[i : i + 1]) for i in range(40)], ignore_index=True
+    )
     cols = ["building_id", "grid_code", "community_code", "street_code", "match_level"]
     assert batch[cols].iloc[:40].equals(one_by_one[cols])
     assert batch["building_id"].notna().sum() > 20
 
 
 # -- the CLI -------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory, layers):
@@ -266,23 +392,37 @@ def test_cli_address_and_point(workspace):
     assert ans["grid"]["grid_code"] == "310112001001001" and "报春路" in r.stdout
     lon, lat = pt(30, 30)
     x, y = from_wgs84(np.array([lon]), np.array([lat]), "gcj02")
-    r = runner.invoke(app, ["lookup", "-w", str(workspace), "--lon", str(x[0]), "--lat",
-                            str(y[0]), "--crs", "gcj02"])
+    r = runner.invoke(
+        app,
+        ["lookup", "-w", str(workspace), "--lon", str(x[0]), "--lat", str(y[0]), "--crs", "gcj02"],
+    )
     assert r.exit_code == 0 and json.loads(r.stdout)["building_id"] == "B1"
 
 
 def test_cli_batch(workspace, tmp_path):
     src = tmp_path / "in.csv"
     pd.DataFrame({"id": [1, 2, 3], "addr": ["报春路12号", "火星路1号", "报春路30号"]}).to_csv(
-        src, index=False, encoding="gb18030")
+        src, index=False, encoding="gb18030"
+    )
     out = tmp_path / "out.csv"
-    r = CliRunner().invoke(app, ["lookup", "-w", str(workspace), "--batch", str(src),
-                                 "--column", "addr", "--out", str(out)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "lookup",
+            "-w",
+            str(workspace),
+            "--batch",
+            str(src),
+            "--column",
+            "addr",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     df = pd.read_csv(out, dtype=str, encoding="utf-8-sig")
     assert df["id"].tolist() == ["1", "2", "3"]
-    assert df["grid_code"].fillna("").tolist() == ["310112001001002", "",
-                                                   "310112001002001"]
+    assert df["grid_code"].fillna("").tolist() == ["310112001001002", "", "310112001002001"]
     assert df["address_id"].fillna("").tolist() == ["A3", "", "A4"]
     assert df.loc[1, "match_level"] == "none" and pd.isna(df.loc[1, "match_score"])
 
@@ -293,8 +433,9 @@ def test_cli_errors(workspace, tmp_path):
     assert r.exit_code == 2 and "--lon and --lat" in r.output
     src = tmp_path / "in.csv"
     src.write_text("x\n1\n", encoding="utf-8")
-    r = runner.invoke(app, ["lookup", "-w", str(workspace), "--batch", str(src), "--out",
-                            str(tmp_path / "o.csv")])
+    r = runner.invoke(
+        app, ["lookup", "-w", str(workspace), "--batch", str(src), "--out", str(tmp_path / "o.csv")]
+    )
     assert r.exit_code == 2 and "'address'" in r.output and "--column" in r.output
     assert not (tmp_path / "o.csv").exists()
     r = runner.invoke(app, ["lookup", "-w", str(tmp_path / "missing.gpkg"), "报春路12号"])
@@ -306,8 +447,9 @@ def test_fast_point_equals_batch_path(demo, layers):
     path of Lookup.points, inside and outside grids, in WGS84, GCJ-02 and BD-09 (the
     converted lon/lat to 1e-12°: one point is converted with math, arrays with numpy,
     whose sines can differ in the last bit)."""
-    finder = Lookup(**{k: demo[k] for k in ("buildings", "grids", "communities", "streets",
-                                             "staff")})
+    finder = Lookup(
+        **{k: demo[k] for k in ("buildings", "grids", "communities", "streets", "staff")}
+    )
     minx, miny, maxx, maxy = demo["grids"].total_bounds
     dx, dy = (maxx - minx) * 0.1, (maxy - miny) * 0.1
     rng = np.random.default_rng(11)
@@ -321,8 +463,7 @@ def test_fast_point_equals_batch_path(demo, layers):
         for i in range(len(x)):
             personal = bool(i % 2)
             fast = finder.point(float(x[i]), float(y[i]), crs, include_personal=personal)
-            ref = finder.point_from_points(float(x[i]), float(y[i]), crs,
-                                           include_personal=personal)
+            ref = finder.point_from_points(float(x[i]), float(y[i]), crs, include_personal=personal)
             for key in ("lon", "lat"):
                 assert abs(fast.pop(key) - ref.pop(key)) < 1e-12, (crs, i, key)
             assert fast == ref, (crs, i)
@@ -332,8 +473,9 @@ def test_fast_point_equals_batch_path(demo, layers):
     no_grids = Lookup(**{k: v for k, v in layers.items() if k != "grids"})
     for p in [pt(30, 30), pt(150, 50), pt(300, 100), pt(-50, 50)]:
         for personal in (False, True):
-            assert no_grids.point(*p, include_personal=personal) == \
-                no_grids.point_from_points(*p, include_personal=personal)
+            assert no_grids.point(*p, include_personal=personal) == no_grids.point_from_points(
+                *p, include_personal=personal
+            )
     assert no_grids.point(*pt(30, 30))["community_people"]
 
 
@@ -348,12 +490,20 @@ def test_fast_point_answers_are_copies(finder):
 
 def test_overlapping_polygons_lowest_row_wins():
     """Where grids overlap, single points and batches both give the first grid."""
-    grids = gdf([{"grid_code": f"31011200100100{i}", "community_code": "310112001001",
-                  "kind": "residential", "households": 1, "geometry": box(0, 0, 100, 100)}
-                 for i in range(1, 8)])
+    grids = gdf(
+        [
+            {
+                "grid_code": f"31011200100100{i}",
+                "community_code": "310112001001",
+                "kind": "residential",
+                "households": 1,
+                "geometry": box(0, 0, 100, 100),
+            }
+            for i in range(1, 8)
+        ]
+    )
     finder = Lookup(grids=grids)
     assert finder.point(*pt(50, 50))["grid"]["grid_code"] == "310112001001001"
-    assert finder.points(*map(np.array, zip(pt(50, 50))))["grid_code"][0] == \
-        "310112001001001"
+    assert finder.points(*map(np.array, zip(pt(50, 50))))["grid_code"][0] == "310112001001001"
     lon, lat = np.full(40, pt(50, 50)[0]), np.full(40, pt(50, 50)[1])
     assert set(finder.points(lon, lat)["grid_code"]) == {"310112001001001"}

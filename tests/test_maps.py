@@ -20,14 +20,22 @@ from gridgis.standards import DEFAULT
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "maps"
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 # --------------------------------------------------------------------------------------
 # Fixtures: one small city through the pipeline, one written site, one browser
 # --------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def city_layers() -> dict:
@@ -43,13 +51,16 @@ def city_layers() -> dict:
     layers["buildings"] = d.buildings
     # one grid head and one grid worker per grid (the demo city has community staff only)
     codes = d.grids["grid_code"].astype(str).tolist()
-    grid_staff = pd.DataFrame({
-        "staff_id": [f"G{i:06d}" for i in range(2 * len(codes))],
-        "name": [f"网格长{i}" for i in range(len(codes))] + [f"网格员{i}" for i in range(len(codes))],
-        "role": ["grid_head"] * len(codes) + ["grid_worker"] * len(codes),
-        "community_code": [c[:12] for c in codes] * 2,
-        "grid_code": codes * 2,
-    })
+    grid_staff = pd.DataFrame(
+        {
+            "staff_id": [f"G{i:06d}" for i in range(2 * len(codes))],
+            "name": [f"网格长{i}" for i in range(len(codes))]
+            + [f"网格员{i}" for i in range(len(codes))],
+            "role": ["grid_head"] * len(codes) + ["grid_worker"] * len(codes),
+            "community_code": [c[:12] for c in codes] * 2,
+            "grid_code": codes * 2,
+        }
+    )
     layers["staff"] = pd.concat([layers["staff"], grid_staff], ignore_index=True)
     a = assign_all(layers, d.grids, DEFAULT)
     layers.update({k: v for k, v in a.layers().items() if k != "assign_rejects"})
@@ -88,11 +99,16 @@ class Page:
         self.page = browser.new_page(viewport={"width": 1200, "height": 850})
         self.errors: list[str] = []
         self.external: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(m.text)
-                     if m.type == "error" else None)
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("request", lambda r: self.external.append(r.url)
-                     if not r.url.startswith(("file:", "data:", "about:")) else None)
+        self.page.on(
+            "request",
+            lambda r: (
+                self.external.append(r.url)
+                if not r.url.startswith(("file:", "data:", "about:"))
+                else None
+            ),
+        )
 
     def open(self, path: Path, shot: str | None = None):
         self.page.goto(path.as_uri())
@@ -113,8 +129,10 @@ def unescape_js(text: str) -> str:
 
 def leaflet_map_js() -> str:
     """JS expression: the page's folium map object."""
-    return ("(() => { for (const k of Object.keys(window)) { try { if (window[k] instanceof "
-            "L.Map) return window[k]; } catch (e) {} } return null; })()")
+    return (
+        "(() => { for (const k of Object.keys(window)) { try { if (window[k] instanceof "
+        "L.Map) return window[k]; } catch (e) {} } return null; })()"
+    )
 
 
 def layer_names(page) -> list[str]:
@@ -138,6 +156,7 @@ def click_lonlat(page, lon: float, lat: float) -> None:
 # --------------------------------------------------------------------------------------
 # Site content (no browser)
 # --------------------------------------------------------------------------------------
+
 
 def test_site_has_every_page(site, city_layers):
     grids = city_layers["grids"]
@@ -183,8 +202,9 @@ def test_amap_shifts_overlays_to_gcj02(city_layers):
     x, y = shapely.get_coordinates(plain.geometry.values).T
     gx, gy = wgs84_to_gcj02(x, y)
     sx, sy = shapely.get_coordinates(shifted.geometry.values).T
-    assert np.allclose(sx, np.round(gx, 6), atol=2e-6) and np.allclose(sy, np.round(gy, 6),
-                                                                       atol=2e-6)
+    assert np.allclose(sx, np.round(gx, 6), atol=2e-6) and np.allclose(
+        sy, np.round(gy, 6), atol=2e-6
+    )
     # the GCJ-02 offset is hundreds of metres: drawing WGS84 over Amap tiles would be wrong
     metric = metric_crs_for(grids)
     a = plain.geometry.to_crs(metric).centroid
@@ -200,13 +220,13 @@ def test_simplified_levels_still_tile(city_layers):
     union_orig = shapely.union_all(orig.geometry.values)
     pairs = simple.sindex.query(simple.geometry.values, predicate="intersects")
     pairs = pairs[:, pairs[0] < pairs[1]]
-    overlap = shapely.area(shapely.intersection(simple.geometry.values[pairs[0]],
-                                                simple.geometry.values[pairs[1]])).sum()
+    overlap = shapely.area(
+        shapely.intersection(simple.geometry.values[pairs[0]], simple.geometry.values[pairs[1]])
+    ).sum()
     assert overlap < 1.0  # m²: shared edges stay shared
     diff = shapely.symmetric_difference(shapely.union_all(simple.geometry.values), union_orig)
     assert shapely.area(diff) / union_orig.area < 0.01
-    coords = shapely.get_coordinates(prepare(comms, 12.0, "none", coverage=True)
-                                     .geometry.values)
+    coords = shapely.get_coordinates(prepare(comms, 12.0, "none", coverage=True).geometry.values)
     assert np.allclose(coords, np.round(coords, 6))
 
 
@@ -239,9 +259,11 @@ def test_board_content(site, city_layers):
 
 
 def test_coverage_page_without_coverage_layers_says_so(city_layers, tmp_path):
-    layers = {k: v for k, v in city_layers.items()
-              if k not in ("access", "coverage", "coverage_gaps", "proposed_sites",
-                           "meta_city")}
+    layers = {
+        k: v
+        for k, v in city_layers.items()
+        if k not in ("access", "coverage", "coverage_gaps", "proposed_sites", "meta_city")
+    }
     s = write_maps(layers, tmp_path, boards=False)
     text = unescape_js((tmp_path / "coverage.html").read_text(encoding="utf-8"))
     assert "缺少图层" in text and "access" in text
@@ -264,8 +286,18 @@ def workspace(city_layers, tmp_path_factory) -> Path:
     from gridgis.store import GeoPackageStore
 
     ws = tmp_path_factory.mktemp("ws") / "ws.gpkg"
-    keep = ("streets", "communities", "grids", "buildings", "roads", "facilities",
-            "green_spaces", "addresses", "staff", "coverage_gaps")
+    keep = (
+        "streets",
+        "communities",
+        "grids",
+        "buildings",
+        "roads",
+        "facilities",
+        "green_spaces",
+        "addresses",
+        "staff",
+        "coverage_gaps",
+    )
     GeoPackageStore(ws).write_many({k: city_layers[k] for k in keep}, params={"test": True})
     return ws
 
@@ -276,24 +308,48 @@ def test_cli_map(workspace, tmp_path):
     from gridgis.cli import app
 
     runner = CliRunner()
-    res = runner.invoke(app, ["map", "--workspace", str(workspace), "--out",
-                              str(tmp_path / "m"), "--no-boards"])
+    res = runner.invoke(
+        app, ["map", "--workspace", str(workspace), "--out", str(tmp_path / "m"), "--no-boards"]
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "m" / "index.html").exists()
     assert (tmp_path / "m" / "static" / "leaflet" / "leaflet.js").exists()
     assert not list((tmp_path / "m" / "boards").glob("*.html"))
-    res = runner.invoke(app, ["map", "--workspace", str(workspace), "--out",
-                              str(tmp_path / "m"), "--basemap", "google"])
+    res = runner.invoke(
+        app,
+        ["map", "--workspace", str(workspace), "--out", str(tmp_path / "m"), "--basemap", "google"],
+    )
     assert res.exit_code != 0 and "basemap" in res.output
-    res = runner.invoke(app, ["map", "--workspace", str(workspace), "--out",
-                              str(tmp_path / "m"), "--basemap", "tianditu"],
-                        env={"TIANDITU_KEY": ""})
+    res = runner.invoke(
+        app,
+        [
+            "map",
+            "--workspace",
+            str(workspace),
+            "--out",
+            str(tmp_path / "m"),
+            "--basemap",
+            "tianditu",
+        ],
+        env={"TIANDITU_KEY": ""},
+    )
     assert res.exit_code != 0 and "tianditu-key" in res.output
     res = runner.invoke(app, ["map", "--workspace", str(tmp_path / "absent.gpkg")])
     assert res.exit_code != 0
     # Amap: overlays shifted into GCJ-02 in the written page
-    res = runner.invoke(app, ["map", "--workspace", str(workspace), "--out",
-                              str(tmp_path / "amap"), "--basemap", "amap", "--no-boards"])
+    res = runner.invoke(
+        app,
+        [
+            "map",
+            "--workspace",
+            str(workspace),
+            "--out",
+            str(tmp_path / "amap"),
+            "--basemap",
+            "amap",
+            "--no-boards",
+        ],
+    )
     assert res.exit_code == 0, res.output
     page = (tmp_path / "amap" / "index.html").read_text(encoding="utf-8")
     assert "autonavi.com" in page and external_urls(page) == []
@@ -303,6 +359,7 @@ def test_cli_map(workspace, tmp_path):
 # In Chromium
 # --------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def visited(site, browser, city_layers) -> dict[str, dict]:
     """Open every kind of page once: console errors, non-local requests, the layer
@@ -310,17 +367,26 @@ def visited(site, browser, city_layers) -> dict[str, dict]:
     grids = city_layers["grids"]
     street = str(city_layers["streets"]["street_code"].iloc[0])
     comm = str(city_layers["communities"]["community_code"].iloc[0])
-    pages = {"index": "index.html", "street": f"streets/{street}.html",
-             "community": f"communities/{comm}.html", "coverage": "coverage.html",
-             "lookup": "lookup.html", "board": f"boards/{grids['grid_code'].iloc[3]}.html"}
+    pages = {
+        "index": "index.html",
+        "street": f"streets/{street}.html",
+        "community": f"communities/{comm}.html",
+        "coverage": "coverage.html",
+        "lookup": "lookup.html",
+        "board": f"boards/{grids['grid_code'].iloc[3]}.html",
+    }
     out = {}
     p = Page(browser)
     try:
         for shot, rel in pages.items():
             page = p.open(site.out_dir / rel, shot)
-            out[shot] = {"rel": rel, "leaflet": page.evaluate("typeof L"),
-                         "errors": list(p.errors), "external": list(p.external),
-                         "names": layer_names(page)}
+            out[shot] = {
+                "rel": rel,
+                "leaflet": page.evaluate("typeof L"),
+                "errors": list(p.errors),
+                "external": list(p.external),
+                "names": layer_names(page),
+            }
             p.errors.clear()
             p.external.clear()
     finally:
@@ -340,7 +406,8 @@ def test_expected_layers(visited):
     assert {"社区 (户数分级)", "街道边界", "街道名称", "社区名称"} <= set(visited["index"]["names"])
     assert {"网格 (户数分级)", "网格代码 (标注)", "社区边界"} <= set(visited["street"]["names"])
     assert {"网格", "网格代码 (标注)", "建筑 (户数)", "道路", "社区边界"} <= set(
-        visited["community"]["names"])
+        visited["community"]["names"]
+    )
     names = visited["coverage"]["names"]
     assert any(n.endswith("未覆盖建筑") for n in names)
     assert any(n.endswith("已覆盖建筑") for n in names)
@@ -397,8 +464,9 @@ def test_lookup_finds_the_grid_of_an_address_in_file_mode(site, browser, city_la
     grids = city_layers["grids"]
     addr = city_layers["addresses"]
     # the expected grid, computed independently (point in the unsimplified polygons)
-    inside = gpd.sjoin(addr[["text", "geometry"]], grids[["grid_code", "geometry"]],
-                       predicate="within")
+    inside = gpd.sjoin(
+        addr[["text", "geometry"]], grids[["grid_code", "geometry"]], predicate="within"
+    )
     inside = inside[~inside.index.duplicated(keep=False)]
     row = inside.iloc[len(inside) // 2]
     p = Page(browser)
@@ -410,8 +478,7 @@ def test_lookup_finds_the_grid_of_an_address_in_file_mode(site, browser, city_la
         assert page.inner_text("#gg-grid-code") == row["grid_code"]
         assert page.evaluate("window.ggLookup.mode") == "file"
         result = page.inner_text("#gg-result")
-        comm = city_layers["communities"].set_index("community_code").loc[
-            row["grid_code"][:12]]
+        comm = city_layers["communities"].set_index("community_code").loc[row["grid_code"][:12]]
         assert comm["name"] in result and row["grid_code"][:12] in result
         assert f"网格长{list(grids['grid_code']).index(row['grid_code'])}" in result
         page.screenshot(path=str(ARTIFACTS / "lookup_address.png"))
@@ -425,8 +492,8 @@ def test_lookup_finds_the_grid_of_an_address_in_file_mode(site, browser, city_la
         metric = metric_crs_for(grids)
         g = grids.iloc[len(grids) // 2]
         pt = shapely.point_on_surface(
-            gpd.GeoSeries([g.geometry], crs=4326).to_crs(metric).buffer(-15).to_crs(4326)
-            .iloc[0])
+            gpd.GeoSeries([g.geometry], crs=4326).to_crs(metric).buffer(-15).to_crs(4326).iloc[0]
+        )
         click_lonlat(page, pt.x, pt.y)
         assert page.inner_text("#gg-grid-code") == g["grid_code"]
         assert p.errors == []
@@ -474,8 +541,7 @@ def test_lookup_through_the_api_when_served(site, workspace, browser, city_layer
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     p = Page(browser)
@@ -485,8 +551,11 @@ def test_lookup_through_the_api_when_served(site, workspace, browser, city_layer
             time.sleep(0.05)
         assert server.started
         grids = city_layers["grids"]
-        inside = gpd.sjoin(city_layers["addresses"][["text", "geometry"]],
-                           grids[["grid_code", "geometry"]], predicate="within")
+        inside = gpd.sjoin(
+            city_layers["addresses"][["text", "geometry"]],
+            grids[["grid_code", "geometry"]],
+            predicate="within",
+        )
         inside = inside[~inside.index.duplicated(keep=False)]
         row = inside.iloc[len(inside) // 3]
         page = p.page
@@ -523,10 +592,14 @@ def test_coverage_category_switch(site, browser, city_layers):
         page.select_option("#gg-category", first)
         assert all(page.evaluate(shown, first)) and not any(page.evaluate(shown, other))
         # the uncovered buildings drawn are the access rows not covered, one marker each
-        uncovered = int((~access.loc[access["category"] == first, "covered"]
-                         .fillna(False).astype(bool)).sum())
-        drawn = page.evaluate("""cat => { const g = window.ggCoverageSwitch.groups[cat][0];
-            let n = 0; g.eachLayer(() => n++); return n; }""", first)
+        uncovered = int(
+            (~access.loc[access["category"] == first, "covered"].fillna(False).astype(bool)).sum()
+        )
+        drawn = page.evaluate(
+            """cat => { const g = window.ggCoverageSwitch.groups[cat][0];
+            let n = 0; g.eachLayer(() => n++); return n; }""",
+            first,
+        )
         assert drawn == uncovered
         assert p.errors == []
     finally:
@@ -556,13 +629,25 @@ def crowded(tmp_path_factory) -> dict:
     flagged = area.nsmallest(N_FLAGGED).index
     grids.loc[flagged, "flags"] = "above_max: 520 households, no valid partition found"
     out = tmp_path_factory.mktemp("crowded")
-    write_maps({"streets": city.layers["streets"], "communities": city.layers["communities"],
-                "grids": grids}, out, boards=False)
+    write_maps(
+        {
+            "streets": city.layers["streets"],
+            "communities": city.layers["communities"],
+            "grids": grids,
+        },
+        out,
+        boards=False,
+    )
     mine = grids[codes.str[:9] == street]
-    info = pd.DataFrame({"area": mine.to_crs(metric_crs_for(mine)).area.to_numpy(),
-                         "flagged": mine.index.isin(flagged)},
-                        index=mine["grid_code"].astype(str).str[9:12] + "-"
-                        + mine["grid_code"].astype(str).str[-3:])
+    info = pd.DataFrame(
+        {
+            "area": mine.to_crs(metric_crs_for(mine)).area.to_numpy(),
+            "flagged": mine.index.isin(flagged),
+        },
+        index=mine["grid_code"].astype(str).str[9:12]
+        + "-"
+        + mine["grid_code"].astype(str).str[-3:],
+    )
     assert info.index.is_unique  # a street page's label names its grid
     return {"page": out / "streets" / f"{street}.html", "grids": info}
 
@@ -593,7 +678,7 @@ def check_decluttered(labels: list[dict], grids: pd.DataFrame) -> None:
     simplified outlines): nothing is hidden needlessly or in the wrong order."""
     vis = [lb for lb in labels if lb["visible"]]
     for i, a in enumerate(vis):
-        for b in vis[i + 1:]:
+        for b in vis[i + 1 :]:
             assert not boxes_meet(a["box"], b["box"]), (a["text"], b["text"])
 
     def key(label: dict) -> pd.Series:
@@ -602,9 +687,11 @@ def check_decluttered(labels: list[dict], grids: pd.DataFrame) -> None:
     for h in (lb for lb in labels if not lb["visible"]):
         kh = key(h)
         blockers = [key(v) for v in vis if boxes_meet(h["box"], v["box"], DECLUTTER_GAP_PX)]
-        assert any(kv["flagged"] > kh["flagged"] or (kv["flagged"] == kh["flagged"]
-                                                     and kv["area"] >= 0.9 * kh["area"])
-                   for kv in blockers), (h["text"], len(blockers))
+        assert any(
+            kv["flagged"] > kh["flagged"]
+            or (kv["flagged"] == kh["flagged"] and kv["area"] >= 0.9 * kh["area"])
+            for kv in blockers
+        ), (h["text"], len(blockers))
 
 
 def zoom_in(page) -> None:
@@ -623,23 +710,34 @@ def test_street_labels_are_decluttered(crowded, browser):
         labels = grid_labels(page)
         assert len(labels) == len(grids) > 30
         # crowded: at the fitted zoom many labels would overlap, so some are hidden
-        overlapping = {lb["text"] for i, lb in enumerate(labels) for other in labels[i + 1:]
-                       if boxes_meet(lb["box"], other["box"])}
+        overlapping = {
+            lb["text"]
+            for i, lb in enumerate(labels)
+            for other in labels[i + 1 :]
+            if boxes_meet(lb["box"], other["box"])
+        }
         hidden = [lb for lb in labels if not lb["visible"]]
         assert len(overlapping) > 10 and len(hidden) > 5
         check_decluttered(labels, grids)
         # a flagged small grid keeps its label where a larger unflagged one gives way
         flagged = [lb for lb in labels if lb["text"].startswith("⚠")]
         assert len(flagged) == N_FLAGGED
-        wins = [(f["text"], u["text"]) for f in flagged for u in hidden
-                if f["visible"] and boxes_meet(f["box"], u["box"])
-                and not u["text"].startswith("⚠")
-                and grids.loc[u["text"][-7:], "area"] > grids.loc[f["text"][-7:], "area"]]
+        wins = [
+            (f["text"], u["text"])
+            for f in flagged
+            for u in hidden
+            if f["visible"]
+            and boxes_meet(f["box"], u["box"])
+            and not u["text"].startswith("⚠")
+            and grids.loc[u["text"][-7:], "area"] > grids.loc[f["text"][-7:], "area"]
+        ]
         assert wins, "no flagged grid competed with a larger unflagged neighbour"
         # before/after pair: the page with every label shown, then decluttered again by a
         # resize of the window
-        page.evaluate("() => document.querySelectorAll('.gg-label.gg-grid')"
-                      ".forEach(el => { el.style.visibility = ''; })")
+        page.evaluate(
+            "() => document.querySelectorAll('.gg-label.gg-grid')"
+            ".forEach(el => { el.style.visibility = ''; })"
+        )
         page.screenshot(path=str(ARTIFACTS / "street_crowded_before.png"))
         page.set_viewport_size({"width": 1000, "height": 850})
         page.wait_for_timeout(300)
@@ -673,8 +771,10 @@ def test_labels_below_the_zoom_threshold_are_not_counted(browser, tmp_path):
     rng = np.random.default_rng(3)
     lon = 118.80 + rng.uniform(0, 0.012, 80)
     lat = 32.00 + rng.uniform(0, 0.010, 80)
-    labels = [[float(y), float(x), f"<b>{i:03d}</b>", ""] for i, (x, y) in
-              enumerate(zip(lon, lat, strict=True))]
+    labels = [
+        [float(y), float(x), f"<b>{i:03d}</b>", ""]
+        for i, (x, y) in enumerate(zip(lon, lat, strict=True))
+    ]
     m = new_map((lon.min(), lat.min(), lon.max(), lat.max()))
     group = folium.FeatureGroup(name="labels")
     LabelLayer(labels, css_class="gg-grid", zoom_offset=1).add_to(group)
@@ -686,8 +786,10 @@ def test_labels_below_the_zoom_threshold_are_not_counted(browser, tmp_path):
         page = p.open(path)
         z0 = page.evaluate(f"() => {leaflet_map_js()}.getZoom()")
         assert z0 > 14  # the fitted zoom, not folium's zoom_start
-        marked = "() => Array.from(document.querySelectorAll('.gg-grid')).filter(el => " \
-                 "el.style.visibility === 'hidden').length"
+        marked = (
+            "() => Array.from(document.querySelectorAll('.gg-grid')).filter(el => "
+            "el.style.visibility === 'hidden').length"
+        )
         shown = grid_labels(page)
         assert len(shown) == 80 and not any(lb["visible"] for lb in shown)
         assert page.evaluate(marked) == 0
@@ -696,11 +798,13 @@ def test_labels_below_the_zoom_threshold_are_not_counted(browser, tmp_path):
         vis = [lb for lb in shown if lb["visible"]]
         assert 10 < len(vis) < 80
         for i, a in enumerate(vis):
-            assert not any(boxes_meet(a["box"], b["box"]) for b in vis[i + 1:]), a["text"]
+            assert not any(boxes_meet(a["box"], b["box"]) for b in vis[i + 1 :]), a["text"]
         for i, h in enumerate(shown):
             if not h["visible"]:  # hidden only behind an earlier label shown
-                assert any(lb["visible"] and boxes_meet(h["box"], lb["box"], DECLUTTER_GAP_PX)
-                           for lb in shown[:i]), h["text"]
+                assert any(
+                    lb["visible"] and boxes_meet(h["box"], lb["box"], DECLUTTER_GAP_PX)
+                    for lb in shown[:i]
+                ), h["text"]
         assert p.errors == [] and p.external == []
     finally:
         p.close()

@@ -31,16 +31,20 @@ def _box(x0: float, y0: float, x1: float, y1: float) -> shapely.Polygon:
 
 @pytest.fixture(scope="module")
 def roads() -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame({
-        "road_id": ["A", "B", "C", "E", "D"],
-        "road_class": ["arterial", "secondary", "branch", "path", "path"],
-    }, geometry=[
-        _line((0, 0), (1000, 0)),        # A, crossed by B (not noded in the input)
-        _line((500, -200), (500, 300)),  # B crosses A at (500, 0)
-        _line((800, 0), (800, 200)),     # C: T-junction on A's interior at (800, 0)
-        _line((275, 0), (275, 20)),      # E: path from A to the park's south edge
-        _line((3000, 3000), (3100, 3000)),  # D: a disconnected piece
-    ], crs=CRS)
+    return gpd.GeoDataFrame(
+        {
+            "road_id": ["A", "B", "C", "E", "D"],
+            "road_class": ["arterial", "secondary", "branch", "path", "path"],
+        },
+        geometry=[
+            _line((0, 0), (1000, 0)),  # A, crossed by B (not noded in the input)
+            _line((500, -200), (500, 300)),  # B crosses A at (500, 0)
+            _line((800, 0), (800, 200)),  # C: T-junction on A's interior at (800, 0)
+            _line((275, 0), (275, 20)),  # E: path from A to the park's south edge
+            _line((3000, 3000), (3100, 3000)),  # D: a disconnected piece
+        ],
+        crs=CRS,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +62,17 @@ def test_noding_components_and_lengths(roads):
     assert len(net.edge_m) == 8
     assert net.edge_m.sum() == pytest.approx(1000 + 500 + 200 + 20)
     got = {tuple(np.round(p - (X0, Y0), 6)) for p in net.node_xy}
-    assert got == {(0, 0), (275, 0), (500, 0), (800, 0), (1000, 0), (500, -200), (500, 300),
-                   (800, 200), (275, 20)}
+    assert got == {
+        (0, 0),
+        (275, 0),
+        (500, 0),
+        (800, 0),
+        (1000, 0),
+        (500, -200),
+        (500, 300),
+        (800, 200),
+        (275, 20),
+    }
     # every edge's length is its end-to-end distance here (straight roads)
     chord = np.hypot(*(net.node_xy[net.edge_u] - net.node_xy[net.edge_v]).T)
     np.testing.assert_allclose(net.edge_m, chord)
@@ -69,7 +82,7 @@ def test_snap_splits_the_edge_not_the_nearest_node(roads):
     net = build_network(roads, crs=CRS)
     pts = shapely.points([_xy(120, 30), _xy(150, -20), _xy(2000, 2000)])
     graph = attach_points(net, pts, max_snap_m=250.0)
-    assert graph.point_node[2] == -1                     # beyond max_snap_m: not matched
+    assert graph.point_node[2] == -1  # beyond max_snap_m: not matched
     assert graph.snaps.snap_m[2] == pytest.approx(np.hypot(2000 - 800, 2000 - 200))  # C's end
     np.testing.assert_allclose(graph.snaps.snap_m[:2], [30.0, 20.0])
     d = dijkstra(graph.matrix, directed=False, indices=graph.point_node[0])
@@ -78,28 +91,44 @@ def test_snap_splits_the_edge_not_the_nearest_node(roads):
 
 
 def test_walk_distances_known(roads, settings):
-    buildings = gpd.GeoDataFrame({
-        "building_id": ["near", "far", "shop"],
-        "households": [100, 50, 0],
-    }, geometry=[_box(95, 25, 105, 35), _box(1995, 1995, 2005, 2005), _box(600, 5, 610, 15)],
-        crs=CRS)
-    facilities = gpd.GeoDataFrame({
-        "facility_id": ["K1", "R1"], "category": ["kindergarten", "retail"],
-    }, geometry=[shapely.Point(_xy(800, 210)), shapely.Point(_xy(150, -20))], crs=CRS)
-    greens = gpd.GeoDataFrame({"green_id": ["P1"], "kind": ["park"]},
-                              geometry=[_box(200, 20, 350, 120)], crs=CRS)
-    acc = compute_access(buildings, roads, facilities, greens, settings,
-                         categories=["kindergarten", "retail", "park", "green", "nursery"],
-                         crs=CRS)
+    buildings = gpd.GeoDataFrame(
+        {
+            "building_id": ["near", "far", "shop"],
+            "households": [100, 50, 0],
+        },
+        geometry=[_box(95, 25, 105, 35), _box(1995, 1995, 2005, 2005), _box(600, 5, 610, 15)],
+        crs=CRS,
+    )
+    facilities = gpd.GeoDataFrame(
+        {
+            "facility_id": ["K1", "R1"],
+            "category": ["kindergarten", "retail"],
+        },
+        geometry=[shapely.Point(_xy(800, 210)), shapely.Point(_xy(150, -20))],
+        crs=CRS,
+    )
+    greens = gpd.GeoDataFrame(
+        {"green_id": ["P1"], "kind": ["park"]}, geometry=[_box(200, 20, 350, 120)], crs=CRS
+    )
+    acc = compute_access(
+        buildings,
+        roads,
+        facilities,
+        greens,
+        settings,
+        categories=["kindergarten", "retail", "park", "green", "nursery"],
+        crs=CRS,
+    )
     t = acc.table.set_index(["building_id", "category"])
-    assert set(acc.buildings["building_id"]) == {"near", "far"}   # households > 0 only
+    assert set(acc.buildings["building_id"]) == {"near", "far"}  # households > 0 only
     rep = shapely.get_coordinates(shapely.point_on_surface(_box(95, 25, 105, 35)))[0]
     px, py = rep - (X0, Y0)
     # kindergarten: leg py to A, along A to 800, up C 200, facility leg 10 (end of C)
     assert t.loc[("near", "kindergarten"), "walk_m"] == pytest.approx(py + (800 - px) + 200 + 10)
     assert t.loc[("near", "kindergarten"), "straight_m"] == pytest.approx(
-        np.hypot(800 - px, 210 - py))
-    assert not t.loc[("near", "kindergarten"), "covered"]        # 300 m radius
+        np.hypot(800 - px, 210 - py)
+    )
+    assert not t.loc[("near", "kindergarten"), "covered"]  # 300 m radius
     # retail on the same edge as the building: py + |150 - px| + 20
     assert t.loc[("near", "retail"), "walk_m"] == pytest.approx(py + abs(150 - px) + 20)
     assert t.loc[("near", "retail"), "covered"]
@@ -120,12 +149,15 @@ def test_walk_distances_known(roads, settings):
 
 
 def test_small_park_and_green_thresholds(roads, settings):
-    greens = gpd.GeoDataFrame({"green_id": ["small", "narrow", "ok"],
-                               "kind": ["park", "park", "green"]},
-                              geometry=[_box(200, 20, 250, 60),      # 0.2 ha: green only
-                                        _box(0, 20, 400, 60),        # 1.6 ha but 40 m wide
-                                        _box(600, 20, 620, 30)],     # 200 m²: neither
-                              crs=CRS)
+    greens = gpd.GeoDataFrame(
+        {"green_id": ["small", "narrow", "ok"], "kind": ["park", "park", "green"]},
+        geometry=[
+            _box(200, 20, 250, 60),  # 0.2 ha: green only
+            _box(0, 20, 400, 60),  # 1.6 ha but 40 m wide
+            _box(600, 20, 620, 30),
+        ],  # 200 m²: neither
+        crs=CRS,
+    )
     got = green_targets(greens, pyproj.CRS(CRS), settings)
     assert list(got["park"]["green_id"]) == []
     assert list(got["green"]["green_id"]) == ["small", "narrow"]

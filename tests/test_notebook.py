@@ -22,8 +22,12 @@ def test_walkthrough_notebook_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("GRIDGIS_NOTEBOOK_OUT", str(tmp_path))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     t0 = time.perf_counter()
-    client = nbclient.NotebookClient(nb, timeout=TIME_LIMIT_S, kernel_name="python3",
-                                     resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=TIME_LIMIT_S,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    )
     client.execute()  # raises CellExecutionError on the first failing cell
     elapsed = time.perf_counter() - t0
     assert elapsed < TIME_LIMIT_S
@@ -31,8 +35,11 @@ def test_walkthrough_notebook_runs(tmp_path, monkeypatch):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "grids (" in text and "households per residential grid" in text
-    iframes = [o for o in outputs if "text/html" in o.get("data", {})
-               and "<iframe srcdoc=" in o["data"]["text/html"]]
+    iframes = [
+        o
+        for o in outputs
+        if "text/html" in o.get("data", {}) and "<iframe srcdoc=" in o["data"]["text/html"]
+    ]
     assert len(iframes) == 5  # index, street, community, coverage, board shown inline
     # the maps were written where the notebook was told, offline
     assert (tmp_path / "maps" / "index.html").exists()

@@ -28,8 +28,9 @@ def test_lookup_of_an_osm_door_plate_in_beijing(tmp_path):
     # 成府路 43 (a node) and the buildings with a door plate (东升大厦, 中关村东路 8)
     assert addr.loc["osm_n1732906960", "text"] == "成府路43号"
     assert addr.loc["osm_w33457835", "building_id"] == "osm_w33457835"
-    run = runner.invoke(app, ["delineate", "--communities", "--county", "110108",
-                              "--workspace", ws])
+    run = runner.invoke(
+        app, ["delineate", "--communities", "--county", "110108", "--workspace", ws]
+    )
     assert run.exit_code == 0, run.output
     run = runner.invoke(app, ["lookup", "--workspace", ws, "成府路43号"])
     assert run.exit_code == 0, run.output

@@ -23,8 +23,14 @@ def city():
 @pytest.fixture(scope="module")
 def access(city):
     L = city.layers
-    return compute_access(L["buildings"], L["roads"], L["facilities"], L["green_spaces"],
-                          Settings(), categories=[CATEGORY])
+    return compute_access(
+        L["buildings"],
+        L["roads"],
+        L["facilities"],
+        L["green_spaces"],
+        Settings(),
+        categories=[CATEGORY],
+    )
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -45,8 +51,9 @@ def test_greedy_within_5_percent_of_exact_mclp(access):
     hh = access.buildings["households"].to_numpy()[ok]
     predefined = np.r_[np.ones(len(existing), int), np.zeros(len(candidates), int)]
     radius = settings.coverage.radius_m[CATEGORY]
-    model = spopt.MCLP.from_cost_matrix(dist, hh, radius, p_facilities=len(existing) + count,
-                                        predefined_facilities_arr=predefined)
+    model = spopt.MCLP.from_cost_matrix(
+        dist, hh, radius, p_facilities=len(existing) + count, predefined_facilities_arr=predefined
+    )
     model = model.solve(pulp.PULP_CBC_CMD(msg=False))
     exact = int(round(pulp.value(model.problem.objective)))
 
@@ -56,7 +63,7 @@ def test_greedy_within_5_percent_of_exact_mclp(access):
     chosen = [int(c.split("-")[1]) for c in result.sites["candidate"]]
     cols = np.r_[np.arange(len(existing)), len(existing) + np.array(chosen)]
     assert int(hh[(dist[:, cols] <= radius).any(axis=1)].sum()) == greedy
-    assert int(hh[(dist[:, :len(existing)] <= radius).any(axis=1)].sum()) == before
+    assert int(hh[(dist[:, : len(existing)] <= radius).any(axis=1)].sum()) == before
     assert greedy >= 0.95 * exact, (greedy, exact)
     assert greedy <= exact
 
@@ -65,7 +72,7 @@ def test_sites_ranked_and_gains_shrink(access):
     r = propose_sites(access, CATEGORY, 5, Settings())
     s = r.sites
     assert list(s["rank"]) == list(range(1, len(s) + 1))
-    assert (np.diff(s["households_new"]) <= 0).all()          # greedy gains never grow
+    assert (np.diff(s["households_new"]) <= 0).all()  # greedy gains never grow
     assert (s["households_new"] > 0).all()
     assert s.crs.to_epsg() == 4326
     assert s["households_covered_after"].iloc[-1] <= r.households_total

@@ -46,24 +46,33 @@ def square(i: int, d: float = 0.0005) -> Polygon:
 @pytest.fixture()
 def buildings() -> gpd.GeoDataFrame:
     """A validated buildings layer with nulls in every nullable dtype."""
-    raw = gpd.GeoDataFrame({
-        "building_id": ["007", "b2", "b3", "b4"],
-        "name": ["一号楼", None, "三号楼", "O'Brien Tower"],
-        "households": [120, None, 36, None],
-        "floors": [6, 3, None, 18],
-        "use": ["residential", "commercial", None, "residential"],
-        "compound": ["翠苑", "翠苑", None, None],
-    }, geometry=[square(i) for i in range(4)], crs="EPSG:4326")
+    raw = gpd.GeoDataFrame(
+        {
+            "building_id": ["007", "b2", "b3", "b4"],
+            "name": ["一号楼", None, "三号楼", "O'Brien Tower"],
+            "households": [120, None, 36, None],
+            "floors": [6, 3, None, 18],
+            "use": ["residential", "commercial", None, "residential"],
+            "compound": ["翠苑", "翠苑", None, None],
+        },
+        geometry=[square(i) for i in range(4)],
+        crs="EPSG:4326",
+    )
     return validate(raw, "buildings").data
 
 
 @pytest.fixture()
 def staff() -> pd.DataFrame:
-    raw = pd.DataFrame({"staff_id": ["s1", "s2"], "name": ["张三", "李四"],
-                        "role": ["网格长", "网格员"],
-                        "community_code": ["320106001001", None],
-                        "grid_code": ["320106001001001", "320106001001002"],
-                        "phone": ["13800000000", None]})
+    raw = pd.DataFrame(
+        {
+            "staff_id": ["s1", "s2"],
+            "name": ["张三", "李四"],
+            "role": ["网格长", "网格员"],
+            "community_code": ["320106001001", None],
+            "grid_code": ["320106001001001", "320106001001002"],
+            "phone": ["13800000000", None],
+        }
+    )
     return validate(raw, "staff").data
 
 
@@ -74,10 +83,16 @@ def ws(tmp_path) -> GeoPackageStore:
 
 def roads(n: int = 3) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
-        {"road_id": [f"r{i}" for i in range(n)], "name": ["中山路"] * n,
-         "road_class": ["arterial"] * n},
-        geometry=[LineString([(X0, Y0 + i * 0.001), (X0 + 0.01, Y0 + i * 0.001)])
-                  for i in range(n)], crs="EPSG:4326")
+        {
+            "road_id": [f"r{i}" for i in range(n)],
+            "name": ["中山路"] * n,
+            "road_class": ["arterial"] * n,
+        },
+        geometry=[
+            LineString([(X0, Y0 + i * 0.001), (X0 + 0.01, Y0 + i * 0.001)]) for i in range(n)
+        ],
+        crs="EPSG:4326",
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -90,24 +105,31 @@ def test_round_trip_keeps_canonical_dtypes_and_nulls(ws, buildings, staff):
     assert b.dtypes["households"] == "Int64" and b.dtypes["floors"] == "Int64"
     assert b.dtypes["households_estimated"] == "boolean"
     assert b.dtypes["building_id"] == "string" and b.dtypes["name"] == "string"
-    pd.testing.assert_frame_equal(pd.DataFrame(b.drop(columns="geometry")),
-                                  pd.DataFrame(buildings.drop(columns="geometry")))
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(b.drop(columns="geometry")), pd.DataFrame(buildings.drop(columns="geometry"))
+    )
     assert shapely.equals_exact(b.geometry.values, buildings.geometry.values, 0).all()
-    assert b.loc[0, "building_id"] == "007"                      # leading zeros kept
-    assert b["households"].isna().sum() == 0                     # b2 commercial -> 0, b4 est.
+    assert b.loc[0, "building_id"] == "007"  # leading zeros kept
+    assert b["households"].isna().sum() == 0  # b2 commercial -> 0, b4 est.
     assert list(b["households_estimated"]) == [False, False, False, True]
     assert b["compound"].isna().tolist() == [False, False, True, True]
     s = ws.read("staff")
-    assert type(s) is pd.DataFrame                               # a table, not a layer
+    assert type(s) is pd.DataFrame  # a table, not a layer
     pd.testing.assert_frame_equal(s, staff)
     assert s.loc[0, "community_code"] == "320106001001" and pd.isna(s.loc[1, "community_code"])
 
 
 def test_derived_layer_codes_stay_text(ws):
-    grids = gpd.GeoDataFrame({"grid_code": ["320106001001001", "320106001001002"],
-                              "label": ["001", "002"], "households": [300, 420],
-                              "shared": [True, False]},
-                             geometry=[square(0), square(1)], crs="EPSG:4326")
+    grids = gpd.GeoDataFrame(
+        {
+            "grid_code": ["320106001001001", "320106001001002"],
+            "label": ["001", "002"],
+            "households": [300, 420],
+            "shared": [True, False],
+        },
+        geometry=[square(0), square(1)],
+        crs="EPSG:4326",
+    )
     ws.write("grids", grids)
     g = ws.read("grids")
     assert list(g["grid_code"]) == ["320106001001001", "320106001001002"]
@@ -118,14 +140,18 @@ def test_derived_layer_codes_stay_text(ws):
 def test_nullable_ints_and_bools_survive_on_any_layer(ws):
     """Int64 / boolean columns holding nulls come back nullable, not as float64, on the
     canonical layers and on derived ones (grids) alike."""
-    frame = gpd.GeoDataFrame({
-        "building_id": ["a", "b", "c"],
-        "households": pd.array([120, None, 3], dtype="Int64"),
-        "households_estimated": pd.array([True, None, False], dtype="boolean"),
-        "shared": pd.array([None, True, False], dtype="boolean"),
-        "staff": pd.array([None, 2, 5], dtype="Int64"),
-        "street_code": ["320106001", None, "320106002"],
-    }, geometry=[Point(X0, Y0)] * 3, crs="EPSG:4326")
+    frame = gpd.GeoDataFrame(
+        {
+            "building_id": ["a", "b", "c"],
+            "households": pd.array([120, None, 3], dtype="Int64"),
+            "households_estimated": pd.array([True, None, False], dtype="boolean"),
+            "shared": pd.array([None, True, False], dtype="boolean"),
+            "staff": pd.array([None, 2, 5], dtype="Int64"),
+            "street_code": ["320106001", None, "320106002"],
+        },
+        geometry=[Point(X0, Y0)] * 3,
+        crs="EPSG:4326",
+    )
     ws.write_many({"buildings": frame, "grids": frame})
     for name in ("buildings", "grids"):
         back = ws.read(name)
@@ -151,8 +177,7 @@ def test_demo_city_round_trip(ws):
         if name in SCHEMA:
             key = SCHEMA[name].key
             assert back[key].tolist() == frame[key].astype(str).tolist(), name
-    assert ws.read("buildings")["households"].sum() == city.layers["buildings"][
-        "households"].sum()
+    assert ws.read("buildings")["households"].sum() == city.layers["buildings"]["households"].sum()
 
 
 def test_empty_layer_round_trip_stays_a_layer(ws, buildings):
@@ -170,8 +195,9 @@ def test_write_replaces_a_layer(ws, buildings):
 
 
 def test_list_and_dict_values_stored_as_json(ws):
-    f = gpd.GeoDataFrame({"tags": [["a", "b"], {"k": "值"}]},
-                         geometry=[Point(X0, Y0), Point(X0, Y0)], crs=4326)
+    f = gpd.GeoDataFrame(
+        {"tags": [["a", "b"], {"k": "值"}]}, geometry=[Point(X0, Y0), Point(X0, Y0)], crs=4326
+    )
     ws.write("tagged", f)
     assert list(ws.read("tagged")["tags"]) == ['["a", "b"]', '{"k": "值"}']
 
@@ -183,13 +209,16 @@ def test_list_and_dict_values_stored_as_json(ws):
 def points_ws(ws) -> tuple[GeoPackageStore, gpd.GeoDataFrame]:
     rng = np.random.default_rng(1)
     n = 400
-    pts = gpd.GeoDataFrame({
-        "facility_id": [f"f{i}" for i in range(n)],
-        "category": rng.choice(["kindergarten", "retail", "park"], n),
-        "floor_area_m2": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(50, 500, n)),
-        "name": rng.choice(["甲", "O'Hare", None], n),
-    }, geometry=gpd.points_from_xy(X0 + rng.uniform(0, 0.02, n), Y0 + rng.uniform(0, 0.02, n)),
-        crs="EPSG:4326")
+    pts = gpd.GeoDataFrame(
+        {
+            "facility_id": [f"f{i}" for i in range(n)],
+            "category": rng.choice(["kindergarten", "retail", "park"], n),
+            "floor_area_m2": np.where(rng.random(n) < 0.2, np.nan, rng.uniform(50, 500, n)),
+            "name": rng.choice(["甲", "O'Hare", None], n),
+        },
+        geometry=gpd.points_from_xy(X0 + rng.uniform(0, 0.02, n), Y0 + rng.uniform(0, 0.02, n)),
+        crs="EPSG:4326",
+    )
     frame = validate(pts, "facilities").data
     ws.write("facilities", frame)
     return ws, frame
@@ -207,14 +236,19 @@ def test_where_filter_and_null_and_quotes(points_ws):
     ws, frame = points_ws
     got = ws.read("facilities", where={"category": "park"})
     assert set(got["facility_id"]) == set(frame.loc[frame.category == "park", "facility_id"])
-    both = ws.read("facilities", where={"category": "park", "name": "O'Hare"},
-                   bbox=(X0, Y0, X0 + 0.01, Y0 + 0.01))
-    sel = frame[(frame.category == "park") & (frame.name == "O'Hare")
-                & frame.intersects(box(X0, Y0, X0 + 0.01, Y0 + 0.01))]
+    both = ws.read(
+        "facilities",
+        where={"category": "park", "name": "O'Hare"},
+        bbox=(X0, Y0, X0 + 0.01, Y0 + 0.01),
+    )
+    sel = frame[
+        (frame.category == "park")
+        & (frame.name == "O'Hare")
+        & frame.intersects(box(X0, Y0, X0 + 0.01, Y0 + 0.01))
+    ]
     assert set(both["facility_id"]) == set(sel["facility_id"])
     nulls = ws.read("facilities", where={"floor_area_m2": None})
-    assert set(nulls["facility_id"]) == set(frame.loc[frame.floor_area_m2.isna(),
-                                                      "facility_id"])
+    assert set(nulls["facility_id"]) == set(frame.loc[frame.floor_area_m2.isna(), "facility_id"])
     with pytest.raises(StoreError, match="nosuch"):
         ws.read("facilities", where={"nosuch": 1})
 
@@ -229,8 +263,11 @@ def test_read_missing_layer_names_it(ws, buildings):
 # Metadata
 # --------------------------------------------------------------------------------------
 def test_layer_metadata_crs_bounds_params(ws, buildings):
-    params = {"settings": {"buildings": {"gross_floor_area_per_household_m2": 100.0}},
-              "metric_crs": "EPSG:4549", "source": "楼栋.shp"}
+    params = {
+        "settings": {"buildings": {"gross_floor_area_per_household_m2": 100.0}},
+        "metric_crs": "EPSG:4549",
+        "source": "楼栋.shp",
+    }
     ws.write("buildings", buildings, params=params)
     info = ws.info("buildings")
     assert info.rows == 4 and info.crs == "EPSG:4326" and info.geometry_type == "Polygon"
@@ -241,13 +278,21 @@ def test_layer_metadata_crs_bounds_params(ws, buildings):
 
 
 def test_numpy_parameters_stored_as_numbers(ws, buildings):
-    params = {"households": np.int64(30_000), "share": np.float32(0.5),
-              "bounds": np.array([118.7, 32.0]), "flags": (np.bool_(True),),
-              "out": Path("out/demo.gpkg")}
+    params = {
+        "households": np.int64(30_000),
+        "share": np.float32(0.5),
+        "bounds": np.array([118.7, 32.0]),
+        "flags": (np.bool_(True),),
+        "out": Path("out/demo.gpkg"),
+    }
     ws.write("buildings", buildings, params=params)
-    assert ws.info("buildings").params == {"households": 30_000, "share": 0.5,
-                                           "bounds": [118.7, 32.0], "flags": [True],
-                                           "out": "out/demo.gpkg"}
+    assert ws.info("buildings").params == {
+        "households": 30_000,
+        "share": 0.5,
+        "bounds": [118.7, 32.0],
+        "flags": [True],
+        "out": "out/demo.gpkg",
+    }
     ws.set_meta(households=np.int64(30_000))
     assert ws.meta()["households"] == 30_000
 
@@ -259,7 +304,7 @@ def test_workspace_metadata(tmp_path, buildings):
     meta = ws.meta()
     assert meta["schema_version"] == SCHEMA_VERSION and "created_at" in meta
     ws.set_meta(synthetic=True, city="演示市", settings={"grid": {"min_households": 250}})
-    again = open_store(tmp_path / "ws.gpkg", create=False)          # persisted
+    again = open_store(tmp_path / "ws.gpkg", create=False)  # persisted
     assert again.meta()["city"] == "演示市" and again.meta()["synthetic"] is True
     assert again.meta()["settings"] == {"grid": {"min_households": 250}}
     assert again.meta()["created_at"] == meta["created_at"]
@@ -373,8 +418,11 @@ def test_killed_writer_leaves_old_file_and_next_write_cleans_up(tmp_path, ws, bu
     before = sha(tmp_path / "ws.gpkg")
     script = tmp_path.parent / f"{tmp_path.name}_writer.py"
     script.write_text(KILL_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "ws.gpkg"), "60000"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "ws.gpkg"), "60000"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         deadline = time.monotonic() + 60
@@ -382,7 +430,7 @@ def test_killed_writer_leaves_old_file_and_next_write_cleans_up(tmp_path, ws, bu
             assert time.monotonic() < deadline, "writer never started"
             assert proc.poll() is None
             time.sleep(0.005)
-        time.sleep(0.15)                     # well inside the copy / GDAL write
+        time.sleep(0.15)  # well inside the copy / GDAL write
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -424,8 +472,10 @@ def test_concurrent_writers_lose_nothing(tmp_path, ws, buildings):
     ws.write("buildings", buildings)
     script = tmp_path.parent / f"{tmp_path.name}_concurrent.py"
     script.write_text(CONCURRENT_SCRIPT)
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "ws.gpkg"),
-                               tag, "4"]) for tag in ("api", "cli")]
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(tmp_path / "ws.gpkg"), tag, "4"])
+        for tag in ("api", "cli")
+    ]
     for p in procs:
         assert p.wait(timeout=120) == 0
     expected = {"buildings"} | {f"{t}_{i}" for t in ("api", "cli") for i in range(4)}
@@ -451,15 +501,24 @@ def test_delete_removes_layer_and_its_registrations(tmp_path, ws, buildings):
     listed = {n for n, _ in pyogrio.list_layers(tmp_path / "ws.gpkg")}
     assert listed - {"gridgis_meta", "gridgis_layers"} == {"buildings"}
     assert len(ws.read("buildings")) == 4
-    ws.write("roads", roads(2))                                   # the name is reusable
+    ws.write("roads", roads(2))  # the name is reusable
     assert len(ws.read("roads")) == 2
     with pytest.raises(StoreError, match="no layer 'parks'"):
         ws.delete("parks")
 
 
-@pytest.mark.parametrize("name", ["gridgis_meta", "gridgis_layers", "gpkg_contents",
-                                  "rtree_buildings_geometry", "sqlite_master", "",
-                                  'bad"name'])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gridgis_meta",
+        "gridgis_layers",
+        "gpkg_contents",
+        "rtree_buildings_geometry",
+        "sqlite_master",
+        "",
+        'bad"name',
+    ],
+)
 def test_reserved_and_unusable_names_refused(tmp_path, ws, buildings, name):
     ws.write("buildings", buildings)
     before = sha(tmp_path / "ws.gpkg")

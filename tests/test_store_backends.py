@@ -48,15 +48,24 @@ def city():
 
 def generic_layer() -> gpd.GeoDataFrame:
     """A layer outside the canonical schema, with every awkward dtype."""
-    return gpd.GeoDataFrame({
-        "name": ["一", "two", None, "", "it's"],
-        "n": [1, 2, 3, 4, 5],
-        "n_null": pd.array([1, None, 3, None, 5], dtype="Int64"),
-        "x": [0.5, np.nan, 2.5, 3.0, -1.0],
-        "flag": [True, False, True, True, False],
-        "tags": [["a", "b"], None, {"k": 1}, [], "plain"],
-    }, geometry=[shapely.Point(0, 0), shapely.box(1, 1, 2, 2), None,
-                 shapely.LineString([(3, 3), (4, 4)]), shapely.Point(5, 5)], crs=4326)
+    return gpd.GeoDataFrame(
+        {
+            "name": ["一", "two", None, "", "it's"],
+            "n": [1, 2, 3, 4, 5],
+            "n_null": pd.array([1, None, 3, None, 5], dtype="Int64"),
+            "x": [0.5, np.nan, 2.5, 3.0, -1.0],
+            "flag": [True, False, True, True, False],
+            "tags": [["a", "b"], None, {"k": 1}, [], "plain"],
+        },
+        geometry=[
+            shapely.Point(0, 0),
+            shapely.box(1, 1, 2, 2),
+            None,
+            shapely.LineString([(3, 3), (4, 4)]),
+            shapely.Point(5, 5),
+        ],
+        crs=4326,
+    )
 
 
 def test_round_trip_demo_city(store, city):
@@ -70,11 +79,13 @@ def test_round_trip_demo_city(store, city):
         for col in frame.columns:
             if col == "geometry":
                 assert back.crs.to_epsg() == 4326
-                assert shapely.equals_exact(back.geometry.values, frame.geometry.values,
-                                            tolerance=1e-12).all(), name
+                assert shapely.equals_exact(
+                    back.geometry.values, frame.geometry.values, tolerance=1e-12
+                ).all(), name
             else:
-                pd.testing.assert_series_equal(back[col], frame[col], check_names=False,
-                                               obj=f"{name}.{col}")
+                pd.testing.assert_series_equal(
+                    back[col], frame[col], check_names=False, obj=f"{name}.{col}"
+                )
         info = store.info(name)
         assert info.rows == len(frame)
         assert info.params["grid"]["min_households"] == 250
@@ -87,8 +98,9 @@ def test_backends_return_identical_frames(tmp_path, city):
     a.write_many(layers)
     b.write_many(layers)
     for name in city.layers:
-        pd.testing.assert_frame_equal(pd.DataFrame(b.read(name)), pd.DataFrame(a.read(name)),
-                                      obj=name)
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(b.read(name)), pd.DataFrame(a.read(name)), obj=name
+        )
     ga, gb = a.read("generic"), b.read("generic")
     assert gb["name"].tolist()[:2] == ["一", "two"] and gb["name"].iloc[4] == "it's"
     assert gb["n"].tolist() == ga["n"].tolist() == [1, 2, 3, 4, 5]
@@ -152,8 +164,7 @@ def test_read_page_pages_cover_the_filtered_layer(store, city):
 
 
 def test_failed_write_many_leaves_previous_layers_whole(store, city):
-    store.write_many({"streets": city.layers["streets"], "roads": city.layers["roads"]},
-                     {"run": 1})
+    store.write_many({"streets": city.layers["streets"], "roads": city.layers["roads"]}, {"run": 1})
     before = store.read("streets")
     renamed = city.layers["streets"].assign(name="CHANGED")
     poison = pd.DataFrame({"a": [1 + 2j, 3j]})  # complex numbers: neither backend stores them
@@ -187,8 +198,11 @@ def test_other_crs_is_stored_as_4326(store, city):
     store.write("streets", streets.to_crs(4549))
     back = store.read("streets")
     assert back.crs.to_epsg() == 4326
-    assert np.allclose(shapely.get_coordinates(back.geometry.values),
-                       shapely.get_coordinates(streets.geometry.values), atol=1e-8)
+    assert np.allclose(
+        shapely.get_coordinates(back.geometry.values),
+        shapely.get_coordinates(streets.geometry.values),
+        atol=1e-8,
+    )
 
 
 def test_postgis_keys_indexes_and_version(city):
@@ -197,17 +211,23 @@ def test_postgis_keys_indexes_and_version(city):
     s.write_many(city.layers)
     with s.engine.connect() as con:
         idx = con.exec_driver_sql(
-            "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = %(s)s",
-            {"s": s.schema}).fetchall()
+            "SELECT tablename, indexdef FROM pg_indexes WHERE schemaname = %(s)s", {"s": s.schema}
+        ).fetchall()
         pk = con.exec_driver_sql(
             "SELECT tc.table_name, kcu.column_name FROM information_schema.table_constraints"
             " tc JOIN information_schema.key_column_usage kcu USING (constraint_schema, "
             "constraint_name) WHERE tc.constraint_type = 'PRIMARY KEY' AND "
-            "tc.table_schema = %(s)s", {"s": s.schema}).fetchall()
+            "tc.table_schema = %(s)s",
+            {"s": s.schema},
+        ).fetchall()
         con.exec_driver_sql("SET enable_seqscan = off")
-        plan = "\n".join(r[0] for r in con.exec_driver_sql(
-            f'EXPLAIN SELECT * FROM "{s.schema}".buildings '
-            "WHERE geometry && ST_MakeEnvelope(118, 31, 119, 33, 4326)").fetchall())
+        plan = "\n".join(
+            r[0]
+            for r in con.exec_driver_sql(
+                f'EXPLAIN SELECT * FROM "{s.schema}".buildings '
+                "WHERE geometry && ST_MakeEnvelope(118, 31, 119, 33, 4326)"
+            ).fetchall()
+        )
     keys = dict(pk)
     assert keys["buildings"] == "building_id" and keys["staff"] == "staff_id"
     assert keys["gridgis_layers"] == "name"
@@ -238,8 +258,7 @@ def test_read_page_geojson_matches_read_page(store, city):
     b = city.layers["buildings"]
     minx, miny, maxx, maxy = b.total_bounds
     bbox = (minx, miny, (minx + maxx) / 2, maxy)
-    got = store.read_page_geojson("buildings", bbox=bbox, limit=6, offset=2,
-                                  exclude=("floors",))
+    got = store.read_page_geojson("buildings", bbox=bbox, limit=6, offset=2, exclude=("floors",))
     rows, matched = got
     page, m2 = store.read_page("buildings", bbox=bbox, limit=6, offset=2)
     assert matched == m2 and [r[0] for r in rows] == page["building_id"].tolist()
@@ -247,8 +266,7 @@ def test_read_page_geojson_matches_read_page(store, city):
         assert shapely.from_geojson(geom).equals_exact(want.geometry, 1e-12)
         p = json.loads(props)
         assert "floors" not in p and p["households"] == want["households"]
-    rows, matched = store.read_page_geojson("staff", where={"role": "community_worker"},
-                                            limit=3)
+    rows, matched = store.read_page_geojson("staff", where={"role": "community_worker"}, limit=3)
     assert all(g is None for _, g, _ in rows) and matched > 0
     cov = pd.DataFrame({"level": ["grid", "street"], "rate": [0.5, np.nan]})
     store.write("cov", cov)
@@ -290,8 +308,9 @@ def test_empty_layers_and_tables_keep_their_kind(store):
     assert isinstance(b, gpd.GeoDataFrame) and len(b) == 0 and b.crs.to_epsg() == 4326
     assert list(b.columns) == [*empty_layer("buildings").columns]
     s = store.read("staff")
-    assert not isinstance(s, gpd.GeoDataFrame) and list(s.columns) == \
-        list(empty_layer("staff").columns)
+    assert not isinstance(s, gpd.GeoDataFrame) and list(s.columns) == list(
+        empty_layer("staff").columns
+    )
     page, matched = store.read_page("buildings", limit=5)
     assert len(page) == 0 and matched == 0
 
@@ -301,9 +320,15 @@ def test_numpy_parameters_and_metadata_stay_numbers(store):
     numbers on both backends, not as their text."""
     import numpy as np
 
-    store.write("extra", generic_layer(), params={"households": np.int64(30_000),
-                                                  "share": np.float64(0.9),
-                                                  "radii": np.array([300, 500])})
+    store.write(
+        "extra",
+        generic_layer(),
+        params={
+            "households": np.int64(30_000),
+            "share": np.float64(0.9),
+            "radii": np.array([300, 500]),
+        },
+    )
     params = store.info("extra").params
     assert params == {"households": 30_000, "share": 0.9, "radii": [300, 500]}
     assert isinstance(params["households"], int)

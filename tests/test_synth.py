@@ -62,8 +62,7 @@ def test_codes_structurally_valid(city):
 def test_community_sizes_realistic(city):
     b = city.layers["buildings"].to_crs(METRIC_CRS)
     comm = city.layers["communities"].to_crs(METRIC_CRS)
-    pts = gpd.GeoDataFrame(b[["households"]], geometry=b.representative_point(),
-                           crs=METRIC_CRS)
+    pts = gpd.GeoDataFrame(b[["households"]], geometry=b.representative_point(), crs=METRIC_CRS)
     joined = gpd.sjoin(pts, comm[["community_code", "geometry"]], predicate="within")
     per = joined.groupby("community_code")["households"].sum()
     assert per.between(1_000, 4_500).all(), per.describe()
@@ -78,10 +77,24 @@ def test_layers_canonical_and_complete(city):
         if spec.geometry:
             assert frame.crs.to_epsg() == 4326
     cats = set(city.layers["facilities"]["category"])
-    life = {"vegetable_market", "retail", "housekeeping", "breakfast", "elderly_care_home",
-            "elderly_daycare", "nursery", "health_station", "kindergarten", "primary_school",
-            "middle_school", "community_service_station", "sports_ground", "parcel_locker",
-            "elderly_service_station", "community_office"}
+    life = {
+        "vegetable_market",
+        "retail",
+        "housekeeping",
+        "breakfast",
+        "elderly_care_home",
+        "elderly_daycare",
+        "nursery",
+        "health_station",
+        "kindergarten",
+        "primary_school",
+        "middle_school",
+        "community_service_station",
+        "sports_ground",
+        "parcel_locker",
+        "elderly_service_station",
+        "community_office",
+    }
     assert life <= cats <= set(FACILITY_CATEGORIES)
     kinds = set(city.layers["institutions"]["kind"])
     assert {"hospital", "school", "factory"} <= kinds
@@ -100,8 +113,9 @@ def test_arterials_400_to_800_m_apart():
     city = make_city(households=30_000, seed=11)
     roads = city.layers["roads"].to_crs(METRIC_CRS)
     art = roads[roads.road_class == "arterial"]
-    xs = np.unique(np.round([g.coords[0][0] for g in art.geometry
-                             if g.coords[0][0] == g.coords[1][0]], 0))
+    xs = np.unique(
+        np.round([g.coords[0][0] for g in art.geometry if g.coords[0][0] == g.coords[1][0]], 0)
+    )
     gaps = np.diff(xs)
     assert ((gaps >= 399) & (gaps <= 801)).all(), gaps
 

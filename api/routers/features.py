@@ -32,11 +32,20 @@ GCJ02 = "https://gridgis.dev/def/crs/GCJ-02"
 #: Output CRSs: URI -> (kind, lat/lon axis order). EPSG:4326 and EPSG:4490 are
 #: latitude-first as their definitions say (OGC API – Features Part 2).
 CRS_CHOICES: dict[str, tuple[str, bool]] = {
-    CRS84: ("wgs84", False), EPSG4326: ("wgs84", True), EPSG4490: ("wgs84", True),
+    CRS84: ("wgs84", False),
+    EPSG4326: ("wgs84", True),
+    EPSG4490: ("wgs84", True),
     GCJ02: ("gcj02", False),
 }
-CRS_ALIASES = {"crs84": CRS84, "wgs84": CRS84, "epsg:4326": EPSG4326, "epsg:4490": EPSG4490,
-               "cgcs2000": EPSG4490, "gcj02": GCJ02, "gcj-02": GCJ02}
+CRS_ALIASES = {
+    "crs84": CRS84,
+    "wgs84": CRS84,
+    "epsg:4326": EPSG4326,
+    "epsg:4490": EPSG4490,
+    "cgcs2000": EPSG4490,
+    "gcj02": GCJ02,
+    "gcj-02": GCJ02,
+}
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -62,8 +71,9 @@ def _crs_uri(value: str | None, field: str) -> str:
         return v
     if v.lower() in CRS_ALIASES:
         return CRS_ALIASES[v.lower()]
-    raise HTTPException(422, f"{field}: unsupported CRS '{value}'; use one of "
-                             f"{', '.join(CRS_CHOICES)}")
+    raise HTTPException(
+        422, f"{field}: unsupported CRS '{value}'; use one of {', '.join(CRS_CHOICES)}"
+    )
 
 
 def _bbox(text: str | None, bbox_crs: str) -> tuple[float, float, float, float] | None:
@@ -73,8 +83,9 @@ def _bbox(text: str | None, bbox_crs: str) -> tuple[float, float, float, float] 
     try:
         vals = [float(p) for p in parts]
     except ValueError:
-        raise HTTPException(422, "bbox: four numbers minx,miny,maxx,maxy "
-                                 "(lon/lat degrees)") from None
+        raise HTTPException(
+            422, "bbox: four numbers minx,miny,maxx,maxy (lon/lat degrees)"
+        ) from None
     if len(vals) == 6:
         vals = [vals[0], vals[1], vals[3], vals[4]]
     if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
@@ -85,22 +96,25 @@ def _bbox(text: str | None, bbox_crs: str) -> tuple[float, float, float, float] 
     minx, miny, maxx, maxy = vals
     if minx > maxx or miny > maxy:
         raise HTTPException(422, "bbox: minx must not exceed maxx, nor miny maxy")
-    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90
-            and -90 <= maxy <= 90):
+    if not (
+        -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
+    ):
         raise HTTPException(422, "bbox: longitudes within -180…180, latitudes -90…90")
     if kind == "gcj02":
         from gridgis.crs import gcj02_to_wgs84
 
-        xs, ys = gcj02_to_wgs84(np.array([minx, maxx, minx, maxx]),
-                                np.array([miny, miny, maxy, maxy]))
+        xs, ys = gcj02_to_wgs84(
+            np.array([minx, maxx, minx, maxx]), np.array([miny, miny, maxy, maxy])
+        )
         minx, maxx, miny, maxy = xs.min(), xs.max(), ys.min(), ys.max()
     return (float(minx), float(miny), float(maxx), float(maxy))
 
 
 def _layer_or_404(ctx, layer: str) -> None:
     if layer not in ctx.layers() or layer.startswith("gridgis_"):
-        raise HTTPException(404, f"no collection '{layer}' (collections: "
-                                 f"{', '.join(ctx.layers()) or 'none'})")
+        raise HTTPException(
+            404, f"no collection '{layer}' (collections: {', '.join(ctx.layers()) or 'none'})"
+        )
 
 
 def _key_of(layer: str, columns) -> str | None:
@@ -124,6 +138,7 @@ def _out_geometry(frame: gpd.GeoDataFrame, crs_uri: str) -> np.ndarray:
     geoms = np.asarray(frame.geometry.values, dtype=object)
     kind, latlon = CRS_CHOICES[crs_uri]
     if kind == "gcj02":
+
         def shift(c: np.ndarray) -> np.ndarray:
             x, y = wgs84_to_gcj02(c[:, 0], c[:, 1])
             return np.column_stack([x, y])
@@ -134,8 +149,9 @@ def _out_geometry(frame: gpd.GeoDataFrame, crs_uri: str) -> np.ndarray:
     return geoms
 
 
-def features_json(layer: str, frame: pd.DataFrame, crs_uri: str, first_row: int,
-                  authorised: bool) -> list[str]:
+def features_json(
+    layer: str, frame: pd.DataFrame, crs_uri: str, first_row: int, authorised: bool
+) -> list[str]:
     """GeoJSON Feature texts for a page of rows (ids: the layer key or the row number)."""
     key = _key_of(layer, frame.columns)
     is_geo = isinstance(frame, gpd.GeoDataFrame) and "geometry" in frame.columns
@@ -157,24 +173,31 @@ def features_json(layer: str, frame: pd.DataFrame, crs_uri: str, first_row: int,
     else:
         rows = iter([()] * len(frame))
         cols = []
-    ids = (props[key].tolist() if key and key in props.columns
-           else list(range(first_row + 1, first_row + 1 + len(frame))))
+    ids = (
+        props[key].tolist()
+        if key and key in props.columns
+        else list(range(first_row + 1, first_row + 1 + len(frame)))
+    )
     out = []
     for fid, geom, row in zip(ids, geoms, rows, strict=True):
         p = dumps({c: plain(v) for c, v in zip(cols, row, strict=True)}).decode()
-        out.append(f'{{"type":"Feature","id":{json.dumps(plain(fid), ensure_ascii=False)},'
-                   f'"geometry":{geom if geom is not None else "null"},"properties":{p}}}')
+        out.append(
+            f'{{"type":"Feature","id":{json.dumps(plain(fid), ensure_ascii=False)},'
+            f'"geometry":{geom if geom is not None else "null"},"properties":{p}}}'
+        )
     return out
 
 
-def geojson_features(page: list[tuple[Any, str | None, str]], crs_uri: str,
-                     hide_values: bool) -> list[str]:
+def geojson_features(
+    page: list[tuple[Any, str | None, str]], crs_uri: str, hide_values: bool
+) -> list[str]:
     """Feature texts from a backend's GeoJSON page, reprojected when ``crs_uri`` is not
     CRS84; ``hide_values`` blanks refused values of personal fields (rejects tables)."""
     geoms = [g for _, g, _ in page]
     if crs_uri != CRS84 and any(g is not None for g in geoms):
-        shapes = gpd.GeoDataFrame(geometry=shapely.from_geojson(
-            np.array(geoms, dtype=object)), crs="EPSG:4326")
+        shapes = gpd.GeoDataFrame(
+            geometry=shapely.from_geojson(np.array(geoms, dtype=object)), crs="EPSG:4326"
+        )
         out = shapely.to_geojson(_out_geometry(shapes, crs_uri))
         geoms = [None if g is None else str(g) for g in out]
     feats = []
@@ -184,8 +207,10 @@ def geojson_features(page: list[tuple[Any, str | None, str]], crs_uri: str,
             if p.get("field") in PERSONAL:
                 p["value"] = None
             props = dumps(p).decode()
-        feats.append(f'{{"type":"Feature","id":{json.dumps(plain(fid), ensure_ascii=False)},'
-                     f'"geometry":{geom or "null"},"properties":{props}}}')
+        feats.append(
+            f'{{"type":"Feature","id":{json.dumps(plain(fid), ensure_ascii=False)},'
+            f'"geometry":{geom or "null"},"properties":{props}}}'
+        )
     return feats
 
 
@@ -198,15 +223,24 @@ def _collection(ctx, name: str, base: str) -> dict[str, Any]:
         extent = {"spatial": {"bbox": [list(info.bounds)], "crs": CRS84}}
     href = f"{base}/collections/{name}"
     return {
-        "id": name, "title": title,
+        "id": name,
+        "title": title,
         "description": f"{info.rows} rows; {info.geometry_type or 'no geometry'}; "
-                       f"written {info.written_at}",
-        "itemType": "feature", "key": LAYER_KEYS.get(name), "rows": info.rows,
-        "crs": list(CRS_CHOICES), "storageCrs": CRS84, "extent": extent,
+        f"written {info.written_at}",
+        "itemType": "feature",
+        "key": LAYER_KEYS.get(name),
+        "rows": info.rows,
+        "crs": list(CRS_CHOICES),
+        "storageCrs": CRS84,
+        "extent": extent,
         "links": [
             {"href": href, "rel": "self", "type": "application/json", "title": title},
-            {"href": f"{href}/items", "rel": "items", "type": "application/geo+json",
-             "title": f"{name} features"},
+            {
+                "href": f"{href}/items",
+                "rel": "items",
+                "type": "application/geo+json",
+                "title": f"{name} features",
+            },
         ],
     }
 
@@ -218,21 +252,25 @@ def _base(request: Request) -> str:
 @router.get("/", response_model=Landing, summary="Landing page")
 async def landing(request: Request) -> FastJSON:  # no I/O: no threadpool hop
     base = _base(request)
-    return FastJSON({
-        "title": "gridgis",
-        "description": "Grid-management GIS (城乡社区网格化服务管理): streets, communities, "
-                       "grids, buildings, facilities… as OGC API – Features collections; "
-                       "/lookup, /grids, /coverage, /maps.",
-        "links": [
-            {"href": f"{base}/", "rel": "self", "type": "application/json"},
-            {"href": f"{base}/openapi.json", "rel": "service-desc",
-             "type": "application/vnd.oai.openapi+json;version=3.0"},
-            {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html"},
-            {"href": f"{base}/conformance", "rel": "conformance",
-             "type": "application/json"},
-            {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
-        ],
-    })
+    return FastJSON(
+        {
+            "title": "gridgis",
+            "description": "Grid-management GIS (城乡社区网格化服务管理): streets, communities, "
+            "grids, buildings, facilities… as OGC API – Features collections; "
+            "/lookup, /grids, /coverage, /maps.",
+            "links": [
+                {"href": f"{base}/", "rel": "self", "type": "application/json"},
+                {
+                    "href": f"{base}/openapi.json",
+                    "rel": "service-desc",
+                    "type": "application/vnd.oai.openapi+json;version=3.0",
+                },
+                {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html"},
+                {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
+                {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+            ],
+        }
+    )
 
 
 @router.get("/conformance", response_model=Conformance, summary="Conformance classes")
@@ -244,42 +282,65 @@ async def conformance() -> FastJSON:
 def collections(request: Request, ctx: Ctx) -> FastJSON:
     base = _base(request)
     names = [n for n in ctx.layers() if not n.startswith("gridgis_")]
-    return FastJSON({"collections": [_collection(ctx, n, base) for n in names],
-                     "links": [{"href": f"{base}/collections", "rel": "self",
-                                "type": "application/json"}]})
+    return FastJSON(
+        {
+            "collections": [_collection(ctx, n, base) for n in names],
+            "links": [{"href": f"{base}/collections", "rel": "self", "type": "application/json"}],
+        }
+    )
 
 
-LayerPath = Annotated[str, Path(description="Layer name, e.g. grids, buildings",
-                                max_length=63,
-                                examples=["grids", "buildings", "staff", "facilities"])]
+LayerPath = Annotated[
+    str,
+    Path(
+        description="Layer name, e.g. grids, buildings",
+        max_length=63,
+        examples=["grids", "buildings", "staff", "facilities"],
+    ),
+]
 
 
-@router.get("/collections/{layer}", response_model=Collection, summary="One layer",
-            responses={404: {"description": "No such layer"}})
+@router.get(
+    "/collections/{layer}",
+    response_model=Collection,
+    summary="One layer",
+    responses={404: {"description": "No such layer"}},
+)
 def collection(layer: LayerPath, request: Request, ctx: Ctx) -> FastJSON:
     _layer_or_404(ctx, layer)
     return FastJSON(_collection(ctx, layer, _base(request)))
 
 
 @router.get(
-    "/collections/{layer}/items", response_model=FeatureCollection,
+    "/collections/{layer}/items",
+    response_model=FeatureCollection,
     summary="Features of a layer",
     description="GeoJSON features, `limit` at a time from `offset`. Any other query "
-                "parameter naming a field of the layer filters on equality, e.g. "
-                "`community_code=320102001001` or `category=kindergarten`.",
-    responses={404: {"description": "No such layer"},
-               422: {"description": "Bad parameter (named in the message)"}})
+    "parameter naming a field of the layer filters on equality, e.g. "
+    "`community_code=320102001001` or `category=kindergarten`.",
+    responses={
+        404: {"description": "No such layer"},
+        422: {"description": "Bad parameter (named in the message)"},
+    },
+)
 def items(
-    layer: LayerPath, request: Request, ctx: Ctx, auth: Authorised,
-    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs "
-                                                  "(default CRS84 lon/lat)",
-                                      max_length=200)] = None,
+    layer: LayerPath,
+    request: Request,
+    ctx: Ctx,
+    auth: Authorised,
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)", max_length=200
+        ),
+    ] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-    crs: Annotated[str | None, Query(description="Output CRS: CRS84 (default), "
-                                                 f"{EPSG4490} or {GCJ02}",
-                                     max_length=100)] = None,
+    crs: Annotated[
+        str | None,
+        Query(description=f"Output CRS: CRS84 (default), {EPSG4490} or {GCJ02}", max_length=100),
+    ] = None,
 ) -> GeoJSON:
     _layer_or_404(ctx, layer)
     out_crs = _crs_uri(crs, "crs")
@@ -289,37 +350,65 @@ def items(
         if k in RESERVED:
             continue
         if k in PERSONAL and not auth:
-            raise HTTPException(422, f"{k}: a personal field; filtering on it needs the "
-                                     "write token")
+            raise HTTPException(
+                422, f"{k}: a personal field; filtering on it needs the write token"
+            )
         if k in where:
             raise HTTPException(422, f"{k}: give an attribute filter once")
         where[k] = v
     if len(where) > 20:
         raise HTTPException(422, "too many attribute filters (at most 20)")
-    fast = ctx.store.read_page_geojson(layer, bbox=box, where=where or None, limit=limit,
-                                       offset=offset, exclude=() if auth else tuple(PERSONAL))
+    fast = ctx.store.read_page_geojson(
+        layer,
+        bbox=box,
+        where=where or None,
+        limit=limit,
+        offset=offset,
+        exclude=() if auth else tuple(PERSONAL),
+    )
     if fast is not None:  # GeoJSON made by the backend
         page, matched = fast
         feats = geojson_features(page, out_crs, hide_values=not auth)
     else:
-        frame, matched = ctx.store.read_page(layer, bbox=box, where=where or None,
-                                             limit=limit, offset=offset)
+        frame, matched = ctx.store.read_page(
+            layer, bbox=box, where=where or None, limit=limit, offset=offset
+        )
         feats = features_json(layer, frame, out_crs, offset, auth)
     url = request.url
-    links = [{"href": str(url), "rel": "self", "type": "application/geo+json"},
-             {"href": f"{_base(request)}/collections/{layer}", "rel": "collection",
-              "type": "application/json"}]
+    links = [
+        {"href": str(url), "rel": "self", "type": "application/geo+json"},
+        {
+            "href": f"{_base(request)}/collections/{layer}",
+            "rel": "collection",
+            "type": "application/json",
+        },
+    ]
     if offset + len(feats) < matched:
-        links.append({"href": str(url.include_query_params(offset=offset + limit,
-                                                           limit=limit)),
-                      "rel": "next", "type": "application/geo+json"})
+        links.append(
+            {
+                "href": str(url.include_query_params(offset=offset + limit, limit=limit)),
+                "rel": "next",
+                "type": "application/geo+json",
+            }
+        )
     if offset > 0:
-        links.append({"href": str(url.include_query_params(offset=max(0, offset - limit),
-                                                           limit=limit)),
-                      "rel": "prev", "type": "application/geo+json"})
+        links.append(
+            {
+                "href": str(url.include_query_params(offset=max(0, offset - limit), limit=limit)),
+                "rel": "prev",
+                "type": "application/geo+json",
+            }
+        )
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    head = dumps({"type": "FeatureCollection", "numberMatched": matched,
-                  "numberReturned": len(feats), "timeStamp": stamp, "links": links}).decode()
+    head = dumps(
+        {
+            "type": "FeatureCollection",
+            "numberMatched": matched,
+            "numberReturned": len(feats),
+            "timeStamp": stamp,
+            "links": links,
+        }
+    ).decode()
     body = head[:-1] + ',"features":[' + ",".join(feats) + "]}"
     return _raw_geojson(body, out_crs)
 
@@ -332,10 +421,16 @@ def _raw_geojson(body: str, crs_uri: str) -> GeoJSON:
     return resp
 
 
-@router.get("/collections/{layer}/items/{feature_id}", summary="One feature",
-            responses={404: {"description": "No such layer or feature"}})
+@router.get(
+    "/collections/{layer}/items/{feature_id}",
+    summary="One feature",
+    responses={404: {"description": "No such layer or feature"}},
+)
 def item(
-    layer: LayerPath, ctx: Ctx, auth: Authorised, request: Request,
+    layer: LayerPath,
+    ctx: Ctx,
+    auth: Authorised,
+    request: Request,
     feature_id: Annotated[str, Path(max_length=200)],
     crs: Annotated[str | None, Query(max_length=100)] = None,
 ) -> GeoJSON:
@@ -345,8 +440,9 @@ def item(
     exclude = () if auth else tuple(PERSONAL)
 
     def page(where: dict[str, Any] | None, offset: int) -> list[str]:
-        got = ctx.store.read_page_geojson(layer, where=where, limit=1, offset=offset,
-                                          exclude=exclude)
+        got = ctx.store.read_page_geojson(
+            layer, where=where, limit=1, offset=offset, exclude=exclude
+        )
         if got is not None:
             return geojson_features(got[0], out_crs, hide_values=not auth)
         frame, _ = ctx.store.read_page(layer, where=where, limit=1, offset=offset)
@@ -360,15 +456,18 @@ def item(
             key = None
     if key is None:
         if not feature_id.isdigit() or not 1 <= int(feature_id) <= 10**12:
-            raise HTTPException(404, f"no feature '{feature_id}' in '{layer}' (ids are row "
-                                     "numbers from 1)")
+            raise HTTPException(
+                404, f"no feature '{feature_id}' in '{layer}' (ids are row numbers from 1)"
+            )
         feats = page(None, int(feature_id) - 1)
     if not feats:
         raise HTTPException(404, f"no feature '{feature_id}' in '{layer}'")
     feat = feats[0]
     base = f"{_base(request)}/collections/{layer}"
-    links = dumps([{"href": str(request.url), "rel": "self",
-                    "type": "application/geo+json"},
-                   {"href": base, "rel": "collection", "type": "application/json"}]).decode()
+    links = dumps(
+        [
+            {"href": str(request.url), "rel": "self", "type": "application/geo+json"},
+            {"href": base, "rel": "collection", "type": "application/json"},
+        ]
+    ).decode()
     return _raw_geojson(feat[:-1] + f',"links":{links}}}', out_crs)
-

@@ -19,8 +19,7 @@ from gridgis.store import StoreError
 
 router = APIRouter(tags=["grids"])
 
-GridCode = Annotated[str, PathParam(pattern=r"^[0-9]{15}$",
-                                    description="15-digit grid code")]
+GridCode = Annotated[str, PathParam(pattern=r"^[0-9]{15}$", description="15-digit grid code")]
 
 
 def _need(ctx, layer: str, hint: str) -> None:
@@ -28,16 +27,19 @@ def _need(ctx, layer: str, hint: str) -> None:
         raise HTTPException(404, f"the workspace has no '{layer}' layer ({hint})")
 
 
-@router.get("/grids/{grid_code}", response_model=GridReport, summary="One grid",
-            description="Statistics (households, buildings, area, kind…), boundary "
-                        "(GeoJSON, CRS84), its buildings, staff (phones only with the "
-                        "token) and coverage rows (layer 'coverage', level grid).",
-            responses={404: {"description": "No such grid"}})
+@router.get(
+    "/grids/{grid_code}",
+    response_model=GridReport,
+    summary="One grid",
+    description="Statistics (households, buildings, area, kind…), boundary "
+    "(GeoJSON, CRS84), its buildings, staff (phones only with the "
+    "token) and coverage rows (layer 'coverage', level grid).",
+    responses={404: {"description": "No such grid"}},
+)
 def grid(grid_code: GridCode, ctx: Ctx, auth: Authorised) -> FastJSON:
     _need(ctx, "grids", "run delineate first: POST /jobs/delineate")
     exclude = () if auth else tuple(PERSONAL)
-    found = _rows(ctx, "grids", {"grid_code": grid_code}, exclude, limit=1,
-                  geometry=True)
+    found = _rows(ctx, "grids", {"grid_code": grid_code}, exclude, limit=1, geometry=True)
     if not found:
         raise HTTPException(404, f"no grid '{grid_code}'")
     stats, geom = found[0]
@@ -45,16 +47,14 @@ def grid(grid_code: GridCode, ctx: Ctx, auth: Authorised) -> FastJSON:
     buildings: list[dict] = []
     if "buildings" in layers:
         try:
-            buildings = [r for r, _ in _rows(ctx, "buildings", {"grid_code": grid_code},
-                                             exclude)]
+            buildings = [r for r, _ in _rows(ctx, "buildings", {"grid_code": grid_code}, exclude)]
         except StoreError:  # buildings not assigned yet: those whose centre is inside
             if geom is not None:
                 shape = shapely.from_geojson(json.dumps(geom))
                 b = ctx.store.read("buildings", bbox=tuple(shape.bounds))
                 if len(b):
                     b = b[shapely.contains(shape, b.geometry.representative_point().values)]
-                buildings = records(pd.DataFrame(b).drop(columns="geometry",
-                                                         errors="ignore"))
+                buildings = records(pd.DataFrame(b).drop(columns="geometry", errors="ignore"))
     staff: list[dict] = []
     if "staff" in layers:
         try:
@@ -63,50 +63,78 @@ def grid(grid_code: GridCode, ctx: Ctx, auth: Authorised) -> FastJSON:
             staff = []
     coverage: list[dict] = []
     if "coverage" in layers:
-        coverage = [r for r, _ in _rows(ctx, "coverage", {"level": "grid",
-                                                          "code": grid_code}, ())]
-    return FastJSON({"grid_code": grid_code, "statistics": stats, "geometry": geom,
-                     "buildings": buildings, "staff": staff, "coverage": coverage})
+        coverage = [r for r, _ in _rows(ctx, "coverage", {"level": "grid", "code": grid_code}, ())]
+    return FastJSON(
+        {
+            "grid_code": grid_code,
+            "statistics": stats,
+            "geometry": geom,
+            "buildings": buildings,
+            "staff": staff,
+            "coverage": coverage,
+        }
+    )
 
 
-def _rows(ctx, layer: str, where: dict[str, Any], exclude: tuple[str, ...],
-          limit: int = 100_000, geometry: bool = False) -> list[tuple[dict, Any]]:
+def _rows(
+    ctx,
+    layer: str,
+    where: dict[str, Any],
+    exclude: tuple[str, ...],
+    limit: int = 100_000,
+    geometry: bool = False,
+) -> list[tuple[dict, Any]]:
     """Matching rows as (properties, GeoJSON geometry dict or None), from the backend's
     GeoJSON page when it makes one (fast), else from a frame."""
     got = ctx.store.read_page_geojson(layer, where=where, limit=limit, exclude=exclude)
     if got is not None:
-        return [(json.loads(p), json.loads(g) if geometry and g else None)
-                for _, g, p in got[0]]
+        return [(json.loads(p), json.loads(g) if geometry and g else None) for _, g, p in got[0]]
     frame, _ = ctx.store.read_page(layer, where=where, limit=limit)
     props = pd.DataFrame(frame).drop(columns=[*exclude, "geometry"], errors="ignore")
-    geoms = (frame.geometry if isinstance(frame, gpd.GeoDataFrame) and geometry
-             else [None] * len(frame))
-    return [(r, json.loads(shapely.to_geojson(g)) if g is not None else None)
-            for r, g in zip(records(props), geoms, strict=True)]
+    geoms = (
+        frame.geometry if isinstance(frame, gpd.GeoDataFrame) and geometry else [None] * len(frame)
+    )
+    return [
+        (r, json.loads(shapely.to_geojson(g)) if g is not None else None)
+        for r, g in zip(records(props), geoms, strict=True)
+    ]
 
 
-@router.get("/coverage", response_model=CoverageRows, summary="Coverage rates",
-            description="Households within walking reach of each facility category, per "
-                        "street, community or grid (layer 'coverage' from the coverage "
-                        "analysis).",
-            responses={404: {"description": "No coverage layer"}})
+@router.get(
+    "/coverage",
+    response_model=CoverageRows,
+    summary="Coverage rates",
+    description="Households within walking reach of each facility category, per "
+    "street, community or grid (layer 'coverage' from the coverage "
+    "analysis).",
+    responses={404: {"description": "No coverage layer"}},
+)
 def coverage(
     ctx: Ctx,
     level: Annotated[Literal["street", "community", "grid"] | None, Query()] = None,
-    code: Annotated[str | None, Query(pattern=r"^[0-9]{9,15}$",
-                                      description="Street (9), community (12) or grid "
-                                                  "(15-digit) code")] = None,
+    code: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]{9,15}$",
+            description="Street (9), community (12) or grid (15-digit) code",
+        ),
+    ] = None,
     category: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z_]+$")] = None,
 ) -> FastJSON:
     _need(ctx, "coverage", "run the coverage analysis: POST /jobs/coverage")
-    where = {k: v for k, v in (("level", level), ("code", code), ("category", category))
-             if v is not None}
+    where = {
+        k: v for k, v in (("level", level), ("code", code), ("category", category)) if v is not None
+    }
     rows = [r for r, _ in _rows(ctx, "coverage", where, ())]
     return FastJSON({"level": level, "code": code, "rows": rows})
 
 
-@router.get("/health", response_model=Health, summary="Is the service up",
-            responses={503: {"description": "The workspace cannot be read"}})
+@router.get(
+    "/health",
+    response_model=Health,
+    summary="Is the service up",
+    responses={503: {"description": "The workspace cannot be read"}},
+)
 def health(ctx: Ctx) -> FastJSON:
     from gridgis.store import GeoPackageStore
 
@@ -115,5 +143,6 @@ def health(ctx: Ctx) -> FastJSON:
     except Exception as exc:  # noqa: BLE001 - any failure means not healthy
         return FastJSON({"status": "error", "detail": str(exc)}, status_code=503)
     backend = "geopackage" if isinstance(ctx.store, GeoPackageStore) else "postgis"
-    return FastJSON({"status": "ok", "backend": backend, "layers": n,
-                     "writes_enabled": ctx.token is not None})
+    return FastJSON(
+        {"status": "ok", "backend": backend, "layers": n, "writes_enabled": ctx.token is not None}
+    )

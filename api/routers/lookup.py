@@ -44,8 +44,12 @@ class PointFastLane:
         self.ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["path"] != "/lookup/point"
-                or scope["method"] != "GET" or scope.get("root_path")):
+        if (
+            scope["type"] != "http"
+            or scope["path"] != "/lookup/point"
+            or scope["method"] != "GET"
+            or scope.get("root_path")
+        ):
             await self.app(scope, receive, send)
             return
         lk = self.ctx._lookup  # once: a write through the API may reset it meanwhile
@@ -55,9 +59,16 @@ class PointFastLane:
             return
         lon, lat, crs = args
         body = dumps(lk.point(lon, lat, crs, include_personal=self._authorised(scope)))
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", str(len(body)).encode()),
-                                (b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-length", str(len(body)).encode()),
+                    (b"content-type", b"application/json"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod
@@ -91,8 +102,9 @@ class PointFastLane:
                 scheme, credentials = get_authorization_scheme_param(value.decode("latin-1"))
                 if not (scheme and credentials):
                     return False
-                return token_ok(self.ctx, HTTPAuthorizationCredentials(
-                    scheme=scheme, credentials=credentials))
+                return token_ok(
+                    self.ctx, HTTPAuthorizationCredentials(scheme=scheme, credentials=credentials)
+                )
         return False
 
 
@@ -102,12 +114,17 @@ async def _lookup(ctx):
     return ctx.lookup()
 
 
-@router.get("/point", response_model=PointAnswer, summary="Grid and people at a point",
-            description="The chain street → community → grid → grid head and workers for "
-                        "a point given in WGS84, CGCS2000, GCJ-02 (Amap/Tencent) or BD-09 "
-                        "(Baidu). Phone numbers only with the write token.")
+@router.get(
+    "/point",
+    response_model=PointAnswer,
+    summary="Grid and people at a point",
+    description="The chain street → community → grid → grid head and workers for "
+    "a point given in WGS84, CGCS2000, GCJ-02 (Amap/Tencent) or BD-09 "
+    "(Baidu). Phone numbers only with the write token.",
+)
 async def point(
-    ctx: Ctx, auth: Authorised,
+    ctx: Ctx,
+    auth: Authorised,
     lon: Annotated[float, Query(ge=-180, le=180, description="Longitude, degrees")],
     lat: Annotated[float, Query(ge=-90, le=90, description="Latitude, degrees")],
     crs: Annotated[PointCrs, Query(description="CRS of lon/lat")] = "wgs84",
@@ -118,12 +135,17 @@ async def point(
     return FastJSON(lk.point(lon, lat, crs, include_personal=auth))
 
 
-@router.get("/address", response_model=AddressAnswer, summary="Grid and people of an address",
-            description="Matches a free-text Chinese address against the standard "
-                        "addresses and returns the chain; not confident → candidates.",
-            responses={404: {"description": "The workspace has no addresses layer"}})
+@router.get(
+    "/address",
+    response_model=AddressAnswer,
+    summary="Grid and people of an address",
+    description="Matches a free-text Chinese address against the standard "
+    "addresses and returns the chain; not confident → candidates.",
+    responses={404: {"description": "The workspace has no addresses layer"}},
+)
 async def address(
-    ctx: Ctx, auth: Authorised,
+    ctx: Ctx,
+    auth: Authorised,
     q: Annotated[str, Query(min_length=1, max_length=200, description="Address text")],
 ) -> FastJSON:
     if not q.strip():

@@ -19,18 +19,27 @@ async def maps_root() -> RedirectResponse:
     return RedirectResponse("/maps/", status_code=307)
 
 
-@router.get("/", summary="Map index page", response_class=FileResponse,
-            responses={404: {"description": "No maps on this server"}})
+@router.get(
+    "/",
+    summary="Map index page",
+    response_class=FileResponse,
+    responses={404: {"description": "No maps on this server"}},
+)
 def maps_index(ctx: Ctx) -> FileResponse:
     return maps_file("index.html", ctx)
 
 
-@router.get("/{path:path}", summary="A map page or asset", response_class=FileResponse,
-            responses={404: {"description": "No such map"}})
+@router.get(
+    "/{path:path}",
+    summary="A map page or asset",
+    response_class=FileResponse,
+    responses={404: {"description": "No such map"}},
+)
 def maps_file(path: Annotated[str, PathParam(max_length=300)], ctx: Ctx) -> FileResponse:
     if ctx.maps_dir is None or not ctx.maps_dir.is_dir():
-        raise HTTPException(404, "no maps on this server (gridgis serve --maps DIR, after "
-                                 "gridgis map --out DIR)")
+        raise HTTPException(
+            404, "no maps on this server (gridgis serve --maps DIR, after gridgis map --out DIR)"
+        )
     root = ctx.maps_dir.resolve()
     if "\x00" in path:
         raise HTTPException(404, "no such map")

@@ -17,14 +17,32 @@ from api.deps import Ctx, FastJSON, require_token
 from api.models import StaffAssignment, WriteResult
 from gridgis.layers import SCHEMA, LayerError, validate
 
-router = APIRouter(tags=["writes"], dependencies=[Depends(require_token)],
-                   responses={401: {"description": "Missing or wrong bearer token"},
-                              413: {"description": "Body over the size limit"}})
+router = APIRouter(
+    tags=["writes"],
+    dependencies=[Depends(require_token)],
+    responses={
+        401: {"description": "Missing or wrong bearer token"},
+        413: {"description": "Body over the size limit"},
+    },
+)
 
 #: Files that accompany a source file but are not sources themselves.
 SIDECARS = {".dbf", ".shx", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".xml", ".qmd", ".fix"}
-SOURCES = {".shp", ".gpkg", ".geojson", ".json", ".csv", ".txt", ".tsv", ".kml", ".gml",
-           ".fgb", ".osm", ".pbf", ".gdb"}
+SOURCES = {
+    ".shp",
+    ".gpkg",
+    ".geojson",
+    ".json",
+    ".csv",
+    ".txt",
+    ".tsv",
+    ".kml",
+    ".gml",
+    ".fgb",
+    ".osm",
+    ".pbf",
+    ".gdb",
+}
 
 
 def _safe_name(name: str | None) -> str:
@@ -53,37 +71,53 @@ def _unzip(path: Path, into: Path) -> list[Path]:
     return out
 
 
-def _write(ctx, operation: str, frames: dict[str, Any], params: dict[str, Any],
-           notes: list[str] | None = None, summary: str | None = None) -> FastJSON:
+def _write(
+    ctx,
+    operation: str,
+    frames: dict[str, Any],
+    params: dict[str, Any],
+    notes: list[str] | None = None,
+    summary: str | None = None,
+) -> FastJSON:
     ctx.store.write_many(frames, params=params)
     ctx.changed()
-    return FastJSON({"operation": operation,
-                     "layers": {k: len(v) for k, v in frames.items()},
-                     "notes": notes or [], "summary": summary})
+    return FastJSON(
+        {
+            "operation": operation,
+            "layers": {k: len(v) for k, v in frames.items()},
+            "notes": notes or [],
+            "summary": summary,
+        }
+    )
 
 
-@router.post("/upload", response_model=WriteResult, summary="Import layer files",
-             description="Multipart upload of one or more files (a shapefile with its "
-                         ".dbf/.shx/.prj/.cpg, or a .zip of them; GeoPackage, GeoJSON, "
-                         "CSV of lon/lat, OSM). Validated like `gridgis import`; all "
-                         "layers written at once, rejected rows in layer 'rejects'.")
+@router.post(
+    "/upload",
+    response_model=WriteResult,
+    summary="Import layer files",
+    description="Multipart upload of one or more files (a shapefile with its "
+    ".dbf/.shx/.prj/.cpg, or a .zip of them; GeoPackage, GeoJSON, "
+    "CSV of lon/lat, OSM). Validated like `gridgis import`; all "
+    "layers written at once, rejected rows in layer 'rejects'.",
+)
 def upload(
     ctx: Ctx,
     files: Annotated[list[UploadFile], File(description="Source files")],
-    layer: Annotated[str | None, Form(description="Canonical layer (buildings, roads…)",
-                                      max_length=40)] = None,
-    crs: Annotated[str | None, Form(description="wgs84, cgcs2000, gcj02, bd09 or "
-                                                "EPSG:n", max_length=40)] = None,
+    layer: Annotated[
+        str | None, Form(description="Canonical layer (buildings, roads…)", max_length=40)
+    ] = None,
+    crs: Annotated[
+        str | None, Form(description="wgs84, cgcs2000, gcj02, bd09 or EPSG:n", max_length=40)
+    ] = None,
     encoding: Annotated[str | None, Form(max_length=40)] = None,
-    field_map: Annotated[str | None, Form(description="canonical=source,… e.g. "
-                                                      "households=HH_NUM",
-                                          max_length=2000)] = None,
+    field_map: Annotated[
+        str | None, Form(description="canonical=source,… e.g. households=HH_NUM", max_length=2000)
+    ] = None,
 ) -> FastJSON:
     from gridgis.io import import_into, parse_field_map
 
     if layer is not None and layer not in SCHEMA:
-        raise HTTPException(422, f"layer: unknown layer '{layer}' (known: "
-                                 f"{', '.join(SCHEMA)})")
+        raise HTTPException(422, f"layer: unknown layer '{layer}' (known: {', '.join(SCHEMA)})")
     if crs is not None:
         from gridgis.crs import parse_crs
 
@@ -113,27 +147,48 @@ def upload(
                 while chunk := f.file.read(1 << 20):
                     out.write(chunk)
             saved += _unzip(target, folder) if target.suffix.lower() == ".zip" else [target]
-        sources = [p for p in saved if p.suffix.lower() not in SIDECARS
-                   and (p.suffix.lower() in SOURCES or p.name.lower().endswith(".osm.pbf"))]
+        sources = [
+            p
+            for p in saved
+            if p.suffix.lower() not in SIDECARS
+            and (p.suffix.lower() in SOURCES or p.name.lower().endswith(".osm.pbf"))
+        ]
         if not sources:
-            raise HTTPException(422, "files: no source file among "
-                                     f"{', '.join(p.name for p in saved)} (need .shp, "
-                                     ".gpkg, .geojson, .csv, .osm.pbf …)")
+            raise HTTPException(
+                422,
+                "files: no source file among "
+                f"{', '.join(p.name for p in saved)} (need .shp, "
+                ".gpkg, .geojson, .csv, .osm.pbf …)",
+            )
         with ctx.write_lock:
             try:
-                report = import_into(ctx.store, [str(p) for p in sources], layer=layer,
-                                     crs=crs, encoding=encoding, field_map=fmap or None,
-                                     settings=ctx.settings)
+                report = import_into(
+                    ctx.store,
+                    [str(p) for p in sources],
+                    layer=layer,
+                    crs=crs,
+                    encoding=encoding,
+                    field_map=fmap or None,
+                    settings=ctx.settings,
+                )
             except (LayerError, ValueError, UnicodeError) as exc:
-                raise HTTPException(422, f"files: {str(exc).replace(tmp + '/', '')}"
-                                    ) from exc
+                raise HTTPException(422, f"files: {str(exc).replace(tmp + '/', '')}") from exc
             ctx.changed()
     counts = {name: len(v.data) for name, v in report.layers.items()}
     notes = [n.replace(tmp + "/", "") for v in report.layers.values() for n in v.notes]
     rejected = {name: len(v.rejects) for name, v in report.layers.items() if len(v.rejects)}
-    return FastJSON({"operation": "upload", "layers": counts, "notes": notes,
-                     "summary": (f"rejected rows: {rejected} (see collection 'rejects')"
-                                 if rejected else "no rows rejected")})
+    return FastJSON(
+        {
+            "operation": "upload",
+            "layers": counts,
+            "notes": notes,
+            "summary": (
+                f"rejected rows: {rejected} (see collection 'rejects')"
+                if rejected
+                else "no rows rejected"
+            ),
+        }
+    )
 
 
 def _layers(ctx, names: tuple[str, ...]) -> dict[str, Any]:
@@ -141,29 +196,46 @@ def _layers(ctx, names: tuple[str, ...]) -> dict[str, Any]:
     return {n: ctx.store.read(n) for n in names if n in present}
 
 
-@router.post("/jobs/delineate", response_model=WriteResult, summary="Delineate grids",
-             description="Divide every community into 250–500-household grids (rules from "
-                         "the server's settings) and assign buildings, facilities, "
-                         "institutions, addresses and staff to them, as `gridgis "
-                         "delineate`; writes grids, the assigned layers, "
-                         "delineation_findings and code_registry. Codes of unchanged "
-                         "grids are kept.",
-             responses={409: {"description": "Missing input layers"}})
+@router.post(
+    "/jobs/delineate",
+    response_model=WriteResult,
+    summary="Delineate grids",
+    description="Divide every community into 250–500-household grids (rules from "
+    "the server's settings) and assign buildings, facilities, "
+    "institutions, addresses and staff to them, as `gridgis "
+    "delineate`; writes grids, the assigned layers, "
+    "delineation_findings and code_registry. Codes of unchanged "
+    "grids are kept.",
+    responses={409: {"description": "Missing input layers"}},
+)
 def run_delineate(ctx: Ctx) -> FastJSON:
     from gridgis.assign import assign_all, assign_params
     from gridgis.delineate import delineate, recount
 
     with ctx.write_lock:
-        layers = _layers(ctx, ("communities", "buildings", "roads", "institutions",
-                               "streets", "facilities", "addresses", "staff",
-                               "assign_rejects"))
+        layers = _layers(
+            ctx,
+            (
+                "communities",
+                "buildings",
+                "roads",
+                "institutions",
+                "streets",
+                "facilities",
+                "addresses",
+                "staff",
+                "assign_rejects",
+            ),
+        )
         previous = ctx.store.read("grids") if "grids" in ctx.layers() else None
-        registry = ctx.store.read("code_registry") if "code_registry" in ctx.layers() \
-            else None
+        registry = ctx.store.read("code_registry") if "code_registry" in ctx.layers() else None
         try:
-            result = delineate(layers, ctx.settings, previous=previous,
-                               registry=pd.DataFrame(registry) if registry is not None
-                               else None)
+            result = delineate(
+                layers,
+                ctx.settings,
+                previous=previous,
+                registry=pd.DataFrame(registry) if registry is not None else None,
+            )
         except ValueError as exc:
             raise HTTPException(409, str(exc)) from exc
         # as `gridgis delineate`: everything assigned to the new grids, grids recounted
@@ -175,33 +247,57 @@ def run_delineate(ctx: Ctx) -> FastJSON:
         if result.registry is not None:
             frames["code_registry"] = result.registry
         params = {**result.params, "assign": assign_params(assigned, ctx.settings)}
-        return _write(ctx, "delineate", frames, params, notes=assigned.notes,
-                      summary=f"{len(result.grids)} grids, {len(result.findings)} findings")
+        return _write(
+            ctx,
+            "delineate",
+            frames,
+            params,
+            notes=assigned.notes,
+            summary=f"{len(result.grids)} grids, {len(result.findings)} findings",
+        )
 
 
-@router.post("/jobs/coverage", response_model=WriteResult, summary="Compute coverage",
-             description="Walking-network access of every residential building to each "
-                         "facility category; coverage rates per street/community/grid, "
-                         "gaps and norms.",
-             responses={409: {"description": "Missing input layers"}})
+@router.post(
+    "/jobs/coverage",
+    response_model=WriteResult,
+    summary="Compute coverage",
+    description="Walking-network access of every residential building to each "
+    "facility category; coverage rates per street/community/grid, "
+    "gaps and norms.",
+    responses={409: {"description": "Missing input layers"}},
+)
 def run_coverage_job(ctx: Ctx) -> FastJSON:
     from gridgis.coverage import run_coverage
 
     with ctx.write_lock:
-        layers = _layers(ctx, ("buildings", "roads", "facilities", "green_spaces",
-                               "communities", "streets", "grids", "staff"))
+        layers = _layers(
+            ctx,
+            (
+                "buildings",
+                "roads",
+                "facilities",
+                "green_spaces",
+                "communities",
+                "streets",
+                "grids",
+                "staff",
+            ),
+        )
         try:
             result = run_coverage(layers, ctx.settings)
         except ValueError as exc:
             raise HTTPException(409, str(exc)) from exc
-        return _write(ctx, "coverage", result.layers, result.params,
-                      summary=result.summary())
+        return _write(ctx, "coverage", result.layers, result.params, summary=result.summary())
 
 
-@router.post("/jobs/assign", response_model=WriteResult, summary="Assign to grids",
-             description="Put buildings, facilities, institutions, addresses and staff in "
-                         "their grid (as `gridgis assign`).",
-             responses={409: {"description": "No grids layer"}})
+@router.post(
+    "/jobs/assign",
+    response_model=WriteResult,
+    summary="Assign to grids",
+    description="Put buildings, facilities, institutions, addresses and staff in "
+    "their grid (as `gridgis assign`).",
+    responses={409: {"description": "No grids layer"}},
+)
 def run_assign(ctx: Ctx) -> FastJSON:
     from gridgis.assign import assign_all, assign_params
 
@@ -209,24 +305,39 @@ def run_assign(ctx: Ctx) -> FastJSON:
         if "grids" not in ctx.layers():
             raise HTTPException(409, "no 'grids' layer: run POST /jobs/delineate first")
         grids = ctx.store.read("grids")
-        layers = _layers(ctx, ("buildings", "facilities", "institutions", "addresses",
-                               "staff", "communities", "assign_rejects"))
+        layers = _layers(
+            ctx,
+            (
+                "buildings",
+                "facilities",
+                "institutions",
+                "addresses",
+                "staff",
+                "communities",
+                "assign_rejects",
+            ),
+        )
         try:
             result = assign_all(layers, grids, ctx.settings)
         except ValueError as exc:
             raise HTTPException(409, str(exc)) from exc
-        return _write(ctx, "assign", result.layers(), assign_params(result, ctx.settings),
-                      notes=result.notes)
+        return _write(
+            ctx, "assign", result.layers(), assign_params(result, ctx.settings), notes=result.notes
+        )
 
 
-@router.post("/grids/{grid_code}/staff", response_model=WriteResult,
-             summary="Put staff on a grid",
-             description="Adds or replaces (by staff_id) people responsible for a grid: "
-                         "grid_head 网格长, grid_worker 网格员…",
-             responses={404: {"description": "No such grid"}})
+@router.post(
+    "/grids/{grid_code}/staff",
+    response_model=WriteResult,
+    summary="Put staff on a grid",
+    description="Adds or replaces (by staff_id) people responsible for a grid: "
+    "grid_head 网格长, grid_worker 网格员…",
+    responses={404: {"description": "No such grid"}},
+)
 def assign_staff(
     grid_code: Annotated[str, PathParam(pattern=r"^[0-9]{15}$")],
-    body: StaffAssignment, ctx: Ctx,
+    body: StaffAssignment,
+    ctx: Ctx,
 ) -> FastJSON:
     with ctx.write_lock:
         if "grids" not in ctx.layers():
@@ -234,10 +345,15 @@ def assign_staff(
         found, _ = ctx.store.read_page("grids", where={"grid_code": grid_code}, limit=1)
         if not len(found):
             raise HTTPException(404, f"no grid '{grid_code}'")
-        community = str(found["community_code"].iloc[0]) if "community_code" in found \
-            else grid_code[:12]
-        new = pd.DataFrame([{**p.model_dump(), "grid_code": grid_code,
-                             "community_code": community} for p in body.staff])
+        community = (
+            str(found["community_code"].iloc[0]) if "community_code" in found else grid_code[:12]
+        )
+        new = pd.DataFrame(
+            [
+                {**p.model_dump(), "grid_code": grid_code, "community_code": community}
+                for p in body.staff
+            ]
+        )
         if new["staff_id"].duplicated().any():
             raise HTTPException(422, "staff.staff_id: each person once")
         v = validate(new, "staff", source="request body", settings=ctx.settings)
@@ -251,6 +367,10 @@ def assign_staff(
             staff = validate(staff, "staff", source="staff", settings=ctx.settings).data
         else:
             staff = v.data
-        return _write(ctx, "assign staff", {"staff": staff},
-                      {"operation": "assign staff", "grid_code": grid_code},
-                      summary=f"{len(body.staff)} people on grid {grid_code}")
+        return _write(
+            ctx,
+            "assign staff",
+            {"staff": staff},
+            {"operation": "assign staff", "grid_code": grid_code},
+            summary=f"{len(body.staff)} people on grid {grid_code}",
+        )

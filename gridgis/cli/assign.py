@@ -25,16 +25,25 @@ from gridgis.cli.common import (
 )
 
 #: Layers read from the workspace when present.
-INPUT_LAYERS = ("buildings", "facilities", "institutions", "addresses", "staff",
-                "communities", "assign_rejects")
+INPUT_LAYERS = (
+    "buildings",
+    "facilities",
+    "institutions",
+    "addresses",
+    "staff",
+    "communities",
+    "assign_rejects",
+)
 
 
 @app.command()
 def assign(
     workspace: WorkspaceOpt = None,
     database: DatabaseOpt = None,
-    grids: Annotated[str, typer.Option("--grids", help="Layer holding the grid polygons "
-                                                       "(with a unique grid_code).")] = "grids",
+    grids: Annotated[
+        str,
+        typer.Option("--grids", help="Layer holding the grid polygons (with a unique grid_code)."),
+    ] = "grids",
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -47,22 +56,27 @@ def assign(
     from gridgis.assign import assign_all, assign_params
 
     with open_workspace(workspace, database, rules, set_) as (store, settings):
-        present = require_layers(store, [grids], " — run `gridgis delineate` first or import "
-                                                 "the city's grids")
+        present = require_layers(
+            store, [grids], " — run `gridgis delineate` first or import the city's grids"
+        )
         grid_frame = store.read(grids)
         layers = read_present(store, INPUT_LAYERS, present)
-        if not any(n in layers for n in ("buildings", "facilities", "institutions",
-                                         "addresses", "staff")):
-            fail(f"{store.location}: nothing to assign (no buildings, facilities, "
-                 f"institutions, addresses or staff)")
+        if not any(
+            n in layers for n in ("buildings", "facilities", "institutions", "addresses", "staff")
+        ):
+            fail(
+                f"{store.location}: nothing to assign (no buildings, facilities, "
+                f"institutions, addresses or staff)"
+            )
         with progress_of("assigning") as callback:
             result = assign_all(layers, grid_frame, settings, progress=callback)
         out = result.layers()
         out[grids] = out.pop("grids")
         store.write_many(out, params=assign_params(result, settings))
 
-    table = Table(title=f"Assignment to {len(result.grids):,} grids ({result.crs})",
-                  title_justify="left")
+    table = Table(
+        title=f"Assignment to {len(result.grids):,} grids ({result.crs})", title_justify="left"
+    )
     for col in ("layer", "rows", "in a grid", "split (grid_share kept)"):
         table.add_column(col, justify="right" if col != "layer" else "left")
     for name in ("buildings", "facilities", "institutions", "addresses", "staff"):
@@ -75,12 +89,16 @@ def assign(
     console.print(table)
     n_rej = len(result.assign_rejects)
     if n_rej:
-        err_console.print(f"[yellow]{n_rej} staff rows rejected[/] (unknown grid_code): "
-                          f"see layer 'assign_rejects'")
+        err_console.print(
+            f"[yellow]{n_rej} staff rows rejected[/] (unknown grid_code): "
+            f"see layer 'assign_rejects'"
+        )
     for note in result.notes:
         console.print(f"  {note}")
     hh = result.grids.get("facilities_total")
     if hh is not None and len(hh):
-        console.print(f"  facilities per grid: mean {float(np.mean(hh)):.1f}; "
-                      f"grids with a grid_head: {int(result.grids['grid_head'].notna().sum()):,}")
+        console.print(
+            f"  facilities per grid: mean {float(np.mean(hh)):.1f}; "
+            f"grids with a grid_head: {int(result.grids['grid_head'].notna().sum()):,}"
+        )
     console.print(f"Wrote {', '.join(out)} to {store.location}")

@@ -29,18 +29,31 @@ CONTEXT_LAYERS = ("communities", "buildings", "roads")
 def audit(
     workspace: WorkspaceOpt = None,
     database: DatabaseOpt = None,
-    grids: Annotated[str, typer.Option("--grids", help="Layer holding the city's grid "
-                                                       "polygons.")] = "grids",
-    code_field: Annotated[str, typer.Option("--code-field", help="Field holding the grid "
-                                                                 "code (e.g. WGBM).")] = "grid_code",
-    community_field: Annotated[str | None, typer.Option(
-        "--community-field", help="Field naming each grid's community (default: found by "
-                                  "location in layer communities).")] = None,
-    kind_field: Annotated[str, typer.Option(
-        "--kind-field", help="Field marking unit grids (unit, 单位网格, 专属网格), which have "
-                             "no household range.")] = "kind",
-    out: Annotated[str, typer.Option("--out", help="Layer to write the findings to.")
-                   ] = "grid_findings",
+    grids: Annotated[
+        str, typer.Option("--grids", help="Layer holding the city's grid polygons.")
+    ] = "grids",
+    code_field: Annotated[
+        str, typer.Option("--code-field", help="Field holding the grid code (e.g. WGBM).")
+    ] = "grid_code",
+    community_field: Annotated[
+        str | None,
+        typer.Option(
+            "--community-field",
+            help="Field naming each grid's community (default: found by "
+            "location in layer communities).",
+        ),
+    ] = None,
+    kind_field: Annotated[
+        str,
+        typer.Option(
+            "--kind-field",
+            help="Field marking unit grids (unit, 单位网格, 专属网格), which have "
+            "no household range.",
+        ),
+    ] = "kind",
+    out: Annotated[
+        str, typer.Option("--out", help="Layer to write the findings to.")
+    ] = "grid_findings",
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -58,20 +71,36 @@ def audit(
         layers = read_present(store, CONTEXT_LAYERS, present)
         try:
             with progress_of("auditing") as callback:
-                result = audit_grids(grid_frame, layers, settings, code_field=code_field,
-                                     community_field=community_field, kind_field=kind_field,
-                                     layer_name=grids, progress=callback)
+                result = audit_grids(
+                    grid_frame,
+                    layers,
+                    settings,
+                    code_field=code_field,
+                    community_field=community_field,
+                    kind_field=kind_field,
+                    layer_name=grids,
+                    progress=callback,
+                )
         except AuditError as exc:
             fail(f"{store.location}: {exc}")
-        store.write(out, result.findings,
-                    params=audit_params(result, settings, grids_layer=grids,
-                                        code_field=code_field,
-                                        community_field=community_field,
-                                        kind_field=kind_field))
+        store.write(
+            out,
+            result.findings,
+            params=audit_params(
+                result,
+                settings,
+                grids_layer=grids,
+                code_field=code_field,
+                community_field=community_field,
+                kind_field=kind_field,
+            ),
+        )
 
     summary = result.summary()
-    table = Table(title=f"Audit of layer '{grids}': {len(grid_frame):,} grids "
-                        f"({result.crs})", title_justify="left")
+    table = Table(
+        title=f"Audit of layer '{grids}': {len(grid_frame):,} grids ({result.crs})",
+        title_justify="left",
+    )
     for col in ("check", "severity", "findings", "status"):
         table.add_column(col, justify="right" if col == "findings" else "left")
     for row in summary.itertuples():
@@ -80,8 +109,9 @@ def audit(
     console.print(table)
     hh = result.grids["households"]
     if int(result.grids["building_count"].sum()):
-        console.print(f"  households per grid: min {int(hh.min()):,}, median "
-                      f"{int(hh.median()):,}, max {int(hh.max()):,} (rule "
-                      f"{settings.grid.min_households}–{settings.grid.max_households})")
-    console.print(f"Wrote {len(result.findings):,} findings to layer '{out}' in "
-                  f"{store.location}")
+        console.print(
+            f"  households per grid: min {int(hh.min()):,}, median "
+            f"{int(hh.median()):,}, max {int(hh.max()):,} (rule "
+            f"{settings.grid.min_households}–{settings.grid.max_households})"
+        )
+    console.print(f"Wrote {len(result.findings):,} findings to layer '{out}' in {store.location}")

@@ -18,8 +18,8 @@ from gridgis.standards import Settings
 from gridgis.store import Store, StoreError, open_store
 from gridgis.store.base import Frame
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # never hard-wrapped
 
 # Reusable option types -------------------------------------------------------------------
 WorkspaceOpt = Annotated[
@@ -28,18 +28,23 @@ WorkspaceOpt = Annotated[
 ]
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option("--database", envvar="GRIDGIS_DATABASE_URL",
-                 help="PostGIS URL instead of a GeoPackage, e.g. postgresql://u:p@host/db"),
+    typer.Option(
+        "--database",
+        envvar="GRIDGIS_DATABASE_URL",
+        help="PostGIS URL instead of a GeoPackage, e.g. postgresql://u:p@host/db",
+    ),
 ]
 RulesOpt = Annotated[
     Path | None,
-    typer.Option("--rules", help="TOML file overriding planning rules, e.g. [grid] "
-                                 "min_households = 200"),
+    typer.Option(
+        "--rules", help="TOML file overriding planning rules, e.g. [grid] min_households = 200"
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override one rule, e.g. --set grid.max_households=450 "
-                               "(repeatable)."),
+    typer.Option(
+        "--set", help="Override one rule, e.g. --set grid.max_households=450 (repeatable)."
+    ),
 ]
 
 
@@ -68,8 +73,9 @@ def load_settings(rules: Path | None = None, sets: list[str] | None = None) -> S
         raise  # unreachable
 
 
-def get_store(workspace: Path | None, database: str | None = None,
-              must_exist: bool = True) -> Store:
+def get_store(
+    workspace: Path | None, database: str | None = None, must_exist: bool = True
+) -> Store:
     """Open the workspace named by --workspace or --database (or GRIDGIS_DATABASE_URL)."""
     if workspace is not None and database is not None:
         fail("give --workspace or --database, not both")
@@ -86,8 +92,9 @@ def layers_note(present: Iterable[str]) -> str:
     return f"(layers: {', '.join(sorted(present)) or 'none'})"
 
 
-def require_layers(store: Store, names: Iterable[str], reason: str = "",
-                   kind: str = "layer", hint: str = "") -> set[str]:
+def require_layers(
+    store: Store, names: Iterable[str], reason: str = "", kind: str = "layer", hint: str = ""
+) -> set[str]:
     """The names of the workspace's layers, once it is checked to hold every one of *names*.
 
     Parameters
@@ -117,13 +124,15 @@ def require_layers(store: Store, names: Iterable[str], reason: str = "",
     present = set(store.layers())
     for name in names:
         if name not in present:
-            raise ValueError(f"{store.location}: no {kind} '{name}'{reason} "
-                             f"{layers_note(present)}{hint}")
+            raise ValueError(
+                f"{store.location}: no {kind} '{name}'{reason} {layers_note(present)}{hint}"
+            )
     return present
 
 
-def read_present(store: Store, names: Iterable[str],
-                 present: Collection[str] | None = None) -> dict[str, Frame]:
+def read_present(
+    store: Store, names: Iterable[str], present: Collection[str] | None = None
+) -> dict[str, Frame]:
     """Read those of *names* the workspace holds; the others are left out, not an error.
 
     Parameters
@@ -146,9 +155,13 @@ def read_present(store: Store, names: Iterable[str],
 
 
 @contextmanager
-def open_workspace(workspace: Path | None, database: str | None, rules: Path | None,
-                   sets: list[str] | None, must_exist: bool = True
-                   ) -> Iterator[tuple[Store, Settings]]:
+def open_workspace(
+    workspace: Path | None,
+    database: str | None,
+    rules: Path | None,
+    sets: list[str] | None,
+    must_exist: bool = True,
+) -> Iterator[tuple[Store, Settings]]:
     """What a command that works on a workspace does first: load the settings (a bad rule
     fails before any workspace is opened), then open the store, inside
     :func:`errors_to_stderr` so library errors in the block end as one line and exit 2.
@@ -177,9 +190,15 @@ def errors_to_stderr() -> Iterator[None]:
 
 def progress() -> Progress:
     """A progress bar for long steps (drawn on stderr so stdout stays machine-readable)."""
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=err_console, transient=False,
-                    disable=not sys.stderr.isatty())
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=not sys.stderr.isatty(),
+    )
 
 
 def progress_callback(bar: Progress, description: str) -> Callable[[int, int], None]:
@@ -193,8 +212,7 @@ def progress_callback(bar: Progress, description: str) -> Callable[[int, int], N
 
 
 @contextmanager
-def progress_of(description: str, show: bool = True
-                ) -> Iterator[Callable[[int, int], None] | None]:
+def progress_of(description: str, show: bool = True) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar for one step while the block runs: yields its ``callback(done, total)``
     (``None`` when *show* is false, for the demo's quiet steps)."""
     with progress() as bar:

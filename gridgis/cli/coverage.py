@@ -28,15 +28,22 @@ from gridgis.cli.demo import demo_step
 from gridgis.standards import Settings
 from gridgis.store import Store
 
-INPUT_LAYERS = ("buildings", "roads", "facilities", "green_spaces", "communities", "streets",
-                "grids", "staff")
+INPUT_LAYERS = (
+    "buildings",
+    "roads",
+    "facilities",
+    "green_spaces",
+    "communities",
+    "streets",
+    "grids",
+    "staff",
+)
 """Layers ``gridgis coverage`` reads when the workspace has them."""
 OUTPUT_LAYERS = ("access", "coverage", "coverage_gaps", "norms", "coverage_findings")
 
 
 def _read(store: Store, names: tuple[str, ...]) -> dict[str, Any]:
-    present = require_layers(store, ("buildings", "roads"),
-                             " — coverage needs buildings and roads")
+    present = require_layers(store, ("buildings", "roads"), " — coverage needs buildings and roads")
     return read_present(store, names, present)
 
 
@@ -57,8 +64,14 @@ def run_coverage_store(store: Store, settings: Settings, show_progress: bool = T
     return result
 
 
-def run_site_store(store: Store, settings: Settings, category: str, count: int,
-                   candidates: str | None = None, candidate_id: str | None = None):
+def run_site_store(
+    store: Store,
+    settings: Settings,
+    category: str,
+    count: int,
+    candidates: str | None = None,
+    candidate_id: str | None = None,
+):
     """Propose sites for one category and write them into ``proposed_sites`` (rows of other
     categories are kept). Returns the :class:`gridgis.siting.Siting`."""
     from gridgis.siting import site_from_layers
@@ -76,8 +89,9 @@ def run_site_store(store: Store, settings: Settings, category: str, count: int,
         old = store.read("proposed_sites")
         old = old[old["category"].astype(str) != category]
         if len(old):
-            sites = gpd.GeoDataFrame(pd.concat([old, sites], ignore_index=True),
-                                     geometry="geometry", crs="EPSG:4326")
+            sites = gpd.GeoDataFrame(
+                pd.concat([old, sites], ignore_index=True), geometry="geometry", crs="EPSG:4326"
+            )
     params = dict(result.params)
     params["coverage"] = settings.to_dict()["coverage"]
     store.write("proposed_sites", sites, params=params)
@@ -87,21 +101,29 @@ def run_site_store(store: Store, settings: Settings, category: str, count: int,
 def _rates_table(result) -> Table:
     cov = result.layers["coverage"]
     level = result.levels[0] if result.levels else None
-    table = Table(title="Households covered (walking network vs straight-line buffer)",
-                  title_justify="left")
+    table = Table(
+        title="Households covered (walking network vs straight-line buffer)", title_justify="left"
+    )
     for col in ("category", "radius m", "walking", "straight line", "gap households"):
         table.add_column(col, justify="left" if col == "category" else "right")
     if level is None:
         return table
-    c = cov[cov["level"] == level].groupby("category")[
-        ["households", "households_covered", "households_covered_straight"]].sum()
+    c = (
+        cov[cov["level"] == level]
+        .groupby("category")[["households", "households_covered", "households_covered_straight"]]
+        .sum()
+    )
     radius = result.params["radius_m"]
     for cat, row in c.iterrows():
         hh = row["households"]
         r = radius.get(cat, result.params["life_circle_15min_m"])
-        table.add_row(str(cat), f"{r:,.0f}", f"{row['households_covered'] / hh:.1%}",
-                      f"{row['households_covered_straight'] / hh:.1%}",
-                      f"{hh - row['households_covered']:,}")
+        table.add_row(
+            str(cat),
+            f"{r:,.0f}",
+            f"{row['households_covered'] / hh:.1%}",
+            f"{row['households_covered_straight'] / hh:.1%}",
+            f"{hh - row['households_covered']:,}",
+        )
     return table
 
 
@@ -125,36 +147,54 @@ def coverage(
         park = result.layers["coverage"]
         park = park[(park["category"] == "park") & park["level"].isin(result.levels[-1:])]
         if len(park):
-            console.print(f"  park service-radius rate > {settings.coverage.park_coverage_floor:.0%}"
-                          f" (households-based): {int(park['pass'].sum())}/{len(park)} "
-                          f"{result.levels[-1]} areas pass")
+            console.print(
+                f"  park service-radius rate > {settings.coverage.park_coverage_floor:.0%}"
+                f" (households-based): {int(park['pass'].sum())}/{len(park)} "
+                f"{result.levels[-1]} areas pass"
+            )
         found = result.layers["coverage_findings"]
         if len(found):
             counts = found["kind"].value_counts()
-            console.print("  findings: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-                          + " (layer coverage_findings)")
+            console.print(
+                "  findings: "
+                + ", ".join(f"{k} {v}" for k, v in counts.items())
+                + " (layer coverage_findings)"
+            )
         if not result.levels:
-            console.print("  [yellow]no communities[/]: rates, gaps and norms need them "
-                          "(gridgis delineate --communities makes them from an OSM import)")
+            console.print(
+                "  [yellow]no communities[/]: rates, gaps and norms need them "
+                "(gridgis delineate --communities makes them from an OSM import)"
+            )
         elif "grid" not in result.levels:
-            console.print("  [yellow]no grids yet[/]: rates per street and community only "
-                          "(run gridgis delineate first for per-grid rates)")
+            console.print(
+                "  [yellow]no grids yet[/]: rates per street and community only "
+                "(run gridgis delineate first for per-grid rates)"
+            )
         console.print(f"  wrote {', '.join(result.layers)} to {store.location}")
 
 
 @app.command()
 def site(
-    category: Annotated[str, typer.Option("--category", "-c",
-                                          help="Facility category, e.g. kindergarten, park.")],
+    category: Annotated[
+        str, typer.Option("--category", "-c", help="Facility category, e.g. kindergarten, park.")
+    ],
     workspace: WorkspaceOpt = None,
     database: DatabaseOpt = None,
-    count: Annotated[int, typer.Option("--count", "-k", min=1,
-                                       help="Number of new sites to propose.")] = 3,
-    candidates: Annotated[str | None, typer.Option(
-        "--candidates", help="Workspace layer of candidate parcels or points (default: the "
-                             "walking network's intersections and ends).")] = None,
-    candidate_id: Annotated[str | None, typer.Option(
-        "--candidate-id", help="Column naming the candidates (default: first *_id).")] = None,
+    count: Annotated[
+        int, typer.Option("--count", "-k", min=1, help="Number of new sites to propose.")
+    ] = 3,
+    candidates: Annotated[
+        str | None,
+        typer.Option(
+            "--candidates",
+            help="Workspace layer of candidate parcels or points (default: the "
+            "walking network's intersections and ends).",
+        ),
+    ] = None,
+    candidate_id: Annotated[
+        str | None,
+        typer.Option("--candidate-id", help="Column naming the candidates (default: first *_id)."),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -167,19 +207,29 @@ def site(
     with open_workspace(workspace, database, rules, set_) as (store, settings):
         result = run_site_store(store, settings, category, count, candidates, candidate_id)
         s = result.sites
-        table = Table(title=f"Proposed {category} sites (radius "
-                            f"{result.params['radius_m']:,.0f} m walking)",
-                      title_justify="left")
+        table = Table(
+            title=f"Proposed {category} sites (radius {result.params['radius_m']:,.0f} m walking)",
+            title_justify="left",
+        )
         for col in ("rank", "site", "near", "new hh", "after", "lon, lat"):
             table.add_column(col, justify="right")
         for r in s.itertuples():
-            table.add_row(str(r.rank), str(r.candidate), str(r.at), f"{r.households_new:,}",
-                          f"{r.rate_after:.1%}", f"{r.geometry.x:.5f}, {r.geometry.y:.5f}")
+            table.add_row(
+                str(r.rank),
+                str(r.candidate),
+                str(r.at),
+                f"{r.households_new:,}",
+                f"{r.rate_after:.1%}",
+                f"{r.geometry.x:.5f}, {r.geometry.y:.5f}",
+            )
         console.print(table)
         before = result.params["households_covered_before"]
         total = result.households_total
-        console.print(f"  {category}: {before:,}/{total:,} households covered before "
-                      f"({before / total:.1%})" if total else f"  {category}: no households")
+        console.print(
+            f"  {category}: {before:,}/{total:,} households covered before ({before / total:.1%})"
+            if total
+            else f"  {category}: no households"
+        )
         if len(s) < count:
             console.print(f"  [yellow]only {len(s)} site(s) add coverage[/]")
         console.print(f"  wrote proposed_sites to {store.location}")

@@ -29,13 +29,28 @@ from gridgis.standards import Settings
 from gridgis.store import Store
 
 #: Layers read from the workspace when present.
-INPUT_LAYERS = ("communities", "streets", "buildings", "roads", "institutions", "facilities",
-                "addresses", "staff", "assign_rejects")
+INPUT_LAYERS = (
+    "communities",
+    "streets",
+    "buildings",
+    "roads",
+    "institutions",
+    "facilities",
+    "addresses",
+    "staff",
+    "assign_rejects",
+)
 
 
-def run_delineation(store: Store, settings: Settings, make_communities: bool = False,
-                    alignment: list[str] | None = None, county: str | None = None,
-                    grid_staff_seed: int | None = None, bar=None) -> dict[str, Any]:
+def run_delineation(
+    store: Store,
+    settings: Settings,
+    make_communities: bool = False,
+    alignment: list[str] | None = None,
+    county: str | None = None,
+    grid_staff_seed: int | None = None,
+    bar=None,
+) -> dict[str, Any]:
     """Delineate the workspace's communities, assign every layer to the grids and write
     grids, buildings, assigned layers, ``code_registry`` and ``delineation_findings`` in
     one atomic step. Returns a summary dict for printing.
@@ -55,9 +70,11 @@ def run_delineation(store: Store, settings: Settings, make_communities: bool = F
     has_comms = "communities" in layers and len(layers["communities"]) > 0
     if not has_comms:
         if not make_communities:
-            raise ValueError(f"{store.location}: no communities — import them, or run "
-                             f"`gridgis delineate --communities` to make them from the "
-                             f"streets (or the whole area)")
+            raise ValueError(
+                f"{store.location}: no communities — import them, or run "
+                f"`gridgis delineate --communities` to make them from the "
+                f"streets (or the whole area)"
+            )
         county = county or store.meta().get("county_code")
         cb = progress_callback(bar, "making communities") if bar is not None else None
         made, made_params = make_comms(layers, settings, county_code=county, progress=cb)
@@ -65,8 +82,9 @@ def run_delineation(store: Store, settings: Settings, make_communities: bool = F
     previous = store.read("grids") if "grids" in present else None
     registry = store.read("code_registry") if "code_registry" in present else None
     cb = progress_callback(bar, "delineating") if bar is not None else None
-    result = delineate(layers, settings, alignment=align, progress=cb, previous=previous,
-                       registry=registry)
+    result = delineate(
+        layers, settings, alignment=align, progress=cb, previous=previous, registry=registry
+    )
     layers["buildings"] = result.buildings
     if grid_staff_seed is not None:
         from gridgis.synth import make_grid_staff
@@ -74,8 +92,9 @@ def run_delineation(store: Store, settings: Settings, make_communities: bool = F
         staff = layers.get("staff")
         start = len(staff) + 1 if staff is not None else 1
         new_staff = make_grid_staff(result.grids, seed=grid_staff_seed, start=start)
-        layers["staff"] = new_staff if staff is None else pd.concat(
-            [staff, new_staff], ignore_index=True)
+        layers["staff"] = (
+            new_staff if staff is None else pd.concat([staff, new_staff], ignore_index=True)
+        )
     assigned = assign_all(layers, result.grids, settings)
     out = assigned.layers()
     out["grids"] = recount(out["grids"], out["buildings"], settings)
@@ -91,47 +110,70 @@ def run_delineation(store: Store, settings: Settings, make_communities: bool = F
     lo, hi = settings.grid.min_households, settings.grid.max_households
     in_range = (hh >= lo) & (hh <= hi)
     reg = result.registry
-    kept = 0 if previous is None else int(g["grid_code"].isin(
-        previous["grid_code"].astype(str)).sum())
+    kept = (
+        0 if previous is None else int(g["grid_code"].isin(previous["grid_code"].astype(str)).sum())
+    )
     return {
-        "grids": len(g), "residential": len(res), "unit": int((g["kind"] == "unit").sum()),
-        "in_range": int(in_range.sum()), "flagged": int((g["flags"].fillna("") != "").sum()),
+        "grids": len(g),
+        "residential": len(res),
+        "unit": int((g["kind"] == "unit").sum()),
+        "in_range": int(in_range.sum()),
+        "flagged": int((g["flags"].fillna("") != "").sum()),
         "flagged_out_of_range": int((~in_range & (res["flags"].fillna("") != "")).sum()),
         "mean_pp": float(g["polsby_popper"].mean()) if len(g) else float("nan"),
         "mean_households": float(np.mean(hh)) if len(hh) else float("nan"),
         "crossings": int((g["crossings"] > 0).sum()),
         "communities_made": 0 if made is None else len(made),
-        "kept_codes": kept, "retired_codes": int((reg["status"] == "retired").sum()),
+        "kept_codes": kept,
+        "retired_codes": int((reg["status"] == "retired").sum()),
         "buildings": len(out["buildings"]),
         "buildings_in_grid": int(out["buildings"]["grid_code"].notna().sum()),
-        "bounds": (lo, hi), "crs": result.params["computed_crs"],
+        "bounds": (lo, hi),
+        "crs": result.params["computed_crs"],
     }
 
 
 def summary_line(s: dict[str, Any]) -> str:
     lo, hi = s["bounds"]
     share = s["in_range"] / s["residential"] if s["residential"] else 1.0
-    return (f"{s['grids']:,} grids ({s['residential']:,} residential, {s['unit']:,} unit); "
-            f"{share:.1%} within {lo}–{hi} households (mean {s['mean_households']:.0f}), "
-            f"{s['flagged']:,} flagged; mean Polsby-Popper {s['mean_pp']:.2f}; "
-            f"{s['buildings_in_grid']:,}/{s['buildings']:,} buildings in a grid")
+    return (
+        f"{s['grids']:,} grids ({s['residential']:,} residential, {s['unit']:,} unit); "
+        f"{share:.1%} within {lo}–{hi} households (mean {s['mean_households']:.0f}), "
+        f"{s['flagged']:,} flagged; mean Polsby-Popper {s['mean_pp']:.2f}; "
+        f"{s['buildings_in_grid']:,}/{s['buildings']:,} buildings in a grid"
+    )
 
 
 @app.command()
 def delineate(
     workspace: WorkspaceOpt = None,
     database: DatabaseOpt = None,
-    communities: Annotated[bool, typer.Option(
-        "--communities", help="When the workspace has no communities (an OSM import), first "
-                              "divide each street — or the whole area — into communities of "
-                              "1,000–3,000 households (synthetic 12-digit codes).")] = False,
-    alignment: Annotated[list[str] | None, typer.Option(
-        "--alignment", help="Layer whose boundaries grids should follow (residents' groups, "
-                            "police areas, school catchments…); repeatable.")] = None,
-    county: Annotated[str | None, typer.Option(
-        "--county", help="6-digit code of the county/district (e.g. 110108 海淀区) for "
-                         "communities made by --communities when there are no streets; "
-                         "required then unless the workspace records its county_code.")] = None,
+    communities: Annotated[
+        bool,
+        typer.Option(
+            "--communities",
+            help="When the workspace has no communities (an OSM import), first "
+            "divide each street — or the whole area — into communities of "
+            "1,000–3,000 households (synthetic 12-digit codes).",
+        ),
+    ] = False,
+    alignment: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--alignment",
+            help="Layer whose boundaries grids should follow (residents' groups, "
+            "police areas, school catchments…); repeatable.",
+        ),
+    ] = None,
+    county: Annotated[
+        str | None,
+        typer.Option(
+            "--county",
+            help="6-digit code of the county/district (e.g. 110108 海淀区) for "
+            "communities made by --communities when there are no streets; "
+            "required then unless the workspace records its county_code.",
+        ),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -143,25 +185,37 @@ def delineate(
     """
     with open_workspace(workspace, database, rules, set_) as (store, settings):
         if communities and store.has("communities") and store.info("communities").rows:
-            console.print(f"[yellow]note:[/] {store.location} already has "
-                          f"{store.info('communities').rows:,} communities; using them")
+            console.print(
+                f"[yellow]note:[/] {store.location} already has "
+                f"{store.info('communities').rows:,} communities; using them"
+            )
         with progress() as bar:
-            s = run_delineation(store, settings, make_communities=communities,
-                                alignment=alignment, county=county, bar=bar)
+            s = run_delineation(
+                store,
+                settings,
+                make_communities=communities,
+                alignment=alignment,
+                county=county,
+                bar=bar,
+            )
     table = Table(title=f"Grids in {store.location} ({s['crs']})", title_justify="left")
     table.add_column("")
     table.add_column("", justify="right")
     lo, hi = s["bounds"]
-    for k, v in (("communities made", s["communities_made"]), ("grids", s["grids"]),
-                 ("residential", s["residential"]), ("unit", s["unit"]),
-                 (f"residential within {lo}–{hi}", s["in_range"]),
-                 ("flagged (reason in 'flags')", s["flagged"]),
-                 ("crossing an arterial/alignment line", s["crossings"]),
-                 ("mean households (residential)", f"{s['mean_households']:.0f}"),
-                 ("mean Polsby-Popper", f"{s['mean_pp']:.3f}"),
-                 ("codes kept from the previous run", s["kept_codes"]),
-                 ("codes retired (ever)", s["retired_codes"]),
-                 ("buildings in a grid", f"{s['buildings_in_grid']:,}/{s['buildings']:,}")):
+    for k, v in (
+        ("communities made", s["communities_made"]),
+        ("grids", s["grids"]),
+        ("residential", s["residential"]),
+        ("unit", s["unit"]),
+        (f"residential within {lo}–{hi}", s["in_range"]),
+        ("flagged (reason in 'flags')", s["flagged"]),
+        ("crossing an arterial/alignment line", s["crossings"]),
+        ("mean households (residential)", f"{s['mean_households']:.0f}"),
+        ("mean Polsby-Popper", f"{s['mean_pp']:.3f}"),
+        ("codes kept from the previous run", s["kept_codes"]),
+        ("codes retired (ever)", s["retired_codes"]),
+        ("buildings in a grid", f"{s['buildings_in_grid']:,}/{s['buildings']:,}"),
+    ):
         table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
     console.print(table)
     if s["residential"] and s["in_range"] + s["flagged_out_of_range"] < s["residential"]:

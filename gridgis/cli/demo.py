@@ -34,9 +34,18 @@ def demo_step(title: str) -> Callable[[DemoStep], DemoStep]:
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the workspace and maps.")] = Path("out"),
-    households: Annotated[int, typer.Option("--households", min=1_000, max=2_000_000,
-                                            help="Households in the demo city (10,000–1,000,000).")] = 30_000,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the workspace and maps.")] = Path(
+        "out"
+    ),
+    households: Annotated[
+        int,
+        typer.Option(
+            "--households",
+            min=1_000,
+            max=2_000_000,
+            help="Households in the demo city (10,000–1,000,000).",
+        ),
+    ] = 30_000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same city.")] = 7,
     rules: RulesOpt = None,
     set_: SetOpt = None,

@@ -30,24 +30,48 @@ from gridgis.store import Store
 
 @app.command("import")
 def import_(
-    sources: Annotated[list[Path], typer.Argument(
-        help="Files: .gpkg, .shp, .geojson, .csv (lon/lat), .osm.pbf / .osm (OpenStreetMap).",
-        show_default=False)],
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files: .gpkg, .shp, .geojson, .csv (lon/lat), .osm.pbf / .osm (OpenStreetMap).",
+            show_default=False,
+        ),
+    ],
     workspace: WorkspaceOpt = None,
     database: DatabaseOpt = None,
-    layer: Annotated[str | None, typer.Option(
-        "--layer", help="Canonical layer: streets, communities, buildings, roads, facilities, "
-                        "green_spaces, addresses, institutions, staff. Inferred from the file "
-                        "name when obvious (建筑.shp, roads.geojson).")] = None,
-    crs: Annotated[str | None, typer.Option(
-        "--crs", help="CRS of the coordinates: wgs84, cgcs2000, gcj02 (Amap/Tencent), bd09 "
-                      "(Baidu) or EPSG:n (e.g. EPSG:4549). Required for CSVs.")] = None,
-    encoding: Annotated[str | None, typer.Option(
-        "--encoding", help="Attribute encoding of shapefiles without .cpg and of CSVs, "
-                           "e.g. gbk (detected when omitted).")] = None,
-    field_map: Annotated[str | None, typer.Option(
-        "--map", help="Field names, canonical=source: --map households=HH_NUM,name=MC "
-                      "(CSV: also lon=X,lat=Y).")] = None,
+    layer: Annotated[
+        str | None,
+        typer.Option(
+            "--layer",
+            help="Canonical layer: streets, communities, buildings, roads, facilities, "
+            "green_spaces, addresses, institutions, staff. Inferred from the file "
+            "name when obvious (建筑.shp, roads.geojson).",
+        ),
+    ] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            "--crs",
+            help="CRS of the coordinates: wgs84, cgcs2000, gcj02 (Amap/Tencent), bd09 "
+            "(Baidu) or EPSG:n (e.g. EPSG:4549). Required for CSVs.",
+        ),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding",
+            help="Attribute encoding of shapefiles without .cpg and of CSVs, "
+            "e.g. gbk (detected when omitted).",
+        ),
+    ] = None,
+    field_map: Annotated[
+        str | None,
+        typer.Option(
+            "--map",
+            help="Field names, canonical=source: --map households=HH_NUM,name=MC "
+            "(CSV: also lon=X,lat=Y).",
+        ),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -79,25 +103,39 @@ def import_(
 
                 return update
 
-            report = import_into(store, sources, layer=layer, crs=crs, encoding=encoding,
-                                 field_map=fmap, settings=settings, on_source=on_source)
+            report = import_into(
+                store,
+                sources,
+                layer=layer,
+                crs=crs,
+                encoding=encoding,
+                field_map=fmap,
+                settings=settings,
+                on_source=on_source,
+            )
         for note in report.notes:
             err_console.print(f"[dim]note:[/] {escape(note)}")
         table = Table(title=f"Imported into {store.location}", title_justify="left")
         for col in ("layer", "valid rows", "rejected rows", "from"):
             table.add_column(col)
         for name, (valid, rejected) in report.counts().items():
-            table.add_row(name, f"{valid:,}", f"{rejected:,}",
-                          escape(", ".join(Path(s).name for s in report.sources[name])))
+            table.add_row(
+                name,
+                f"{valid:,}",
+                f"{rejected:,}",
+                escape(", ".join(Path(s).name for s in report.sources[name])),
+            )
         console.print(table)
         rej = report.rejects
         if len(rej):
-            console.print(f"[yellow]{len(rej):,} reject reasons[/] (all in layer 'rejects'); "
-                          f"first ones:")
+            console.print(
+                f"[yellow]{len(rej):,} reject reasons[/] (all in layer 'rejects'); first ones:"
+            )
             for r in rej.head(8).itertuples():
                 value = f" = {r.value!r}" if isinstance(r.value, str) else ""
-                console.print(escape(f"  {r.source} [{r.layer}] row {r.row}, {r.field}{value}: "
-                                     f"{r.reason}"))
+                console.print(
+                    escape(f"  {r.source} [{r.layer}] row {r.row}, {r.field}{value}: {r.reason}")
+                )
 
 
 @demo_step("Import: the demo's buildings as a GBK shapefile, its facilities as an Amap CSV")
@@ -120,8 +158,14 @@ def demo_import(store: Store, settings: Settings, out: Path) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     b = store.read("buildings")
     survey = b[["building_id", "name", "households", "floors", "use", "geometry"]].rename(
-        columns={"building_id": "楼栋编号", "name": "名称", "households": "户数",
-                 "floors": "层数", "use": "用途"})
+        columns={
+            "building_id": "楼栋编号",
+            "name": "名称",
+            "households": "户数",
+            "floors": "层数",
+            "use": "用途",
+        }
+    )
     survey["用途"] = survey["用途"].map(BUILDING_USES)
     shp = folder / "楼栋.shp"
     pyogrio.write_dataframe(survey, shp, encoding="gbk")
@@ -130,25 +174,46 @@ def demo_import(store: Store, settings: Settings, out: Path) -> str:
     pts = shapely.get_coordinates(shapely.point_on_surface(fac.geometry.values))
     lon, lat = wgs84_to_gcj02(pts[:, 0], pts[:, 1])
     csv = folder / "amap_pois.csv"
-    pd.DataFrame({"名称": fac["name"], "类别": fac["category"].map(FACILITY_CATEGORIES),
-                  "经度": lon, "纬度": lat}).to_csv(csv, index=False)
+    pd.DataFrame(
+        {
+            "名称": fac["name"],
+            "类别": fac["category"].map(FACILITY_CATEGORIES),
+            "经度": lon,
+            "纬度": lat,
+        }
+    ).to_csv(csv, index=False)
     target = folder / "imported.gpkg"
     target.unlink(missing_ok=True)
     ws = open_store(target)
-    report = import_into(ws, [Source(shp, field_map={"building_id": "楼栋编号"}),
-                              Source(csv, layer="facilities", crs="gcj02")], settings=settings)
+    report = import_into(
+        ws,
+        [
+            Source(shp, field_map={"building_id": "楼栋编号"}),
+            Source(csv, layer="facilities", crs="gcj02"),
+        ],
+        settings=settings,
+    )
     got_b, got_f = ws.read("buildings"), ws.read("facilities")
     if len(got_b) != len(b) or int(got_b["households"].sum()) != int(b["households"].sum()):
-        raise RuntimeError(f"import demo: buildings or households differ ({len(got_b)} vs "
-                           f"{len(b)})")
+        raise RuntimeError(
+            f"import demo: buildings or households differ ({len(got_b)} vs {len(b)})"
+        )
     names = got_b.set_index("building_id")["name"].reindex(b["building_id"])
     if not (names.fillna("") == b["name"].fillna("").to_numpy()).all():
         raise RuntimeError("import demo: building names garbled (encoding)")
-    detected = next((n.split("decoded as ")[1].split(" ")[0] for n in report.notes
-                     if "(detected)" in n and "decoded as" in n), "UTF-8/ASCII")
+    detected = next(
+        (
+            n.split("decoded as ")[1].split(" ")[0]
+            for n in report.notes
+            if "(detected)" in n and "decoded as" in n
+        ),
+        "UTF-8/ASCII",
+    )
     back = shapely.get_coordinates(got_f.geometry.values)
     _, _, dist = pyproj.Geod(ellps="WGS84").inv(back[:, 0], back[:, 1], pts[:, 0], pts[:, 1])
     counts = report.counts()
-    return (f"{counts['buildings'][0]:,} buildings (Chinese fields, {detected} detected) and "
-            f"{counts['facilities'][0]:,} facilities (GCJ-02 → WGS84, max error "
-            f"{np.max(dist):.3f} m) re-imported into {target}")
+    return (
+        f"{counts['buildings'][0]:,} buildings (Chinese fields, {detected} detected) and "
+        f"{counts['facilities'][0]:,} facilities (GCJ-02 → WGS84, max error "
+        f"{np.max(dist):.3f} m) re-imported into {target}"
+    )

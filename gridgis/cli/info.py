@@ -14,9 +14,18 @@ from gridgis.cli.common import DatabaseOpt, console, errors_to_stderr, get_store
 from gridgis.store import Store
 
 #: Fields whose value counts are shown under a layer.
-BREAKDOWN = {"roads": "road_class", "facilities": "category", "buildings": "use",
-             "green_spaces": "kind", "institutions": "kind", "staff": "role", "grids": "kind",
-             "rejects": "layer", "grid_findings": "check", "assign_rejects": "reason"}
+BREAKDOWN = {
+    "roads": "road_class",
+    "facilities": "category",
+    "buildings": "use",
+    "green_spaces": "kind",
+    "institutions": "kind",
+    "staff": "role",
+    "grids": "kind",
+    "rejects": "layer",
+    "grid_findings": "check",
+    "assign_rejects": "reason",
+}
 
 
 def print_summary(store: Store) -> None:
@@ -37,9 +46,11 @@ def print_summary(store: Store) -> None:
         b = store.read("buildings")
         hh = pd.to_numeric(b["households"], errors="coerce").fillna(0)
         est = b["households_estimated"].fillna(False).astype(bool)
-        console.print(f"  buildings: {len(b):,}; households {int(hh.sum()):,} "
-                      f"({int(hh[est].sum()):,} estimated in {int(est.sum()):,} buildings, "
-                      f"flagged households_estimated)")
+        console.print(
+            f"  buildings: {len(b):,}; households {int(hh.sum()):,} "
+            f"({int(hh[est].sum()):,} estimated in {int(est.sum()):,} buildings, "
+            f"flagged households_estimated)"
+        )
     for layer, fld in BREAKDOWN.items():
         if layer in infos and infos[layer].rows:
             frame = store.read(layer)
@@ -48,8 +59,10 @@ def print_summary(store: Store) -> None:
                 parts = ", ".join(f"{k} {v:,}" for k, v in counts.items())
                 console.print(f"  {layer} by {fld}: {parts}")
     if "rejects" in infos and infos["rejects"].rows:
-        console.print(f"  [yellow]{infos['rejects'].rows:,} rejected rows[/]: "
-                      f"see layer 'rejects' (source, layer, row, field, reason)")
+        console.print(
+            f"  [yellow]{infos['rejects'].rows:,} rejected rows[/]: "
+            f"see layer 'rejects' (source, layer, row, field, reason)"
+        )
 
 
 @app.command()

@@ -28,8 +28,7 @@ from gridgis.standards import Settings
 from gridgis.store import Store
 
 #: Columns the batch mode adds to every row.
-BATCH_COLUMNS = ("address_id", "lon", "lat", "grid_code", "match_level", "match_score",
-                 "confident")
+BATCH_COLUMNS = ("address_id", "lon", "lat", "grid_code", "match_level", "match_score", "confident")
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -57,24 +56,39 @@ def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
 
 @app.command()
 def lookup(
-    address: Annotated[str | None, typer.Argument(
-        help="An address, e.g. 报春路558弄38号 or 阳光花园十二栋三单元502室.")] = None,
+    address: Annotated[
+        str | None,
+        typer.Argument(help="An address, e.g. 报春路558弄38号 or 阳光花园十二栋三单元502室."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     database: DatabaseOpt = None,
     lon: Annotated[float | None, typer.Option("--lon", help="Longitude of a point.")] = None,
     lat: Annotated[float | None, typer.Option("--lat", help="Latitude of a point.")] = None,
-    crs: Annotated[str, typer.Option(
-        "--crs", help="CRS of --lon/--lat: wgs84, cgcs2000, gcj02 (Amap, Tencent), "
-                      "bd09 (Baidu).")] = "wgs84",
-    batch: Annotated[Path | None, typer.Option(
-        "--batch", help="CSV file of addresses to look up (UTF-8 or GBK).")] = None,
-    column: Annotated[str, typer.Option(
-        "--column", help="Column of --batch holding the address text.")] = "address",
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="CSV written by --batch: the input plus address_id, lon, lat, "
-                      "grid_code, match_level, match_score, confident.")] = None,
-    personal: Annotated[bool, typer.Option(
-        "--personal", help="Include the responsible people's phone numbers.")] = False,
+    crs: Annotated[
+        str,
+        typer.Option(
+            "--crs",
+            help="CRS of --lon/--lat: wgs84, cgcs2000, gcj02 (Amap, Tencent), bd09 (Baidu).",
+        ),
+    ] = "wgs84",
+    batch: Annotated[
+        Path | None,
+        typer.Option("--batch", help="CSV file of addresses to look up (UTF-8 or GBK)."),
+    ] = None,
+    column: Annotated[
+        str, typer.Option("--column", help="Column of --batch holding the address text.")
+    ] = "address",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="CSV written by --batch: the input plus address_id, lon, lat, "
+            "grid_code, match_level, match_score, confident.",
+        ),
+    ] = None,
+    personal: Annotated[
+        bool, typer.Option("--personal", help="Include the responsible people's phone numbers.")
+    ] = False,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -110,8 +124,10 @@ def lookup(
         else:
             table = _read_csv(batch)
             if column not in table.columns:
-                raise CliError(f"{batch}: no column '{column}' (columns: "
-                               f"{', '.join(map(str, table.columns))}); choose with --column")
+                raise CliError(
+                    f"{batch}: no column '{column}' (columns: "
+                    f"{', '.join(map(str, table.columns))}); choose with --column"
+                )
             with progress_of("Matching addresses") as callback:
                 result = finder.addresses(table[column].tolist(), progress=callback)
             for col in BATCH_COLUMNS:
@@ -119,9 +135,12 @@ def lookup(
             table["match_score"] = result["match_score"].where(result["match_level"] != "none")
             _write_csv_atomic(table, out)
             n_ok = int(result["confident"].sum())
-            typer.echo(f"{out}: {len(table):,} rows, {n_ok:,} matched confidently, "
-                       f"{len(table) - n_ok:,} without a confident match (columns "
-                       f"{', '.join(BATCH_COLUMNS)} empty or candidates only)", err=True)
+            typer.echo(
+                f"{out}: {len(table):,} rows, {n_ok:,} matched confidently, "
+                f"{len(table) - n_ok:,} without a confident match (columns "
+                f"{', '.join(BATCH_COLUMNS)} empty or candidates only)",
+                err=True,
+            )
 
 
 @demo_step("Address lookup")
@@ -139,8 +158,11 @@ def _demo_lookup(store: Store, settings: Settings, out_dir: Path) -> str:
     result = finder.addresses(queries)
     hit = result["address_id"].to_numpy() == addresses["address_id"].to_numpy()
     sample = finder.address(queries[min(3, len(queries) - 1)])
-    (out_dir / "lookup_sample.json").write_text(json.dumps(sample, ensure_ascii=False, indent=2),
-                                                encoding="utf-8")
+    (out_dir / "lookup_sample.json").write_text(
+        json.dumps(sample, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
     with_grid = int(result["grid_code"].notna().sum())
-    return (f"{int(hit.sum()):,}/{len(queries):,} rewritten demo addresses matched to their "
-            f"own record, {with_grid:,} with a grid; sample answer in lookup_sample.json")
+    return (
+        f"{int(hit.sum()):,}/{len(queries):,} rewritten demo addresses matched to their "
+        f"own record, {with_grid:,} with a grid; sample answer in lookup_sample.json"
+    )

@@ -32,16 +32,31 @@ def read_map_layers(store: Store) -> dict[str, Frame]:
     return read_present(store, MAP_LAYERS)
 
 
-def make_maps(store: Store, out: Path, settings: Settings, basemap: str = "none",
-              tianditu_key: str | None = None, boards: bool = True, show_progress: bool = True):
+def make_maps(
+    store: Store,
+    out: Path,
+    settings: Settings,
+    basemap: str = "none",
+    tianditu_key: str | None = None,
+    boards: bool = True,
+    show_progress: bool = True,
+):
     """Read a workspace and write its map site; returns the :class:`~gridgis.maps.MapSite`."""
     from gridgis.maps import write_maps
 
     layers = read_map_layers(store)
     city = str(store.meta().get("city", ""))
     with progress_of("writing map pages", show=show_progress) as callback:
-        return write_maps(layers, out, basemap=basemap, tianditu_key=tianditu_key, city=city,
-                          settings=settings, boards=boards, progress=callback)
+        return write_maps(
+            layers,
+            out,
+            basemap=basemap,
+            tianditu_key=tianditu_key,
+            city=city,
+            settings=settings,
+            boards=boards,
+            progress=callback,
+        )
 
 
 @app.command("map")
@@ -49,13 +64,21 @@ def map_command(
     workspace: WorkspaceOpt = None,
     database: DatabaseOpt = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the pages.")] = Path("maps"),
-    basemap: Annotated[str, typer.Option(
-        "--basemap", help="Base map: osm, tianditu (needs --tianditu-key), amap (GCJ-02: "
-                          "overlays are shifted to match), none (offline, no tiles).")] = "none",
-    tianditu_key: Annotated[str | None, typer.Option(
-        "--tianditu-key", envvar="TIANDITU_KEY", help="Tianditu API key (tk).")] = None,
-    boards: Annotated[bool, typer.Option("--boards/--no-boards",
-                                         help="Write one printable A4 board per grid.")] = True,
+    basemap: Annotated[
+        str,
+        typer.Option(
+            "--basemap",
+            help="Base map: osm, tianditu (needs --tianditu-key), amap (GCJ-02: "
+            "overlays are shifted to match), none (offline, no tiles).",
+        ),
+    ] = "none",
+    tianditu_key: Annotated[
+        str | None,
+        typer.Option("--tianditu-key", envvar="TIANDITU_KEY", help="Tianditu API key (tk)."),
+    ] = None,
+    boards: Annotated[
+        bool, typer.Option("--boards/--no-boards", help="Write one printable A4 board per grid.")
+    ] = True,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -84,6 +107,5 @@ def map_command(
 @demo_step("Maps (index, streets, communities, coverage, lookup, boards)")
 def demo_maps(store: Store, settings: Settings, out_dir: Path) -> str:
     """Demo step: write the map site under ``<out>/maps`` (offline, no base map)."""
-    site = make_maps(store, out_dir / "maps", settings, "none", None, True,
-                     show_progress=False)
+    site = make_maps(store, out_dir / "maps", settings, "none", None, True, show_progress=False)
     return f"{site.summary()}; open {site.index}"

@@ -27,11 +27,11 @@ def serve(
     database: DatabaseOpt = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
-    maps: Annotated[Path | None, typer.Option("--maps", help="Folder of HTML maps (from "
-                                                             "gridgis map) served under "
-                                                             "/maps/.")] = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64,
-                                         help="Worker processes.")] = 1,
+    maps: Annotated[
+        Path | None,
+        typer.Option("--maps", help="Folder of HTML maps (from gridgis map) served under /maps/."),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -48,8 +48,9 @@ def serve(
 
     # the settings are checked here (fail early on bad rules); the server loads its own
     with open_workspace(workspace, database, rules, set_) as (store, _settings):
-        target = database or (str(workspace) if workspace is not None else
-                              os.environ.get("GRIDGIS_DATABASE_URL", ""))
+        target = database or (
+            str(workspace) if workspace is not None else os.environ.get("GRIDGIS_DATABASE_URL", "")
+        )
         n = len(store.layers())
         store.close()
     if maps is not None and not maps.is_dir():
@@ -58,9 +59,19 @@ def serve(
     os.environ["GRIDGIS_SERVE_MAPS"] = str(maps) if maps else ""
     os.environ["GRIDGIS_SERVE_RULES"] = str(rules) if rules else ""
     os.environ["GRIDGIS_SERVE_SET"] = json.dumps(set_ or [])
-    writes = "enabled" if os.environ.get("GRIDGIS_API_TOKEN") else \
-        "disabled (set GRIDGIS_API_TOKEN)"
-    console.print(f"Serving {store.location} ({n} layers) on http://{host}:{port}/ — "
-                  f"docs at /docs; writes {writes}")
-    uvicorn.run("api.app:from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    writes = (
+        "enabled" if os.environ.get("GRIDGIS_API_TOKEN") else "disabled (set GRIDGIS_API_TOKEN)"
+    )
+    console.print(
+        f"Serving {store.location} ({n} layers) on http://{host}:{port}/ — "
+        f"docs at /docs; writes {writes}"
+    )
+    uvicorn.run(
+        "api.app:from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )

@@ -28,8 +28,15 @@ from gridgis.io.vector import read_csv, read_ogr, source_exists
 from gridgis.standards import DEFAULT, Settings
 from gridgis.store import Store
 
-__all__ = ["ReadError", "ImportReport", "Source", "read_source", "import_into",
-           "parse_field_map", "infer_layer"]
+__all__ = [
+    "ReadError",
+    "ImportReport",
+    "Source",
+    "read_source",
+    "import_into",
+    "parse_field_map",
+    "infer_layer",
+]
 
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 
@@ -106,8 +113,10 @@ def _read(
         raise ReadError(f"{p}: unknown layer '{layer}' (known: {', '.join(L.SCHEMA)})")
     if is_osm(p):
         if layer is not None or crs is not None or field_map:
-            notes.append(f"{p}: OpenStreetMap files are WGS84 with fixed tags; --layer, "
-                         f"--crs and --map are ignored")
+            notes.append(
+                f"{p}: OpenStreetMap files are WGS84 with fixed tags; --layer, "
+                f"--crs and --map are ignored"
+            )
         raw = read_osm(p, settings, notes, progress)
         items = [(name, frame, str(p)) for name, frame in raw.items()]
         if not items:
@@ -122,15 +131,16 @@ def _read(
         if key not in frame.columns:  # keys from the file name: unique across files
             base = where.rsplit(":", 1)[1] if where != str(p) else p.name.split(".")[0]
             frame[key] = [f"{base}-{i}" for i in range(1, len(frame) + 1)]
-            notes.append(f"{where}: no '{key}' field; generated keys {base}-1…{base}-"
-                         f"{len(frame)}")
+            notes.append(f"{where}: no '{key}' field; generated keys {base}-1…{base}-{len(frame)}")
         frame[_ROW] = range(1, len(frame) + 1)
         try:
             v = L.validate(frame, name, source=where, settings=settings)
         except L.LayerError as exc:
             if layer is None and not is_osm(p):
-                raise L.LayerError(f"{exc} (layer '{name}' was inferred from the name; "
-                                   f"give --layer if that is wrong)") from exc
+                raise L.LayerError(
+                    f"{exc} (layer '{name}' was inferred from the name; "
+                    f"give --layer if that is wrong)"
+                ) from exc
             raise
         v.data[_ROW] = v.data[_ROW].astype(int)
         v.data["_where"] = where
@@ -152,17 +162,27 @@ def _concat(a: L.Validated, b: L.Validated, layer: str) -> L.Validated:
     if clash.any():
         first = dict(zip(a.data[key], a.data["_where"], strict=True))
         dup = b_data.loc[clash]
-        rejects.append(pd.DataFrame({
-            "source": dup["_where"].to_numpy(), "layer": layer,
-            "row": dup[_ROW].to_numpy(), "field": key,
-            "value": dup[key].astype(str).to_numpy(),
-            "reason": [f"duplicate key (first in {first[k]})" for k in dup[key]]}))
+        rejects.append(
+            pd.DataFrame(
+                {
+                    "source": dup["_where"].to_numpy(),
+                    "layer": layer,
+                    "row": dup[_ROW].to_numpy(),
+                    "field": key,
+                    "value": dup[key].astype(str).to_numpy(),
+                    "reason": [f"duplicate key (first in {first[k]})" for k in dup[key]],
+                }
+            )
+        )
         b_data = b_data.loc[~clash]
     data = pd.concat([a.data, b_data], ignore_index=True)
     if isinstance(a.data, gpd.GeoDataFrame):
         data = gpd.GeoDataFrame(data, geometry="geometry", crs=L.STORAGE_CRS)
-    rej = pd.concat([r for r in rejects if len(r)], ignore_index=True) \
-        if any(len(r) for r in rejects) else L.empty_rejects()
+    rej = (
+        pd.concat([r for r in rejects if len(r)], ignore_index=True)
+        if any(len(r) for r in rejects)
+        else L.empty_rejects()
+    )
     return L.Validated(data, rej[L.REJECT_COLUMNS], a.notes + b.notes)
 
 
@@ -195,13 +215,16 @@ class ImportReport:
     @property
     def rejects(self) -> pd.DataFrame:
         frames = [v.rejects for v in self.layers.values() if len(v.rejects)]
-        return (pd.concat(frames, ignore_index=True)[L.REJECT_COLUMNS] if frames
-                else L.empty_rejects())
+        return (
+            pd.concat(frames, ignore_index=True)[L.REJECT_COLUMNS] if frames else L.empty_rejects()
+        )
 
     def counts(self) -> dict[str, tuple[int, int]]:
         """``{layer: (valid rows, rejected rows)}``."""
-        return {k: (len(v.data), int(v.rejects["row"].nunique()) if len(v.rejects) else 0)
-                for k, v in self.layers.items()}
+        return {
+            k: (len(v.data), int(v.rejects["row"].nunique()) if len(v.rejects) else 0)
+            for k, v in self.layers.items()
+        }
 
 
 def import_into(
@@ -243,18 +266,24 @@ def import_into(
     for src in sources:
         one = src if isinstance(src, Source) else Source(src)
         cb = on_source(str(one)) if on_source is not None else None
-        opts = {"path": str(one), "layer": one.layer or layer, "crs": one.crs or crs,
-                "encoding": one.encoding or encoding,
-                "field_map": one.field_map if one.field_map is not None else field_map}
-        got = _read(one.path, opts["layer"], opts["crs"], opts["encoding"], opts["field_map"],
-                    settings, cb)
+        opts = {
+            "path": str(one),
+            "layer": one.layer or layer,
+            "crs": one.crs or crs,
+            "encoding": one.encoding or encoding,
+            "field_map": one.field_map if one.field_map is not None else field_map,
+        }
+        got = _read(
+            one.path, opts["layer"], opts["crs"], opts["encoding"], opts["field_map"], settings, cb
+        )
         used.append(opts | {"layers": list(got)})
         if cb is not None:
             cb(1, 1)
         for name, v in got.items():
             report.sources.setdefault(name, []).append(str(src))
-            report.layers[name] = _concat(report.layers[name], v, name) \
-                if name in report.layers else v
+            report.layers[name] = (
+                _concat(report.layers[name], v, name) if name in report.layers else v
+            )
     for v in report.layers.values():
         v.data = v.data.drop(columns=[_ROW, "_where"])
     frames: dict[str, Any] = {name: v.data for name, v in report.layers.items()}
@@ -263,10 +292,18 @@ def import_into(
         old = store.read("rejects")
         old = pd.DataFrame(old.drop(columns="geometry", errors="ignore"))
         old = old[~old["layer"].isin(list(frames))] if "layer" in old else old.iloc[0:0]
-        rejects = pd.concat([old[L.REJECT_COLUMNS], rejects], ignore_index=True) \
-            if len(old) else rejects
-    rejects = rejects.astype({"source": "string", "layer": "string", "field": "string",
-                              "value": "string", "reason": "string"})
+        rejects = (
+            pd.concat([old[L.REJECT_COLUMNS], rejects], ignore_index=True) if len(old) else rejects
+        )
+    rejects = rejects.astype(
+        {
+            "source": "string",
+            "layer": "string",
+            "field": "string",
+            "value": "string",
+            "reason": "string",
+        }
+    )
     rejects["row"] = pd.to_numeric(rejects["row"]).astype("Int64")
     frames["rejects"] = rejects
     params = {

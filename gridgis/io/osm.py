@@ -62,14 +62,15 @@ OSM_SUFFIXES = (".osm.pbf", ".pbf", ".osm", ".osm.xml", ".osm.bz2", ".osm.gz", "
 
 # -- roads ------------------------------------------------------------------------------
 HIGHWAY_CLASS: dict[str, str] = {
-    **dict.fromkeys(("motorway", "motorway_link", "trunk", "trunk_link", "primary",
-                     "primary_link"), "arterial"),
-    **dict.fromkeys(("secondary", "secondary_link", "tertiary", "tertiary_link"),
-                    "secondary"),
-    **dict.fromkeys(("residential", "unclassified", "service", "living_street", "road"),
-                    "branch"),
-    **dict.fromkeys(("footway", "path", "pedestrian", "steps", "cycleway", "track",
-                     "bridleway", "corridor"), "path"),
+    **dict.fromkeys(
+        ("motorway", "motorway_link", "trunk", "trunk_link", "primary", "primary_link"), "arterial"
+    ),
+    **dict.fromkeys(("secondary", "secondary_link", "tertiary", "tertiary_link"), "secondary"),
+    **dict.fromkeys(("residential", "unclassified", "service", "living_street", "road"), "branch"),
+    **dict.fromkeys(
+        ("footway", "path", "pedestrian", "steps", "cycleway", "track", "bridleway", "corridor"),
+        "path",
+    ),
 }
 
 #: Road classes whose tunnels are dropped (motor roads); path-class tunnels are kept.
@@ -80,73 +81,130 @@ SURFACE_TUNNEL_VALUES = ("no", "building_passage")
 
 # -- buildings --------------------------------------------------------------------------
 BUILDING_USE: dict[str, str] = {
-    **dict.fromkeys(("residential", "apartments", "house", "detached", "dormitory",
-                     "terrace", "semidetached_house", "bungalow", "flats", "villa",
-                     "farm", "houseboat", "cabin"), "residential"),
-    **dict.fromkeys(("commercial", "retail", "hotel", "supermarket", "kiosk", "mall",
-                     "shop", "restaurant"), "commercial"),
+    **dict.fromkeys(
+        (
+            "residential",
+            "apartments",
+            "house",
+            "detached",
+            "dormitory",
+            "terrace",
+            "semidetached_house",
+            "bungalow",
+            "flats",
+            "villa",
+            "farm",
+            "houseboat",
+            "cabin",
+        ),
+        "residential",
+    ),
+    **dict.fromkeys(
+        ("commercial", "retail", "hotel", "supermarket", "kiosk", "mall", "shop", "restaurant"),
+        "commercial",
+    ),
     **dict.fromkeys(("office", "government"), "office"),
     **dict.fromkeys(("school", "kindergarten", "university", "college"), "school"),
     **dict.fromkeys(("hospital", "clinic"), "hospital"),
-    **dict.fromkeys(("industrial", "warehouse", "factory", "manufacture", "storage_tank"),
-                    "industrial"),
-    **dict.fromkeys(("civic", "public", "church", "temple", "mosque", "train_station",
-                     "transportation", "religious", "fire_station", "sports_hall",
-                     "stadium", "museum"), "public"),
+    **dict.fromkeys(
+        ("industrial", "warehouse", "factory", "manufacture", "storage_tank"), "industrial"
+    ),
+    **dict.fromkeys(
+        (
+            "civic",
+            "public",
+            "church",
+            "temple",
+            "mosque",
+            "train_station",
+            "transportation",
+            "religious",
+            "fire_station",
+            "sports_hall",
+            "stadium",
+            "museum",
+        ),
+        "public",
+    ),
 }
 #: Land uses / campuses that give a use to a building tagged only ``building=yes``.
 CONTEXT_USE: dict[tuple[str, str], str] = {
     ("landuse", "residential"): "residential",
-    ("landuse", "commercial"): "commercial", ("landuse", "retail"): "commercial",
+    ("landuse", "commercial"): "commercial",
+    ("landuse", "retail"): "commercial",
     ("landuse", "industrial"): "industrial",
-    ("amenity", "school"): "school", ("amenity", "university"): "school",
-    ("amenity", "college"): "school", ("amenity", "kindergarten"): "school",
+    ("amenity", "school"): "school",
+    ("amenity", "university"): "school",
+    ("amenity", "college"): "school",
+    ("amenity", "kindergarten"): "school",
     ("amenity", "hospital"): "hospital",
 }
 #: Campus contexts win over land use (a school inside a residential land-use polygon).
-CONTEXT_RANK = {"school": 0, "hospital": 0, "industrial": 1, "commercial": 1,
-                "residential": 2}
+CONTEXT_RANK = {"school": 0, "hospital": 0, "industrial": 1, "commercial": 1, "residential": 2}
 
 # -- institutions -----------------------------------------------------------------------
 INSTITUTION_KIND: dict[tuple[str, str], str] = {
-    ("amenity", "school"): "school", ("amenity", "kindergarten"): "school",
-    ("amenity", "university"): "university", ("amenity", "college"): "university",
-    ("amenity", "hospital"): "hospital", ("healthcare", "hospital"): "hospital",
-    ("landuse", "industrial"): "industrial", ("man_made", "works"): "factory",
-    ("landuse", "military"): "military", ("military", "barracks"): "military",
-    ("amenity", "townhall"): "government", ("office", "government"): "government",
+    ("amenity", "school"): "school",
+    ("amenity", "kindergarten"): "school",
+    ("amenity", "university"): "university",
+    ("amenity", "college"): "university",
+    ("amenity", "hospital"): "hospital",
+    ("healthcare", "hospital"): "hospital",
+    ("landuse", "industrial"): "industrial",
+    ("man_made", "works"): "factory",
+    ("landuse", "military"): "military",
+    ("military", "barracks"): "military",
+    ("amenity", "townhall"): "government",
+    ("office", "government"): "government",
     ("amenity", "marketplace"): "market",
 }
 
 # -- green ------------------------------------------------------------------------------
 PARK_TAGS = {("leisure", "park"), ("leisure", "garden")}
-GREEN_TAGS = {("landuse", "grass"), ("landuse", "recreation_ground"),
-              ("landuse", "village_green"), ("leisure", "common")}
+GREEN_TAGS = {
+    ("landuse", "grass"),
+    ("landuse", "recreation_ground"),
+    ("landuse", "village_green"),
+    ("leisure", "common"),
+}
 SQUARE_TAGS = {("place", "square")}
 
 # -- facilities -------------------------------------------------------------------------
 _SIMPLE_FACILITY: dict[tuple[str, str], str] = {
-    ("amenity", "kindergarten"): "kindergarten", ("amenity", "childcare"): "nursery",
-    ("amenity", "marketplace"): "vegetable_market", ("shop", "greengrocer"): "vegetable_market",
-    ("shop", "supermarket"): "retail", ("shop", "convenience"): "retail",
-    ("shop", "general"): "retail", ("shop", "department_store"): "retail",
+    ("amenity", "kindergarten"): "kindergarten",
+    ("amenity", "childcare"): "nursery",
+    ("amenity", "marketplace"): "vegetable_market",
+    ("shop", "greengrocer"): "vegetable_market",
+    ("shop", "supermarket"): "retail",
+    ("shop", "convenience"): "retail",
+    ("shop", "general"): "retail",
+    ("shop", "department_store"): "retail",
     ("shop", "mall"): "retail",
-    ("amenity", "clinic"): "health_station", ("amenity", "doctors"): "health_station",
-    ("healthcare", "clinic"): "health_station", ("healthcare", "centre"): "health_station",
-    ("amenity", "hospital"): "hospital", ("healthcare", "hospital"): "hospital",
-    ("amenity", "pharmacy"): "pharmacy", ("healthcare", "pharmacy"): "pharmacy",
+    ("amenity", "clinic"): "health_station",
+    ("amenity", "doctors"): "health_station",
+    ("healthcare", "clinic"): "health_station",
+    ("healthcare", "centre"): "health_station",
+    ("amenity", "hospital"): "hospital",
+    ("healthcare", "hospital"): "hospital",
+    ("amenity", "pharmacy"): "pharmacy",
+    ("healthcare", "pharmacy"): "pharmacy",
     ("shop", "chemist"): "pharmacy",
     ("highway", "bus_stop"): "bus_stop",
-    ("amenity", "restaurant"): "restaurant", ("amenity", "fast_food"): "restaurant",
-    ("amenity", "food_court"): "restaurant", ("amenity", "cafe"): "restaurant",
+    ("amenity", "restaurant"): "restaurant",
+    ("amenity", "fast_food"): "restaurant",
+    ("amenity", "food_court"): "restaurant",
+    ("amenity", "cafe"): "restaurant",
     ("amenity", "bank"): "bank",
     ("amenity", "parcel_locker"): "parcel_locker",
     ("amenity", "police"): "police_station",
     ("amenity", "nursing_home"): "elderly_care_home",
     ("amenity", "community_centre"): "community_service_station",
-    ("leisure", "pitch"): "sports_ground", ("leisure", "sports_centre"): "sports_ground",
-    ("leisure", "fitness_station"): "sports_ground", ("leisure", "track"): "sports_ground",
-    ("shop", "laundry"): "housekeeping", ("shop", "dry_cleaning"): "housekeeping",
+    ("leisure", "pitch"): "sports_ground",
+    ("leisure", "sports_centre"): "sports_ground",
+    ("leisure", "fitness_station"): "sports_ground",
+    ("leisure", "track"): "sports_ground",
+    ("shop", "laundry"): "housekeeping",
+    ("shop", "dry_cleaning"): "housekeeping",
 }
 _NAME_CATEGORY = [  # checked in order on the name of any mapped or unmapped feature
     (re.compile("早餐|早点"), "breakfast"),
@@ -190,15 +248,35 @@ def door_number(housenumber: str) -> str | None:
 
 #: Tags read from every OSM object (reading all tags into a dict is 3x slower), and the
 #: tags read only when the key before them is present.
-BASE_KEYS = ("building", "highway", "amenity", "shop", "healthcare", "leisure", "landuse",
-             "man_made", "military", "office", "place", "boundary", "addr:housenumber",
-             "name", "access")
+BASE_KEYS = (
+    "building",
+    "highway",
+    "amenity",
+    "shop",
+    "healthcare",
+    "leisure",
+    "landuse",
+    "man_made",
+    "military",
+    "office",
+    "place",
+    "boundary",
+    "addr:housenumber",
+    "name",
+    "access",
+)
 EXTRA_KEYS = {
     "addr:housenumber": ("addr:street", "addr:place"),
     "building": ("building:levels", "height", "building:height"),
     "highway": ("area",),
-    "amenity": ("isced:level", "school:level", "social_facility", "social_facility:for",
-                "vending", "cuisine"),
+    "amenity": (
+        "isced:level",
+        "school:level",
+        "social_facility",
+        "social_facility:for",
+        "vending",
+        "cuisine",
+    ),
     "boundary": ("admin_level", "ref", "gb:code", "ref:gb", "division_code"),
 }
 #: Objects with none of these keys are skipped before they reach Python.
@@ -224,8 +302,9 @@ def facility_category(tags: dict[str, str]) -> str | None:
         level = tags.get("isced:level", "") + tags.get("school:level", "")
         if "1" in level or "primary" in level or re.search("小学|primary", name, re.I):
             return "primary_school"
-        if re.search("[23]|secondary|middle|high", level) or \
-                re.search("中学|初中|高中|附中|middle|high school", name, re.I):
+        if re.search("[23]|secondary|middle|high", level) or re.search(
+            "中学|初中|高中|附中|middle|high school", name, re.I
+        ):
             return "middle_school"
         if re.search("幼儿园|kindergarten", name, re.I):
             return "kindergarten"
@@ -235,8 +314,11 @@ def facility_category(tags: dict[str, str]) -> str | None:
         if kind in ("nursing_home", "assisted_living"):
             return "elderly_care_home"
         if kind == "day_care":
-            return "elderly_daycare" if "senior" in tags.get("social_facility:for", "senior") \
+            return (
+                "elderly_daycare"
+                if "senior" in tags.get("social_facility:for", "senior")
                 else "nursery"
+            )
         if "senior" in tags.get("social_facility:for", ""):
             return "elderly_service_station"
     if amenity == "vending_machine" and "parcel" in tags.get("vending", ""):
@@ -280,9 +362,12 @@ def _name(tags: dict[str, str]) -> str | None:
     return tags.get("name") or tags.get("name:zh") or tags.get("name:en") or None
 
 
-def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None = None,
-             progress: Callable[[int, int], None] | None = None
-             ) -> dict[str, gpd.GeoDataFrame]:
+def read_osm(
+    path: Path,
+    settings: Settings = DEFAULT,
+    notes: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, gpd.GeoDataFrame]:
     """Read an OSM file into raw canonical layers (EPSG:4326), before validation.
 
     Parameters
@@ -306,9 +391,18 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
     notes = notes if notes is not None else []
     where = str(path)
     wkb = osmium.geom.WKBFactory()
-    rows: dict[str, list[dict]] = {k: [] for k in ("buildings", "roads", "facilities",
-                                                   "green_spaces", "institutions",
-                                                   "boundaries", "context")}
+    rows: dict[str, list[dict]] = {
+        k: []
+        for k in (
+            "buildings",
+            "roads",
+            "facilities",
+            "green_spaces",
+            "institutions",
+            "boundaries",
+            "context",
+        )
+    }
     # objects with addr:housenumber by id: an open way's line point is replaced by the
     # surface point of its area when the way is closed and comes again as an area
     addresses: dict[str, dict] = {}
@@ -336,8 +430,11 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
                 hw = get("highway")
                 if hw in HIGHWAY_CLASS and get("area") != "yes":
                     tunnel = get("tunnel")
-                    if HIGHWAY_CLASS[hw] in TUNNEL_DROPPED_CLASSES and tunnel is not None \
-                            and tunnel not in SURFACE_TUNNEL_VALUES:
+                    if (
+                        HIGHWAY_CLASS[hw] in TUNNEL_DROPPED_CLASSES
+                        and tunnel is not None
+                        and tunnel not in SURFACE_TUNNEL_VALUES
+                    ):
                         tunnels.append(get("name") or get("name:zh") or f"osm_w{obj.id}")
                         continue
                     try:
@@ -345,10 +442,15 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
                     except (RuntimeError, osmium.InvalidLocationError):
                         broken["ways"] += 1
                         continue
-                    rows["roads"].append({"road_id": f"osm_w{obj.id}",
-                                          "name": get("name") or get("name:zh"),
-                                          "road_class": HIGHWAY_CLASS[hw], "highway": hw,
-                                          "wkb": geom})
+                    rows["roads"].append(
+                        {
+                            "road_id": f"osm_w{obj.id}",
+                            "name": get("name") or get("name:zh"),
+                            "road_class": HIGHWAY_CLASS[hw],
+                            "highway": hw,
+                            "wkb": geom,
+                        }
+                    )
                 continue
             if obj.is_relation():
                 if get("boundary") == "administrative":
@@ -358,13 +460,23 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
             if obj.is_node():
                 cat = facility_category(tags)
                 if cat is not None and obj.location.valid():
-                    rows["facilities"].append({
-                        "facility_id": f"osm_n{obj.id}", "name": _name(tags),
-                        "category": cat, "osm_tags": _tag_text(tags),
-                        "wkb": wkb.create_point(obj)})
+                    rows["facilities"].append(
+                        {
+                            "facility_id": f"osm_n{obj.id}",
+                            "name": _name(tags),
+                            "category": cat,
+                            "osm_tags": _tag_text(tags),
+                            "wkb": wkb.create_point(obj),
+                        }
+                    )
                 if "addr:housenumber" in tags:
-                    _address(tags, f"osm_n{obj.id}", wkb.create_point(obj)
-                             if obj.location.valid() else None, False, addresses)
+                    _address(
+                        tags,
+                        f"osm_n{obj.id}",
+                        wkb.create_point(obj) if obj.location.valid() else None,
+                        False,
+                        addresses,
+                    )
             elif obj.is_area():
                 try:
                     geom = wkb.create_multipolygon(obj)
@@ -383,38 +495,54 @@ def read_osm(path: Path, settings: Settings = DEFAULT, notes: list[str] | None =
     if progress is not None:
         progress(done, done)
     if broken["ways"] or broken["areas"]:
-        notes.append(f"{where}: skipped {broken['ways']} ways and {broken['areas']} areas "
-                     f"with nodes missing from the extract")
+        notes.append(
+            f"{where}: skipped {broken['ways']} ways and {broken['areas']} areas "
+            f"with nodes missing from the extract"
+        )
     if tunnels:
         distinct = list(dict.fromkeys(tunnels))
         names = ", ".join(distinct[:5]) + ("…" if len(distinct) > 5 else "")
-        notes.append(f"{where}: dropped {len(tunnels)} motor-road tunnel ways "
-                     f"({'/'.join(TUNNEL_DROPPED_CLASSES)} roads tagged tunnel: underground, "
-                     f"they do not divide the surface, cannot be walked and are not "
-                     f"crossings; pedestrian tunnels kept): {names}")
-    incomplete = [t.get("name", str(i)) for i, t in admin_relations.items()
-                  if i not in admin_areas]
+        notes.append(
+            f"{where}: dropped {len(tunnels)} motor-road tunnel ways "
+            f"({'/'.join(TUNNEL_DROPPED_CLASSES)} roads tagged tunnel: underground, "
+            f"they do not divide the surface, cannot be walked and are not "
+            f"crossings; pedestrian tunnels kept): {names}"
+        )
+    incomplete = [t.get("name", str(i)) for i, t in admin_relations.items() if i not in admin_areas]
     if incomplete:
-        notes.append(f"{where}: {len(incomplete)} administrative boundaries are incomplete "
-                     f"in this extract and were skipped ({', '.join(incomplete[:5])})")
+        notes.append(
+            f"{where}: {len(incomplete)} administrative boundaries are incomplete "
+            f"in this extract and were skipped ({', '.join(incomplete[:5])})"
+        )
     frames = _frames(rows, settings, where, notes)
-    found = _addresses(list(addresses.values()), frames.get("buildings"), settings, where,
-                       notes)
+    found = _addresses(list(addresses.values()), frames.get("buildings"), settings, where, notes)
     if found is not None:
         frames["addresses"] = found
     return frames
 
 
-def _address(tags: dict[str, str], oid: str, geom: bytes | None, building: bool,
-             out: dict[str, dict]) -> None:
+def _address(
+    tags: dict[str, str], oid: str, geom: bytes | None, building: bool, out: dict[str, dict]
+) -> None:
     """Keep the address tags of one object (its geometry as WKB, None when unknown)."""
-    out[oid] = {"address_id": oid, "housenumber": tags["addr:housenumber"],
-                "street": tags.get("addr:street"), "place": tags.get("addr:place"),
-                "name": _name(tags), "building": building, "wkb": geom}
+    out[oid] = {
+        "address_id": oid,
+        "housenumber": tags["addr:housenumber"],
+        "street": tags.get("addr:street"),
+        "place": tags.get("addr:place"),
+        "name": _name(tags),
+        "building": building,
+        "wkb": geom,
+    }
 
 
-def _addresses(found: list[dict], buildings: gpd.GeoDataFrame | None, settings: Settings,
-               where: str, notes: list[str]) -> gpd.GeoDataFrame | None:
+def _addresses(
+    found: list[dict],
+    buildings: gpd.GeoDataFrame | None,
+    settings: Settings,
+    where: str,
+    notes: list[str],
+) -> gpd.GeoDataFrame | None:
     """The ``addresses`` layer from the objects carrying ``addr:housenumber``.
 
     Parameters
@@ -439,8 +567,12 @@ def _addresses(found: list[dict], buildings: gpd.GeoDataFrame | None, settings: 
     """
     if not found:
         return None
-    skipped: dict[str, list[str]] = {"no_street": [], "not_door": [], "not_chinese": [],
-                                     "no_geometry": []}
+    skipped: dict[str, list[str]] = {
+        "no_street": [],
+        "not_door": [],
+        "not_chinese": [],
+        "no_geometry": [],
+    }
     rows = []
     for f in found:
         street = (f["street"] or f["place"] or "").strip()
@@ -457,44 +589,63 @@ def _addresses(found: list[dict], buildings: gpd.GeoDataFrame | None, settings: 
         if f["wkb"] is None:
             skipped["no_geometry"].append(f["address_id"])
             continue
-        rows.append({"address_id": f["address_id"], "text": street + number,
-                     "name": f["name"], "road": street, "number": number,
-                     "building": f["building"], "wkb": f["wkb"]})
-    reasons = {"no_street": "with addr:housenumber but no addr:street or addr:place",
-               "not_door": "whose addr:housenumber is not a door number (a floor, a "
-                           "building, several numbers)",
-               "not_chinese": "whose street is not written in Chinese",
-               "no_geometry": "with nodes missing from the extract"}
+        rows.append(
+            {
+                "address_id": f["address_id"],
+                "text": street + number,
+                "name": f["name"],
+                "road": street,
+                "number": number,
+                "building": f["building"],
+                "wkb": f["wkb"],
+            }
+        )
+    reasons = {
+        "no_street": "with addr:housenumber but no addr:street or addr:place",
+        "not_door": "whose addr:housenumber is not a door number (a floor, a "
+        "building, several numbers)",
+        "not_chinese": "whose street is not written in Chinese",
+        "no_geometry": "with nodes missing from the extract",
+    }
     for key, items in skipped.items():
         if items:
-            notes.append(f"{where}: addresses: skipped {len(items)} objects {reasons[key]} "
-                         f"({', '.join(items[:5])}{'…' if len(items) > 5 else ''})")
+            notes.append(
+                f"{where}: addresses: skipped {len(items)} objects {reasons[key]} "
+                f"({', '.join(items[:5])}{'…' if len(items) > 5 else ''})"
+            )
     if not rows:
         return None
     gdf = _gdf(rows)
     gdf = gdf.set_geometry(shapely.point_on_surface(gdf.geometry.values))
     known = set(buildings["building_id"]) if buildings is not None else set()
     is_building = gdf.pop("building").to_numpy(dtype=bool)
-    gdf["building_id"] = np.where(is_building & gdf["address_id"].isin(known),
-                                  gdf["address_id"], None)
+    gdf["building_id"] = np.where(
+        is_building & gdf["address_id"].isin(known), gdf["address_id"], None
+    )
     gdf = _one_per_place(gdf, settings.address.same_place_m, where, notes)
     loose = []
     for text, road, number in zip(gdf["text"], gdf["road"], gdf["number"], strict=True):
         p = parse(text, settings)
         # 16号院: the door number 16号 of a compound
-        if p.road != normalise(road).text or not p.number \
-                or not normalise(number).text.startswith(p.number):
+        if (
+            p.road != normalise(road).text
+            or not p.number
+            or not normalise(number).text.startswith(p.number)
+        ):
             loose.append(f"{text}: {p.road or p.poi or '?'} + {p.number or p.building or '?'}")
     if loose:
         cases = list(dict.fromkeys(loose))
-        notes.append(f"{where}: addresses: {len(loose)} of {len(gdf)} texts are not split into "
-                     f"road + door number by the address parser (kept; a query is parsed the "
-                     f"same way): {', '.join(cases[:5])}{'…' if len(cases) > 5 else ''}")
+        notes.append(
+            f"{where}: addresses: {len(loose)} of {len(gdf)} texts are not split into "
+            f"road + door number by the address parser (kept; a query is parsed the "
+            f"same way): {', '.join(cases[:5])}{'…' if len(cases) > 5 else ''}"
+        )
     return gdf
 
 
-def _one_per_place(gdf: gpd.GeoDataFrame, same_place_m: float, where: str,
-                   notes: list[str]) -> gpd.GeoDataFrame:
+def _one_per_place(
+    gdf: gpd.GeoDataFrame, same_place_m: float, where: str, notes: list[str]
+) -> gpd.GeoDataFrame:
     """Keep one row of each normalised address text within ``same_place_m`` metres: a
     building first (the lookup can return it), then a named object, then file order."""
     key = gdf["text"].map(lambda t: normalise(t).text)
@@ -511,9 +662,11 @@ def _one_per_place(gdf: gpd.GeoDataFrame, same_place_m: float, where: str,
     dropped = gdf.loc[~keep, "text"]
     if len(dropped):
         names = list(dict.fromkeys(dropped))
-        notes.append(f"{where}: addresses: {len(dropped)} duplicates (same text within "
-                     f"{same_place_m:g} m of a kept one) merged: "
-                     f"{', '.join(names[:5])}{'…' if len(names) > 5 else ''}")
+        notes.append(
+            f"{where}: addresses: {len(dropped)} duplicates (same text within "
+            f"{same_place_m:g} m of a kept one) merged: "
+            f"{', '.join(names[:5])}{'…' if len(names) > 5 else ''}"
+        )
     return gdf.loc[keep].reset_index(drop=True)
 
 
@@ -522,8 +675,9 @@ def _tag_text(tags: dict[str, str]) -> str:
     return ";".join(f"{k}={tags[k]}" for k in keep if k in tags)
 
 
-def _area(tags: dict[str, str], oid: str, geom: bytes, rows: dict[str, list[dict]],
-          floor_h: float) -> None:
+def _area(
+    tags: dict[str, str], oid: str, geom: bytes, rows: dict[str, list[dict]], floor_h: float
+) -> None:
     name = _name(tags)
     building = tags.get("building")
     if building and building != "no":
@@ -537,38 +691,71 @@ def _area(tags: dict[str, str], oid: str, geom: bytes, rows: dict[str, list[dict
                 use = "commercial"
             elif "office" in tags:
                 use = "office"
-        rows["buildings"].append({"building_id": oid, "name": name, "use": use,
-                                  "floors": _floors(tags, floor_h), "building_tag": building,
-                                  "wkb": geom})
+        rows["buildings"].append(
+            {
+                "building_id": oid,
+                "name": name,
+                "use": use,
+                "floors": _floors(tags, floor_h),
+                "building_tag": building,
+                "wkb": geom,
+            }
+        )
     cat = facility_category(tags)
     if cat is not None:
-        rows["facilities"].append({"facility_id": oid, "name": name, "category": cat,
-                                   "osm_tags": _tag_text(tags), "wkb": geom})
+        rows["facilities"].append(
+            {
+                "facility_id": oid,
+                "name": name,
+                "category": cat,
+                "osm_tags": _tag_text(tags),
+                "wkb": geom,
+            }
+        )
     for key in ("amenity", "healthcare", "landuse", "man_made", "military", "office"):
         kind = INSTITUTION_KIND.get((key, tags.get(key, "")))
         if kind is not None:
-            rows["institutions"].append({"unit_id": oid, "name": name, "kind": kind,
-                                         "wkb": geom})
+            rows["institutions"].append({"unit_id": oid, "name": name, "kind": kind, "wkb": geom})
             break
     pairs = {(k, tags[k]) for k in ("leisure", "landuse", "place") if k in tags}
     if tags.get("access") not in ("private", "no"):
-        kind = ("park" if pairs & PARK_TAGS else "green" if pairs & GREEN_TAGS
-                else "square" if pairs & SQUARE_TAGS else None)
+        kind = (
+            "park"
+            if pairs & PARK_TAGS
+            else "green"
+            if pairs & GREEN_TAGS
+            else "square"
+            if pairs & SQUARE_TAGS
+            else None
+        )
         if kind is not None:
-            rows["green_spaces"].append({"green_id": oid, "name": name, "kind": kind,
-                                         "osm_kind": "/".join(sorted(v for _, v in pairs)),
-                                         "wkb": geom})
+            rows["green_spaces"].append(
+                {
+                    "green_id": oid,
+                    "name": name,
+                    "kind": kind,
+                    "osm_kind": "/".join(sorted(v for _, v in pairs)),
+                    "wkb": geom,
+                }
+            )
     for key in ("landuse", "amenity"):
         ctx = CONTEXT_USE.get((key, tags.get(key, "")))
         if ctx is not None and not building:
             rows["context"].append({"use": ctx, "wkb": geom})
             break
     if tags.get("boundary") == "administrative" and oid.startswith("osm_r"):
-        rows["boundaries"].append({"osm_id": oid, "name": name,
-                                   "admin_level": tags.get("admin_level"),
-                                   "code": tags.get("ref") or tags.get("gb:code")
-                                   or tags.get("ref:gb") or tags.get("division_code"),
-                                   "wkb": geom})
+        rows["boundaries"].append(
+            {
+                "osm_id": oid,
+                "name": name,
+                "admin_level": tags.get("admin_level"),
+                "code": tags.get("ref")
+                or tags.get("gb:code")
+                or tags.get("ref:gb")
+                or tags.get("division_code"),
+                "wkb": geom,
+            }
+        )
 
 
 def _gdf(rows: list[dict]) -> gpd.GeoDataFrame:
@@ -579,8 +766,9 @@ def _gdf(rows: list[dict]) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geom, crs="EPSG:4326"))
 
 
-def _frames(rows: dict[str, list[dict]], settings: Settings, where: str, notes: list[str]
-            ) -> dict[str, gpd.GeoDataFrame]:
+def _frames(
+    rows: dict[str, list[dict]], settings: Settings, where: str, notes: list[str]
+) -> dict[str, gpd.GeoDataFrame]:
     out: dict[str, gpd.GeoDataFrame] = {}
     buildings = _gdf(rows["buildings"])
     context = _gdf(rows["context"])
@@ -599,15 +787,19 @@ def _frames(rows: dict[str, list[dict]], settings: Settings, where: str, notes: 
             uses = ctx_use[order][first[1]]
             buildings.loc[buildings.index[idx], "use"] = uses
             res = int((uses == "residential").sum())
-            notes.append(f"{where}: {len(idx)} buildings tagged only building=yes took their "
-                         f"use from the land use or campus they stand in "
-                         f"({res} residential, from landuse=residential)")
+            notes.append(
+                f"{where}: {len(idx)} buildings tagged only building=yes took their "
+                f"use from the land use or campus they stand in "
+                f"({res} residential, from landuse=residential)"
+            )
     if len(buildings):
         unknown = int(buildings["use"].isna().sum())
         if unknown:
-            notes.append(f"{where}: {unknown} buildings have no use in their tags or "
-                         f"surroundings: use 'other', no households (import a buildings "
-                         f"file with households, or tag landuse=residential, to count them)")
+            notes.append(
+                f"{where}: {unknown} buildings have no use in their tags or "
+                f"surroundings: use 'other', no households (import a buildings "
+                f"file with households, or tag landuse=residential, to count them)"
+            )
         buildings["use"] = buildings["use"].fillna("other")
         out["buildings"] = buildings
     if rows["roads"]:
@@ -616,8 +808,10 @@ def _frames(rows: dict[str, list[dict]], settings: Settings, where: str, notes: 
         fac = _gdf(rows["facilities"])
         other = fac["category"] == "other"
         if other.any():
-            notes.append(f"{where}: {int(other.sum())} schools without isced:level or a "
-                         f"小学/中学 name were given category 'other'")
+            notes.append(
+                f"{where}: {int(other.sum())} schools without isced:level or a "
+                f"小学/中学 name were given category 'other'"
+            )
         out["facilities"] = fac
     if rows["institutions"]:
         out["institutions"] = _gdf(rows["institutions"])
@@ -630,15 +824,22 @@ def _frames(rows: dict[str, list[dict]], settings: Settings, where: str, notes: 
             green.loc[small, "kind"] = "green"
             green["area_m2"] = np.round(area, 1)
             if small.any():
-                notes.append(f"{where}: {int(small.sum())} parks/gardens smaller than "
-                             f"{settings.coverage.park_min_area_m2:,.0f} m² counted as green")
+                notes.append(
+                    f"{where}: {int(small.sum())} parks/gardens smaller than "
+                    f"{settings.coverage.park_min_area_m2:,.0f} m² counted as green"
+                )
         out["green_spaces"] = green
     _boundaries(_gdf(rows["boundaries"]), out, settings, where, notes)
     return out
 
 
-def _boundaries(bounds: gpd.GeoDataFrame, out: dict[str, gpd.GeoDataFrame],
-                settings: Settings, where: str, notes: list[str]) -> None:
+def _boundaries(
+    bounds: gpd.GeoDataFrame,
+    out: dict[str, gpd.GeoDataFrame],
+    settings: Settings,
+    where: str,
+    notes: list[str],
+) -> None:
     """Complete admin_level 8 relations become streets, 9/10 communities, when they carry
     a valid division code; others are skipped with a note (codes cannot be invented)."""
     from gridgis import codes
@@ -647,8 +848,9 @@ def _boundaries(bounds: gpd.GeoDataFrame, out: dict[str, gpd.GeoDataFrame],
         return
     level = pd.to_numeric(bounds["admin_level"], errors="coerce")
     for layer, levels, key, n, check in (
-            ("streets", (8,), "street_code", 9, codes.validate_street_code),
-            ("communities", (9, 10), "community_code", 12, codes.validate_community_code)):
+        ("streets", (8,), "street_code", 9, codes.validate_street_code),
+        ("communities", (9, 10), "community_code", 12, codes.validate_community_code),
+    ):
         sel = bounds[level.isin(levels)].copy()
         if not len(sel):
             continue
@@ -666,10 +868,12 @@ def _boundaries(bounds: gpd.GeoDataFrame, out: dict[str, gpd.GeoDataFrame],
         sel[key] = valid
         skipped = sel[key].isna()
         if skipped.any():
-            notes.append(f"{where}: {int(skipped.sum())} complete admin_level "
-                         f"{'/'.join(map(str, levels))} boundaries have no valid {n}-digit "
-                         f"code and were not imported as {layer} "
-                         f"({', '.join(sel.loc[skipped, 'name'].fillna('?').head(5))})")
+            notes.append(
+                f"{where}: {int(skipped.sum())} complete admin_level "
+                f"{'/'.join(map(str, levels))} boundaries have no valid {n}-digit "
+                f"code and were not imported as {layer} "
+                f"({', '.join(sel.loc[skipped, 'name'].fillna('?').head(5))})"
+            )
         sel = sel[~skipped]
         if len(sel):
             if layer == "communities":

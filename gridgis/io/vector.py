@@ -24,10 +24,33 @@ from gridgis.io.fields import ReadError, apply_field_map, infer_layer
 #: Tables of a gridgis workspace that are not layers to import.
 WORKSPACE_TABLES = {"gridgis_meta", "gridgis_layers", "rejects"}
 
-LON_NAMES = ("lon", "lng", "long", "longitude", "经度", "x_lon", "gps_lon", "wgs84_lon",
-             "gcj02_lon", "bd09_lon", "lon_wgs84", "lng_wgs84", "x")
-LAT_NAMES = ("lat", "latitude", "纬度", "y_lat", "gps_lat", "wgs84_lat", "gcj02_lat",
-             "bd09_lat", "lat_wgs84", "y")
+LON_NAMES = (
+    "lon",
+    "lng",
+    "long",
+    "longitude",
+    "经度",
+    "x_lon",
+    "gps_lon",
+    "wgs84_lon",
+    "gcj02_lon",
+    "bd09_lon",
+    "lon_wgs84",
+    "lng_wgs84",
+    "x",
+)
+LAT_NAMES = (
+    "lat",
+    "latitude",
+    "纬度",
+    "y_lat",
+    "gps_lat",
+    "wgs84_lat",
+    "gcj02_lat",
+    "bd09_lat",
+    "lat_wgs84",
+    "y",
+)
 WKT_NAMES = ("wkt", "geometry", "geom", "the_geom", "shape")
 
 CRS_HELP = "wgs84, cgcs2000, gcj02 (Amap, Tencent), bd09 (Baidu) or EPSG:<code>"
@@ -38,8 +61,9 @@ CRS_HELP = "wgs84, cgcs2000, gcj02 (Amap, Tencent), bd09 (Baidu) or EPSG:<code>"
 # --------------------------------------------------------------------------------------
 
 
-def to_storage(frame: gpd.GeoDataFrame, declared: str | None, where: str,
-               notes: list[str]) -> gpd.GeoDataFrame:
+def to_storage(
+    frame: gpd.GeoDataFrame, declared: str | None, where: str, notes: list[str]
+) -> gpd.GeoDataFrame:
     """Bring a frame to EPSG:4326, honouring a declared CRS (``--crs``) over the file's.
 
     GCJ-02 and BD-09 coordinates are converted with :mod:`gridgis.crs`; projected layers
@@ -59,12 +83,15 @@ def to_storage(frame: gpd.GeoDataFrame, declared: str | None, where: str,
         except ValueError as exc:
             raise ReadError(f"{where}: {exc}") from exc
     if frame.crs is None and kind is None:
-        raise ReadError(f"{where}: no CRS (no .prj or CRS in the file); declare it with "
-                        f"--crs {CRS_HELP}")
+        raise ReadError(
+            f"{where}: no CRS (no .prj or CRS in the file); declare it with --crs {CRS_HELP}"
+        )
     if kind in ("gcj02", "bd09"):
         if frame.crs is not None and not frame.crs.is_geographic:
-            raise ReadError(f"{where}: --crs {declared} declares lon/lat offsets but the "
-                            f"file is projected ({frame.crs.to_string()})")
+            raise ReadError(
+                f"{where}: --crs {declared} declares lon/lat offsets but the "
+                f"file is projected ({frame.crs.to_string()})"
+            )
         frame = frame.set_crs("EPSG:4326", allow_override=True)
         frame = _fix_axis_order(frame, where, notes)
         out = C.offset_to_wgs84(frame, kind)
@@ -72,8 +99,9 @@ def to_storage(frame: gpd.GeoDataFrame, declared: str | None, where: str,
         return out
     if kind is not None:
         if frame.crs is not None and not frame.crs.equals(pyproj.CRS(kind)):
-            notes.append(f"{where}: file declares {_crs_name(frame.crs)}; --crs {declared} "
-                         f"used instead")
+            notes.append(
+                f"{where}: file declares {_crs_name(frame.crs)}; --crs {declared} used instead"
+            )
         frame = frame.set_crs(kind, allow_override=True)
     frame = _fix_axis_order(frame, where, notes)
     epsg = frame.crs.to_epsg()
@@ -92,8 +120,7 @@ def _crs_name(crs: pyproj.CRS) -> str:
     return f"EPSG:{epsg}" if epsg else crs.name
 
 
-def _fix_axis_order(frame: gpd.GeoDataFrame, where: str, notes: list[str]
-                    ) -> gpd.GeoDataFrame:
+def _fix_axis_order(frame: gpd.GeoDataFrame, where: str, notes: list[str]) -> gpd.GeoDataFrame:
     area = frame.crs.area_of_use if frame.crs is not None else None
     if area is None and frame.crs is not None:  # an unidentified WKT: its nearest EPSG's
         epsg = frame.crs.to_epsg(min_confidence=70)
@@ -112,14 +139,19 @@ def _fix_axis_order(frame: gpd.GeoDataFrame, where: str, notes: list[str]
             tr = pyproj.Transformer.from_crs(frame.crs, "EPSG:4326", always_xy=True)
             lon, lat = tr.transform(a, b)
         m = 1.0  # degrees of slack around the area of use
-        return bool(np.isfinite(lon) and np.isfinite(lat)
-                    and area.west - m <= lon <= area.east + m
-                    and area.south - m <= lat <= area.north + m)
+        return bool(
+            np.isfinite(lon)
+            and np.isfinite(lat)
+            and area.west - m <= lon <= area.east + m
+            and area.south - m <= lat <= area.north + m
+        )
 
     if inside(x, y) or not inside(y, x):
         return frame
-    notes.append(f"{where}: coordinates lie outside {_crs_name(frame.crs)} but inside it with "
-                 f"x and y exchanged (northing, easting order); exchanged them")
+    notes.append(
+        f"{where}: coordinates lie outside {_crs_name(frame.crs)} but inside it with "
+        f"x and y exchanged (northing, easting order); exchanged them"
+    )
     swapped = shapely.transform(geoms, lambda c: c[:, ::-1])
     return frame.set_geometry(gpd.GeoSeries(swapped, index=frame.index, crs=frame.crs))
 
@@ -132,18 +164,19 @@ def _fix_axis_order(frame: gpd.GeoDataFrame, where: str, notes: list[str]
 def _dbf_encoding(path: Path, encoding: str | None, notes: list[str]) -> str | None:
     """The encoding to read a shapefile's DBF with: its .cpg when present, else
     ``encoding``, else detected (UTF-8 when the bytes decode as UTF-8, else GBK)."""
-    cpg = next((p for p in (path.with_suffix(".cpg"), path.with_suffix(".CPG")) if p.exists()),
-               None)
+    cpg = next(
+        (p for p in (path.with_suffix(".cpg"), path.with_suffix(".CPG")) if p.exists()), None
+    )
     if cpg is not None:
         declared = cpg.read_text(errors="replace").strip()
         if encoding and declared.lower().replace("-", "") != encoding.lower().replace("-", ""):
-            notes.append(f"{path}: .cpg says {declared}; it is honoured over --encoding "
-                         f"{encoding}")
+            notes.append(f"{path}: .cpg says {declared}; it is honoured over --encoding {encoding}")
         return None  # GDAL reads the .cpg itself
     if encoding:
         return encoding
-    dbf = next((p for p in (path.with_suffix(".dbf"), path.with_suffix(".DBF")) if p.exists()),
-               None)
+    dbf = next(
+        (p for p in (path.with_suffix(".dbf"), path.with_suffix(".DBF")) if p.exists()), None
+    )
     if dbf is None:
         return None
     with open(dbf, "rb") as fh:
@@ -156,16 +189,24 @@ def _dbf_encoding(path: Path, encoding: str | None, notes: list[str]) -> str | N
         except UnicodeDecodeError:
             continue
         if candidate != "utf-8":
-            notes.append(f"{path}: no .cpg; attributes decoded as {candidate.upper()} "
-                         f"(detected); pass --encoding to choose another")
+            notes.append(
+                f"{path}: no .cpg; attributes decoded as {candidate.upper()} "
+                f"(detected); pass --encoding to choose another"
+            )
         return candidate
-    raise ReadError(f"{path}: no .cpg and the attributes are neither UTF-8 nor GBK; "
-                    f"give --encoding")
+    raise ReadError(
+        f"{path}: no .cpg and the attributes are neither UTF-8 nor GBK; give --encoding"
+    )
 
 
-def read_ogr(path: Path, layer: str | None, declared_crs: str | None, encoding: str | None,
-             field_map: dict[str, str] | None, notes: list[str]
-             ) -> list[tuple[str, gpd.GeoDataFrame | pd.DataFrame, str]]:
+def read_ogr(
+    path: Path,
+    layer: str | None,
+    declared_crs: str | None,
+    encoding: str | None,
+    field_map: dict[str, str] | None,
+    notes: list[str],
+) -> list[tuple[str, gpd.GeoDataFrame | pd.DataFrame, str]]:
     """Read a GeoPackage / Shapefile / GeoJSON (any OGR vector source).
 
     Returns
@@ -177,8 +218,11 @@ def read_ogr(path: Path, layer: str | None, declared_crs: str | None, encoding: 
         listed = pyogrio.list_layers(path)
     except Exception as exc:  # pyogrio raises DataSourceError and friends
         raise ReadError(f"{path}: cannot read: {exc}") from exc
-    names = [str(n) for n, _ in listed if str(n) not in WORKSPACE_TABLES
-             and not str(n).startswith(("gpkg_", "rtree_", "sqlite_"))]
+    names = [
+        str(n)
+        for n, _ in listed
+        if str(n) not in WORKSPACE_TABLES and not str(n).startswith(("gpkg_", "rtree_", "sqlite_"))
+    ]
     if not names:
         raise ReadError(f"{path}: no layers to import")
     stem = path.name.split(".")[0]
@@ -190,55 +234,74 @@ def read_ogr(path: Path, layer: str | None, declared_crs: str | None, encoding: 
         elif len(names) == 1:
             chosen = [(names[0], layer)]
         else:
-            raise ReadError(f"{path}: holds layers {', '.join(names)}; none is '{layer}'. "
-                            f"Extract one or rename it")
+            raise ReadError(
+                f"{path}: holds layers {', '.join(names)}; none is '{layer}'. "
+                f"Extract one or rename it"
+            )
     else:
         skipped = []
         for n in names:
             canonical = infer_layer(n) or (infer_layer(stem) if len(names) == 1 else None)
             (chosen.append((n, canonical)) if canonical else skipped.append(n))
         if not chosen:
-            raise ReadError(f"{path}: cannot tell which layer '{names[0]}' is; give --layer "
-                            f"({', '.join(L.SCHEMA)})" if len(names) == 1 else
-                            f"{path}: cannot tell which layers {', '.join(names)} are; give "
-                            f"--layer ({', '.join(L.SCHEMA)})")
+            raise ReadError(
+                f"{path}: cannot tell which layer '{names[0]}' is; give --layer "
+                f"({', '.join(L.SCHEMA)})"
+                if len(names) == 1
+                else f"{path}: cannot tell which layers {', '.join(names)} are; give "
+                f"--layer ({', '.join(L.SCHEMA)})"
+            )
         if skipped:
-            notes.append(f"{path}: skipped layers {', '.join(skipped)} (not a layer name "
-                         f"gridgis knows; import them one at a time with --layer)")
+            notes.append(
+                f"{path}: skipped layers {', '.join(skipped)} (not a layer name "
+                f"gridgis knows; import them one at a time with --layer)"
+            )
     is_shp = path.suffix.lower() in (".shp", ".dbf")
     enc = _dbf_encoding(path, encoding, notes) if is_shp else encoding
     out = []
     for src_layer, canonical in chosen:
         where = f"{path}" if len(names) == 1 else f"{path}:{src_layer}"
         try:
-            frame = pyogrio.read_dataframe(path, layer=src_layer, encoding=enc,
-                                           on_invalid="ignore", fid_as_index=False)
+            frame = pyogrio.read_dataframe(
+                path, layer=src_layer, encoding=enc, on_invalid="ignore", fid_as_index=False
+            )
         except UnicodeDecodeError as exc:
-            raise ReadError(f"{where}: attributes are not {enc or 'UTF-8'} ({exc.reason} at "
-                            f"byte {exc.start}); give the right --encoding (Chinese files "
-                            f"are usually gbk)") from exc
+            raise ReadError(
+                f"{where}: attributes are not {enc or 'UTF-8'} ({exc.reason} at "
+                f"byte {exc.start}); give the right --encoding (Chinese files "
+                f"are usually gbk)"
+            ) from exc
         except Exception as exc:
             raise ReadError(f"{where}: cannot read: {exc}") from exc
-        out.append((canonical, prepare(frame, canonical, declared_crs, field_map, where, notes),
-                    where))
+        out.append(
+            (canonical, prepare(frame, canonical, declared_crs, field_map, where, notes), where)
+        )
     return out
 
 
-def prepare(frame: pd.DataFrame, layer: str, declared_crs: str | None,
-            field_map: dict[str, str] | None, where: str, notes: list[str]
-            ) -> gpd.GeoDataFrame | pd.DataFrame:
+def prepare(
+    frame: pd.DataFrame,
+    layer: str,
+    declared_crs: str | None,
+    field_map: dict[str, str] | None,
+    where: str,
+    notes: list[str],
+) -> gpd.GeoDataFrame | pd.DataFrame:
     """Rename fields and bring geometry to the storage CRS (tables pass through)."""
     if layer not in L.SCHEMA:
         raise ReadError(f"{where}: unknown layer '{layer}' (known: {', '.join(L.SCHEMA)})")
     spec = L.SCHEMA[layer]
     unknown = [k for k in (field_map or {}) if k not in spec.fields]
     if unknown:
-        raise ReadError(f"{where}: --map {unknown[0]}=…: layer '{layer}' has no field "
-                        f"'{unknown[0]}' (fields: {', '.join(spec.fields)})")
+        raise ReadError(
+            f"{where}: --map {unknown[0]}=…: layer '{layer}' has no field "
+            f"'{unknown[0]}' (fields: {', '.join(spec.fields)})"
+        )
     frame = apply_field_map(frame, layer, field_map, where, notes)
     if spec.geometry is None:
-        return pd.DataFrame(frame.drop(columns=getattr(frame, "_geometry_column_name", None)
-                                       or [], errors="ignore"))
+        return pd.DataFrame(
+            frame.drop(columns=getattr(frame, "_geometry_column_name", None) or [], errors="ignore")
+        )
     if not isinstance(frame, gpd.GeoDataFrame):
         raise ReadError(f"{where}: layer '{layer}' needs geometry but the source has none")
     return to_storage(frame, declared_crs, where, notes)
@@ -249,9 +312,14 @@ def prepare(frame: pd.DataFrame, layer: str, declared_crs: str | None,
 # --------------------------------------------------------------------------------------
 
 
-def read_csv(path: Path, layer: str | None, declared_crs: str | None, encoding: str | None,
-             field_map: dict[str, str] | None, notes: list[str]
-             ) -> list[tuple[str, gpd.GeoDataFrame | pd.DataFrame, str]]:
+def read_csv(
+    path: Path,
+    layer: str | None,
+    declared_crs: str | None,
+    encoding: str | None,
+    field_map: dict[str, str] | None,
+    notes: list[str],
+) -> list[tuple[str, gpd.GeoDataFrame | pd.DataFrame, str]]:
     """Read a CSV of points (lon/lat columns, or a WKT column) or a plain table (staff).
 
     Lon/lat columns are found by name (lon, lng, longitude, 经度 / lat, latitude, 纬度) or
@@ -261,8 +329,9 @@ def read_csv(path: Path, layer: str | None, declared_crs: str | None, encoding: 
     where = str(path)
     canonical = layer or infer_layer(path.stem)
     if canonical is None:
-        raise ReadError(f"{where}: cannot tell which layer this file is; give --layer "
-                        f"({', '.join(L.SCHEMA)})")
+        raise ReadError(
+            f"{where}: cannot tell which layer this file is; give --layer ({', '.join(L.SCHEMA)})"
+        )
     frame = _read_csv_text(path, encoding, notes)
     fmap = dict(field_map or {})
     lon_col = _find_column(frame, fmap.pop("lon", None), LON_NAMES, where, "lon")
@@ -275,22 +344,28 @@ def read_csv(path: Path, layer: str | None, declared_crs: str | None, encoding: 
         good = np.isfinite(lon) & np.isfinite(lat)
         bad = int((~good).sum())
         if bad:
-            notes.append(f"{where}: {bad} rows without numeric {lon_col}/{lat_col} have no "
-                         f"geometry (rows {', '.join(map(str, np.flatnonzero(~good)[:10] + 1))})")
+            notes.append(
+                f"{where}: {bad} rows without numeric {lon_col}/{lat_col} have no "
+                f"geometry (rows {', '.join(map(str, np.flatnonzero(~good)[:10] + 1))})"
+            )
         geoms = np.full(len(frame), None, dtype=object)
         geoms[good] = shapely.points(lon[good], lat[good])
-        frame = gpd.GeoDataFrame(frame.drop(columns=[lon_col, lat_col]),
-                                 geometry=gpd.GeoSeries(geoms, index=frame.index))
+        frame = gpd.GeoDataFrame(
+            frame.drop(columns=[lon_col, lat_col]), geometry=gpd.GeoSeries(geoms, index=frame.index)
+        )
     elif needs_geom:
         wkt_col = next((c for c in frame.columns if str(c).strip().lower() in WKT_NAMES), None)
         if wkt_col is None:
-            raise ReadError(f"{where}: no lon/lat columns (looked for "
-                            f"{', '.join(LON_NAMES[:5])} / {', '.join(LAT_NAMES[:4])}); name "
-                            f"them with --map lon=<column>,lat=<column>")
+            raise ReadError(
+                f"{where}: no lon/lat columns (looked for "
+                f"{', '.join(LON_NAMES[:5])} / {', '.join(LAT_NAMES[:4])}); name "
+                f"them with --map lon=<column>,lat=<column>"
+            )
         text = frame[wkt_col].astype("string")
         geoms = shapely.from_wkt(text.fillna("").to_numpy(dtype=object), on_invalid="ignore")
-        frame = gpd.GeoDataFrame(frame.drop(columns=[wkt_col]),
-                                 geometry=gpd.GeoSeries(geoms, index=frame.index))
+        frame = gpd.GeoDataFrame(
+            frame.drop(columns=[wkt_col]), geometry=gpd.GeoSeries(geoms, index=frame.index)
+        )
     if isinstance(frame, gpd.GeoDataFrame) and declared_crs is None:
         raise ReadError(f"{where}: a CSV carries no CRS; declare it with --crs {CRS_HELP}")
     return [(canonical, prepare(frame, canonical, declared_crs, fmap, where, notes), where)]
@@ -304,8 +379,15 @@ def _read_csv_text(path: Path, encoding: str | None, notes: list[str]) -> pd.Dat
     sep = max((",", "\t", ";", "|"), key=lambda c: head.count(c.encode()))
     for enc in encodings:
         try:
-            frame = pd.read_csv(path, encoding=enc, dtype=str, keep_default_na=False,
-                                na_values=[""], skipinitialspace=True, sep=sep)
+            frame = pd.read_csv(
+                path,
+                encoding=enc,
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+                skipinitialspace=True,
+                sep=sep,
+            )
         except UnicodeDecodeError as exc:
             last = exc
             continue
@@ -317,17 +399,19 @@ def _read_csv_text(path: Path, encoding: str | None, notes: list[str]) -> pd.Dat
             notes.append(f"{path}: not UTF-8; read as GBK/GB18030 (detected)")
         frame.columns = [str(c).strip() for c in frame.columns]
         return frame
-    raise ReadError(f"{path}: cannot decode as {', '.join(encodings)}: {last}; give "
-                    f"--encoding")
+    raise ReadError(f"{path}: cannot decode as {', '.join(encodings)}: {last}; give --encoding")
 
 
-def _find_column(frame: pd.DataFrame, given: str | None, names: tuple[str, ...], where: str,
-                 what: str) -> str | None:
+def _find_column(
+    frame: pd.DataFrame, given: str | None, names: tuple[str, ...], where: str, what: str
+) -> str | None:
     if given is not None:
         match = [c for c in frame.columns if c == given or c.lower() == given.lower()]
         if not match:
-            raise ReadError(f"{where}: --map {what}={given}: no column '{given}' (columns: "
-                            f"{', '.join(frame.columns)})")
+            raise ReadError(
+                f"{where}: --map {what}={given}: no column '{given}' (columns: "
+                f"{', '.join(frame.columns)})"
+            )
         return match[0]
     lower = {c.lower(): c for c in frame.columns}
     return next((lower[n] for n in names if n in lower), None)

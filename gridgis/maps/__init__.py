@@ -30,7 +30,26 @@ from gridgis.maps.site import (
     write_maps,
 )
 
-__all__ = ["BASEMAPS", "InlinePage", "MAP_LAYERS", "MapSite", "address_index", "address_key",
-           "board_page", "community_map", "coverage_map", "external_urls", "iframe_html", "index_map",
-           "inline_assets", "lookup_map", "new_map", "prepare", "render_page", "street_map",
-           "streets_from_communities", "summarise", "write_maps"]
+__all__ = [
+    "BASEMAPS",
+    "InlinePage",
+    "MAP_LAYERS",
+    "MapSite",
+    "address_index",
+    "address_key",
+    "board_page",
+    "community_map",
+    "coverage_map",
+    "external_urls",
+    "iframe_html",
+    "index_map",
+    "inline_assets",
+    "lookup_map",
+    "new_map",
+    "prepare",
+    "render_page",
+    "street_map",
+    "streets_from_communities",
+    "summarise",
+    "write_maps",
+]

@@ -45,8 +45,12 @@ th { background: #eee; width: 32%; }
 """
 
 
-def _people(grid_code: str, grid: pd.Series, staff: pd.DataFrame | None,
-            community_staff: pd.DataFrame | None) -> list[tuple[str, str]]:
+def _people(
+    grid_code: str,
+    grid: pd.Series,
+    staff: pd.DataFrame | None,
+    community_staff: pd.DataFrame | None,
+) -> list[tuple[str, str]]:
     """(role label, names) rows: grid head, grid workers, then the community police."""
     rows: list[tuple[str, str]] = []
     for role in ("grid_head", "grid_worker"):
@@ -69,12 +73,19 @@ def _people(grid_code: str, grid: pd.Series, staff: pd.DataFrame | None,
     return rows
 
 
-def board_page(grid: pd.Series, buildings: gpd.GeoDataFrame | None,
-               staff: pd.DataFrame | None, community_staff: pd.DataFrame | None,
-               community_name: str = "", street_name: str = "", street_code: str = "",
-               city: str = "", prefix: str = "../static/",
-               roads: gpd.GeoDataFrame | None = None,
-               neighbours: gpd.GeoDataFrame | None = None) -> str:
+def board_page(
+    grid: pd.Series,
+    buildings: gpd.GeoDataFrame | None,
+    staff: pd.DataFrame | None,
+    community_staff: pd.DataFrame | None,
+    community_name: str = "",
+    street_name: str = "",
+    street_code: str = "",
+    city: str = "",
+    prefix: str = "../static/",
+    roads: gpd.GeoDataFrame | None = None,
+    neighbours: gpd.GeoDataFrame | None = None,
+) -> str:
     """The HTML of one grid's board.
 
     Parameters
@@ -103,26 +114,39 @@ def board_page(grid: pd.Series, buildings: gpd.GeoDataFrame | None,
         one = gpd.GeoSeries([grid.geometry], crs="EPSG:4326")
         area = float(one.to_crs(metric_crs_for(one)).area.iloc[0])
     kind = GRID_KIND_LABELS.get(str(grid.get("kind", "residential")), str(grid.get("kind")))
-    facts = [("网格类型", kind),
-             ("户数", "—" if pd.isna(hh) else f"{int(round(hh)):,} 户"),
-             ("建筑", "—" if nb is None or pd.isna(nb) else f"{int(nb):,} 栋"),
-             ("面积", f"{area / 10_000:,.2f} 公顷")]
+    facts = [
+        ("网格类型", kind),
+        ("户数", "—" if pd.isna(hh) else f"{int(round(hh)):,} 户"),
+        ("建筑", "—" if nb is None or pd.isna(nb) else f"{int(nb):,} 栋"),
+        ("面积", f"{area / 10_000:,.2f} 公顷"),
+    ]
     people = _people(code, grid, staff, community_staff)
     e = html.escape
     fact_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
-    people_rows = "".join(f"<tr><td class='role'>{e(r)}</td><td>{e(n)}</td></tr>"
-                          for r, n in people)
-    grid_json = json.dumps({"type": "Feature", "geometry": shapely.geometry.mapping(grid.geometry),
-                            "properties": {}}, ensure_ascii=False)
-    b_json = json.dumps(to_geojson(buildings, ["households"]) if buildings is not None
-                        and len(buildings) else {"type": "FeatureCollection", "features": []},
-                        ensure_ascii=False)
+    people_rows = "".join(
+        f"<tr><td class='role'>{e(r)}</td><td>{e(n)}</td></tr>" for r, n in people
+    )
+    grid_json = json.dumps(
+        {"type": "Feature", "geometry": shapely.geometry.mapping(grid.geometry), "properties": {}},
+        ensure_ascii=False,
+    )
+    b_json = json.dumps(
+        to_geojson(buildings, ["households"])
+        if buildings is not None and len(buildings)
+        else {"type": "FeatureCollection", "features": []},
+        ensure_ascii=False,
+    )
     empty = {"type": "FeatureCollection", "features": []}
-    r_json = json.dumps(to_geojson(roads, ["name", "road_class"]) if roads is not None
-                        and len(roads) else empty, ensure_ascii=False)
-    n_json = json.dumps(to_geojson(neighbours.assign(code=neighbours["grid_code"].astype(str)),
-                                   ["code"]) if neighbours is not None and len(neighbours)
-                        else empty, ensure_ascii=False)
+    r_json = json.dumps(
+        to_geojson(roads, ["name", "road_class"]) if roads is not None and len(roads) else empty,
+        ensure_ascii=False,
+    )
+    n_json = json.dumps(
+        to_geojson(neighbours.assign(code=neighbours["grid_code"].astype(str)), ["code"])
+        if neighbours is not None and len(neighbours)
+        else empty,
+        ensure_ascii=False,
+    )
     links = "".join(f'<link rel="stylesheet" href="{prefix}{p}"/>' for _, p in CSS_ASSETS[:1])
     scripts = "".join(f'<script src="{prefix}{p}"></script>' for _, p in JS_ASSETS[:1])
     return f"""<!DOCTYPE html>

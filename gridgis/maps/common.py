@@ -46,18 +46,44 @@ CSS_ASSETS: list[tuple[str, str]] = [
 ]
 
 #: Colour ramp (light to dark, ColorBrewer YlOrRd 7) for household choropleths.
-HOUSEHOLD_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c",
-                     "#b10026")
+HOUSEHOLD_COLOURS = ("#ffffb2", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#b10026")
 
 #: One distinct colour per facility category (cycled), used for markers and radii.
-CATEGORY_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-                    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
-                    "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
-                    "#756bb1", "#636363", "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8",
-                    "#969696", "#9c9ede")
+CATEGORY_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+    "#756bb1",
+    "#636363",
+    "#6baed6",
+    "#fd8d3c",
+    "#74c476",
+    "#9e9ac8",
+    "#969696",
+    "#9c9ede",
+)
 
-ROAD_STYLE = {"arterial": ("#555555", 4.0), "secondary": ("#777777", 3.0),
-              "branch": ("#999999", 2.0), "path": ("#bbbbbb", 1.0)}
+ROAD_STYLE = {
+    "arterial": ("#555555", 4.0),
+    "secondary": ("#777777", 3.0),
+    "branch": ("#999999", 2.0),
+    "path": ("#bbbbbb", 1.0),
+}
 """Colour and weight (pixels) per road class."""
 
 DECLUTTER_GAP_PX = 2
@@ -108,13 +134,19 @@ def Template(source: str) -> jinja2.Template:  # noqa: N802  (used like a class)
 # Assets and base maps
 # --------------------------------------------------------------------------------------
 
+
 def asset_prefix(depth: int) -> str:
     """Relative path from a page ``depth`` folders below the output root to ``static/``."""
     return "../" * depth + "static/"
 
 
-def new_map(bounds: Sequence[float], basemap: Basemap = "none", tianditu_key: str | None = None,
-            prefix: str = "static/", title: str | None = None) -> folium.Map:
+def new_map(
+    bounds: Sequence[float],
+    basemap: Basemap = "none",
+    tianditu_key: str | None = None,
+    prefix: str = "static/",
+    title: str | None = None,
+) -> folium.Map:
     """A folium map with local assets, the chosen base map and the page CSS.
 
     Parameters
@@ -130,19 +162,29 @@ def new_map(bounds: Sequence[float], basemap: Basemap = "none", tianditu_key: st
     if basemap not in BASEMAPS:
         raise ValueError(f"base map '{basemap}': use one of {', '.join(BASEMAPS)}")
     if basemap == "tianditu" and not tianditu_key:
-        raise ValueError("base map 'tianditu' needs a key: --tianditu-key KEY "
-                         "(free from https://console.tianditu.gov.cn)")
+        raise ValueError(
+            "base map 'tianditu' needs a key: --tianditu-key KEY "
+            "(free from https://console.tianditu.gov.cn)"
+        )
     minx, miny, maxx, maxy = (float(v) for v in bounds)
-    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=14,
-                   tiles=None, prefer_canvas=False, control_scale=True, max_zoom=20)
+    m = folium.Map(
+        location=[(miny + maxy) / 2, (minx + maxx) / 2],
+        zoom_start=14,
+        tiles=None,
+        prefer_canvas=False,
+        control_scale=True,
+        max_zoom=20,
+    )
     m.default_js = [(name, prefix + path) for name, path in JS_ASSETS]
     m.default_css = [(name, prefix + path) for name, path in CSS_ASSETS]
     add_basemap(m, basemap, tianditu_key)
-    m.get_root().header.add_child(Element(f'<link rel="icon" href="data:,">'
-                                          f"<style>{PAGE_CSS}</style>"), name="gg_css")
+    m.get_root().header.add_child(
+        Element(f'<link rel="icon" href="data:,"><style>{PAGE_CSS}</style>'), name="gg_css"
+    )
     if title:
-        m.get_root().header.add_child(Element(f"<title>{html.escape(title)}</title>"),
-                                      name="gg_title")
+        m.get_root().header.add_child(
+            Element(f"<title>{html.escape(title)}</title>"), name="gg_title"
+        )
     # fitted at once, not animated from zoom_start: the label layers read the fitted zoom
     # when their scripts run (zoom threshold, decluttering)
     fit = FitBounds([[miny, minx], [maxy, maxx]])
@@ -156,24 +198,43 @@ def add_basemap(m: folium.Map, basemap: Basemap, tianditu_key: str | None = None
     if basemap == "osm":
         folium.TileLayer("OpenStreetMap", name="OpenStreetMap 底图", max_zoom=19).add_to(m)
     elif basemap == "tianditu":
-        for layer, name, overlay in (("vec", "天地图 矢量底图", False),
-                                     ("cva", "天地图 注记", True)):
-            url = ("https://t{s}.tianditu.gov.cn/" + layer + "_w/wmts?SERVICE=WMTS&REQUEST="
-                   "GetTile&VERSION=1.0.0&LAYER=" + layer + "&STYLE=default&TILEMATRIXSET=w"
-                   "&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk=" + str(tianditu_key))
-            folium.TileLayer(url, attr="天地图 © 国家地理信息公共服务平台", name=name,
-                             subdomains="01234567", overlay=overlay, max_zoom=18).add_to(m)
+        for layer, name, overlay in (
+            ("vec", "天地图 矢量底图", False),
+            ("cva", "天地图 注记", True),
+        ):
+            url = (
+                "https://t{s}.tianditu.gov.cn/" + layer + "_w/wmts?SERVICE=WMTS&REQUEST="
+                "GetTile&VERSION=1.0.0&LAYER=" + layer + "&STYLE=default&TILEMATRIXSET=w"
+                "&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk=" + str(tianditu_key)
+            )
+            folium.TileLayer(
+                url,
+                attr="天地图 © 国家地理信息公共服务平台",
+                name=name,
+                subdomains="01234567",
+                overlay=overlay,
+                max_zoom=18,
+            ).add_to(m)
     elif basemap == "amap":
-        folium.TileLayer("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1"
-                         "&scale=1&style=8&x={x}&y={y}&z={z}", attr="高德地图 © AutoNavi",
-                         name="高德地图 底图 (GCJ-02)", subdomains="1234", max_zoom=18).add_to(m)
+        folium.TileLayer(
+            "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1"
+            "&scale=1&style=8&x={x}&y={y}&z={z}",
+            attr="高德地图 © AutoNavi",
+            name="高德地图 底图 (GCJ-02)",
+            subdomains="1234",
+            max_zoom=18,
+        ).add_to(m)
 
 
 def external_urls(page: str) -> list[str]:
     """``src``/``href`` URLs of a page that would be fetched from the network (http(s) or
     protocol-relative ``//host``), excluding tile templates and plain hyperlinks ``<a>``."""
-    found = re.findall(r"<(?:script|link|img|iframe)\b[^>]*?(?:src|href)\s*=\s*[\"']"
-                       r"((?:https?:)?//[^\"']+)", page, flags=re.I)
+    found = re.findall(
+        r"<(?:script|link|img|iframe)\b[^>]*?(?:src|href)\s*=\s*[\"']"
+        r"((?:https?:)?//[^\"']+)",
+        page,
+        flags=re.I,
+    )
     found += re.findall(r"url\(\s*[\"']?((?:https?:)?//[^)\"']+)", page, flags=re.I)
     return found
 
@@ -209,8 +270,11 @@ def inline_assets(page: str, prefix: str = "static/") -> str:
         js = (STATIC_DIR / rel).read_text(encoding="utf-8").replace("</script", "<\\/script")
         page = page.replace(f'<script src="{prefix}{rel}"></script>', f"<script>{js}</script>")
     for _, rel in CSS_ASSETS:
-        page = re.sub(r'<link rel="stylesheet" href="' + re.escape(prefix + rel) + r'"\s*/>',
-                      lambda _m, r=rel: f"<style>{css_text(r)}</style>", page)
+        page = re.sub(
+            r'<link rel="stylesheet" href="' + re.escape(prefix + rel) + r'"\s*/>',
+            lambda _m, r=rel: f"<style>{css_text(r)}</style>",
+            page,
+        )
     return page
 
 
@@ -218,13 +282,19 @@ def inline_assets(page: str, prefix: str = "static/") -> str:
 # Geometry and properties
 # --------------------------------------------------------------------------------------
 
+
 def round_coordinates(geoms: np.ndarray, decimals: int = 6) -> np.ndarray:
     """Round every coordinate (degrees; 6 decimals ≈ 0.1 m) to shrink the pages."""
     return shapely.transform(geoms, lambda c: np.round(c, decimals))
 
 
-def prepare(gdf: gpd.GeoDataFrame, tolerance_m: float = 0.0, basemap: Basemap = "none",
-            decimals: int = 6, coverage: bool = False) -> gpd.GeoDataFrame:
+def prepare(
+    gdf: gpd.GeoDataFrame,
+    tolerance_m: float = 0.0,
+    basemap: Basemap = "none",
+    decimals: int = 6,
+    coverage: bool = False,
+) -> gpd.GeoDataFrame:
     """A layer ready to draw: simplified in its metric CRS, in lon/lat, shifted to GCJ-02
     for Amap tiles, coordinates rounded.
 
@@ -300,8 +370,13 @@ def to_geojson(gdf: gpd.GeoDataFrame, columns: Iterable[str]) -> dict:
     for i, geom in enumerate(geoms):
         if geom is None:
             continue
-        feats.append({"type": "Feature", "geometry": json.loads(geom),
-                      "properties": {c: v[i] for c, v in zip(cols, values, strict=True)}})
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": json.loads(geom),
+                "properties": {c: v[i] for c, v in zip(cols, values, strict=True)},
+            }
+        )
     return {"type": "FeatureCollection", "features": feats}
 
 
@@ -315,13 +390,13 @@ def class_breaks(values: pd.Series, classes: int = 7) -> list[float]:
     if v.empty:
         return [0.0]
     k = min(classes, v.nunique())
-    qs = np.unique(np.round(np.quantile(v, np.linspace(0, 1, k + 1)[1:],
-                                        method="inverted_cdf")))
+    qs = np.unique(np.round(np.quantile(v, np.linspace(0, 1, k + 1)[1:], method="inverted_cdf")))
     return [float(q) for q in qs]
 
 
-def colour_for(value: Any, breaks: Sequence[float], colours: Sequence[str] = HOUSEHOLD_COLOURS
-               ) -> str:
+def colour_for(
+    value: Any, breaks: Sequence[float], colours: Sequence[str] = HOUSEHOLD_COLOURS
+) -> str:
     """Colour of ``value`` in a class-break scheme (grey for missing)."""
     value = plain(value)
     if value is None:
@@ -333,8 +408,9 @@ def colour_for(value: Any, breaks: Sequence[float], colours: Sequence[str] = HOU
     return colours[pos]
 
 
-def choropleth_legend_rows(breaks: Sequence[float], colours: Sequence[str] = HOUSEHOLD_COLOURS
-                           ) -> list[tuple[str, str]]:
+def choropleth_legend_rows(
+    breaks: Sequence[float], colours: Sequence[str] = HOUSEHOLD_COLOURS
+) -> list[tuple[str, str]]:
     """(colour, label) rows of a class-break legend."""
     rows = []
     lower = 0.0
@@ -349,6 +425,7 @@ def choropleth_legend_rows(breaks: Sequence[float], colours: Sequence[str] = HOU
 # --------------------------------------------------------------------------------------
 # Map elements
 # --------------------------------------------------------------------------------------
+
 
 class HtmlControl(MacroElement):
     """A Leaflet control holding HTML (title, legend, search box)."""
@@ -369,8 +446,9 @@ class HtmlControl(MacroElement):
         {% endmacro %}
     """)
 
-    def __init__(self, html_text: str, position: str = "bottomright",
-                 css_class: str = "gg-legend") -> None:
+    def __init__(
+        self, html_text: str, position: str = "bottomright", css_class: str = "gg-legend"
+    ) -> None:
         super().__init__()
         self._name = "HtmlControl"
         self.html = html_text
@@ -378,11 +456,13 @@ class HtmlControl(MacroElement):
         self.css_class = css_class
 
 
-def legend(title: str, rows: Sequence[tuple[str, str]], note: str = "",
-           position: str = "bottomright") -> HtmlControl:
+def legend(
+    title: str, rows: Sequence[tuple[str, str]], note: str = "", position: str = "bottomright"
+) -> HtmlControl:
     """A legend: a title, (colour, label) rows and a note line."""
-    body = "".join(f"<div><i style='background:{c}'></i>{html.escape(label)}</div>"
-                   for c, label in rows)
+    body = "".join(
+        f"<div><i style='background:{c}'></i>{html.escape(label)}</div>" for c, label in rows
+    )
     extra = f"<div style='margin-top:4px;color:#555'>{note}</div>" if note else ""
     return HtmlControl(f"<b>{html.escape(title)}</b>{body}{extra}", position=position)
 
@@ -460,8 +540,7 @@ class LabelLayer(MacroElement):
         {% endmacro %}
     """)
 
-    def __init__(self, labels: list[list[Any]], css_class: str = "", zoom_offset: int = 0
-                 ) -> None:
+    def __init__(self, labels: list[list[Any]], css_class: str = "", zoom_offset: int = 0) -> None:
         super().__init__()
         self._name = "LabelLayer"
         self.labels = labels
@@ -470,15 +549,21 @@ class LabelLayer(MacroElement):
         self.gap_px = DECLUTTER_GAP_PX
 
 
-def label_points(gdf: gpd.GeoDataFrame, texts: Sequence[str],
-                 extra: Sequence[str] | None = None, escape: bool = True) -> list[list[Any]]:
+def label_points(
+    gdf: gpd.GeoDataFrame,
+    texts: Sequence[str],
+    extra: Sequence[str] | None = None,
+    escape: bool = True,
+) -> list[list[Any]]:
     """``[lat, lon, text, css]`` at each polygon's representative point; the text is
     HTML-escaped unless ``escape=False`` (the caller escaped it)."""
     pts = shapely.point_on_surface(gdf.geometry.values)
     xs, ys = shapely.get_x(pts), shapely.get_y(pts)
     extra = list(extra) if extra is not None else [""] * len(gdf)
-    return [[round(float(y), 6), round(float(x), 6), html.escape(str(t)) if escape else str(t), e]
-            for x, y, t, e in zip(xs, ys, texts, extra, strict=True)]
+    return [
+        [round(float(y), 6), round(float(x), 6), html.escape(str(t)) if escape else str(t), e]
+        for x, y, t, e in zip(xs, ys, texts, extra, strict=True)
+    ]
 
 
 class PointLayer(MacroElement):
@@ -511,15 +596,17 @@ class PointLayer(MacroElement):
         self.style = style
 
 
-def point_rows(gdf: gpd.GeoDataFrame, tooltips: Sequence[str] | None = None,
-               popups: Sequence[str] | None = None) -> list[list[Any]]:
+def point_rows(
+    gdf: gpd.GeoDataFrame,
+    tooltips: Sequence[str] | None = None,
+    popups: Sequence[str] | None = None,
+) -> list[list[Any]]:
     """``[lat, lon, tooltip, popup]`` rows at each geometry's representative point."""
     pts = shapely.point_on_surface(gdf.geometry.values)
     xs, ys = np.round(shapely.get_x(pts), 6), np.round(shapely.get_y(pts), 6)
     tips = list(tooltips) if tooltips is not None else [""] * len(gdf)
     pops = list(popups) if popups is not None else [""] * len(gdf)
-    return [[float(y), float(x), t, p]
-            for x, y, t, p in zip(xs, ys, tips, pops, strict=True)]
+    return [[float(y), float(x), t, p] for x, y, t, p in zip(xs, ys, tips, pops, strict=True)]
 
 
 # --------------------------------------------------------------------------------------
@@ -553,9 +640,11 @@ def iframe_html(page_path: str | Path, height_px: int = 520) -> str:
     while not (out_root / "static").is_dir() and depth < 3:
         out_root, depth = out_root.parent, depth + 1
     page = inline_assets(path.read_text(encoding="utf-8"), asset_prefix(depth))
-    return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;'
-            f'height:{int(height_px)}px;border:1px solid #ccc" '
-            f'sandbox="allow-scripts allow-popups"></iframe>')
+    return (
+        f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width:100%;'
+        f'height:{int(height_px)}px;border:1px solid #ccc" '
+        f'sandbox="allow-scripts allow-popups"></iframe>'
+    )
 
 
 class InlinePage:

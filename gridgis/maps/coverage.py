@@ -34,8 +34,11 @@ from gridgis.maps.common import (
 )
 from gridgis.standards import DEFAULT, Settings
 
-EXTRA_LABELS = {"green": "绿地(≥400 m²)", "park": "公园(≥1 公顷)",
-                "life_circle": "15分钟生活圈(全部类别)"}
+EXTRA_LABELS = {
+    "green": "绿地(≥400 m²)",
+    "park": "公园(≥1 公顷)",
+    "life_circle": "15分钟生活圈(全部类别)",
+}
 
 
 def category_label(cat: str) -> str:
@@ -141,6 +144,7 @@ class CategorySwitch(MacroElement):
 
 def site_tooltip(label: str, row: pd.Series) -> str:
     """Tooltip of a proposed site: rank, category, households newly covered, rate after."""
+
     def num(key: str) -> float | None:
         v = pd.to_numeric(pd.Series([row.get(key)]), errors="coerce").iloc[0]
         return None if pd.isna(v) else float(v)
@@ -148,8 +152,10 @@ def site_tooltip(label: str, row: pd.Series) -> str:
     parts = [f"建议选址 #{int(num('rank'))}" if num("rank") is not None else "建议选址", label]
     if num("households_new") is not None:
         nb = num("buildings_new")
-        parts.append(f"新增覆盖 {num('households_new'):,.0f} 户"
-                     + (f" / {nb:,.0f} 栋" if nb is not None else ""))
+        parts.append(
+            f"新增覆盖 {num('households_new'):,.0f} 户"
+            + (f" / {nb:,.0f} 栋" if nb is not None else "")
+        )
     if num("rate_after") is not None:
         parts.append(f"覆盖率提升至 {num('rate_after'):.0%}")
     if num("radius_m") is not None:
@@ -157,20 +163,22 @@ def site_tooltip(label: str, row: pd.Series) -> str:
     return html.escape(" · ".join(parts))
 
 
-def city_rates(coverage: pd.DataFrame | None, access: pd.DataFrame | None,
-               households: pd.Series | None = None) -> pd.DataFrame:
+def city_rates(
+    coverage: pd.DataFrame | None, access: pd.DataFrame | None, households: pd.Series | None = None
+) -> pd.DataFrame:
     """Households, covered households and rates per category for the whole area: from the
     ``coverage`` table's street rows (or, absent, from ``access`` and ``households``)."""
     cols = ["category", "households", "households_covered", "rate", "rate_straight"]
     if coverage is not None and len(coverage) and "level" in coverage.columns:
-        level = "street" if (coverage["level"] == "street").any() else \
-            coverage["level"].iloc[0]
+        level = "street" if (coverage["level"] == "street").any() else coverage["level"].iloc[0]
         c = coverage[coverage["level"] == level].copy()
         for col in ("households", "households_covered", "households_covered_straight"):
             c[col] = pd.to_numeric(c.get(col), errors="coerce").fillna(0)
-        g = c.groupby("category").agg(households=("households", "sum"),
-                                      households_covered=("households_covered", "sum"),
-                                      cov_s=("households_covered_straight", "sum"))
+        g = c.groupby("category").agg(
+            households=("households", "sum"),
+            households_covered=("households_covered", "sum"),
+            cov_s=("households_covered_straight", "sum"),
+        )
         g["rate"] = g["households_covered"] / g["households"].where(g["households"] > 0)
         g["rate_straight"] = g["cov_s"] / g["households"].where(g["households"] > 0)
         return g.reset_index()[cols]
@@ -178,21 +186,27 @@ def city_rates(coverage: pd.DataFrame | None, access: pd.DataFrame | None,
         a = access.copy()
         a["hh"] = a["building_id"].astype(str).map(households).fillna(0)
         a["hh_cov"] = np.where(a["covered"].fillna(False).astype(bool), a["hh"], 0)
-        g = a.groupby("category").agg(households=("hh", "sum"),
-                                      households_covered=("hh_cov", "sum"))
+        g = a.groupby("category").agg(
+            households=("hh", "sum"), households_covered=("hh_cov", "sum")
+        )
         g["rate"] = g["households_covered"] / g["households"].where(g["households"] > 0)
         g["rate_straight"] = np.nan
         return g.reset_index()[cols]
     return pd.DataFrame({c: [] for c in cols})
 
 
-def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | None,
-                 facilities: gpd.GeoDataFrame | None,
-                 layers: dict[str, gpd.GeoDataFrame | pd.DataFrame | None],
-                 settings: Settings = DEFAULT, basemap: Basemap = "none",
-                 tianditu_key: str | None = None, prefix: str = "static/",
-                 tolerance_m: float = 1.0, green_spaces: gpd.GeoDataFrame | None = None
-                 ) -> tuple[folium.Map, list[str]]:
+def coverage_map(
+    communities: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame | None,
+    facilities: gpd.GeoDataFrame | None,
+    layers: dict[str, gpd.GeoDataFrame | pd.DataFrame | None],
+    settings: Settings = DEFAULT,
+    basemap: Basemap = "none",
+    tianditu_key: str | None = None,
+    prefix: str = "static/",
+    tolerance_m: float = 1.0,
+    green_spaces: gpd.GeoDataFrame | None = None,
+) -> tuple[folium.Map, list[str]]:
     """The coverage page and notes about what was missing.
 
     Parameters
@@ -211,24 +225,36 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
     """
     notes: list[str] = []
     m = new_map(communities.total_bounds, basemap, tianditu_key, prefix, title="设施覆盖图")
-    folium.GeoJson(to_geojson(communities, ["name", "community_code"]), name="社区边界",
-                   style_function=lambda f: {"color": "#54278f", "weight": 2.5,
-                                             "fillOpacity": 0.0},
-                   tooltip=folium.GeoJsonTooltip(["name", "community_code"], ["社区", "代码"]),
-                   ).add_to(m)
+    folium.GeoJson(
+        to_geojson(communities, ["name", "community_code"]),
+        name="社区边界",
+        style_function=lambda f: {"color": "#54278f", "weight": 2.5, "fillOpacity": 0.0},
+        tooltip=folium.GeoJsonTooltip(["name", "community_code"], ["社区", "代码"]),
+    ).add_to(m)
     access = layers.get("access")
     coverage = layers.get("coverage")
     gaps = layers.get("coverage_gaps")
     sites = layers.get("proposed_sites")
     # each absent layer with the command that writes it
-    producer = {"access": "coverage", "coverage": "coverage", "coverage_gaps": "coverage",
-                "proposed_sites": "site"}
-    missing = [n for n, v in (("access", access), ("coverage", coverage),
-                              ("coverage_gaps", gaps), ("proposed_sites", sites)) if v is None]
+    producer = {
+        "access": "coverage",
+        "coverage": "coverage",
+        "coverage_gaps": "coverage",
+        "proposed_sites": "site",
+    }
+    missing = [
+        n
+        for n, v in (
+            ("access", access),
+            ("coverage", coverage),
+            ("coverage_gaps", gaps),
+            ("proposed_sites", sites),
+        )
+        if v is None
+    ]
     run_cmds = " / ".join(dict.fromkeys(f"gridgis {producer[n]}" for n in missing))
     if missing:
-        notes.append("coverage page: layer(s) " + ", ".join(missing) + " absent "
-                     f"(run {run_cmds})")
+        notes.append("coverage page: layer(s) " + ", ".join(missing) + f" absent (run {run_cmds})")
     cats: list[str] = []
     if access is not None and len(access):
         cats = list(dict.fromkeys(access["category"].astype(str)))
@@ -241,15 +267,17 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
 
     hh_by_id = None
     if buildings is not None and len(buildings) and access is not None and len(access):
-        b = buildings[buildings["building_id"].astype(str).isin(
-            set(access["building_id"].astype(str)))].copy()
+        b = buildings[
+            buildings["building_id"].astype(str).isin(set(access["building_id"].astype(str)))
+        ].copy()
         b = prepare(b, 0.0, basemap)
         ids = b["building_id"].astype(str).to_numpy()
         hh = pd.to_numeric(b["households"], errors="coerce").fillna(0).round().astype(int)
         hh_by_id = pd.Series(hh.to_numpy(), index=ids)
         rows = point_rows(b)
-        CoverageData([[r[0], r[1], int(h), i] for r, h, i in zip(rows, hh, ids, strict=True)]
-                     ).add_to(m)
+        CoverageData(
+            [[r[0], r[1], int(h), i] for r, h, i in zip(rows, hh, ids, strict=True)]
+        ).add_to(m)
         pos = pd.Series(np.arange(len(ids)), index=ids)
         a = access[access["building_id"].astype(str).isin(pos.index)]
         for cat in cats:
@@ -262,12 +290,24 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
             walk[p] = np.where(np.isfinite(w), np.round(w), -1).astype(np.int64)
             label = category_label(cat)
             bitstr = "".join(bits.tolist())
-            for want, name, colour in (("0", "未覆盖建筑", "#d7301f"),
-                                       ("1", "已覆盖建筑", "#1a9850")):
+            for want, name, colour in (
+                ("0", "未覆盖建筑", "#d7301f"),
+                ("1", "已覆盖建筑", "#1a9850"),
+            ):
                 group = folium.FeatureGroup(name=f"{label}: {name}", show=(cat == first))
-                CoverageFill(bitstr, walk.tolist(), want,
-                             {"radius": 4, "color": colour, "weight": 1, "fillColor": colour,
-                              "fillOpacity": 0.85}, label).add_to(group)
+                CoverageFill(
+                    bitstr,
+                    walk.tolist(),
+                    want,
+                    {
+                        "radius": 4,
+                        "color": colour,
+                        "weight": 1,
+                        "fillColor": colour,
+                        "fillOpacity": 0.85,
+                    },
+                    label,
+                ).add_to(group)
                 group.add_to(m)
                 groups.setdefault(cat, []).append(group)
     elif buildings is not None:
@@ -281,15 +321,30 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
             sel = (f["category"].astype(str) == cat).to_numpy()
             colour = CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]
             label = category_label(cat)
-            group = folium.FeatureGroup(name=f"{label}: 设施与服务半径 {radius[cat]:.0f} m",
-                                        show=(cat == first))
+            group = folium.FeatureGroup(
+                name=f"{label}: 设施与服务半径 {radius[cat]:.0f} m", show=(cat == first)
+            )
             for p in pts[sel]:
-                folium.Circle([p.y, p.x], radius=float(radius[cat]), color=colour, weight=1,
-                              fill=True, fill_opacity=0.06, interactive=False).add_to(group)
+                folium.Circle(
+                    [p.y, p.x],
+                    radius=float(radius[cat]),
+                    color=colour,
+                    weight=1,
+                    fill=True,
+                    fill_opacity=0.06,
+                    interactive=False,
+                ).add_to(group)
             names = f.loc[sel, "name"].astype("string").fillna(label).map(html.escape)
-            PointLayer(point_rows(f[sel], (label + ": " + names).tolist()),
-                       {"radius": 6, "color": "#ffffff", "weight": 1.5, "fillColor": colour,
-                        "fillOpacity": 1.0}).add_to(group)
+            PointLayer(
+                point_rows(f[sel], (label + ": " + names).tolist()),
+                {
+                    "radius": 6,
+                    "color": "#ffffff",
+                    "weight": 1.5,
+                    "fillColor": colour,
+                    "fillOpacity": 1.0,
+                },
+            ).add_to(group)
             group.add_to(m)
             groups.setdefault(cat, []).append(group)
 
@@ -303,48 +358,83 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
             if cat not in cats or cat not in radius or t is None or len(t) == 0:
                 continue
             label = category_label(cat)
-            reach = gpd.GeoDataFrame(geometry=[shapely.union_all(
-                shapely.buffer(t.geometry.values, float(radius[cat]), quad_segs=4))], crs=metric)
-            group = folium.FeatureGroup(name=f"{label}: 服务半径 {radius[cat]:.0f} m",
-                                        show=(cat == first))
-            folium.GeoJson(to_geojson(prepare(reach, 5.0, basemap), []),
-                           style_function=lambda f: {"color": "#238b45", "weight": 1.5,
-                                                     "dashArray": "6 4", "fillColor": "#74c476",
-                                                     "fillOpacity": 0.08},
-                           interactive=False).add_to(group)
+            reach = gpd.GeoDataFrame(
+                geometry=[
+                    shapely.union_all(
+                        shapely.buffer(t.geometry.values, float(radius[cat]), quad_segs=4)
+                    )
+                ],
+                crs=metric,
+            )
+            group = folium.FeatureGroup(
+                name=f"{label}: 服务半径 {radius[cat]:.0f} m", show=(cat == first)
+            )
+            folium.GeoJson(
+                to_geojson(prepare(reach, 5.0, basemap), []),
+                style_function=lambda f: {
+                    "color": "#238b45",
+                    "weight": 1.5,
+                    "dashArray": "6 4",
+                    "fillColor": "#74c476",
+                    "fillOpacity": 0.08,
+                },
+                interactive=False,
+            ).add_to(group)
             tg = prepare(t.to_crs("EPSG:4326"), 1.0, basemap)
-            folium.GeoJson(to_geojson(tg, ["name"]),
-                           style_function=lambda f: {"color": "#006d2c", "weight": 1,
-                                                     "fillColor": "#31a354", "fillOpacity": 0.6},
-                           tooltip=folium.GeoJsonTooltip(["name"], [label])).add_to(group)
+            folium.GeoJson(
+                to_geojson(tg, ["name"]),
+                style_function=lambda f: {
+                    "color": "#006d2c",
+                    "weight": 1,
+                    "fillColor": "#31a354",
+                    "fillOpacity": 0.6,
+                },
+                tooltip=folium.GeoJsonTooltip(["name"], [label]),
+            ).add_to(group)
             group.add_to(m)
             groups.setdefault(cat, []).append(group)
 
     if gaps is not None and len(gaps):
         gp = prepare(gaps, tolerance_m, basemap)
         gp["label"] = gp["category"].astype(str).map(category_label)
-        fields = [c for c in ("label", "community_code", "households", "buildings", "area_m2")
-                  if c in gp.columns]
-        aliases = {"label": "类别", "community_code": "社区代码", "households": "未覆盖户数",
-                   "buildings": "未覆盖建筑", "area_m2": "面积(m²)"}
+        fields = [
+            c
+            for c in ("label", "community_code", "households", "buildings", "area_m2")
+            if c in gp.columns
+        ]
+        aliases = {
+            "label": "类别",
+            "community_code": "社区代码",
+            "households": "未覆盖户数",
+            "buildings": "未覆盖建筑",
+            "area_m2": "面积(m²)",
+        }
         for cat in cats:
             sub = gp[gp["category"].astype(str) == cat]
             if len(sub) == 0:
                 continue
-            layer = folium.GeoJson(to_geojson(sub, fields), name=f"{category_label(cat)}: 覆盖缺口",
-                           show=(cat == first),
-                           style_function=lambda f: {"color": "#99000d", "weight": 1,
-                                                     "fillColor": "#fb6a4a",
-                                                     "fillOpacity": 0.35,
-                                                     "dashArray": "4 3"},
-                           tooltip=folium.GeoJsonTooltip(fields, [aliases[c] for c in fields]),
-                           )
+            layer = folium.GeoJson(
+                to_geojson(sub, fields),
+                name=f"{category_label(cat)}: 覆盖缺口",
+                show=(cat == first),
+                style_function=lambda f: {
+                    "color": "#99000d",
+                    "weight": 1,
+                    "fillColor": "#fb6a4a",
+                    "fillOpacity": 0.35,
+                    "dashArray": "4 3",
+                },
+                tooltip=folium.GeoJsonTooltip(fields, [aliases[c] for c in fields]),
+            )
             layer.add_to(m)
             groups.setdefault(cat, []).append(layer)
     if sites is not None and len(sites):
         sp = prepare(sites, 0.0, basemap)
-        cat_col = sp["category"].astype(str) if "category" in sp.columns \
+        cat_col = (
+            sp["category"].astype(str)
+            if "category" in sp.columns
             else pd.Series("", index=sp.index)
+        )
         for cat in dict.fromkeys(cat_col):
             sub = sp[(cat_col == cat).to_numpy()]
             label = category_label(cat) if cat else "设施"
@@ -353,11 +443,25 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
             rad = pd.to_numeric(sub.get("radius_m"), errors="coerce")
             for p, r in zip(sub.geometry.representative_point(), rad, strict=True):
                 if pd.notna(r):
-                    folium.Circle([p.y, p.x], radius=float(r), color="#b8860b", weight=2,
-                                  dash_array="6 4", fill=False, interactive=False).add_to(group)
-            PointLayer(point_rows(sub, tips), {"radius": 9, "color": "#000000", "weight": 2,
-                                               "fillColor": "#ffd700", "fillOpacity": 1.0}
-                       ).add_to(group)
+                    folium.Circle(
+                        [p.y, p.x],
+                        radius=float(r),
+                        color="#b8860b",
+                        weight=2,
+                        dash_array="6 4",
+                        fill=False,
+                        interactive=False,
+                    ).add_to(group)
+            PointLayer(
+                point_rows(sub, tips),
+                {
+                    "radius": 9,
+                    "color": "#000000",
+                    "weight": 2,
+                    "fillColor": "#ffd700",
+                    "fillOpacity": 1.0,
+                },
+            ).add_to(group)
             group.add_to(m)
             if cat:
                 groups.setdefault(cat, []).append(group)
@@ -369,24 +473,34 @@ def coverage_map(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame | No
         f"<td style='text-align:right'>{'' if pd.isna(r.rate) else f'{r.rate:.0%}'}</td>"
         f"<td style='text-align:right;color:#777'>"
         f"{'' if pd.isna(r.rate_straight) else f'{r.rate_straight:.0%}'}</td></tr>"
-        for r in rates.set_index("category").reindex([c for c in cats
-                                                       if c in set(rates["category"])])
-        .reset_index().itertuples())
-    legend_html = ("<b>覆盖率 (户数)</b><br><span style='color:#1a9850'>●</span> 已覆盖 "
-                   "<span style='color:#d7301f'>●</span> 未覆盖 "
-                   "<span style='color:#fb6a4a'>■</span> 缺口 "
-                   "<span style='color:#ffd700'>●</span> 建议选址"
-                   "<table><tr><td>类别</td><td>步行</td><td>直线</td></tr>" + rows + "</table>")
+        for r in rates.set_index("category")
+        .reindex([c for c in cats if c in set(rates["category"])])
+        .reset_index()
+        .itertuples()
+    )
+    legend_html = (
+        "<b>覆盖率 (户数)</b><br><span style='color:#1a9850'>●</span> 已覆盖 "
+        "<span style='color:#d7301f'>●</span> 未覆盖 "
+        "<span style='color:#fb6a4a'>■</span> 缺口 "
+        "<span style='color:#ffd700'>●</span> 建议选址"
+        "<table><tr><td>类别</td><td>步行</td><td>直线</td></tr>" + rows + "</table>"
+    )
     floor = settings.coverage.park_coverage_floor
     legend_html += f"<div style='color:#555'>公园服务半径覆盖率国标下限 {floor:.0%}</div>"
     if missing:
-        legend_html += ("<div style='color:#b30000'>缺少图层: " + ", ".join(missing)
-                        + f"<br>(先运行 {run_cmds})</div>")
+        legend_html += (
+            "<div style='color:#b30000'>缺少图层: "
+            + ", ".join(missing)
+            + f"<br>(先运行 {run_cmds})</div>"
+        )
     HtmlControl(legend_html, position="bottomleft").add_to(m)
     if groups and first is not None:
-        CategorySwitch(groups, [[c, category_label(c)] for c in cats if c in groups],
-                       first).add_to(m)
-    title_box("<a href='index.html'>区级网格图</a> › <b>设施覆盖图</b>"
-              "<br><small>选择类别；图层控制中可单独开关</small>").add_to(m)
+        CategorySwitch(groups, [[c, category_label(c)] for c in cats if c in groups], first).add_to(
+            m
+        )
+    title_box(
+        "<a href='index.html'>区级网格图</a> › <b>设施覆盖图</b>"
+        "<br><small>选择类别；图层控制中可单独开关</small>"
+    ).add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     return m, notes

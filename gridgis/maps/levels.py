@@ -40,6 +40,7 @@ GRID_KIND_LABELS = {"residential": "住宅网格", "unit": "单位网格"}
 
 def is_flagged(flags: pd.Series) -> pd.Series:
     """True where a grid's ``flags`` field holds any finding (non-empty text or list)."""
+
     def one(v) -> bool:
         if v is None:
             return False
@@ -51,6 +52,7 @@ def is_flagged(flags: pd.Series) -> pd.Series:
         except (TypeError, ValueError):
             return True
         return str(v).strip() not in ("", "[]", "{}", "none", "None")
+
     return flags.map(one).astype(bool) if len(flags) else pd.Series([], dtype=bool)
 
 
@@ -59,6 +61,7 @@ def _flags_text(flags: pd.Series) -> pd.Series:
         if isinstance(v, (list, tuple, set)):
             return ", ".join(map(str, v))
         return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+
     return flags.map(one)
 
 
@@ -68,8 +71,7 @@ def label_zoom_offset(n_labels: int) -> int:
     return 0 if n_labels <= 120 else (1 if n_labels <= 480 else 2)
 
 
-def label_priority(polygons: gpd.GeoDataFrame, flagged: Sequence[bool] | None = None
-                   ) -> np.ndarray:
+def label_priority(polygons: gpd.GeoDataFrame, flagged: Sequence[bool] | None = None) -> np.ndarray:
     """Row positions of ``polygons`` in label priority order, the order in which
     :class:`~gridgis.maps.common.LabelLayer` keeps labels when they collide on screen.
 
@@ -117,15 +119,30 @@ def grid_frame(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     g["short_code"] = g["grid_code"].astype(str).str[-6:]
     g["area_ha"] = (pd.to_numeric(g["area_m2"], errors="coerce") / 10_000).round(2)
     g["households"] = pd.to_numeric(g["households"], errors="coerce").round().astype("Int64")
-    g["board"] = ("<a href='" + "../boards/" + g["grid_code"].astype(str) + ".html'>公示牌 "
-                  + g["grid_code"].astype(str) + "</a>")
+    g["board"] = (
+        "<a href='"
+        + "../boards/"
+        + g["grid_code"].astype(str)
+        + ".html'>公示牌 "
+        + g["grid_code"].astype(str)
+        + "</a>"
+    )
     return g
 
 
-def _style(colour: str, weight: float, fill: str | None, fill_opacity: float = 0.55,
-           dash: str | None = None) -> dict:
-    s = {"color": colour, "weight": weight, "fillColor": fill or colour,
-         "fillOpacity": fill_opacity if fill else 0.0}
+def _style(
+    colour: str,
+    weight: float,
+    fill: str | None,
+    fill_opacity: float = 0.55,
+    dash: str | None = None,
+) -> dict:
+    s = {
+        "color": colour,
+        "weight": weight,
+        "fillColor": fill or colour,
+        "fillOpacity": fill_opacity if fill else 0.0,
+    }
     if dash:
         s["dashArray"] = dash
     return s
@@ -139,24 +156,40 @@ def _breadcrumb(parts: Sequence[tuple[str, str | None]]) -> str:
     return " › ".join(out)
 
 
-def add_grids(m: folium.Map, grids: gpd.GeoDataFrame, breaks: list[float], name: str = "网格",
-              label: str = "short", board_prefix: str = "../boards/") -> folium.FeatureGroup:
+def add_grids(
+    m: folium.Map,
+    grids: gpd.GeoDataFrame,
+    breaks: list[float],
+    name: str = "网格",
+    label: str = "short",
+    board_prefix: str = "../boards/",
+) -> folium.FeatureGroup:
     """Grids as a household choropleth with tooltip and popup (code, households…), flagged
     grids outlined in red and dashed, and a separate label layer of their codes."""
     weight = 2.0 if label == "full" else 1.0  # community pages: grids over buildings
     g = grid_frame(grids)
-    g["board"] = ("<a href='" + board_prefix + g["grid_code"].astype(str) + ".html'>公示牌</a>")
+    g["board"] = "<a href='" + board_prefix + g["grid_code"].astype(str) + ".html'>公示牌</a>"
     g["fill"] = [colour_for(v, breaks) for v in g["households"]]
-    fields = ["grid_code", "kind_label", "households", "building_count", "area_ha",
-              "flags_text", "board"]
+    fields = [
+        "grid_code",
+        "kind_label",
+        "households",
+        "building_count",
+        "area_ha",
+        "flags_text",
+        "board",
+    ]
     aliases = ["网格代码", "类型", "户数", "建筑数", "面积(公顷)", "问题", "公示牌"]
     data = to_geojson(g, [*fields, "fill", "flagged"])
     layer = folium.GeoJson(
-        data, name=name,
-        style_function=lambda f: _style("#b30000" if f["properties"]["flagged"] else "#222222",
-                                        2.5 if f["properties"]["flagged"] else weight,
-                                        f["properties"]["fill"],
-                                        dash="6 4" if f["properties"]["flagged"] else None),
+        data,
+        name=name,
+        style_function=lambda f: _style(
+            "#b30000" if f["properties"]["flagged"] else "#222222",
+            2.5 if f["properties"]["flagged"] else weight,
+            f["properties"]["fill"],
+            dash="6 4" if f["properties"]["flagged"] else None,
+        ),
         highlight_function=lambda f: {"weight": 3, "color": "#0000ff"},
         tooltip=folium.GeoJsonTooltip(fields=fields[:5], aliases=aliases[:5], sticky=True),
         popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
@@ -166,21 +199,27 @@ def add_grids(m: folium.Map, grids: gpd.GeoDataFrame, breaks: list[float], name:
     lg = g.iloc[label_priority(g, g["flagged"].to_numpy())]
     codes = lg["grid_code"].astype(str)
     if label == "full":  # sequence large, the community's 12 digits small under it
-        texts = [f"<b class='seq'>{c[-3:]}</b><br><span class='pre'>{c[:12]}</span>"
-                 for c in codes]
+        texts = [f"<b class='seq'>{c[-3:]}</b><br><span class='pre'>{c[:12]}</span>" for c in codes]
     else:  # street pages: community 3 digits small, grid sequence bold
         texts = [f"<span class='pre'>{c[9:12]}-</span><b>{c[-3:]}</b>" for c in codes]
     texts = [("⚠ " if f else "") + t for t, f in zip(texts, lg["flagged"], strict=True)]
-    LabelLayer(label_points(lg, texts, ["gg-flag" if f else "" for f in lg["flagged"]],
-                            escape=False),
-               css_class="gg-grid", zoom_offset=label_zoom_offset(len(lg))).add_to(labels)
+    LabelLayer(
+        label_points(lg, texts, ["gg-flag" if f else "" for f in lg["flagged"]], escape=False),
+        css_class="gg-grid",
+        zoom_offset=label_zoom_offset(len(lg)),
+    ).add_to(labels)
     labels.add_to(m)
     return layer
 
 
-def index_map(streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
-              basemap: Basemap = "none", tianditu_key: str | None = None,
-              prefix: str = "static/", city: str = "") -> folium.Map:
+def index_map(
+    streets: gpd.GeoDataFrame,
+    communities: gpd.GeoDataFrame,
+    basemap: Basemap = "none",
+    tianditu_key: str | None = None,
+    prefix: str = "static/",
+    city: str = "",
+) -> folium.Map:
     """District page: street outlines and names, communities as a household choropleth
     with grid counts; a click on a community opens its popup with links to the street
     and community pages.
@@ -188,18 +227,25 @@ def index_map(streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
     ``communities`` needs community_code, name, street_code, households, grid_count
     (and optional street_name); ``streets`` street_code, name, households, grid_count.
     """
-    m = new_map(communities.total_bounds, basemap, tianditu_key, prefix,
-                title=f"{city} 三级网格图 · 区" if city else "三级网格图 · 区")
+    m = new_map(
+        communities.total_bounds,
+        basemap,
+        tianditu_key,
+        prefix,
+        title=f"{city} 三级网格图 · 区" if city else "三级网格图 · 区",
+    )
     c = communities.copy()
     breaks = class_breaks(c["households"])
     c["fill"] = [colour_for(v, breaks) for v in c["households"]]
-    c["links"] = ("<a href='streets/" + c["street_code"].astype(str) + ".html'>街道图</a> · "
-                  "<a href='communities/" + c["community_code"].astype(str)
-                  + ".html'>社区图</a>")
+    c["links"] = (
+        "<a href='streets/" + c["street_code"].astype(str) + ".html'>街道图</a> · "
+        "<a href='communities/" + c["community_code"].astype(str) + ".html'>社区图</a>"
+    )
     fields = ["name", "community_code", "street_name", "households", "grid_count", "links"]
     aliases = ["社区", "社区代码", "街道", "户数", "网格数", "地图"]
     folium.GeoJson(
-        to_geojson(c, [*fields, "fill"]), name="社区 (户数分级)",
+        to_geojson(c, [*fields, "fill"]),
+        name="社区 (户数分级)",
         style_function=lambda f: _style("#6a51a3", 1.2, f["properties"]["fill"], 0.6),
         highlight_function=lambda f: {"weight": 3, "color": "#0000ff"},
         tooltip=folium.GeoJsonTooltip(fields=fields[:5], aliases=aliases[:5], sticky=True),
@@ -210,7 +256,8 @@ def index_map(streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
     sf = ["name", "street_code", "households", "community_count", "grid_count", "link"]
     sa = ["街道", "街道代码", "户数", "社区数", "网格数", "地图"]
     folium.GeoJson(
-        to_geojson(s, sf), name="街道边界",
+        to_geojson(s, sf),
+        name="街道边界",
         style_function=lambda f: _style("#08306b", 4.0, None),
         tooltip=folium.GeoJsonTooltip(fields=sf[:5], aliases=sa[:5], sticky=True),
         popup=folium.GeoJsonPopup(fields=sf, aliases=sa),
@@ -222,27 +269,46 @@ def index_map(streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame,
     names.add_to(m)
     cn = folium.FeatureGroup(name="社区名称", show=True)
     lc = c.iloc[label_priority(c)]
-    LabelLayer(label_points(lc, [f"{html.escape(n)}<br>{g} 个网格" for n, g in
-                                 zip(lc["name"].astype(str),
-                                     lc["grid_count"].fillna(0).astype(int), strict=True)],
-                            escape=False),
-               css_class="gg-community", zoom_offset=label_zoom_offset(len(lc))).add_to(cn)
+    LabelLayer(
+        label_points(
+            lc,
+            [
+                f"{html.escape(n)}<br>{g} 个网格"
+                for n, g in zip(
+                    lc["name"].astype(str), lc["grid_count"].fillna(0).astype(int), strict=True
+                )
+            ],
+            escape=False,
+        ),
+        css_class="gg-community",
+        zoom_offset=label_zoom_offset(len(lc)),
+    ).add_to(cn)
     cn.add_to(m)
     total_hh = int(pd.to_numeric(c["households"], errors="coerce").fillna(0).sum())
     total_grids = int(pd.to_numeric(c["grid_count"], errors="coerce").fillna(0).sum())
-    legend("社区户数", choropleth_legend_rows(breaks),
-           note=f"街道 {len(s)} · 社区 {len(c)} · 网格 {total_grids} · 户数 {total_hh:,}<br>"
-                "<span class='ln' style='border-top:4px solid #08306b'></span>街道边界 "
-                "<span class='ln' style='border-top:2px solid #6a51a3'></span>社区边界").add_to(m)
-    title_box(_breadcrumb([(f"{city} 区级网格图" if city else "区级网格图", None)])
-              + "<br><small>点击社区查看街道图/社区图</small>").add_to(m)
+    legend(
+        "社区户数",
+        choropleth_legend_rows(breaks),
+        note=f"街道 {len(s)} · 社区 {len(c)} · 网格 {total_grids} · 户数 {total_hh:,}<br>"
+        "<span class='ln' style='border-top:4px solid #08306b'></span>街道边界 "
+        "<span class='ln' style='border-top:2px solid #6a51a3'></span>社区边界",
+    ).add_to(m)
+    title_box(
+        _breadcrumb([(f"{city} 区级网格图" if city else "区级网格图", None)])
+        + "<br><small>点击社区查看街道图/社区图</small>"
+    ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 
 
-def street_map(street: pd.Series, communities: gpd.GeoDataFrame, grids: gpd.GeoDataFrame,
-               basemap: Basemap = "none", tianditu_key: str | None = None,
-               prefix: str = "../static/") -> folium.Map:
+def street_map(
+    street: pd.Series,
+    communities: gpd.GeoDataFrame,
+    grids: gpd.GeoDataFrame,
+    basemap: Basemap = "none",
+    tianditu_key: str | None = None,
+    prefix: str = "../static/",
+) -> folium.Map:
     """Street page: its communities (outlines and names) and their grids as a household
     choropleth, grid codes as labels, flagged grids marked."""
     bounds = (communities if len(communities) else grids).total_bounds
@@ -252,11 +318,14 @@ def street_map(street: pd.Series, communities: gpd.GeoDataFrame, grids: gpd.GeoD
     if len(grids):
         add_grids(m, grids, breaks, name="网格 (户数分级)")
     c = communities.copy()
-    c["link"] = "<a href='../communities/" + c["community_code"].astype(str) + ".html'>打开社区图</a>"
+    c["link"] = (
+        "<a href='../communities/" + c["community_code"].astype(str) + ".html'>打开社区图</a>"
+    )
     cf = ["name", "community_code", "households", "grid_count", "link"]
     ca = ["社区", "社区代码", "户数", "网格数", "地图"]
     folium.GeoJson(
-        to_geojson(c, cf), name="社区边界",
+        to_geojson(c, cf),
+        name="社区边界",
         style_function=lambda f: _style("#54278f", 3.5, None),
         tooltip=folium.GeoJsonTooltip(fields=cf[:4], aliases=ca[:4]),
         interactive=False,
@@ -266,22 +335,35 @@ def street_map(street: pd.Series, communities: gpd.GeoDataFrame, grids: gpd.GeoD
     LabelLayer(label_points(lc, lc["name"].astype(str)), css_class="gg-community").add_to(cn)
     cn.add_to(m)
     n_flag = int(grid_frame(grids)["flagged"].sum()) if len(grids) else 0
-    legend("网格户数", choropleth_legend_rows(breaks),
-           note=f"社区 {len(c)} · 网格 {len(grids)} · 问题网格 {n_flag}<br>"
-                "<span class='ln' style='border-top:3px solid #54278f'></span>社区边界 "
-                "<span class='ln' style='border-top:2px dashed #b30000'></span>⚠ 问题网格"
-                "<br>标注: 社区3位-网格3位 (网格代码后6位)").add_to(m)
-    title_box(_breadcrumb([("区级网格图", "../index.html"),
-                           (f"{name} ({street.get('street_code', '')})", None)])).add_to(m)
+    legend(
+        "网格户数",
+        choropleth_legend_rows(breaks),
+        note=f"社区 {len(c)} · 网格 {len(grids)} · 问题网格 {n_flag}<br>"
+        "<span class='ln' style='border-top:3px solid #54278f'></span>社区边界 "
+        "<span class='ln' style='border-top:2px dashed #b30000'></span>⚠ 问题网格"
+        "<br>标注: 社区3位-网格3位 (网格代码后6位)",
+    ).add_to(m)
+    title_box(
+        _breadcrumb(
+            [("区级网格图", "../index.html"), (f"{name} ({street.get('street_code', '')})", None)]
+        )
+    ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
 
 
-def community_map(community: pd.Series, grids: gpd.GeoDataFrame,
-                  buildings: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,
-                  facilities: gpd.GeoDataFrame, green_spaces: gpd.GeoDataFrame,
-                  street_name: str = "", basemap: Basemap = "none",
-                  tianditu_key: str | None = None, prefix: str = "../static/") -> folium.Map:
+def community_map(
+    community: pd.Series,
+    grids: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame,
+    roads: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    green_spaces: gpd.GeoDataFrame,
+    street_name: str = "",
+    basemap: Basemap = "none",
+    tianditu_key: str | None = None,
+    prefix: str = "../static/",
+) -> folium.Map:
     """Community page: grids (full codes as labels), buildings with households in the
     tooltip, roads by class, green spaces, and facilities by category, each a toggleable
     layer."""
@@ -291,50 +373,69 @@ def community_map(community: pd.Series, grids: gpd.GeoDataFrame,
     m = new_map(geom.bounds, basemap, tianditu_key, prefix, title=f"{name} 社区网格图")
     folium.GeoJson(
         {"type": "Feature", "geometry": geom.__geo_interface__, "properties": {}},
-        name="社区边界", style_function=lambda f: _style("#54278f", 4.0, None),
+        name="社区边界",
+        style_function=lambda f: _style("#54278f", 4.0, None),
         interactive=False,
     ).add_to(m)
     if len(green_spaces):
         gs = green_spaces.copy()
         gs["kind_label"] = gs["kind"].map(GREEN_KINDS).fillna(gs["kind"].astype(str))
         folium.GeoJson(
-            to_geojson(gs, ["name", "kind_label"]), name="绿地",
+            to_geojson(gs, ["name", "kind_label"]),
+            name="绿地",
             style_function=lambda f: _style("#238b45", 0.5, "#74c476", 0.5),
-            tooltip=folium.GeoJsonTooltip(fields=["name", "kind_label"],
-                                          aliases=["绿地", "类型"]),
+            tooltip=folium.GeoJsonTooltip(fields=["name", "kind_label"], aliases=["绿地", "类型"]),
         ).add_to(m)
     breaks = class_breaks(grids["households"]) if len(grids) else [0.0]
     if len(grids):
         add_grids(m, grids, breaks, name="网格", label="full")
     if len(buildings):
         b = buildings.copy()
-        b["households"] = pd.to_numeric(b.get("households"), errors="coerce").round() \
-            .astype("Int64")
-        b["est"] = b.get("households_estimated", pd.Series(False, index=b.index)) \
-            .fillna(False).astype(bool).map({True: "估算", False: "登记"})
-        bf = [c for c in ["building_id", "name", "households", "est", "floors", "grid_code"]
-              if c in b.columns]
-        ba = {"building_id": "建筑编号", "name": "名称", "households": "户数",
-              "est": "户数来源", "floors": "层数", "grid_code": "网格代码"}
+        b["households"] = (
+            pd.to_numeric(b.get("households"), errors="coerce").round().astype("Int64")
+        )
+        b["est"] = (
+            b.get("households_estimated", pd.Series(False, index=b.index))
+            .fillna(False)
+            .astype(bool)
+            .map({True: "估算", False: "登记"})
+        )
+        bf = [
+            c
+            for c in ["building_id", "name", "households", "est", "floors", "grid_code"]
+            if c in b.columns
+        ]
+        ba = {
+            "building_id": "建筑编号",
+            "name": "名称",
+            "households": "户数",
+            "est": "户数来源",
+            "floors": "层数",
+            "grid_code": "网格代码",
+        }
         folium.GeoJson(
-            to_geojson(b, bf), name="建筑 (户数)",
-            style_function=lambda f: _style("#444444", 0.6,
-                                            "#9e9ac8" if (f["properties"].get("households") or 0)
-                                            > 0 else "#d9d9d9", 0.85),
+            to_geojson(b, bf),
+            name="建筑 (户数)",
+            style_function=lambda f: _style(
+                "#444444",
+                0.6,
+                "#9e9ac8" if (f["properties"].get("households") or 0) > 0 else "#d9d9d9",
+                0.85,
+            ),
             tooltip=folium.GeoJsonTooltip(fields=bf, aliases=[ba[c] for c in bf]),
         ).add_to(m)
     if len(roads):
         r = roads.copy()
         r["class_label"] = r["road_class"].map(ROAD_CLASSES).fillna(r["road_class"].astype(str))
         folium.GeoJson(
-            to_geojson(r, ["name", "class_label", "road_class"]), name="道路",
-            style_function=lambda f: {"color": ROAD_STYLE.get(f["properties"]["road_class"],
-                                                              ("#999999", 1.5))[0],
-                                      "weight": ROAD_STYLE.get(f["properties"]["road_class"],
-                                                               ("#999999", 1.5))[1],
-                                      "opacity": 0.9},
-            tooltip=folium.GeoJsonTooltip(fields=["name", "class_label"],
-                                          aliases=["道路", "等级"]),
+            to_geojson(r, ["name", "class_label", "road_class"]),
+            name="道路",
+            style_function=lambda f: {
+                "color": ROAD_STYLE.get(f["properties"]["road_class"], ("#999999", 1.5))[0],
+                "weight": ROAD_STYLE.get(f["properties"]["road_class"], ("#999999", 1.5))[1],
+                "opacity": 0.9,
+            },
+            tooltip=folium.GeoJsonTooltip(fields=["name", "class_label"], aliases=["道路", "等级"]),
         ).add_to(m)
     rows = []
     if len(facilities):
@@ -349,20 +450,42 @@ def community_map(community: pd.Series, grids: gpd.GeoDataFrame,
             sel = (f["category"].astype(str) == cat).values
             nm = names[sel].where(names[sel] != "", label)
             area_txt = area[sel].map(lambda a: "" if pd.isna(a) else f"<br>建筑面积 {a:,.0f} m²")
-            PointLayer(point_rows(f[sel], (label + ": " + nm).tolist(),
-                                  ("<b>" + nm + "</b><br>" + label + area_txt).tolist()),
-                       {"radius": 6, "color": "#ffffff", "weight": 1.5, "fillColor": colour,
-                        "fillOpacity": 0.95}).add_to(group)
+            PointLayer(
+                point_rows(
+                    f[sel],
+                    (label + ": " + nm).tolist(),
+                    ("<b>" + nm + "</b><br>" + label + area_txt).tolist(),
+                ),
+                {
+                    "radius": 6,
+                    "color": "#ffffff",
+                    "weight": 1.5,
+                    "fillColor": colour,
+                    "fillOpacity": 0.95,
+                },
+            ).add_to(group)
             group.add_to(m)
             rows.append((colour, f"{label} ({int(sel.sum())})"))
-    hh = int(pd.to_numeric(grids["households"], errors="coerce").fillna(0).sum()) \
-        if len(grids) else 0
-    legend("设施类别", rows,
-           note=f"网格 {len(grids)} · 建筑 {len(buildings)} · 户数 {hh:,}<br>"
-                "网格底色=户数分级，红色虚线=问题网格").add_to(m)
+    hh = (
+        int(pd.to_numeric(grids["households"], errors="coerce").fillna(0).sum())
+        if len(grids)
+        else 0
+    )
+    legend(
+        "设施类别",
+        rows,
+        note=f"网格 {len(grids)} · 建筑 {len(buildings)} · 户数 {hh:,}<br>"
+        "网格底色=户数分级，红色虚线=问题网格",
+    ).add_to(m)
     street_code = str(community.get("street_code", ""))
-    title_box(_breadcrumb([("区级网格图", "../index.html"),
-                           (street_name or street_code, f"../streets/{street_code}.html"),
-                           (f"{name} ({code})", None)])).add_to(m)
+    title_box(
+        _breadcrumb(
+            [
+                ("区级网格图", "../index.html"),
+                (street_name or street_code, f"../streets/{street_code}.html"),
+                (f"{name} ({code})", None),
+            ]
+        )
+    ).add_to(m)
     folium.LayerControl(collapsed=True).add_to(m)
     return m

@@ -38,8 +38,9 @@ SEARCH_HTML = """
 """
 
 
-def staff_by_grid(staff: pd.DataFrame | None, grids: gpd.GeoDataFrame
-                  ) -> dict[str, list[list[str]]]:
+def staff_by_grid(
+    staff: pd.DataFrame | None, grids: gpd.GeoDataFrame
+) -> dict[str, list[list[str]]]:
     """``grid_code → [[name, role label], …]``: grid heads first, then grid workers, from
     the staff layer (or the grids' ``grid_head`` / ``grid_workers`` columns). Phone
     numbers are personal data and never put in a page."""
@@ -47,10 +48,13 @@ def staff_by_grid(staff: pd.DataFrame | None, grids: gpd.GeoDataFrame
     if staff is not None and len(staff) and "grid_code" in staff.columns:
         s = staff[staff["grid_code"].notna() & staff["role"].isin(["grid_head", "grid_worker"])]
         s = s.assign(_o=(s["role"] != "grid_head").astype(int)).sort_values(
-            ["grid_code", "_o", "staff_id"] if "staff_id" in s.columns else ["grid_code", "_o"])
+            ["grid_code", "_o", "staff_id"] if "staff_id" in s.columns else ["grid_code", "_o"]
+        )
         for code, part in s.groupby(s["grid_code"].astype(str), sort=False):
-            out[code] = [[str(n), STAFF_ROLES.get(str(r), str(r))]
-                         for n, r in zip(part["name"], part["role"], strict=True)]
+            out[code] = [
+                [str(n), STAFF_ROLES.get(str(r), str(r))]
+                for n, r in zip(part["name"], part["role"], strict=True)
+            ]
     for col, role in (("grid_head", "网格长"), ("grid_workers", "网格员")):
         if col not in grids.columns:
             continue
@@ -68,12 +72,15 @@ def police_by_community(staff: pd.DataFrame | None) -> dict[str, list[str]]:
     if staff is None or len(staff) == 0 or "community_code" not in staff.columns:
         return {}
     s = staff[(staff["role"] == "police") & staff["community_code"].notna()]
-    return {str(c): [str(n) for n in part["name"]]
-            for c, part in s.groupby(s["community_code"].astype(str))}
+    return {
+        str(c): [str(n) for n in part["name"]]
+        for c, part in s.groupby(s["community_code"].astype(str))
+    }
 
 
-def address_index(addresses: gpd.GeoDataFrame | None, grids: gpd.GeoDataFrame,
-                  basemap: Basemap = "none") -> dict[str, list]:
+def address_index(
+    addresses: gpd.GeoDataFrame | None, grids: gpd.GeoDataFrame, basemap: Basemap = "none"
+) -> dict[str, list]:
     """The embedded address index: ``keys`` (normalised, unique), and for each the index of
     its grid in ``grids`` (lon/lat, not shifted), the original text and the point
     [lat, lon] (shifted to GCJ-02 for Amap)."""
@@ -99,13 +106,22 @@ def address_index(addresses: gpd.GeoDataFrame | None, grids: gpd.GeoDataFrame,
     keys = a["text"].astype(str).map(address_key)
     if basemap == "amap":
         a = wgs84_to_offset(a, "gcj02")
-    frame = pd.DataFrame({"key": keys.to_numpy(), "grid": gi.to_numpy(),
-                          "text": a["text"].astype(str).to_numpy(),
-                          "lat": np.round(a.geometry.y.to_numpy(), 6),
-                          "lon": np.round(a.geometry.x.to_numpy(), 6)})
+    frame = pd.DataFrame(
+        {
+            "key": keys.to_numpy(),
+            "grid": gi.to_numpy(),
+            "text": a["text"].astype(str).to_numpy(),
+            "lat": np.round(a.geometry.y.to_numpy(), 6),
+            "lon": np.round(a.geometry.x.to_numpy(), 6),
+        }
+    )
     frame = frame[frame["grid"].notna() & (frame["key"] != "")].drop_duplicates("key")
-    return {"keys": frame["key"].tolist(), "grid": frame["grid"].astype(int).tolist(),
-            "text": frame["text"].tolist(), "pt": frame[["lat", "lon"]].to_numpy().tolist()}
+    return {
+        "keys": frame["key"].tolist(),
+        "grid": frame["grid"].astype(int).tolist(),
+        "text": frame["text"].tolist(),
+        "pt": frame[["lat", "lon"]].to_numpy().tolist(),
+    }
 
 
 class LookupScript(MacroElement):
@@ -282,8 +298,7 @@ class LookupScript(MacroElement):
         {% endmacro %}
     """)
 
-    def __init__(self, grids: dict, staff: dict, police: dict, addr: dict, offset: bool
-                 ) -> None:
+    def __init__(self, grids: dict, staff: dict, police: dict, addr: dict, offset: bool) -> None:
         super().__init__()
         self._name = "LookupScript"
         self.grids = grids
@@ -295,45 +310,61 @@ class LookupScript(MacroElement):
         self.key_js = ADDRESS_KEY_JS
 
 
-def lookup_map(communities: gpd.GeoDataFrame, grids: gpd.GeoDataFrame | None,
-               streets: pd.DataFrame, addresses: gpd.GeoDataFrame | None,
-               staff: pd.DataFrame | None, basemap: Basemap = "none",
-               tianditu_key: str | None = None, prefix: str = "static/",
-               grids_lonlat: gpd.GeoDataFrame | None = None) -> folium.Map:
+def lookup_map(
+    communities: gpd.GeoDataFrame,
+    grids: gpd.GeoDataFrame | None,
+    streets: pd.DataFrame,
+    addresses: gpd.GeoDataFrame | None,
+    staff: pd.DataFrame | None,
+    basemap: Basemap = "none",
+    tianditu_key: str | None = None,
+    prefix: str = "static/",
+    grids_lonlat: gpd.GeoDataFrame | None = None,
+) -> folium.Map:
     """The lookup page. ``grids`` and ``communities`` already prepared for drawing (for
     Amap, shifted to GCJ-02; point clicks are then resolved in the page, in GCJ-02);
     ``addresses`` and ``grids_lonlat`` (same rows as ``grids``, unshifted, default
     ``grids``) in lon/lat (WGS84)."""
     m = new_map(communities.total_bounds, basemap, tianditu_key, prefix, title="网格查询")
-    folium.GeoJson(to_geojson(communities, ["name"]), name="社区边界",
-                   style_function=lambda f: {"color": "#54278f", "weight": 3,
-                                             "fillOpacity": 0.0},
-                   interactive=False).add_to(m)
+    folium.GeoJson(
+        to_geojson(communities, ["name"]),
+        name="社区边界",
+        style_function=lambda f: {"color": "#54278f", "weight": 3, "fillOpacity": 0.0},
+        interactive=False,
+    ).add_to(m)
     if grids is None or len(grids) == 0:
-        HtmlControl(SEARCH_HTML + "<div>尚无网格图层 (gridgis delineate)</div>",
-                    position="topright", css_class="gg-legend").add_to(m)
+        HtmlControl(
+            SEARCH_HTML + "<div>尚无网格图层 (gridgis delineate)</div>",
+            position="topright",
+            css_class="gg-legend",
+        ).add_to(m)
         return m
     g = grids.copy()
-    names = dict(zip(communities["community_code"].astype(str),
-                     communities["name"].astype(str), strict=True))
-    snames = dict(zip(streets["street_code"].astype(str), streets["name"].astype(str),
-                      strict=True))
+    names = dict(
+        zip(communities["community_code"].astype(str), communities["name"].astype(str), strict=True)
+    )
+    snames = dict(zip(streets["street_code"].astype(str), streets["name"].astype(str), strict=True))
     g["community"] = g["community_code"].astype(str).map(names)
     g["street_code"] = g["grid_code"].astype(str).str[:9]
     g["street"] = g["street_code"].map(snames)
     if "kind" not in g.columns:
         g["kind"] = "residential"
-    g["households"] = pd.to_numeric(g.get("households"), errors="coerce").round() \
-        .astype("Int64")
-    data = to_geojson(g, ["grid_code", "kind", "households", "community_code", "community",
-                          "street_code", "street"])
+    g["households"] = pd.to_numeric(g.get("households"), errors="coerce").round().astype("Int64")
+    data = to_geojson(
+        g,
+        ["grid_code", "kind", "households", "community_code", "community", "street_code", "street"],
+    )
     addr = address_index(addresses, grids if grids_lonlat is None else grids_lonlat, basemap)
     HtmlControl(SEARCH_HTML, position="topright", css_class="gg-legend").add_to(m)
-    HtmlControl(f"<b>网格查询</b> · 网格 {len(g)} · 地址 {len(addr['keys']):,}"
-                "<br><small>文件打开时使用页面内置索引；经服务器访问时调用 API</small>",
-                position="topleft", css_class="gg-title").add_to(m)
-    LookupScript(data, staff_by_grid(staff, grids), police_by_community(staff), addr,
-                 basemap == "amap").add_to(m)
+    HtmlControl(
+        f"<b>网格查询</b> · 网格 {len(g)} · 地址 {len(addr['keys']):,}"
+        "<br><small>文件打开时使用页面内置索引；经服务器访问时调用 API</small>",
+        position="topleft",
+        css_class="gg-title",
+    ).add_to(m)
+    LookupScript(
+        data, staff_by_grid(staff, grids), police_by_community(staff), addr, basemap == "amap"
+    ).add_to(m)
     return m
 
 

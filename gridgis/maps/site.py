@@ -19,9 +19,21 @@ from gridgis.maps.common import STATIC_DIR, Basemap, asset_prefix, prepare, rend
 TOLERANCE_M = {"index": 12.0, "street": 3.0, "community": 0.5}
 
 #: Layers the site reads from a workspace (absent ones are skipped).
-MAP_LAYERS = ("streets", "communities", "grids", "buildings", "roads", "facilities",
-              "green_spaces", "staff", "addresses", "coverage", "access", "coverage_gaps",
-              "proposed_sites")
+MAP_LAYERS = (
+    "streets",
+    "communities",
+    "grids",
+    "buildings",
+    "roads",
+    "facilities",
+    "green_spaces",
+    "staff",
+    "addresses",
+    "coverage",
+    "access",
+    "coverage_gaps",
+    "proposed_sites",
+)
 
 
 @dataclass
@@ -41,9 +53,11 @@ class MapSite:
 
     def summary(self) -> str:
         """One line: where the maps are and how many pages of each kind."""
-        return (f"maps in {self.out_dir}/: index.html, {self.count('streets')} street, "
-                f"{self.count('communities')} community pages, coverage.html, lookup.html, "
-                f"{self.count('boards')} boards")
+        return (
+            f"maps in {self.out_dir}/: index.html, {self.count('streets')} street, "
+            f"{self.count('communities')} community pages, coverage.html, lookup.html, "
+            f"{self.count('boards')} boards"
+        )
 
 
 def _codes(s: pd.Series) -> pd.Series:
@@ -62,15 +76,19 @@ def _in_polygons(points: np.ndarray, polygons: gpd.GeoDataFrame, key: str) -> pd
     return out
 
 
-def attach(frame: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame | None, key: str
-           ) -> gpd.GeoDataFrame:
+def attach(
+    frame: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame | None, key: str
+) -> gpd.GeoDataFrame:
     """``frame`` with ``key`` filled from the polygon containing each row's representative
     point, where the column is missing or empty (e.g. buildings before assignment)."""
     if frame is None or polygons is None or len(frame) == 0 or len(polygons) == 0:
         return frame
     out = frame.copy()
-    current = _codes(out[key]) if key in out.columns else pd.Series(pd.NA, index=out.index,
-                                                                    dtype="string")
+    current = (
+        _codes(out[key])
+        if key in out.columns
+        else pd.Series(pd.NA, index=out.index, dtype="string")
+    )
     missing = current.isna().to_numpy()
     if missing.any():
         pts = shapely.point_on_surface(out.geometry.values[missing])
@@ -81,8 +99,7 @@ def attach(frame: gpd.GeoDataFrame, polygons: gpd.GeoDataFrame | None, key: str
     return out
 
 
-def summarise(layers: dict[str, gpd.GeoDataFrame]) -> tuple[gpd.GeoDataFrame,
-                                                             gpd.GeoDataFrame]:
+def summarise(layers: dict[str, gpd.GeoDataFrame]) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Streets and communities with households, community and grid counts.
 
     Households come from the grids when present, otherwise from the buildings inside each
@@ -95,28 +112,40 @@ def summarise(layers: dict[str, gpd.GeoDataFrame]) -> tuple[gpd.GeoDataFrame,
     grids = layers.get("grids")
     if grids is not None and len(grids):
         g = grids.copy()
-        cc = _codes(g["community_code"]) if "community_code" in g.columns \
+        cc = (
+            _codes(g["community_code"])
+            if "community_code" in g.columns
             else _codes(g["grid_code"]).str[:12]
+        )
         hh = pd.to_numeric(g.get("households"), errors="coerce").fillna(0)
-        per = pd.DataFrame({"cc": cc, "hh": hh}).groupby("cc").agg(households=("hh", "sum"),
-                                                                   grid_count=("hh", "size"))
+        per = (
+            pd.DataFrame({"cc": cc, "hh": hh})
+            .groupby("cc")
+            .agg(households=("hh", "sum"), grid_count=("hh", "size"))
+        )
     else:
         b = attach(layers.get("buildings"), comms, "community_code")
         if b is not None and len(b):
             hh = pd.to_numeric(b["households"], errors="coerce").fillna(0)
-            per = pd.DataFrame({"cc": b["community_code"], "hh": hh}).groupby("cc").agg(
-                households=("hh", "sum"))
+            per = (
+                pd.DataFrame({"cc": b["community_code"], "hh": hh})
+                .groupby("cc")
+                .agg(households=("hh", "sum"))
+            )
         else:
             per = pd.DataFrame({"households": []})
         per["grid_count"] = 0
-    comms["households"] = comms["community_code"].map(per["households"]).fillna(0) \
-        .round().astype(int)
+    comms["households"] = (
+        comms["community_code"].map(per["households"]).fillna(0).round().astype(int)
+    )
     comms["grid_count"] = comms["community_code"].map(per["grid_count"]).fillna(0).astype(int)
     names = dict(zip(streets["street_code"], streets["name"].astype(str), strict=True))
     comms["street_name"] = comms["street_code"].map(names)
-    agg = comms.groupby("street_code").agg(households=("households", "sum"),
-                                           grid_count=("grid_count", "sum"),
-                                           community_count=("community_code", "size"))
+    agg = comms.groupby("street_code").agg(
+        households=("households", "sum"),
+        grid_count=("grid_count", "sum"),
+        community_count=("community_code", "size"),
+    )
     for col in agg.columns:
         streets[col] = streets["street_code"].map(agg[col]).fillna(0).astype(int)
     return streets, comms
@@ -126,8 +155,11 @@ def streets_from_communities(communities: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Street polygons as the union of their communities (by ``street_code``), for
     workspaces without a streets layer (e.g. communities made by delineation)."""
     c = communities.copy()
-    c["street_code"] = _codes(c["street_code"]) if "street_code" in c.columns \
+    c["street_code"] = (
+        _codes(c["street_code"])
+        if "street_code" in c.columns
         else _codes(c["community_code"]).str[:9]
+    )
     s = c[["street_code", "geometry"]].dissolve(by="street_code", as_index=False)
     s["name"] = "街道 " + s["street_code"].astype(str)
     return s[["street_code", "name", "geometry"]]
@@ -145,10 +177,16 @@ def _empty_like(frame: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
     return frame.iloc[0:0]
 
 
-def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
-               basemap: Basemap = "none", tianditu_key: str | None = None,
-               city: str = "", settings=None, boards: bool = True,
-               progress: Callable[[int, int], None] | None = None) -> MapSite:
+def write_maps(
+    layers: dict[str, gpd.GeoDataFrame],
+    out_dir: str | Path,
+    basemap: Basemap = "none",
+    tianditu_key: str | None = None,
+    city: str = "",
+    settings=None,
+    boards: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> MapSite:
     """Write every page of the map site for the given workspace layers.
 
     Parameters
@@ -180,23 +218,32 @@ def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
 
     settings = settings or DEFAULT
     if layers.get("communities") is None or len(layers["communities"]) == 0:
-        raise ValueError("maps need layer 'communities': import it first (gridgis import …), "
-                         "make them (gridgis delineate --communities) or run gridgis demo")
+        raise ValueError(
+            "maps need layer 'communities': import it first (gridgis import …), "
+            "make them (gridgis delineate --communities) or run gridgis demo"
+        )
     out = Path(out_dir)
     site = MapSite(out)
     if layers.get("streets") is None or len(layers["streets"]) == 0:
         layers = dict(layers)
         layers["streets"] = streets_from_communities(layers["communities"])
-        site.notes.append("no 'streets' layer: streets drawn as the union of their "
-                          "communities (street_code)")
+        site.notes.append(
+            "no 'streets' layer: streets drawn as the union of their communities (street_code)"
+        )
     for sub in ("streets", "communities", "boards"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    shutil.copytree(STATIC_DIR, out / "static", dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("README.md", "__pycache__"))
+    shutil.copytree(
+        STATIC_DIR,
+        out / "static",
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("README.md", "__pycache__"),
+    )
 
     layers = {k: v for k, v in layers.items() if v is not None}
-    geo = {k: (v.to_crs("EPSG:4326") if isinstance(v, gpd.GeoDataFrame) and v.crs is not None
-               else v) for k, v in layers.items()}
+    geo = {
+        k: (v.to_crs("EPSG:4326") if isinstance(v, gpd.GeoDataFrame) and v.crs is not None else v)
+        for k, v in layers.items()
+    }
     streets, comms = summarise(geo)
     grids = geo.get("grids")
     if grids is not None and len(grids):
@@ -207,8 +254,9 @@ def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
         grids["community_code"] = _codes(grids["community_code"])
     else:
         grids = None
-        site.notes.append("no 'grids' layer: pages show streets and communities only "
-                          "(run gridgis delineate)")
+        site.notes.append(
+            "no 'grids' layer: pages show streets and communities only (run gridgis delineate)"
+        )
     buildings = attach(geo.get("buildings"), comms, "community_code")
     if grids is not None:
         buildings = attach(buildings, grids, "grid_code")
@@ -237,8 +285,10 @@ def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
     tol = TOLERANCE_M["index"]
     s_idx = prepare(streets, tol, basemap, coverage=True)
     c_idx = prepare(comms, tol, basemap, coverage=True)
-    write(out / "index.html", render_page(index_map(s_idx, c_idx, basemap, tianditu_key,
-                                                    asset_prefix(0), city)))
+    write(
+        out / "index.html",
+        render_page(index_map(s_idx, c_idx, basemap, tianditu_key, asset_prefix(0), city)),
+    )
     tick()
 
     # Street pages -----------------------------------------------------------------------
@@ -270,34 +320,62 @@ def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
     b_by = _group_by(b_cm, "community_code")
     f_by = _group_by(f_cm, "community_code")
     gr_by = _group_by(gr_cm, "community_code")
-    road_pairs = (r_cm.sindex.query(c_cm.geometry.values, predicate="intersects")
-                  if r_cm is not None and len(r_cm) else np.empty((2, 0), dtype=int))
+    road_pairs = (
+        r_cm.sindex.query(c_cm.geometry.values, predicate="intersects")
+        if r_cm is not None and len(r_cm)
+        else np.empty((2, 0), dtype=int)
+    )
     roads_by = pd.Series(road_pairs[1]).groupby(road_pairs[0]).agg(list).to_dict()
     street_names = dict(zip(streets["street_code"], streets["name"].astype(str), strict=True))
     for i, (_, comm) in enumerate(c_cm.iterrows()):
         code = str(comm["community_code"])
         empty_g = _empty_like(g_cm if g_cm is not None else c_cm)
-        page = render_page(community_map(
-            comm, g_by.get(code, empty_g), b_by.get(code, _empty_like(b_cm)),
-            r_cm.iloc[roads_by.get(i, [])] if r_cm is not None else _empty_like(None),
-            f_by.get(code, _empty_like(f_cm)), gr_by.get(code, _empty_like(gr_cm)),
-            street_names.get(str(comm["street_code"]), ""), basemap, tianditu_key,
-            asset_prefix(1)))
+        page = render_page(
+            community_map(
+                comm,
+                g_by.get(code, empty_g),
+                b_by.get(code, _empty_like(b_cm)),
+                r_cm.iloc[roads_by.get(i, [])] if r_cm is not None else _empty_like(None),
+                f_by.get(code, _empty_like(f_cm)),
+                gr_by.get(code, _empty_like(gr_cm)),
+                street_names.get(str(comm["street_code"]), ""),
+                basemap,
+                tianditu_key,
+                asset_prefix(1),
+            )
+        )
         write(out / "communities" / f"{code}.html", page)
         tick()
 
     # Coverage ---------------------------------------------------------------------------
-    cov_layers = {k: geo.get(k) for k in ("coverage", "access", "coverage_gaps",
-                                          "proposed_sites")}
-    m, notes = coverage_map(c_st, buildings, facilities, cov_layers, settings, basemap,
-                            tianditu_key, asset_prefix(0), green_spaces=green)
+    cov_layers = {k: geo.get(k) for k in ("coverage", "access", "coverage_gaps", "proposed_sites")}
+    m, notes = coverage_map(
+        c_st,
+        buildings,
+        facilities,
+        cov_layers,
+        settings,
+        basemap,
+        tianditu_key,
+        asset_prefix(0),
+        green_spaces=green,
+    )
     site.notes += notes
     write(out / "coverage.html", render_page(m))
     tick()
 
     # Lookup -----------------------------------------------------------------------------
-    m = lookup_map(c_st, g_st, streets, geo.get("addresses"), geo.get("staff"),
-                   basemap, tianditu_key, asset_prefix(0), grids_lonlat=grids)
+    m = lookup_map(
+        c_st,
+        g_st,
+        streets,
+        geo.get("addresses"),
+        geo.get("staff"),
+        basemap,
+        tianditu_key,
+        asset_prefix(0),
+        grids_lonlat=grids,
+    )
     write(out / "lookup.html", render_page(m))
     tick()
 
@@ -311,8 +389,11 @@ def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
         staff_by = _group_by(staff, "grid_code") if staff is not None else {}
         staff_comm = _group_by(staff, "community_code") if staff is not None else {}
         bounds = gpd.GeoSeries(gb.geometry.envelope, crs="EPSG:4326")
-        r_pairs = (r_cm.sindex.query(bounds.values, predicate="intersects")
-                   if r_cm is not None and len(r_cm) else np.empty((2, 0), dtype=int))
+        r_pairs = (
+            r_cm.sindex.query(bounds.values, predicate="intersects")
+            if r_cm is not None and len(r_cm)
+            else np.empty((2, 0), dtype=int)
+        )
         r_near = pd.Series(r_pairs[1]).groupby(r_pairs[0]).agg(list).to_dict()
         n_pairs = gb.sindex.query(gb.geometry.values, predicate="intersects")
         n_pairs = n_pairs[:, n_pairs[0] != n_pairs[1]]
@@ -321,13 +402,19 @@ def write_maps(layers: dict[str, gpd.GeoDataFrame], out_dir: str | Path,
             code = str(grid["grid_code"])
             cc = str(grid["community_code"])
             sc = str(comm_street.get(cc, code[:9]))
-            page = board_page(grid, bb_by.get(code, _empty_like(b_cm)),
-                              staff_by.get(code), staff_comm.get(cc),
-                              community_name=comm_names.get(cc, ""),
-                              street_name=street_names.get(sc, ""), street_code=sc,
-                              city=city, prefix=asset_prefix(1),
-                              roads=r_cm.iloc[r_near.get(i, [])] if r_cm is not None else None,
-                              neighbours=gb.iloc[n_near.get(i, [])])
+            page = board_page(
+                grid,
+                bb_by.get(code, _empty_like(b_cm)),
+                staff_by.get(code),
+                staff_comm.get(cc),
+                community_name=comm_names.get(cc, ""),
+                street_name=street_names.get(sc, ""),
+                street_code=sc,
+                city=city,
+                prefix=asset_prefix(1),
+                roads=r_cm.iloc[r_near.get(i, [])] if r_cm is not None else None,
+                neighbours=gb.iloc[n_near.get(i, [])],
+            )
             write(out / "boards" / f"{code}.html", page)
             tick()
     write(out / "maps.json", _manifest(site, basemap))
@@ -339,5 +426,6 @@ def _manifest(site: MapSite, basemap: str) -> str:
     import json
 
     rel = [str(p.relative_to(site.out_dir)) for p in site.pages]
-    return json.dumps({"basemap": basemap, "pages": rel, "notes": site.notes},
-                      ensure_ascii=False, indent=1)
+    return json.dumps(
+        {"basemap": basemap, "pages": rel, "notes": site.notes}, ensure_ascii=False, indent=1
+    )

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import os
 
-from gridgis.store.base import SCHEMA_VERSION, LayerInfo, Store, StoreError
+from gridgis.errors import StoreError
+from gridgis.store.base import SCHEMA_VERSION, LayerInfo, Store
 from gridgis.store.gpkg import GeoPackageStore
 
-__all__ = ["Store", "StoreError", "LayerInfo", "GeoPackageStore", "open_store",
-           "SCHEMA_VERSION"]
+__all__ = ["Store", "StoreError", "LayerInfo", "GeoPackageStore", "open_store", "SCHEMA_VERSION"]
 
 
 def open_store(target: str | os.PathLike | None = None, create: bool = True) -> Store:
@@ -30,8 +30,10 @@ def open_store(target: str | os.PathLike | None = None, create: bool = True) -> 
     if target is None:
         target = os.environ.get("GRIDGIS_DATABASE_URL")
         if not target:
-            raise StoreError("no workspace: give --workspace FILE.gpkg or --database URL "
-                             "(or set GRIDGIS_DATABASE_URL)")
+            raise StoreError(
+                "no workspace: give --workspace FILE.gpkg or --database URL "
+                "(or set GRIDGIS_DATABASE_URL)"
+            )
     text = os.fspath(target)
     if text.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
         from gridgis.store.postgis import PostGISStore  # imported lazily: needs a server

@@ -25,10 +25,6 @@ Frame = gpd.GeoDataFrame | pd.DataFrame
 LAYER_KEYS: dict[str, str] = {n: s.key for n, s in SCHEMA.items()} | {"grids": "grid_code"}
 
 
-class StoreError(RuntimeError):
-    """A workspace that cannot be opened, read or written; the message says which and why."""
-
-
 @dataclass
 class LayerInfo:
     """Metadata recorded with every layer write."""
@@ -79,8 +75,15 @@ def describe(name: str, frame: Frame, params: dict[str, Any] | None) -> LayerInf
     if is_geo and frame.crs is not None:
         epsg = frame.crs.to_epsg()
         crs = f"EPSG:{epsg}" if epsg else frame.crs.to_string()
-    return LayerInfo(name=name, rows=len(frame), crs=crs, geometry_type=gtype, bounds=bounds,
-                     params=jsonable(dict(params or {})), written_at=now_iso())
+    return LayerInfo(
+        name=name,
+        rows=len(frame),
+        crs=crs,
+        geometry_type=gtype,
+        bounds=bounds,
+        params=jsonable(dict(params or {})),
+        written_at=now_iso(),
+    )
 
 
 def conform(name: str, frame: Frame) -> Frame:
@@ -118,14 +121,23 @@ class Store(ABC):
         """Names of the stored layers (not the metadata tables)."""
 
     @abstractmethod
-    def read(self, name: str, bbox: tuple[float, float, float, float] | None = None,
-             where: dict[str, Any] | None = None) -> Frame:
+    def read(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> Frame:
         """Read a layer, optionally only rows whose geometry meets ``bbox`` (lon/lat) and
         whose fields equal ``where``'s values. Raises :class:`StoreError` when absent."""
 
-    def read_page(self, name: str, bbox: tuple[float, float, float, float] | None = None,
-                  where: dict[str, Any] | None = None, limit: int = 10, offset: int = 0
-                  ) -> tuple[Frame, int]:
+    def read_page(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> tuple[Frame, int]:
         """One page of a layer, for paging clients (the HTTP API's ``items``).
 
         Returns rows ``offset`` … ``offset + limit - 1`` (in stored order) of those
@@ -133,14 +145,18 @@ class Store(ABC):
         this with a form that reads only the page; this default reads all matches.
         """
         frame = self.read(name, bbox=bbox, where=where)
-        page = frame.iloc[offset:offset + limit].reset_index(drop=True)
+        page = frame.iloc[offset : offset + limit].reset_index(drop=True)
         return page, len(frame)
 
-    def read_page_geojson(self, name: str,
-                          bbox: tuple[float, float, float, float] | None = None,
-                          where: dict[str, Any] | None = None, limit: int = 10,
-                          offset: int = 0, exclude: tuple[str, ...] = ()
-                          ) -> tuple[list[tuple[Any, str | None, str]], int] | None:
+    def read_page_geojson(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        exclude: tuple[str, ...] = (),
+    ) -> tuple[list[tuple[Any, str | None, str]], int] | None:
         """The page of :meth:`read_page` as GeoJSON text made by the database, for
         serving: ``([(feature id, geometry JSON or None, properties JSON without
         ``exclude``), …], number matched)`` with lon/lat in EPSG:4326; the id is the
@@ -150,8 +166,7 @@ class Store(ABC):
         return None
 
     @abstractmethod
-    def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None
-                   ) -> None:
+    def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None) -> None:
         """Write (replace) several layers at once: all of them, or none."""
 
     @abstractmethod

@@ -23,13 +23,13 @@ import pandas as pd
 import pyogrio
 import shapely
 
+from gridgis.errors import StoreError
 from gridgis.store.base import (
     LAYER_KEYS,
     SCHEMA_VERSION,
     Frame,
     LayerInfo,
     Store,
-    StoreError,
     conform,
     describe,
     jsonable,
@@ -92,13 +92,22 @@ class GeoPackageStore(Store):
                 return []
         return [r[0] for r in rows]
 
-    def read(self, name: str, bbox: tuple[float, float, float, float] | None = None,
-             where: dict[str, Any] | None = None) -> Frame:
+    def read(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> Frame:
         return self._read(name, bbox, where)
 
-    def read_page(self, name: str, bbox: tuple[float, float, float, float] | None = None,
-                  where: dict[str, Any] | None = None, limit: int = 10, offset: int = 0
-                  ) -> tuple[Frame, int]:
+    def read_page(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> tuple[Frame, int]:
         """One page of a layer (rows ``offset`` … ``offset + limit - 1`` in stored order)
         and the number of rows matching ``bbox`` and ``where``; reads only that page."""
         if bbox is None and not where:
@@ -108,26 +117,34 @@ class GeoPackageStore(Store):
             if name not in self.layers():
                 raise StoreError(f"{self.path}: no layer '{name}'")
             self._check_fields(name, where)
-            cond = " AND ".join(f'"{k}" = {_sql_literal(v)}' if v is not None
-                                else f'"{k}" IS NULL' for k, v in where.items())
+            cond = " AND ".join(
+                f'"{k}" = {_sql_literal(v)}' if v is not None else f'"{k}" IS NULL'
+                for k, v in where.items()
+            )
             with self._reader() as con:
                 pk = [r[1] for r in con.execute(f'PRAGMA table_info("{_q(name)}")') if r[5]]
-                rows = con.execute(f'SELECT "{_q(pk[0]) if pk else "rowid"}" FROM "{_q(name)}" '
-                                   f'WHERE {cond} ORDER BY 1').fetchall()
+                rows = con.execute(
+                    f'SELECT "{_q(pk[0]) if pk else "rowid"}" FROM "{_q(name)}" '
+                    f"WHERE {cond} ORDER BY 1"
+                ).fetchall()
             ids = np.array([r[0] for r in rows], dtype=np.int64)
         else:
             # GDAL returns bbox matches in R-tree order: page over the sorted feature ids
             ids = np.sort(self._read(name, bbox, where, fids_only=True).index.to_numpy())
-        page = ids[offset:offset + limit]
+        page = ids[offset : offset + limit]
         if not len(page):
             return self._read(name, count=0), len(ids)
         return self._read(name, fids=page), len(ids)
 
-    def read_page_geojson(self, name: str,
-                          bbox: tuple[float, float, float, float] | None = None,
-                          where: dict[str, Any] | None = None, limit: int = 10,
-                          offset: int = 0, exclude: tuple[str, ...] = ()
-                          ) -> tuple[list[tuple[Any, str | None, str]], int]:
+    def read_page_geojson(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        exclude: tuple[str, ...] = (),
+    ) -> tuple[list[tuple[Any, str | None, str]], int]:
         """A page as GeoJSON texts read with SQLite directly (the R-tree for ``bbox``,
         then an exact intersects test): the serving path, without GDAL or pandas."""
         if name not in self.layers():
@@ -136,8 +153,9 @@ class GeoPackageStore(Store):
             self._check_fields(name, where)
         with self._reader() as con:
             info = list(con.execute(f'PRAGMA table_info("{_q(name)}")'))
-            geo = con.execute("SELECT column_name FROM gpkg_geometry_columns WHERE "
-                              "table_name = ?", (name,)).fetchone()
+            geo = con.execute(
+                "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (name,)
+            ).fetchone()
             gcol = geo[0] if geo else None
             pk = next((r[1] for r in info if r[5]), "rowid")
             fields = [r[1] for r in info if r[1] not in (pk, gcol) and r[1] not in exclude]
@@ -146,25 +164,33 @@ class GeoPackageStore(Store):
             key = key if key in {r[1] for r in info} else None
             conds: list[str] = []
             if where:
-                conds += [f'"{_q(k)}" = {_sql_literal(v)}' if v is not None
-                          else f'"{_q(k)}" IS NULL' for k, v in where.items()]
+                conds += [
+                    f'"{_q(k)}" = {_sql_literal(v)}' if v is not None else f'"{_q(k)}" IS NULL'
+                    for k, v in where.items()
+                ]
             if bbox is not None:
                 if gcol is None:
                     raise StoreError("bbox given for a layer without geometry")
                 minx, miny, maxx, maxy = (float(v) for v in bbox)
-                conds.append(f'"{_q(pk)}" IN (SELECT id FROM "rtree_{_q(name)}_{_q(gcol)}" '
-                             f"WHERE minx <= {maxx!r} AND maxx >= {minx!r} AND "
-                             f"miny <= {maxy!r} AND maxy >= {miny!r})")
+                conds.append(
+                    f'"{_q(pk)}" IN (SELECT id FROM "rtree_{_q(name)}_{_q(gcol)}" '
+                    f"WHERE minx <= {maxx!r} AND maxx >= {minx!r} AND "
+                    f"miny <= {maxy!r} AND maxy >= {miny!r})"
+                )
             sql_where = (" WHERE " + " AND ".join(conds)) if conds else ""
             cols = [f'"{_q(c)}"' for c in fields]
             cols.append(f'"{_q(key)}"' if key else f'"{_q(pk)}"')  # the feature id
             geom_sel = f'"{_q(gcol)}"' if gcol else "NULL"
             base = f'SELECT {geom_sel}, {", ".join(cols)} FROM "{_q(name)}"'
             if bbox is None:  # the database pages and counts
-                matched = (self.info(name).rows if not conds else con.execute(
-                    f'SELECT count(*) FROM "{_q(name)}"{sql_where}').fetchone()[0])
-                rows = con.execute(f'{base}{sql_where} ORDER BY "{_q(pk)}" '
-                                   f"LIMIT {int(limit)} OFFSET {int(offset)}").fetchall()
+                matched = (
+                    self.info(name).rows
+                    if not conds
+                    else con.execute(f'SELECT count(*) FROM "{_q(name)}"{sql_where}').fetchone()[0]
+                )
+                rows = con.execute(
+                    f'{base}{sql_where} ORDER BY "{_q(pk)}" LIMIT {int(limit)} OFFSET {int(offset)}'
+                ).fetchall()
                 geoms = _gpkg_geometries([r[0] for r in rows])
             else:  # R-tree candidates, then the exact test on their geometries
                 rows = con.execute(f'{base}{sql_where} ORDER BY "{_q(pk)}"').fetchall()
@@ -172,19 +198,24 @@ class GeoPackageStore(Store):
                 hit = shapely.intersects(geoms, shapely.box(minx, miny, maxx, maxy))
                 keep = np.flatnonzero(hit)
                 matched = len(keep)
-                keep = keep[offset:offset + limit]
+                keep = keep[offset : offset + limit]
                 rows = [rows[i] for i in keep]
                 geoms = geoms[keep]
         texts = shapely.to_geojson(geoms) if len(geoms) else []
         out = []
         for row, gj in zip(rows, texts, strict=True):
-            props = dict(zip(fields, row[1:1 + len(fields)], strict=True))
+            props = dict(zip(fields, row[1 : 1 + len(fields)], strict=True))
             for b in booleans & props.keys():
                 if props[b] is not None:
                     props[b] = bool(props[b])
             fid = row[-1]
-            out.append((fid, None if gj is None else str(gj),
-                        json.dumps(props, ensure_ascii=False, separators=(",", ":"))))
+            out.append(
+                (
+                    fid,
+                    None if gj is None else str(gj),
+                    json.dumps(props, ensure_ascii=False, separators=(",", ":")),
+                )
+            )
         return out, int(matched)
 
     def _check_fields(self, name: str, where: dict[str, Any]) -> None:
@@ -194,20 +225,31 @@ class GeoPackageStore(Store):
         fields -= {"fid", "geometry", "geom"}
         unknown = [k for k in where if k not in fields]
         if unknown:
-            raise StoreError(f"no field '{unknown[0]}' in layer '{name}' (fields: "
-                             f"{', '.join(sorted(fields))})")
+            raise StoreError(
+                f"no field '{unknown[0]}' in layer '{name}' (fields: {', '.join(sorted(fields))})"
+            )
 
-    def _read(self, name: str, bbox: tuple[float, float, float, float] | None = None,
-              where: dict[str, Any] | None = None, skip: int = 0, count: int | None = None,
-              fids_only: bool = False, fids: Any = None) -> Frame:
+    def _read(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: dict[str, Any] | None = None,
+        skip: int = 0,
+        count: int | None = None,
+        fids_only: bool = False,
+        fids: Any = None,
+    ) -> Frame:
         if name not in self.layers():
-            raise StoreError(f"{self.path}: no layer '{name}' (layers: "
-                             f"{', '.join(self.layers()) or 'none'})")
+            raise StoreError(
+                f"{self.path}: no layer '{name}' (layers: {', '.join(self.layers()) or 'none'})"
+            )
         sql = None
         if where:
             self._check_fields(name, where)
-            sql = " AND ".join(f'"{k}" = {_sql_literal(v)}' if v is not None
-                               else f'"{k}" IS NULL' for k, v in where.items())
+            sql = " AND ".join(
+                f'"{k}" = {_sql_literal(v)}' if v is not None else f'"{k}" IS NULL'
+                for k, v in where.items()
+            )
         extra: dict[str, Any] = {}
         if skip:
             extra["skip_features"] = int(skip)
@@ -220,8 +262,9 @@ class GeoPackageStore(Store):
         if count == 0:  # pyogrio reads everything for max_features=0
             extra["max_features"] = 1
         try:
-            frame = pyogrio.read_dataframe(self.path, layer=name, bbox=bbox, where=sql,
-                                           fid_as_index=fids_only, **extra)
+            frame = pyogrio.read_dataframe(
+                self.path, layer=name, bbox=bbox, where=sql, fid_as_index=fids_only, **extra
+            )
             if count == 0:
                 frame = frame.iloc[:0]
         except pyogrio.errors.DataSourceError as exc:
@@ -276,8 +319,9 @@ class GeoPackageStore(Store):
         with _folder_lock(self.path.parent) as folder_fd:
             for stale in self.path.parent.glob(f".{self.path.stem}.*.tmp.gpkg*"):
                 stale.unlink(missing_ok=True)
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{self.path.stem}.",
-                                            suffix=".tmp.gpkg", dir=self.path.parent)
+            fd, tmp_name = tempfile.mkstemp(
+                prefix=f".{self.path.stem}.", suffix=".tmp.gpkg", dir=self.path.parent
+            )
             os.close(fd)
             tmp = Path(tmp_name)
             try:
@@ -293,8 +337,12 @@ class GeoPackageStore(Store):
                 if folder_fd is not None:
                     os.fsync(folder_fd)  # make the rename itself durable
             finally:
-                for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"),
-                                 Path(f"{tmp}-shm")):
+                for leftover in (
+                    tmp,
+                    Path(f"{tmp}-journal"),
+                    Path(f"{tmp}-wal"),
+                    Path(f"{tmp}-shm"),
+                ):
                     leftover.unlink(missing_ok=True)
 
     @staticmethod
@@ -302,13 +350,15 @@ class GeoPackageStore(Store):
         with contextlib.closing(sqlite3.connect(path)) as con, con:
             con.execute(f"CREATE TABLE IF NOT EXISTS {_META} (key TEXT PRIMARY KEY, value TEXT)")
             con.execute(f"CREATE TABLE IF NOT EXISTS {_LAYERS} (name TEXT PRIMARY KEY, info TEXT)")
-            con.execute(f"INSERT OR IGNORE INTO {_META} VALUES ('schema_version', ?)",
-                        (json.dumps(SCHEMA_VERSION),))
-            con.execute(f"INSERT OR IGNORE INTO {_META} VALUES ('created_at', ?)",
-                        (json.dumps(now_iso()),))
+            con.execute(
+                f"INSERT OR IGNORE INTO {_META} VALUES ('schema_version', ?)",
+                (json.dumps(SCHEMA_VERSION),),
+            )
+            con.execute(
+                f"INSERT OR IGNORE INTO {_META} VALUES ('created_at', ?)", (json.dumps(now_iso()),)
+            )
 
-    def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None
-                   ) -> None:
+    def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None) -> None:
         for name in frames:
             check_layer_name(name)
         with self._transaction() as tmp:
@@ -319,14 +369,15 @@ class GeoPackageStore(Store):
                 except StoreError:
                     raise
                 except Exception as exc:  # GDAL/pyogrio: unsupported field types etc.
-                    raise StoreError(f"{self.path}: cannot write layer '{name}': "
-                                     f"{exc}") from exc
+                    raise StoreError(f"{self.path}: cannot write layer '{name}': {exc}") from exc
                 infos.append(describe(name, written, jsonable(params or {})))
             self._init_meta(tmp)
             with contextlib.closing(sqlite3.connect(tmp)) as con, con:
                 for info in infos:
-                    con.execute(f"INSERT OR REPLACE INTO {_LAYERS} VALUES (?, ?)",
-                                (info.name, info.to_json()))
+                    con.execute(
+                        f"INSERT OR REPLACE INTO {_LAYERS} VALUES (?, ?)",
+                        (info.name, info.to_json()),
+                    )
 
     def delete(self, name: str) -> None:
         if name not in self.layers():
@@ -341,8 +392,10 @@ class GeoPackageStore(Store):
             self._init_meta(tmp)
             with contextlib.closing(sqlite3.connect(tmp)) as con, con:
                 for k, v in values.items():
-                    con.execute(f"INSERT OR REPLACE INTO {_META} VALUES (?, ?)",
-                                (k, json.dumps(jsonable(v), ensure_ascii=False, default=str)))
+                    con.execute(
+                        f"INSERT OR REPLACE INTO {_META} VALUES (?, ?)",
+                        (k, json.dumps(jsonable(v), ensure_ascii=False, default=str)),
+                    )
 
 
 def _nullable(frame: Frame, info: dict[str, Any]) -> Frame:
@@ -367,13 +420,20 @@ def check_layer_name(name: str) -> str:
     Refused: empty names, names with spaces, quotes, slashes or semicolons, and the
     prefixes of the GeoPackage's own tables (case-insensitive, as SQLite's names are).
     """
-    if not isinstance(name, str) or not name or any(c.isspace() for c in name) \
-            or any(c in name for c in "\"'`;/\\"):
-        raise StoreError(f"{name!r} is not a usable layer name (no spaces, quotes, "
-                         f"slashes or semicolons)")
+    if (
+        not isinstance(name, str)
+        or not name
+        or any(c.isspace() for c in name)
+        or any(c in name for c in "\"'`;/\\")
+    ):
+        raise StoreError(
+            f"{name!r} is not a usable layer name (no spaces, quotes, slashes or semicolons)"
+        )
     if name.lower().startswith(_RESERVED_PREFIXES):
-        raise StoreError(f"'{name}' is a reserved layer name (prefixes "
-                         f"{', '.join(_RESERVED_PREFIXES)} belong to the GeoPackage)")
+        raise StoreError(
+            f"'{name}' is a reserved layer name (prefixes "
+            f"{', '.join(_RESERVED_PREFIXES)} belong to the GeoPackage)"
+        )
     return name
 
 
@@ -407,7 +467,7 @@ def _gpkg_geometries(blobs: list[bytes | None]) -> np.ndarray:
             wkb.append(None)
             continue
         env = (flags >> 1) & 0x07
-        wkb.append(bytes(b[8 + (0, 32, 48, 48, 64)[env] if env < 5 else 8:]))
+        wkb.append(bytes(b[8 + (0, 32, 48, 48, 64)[env] if env < 5 else 8 :]))
     return shapely.from_wkb(np.array(wkb, dtype=object)) if wkb else np.array([], object)
 
 
@@ -440,13 +500,21 @@ def _write_layer(path: Path, name: str, frame: Frame) -> Frame:
         # single parts read back single) when it mixes, e.g. Polygon with MultiPolygon
         gtype = types.pop() if len(types) == 1 else "Unknown"
         out = _plain_columns(out)
-        pyogrio.write_dataframe(out, path, layer=name, driver="GPKG", geometry_type=gtype,
-                                promote_to_multi=False, layer_options={"OVERWRITE": "YES"},
-                                spatial_index=True)
+        pyogrio.write_dataframe(
+            out,
+            path,
+            layer=name,
+            driver="GPKG",
+            geometry_type=gtype,
+            promote_to_multi=False,
+            layer_options={"OVERWRITE": "YES"},
+            spatial_index=True,
+        )
     else:
         out = _plain_columns(pd.DataFrame(frame))
-        pyogrio.write_dataframe(out, path, layer=name, driver="GPKG",
-                                layer_options={"OVERWRITE": "YES"})
+        pyogrio.write_dataframe(
+            out, path, layer=name, driver="GPKG", layer_options={"OVERWRITE": "YES"}
+        )
     return out
 
 
@@ -458,8 +526,13 @@ def _plain_columns(frame: Frame) -> Frame:
             continue
         s = frame[col]
         if s.dtype == object and s.map(lambda v: isinstance(v, (list, dict, tuple))).any():
-            frame[col] = s.map(lambda v: json.dumps(v, ensure_ascii=False, default=str)
-                               if isinstance(v, (list, dict, tuple)) else v)
+            frame[col] = s.map(
+                lambda v: (
+                    json.dumps(v, ensure_ascii=False, default=str)
+                    if isinstance(v, (list, dict, tuple))
+                    else v
+                )
+            )
     return frame
 
 
@@ -468,11 +541,15 @@ def _drop_layer(path: Path, name: str) -> None:
     with contextlib.closing(sqlite3.connect(path)) as con, con:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         for (geom_col,) in con.execute(
-                "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (name,)
+            "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (name,)
         ).fetchall():
             con.execute(f'DROP TABLE IF EXISTS "rtree_{name}_{geom_col}"')
         con.execute(f'DROP TABLE IF EXISTS "{name}"')
-        for meta in ("gpkg_contents", "gpkg_geometry_columns", "gpkg_extensions",
-                     "gpkg_ogr_contents"):
+        for meta in (
+            "gpkg_contents",
+            "gpkg_geometry_columns",
+            "gpkg_extensions",
+            "gpkg_ogr_contents",
+        ):
             if meta in tables:
                 con.execute(f"DELETE FROM {meta} WHERE table_name = ?", (name,))

@@ -33,14 +33,18 @@ def find_bindir() -> Path:
     env = os.environ.get("PG_BINDIR")
     if env and (Path(env) / "initdb").exists():
         return Path(env)
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0,
+    )
     if not found:
         on_path = shutil.which("initdb")
         if on_path:
             return Path(on_path).parent
-        raise PostgresUnavailable("PostgreSQL is not installed (apt-get install postgresql "
-                                  "postgis, or scripts/install.sh)")
+        raise PostgresUnavailable(
+            "PostgreSQL is not installed (apt-get install postgresql "
+            "postgis, or scripts/install.sh)"
+        )
     return Path(found[-1]).parent
 
 
@@ -63,15 +67,18 @@ class TempPostgres:
         (``fsync=off``), which is right for throwaway data only.
     """
 
-    def __init__(self, database: str = "gridgis", settings: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(self, database: str = "gridgis", settings: dict[str, str] | None = None) -> None:
         self.bindir = find_bindir()
         self.database = database
         self.user = "gridgis"
         self.port = free_port()
-        self.settings = {"fsync": "off", "synchronous_commit": "off",
-                         "full_page_writes": "off", "max_connections": "200",
-                         "shared_buffers": "128MB"} | (settings or {})
+        self.settings = {
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "200",
+            "shared_buffers": "128MB",
+        } | (settings or {})
         self.root: Path | None = None
         self._run_as: list[str] = []
         self.started = False
@@ -82,11 +89,12 @@ class TempPostgres:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{self.database}"
 
     def _cmd(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = subprocess.run([*self._run_as, *args], capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run([*self._run_as, *args], capture_output=True, text=True, timeout=120)
         if check and proc.returncode != 0:
-            raise PostgresUnavailable(f"{' '.join(args[:2])} failed ({proc.returncode}): "
-                                      f"{proc.stderr.strip() or proc.stdout.strip()}")
+            raise PostgresUnavailable(
+                f"{' '.join(args[:2])} failed ({proc.returncode}): "
+                f"{proc.stderr.strip() or proc.stdout.strip()}"
+            )
         return proc
 
     def start(self) -> TempPostgres:
@@ -97,16 +105,41 @@ class TempPostgres:
             try:
                 pw = pwd.getpwnam("postgres")
             except KeyError as exc:
-                raise PostgresUnavailable("running as root needs the 'postgres' user "
-                                          "(created by Debian's postgresql package)") from exc
+                raise PostgresUnavailable(
+                    "running as root needs the 'postgres' user "
+                    "(created by Debian's postgresql package)"
+                ) from exc
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
             self._run_as = ["runuser", "-u", "postgres", "--"]
-        self._cmd(str(self.bindir / "initdb"), "-D", str(data), "-U", self.user,
-                  "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
-        opts = " ".join([f"-p {self.port}", "-c listen_addresses=127.0.0.1",
-                         f"-k {self.root}"] + [f"-c {k}={v}" for k, v in self.settings.items()])
-        self._cmd(str(self.bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-t", "60",
-                  "-l", str(self.root / "server.log"), "start")
+        self._cmd(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            self.user,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+        )
+        opts = " ".join(
+            [f"-p {self.port}", "-c listen_addresses=127.0.0.1", f"-k {self.root}"]
+            + [f"-c {k}={v}" for k, v in self.settings.items()]
+        )
+        self._cmd(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.root / "server.log"),
+            "start",
+        )
         self.started = True
         import psycopg
 
@@ -126,8 +159,16 @@ class TempPostgres:
         if self.root is None:
             return
         if self.started:
-            self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"), "-m",
-                      "immediate", "-w", "stop", check=False)
+            self._cmd(
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.root / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+                check=False,
+            )
             self.started = False
         shutil.rmtree(self.root, ignore_errors=True)
         self.root = None

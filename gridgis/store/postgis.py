@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects import postgresql as pg
 
+from gridgis.errors import StoreError
 from gridgis.layers import SCHEMA, STORAGE_CRS
 from gridgis.store.base import (
     LAYER_KEYS,
@@ -44,7 +45,6 @@ from gridgis.store.base import (
     Frame,
     LayerInfo,
     Store,
-    StoreError,
     conform,
     describe,
     jsonable,
@@ -94,8 +94,9 @@ class PostGISStore(Store):
         safe = sa.make_url(sa_url)
         self.location = f"{safe.render_as_string(hide_password=True)}?schema={self.schema}"
         self.location = self.location.replace("postgresql+psycopg://", "postgresql://")
-        self.engine = sa.create_engine(sa_url, pool_size=8, max_overflow=32,
-                                       pool_pre_ping=False, pool_recycle=600)
+        self.engine = sa.create_engine(
+            sa_url, pool_size=8, max_overflow=32, pool_pre_ping=False, pool_recycle=600
+        )
         self._col_cache: dict[str, tuple[float, dict[str, str]]] = {}
         try:
             self._init(create)
@@ -121,34 +122,46 @@ class PostGISStore(Store):
     def _init(self, create: bool) -> None:
         with self.engine.begin() as conn:
             has_postgis = conn.exec_driver_sql(
-                "SELECT 1 FROM pg_extension WHERE extname = 'postgis'").first()
+                "SELECT 1 FROM pg_extension WHERE extname = 'postgis'"
+            ).first()
             if not has_postgis:
                 try:
                     conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS postgis")
                 except sa.exc.DBAPIError as exc:
-                    raise StoreError(f"{self.location}: the database lacks the PostGIS "
-                                     f"extension and it cannot be created: {exc.orig}"
-                                     ) from exc
+                    raise StoreError(
+                        f"{self.location}: the database lacks the PostGIS "
+                        f"extension and it cannot be created: {exc.orig}"
+                    ) from exc
             exists = conn.exec_driver_sql(
                 "SELECT 1 FROM information_schema.tables WHERE table_schema = %(s)s "
-                "AND table_name = %(t)s", {"s": self.schema, "t": _META}).first()
+                "AND table_name = %(t)s",
+                {"s": self.schema, "t": _META},
+            ).first()
             if not exists:
                 if not create:
                     raise StoreError(f"{self.location}: no such workspace")
                 conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {_ident(self.schema)}")
-                conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {self._q(_META)} "
-                                     "(key text PRIMARY KEY, value jsonb)")
-                conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {self._q(_LAYERS)} "
-                                     "(name text PRIMARY KEY, info jsonb NOT NULL)")
+                conn.exec_driver_sql(
+                    f"CREATE TABLE IF NOT EXISTS {self._q(_META)} "
+                    "(key text PRIMARY KEY, value jsonb)"
+                )
+                conn.exec_driver_sql(
+                    f"CREATE TABLE IF NOT EXISTS {self._q(_LAYERS)} "
+                    "(name text PRIMARY KEY, info jsonb NOT NULL)"
+                )
                 conn.exec_driver_sql(
                     f"INSERT INTO {self._q(_META)} VALUES ('schema_version', %(v)s), "
                     "('created_at', %(c)s) ON CONFLICT DO NOTHING",
-                    {"v": json.dumps(SCHEMA_VERSION), "c": json.dumps(now_iso())})
+                    {"v": json.dumps(SCHEMA_VERSION), "c": json.dumps(now_iso())},
+                )
             version = conn.exec_driver_sql(
-                f"SELECT value FROM {self._q(_META)} WHERE key = 'schema_version'").scalar()
+                f"SELECT value FROM {self._q(_META)} WHERE key = 'schema_version'"
+            ).scalar()
             if version is not None and int(version) > SCHEMA_VERSION:
-                raise StoreError(f"{self.location}: workspace schema version {version} is "
-                                 f"newer than this gridgis ({SCHEMA_VERSION}); upgrade gridgis")
+                raise StoreError(
+                    f"{self.location}: workspace schema version {version} is "
+                    f"newer than this gridgis ({SCHEMA_VERSION}); upgrade gridgis"
+                )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -166,15 +179,19 @@ class PostGISStore(Store):
         hit = self._col_cache.get(name)
         if hit is not None and time.monotonic() - hit[0] < COLUMN_CACHE_S:
             return hit[1]
-        cur.execute("SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
-                    "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 "
-                    "AND NOT a.attisdropped ORDER BY a.attnum", (self.schema, name))
+        cur.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 "
+            "AND NOT a.attisdropped ORDER BY a.attnum",
+            (self.schema, name),
+        )
         cols = dict(cur.fetchall())
         if not cols or name.startswith("gridgis_"):
-            raise StoreError(f"{self.location}: no layer '{name}' (layers: "
-                             f"{', '.join(self.layers()) or 'none'})")
+            raise StoreError(
+                f"{self.location}: no layer '{name}' (layers: {', '.join(self.layers()) or 'none'})"
+            )
         self._col_cache[name] = (time.monotonic(), cols)
         return cols
 
@@ -186,27 +203,34 @@ class PostGISStore(Store):
             self._col_cache.clear()
             return func(*args)
 
-    def _filter(self, cols: dict[str, str], bbox: tuple[float, float, float, float] | None,
-                where: dict[str, Any] | None) -> tuple[str, list[Any]]:
+    def _filter(
+        self,
+        cols: dict[str, str],
+        bbox: tuple[float, float, float, float] | None,
+        where: dict[str, Any] | None,
+    ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         args: list[Any] = []
         if bbox is not None:
             if "geometry" not in cols:
                 raise StoreError("bbox given for a layer without geometry")
             minx, miny, maxx, maxy = (float(v) for v in bbox)
-            clauses.append("geometry && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND "
-                           "ST_Intersects(geometry, ST_MakeEnvelope(%s, %s, %s, %s, 4326))")
+            clauses.append(
+                "geometry && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND "
+                "ST_Intersects(geometry, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
+            )
             args += [minx, miny, maxx, maxy] * 2
         for key, value in (where or {}).items():
             if key not in cols or key == _FID or key == "geometry":
-                raise StoreError(f"no field '{key}' in this layer (fields: "
-                                 f"{', '.join(c for c in cols if c not in (_FID, 'geometry'))})")
+                raise StoreError(
+                    f"no field '{key}' in this layer (fields: "
+                    f"{', '.join(c for c in cols if c not in (_FID, 'geometry'))})"
+                )
             ctype = cols[key]
             if value is None:
                 clauses.append(f"{_ident(key)} IS NULL")
                 continue
-            if ctype in ("bigint", "integer", "smallint", "double precision", "real",
-                         "numeric"):
+            if ctype in ("bigint", "integer", "smallint", "double precision", "real", "numeric"):
                 try:
                     num = float(value)
                 except (TypeError, ValueError):
@@ -216,30 +240,50 @@ class PostGISStore(Store):
                 args.append(num)
             elif ctype == "boolean":
                 clauses.append(f"{_ident(key)} = %s")
-                args.append(value if isinstance(value, bool)
-                            else str(value).strip().lower() in {"1", "true", "t", "yes"})
+                args.append(
+                    value
+                    if isinstance(value, bool)
+                    else str(value).strip().lower() in {"1", "true", "t", "yes"}
+                )
             else:
-                clauses.append(f"{_ident(key)}::text = %s" if ctype != "text"
-                               else f"{_ident(key)} = %s")
-                args.append(value if isinstance(value, str) else
-                            (repr(value) if isinstance(value, float) else str(value)))
+                clauses.append(
+                    f"{_ident(key)}::text = %s" if ctype != "text" else f"{_ident(key)} = %s"
+                )
+                args.append(
+                    value
+                    if isinstance(value, str)
+                    else (repr(value) if isinstance(value, float) else str(value))
+                )
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
-    def read(self, name: str, bbox: tuple[float, float, float, float] | None = None,
-             where: dict[str, Any] | None = None) -> Frame:
+    def read(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: dict[str, Any] | None = None,
+    ) -> Frame:
         frame, _ = self._retry(self._select, name, bbox, where, None, 0, False)
         return frame
 
-    def read_page(self, name: str, bbox: tuple[float, float, float, float] | None = None,
-                  where: dict[str, Any] | None = None, limit: int = 10, offset: int = 0
-                  ) -> tuple[Frame, int]:
+    def read_page(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> tuple[Frame, int]:
         return self._retry(self._select, name, bbox, where, limit, offset, True)
 
-    def read_page_geojson(self, name: str,
-                          bbox: tuple[float, float, float, float] | None = None,
-                          where: dict[str, Any] | None = None, limit: int = 10,
-                          offset: int = 0, exclude: tuple[str, ...] = ()
-                          ) -> tuple[list[tuple[Any, str | None, str]], int]:
+    def read_page_geojson(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        exclude: tuple[str, ...] = (),
+    ) -> tuple[list[tuple[Any, str | None, str]], int]:
         """GeoJSON geometry (15 decimals) and properties straight from PostGIS; feature
         ids are the layer key's values (:data:`LAYER_KEYS`) or stored row numbers."""
         return self._retry(self._geojson, name, bbox, where, limit, offset, exclude)
@@ -252,17 +296,21 @@ class PostGISStore(Store):
             count_sql = f"(SELECT count(*) FROM {self._q(name)}{sql_where})"
             fields = [c for c in cols if c not in (_FID, "geometry") and c not in exclude]
             geo = "geometry" in cols
-            inner = ", ".join([_FID] + (["geometry"] if geo else [])
-                              + [_ident(c) for c in fields]
-                              + ([_ident(key)] if key and key not in fields else []))
+            inner = ", ".join(
+                [_FID]
+                + (["geometry"] if geo else [])
+                + [_ident(c) for c in fields]
+                + ([_ident(key)] if key and key not in fields else [])
+            )
             props = ", ".join(f"q.{_ident(c)}" for c in fields)
             cur.execute(
                 f"SELECT {count_sql}, {f'q.{_ident(key)}' if key else f'q.{_FID}'}, "
                 + ("ST_AsGeoJSON(q.geometry, 15), " if geo else "NULL, ")
-                + (f"(SELECT row_to_json(p) FROM (SELECT {props}) p)::text "
-                   if fields else "'{}' ")
+                + (f"(SELECT row_to_json(p) FROM (SELECT {props}) p)::text " if fields else "'{}' ")
                 + f"FROM (SELECT {inner} FROM {self._q(name)}{sql_where} ORDER BY {_FID} "
-                f"LIMIT {int(limit)} OFFSET {int(offset)}) q ORDER BY q.{_FID}", args + args)
+                f"LIMIT {int(limit)} OFFSET {int(offset)}) q ORDER BY q.{_FID}",
+                args + args,
+            )
             rows = cur.fetchall()
             if rows:
                 matched = int(rows[0][0])
@@ -273,8 +321,9 @@ class PostGISStore(Store):
                 matched = int(cur.fetchone()[0])
         return [(k, g, p) for _, k, g, p in rows], matched
 
-    def _select(self, name: str, bbox, where, limit: int | None, offset: int, count: bool
-                ) -> tuple[Frame, int]:
+    def _select(
+        self, name: str, bbox, where, limit: int | None, offset: int, count: bool
+    ) -> tuple[Frame, int]:
         with self._cursor() as cur:
             cols = self._columns(cur, name)
             sql_where, args = self._filter(cols, bbox, where)
@@ -291,8 +340,11 @@ class PostGISStore(Store):
                 page = f" LIMIT {int(limit)} OFFSET {int(offset)}"
             elif offset:
                 page = f" OFFSET {int(offset)}"
-            cur.execute(f"SELECT {', '.join(select) or 'NULL'} FROM {self._q(name)}"
-                        f"{sql_where} ORDER BY {_FID}{page}", args)
+            cur.execute(
+                f"SELECT {', '.join(select) or 'NULL'} FROM {self._q(name)}"
+                f"{sql_where} ORDER BY {_FID}{page}",
+                args,
+            )
             rows = cur.fetchall()
         data = list(zip(*rows, strict=True)) if rows else [()] * len(select)
         out: dict[str, Any] = {}
@@ -330,13 +382,17 @@ class PostGISStore(Store):
             return dict(cur.fetchall())
 
     # -- writing --------------------------------------------------------------------------
-    def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None
-                   ) -> None:
+    def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None) -> None:
         for name in frames:
-            if not _NAME.match(name) or name.startswith(("gridgis_", "pg_")) \
-                    or name in ("spatial_ref_sys",):
-                raise StoreError(f"'{name}' is not a valid layer name (lower-case letters, "
-                                 "digits and _; not gridgis_*/pg_*)")
+            if (
+                not _NAME.match(name)
+                or name.startswith(("gridgis_", "pg_"))
+                or name in ("spatial_ref_sys",)
+            ):
+                raise StoreError(
+                    f"'{name}' is not a valid layer name (lower-case letters, "
+                    "digits and _; not gridgis_*/pg_*)"
+                )
         prepared = {name: _prepare(name, frame) for name, frame in frames.items()}
         self._col_cache.clear()
         try:
@@ -348,25 +404,33 @@ class PostGISStore(Store):
                     conn.exec_driver_sql(
                         f"INSERT INTO {self._q(_LAYERS)} VALUES (%(n)s, %(i)s) "
                         "ON CONFLICT (name) DO UPDATE SET info = EXCLUDED.info",
-                        {"n": name, "i": info.to_json()})
+                        {"n": name, "i": info.to_json()},
+                    )
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"{self.location}: writing {', '.join(frames)} failed, "
-                             f"nothing changed: {exc.orig}") from exc
+            raise StoreError(
+                f"{self.location}: writing {', '.join(frames)} failed, nothing changed: {exc.orig}"
+            ) from exc
 
-    def _write_layer(self, conn: sa.Connection, raw: Any, name: str, frame: pd.DataFrame,
-                     geo: bool) -> None:
+    def _write_layer(
+        self, conn: sa.Connection, raw: Any, name: str, frame: pd.DataFrame, geo: bool
+    ) -> None:
         fields = [c for c in frame.columns if c != "geometry"]
         key = LAYER_KEYS.get(name)
-        use_key = (key in fields and frame[key].notna().all() and frame[key].is_unique
-                   and len(frame) > 0)
+        use_key = (
+            key in fields and frame[key].notna().all() and frame[key].is_unique and len(frame) > 0
+        )
         md = sa.MetaData(schema=self.schema)
         columns = [sa.Column(_FID, sa.BigInteger, nullable=False, primary_key=not use_key)]
         for col in fields:
-            columns.append(sa.Column(col, _sql_type(name, col, frame[col]),
-                                     primary_key=bool(use_key and col == key)))
+            columns.append(
+                sa.Column(
+                    col, _sql_type(name, col, frame[col]), primary_key=bool(use_key and col == key)
+                )
+            )
         if geo:
-            columns.append(sa.Column("geometry", Geometry("GEOMETRY", srid=4326,
-                                                          spatial_index=False)))
+            columns.append(
+                sa.Column("geometry", Geometry("GEOMETRY", srid=4326, spatial_index=False))
+            )
         table = sa.Table(name, md, *columns)
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self._q(name)} CASCADE")
         table.create(conn)
@@ -382,15 +446,20 @@ class PostGISStore(Store):
                 for row in zip(*values, strict=True):
                     cp.write_row(row)
             if geo:
-                cur.execute(f"CREATE INDEX {_ident(f'{name}_geometry_gist')} ON "
-                            f"{self._q(name)} USING gist (geometry)")
+                cur.execute(
+                    f"CREATE INDEX {_ident(f'{name}_geometry_gist')} ON "
+                    f"{self._q(name)} USING gist (geometry)"
+                )
             if use_key:
-                cur.execute(f"CREATE UNIQUE INDEX {_ident(f'{name}_fid_idx')} ON "
-                            f"{self._q(name)} ({_FID})")
+                cur.execute(
+                    f"CREATE UNIQUE INDEX {_ident(f'{name}_fid_idx')} ON {self._q(name)} ({_FID})"
+                )
             for col in INDEXED_FIELDS:
                 if col in fields and col != key:
-                    cur.execute(f"CREATE INDEX {_ident(f'{name}_{col}_idx')} ON "
-                                f"{self._q(name)} ({_ident(col)})")
+                    cur.execute(
+                        f"CREATE INDEX {_ident(f'{name}_{col}_idx')} ON "
+                        f"{self._q(name)} ({_ident(col)})"
+                    )
             cur.execute(f"ANALYZE {self._q(name)}")
 
     def delete(self, name: str) -> None:
@@ -399,8 +468,7 @@ class PostGISStore(Store):
         self._col_cache.clear()
         with self.engine.begin() as conn:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self._q(name)} CASCADE")
-            conn.exec_driver_sql(f"DELETE FROM {self._q(_LAYERS)} WHERE name = %(n)s",
-                                 {"n": name})
+            conn.exec_driver_sql(f"DELETE FROM {self._q(_LAYERS)} WHERE name = %(n)s", {"n": name})
 
     def set_meta(self, **values: Any) -> None:
         with self.engine.begin() as conn:
@@ -408,7 +476,8 @@ class PostGISStore(Store):
                 conn.exec_driver_sql(
                     f"INSERT INTO {self._q(_META)} VALUES (%(k)s, %(v)s) "
                     "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                    {"k": k, "v": json.dumps(jsonable(v), ensure_ascii=False, default=str)})
+                    {"k": k, "v": json.dumps(jsonable(v), ensure_ascii=False, default=str)},
+                )
 
 
 # -- frame <-> SQL ----------------------------------------------------------------------
@@ -439,8 +508,9 @@ def _sql_type(layer: str, col: str, series: pd.Series) -> Any:
     spec = SCHEMA.get(layer)
     if spec is not None and col in spec.fields:
         kind = spec.fields[col].kind
-        return {"int": sa.BigInteger, "float": pg.DOUBLE_PRECISION, "bool": sa.Boolean
-                }.get(kind, sa.Text)
+        return {"int": sa.BigInteger, "float": pg.DOUBLE_PRECISION, "bool": sa.Boolean}.get(
+            kind, sa.Text
+        )
     dt = series.dtype
     if pd.api.types.is_bool_dtype(dt):
         return sa.Boolean
@@ -466,10 +536,17 @@ def _py_values(series: pd.Series) -> list[Any]:
         obj = s.astype(object)
     else:
         obj = s.astype(object).map(
-            lambda v: json.dumps(v, ensure_ascii=False, default=str)
-            if isinstance(v, (list, dict, tuple)) else v)
-    mask = pd.isna(s).to_numpy() if not isinstance(s.dtype, pd.CategoricalDtype) \
+            lambda v: (
+                json.dumps(v, ensure_ascii=False, default=str)
+                if isinstance(v, (list, dict, tuple))
+                else v
+            )
+        )
+    mask = (
+        pd.isna(s).to_numpy()
+        if not isinstance(s.dtype, pd.CategoricalDtype)
         else s.isna().to_numpy()
+    )
     vals = obj.tolist()
     for i in np.flatnonzero(mask):
         vals[i] = None
