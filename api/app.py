@@ -160,7 +160,7 @@ def create_app(
     max_body_bytes
         Largest request body accepted; larger ones get 413.
     """
-    from api.routers import features, grids, lookup, maps, writes
+    from api.routers import export, features, grids, lookup, maps, writes
 
     token = token if token is not None else os.environ.get("GRIDGIS_API_TOKEN") or None
     app = FastAPI(
@@ -177,7 +177,7 @@ def create_app(
         token=token,
         max_body_bytes=max_body_bytes,
     )
-    for module in (features, lookup, grids, writes, maps):
+    for module in (features, lookup, grids, writes, maps, export):
         app.include_router(module.router)
 
     @app.exception_handler(StoreError)

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(postgresql postgis postgresql-postgis chromium chromium-driver fonts-noto-cjk)
+APT_PACKAGES=(postgresql postgis postgresql-postgis chromium chromium-driver fonts-noto-cjk poppler-utils)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -42,6 +42,7 @@ def make_maps(
     show_progress: bool = True,
 ):
     """Read a workspace and write its map site; returns the :class:`~gridgis.maps.MapSite`."""
+    from gridgis.cli.export import grids_written_at
     from gridgis.maps import write_maps
 
     layers = read_map_layers(store)
@@ -56,6 +57,7 @@ def make_maps(
             settings=settings,
             boards=boards,
             progress=callback,
+            board_date=grids_written_at(store),
         )
 
 

@@ -40,14 +40,19 @@ BOARD_CSS = """
 * { box-sizing: border-box; }
 body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", "SimHei", sans-serif; margin: 0;
        color: #111; }
-.sheet { width: 186mm; min-height: 270mm; margin: 0 auto; padding: 4mm 0; }
+.sheet { width: 186mm; height: 271mm; margin: 0 auto; padding: 2mm 0 0; overflow: hidden; }
 h1 { font-size: 24pt; text-align: center; margin: 0 0 2mm; letter-spacing: 4pt; }
 .code { text-align: center; font: 700 20pt/1.2 "DejaVu Sans Mono", monospace;
         border: 2px solid #b30000; color: #b30000; padding: 2mm; margin: 2mm 0 3mm; }
 .chain { text-align: center; font-size: 12pt; margin-bottom: 3mm; }
-#board-map { width: 186mm; height: 120mm; border: 1px solid #555; background: #f7f7f7; }
-table { width: 100%; border-collapse: collapse; margin-top: 3mm; font-size: 12pt; }
-th, td { border: 1px solid #444; padding: 1.6mm 3mm; text-align: left; }
+#board-map { width: 186mm; height: 112mm; border: 1px solid #555; background: #f7f7f7; }
+table { width: 100%; border-collapse: collapse; margin-top: 3mm; font-size: 11.5pt; }
+th, td { border: 1px solid #444; padding: 1.3mm 3mm; text-align: left; }
+.cols { display: flex; gap: 4mm; }
+.cols { align-items: flex-start; }
+.cols > table { flex: 1 1 0; table-layout: fixed; }
+.sides th, .people th { width: auto; }
+.facts th { width: 34%; }
 th { background: #eee; width: 32%; }
 .people td.role { width: 32%; font-weight: 600; }
 .foot { margin-top: 3mm; font-size: 9pt; color: #555; text-align: right; }
@@ -58,7 +63,7 @@ th { background: #eee; width: 32%; }
 .mapbox { position: relative; }
 .north { position: absolute; top: 3mm; right: 3mm; z-index: 1000; background: #fff;
          padding: 1mm; border: 1px solid #888; line-height: 0; }
-.sides td.dir { width: 16%; font-weight: 600; }
+.sides td.dir { width: 30%; font-weight: 600; }
 @media print { .noprint { display: none; } }
 .leaflet-tooltip.nb-label, .leaflet-tooltip.road-label { background: none; border: none;
   box-shadow: none; font-size: 9pt; color: #666; padding: 0; }
@@ -328,8 +333,8 @@ def board_page(
 <div class="chain">{e(city)} {e(street_name)} ({e(street_code)}) › {e(community_name)} ({e(cc)})</div>
 <div class="code" id="grid-code">网格编码 {e(code)}</div>
 <div class="mapbox"><div id="board-map"></div><div class="north">{NORTH_ARROW_SVG}</div></div>
-<table class="facts">{fact_rows}</table>
-<table class="sides"><tr><th colspan="2">四至 (网格边界)</th></tr>{side_rows}</table>
+<div class="cols"><table class="facts">{fact_rows}</table>
+<table class="sides"><tr><th colspan="2">四至 (网格边界)</th></tr>{side_rows}</table></div>
 <table class="people"><tr><th colspan="2">网格责任人</th></tr>{people_rows}</table>
 <div class="issue"><span id="issuer">{issue_left}</span><span id="effective">生效日期: {e(when)}</span>
 <span id="phone">{issue_right}</span></div>
