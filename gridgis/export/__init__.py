@@ -101,6 +101,8 @@ def export_workspace(
         raise InputError(f"export format '{fmt}': use one of {', '.join(FORMATS)}")
     if pdf not in PDF_KINDS:
         raise InputError(f"PDF kind '{pdf}': use one of {', '.join(PDF_KINDS)}")
+    if fmt == "shp" and shp_encoding.lower().replace("_", "-") not in vector.SHP_ENCODINGS:
+        raise InputError(f"shapefile encoding '{shp_encoding}': use utf-8 or gbk")
     out = Path(out)
     folder, single = _target(out, fmt)
     result = ExportResult()

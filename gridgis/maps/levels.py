@@ -527,7 +527,9 @@ def community_map(
         f = facilities.copy()
         cats = [c for c in FACILITY_CATEGORIES if c in set(f["category"].astype(str))]
         names = f["name"].astype("string").fillna("").map(html.escape)
-        area = pd.to_numeric(f.get("floor_area_m2"), errors="coerce")
+        area = pd.to_numeric(
+            f.get("floor_area_m2", pd.Series(np.nan, index=f.index)), errors="coerce"
+        )
         for i, cat in enumerate(cats):
             colour = CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]
             label = FACILITY_CATEGORIES.get(cat, cat)
