@@ -13,6 +13,7 @@ Phone numbers of staff are personal data and are not printed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import json
 
@@ -152,6 +153,29 @@ def _along(lines: np.ndarray, side: str) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _is_geographic(crs: str) -> bool:
+    import pyproj
+
+    return bool(pyproj.CRS.from_user_input(crs).is_geographic)
+
+
+def _local_metres(geom: shapely.Geometry, crs: str):
+    """A function mapping geometries of ``crs`` to metres around ``geom``: for lon/lat an
+    equirectangular projection at the grid's centre (a grid spans under a kilometre, where
+    it is within 0.1 % of a Gauss-Krüger zone); projected coordinates as they are."""
+    if not _is_geographic(crs):
+        return lambda g: g
+    c = geom.centroid
+    kx = 111_320.0 * np.cos(np.radians(c.y))
+    ky = 110_574.0
+
+    def to_m(g):
+        return shapely.transform(g, lambda xy: (xy - (c.x, c.y)) * (kx, ky))
+
+    return to_m
+
+
 def four_sides(
     grid_geom: shapely.Geometry,
     roads: gpd.GeoDataFrame | None,
@@ -182,19 +206,19 @@ def four_sides(
     dict
         ``{"east": "中山路", "south": "网格 001-004", ...}`` for the four sides.
     """
-    one = gpd.GeoSeries([grid_geom], crs=crs)
-    metric = metric_crs_for(one)
-    poly = one.to_crs(metric).iloc[0]
-    parts = _side_parts(poly)
-    road_m = named_m = None
+    to_m = _local_metres(grid_geom, crs)
+    parts = _side_parts(to_m(grid_geom))
+    road_m = None
     if roads is not None and len(roads) and "name" in roads.columns:
-        named = roads[roads["name"].map(_text) != ""]
-        if len(named):
-            named_m = named.to_crs(metric) if named.crs is not None else named
-            road_m = named_m.geometry.values
+        road_names = roads["name"].map(_text).to_numpy()
+        keep = road_names != ""
+        if keep.any():
+            names, which = np.unique(road_names[keep], return_inverse=True)
+            road_m = to_m(roads.geometry.values[keep])
     nb_m = None
     if neighbours is not None and len(neighbours):
-        nb_m = neighbours.to_crs(metric) if neighbours.crs is not None else neighbours
+        nb_m = to_m(neighbours.geometry.values)
+        nb_codes = neighbours["grid_code"].astype(str).to_numpy()
     out = {}
     for side in SIDES:
         part = parts.get(side)
@@ -202,16 +226,14 @@ def four_sides(
         if part is not None and road_m is not None:
             zone = part.buffer(rules.road_search_m, cap_style="flat")
             lengths = _along(shapely.intersection(road_m, zone), side)
-            by_name = pd.Series(lengths).groupby(named_m["name"].map(_text).to_numpy()).sum()
-            if len(by_name) and by_name.max() >= rules.neighbour_min_shared_m:
-                text = str(by_name.idxmax())
+            by_name = np.bincount(which, weights=lengths, minlength=len(names))
+            if by_name.max() >= rules.neighbour_min_shared_m:
+                text = str(names[int(np.argmax(by_name))])
         if not text and part is not None and nb_m is not None:
-            shared = shapely.length(
-                shapely.intersection(shapely.boundary(nb_m.geometry.values), part.buffer(1.0))
-            )
+            shared = shapely.length(shapely.intersection(shapely.boundary(nb_m), part.buffer(1.0)))
             k = int(np.argmax(shared))
             if shared[k] >= rules.neighbour_min_shared_m:
-                code = str(nb_m["grid_code"].iloc[k])
+                code = nb_codes[k]
                 text = f"网格 {code[9:12]}-{code[-3:]}"
         out[side] = text or "社区边界"
     return out

@@ -105,7 +105,10 @@ def label_priority(polygons: gpd.GeoDataFrame, flagged: Sequence[bool] | None = 
 
 
 def grid_frame(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Grids with the display fields the pages use (kind label, flagged, short code)."""
+    """Grids with the display fields the pages use (kind label, flagged, short code); a
+    frame made by this function is returned as it is."""
+    if "flags_text" in grids.columns and "board" in grids.columns:
+        return grids
     g = grids.copy()
     for col in ("households", "building_count", "area_m2", "polsby_popper"):
         if col not in g.columns:
@@ -222,7 +225,7 @@ def add_grids(
     their codes and households. Flagged grids are outlined by :func:`add_flagged`, drawn
     last so no boundary hides them."""
     weight = 2.0 if label == "full" else 1.0  # community pages: grids over buildings
-    g = grid_frame(grids)
+    g = grid_frame(grids).copy()
     g["board"] = "<a href='" + board_prefix + g["grid_code"].astype(str) + ".html'>公示牌</a>"
     g["fill"] = grid_fill(g, breaks)
     fields = [
@@ -394,7 +397,7 @@ def street_map(
     res = g[g["kind"].astype(str) != "unit"] if g is not None else None
     breaks = class_breaks(res["households"], rules.classes) if res is not None else [0.0]
     if len(grids):
-        add_grids(m, grids, breaks, name="网格 (户数分级)", fill_opacity=rules.fill_opacity)
+        add_grids(m, g, breaks, name="网格 (户数分级)", fill_opacity=rules.fill_opacity)
     c = communities.copy()
     c["link"] = (
         "<a href='../communities/" + c["community_code"].astype(str) + ".html'>打开社区图</a>"
@@ -413,7 +416,7 @@ def street_map(
     LabelLayer(label_points(lc, lc["name"].astype(str)), css_class="gg-community").add_to(cn)
     cn.add_to(m)
     if len(grids):
-        add_flagged(m, grids)
+        add_flagged(m, g)
     n_flag = int(g["flagged"].sum()) if g is not None else 0
     legend(
         "网格户数",
@@ -473,7 +476,7 @@ def community_map(
     res = g[g["kind"].astype(str) != "unit"] if g is not None else None
     breaks = class_breaks(res["households"], rules.classes) if res is not None else [0.0]
     if len(grids):
-        add_grids(m, grids, breaks, name="网格", label="full", fill_opacity=rules.fill_opacity)
+        add_grids(m, g, breaks, name="网格", label="full", fill_opacity=rules.fill_opacity)
     if len(buildings):
         b = buildings.copy()
         b["households"] = (
@@ -554,7 +557,7 @@ def community_map(
             group.add_to(m)
             rows.append((colour, f"{label} ({int(sel.sum())})"))
     if len(grids):
-        add_flagged(m, grids)
+        add_flagged(m, g)
     hh = (
         int(pd.to_numeric(grids["households"], errors="coerce").fillna(0).sum())
         if len(grids)
