@@ -9,6 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
     DatabaseOpt,
@@ -17,22 +18,9 @@ from gridgis.cli.common import (
     WorkspaceOpt,
     console,
     err_console,
-    fail,
     open_workspace,
-    progress_of,
-    read_present,
-    require_layers,
-)
-
-#: Layers read from the workspace when present.
-INPUT_LAYERS = (
-    "buildings",
-    "facilities",
-    "institutions",
-    "addresses",
-    "staff",
-    "communities",
-    "assign_rejects",
+    progress,
+    progress_callback,
 )
 
 
@@ -53,26 +41,12 @@ def assign(
 
     Example: [bold]gridgis assign --workspace out/demo.gpkg[/]
     """
-    from gridgis.assign import assign_all, assign_params
-
-    with open_workspace(workspace, database, rules, set_) as (store, settings):
-        present = require_layers(
-            store, [grids], " — run `gridgis delineate` first or import the city's grids"
+    with open_workspace(workspace, database, rules, set_) as (store, settings), progress() as bar:
+        job = workflows.assign(
+            store, settings, grids=grids, progress=lambda what: progress_callback(bar, what)
         )
-        grid_frame = store.read(grids)
-        layers = read_present(store, INPUT_LAYERS, present)
-        if not any(
-            n in layers for n in ("buildings", "facilities", "institutions", "addresses", "staff")
-        ):
-            fail(
-                f"{store.location}: nothing to assign (no buildings, facilities, "
-                f"institutions, addresses or staff)"
-            )
-        with progress_of("assigning") as callback:
-            result = assign_all(layers, grid_frame, settings, progress=callback)
-        out = result.layers()
-        out[grids] = out.pop("grids")
-        store.write_many(out, params=assign_params(result, settings))
+    result = job.detail
+    out = job.written
 
     table = Table(
         title=f"Assignment to {len(result.grids):,} grids ({result.crs})", title_justify="left"

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
     DatabaseOpt,
@@ -14,15 +15,11 @@ from gridgis.cli.common import (
     SetOpt,
     WorkspaceOpt,
     console,
-    fail,
     open_workspace,
-    progress_of,
-    read_present,
+    progress,
+    progress_callback,
     require_layers,
 )
-
-#: Layers the audit reads besides the grids, when present.
-CONTEXT_LAYERS = ("communities", "buildings", "roads")
 
 
 @app.command()
@@ -63,38 +60,20 @@ def audit(
 
     Example: [bold]gridgis audit --workspace city.gpkg --grids city_grids --code-field WGBM[/]
     """
-    from gridgis.audit import AuditError, audit_grids, audit_params
-
-    with open_workspace(workspace, database, rules, set_) as (store, settings):
-        present = require_layers(store, [grids], hint="; name the grid layer with --grids")
-        grid_frame = store.read(grids)
-        layers = read_present(store, CONTEXT_LAYERS, present)
-        try:
-            with progress_of("auditing") as callback:
-                result = audit_grids(
-                    grid_frame,
-                    layers,
-                    settings,
-                    code_field=code_field,
-                    community_field=community_field,
-                    kind_field=kind_field,
-                    layer_name=grids,
-                    progress=callback,
-                )
-        except AuditError as exc:
-            fail(f"{store.location}: {exc}")
-        store.write(
-            out,
-            result.findings,
-            params=audit_params(
-                result,
-                settings,
-                grids_layer=grids,
-                code_field=code_field,
-                community_field=community_field,
-                kind_field=kind_field,
-            ),
+    with open_workspace(workspace, database, rules, set_) as (store, settings), progress() as bar:
+        require_layers(store, [grids], hint="; name the grid layer with --grids")
+        job = workflows.audit(
+            store,
+            settings,
+            grids=grids,
+            code_field=code_field,
+            community_field=community_field,
+            kind_field=kind_field,
+            out=out,
+            progress=lambda what: progress_callback(bar, what),
         )
+    result = job.detail
+    grid_frame = result.grids
 
     summary = result.summary()
     table = Table(
