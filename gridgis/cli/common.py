@@ -54,7 +54,10 @@ class CliError(Exception):
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(str(message))}")
+    """Print *message* on stderr as one unwrapped line and exit with *code*."""
+    from gridgis.cli.i18n import t
+
+    err_console.print(f"[bold red]{t('error')}[/] {escape(str(message))}")
     raise typer.Exit(code)
 
 

@@ -17,6 +17,7 @@ from gridgis.workflows.base import (
     no_progress,
     read_present,
     require_layers,
+    write_layers,
 )
 
 COVERAGE_INPUTS = (
@@ -67,7 +68,7 @@ def coverage(
     for name in COVERAGE_OUTPUTS:
         if name not in result.layers and store.has(name):
             store.delete(name)
-    store.write_many(result.layers, params=result.params)
+    written = write_layers(store, "coverage", result.layers, result.params)
     notes = []
     if not result.levels:
         notes.append("no communities: rates, gaps and norms need them")
@@ -75,7 +76,7 @@ def coverage(
         notes.append("no grids: rates per street and community only")
     return JobResult(
         "coverage",
-        written={k: len(v) for k, v in result.layers.items()},
+        written=written,
         notes=notes,
         summary=result.summary(),
         detail=result,
@@ -119,7 +120,7 @@ def site(
             )
     params = dict(result.params)
     params["coverage"] = settings.to_dict()["coverage"]
-    store.write("proposed_sites", sites, params=params)
+    write_layers(store, "site", {"proposed_sites": sites}, params)
     new = int(result.sites["households_new"].sum()) if len(result.sites) else 0
     return JobResult(
         "site",
@@ -172,7 +173,7 @@ def audit(
         community_field=community_field,
         kind_field=kind_field,
     )
-    store.write(out, result.findings, params=params)
+    write_layers(store, "audit", {out: result.findings}, params)
     by_check = result.summary().set_index("check")["findings"].astype(int).to_dict()
     n = len(result.findings)
     return JobResult(

@@ -3,6 +3,7 @@ naming the one it lacks, and the progress callbacks the faces hand in."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from gridgis.errors import NotFoundError
 from gridgis.store import Store
 from gridgis.store.base import Frame
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 """``callback(done, total)`` a library function calls as it goes."""
@@ -141,9 +144,16 @@ def read_present(
     return {name: store.read(name) for name in names if name in present}
 
 
-def write(
+def write_layers(
     store: Store, operation: str, frames: dict[str, Frame], params: dict[str, Any]
-) -> JobResult:
-    """Write *frames* in one atomic store write and say what was written."""
+) -> dict[str, int]:
+    """Write *frames* in one atomic store write (logged at INFO); returns rows per layer."""
+    written = {k: len(v) for k, v in frames.items()}
+    log.info(
+        "%s: writing %s to %s",
+        operation,
+        ", ".join(f"{k} ({n:,} rows)" for k, n in written.items()),
+        store.location,
+    )
     store.write_many(frames, params=params)
-    return JobResult(operation, written={k: len(v) for k, v in frames.items()})
+    return written

@@ -17,6 +17,7 @@ from gridgis.workflows.base import (
     no_progress,
     read_present,
     require_layers,
+    write_layers,
 )
 
 DELINEATE_INPUTS = (
@@ -196,14 +197,14 @@ def delineate(
     if made is not None:
         out["communities"] = made
     params = {**result.params, **made_params, "assign": assign_params(assigned, settings)}
-    store.write_many(out, params=params)
+    written = write_layers(store, "delineate", out, params)
     stats = delineation_stats(out["grids"], out["buildings"], settings, previous, result.registry)
     stats.update(
         communities_made=0 if made is None else len(made), crs=result.params["computed_crs"]
     )
     return JobResult(
         "delineate",
-        written={k: len(v) for k, v in out.items()},
+        written=written,
         notes=list(assigned.notes),
         summary=delineation_line(stats),
         stats=stats,
@@ -248,7 +249,7 @@ def assign(
     result = assign_all(layers, grid_frame, settings, progress=progress("assigning"))
     out = result.layers()
     out[grids] = out.pop("grids")
-    store.write_many(out, params=assign_params(result, settings))
+    written = write_layers(store, "assign", out, assign_params(result, settings))
     stats: dict[str, Any] = {"grids": len(result.grids), "crs": result.crs}
     for name in ASSIGNABLE:
         frame = getattr(result, name)
@@ -261,7 +262,7 @@ def assign(
     n_rej = len(result.assign_rejects)
     return JobResult(
         "assign",
-        written={k: len(v) for k, v in out.items()},
+        written=written,
         notes=list(result.notes),
         summary=f"{len(result.grids):,} grids; {n_rej} staff rows rejected",
         stats=stats,
