@@ -7,10 +7,15 @@ the city into its own workspace with :func:`city_workspace`.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# The CLI speaks Chinese on a Chinese locale; tests compare its English text unless they
+# ask for Chinese with --lang zh (subprocesses inherit this).
+os.environ["GRIDGIS_LANG"] = "en"
 
 DEMO_HOUSEHOLDS = 10_000
 DEMO_SEED = 7
