@@ -20,6 +20,7 @@ from gridgis.cli.common import (
     progress_callback,
     require_layers,
 )
+from gridgis.cli.i18n import check_name, severity_name, status_name, t
 
 
 @app.command()
@@ -77,20 +78,32 @@ def audit(
 
     summary = result.summary()
     table = Table(
-        title=f"Audit of layer '{grids}': {len(grid_frame):,} grids ({result.crs})",
+        title=t("audit_title", layer=grids, n=f"{len(grid_frame):,}", crs=result.crs),
         title_justify="left",
     )
     for col in ("check", "severity", "findings", "status"):
-        table.add_column(col, justify="right" if col == "findings" else "left")
+        table.add_column(t(col), justify="right" if col == "findings" else "left", overflow="fold")
     for row in summary.itertuples():
         style = ("red" if row.severity == "error" else "yellow") if row.findings else "dim"
-        table.add_row(row.check, row.severity, f"[{style}]{row.findings:,}[/]", row.status)
+        table.add_row(
+            check_name(row.check),
+            severity_name(row.severity),
+            f"[{style}]{row.findings:,}[/]",
+            status_name(row.status),
+        )
     console.print(table)
     hh = result.grids["households"]
     if int(result.grids["building_count"].sum()):
-        console.print(
-            f"  households per grid: min {int(hh.min()):,}, median "
-            f"{int(hh.median()):,}, max {int(hh.max()):,} (rule "
-            f"{settings.grid.min_households}–{settings.grid.max_households})"
+        rule = settings.grid
+        line = t(
+            "hh per grid",
+            lo=int(hh.min()),
+            med=int(hh.median()),
+            hi=int(hh.max()),
+            rlo=rule.min_households,
+            rhi=rule.max_households,
         )
-    console.print(f"Wrote {len(result.findings):,} findings to layer '{out}' in {store.location}")
+        console.print(f"  {line}")
+    console.print(
+        t("wrote findings", n=f"{len(result.findings):,}", layer=out, where=store.location)
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.cells import cell_len
 from rich.table import Table
 
 from gridgis import workflows
@@ -19,29 +20,35 @@ from gridgis.cli.common import (
     progress,
     progress_callback,
 )
+from gridgis.cli.i18n import category_name, t
 
 
 def _rates_table(result) -> Table:
     cov = result.layers["coverage"]
     level = result.levels[0] if result.levels else None
-    table = Table(
-        title="Households covered (walking network vs straight-line buffer)", title_justify="left"
-    )
-    for col in ("category", "radius m", "walking", "straight line", "gap households"):
-        table.add_column(col, justify="left" if col == "category" else "right")
-    if level is None:
-        return table
+    table = Table(title=t("rates_title"), title_justify="left")
     c = (
         cov[cov["level"] == level]
         .groupby("category")[["households", "households_covered", "households_covered_straight"]]
         .sum()
+        if level is not None
+        else cov.iloc[0:0]
     )
+    names = {cat: category_name(cat) for cat in c.index}
+    widest = max((cell_len(n) for n in names.values()), default=8)
+    for col in ("category", "radius m", "walking", "straight line", "gap households"):
+        if col == "category":  # never cut: the column is as wide as its longest name
+            table.add_column(t(col), min_width=widest, overflow="fold")
+        else:
+            table.add_column(t(col), justify="right", overflow="fold")
+    if level is None:
+        return table
     radius = result.params["radius_m"]
     for cat, row in c.iterrows():
         hh = row["households"]
         r = radius.get(cat, result.params["life_circle_15min_m"])
         table.add_row(
-            str(cat),
+            names[cat],
             f"{r:,.0f}",
             f"{row['households_covered'] / hh:.1%}",
             f"{row['households_covered_straight'] / hh:.1%}",
@@ -96,7 +103,7 @@ def coverage(
                 "  [yellow]no grids yet[/]: rates per street and community only "
                 "(run gridgis delineate first for per-grid rates)"
             )
-        console.print(f"  wrote {', '.join(result.layers)} to {store.location}")
+        console.print("  " + t("wrote_to", layers=", ".join(result.layers), where=store.location))
 
 
 @app.command()
@@ -135,12 +142,12 @@ def site(
             store, settings, category, count, candidates=candidates, candidate_id=candidate_id
         ).detail
         s = result.sites
+        cat = category_name(category)
         table = Table(
-            title=f"Proposed {category} sites (radius {result.params['radius_m']:,.0f} m walking)",
-            title_justify="left",
+            title=t("sites_title", cat=cat, r=result.params["radius_m"]), title_justify="left"
         )
         for col in ("rank", "site", "near", "new hh", "after", "lon, lat"):
-            table.add_column(col, justify="right")
+            table.add_column(t(col), justify="right", overflow="fold")
         for r in s.itertuples():
             table.add_row(
                 str(r.rank),
@@ -153,11 +160,9 @@ def site(
         console.print(table)
         before = result.params["households_covered_before"]
         total = result.households_total
-        console.print(
-            f"  {category}: {before:,}/{total:,} households covered before ({before / total:.1%})"
-            if total
-            else f"  {category}: no households"
-        )
+        if total:
+            line = t("covered before", cat=cat, before=before, total=total, rate=before / total)
+            console.print(f"  {line}")
         if len(s) < count:
-            console.print(f"  [yellow]only {len(s)} site(s) add coverage[/]")
-        console.print(f"  wrote proposed_sites to {store.location}")
+            console.print(f"  [yellow]{t('only sites', n=len(s))}[/]")
+        console.print("  " + t("wrote_to", layers="proposed_sites", where=store.location))

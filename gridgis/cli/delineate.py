@@ -20,6 +20,7 @@ from gridgis.cli.common import (
     progress,
     progress_callback,
 )
+from gridgis.cli.i18n import t
 
 
 @app.command()
@@ -64,7 +65,7 @@ def delineate(
     with open_workspace(workspace, database, rules, set_) as (store, settings):
         if communities and store.has("communities") and store.info("communities").rows:
             console.print(
-                f"[yellow]note:[/] {store.location} already has "
+                f"[yellow]{t('note')}[/] {store.location} already has "
                 f"{store.info('communities').rows:,} communities; using them"
             )
         with progress() as bar:
@@ -82,25 +83,25 @@ def delineate(
                     raise
                 fail(f"{exc}; use --communities to make them", exc.exit_code)
         s = job.stats
-    table = Table(title=f"Grids in {store.location} ({s['crs']})", title_justify="left")
+    table = Table(title=t("grids_in", where=store.location, crs=s["crs"]), title_justify="left")
     table.add_column("")
     table.add_column("", justify="right")
     lo, hi = s["bounds"]
     for k, v in (
-        ("communities made", s["communities_made"]),
-        ("grids", s["grids"]),
-        ("residential", s["residential"]),
-        ("unit", s["unit"]),
-        (f"residential within {lo}–{hi}", s["in_range"]),
-        ("flagged (reason in 'flags')", s["flagged"]),
-        ("crossing an arterial/alignment line", s["crossings"]),
-        ("mean households (residential)", f"{s['mean_households']:.0f}"),
-        ("mean Polsby-Popper", f"{s['mean_pp']:.3f}"),
-        ("codes kept from the previous run", s["kept_codes"]),
-        ("codes retired (ever)", s["retired_codes"]),
-        ("buildings in a grid", f"{s['buildings_in_grid']:,}/{s['buildings']:,}"),
+        (t("communities made"), s["communities_made"]),
+        (t("grids"), s["grids"]),
+        (t("residential"), s["residential"]),
+        (t("unit"), s["unit"]),
+        (t("residential within", lo=lo, hi=hi), s["in_range"]),
+        (t("flagged"), s["flagged"]),
+        (t("crossings"), s["crossings"]),
+        (t("mean households"), f"{s['mean_households']:.0f}"),
+        (t("mean pp"), f"{s['mean_pp']:.3f}"),
+        (t("codes kept"), s["kept_codes"]),
+        (t("codes retired"), s["retired_codes"]),
+        (t("buildings in a grid"), f"{s['buildings_in_grid']:,}/{s['buildings']:,}"),
     ):
         table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
     console.print(table)
     if s["residential"] and s["in_range"] + s["flagged_out_of_range"] < s["residential"]:
-        fail("some residential grids are out of range without a flag (a bug: please report)")
+        fail(t("unflagged out of range"))

@@ -12,6 +12,7 @@ import typer
 from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import RulesOpt, SetOpt, console, errors_to_stderr, load_settings
+from gridgis.cli.i18n import t
 from gridgis.cli.info import print_summary
 from gridgis.store import GeoPackageStore
 
@@ -68,4 +69,4 @@ def demo(
 
         workflows.run_demo(store, settings, out, on_step=on_step)
         print_summary(store)
-        console.print(f"Done in {time.perf_counter() - t0:.1f} s. Workspace: {path}")
+        console.print(t("done", s=time.perf_counter() - t0, where=path))

@@ -132,6 +132,69 @@ LAYER_NAMES_ZH = {
 """Chinese names of the canonical layers (DESIGN.md's layer table)."""
 
 
+CHECK_NAMES_ZH = {
+    "missing_code": "缺少编码",
+    "invalid_code": "编码无效",
+    "duplicate_code": "编码重复",
+    "code_prefix_mismatch": "编码前缀与社区不符",
+    "invalid_geometry": "几何无效",
+    "multipart": "网格不连续(多部件)",
+    "crosses_community": "跨社区边界",
+    "gap": "缝隙",
+    "overlap": "重叠",
+    "households_out_of_range": "户数超出范围",
+    "building_no_grid": "楼栋未入格",
+    "building_in_two_grids": "楼栋跨两格",
+    "arterial_crossing": "跨越主干路",
+}
+"""Chinese names of the audit's checks (``gridgis.audit.CHECKS``)."""
+
+SEVERITY_ZH = {"error": "错误", "warning": "警告"}
+
+
+def check_name(check: str) -> str:
+    """An audit check as a person reads it: ``缝隙 gap`` in Chinese, ``gap`` in English."""
+    return f"{CHECK_NAMES_ZH[check]} {check}" if zh() and check in CHECK_NAMES_ZH else check
+
+
+def severity_name(severity: str) -> str:
+    """``错误``/``警告`` in Chinese, the key in English."""
+    return SEVERITY_ZH.get(severity, severity) if zh() else severity
+
+
+def status_name(status: str) -> str:
+    """An audit check's status: ``ran`` or ``skipped: why`` (``已检查``/``跳过: why``)."""
+    if not zh():
+        return status
+    return "已检查" if status == "ran" else status.replace("skipped:", "跳过:", 1)
+
+
+def value_name(layer: str, field: str, value: object) -> str:
+    """A coded value as a person reads it: in Chinese the label of gridgis's controlled
+    lists (``gridgis.layers``: categories, road classes, uses, kinds, roles; audit
+    checks), in English the value itself."""
+    text = str(value)
+    if not zh():
+        return text
+    from gridgis import layers as L
+
+    if field == "category":
+        return category_name(text)
+    if field == "check":
+        return check_name(text)
+    if layer == "rejects" and field == "layer":
+        return layer_name(text)
+    tables = {
+        ("roads", "road_class"): L.ROAD_CLASSES,
+        ("buildings", "use"): L.BUILDING_USES,
+        ("green_spaces", "kind"): L.GREEN_KINDS,
+        ("institutions", "kind"): L.INSTITUTION_KINDS,
+        ("staff", "role"): L.STAFF_ROLES,
+        ("grids", "kind"): {"residential": "住宅网格", "unit": "单位网格"},
+    }
+    return tables.get((layer, field), {}).get(text, text)
+
+
 def detect_language(environ: dict[str, str] | None = None) -> str:
     """``zh`` or ``en`` from ``GRIDGIS_LANG`` or the locale variables."""
     env = os.environ if environ is None else environ

@@ -20,6 +20,7 @@ from gridgis.cli.common import (
     progress,
     progress_callback,
 )
+from gridgis.cli.i18n import t
 
 
 @app.command("map")
@@ -70,6 +71,6 @@ def map_command(
             progress=lambda what: progress_callback(bar, what),
         ).detail
         for note in site.notes:
-            console.print(f"  [yellow]note:[/] {note}")
+            console.print(f"  [yellow]{t('note')}[/] {note}")
         console.print(site.summary())
         console.print(f"open {site.index}")
