@@ -28,6 +28,12 @@ BREAKDOWN = {
 }
 
 
+def exact_sum(values: pd.Series) -> int:
+    """The sum of whole numbers in Python integers (no int64 wrap-around, whatever a
+    workspace written by an older version holds)."""
+    return sum(int(v) for v in values.to_numpy(dtype=object))
+
+
 def print_summary(store: Store) -> None:
     """Print layers, counts, CRS, bounds and breakdowns of a workspace."""
     meta = store.meta()
@@ -45,10 +51,10 @@ def print_summary(store: Store) -> None:
     if "buildings" in infos:
         b = store.read("buildings")
         hh = pd.to_numeric(b["households"], errors="coerce").fillna(0)
-        est = b["households_estimated"].fillna(False).astype(bool)
+        est = b["households_estimated"].fillna(False).astype(bool).to_numpy()
         console.print(
-            f"  buildings: {len(b):,}; households {int(hh.sum()):,} "
-            f"({int(hh[est].sum()):,} estimated in {int(est.sum()):,} buildings, "
+            f"  buildings: {len(b):,}; households {exact_sum(hh):,} "
+            f"({exact_sum(hh[est]):,} estimated in {int(est.sum()):,} buildings, "
             f"flagged households_estimated)"
         )
     for layer, fld in BREAKDOWN.items():

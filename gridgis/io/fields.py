@@ -302,7 +302,7 @@ def parse_field_map(text: str | None) -> dict[str, str]:
             continue
         canonical, sep, source = item.partition("=")
         if not sep or not canonical.strip() or not source.strip():
-            raise ValueError(f"--map {item!r}: use canonical=source, e.g. households=HH_NUM")
+            raise ValueError(f"field map {item!r}: use canonical=source, e.g. households=HH_NUM")
         out[canonical.strip()] = source.strip()
     return out
 
@@ -328,7 +328,7 @@ def apply_field_map(
         ]
         if not match:
             raise ReadError(
-                f"{where}: --map {canonical}={source}: no field '{source}' "
+                f"{where}: field map {canonical}={source}: no field '{source}' "
                 f"(fields: {', '.join(map(str, columns))})"
             )
         rename[match[0]] = canonical
@@ -351,7 +351,7 @@ def apply_field_map(
     if by_alias:
         notes.append(
             f"{where}: fields renamed by the built-in alias table: "
-            f"{', '.join(by_alias)} (override with --map)"
+            f"{', '.join(by_alias)} (override with the field_map parameter)"
         )
     out = frame.rename(columns=rename)
     return map_values(out, layer, where, notes)
