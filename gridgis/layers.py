@@ -50,6 +50,7 @@ FACILITY_CATEGORIES: dict[str, str] = {
     "parcel_locker": "快递柜/驿站",
     "police_station": "警务室/派出所",
     "hospital": "医院",
+    "clinic": "诊所/门诊部",
     "pharmacy": "药店",
     "bus_stop": "公交站",
     "restaurant": "餐馆",
@@ -71,6 +72,7 @@ BUILDING_USES: dict[str, str] = {
     "public": "公共服务",
     "school": "学校",
     "hospital": "医院",
+    "clinic": "诊所/门诊部",
     "industrial": "工业",
     "other": "其他",
 }
@@ -81,6 +83,7 @@ INSTITUTION_KINDS: dict[str, str] = {
     "school": "学校",
     "university": "高校",
     "hospital": "医院",
+    "clinic": "诊所/门诊部",
     "campus": "园区",
     "factory": "工厂",
     "industrial": "工业用地",

@@ -719,16 +719,14 @@ def test_nanjing_osm_import(tmp_path):
 @pytest.mark.skipif(not (DATA / "shanghai-amap-poi").exists(), reason="needs ../shared/data")
 def test_amap_poi_csv_types_to_categories():
     """Real Amap POIs (name, address, type '科教文化服务;学校;小学', lat, lon; this copy is
-    already WGS84): type mapped to categories, non-planning types (pet clinics) rejected."""
+    already WGS84): types mapped by the POI type table; addresses '[]' rejected."""
     src = DATA / "shanghai-amap-poi" / "shanghai_hospital.csv"
     fac = read_source(src, layer="facilities", crs="wgs84")["facilities"]
     cats = fac.data["category"].value_counts()
-    assert cats["hospital"] > 4000 and cats["health_station"] > 1500
-    assert fac.data["address"].notna().mean() > 0.9
-    by_field = fac.rejects.groupby("field")["value"]
-    assert set(by_field.groups) == {"category", "address"}
-    assert by_field.get_group("category").str.contains("动物医疗|急救|疾病预防").all()
-    assert (by_field.get_group("address") == "[]").all()  # no address content
+    assert cats["hospital"] > 2500 and cats["clinic"] > 1500
+    assert fac.data["address"].notna().all()
+    assert set(fac.rejects["field"]) == {"address"}
+    assert (fac.rejects["value"] == "[]").all()
     assert len(fac.data) + fac.rejects["row"].nunique() == 7513
     minx, miny, maxx, maxy = fac.data.total_bounds
     assert 120.8 < minx and maxx < 122.2 and 30.6 < miny and maxy < 31.9

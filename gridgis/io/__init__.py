@@ -22,7 +22,7 @@ import geopandas as gpd
 import pandas as pd
 
 from gridgis import layers as L
-from gridgis.io.fields import ReadError, infer_layer, parse_field_map
+from gridgis.io.fields import ReadError, facility_kind, infer_layer, parse_field_map
 from gridgis.io.osm import is_osm, read_osm
 from gridgis.io.vector import read_csv, read_ogr, source_exists
 from gridgis.standards import DEFAULT, Settings
@@ -131,8 +131,10 @@ def _read(
     out: dict[str, L.Validated] = {}
     for name, frame, where in items:
         key = L.SCHEMA[name].key
+        base = where.rsplit(":", 1)[1] if where != str(p) else p.name.split(".")[0]
+        if name == "facilities" and "category" not in frame.columns:
+            _category_from_name(frame, base, where, notes)
         if key not in frame.columns:  # keys from the file name: unique across files
-            base = where.rsplit(":", 1)[1] if where != str(p) else p.name.split(".")[0]
             frame[key] = [f"{base}-{i}" for i in range(1, len(frame) + 1)]
             notes.append(f"{where}: no '{key}' field; generated keys {base}-1…{base}-{len(frame)}")
         if _ROW not in frame.columns:  # CSVs carry their line numbers; others 1, 2, 3 …
@@ -154,6 +156,18 @@ def _read(
     first = next(iter(out.values()))
     first.notes[:0] = notes
     return out
+
+
+def _category_from_name(frame: pd.DataFrame, name: str, where: str, notes: list[str]) -> None:
+    """A facilities file without categories whose name names a facility kind (幼儿园.csv):
+    every row gets that category, with a note."""
+    kind = facility_kind(name)
+    if kind is not None:
+        frame["category"] = kind
+        notes.append(
+            f"{where}: no 'category' field; every row is {kind} "
+            f"({L.FACILITY_CATEGORIES[kind]}) as the file name says"
+        )
 
 
 def _concat(a: L.Validated, b: L.Validated, layer: str) -> L.Validated:
