@@ -23,6 +23,7 @@ import pandas as pd
 
 from gridgis import layers as L
 from gridgis.io.fields import ReadError, facility_kind, infer_layer, parse_field_map
+from gridgis.io.names import check_division_names, fill_division_names
 from gridgis.io.osm import is_osm, read_osm
 from gridgis.io.vector import read_csv, read_ogr, source_exists
 from gridgis.standards import DEFAULT, Settings
@@ -134,6 +135,7 @@ def _read(
         base = where.rsplit(":", 1)[1] if where != str(p) else p.name.split(".")[0]
         if name == "facilities" and "category" not in frame.columns:
             _category_from_name(frame, base, where, notes)
+        frame = fill_division_names(frame, name, where, notes)
         if key not in frame.columns:  # keys from the file name: unique across files
             frame[key] = [f"{base}-{i}" for i in range(1, len(frame) + 1)]
             notes.append(f"{where}: no '{key}' field; generated keys {base}-1…{base}-{len(frame)}")
@@ -148,6 +150,7 @@ def _read(
                     f"give the layer parameter if that is wrong)"
                 ) from exc
             raise
+        v = check_division_names(v, name, where)
         v.data[_ROW] = v.data[_ROW].astype(int)
         v.data[WHERE] = where
         if name in out:  # two source layers mapped to the same canonical layer
