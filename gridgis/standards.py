@@ -292,6 +292,54 @@ class AddressRules:
 
 
 @dataclass(frozen=True)
+class ImportRules:
+    """What an import accepts as plausible input (``gridgis.io``, ``gridgis.layers``,
+    ``gridgis.workflows.imports``). Each limit is far above any real value and far below
+    the point where arithmetic could overflow."""
+
+    max_households_per_building: int = 10_000
+    """Most households one building may hold. The largest single residential buildings in
+    China (e.g. Regent International, Hangzhou: ~20,000 residents in one 36-storey
+    block) hold several thousand homes, so 10,000 is above any real building while a sum
+    over even 10⁹ buildings stays below 10¹³, far inside int64 (9.2 × 10¹⁸): no total of
+    households can overflow. Larger values (1e30, 9.3e18, 5e18) are typing or unit
+    errors and are rejected naming file, layer, row and field."""
+    max_floors: int = 200
+    """Most floors (above ground) of one building: the tallest building in China
+    (Shanghai Tower) has 128; household estimation multiplies floors by area."""
+    max_staff: int = 1_000_000
+    """Most staff/students/beds of one institution (the largest universities and
+    factories count ~10⁵)."""
+    max_floor_area_m2: float = 10_000_000.0
+    """Largest floor area (m²) of one facility or institution (the largest building in
+    the world, New Century Global Center, Chengdu, has ~1.76 × 10⁶ m²)."""
+    crs_check_sample: int = 500
+    """Features sampled (evenly, deterministically) to test the declared CRS against the
+    alternatives; enough for a stable median, cheap on a million rows."""
+    crs_check_min_features: int = 10
+    """Fewest features (and reference features nearby) needed to judge a CRS; fewer give
+    no verdict (the import is not refused)."""
+    crs_check_ratio: float = 0.5
+    """Statistic: the median distance (m) from the sampled imported features to the
+    nearest feature of the layers already in the workspace (roads, buildings,
+    facilities, addresses). Another CRS "fits clearly better" when its median is below
+    this share of the declared CRS's median… (see ``crs_check_min_gain_m``). On the
+    Shanghai Amap POIs (WGS84) the README measured 35 m to the named road as WGS84 vs 350 m
+    read as GCJ-02 (ratio 0.1); a half leaves a wide margin for scattered data."""
+    crs_check_min_gain_m: float = 100.0
+    """… and at least this many metres below it (GCJ-02 offsets are 300–700 m in China,
+    BD-09 ~1 km; a gain under 100 m is within the spread of real POIs around roads)."""
+    crs_check_max_reference_m: float = 200.0
+    """The better CRS must also put its median feature within this distance (m) of the
+    existing layers: both hypotheses far from everything means the data lies elsewhere,
+    not that the CRS is wrong (no verdict)."""
+    crs_area_slack_deg: float = 1.0
+    """Slack (degrees) around a CRS's area of use when checking data lies where its
+    declared CRS can be (GCJ-02/BD-09 only inside China, a Gauss–Krüger zone only near its
+    central meridian)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All rule parameters, grouped by topic. Pass to every analysis."""
 
@@ -301,6 +349,7 @@ class Settings:
     coverage: CoverageRules = field(default_factory=CoverageRules)
     buildings: BuildingRules = field(default_factory=BuildingRules)
     address: AddressRules = field(default_factory=AddressRules)
+    imports: ImportRules = field(default_factory=ImportRules)
 
     # -- overriding ---------------------------------------------------------------------
     def override(self, values: dict[str, Any]) -> Settings:
