@@ -49,6 +49,7 @@ from pyproj import CRS
 from gridgis.assign import code_strings
 from gridgis.codes import CodeError, validate_grid_code
 from gridgis.crs import metric_crs_for
+from gridgis.delineate.crossings import median_length
 from gridgis.errors import InputError
 from gridgis.spatial import largest_overlap, overlap_pairs, rank_of
 from gridgis.standards import DEFAULT, Settings
@@ -89,14 +90,6 @@ GRID_SIZE_M = 0.001
 """Precision (m) of the overlays that find gaps, overlaps and community crossings: snap
 rounding to 1 mm keeps GEOS robust where hand-drawn (or reprojected) neighbours share
 edges that differ by nanometres, far below ``audit_sliver_m2``."""
-
-
-_PROBE_STEP_M = 5.0
-"""An avoided road inside a grid is judged in stretches of at most this length (m), each
-either through the grid or along a median strip at its edge (:func:`median_length`)."""
-
-_PROBE_START_M = 0.5
-"""Probes square to a road start this far (m) from it, so they never meet the road itself."""
 
 
 #: Values of the kind field that mark a unit grid (单位网格 / 专属网格): no household range.
@@ -153,79 +146,6 @@ def _polygonal(geoms: np.ndarray) -> np.ndarray:
         )
         out[i] = shapely.union_all(parts) if parts else shapely.Polygon()
     return out
-
-
-def median_length(
-    pieces: np.ndarray, grids: np.ndarray, avoided: np.ndarray, width_m: float
-) -> np.ndarray:
-    """Metres of each road piece that run along a median strip at the edge of its grid.
-
-    A stretch of road (at most ``_PROBE_STEP_M`` long) lies along a median strip when, on
-    one side, a probe square to the road from its midpoint, ``width_m`` long, both leaves
-    the grid and meets another avoided-class road: the grid ends across a strip bounded by
-    the other carriageway. Where the grid reaches beyond ``width_m`` on both sides, or ends
-    on one side without another avoided road there (land of the grid beyond the road), the
-    stretch runs through the grid.
-
-    Parameters
-    ----------
-    pieces
-        Parts of avoided-class roads inside grids (lines, metric CRS, m), shape (k,).
-    grids
-        The grid polygon holding each piece (same CRS), shape (k,).
-    avoided
-        Every avoided-class road (lines, same CRS).
-    width_m
-        Widest median strip, m (``settings.grid.median_width_m``).
-
-    Returns
-    -------
-    numpy.ndarray
-        Length (m) of each piece along a median strip, shape (k,), at most the piece's
-        length; 0 when ``width_m`` is not above ``_PROBE_START_M``.
-
-    Notes
-    -----
-    The one rule for divided roads: the audit's arterial crossings and the crossings
-    :func:`gridgis.delineate.delineate` reports both subtract this length.
-    """
-    out = np.zeros(len(pieces))
-    if len(pieces) == 0 or len(avoided) == 0 or width_m <= _PROBE_START_M:
-        return out
-    parts, owner = shapely.get_parts(pieces, return_index=True)
-    lines = shapely.get_type_id(parts) == 1
-    parts, owner = parts[lines], owner[lines]
-    if len(parts) == 0:
-        return out
-    xy, part = shapely.get_coordinates(shapely.segmentize(parts, _PROBE_STEP_M), return_index=True)
-    same = part[:-1] == part[1:]
-    p0, p1, seg_owner = xy[:-1][same], xy[1:][same], owner[part[:-1][same]]
-    step = p1 - p0
-    length = np.hypot(step[:, 0], step[:, 1])
-    real = length > 0
-    p0, p1, step, length, seg_owner = (
-        p0[real],
-        p1[real],
-        step[real],
-        length[real],
-        seg_owner[real],
-    )
-    normal = np.column_stack([-step[:, 1], step[:, 0]]) / length[:, None]
-    mid = (p0 + p1) / 2
-    holder = np.asarray(grids, dtype=object)[seg_owner]
-    shapely.prepare(holder)
-    tree = shapely.STRtree(avoided)
-    median = np.zeros(len(mid), dtype=bool)
-    for side in (1.0, -1.0):
-        probes = shapely.linestrings(
-            np.stack([mid + side * _PROBE_START_M * normal, mid + side * width_m * normal], axis=1)
-        )
-        ends = ~shapely.covers(holder, probes)
-        meets = np.zeros(len(mid), dtype=bool)
-        meets[tree.query(probes, predicate="intersects")[0]] = True
-        median |= ends & meets
-    out += np.bincount(seg_owner[median], weights=length[median], minlength=len(pieces))
-    return np.minimum(out, shapely.length(pieces))
 
 
 def _to_storage(geoms: np.ndarray, crs: CRS) -> np.ndarray:

@@ -489,7 +489,7 @@ def test_delineated_grids_with_a_divided_arterial_have_no_crossing():
     res = audit_grids(grids, layers, Settings())
     assert len(findings(res, "arterial_crossing")) == 0
     # the median strip went to one grid: without the rule both count its near carriageway
-    # (the audit y 15–185, delineation the whole 200 m face edge), in the same grid
+    # (y 15–185: one crossing function serves both), in the same grid
     no_rule = Settings().override({"grid.median_width_m": 0.0})
     old = audit_grids(grids, layers, no_rule)
     assert findings(old, "arterial_crossing")["value"].tolist() == [pytest.approx(170.0)]
@@ -497,7 +497,7 @@ def test_delineated_grids_with_a_divided_arterial_have_no_crossing():
     assert old_d.grids["geometry"].geom_equals(grids["geometry"]).all()  # same partition
     crosses = old_d.findings[old_d.findings["finding"] == "crosses"]
     assert crosses["line"].tolist() == ["road:arterial 中山路"]
-    assert crosses["length_m"].tolist() == [pytest.approx(200.0, abs=0.5)]
+    assert crosses["length_m"].tolist() == [pytest.approx(170.0, abs=0.5)]
     assert crosses["grid_code"].tolist() == findings(old, "arterial_crossing")["grid_code"].tolist()
 
 
@@ -510,7 +510,7 @@ def test_delineation_still_reports_a_grid_straddling_a_divided_arterial():
     assert result.grids["crossings"].tolist() == [1]
     crosses = result.findings[result.findings["finding"] == "crosses"]
     assert crosses["line"].tolist() == ["road:arterial 中山路"]
-    assert crosses["length_m"].tolist() == [pytest.approx(2 * 200.0, abs=0.5)]  # both ways
+    assert crosses["length_m"].tolist() == [pytest.approx(2 * 170.0, abs=0.5)]  # both ways
     art = findings(audit_grids(result.grids, layers, Settings()), "arterial_crossing")
     assert art["grid_code"].tolist() == crosses["grid_code"].tolist()
     assert art["value"].tolist() == [pytest.approx(2 * 170.0)]
