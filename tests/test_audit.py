@@ -122,6 +122,29 @@ def test_each_fault_found_exactly_once(result):
     assert list(result.summary()["check"]) == list(CHECKS)
 
 
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_each_check_runs_alone_with_the_same_findings(case, result, name):
+    """A registered check run alone finds exactly what it finds in the full audit."""
+    grids, layers = case
+    alone = audit_grids(grids, layers, Settings(), code_field="WGBM", checks=[name])
+    cols = ["check", "grid_code", "other_code", "feature_id", "detail"]
+    assert alone.findings[cols].equals(findings(result, name)[cols].reset_index(drop=True))
+    status = alone.summary().set_index("check")["status"]
+    assert status[name] == "ran"
+    assert (status.drop(name) == "skipped: not selected").all()
+
+
+def test_checks_can_be_skipped_and_unknown_names_are_refused(case, result):
+    grids, layers = case
+    res = audit_grids(grids, layers, Settings(), code_field="WGBM", skip=["gap", "overlap"])
+    assert not {"gap", "overlap"} & set(res.findings["check"])
+    assert len(res.findings) == len(result.findings) - 2
+    # the grid statistics do not depend on which checks ran
+    assert res.grids["households"].tolist() == result.grids["households"].tolist()
+    with pytest.raises(AuditError, match="unknown audit check.*no_such_check"):
+        audit_grids(grids, layers, Settings(), code_field="WGBM", checks=["no_such_check"])
+
+
 def test_gap_and_overlap_are_polygons_with_true_areas(case, result):
     grids, layers = case
     gm = grids.to_crs(METRIC)
@@ -233,8 +256,10 @@ def test_self_intersecting_grid_is_reported_and_repaired():
 
 def test_unusable_grid_layer_is_refused(case):
     grids, layers = case
-    with pytest.raises(AuditError, match="no field 'grid_code'.*--code-field"):
+    # the library names its parameter, never a CLI flag (the CLI adds its own)
+    with pytest.raises(AuditError, match="no field 'grid_code'.*code_field parameter") as exc:
         audit_grids(grids, layers, Settings())
+    assert exc.value.parameter == "code_field" and "--" not in str(exc.value)
 
 
 # -- the CLI ---------------------------------------------------------------------------------

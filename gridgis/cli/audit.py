@@ -54,6 +54,14 @@ def audit(
     out: Annotated[
         str, typer.Option("--out", help="Layer to write the findings to.")
     ] = "grid_findings",
+    check: Annotated[
+        list[str] | None,
+        typer.Option("--check", help="Run only this check (repeatable); default all."),
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option("--skip", help="Leave this check out (repeatable)."),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -80,9 +88,12 @@ def audit(
                     kind_field=kind_field,
                     layer_name=grids,
                     progress=callback,
+                    checks=check or None,
+                    skip=skip or (),
                 )
         except AuditError as exc:
-            fail(f"{store.location}: {exc}")
+            hint = {"code_field": " (--code-field)", "checks": " (--check/--skip)"}
+            fail(f"{store.location}: {exc}{hint.get(exc.parameter or '', '')}")
         store.write(
             out,
             result.findings,
