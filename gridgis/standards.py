@@ -118,10 +118,20 @@ class GridRules:
     """Building outlines are densified to this step (m) when a block is split into building
     cells (Voronoi of the outlines): a cell holds its whole building to half a step, so a
     grid border drawn between cells never cuts a building wider than that gap."""
+    unit_min_piece_m2: float = 5_000.0
+    """A piece of a unit-grid institution smaller than this (m², half a hectare) — where a
+    community boundary or an arterial clips a corner of a campus — is not a unit grid of
+    its own: it stays with the surrounding grids (no slivers named after the campus)."""
+    open_ground_unit_min_m2: float = 100_000.0
+    """Open ground left without households after partitioning (a park, water, a plaza, a
+    campus without residents cut off by unit grids or arterials) of at least this area
+    (m², 10 ha: the size of a district park) becomes a unit grid of its own (开放用地, no
+    household band); smaller open ground joins the neighbouring grid it shares the longest
+    boundary with, so no residential grid holds 0 households. Parameter, not law."""
     community_close_m: float = 100.0
-    """Communities made from data without a streets layer divide the built-up area: the
-    union of the buildings grown by this distance (m), so blocks across a road join (an
-    urban road reserve is < 100 m wide)…"""
+    """Communities made from data without a streets layer divide one study area, the
+    convex hull of the built-up area: the union of the buildings grown by this distance
+    (m), so blocks across a road join (an urban road reserve is < 100 m wide)…"""
     community_margin_m: float = 30.0
     """…then shrunk back to this margin (m) around the outer buildings (holes filled): the
     community keeps its yards and the near half of the roads around it."""

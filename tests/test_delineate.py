@@ -400,7 +400,7 @@ def test_make_communities_from_the_whole_area(demo_city):
     with pytest.raises(ValueError, match="county"):
         make_communities(lay, S)  # no streets: no default county can know the place
     comm, params = make_communities(lay, S, county_code="320102")
-    assert params["communities_made_from"].startswith("built-up area")
+    assert params["communities_made_from"].startswith("study area")
     assert comm["synthetic"].all()
     assert comm["community_code"].str.startswith("320102001").all()
     hh = comm["households"]

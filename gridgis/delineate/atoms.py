@@ -95,7 +95,10 @@ def cell_edges(face, footprints: np.ndarray, points: np.ndarray, step_m: float) 
     order = np.argsort(owner, kind="stable")
     starts = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
     merged = [shapely.coverage_union_all(g) for g in np.split(cells[order], starts[1:])]
-    return lines_only(shapely.intersection(shapely.boundary(np.array(merged)), face))
+    edges = lines_only(shapely.intersection(shapely.boundary(np.array(merged)), face))
+    # a cell border cutting a corner of a building (outlines are sampled every step_m) is
+    # dropped there: those cells join, the building stays whole
+    return spare_buildings(edges, footprints)
 
 
 @dataclass
@@ -297,3 +300,50 @@ def unit_graph(
     fh = np.bincount(bf[bf >= 0], weights=hh[bf >= 0], minlength=len(faces)).astype(np.int64)
     adj = adjacency(faces, alines)
     return UnitGraph(faces, fh, adj.edges, adj.length, adj.avoid)
+
+
+WALL_M = 0.5
+"""A line within this distance (m) inside a building's outline runs along its wall, not
+through it (digitising noise between a road and a wall drawn on it)."""
+
+
+def spare_buildings(lines: np.ndarray, footprints: np.ndarray) -> np.ndarray:
+    """``lines`` less their stretches through building interiors, so no cut line (a road
+    drawn under a building, a path through an arcade) divides a building: the grids on
+    either side of such a road meet around the building, which stays whole."""
+    if len(lines) == 0 or len(footprints) == 0:
+        return lines
+    inner = shapely.buffer(footprints, -WALL_M)
+    inner = inner[~shapely.is_empty(inner)]
+    if len(inner) == 0:
+        return lines
+    li, bi = STRtree(inner).query(lines, predicate="intersects")
+    if len(li) == 0:
+        return lines
+    out = np.asarray(lines, dtype=object).copy()
+    order = np.argsort(li, kind="stable")
+    li, bi = li[order], bi[order]
+    starts = np.flatnonzero(np.r_[True, li[1:] != li[:-1]])
+    for s, e in zip(starts, np.r_[starts[1:], len(li)], strict=True):
+        out[li[s]] = shapely.difference(out[li[s]], shapely.union_all(inner[bi[s:e]]))
+    return lines_only(out)
+
+
+def whole_buildings(polygon, footprints: np.ndarray, tree: STRtree | None):
+    """``polygon`` (an institution's outline) moved to the walls of the buildings it
+    cuts: a building at least half inside joins it, one mostly outside leaves it, so the
+    unit grid's border never cuts a building."""
+    if tree is None:
+        return polygon
+    idx = tree.query(shapely.boundary(polygon), predicate="intersects")
+    if len(idx) == 0:
+        return polygon
+    foot = footprints[idx]
+    share = shapely.area(shapely.intersection(foot, polygon)) / np.maximum(shapely.area(foot), 1e-9)
+    add, cut = foot[share >= 0.5], foot[share < 0.5]
+    out = shapely.union_all([polygon, *add]) if len(add) else polygon
+    if len(cut):
+        out = shapely.difference(out, shapely.union_all(cut))
+    parts = shapely.get_parts(out)
+    parts = parts[shapely.get_type_id(parts) == 3]
+    return parts[np.argmax(shapely.area(parts))] if len(parts) else polygon

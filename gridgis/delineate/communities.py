@@ -13,6 +13,7 @@ import shapely
 from gridgis.crs import STORAGE_CRS, metric_crs_for
 from gridgis.delineate.flags import render
 from gridgis.delineate.runner import Bounds, Region, area_rank, partition_areas
+from gridgis.delineate.units import qualifies_as_unit
 from gridgis.errors import InputError
 from gridgis.standards import DEFAULT, Settings
 
@@ -22,7 +23,16 @@ Progress = Callable[[int, int], None]
 GENERATED_NAME = "生成社区{seq:02d}"
 
 
-def _areas(layers, bm, crs, county_code, street_code, settings: Settings):
+def _units(layers, crs, settings: Settings):
+    """Institutions that qualify as unit grids (metric), or None."""
+    inst = layers.get("institutions")
+    if inst is None or len(inst) == 0:
+        return None
+    im = inst.to_crs(crs)
+    return im[qualifies_as_unit(im, settings)].reset_index(drop=True)
+
+
+def _areas(layers, bm, units, crs, county_code, street_code, settings: Settings):
     """(areas to divide with ``street_code`` and ``name``, what they are)."""
     from gridgis.codes import validate_street_code
 
@@ -38,8 +48,11 @@ def _areas(layers, bm, crs, county_code, street_code, settings: Settings):
     close_m, margin_m = g.community_close_m, g.community_margin_m
     grown = shapely.union_all(shapely.buffer(bm.geometry.to_numpy(), close_m))
     whole = shapely.buffer(grown, -(close_m - margin_m))
-    parts = shapely.get_parts(whole)
-    parts = shapely.polygons(shapely.get_exterior_ring(parts[shapely.get_type_id(parts) == 3]))
+    if units is not None and len(units):  # a campus reaching beyond its buildings
+        whole = shapely.union_all([whole, *units.geometry.to_numpy()], grid_size=1e-3)
+    # one study area, open land between separate built-up pieces included: no gaps, and
+    # no piece too small to be a community on its own
+    parts = np.array([shapely.convex_hull(whole)])
     if street_code:
         street = validate_street_code(street_code, settings)
     elif county_code:
@@ -57,26 +70,33 @@ def _areas(layers, bm, crs, county_code, street_code, settings: Settings):
         crs=crs,
     )
     source = (
-        f"built-up area: union of buildings grown {close_m:g} m, shrunk to a "
-        f"{margin_m:g} m margin, holes filled"
+        f"study area: convex hull of the buildings grown {close_m:g} m and shrunk to a "
+        f"{margin_m:g} m margin, and of the institutions that are unit grids"
     )
     return areas, source
 
 
-def merge_empty(regions: list[tuple[int, Region]]) -> list[tuple[int, Region]]:
-    """Communities without households join a neighbour of the same area (street or
-    built-up piece): the one sharing the longest boundary, else the nearest, so no
-    community holds 0 households while its area has another. A community alone in its
-    area stays (and keeps its flag)."""
+def merge_empty(regions: list[tuple[int, Region]], lo: int = 1) -> list[tuple[int, Region]]:
+    """Communities without households — and institutions holding fewer than ``lo``
+    households — join a neighbour of the same area (street or built-up piece): the one
+    sharing the longest boundary, else the nearest, so no community holds 0 households
+    while its area has another. A community alone in its area stays (and keeps its flag).
+    """
     regions = list(regions)
     stuck: set[int] = set()
+
+    def small(r: Region) -> bool:
+        return r.households == 0 or (r.kind == "unit" and r.households < lo)
+
     while True:
-        empty = [i for i, (_, r) in enumerate(regions) if r.households == 0 and id(r) not in stuck]
+        empty = [i for i, (_, r) in enumerate(regions) if small(r) and id(r) not in stuck]
         if not empty:
             return regions
         i = empty[0]
         ai, reg = regions[i]
-        others = [j for j, (aj, r) in enumerate(regions) if aj == ai and r.households > 0]
+        others = [
+            j for j, (aj, r) in enumerate(regions) if aj == ai and r.households > 0 and j != i
+        ]
         if not others:
             stuck.add(id(reg))
             continue
@@ -86,6 +106,7 @@ def merge_empty(regions: list[tuple[int, Region]]) -> list[tuple[int, Region]]:
         target = regions[others[int(np.argmax(key))]][1]
         target.geometry = shapely.union_all([target.geometry, reg.geometry], grid_size=1e-3)
         target.building_count += reg.building_count
+        target.households += reg.households
         regions.pop(i)
 
 
@@ -127,10 +148,12 @@ def make_communities(
     ``settings.grid.community_min_households``–``community_max_households`` by the same
     engine as grids (roads as atoms, arterials avoided).
 
-    The whole area is the built-up area: the union of the buildings grown by
-    ``grid.community_close_m`` metres then shrunk back to a ``grid.community_margin_m``
-    margin (gaps narrower than twice the growth close; holes are filled); each separate
-    piece is divided on its own. A community left without households joins its neighbour
+    Without streets the study area is one polygon: the convex hull of the built-up area
+    (the buildings grown by ``grid.community_close_m`` metres then shrunk back to a
+    ``grid.community_margin_m`` margin) and of the institutions that are unit grids, so
+    communities cover it with no gaps, open land included. Institutions that are unit
+    grids are kept whole where the band allows (a campus with residents is divided into
+    communities of its own). A community left without households joins its neighbour
     (:func:`merge_empty`). Codes are valid 12-digit codes: the street's code (``street_code``,
     or ``county_code`` + ``001`` without streets) + a village sequence in the residents'
     committee range, numbered like grids, never one of ``reserved_codes``; names say they
@@ -179,7 +202,8 @@ def make_communities(
                 if v is not None
             }
         )
-    areas, source = _areas(layers, bm, crs, county_code, street_code, settings)
+    units = _units(layers, crs, settings)
+    areas, source = _areas(layers, bm, units, crs, county_code, street_code, settings)
     g = settings.grid
     regions, _, _ = partition_areas(
         areas,
@@ -187,7 +211,7 @@ def make_communities(
         bm,
         rm,
         {},
-        None,
+        units,
         settings,
         Bounds(
             g.community_min_households,
@@ -196,7 +220,7 @@ def make_communities(
         ),
         progress,
     )
-    regions = merge_empty(regions)
+    regions = merge_empty(regions, g.community_min_households)
     comm = gpd.GeoDataFrame(
         [
             {

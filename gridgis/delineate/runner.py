@@ -33,6 +33,8 @@ from gridgis.delineate.atoms import (
     lines_only,
     locate,
     polygonize,
+    spare_buildings,
+    whole_buildings,
 )
 from gridgis.delineate.flags import EXPLAINED, Flag, FlagKind
 from gridgis.delineate.graph import Adjacency
@@ -107,7 +109,7 @@ def _face_stats(area: Area, faces: np.ndarray) -> _Faces:
     if inside.any():
         np.maximum.at(fmax, bf[inside], hh)
     adj = adjacency(faces, area.avoid_lines)
-    graph = Adjacency(n, adj.edges, adj.length)
+    graph = Adjacency(n, adj.edges, adj.length, adj.avoid)
     return _Faces(
         faces, bf, fh, fn, fmax, adj.edges, adj.length, adj.avoid, adj.avoid_length, graph
     )
@@ -151,17 +153,16 @@ def partition_area(area: Area, b: Bounds) -> tuple[list[Region], np.ndarray]:
 
 
 def _unit_regions(area: Area, fs: _Faces, b: Bounds, face_region: np.ndarray) -> list[Region]:
-    """Unit grids: each qualifying institution's faces; one holding more households than
-    the maximum (campus dormitories, staff housing) is divided into unit grids within the
-    band, or flagged when it cannot be."""
+    """Unit grids: each qualifying institution's faces, one grid per piece between
+    arterials; a piece holding more households than the maximum (campus dormitories, staff
+    housing) is divided into unit grids within the band, or flagged when it cannot be."""
     regions: list[Region] = []
-    for comp, (_, name) in zip(unit_faces(fs.faces, area.units, fs.graph), area.units, strict=True):
-        if not comp:
-            continue
-        hh = int(fs.fh[comp].sum())
-        parts = [comp]
-        if hh > b.hi:
-            parts = _split_faces(fs, np.asarray(comp), b)
+    pieces = unit_faces(fs.faces, area.units, fs.graph, area.rules.unit_min_piece_m2)
+    for comps, (_, name) in zip(pieces, area.units, strict=True):
+        parts = []
+        for comp in comps:
+            hh = int(fs.fh[comp].sum())
+            parts += _split_faces(fs, np.asarray(comp), b) if hh > b.hi else [comp]
         for i, part in enumerate(parts):
             face_region[part] = len(regions)
             ph = int(fs.fh[part].sum())
@@ -247,6 +248,48 @@ def _residential_regions(
     return out
 
 
+def _shared_with(r: int, face_region: np.ndarray, fs: _Faces) -> dict[int, float]:
+    """Regions next to region ``r`` -> shared boundary length (m)."""
+    if len(fs.edges) == 0:
+        return {}
+    ra, rb = face_region[fs.edges[:, 0]], face_region[fs.edges[:, 1]]
+    out: dict[int, float] = {}
+    for mine, other in ((ra, rb), (rb, ra)):
+        sel = (mine == r) & (other != r) & (other >= 0)
+        for s_, ln in zip(other[sel].tolist(), fs.length[sel].tolist(), strict=True):
+            out[s_] = out.get(s_, 0.0) + ln
+    return out
+
+
+def absorb_open_ground(
+    regions: list[Region], face_region: np.ndarray, fs: _Faces, rules: GridRules
+) -> list[Region]:
+    """Residential regions without households — open ground (a park, a plaza, water, a
+    campus without residents) cut off by unit grids or arterials — do not stay empty
+    grids: one of at least ``grid.open_ground_unit_min_m2`` becomes a unit grid of its own
+    (开放用地); a smaller one joins the neighbouring grid it shares the longest boundary
+    with. One with no neighbour stays, flagged. ``face_region`` is updated in place."""
+    for r, reg in enumerate(regions):
+        if reg.kind != "residential" or reg.households > 0:
+            continue
+        sel = face_region == r
+        if float(shapely.area(fs.faces[sel]).sum()) >= rules.open_ground_unit_min_m2:
+            reg.kind, reg.name, reg.flags = "unit", "开放用地", []
+            continue
+        shared = _shared_with(r, face_region, fs)
+        if not shared:
+            continue
+        s_ = max(shared, key=lambda k: (shared[k], -k))
+        face_region[sel] = s_
+        regions[s_].building_count += reg.building_count
+        regions[r] = None  # type: ignore[call-overload]
+    keep = [r for r, reg in enumerate(regions) if reg is not None]
+    remap = np.full(len(regions) + 1, -1, dtype=np.int64)
+    remap[keep] = np.arange(len(keep))
+    face_region[:] = remap[face_region]
+    return [regions[r] for r in keep]
+
+
 def _regions_from_faces(area: Area, fs: _Faces, b: Bounds):
     """(unexplained violation, regions, region of each building) of one attempt."""
     face_region = np.full(len(fs.faces), -1, dtype=np.int64)
@@ -261,6 +304,7 @@ def _regions_from_faces(area: Area, fs: _Faces, b: Bounds):
         area.rules.unit_margin_share,
     )
     regions += _residential_regions(area, fs, b, face_region, len(regions))
+    regions = absorb_open_ground(regions, face_region, fs, area.rules)
     for r, reg in enumerate(regions):
         sel = np.flatnonzero(face_region == r)
         geom = shapely.coverage_union_all(fs.faces[sel]) if len(sel) > 1 else fs.faces[sel[0]]
@@ -281,13 +325,14 @@ def _regions_from_faces(area: Area, fs: _Faces, b: Bounds):
 # -- many areas ----------------------------------------------------------------------------
 
 
-def _units_in(poly, unit_geoms, unit_names, unit_tree) -> list[tuple[Any, str | None]]:
-    """(largest polygon part inside ``poly``, name) of each unit grid institution."""
+def _units_in(poly, unit_geoms, unit_names, unit_tree, whole) -> list[tuple[Any, str | None]]:
+    """(largest polygon part inside ``poly``, name) of each unit grid institution, its
+    outline moved to the walls of the buildings it cut (``whole``)."""
     out = []
     if unit_tree is None:
         return out
     for ui in unit_tree.query(poly, predicate="intersects"):
-        part = shapely.intersection(unit_geoms[ui], poly)
+        part = shapely.intersection(whole(unit_geoms[ui]), poly)
         if shapely.area(part) > 1.0:
             polys = shapely.get_parts(part)
             polys = polys[shapely.get_type_id(polys) == 3]
@@ -301,10 +346,12 @@ class _AreaBuilder:
     """Builds the :class:`Area` of each area polygon from the layers (shared indexes)."""
 
     def __init__(self, areas, area_rank, buildings, roads, alignment, units, settings) -> None:
-        self.cut, self.avoid, _ = avoid_lines(roads, alignment, settings)
+        self.foot, self.pts, self.hh, self.bids = building_arrays(buildings)
+        cut, avoid, _ = avoid_lines(roads, alignment, settings)
+        self.cut, self.avoid = spare_buildings(cut, self.foot), spare_buildings(avoid, self.foot)
         self.cut_tree = STRtree(self.cut) if len(self.cut) else None
         self.avoid_tree = STRtree(self.avoid) if len(self.avoid) else None
-        self.foot, self.pts, self.hh, self.bids = building_arrays(buildings)
+        self.foot_tree = STRtree(self.foot) if len(self.foot) else None
         self.geoms = areas.geometry.to_numpy()
         self.b_area = points_in_polygons(self.pts, self.geoms, area_rank)
         has = units is not None and len(units)
@@ -318,6 +365,10 @@ class _AreaBuilder:
         self.rules = settings.grid
         self.by_area = np.argsort(self.b_area, kind="stable")
         self.bounds = np.searchsorted(self.b_area[self.by_area], np.arange(len(self.geoms) + 1))
+
+    def whole(self, polygon):
+        """``polygon`` moved to the walls of the buildings it cuts."""
+        return whole_buildings(polygon, self.foot, self.foot_tree)
 
     def members(self, ai: int) -> np.ndarray:
         """Buildings of area ``ai`` (row positions)."""
@@ -336,7 +387,7 @@ class _AreaBuilder:
             self.hh[sel],
             self.bids[sel],
             self.rules,
-            _units_in(poly, self.unit_geoms, self.unit_names, self.unit_tree),
+            _units_in(poly, self.unit_geoms, self.unit_names, self.unit_tree, self.whole),
         )
 
 

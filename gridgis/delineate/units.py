@@ -51,10 +51,14 @@ def qualifies_as_unit(institutions: gpd.GeoDataFrame, settings: Settings = DEFAU
     return kind_ok & area_ok & scale_ok
 
 
-def unit_faces(faces: np.ndarray, units: list[tuple], graph: Adjacency) -> list[list[int]]:
-    """Faces of each unit grid: the largest connected part (by area) of the faces whose
-    interior point lies in the institution; [] when none does."""
-    out: list[list[int]] = [[] for _ in units]
+def unit_faces(
+    faces: np.ndarray, units: list[tuple], graph: Adjacency, min_piece_m2: float
+) -> list[list[list[int]]]:
+    """Faces of each unit grid institution, in pieces: the faces whose interior point lies
+    in the institution, split along avoided lines (an arterial through a campus parts it)
+    into connected pieces; pieces under ``min_piece_m2`` (``grid.unit_min_piece_m2``) stay
+    with the surrounding grids."""
+    out: list[list[list[int]]] = [[] for _ in units]
     if not units:
         return out
     rp = shapely.point_on_surface(faces)
@@ -66,8 +70,13 @@ def unit_faces(faces: np.ndarray, units: list[tuple], graph: Adjacency) -> list[
         fs = np.flatnonzero(face_unit == j)
         if len(fs) == 0:
             continue
-        comps = graph.components(fs.tolist())
-        out[j] = max(comps, key=lambda c: float(shapely.area(faces[c]).sum()))
+        comps = graph.components(fs.tolist(), allow_avoid=False)
+        areas = [float(shapely.area(faces[c]).sum()) for c in comps]
+        out[j] = [
+            c
+            for c, a in sorted(zip(comps, areas, strict=True), key=lambda x: -x[1])
+            if a >= min_piece_m2
+        ]
     return out
 
 
