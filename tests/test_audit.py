@@ -411,14 +411,17 @@ def test_community_field_and_numeric_codes(case):
     assert len(findings(res, "duplicate_code")) == 1  # integer codes compared as text
 
 
-def test_unit_grids_have_no_household_range_and_points_are_refused(case):
+def test_unit_grids_with_residents_are_checked_against_the_maximum_only(case):
+    """Issue 15: a unit grid holding residents may not exceed the band (below is normal)."""
     grids, layers = case
     g = grids.copy()
     g["LX"] = (
-        ["责任网格"] * 6 + ["专属网格"] + ["责任网格"] * 3
-    )  # B001 (600 households) is a unit grid
+        ["专属网格"] + ["责任网格"] * 5 + ["专属网格"] + ["责任网格"] * 3
+    )  # A001 (300 households) and B001 (600 households) are unit grids
     res = audit_grids(g, layers, Settings(), code_field="WGBM", kind_field="LX")
-    assert len(findings(res, "households_out_of_range")) == 0
+    out = findings(res, "households_out_of_range")
+    assert out["grid_code"].tolist() == [B + "001"]
+    assert out["detail"].iloc[0].startswith("600 households > 500 (maximum) in a unit grid")
     pts = g.set_geometry(g.geometry.representative_point())
     with pytest.raises(AuditError, match="holds no polygons"):
         audit_grids(pts, layers, Settings(), code_field="WGBM")

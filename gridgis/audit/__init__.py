@@ -17,7 +17,8 @@ check                       severity  what
 ``crosses_community``       error     part of the grid lies outside its community
 ``gap``                     error     community ground in no grid (polygon, m²)
 ``overlap``                 error     ground in two grids (polygon, m²)
-``households_out_of_range`` error     residential grid outside min–max households
+``households_out_of_range`` error     residential grid outside min–max households (unit
+                                      grid: above the maximum)
 ``building_no_grid``        error     a building overlapping no grid
 ``building_in_two_grids``   warning   a building split between grids
 ``arterial_crossing``       warning   an avoided-class road runs through the grid

@@ -272,19 +272,26 @@ def overlap(ctx: AuditContext, add: Add) -> str | None:
 # -- buildings and households -------------------------------------------------------------
 
 
-@check("households_out_of_range", "error", "residential grid outside min–max households")
+@check(
+    "households_out_of_range",
+    "error",
+    "residential grid outside min–max households, unit grid above the maximum",
+)
 def households_out_of_range(ctx: AuditContext, add: Add) -> str | None:
     if not ctx.has_buildings:
         return "no buildings layer"
     b = ctx.buildings
     lo, hi = ctx.rules.min_households, ctx.rules.max_households
     low = ~ctx.unit & (b.households < lo)
-    high = ~ctx.unit & (b.households > hi)
+    # a unit grid holding residents (campus dormitories, staff housing) may not exceed
+    # the band either; below it is normal (a caretaker's flat)
+    high = b.households > hi
     for i in np.flatnonzero(low | high):
         what = (
             f"{b.households[i]:,} households < {lo} (minimum)"
             if low[i]
             else f"{b.households[i]:,} households > {hi} (maximum)"
+            + (" in a unit grid with residents" if ctx.unit[i] else "")
         )
         add(
             grid_code=ctx.code_text[i] or None,
