@@ -111,6 +111,34 @@ class GridRules:
     crossing: reported by the audit (avoided-class roads, away from the boundary) and by
     delineation (roads and alignment lines). Shorter runs are corners clipped at a
     junction, not a grid on both sides of the line. Parameter, not law."""
+    # -- delineation internals (issue 11/15: every literal a named rule) -----------------
+    unit_margin_share: float = 0.3
+    """Open ground (a face without households) next to a unit grid joins it when it shares
+    at least this share of its outline with the unit grid: the household-free margin of an
+    institution's block (its fence strip, forecourt, car park) is managed with it. A face
+    touching the unit grid only along a short side stays with the housing. 30 % ≈ one long
+    side of an oblong block. Parameter, not law."""
+    cell_step_m: float = 10.0
+    """Building outlines are densified to this step (m) when a block is split into building
+    cells (Voronoi of the outlines): a cell holds its whole building to half a step, so a
+    grid border drawn between cells never cuts a building wider than that gap."""
+    unit_min_piece_m2: float = 5_000.0
+    """A piece of a unit-grid institution smaller than this (m², half a hectare) — where a
+    community boundary or an arterial clips a corner of a campus — is not a unit grid of
+    its own: it stays with the surrounding grids (no slivers named after the campus)."""
+    open_ground_unit_min_m2: float = 100_000.0
+    """Open ground left without households after partitioning (a park, water, a plaza, a
+    campus without residents cut off by unit grids or arterials) of at least this area
+    (m², 10 ha: the size of a district park) becomes a unit grid of its own (开放用地, no
+    household band); smaller open ground joins the neighbouring grid it shares the longest
+    boundary with, so no residential grid holds 0 households. Parameter, not law."""
+    community_close_m: float = 100.0
+    """Communities made from data without a streets layer divide one study area, the
+    convex hull of the built-up area: the union of the buildings grown by this distance
+    (m), so blocks across a road join (an urban road reserve is < 100 m wide)…"""
+    community_margin_m: float = 30.0
+    """…then shrunk back to this margin (m) around the outer buildings (holes filled): the
+    community keeps its yards and the near half of the roads around it."""
 
 
 @dataclass(frozen=True)
