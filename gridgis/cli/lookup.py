@@ -28,7 +28,16 @@ from gridgis.standards import Settings
 from gridgis.store import Store
 
 #: Columns the batch mode adds to every row.
-BATCH_COLUMNS = ("address_id", "lon", "lat", "grid_code", "match_level", "match_score", "confident")
+BATCH_COLUMNS = (
+    "address_id",
+    "lon",
+    "lat",
+    "grid_code",
+    "match_level",
+    "match_score",
+    "confident",
+    "rule",
+)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -83,7 +92,7 @@ def lookup(
         typer.Option(
             "--out",
             help="CSV written by --batch: the input plus address_id, lon, lat, "
-            "grid_code, match_level, match_score, confident.",
+            "grid_code, match_level, match_score, confident, rule (why).",
         ),
     ] = None,
     personal: Annotated[
