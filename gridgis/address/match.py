@@ -188,7 +188,7 @@ def _door_answer(x: Query, m: Match, road: str, found: list[int], rule: Rule) ->
     found = _order_at_door(x, found, road)
     found, unique = resolve(x.index, found, x.q)
     m.level = level
-    m.candidates = m.candidates or candidates(x.index, found, m.score)
+    m.candidates = candidates(x.index, found, m.score)
     if not unique:
         m.tied = found
         return x.decide(m, Rule.SEVERAL_PLACES)
@@ -236,29 +236,34 @@ def door_stage(x: Query, m: Match) -> Match | None:
     if found:
         m.score = 100.0
         return _door_answer(x, m, street, found, Rule.DOOR_PLATE)
-    if q.road and street in index.road_rows:
-        m.level, m.score = "road", 0.0
-        m.candidates = candidates(index, index.road_rows[street], 50.0)
-        return x.decide(m, Rule.NO_DOOR_NUMBER, q.number or "")
     fixed = _corrections(x, street, lane, number)
     listed = _listed(x, street, lane, number)
-    if len(fixed) == 1:
-        m.score = float(fuzz.ratio(street, fixed[0]))
-        m.candidates = [(r, s) for c, s in listed for r in index.door[(c, lane, number)]][
+    if q.road and street in index.road_rows:
+        # the road is known without this number: another road may carry it (a typo that
+        # makes an existing name), listed first, never confident
+        near = [(c, s) for c, s in sorted(listed, key=lambda cs: (cs[0] not in fixed, -cs[1]))]
+        rows = [
+            (r, s) for c, s in near for r in _order_at_door(x, index.door[(c, lane, number)], c)
+        ]
+        m.level, m.score = "road", 0.0
+        m.candidates = (rows + candidates(index, index.road_rows[street], 50.0))[
             : index.settings.address.max_candidates
         ]
-        return _door_answer(
-            x, m, fixed[0], index.door[(fixed[0], lane, number)], Rule.CORRECTED_ROAD
-        )
+        return x.decide(m, Rule.NO_DOOR_NUMBER, q.number or "")
+    if len(fixed) == 1:
+        m.score = float(fuzz.ratio(street, fixed[0]))
+        found = index.door[(fixed[0], lane, number)]
+        return _door_answer(x, m, fixed[0], found, Rule.CORRECTED_ROAD)
     if not fixed and not listed:
         return None
     rank = {c: s for c, s in listed} | {c: float(fuzz.ratio(street, c)) for c in fixed}
     ordered = sorted(rank, key=lambda c: (c not in fixed, -rank[c]))
     m.level = "door_plate"
     m.score = rank[ordered[0]]
-    m.candidates = [(r, rank[c]) for c in ordered for r in index.door[(c, lane, number)]][
-        : index.settings.address.max_candidates
+    rows = [
+        (r, rank[c]) for c in ordered for r in _order_at_door(x, index.door[(c, lane, number)], c)
     ]
+    m.candidates = rows[: index.settings.address.max_candidates]
     if fixed:
         return x.decide(m, Rule.CORRECTION_AMBIGUOUS, "、".join(fixed))
     return x.decide(m, Rule.ROAD_NOT_KNOWN)
@@ -268,11 +273,13 @@ def _name_probes(x: Query) -> list[tuple[str, bool]]:
     """Names to try, each with whether it may be answered confidently: the whole query
     as a name (and without its administrative prefixes, in any order), the query without
     its prefix, and its place part. A part of the query matching a name is not enough
-    when the rest says more (麦当劳(四川北路店) is not the 麦当劳 of the index)."""
+    when the rest says more (麦当劳(四川北路店) is not the 麦当劳 of the index; a road or
+    lane that the door-plate stage could not place is not the place's own either)."""
     q = x.q
     only_names = not any(lab == "subpoi" for lab, _ in q.spans)
     probes = [(v, True) for v in name_variants(normalise_name(x.text), x.index.settings)]
-    probes += [(address_key(q), not q.hints), (q.poi or "", not q.hints and only_names)]
+    place_alone = not q.hints and only_names and not q.road and not q.lane
+    probes += [(address_key(q), not q.hints), (q.poi or "", place_alone)]
     seen: set[str] = set()
     out = []
     for name, sure in probes:

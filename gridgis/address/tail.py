@@ -251,6 +251,7 @@ def door_then_dashes(st: TailState, t: Token) -> bool:
     st.p.number = head
     st.spans.append((st.door_label if st.last is Last.ROAD else "subroadno", head))
     st.last = Last.NUMBER
+    st.p.rules.append("door_then_dashes")  # fired, but the token goes on
     return False
 
 
