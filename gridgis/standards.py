@@ -296,8 +296,10 @@ class BuildingRules:
 class AddressRules:
     """Address normalisation and matching (``gridgis.address``, ``gridgis.lookup``).
 
-    Thresholds are project parameters, not law: they were chosen so that a query is only
-    answered confidently when numbers agree exactly and names agree closely (issue 5).
+    Confidence is decided by named rules (:mod:`gridgis.address.policy`), not by a score:
+    numbers (号, 弄, 栋, 单元, 室) must agree exactly, and a name may differ only where the
+    rule says so. The switches and limits below are project parameters, not law (issues 5
+    and 14).
     """
 
     city: str = ""
@@ -308,15 +310,38 @@ class AddressRules:
     """The deployment's own district, e.g. "黄浦区" (empty: not configured). Resolves
     ambiguous addresses and names the same way as ``city``."""
     fuzzy_threshold: float = 80.0
-    """Minimum rapidfuzz score (0–100) for a road or compound name to be a candidate.
-    Only names are scored fuzzily; numbers (号, 弄, 栋, 单元, 室) must agree exactly."""
-    confidence_threshold: float = 90.0
-    """An answer below this match score (0–100) is "no confident match" (candidates only)."""
+    """Minimum rapidfuzz score (0–100) for a road or compound name to be listed as a
+    candidate. It never makes an answer confident."""
     same_place_m: float = 150.0
     """Rows sharing one normalised address text count as one place when all lie within
     this distance (metres) of each other; otherwise the match is ambiguous."""
     max_candidates: int = 5
     """Candidates returned with an ambiguous or not-confident answer."""
+    confident_corrected_road: bool = True
+    """Answer a door plate on a misspelt road confidently when exactly one known road
+    within the allowed difference (``road_sound_shape_chars``, ``road_other_chars``)
+    carries that door number (and lane). Off: such answers are candidates only."""
+    road_sound_shape_chars: int = 2
+    """Characters of a road name that may differ by sound (the same tone-less pinyin, with
+    the pinyin-input confusions an/ang, en/eng, in/ing, z/zh, c/ch, s/sh, l/n: 冬/东,
+    常/长, 楠/南) or by shape (a listed look-alike pair) in a correction."""
+    road_other_chars: int = 1
+    """Characters of a road name of at least ``road_other_min_length`` characters that may
+    differ otherwise (a slip of the keyboard: 中出南二路 for 中山南二路). Never one of the
+    characters that make another road (东南西北中上下…, numerals)."""
+    road_other_min_length: int = 4
+    """Shortest road name (characters) in which an arbitrary wrong character is forgiven:
+    in a three-character name one character is a third of it (报青路 ≠ 报春路)."""
+    confident_place_name: bool = True
+    """Answer a place or compound name (or an alias) confidently when it names one place."""
+    partial_name_min_chars: int = 4
+    """A contiguous part of one known place name (竹园中学 of 上海市竹园中学) is answered
+    when it has at least this many characters and is part of no other name."""
+    confident_partial_name: bool = True
+    """Answer such a unique partial name confidently (off: candidates only)."""
+    alias_separators: str = "、;；|,，"
+    """Characters separating several names in an ``aliases`` field (俗称, former names,
+    abbreviations)."""
 
 
 @dataclass(frozen=True)
