@@ -332,6 +332,7 @@ def compute_access(
             "categories": cats,
             "life_circle_categories": lc,
             "network": net.stats,
+            "warnings": list(net.warnings),
             "buildings_residential": int(len(res)),
             "buildings_off_network": int((node_b < 0).sum()),
             "sources": {c: int(len(s)) for c, s in sources.items()},
