@@ -351,3 +351,59 @@ def test_nanjing_agrees_with_independent_networkx():
     assert acc.params["network"]["snapped_to_line"] >= 2
     share, total, worst = _agreement(acc, raw["roads"], fac, s.network.snap_tolerance_m)
     assert share >= 0.995, (share, worst)
+
+
+# --------------------------------------------------------------------------------------
+# Walls and gates
+# --------------------------------------------------------------------------------------
+
+
+def test_compound_with_one_gate_is_left_through_it():
+    # street y=0 from x=0 to 1000; compound 100..300 x 20..220 with one gate at (280, 20)
+    # building inside at (130, 50), kindergarten at (0, 0)
+    street = _roads([_line((0, 0), (1000, 0))])
+    compound = gpd.GeoDataFrame(
+        {"compound_id": ["c1"]},
+        geometry=[shapely.box(X0 + 100, Y0 + 20, X0 + 300, Y0 + 220)],
+        crs=CRS,
+    )
+    gate = gpd.GeoDataFrame({"gate_id": ["g1"]}, geometry=[_pt(280, 20)], crs=CRS)
+    open_walk, _ = _walk(street, _pt(130, 50), _pt(0, 0))
+    assert open_walk == pytest.approx(50 + 130)  # straight to the street, then west
+    walled, acc = _walk(street, _pt(130, 50), _pt(0, 0), compounds=compound, gates=gate)
+    # to the gate (150, 30 away), out along the gate's 20 m path, 280 m west
+    assert walled == pytest.approx(np.hypot(150, 30) + 20 + 280)
+    # a closed gate (access=no) seals the compound: no walk at all
+    shut = gate.assign(access="no")
+    sealed, _ = _walk(street, _pt(130, 50), _pt(0, 0), compounds=compound, gates=shut)
+    assert np.isnan(sealed)
+    # a compound without any gate in the data is not walled (and says so)
+    none, acc = _walk(street, _pt(130, 50), _pt(0, 0), compounds=compound, gates=None)
+    assert none == pytest.approx(180) and "compound_without_gate" in set(acc.findings["kind"])
+
+
+@pytest.mark.shared
+@pytest.mark.skipif(not NANJING_PBF.exists(), reason="../shared/data not available")
+def test_nanjing_missing_categories_are_no_data():
+    from gridgis.coverage import NO_DATA, run_coverage
+    from gridgis.io import import_into
+    from gridgis.store import open_store
+
+    store = open_store(Path(pytest.importorskip("tempfile").mkdtemp()) / "nj.gpkg")
+    import_into(store, [NANJING_PBF])
+    layers = {n: store.read(n) for n in ("buildings", "roads", "facilities", "green_spaces")}
+    result = run_coverage(layers, Settings())
+    acc = result.access
+    no_data = acc.params["no_data_categories"]
+    # nine facility categories have no facility in the extract; with the life circle
+    # (over the categories with data, status "partial") they are the ten shown as 0 %
+    assert len(no_data) == 9
+    life = acc.table[acc.table["category"] == "life_circle"]
+    assert (life["status"] == "partial").all()
+    assert set(acc.params["life_circle_no_data"]) <= set(no_data)
+    t = acc.table
+    assert set(t.loc[t["status"] == NO_DATA, "category"]) == set(no_data)
+    assert not t.loc[t["category"].isin(no_data), "covered"].any()
+    assert "no data" in result.summary()
+    gaps = result.layers["coverage_gaps"]
+    assert not gaps["category"].isin(no_data).any()

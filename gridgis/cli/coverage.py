@@ -37,6 +37,8 @@ INPUT_LAYERS = (
     "streets",
     "grids",
     "staff",
+    "compounds",
+    "gates",
 )
 """Layers ``gridgis coverage`` reads when the workspace has them."""
 OUTPUT_LAYERS = ("access", "coverage", "coverage_gaps", "norms", "coverage_findings")
@@ -114,9 +116,13 @@ def _rates_table(result) -> Table:
         .sum()
     )
     radius = result.params["radius_m"]
+    no_data = set(result.params.get("no_data_categories", []))
     for cat, row in c.iterrows():
         hh = row["households"]
         r = radius.get(cat, result.params["life_circle_15min_m"])
+        if cat in no_data:  # no facility in the workspace: unknown, not 0 %
+            table.add_row(str(cat), f"{r:,.0f}", "[yellow]no data[/]", "no data", "—")
+            continue
         table.add_row(
             str(cat),
             f"{r:,.0f}",
@@ -142,6 +148,8 @@ def coverage(
     """
     with open_workspace(workspace, database, rules, set_) as (store, settings):
         result = run_coverage_store(store, settings)
+        for text in result.params.get("warnings", []):
+            console.print(f"[bold red]warning:[/] {text}")
         console.print(_rates_table(result))
         console.print(result.summary())
         park = result.layers["coverage"]
