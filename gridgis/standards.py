@@ -279,6 +279,50 @@ class CoverageRules:
 
 
 @dataclass(frozen=True)
+class NetworkRules:
+    """Walking-network topology repair and walls/gates (issue 13).
+
+    Measured on the Nanjing OpenStreetMap extract (correctly noded, 106 real dead ends
+    after noding): the nearest other road line lies 0.08 m and 0.20 m from two of them
+    (mapping slips), then 1.31 m, 1.55 m, 1.61 m… (2 within 1 m, 6 within 2 m, 14 within
+    5 m). The demo city's 9 dead ends are all T-junctions missed by 2.5e-10–9.8e-10 m.
+    CAD-derived centrelines stop short of / overshoot the road they meet by centimetres
+    to a metre (issue 13). Command: ``python benchmarks/bench_coverage.py`` notes in
+    ``benchmarks/RESULTS.md`` (section "Topology repair").
+    """
+
+    snap_tolerance_m: float = 1.0
+    """A road end within this many metres of another end (or of another road line of the
+    same grade) is joined to it: the largest gap CAD slips leave (≤ 1 m) and below the
+    1.31 m of the first real dead end on the Nanjing extract beyond two mapping slips."""
+    extend_dangle_m: float = 2.0
+    """A dangling end still unjoined is extended along its last segment up to this many
+    metres to the first road line of the same grade it points at (momepy
+    ``extend_lines``-style); 2 m reaches undershoots of CAD data while on Nanjing only
+    a straight-ahead road within 2 m is joined."""
+    duplicate_tolerance_m: float = 1.0
+    """Two noded pieces between the same two nodes whose Hausdorff distance is at most
+    this many metres are one road digitised twice: the shorter is kept."""
+    report_min_m: float = 0.001
+    """Repairs that move an end by less than this (floating-point slips after
+    reprojection) are counted in the network statistics, not listed as findings."""
+    max_lost_share: float = 0.05
+    """A network that loses more than this share of its road length to pieces not
+    connected to the largest one is reported loudly (finding, warning, map banner):
+    more than 5 % points at broken topology rather than a few loose paths."""
+    gate_snap_m: float = 5.0
+    """A gate within this many metres of where a road crosses a compound wall opens that
+    crossing; gates are taken to stand on a compound's boundary when within this
+    distance of it."""
+    gate_link_m: float = 60.0
+    """A gate not on a road is linked by a straight path to the nearest road inside and
+    outside its compound when they are within this many metres."""
+    closed_access: tuple[str, ...] = ("no",)
+    """Gate ``access`` values that close the gate (OSM ``access=no``); private and
+    residents' gates are walked (the residents are the ones walking)."""
+
+
+@dataclass(frozen=True)
 class BuildingRules:
     """Household estimation for buildings without registered households."""
 
@@ -400,6 +444,7 @@ class Settings:
     codes: CodeRules = field(default_factory=CodeRules)
     staffing: StaffingRules = field(default_factory=StaffingRules)
     coverage: CoverageRules = field(default_factory=CoverageRules)
+    network: NetworkRules = field(default_factory=NetworkRules)
     buildings: BuildingRules = field(default_factory=BuildingRules)
     address: AddressRules = field(default_factory=AddressRules)
     imports: ImportRules = field(default_factory=ImportRules)

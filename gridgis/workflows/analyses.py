@@ -30,6 +30,8 @@ COVERAGE_INPUTS = (
     "streets",
     "grids",
     "staff",
+    "compounds",
+    "gates",
 )
 """Layers coverage reads when the workspace has them."""
 
