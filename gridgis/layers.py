@@ -21,6 +21,7 @@ from gridgis import codes
 from gridgis.crs import STORAGE_CRS, metric_crs_for
 from gridgis.errors import InputError
 from gridgis.standards import DEFAULT, Settings
+from gridgis.values import FALSE_TEXTS, TRUE_TEXTS, parse_bool  # noqa: F401 (re-exported)
 
 # --------------------------------------------------------------------------------------
 # Controlled vocabularies
@@ -523,27 +524,6 @@ def validate(
 
 
 _DTYPES = {"int": "Int64", "float": "Float64", "bool": "boolean"}
-
-
-#: Texts read as true / false by :func:`parse_bool` (case-insensitive, trimmed). One list
-#: for imports, both stores' attribute filters and the API.
-TRUE_TEXTS = frozenset({"1", "true", "yes", "y", "t", "是"})
-FALSE_TEXTS = frozenset({"0", "false", "no", "n", "f", "否"})
-
-
-def parse_bool(v: object) -> object:
-    """``True``/``False`` for a boolean written any accepted way, ``pd.NA`` for blank or
-    unreadable values (:data:`TRUE_TEXTS`, :data:`FALSE_TEXTS`; numbers by truth)."""
-    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
-        return pd.NA
-    if isinstance(v, str):
-        text = v.strip().lower()
-        if text in TRUE_TEXTS:
-            return True
-        if text in FALSE_TEXTS:
-            return False
-        return pd.NA  # blank or neither: reported by validate
-    return bool(v)
 
 
 def _polygonal(geoms: np.ndarray) -> np.ndarray:

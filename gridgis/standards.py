@@ -22,6 +22,10 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+from gridgis.values import parse_bool
+
 
 @dataclass(frozen=True)
 class GridRules:
@@ -411,53 +415,67 @@ def _dotted_to_sections(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return sections
 
 
-_TRUE = {"1", "true", "yes", "on", "y", "t", "是"}
-_FALSE = {"0", "false", "no", "off", "n", "f", "否"}
-
-
 def _coerce(value: Any, default: Any, name: str) -> Any:
     """Convert a TOML/CLI value to the type of the default, or raise a clear error."""
     try:
-        if isinstance(default, bool):
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in _TRUE | _FALSE:
-                return text in _TRUE
-            raise ValueError("expected true or false")
-        if isinstance(default, int | float) and isinstance(value, bool):
-            raise ValueError("expected a number, not true/false")
-        if isinstance(default, int):
-            return _whole(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, str):
-            return str(value)
-        if isinstance(default, tuple):
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            if not default:
-                return tuple(value)
-            kind = type(default[0])
-            convert = {int: _whole, float: float}.get(kind, kind)
-            out = tuple(convert(v) for v in value)
-            if kind in (int, float) and len(out) != len(default):
-                raise ValueError(f"expected {len(default)} numbers")
-            if kind in (int, float) and len(out) == 2 and out[0] > out[1]:
-                raise ValueError("a range's lower bound exceeds its upper bound")
-            return out
-        if isinstance(default, dict):
-            if not isinstance(value, dict):
-                raise ValueError("expected a table, e.g. name.key=value")
-            unknown = sorted(set(value) - set(default))
-            if unknown:
-                raise ValueError(f"unknown key '{unknown[0]}' (known: {', '.join(default)})")
-            merged = dict(default)
-            merged.update({k: float(v) for k, v in value.items()})
-            return merged
+        for kind, convert in _COERCERS:
+            if isinstance(default, kind):
+                return convert(value, default)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"setting '{name}': cannot use {value!r} ({exc})") from exc
     return value
+
+
+def _to_bool(value: Any, default: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    parsed = parse_bool(str(value))
+    if parsed is pd.NA:
+        raise ValueError("expected true or false")
+    return bool(parsed)
+
+
+def _to_number(value: Any, default: int | float) -> int | float:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    return _whole(value) if isinstance(default, int) else float(value)
+
+
+def _to_tuple(value: Any, default: tuple) -> tuple:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not default:
+        return tuple(value)
+    kind = type(default[0])
+    convert = {int: _whole, float: float}.get(kind, kind)
+    out = tuple(convert(v) for v in value)
+    if kind in (int, float) and len(out) != len(default):
+        raise ValueError(f"expected {len(default)} numbers")
+    if kind in (int, float) and len(out) == 2 and out[0] > out[1]:
+        raise ValueError("a range's lower bound exceeds its upper bound")
+    return out
+
+
+def _to_table(value: Any, default: dict) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError("expected a table, e.g. name.key=value")
+    unknown = sorted(set(value) - set(default))
+    if unknown:
+        raise ValueError(f"unknown key '{unknown[0]}' (known: {', '.join(default)})")
+    merged = dict(default)
+    merged.update({k: float(v) for k, v in value.items()})
+    return merged
+
+
+#: How a value is read for each type of default (bool before int: bool is an int).
+_COERCERS: tuple[tuple[type, Any], ...] = (
+    (bool, _to_bool),
+    (int, _to_number),
+    (float, _to_number),
+    (str, lambda value, default: str(value)),
+    (tuple, _to_tuple),
+    (dict, _to_table),
+)
 
 
 def _whole(value: Any) -> int:
