@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from gridgis.errors import InputError, NotFoundError, StoreError
-from gridgis.layers import SCHEMA, parse_bool
+from gridgis.layers import SCHEMA
+from gridgis.values import parse_bool
 
 SCHEMA_VERSION = 1
 """Version of the layer schema and metadata tables; bumped on incompatible changes."""
