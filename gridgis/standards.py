@@ -437,6 +437,34 @@ class ImportRules:
 
 
 @dataclass(frozen=True)
+class ServerRules:
+    """Limits of the HTTP API (``gridgis serve``), so that no request can exhaust the
+    server (issue 18). Sizes in bytes. The numbers are engineering limits chosen for
+    this project, not law: an upload of a city district's shapefiles (tens of MB
+    zipped) fits; a decompression bomb or a runaway client does not.
+    """
+
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Largest multipart upload body (``POST /upload``). Bodies are counted as they
+    stream, chunked transfer included: the 64 MiB + 1st byte gets 413."""
+    max_json_bytes: int = 1024 * 1024
+    """Largest body of any other request (JSON: ``/grids/{code}/staff``; 500 people fit
+    in about 60 KB)."""
+    max_upload_files: int = 50
+    """Files in one upload, archive entries included."""
+    max_unpacked_bytes: int = 512 * 1024 * 1024
+    """Total uncompressed size of the entries of the archives in one upload (checked
+    from the archive's directory before anything is extracted, and enforced while
+    extracting, so a lying directory gains nothing)."""
+    max_compression_ratio: float = 100.0
+    """Largest uncompressed/compressed size ratio of an archive entry over 1 MiB.
+    Shapefiles and CSV compress 3–20 times; a ratio of thousands is a zip bomb."""
+    max_filename_bytes: int = 200
+    """Longest uploaded file name (UTF-8 bytes; file systems stop at 255, and the
+    server adds a few characters of its own)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All rule parameters, grouped by topic. Pass to every analysis."""
 
@@ -448,6 +476,7 @@ class Settings:
     buildings: BuildingRules = field(default_factory=BuildingRules)
     address: AddressRules = field(default_factory=AddressRules)
     imports: ImportRules = field(default_factory=ImportRules)
+    server: ServerRules = field(default_factory=ServerRules)
 
     # -- overriding ---------------------------------------------------------------------
     def override(self, values: dict[str, Any]) -> Settings:
