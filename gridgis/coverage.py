@@ -215,6 +215,7 @@ def compute_access(
     crs: pyproj.CRS | None = None,
     extra_points: NDArray[np.object_] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    network: RoadNetwork | None = None,
 ) -> Access:
     """Walking and straight-line distance from every residential building to every category.
 
@@ -233,6 +234,9 @@ def compute_access(
         their nodes are ``graph.point_node[-len(extra_points):]``.
     progress
         Called as ``progress(done, total)`` after each category.
+    network
+        A walking network already built (a partition's piece of the city's network,
+        :mod:`gridgis.partitioned`); ``roads`` is then not read.
 
     Returns
     -------
@@ -240,7 +244,7 @@ def compute_access(
         ``walk_m >= straight_m`` for every building and category (checked).
     """
     cov = settings.coverage
-    net = build_network(roads, settings, crs)
+    net = network if network is not None else build_network(roads, settings, crs)
     crs = net.crs
     cats = list(categories) if categories is not None else list(cov.radius_m)
     unknown = [c for c in cats if c not in cov.radius_m]

@@ -706,7 +706,7 @@ def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict
     return {
         "pos": pos,
         "buildings": plan.res.iloc[pos][["building_id", "households", "geometry"]],
-        "roads": gpd.GeoDataFrame(geometry=plan.net.edge_geom[edges], crs=crs),
+        "network": _subnetwork(plan.net, edges),
         "facilities": fac,
         "greens": greens,
         "green_near": near,
@@ -718,6 +718,24 @@ def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict
         "extent": plan.extent,
         "empty": plan.empty,
     }
+
+
+def _subnetwork(net, edges: np.ndarray):
+    """The city's walking network restricted to ``edges`` (sorted indices): the same
+    edges, nodes and lengths, nothing re-noded, repaired or dropped, node order kept."""
+    from gridgis.network import RoadNetwork
+
+    nodes = np.unique(np.concatenate([net.edge_u[edges], net.edge_v[edges]]))
+    return RoadNetwork(
+        crs=net.crs,
+        node_xy=net.node_xy[nodes],
+        edge_u=np.searchsorted(nodes, net.edge_u[edges]).astype(np.int64),
+        edge_v=np.searchsorted(nodes, net.edge_v[edges]).astype(np.int64),
+        edge_m=net.edge_m[edges],
+        edge_geom=net.edge_geom[edges],
+        findings=net.findings.iloc[0:0],
+        stats={"kept_edges": int(len(edges)), "kept_nodes": int(len(nodes))},
+    )
 
 
 def _halo_margin(xy: np.ndarray, f: Sequence[float], extent: Sequence[float]) -> np.ndarray:
@@ -750,21 +768,19 @@ def _exact_rows(acc, p: dict[str, Any]) -> np.ndarray:
 
     A walking path no longer than ``m`` from a building stays within ``m`` of it. With
     ``m`` the distance to the halo's edge, every road, facility and green on such a path
-    is in the partition, attached where the whole city attaches it, so a distance ≤ ``m``
-    found here is the city's. ``m`` shrinks near road pieces cut off from the rest inside
-    the halo (connected outside it) and near greens whose nearest network point differs
-    from the city's (their fallback entry is then not the city's).
+    is in the partition (the network is the city's own, cut at the halo, not rebuilt),
+    attached where the whole city attaches it, so a distance ≤ ``m`` found here is the
+    city's, and so is "off the network" (no edge within the snap distance). ``m`` shrinks
+    near greens whose nearest network point differs from the city's (their fallback entry
+    is then not the city's). A building is kept when every category's walk and
+    straight-line distance is within its margin, or missing because it is off the network
+    or the category has nothing anywhere.
     """
     res = acc.buildings
     pts = res["point"].to_numpy()
     xy = shapely.get_coordinates(pts)
-    snap = p["settings"].coverage.max_snap_m
     margin_f = _halo_margin(xy, p["f"], p["extent"])
     margin = margin_f.copy()
-    fd = acc.findings
-    if len(fd):
-        dropped = fd.geometry.to_numpy()[fd["kind"].to_numpy() == "disconnected_piece"]
-        margin = np.minimum(margin, _distance_to(pts, dropped) - snap)
     greens = p["greens"]
     if greens is not None and len(greens):
         local = _nearest_on_network(greens.geometry.to_numpy(), acc.graph.net)
@@ -779,7 +795,7 @@ def _exact_rows(acc, p: dict[str, Any]) -> np.ndarray:
         walk = table["walk_m"].to_numpy()[rows]
         straight = table["straight_m"].to_numpy()[rows]
         empty = p["empty"][c]
-        off = (acc.node < 0) & (margin > 0)
+        off = acc.node < 0
         walk_ok = (walk <= margin) | (np.isnan(walk) & (off | empty))
         ok &= walk_ok & ((straight <= margin_f) | empty)
     return ok | np.isinf(margin)
@@ -792,13 +808,14 @@ def _coverage_part(p: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
 
     acc = compute_access(
         p["buildings"],
-        p["roads"],
+        None,  # type: ignore[arg-type]  # the network is given
         p["facilities"],
         p["greens"],
         p["settings"],
         p["cats"],
         crs=p["crs"],
         extra_points=p["extra"],
+        network=p["network"],
     )
     ok = _exact_rows(acc, p)
     n = len(acc.buildings)
