@@ -694,3 +694,36 @@ def _plain(obj: Any) -> Any:
 
 DEFAULT = Settings()
 """The defaults of STANDARDS.md."""
+
+
+# --------------------------------------------------------------------------------------
+# Partitioned runs on a Dask cluster (gridgis.cluster, gridgis.partitioned)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterRules:
+    """How partitioned runs split, retry and widen their halo (project parameters, not
+    planning rules: they change speed and memory, never a result)."""
+
+    retries: int = 2
+    """A partition whose worker dies or raises is resubmitted this many times before the
+    run fails (Dask ``retries=``); the store is written only after every partition."""
+    halo_extra_m: float = 0.0
+    """Added to the coverage halo, which is the largest walking radius
+    (``coverage.radius_m`` and ``coverage.life_circle_15min_m``): a path no longer than the
+    halo stays inside it, so distances up to it are exact at partition edges. Buildings
+    whose nearest facility lies farther are re-run with the halo doubled until exact."""
+    max_halo_rounds: int = 8
+    """Doublings of the halo before the remaining buildings run on the whole city."""
+    chunk_rows: int = 20_000
+    """Rows per task for row-wise work (assignment of points and polygons, batch address
+    lookup): big enough that a task outweighs its scheduling (about 1 ms), small enough
+    to spread over workers."""
+    partitions_per_worker: int = 4
+    """Partitions per worker process for per-area work (delineation, coverage), so a slow
+    district does not leave the other workers idle."""
+
+
+CLUSTER = ClusterRules()
+"""The default cluster rules."""
