@@ -60,9 +60,9 @@ def export(
     ] = "boards",
     headers: Annotated[Literal["zh", "en"], Query(description="CSV header language")] = "zh",
 ) -> FileResponse:
-    from gridgis.cli.export import grids_written_at
     from gridgis.export import export_workspace
     from gridgis.maps import MAP_LAYERS
+    from gridgis.workflows.outputs import grids_written_at
 
     if with_personal and not authorised:
         raise HTTPException(

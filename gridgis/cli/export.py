@@ -20,16 +20,7 @@ from gridgis.cli.common import (
     progress_of,
     read_present,
 )
-from gridgis.store import Store
-
-
-def grids_written_at(store: Store) -> str | None:
-    """Write date of the workspace's grids layer (the boards' effective date when grids
-    carry no ``valid_from``), or None."""
-    try:
-        return str(store.info("grids").written_at or "") or None
-    except Exception:  # no grids layer, or a store without layer metadata
-        return None
+from gridgis.workflows.outputs import grids_written_at
 
 
 @app.command("export")
