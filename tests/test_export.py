@@ -488,11 +488,12 @@ def test_cli_export(layers, tmp_path):
     ws = tmp_path / "ws.gpkg"
     GeoPackageStore(ws).write_many({k: v for k, v in layers.items()})
     runner = CliRunner()
-    res = runner.invoke(
-        app, ["export", "-w", str(ws), "--format", "xlsx", "--out", str(tmp_path / "o")]
-    )
+    args = ["export", "-w", str(ws), "--format", "xlsx", "--out", str(tmp_path / "o")]
+    res = runner.invoke(app, ["--lang", "en", *args])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o" / "ledger.xlsx").exists() and "personal" in res.output
+    res = runner.invoke(app, ["--lang", "zh", *args])
+    assert res.exit_code == 0 and "已写出" in res.output and "个人信息" in res.output
     res = runner.invoke(app, ["export", "-w", str(ws), "--format", "docx"])
     assert res.exit_code != 0 and "--format" in res.output
     res = runner.invoke(app, ["export", "-w", str(ws), "-f", "shp", "--encoding", "latin1"])
