@@ -37,11 +37,11 @@ SIDES: dict[str, tuple[str, float, float]] = {
 }
 
 BOARD_CSS = """
-@page { size: A4 portrait; margin: 12mm; }
+@page { size: A4 portrait; margin: 0; }
 * { box-sizing: border-box; }
 body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", "SimHei", sans-serif; margin: 0;
        color: #111; }
-.sheet { width: 186mm; height: 271mm; margin: 0 auto; padding: 2mm 0 0; overflow: hidden; }
+.sheet { width: 210mm; height: 297mm; margin: 0 auto; padding: 14mm 12mm 12mm; overflow: hidden; }
 h1 { font-size: 24pt; text-align: center; margin: 0 0 2mm; letter-spacing: 4pt; }
 .code { text-align: center; font: 700 20pt/1.2 "DejaVu Sans Mono", monospace;
         border: 2px solid #b30000; color: #b30000; padding: 2mm; margin: 2mm 0 3mm; }
