@@ -107,12 +107,24 @@ def print_pages(
     int
         Pages in the written PDF.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    # in a thread of its own: Playwright's sync API refuses to start where an asyncio loop
+    # (or another Playwright session) already runs, e.g. inside a notebook or a server
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_print, pages, Path(out_pdf), progress).result()
+
+
+def _print(
+    pages: Sequence[tuple[Path, str]],
+    out_pdf: Path,
+    progress: Callable[[int, int], None] | None,
+) -> int:
     from playwright.sync_api import sync_playwright
     from pypdf import PdfReader, PdfWriter
 
     exe = _chromium()
     writer = PdfWriter()
-    out_pdf = Path(out_pdf)
     jobs = _jobs(pages, out_pdf)
     done = 0
     with sync_playwright() as p:

@@ -73,6 +73,32 @@ th { background: #eee; width: 32%; }
 """
 
 
+#: The board map's script; ``__DATA__`` is replaced by :func:`_board_data`'s JSON.
+BOARD_SCRIPT = """
+(function(){
+  var d = __DATA__;
+  var map = L.map('board-map', {zoomControl: false, attributionControl: false,
+    dragging: false, scrollWheelZoom: false, doubleClickZoom: false, boxZoom: false,
+    keyboard: false, touchZoom: false, zoomSnap: 0.1});
+  L.geoJSON(d.neighbours, {style: {color: '#888', weight: 1, fillOpacity: 0},
+    onEachFeature: function(f, l){ l.bindTooltip(f.properties.code.slice(-3),
+      {permanent: true, direction: 'center', className: 'nb-label'}); }}).addTo(map);
+  L.geoJSON(d.roads, {style: function(f){ return {color: '#9e9e9e',
+    weight: f.properties.road_class === 'arterial' ? 5 : 2.5}; },
+    onEachFeature: function(f, l){ if (f.properties.name) l.bindTooltip(f.properties.name,
+      {permanent: true, direction: 'center', className: 'road-label'}); }}).addTo(map);
+  var g = L.geoJSON(d.grid, {style: {color: '#b30000', weight: 4, fillColor: '#fee0d2',
+                                     fillOpacity: 0.35}}).addTo(map);
+  L.geoJSON(d.buildings, {style: function(f){ return {color: '#444', weight: 0.8,
+    fillColor: (f.properties.households || 0) > 0 ? '#9e9ac8' : '#d9d9d9',
+    fillOpacity: 0.9}; }}).addTo(map);
+  L.control.scale({imperial: false, position: 'bottomleft'}).addTo(map);
+  map.fitBounds(g.getBounds(), {padding: [60, 60]});
+  window.ggBoard = {map: map, grid: g};
+})();
+"""
+
+
 def _text(value: object) -> str:
     """A cell's text, empty for missing values (never "<NA>" or "nan")."""
     if value is None:
@@ -293,21 +319,7 @@ def board_page(
     rules = rules or DEFAULT.board
     code = str(grid["grid_code"])
     cc = str(grid.get("community_code", code[:12]))
-    hh = pd.to_numeric(pd.Series([grid.get("households")]), errors="coerce").iloc[0]
-    nb = grid.get("building_count")
-    if (nb is None or pd.isna(nb)) and buildings is not None:
-        nb = len(buildings)
-    area = pd.to_numeric(pd.Series([grid.get("area_m2")]), errors="coerce").iloc[0]
-    if pd.isna(area):
-        one = gpd.GeoSeries([grid.geometry], crs="EPSG:4326")
-        area = float(one.to_crs(metric_crs_for(one)).area.iloc[0])
-    kind = GRID_KIND_LABELS.get(str(grid.get("kind", "residential")), str(grid.get("kind")))
-    facts = [
-        ("网格类型", kind),
-        ("户数", "—" if pd.isna(hh) else f"{int(round(hh)):,} 户"),
-        ("建筑", "—" if nb is None or pd.isna(nb) else f"{int(nb):,} 栋"),
-        ("面积", f"{area / 10_000:,.2f} 公顷"),
-    ]
+    facts = _facts(grid, buildings)
     sides = four_sides(grid.geometry, roads, neighbours, rules)
     people = _people(code, grid, staff, community_staff, rules.missing_person)
     when = effective_date(grid, written) or dt.date.today().isoformat()
@@ -322,27 +334,7 @@ def board_page(
     people_rows = "".join(
         f"<tr><td class='role'>{e(r)}</td><td>{e(n)}</td></tr>" for r, n in people
     )
-    grid_json = json.dumps(
-        {"type": "Feature", "geometry": shapely.geometry.mapping(grid.geometry), "properties": {}},
-        ensure_ascii=False,
-    )
-    b_json = json.dumps(
-        to_geojson(buildings, ["households"])
-        if buildings is not None and len(buildings)
-        else {"type": "FeatureCollection", "features": []},
-        ensure_ascii=False,
-    )
-    empty = {"type": "FeatureCollection", "features": []}
-    r_json = json.dumps(
-        to_geojson(roads, ["name", "road_class"]) if roads is not None and len(roads) else empty,
-        ensure_ascii=False,
-    )
-    n_json = json.dumps(
-        to_geojson(neighbours.assign(code=neighbours["grid_code"].astype(str)), ["code"])
-        if neighbours is not None and len(neighbours)
-        else empty,
-        ensure_ascii=False,
-    )
+    script = BOARD_SCRIPT.replace("__DATA__", _board_data(grid, buildings, roads, neighbours))
     links = "".join(f'<link rel="stylesheet" href="{prefix}{p}"/>' for _, p in CSS_ASSETS[:1])
     scripts = "".join(f'<script src="{prefix}{p}"></script>' for _, p in JS_ASSETS[:1])
     return f"""<!DOCTYPE html>
@@ -363,31 +355,56 @@ def board_page(
 <div class="foot">依据: 城乡社区网格化服务管理 · 住宅网格 250–500 户 · 由 gridgis 生成
  <span class="noprint">· <a href="../communities/{e(cc)}.html">社区图</a></span></div>
 </div>
-<script>
-(function(){{
-  var grid = {grid_json};
-  var buildings = {b_json};
-  var map = L.map('board-map', {{zoomControl: false, attributionControl: false,
-    dragging: false, scrollWheelZoom: false, doubleClickZoom: false, boxZoom: false,
-    keyboard: false, touchZoom: false, zoomSnap: 0.1}});
-  var roads = {r_json};
-  var neighbours = {n_json};
-  L.geoJSON(neighbours, {{style: {{color: '#888', weight: 1, fillOpacity: 0}},
-    onEachFeature: function(f, l){{ l.bindTooltip(f.properties.code.slice(-3),
-      {{permanent: true, direction: 'center', className: 'nb-label'}}); }}}}).addTo(map);
-  L.geoJSON(roads, {{style: function(f){{ return {{color: '#9e9e9e',
-    weight: f.properties.road_class === 'arterial' ? 5 : 2.5}}; }},
-    onEachFeature: function(f, l){{ if (f.properties.name) l.bindTooltip(f.properties.name,
-      {{permanent: true, direction: 'center', className: 'road-label'}}); }}}}).addTo(map);
-  var g = L.geoJSON(grid, {{style: {{color: '#b30000', weight: 4, fillColor: '#fee0d2',
-                                     fillOpacity: 0.35}}}}).addTo(map);
-  L.geoJSON(buildings, {{style: function(f){{ return {{color: '#444', weight: 0.8,
-    fillColor: (f.properties.households || 0) > 0 ? '#9e9ac8' : '#d9d9d9',
-    fillOpacity: 0.9}}; }}}}).addTo(map);
-  L.control.scale({{imperial: false, position: 'bottomleft'}}).addTo(map);
-  map.fitBounds(g.getBounds(), {{padding: [60, 60]}});
-  window.ggBoard = {{map: map, grid: g}};
-}})();
-</script>
+<script>{script}</script>
 </body></html>
 """
+
+
+def _facts(grid: pd.Series, buildings: gpd.GeoDataFrame | None) -> list[tuple[str, str]]:
+    """(label, text) rows of a board: kind, households, buildings, area (hectares)."""
+    hh = pd.to_numeric(pd.Series([grid.get("households")]), errors="coerce").iloc[0]
+    nb = grid.get("building_count")
+    if (nb is None or pd.isna(nb)) and buildings is not None:
+        nb = len(buildings)
+    area = pd.to_numeric(pd.Series([grid.get("area_m2")]), errors="coerce").iloc[0]
+    if pd.isna(area):
+        one = gpd.GeoSeries([grid.geometry], crs="EPSG:4326")
+        area = float(one.to_crs(metric_crs_for(one)).area.iloc[0])
+    kind = GRID_KIND_LABELS.get(str(grid.get("kind", "residential")), str(grid.get("kind")))
+    return [
+        ("网格类型", kind),
+        ("户数", "—" if pd.isna(hh) else f"{int(round(hh)):,} 户"),
+        ("建筑", "—" if nb is None or pd.isna(nb) else f"{int(nb):,} 栋"),
+        ("面积", f"{area / 10_000:,.2f} 公顷"),
+    ]
+
+
+def _board_data(
+    grid: pd.Series,
+    buildings: gpd.GeoDataFrame | None,
+    roads: gpd.GeoDataFrame | None,
+    neighbours: gpd.GeoDataFrame | None,
+) -> str:
+    """The board map's data as one JSON object: grid, buildings, roads, neighbours."""
+    empty = {"type": "FeatureCollection", "features": []}
+    return json.dumps(
+        {
+            "grid": {
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(grid.geometry),
+                "properties": {},
+            },
+            "buildings": to_geojson(buildings, ["households"])
+            if buildings is not None and len(buildings)
+            else empty,
+            "roads": to_geojson(roads, ["name", "road_class"])
+            if roads is not None and len(roads)
+            else empty,
+            "neighbours": to_geojson(
+                neighbours.assign(code=neighbours["grid_code"].astype(str)), ["code"]
+            )
+            if neighbours is not None and len(neighbours)
+            else empty,
+        },
+        ensure_ascii=False,
+    ).replace("</", "<\\/")
