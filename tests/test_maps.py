@@ -723,7 +723,9 @@ def test_street_labels_are_decluttered(crowded, browser):
             if boxes_meet(lb["box"], other["box"])
         }
         hidden = [lb for lb in labels if not lb["visible"]]
-        assert len(overlapping) > 10 and len(hidden) > 5
+        # (pages are fitted at fractional zoom since issue 17: fewer overlaps than at a
+        # whole zoom level, still a crowded page)
+        assert len(overlapping) > 5 and len(hidden) > 5
         check_decluttered(labels, grids)
         # a flagged small grid keeps its label where a larger unflagged one gives way
         flagged = [lb for lb in labels if lb["text"].startswith("⚠")]
@@ -913,6 +915,18 @@ def test_street_page_reads_full_width_with_households_and_metric_scale(site, bro
             f"() => {leaflet_map_js()}.getContainer().getBoundingClientRect().width"
         )
         assert width >= 0.9 * 1200
+        # the street is drawn as large as the window allows (fractional zoom, steps of
+        # 0.25: a factor 1.19): its extent fills at least 80 % of the map's width or height,
+        # whichever binds (a whole-zoom fit can leave it at 50 %)
+        fill = page.evaluate(f"""() => {{ const m = {leaflet_map_js()};
+            let b = null;
+            m.eachLayer(l => {{ if (l.getBounds && l.feature === undefined && l.getLayers) {{
+                try {{ const lb = l.getBounds(); if (lb.isValid()) b = b ? b.extend(lb) : lb; }}
+                catch (e) {{}} }} }});
+            const p = m.latLngToContainerPoint(b.getNorthWest()),
+                  q = m.latLngToContainerPoint(b.getSouthEast()), s = m.getSize();
+            return Math.max((q.x - p.x) / s.x, (q.y - p.y) / s.y); }}""")
+        assert fill >= 0.8, fill
         labels = [lb for lb in grid_labels(page) if lb["visible"]]
         assert labels and all("户" in lb["text"] or "单位" in lb["text"] for lb in labels)
         scale = page.inner_text(".leaflet-control-scale")

@@ -197,6 +197,9 @@ def new_map(
         prefer_canvas=False,
         control_scale=False,
         max_zoom=20,
+        # fractional zoom: a page fills its window with its area (a narrow street fitted
+        # at a whole zoom level can be drawn at half the size the window allows)
+        zoom_snap=0.25,
     )
     m.default_js = [(name, prefix + path) for name, path in JS_ASSETS]
     m.default_css = [(name, prefix + path) for name, path in CSS_ASSETS]
