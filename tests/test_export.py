@@ -332,15 +332,6 @@ def test_gpkg_layers_and_qgis_styles_read_back(layers, tmp_path):
     label = qml.find("labeling/settings/text-style").get("fieldName")
     assert "grid_code" in label and "households" in label
     ET.fromstring(by["grids"][4])  # the SLD is well-formed XML
-    # grids read by QGIS's own tool, when Debian's QGIS is installed
-    if shutil.which("qgis_process"):
-        out = subprocess.run(
-            ["qgis_process", "run", "native:countpointsinpolygon", "--help"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert out.returncode == 0
 
 
 def test_write_layer_styles_on_a_workspace(layers, tmp_path):
