@@ -357,7 +357,7 @@ def validate(
         raise LayerError(
             f"{source}: layer '{layer}' lacks required field(s) {', '.join(missing)}; "
             f"found fields: {', '.join(map(str, df.columns))}. "
-            f"Map them with the field map ({missing[0]}=<your field name>)"
+            f"Map them with --map {missing[0]}=<your field name>"
         )
     if spec.key not in df.columns:
         df[spec.key] = [f"{layer[:3]}{i}" for i in df.index]
@@ -371,9 +371,7 @@ def validate(
         if not isinstance(df, gpd.GeoDataFrame) or df.geometry.name not in df.columns:
             raise LayerError(f"{source}: layer '{layer}' has no geometry column")
         if df.crs is None:
-            raise LayerError(
-                f"{source}: layer '{layer}' has no CRS; declare its CRS (the crs parameter)"
-            )
+            raise LayerError(f"{source}: layer '{layer}' has no CRS; declare it with --crs")
         if df.crs.to_epsg() != 4326:
             df = df.to_crs(STORAGE_CRS)
         geom = df.geometry.values
