@@ -19,6 +19,14 @@ from gridgis.workflows.base import (
 from gridgis.workflows.demo import DEMO_STEPS, DemoStep, make_demo_city, run_demo
 from gridgis.workflows.grids import assign, delineate
 from gridgis.workflows.outputs import lookup_sample, make_map
+from gridgis.workflows.refresh import refresh
+from gridgis.workflows.versions import (
+    effective_date,
+    grids_as_of,
+    history,
+    lookup_as_of,
+    record_versions,
+)
 
 __all__ = [
     "DEMO_STEPS",
@@ -36,6 +44,12 @@ __all__ = [
     "make_map",
     "no_progress",
     "read_present",
+    "record_versions",
+    "refresh",
+    "effective_date",
+    "grids_as_of",
+    "history",
+    "lookup_as_of",
     "require_layers",
     "run_demo",
     "site",

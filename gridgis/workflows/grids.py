@@ -115,6 +115,8 @@ def delineate(
     alignment: list[str] | None = None,
     county: str | None = None,
     grid_staff_seed: int | None = None,
+    reason: str | None = None,
+    effective: str | None = None,
     progress: ProgressFactory = no_progress,
 ) -> JobResult:
     """Delineate the workspace's communities into grids, assign every layer to them,
@@ -137,14 +139,18 @@ def delineate(
         workspace's ``county_code`` metadata).
     grid_staff_seed
         Demo only: add generated grid heads and workers to ``staff`` with this seed.
+    reason, effective
+        Recorded with the new grid versions: a person's reason, and the date the grids
+        take effect (default today, UTC).
     progress
         Callback factory per step (``making communities``, ``delineating``, ``assigning``).
 
     Returns
     -------
     JobResult
-        ``written`` grids, buildings, the assigned layers, ``code_registry``,
-        ``delineation_findings`` (and ``communities`` when made); ``stats`` from
+        ``written`` grids (with ``valid_from``), buildings, the assigned layers,
+        ``code_registry``, ``grid_versions``, ``delineation_findings`` (and
+        ``communities`` when made); ``stats`` from
         :func:`delineation_stats` plus ``communities_made`` and ``crs``.
 
     Raises
@@ -158,6 +164,7 @@ def delineate(
     from gridgis.delineate import make_communities as make_comms
     from gridgis.delineate import recount
     from gridgis.workflows.base import MissingLayerError, layers_note
+    from gridgis.workflows.versions import record_versions, settings_changes
 
     present = require_layers(store, ["buildings"], " — import buildings first")
     require_layers(store, alignment or [], kind="alignment layer")
@@ -191,7 +198,20 @@ def delineate(
         _add_grid_staff(layers, result.grids, grid_staff_seed)
     assigned = assign_all(layers, result.grids, settings, progress=progress("assigning"))
     out = assigned.layers()
-    out["grids"] = recount(out["grids"], out["buildings"], settings)
+    options = {
+        "make_communities": make_communities,
+        "alignment": list(alignment or []),
+        "county": county,
+        "rules": settings_changes(settings),
+    }
+    out["grids"], out["grid_versions"], _ = record_versions(
+        recount(out["grids"], out["buildings"], settings),
+        store.read("grid_versions") if "grid_versions" in present else None,
+        "delineate",
+        options,
+        reason,
+        effective,
+    )
     out["code_registry"] = result.registry
     out["delineation_findings"] = result.findings
     if made is not None:
@@ -212,6 +232,19 @@ def delineate(
     )
 
 
+def _assigned_stats(result) -> dict[str, Any]:
+    stats: dict[str, Any] = {"grids": len(result.grids), "crs": result.crs}
+    for name in ASSIGNABLE:
+        frame = getattr(result, name)
+        if frame is not None:
+            stats[name] = {
+                "rows": len(frame),
+                "in_grid": int(frame["grid_code"].notna().sum()),
+                "split": int(frame["grid_share"].notna().sum()) if "grid_share" in frame else 0,
+            }
+    return stats
+
+
 def assign(
     store: Store,
     settings: Settings,
@@ -222,6 +255,11 @@ def assign(
     """Assign buildings, facilities, institutions, addresses and staff to the grids of
     layer *grids* and write them with the grids (facility counts, staff columns) in one
     atomic step.
+
+    On the workspace's own ``grids`` this is :func:`gridgis.workflows.refresh` (command
+    ``assign``): every derived figure is recomputed with the assignment, so households,
+    buildings and flags never disagree with it. Another layer (a city's grids under audit)
+    is only assigned to.
 
     Returns
     -------
@@ -239,26 +277,24 @@ def assign(
     from gridgis.assign import assign_all, assign_params
 
     present = require_layers(store, [grids], " — delineate grids first or import the city's grids")
-    grid_frame = store.read(grids)
     layers = read_present(store, ASSIGN_INPUTS, present)
     if not any(n in layers for n in ASSIGNABLE):
         raise InputError(
             f"{store.location}: nothing to assign (no buildings, facilities, "
             f"institutions, addresses or staff)"
         )
+    if grids == "grids":
+        from gridgis.workflows.refresh import refresh
+
+        job = refresh(store, settings, command="assign", progress=progress)
+        job.stats.update(_assigned_stats(job.detail))
+        return job
+    grid_frame = store.read(grids)
     result = assign_all(layers, grid_frame, settings, progress=progress("assigning"))
     out = result.layers()
     out[grids] = out.pop("grids")
     written = write_layers(store, "assign", out, assign_params(result, settings))
-    stats: dict[str, Any] = {"grids": len(result.grids), "crs": result.crs}
-    for name in ASSIGNABLE:
-        frame = getattr(result, name)
-        if frame is not None:
-            stats[name] = {
-                "rows": len(frame),
-                "in_grid": int(frame["grid_code"].notna().sum()),
-                "split": int(frame["grid_share"].notna().sum()) if "grid_share" in frame else 0,
-            }
+    stats = _assigned_stats(result)
     n_rej = len(result.assign_rejects)
     return JobResult(
         "assign",
