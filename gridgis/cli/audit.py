@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from gridgis import workflows
+from gridgis.audit import AuditError
 from gridgis.cli.app import app
 from gridgis.cli.common import (
     DatabaseOpt,
@@ -15,6 +16,7 @@ from gridgis.cli.common import (
     SetOpt,
     WorkspaceOpt,
     console,
+    fail,
     open_workspace,
     progress,
     progress_callback,
@@ -52,6 +54,14 @@ def audit(
     out: Annotated[
         str, typer.Option("--out", help="Layer to write the findings to.")
     ] = "grid_findings",
+    check: Annotated[
+        list[str] | None,
+        typer.Option("--check", help="Run only this check (repeatable); default all."),
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option("--skip", help="Leave this check out (repeatable)."),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -63,16 +73,22 @@ def audit(
     """
     with open_workspace(workspace, database, rules, set_) as (store, settings), progress() as bar:
         require_layers(store, [grids], hint="; name the grid layer with --grids")
-        job = workflows.audit(
-            store,
-            settings,
-            grids=grids,
-            code_field=code_field,
-            community_field=community_field,
-            kind_field=kind_field,
-            out=out,
-            progress=lambda what: progress_callback(bar, what),
-        )
+        try:
+            job = workflows.audit(
+                store,
+                settings,
+                grids=grids,
+                code_field=code_field,
+                community_field=community_field,
+                kind_field=kind_field,
+                out=out,
+                progress=lambda what: progress_callback(bar, what),
+                checks=check or None,
+                skip=skip or (),
+            )
+        except AuditError as exc:
+            hint = {"code_field": " (--code-field)", "checks": " (--check/--skip)"}
+            fail(f"{store.location}: {exc}{hint.get(exc.parameter or '', '')}")
     result = job.detail
     grid_frame = result.grids
 

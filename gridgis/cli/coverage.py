@@ -44,9 +44,13 @@ def _rates_table(result) -> Table:
     if level is None:
         return table
     radius = result.params["radius_m"]
+    no_data = set(result.params.get("no_data_categories", []))
     for cat, row in c.iterrows():
         hh = row["households"]
         r = radius.get(cat, result.params["life_circle_15min_m"])
+        if cat in no_data:  # no facility in the workspace: unknown, not 0 %
+            table.add_row(names[cat], f"{r:,.0f}", f"[yellow]{t('no data')}[/]", t("no data"), "—")
+            continue
         table.add_row(
             names[cat],
             f"{r:,.0f}",
@@ -75,6 +79,8 @@ def coverage(
             store, settings, progress=lambda what: progress_callback(bar, what)
         )
         result = job.detail
+        for text in result.params.get("warnings", []):
+            console.print(f"[bold red]warning:[/] {text}")
         console.print(_rates_table(result))
         console.print(result.summary())
         park = result.layers["coverage"]

@@ -78,6 +78,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "radius m": ("radius m", "服务半径(米)"),
     "walking": ("walking", "步行"),
     "straight line": ("straight line", "直线"),
+    "no data": ("no data", "无数据"),
     "gap households": ("gap households", "未覆盖户数"),
     "sites_title": (
         "Proposed {cat} sites (radius {r:,.0f} m walking)",

@@ -25,7 +25,16 @@ from gridgis.cli.common import (
 )
 
 #: Columns the batch mode adds to every row.
-BATCH_COLUMNS = ("address_id", "lon", "lat", "grid_code", "match_level", "match_score", "confident")
+BATCH_COLUMNS = (
+    "address_id",
+    "lon",
+    "lat",
+    "grid_code",
+    "match_level",
+    "match_score",
+    "confident",
+    "rule",
+)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -80,7 +89,7 @@ def lookup(
         typer.Option(
             "--out",
             help="CSV written by --batch: the input plus address_id, lon, lat, "
-            "grid_code, match_level, match_score, confident.",
+            "grid_code, match_level, match_score, confident, rule (why).",
         ),
     ] = None,
     personal: Annotated[

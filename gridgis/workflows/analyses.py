@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import geopandas as gpd
@@ -29,6 +30,8 @@ COVERAGE_INPUTS = (
     "streets",
     "grids",
     "staff",
+    "compounds",
+    "gates",
 )
 """Layers coverage reads when the workspace has them."""
 
@@ -141,8 +144,12 @@ def audit(
     kind_field: str = "kind",
     out: str = "grid_findings",
     progress: ProgressFactory = no_progress,
+    checks: Iterable[str] | None = None,
+    skip: Iterable[str] = (),
 ) -> JobResult:
     """Audit the grids of layer *grids* and write the findings to layer *out*.
+
+    *checks* (default all) and *skip* name checks of :data:`gridgis.audit.CHECKS`.
 
     Returns
     -------
@@ -164,6 +171,8 @@ def audit(
         kind_field=kind_field,
         layer_name=grids,
         progress=progress("auditing"),
+        checks=checks,
+        skip=skip,
     )
     params = audit_params(
         result,
