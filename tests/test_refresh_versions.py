@@ -286,3 +286,81 @@ def test_refresh_fixes_the_stale_figures_of_a_merge(delineated):
     assert (findings["check"] == "households_out_of_range").sum() == int(
         hh > DEFAULT.grid.max_households
     )
+
+
+def test_diff_between_dates_and_between_workspaces(demo_city_gpkg, tmp_path):
+    """A merge of two grids as a change order: the gone grid's buildings and households
+    move to the kept one, counted per community; the same from two dates of one
+    workspace, from two workspaces, and through `gridgis diff`."""
+    from typer.testing import CliRunner
+
+    from gridgis.cli import app
+
+    before, after = tmp_path / "before.gpkg", tmp_path / "after.gpkg"
+    shutil.copy(demo_city_gpkg, before)
+    store = GeoPackageStore(before)
+    workflows.delineate(store, DEFAULT, effective=DELINEATED)
+    store.close()
+    shutil.copy(before, after)
+    store = GeoPackageStore(after)
+    g0 = store.read("grids")
+    crs = metric_crs_for(g0)
+    res = g0[g0["kind"] == "residential"]
+    a, b = next((i, j) for i, j in _neighbours(g0, crs) if i in res.index and j in res.index)
+    big, small = (a, b) if g0.to_crs(crs).area.iloc[a] >= g0.to_crs(crs).area.iloc[b] else (b, a)
+    kept, gone = g0["grid_code"].iloc[big], g0["grid_code"].iloc[small]
+    store.write("grids", merge(g0, big, small))
+    workflows.refresh(store, DEFAULT, effective=EDITED)
+    b0 = store.read("buildings")
+    hh_gone = int(g0["households"].iloc[small])
+    n_gone = int(g0["building_count"].iloc[small])
+
+    by_dates = workflows.diff_plans(store, DEFAULT, from_date=BEFORE_EDIT, to_date=AFTER_EDIT)
+    by_files = workflows.diff_plans(
+        store, DEFAULT, old_store=GeoPackageStore(before), to_date=EDITED, layer=None
+    )
+    for job in (by_dates, by_files):
+        d = job.detail
+        rows = {r.change: r for r in d.changes.itertuples()}
+        assert set(rows) == {"reshaped", "retired"}, d.changes
+        assert rows["retired"].old_code == gone and rows["reshaped"].new_code == kept
+        assert rows["reshaped"].buildings_in == n_gone == rows["retired"].buildings_out
+        assert rows["reshaped"].households_in == hh_gone == rows["retired"].households_out
+        moved = d.moves[d.moves["item"] == "buildings"]
+        assert set(moved["old_code"]) == {gone} and set(moved["new_code"]) == {kept}
+        assert len(moved) == n_gone
+        assert set(moved["id"]) <= set(b0.loc[b0["grid_code"] == kept, "building_id"])
+        comm = d.per_community.set_index("community_code").loc[g0["community_code"].iloc[big]]
+        assert comm["retired"] == 1 and comm["reshaped"] == 1
+        assert comm["households_moved"] == hh_gone
+    assert by_files.stats["addresses_moved"] > 0 or n_gone == 0
+    assert by_dates.written == {"grid_changes": 2} and store.has("grid_changes")
+    page = tmp_path / "change.html"
+    res = CliRunner().invoke(
+        app,
+        [
+            "--lang",
+            "zh",
+            "diff",
+            "-w",
+            str(after),
+            "--from",
+            BEFORE_EDIT,
+            "--to",
+            AFTER_EDIT,
+            "--out",
+            str(page),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    text = page.read_text(encoding="utf-8")
+    assert "网格调整单" in text and gone in text and kept in text and AFTER_EDIT in text
+    assert "撤销" in res.output
+    res = CliRunner().invoke(app, ["diff", str(before), "-w", str(after)])
+    assert res.exit_code == 0 and "1 retired" in res.output
+    res = CliRunner().invoke(app, ["--lang", "en", "history", kept, "-w", str(after)])
+    assert res.exit_code == 0 and EDITED in res.output and DELINEATED in res.output
+    res = CliRunner().invoke(
+        app, ["lookup", "-w", str(after), "--lon", "0", "--lat", "0", "--as-of", "nope"]
+    )
+    assert res.exit_code == 2 and "YYYY-MM-DD" in res.output

@@ -11,6 +11,8 @@ from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
     DatabaseOpt,
+    EffectiveOpt,
+    ReasonOpt,
     RulesOpt,
     SetOpt,
     WorkspaceOpt,
@@ -53,12 +55,14 @@ def delineate(
             "required then unless the workspace records its county_code.",
         ),
     ] = None,
+    reason: ReasonOpt = None,
+    effective: EffectiveOpt = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Divide communities into responsibility grids of 250–500 households and assign.
 
-    Grids follow roads and avoid arterials and alignment boundaries, tile each community exactly, institutions meeting the unit-grid criteria become unit grids; out-of-range grids carry a flag naming the reason. Codes are numbered west to east, north to south and kept stable on re-runs (layer code_registry). Writes grids, buildings (grid_code), the assigned layers and delineation_findings in one atomic step.
+    Grids follow roads and avoid arterials and alignment boundaries, tile each community exactly, institutions meeting the unit-grid criteria become unit grids; out-of-range grids carry a flag naming the reason. Codes are numbered west to east, north to south and kept stable on re-runs (layer code_registry). Writes grids (dated: valid_from), buildings (grid_code), the assigned layers, grid_versions and delineation_findings in one atomic step.
 
     Example: [bold]gridgis delineate --workspace out/demo.gpkg --set grid.max_households=450[/]
     """
@@ -76,6 +80,8 @@ def delineate(
                     make_communities=communities,
                     alignment=alignment,
                     county=county,
+                    reason=reason,
+                    effective=effective,
                     progress=lambda what: progress_callback(bar, what),
                 )
             except workflows.MissingLayerError as exc:

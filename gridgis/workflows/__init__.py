@@ -17,6 +17,8 @@ from gridgis.workflows.base import (
     require_layers,
 )
 from gridgis.workflows.demo import DEMO_STEPS, DemoStep, make_demo_city, run_demo
+from gridgis.workflows.diff import GridDiff, compare_plans
+from gridgis.workflows.diff import diff as diff_plans
 from gridgis.workflows.grids import assign, delineate
 from gridgis.workflows.outputs import lookup_sample, make_map
 from gridgis.workflows.refresh import refresh
@@ -31,6 +33,9 @@ from gridgis.workflows.versions import (
 __all__ = [
     "DEMO_STEPS",
     "DemoStep",
+    "GridDiff",
+    "compare_plans",
+    "diff_plans",
     "JobResult",
     "MissingLayerError",
     "ProgressFactory",

@@ -32,7 +32,6 @@ from gridgis.workflows.base import (
     ProgressFactory,
     no_progress,
     read_present,
-    require_layers,
     write_layers,
 )
 from gridgis.workflows.grids import ASSIGN_INPUTS
@@ -190,6 +189,7 @@ def refresh(
     Returns
     -------
     JobResult
+        Nothing written when the workspace has no grids (a note says so). Else
         ``written``: grids, the assigned layers, ``assign_rejects``, ``code_registry``,
         ``grid_versions``, ``grid_findings``; ``stats``: ``grids`` and ``created``,
         ``reshaped``, ``retired`` (codes), ``recoded`` (rows whose code the refresh set),
@@ -198,15 +198,14 @@ def refresh(
     from gridgis.assign import assign_all, assign_params
     from gridgis.delineate import recount
 
-    present = require_layers(
-        store, ["grids"], " — delineate grids first or import the city's grids"
-    )
+    present = set(store.layers())
+    if "grids" not in present or store.info("grids").rows == 0:
+        note = f"{store.location}: no grids yet, nothing derived from them to refresh"
+        return JobResult(command, notes=[note], summary=note, stats={"grids": 0})
     layers = read_present(
         store, (*ASSIGN_INPUTS, "roads", "code_registry", "grid_versions"), present
     )
     raw = store.read("grids")
-    if len(raw) == 0:
-        raise InputError(f"{store.location}: layer 'grids' is empty: nothing to refresh")
     crs = metric_crs_for(raw)
     grids = _clean(raw, layers.get("communities"), crs)
     before = _text_column(grids, "grid_code").to_numpy()
