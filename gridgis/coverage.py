@@ -221,6 +221,7 @@ def compute_access(
     progress: Callable[[int, int], None] | None = None,
     compounds: gpd.GeoDataFrame | None = None,
     gates: gpd.GeoDataFrame | None = None,
+    network: RoadNetwork | None = None,
 ) -> Access:
     """Walking and straight-line distance from every residential building to every category.
 
@@ -243,6 +244,9 @@ def compute_access(
         Optional walled compounds and their gates: walks cross a wall only at an open
         gate, buildings inside reach the street only through them
         (:func:`gridgis.network.make_walls`).
+    network
+        A walking network already built (a partition's piece of the city's network,
+        :mod:`gridgis.partitioned`); ``roads`` is then not read.
 
     Returns
     -------
@@ -250,7 +254,11 @@ def compute_access(
         ``walk_m >= straight_m`` for every building and category (checked).
     """
     cov = settings.coverage
-    net = build_network(roads, settings, crs, compounds=compounds, gates=gates)
+    net = (
+        network
+        if network is not None
+        else build_network(roads, settings, crs, compounds=compounds, gates=gates)
+    )
     crs = net.crs
     cats = list(categories) if categories is not None else list(cov.radius_m)
     unknown = [c for c in cats if c not in cov.radius_m]

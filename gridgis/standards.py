@@ -465,6 +465,51 @@ class ServerRules:
 
 
 @dataclass(frozen=True)
+class BoardRules:
+    """The public grid board (网格公示牌, ``gridgis.maps.boards``) and its PDF.
+
+    Policy text: each grid publishes its map and the names of its responsible people on a
+    public board. What a board posted on a wall also carries — who issued it, a phone for
+    complaints, the boundary description (四至) — is local practice; the texts are the
+    deployment's own and empty by default (the board then leaves the line out).
+    """
+
+    issuer: str = ""
+    """Issuing body printed on the board, e.g. "玄武区新街口街道办事处" (empty: left out)."""
+    supervision_phone: str = ""
+    """Supervision / service phone printed on the board, e.g. "12345" (empty: left out)."""
+    logo_text: str = ""
+    """Short text set in the board's badge (top left), e.g. "网格化服务管理" (empty: left
+    out)."""
+    title: str = "网格公示牌"
+    """Board heading."""
+    missing_person: str = "待配备"
+    """Shown where a grid has no grid head or grid worker yet (never a blank or "<NA>")."""
+    road_search_m: float = 60.0
+    """四至: a named road counts as a grid's boundary on one side when it runs within this
+    distance (metres) of that side of the grid (roads are drawn on their centre line; a
+    40 m median-separated arterial's centre lies 20 m off the kerb)."""
+    neighbour_min_shared_m: float = 20.0
+    """四至: a neighbouring grid is named on a side when it shares at least this length
+    (metres) of boundary there; shorter contacts are corners, not sides."""
+
+
+@dataclass(frozen=True)
+class MapRules:
+    """How the maps draw (``gridgis.maps``): opacities, classes, labels."""
+
+    fill_opacity: float = 0.55
+    """Opacity of the household fill of grids and communities; legend swatches are drawn at
+    the same opacity so they match what is on the map."""
+    classes: int = 5
+    """Most household classes in a choropleth (fewer when the data has fewer distinct
+    values). Five reads on paper; seven did not."""
+    round_to: int = 10
+    """Class breaks are rounded to this many households (a legend reads "250 – 380", not
+    "253 – 377"); below 100 households the breaks are whole numbers."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All rule parameters, grouped by topic. Pass to every analysis."""
 
@@ -477,6 +522,8 @@ class Settings:
     address: AddressRules = field(default_factory=AddressRules)
     imports: ImportRules = field(default_factory=ImportRules)
     server: ServerRules = field(default_factory=ServerRules)
+    board: BoardRules = field(default_factory=BoardRules)
+    maps: MapRules = field(default_factory=MapRules)
 
     # -- overriding ---------------------------------------------------------------------
     def override(self, values: dict[str, Any]) -> Settings:
@@ -647,3 +694,36 @@ def _plain(obj: Any) -> Any:
 
 DEFAULT = Settings()
 """The defaults of STANDARDS.md."""
+
+
+# --------------------------------------------------------------------------------------
+# Partitioned runs on a Dask cluster (gridgis.cluster, gridgis.partitioned)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterRules:
+    """How partitioned runs split, retry and widen their halo (project parameters, not
+    planning rules: they change speed and memory, never a result)."""
+
+    retries: int = 2
+    """A partition whose worker dies or raises is resubmitted this many times before the
+    run fails (Dask ``retries=``); the store is written only after every partition."""
+    halo_extra_m: float = 0.0
+    """Added to the coverage halo, which is the largest walking radius
+    (``coverage.radius_m`` and ``coverage.life_circle_15min_m``): a path no longer than the
+    halo stays inside it, so distances up to it are exact at partition edges. Buildings
+    whose nearest facility lies farther are re-run with the halo doubled until exact."""
+    max_halo_rounds: int = 8
+    """Doublings of the halo before the remaining buildings run on the whole city."""
+    chunk_rows: int = 20_000
+    """Rows per task for row-wise work (assignment of points and polygons, batch address
+    lookup): big enough that a task outweighs its scheduling (about 1 ms), small enough
+    to spread over workers."""
+    partitions_per_worker: int = 4
+    """Partitions per worker process for per-area work (delineation, coverage), so a slow
+    district does not leave the other workers idle."""
+
+
+CLUSTER = ClusterRules()
+"""The default cluster rules."""

@@ -9,6 +9,7 @@ from gridgis.cli import (  # noqa: F401  (registers commands)
     coverage,
     delineate,
     demo,
+    export,
     imports,
     info,
     lookup,

@@ -17,17 +17,6 @@ from gridgis.cli.info import print_summary
 from gridgis.store import GeoPackageStore
 
 
-def demo_step(title: str):
-    """Former registry of demo steps, kept so older command modules still import: it
-    registers nothing. The demo's steps are the explicit list
-    :data:`gridgis.workflows.DEMO_STEPS`."""
-
-    def keep(func):
-        return func
-
-    return keep
-
-
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the workspace and maps.")] = Path(

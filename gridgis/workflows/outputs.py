@@ -10,6 +10,15 @@ from gridgis.store import Store
 from gridgis.workflows.base import JobResult, ProgressFactory, no_progress, read_present
 
 
+def grids_written_at(store: Store) -> str | None:
+    """Write date of the workspace's grids layer (the boards' effective date when grids
+    carry no ``valid_from``), or None."""
+    try:
+        return str(store.info("grids").written_at or "") or None
+    except Exception:  # no grids layer, or a store without layer metadata
+        return None
+
+
 def make_map(
     store: Store,
     settings: Settings,
@@ -41,6 +50,7 @@ def make_map(
         settings=settings,
         boards=boards,
         progress=progress("writing map pages"),
+        board_date=grids_written_at(store),
     )
     return JobResult(
         "map",
