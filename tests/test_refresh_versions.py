@@ -334,6 +334,9 @@ def test_diff_between_dates_and_between_workspaces(demo_city_gpkg, tmp_path):
         assert comm["retired"] == 1 and comm["reshaped"] == 1
         assert comm["households_moved"] == hh_gone
     assert by_files.stats["addresses_moved"] > 0 or n_gone == 0
+    first = workflows.diff_plans(store, DEFAULT, from_date="2024-12-31", to_date=DELINEATED)
+    assert first.stats["created"] == len(g0) and first.stats["retired"] == 0
+    assert first.stats["buildings_moved"] == len(b0)  # from no grid into their first one
     assert by_dates.written == {"grid_changes": 2} and store.has("grid_changes")
     page = tmp_path / "change.html"
     res = CliRunner().invoke(

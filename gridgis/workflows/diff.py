@@ -223,9 +223,12 @@ def _assign_points(frame: gpd.GeoDataFrame, grids: gpd.GeoDataFrame) -> pd.DataF
     from gridgis.spatial import points_in_polygons, rank_of
 
     codes = _codes(grids).to_numpy(dtype=object)
+    out = pd.DataFrame(frame.drop(columns="geometry"))
+    if not len(codes):  # no grid on that date: everything lies in none
+        out["grid_code"] = ""
+        return out
     pts = shapely.point_on_surface(frame.geometry.to_crs(STORAGE_CRS).to_numpy())
     at = points_in_polygons(pts, grids.geometry.to_numpy(), rank_of(codes))
-    out = pd.DataFrame(frame.drop(columns="geometry"))
     out["grid_code"] = np.where(at >= 0, codes[np.clip(at, 0, None)], "")
     return out
 
