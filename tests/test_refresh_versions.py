@@ -367,3 +367,38 @@ def test_diff_between_dates_and_between_workspaces(demo_city_gpkg, tmp_path):
         app, ["lookup", "-w", str(after), "--lon", "0", "--lat", "0", "--as-of", "nope"]
     )
     assert res.exit_code == 2 and "YYYY-MM-DD" in res.output
+
+
+def test_cli_refresh_after_a_building_edit(demo_delineated_gpkg, city_workspace):
+    """A building's households corrected by hand: `gridgis refresh` moves the grid's
+    figure, keeps every code and geometry (no new version) and says what it wrote."""
+    from typer.testing import CliRunner
+
+    from gridgis.cli import app
+
+    path = city_workspace(demo_delineated_gpkg)
+    store = GeoPackageStore(path)
+    b = store.read("buildings")
+    g0 = store.read("grids")
+    v0 = store.read("grid_versions")
+    i = int(np.flatnonzero(b["households"].to_numpy() > 0)[0])
+    code = b["grid_code"].iloc[i]
+    b.loc[b.index[i], "households"] = int(b["households"].iloc[i]) + 1000
+    store.write("buildings", b)
+    store.close()
+    res = CliRunner().invoke(
+        app, ["--lang", "en", "refresh", "-w", str(path), "--reason", "survey"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "Refreshed" in res.output and "grid_versions" in res.output
+    store = GeoPackageStore(path)
+    g1 = store.read("grids").set_index("grid_code")
+    before = g0.set_index("grid_code")["households"]
+    assert int(g1.loc[code, "households"]) == int(before[code]) + 1000
+    assert str(g1.loc[code, "flags"]).startswith("above_max")
+    assert list(g1.index) == list(before.index)
+    assert len(store.read("grid_versions")) == len(v0)  # geometry unchanged: no version
+    findings = store.read("grid_findings")
+    assert code in set(findings.loc[findings["check"] == "households_out_of_range", "grid_code"])
+    assert_figures_match(store)
+    store.close()
