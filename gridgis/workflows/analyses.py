@@ -129,7 +129,7 @@ def site(
         "site",
         written={"proposed_sites": len(sites)},
         summary=f"{len(result.sites)} {category} sites cover {new:,} more households",
-        stats={"sites": len(result.sites), "households_new": new},
+        stats={"sites": len(result.sites), "households_new": new, "category": category},
         detail=result,
     )
 
