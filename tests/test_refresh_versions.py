@@ -243,6 +243,11 @@ def test_hand_edits_then_refresh_recount_versions_and_as_of_lookup(delineated):
     assert set(opened["grid_code"]) >= new_codes | {code_c} | moved
     assert set(opened["reason"]) == {"grid meeting 2025-02"}
     assert (g1.loc[g1["grid_code"].isin(opened["grid_code"]), "valid_from"] == EDITED).all()
+    # crossings of reshaped and new grids recounted by the audit's rule
+    found = store.read("grid_findings")
+    crossing = set(found.loc[found["check"] == "arterial_crossing", "grid_code"])
+    for r in g1[g1["grid_code"].isin(opened["grid_code"])].itertuples():
+        assert (int(r.crossings) > 0) == (r.grid_code in crossing), r.grid_code
     assert job.stats["retired"] >= 2 and job.stats["created"] >= 1
     history = workflows.history(v1, code_c)
     assert list(history["version"]) == [1, 2]

@@ -5,7 +5,8 @@ versions and audit the result, in one atomic write.
 What is recomputed, for every grid: its code where the edit made it missing or ambiguous
 (:func:`gridgis.codes.recode`: kept at IoU ≥ ``grid.recode_min_iou``, new numbers
 otherwise, never reused), ``community_code`` and ``street_code`` where missing,
-``area_m2`` and ``polsby_popper`` (metric CRS), the assignment of buildings, facilities,
+``area_m2`` and ``polsby_popper`` (metric CRS), ``crossings`` of grids whose geometry
+changed (avoided road classes, the rule delineation and the audit share), the assignment of buildings, facilities,
 institutions, addresses and staff (:func:`gridgis.assign.assign_all`: facility counts and
 staff columns), ``households`` and ``building_count`` from the assigned buildings
 (:func:`gridgis.delineate.recount`), the band flags against
@@ -35,7 +36,7 @@ from gridgis.workflows.base import (
     write_layers,
 )
 from gridgis.workflows.grids import ASSIGN_INPUTS
-from gridgis.workflows.versions import record_versions, settings_changes
+from gridgis.workflows.versions import record_versions, settings_changes, unchanged_geometry
 
 BAND_FLAGS = ("below_min", "above_max")
 """Flag kinds that say a residential grid is outside the household band; a refresh
@@ -152,6 +153,25 @@ def band_flags(grids: gpd.GeoDataFrame, settings: Settings) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
+def _crossings(grids: gpd.GeoDataFrame, roads, changed: np.ndarray, settings, crs) -> np.ndarray:
+    """``crossings`` of every grid: recounted (avoided road classes, the rule delineation
+    and the audit share) where the geometry changed, kept where it did not (a delineation's
+    count also covers its alignment layers, which a refresh does not know)."""
+    from types import SimpleNamespace
+
+    from gridgis.delineate.api import grid_crossings
+
+    old = pd.to_numeric(grids.get("crossings"), errors="coerce")
+    out = (old if old is not None else pd.Series(0, index=grids.index)).fillna(0).astype(int)
+    out = out.to_numpy().copy()
+    if not changed.any() or roads is None or not len(roads):
+        return out
+    inp = SimpleNamespace(roads=roads.to_crs(crs), alignment={})
+    crossed, _ = grid_crossings(grids.geometry.to_crs(crs).to_numpy()[changed], inp, settings)
+    out[changed] = [len(c) for c in crossed]
+    return out
+
+
 def _audit(out: dict[str, Any], layers: dict[str, Any], settings: Settings):
     from gridgis.audit import audit_grids
 
@@ -219,6 +239,8 @@ def refresh(
     if "buildings" in out:
         g = recount(g, out["buildings"], settings)
     g["flags"] = band_flags(g, settings)
+    changed = ~unchanged_geometry(g, layers.get("grid_versions"))
+    g["crossings"] = _crossings(g, layers.get("roads"), changed, settings, crs)
     params = {"command": command, **(parameters or {}), "rules": settings_changes(settings)}
     g, versions, changes = record_versions(
         g, layers.get("grid_versions"), command, params, reason, effective

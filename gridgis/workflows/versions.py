@@ -107,6 +107,22 @@ def _same_geometry(a, b) -> np.ndarray:
     return shapely.equals_exact(a, b, tolerance=GEOMETRY_TOLERANCE_DEG)
 
 
+def unchanged_geometry(grids: gpd.GeoDataFrame, versions: gpd.GeoDataFrame | None) -> np.ndarray:
+    """True for grids whose code has an open version with the same geometry."""
+    out = np.zeros(len(grids), dtype=bool)
+    if versions is None or len(versions) == 0:
+        return out
+    v = versions.to_crs(STORAGE_CRS).reset_index(drop=True)
+    is_open = _open(v).to_numpy()
+    open_at = {c: i for i, c in enumerate(v["grid_code"].astype(str)) if is_open[i]}
+    idx = np.array([open_at.get(c, -1) for c in grids["grid_code"].astype(str)], dtype=np.int64)
+    known = idx >= 0
+    if known.any():
+        geo = grids.geometry.to_crs(STORAGE_CRS).to_numpy()
+        out[known] = _same_geometry(geo[known], v.geometry.to_numpy()[idx[known]])
+    return out
+
+
 def _version_rows(grids: gpd.GeoDataFrame, numbers, when: str, provenance: dict) -> pd.DataFrame:
     rows = pd.DataFrame(
         {
