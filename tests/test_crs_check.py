@@ -166,8 +166,9 @@ def test_gcj02_outside_china_is_refused(store, tmp_path):
 
 def test_gauss_kruger_zone_must_match_the_longitude(store, tmp_path):
     """Nanjing (118.78°E) written in the zone-numbered 3-degree zone 40 (EPSG:4528, CM
-    120°E) but declared as zone 39 (EPSG:4527, CM 117°E): the features land 3° west of
-    zone's longitudes: refused naming the zone the eastings carry."""
+    120°E) but declared as zone 39 (EPSG:4527, CM 117°E): the extra 10⁶ m of easting puts
+    them near 126°E, outside zone 39's longitudes: refused naming the zone the eastings
+    carry."""
     pts = gpd.GeoSeries(
         [shapely.Point(118.78 + 0.001 * i, 32.04) for i in range(5)], crs="EPSG:4326"
     ).to_crs("EPSG:4528")
