@@ -184,6 +184,32 @@ SCHEMA: dict[str, LayerSpec] = {
                 "road_id": F("str", True, "道路编号"),
                 "name": F("str", False, "道路名称"),
                 "road_class": F("str", True, "道路等级", tuple(ROAD_CLASSES)),
+                "layer": F("int", False, "立体层级"),
+                "bridge": F("bool", False, "桥梁"),
+                "tunnel": F("bool", False, "隧道"),
+            },
+        ),
+        LayerSpec(
+            "compounds",
+            "封闭小区",
+            "compound_id",
+            POLY,
+            {
+                "compound_id": F("str", True, "小区编号"),
+                "name": F("str", False, "名称"),
+                "use": F("str", False, "用途"),
+            },
+        ),
+        LayerSpec(
+            "gates",
+            "出入口",
+            "gate_id",
+            ("Point",),
+            {
+                "gate_id": F("str", True, "出入口编号"),
+                "name": F("str", False, "名称"),
+                "access": F("str", False, "通行权限"),
+                "kind": F("str", False, "类型"),
             },
         ),
         LayerSpec(

@@ -7,12 +7,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(postgresql postgis postgresql-postgis chromium chromium-driver fonts-noto-cjk npm)
+APT_PACKAGES=(postgresql postgis postgresql-postgis chromium chromium-driver fonts-noto-cjk poppler-utils)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
+# npm: Debian's package only where no npm is installed (a NodeSource nodejs ships its own)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -25,8 +25,6 @@ from gridgis.cli.common import (
     load_settings,
     progress,
 )
-from gridgis.cli.demo import demo_step
-from gridgis.standards import Settings
 from gridgis.store import Store
 
 
@@ -223,84 +221,3 @@ def _print_rejects(rej) -> None:
     for r in rej.head(8).itertuples():
         value = f" = {r.value!r}" if isinstance(r.value, str) else ""
         console.print(escape(f"  {r.source} [{r.layer}] row {r.row}, {r.field}{value}: {r.reason}"))
-
-
-@demo_step("Import: the demo's buildings as a GBK shapefile, its facilities as an Amap CSV")
-def demo_import(store: Store, settings: Settings, out: Path) -> str:
-    """Write the demo city's buildings as a district survey would arrive (Chinese field
-    names, GBK, no .cpg) and its facilities as an Amap export (GCJ-02, 经度/纬度, Chinese
-    categories), import both into ``out/import_demo/imported.gpkg`` and check them."""
-    import numpy as np
-    import pandas as pd
-    import pyogrio
-    import pyproj
-    import shapely
-
-    from gridgis.crs import wgs84_to_gcj02
-    from gridgis.io import Source, import_into
-    from gridgis.layers import BUILDING_USES, FACILITY_CATEGORIES
-    from gridgis.store import open_store
-
-    folder = out / "import_demo"
-    folder.mkdir(parents=True, exist_ok=True)
-    b = store.read("buildings")
-    survey = b[["building_id", "name", "households", "floors", "use", "geometry"]].rename(
-        columns={
-            "building_id": "楼栋编号",
-            "name": "名称",
-            "households": "户数",
-            "floors": "层数",
-            "use": "用途",
-        }
-    )
-    survey["用途"] = survey["用途"].map(BUILDING_USES)
-    shp = folder / "楼栋.shp"
-    pyogrio.write_dataframe(survey, shp, encoding="gbk")
-    (folder / "楼栋.cpg").unlink(missing_ok=True)
-    fac = store.read("facilities")
-    pts = shapely.get_coordinates(shapely.point_on_surface(fac.geometry.values))
-    lon, lat = wgs84_to_gcj02(pts[:, 0], pts[:, 1])
-    csv = folder / "amap_pois.csv"
-    pd.DataFrame(
-        {
-            "名称": fac["name"],
-            "类别": fac["category"].map(FACILITY_CATEGORIES),
-            "经度": lon,
-            "纬度": lat,
-        }
-    ).to_csv(csv, index=False)
-    target = folder / "imported.gpkg"
-    target.unlink(missing_ok=True)
-    ws = open_store(target)
-    report = import_into(
-        ws,
-        [
-            Source(shp, field_map={"building_id": "楼栋编号"}),
-            Source(csv, layer="facilities", crs="gcj02"),
-        ],
-        settings=settings,
-    )
-    got_b, got_f = ws.read("buildings"), ws.read("facilities")
-    if len(got_b) != len(b) or int(got_b["households"].sum()) != int(b["households"].sum()):
-        raise RuntimeError(
-            f"import demo: buildings or households differ ({len(got_b)} vs {len(b)})"
-        )
-    names = got_b.set_index("building_id")["name"].reindex(b["building_id"])
-    if not (names.fillna("") == b["name"].fillna("").to_numpy()).all():
-        raise RuntimeError("import demo: building names garbled (encoding)")
-    detected = next(
-        (
-            n.split("decoded as ")[1].split(" ")[0]
-            for n in report.notes
-            if "(detected)" in n and "decoded as" in n
-        ),
-        "UTF-8/ASCII",
-    )
-    back = shapely.get_coordinates(got_f.geometry.values)
-    _, _, dist = pyproj.Geod(ellps="WGS84").inv(back[:, 0], back[:, 1], pts[:, 0], pts[:, 1])
-    counts = report.counts()
-    return (
-        f"{counts['buildings'][0]:,} buildings (Chinese fields, {detected} detected) and "
-        f"{counts['facilities'][0]:,} facilities (GCJ-02 → WGS84, max error "
-        f"{np.max(dist):.3f} m) re-imported into {target}"
-    )

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gridgis.cli.app import app
 from gridgis.cli.common import DatabaseOpt, console, errors_to_stderr, get_store
+from gridgis.cli.i18n import layer_name, t, value_name
 from gridgis.store import Store
 
 #: Fields whose value counts are shown under a layer.
@@ -38,12 +39,14 @@ def print_summary(store: Store) -> None:
     """Print layers, counts, CRS, bounds and breakdowns of a workspace."""
     meta = store.meta()
     infos = store.info()
-    table = Table(title=f"Workspace {store.location}", title_justify="left")
-    for col in ("layer", "rows", "CRS", "geometry", "bounds (lon/lat)"):
-        table.add_column(col)
+    table = Table(title=t("workspace_title", where=store.location), title_justify="left")
+    for col in ("layer", "rows", "CRS", "geometry", "bounds"):
+        table.add_column(t(col), overflow="fold")
     for name, inf in sorted(infos.items()):
         b = ", ".join(f"{v:.4f}" for v in inf.bounds) if inf.bounds else ""
-        table.add_row(name, f"{inf.rows:,}", inf.crs or "-", inf.geometry_type or "table", b)
+        table.add_row(
+            layer_name(name), f"{inf.rows:,}", inf.crs or "-", inf.geometry_type or "table", b
+        )
     console.print(table)
     for key in ("synthetic", "city", "computed_crs", "schema_version"):
         if key in meta:
@@ -62,8 +65,8 @@ def print_summary(store: Store) -> None:
             frame = store.read(layer)
             if fld in frame.columns:
                 counts = frame[fld].fillna("(none)").value_counts()
-                parts = ", ".join(f"{k} {v:,}" for k, v in counts.items())
-                console.print(f"  {layer} by {fld}: {parts}")
+                parts = ", ".join(f"{value_name(layer, fld, k)} {v:,}" for k, v in counts.items())
+                console.print(f"  {layer_name(layer)} by {fld}: {parts}")
     for line in division_lines(store, infos):
         console.print(line)
     if "rejects" in infos and infos["rejects"].rows:
