@@ -410,6 +410,9 @@ class ImportRules:
     max_floor_area_m2: float = 10_000_000.0
     """Largest floor area (m²) of one facility or institution (the largest building in
     the world, New Century Global Center, Chengdu, has ~1.76 × 10⁶ m²)."""
+    max_road_layer: int = 10
+    """Largest vertical layer (either sign) of a road: OpenStreetMap's ``layer`` tag runs
+    -5…5 in practice (its wiki); a larger value is a typing error."""
     crs_check_sample: int = 500
     """Features sampled (evenly, deterministically) to test the declared CRS against the
     alternatives; enough for a stable median, cheap on a million rows."""

@@ -308,3 +308,43 @@ def test_cli_modes_summary_and_exit_codes(tmp_path):
     assert hashlib.sha256(ws.read_bytes()).hexdigest() == digest
     res = runner.invoke(app, ["info", str(ws)])
     assert res.exit_code == 0 and "households 124" in res.output  # 30+31+32, b4: 31
+
+
+def test_two_appends_at_once_both_land_rejects_included(store, tmp_path):
+    """Two writers appending at the same moment (each with its own connection): neither
+    loses the other's rows or rejects (the store's read-modify-write under its lock)."""
+    import threading
+
+    import_files(store, [_buildings_file(tmp_path / "buildings.geojson", ["b0", "b1"])])
+    files = [
+        _buildings_file(
+            tmp_path / f"w{k}_buildings.geojson", [f"w{k}a", f"w{k}b", f"w{k}c"], [10, 11, "x"]
+        )
+        for k in range(2)
+    ]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(path: Path) -> None:
+        own = open_store(store.location)
+        try:
+            start.wait()
+            import_files(own, [path], mode="append")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    got = sorted(store.read("buildings")["building_id"])
+    assert got == ["b0", "b1", "w0a", "w0b", "w1a", "w1b"]
+    rej = store.read("rejects")
+    assert sorted(rej["source"].map(lambda s: Path(s).name)) == [
+        "w0_buildings.geojson",
+        "w1_buildings.geojson",
+    ]

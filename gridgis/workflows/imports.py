@@ -195,18 +195,25 @@ def import_files(
         inspect=inspect,
         keep_rows=True,
     )
-    before = _stored_rows(store, list(report.layers))
-    _refuse_without_mode(before, mode)
-    frames, outcomes, rejects = _plan(store, report, before, mode)
-    result = ImportResult(report, mode, outcomes, rejects)
-    _refuse_empty(result)
     params = {
         "import": {"sources": report.sources, "options": report.options, "mode": mode},
         "storage_crs": L.STORAGE_CRS,
         "buildings": settings.to_dict()["buildings"],
         "codes": settings.to_dict()["codes"],
     }
-    _commit(store, frames, params)
+    planned: list[ImportResult] = []
+
+    def plan(current: dict[str, Any]) -> dict[str, Any]:
+        before = {n: 0 if current[n] is None else len(current[n]) for n in report.layers}
+        _refuse_without_mode(before, mode)
+        frames, outcomes, rejects = _plan(current, report, before, mode)
+        planned.append(ImportResult(report, mode, outcomes, rejects))
+        _refuse_empty(planned[-1])
+        return frames
+
+    # read-modify-write under the workspace's write lock: two imports at once both land
+    frames = store.update([*report.layers, "rejects"], plan, params=params)
+    result = planned[-1]
     result.written = True
     for line in result.summary():
         log.info("import into %s: %s", store.location, line)
@@ -219,12 +226,6 @@ def _crs_inspector(store: Store, settings: Settings):
     from gridgis.io.plausible import CrsCheck
 
     return CrsCheck(store, settings)
-
-
-def _stored_rows(store: Store, names: list[str]) -> dict[str, int]:
-    """Rows each named layer holds in the workspace (0 when absent)."""
-    infos = store.info() if names else {}
-    return {n: int(infos[n].rows) if n in infos else 0 for n in names}
 
 
 def _refuse_without_mode(before: dict[str, int], mode: str | None) -> None:
@@ -240,10 +241,10 @@ def _refuse_without_mode(before: dict[str, int], mode: str | None) -> None:
 
 
 def _plan(
-    store: Store, report: ImportReport, before: dict[str, int], mode: str | None
+    current: dict[str, Any], report: ImportReport, before: dict[str, int], mode: str | None
 ) -> tuple[dict[str, Any], dict[str, LayerOutcome], pd.DataFrame]:
-    """The frames to write (layers and the ``rejects`` table), per layer outcomes, and
-    this import's rejects."""
+    """The frames to write (layers and the ``rejects`` table) given the workspace's
+    ``current`` layers, per layer outcomes, and this import's rejects."""
     frames: dict[str, Any] = {}
     outcomes: dict[str, LayerOutcome] = {}
     new_rejects = [report.rejects]
@@ -251,21 +252,20 @@ def _plan(
         data = v.data
         kept = 0
         if mode == "append" and before[name] > 0:
-            stored = store.read(name)
+            stored = current[name]
             data, clash = _drop_stored_keys(data, stored, name)
             new_rejects.append(clash)
             kept = len(stored)
             frames[name] = _concat_frames(stored, _plain(data))
         else:
             frames[name] = _plain(data)
-        added = len(data)
-        outcomes[name] = LayerOutcome(name, before[name], kept, added, 0, report.sources[name])
+        outcomes[name] = LayerOutcome(name, before[name], kept, len(data), 0, report.sources[name])
     rejects = pd.concat([r for r in new_rejects if len(r)] or [L.empty_rejects()])
     rejects = rejects[L.REJECT_COLUMNS].reset_index(drop=True)
     for name, o in outcomes.items():
         mine = rejects[rejects["layer"] == name]
         o.rejected = int(mine[["source", "row"]].drop_duplicates().shape[0])
-    frames["rejects"] = _rejects_table(store, rejects, outcomes, mode)
+    frames["rejects"] = _rejects_table(current.get("rejects"), rejects, outcomes, mode)
     return frames, outcomes, rejects
 
 
@@ -305,13 +305,16 @@ def _plain(data: pd.DataFrame) -> pd.DataFrame:
 
 
 def _rejects_table(
-    store: Store, rejects: pd.DataFrame, outcomes: dict[str, LayerOutcome], mode: str | None
+    old: pd.DataFrame | None,
+    rejects: pd.DataFrame,
+    outcomes: dict[str, LayerOutcome],
+    mode: str | None,
 ) -> pd.DataFrame:
     """The workspace's ``rejects`` table after this import: earlier rejects of layers
     this import replaces are dropped, all others kept, this import's added."""
     table = rejects
-    if store.has("rejects"):
-        old = pd.DataFrame(store.read("rejects").drop(columns="geometry", errors="ignore"))
+    if old is not None:
+        old = pd.DataFrame(old.drop(columns="geometry", errors="ignore"))
         if "layer" not in old:
             old = old.iloc[0:0]
         elif mode != "append":
@@ -343,15 +346,6 @@ def _refuse_empty(result: ImportResult) -> None:
     raise NothingToImportError(
         f"{'; '.join(parts)}. Nothing was written; the workspace is unchanged.", result
     )
-
-
-def _commit(store: Store, frames: dict[str, Any], params: dict[str, Any]) -> None:
-    """Write every frame in one atomic ``write_many``.
-
-    Hook point (issue 12, point 4): with two writers at once, an append planned from a
-    stale read can lose the other writer's rows. When the store offers a
-    read-modify-write transaction, :func:`_plan` and this write belong inside it."""
-    store.write_many(frames, params=params)
 
 
 def _refresh(store: Store, settings: Settings, written: list[str]) -> Any:
