@@ -125,16 +125,19 @@ def import_(
 
 #: Parameter names in library messages and the flag a CLI user types for each.
 PARAMETER_FLAGS = {
-    "the mode parameter": "--mode",
     "the crs parameter": "--crs",
     "the encoding parameter": "--encoding",
     "the layer parameter": "--layer",
     "the field_map parameter": "--map",
     "the crs_check parameter": "--crs-check",
     "crs_check=False": "--crs-check off",
+    "Declare crs ": "Declare --crs ",
+    "declare crs ": "declare --crs ",
     "field map ": "--map ",
-    "'append'": "--mode append",
-    "'replace'": "--mode replace",
+    "mode='append'": "--mode append",
+    "mode='replace'": "--mode replace",
+    " (the mode parameter)": "",
+    "the mode parameter": "--mode",
 }
 
 
@@ -210,8 +213,6 @@ def _print_result(result, store: Store) -> None:
     for line in result.summary():
         console.print(escape(line))
     _print_rejects(result.rejects)
-    if result.refreshed is None:
-        err_console.print("[dim]note:[/] derived layers were not refreshed")
 
 
 def _print_rejects(rej) -> None:

@@ -234,9 +234,9 @@ def _refuse_without_mode(before: dict[str, int], mode: str | None) -> None:
         return
     held = "; ".join(f"layer '{k}' already holds {n:,} rows" for k, n in full.items())
     raise ConflictError(
-        f"{held}. Choose the mode parameter: 'append' to add the imported rows (keys "
-        f"already stored are rejected) or 'replace' to replace the stored rows. "
-        f"Nothing was written."
+        f"{held}. Choose mode='append' to add the imported rows (keys already stored "
+        f"are rejected) or mode='replace' to replace the stored rows (the mode "
+        f"parameter). Nothing was written."
     )
 
 
