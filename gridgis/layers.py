@@ -315,8 +315,12 @@ class Validated:
 REJECT_COLUMNS = ["source", "layer", "row", "field", "value", "reason"]
 
 
+_EMPTY_REJECTS = pd.DataFrame({c: pd.Series(dtype="object") for c in REJECT_COLUMNS})
+
+
 def empty_rejects() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in REJECT_COLUMNS})
+    """A rejects table without rows (a copy of one built once: building it is slow)."""
+    return _EMPTY_REJECTS.copy()
 
 
 # --------------------------------------------------------------------------------------

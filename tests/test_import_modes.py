@@ -348,3 +348,24 @@ def test_two_appends_at_once_both_land_rejects_included(store, tmp_path):
         "w0_buildings.geojson",
         "w1_buildings.geojson",
     ]
+
+
+def test_info_total_never_wraps(tmp_path):
+    """A workspace written by an older version with two 5e18 households: `gridgis info`
+    sums in Python integers (the int64 sum would print a negative total)."""
+    from gridgis.cli import app
+
+    ws = tmp_path / "old.gpkg"
+    b = gpd.GeoDataFrame(
+        {
+            "building_id": ["a", "b"],
+            "households": pd.array([5 * 10**18, 5 * 10**18], dtype="Int64"),
+            "households_estimated": [False, False],
+        },
+        geometry=[_box(118.78, 32.04), _box(118.79, 32.04)],
+        crs="EPSG:4326",
+    )
+    open_store(ws).write("buildings", b)
+    res = CliRunner().invoke(app, ["info", str(ws)])
+    assert res.exit_code == 0, res.output
+    assert "households 10,000,000,000,000,000,000" in res.output
