@@ -369,3 +369,16 @@ def test_info_total_never_wraps(tmp_path):
     res = CliRunner().invoke(app, ["info", str(ws)])
     assert res.exit_code == 0, res.output
     assert "households 10,000,000,000,000,000,000" in res.output
+
+
+def test_cli_summary_in_chinese(tmp_path):
+    from gridgis.cli import app
+
+    ws = tmp_path / "ws.gpkg"
+    src = _buildings_file(tmp_path / "buildings.geojson", ["b1", "b2"], [10, "x"])
+    res = CliRunner().invoke(app, ["--lang", "zh", "import", str(src), "--workspace", str(ws)])
+    assert res.exit_code == 0, res.output
+    assert (
+        "建筑 buildings: 保留 0, 新增 1, 拒绝 1" in res.output
+        or "buildings: 保留 0, 新增 1, 拒绝 1" in res.output
+    )
