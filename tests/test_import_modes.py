@@ -382,3 +382,22 @@ def test_cli_summary_in_chinese(tmp_path):
         "建筑 buildings: 保留 0, 新增 1, 拒绝 1" in res.output
         or "buildings: 保留 0, 新增 1, 拒绝 1" in res.output
     )
+
+
+def test_a_layer_without_valid_rows_is_left_unchanged_in_a_multi_layer_import(store, tmp_path):
+    import_files(store, [_buildings_file(tmp_path / "buildings.geojson", ["b1", "b2"])])
+    roads = gpd.GeoDataFrame(
+        {"road_id": ["r1"], "road_class": ["arterial"]},
+        geometry=[shapely.LineString([(118.78, 32.04), (118.79, 32.04)])],
+        crs="EPSG:4326",
+    )
+    roads.to_file(tmp_path / "roads.geojson")
+    bad = _buildings_file(tmp_path / "bad_buildings.geojson", ["x1"], ["-5"])
+    result = import_files(store, [tmp_path / "roads.geojson", bad], mode="replace")
+    assert result.summary() == [
+        "roads: 0 kept, 1 added, 0 rejected",
+        "buildings: 2 kept, 0 added, 1 rejected (no valid row: layer left unchanged)",
+    ]
+    assert sorted(store.read("buildings")["building_id"]) == ["b1", "b2"]
+    assert list(store.read("rejects")["value"]) == ["-5"]
+    assert result.layers["buildings"].written is False

@@ -10,10 +10,13 @@ Called by ``gridgis import`` and ``POST /upload``; both add only their own prese
   already holds is rejected (``reason`` says so), never overwritten.
 * ``mode="replace"`` — the stored layer is replaced by the imported rows.
 
-An import in which some layer yields no valid row (all rejected, a header-only CSV, an
-empty FeatureCollection, or — with ``append`` — only keys the layer already holds) writes
-nothing and raises :class:`NothingToImportError` carrying the result, rejects included:
-a layer is never emptied or left unchanged silently.
+An import that yields no valid row at all (all rejected, a header-only CSV, an empty
+FeatureCollection, or — with ``append`` — only keys the layer already holds) writes
+nothing and raises :class:`NothingToImportError` carrying the result, rejects included.
+In an import of several layers (an OpenStreetMap file, several sources) a layer without
+a valid row is left as it is, never emptied, and the result says so
+(``LayerOutcome.written`` False, a note). A layer is never emptied or left unchanged
+silently.
 
 Example
 -------
@@ -68,6 +71,7 @@ class LayerOutcome:
     added: int
     rejected: int
     sources: list[str] = field(default_factory=list)
+    written: bool = True
 
     @property
     def after(self) -> int:
@@ -81,6 +85,7 @@ class LayerOutcome:
             "added": self.added,
             "rejected": self.rejected,
             "after": self.after,
+            "written": self.written,
             "sources": list(self.sources),
         }
 
@@ -108,6 +113,7 @@ class ImportResult:
         """One line per layer, e.g. ``"buildings: 491 kept, 35 added, 2 rejected"``."""
         return [
             f"{o.layer}: {o.kept:,} kept, {o.added:,} added, {o.rejected:,} rejected"
+            + ("" if o.written else " (no valid row: layer left unchanged)")
             for o in self.layers.values()
         ]
 
@@ -176,7 +182,7 @@ def import_files(
     gridgis.errors.ConflictError
         ``mode`` is None and a layer to import already holds rows (nothing written).
     NothingToImportError
-        A layer yields no valid row (nothing written).
+        No layer yields a valid row (nothing written).
     gridgis.errors.InputError
         An unknown mode, a source that cannot be read, or coordinates that fit another
         CRS clearly better than the declared one (nothing written).
@@ -208,7 +214,7 @@ def import_files(
         _refuse_without_mode(before, mode)
         frames, outcomes, rejects = _plan(current, report, before, mode)
         planned.append(ImportResult(report, mode, outcomes, rejects))
-        _refuse_empty(planned[-1])
+        _refuse_empty(planned[-1], frames)
         return frames
 
     # read-modify-write under the workspace's write lock: two imports at once both land
@@ -318,7 +324,8 @@ def _rejects_table(
         if "layer" not in old:
             old = old.iloc[0:0]
         elif mode != "append":
-            old = old[~old["layer"].isin(list(outcomes))]
+            replaced = [k for k, o in outcomes.items() if o.added > 0]
+            old = old[~old["layer"].isin(replaced)]
         if len(old):
             table = pd.concat([old[L.REJECT_COLUMNS], rejects], ignore_index=True)
     table = table.astype(
@@ -329,9 +336,18 @@ def _rejects_table(
     return table.reset_index(drop=True)
 
 
-def _refuse_empty(result: ImportResult) -> None:
+def _refuse_empty(result: ImportResult, frames: dict[str, Any]) -> None:
+    """No valid row in the whole import: refuse (nothing is written). Otherwise a layer
+    without a valid row is left as it is (not written, never emptied), with its rejects
+    recorded."""
     empty = [o for o in result.layers.values() if o.added == 0]
-    if not empty:
+    if len(empty) < len(result.layers):
+        for o in empty:
+            frames.pop(o.layer, None)
+            o.written, o.kept = False, o.before
+            result.report.layers[o.layer].notes.append(
+                f"layer '{o.layer}': no valid row to import; left unchanged ({o.before:,} rows)"
+            )
         return
     parts = []
     for o in empty:
@@ -343,6 +359,8 @@ def _refuse_empty(result: ImportResult) -> None:
             else "; the source holds no rows"
         )
         parts.append(f"layer '{o.layer}': no valid row to import ({o.rejected:,} rejected{why})")
+    for o in empty:
+        o.written, o.kept = False, o.before
     raise NothingToImportError(
         f"{'; '.join(parts)}. Nothing was written; the workspace is unchanged.", result
     )
