@@ -123,3 +123,31 @@ def test_every_building_of_the_extract_is_in_a_grid_and_community():
     per_grid = pd.to_numeric(b["households"]).fillna(0).groupby(b["grid_code"]).sum()
     g = r.grids.set_index("grid_code")["households"]
     assert np.array_equal(per_grid.reindex(g.index, fill_value=0).to_numpy(), g.to_numpy())
+
+
+@pytest.mark.shared
+def test_cli_communities_of_a_real_street_never_take_a_real_committee_code(tmp_path):
+    """Issue 12 point 7: ``delineate --communities --street 学院路街道`` on the Beijing
+    extract: codes start 110108010 and none is a code the national table gives a
+    committee."""
+    from typer.testing import CliRunner
+
+    from gridgis.cli import app
+    from gridgis.io import import_into
+    from gridgis.store import open_store
+
+    if not CAU.exists():
+        pytest.skip("needs ../shared/data (Beijing OSM)")
+    divisions = pytest.importorskip("gridgis.divisions")
+    if not divisions.available():
+        pytest.skip("the national division table is not installed")
+    ws = tmp_path / "bj.gpkg"
+    import_into(open_store(ws), [CAU])
+    args = ["delineate", "--workspace", str(ws), "--communities", "--street", "学院路街道"]
+    run = CliRunner().invoke(app, args)
+    assert run.exit_code == 0, run.output
+    comm = open_store(ws).read("communities")
+    assert comm["community_code"].str.startswith("110108010").all()
+    taken = set(divisions.community_codes_of("110108010"))
+    assert taken and not taken & set(comm["community_code"])
+    assert comm["name"].str.startswith("生成社区").all()

@@ -50,6 +50,7 @@ def run_delineation(
     county: str | None = None,
     grid_staff_seed: int | None = None,
     bar=None,
+    street: str | None = None,
 ) -> dict[str, Any]:
     """Delineate the workspace's communities, assign every layer to the grids and write
     grids, buildings, assigned layers, ``code_registry`` and ``delineation_findings`` in
@@ -58,7 +59,7 @@ def run_delineation(
     ``grid_staff_seed`` (demo only) adds generated grid heads and workers to ``staff``.
     """
     from gridgis.assign import assign_all, assign_params
-    from gridgis.delineate import delineate, recount
+    from gridgis.delineate import community_stats, delineate, recount
     from gridgis.delineate import make_communities as make_comms
 
     present = require_layers(store, ["buildings"], " — import buildings first")
@@ -77,7 +78,15 @@ def run_delineation(
             )
         county = county or store.meta().get("county_code")
         cb = progress_callback(bar, "making communities") if bar is not None else None
-        made, made_params = make_comms(layers, settings, county_code=county, progress=cb)
+        street_code, reserved = _street(street, county)
+        made, made_params = make_comms(
+            layers,
+            settings,
+            county_code=county,
+            progress=cb,
+            street_code=street_code,
+            reserved_codes=reserved,
+        )
         layers["communities"] = made
     previous = store.read("grids") if "grids" in present else None
     registry = store.read("code_registry") if "code_registry" in present else None
@@ -98,6 +107,7 @@ def run_delineation(
     assigned = assign_all(layers, result.grids, settings)
     out = assigned.layers()
     out["grids"] = recount(out["grids"], out["buildings"], settings)
+    out["community_stats"] = community_stats(out["grids"], settings)
     out["code_registry"] = result.registry
     out["delineation_findings"] = result.findings
     if made is not None:
@@ -130,7 +140,18 @@ def run_delineation(
         "buildings_in_grid": int(out["buildings"]["grid_code"].notna().sum()),
         "bounds": (lo, hi),
         "crs": result.params["computed_crs"],
+        "community_stats": out["community_stats"],
     }
+
+
+def _street(street: str | None, county: str | None) -> tuple[str | None, set[str]]:
+    """(street code, community codes the national table holds for it) for --street."""
+    if not street:
+        return None, set()
+    from gridgis.divisions import community_codes_of, street_code_for
+
+    code = street_code_for(street, county)
+    return code, set(community_codes_of(code))
 
 
 def summary_line(s: dict[str, Any]) -> str:
@@ -174,6 +195,16 @@ def delineate(
             "required then unless the workspace records its county_code.",
         ),
     ] = None,
+    street: Annotated[
+        str | None,
+        typer.Option(
+            "--street",
+            help="With --communities: the real street (街道) the area lies in, by name "
+            "(学院路街道) or 9-digit code, from the national division table; generated "
+            "community codes start with its code and skip every code the table gives "
+            "its committees.",
+        ),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -197,6 +228,7 @@ def delineate(
                 alignment=alignment,
                 county=county,
                 bar=bar,
+                street=street,
             )
     table = Table(title=f"Grids in {store.location} ({s['crs']})", title_justify="left")
     table.add_column("")
@@ -218,8 +250,39 @@ def delineate(
     ):
         table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
     console.print(table)
+    _print_community_stats(s["community_stats"])
     if s["residential"] and s["in_range"] + s["flagged_out_of_range"] < s["residential"]:
         fail("some residential grids are out of range without a flag (a bug: please report)")
+
+
+def _print_community_stats(stats: pd.DataFrame, limit: int = 40) -> None:
+    """Per-community table (社区统计): households, grids, share in band, flags by kind."""
+    if stats is None or len(stats) == 0:
+        return
+    table = Table(title="社区统计 (layer community_stats)", title_justify="left")
+    for col, head in (
+        ("community_code", "社区代码"),
+        ("households", "户数"),
+        ("grids", "网格"),
+        ("unit_grids", "单位网格"),
+        ("share_in_band", "达标比例"),
+        ("flags_by_kind", "标记"),
+    ):
+        table.add_column(
+            head, justify="left" if col in ("community_code", "flags_by_kind") else "right"
+        )
+    for row in stats.head(limit).itertuples():
+        table.add_row(
+            row.community_code,
+            f"{row.households:,}",
+            f"{row.grids:,}",
+            f"{row.unit_grids:,}",
+            f"{row.share_in_band:.0%}",
+            row.flags_by_kind or "",
+        )
+    console.print(table)
+    if len(stats) > limit:
+        console.print(f"  … {len(stats) - limit:,} more communities in layer community_stats")
 
 
 @demo_step("Delineating grids (250–500 households), grid staff, assignment")
