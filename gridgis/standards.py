@@ -132,6 +132,12 @@ class GridRules:
     (m², 10 ha: the size of a district park) becomes a unit grid of its own (开放用地, no
     household band); smaller open ground joins the neighbouring grid it shares the longest
     boundary with, so no residential grid holds 0 households. Parameter, not law."""
+    redivide_min_change_households: int = 100
+    """Minimal-change re-grid: a community is divided again when its households differ
+    from those of its grids by more than this (a new estate, a demolition — about one
+    building of flats); smaller changes keep the grids and only refresh their figures
+    (issue 16: "re-divides only the communities whose households changed beyond a rule").
+    Parameter, not law."""
     community_close_m: float = 100.0
     """Communities made from data without a streets layer divide one study area, the
     convex hull of the built-up area: the union of the buildings grown by this distance

@@ -63,6 +63,21 @@ def delineate(
             "its committees.",
         ),
     ] = None,
+    changed: Annotated[
+        bool,
+        typer.Option(
+            "--changed",
+            help="Divide again only the communities whose households changed by more than "
+            "grid.redivide_min_change_households since the grids were made; every other "
+            "grid keeps its geometry and code.",
+        ),
+    ] = False,
+    lock: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lock", help="Grid code kept exactly as it is (repeatable); implies --changed."
+        ),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -88,6 +103,8 @@ def delineate(
                     county=county,
                     progress=lambda what: progress_callback(bar, what),
                     street=street,
+                    changed=changed,
+                    lock=lock,
                 )
             except workflows.MissingLayerError as exc:
                 if exc.layer != "communities":

@@ -117,6 +117,8 @@ def delineate(
     grid_staff_seed: int | None = None,
     progress: ProgressFactory = no_progress,
     street: str | None = None,
+    changed: bool = False,
+    lock: list[str] | None = None,
 ) -> JobResult:
     """Delineate the workspace's communities into grids, assign every layer to them,
     recount the grids from the assignment and write everything in one atomic step.
@@ -142,6 +144,10 @@ def delineate(
         Real street (name or 9-digit code, national division table) the made communities
         lie in: their codes start with its code and skip its committees' codes
         (:func:`gridgis.delineate.streets.resolve_street`).
+    changed, lock
+        Minimal-change re-grid (:func:`gridgis.delineate.regrid`): divide again only the
+        communities whose households changed beyond ``grid.redivide_min_change_households``
+        and keep the grids whose codes are in ``lock`` as they are.
     progress
         Callback factory per step (``making communities``, ``delineating``, ``assigning``).
 
@@ -194,14 +200,27 @@ def delineate(
         layers["communities"] = made
     previous = store.read("grids") if "grids" in present else None
     registry = store.read("code_registry") if "code_registry" in present else None
-    result = delineate_grids(
-        layers,
-        settings,
-        alignment=align,
-        progress=progress("delineating"),
-        previous=previous,
-        registry=registry,
-    )
+    if changed or lock:
+        from gridgis.delineate import regrid
+
+        if previous is None:
+            raise MissingLayerError(
+                f"{store.location}: no grids to keep — a minimal-change re-grid (changed, "
+                f"lock) needs an earlier delineation",
+                "grids",
+            )
+        result = regrid(
+            layers, previous, settings, lock=lock or (), registry=registry, alignment=align
+        )
+    else:
+        result = delineate_grids(
+            layers,
+            settings,
+            alignment=align,
+            progress=progress("delineating"),
+            previous=previous,
+            registry=registry,
+        )
     layers["buildings"] = result.buildings
     if grid_staff_seed is not None:
         _add_grid_staff(layers, result.grids, grid_staff_seed)
