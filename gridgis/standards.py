@@ -118,6 +118,10 @@ class GridRules:
     institution's block (its fence strip, forecourt, car park) is managed with it. A face
     touching the unit grid only along a short side stays with the housing. 30 % ≈ one long
     side of an oblong block. Parameter, not law."""
+    balance_tolerance_share: float = 0.2
+    """Compactness moves may let a grid drift from ``target_households`` by this share of
+    the band (``max − min``; 0.2 × 250 = 50 households) and no further: balance before
+    shape, so grids stay near the target while their outlines straighten."""
     cell_step_m: float = 10.0
     """Building outlines are densified to this step (m) when a block is split into building
     cells (Voronoi of the outlines): a cell holds its whole building to half a step, so a

@@ -13,6 +13,7 @@ import pandas as pd
 import shapely
 
 from gridgis.crs import STORAGE_CRS, metric_crs_for
+from gridgis.delineate.atoms import WALL_M
 from gridgis.delineate.crossings import crossing_grids, line_crossings
 from gridgis.delineate.flags import Flag, FlagKind, render
 from gridgis.delineate.runner import Bounds, area_rank, partition_areas
@@ -262,6 +263,40 @@ def _findings(grids: gpd.GeoDataFrame, crossed, along, flags, settings: Settings
     return pd.DataFrame(frows, columns=FINDING_COLUMNS)
 
 
+def cut_buildings(inp: _Inputs) -> pd.DataFrame:
+    """Buildings a community boundary runs through (grids never cut a building, but a
+    community boundary given as input may): one ``building_cut`` finding each, naming the
+    building and the communities, so the cut is reported, not hidden."""
+    b, cm = inp.buildings, inp.communities
+    if len(b) == 0 or len(cm) == 0:
+        return pd.DataFrame(columns=FINDING_COLUMNS)
+    inner = shapely.buffer(b.geometry.to_numpy(), -WALL_M)
+    bounds = shapely.boundary(cm.geometry.to_numpy())
+    ci, bi = shapely.STRtree(inner).query(bounds, predicate="intersects")
+    if len(bi) == 0:
+        return pd.DataFrame(columns=FINDING_COLUMNS)
+    ids = (
+        b["building_id"].astype(str).to_numpy()
+        if "building_id" in b
+        else np.array([f"row {i + 1}" for i in range(len(b))], dtype=object)
+    )
+    codes = cm["community_code"].astype(str).to_numpy()
+    rows = []
+    for k in np.unique(bi):
+        names = sorted(set(codes[ci[bi == k]]))
+        rows.append(
+            {
+                "grid_code": pd.NA,
+                "community_code": names[0],
+                "finding": "building_cut",
+                "line": "community boundary",
+                "length_m": np.nan,
+                "detail": f"楼栋 {ids[k]} 被社区边界切分（{'、'.join(names)}）：按最大重叠归属",
+            }
+        )
+    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
+
+
 def _coded_buildings(buildings, b_region, b_area, codes, communities) -> gpd.GeoDataFrame:
     out_b = buildings.copy()
     codes = np.asarray(codes, dtype=object)
@@ -331,7 +366,7 @@ def delineate(
         inp.alignment,
         inp.units,
         settings,
-        Bounds(g.min_households, g.max_households, g.target_households),
+        Bounds(g.min_households, g.max_households, g.target_households, g.balance_tolerance_share),
         progress,
     )
     rows = _grid_rows(regions, inp)
@@ -355,6 +390,9 @@ def delineate(
     )
     grids["grid_code"] = rec.codes
     findings = _findings(grids, crossed, along, flags, settings)
+    cut = cut_buildings(inp)
+    if len(cut):
+        findings = pd.concat([findings, cut], ignore_index=True)
     cols = GRID_COLUMNS[:4] + ["name"] + GRID_COLUMNS[4:]
     grids = grids[cols + ["geometry"]].sort_values("grid_code").reset_index(drop=True)
     grids = grids.to_crs(STORAGE_CRS)

@@ -94,10 +94,15 @@ def cell_edges(face, footprints: np.ndarray, points: np.ndarray, step_m: float) 
         return lines_only(np.array([shapely.intersection(edges, face)]))
     order = np.argsort(owner, kind="stable")
     starts = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
-    merged = [shapely.coverage_union_all(g) for g in np.split(cells[order], starts[1:])]
-    edges = lines_only(shapely.intersection(shapely.boundary(np.array(merged)), face))
-    # a cell border cutting a corner of a building (outlines are sampled every step_m) is
-    # dropped there: those cells join, the building stays whole
+    merged = np.array([shapely.coverage_union_all(g) for g in np.split(cells[order], starts[1:])])
+    # outlines are sampled every step_m, so a border may cut a corner of a building or run
+    # beside a shared wall: each cell takes its own building's ground and none of another's
+    # (touching buildings are then separated exactly along their wall)
+    foot = np.asarray(footprints, dtype=object)[np.unique(owner)]
+    if len(foot) == len(merged):
+        others = shapely.union_all(footprints)
+        merged = shapely.union(shapely.difference(merged, others), shapely.make_valid(foot))
+    edges = lines_only(shapely.intersection(shapely.boundary(merged), face))
     return spare_buildings(edges, footprints)
 
 

@@ -246,6 +246,7 @@ def make_communities(
             g.community_min_households,
             g.community_max_households,
             g.community_target_households,
+            g.balance_tolerance_share,
         ),
         progress,
     )

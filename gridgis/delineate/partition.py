@@ -39,6 +39,9 @@ class GridPartitioner:
         units to raise compactness (Polsby-Popper).
     edge_avoid_length
         Metres of each edge on avoided lines (default: whole length of avoided edges).
+    balance_tolerance
+        Share of the band (``max − min``) a region may drift from the target when moved for
+        compactness (``grid.balance_tolerance_share``).
 
     Notes
     -----
@@ -60,6 +63,7 @@ class GridPartitioner:
         area: np.ndarray | None = None,
         perimeter: np.ndarray | None = None,
         edge_avoid_length: np.ndarray | None = None,
+        balance_tolerance: float = 0.2,
     ) -> None:
         self.households = households
         self.x = x
@@ -73,6 +77,7 @@ class GridPartitioner:
         self.area = area
         self.perimeter = perimeter
         self.edge_avoid_length = edge_avoid_length
+        self.balance_tolerance = balance_tolerance
         self.labels_: np.ndarray | None = None
         self.region_households_: dict[int, int] = {}
 
@@ -136,9 +141,9 @@ class GridPartitioner:
         return int(min(max(k, kmin), kmax)) if kmin <= kmax else int(kmin)
 
     def imbalance(self, households: int) -> float:
-        """Households beyond a tolerance of a fifth of the band around the target: moves
-        for compactness may not add to it (balance before shape)."""
-        tol = (self.hi - self.lo) / 5
+        """Households beyond a tolerance (``balance_tolerance`` of the band) around the
+        target: moves for compactness may not add to it (balance before shape)."""
+        tol = (self.hi - self.lo) * self.balance_tolerance
         return max(0.0, abs(households - self.target) - tol)
 
     def violation(self, households: int) -> int:

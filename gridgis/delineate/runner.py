@@ -80,6 +80,7 @@ class Bounds:
     lo: int
     hi: int
     target: int
+    balance: float = 0.2  # grid.balance_tolerance_share
 
 
 @dataclass
@@ -193,6 +194,7 @@ def _split_faces(fs: _Faces, sel: np.ndarray, b: Bounds) -> list[list[int]]:
         area=shapely.area(fs.faces[sel]),
         perimeter=shapely.length(fs.faces[sel]),
         edge_avoid_length=fs.avoid_length[em] if len(fs.edges) else fs.avoid_length,
+        balance_tolerance=b.balance,
     )
     labels = part.solve()
     return [sel[labels == r].tolist() for r in range(int(labels.max()) + 1)]
@@ -290,6 +292,15 @@ def absorb_open_ground(
     return [regions[r] for r in keep]
 
 
+def _unexplained(g: Region, b: Bounds) -> int:
+    """Households outside the band not explained by the input (one building too big, a
+    community too small…): residential grids both ways, unit grids above the maximum."""
+    if any(f.kind in EXPLAINED for f in g.flags):
+        return 0
+    over = max(0, g.households - b.hi)
+    return over if g.kind == "unit" else over + max(0, b.lo - g.households)
+
+
 def _regions_from_faces(area: Area, fs: _Faces, b: Bounds):
     """(unexplained violation, regions, region of each building) of one attempt."""
     face_region = np.full(len(fs.faces), -1, dtype=np.int64)
@@ -313,11 +324,7 @@ def _regions_from_faces(area: Area, fs: _Faces, b: Bounds):
         if geom.geom_type != "Polygon":
             reg.flags.append(Flag(FlagKind.MULTIPART, "网格由不相连的几块组成"))
         reg.geometry = geom
-    violation = sum(
-        max(0, b.lo - g.households) + max(0, g.households - b.hi)
-        for g in regions
-        if g.kind == "residential" and not any(f.kind in EXPLAINED for f in g.flags)
-    )
+    violation = sum(_unexplained(g, b) for g in regions)
     building_region = np.where(fs.bf >= 0, face_region[np.clip(fs.bf, 0, None)], -1)
     return violation, regions, building_region
 
