@@ -93,6 +93,14 @@ def test_a_large_park_cut_off_by_a_unit_grid_becomes_open_ground():
     assert g.loc["开放用地"].geometry.area == pytest.approx(1200 * 200, rel=1e-6)
     res = g[g["kind"] == "residential"]
     assert res["households"].tolist() == [300] and (res["flags"] == "").all()
+    # with a green-space layer, the open ground is named after the park covering it
+    park = {
+        "name": "玄武湖公园",
+        "kind": "park",
+        "geometry": box(X0 + 400, Y0, X0 + 1500, Y0 + 200),
+    }
+    r2 = delineate(dict(lay, green_spaces=_gdf([park])), S)
+    assert "玄武湖公园" in set(r2.grids["name"].dropna())
 
 
 def test_campus_with_2400_households_is_divided_into_unit_grids_within_the_band():

@@ -16,7 +16,7 @@ from gridgis.crs import STORAGE_CRS, metric_crs_for
 from gridgis.delineate.atoms import WALL_M
 from gridgis.delineate.crossings import crossing_grids, line_crossings
 from gridgis.delineate.flags import Flag, FlagKind, render
-from gridgis.delineate.runner import Bounds, area_rank, partition_areas
+from gridgis.delineate.runner import OPEN_GROUND, Bounds, area_rank, partition_areas
 from gridgis.delineate.stats import community_stats
 from gridgis.delineate.units import qualifies_as_unit
 from gridgis.errors import InputError
@@ -133,6 +133,13 @@ def _inputs(layers: dict[str, Any], alignment, settings: Settings) -> _Inputs:
     )
 
 
+def _green(layers: dict[str, Any], crs) -> gpd.GeoDataFrame | None:
+    green = layers.get("green_spaces")
+    if green is None or len(green) == 0:
+        return None
+    return green.to_crs(crs)
+
+
 def _crossing_lines(inp: _Inputs, settings: Settings):
     """(avoided roads, their labels, alignment boundaries, their labels), metric."""
     roads, road_labels = np.empty(0, dtype=object), np.empty(0, dtype=object)
@@ -207,6 +214,34 @@ def _grid_rows(regions, inp: _Inputs) -> list[dict]:
             }
         )
     return rows
+
+
+#: Names of open ground by the kind of the green space (or water) covering most of it.
+OPEN_GROUND_NAMES = {"park": "公园", "green": "绿地", "square": "广场", "water": "水域"}
+
+
+def name_open_ground(regions, green: gpd.GeoDataFrame | None) -> None:
+    """Open ground made a unit grid of its own (``开放用地``) takes the name of the green
+    space covering most of it when that covers at least half (a park's own name, else its
+    kind: 公园, 绿地, 广场, 水域)."""
+    if green is None or len(green) == 0:
+        return
+    geoms = green.geometry.to_numpy()
+    tree = shapely.STRtree(geoms)
+    names = green["name"].astype("string").fillna("").to_numpy() if "name" in green else None
+    kinds = green["kind"].astype("string").fillna("").to_numpy() if "kind" in green else None
+    for _, reg in regions:
+        if reg.kind != "unit" or reg.name != OPEN_GROUND:
+            continue
+        idx = tree.query(reg.geometry, predicate="intersects")
+        if len(idx) == 0:
+            continue
+        share = shapely.area(shapely.intersection(geoms[idx], reg.geometry)) / reg.geometry.area
+        k = idx[int(np.argmax(share))]
+        if share.max() >= 0.5:
+            own = str(names[k]) if names is not None else ""
+            kind = OPEN_GROUND_NAMES.get(str(kinds[k]) if kinds is not None else "", "")
+            reg.name = own or kind or OPEN_GROUND
 
 
 def _crossing_flags(regions, crossed: list[dict[str, float]], settings: Settings) -> None:
@@ -369,6 +404,7 @@ def delineate(
         Bounds(g.min_households, g.max_households, g.target_households, g.balance_tolerance_share),
         progress,
     )
+    name_open_ground(regions, _green(layers, inp.crs))
     rows = _grid_rows(regions, inp)
     grids = (
         gpd.GeoDataFrame(rows, geometry="geometry", crs=inp.crs)

@@ -45,6 +45,9 @@ from gridgis.standards import GridRules, Settings
 
 Progress = Callable[[int, int], None]
 
+OPEN_GROUND = "开放用地"
+"""Name of a unit grid made of open ground without households."""
+
 
 @dataclass
 class Area:
@@ -276,7 +279,7 @@ def absorb_open_ground(
             continue
         sel = face_region == r
         if float(shapely.area(fs.faces[sel]).sum()) >= rules.open_ground_unit_min_m2:
-            reg.kind, reg.name, reg.flags = "unit", "开放用地", []
+            reg.kind, reg.name, reg.flags = "unit", OPEN_GROUND, []
             continue
         shared = _shared_with(r, face_region, fs)
         if not shared:

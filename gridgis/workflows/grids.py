@@ -30,8 +30,9 @@ DELINEATE_INPUTS = (
     "addresses",
     "staff",
     "assign_rejects",
+    "green_spaces",
 )
-"""Layers delineation reads when present."""
+"""Layers delineation reads when present (green spaces name open-ground unit grids)."""
 
 ASSIGN_INPUTS = (
     "buildings",
