@@ -74,8 +74,8 @@ class GridRules:
     carriageway runs inside that grid along its edge. A stretch of an avoided-class road
     where, on one side, the grid ends within this distance and another avoided-class road
     (the other carriageway) lies within it is along a median, not a crossing
-    (:func:`gridgis.audit.median_length`). Carriageway centrelines of a divided arterial
-    lie a few to ~40 m apart (both inside its red line, 道路红线; 8–31 m on the Nanjing
+    (:func:`gridgis.delineate.crossings.median_length`). Carriageway centrelines of a
+    divided arterial lie a few to ~40 m apart (both inside its red line, 道路红线; 8–31 m on the Nanjing
     Xinjiekou OSM extract). Parameter, not law."""
     alignment_layers: tuple[str, ...] = (
         "residents_groups",
