@@ -80,6 +80,10 @@ class GridPartitioner:
         self.balance_tolerance = balance_tolerance
         self.labels_: np.ndarray | None = None
         self.region_households_: dict[int, int] = {}
+        self.lo = int(min_households)
+        self.hi = int(max_households)
+        self.target = int(target_households)
+        self._tol = (self.hi - self.lo) * float(balance_tolerance)
 
     # -- public -------------------------------------------------------------------------
     def solve(self) -> np.ndarray:
@@ -125,6 +129,7 @@ class GridPartitioner:
         self.lo = int(self.min_households)
         self.hi = int(self.max_households)
         self.target = int(self.target_households)
+        self._tol = (self.hi - self.lo) * float(self.balance_tolerance)
         self.graph = Adjacency(
             self.n, self.edges, self.edge_length, self.edge_avoid, self.edge_avoid_length
         )
@@ -143,13 +148,14 @@ class GridPartitioner:
     def imbalance(self, households: int) -> float:
         """Households beyond a tolerance (``balance_tolerance`` of the band) around the
         target: moves for compactness may not add to it (balance before shape)."""
-        tol = (self.hi - self.lo) * self.balance_tolerance
-        return max(0.0, abs(households - self.target) - tol)
+        d = abs(households - self.target) - self._tol
+        return d if d > 0 else 0.0
 
     def violation(self, households: int) -> int:
         """Households outside the bounds (0 when ``min ≤ households ≤ max``)."""
-        lo, hi = int(self.min_households), int(self.max_households)
-        return max(0, lo - households) + max(0, households - hi)
+        if households < self.lo:
+            return self.lo - households
+        return households - self.hi if households > self.hi else 0
 
     # -- region bookkeeping (used by the phases) ----------------------------------------
     def new_region(self, units) -> int:

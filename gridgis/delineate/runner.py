@@ -132,22 +132,26 @@ def partition_area(area: Area, b: Bounds) -> tuple[list[Region], np.ndarray]:
     base_lines = [area.lines, *unit_lines]
     faces = polygonize(area.polygon, base_lines)
     best: tuple | None = None
+    cells: dict[int, np.ndarray] = {}  # face -> its building-cell borders, once per face
+    done = -1  # faces split at the previous level (the sets grow as the level falls)
+    bf = locate(faces, area.points)
+    fh = np.bincount(bf[bf >= 0], weights=area.households[bf >= 0], minlength=len(faces))
+    fn = np.bincount(bf[bf >= 0], minlength=len(faces))
     for level in (b.hi, b.lo, 0):
         # finer subdivision only helps when the previous one left fixable violations
         if level != b.hi and (best is None or best[0] == 0):
             break
-        extra = []
-        if len(area.points):
-            bf = locate(faces, area.points)
-            fh = np.bincount(bf[bf >= 0], weights=area.households[bf >= 0], minlength=len(faces))
-            fn = np.bincount(bf[bf >= 0], minlength=len(faces))
-            for f in np.flatnonzero((fh > level) & (fn >= 2)):
+        split = np.flatnonzero((fh > level) & (fn >= 2))
+        for f in split:
+            if f not in cells:
                 sel = bf == f
-                extra.append(
-                    cell_edges(
-                        faces[f], area.footprints[sel], area.points[sel], area.rules.cell_step_m
-                    )
+                cells[f] = cell_edges(
+                    faces[f], area.footprints[sel], area.points[sel], area.rules.cell_step_m
                 )
+        if len(split) == done:
+            continue  # no more faces to split than at the previous level: same atoms
+        done = len(split)
+        extra = [cells[f] for f in split]
         fine = polygonize(area.polygon, base_lines + extra) if extra else faces
         result = _regions_from_faces(area, _face_stats(area, fine), b)
         if best is None or result[0] < best[0]:
@@ -273,12 +277,14 @@ def absorb_open_ground(
     campus without residents) cut off by unit grids or arterials — do not stay empty
     grids: one of at least ``grid.open_ground_unit_min_m2`` becomes a unit grid of its own
     (开放用地); a smaller one joins the neighbouring grid it shares the longest boundary
-    with. One with no neighbour stays, flagged. ``face_region`` is updated in place."""
+    with. One with no neighbour (the whole area empty) stays, flagged. ``face_region`` is
+    updated in place."""
     for r, reg in enumerate(regions):
         if reg.kind != "residential" or reg.households > 0:
             continue
         sel = face_region == r
-        if float(shapely.area(fs.faces[sel]).sum()) >= rules.open_ground_unit_min_m2:
+        alone = len(regions) == 1  # an empty community: its own flag says so
+        if not alone and float(shapely.area(fs.faces[sel]).sum()) >= rules.open_ground_unit_min_m2:
             reg.kind, reg.name, reg.flags = "unit", OPEN_GROUND, []
             continue
         shared = _shared_with(r, face_region, fs)
