@@ -30,6 +30,7 @@ from gridgis.delineate.atoms import (
     building_arrays,
     cell_edges,
     clip_lines,
+    inner_footprints,
     lines_only,
     locate,
     polygonize,
@@ -364,7 +365,8 @@ class _AreaBuilder:
     def __init__(self, areas, area_rank, buildings, roads, alignment, units, settings) -> None:
         self.foot, self.pts, self.hh, self.bids = building_arrays(buildings)
         cut, avoid, _ = avoid_lines(roads, alignment, settings)
-        self.cut, self.avoid = spare_buildings(cut, self.foot), spare_buildings(avoid, self.foot)
+        inner = inner_footprints(self.foot)
+        self.cut, self.avoid = spare_buildings(cut, inner), spare_buildings(avoid, inner)
         self.cut_tree = STRtree(self.cut) if len(self.cut) else None
         self.avoid_tree = STRtree(self.avoid) if len(self.avoid) else None
         self.foot_tree = STRtree(self.foot) if len(self.foot) else None
@@ -431,8 +433,11 @@ def partition_areas(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        # the forked workers inherit the builder: each builds its own areas (clipping
+        # lines, institutions) instead of the parent building all of them in turn
+        _FORKED["build"], _FORKED["bounds"] = build, b
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        results = pool.map(_run, ((build(ai), b) for ai in range(total)), chunksize=4)
+        results = pool.map(_run, range(total), chunksize=4)
     else:
         results = (partition_area(build(ai), b) for ai in range(total))
     try:
@@ -445,11 +450,16 @@ def partition_areas(
     finally:
         if pool is not None:
             pool.shutdown()
+        _FORKED.clear()
     return out, b_region, build.b_area
 
 
-def _run(args: tuple) -> tuple[list[Region], np.ndarray]:
-    return partition_area(*args)
+_FORKED: dict[str, Any] = {}
+"""What forked workers read: the area builder and the bounds of the run."""
+
+
+def _run(ai: int) -> tuple[list[Region], np.ndarray]:
+    return partition_area(_FORKED["build"](ai), _FORKED["bounds"])
 
 
 def workers_for(areas: int) -> int:
