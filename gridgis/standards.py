@@ -74,8 +74,8 @@ class GridRules:
     carriageway runs inside that grid along its edge. A stretch of an avoided-class road
     where, on one side, the grid ends within this distance and another avoided-class road
     (the other carriageway) lies within it is along a median, not a crossing
-    (:func:`gridgis.audit.median_length`). Carriageway centrelines of a divided arterial
-    lie a few to ~40 m apart (both inside its red line, 道路红线; 8–31 m on the Nanjing
+    (:func:`gridgis.delineate.crossings.median_length`). Carriageway centrelines of a
+    divided arterial lie a few to ~40 m apart (both inside its red line, 道路红线; 8–31 m on the Nanjing
     Xinjiekou OSM extract). Parameter, not law."""
     alignment_layers: tuple[str, ...] = (
         "residents_groups",
@@ -118,6 +118,10 @@ class GridRules:
     institution's block (its fence strip, forecourt, car park) is managed with it. A face
     touching the unit grid only along a short side stays with the housing. 30 % ≈ one long
     side of an oblong block. Parameter, not law."""
+    balance_tolerance_share: float = 0.2
+    """Compactness moves may let a grid drift from ``target_households`` by this share of
+    the band (``max − min``; 0.2 × 250 = 50 households) and no further: balance before
+    shape, so grids stay near the target while their outlines straighten."""
     cell_step_m: float = 10.0
     """Building outlines are densified to this step (m) when a block is split into building
     cells (Voronoi of the outlines): a cell holds its whole building to half a step, so a
@@ -132,6 +136,12 @@ class GridRules:
     (m², 10 ha: the size of a district park) becomes a unit grid of its own (开放用地, no
     household band); smaller open ground joins the neighbouring grid it shares the longest
     boundary with, so no residential grid holds 0 households. Parameter, not law."""
+    redivide_min_change_households: int = 100
+    """Minimal-change re-grid: a community is divided again when its households differ
+    from those of its grids by more than this (a new estate, a demolition — about one
+    building of flats); smaller changes keep the grids and only refresh their figures
+    (issue 16: "re-divides only the communities whose households changed beyond a rule").
+    Parameter, not law."""
     community_close_m: float = 100.0
     """Communities made from data without a streets layer divide one study area, the
     convex hull of the built-up area: the union of the buildings grown by this distance

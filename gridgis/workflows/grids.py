@@ -30,8 +30,9 @@ DELINEATE_INPUTS = (
     "addresses",
     "staff",
     "assign_rejects",
+    "green_spaces",
 )
-"""Layers delineation reads when present."""
+"""Layers delineation reads when present (green spaces name open-ground unit grids)."""
 
 ASSIGN_INPUTS = (
     "buildings",
@@ -118,6 +119,9 @@ def delineate(
     reason: str | None = None,
     effective: str | None = None,
     progress: ProgressFactory = no_progress,
+    street: str | None = None,
+    changed: bool = False,
+    lock: list[str] | None = None,
 ) -> JobResult:
     """Delineate the workspace's communities into grids, assign every layer to them,
     recount the grids from the assignment and write everything in one atomic step.
@@ -142,6 +146,14 @@ def delineate(
     reason, effective
         Recorded with the new grid versions: a person's reason, and the date the grids
         take effect (default today, UTC).
+    street
+        Real street (name or 9-digit code, national division table) the made communities
+        lie in: their codes start with its code and skip its committees' codes
+        (:func:`gridgis.delineate.streets.resolve_street`).
+    changed, lock
+        Minimal-change re-grid (:func:`gridgis.delineate.regrid`): divide again only the
+        communities whose households changed beyond ``grid.redivide_min_change_households``
+        and keep the grids whose codes are in ``lock`` as they are.
     progress
         Callback factory per step (``making communities``, ``delineating``, ``assigning``).
 
@@ -160,9 +172,9 @@ def delineate(
         ``make_communities`` false).
     """
     from gridgis.assign import assign_all, assign_params
+    from gridgis.delineate import community_stats, recount
     from gridgis.delineate import delineate as delineate_grids
     from gridgis.delineate import make_communities as make_comms
-    from gridgis.delineate import recount
     from gridgis.workflows.base import MissingLayerError, layers_note
     from gridgis.workflows.versions import record_versions, settings_changes
 
@@ -179,20 +191,44 @@ def delineate(
                 "communities",
             )
         county = county or store.meta().get("county_code")
+        street_code, reserved = None, set()
+        if street:
+            from gridgis.delineate.streets import data_lonlat, resolve_street
+
+            lonlat = data_lonlat(layers.get("buildings"))
+            street_code, reserved = resolve_street(street, county, lonlat)
         made, made_params = make_comms(
-            layers, settings, county_code=county, progress=progress("making communities")
+            layers,
+            settings,
+            county_code=county,
+            progress=progress("making communities"),
+            street_code=street_code,
+            reserved_codes=reserved,
         )
         layers["communities"] = made
     previous = store.read("grids") if "grids" in present else None
     registry = store.read("code_registry") if "code_registry" in present else None
-    result = delineate_grids(
-        layers,
-        settings,
-        alignment=align,
-        progress=progress("delineating"),
-        previous=previous,
-        registry=registry,
-    )
+    if changed or lock:
+        from gridgis.delineate import regrid
+
+        if previous is None:
+            raise MissingLayerError(
+                f"{store.location}: no grids to keep — a minimal-change re-grid (changed, "
+                f"lock) needs an earlier delineation",
+                "grids",
+            )
+        result = regrid(
+            layers, previous, settings, lock=lock or (), registry=registry, alignment=align
+        )
+    else:
+        result = delineate_grids(
+            layers,
+            settings,
+            alignment=align,
+            progress=progress("delineating"),
+            previous=previous,
+            registry=registry,
+        )
     layers["buildings"] = result.buildings
     if grid_staff_seed is not None:
         _add_grid_staff(layers, result.grids, grid_staff_seed)
@@ -202,6 +238,9 @@ def delineate(
         "make_communities": make_communities,
         "alignment": list(alignment or []),
         "county": county,
+        "street": street,
+        "changed": changed,
+        "lock": list(lock or []),
         "rules": settings_changes(settings),
     }
     out["grids"], out["grid_versions"], _ = record_versions(
@@ -212,6 +251,7 @@ def delineate(
         reason,
         effective,
     )
+    out["community_stats"] = community_stats(out["grids"], settings)
     out["code_registry"] = result.registry
     out["delineation_findings"] = result.findings
     if made is not None:
@@ -220,7 +260,9 @@ def delineate(
     written = write_layers(store, "delineate", out, params)
     stats = delineation_stats(out["grids"], out["buildings"], settings, previous, result.registry)
     stats.update(
-        communities_made=0 if made is None else len(made), crs=result.params["computed_crs"]
+        communities_made=0 if made is None else len(made),
+        crs=result.params["computed_crs"],
+        community_stats=out["community_stats"],
     )
     return JobResult(
         "delineate",
