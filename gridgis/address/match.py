@@ -22,7 +22,7 @@ from rapidfuzz import fuzz, process
 from gridgis.address.components import ParsedAddress, bare
 from gridgis.address.index import AddressIndex, address_key, name_variants, street_of
 from gridgis.address.normalise import normalise_name
-from gridgis.address.parse import parse
+from gridgis.address.parser import parse
 from gridgis.address.policy import Rule, is_confident, reason
 from gridgis.address.roads import road_difference
 
