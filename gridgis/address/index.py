@@ -119,8 +119,8 @@ class AddressIndex:
         self.parts: list[tuple[str, str, str, str]] = []  # building, unit, floor, room
         self._variants: dict[str, list[str]] = {}
         self._fill(df)
-        del self._variants
         self._aliases(_column(df, "aliases"))
+        del self._variants
         for road, lane, number in self.door:
             self.door_roads[(lane, number)].append(road)
         self.roads = list(self.road_rows)
