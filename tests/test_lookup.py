@@ -508,3 +508,23 @@ def test_overlapping_polygons_lowest_row_wins():
     assert finder.points(*map(np.array, zip(pt(50, 50))))["grid_code"][0] == "310112001001001"
     lon, lat = np.full(40, pt(50, 50)[0]), np.full(40, pt(50, 50)[1])
     assert set(finder.points(lon, lat)["grid_code"]) == {"310112001001001"}
+
+
+def test_readme_lookup_examples_are_demo_addresses():
+    """The README's lookup examples are answered confidently on the demo workspace
+    (``gridgis demo``: 30,000 households, seed 7)."""
+    import re
+    from pathlib import Path
+
+    from gridgis.synth import make_city
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### `gridgis lookup`", 1)[1].split("###", 1)[0]
+    queries = re.findall(r'gridgis lookup (?:--workspace|-w) out/demo\.gpkg "([^"]+)"', section)
+    assert len(queries) >= 3
+    city = make_city(households=30_000, seed=7)
+    lk = Lookup(addresses=city.layers["addresses"])
+    for q in queries:
+        answer = lk.address(q)
+        assert answer["confident"], (q, answer["reason"])
+        assert answer["rule"] and answer["reason"]
