@@ -29,11 +29,6 @@ from gridgis.address.roads import road_difference
 #: Match levels, most precise first.
 LEVELS = ("room", "unit", "building", "door_plate", "compound", "road", "none")
 
-#: Lowest rapidfuzz ratio for a road name to be listed as a candidate when the door number
-#: agrees (one wrong character of a three-character name scores 66.7). A listing rule
-#: only: candidates are never confident.
-ROAD_CANDIDATE_SCORE = 60.0
-
 
 @dataclass
 class Match:
@@ -219,7 +214,11 @@ def _listed(x: Query, street: str, lane: str, number: str) -> list[tuple[str, fl
     if not choices:
         return []
     found = process.extract(
-        street, choices, scorer=fuzz.ratio, limit=8, score_cutoff=ROAD_CANDIDATE_SCORE
+        street,
+        choices,
+        scorer=fuzz.ratio,
+        limit=8,
+        score_cutoff=x.index.settings.address.road_candidate_score,
     )
     return [(c, float(s)) for c, s, _ in found]
 

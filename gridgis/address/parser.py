@@ -13,7 +13,7 @@ from gridgis.standards import DEFAULT, Settings
 #: street, the place before the road, in a 村). Standard addresses repeat tails (38号,
 #: 558弄38号), so an index of 100,000 addresses reads far fewer. The road is a placeholder
 #: in the cached reading (a numbered alley appends to it).
-_TAIL_CACHE: dict[tuple, tuple[dict, list, list]] = {}
+_TAIL_CACHE: dict[tuple, tuple[tuple, tuple, tuple]] = {}
 _TAIL_CACHE_MAX = 200_000
 _ROAD = "\x00"
 _TAIL_FIELDS = ("road", "lane", "number", "poi", "building", "unit", "floor", "room")
@@ -32,13 +32,14 @@ def _read_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False)
             community="村" if village else None,
         )
         parse_tail(tail, t, after_road, sub)
-        hit = ({f: getattr(t, f) for f in _TAIL_FIELDS}, t.spans, t.rules)
+        fields = tuple((f, v) for f in _TAIL_FIELDS if (v := getattr(t, f)) is not None)
+        hit = (fields, tuple(t.spans), tuple(t.rules))
         if len(_TAIL_CACHE) >= _TAIL_CACHE_MAX:
             _TAIL_CACHE.clear()
         _TAIL_CACHE[key] = hit
     fields, spans, rules = hit
-    for f, v in fields.items():
-        if v is not None and _ROAD in v:
+    for f, v in fields:
+        if _ROAD in v:
             v = v.replace(_ROAD, p.road or "")
         setattr(p, f, v)
     p.spans.extend(spans)

@@ -694,17 +694,11 @@ def parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False)
         door_label="subroadno" if sub else "roadno",
     )
     for m in RE_TOKEN.finditer(tail):
-        if m.group("sep"):
+        num, suf, txt, gate, hwy, sep = m.group("num", "suf", "txt", "gate", "hwy", "sep")
+        if sep:
             st.after_sep = True
             continue
-        tok = Token(
-            num=m.group("num"),
-            suf=m.group("suf"),
-            txt=m.group("txt") or m.group("gate"),
-            hwy=m.group("hwy"),
-            end=m.end(),
-            after_sep=st.after_sep,
-        )
+        tok = Token(num=num, suf=suf, txt=txt or gate, hwy=hwy, end=m.end(), after_sep=st.after_sep)
         st.after_sep = False
         for rule in RULES_BY_KIND[tok.kind]:
             if rule(st, tok):
