@@ -9,7 +9,7 @@ import pytest
 from shapely.geometry import box
 
 from gridgis.address import AddressIndex, Rule
-from gridgis.address.policy import REASONS, is_confident
+from gridgis.address.policy import REASONS, RULE_LABELS_ZH, is_confident
 from gridgis.address.roads import fold_syllable, road_difference, sound_alike
 from gridgis.lookup import OUTSIDE_EVERY_GRID, Lookup
 from gridgis.standards import AddressRules, Settings
@@ -129,7 +129,7 @@ def test_switches_turn_rules_off(frame):
 def test_every_rule_has_a_reason_and_a_decision():
     rules = AddressRules()
     for rule in Rule:
-        assert rule in REASONS
+        assert rule in REASONS and rule in RULE_LABELS_ZH
         assert isinstance(is_confident(rule, rules), bool)
     assert not any(
         is_confident(r, rules)

@@ -193,8 +193,10 @@ def test_page_served_and_as_file_agree_with_the_cli(served_site, browser, tmp_pa
         page.goto(f"http://127.0.0.1:{port}/maps/lookup.html")
         served = _type_all(page, queries)
         assert page.evaluate("window.ggLookup.mode") == "api"
-        for q, (code, sure, _), row in zip(queries, served, cli.itertuples(), strict=True):
+        for q, (code, sure, text), row in zip(queries, served, cli.itertuples(), strict=True):
             assert (code, sure) == (row.grid_code, row.confident), (q, code, sure, row)
+            if not sure:  # no grid shown: the page says so, why, and lists candidates
+                assert "未能确定所在网格" in text, (q, text)
 
         page.goto((maps_dir / "lookup.html").as_uri())
         placeholder = page.get_attribute("#gg-q", "placeholder")

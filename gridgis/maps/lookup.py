@@ -25,6 +25,7 @@ import pandas as pd
 from branca.element import MacroElement
 
 from gridgis.address import AddressIndex, normalise, normaliser_js
+from gridgis.address.policy import RULE_LABELS_ZH
 from gridgis.crs import wgs84_to_offset
 from gridgis.layers import STAFF_ROLES
 from gridgis.maps.common import (
@@ -229,6 +230,12 @@ class LookupScript(MacroElement):
           return -1;
         }
         var FILE_NOTE = {{ this.file_note|tojson }};
+        var RULE_ZH = {{ this.rule_zh|tojson }};
+        function why(r) {
+          var t = RULE_ZH[r.rule] || r.reason || '没有可信的匹配';
+          if (r.confident && !r.grid) t = t + '；该地址不在任何网格内';
+          return t;
+        }
         function findAddress(q) {  // exact keys only (see FILE_NOTE)
           var n = ggNormalise(q), k = n.text, nm = ggNormaliseName(q);
           if (!k && !nm) return null;
@@ -327,10 +334,10 @@ class LookupScript(MacroElement):
             // the server's matcher decides: a grid only for a confident answer
             var code = r.confident && r.grid ? r.grid.grid_code : null;
             if (!code || !byCode.has(code)) {
-              unsure(q, r.reason || '没有可信的匹配', r.confident ? [] : r.candidates);
+              unsure(q, why(r), r.confident ? [] : r.candidates);
               return;
             }
-            show(code, (r.text || q), '服务端匹配 · ' + (r.reason || ''), pointOf(r), r);
+            show(code, (r.text || q), '服务端匹配 · ' + why(r), pointOf(r), r);
           }).catch(function(){ localAddress(q); });
         }
         map.on('click', function(e){
@@ -364,6 +371,7 @@ class LookupScript(MacroElement):
         self.offset = offset
         self.key_js = normaliser_js()
         self.file_note = FILE_MODE_NOTE
+        self.rule_zh = {r.value: label for r, label in RULE_LABELS_ZH.items()}
 
 
 def lookup_map(
