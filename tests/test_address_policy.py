@@ -60,6 +60,7 @@ def _answer(idx, frame, q):
         ("闵行区上海市燎原双语学校", "P1", Rule.PLACE_NAME),
         ("燎原双语学校", "P1", Rule.PLACE_NAME),
         ("上海市上海市燎原双语学校", "P1", Rule.PLACE_NAME),
+        ("上海燎原双语学校", "P1", Rule.PLACE_NAME),  # 上海 for 上海市
         # a unique part ending one name
         ("竹园中学", "P2", Rule.PLACE_NAME),  # the name without 上海市浦东新区
         ("华山医院", "P15", Rule.PARTIAL_NAME),  # ends one name only
