@@ -371,6 +371,11 @@ class AddressRules:
     this distance (metres) of each other; otherwise the match is ambiguous."""
     max_candidates: int = 5
     """Candidates returned with an ambiguous or not-confident answer."""
+    road_candidate_score: float = 60.0
+    """Lowest rapidfuzz ratio (0–100) for a known road carrying the door number to be
+    listed as a candidate for a road name not known exactly (one wrong character of a
+    three-character name scores 66.7). A listing rule only: it never makes an answer
+    confident."""
     confident_corrected_road: bool = True
     """Answer a door plate on a misspelt road confidently when exactly one known road
     within the allowed difference (``road_sound_shape_chars``, ``road_other_chars``)
