@@ -407,14 +407,14 @@ def _line_ends(lines: NDArray[np.object_]) -> tuple[NDArray, NDArray, NDArray]:
 
 
 def _cluster_ends(
-    xy: NDArray, line_of: NDArray, tol: float
+    xy: NDArray, line_of: NDArray, tol: float, active: NDArray[np.bool_]
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Where each end goes when ends within ``tol`` of each other are merged (NaN: the end
     is alone), and its cluster (-1: alone). A cluster goes to the coordinate most of its
     ends already share (an existing junction), else to the mean of its ends."""
     pts = shapely.points(xy)
     a, b = shapely.STRtree(pts).query(pts, predicate="dwithin", distance=tol)
-    keep = (a < b) & (line_of[a] != line_of[b])
+    keep = (a < b) & (line_of[a] != line_of[b]) & active[a] & active[b]
     a, b = a[keep], b[keep]
     out = np.full_like(xy, np.nan)
     cluster = np.full(len(xy), -1, dtype=np.int64)
@@ -541,6 +541,43 @@ def _dangle_hits(
     return hit, where, dist
 
 
+def _rays_meeting(
+    xy: NDArray, direction: NDArray, own: NDArray, grade_pt: NDArray, ends: NDArray, reach: float
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Pairs of dangling ends (of one grade, different lines) whose straight extensions
+    of ``reach`` metres cross: the ends and the crossing point (each end in one pair, the
+    closest pairs first)."""
+    if len(ends) < 2 or reach <= 0:
+        return np.zeros(0, np.int64), np.zeros((0, 2))
+    start = xy[ends]
+    rays = shapely.linestrings(
+        np.stack([start, start + direction[ends] * reach], axis=1).reshape(-1, 2),
+        indices=np.repeat(np.arange(len(ends)), 2),
+    )
+    a, b = shapely.STRtree(rays).query(rays, predicate="intersects")
+    ok = (a < b) & (own[ends[a]] != own[ends[b]]) & (grade_pt[ends[a]] == grade_pt[ends[b]])
+    a, b = a[ok], b[ok]
+    if len(a) == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 2))
+    inter = shapely.intersection(rays[a], rays[b])
+    is_pt = shapely.get_type_id(inter) == 0
+    a, b, inter = a[is_pt], b[is_pt], inter[is_pt]
+    far = np.maximum(
+        shapely.distance(shapely.points(start[a]), inter),
+        shapely.distance(shapely.points(start[b]), inter),
+    )
+    used = np.zeros(len(ends), dtype=bool)
+    out, where = [], []
+    at = shapely.get_coordinates(inter)
+    for k in np.argsort(far, kind="stable"):
+        if used[a[k]] or used[b[k]]:
+            continue
+        used[a[k]] = used[b[k]] = True
+        out += [ends[a[k]], ends[b[k]]]
+        where += [at[k], at[k]]
+    return np.asarray(out, np.int64), np.asarray(where, float).reshape(-1, 2)
+
+
 def split_lines_at(
     lines: NDArray[np.object_], line_idx: NDArray, offsets: NDArray
 ) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
@@ -601,7 +638,40 @@ def split_lines_at(
 
 
 def repair_topology(
-    lines: NDArray[np.object_], grade: NDArray[np.int64], rules: NetworkRules
+    lines: NDArray[np.object_],
+    grade: NDArray[np.int64],
+    rules: NetworkRules,
+    max_passes: int = 3,
+) -> Repair:
+    """Join road ends that miss each other by less than the tolerance, in passes: a join
+    made in one pass (e.g. two opposite arms of a junction extended to each other) is a
+    line the next pass can join the other ends to. Stops when a pass joins nothing, or
+    after ``max_passes``. See :func:`_repair_pass` for the rules."""
+    found: list[dict] = []
+    stats: dict = {}
+    for k in range(max_passes):
+        step = _repair_pass(lines, grade, rules, first=k == 0)
+        lines, grade = step.lines, step.grade
+        found += step.findings
+        for k, v in step.stats.items():
+            stats[k] = stats.get(k, 0) + v
+        if step.stats["joins"] == 0:
+            break
+    return Repair(lines, grade, found, stats)
+
+
+def _dangling(xy: NDArray, own: NDArray, lines: NDArray[np.object_], tree) -> NDArray:
+    """Ends no other line touches (no other end at the same point, on no other line)."""
+    _, inverse, count = np.unique(np.round(xy, 9), axis=0, return_inverse=True, return_counts=True)
+    shared = count[inverse.ravel()] > 1
+    p, e = tree.query(shapely.points(xy), predicate="dwithin", distance=1e-9)
+    touched = np.zeros(len(xy), dtype=bool)
+    touched[p[e != own[p]]] = True
+    return ~shared & ~touched
+
+
+def _repair_pass(
+    lines: NDArray[np.object_], grade: NDArray[np.int64], rules: NetworkRules, first: bool
 ) -> Repair:
     """Join road ends that miss each other by less than the tolerance (vectorised).
 
@@ -616,16 +686,18 @@ def repair_topology(
     Joins are short straight connector lines (the moved distance), so the roads keep
     their own geometry. A finding lists each repair moving an end by at least
     ``report_min_m`` (kind, location, metres moved); smaller ones are only counted.
+    After the ``first`` pass only ends still dangling move.
     """
     tol, reach = rules.snap_tolerance_m, rules.extend_dangle_m
     xy, own, direction = _line_ends(lines)
     grade_pt = grade[own]
-    target, cluster = _cluster_ends(xy, own, tol)
-    clustered = cluster >= 0
     tree = shapely.STRtree(lines)
+    active = np.ones(len(xy), dtype=bool) if first else _dangling(xy, own, lines, tree)
+    target, cluster = _cluster_ends(xy, own, tol, active)
+    clustered = cluster >= 0
     c_rep, c_line = _clusters_on_lines(target, cluster, own, grade_pt, lines, grade, tree, tol)
     c_off = shapely.line_locate_point(lines[c_line], shapely.points(target[c_rep]))
-    alone = np.flatnonzero(~clustered)
+    alone = np.flatnonzero(~clustered & active)
     pts = shapely.points(xy[alone])
     near, _ = _nearest_other_line(pts, own[alone], grade_pt[alone], lines, grade, tree, tol)
     snapped = alone[near >= 0]
@@ -657,6 +729,12 @@ def repair_topology(
     kind[clustered] = "snapped_to_node"
     kind[snapped] = "snapped_to_line"
     kind[ext] = "extended_dangle"
+    # dangles pointing past each other (a corner whose two arms both stop short): both
+    # extended to where their extensions cross
+    meet, meet_xy = _rays_meeting(xy, direction, own, grade_pt, rest[hit < 0], reach)
+    to_xy[meet] = meet_xy
+    kind[meet] = "extended_dangle"
+    moved = np.hypot(*(to_xy - xy).T)
     join = np.flatnonzero((kind != "") & (moved > 0))
     connectors = shapely.linestrings(
         np.stack([xy[join], to_xy[join]], axis=1).reshape(-1, 2),
@@ -682,6 +760,7 @@ def repair_topology(
         for k in ("snapped_to_node", "snapped_to_line", "extended_dangle")
     }
     stats["joins_below_report_min"] = int(len(join) - len(report))
+    stats["joins"] = int(len(join))
     stats["repaired_length_m"] = float(moved[join].sum())
     return Repair(out_lines, out_grade, findings, stats)
 

@@ -330,6 +330,43 @@ def test_demo_city_agrees_with_independent_networkx():
     assert share >= 0.995, (share, worst)
 
 
+def _moved_ends(roads, delta, seed=0):
+    """Every road's two ends moved along the road by ``delta(rng)`` metres (negative:
+    pulled back, positive: overshooting), metric CRS."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for g in roads.geometry.values:
+        c = np.asarray(g.coords, float)
+        d0 = (c[0] - c[1]) / np.hypot(*(c[0] - c[1]))
+        d1 = (c[-1] - c[-2]) / np.hypot(*(c[-1] - c[-2]))
+        c[0] += d0 * delta(rng)
+        c[-1] += d1 * delta(rng)
+        out.append(shapely.LineString(c))
+    return roads.set_geometry(gpd.GeoSeries(out, crs=roads.crs))
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [lambda r: -0.05, lambda r: -0.9, lambda r: r.uniform(-0.9, 0.9)],
+    ids=["pulled back 5 cm", "pulled back 0.9 m", "random within 0.9 m"],
+)
+def test_demo_city_with_cad_slips_agrees_with_the_clean_roads(delta):
+    """CAD-like slips within the tolerance (issue 13: 5 cm used to leave 80 pieces):
+    walks agree with the independent computation on the clean roads."""
+    from gridgis.crs import metric_crs_for
+    from gridgis.synth import make_city
+
+    L = make_city(households=30_000, seed=7).layers
+    crs = metric_crs_for(L["roads"])
+    clean = L["roads"].to_crs(crs)
+    acc = compute_access(
+        L["buildings"], _moved_ends(clean, delta), L["facilities"], None, Settings(), crs=crs
+    )
+    assert acc.params["network"]["components"] == 1 and not acc.params["warnings"]
+    share, total, worst = _agreement(acc, clean, L["facilities"])
+    assert total > 5_000 and share >= 0.995, (share, worst)
+
+
 @pytest.mark.shared
 @pytest.mark.skipif(not NANJING_PBF.exists(), reason="../shared/data not available")
 def test_nanjing_agrees_with_independent_networkx():
