@@ -188,11 +188,19 @@ def build_network(
     lines, row = lines[ok], row[ok]
     lines_in = len(lines)
     grade = road_grades(roads)[row]
-    repair = repair_topology(lines, grade, rules)
-    lines, grade = repair.lines, repair.grade
+    # a closed way (a loop path, a roundabout drawn as one ring) would be one edge from a
+    # node to itself: cut it in two halves
+    ring = shapely.is_closed(lines)
+    if ring.any():
+        idx = np.flatnonzero(ring)
+        lines, source = split_lines_at(lines, idx, shapely.length(lines[idx]) / 2)
+        grade = grade[source]
+    # exact crossings and T-junctions first (GEOS noding, per grade), then the repair
+    # joins what misses by less than the tolerance (float slips, CAD gaps)
     noded, noded_grade = _node_by_grade(lines, grade)
-    lines = noded
-    grade = noded_grade if noded_grade is not None else np.full(len(lines), grade[0])
+    grade = noded_grade if noded_grade is not None else np.full(len(noded), grade[0])
+    repair = repair_topology(noded, grade, rules)
+    lines, grade = repair.lines, repair.grade
     walls, wall_findings = make_walls(compounds, gates, crs, rules)
     zone = link = None
     closed = np.array([], dtype=object)
@@ -389,6 +397,8 @@ class Repair:
     grade: NDArray[np.int64]
     findings: list[dict]
     stats: dict
+    loose: NDArray = field(default_factory=lambda: np.zeros((0, 2)))
+    added: NDArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 def _line_ends(lines: NDArray[np.object_]) -> tuple[NDArray, NDArray, NDArray]:
@@ -649,29 +659,61 @@ def repair_topology(
     after ``max_passes``. See :func:`_repair_pass` for the rules."""
     found: list[dict] = []
     stats: dict = {}
-    for k in range(max_passes):
-        step = _repair_pass(lines, grade, rules, first=k == 0)
-        lines, grade = step.lines, step.grade
+    loose = None
+    joined = np.zeros(len(lines), dtype=bool)
+    for _ in range(max_passes):
+        step = _repair_pass(lines, grade, rules, loose)
+        n_before = len(lines)
+        lines, grade, loose = step.lines, step.grade, step.loose
+        pieces = len(lines) - int(step.added.sum())
+        joined = np.r_[joined[: min(pieces, n_before)], np.zeros(max(pieces - n_before, 0), bool)]
+        joined = np.r_[joined, np.ones(int(step.added.sum()), dtype=bool)]
         found += step.findings
-        for k, v in step.stats.items():
-            stats[k] = stats.get(k, 0) + v
-        if step.stats["joins"] == 0:
+        for key, value in step.stats.items():
+            stats[key] = stats.get(key, 0) + value
+        if step.stats["joins"] == 0 or len(loose) == 0:
             break
+    stats.pop("joins", None)
+    lines, grade = _node_joins(lines, grade, joined)
     return Repair(lines, grade, found, stats)
 
 
-def _dangling(xy: NDArray, own: NDArray, lines: NDArray[np.object_], tree) -> NDArray:
-    """Ends no other line touches (no other end at the same point, on no other line)."""
-    _, inverse, count = np.unique(np.round(xy, 9), axis=0, return_inverse=True, return_counts=True)
-    shared = count[inverse.ravel()] > 1
-    p, e = tree.query(shapely.points(xy), predicate="dwithin", distance=1e-9)
-    touched = np.zeros(len(xy), dtype=bool)
-    touched[p[e != own[p]]] = True
-    return ~shared & ~touched
+def _node_joins(
+    lines: NDArray[np.object_], grade: NDArray[np.int64], joined: NDArray[np.bool_]
+) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
+    """Node the join lines that cross a line of their grade (e.g. the two extensions
+    through a junction whose four arms all stopped short)."""
+    conn = np.flatnonzero(joined)
+    if len(conn) == 0:
+        return lines, grade
+    c, e = shapely.STRtree(lines).query(lines[conn], predicate="crosses")
+    same = grade[conn[c]] == grade[e]
+    involved = np.zeros(len(lines), dtype=bool)
+    involved[conn[c[same]]] = True
+    involved[e[same]] = True
+    if not involved.any():
+        return lines, grade
+    noded, noded_grade = _node_by_grade(lines[involved], grade[involved])
+    if noded_grade is None:
+        noded_grade = np.full(len(noded), grade[involved][0])
+    return np.concatenate([lines[~involved], noded]), np.r_[grade[~involved], noded_grade]
+
+
+def _same_points(xy: NDArray, points: NDArray) -> NDArray[np.bool_]:
+    """Which rows of ``xy`` are one of ``points`` (to the nanometre)."""
+    if len(points) == 0:
+        return np.zeros(len(xy), dtype=bool)
+    both = np.round(np.vstack([xy, points]), 9)
+    _, inverse = np.unique(both, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    return np.isin(inverse[: len(xy)], inverse[len(xy) :])
 
 
 def _repair_pass(
-    lines: NDArray[np.object_], grade: NDArray[np.int64], rules: NetworkRules, first: bool
+    lines: NDArray[np.object_],
+    grade: NDArray[np.int64],
+    rules: NetworkRules,
+    loose: NDArray | None,
 ) -> Repair:
     """Join road ends that miss each other by less than the tolerance (vectorised).
 
@@ -686,13 +728,13 @@ def _repair_pass(
     Joins are short straight connector lines (the moved distance), so the roads keep
     their own geometry. A finding lists each repair moving an end by at least
     ``report_min_m`` (kind, location, metres moved); smaller ones are only counted.
-    After the ``first`` pass only ends still dangling move.
+    After the first pass only the ends left ``loose`` by the one before move.
     """
     tol, reach = rules.snap_tolerance_m, rules.extend_dangle_m
     xy, own, direction = _line_ends(lines)
     grade_pt = grade[own]
     tree = shapely.STRtree(lines)
-    active = np.ones(len(xy), dtype=bool) if first else _dangling(xy, own, lines, tree)
+    active = np.ones(len(xy), dtype=bool) if loose is None else _same_points(xy, loose)
     target, cluster = _cluster_ends(xy, own, tol, active)
     clustered = cluster >= 0
     c_rep, c_line = _clusters_on_lines(target, cluster, own, grade_pt, lines, grade, tree, tol)
@@ -735,15 +777,37 @@ def _repair_pass(
     to_xy[meet] = meet_xy
     kind[meet] = "extended_dangle"
     moved = np.hypot(*(to_xy - xy).T)
-    join = np.flatnonzero((kind != "") & (moved > 0))
+    # a piece whose two ends merged into one point (an overshoot's stub beyond the
+    # junction, a sliver shorter than the tolerance) is dropped, its ends not joined
+    n_lines = len(lines)
+    collapsed = (cluster[:n_lines] >= 0) & (cluster[:n_lines] == cluster[n_lines:])
+    collapsed &= shapely.length(lines) <= 2 * tol
+    join = np.flatnonzero((kind != "") & (moved > 0) & ~np.r_[collapsed, collapsed])
     connectors = shapely.linestrings(
         np.stack([xy[join], to_xy[join]], axis=1).reshape(-1, 2),
         indices=np.repeat(np.arange(len(join)), 2),
     )
     pieces, source = split_lines_at(lines, split_line, split_off)
+    pieces, source = pieces[~collapsed[source]], source[~collapsed[source]]
     out_lines = np.concatenate([pieces, connectors])
     out_grade = np.r_[grade[source], grade_pt[join]]
+    added = np.r_[np.zeros(len(pieces), dtype=bool), np.ones(len(connectors), dtype=bool)]
     report = join[moved[join] >= rules.report_min_m]
+    where = shapely.points(to_xy[report]) if len(report) else np.array([], dtype=object)
+    stub_len = shapely.length(lines[collapsed])
+    stubs = [
+        {
+            "kind": "removed_stub",
+            "layer": "roads",
+            "id": f"piece-{int(i)}",
+            "value_m": float(d),
+            "note": f"piece of {d:.2f} m whose two ends meet within the tolerance (an "
+            "overshoot beyond a junction, or a sliver): removed",
+            "geometry": lines[i],
+        }
+        for i, d in zip(np.flatnonzero(collapsed), stub_len, strict=True)
+        if d >= rules.report_min_m
+    ]
     findings = [
         {
             "kind": str(kind[i]),
@@ -751,18 +815,20 @@ def _repair_pass(
             "id": f"end-{int(own[i])}-{'first' if i < len(lines) else 'last'}",
             "value_m": float(moved[i]),
             "note": f"road end moved {moved[i]:.2f} m to join the network",
-            "geometry": shapely.Point(to_xy[i]),
+            "geometry": g,
         }
-        for i in report
-    ]
+        for i, g in zip(report, where, strict=True)
+    ] + stubs
     stats = {
         f"{k}": int((kind[join] == k).sum())
         for k in ("snapped_to_node", "snapped_to_line", "extended_dangle")
     }
     stats["joins_below_report_min"] = int(len(join) - len(report))
+    stats["collapsed_pieces"] = int(collapsed.sum())
     stats["joins"] = int(len(join))
     stats["repaired_length_m"] = float(moved[join].sum())
-    return Repair(out_lines, out_grade, findings, stats)
+    left = np.setdiff1d(rest[hit < 0], meet)
+    return Repair(out_lines, out_grade, findings, stats, loose=xy[left], added=added)
 
 
 def merge_duplicates(
