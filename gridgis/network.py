@@ -1102,8 +1102,9 @@ def snap_points(
         Points farther than this from every edge are not matched (``edge == -1``).
     zone
         Compound of each point (-1 outside; see :meth:`Walls.zone_of`): a point inside a
-        walled compound snaps only to the paths inside it or to its gates' links, a point
-        outside only to edges outside. None: any edge.
+        walled compound ``c`` snaps only to the paths inside it or to its gates' links,
+        a point outside only to edges outside. ``-2 - c`` : compound ``c``'s own paths
+        only (a proposed gate's inside). None: any edge.
     """
     points = np.asarray(points, dtype=object)
     n = len(points)
@@ -1113,32 +1114,65 @@ def snap_points(
     if n == 0:
         return Snaps(edge, offset, snap)
     if zone is None or net.edge_zone is None:
-        groups = [(np.arange(n), None, net.tree)]
+        _snap_group(net, points, np.arange(n), None, net.tree, max_snap_m, edge, snap)
     else:
-        groups = []
-        for z in np.unique(zone):
-            allowed = net.edge_zone == z
-            if z >= 0:
-                allowed |= net.edge_gate == z
-            sub = np.flatnonzero(allowed)
-            if len(sub):
-                groups.append((np.flatnonzero(zone == z), sub, shapely.STRtree(net.edge_geom[sub])))
-    for members, sub, tree in groups:
-        pts = points[members]
-        ip, ie = tree.query_nearest(pts, max_distance=max_snap_m, all_matches=False)
-        e = ie if sub is None else sub[ie]
-        p = members[ip]
-        edge[p] = e
-        offset[p] = shapely.line_locate_point(net.edge_geom[e], points[p])
-        on_line = shapely.line_interpolate_point(net.edge_geom[e], offset[p])
-        snap[p] = shapely.distance(points[p], on_line)
-        far = np.flatnonzero(edge[members] < 0)
-        if len(far):
-            (far_idx, _), dist = tree.query_nearest(
-                pts[far], all_matches=False, return_distance=True
-            )
-            snap[members[far[far_idx]]] = dist
+        zone = np.asarray(zone, dtype=np.int64)
+        outside = np.flatnonzero(zone == -1)
+        sub = np.flatnonzero(net.edge_zone == -1)
+        if len(outside) and len(sub):
+            tree = shapely.STRtree(net.edge_geom[sub])
+            _snap_group(net, points, outside, sub, tree, max_snap_m, edge, snap)
+        _snap_inside(net, points, zone, max_snap_m, edge, snap)
+    ok = edge >= 0
+    offset[ok] = shapely.line_locate_point(net.edge_geom[edge[ok]], points[ok])
     return Snaps(edge, offset, snap)
+
+
+def _snap_group(net, points, members, sub, tree, max_snap_m, edge, snap) -> None:
+    """Nearest edge (of ``sub``, or all) for ``members``, within ``max_snap_m``."""
+    pts = points[members]
+    (ip, ie), dist = tree.query_nearest(
+        pts, max_distance=max_snap_m, all_matches=False, return_distance=True
+    )
+    edge[members[ip]] = ie if sub is None else sub[ie]
+    snap[members[ip]] = dist
+    far = np.flatnonzero(edge[members] < 0)
+    if len(far):
+        (far_idx, _), d = tree.query_nearest(pts[far], all_matches=False, return_distance=True)
+        snap[members[far[far_idx]]] = d
+
+
+def _snap_inside(net, points, zone, max_snap_m, edge, snap) -> None:
+    """Points inside walled compounds: every (point, allowed edge) pair of its compound
+    at once (compounds hold few paths), the nearest kept."""
+    inside = np.flatnonzero(zone != -1)
+    if len(inside) == 0:
+        return
+    comp = np.where(zone[inside] >= 0, zone[inside], -2 - zone[inside])
+    links_too = zone[inside] >= 0
+    e_all = np.arange(len(net.edge_m))
+    owner = np.r_[net.edge_zone, net.edge_gate]
+    is_link = np.r_[np.zeros(len(e_all), bool), np.ones(len(e_all), bool)]
+    keep = owner >= 0
+    owner, is_link, e_of = owner[keep], is_link[keep], np.r_[e_all, e_all][keep]
+    order = np.argsort(owner, kind="stable")
+    owner, is_link, e_of = owner[order], is_link[order], e_of[order]
+    lo = np.searchsorted(owner, comp, "left")
+    hi = np.searchsorted(owner, comp, "right")
+    count = hi - lo
+    p = np.repeat(np.arange(len(inside)), count)
+    k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + np.repeat(lo, count)
+    ok = links_too[p] | ~is_link[k]
+    p, e = p[ok], e_of[k[ok]]
+    if len(p) == 0:
+        return
+    d = shapely.distance(points[inside[p]], net.edge_geom[e])
+    order = np.lexsort((e, d, p))
+    first = order[np.r_[True, p[order][1:] != p[order][:-1]]]
+    best_p, best_e, best_d = inside[p[first]], e[first], d[first]
+    near = best_d <= max_snap_m
+    edge[best_p[near]] = best_e[near]
+    snap[best_p] = best_d
 
 
 @dataclass
@@ -1166,7 +1200,12 @@ class WalkGraph:
         return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(float)
 
 
-def attach_points(net: RoadNetwork, points: NDArray[np.object_], max_snap_m: float) -> WalkGraph:
+def attach_points(
+    net: RoadNetwork,
+    points: NDArray[np.object_],
+    max_snap_m: float,
+    zone: NDArray[np.int64] | None = None,
+) -> WalkGraph:
     """Snap points once and split their edges: the graph every search runs on.
 
     Parameters
@@ -1177,9 +1216,12 @@ def attach_points(net: RoadNetwork, points: NDArray[np.object_], max_snap_m: flo
         Shapely points in ``net.crs`` (buildings, facilities, entry points, candidates).
     max_snap_m
         Maximum snap distance, metres; farther points get ``point_node == -1``.
+    zone
+        Compound of each point (see :func:`snap_points`); default: where it stands.
     """
     points = np.asarray(points, dtype=object)
-    zone = net.walls.zone_of(points) if net.walls is not None else None
+    if zone is None and net.walls is not None:
+        zone = net.walls.zone_of(points)
     snaps = snap_points(net, points, max_snap_m, zone)
     matched = np.flatnonzero(snaps.matched)
     k = len(matched)
