@@ -78,7 +78,9 @@ def run_site_store(
     categories are kept). Returns the :class:`gridgis.siting.Siting`."""
     from gridgis.siting import site_from_layers
 
-    layers = _read(store, ("buildings", "roads", "facilities", "green_spaces"))
+    layers = _read(
+        store, ("buildings", "roads", "facilities", "green_spaces", "compounds", "gates")
+    )
     cand = None
     if candidates is not None:
         require_layers(store, [candidates], kind="candidates layer")
@@ -203,6 +205,14 @@ def site(
         str | None,
         typer.Option("--candidate-id", help="Column naming the candidates (default: first *_id)."),
     ] = None,
+    gates: Annotated[
+        bool,
+        typer.Option(
+            "--gates",
+            help="Also propose new gates in compound walls (layers compounds, gates) that "
+            "bring the most households within the radius: open a gate, or build.",
+        ),
+    ] = False,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -241,6 +251,52 @@ def site(
         if len(s) < count:
             console.print(f"  [yellow]only {len(s)} site(s) add coverage[/]")
         console.print(f"  wrote proposed_sites to {store.location}")
+        if gates:
+            _site_gates(store, settings, category, count)
+
+
+def run_gates_store(store: Store, settings: Settings, category: str, count: int):
+    """Propose gates for one category and write them into ``proposed_gates`` (rows of
+    other categories are kept). Returns the :class:`gridgis.siting.Siting`."""
+    from gridgis.siting import propose_gates
+
+    layers = _read(
+        store, ("buildings", "roads", "facilities", "green_spaces", "compounds", "gates")
+    )
+    result = propose_gates(layers, category, count, settings)
+    sites = result.sites
+    if store.has("proposed_gates"):
+        old = store.read("proposed_gates")
+        old = old[old["category"].astype(str) != category]
+        if len(old):
+            sites = gpd.GeoDataFrame(
+                pd.concat([old, sites], ignore_index=True), geometry="geometry", crs="EPSG:4326"
+            )
+    store.write("proposed_gates", sites, params=dict(result.params))
+    return result
+
+
+def _site_gates(store: Store, settings: Settings, category: str, count: int) -> None:
+    result = run_gates_store(store, settings, category, count)
+    s = result.sites
+    table = Table(
+        title=f"Proposed gates for {category} (open a wall instead of building)",
+        title_justify="left",
+    )
+    for col in ("rank", "gate", "new hh", "after", "lon, lat"):
+        table.add_column(col, justify="right")
+    for r in s.itertuples():
+        table.add_row(
+            str(r.rank),
+            str(r.candidate),
+            f"{r.households_new:,}",
+            f"{r.rate_after:.1%}",
+            f"{r.geometry.x:.5f}, {r.geometry.y:.5f}",
+        )
+    console.print(table)
+    if len(s) < count:
+        console.print(f"  [yellow]only {len(s)} gate(s) add coverage[/]")
+    console.print(f"  wrote proposed_gates to {store.location}")
 
 
 @demo_step("Coverage: walking distances, life circle, parks, gaps, norms, proposed sites")
