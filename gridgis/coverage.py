@@ -256,6 +256,7 @@ def compute_access(
     compounds: gpd.GeoDataFrame | None = None,
     gates: gpd.GeoDataFrame | None = None,
     extra_zones: NDArray[np.int64] | None = None,
+    network: RoadNetwork | None = None,
 ) -> Access:
     """Walking and straight-line distance from every residential building to every category.
 
@@ -281,6 +282,9 @@ def compute_access(
     extra_zones
         Compound of each of ``extra_points`` as :func:`gridgis.network.snap_points`
         takes it (default: where each stands).
+    network
+        A walking network already built (a partition's piece of the city's network,
+        :mod:`gridgis.partitioned`); ``roads`` is then not read.
 
     Returns
     -------
@@ -288,7 +292,11 @@ def compute_access(
         ``walk_m >= straight_m`` for every building and category (checked).
     """
     cov = settings.coverage
-    net = build_network(roads, settings, crs, compounds=compounds, gates=gates)
+    net = (
+        network
+        if network is not None
+        else build_network(roads, settings, crs, compounds=compounds, gates=gates)
+    )
     crs = net.crs
     cats = list(categories) if categories is not None else list(cov.radius_m)
     unknown = [c for c in cats if c not in cov.radius_m]
