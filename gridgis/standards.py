@@ -324,9 +324,14 @@ class NetworkRules:
     """A gate within this many metres of where a road crosses a compound wall opens that
     crossing; gates are taken to stand on a compound's boundary when within this
     distance of it."""
-    gate_link_m: float = 60.0
-    """A gate not on a road is linked by a straight path to the nearest road inside and
-    outside its compound when they are within this many metres."""
+    gate_link_m: float = 250.0
+    """A gate not on a road is linked by a straight path (across the yard inside, the
+    forecourt outside) to the nearest road inside and outside its compound when they are
+    within this many metres: ``coverage.max_snap_m``, the distance a building may be from
+    the network, so a proposed gate is joined the way a built one would be."""
+    gate_candidate_spacing_m: float = 20.0
+    """Proposed gates (``site`` with gates) are tried every this many metres along each
+    walled compound's boundary (a gate's width plus the gap to the next plot)."""
     closed_access: tuple[str, ...] = ("no",)
     """Gate ``access`` values that close the gate (OSM ``access=no``); private and
     residents' gates are walked (the residents are the ones walking)."""
