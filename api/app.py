@@ -175,6 +175,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for status, text in wanted.items():
                 responses.setdefault(str(status), {"description": text})
             for status, resp in responses.items():
+                for media in resp.get("content", {}).values():
+                    if "$ref" in media.get("schema", {}):  # a model behind a non-JSON class
+                        media["schema"] = {"$ref": media["schema"]["$ref"]}
                 current = resp.get("content", {}).get("application/json", {}).get("schema")
                 if status[0] in "45" and current in (None, {}, _DEFAULT_422):
                     resp["content"] = ref

@@ -341,3 +341,17 @@ def test_docs_pages_use_local_assets_only(client):
     js = client.get("/docs-assets/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
     assert client.get("/docs-assets/redoc.standalone.js").status_code == 200
+
+
+def test_bbox_corners_in_either_order_and_cut_to_the_world(client, layers):
+    """bbox is lenient where its meaning is plain (schema-valid text is answered): the
+    corners may come in either order, a box beyond the world is cut to it, and a layer
+    without geometry meets no box."""
+    minx, miny, maxx, maxy = layers["buildings"].total_bounds
+    base = "/collections/buildings/items?limit=1"
+    a = client.get(f"{base}&bbox={minx},{miny},{maxx},{maxy}").json()["numberMatched"]
+    b = client.get(f"{base}&bbox={maxx},{maxy},{minx},{miny}").json()["numberMatched"]
+    world = client.get(f"{base}&bbox=-1e400,-500,1e400,500").json()["numberMatched"]
+    assert a == b == world == len(layers["buildings"])
+    r = client.get("/collections/staff/items?bbox=-180,-90,180,90")
+    assert r.status_code == 200 and r.json()["numberMatched"] == 0

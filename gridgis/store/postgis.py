@@ -252,9 +252,9 @@ class PostGISStore(Store):
     ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         args: list[Any] = []
-        if bbox is not None:
-            if "geometry" not in cols:
-                raise StoreError("bbox given for a layer without geometry")
+        if bbox is not None and "geometry" not in cols:
+            clauses.append("false")  # a table without geometry: no row meets any box
+        elif bbox is not None:
             minx, miny, maxx, maxy = (float(v) for v in bbox)
             clauses.append(
                 "geometry && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND "
