@@ -282,52 +282,19 @@ def _layers(ctx, names: tuple[str, ...]) -> dict[str, Any]:
     responses={409: {"description": "Missing input layers"}},
 )
 def run_delineate(ctx: Ctx) -> FastJSON:
-    from gridgis.assign import assign_all, assign_params
-    from gridgis.delineate import delineate, recount
+    from gridgis import workflows
+    from gridgis.errors import GridgisError, NotFoundError
 
     with ctx.write_lock:
-        layers = _layers(
-            ctx,
-            (
-                "communities",
-                "buildings",
-                "roads",
-                "institutions",
-                "streets",
-                "facilities",
-                "addresses",
-                "staff",
-                "assign_rejects",
-            ),
-        )
-        previous = ctx.store.read("grids") if "grids" in ctx.layers() else None
-        registry = ctx.store.read("code_registry") if "code_registry" in ctx.layers() else None
         try:
-            result = delineate(
-                layers,
-                ctx.settings,
-                previous=previous,
-                registry=pd.DataFrame(registry) if registry is not None else None,
-            )
-        except ValueError as exc:
+            result = workflows.delineate(ctx.store, ctx.settings)
+        except NotFoundError as exc:  # a missing input layer
             raise HTTPException(409, str(exc)) from exc
-        # as `gridgis delineate`: everything assigned to the new grids, grids recounted
-        layers["buildings"] = result.buildings
-        assigned = assign_all(layers, result.grids, ctx.settings)
-        frames: dict[str, Any] = assigned.layers()
-        frames["grids"] = recount(frames["grids"], frames["buildings"], ctx.settings)
-        frames["delineation_findings"] = result.findings
-        if result.registry is not None:
-            frames["code_registry"] = result.registry
-        params = {**result.params, "assign": assign_params(assigned, ctx.settings)}
-        return _write(
-            ctx,
-            "delineate",
-            frames,
-            params,
-            notes=assigned.notes,
-            summary=f"{len(result.grids)} grids, {len(result.findings)} findings",
-        )
+        except (GridgisError, ValueError) as exc:
+            status = exc.http_status if isinstance(exc, GridgisError) else 409
+            raise HTTPException(status, str(exc)) from exc
+        ctx.changed()
+        return FastJSON(result.to_json())
 
 
 @router.post(
@@ -340,27 +307,19 @@ def run_delineate(ctx: Ctx) -> FastJSON:
     responses={409: {"description": "Missing input layers"}},
 )
 def run_coverage_job(ctx: Ctx) -> FastJSON:
-    from gridgis.coverage import run_coverage
+    from gridgis import workflows
+    from gridgis.errors import GridgisError, NotFoundError
 
     with ctx.write_lock:
-        layers = _layers(
-            ctx,
-            (
-                "buildings",
-                "roads",
-                "facilities",
-                "green_spaces",
-                "communities",
-                "streets",
-                "grids",
-                "staff",
-            ),
-        )
         try:
-            result = run_coverage(layers, ctx.settings)
-        except ValueError as exc:
+            result = workflows.coverage(ctx.store, ctx.settings)
+        except NotFoundError as exc:  # a missing input layer
             raise HTTPException(409, str(exc)) from exc
-        return _write(ctx, "coverage", result.layers, result.params, summary=result.summary())
+        except (GridgisError, ValueError) as exc:
+            status = exc.http_status if isinstance(exc, GridgisError) else 409
+            raise HTTPException(status, str(exc)) from exc
+        ctx.changed()
+        return FastJSON(result.to_json())
 
 
 @router.post(
@@ -372,31 +331,19 @@ def run_coverage_job(ctx: Ctx) -> FastJSON:
     responses={409: {"description": "No grids layer"}},
 )
 def run_assign(ctx: Ctx) -> FastJSON:
-    from gridgis.assign import assign_all, assign_params
+    from gridgis import workflows
+    from gridgis.errors import GridgisError, NotFoundError
 
     with ctx.write_lock:
-        if "grids" not in ctx.layers():
-            raise HTTPException(409, "no 'grids' layer: run POST /jobs/delineate first")
-        grids = ctx.store.read("grids")
-        layers = _layers(
-            ctx,
-            (
-                "buildings",
-                "facilities",
-                "institutions",
-                "addresses",
-                "staff",
-                "communities",
-                "assign_rejects",
-            ),
-        )
         try:
-            result = assign_all(layers, grids, ctx.settings)
-        except ValueError as exc:
+            result = workflows.assign(ctx.store, ctx.settings)
+        except NotFoundError as exc:  # a missing input layer
             raise HTTPException(409, str(exc)) from exc
-        return _write(
-            ctx, "assign", result.layers(), assign_params(result, ctx.settings), notes=result.notes
-        )
+        except (GridgisError, ValueError) as exc:
+            status = exc.http_status if isinstance(exc, GridgisError) else 409
+            raise HTTPException(status, str(exc)) from exc
+        ctx.changed()
+        return FastJSON(result.to_json())
 
 
 @router.post(
