@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
@@ -157,7 +157,10 @@ def _write(
     description="Multipart upload of one or more files (a shapefile with its "
     ".dbf/.shx/.prj/.cpg, or a .zip of them; GeoPackage, GeoJSON, "
     "CSV of lon/lat, OSM). Validated like `gridgis import`; all "
-    "layers written at once, rejected rows in layer 'rejects'.",
+    "layers written at once, rejected rows in layer 'rejects'. Into a layer "
+    "that already holds rows, `mode` must say `append` or `replace` (else 409); an "
+    "import that yields no valid row writes nothing (422).",
+    responses={409: {"description": "A layer already holds rows and no mode was given"}},
 )
 def upload(
     ctx: Ctx,
@@ -172,8 +175,23 @@ def upload(
     field_map: Annotated[
         str | None, Form(description="canonical=source,… e.g. households=HH_NUM", max_length=2000)
     ] = None,
+    mode: Annotated[
+        Literal["append", "replace"] | None,
+        Form(
+            description="Into a layer that holds rows: append (keys already stored are "
+            "rejected) or replace"
+        ),
+    ] = None,
+    crs_check: Annotated[
+        bool,
+        Form(
+            description="Test the declared CRS against the alternatives by how the "
+            "features sit against the stored layers (false: trust it)"
+        ),
+    ] = True,
 ) -> FastJSON:
-    from gridgis.io import import_into, parse_field_map
+    from gridgis.io import parse_field_map
+    from gridgis.workflows.imports import import_files
 
     if layer is not None and layer not in SCHEMA:
         raise HTTPException(422, f"layer: unknown layer '{layer}' (known: {', '.join(SCHEMA)})")
@@ -228,14 +246,16 @@ def upload(
             )
         with ctx.write_lock:
             try:
-                report = import_into(
+                result = import_files(
                     ctx.store,
                     [str(p) for p in sources],
+                    ctx.settings,
+                    mode=mode,
+                    crs_check=crs_check,
                     layer=layer,
                     crs=crs,
                     encoding=encoding,
                     field_map=fmap or None,
-                    settings=ctx.settings,
                 )
             except GridgisError as exc:
                 text = str(exc).replace(tmp + "/", "")
@@ -247,19 +267,15 @@ def upload(
                 raise HTTPException(422, f"files: {text}") from exc
             finally:
                 ctx.changed()
-    counts = {name: len(v.data) for name, v in report.layers.items()}
-    notes = [n.replace(tmp + "/", "") for v in report.layers.values() for n in v.notes]
-    rejected = {name: len(v.rejects) for name, v in report.layers.items() if len(v.rejects)}
+    done = result.to_dict()
     return FastJSON(
         {
             "operation": "upload",
-            "layers": counts,
-            "notes": notes,
-            "summary": (
-                f"rejected rows: {rejected} (see collection 'rejects')"
-                if rejected
-                else "no rows rejected"
-            ),
+            "layers": {name: o.after for name, o in result.layers.items()},
+            "notes": [n.replace(tmp + "/", "") for n in result.notes],
+            "summary": "; ".join(result.summary())
+            + (" (rejected rows: see collection 'rejects')" if done["rejected_rows"] else ""),
+            "import": {k: v for k, v in done.items() if k != "notes"},
         }
     )
 
