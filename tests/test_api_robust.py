@@ -240,6 +240,7 @@ def test_writes_by_another_process_are_seen(client, layers):
     changed.loc[changed.index[2], "grid_code"] = new_code
     try:
         other.write_many({"grids": changed, "extra_layer": layers["streets"]})
+        time.sleep(0.05)  # PostGIS: the commit's notification reaches the server
         answer = client.get(ask).json()
         assert answer["grid"]["grid_code"] == new_code
         assert client.get(f"/grids/{new_code}").status_code == 200
@@ -249,6 +250,7 @@ def test_writes_by_another_process_are_seen(client, layers):
         other.write_many({"grids": grids})
         other.delete("extra_layer")
         other.close()
+    time.sleep(0.05)
     assert client.get("/collections/extra_layer").status_code == 404
     assert client.get(ask).json()["grid"]["grid_code"] == row["grid_code"]
 
