@@ -4,6 +4,7 @@ write at a time; lookups are rebuilt afterwards."""
 
 from __future__ import annotations
 
+import codecs
 import logging
 import shutil
 import tempfile
@@ -150,6 +151,63 @@ def _write(
     )
 
 
+def _check_options(
+    layer: str | None, crs: str | None, encoding: str | None, field_map: str | None
+) -> dict[str, str]:
+    """422 naming the first unusable upload option; the parsed field map."""
+    from gridgis.crs import parse_crs
+    from gridgis.io import parse_field_map
+
+    if layer is not None and layer not in SCHEMA:
+        raise HTTPException(422, f"layer: unknown layer '{layer}' (known: {', '.join(SCHEMA)})")
+    if crs is not None:
+        try:
+            parse_crs(crs)
+        except ValueError as exc:
+            raise HTTPException(422, f"crs: {exc}") from exc
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise HTTPException(422, f"encoding: unknown encoding '{encoding}'") from None
+    try:
+        return parse_field_map(field_map)
+    except ValueError as exc:
+        raise HTTPException(422, f"field_map: {exc}") from exc
+
+
+def _save_sources(
+    files: list[UploadFile], names: list[str], folder: Path, budget: _Budget
+) -> list[Path]:
+    """Save the uploaded files (archives unpacked within the budget) into ``folder``;
+    the source files among them (422 when there is none)."""
+    saved: list[Path] = []
+    for f, name in zip(files, names, strict=True):
+        target = folder / name
+        with open(target, "wb") as out:
+            shutil.copyfileobj(f.file, out, 1 << 20)
+        if target.suffix.lower() == ".zip":
+            saved += _unzip(target, folder, budget)
+            target.unlink()
+        else:
+            budget.take(1, target.stat().st_size)
+            saved.append(target)
+    sources = [
+        p
+        for p in saved
+        if p.suffix.lower() not in SIDECARS
+        and (p.suffix.lower() in SOURCES or p.name.lower().endswith(".osm.pbf"))
+    ]
+    if not sources:
+        raise HTTPException(
+            422,
+            "files: no source file among "
+            f"{', '.join(p.name for p in saved)} (need .shp, "
+            ".gpkg, .geojson, .csv, .osm.pbf …)",
+        )
+    return sources
+
+
 @router.post(
     "/upload",
     response_model=WriteResult,
@@ -190,60 +248,14 @@ def upload(
         ),
     ] = True,
 ) -> FastJSON:
-    from gridgis.io import parse_field_map
     from gridgis.workflows.imports import import_files
 
-    if layer is not None and layer not in SCHEMA:
-        raise HTTPException(422, f"layer: unknown layer '{layer}' (known: {', '.join(SCHEMA)})")
-    if crs is not None:
-        from gridgis.crs import parse_crs
-
-        try:
-            parse_crs(crs)
-        except ValueError as exc:
-            raise HTTPException(422, f"crs: {exc}") from exc
-    if encoding is not None:
-        import codecs
-
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise HTTPException(422, f"encoding: unknown encoding '{encoding}'") from None
-    try:
-        fmap = parse_field_map(field_map)
-    except ValueError as exc:
-        raise HTTPException(422, f"field_map: {exc}") from exc
+    fmap = _check_options(layer, crs, encoding, field_map)
     if not files:
         raise HTTPException(422, "files: upload at least one file")
-    rules = ctx.rules
-    budget = _Budget(rules)
-    names = [_safe_name(f.filename, rules) for f in files]
+    names = [_safe_name(f.filename, ctx.rules) for f in files]
     with tempfile.TemporaryDirectory(prefix="gridgis-upload-") as tmp:
-        folder = Path(tmp)
-        saved: list[Path] = []
-        for f, name in zip(files, names, strict=True):
-            target = folder / name
-            with open(target, "wb") as out:
-                shutil.copyfileobj(f.file, out, 1 << 20)
-            if target.suffix.lower() == ".zip":
-                saved += _unzip(target, folder, budget)
-                target.unlink()
-            else:
-                budget.take(1, target.stat().st_size)
-                saved.append(target)
-        sources = [
-            p
-            for p in saved
-            if p.suffix.lower() not in SIDECARS
-            and (p.suffix.lower() in SOURCES or p.name.lower().endswith(".osm.pbf"))
-        ]
-        if not sources:
-            raise HTTPException(
-                422,
-                "files: no source file among "
-                f"{', '.join(p.name for p in saved)} (need .shp, "
-                ".gpkg, .geojson, .csv, .osm.pbf …)",
-            )
+        sources = _save_sources(files, names, Path(tmp), _Budget(ctx.rules))
         with ctx.write_lock:
             try:
                 result = import_files(
