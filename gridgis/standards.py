@@ -485,10 +485,12 @@ class ServerRules:
     in about 60 KB)."""
     max_upload_files: int = 50
     """Files in one upload, archive entries included."""
-    max_unpacked_bytes: int = 512 * 1024 * 1024
-    """Total uncompressed size of the entries of the archives in one upload (checked
-    from the archive's directory before anything is extracted, and enforced while
-    extracting, so a lying directory gains nothing)."""
+    max_unpacked_bytes: int = 256 * 1024 * 1024
+    """Total size of the files of one upload once unpacked (archives checked from their
+    directory before anything is extracted; zipfile stops at each entry's declared
+    size). A street's or district's layers are tens of MB; importing reads the data
+    into memory (several times its file size), so this also bounds an import's
+    memory."""
     max_compression_ratio: float = 100.0
     """Largest uncompressed/compressed size ratio of an archive entry over 1 MiB.
     Shapefiles and CSV compress 3–20 times; a ratio of thousands is a zip bomb."""
