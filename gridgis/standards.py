@@ -538,10 +538,9 @@ class MapRules:
     the same opacity so they match what is on the map."""
     classes: int = 5
     """Most household classes in a choropleth (fewer when the data has fewer distinct
-    values). Five reads on paper; seven did not."""
-    round_to: int = 10
-    """Class breaks are rounded to this many households (a legend reads "250 – 380", not
-    "253 – 377"); below 100 households the breaks are whole numbers."""
+    values). Project choice: neighbouring colours of the 7-step YlOrRd ramp, drawn at
+    ``fill_opacity`` over a grey background or printed, are hard to tell apart, so five
+    classes spread over the ramp are used; the legend names the range each class holds."""
 
 
 @dataclass(frozen=True)
