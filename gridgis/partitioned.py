@@ -80,6 +80,8 @@ class RunReport:
     attempts
         Partition key -> attempts started (more than 1: retried after an error or a
         lost worker).
+    lost
+        Partition key -> workers that died while running it (it then ran elsewhere).
     seconds
         Wall time of the run, s.
     workers
@@ -94,6 +96,7 @@ class RunReport:
     seconds: float = 0.0
     workers: int = 0
     notes: list[str] = field(default_factory=list)
+    lost: dict[str, int] = field(default_factory=dict)
 
     @property
     def retried(self) -> list[str]:
@@ -107,6 +110,7 @@ class RunReport:
             "workers": self.workers,
             "partitions": self.partitions,
             "retried": {k: self.attempts[k] for k in self.retried},
+            "workers_lost": dict(self.lost),
             "seconds": round(self.seconds, 3),
             "notes": list(self.notes),
         }
@@ -125,6 +129,12 @@ def _single_process() -> Iterator[None]:
             os.environ.pop("GRIDGIS_WORKERS", None)
         else:
             os.environ["GRIDGIS_WORKERS"] = old
+
+
+def _suspicious(keys: list[str], dask_scheduler=None) -> dict[str, int]:
+    """On the scheduler: how many workers died while running each task."""
+    tasks = dask_scheduler.tasks
+    return {k: int(tasks[k].suspicious) for k in keys if k in tasks}
 
 
 def _attempt(topic: str, key: str, fn: Callable, *args: Any) -> Any:
@@ -151,9 +161,11 @@ class _Runner:
         self.report = RunReport(analysis, workers=n_workers(client))
         self.start = time.perf_counter()
 
-    def scatter(self, value: Any, broadcast: bool = False) -> Any:
-        """Send ``value`` (any object, sent whole) to the cluster once; a future."""
-        return self.client.scatter([value], broadcast=broadcast, hash=False)[0]
+    def broadcast(self, value: Any) -> Any:
+        """Send ``value`` (sent whole) to every worker once; a future. Each worker holds a
+        copy, so a worker lost mid-run does not lose it. (Inputs of one partition travel
+        with its task instead, so a retry can resend them.)"""
+        return self.client.scatter([value], broadcast=True, hash=False)[0]
 
     def run(self, fn: Callable, items: Sequence[tuple[str, tuple]]) -> list[Any]:
         """``fn(*args)`` for every ``(key, args)`` on the cluster; results in order.
@@ -182,6 +194,7 @@ class _Runner:
             return self.client.gather(futures)
         except Exception as exc:
             failed = [f.key for f in futures if f.status == "error"] or ["?"]
+            self._lost([f.key for f in futures])
             self._count()
             raise PartitionError(
                 f"{self.report.analysis}: partition {failed[0].removeprefix(self.topic + '-')}"
@@ -189,13 +202,25 @@ class _Runner:
                 "nothing was written"
             ) from exc
         finally:
+            self._lost([f.key for f in futures])
             for f in futures:
                 f.release()
+
+    def _lost(self, keys: list[str]) -> None:
+        """Record partitions whose worker died while running them (the scheduler's
+        ``suspicious`` count of the task): they ran again elsewhere."""
+        got = self.client.run_on_scheduler(_suspicious, keys)
+        for key, n in got.items():
+            if n:
+                name = key.removeprefix(self.topic + "-")
+                self.report.lost[name] = max(self.report.lost.get(name, 0), int(n))
 
     def _count(self) -> None:
         counts: dict[str, int] = {}
         for _, msg in self.client.get_events(self.topic):
             counts[msg["partition"]] = counts.get(msg["partition"], 0) + 1
+        for name, n in self.report.lost.items():
+            counts[name] = max(counts.get(name, 0), n + 1)
         self.report.attempts = counts
 
     def finish(self) -> RunReport:
@@ -317,11 +342,11 @@ def delineate_partitioned(
     blocks = _balanced_cuts(per_comm, _parts(client, rules, len(comm)))
     ccodes = comm["community_code"].astype(str).to_numpy()
     others = {k: v for k, v in layers.items() if k not in ("communities", "buildings")}
-    shared = run.scatter({"layers": others, "alignment": alignment}, broadcast=True)
+    shared = run.broadcast({"layers": others, "alignment": alignment})
     items = []
     for k, (a, b) in enumerate(blocks):
         block = _delineate_block_inputs(layers, previous, registry, ccodes, b_area, a, b, k == 0)
-        items.append((f"block-{k}", (shared, run.scatter(block), settings, issued_at)))
+        items.append((f"block-{k}", (shared, block, settings, issued_at)))
     parts = run.run(_delineate_block, items)
     out = _merge_delineation(parts, buildings, b_area, blocks)
     out["params"]["cluster"] = run.finish().as_dict()
@@ -444,9 +469,9 @@ def assign_partitioned(
     run = _Runner(client, "assign", rules)
     small = {k: v for k, v in layers.items() if k not in _CHUNKED}
     central = assign_all(small, grids, settings)
-    grids_f = run.scatter(grids, broadcast=True)
+    grids_f = run.broadcast(grids)
     comm = layers.get("communities")
-    comm_f = run.scatter(comm, broadcast=True) if comm is not None else None
+    comm_f = run.broadcast(comm) if comm is not None else None
     items, spans = [], []
     for name in _CHUNKED:
         frame = layers.get(name)
@@ -456,7 +481,7 @@ def assign_partitioned(
         size = max(1, int(rules.chunk_rows))
         chunks = [order[i : i + size] for i in range(0, len(order), size)] or [order]
         for k, pos in enumerate(chunks):
-            part = run.scatter(frame.iloc[np.sort(pos)])
+            part = frame.iloc[np.sort(pos)]
             items.append((f"{name}-{k}", (name, part, grids_f, comm_f, settings)))
             spans.append((name, np.sort(pos)))
     results = run.run(_assign_chunk, items)
@@ -527,7 +552,7 @@ def lookup_addresses_partitioned(
     names = ("addresses", "buildings", "grids", "communities", "streets", "staff")
     run = _Runner(client, "lookup", rules)
     token = uuid.uuid4().hex
-    layers_f = run.scatter({n: layers.get(n) for n in names}, broadcast=True)
+    layers_f = run.broadcast({n: layers.get(n) for n in names})
     texts = list(texts)
     size = max(1, int(rules.chunk_rows) // 4)
     items = [
@@ -945,10 +970,7 @@ def coverage_partitioned(
             break
         h = halo * 2**rnd if rnd < rules.max_halo_rounds else whole
         h = min(h, whole)
-        items = [
-            (f"{key}-halo{h:.0f}", (run.scatter(_coverage_payload(plan, pos, h)),))
-            for key, pos in pending
-        ]
+        items = [(f"{key}-halo{h:.0f}", (_coverage_payload(plan, pos, h),)) for key, pos in pending]
         results = run.run(_coverage_part, items)
         nxt = []
         for (key, pos), (table, ok) in zip(pending, results, strict=True):
