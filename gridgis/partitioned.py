@@ -731,11 +731,11 @@ def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict
     return {
         "pos": pos,
         "buildings": plan.res.iloc[pos][["building_id", "households", "geometry"]],
-        "network": _subnetwork(plan.net, edges),
+        "network": _Wire(_subnetwork(plan.net, edges)),
         "facilities": fac,
         "greens": greens,
         "green_near": near,
-        "extra": plan.points[on_edges],
+        "extra": shapely.get_coordinates(plan.points[on_edges]),
         "settings": plan.settings,
         "cats": plan.cats,
         "crs": crs,
@@ -743,6 +743,27 @@ def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict
         "extent": plan.extent,
         "empty": plan.empty,
     }
+
+
+class _Wire:
+    """A RoadNetwork that pickles its edge lines as one WKB array (pickling shapely
+    geometries one by one costs more than the partition's search)."""
+
+    def __init__(self, net) -> None:
+        self.net = net
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.net.__dict__)
+        state["_tree"] = None
+        state["edge_geom"] = shapely.to_wkb(self.net.edge_geom)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from gridgis.network import RoadNetwork
+
+        state = dict(state)
+        state["edge_geom"] = shapely.from_wkb(state["edge_geom"])
+        self.net = RoadNetwork(**state)
 
 
 def _subnetwork(net, edges: np.ndarray):
@@ -813,6 +834,7 @@ def _exact_rows(acc, p: dict[str, Any]) -> np.ndarray:
         margin = np.minimum(margin, _distance_to(pts, greens.geometry.to_numpy()[differs]))
     n = len(res)
     ok = np.ones(n, bool)
+    need = np.zeros(n)
     table = acc.table
     cat = table["category"].to_numpy()
     for c in p["cats"]:
@@ -822,13 +844,21 @@ def _exact_rows(acc, p: dict[str, Any]) -> np.ndarray:
         empty = p["empty"][c]
         off = acc.node < 0
         walk_ok = (walk <= margin) | (np.isnan(walk) & (off | empty))
-        ok &= walk_ok & ((straight <= margin_f) | empty)
-    return ok | np.isinf(margin)
+        row_ok = walk_ok & ((straight <= margin_f) | empty)
+        ok &= row_ok
+        # the partition's network is part of the city's: its distance is an upper bound
+        # of the city's, so a halo that wide makes the row exact next time
+        bound = np.where(off, straight, np.fmax(walk, straight))
+        need = np.where(row_ok, need, np.fmax(need, np.nan_to_num(bound, nan=np.inf)))
+    ok |= np.isinf(margin)
+    return ok, need
 
 
-def _coverage_part(p: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
+def _coverage_part(p: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """One partition: compute_access on its part of the city; the rows of buildings whose
-    result is exact, with their position in the city's residential buildings."""
+    result is exact, with their position in the city's residential buildings; which
+    buildings those are; for the others, the halo (m) that will make them exact (an
+    upper bound of their distances; infinite when unknown)."""
     from gridgis.coverage import compute_access
 
     acc = compute_access(
@@ -839,15 +869,15 @@ def _coverage_part(p: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
         p["settings"],
         p["cats"],
         crs=p["crs"],
-        extra_points=p["extra"],
-        network=p["network"],
+        extra_points=shapely.points(p["extra"]),
+        network=p["network"].net,
     )
-    ok = _exact_rows(acc, p)
+    ok, need = _exact_rows(acc, p)
     n = len(acc.buildings)
     reps = len(acc.table) // n if n else 0
     keep = np.tile(ok, reps)
     table = acc.table.loc[keep].assign(_pos=np.tile(p["pos"], reps)[keep])
-    return table, ok
+    return table, ok, need[~ok]
 
 
 def _coverage_findings(plan: _CoveragePlan) -> gpd.GeoDataFrame:
@@ -962,23 +992,31 @@ def coverage_partitioned(
     cov = settings.coverage
     halo = max([*cov.radius_m.values(), cov.life_circle_15min_m]) + rules.halo_extra_m
     blocks = _coverage_blocks(plan, layers.get("communities"), _parts(client, rules, len(plan.res)))
-    pending = [(f"p{k}", pos) for k, pos in enumerate(blocks)]
+    pending = [(f"p{k}", pos, halo) for k, pos in enumerate(blocks)]
     whole = max(plan.extent[2] - plan.extent[0], plan.extent[3] - plan.extent[1]) + 1.0
     tables = []
     for rnd in range(rules.max_halo_rounds + 1):
         if not pending:
             break
-        h = halo * 2**rnd if rnd < rules.max_halo_rounds else whole
-        h = min(h, whole)
-        items = [(f"{key}-halo{h:.0f}", (_coverage_payload(plan, pos, h),)) for key, pos in pending]
+        last = rnd == rules.max_halo_rounds
+        items = [
+            (f"{key}-r{rnd}", (_coverage_payload(plan, pos, whole if last else min(h, whole)),))
+            for key, pos, h in pending
+        ]
         results = run.run(_coverage_part, items)
         nxt = []
-        for (key, pos), (table, ok) in zip(pending, results, strict=True):
+        for (key, pos, h), (table, ok, need) in zip(pending, results, strict=True):
             tables.append(table)
             if not ok.all():
-                nxt.append((key, pos[~ok]))
-        left = sum(len(pos) for _, pos in nxt)
-        run.report.notes.append(f"halo {h:.0f} m: {len(pending)} partitions, {left} buildings left")
+                finite = need[np.isfinite(need)]
+                wider = max(2.0 * h, float(finite.max()) + 1.0 if len(finite) else 0.0)
+                nxt.append((key, pos[~ok], wider))
+        left = sum(len(pos) for _, pos, _ in nxt)
+        halos = sorted({round(min(h, whole)) for _, _, h in pending})
+        run.report.notes.append(
+            f"round {rnd + 1}: halo {'/'.join(map(str, halos))} m, {len(pending)} "
+            f"partitions, {left} buildings left"
+        )
         pending = nxt
     order = {c: i for i, c in enumerate([*plan.cats, LIFE_CIRCLE])}
     table = pd.concat(tables, ignore_index=True)

@@ -124,7 +124,7 @@ def test_coverage_partitioned_equals_single(client, city, delineated):
         same(got.layers[name], ref.layers[name])
     report = got.params.pop("cluster")
     assert report["partitions"] >= 8
-    assert report["notes"][0].startswith("halo 1000 m")
+    assert report["notes"][0].startswith("round 1: halo 1000 m")
     assert got.params == ref.params
     assert got.levels == ref.levels
 
