@@ -3,138 +3,53 @@ coverage, the HTML maps, and token-protected writes.
 
 ``create_app(store, settings)`` builds the FastAPI application around one workspace
 (:class:`gridgis.store.Store`, GeoPackage or PostGIS); ``gridgis serve`` runs it under
-uvicorn. The store is injected into the routers as a dependency (:func:`api.deps.ctx`).
+uvicorn. What requests share lives in :class:`api.context.AppContext` (no web framework
+in it), handed to the routers as a dependency (:data:`api.deps.Ctx`).
 
 Writes need ``Authorization: Bearer <token>`` with the token of ``GRIDGIS_API_TOKEN``
 (or ``create_app(token=…)``); without a configured token, writes are refused. Personal
 fields (:data:`gridgis.layers.PERSONAL_FIELDS`, e.g. staff phone numbers) are served only
 to requests carrying the token.
+
+Errors: every :class:`gridgis.errors.GridgisError` is answered with its type's
+``http_status`` (input 422, not found 404, conflict 409, limit 413, store 503) and
+``{"detail": message}``; invalid request fields with 422 and one entry per field.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.context import AppContext
+from api.deps import require_token
+from api.docs import add_offline_docs
+from api.middleware import BodyLimit, PointFastLane, WriteGuard
+from api.models import Problem
+from gridgis.errors import GridgisError
 from gridgis.standards import DEFAULT, Settings
-from gridgis.store import Store, StoreError
+from gridgis.store import Store
 
-#: Largest request body accepted (uploads included), bytes.
-MAX_BODY_BYTES = 64 * 1024 * 1024
-
-
-@dataclass
-class AppContext:
-    """What every request handler shares: the workspace, the rules and caches."""
-
-    store: Store
-    settings: Settings
-    maps_dir: Path | None
-    token: str | None
-    max_body_bytes: int
-    write_lock: threading.Lock = field(default_factory=threading.Lock)
-    _lookup: Any = None
-    _lookup_lock: threading.Lock = field(default_factory=threading.Lock)
-    _layers: list[str] | None = None
-
-    def lookup(self):
-        """The :class:`gridgis.lookup.Lookup`, built on first use and after every write."""
-        lk = self._lookup
-        if lk is None:
-            with self._lookup_lock:
-                if self._lookup is None:
-                    from gridgis.lookup import Lookup
-
-                    self._lookup = Lookup.from_store(self.store, self.settings)
-                lk = self._lookup
-        return lk
-
-    def layers(self) -> list[str]:
-        """Layer names (cached; refreshed after writes made through this API)."""
-        names = self._layers
-        if names is None:
-            names = self._layers = self.store.layers()
-        return names
-
-    def changed(self) -> None:
-        """Forget caches after a write."""
-        with self._lookup_lock:
-            self._lookup = None
-        self._layers = None
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, whether announced by
-    Content-Length or discovered while streaming."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.limit
-                except ValueError:
-                    too_big = False
-                if too_big:
-                    await _send_413(send, self.limit)
-                    return
-        seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise BodyTooLarge()
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _send_413(send, self.limit)
-
-
-async def _send_413(send: Send, limit: int) -> None:
-    body = (f'{{"detail": "request body over the limit of {limit} bytes"}}').encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+#: Error answers documented on every operation, and on writes.
+_ALWAYS = {
+    422: "Invalid parameter (named in `detail`; per field in `errors`)",
+    503: "The workspace cannot be read (file gone, database unreachable)",
+}
+_DEFAULT_422 = {"$ref": "#/components/schemas/HTTPValidationError"}
+_WRITES = {
+    400: "The body cannot be parsed (malformed JSON or multipart)",
+    401: "Missing or wrong bearer token (refused before the body is read)",
+    413: "Body over the size limit (server.max_body_bytes / server.max_json_bytes)",
+}
 
 
 def create_app(
@@ -142,7 +57,7 @@ def create_app(
     settings: Settings = DEFAULT,
     maps_dir: str | Path | None = None,
     token: str | None = None,
-    max_body_bytes: int = MAX_BODY_BYTES,
+    max_body_bytes: int | None = None,
 ) -> FastAPI:
     """Build the API around one workspace.
 
@@ -151,17 +66,21 @@ def create_app(
     store
         The workspace (``gridgis.store.open_store(...)``).
     settings
-        Planning rules used by lookups and by analyses run through the API.
+        Planning rules used by lookups and by analyses run through the API, and the
+        server's limits (``settings.server``, :class:`gridgis.standards.ServerRules`).
     maps_dir
         Folder of the HTML maps (``gridgis map --out``) served under ``/maps/``.
     token
         Bearer token for writes; default ``GRIDGIS_API_TOKEN`` from the environment.
         Without one, writes are refused (401) and personal fields never served.
     max_body_bytes
-        Largest request body accepted; larger ones get 413.
+        Largest upload body, bytes (default ``settings.server.max_body_bytes``);
+        larger ones get 413.
     """
-    from api.routers import features, grids, lookup, maps, writes
+    from api.routers import export, features, grids, lookup, maps, writes
 
+    if max_body_bytes is not None:
+        settings = settings.override({"server.max_body_bytes": int(max_body_bytes)})
     token = token if token is not None else os.environ.get("GRIDGIS_API_TOKEN") or None
     app = FastAPI(
         title="gridgis",
@@ -169,22 +88,43 @@ def create_app(
         description="Grid-management GIS for urban community governance "
         "(城乡社区网格化服务管理): layers as OGC API – Features collections, "
         "address and point lookup, grids, coverage and maps.",
+        docs_url=None,
+        redoc_url=None,
     )
-    app.state.ctx = AppContext(
+    ctx = AppContext(
         store=store,
         settings=settings,
         maps_dir=Path(maps_dir) if maps_dir else None,
         token=token,
-        max_body_bytes=max_body_bytes,
     )
-    for module in (features, lookup, grids, writes, maps):
+    app.state.ctx = ctx
+    for module in (features, lookup, grids, writes, maps, export):
         app.include_router(module.router)
+    add_offline_docs(app)
+    _add_error_handlers(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    # outermost last: WriteGuard → BodyLimit → PointFastLane → FastAPI
+    app.add_middleware(PointFastLane, ctx=ctx)
+    app.add_middleware(BodyLimit, ctx=ctx)
+    app.add_middleware(WriteGuard, ctx=ctx, protected=_protected_routes(app))
+    return app
 
-    @app.exception_handler(StoreError)
-    async def store_error(request: Request, exc: StoreError) -> JSONResponse:
-        text = str(exc)
-        status = 404 if "no layer" in text or "no such" in text else 422
-        return JSONResponse({"detail": text}, status_code=status)
+
+def _protected_routes(app: FastAPI) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    """(path pattern, methods) of every route that requires the write token."""
+    out = []
+    for route in app.routes:
+        if isinstance(route, APIRoute) and any(
+            d.call is require_token for d in route.dependant.dependencies
+        ):
+            out.append((route.path_regex, frozenset(route.methods or ())))
+    return out
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GridgisError)
+    async def library_error(request: Request, exc: GridgisError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -195,7 +135,7 @@ def create_app(
                 {
                     "field": ".".join(loc[1:]) or ".".join(loc),
                     "in": loc[0] if loc else None,
-                    "message": e.get("msg"),
+                    "message": str(e.get("msg")),
                 }
             )
         fields = ", ".join(sorted({e["field"] for e in errors}))
@@ -204,21 +144,53 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
-            {"detail": exc.detail},
+            {"detail": str(exc.detail)},
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
 
-    app.add_middleware(lookup.PointFastLane, ctx=app.state.ctx)
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
-    return app
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, made to say what the server does: every error answer as
+    :class:`api.models.Problem` (``detail`` a text), 400/401/413 on writes, security
+    declared by write operations only."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem.pop("$defs", {}))
+    components["Problem"] = problem
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for ops in schema.get("paths", {}).values():
+        for method, op in ops.items():
+            responses = op.setdefault("responses", {})
+            wanted = dict(_ALWAYS)
+            if op.get("security"):
+                wanted |= _WRITES
+            for status, text in wanted.items():
+                responses.setdefault(str(status), {"description": text})
+            for status, resp in responses.items():
+                current = resp.get("content", {}).get("application/json", {}).get("schema")
+                if status[0] in "45" and current in (None, {}, _DEFAULT_422):
+                    resp["content"] = ref
+            if method == "get":
+                op.pop("security", None)
+    app.openapi_schema = schema
+    return schema
 
 
 def from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` and ``gridgis serve --workers N``: the
     workspace from ``GRIDGIS_SERVE_STORE`` (path or URL, else ``GRIDGIS_DATABASE_URL``),
     maps from ``GRIDGIS_SERVE_MAPS``, rules from ``GRIDGIS_SERVE_RULES`` (TOML path) and
-    ``GRIDGIS_SERVE_SET`` (JSON list of ``section.name=value``)."""
+    ``GRIDGIS_SERVE_SET`` (JSON list of ``section.name=value``). Each worker process
+    builds its own app and loads the lookup index once, at start
+    (``GRIDGIS_SERVE_PRELOAD``, default on), not on its first request."""
     import json
 
     from gridgis.store import open_store
@@ -229,4 +201,7 @@ def from_env() -> FastAPI:
     sets = json.loads(os.environ.get("GRIDGIS_SERVE_SET") or "[]")
     if sets:
         settings = settings.override(dict(s.split("=", 1) for s in sets))
-    return create_app(store, settings, maps_dir=os.environ.get("GRIDGIS_SERVE_MAPS") or None)
+    app = create_app(store, settings, maps_dir=os.environ.get("GRIDGIS_SERVE_MAPS") or None)
+    if os.environ.get("GRIDGIS_SERVE_PRELOAD", "1") != "0":
+        app.state.ctx.lookup()
+    return app

@@ -13,7 +13,8 @@ from gridgis.store import Store
 def demo_layers(
     households: int = 10_000, seed: int = 7, settings: Settings = DEFAULT
 ) -> dict[str, Any]:
-    """The demo city's layers after delineation, assignment and coverage (EPSG:4326).
+    """The demo city's layers after delineation (with assignment and recount) and coverage
+    (EPSG:4326), as ``gridgis demo`` makes them.
 
     Computed once per process for each argument set (the frames are shared: do not
     modify them in place)."""
@@ -27,18 +28,26 @@ _CACHE: dict[tuple, dict[str, Any]] = {}
 
 
 def _demo_layers(households: int, seed: int, settings: Settings) -> dict[str, Any]:
-    from gridgis.assign import assign_all
-    from gridgis.coverage import run_coverage
-    from gridgis.delineate import delineate
-    from gridgis.synth import make_city
+    """The demo city after the demo's delineation and coverage steps, run by the same
+    workflows as ``gridgis demo`` on a scratch GeoPackage and read back."""
+    import tempfile
+    from pathlib import Path
 
-    city = make_city(households=households, seed=seed, settings=settings)
-    layers: dict[str, Any] = dict(city.layers)
-    result = delineate(layers, settings)
-    layers.update(grids=result.grids, buildings=result.buildings)
-    layers.update(assign_all(layers, result.grids, settings).layers())
-    layers.update(run_coverage(layers, settings).layers)
+    from gridgis.store import GeoPackageStore
+    from gridgis.workflows import make_demo_city, run_demo
+
+    with tempfile.TemporaryDirectory(prefix="gridgis-demo-") as tmp:
+        store = GeoPackageStore(Path(tmp) / "demo.gpkg")
+        make_demo_city(store, settings, households=households, seed=seed)
+        run_demo(store, settings, Path(tmp), steps=API_DEMO_STEPS)
+        layers = {name: store.read(name) for name in store.layers()}
+        store.close()
     return layers
+
+
+API_DEMO_STEPS = ("delineate", "coverage")
+"""Steps of :data:`gridgis.workflows.DEMO_STEPS` the served demo runs (no site proposals,
+lookup sample or maps)."""
 
 
 def fill_demo(store: Store, layers: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:

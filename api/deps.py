@@ -1,21 +1,22 @@
-"""Dependencies injected into the routers: the shared context (store, settings, caches)
-and the bearer-token check for writes and personal fields."""
+"""Dependencies injected into the routers: the shared context (:mod:`api.context`), the
+bearer-token check for writes and personal fields, request validation (layer, bbox, crs),
+and the JSON responses."""
 
 from __future__ import annotations
 
-import hmac
 import json
 import math
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
-from api.app import AppContext
+from api.context import AppContext
 
 _bearer = HTTPBearer(auto_error=False, description="The token in GRIDGIS_API_TOKEN")
 
@@ -27,31 +28,26 @@ async def get_ctx(request: Request) -> AppContext:
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 
 
-def token_ok(ctx: AppContext, cred: HTTPAuthorizationCredentials | None) -> bool:
-    """True when ``cred`` is a bearer token equal to the write token (constant time)."""
-    if ctx.token is None or cred is None or cred.scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(cred.credentials.encode(), ctx.token.encode())
-
-
-async def authorised(
-    ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
-) -> bool:
-    """True when the request carries the write token (personal fields may be shown)."""
-    return token_ok(ctx, cred)
+async def authorised(request: Request, ctx: Ctx) -> bool:
+    """True when the request carries the write token (personal fields may be shown).
+    Read from the header itself: public reads declare no security in the OpenAPI
+    document."""
+    return ctx.token_ok(request.headers.get("authorization"))
 
 
 async def require_token(
-    ctx: Ctx, cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None
+    request: Request, ctx: Ctx, _cred: Annotated[Any, Depends(_bearer)] = None
 ) -> None:
-    """401 unless the request carries the write token."""
+    """401 unless the request carries the write token. (The ASGI guard
+    :class:`api.middleware.WriteGuard` has already refused such requests before their
+    body was read; this dependency declares the security scheme and checks again.)"""
     if ctx.token is None:
         raise HTTPException(
             401,
             "writes are disabled on this server (start it with GRIDGIS_API_TOKEN set)",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    if not token_ok(ctx, cred):
+    if not ctx.token_ok(request.headers.get("authorization")):
         raise HTTPException(
             401,
             "a valid bearer token is required (Authorization: Bearer <GRIDGIS_API_TOKEN>)",
@@ -60,6 +56,157 @@ async def require_token(
 
 
 Authorised = Annotated[bool, Depends(authorised)]
+
+# -- request validation ------------------------------------------------------------------
+
+#: CRS of a point given to ``/lookup/point``.
+PointCrs = Literal["wgs84", "cgcs2000", "gcj02", "bd09", "EPSG:4326", "EPSG:4490"]
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
+EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
+GCJ02 = "https://gridgis.dev/def/crs/GCJ-02"
+"""GCJ-02 (Amap/Tencent offset coordinates, lon/lat order) has no EPSG code."""
+
+#: Output CRSs: URI -> (kind, lat/lon axis order). EPSG:4326 and EPSG:4490 are
+#: latitude-first as their definitions say (OGC API – Features Part 2).
+CRS_CHOICES: dict[str, tuple[str, bool]] = {
+    CRS84: ("wgs84", False),
+    EPSG4326: ("wgs84", True),
+    EPSG4490: ("wgs84", True),
+    GCJ02: ("gcj02", False),
+}
+#: Short names accepted for the URIs above.
+CRS_ALIASES = {
+    "crs84": CRS84,
+    "CRS84": CRS84,
+    "wgs84": CRS84,
+    "epsg:4326": EPSG4326,
+    "EPSG:4326": EPSG4326,
+    "epsg:4490": EPSG4490,
+    "EPSG:4490": EPSG4490,
+    "cgcs2000": EPSG4490,
+    "gcj02": GCJ02,
+    "gcj-02": GCJ02,
+}
+#: Every accepted spelling of an output or bbox CRS (an enum in the OpenAPI document).
+OutCrs = Literal[
+    "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+    "http://www.opengis.net/def/crs/EPSG/0/4326",
+    "http://www.opengis.net/def/crs/EPSG/0/4490",
+    "https://gridgis.dev/def/crs/GCJ-02",
+    "crs84",
+    "CRS84",
+    "wgs84",
+    "epsg:4326",
+    "EPSG:4326",
+    "epsg:4490",
+    "EPSG:4490",
+    "cgcs2000",
+    "gcj02",
+    "gcj-02",
+]
+
+
+def crs_uri(value: str | None) -> str:
+    """The URI of an accepted CRS spelling (CRS84 when none)."""
+    if not value:
+        return CRS84
+    return value if value in CRS_CHOICES else CRS_ALIASES[value]
+
+
+async def out_crs(
+    crs: Annotated[
+        OutCrs | None,
+        Query(description=f"Output CRS: CRS84 (default), {EPSG4326}, {EPSG4490} or {GCJ02}"),
+    ] = None,
+) -> str:
+    """The output CRS URI of a features request."""
+    return crs_uri(crs)
+
+
+OutCrsUri = Annotated[str, Depends(out_crs)]
+
+Box = tuple[float, float, float, float]
+
+
+def _bad_bbox(why: str) -> HTTPException:
+    return HTTPException(422, f"bbox: {why}")
+
+
+def parse_bbox(text: str, bbox_crs: str) -> Box:
+    """``minx,miny,maxx,maxy`` (or the 6-number 3-D form) in the CRS ``bbox_crs`` (a URI
+    of :data:`CRS_CHOICES`) as lon/lat degrees in EPSG:4326; 422 naming the rule."""
+    from gridgis.crs import gcj02_to_wgs84
+
+    try:
+        vals = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise _bad_bbox("four numbers minx,miny,maxx,maxy (lon/lat degrees)") from None
+    if len(vals) == 6:
+        vals = [vals[0], vals[1], vals[3], vals[4]]
+    if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
+        raise _bad_bbox("four numbers minx,miny,maxx,maxy (lon/lat degrees)")
+    kind, latlon = CRS_CHOICES[bbox_crs]
+    if latlon:
+        vals = [vals[1], vals[0], vals[3], vals[2]]
+    minx, miny, maxx, maxy = vals
+    if minx > maxx or miny > maxy:
+        raise _bad_bbox("minx must not exceed maxx, nor miny maxy")
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise _bad_bbox("longitudes within -180…180, latitudes -90…90")
+    if kind == "gcj02":
+        xs, ys = gcj02_to_wgs84(
+            np.array([minx, maxx, minx, maxx]), np.array([miny, miny, maxy, maxy])
+        )
+        minx, maxx, miny, maxy = xs.min(), xs.max(), ys.min(), ys.max()
+    return (float(minx), float(miny), float(maxx), float(maxy))
+
+
+async def bbox_filter(
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)",
+            max_length=200,
+            pattern=r"^[0-9eE+\-., ]*$",
+        ),
+    ] = None,
+    bbox_crs: Annotated[
+        OutCrs | None, Query(alias="bbox-crs", description="CRS of bbox (default CRS84)")
+    ] = None,
+) -> Box | None:
+    """The bbox of a features request in lon/lat degrees, or ``None``."""
+    if not bbox:
+        return None
+    return parse_bbox(bbox, crs_uri(bbox_crs))
+
+
+BBox = Annotated[Box | None, Depends(bbox_filter)]
+
+
+def layer_names(ctx: AppContext) -> str:
+    return ", ".join(n for n in ctx.layers() if not n.startswith("gridgis_")) or "none"
+
+
+def existing_layer(
+    ctx: Ctx,
+    layer: Annotated[
+        str,
+        PathParam(
+            description="Layer name, e.g. grids, buildings",
+            max_length=63,
+            examples=["grids", "buildings", "staff", "facilities"],
+        ),
+    ],
+) -> str:
+    """The path's layer name; 404 naming the collections when the workspace lacks it."""
+    if not ctx.has_layer(layer):
+        raise HTTPException(404, f"no collection '{layer}' (collections: {layer_names(ctx)})")
+    return layer
+
+
+Layer = Annotated[str, Depends(existing_layer)]
 
 
 def plain(value: Any) -> Any:

@@ -79,6 +79,11 @@ class Health(BaseModel):
     writes_enabled: bool
 
 
+class HealthError(BaseModel):
+    status: Literal["error"]
+    detail: str
+
+
 class Person(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str | None = None
@@ -153,7 +158,18 @@ class WriteResult(BaseModel):
     summary: str | None = None
 
 
-class Problem(BaseModel):
-    """An error: what went wrong and, for bad input, which field."""
+class FieldProblem(BaseModel):
+    """One invalid request field."""
 
-    detail: Any
+    field: str = Field(..., description="Dotted name of the field, e.g. lon or staff.0.role")
+    # "in" is a Python keyword: the JSON name is set by alias
+    location: str | None = Field(None, alias="in", description="query, path, body…")
+    message: str | None = None
+
+
+class Problem(BaseModel):
+    """Every error answer: what went wrong (naming the field, layer or limit) and, for
+    invalid request fields, one entry per field."""
+
+    detail: str
+    errors: list[FieldProblem] | None = None

@@ -84,6 +84,58 @@ def int_to_cn(n: int) -> str:
     return out
 
 
+def _to_traditional(text: str) -> str:
+    import zhconv
+
+    return zhconv.convert(text, "zh-hant")
+
+
+def _partial_name(name: str, names: list[str]) -> str | None:
+    """The end of a place name without its first qualifier, as people shorten names
+    (上海市竹园中学 → 竹园中学; 复旦大学附属华山医院 → 附属华山医院), kept only when it ends
+    no other indexed name (a unique part); None otherwise."""
+    from gridgis.address import normalise_name
+    from gridgis.address.index import strip_one_admin
+
+    key = normalise_name(name)
+    for part in (strip_one_admin(key), key[2:], key[3:]):
+        if not part or len(part) < 4 or part == key:
+            continue
+        if sum(n.endswith(part) for n in names) == 1:
+            return part
+    return None
+
+
+def _homophone_table(texts) -> dict[str, list[str]]:
+    """Characters of the index texts grouped by tone-less pinyin (the pool of homophones
+    a pinyin keyboard offers)."""
+    from pypinyin import Style, lazy_pinyin
+
+    chars = sorted({c for t in texts for c in str(t) if "\u4e00" <= c <= "\u9fff"})
+    out: dict[str, list[str]] = {}
+    for c, py in zip(chars, lazy_pinyin(chars, style=Style.NORMAL), strict=True):
+        out.setdefault(py, []).append(c)
+    return out
+
+
+def _homophone_typo(addr: str, road: str | None, table, rng) -> str | None:
+    """One character of the road name replaced by another with the same pinyin (延吉东路
+    → 延吉冬路), not a direction, numeral or the road suffix."""
+    from pypinyin import Style, lazy_pinyin
+
+    if not road or len(road) < 3 or road not in addr:
+        return None
+    body = [k for k, c in enumerate(road[:-1]) if c not in "东南西北中一二三四五六七八九十"]
+    rng.shuffle(body)
+    for k in body:
+        py = lazy_pinyin(road[k], style=Style.NORMAL)[0]
+        alts = [c for c in table.get(py, []) if c != road[k] and c not in "东南西北中"]
+        if alts:
+            new = road[:k] + rng.choice(alts) + road[k + 1 :]
+            return addr.replace(road, new, 1)
+    return None
+
+
 def make_index_and_queries(
     n_index: int = 5000, n_queries: int = 1200, n_negative: int = 600, seed: int = 11
 ):
@@ -127,7 +179,13 @@ def make_index_and_queries(
         "poi_name",
         "wrong_char",
         "with_city",
+        "partial_name",
+        "homophone_typo",
+        "district_before_city",
+        "traditional",
     ]
+    homophones = _homophone_table(index["text"])
+    name_list = sorted(names)
     pos = []
     rows = list(range(len(index)))
     rng.shuffle(rows)
@@ -151,6 +209,20 @@ def make_index_and_queries(
             q = name
         elif style == "with_city":
             q = "上海市" + idx.at[i, "adname"] + addr
+        elif style == "district_before_city":
+            q = idx.at[i, "adname"] + "上海市" + (addr if len(pos) % 2 else name)
+        elif style == "traditional":
+            q = _to_traditional(idx.at[i, "adname"] + addr)
+            if q == idx.at[i, "adname"] + addr:
+                continue
+        elif style == "partial_name":
+            q = _partial_name(name, name_list)
+            if q is None:
+                continue
+        elif style == "homophone_typo":
+            q = _homophone_typo(addr, p.road, homophones, rng)
+            if q is None:
+                continue
         else:  # wrong_char: one character of the road name replaced
             road = p.road
             if not road or len(road) < 3 or road not in addr:
@@ -214,14 +286,18 @@ def score_matches(
     }
     out = positives.copy()
     top, ok = [], []
-    for exp, style, ans in zip(out["expected"], out["style"], answers, strict=True):
+    for q, exp, style, ans in zip(
+        out["query"], out["expected"], out["style"], answers, strict=True
+    ):
         got = ans["address_id"] or (
             ans["candidates"][0]["address_id"] if ans["candidates"] else None
         )
         top.append(got)
         if got is None:
             ok.append(False)
-        elif style == "poi_name":
+        elif style in ("poi_name", "partial_name") or (
+            style == "district_before_city" and not _RE_DOOR.search(q)
+        ):
             ok.append(got == exp or nm[got] == nm[exp])
         else:
             ok.append(got == exp or key[got] == key[exp])
@@ -232,7 +308,8 @@ def score_matches(
 
 
 def parser_table() -> pd.DataFrame:
-    from gridgis.address import evaluate_parser, read_bio
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_parser import evaluate_parser, read_bio
 
     return evaluate_parser(read_bio(PARSING_DIR / "dev.txt"))
 

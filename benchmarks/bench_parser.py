@@ -14,7 +14,11 @@ Prints, for roadno / houseno / cellno / roomno (and road, poi, floorno):
    same span metric (masked span texts), i.e. how often two annotators' (or one
    annotator's) labels for the same written pattern agree;
 4. counts of the written patterns that carry two conventions in train.txt;
-5. the tokenisation artefact: the corpus sometimes keeps ``X-Y`` as one token, which its
+5. the issue-5 target of span F1 ≥ 0.95 per field (roadno, houseno, cellno, roomno) on
+   dev, as a diagnostic: issue 14 withdrew it (the corpus labels the same written
+   pattern two ways, see 3 and 4; what the parser is for is matching, measured by
+   ``bench_lookup.py``);
+6. the tokenisation artefact: the corpus sometimes keeps ``X-Y`` as one token, which its
    annotators could then only label as one span (82-11号 after a road is roadno + houseno
    when the dash is its own token, one roadno span when it is not); dev F1 without the
    addresses that hold such a token.
@@ -30,15 +34,144 @@ import argparse
 import itertools
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gridgis.address import bio_spans, bio_text, evaluate_parser, normalise, parse, read_bio
+import pandas as pd
+
+from gridgis.address import normalise, parse
+from gridgis.standards import DEFAULT, Settings
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "cn-address-parsing"
 TARGET = ("roadno", "houseno", "cellno", "roomno")
 FIELDS = ("road", "roadno", "poi", "houseno", "cellno", "floorno", "roomno")
+
+
+# -- corpus reading and span scoring (moved from gridgis.address) --------------------
+
+#: Fields scored against the Chinese address parsing corpus.
+EVAL_FIELDS = FIELDS
+
+
+def read_bio(path) -> list[list[tuple[str, str]]]:
+    """Read a CoNLL-style BIO file (``token label`` per line, blank line between
+    addresses) into lists of (token, label)."""
+    out: list[list[tuple[str, str]]] = []
+    cur: list[tuple[str, str]] = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                if cur:
+                    out.append(cur)
+                    cur = []
+                continue
+            tok, sep, lab = line.rpartition(" ")
+            if not sep:
+                raise ValueError(f"{path}: line {lineno}: expected 'token label', got {line!r}")
+            cur.append((tok, lab))
+    if cur:
+        out.append(cur)
+    return out
+
+
+def bio_text(tokens: list[tuple[str, str]]) -> str:
+    """The address text of a BIO-labelled address.
+
+    The corpus makes every run of digits one token, so two digit tokens side by side were
+    two numbers apart in the original text (华南公富13 2950室): they are joined with a
+    space, which :func:`normalise` reads as a separator.
+    """
+    out = []
+    prev = ""
+    for tok, _ in tokens:
+        if prev.isdigit() and tok[:1].isdigit():
+            out.append(" ")
+        out.append(tok)
+        prev = tok
+    return "".join(out)
+
+
+def bio_spans(tokens: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(label, text) spans of a BIO-labelled address, labels lower-cased."""
+    spans: list[list[str]] = []
+    cur: list[str] | None = None
+    for tok, lab in tokens:
+        if lab == "O":
+            cur = None
+            continue
+        kind, _, name = lab.partition("-")
+        name = name.lower()
+        if kind == "B" or cur is None or cur[0] != name:
+            cur = [name, tok]
+            spans.append(cur)
+        else:
+            cur[1] += tok
+    return [(a, b) for a, b in spans]
+
+
+def evaluate_parser(
+    sentences: list[list[tuple[str, str]]],
+    fields: Iterable[str] = EVAL_FIELDS,
+    settings: Settings = DEFAULT,
+) -> pd.DataFrame:
+    """Per-field precision, recall and F1 of :func:`parse` on BIO-labelled addresses.
+
+    A predicted span counts when an gold span of the same field has the same text after
+    :func:`normalise` (so 八号楼 and 8栋 are the same building number). Counting is per
+    address, as multisets.
+
+    Returns
+    -------
+    DataFrame
+        Index field; columns gold, predicted, correct, precision, recall, f1.
+    """
+    fields = tuple(fields)
+    gold_n = dict.fromkeys(fields, 0)
+    pred_n = dict.fromkeys(fields, 0)
+    hit_n = dict.fromkeys(fields, 0)
+    for sent in sentences:
+        text = bio_text(sent)
+        gold: dict[str, list[str]] = defaultdict(list)
+        for lab, t in bio_spans(sent):
+            if lab in gold_n:
+                g = normalise(t).text
+                if g:
+                    gold[lab].append(g)
+        pred: dict[str, list[str]] = defaultdict(list)
+        for lab, t in parse(text, settings).spans:
+            if lab in pred_n:
+                pred[lab].append(t)
+        for f in fields:
+            gold_n[f] += len(gold[f])
+            pred_n[f] += len(pred[f])
+            rem = list(gold[f])
+            for t in pred[f]:
+                if t in rem:
+                    rem.remove(t)
+                    hit_n[f] += 1
+    rows = []
+    for f in fields:
+        prec = hit_n[f] / pred_n[f] if pred_n[f] else 0.0
+        rec = hit_n[f] / gold_n[f] if gold_n[f] else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        rows.append(
+            {
+                "field": f,
+                "gold": gold_n[f],
+                "predicted": pred_n[f],
+                "correct": hit_n[f],
+                "precision": prec,
+                "recall": rec,
+                "f1": f1,
+            }
+        )
+    return pd.DataFrame(rows).set_index("field")
+
+
+# -- diagnostics ---------------------------------------------------------------------
 
 
 def _f1(hit: int, pred: int, gold: int) -> float:
@@ -185,10 +318,20 @@ def main() -> None:
     tr, dv = evaluate_parser(train), evaluate_parser(dev)
     bag = char_bag_f1(dev)
     for f in FIELDS:
-        target = "≥ 0.95" if f in TARGET else ""
+        target = "≥ 0.95 (withdrawn, issue 14)" if f in TARGET else ""
         lines.append(
             f"| {f} | {tr.loc[f, 'f1']:.3f} | {dv.loc[f, 'f1']:.3f} | {bag[f]:.3f} | {target} |"
         )
+    short = [f for f in TARGET if dv.loc[f, "f1"] < 0.95]
+    lines += [
+        "",
+        "Diagnostic (former strict-xfail tests of issue 5, target withdrawn by issue 14): "
+        + (
+            ", ".join(f"{f} {dv.loc[f, 'f1']:.3f}" for f in short) + " below 0.95 on dev"
+            if short
+            else "every target field ≥ 0.95 on dev"
+        ),
+    ]
     pairs, agreement = self_agreement(train + dev)
     lines += [
         "",

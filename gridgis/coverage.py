@@ -39,12 +39,16 @@ from gridgis.network import (
     build_network,
     far_snap_findings,
 )
+from gridgis.spatial import points_in_polygons, rank_of
 from gridgis.standards import DEFAULT, Settings
 
 LIFE_CIRCLE = "life_circle"
 """Pseudo-category: every ``settings.coverage.life_circle_categories`` category within the
 15-minute walk (``settings.coverage.life_circle_15min_m``)."""
 GREEN_CATEGORIES = ("green", "park")
+NO_DATA = "no_data"
+"""Status of a category with no facility (or green space) in the workspace: its rates,
+gaps and norms are unknown, not 0 %."""
 """Categories served by ``green_spaces`` polygons (reached at their boundary)."""
 
 ACCESS_METHOD = (
@@ -215,6 +219,8 @@ def compute_access(
     crs: pyproj.CRS | None = None,
     extra_points: NDArray[np.object_] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    compounds: gpd.GeoDataFrame | None = None,
+    gates: gpd.GeoDataFrame | None = None,
     network: RoadNetwork | None = None,
 ) -> Access:
     """Walking and straight-line distance from every residential building to every category.
@@ -234,6 +240,10 @@ def compute_access(
         their nodes are ``graph.point_node[-len(extra_points):]``.
     progress
         Called as ``progress(done, total)`` after each category.
+    compounds, gates
+        Optional walled compounds and their gates: walks cross a wall only at an open
+        gate, buildings inside reach the street only through them
+        (:func:`gridgis.network.make_walls`).
     network
         A walking network already built (a partition's piece of the city's network,
         :mod:`gridgis.partitioned`); ``roads`` is then not read.
@@ -244,7 +254,11 @@ def compute_access(
         ``walk_m >= straight_m`` for every building and category (checked).
     """
     cov = settings.coverage
-    net = network if network is not None else build_network(roads, settings, crs)
+    net = (
+        network
+        if network is not None
+        else build_network(roads, settings, crs, compounds=compounds, gates=gates)
+    )
     crs = net.crs
     cats = list(categories) if categories is not None else list(cov.radius_m)
     unknown = [c for c in cats if c not in cov.radius_m]
@@ -320,22 +334,32 @@ def compute_access(
             walk[ok] = dist[node_b[ok]]
             walk[~np.isfinite(walk)] = np.nan
         straight = _straight(points, targets)
-        frames.append(_access_frame(res, cat, walk, straight, cov.radius_m[cat], cov))
+        frame = _access_frame(res, cat, walk, straight, cov.radius_m[cat], cov)
+        frame["status"] = NO_DATA if len(src) == 0 else "ok"
+        frames.append(frame)
         if progress is not None:
             progress(len(frames), len(cats))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     lc = list(cov.life_circle_categories)
     if not set(lc) <= set(cats):
         lc = []  # a partial run (e.g. siting one category): no life-circle completeness
+    no_data = [c for c in cats if len(sources[c]) == 0]
+    lc_missing = [c for c in lc if c in no_data]
+    lc = [c for c in lc if c not in no_data]  # completeness over the categories with data
     if lc and len(table):
-        table = pd.concat([table, _life_circle_rows(table, lc, res, cov)], ignore_index=True)
+        life = _life_circle_rows(table, lc, res, cov)
+        life["status"] = "partial" if lc_missing else "ok"
+        table = pd.concat([table, life], ignore_index=True)
 
     params = coverage_params(settings, crs)
     params.update(
         {
             "categories": cats,
             "life_circle_categories": lc,
+            "life_circle_no_data": lc_missing,
+            "no_data_categories": no_data,
             "network": net.stats,
+            "warnings": list(net.warnings),
             "buildings_residential": int(len(res)),
             "buildings_off_network": int((node_b < 0).sum()),
             "sources": {c: int(len(s)) for c, s in sources.items()},
@@ -410,6 +434,14 @@ def _life_circle_rows(
 # --------------------------------------------------------------------------------------
 
 
+def _located(points, polygons, rank, tree=None) -> tuple[NDArray, NDArray]:
+    """(point, polygon) pairs by the one point-in-polygon rule of :mod:`gridgis.spatial`
+    (interior wins, boundary points to the smallest rank; each point counted once)."""
+    where = points_in_polygons(np.asarray(points, dtype=object), polygons, rank, tree)
+    pi = np.flatnonzero(where >= 0)
+    return pi, where[pi]
+
+
 def building_areas(
     res: gpd.GeoDataFrame,
     communities: gpd.GeoDataFrame | None,
@@ -434,18 +466,16 @@ def building_areas(
     pts = res["point"].to_numpy()
     if communities is not None and len(communities):
         comm = communities.to_crs(res.crs).reset_index(drop=True)
-        pi, ci = shapely.STRtree(comm.geometry.values).query(pts, predicate="within")
-        first = ~pd.Series(pi).duplicated().to_numpy()
-        pi, ci = pi[first], ci[first]
+        rank = rank_of(comm["community_code"].astype(str).to_numpy())
+        pi, ci = _located(pts, comm.geometry.values, rank)
         out.loc[pi, "community_code"] = comm["community_code"].astype(str).to_numpy()[ci]
         out.loc[pi, "street_code"] = comm["street_code"].astype(str).to_numpy()[ci]
     if "grid_code" in res.columns and res["grid_code"].notna().any():
         out["grid_code"] = res["grid_code"].astype("object").to_numpy()
     elif grids is not None and len(grids):
         g = grids.to_crs(res.crs).reset_index(drop=True)
-        pi, gi = shapely.STRtree(g.geometry.values).query(pts, predicate="within")
-        first = ~pd.Series(pi).duplicated().to_numpy()
-        out.loc[pi[first], "grid_code"] = g["grid_code"].astype(str).to_numpy()[gi[first]]
+        pi, gi = _located(pts, g.geometry.values, rank_of(g["grid_code"].astype(str).to_numpy()))
+        out.loc[pi, "grid_code"] = g["grid_code"].astype(str).to_numpy()[gi]
     return out
 
 
@@ -462,6 +492,8 @@ def coverage_rates(
         overstates), floor and pass (park: rate > ``park_coverage_floor``).
     """
     t = access.table.merge(areas, on="building_id", how="left")
+    if "status" not in t.columns:
+        t["status"] = "ok"
     t["hh_cov"] = np.where(t["covered"], t["households"], 0)
     t["hh_cov_s"] = np.where(t["covered_straight"], t["households"], 0)
     out = []
@@ -476,6 +508,7 @@ def coverage_rates(
                 households=("households", "sum"),
                 households_covered=("hh_cov", "sum"),
                 households_covered_straight=("hh_cov_s", "sum"),
+                status=("status", "first"),
             )
             .reset_index()
         )
@@ -493,20 +526,22 @@ def coverage_rates(
         "rate_straight",
         "floor",
         "pass",
+        "status",
     ]
     if not out:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
     rates = pd.concat(out, ignore_index=True)
     hh = rates["households"].to_numpy(dtype=float)
-    rates["rate"] = np.where(hh > 0, rates["households_covered"] / np.maximum(hh, 1), np.nan)
+    known = (hh > 0) & (rates["status"].to_numpy() != NO_DATA)
+    rates["rate"] = np.where(known, rates["households_covered"] / np.maximum(hh, 1), np.nan)
     rates["rate_straight"] = np.where(
-        hh > 0, rates["households_covered_straight"] / np.maximum(hh, 1), np.nan
+        known, rates["households_covered_straight"] / np.maximum(hh, 1), np.nan
     )
     floor = settings.coverage.park_coverage_floor
     is_park = rates["category"].to_numpy() == "park"
     rates["floor"] = np.where(is_park, floor, np.nan)
     rates["pass"] = pd.array(np.where(is_park, rates["rate"] > floor, False), dtype="boolean")
-    rates.loc[~is_park, "pass"] = pd.NA
+    rates.loc[~is_park | ~known, "pass"] = pd.NA
     for c in ("households", "households_covered", "households_covered_straight"):
         rates[c] = rates[c].astype(np.int64)
     return rates[cols]
@@ -525,9 +560,10 @@ def coverage_gaps(
     """
     crs = access.buildings.crs
     cols = ["community_code", "category", "households", "buildings", "area_m2"]
-    t = access.table.loc[
-        ~access.table["covered"].to_numpy(), ["building_id", "category", "households"]
-    ]
+    uncovered = ~access.table["covered"].to_numpy()
+    if "status" in access.table.columns:  # no facility data: not a gap, unknown
+        uncovered &= access.table["status"].to_numpy() != NO_DATA
+    t = access.table.loc[uncovered, ["building_id", "category", "households"]]
     t = t.merge(areas[["building_id", "community_code"]], on="building_id", how="left")
     t = t[t["community_code"].notna()]
     if t.empty:
@@ -658,7 +694,8 @@ def community_norms(
     b = buildings.loc[hh.to_numpy() > 0]
     bpts = shapely.point_on_surface(b.to_crs(crs).geometry.values)
     tree = shapely.STRtree(comm.geometry.values)
-    pi, ci = tree.query(bpts, predicate="within")
+    rank = rank_of(codes)
+    pi, ci = _located(bpts, comm.geometry.values, rank, tree)
     households = np.bincount(ci, weights=hh[hh > 0].to_numpy()[pi], minlength=len(comm))
 
     office = np.zeros(len(comm))
@@ -669,7 +706,7 @@ def community_norms(
             fpts = shapely.point_on_surface(f.to_crs(crs).geometry.values)
             area = pd.to_numeric(f["floor_area_m2"], errors="coerce").fillna(0).to_numpy()
             is_office = f["category"].to_numpy() == "community_office"
-            fi, cj = tree.query(fpts, predicate="within")
+            fi, cj = _located(fpts, comm.geometry.values, rank, tree)
             service = np.bincount(cj, weights=area[fi], minlength=len(comm))
             office = np.bincount(cj, weights=(area * is_office)[fi], minlength=len(comm))
     workers = np.zeros(len(comm))
@@ -713,8 +750,21 @@ def community_norms(
             np.maximum(st.community_office_min_m2 - office, 0.0),
         ),
     }
+    has_service = facilities is not None and bool(
+        facilities["category"].isin(SERVICE_CATEGORIES).any()
+    )
+    has_office = facilities is not None and bool(
+        (facilities["category"] == "community_office").any()
+    )
+    known = {
+        "service_floor_per_100_households": has_service,
+        "community_workers": staff is not None and len(staff) > 0,
+        "office_area_m2": has_office,
+    }
     frames = []
     for norm, (unit, value, target, ok, short) in rows.items():
+        status = "ok" if known[norm] else NO_DATA
+        nan = np.full(len(comm), np.nan)
         frames.append(
             gpd.GeoDataFrame(
                 {
@@ -723,10 +773,13 @@ def community_norms(
                     "households": households.astype(np.int64),
                     "norm": norm,
                     "unit": unit,
-                    "value": np.round(value.astype(float), 2),
+                    "value": np.round(value.astype(float), 2) if known[norm] else nan,
                     "target": target.astype(float),
-                    "pass": ok.astype(bool),
-                    "shortfall": np.round(short.astype(float), 2),
+                    "pass": pd.array(ok.astype(bool), dtype="boolean")
+                    if known[norm]
+                    else pd.array([pd.NA] * len(comm), dtype="boolean"),
+                    "shortfall": np.round(short.astype(float), 2) if known[norm] else nan,
+                    "status": status,
                 },
                 geometry=comm.geometry.values,
                 crs=crs,
@@ -755,17 +808,31 @@ class CoverageResult:
         t = self.access.table
         hh = t.groupby("category")["households"].sum()
         cov = t[t["covered"]].groupby("category")["households"].sum()
-        rate = (cov / hh).fillna(0.0)
-        lc = rate.get(LIFE_CIRCLE, float("nan"))
-        park = rate.get("park", float("nan"))
+        rate = cov.reindex(hh.index).fillna(0) / hh
+        no_data = list(self.access.params.get("no_data_categories", []))
+        lc_missing = list(self.access.params.get("life_circle_no_data", []))
+
+        def pct(cat: str) -> str:
+            if cat in no_data or cat not in rate.index:
+                return "no data"
+            return f"{rate[cat]:.1%}"
+
+        lc = pct(LIFE_CIRCLE)
+        if lc_missing and lc != "no data":
+            lc += f" (over the categories with data; no data for {', '.join(lc_missing)})"
         norms = self.layers.get("norms")
-        failing = int((~norms["pass"]).sum()) if norms is not None and len(norms) else 0
+        failing = (
+            int((norms["pass"].astype("boolean") == False).sum())  # noqa: E712
+            if norms is not None and len(norms)
+            else 0
+        )
+        missing = f"; no data (no facilities): {', '.join(no_data)}" if no_data else ""
         return (
             f"{len(self.access.buildings):,} residential buildings × "
             f"{t['category'].nunique()} categories; 15-min life circle complete for "
-            f"{lc:.1%} of households, park within 500 m {park:.1%}; "
+            f"{lc} of households, park within 500 m {pct('park')}; "
             f"{len(self.layers['coverage_gaps']):,} gap polygons; {failing} norm "
-            f"failures; levels {', '.join(self.levels) or self._no_levels()}"
+            f"failures; levels {', '.join(self.levels) or self._no_levels()}{missing}"
         )
 
     def _no_levels(self) -> str:
@@ -811,6 +878,8 @@ def run_coverage(
         settings,
         categories,
         progress=progress,
+        compounds=layers.get("compounds"),
+        gates=layers.get("gates"),
     )
     comm = layers.get("communities")
     grids = layers.get("grids")

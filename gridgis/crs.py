@@ -270,7 +270,9 @@ def metric_crs(lon: float, lat: float) -> pyproj.CRS:
 def metric_crs_for(gdf) -> pyproj.CRS:
     """The metric CRS for a GeoDataFrame (any declared CRS), chosen at its bounds' centre."""
     if gdf.crs is None:
-        raise ValueError("layer has no CRS: declare one (e.g. --crs wgs84, gcj02, EPSG:4549)")
+        raise ValueError(
+            "layer has no CRS: declare one (the crs parameter, e.g. wgs84, gcj02, EPSG:4549)"
+        )
     geo = gdf if gdf.crs.is_geographic else gdf.to_crs("EPSG:4326")
     minx, miny, maxx, maxy = geo.total_bounds
     if not np.all(np.isfinite([minx, miny, maxx, maxy])):
@@ -326,7 +328,9 @@ def to_storage(gdf, declared: str | None = None, storage: str = STORAGE_CRS):
             return offset_to_wgs84(gdf.set_crs("EPSG:4326", allow_override=True), kind)
         gdf = gdf.set_crs(kind, allow_override=True)
     if gdf.crs is None:
-        raise ValueError("layer has no CRS: declare one (e.g. --crs wgs84, gcj02, EPSG:4549)")
+        raise ValueError(
+            "layer has no CRS: declare one (the crs parameter, e.g. wgs84, gcj02, EPSG:4549)"
+        )
     if parse_crs(gdf.crs) == "EPSG:4490":
         return gdf.set_crs(storage, allow_override=True)
     return gdf.to_crs(storage)

@@ -21,7 +21,6 @@ from gridgis import codes
 from gridgis.crs import STORAGE_CRS, metric_crs_for
 from gridgis.errors import InputError
 from gridgis.standards import DEFAULT, Settings
-from gridgis.values import FALSE_TEXTS, TRUE_TEXTS, parse_bool  # noqa: F401 (re-exported)
 
 # --------------------------------------------------------------------------------------
 # Controlled vocabularies
@@ -51,6 +50,7 @@ FACILITY_CATEGORIES: dict[str, str] = {
     "parcel_locker": "快递柜/驿站",
     "police_station": "警务室/派出所",
     "hospital": "医院",
+    "clinic": "诊所/门诊部",
     "pharmacy": "药店",
     "bus_stop": "公交站",
     "restaurant": "餐馆",
@@ -72,6 +72,7 @@ BUILDING_USES: dict[str, str] = {
     "public": "公共服务",
     "school": "学校",
     "hospital": "医院",
+    "clinic": "诊所/门诊部",
     "industrial": "工业",
     "other": "其他",
 }
@@ -82,6 +83,7 @@ INSTITUTION_KINDS: dict[str, str] = {
     "school": "学校",
     "university": "高校",
     "hospital": "医院",
+    "clinic": "诊所/门诊部",
     "campus": "园区",
     "factory": "工厂",
     "industrial": "工业用地",
@@ -182,6 +184,32 @@ SCHEMA: dict[str, LayerSpec] = {
                 "road_id": F("str", True, "道路编号"),
                 "name": F("str", False, "道路名称"),
                 "road_class": F("str", True, "道路等级", tuple(ROAD_CLASSES)),
+                "layer": F("int", False, "立体层级"),
+                "bridge": F("bool", False, "桥梁"),
+                "tunnel": F("bool", False, "隧道"),
+            },
+        ),
+        LayerSpec(
+            "compounds",
+            "封闭小区",
+            "compound_id",
+            POLY,
+            {
+                "compound_id": F("str", True, "小区编号"),
+                "name": F("str", False, "名称"),
+                "use": F("str", False, "用途"),
+            },
+        ),
+        LayerSpec(
+            "gates",
+            "出入口",
+            "gate_id",
+            ("Point",),
+            {
+                "gate_id": F("str", True, "出入口编号"),
+                "name": F("str", False, "名称"),
+                "access": F("str", False, "通行权限"),
+                "kind": F("str", False, "类型"),
             },
         ),
         LayerSpec(
@@ -296,6 +324,53 @@ def empty_rejects() -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 
 
+#: Column a reader may add with each row's number in its source (CSV line number, or the
+#: 1-based feature number); :func:`validate` reports rejects with it.
+SOURCE_ROW = "_source_row"
+
+#: Numeric fields with an upper bound, and the :class:`gridgis.standards.ImportRules`
+#: setting that holds it.
+NUMBER_LIMITS: dict[str, str] = {
+    "households": "max_households_per_building",
+    "floors": "max_floors",
+    "staff": "max_staff",
+    "floor_area_m2": "max_floor_area_m2",
+}
+
+#: Text fields holding an address: a value with no letter, digit or Chinese character
+#: (``[]``, ``-``, ``（）`` …) has no address content and is rejected.
+ADDRESS_FIELDS = {("addresses", "text"), ("facilities", "address")}
+
+_NO_ADDRESS_CONTENT = r"^[^\w]*$"
+
+
+class _Rejects:
+    """Collects refused rows (one entry per row and field) while :func:`validate` runs."""
+
+    def __init__(self, source: str, layer: str) -> None:
+        self.source, self.layer, self.rows = source, layer, []
+
+    def __call__(self, rows, fld: str, reason: str, values=None) -> None:
+        rows = list(rows)
+        vals = values if values is not None else [None] * len(rows)
+        for r, v in zip(rows, vals, strict=True):
+            self.rows.append(
+                {
+                    "source": self.source,
+                    "layer": self.layer,
+                    "row": int(r),
+                    "field": fld,
+                    "value": None if v is None or v is pd.NA else str(v),
+                    "reason": reason,
+                }
+            )
+
+    def frame(self) -> pd.DataFrame:
+        if not self.rows:
+            return empty_rejects()
+        return pd.DataFrame(self.rows, columns=REJECT_COLUMNS)
+
+
 def validate(
     frame: gpd.GeoDataFrame | pd.DataFrame,
     layer: str,
@@ -308,18 +383,22 @@ def validate(
     ----------
     frame
         The rows as read, already renamed to canonical field names and already in the
-        storage CRS (EPSG:4326). Unknown extra columns are kept.
+        storage CRS (EPSG:4326). Unknown extra columns are kept. A column
+        :data:`SOURCE_ROW` gives each row's number in its source for messages.
     layer
         Canonical layer name (a key of :data:`SCHEMA`).
     source
         File name to put in messages.
+    settings
+        Code rules and the import limits (``settings.imports``).
 
     Returns
     -------
     Validated
         ``data`` with canonical dtypes, repaired geometry and ``row`` numbers dropped;
-        ``rejects`` with one row per refused input row (``row`` is 1-based, as a planner
-        counts rows in a spreadsheet or attribute table).
+        ``rejects`` with one row per refused input row and field (``row`` is the
+        :data:`SOURCE_ROW` value when given, else 1-based, as a planner counts rows in a
+        spreadsheet or attribute table).
 
     Raises
     ------
@@ -331,149 +410,211 @@ def validate(
         raise LayerError(f"{source}: unknown layer '{layer}' (known: {', '.join(SCHEMA)})")
     spec = SCHEMA[layer]
     df = frame.copy()
-    df.index = pd.RangeIndex(1, len(df) + 1)  # 1-based row numbers for messages
+    df.index = _row_numbers(df)
     notes: list[str] = []
-    rejects: list[dict] = []
+    reject = _Rejects(source, layer)
+    df = _check_required_and_key(df, spec, source, notes)
+    if spec.geometry is not None:
+        df = _check_geometry(df, spec, source, notes, reject)
+    for name, f in spec.fields.items():
+        if name not in df.columns:
+            df[name] = pd.Series(pd.NA, index=df.index, dtype=_DTYPES.get(f.kind, "string"))
+            continue
+        df[name] = _check_field(df[name], name, f, layer, settings, reject)
+    _check_parent_codes(df, spec, reject)
+    df[spec.key] = _check_unique_keys(df[spec.key], spec.key, reject)
+    rej = reject.frame()
+    bad_rows = set(rej["row"].astype(int)) if len(rej) else set()
+    out = df.loc[~df.index.isin(bad_rows)]
+    if layer == "buildings":
+        out = estimate_households(out, settings)
+    out = _canonical_frame(out, spec)
+    if len(rej):
+        rej = rej.sort_values(["row", "field"]).reset_index(drop=True)
+    return Validated(out, rej, notes)
 
-    def reject(rows, fld: str, reason: str, values=None) -> None:
-        rows = list(rows)
-        vals = values if values is not None else [None] * len(rows)
-        for r, v in zip(rows, vals, strict=True):
-            rejects.append(
-                {
-                    "source": source,
-                    "layer": layer,
-                    "row": int(r),
-                    "field": fld,
-                    "value": None if v is None else str(v),
-                    "reason": reason,
-                }
-            )
 
-    # 1. required fields present at all (the key may be generated)
+def _row_numbers(df: pd.DataFrame) -> pd.Index:
+    """The source row numbers (when given and unique), else 1, 2, 3 …"""
+    if SOURCE_ROW in df.columns:
+        rows = pd.to_numeric(df[SOURCE_ROW], errors="coerce")
+        if rows.notna().all() and rows.is_unique:
+            return pd.Index(rows.astype("int64").to_numpy())
+    return pd.RangeIndex(1, len(df) + 1)
+
+
+def _check_required_and_key(
+    df: pd.DataFrame, spec: LayerSpec, source: str, notes: list[str]
+) -> pd.DataFrame:
+    """Required fields present at all (the key may be generated)."""
     missing = [
         n for n, f in spec.fields.items() if f.required and n not in df.columns and n != spec.key
     ]
     if missing:
         raise LayerError(
-            f"{source}: layer '{layer}' lacks required field(s) {', '.join(missing)}; "
-            f"found fields: {', '.join(map(str, df.columns))}. "
-            f"Map them with --map {missing[0]}=<your field name>"
+            f"{source}: layer '{spec.name}' lacks required field(s) {', '.join(missing)}; "
+            f"found fields: {', '.join(map(str, df.columns))}. Map them with the field_map "
+            f"parameter ({missing[0]}=<your field name>)"
         )
     if spec.key not in df.columns:
-        df[spec.key] = [f"{layer[:3]}{i}" for i in df.index]
+        short = spec.name[:3]
+        df[spec.key] = [f"{short}{i}" for i in range(1, len(df) + 1)]
         notes.append(
-            f"{source}: layer '{layer}' has no '{spec.key}'; generated keys "
-            f"{layer[:3]}1…{layer[:3]}{len(df)}"
+            f"{source}: layer '{spec.name}' has no '{spec.key}'; generated keys "
+            f"{short}1…{short}{len(df)}"
         )
+    return df
 
-    # 2. geometry
-    if spec.geometry is not None:
-        if not isinstance(df, gpd.GeoDataFrame) or df.geometry.name not in df.columns:
-            raise LayerError(f"{source}: layer '{layer}' has no geometry column")
-        if df.crs is None:
-            raise LayerError(f"{source}: layer '{layer}' has no CRS; declare it with --crs")
-        if df.crs.to_epsg() != 4326:
-            df = df.to_crs(STORAGE_CRS)
+
+_TYPE_NAMES = np.array(
+    [
+        "Point",
+        "LineString",
+        "LinearRing",
+        "Polygon",
+        "MultiPoint",
+        "MultiLineString",
+        "MultiPolygon",
+        "GeometryCollection",
+    ]
+)
+
+
+def _check_geometry(
+    df: gpd.GeoDataFrame, spec: LayerSpec, source: str, notes: list[str], reject: _Rejects
+) -> gpd.GeoDataFrame:
+    """Geometry present, in the storage CRS, valid (repaired with a note) and of the
+    layer's kind."""
+    if not isinstance(df, gpd.GeoDataFrame) or df.geometry.name not in df.columns:
+        raise LayerError(f"{source}: layer '{spec.name}' has no geometry column")
+    if df.crs is None:
+        raise LayerError(
+            f"{source}: layer '{spec.name}' has no CRS; declare it with the crs parameter"
+        )
+    if df.crs.to_epsg() != 4326:
+        df = df.to_crs(STORAGE_CRS)
+    geom = df.geometry.values
+    empty = shapely.is_missing(geom) | shapely.is_empty(geom)
+    reject(df.index[empty], "geometry", "no geometry")
+    invalid = ~empty & ~shapely.is_valid(geom)
+    if invalid.any():
+        fixed = shapely.make_valid(geom[invalid])
+        if spec.geometry == POLY:
+            fixed = _polygonal(fixed)
+        geom = geom.copy()
+        geom[invalid] = fixed
+        rows = ", ".join(map(str, df.index[invalid][:10]))
+        notes.append(
+            f"{source}: layer '{spec.name}': repaired {int(invalid.sum())} invalid "
+            f"geometries with make_valid (rows {rows}{'…' if invalid.sum() > 10 else ''})"
+        )
+        df = df.set_geometry(gpd.GeoSeries(geom, index=df.index, crs=df.crs))
         geom = df.geometry.values
-        empty = shapely.is_missing(geom) | shapely.is_empty(geom)
-        reject(df.index[empty], "geometry", "no geometry")
-        invalid = ~empty & ~shapely.is_valid(geom)
-        if invalid.any():
-            fixed = shapely.make_valid(geom[invalid])
-            if spec.geometry == POLY:
-                fixed = _polygonal(fixed)
-            geom = geom.copy()
-            geom[invalid] = fixed
-            rows = ", ".join(map(str, df.index[invalid][:10]))
-            notes.append(
-                f"{source}: layer '{layer}': repaired {int(invalid.sum())} invalid "
-                f"geometries with make_valid (rows {rows}"
-                f"{'…' if invalid.sum() > 10 else ''})"
-            )
-            df = df.set_geometry(gpd.GeoSeries(geom, index=df.index, crs=df.crs))
-            geom = df.geometry.values
-        kinds = shapely.get_type_id(geom)
-        type_names = np.array(
-            [
-                "Point",
-                "LineString",
-                "LinearRing",
-                "Polygon",
-                "MultiPoint",
-                "MultiLineString",
-                "MultiPolygon",
-                "GeometryCollection",
-            ]
-        )
-        names = np.where(kinds >= 0, type_names[np.clip(kinds, 0, 7)], "none")
-        wrong = ~empty & ~np.isin(names, spec.geometry)
-        wrong &= ~(shapely.is_empty(geom) | shapely.is_missing(geom))
+    kinds = shapely.get_type_id(geom)
+    names = np.where(kinds >= 0, _TYPE_NAMES[np.clip(kinds, 0, 7)], "none")
+    now_empty = shapely.is_empty(geom) | shapely.is_missing(geom)
+    wrong = ~empty & ~np.isin(names, spec.geometry) & ~now_empty
+    reject(
+        df.index[wrong], "geometry", f"geometry must be {' or '.join(spec.geometry)}", names[wrong]
+    )
+    reject(df.index[~empty & now_empty], "geometry", "geometry empty after repair")
+    return df
+
+
+def _check_field(
+    col: pd.Series, name: str, f: FieldSpec, layer: str, settings: Settings, reject: _Rejects
+) -> pd.Series:
+    """One field's values checked and converted to its canonical dtype."""
+    blank = col.isna() | (col.astype("string").str.strip() == "")
+    if f.required:
+        reject(col.index[blank], name, "required value missing")
+    if f.kind in ("int", "float"):
+        return _check_number(col, blank, name, f.kind, settings, reject)
+    if f.kind == "bool":
+        parsed = col.map(parse_bool)
+        bad = ~blank & parsed.isna()
+        reject(col.index[bad], name, "not true/false (是/否, yes/no, 1/0)", col[bad])
+        return parsed.astype("boolean")
+    if f.kind.startswith("code"):
+        return _check_codes(col, blank, name, int(f.kind[4:]), settings, reject)
+    texts = col.astype("string").str.strip()
+    if name == "role":
+        texts = texts.map(lambda v: ROLE_ALIASES.get(v, v) if isinstance(v, str) else v)
+    if f.choices:
+        bad = ~blank & ~texts.isin(f.choices)
+        reject(col.index[bad], name, f"must be one of {', '.join(f.choices)}", texts[bad])
+    if (layer, name) in ADDRESS_FIELDS:
+        empty = ~blank & texts.str.fullmatch(_NO_ADDRESS_CONTENT).fillna(False)
         reject(
-            df.index[wrong],
-            "geometry",
-            f"geometry must be {' or '.join(spec.geometry)}",
-            names[wrong],
+            col.index[empty],
+            name,
+            "no address content (no letter, digit or Chinese character)",
+            texts[empty],
         )
-        became_empty = ~empty & (shapely.is_empty(geom) | shapely.is_missing(geom))
-        reject(df.index[became_empty], "geometry", "geometry empty after repair")
+    return texts.where(~blank, pd.NA)
 
-    # 3. fields, one by one
-    for name, f in spec.fields.items():
-        if name not in df.columns:
-            df[name] = pd.Series(pd.NA, index=df.index, dtype=_DTYPES.get(f.kind, "string"))
+
+def _check_number(
+    col: pd.Series, blank: pd.Series, name: str, kind: str, settings: Settings, reject: _Rejects
+) -> pd.Series:
+    """A number field: finite, not negative, within its named limit and, for ``int``,
+    whole. Values are checked as float64 before any integer conversion, so no value can
+    overflow (the limits keep every later sum inside int64)."""
+    raw = pd.to_numeric(col.where(~blank), errors="coerce")
+    num = pd.Series(np.asarray(raw, dtype="float64"), index=col.index)
+    bad = ~blank & num.isna()
+    reject(col.index[bad], name, "not a number", col[bad])
+    infinite = num.notna() & ~np.isfinite(num)
+    reject(col.index[infinite], name, "not a finite number", col[infinite])
+    ok = num.notna() & ~infinite
+    neg = ok & (num < 0)
+    reject(col.index[neg], name, "negative", col[neg])
+    setting = NUMBER_LIMITS.get(name)
+    if setting is not None:
+        limit = getattr(settings.imports, setting)
+        high = ok & (num > limit)
+        reject(
+            col.index[high],
+            name,
+            f"above {limit:,} (imports.{setting}): not a plausible value",
+            col[high],
+        )
+        ok &= ~high
+    ok &= ~neg
+    if kind == "int":
+        frac = ok & (num % 1 != 0)
+        reject(col.index[frac], name, "not a whole number", col[frac])
+        kept = num.where(ok & ~frac & (num.abs() < 2**53))
+        return kept.round().astype("Int64")
+    return num.where(ok).astype("Float64")
+
+
+def _check_codes(
+    col: pd.Series, blank: pd.Series, name: str, n: int, settings: Settings, reject: _Rejects
+) -> pd.Series:
+    """9-, 12- or 15-digit codes checked by :mod:`gridgis.codes`."""
+    check = {
+        9: codes.validate_street_code,
+        12: codes.validate_community_code,
+        15: codes.validate_grid_code,
+    }[n]
+    texts = col.astype("string").str.strip().str.replace(r"\.0$", "", regex=True)
+    good = []
+    for idx, text in texts.items():
+        if blank[idx]:
+            good.append(pd.NA)
             continue
-        col = df[name]
-        blank = col.isna() | (col.astype("string").str.strip() == "")
-        if f.required:
-            reject(df.index[blank], name, "required value missing")
-        if f.kind in ("int", "float"):
-            num = pd.to_numeric(col.where(~blank), errors="coerce")
-            bad = ~blank & num.isna()
-            reject(df.index[bad], name, "not a number", col[bad])
-            neg = num < 0
-            reject(df.index[neg.fillna(False)], name, "negative", col[neg.fillna(False)])
-            if f.kind == "int":
-                frac = (num % 1 != 0) & ~num.isna()
-                reject(df.index[frac], name, "not a whole number", col[frac])
-                df[name] = num.round().astype("Int64")
-            else:
-                df[name] = num.astype("Float64")
-        elif f.kind == "bool":
-            parsed = col.map(parse_bool)
-            bad = ~blank & parsed.isna()
-            reject(df.index[bad], name, "not true/false (是/否, yes/no, 1/0)", col[bad])
-            df[name] = parsed.astype("boolean")
-        elif f.kind.startswith("code"):
-            n = int(f.kind[4:])
-            check = {
-                9: codes.validate_street_code,
-                12: codes.validate_community_code,
-                15: codes.validate_grid_code,
-            }[n]
-            texts = col.astype("string").str.strip().str.replace(r"\.0$", "", regex=True)
-            good = []
-            for idx, text in texts.items():
-                if blank[idx]:
-                    good.append(pd.NA)
-                    continue
-                try:
-                    good.append(check(text, settings))
-                except codes.CodeError as exc:
-                    reject([idx], name, str(exc), [text])
-                    good.append(pd.NA)
-            df[name] = pd.array(good, dtype="string")
-        else:
-            texts = col.astype("string").str.strip()
-            if name == "role":
-                texts = texts.map(lambda v: ROLE_ALIASES.get(v, v) if isinstance(v, str) else v)
-            if f.choices:
-                bad = ~blank & ~texts.isin(f.choices)
-                reject(df.index[bad], name, f"must be one of {', '.join(f.choices)}", texts[bad])
-            df[name] = texts.where(~blank, pd.NA)
+        try:
+            good.append(check(text, settings))
+        except codes.CodeError as exc:
+            reject([idx], name, str(exc), [text])
+            good.append(pd.NA)
+    return pd.Series(pd.array(good, dtype="string"), index=col.index)
 
-    # 4. codes agree with their parents' codes (a community's code starts with its
-    #    street's, a grid's with its community's); containment itself is audit's job
+
+def _check_parent_codes(df: pd.DataFrame, spec: LayerSpec, reject: _Rejects) -> None:
+    """Codes agree with their parents' codes (a community's code starts with its
+    street's, a grid's with its community's); containment itself is audit's job."""
     for child, parent, n in (
         ("community_code", "street_code", 9),
         ("grid_code", "community_code", 12),
@@ -488,21 +629,21 @@ def validate(
                 df[parent][clash],
             )
 
-    # 5. keys unique (first occurrence wins; later ones are rejected naming the first)
-    keys = df[spec.key].astype("string")
+
+def _check_unique_keys(keys: pd.Series, key: str, reject: _Rejects) -> pd.Series:
+    """Keys unique: the first occurrence wins, later ones are rejected naming the first."""
+    keys = keys.astype("string")
     dup = keys.duplicated(keep="first") & keys.notna()
     if dup.any():
         first = {k: i for i, k in keys[~keys.duplicated(keep="first")].items()}
-        for idx in df.index[dup]:
-            reject([idx], spec.key, f"duplicate key (first at row {first[keys[idx]]})", [keys[idx]])
-    df[spec.key] = keys
+        for idx in keys.index[dup]:
+            reject([idx], key, f"duplicate key (first at row {first[keys[idx]]})", [keys[idx]])
+    return keys
 
-    rej = pd.DataFrame(rejects, columns=REJECT_COLUMNS) if rejects else empty_rejects()
-    bad_rows = set(rej["row"].astype(int)) if len(rej) else set()
-    keep = ~df.index.isin(bad_rows)
-    out = df.loc[keep]
-    if layer == "buildings":
-        out = estimate_households(out, settings)
+
+def _canonical_frame(out: pd.DataFrame, spec: LayerSpec) -> gpd.GeoDataFrame | pd.DataFrame:
+    """Columns in schema order (extra columns after), storage CRS, geometry named
+    'geometry', a fresh 0-based index."""
     ordered = spec.columns + [
         c
         for c in out.columns
@@ -517,13 +658,31 @@ def validate(
         out = pd.DataFrame(out[ordered])
         if "geometry" in out.columns:
             out = out.drop(columns="geometry")
-    out = out.reset_index(drop=True)
-    if len(rej):
-        rej = rej.sort_values(["row", "field"]).reset_index(drop=True)
-    return Validated(out, rej, notes)
+    return out.reset_index(drop=True)
 
 
 _DTYPES = {"int": "Int64", "float": "Float64", "bool": "boolean"}
+
+
+#: Texts read as true / false by :func:`parse_bool` (case-insensitive, trimmed). One list
+#: for imports, both stores' attribute filters and the API.
+TRUE_TEXTS = frozenset({"1", "true", "yes", "y", "t", "是"})
+FALSE_TEXTS = frozenset({"0", "false", "no", "n", "f", "否"})
+
+
+def parse_bool(v: object) -> object:
+    """``True``/``False`` for a boolean written any accepted way, ``pd.NA`` for blank or
+    unreadable values (:data:`TRUE_TEXTS`, :data:`FALSE_TEXTS`; numbers by truth)."""
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return pd.NA
+    if isinstance(v, str):
+        text = v.strip().lower()
+        if text in TRUE_TEXTS:
+            return True
+        if text in FALSE_TEXTS:
+            return False
+        return pd.NA  # blank or neither: reported by validate
+    return bool(v)
 
 
 def _polygonal(geoms: np.ndarray) -> np.ndarray:

@@ -27,10 +27,15 @@ import pandas as pd
 import pyproj
 import shapely
 
-from gridgis.address import AddressIndex, Match
+from gridgis.address import AddressIndex, Match, Rule
+from gridgis.address.policy import reason
 from gridgis.crs import parse_crs, point_to_wgs84, to_wgs84
 from gridgis.layers import STAFF_ROLES
+from gridgis.spatial import points_in_polygons, rank_of
 from gridgis.standards import DEFAULT, Settings
+
+#: What an answer says when the address was found but lies in no grid.
+OUTSIDE_EVERY_GRID = "the address lies outside every grid"
 
 #: Order in which responsible people are listed (the public board order).
 ROLE_ORDER = {"grid_head": 0, "grid_worker": 1, "community_worker": 2, "police": 3}
@@ -89,12 +94,10 @@ def _point_converter(crs: str) -> Callable[[float, float], tuple[float, float]]:
 
 
 class _Points:
-    """Query points sorted by longitude once, shared by the polygon layers' lookups."""
+    """Query points (lon/lat arrays) and, made once on first use, their geometries."""
 
     def __init__(self, lon: np.ndarray, lat: np.ndarray) -> None:
         self.lon, self.lat = lon, lat
-        self.order = np.argsort(lon, kind="stable")
-        self.sorted_lon = lon[self.order]
         self._geoms: np.ndarray | None = None
 
     @property
@@ -105,7 +108,12 @@ class _Points:
 
 
 class _Polygons:
-    """Polygons of one layer: which polygon holds each point (vectorised)."""
+    """Polygons of one layer: which polygon holds each point, by the project's one
+    point-in-polygon rule (:func:`gridgis.spatial.points_in_polygons`: the interior wins;
+    a point only on boundaries goes to the polygon of smallest code)."""
+
+    #: The code field that ranks polygons for boundary points, per layer.
+    CODE_FIELDS = ("grid_code", "building_id", "community_code", "street_code")
 
     def __init__(self, frame: gpd.GeoDataFrame | None) -> None:
         if frame is None or len(frame) == 0:
@@ -115,57 +123,34 @@ class _Polygons:
         self.frame = frame.reset_index(drop=True)
         self.geoms = np.asarray(self.frame.geometry.values, dtype=object)
         shapely.prepare(self.geoms)
-        self.bounds = shapely.bounds(self.geoms)
         self.tree = shapely.STRtree(self.geoms)
+        code = next((c for c in self.CODE_FIELDS if c in self.frame.columns), None)
+        keys = (
+            self.frame[code].astype(str).to_numpy()
+            if code
+            else np.array([f"{i:09d}" for i in range(len(self.frame))])
+        )
+        self.rank = rank_of(keys)
 
     def locate_one(self, lon: float, lat: float) -> int:
-        """Row position of the polygon containing one point (boundary included), -1
-        where none; the lowest position wins where polygons overlap, as in :meth:`locate`.
-        """
+        """Row position of the polygon holding one point, -1 where none."""
         if self.tree is None:
             return -1
-        cand = self.tree.query(shapely.Point(lon, lat))
+        pt = shapely.Point(lon, lat)
+        cand = self.tree.query(pt)
         if cand.size == 0:
             return -1
-        if cand.size > 1:
-            cand = np.sort(cand)
-        hit = shapely.intersects_xy(self.geoms[cand], lon, lat)
-        return int(cand[hit.argmax()]) if hit.any() else -1
+        if cand.size == 1:  # the common case: one bounding box, no tie to break
+            k = int(cand[0])
+            return k if shapely.intersects_xy(self.geoms[k], lon, lat) else -1
+        return int(points_in_polygons(np.array([pt]), self.geoms, self.rank, self.tree)[0])
 
     def locate(self, pts: _Points) -> np.ndarray:
-        """Row position of the polygon containing each point (boundary included), -1
-        where none; where polygons overlap, the first one wins.
-
-        Few points: STRtree bounding-box candidates, then an exact test. Many points (a
-        batch): for each polygon, the points inside its bounding box are found by binary
-        search on the longitude-sorted points and tested with ``intersects_xy`` on the
-        prepared polygon; this avoids making a geometry per point, which dominates the
-        cost of a large batch.
-        """
+        """Row position of the polygon holding each point, -1 where none."""
         n = len(pts.lon)
-        out = np.full(n, -1, dtype=np.int64)
         if self.tree is None or n == 0:
-            return out
-        if n * 4 < len(self.geoms):
-            pi, ti = self.tree.query(pts.geoms)
-            hit = shapely.intersects_xy(self.geoms[ti], pts.lon[pi], pts.lat[pi])
-            pi, ti = pi[hit], ti[hit]
-            order = np.lexsort((ti, pi))[::-1]  # so the lowest polygon index wins
-            out[pi[order]] = ti[order]
-            return out
-        b = self.bounds
-        start = np.searchsorted(pts.sorted_lon, b[:, 0], side="left")
-        stop = np.searchsorted(pts.sorted_lon, b[:, 2], side="right")
-        lat = pts.lat
-        for k in np.flatnonzero(stop > start):
-            cand = pts.order[start[k] : stop[k]]
-            y = lat[cand]
-            cand = cand[(y >= b[k, 1]) & (y <= b[k, 3])]
-            if cand.size:
-                cand = cand[out[cand] < 0]
-                inside = shapely.intersects_xy(self.geoms[k], pts.lon[cand], lat[cand])
-                out[cand[inside]] = k
-        return out
+            return np.full(n, -1, dtype=np.int64)
+        return points_in_polygons(pts.geoms, self.geoms, self.rank, self.tree)
 
 
 class Lookup:
@@ -229,6 +214,13 @@ class Lookup:
                 [self._community[c][1] for c in self._comm_codes], dtype=object
             )
         if self.grids.frame is not None:
+            self._grid_tables()
+        self._staff_tables(staff)
+        self._precompute_chains()
+
+    def _grid_tables(self) -> None:
+        """Kind, households, community and street of every grid, by row."""
+        if self.grids.frame is not None:
             gf = self.grids.frame
             n = len(gf)
             self._grid_kind = (
@@ -258,6 +250,9 @@ class Lookup:
             if "street_code" in gf:
                 street = [s or _text(t) for s, t in zip(street, gf["street_code"], strict=True)]
             self._grid_street = np.array(street, dtype=object)
+
+    def _staff_tables(self, staff: pd.DataFrame | None) -> None:
+        """People by grid and, for those without a grid, by community, in board order."""
         self._people: dict[str, list[dict]] = {}
         self._community_people: dict[str, list[dict]] = {}
         if staff is not None and len(staff):
@@ -277,6 +272,9 @@ class Lookup:
                     self._people.setdefault(grid, []).append(person)
                 elif comm:
                     self._community_people.setdefault(comm, []).append(person)
+
+    def _precompute_chains(self) -> None:
+        """The chain of every grid (or community), public and personal."""
         # the chain of every grid (or, without grids, every community), public and
         # personal, so that a single-point answer is an index query and a copy
         self._chains: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
@@ -533,10 +531,11 @@ class Lookup:
         index = self.index
         codes = self.points(index.lon[m.tied], index.lat[m.tied])["grid_code"]
         if codes.notna().all() and codes.nunique() == 1:
-            m.row, m.confident = m.tied[0], True
-            m.reason = (
+            m.row, m.confident, m.rule = m.tied[0], True, Rule.ONE_GRID
+            m.reason = reason(
+                Rule.ONE_GRID,
                 f"{len(m.tied)} records of this address in different places, "
-                f"all in grid {codes.iloc[0]}"
+                f"all in grid {codes.iloc[0]}",
             )
         return m
 
@@ -556,6 +555,7 @@ class Lookup:
             "lat": None,
             "building_id": None,
             "parsed": m.parsed.as_dict(),
+            "rule": m.rule.value,
             "reason": m.reason or None,
         }
         if m.row is not None and m.confident:
@@ -572,6 +572,8 @@ class Lookup:
                 }
             )
             out.update(self._chain(loc, include_personal))
+            if self.grids.frame is not None and out["grid"] is None:
+                out["reason"] = f"{out['reason']}; {OUTSIDE_EVERY_GRID}"
         else:
             out.update({"street": None, "community": None, "grid": None, "people": []})
         offset = 1 if m.row is not None else 0
@@ -599,8 +601,9 @@ class Lookup:
         -------
         DataFrame
             One row per text: address_id, lon, lat (WGS84), grid_code, match_level,
-            match_score, confident. address_id, lon, lat and grid_code are empty where
-            there was no confident match.
+            match_score, confident, rule (the policy rule that decided, see
+            :mod:`gridgis.address.policy`). address_id, lon, lat and grid_code are empty
+            where there was no confident match.
         """
         index = self._require_index()
         matches = [self._settle(m) for m in index.match_many(texts, progress)]
@@ -627,5 +630,6 @@ class Lookup:
                 "match_level": [m.level for m in matches],
                 "match_score": [round(m.score, 1) for m in matches],
                 "confident": [bool(m.confident) for m in matches],
+                "rule": [m.rule.value for m in matches],
             }
         )

@@ -111,6 +111,34 @@ class GridRules:
     crossing: reported by the audit (avoided-class roads, away from the boundary) and by
     delineation (roads and alignment lines). Shorter runs are corners clipped at a
     junction, not a grid on both sides of the line. Parameter, not law."""
+    # -- delineation internals (issue 11/15: every literal a named rule) -----------------
+    unit_margin_share: float = 0.3
+    """Open ground (a face without households) next to a unit grid joins it when it shares
+    at least this share of its outline with the unit grid: the household-free margin of an
+    institution's block (its fence strip, forecourt, car park) is managed with it. A face
+    touching the unit grid only along a short side stays with the housing. 30 % ≈ one long
+    side of an oblong block. Parameter, not law."""
+    cell_step_m: float = 10.0
+    """Building outlines are densified to this step (m) when a block is split into building
+    cells (Voronoi of the outlines): a cell holds its whole building to half a step, so a
+    grid border drawn between cells never cuts a building wider than that gap."""
+    unit_min_piece_m2: float = 5_000.0
+    """A piece of a unit-grid institution smaller than this (m², half a hectare) — where a
+    community boundary or an arterial clips a corner of a campus — is not a unit grid of
+    its own: it stays with the surrounding grids (no slivers named after the campus)."""
+    open_ground_unit_min_m2: float = 100_000.0
+    """Open ground left without households after partitioning (a park, water, a plaza, a
+    campus without residents cut off by unit grids or arterials) of at least this area
+    (m², 10 ha: the size of a district park) becomes a unit grid of its own (开放用地, no
+    household band); smaller open ground joins the neighbouring grid it shares the longest
+    boundary with, so no residential grid holds 0 households. Parameter, not law."""
+    community_close_m: float = 100.0
+    """Communities made from data without a streets layer divide one study area, the
+    convex hull of the built-up area: the union of the buildings grown by this distance
+    (m), so blocks across a road join (an urban road reserve is < 100 m wide)…"""
+    community_margin_m: float = 30.0
+    """…then shrunk back to this margin (m) around the outer buildings (holes filled): the
+    community keeps its yards and the near half of the roads around it."""
 
 
 @dataclass(frozen=True)
@@ -251,6 +279,50 @@ class CoverageRules:
 
 
 @dataclass(frozen=True)
+class NetworkRules:
+    """Walking-network topology repair and walls/gates (issue 13).
+
+    Measured on the Nanjing OpenStreetMap extract (correctly noded, 106 real dead ends
+    after noding): the nearest other road line lies 0.08 m and 0.20 m from two of them
+    (mapping slips), then 1.31 m, 1.55 m, 1.61 m… (2 within 1 m, 6 within 2 m, 14 within
+    5 m). The demo city's 9 dead ends are all T-junctions missed by 2.5e-10–9.8e-10 m.
+    CAD-derived centrelines stop short of / overshoot the road they meet by centimetres
+    to a metre (issue 13). Command: ``python benchmarks/bench_coverage.py`` notes in
+    ``benchmarks/RESULTS.md`` (section "Topology repair").
+    """
+
+    snap_tolerance_m: float = 1.0
+    """A road end within this many metres of another end (or of another road line of the
+    same grade) is joined to it: the largest gap CAD slips leave (≤ 1 m) and below the
+    1.31 m of the first real dead end on the Nanjing extract beyond two mapping slips."""
+    extend_dangle_m: float = 2.0
+    """A dangling end still unjoined is extended along its last segment up to this many
+    metres to the first road line of the same grade it points at (momepy
+    ``extend_lines``-style); 2 m reaches undershoots of CAD data while on Nanjing only
+    a straight-ahead road within 2 m is joined."""
+    duplicate_tolerance_m: float = 1.0
+    """Two noded pieces between the same two nodes whose Hausdorff distance is at most
+    this many metres are one road digitised twice: the shorter is kept."""
+    report_min_m: float = 0.001
+    """Repairs that move an end by less than this (floating-point slips after
+    reprojection) are counted in the network statistics, not listed as findings."""
+    max_lost_share: float = 0.05
+    """A network that loses more than this share of its road length to pieces not
+    connected to the largest one is reported loudly (finding, warning, map banner):
+    more than 5 % points at broken topology rather than a few loose paths."""
+    gate_snap_m: float = 5.0
+    """A gate within this many metres of where a road crosses a compound wall opens that
+    crossing; gates are taken to stand on a compound's boundary when within this
+    distance of it."""
+    gate_link_m: float = 60.0
+    """A gate not on a road is linked by a straight path to the nearest road inside and
+    outside its compound when they are within this many metres."""
+    closed_access: tuple[str, ...] = ("no",)
+    """Gate ``access`` values that close the gate (OSM ``access=no``); private and
+    residents' gates are walked (the residents are the ones walking)."""
+
+
+@dataclass(frozen=True)
 class BuildingRules:
     """Household estimation for buildings without registered households."""
 
@@ -268,8 +340,10 @@ class BuildingRules:
 class AddressRules:
     """Address normalisation and matching (``gridgis.address``, ``gridgis.lookup``).
 
-    Thresholds are project parameters, not law: they were chosen so that a query is only
-    answered confidently when numbers agree exactly and names agree closely (issue 5).
+    Confidence is decided by named rules (:mod:`gridgis.address.policy`), not by a score:
+    numbers (号, 弄, 栋, 单元, 室) must agree exactly, and a name may differ only where the
+    rule says so. The switches and limits below are project parameters, not law (issues 5
+    and 14).
     """
 
     city: str = ""
@@ -280,15 +354,159 @@ class AddressRules:
     """The deployment's own district, e.g. "黄浦区" (empty: not configured). Resolves
     ambiguous addresses and names the same way as ``city``."""
     fuzzy_threshold: float = 80.0
-    """Minimum rapidfuzz score (0–100) for a road or compound name to be a candidate.
-    Only names are scored fuzzily; numbers (号, 弄, 栋, 单元, 室) must agree exactly."""
-    confidence_threshold: float = 90.0
-    """An answer below this match score (0–100) is "no confident match" (candidates only)."""
+    """Minimum rapidfuzz score (0–100) for a road or compound name to be listed as a
+    candidate. It never makes an answer confident."""
     same_place_m: float = 150.0
     """Rows sharing one normalised address text count as one place when all lie within
     this distance (metres) of each other; otherwise the match is ambiguous."""
     max_candidates: int = 5
     """Candidates returned with an ambiguous or not-confident answer."""
+    confident_corrected_road: bool = True
+    """Answer a door plate on a misspelt road confidently when exactly one known road
+    within the allowed difference (``road_sound_shape_chars``, ``road_other_chars``)
+    carries that door number (and lane). Off: such answers are candidates only."""
+    road_sound_shape_chars: int = 2
+    """Characters of a road name that may differ by sound (the same tone-less pinyin, with
+    the pinyin-input confusions an/ang, en/eng, in/ing, z/zh, c/ch, s/sh, l/n: 冬/东,
+    常/长, 楠/南) or by shape (a listed look-alike pair) in a correction."""
+    road_other_chars: int = 1
+    """Characters of a road name of at least ``road_other_min_length`` characters that may
+    differ otherwise (a slip of the keyboard: 中出南二路 for 中山南二路). Never one of the
+    characters that make another road (东南西北中上下…, numerals)."""
+    road_other_min_length: int = 4
+    """Shortest road name (characters) in which an arbitrary wrong character is forgiven:
+    in a three-character name one character is a third of it (报青路 ≠ 报春路)."""
+    confident_place_name: bool = True
+    """Answer a place or compound name (or an alias) confidently when it names one place."""
+    partial_name_min_chars: int = 4
+    """A contiguous part of one known place name (竹园中学 of 上海市竹园中学) is answered
+    when it has at least this many characters and is part of no other name."""
+    confident_partial_name: bool = True
+    """Answer such a unique partial name confidently (off: candidates only)."""
+    alias_separators: str = "、;；|,，"
+    """Characters separating several names in an ``aliases`` field (俗称, former names,
+    abbreviations)."""
+
+
+@dataclass(frozen=True)
+class ImportRules:
+    """What an import accepts as plausible input (``gridgis.io``, ``gridgis.layers``,
+    ``gridgis.workflows.imports``). Each limit is far above any real value and far below
+    the point where arithmetic could overflow."""
+
+    max_households_per_building: int = 10_000
+    """Most households one building may hold. The largest single residential buildings in
+    China (e.g. Regent International, Hangzhou: ~20,000 residents in one 36-storey
+    block) hold several thousand homes, so 10,000 is above any real building while a sum
+    over even 10⁹ buildings stays below 10¹³, far inside int64 (9.2 × 10¹⁸): no total of
+    households can overflow. Larger values (1e30, 9.3e18, 5e18) are typing or unit
+    errors and are rejected naming file, layer, row and field."""
+    max_floors: int = 200
+    """Most floors (above ground) of one building: the tallest building in China
+    (Shanghai Tower) has 128; household estimation multiplies floors by area."""
+    max_staff: int = 1_000_000
+    """Most staff/students/beds of one institution (the largest universities and
+    factories count ~10⁵)."""
+    max_floor_area_m2: float = 10_000_000.0
+    """Largest floor area (m²) of one facility or institution (the largest building in
+    the world, New Century Global Center, Chengdu, has ~1.76 × 10⁶ m²)."""
+    crs_check_sample: int = 500
+    """Features sampled (evenly, deterministically) to test the declared CRS against the
+    alternatives; enough for a stable median, cheap on a million rows."""
+    crs_check_min_features: int = 10
+    """Fewest features (and reference features nearby) needed to judge a CRS; fewer give
+    no verdict (the import is not refused)."""
+    crs_check_ratio: float = 0.5
+    """Statistic: the median distance (m) from the sampled imported features to the
+    nearest feature of the layers already in the workspace (roads, buildings,
+    facilities, addresses). Another CRS "fits clearly better" when its median is below
+    this share of the declared CRS's median… (see ``crs_check_min_gain_m``). On the
+    Shanghai Amap POIs (WGS84) the README measured 35 m to the named road as WGS84 vs 350 m
+    read as GCJ-02 (ratio 0.1); a half leaves a wide margin for scattered data."""
+    crs_check_min_gain_m: float = 100.0
+    """… and at least this many metres below it (GCJ-02 offsets are 300–700 m in China,
+    BD-09 ~1 km; a gain under 100 m is within the spread of real POIs around roads)."""
+    crs_check_max_reference_m: float = 200.0
+    """The better CRS must also put its median feature within this distance (m) of the
+    existing layers: both hypotheses far from everything means the data lies elsewhere,
+    not that the CRS is wrong (no verdict)."""
+    crs_area_slack_deg: float = 1.0
+    """Slack (degrees) around a CRS's area of use when checking data lies where its
+    declared CRS can be (GCJ-02/BD-09 only inside China, a Gauss–Krüger zone only near its
+    central meridian)."""
+
+
+@dataclass(frozen=True)
+class ServerRules:
+    """Limits of the HTTP API (``gridgis serve``), so that no request can exhaust the
+    server (issue 18). Sizes in bytes. The numbers are engineering limits chosen for
+    this project, not law: an upload of a city district's shapefiles (tens of MB
+    zipped) fits; a decompression bomb or a runaway client does not.
+    """
+
+    max_body_bytes: int = 64 * 1024 * 1024
+    """Largest multipart upload body (``POST /upload``). Bodies are counted as they
+    stream, chunked transfer included: the 64 MiB + 1st byte gets 413."""
+    max_json_bytes: int = 1024 * 1024
+    """Largest body of any other request (JSON: ``/grids/{code}/staff``; 500 people fit
+    in about 60 KB)."""
+    max_upload_files: int = 50
+    """Files in one upload, archive entries included."""
+    max_unpacked_bytes: int = 512 * 1024 * 1024
+    """Total uncompressed size of the entries of the archives in one upload (checked
+    from the archive's directory before anything is extracted, and enforced while
+    extracting, so a lying directory gains nothing)."""
+    max_compression_ratio: float = 100.0
+    """Largest uncompressed/compressed size ratio of an archive entry over 1 MiB.
+    Shapefiles and CSV compress 3–20 times; a ratio of thousands is a zip bomb."""
+    max_filename_bytes: int = 200
+    """Longest uploaded file name (UTF-8 bytes; file systems stop at 255, and the
+    server adds a few characters of its own)."""
+
+
+@dataclass(frozen=True)
+class BoardRules:
+    """The public grid board (网格公示牌, ``gridgis.maps.boards``) and its PDF.
+
+    Policy text: each grid publishes its map and the names of its responsible people on a
+    public board. What a board posted on a wall also carries — who issued it, a phone for
+    complaints, the boundary description (四至) — is local practice; the texts are the
+    deployment's own and empty by default (the board then leaves the line out).
+    """
+
+    issuer: str = ""
+    """Issuing body printed on the board, e.g. "玄武区新街口街道办事处" (empty: left out)."""
+    supervision_phone: str = ""
+    """Supervision / service phone printed on the board, e.g. "12345" (empty: left out)."""
+    logo_text: str = ""
+    """Short text set in the board's badge (top left), e.g. "网格化服务管理" (empty: left
+    out)."""
+    title: str = "网格公示牌"
+    """Board heading."""
+    missing_person: str = "待配备"
+    """Shown where a grid has no grid head or grid worker yet (never a blank or "<NA>")."""
+    road_search_m: float = 60.0
+    """四至: a named road counts as a grid's boundary on one side when it runs within this
+    distance (metres) of that side of the grid (roads are drawn on their centre line; a
+    40 m median-separated arterial's centre lies 20 m off the kerb)."""
+    neighbour_min_shared_m: float = 20.0
+    """四至: a neighbouring grid is named on a side when it shares at least this length
+    (metres) of boundary there; shorter contacts are corners, not sides."""
+
+
+@dataclass(frozen=True)
+class MapRules:
+    """How the maps draw (``gridgis.maps``): opacities, classes, labels."""
+
+    fill_opacity: float = 0.55
+    """Opacity of the household fill of grids and communities; legend swatches are drawn at
+    the same opacity so they match what is on the map."""
+    classes: int = 5
+    """Most household classes in a choropleth (fewer when the data has fewer distinct
+    values). Five reads on paper; seven did not."""
+    round_to: int = 10
+    """Class breaks are rounded to this many households (a legend reads "250 – 380", not
+    "253 – 377"); below 100 households the breaks are whole numbers."""
 
 
 @dataclass(frozen=True)
@@ -299,8 +517,13 @@ class Settings:
     codes: CodeRules = field(default_factory=CodeRules)
     staffing: StaffingRules = field(default_factory=StaffingRules)
     coverage: CoverageRules = field(default_factory=CoverageRules)
+    network: NetworkRules = field(default_factory=NetworkRules)
     buildings: BuildingRules = field(default_factory=BuildingRules)
     address: AddressRules = field(default_factory=AddressRules)
+    imports: ImportRules = field(default_factory=ImportRules)
+    server: ServerRules = field(default_factory=ServerRules)
+    board: BoardRules = field(default_factory=BoardRules)
+    maps: MapRules = field(default_factory=MapRules)
 
     # -- overriding ---------------------------------------------------------------------
     def override(self, values: dict[str, Any]) -> Settings:

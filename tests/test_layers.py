@@ -59,7 +59,7 @@ def test_missing_required_field_names_file_layer_and_field():
         validate(roads, "roads", source="roads.shp")
     msg = str(exc.value)
     assert "roads.shp" in msg and "'roads'" in msg and "road_class" in msg
-    assert "名称" in msg and "--map road_class=" in msg  # what was found, how to map it
+    assert "名称" in msg and "field_map parameter (road_class=" in msg  # found; how to map it
 
 
 def test_missing_several_required_fields_lists_them_all():

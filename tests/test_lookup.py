@@ -301,6 +301,7 @@ def test_batch_addresses(finder):
         "match_level",
         "match_score",
         "confident",
+        "rule",
     ]
     assert df["address_id"].tolist() == ["A3", None, "A1", None]
     assert df["grid_code"].tolist() == ["310112001001002", None, "310112001001001", None]

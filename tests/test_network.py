@@ -56,8 +56,11 @@ def settings() -> Settings:
 def test_noding_components_and_lengths(roads):
     net = build_network(roads, crs=CRS)
     assert net.stats["components"] == 2
-    assert len(net.findings) == 1 and net.findings["kind"].iloc[0] == "disconnected_piece"
-    assert net.findings["value_m"].iloc[0] == pytest.approx(100.0)
+    pieces = net.findings[net.findings["kind"] == "disconnected_piece"]
+    assert len(pieces) == 1 and pieces["value_m"].iloc[0] == pytest.approx(100.0)
+    # 100 m of 1,820 m (5.5 %) lost to a loose piece is more than network.max_lost_share
+    assert set(net.findings["kind"]) == {"disconnected_piece", "network_fragmented"}
+    assert len(net.warnings) == 1 and "5%" in net.warnings[0]
     # A split at 275 (E), 500 (B) and 800 (C); B at 0; C and E whole: 4 + 2 + 1 + 1 edges
     assert len(net.edge_m) == 8
     assert net.edge_m.sum() == pytest.approx(1000 + 500 + 200 + 20)

@@ -4,7 +4,6 @@ with bbox / limit / offset / attribute filters / crs, and single features."""
 from __future__ import annotations
 
 import json
-import math
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -14,38 +13,33 @@ import pandas as pd
 import shapely
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
-from api.deps import Authorised, Ctx, FastJSON, GeoJSON, dumps, plain
-from api.models import Collection, Collections, Conformance, FeatureCollection, Landing
+from api.deps import (
+    CRS84,
+    CRS_CHOICES,
+    Authorised,
+    BBox,
+    Ctx,
+    FastJSON,
+    GeoJSON,
+    Layer,
+    OutCrsUri,
+    dumps,
+    plain,
+)
+from api.models import (
+    Collection,
+    Collections,
+    Conformance,
+    Feature,
+    FeatureCollection,
+    Landing,
+)
 from gridgis.crs import wgs84_to_gcj02
 from gridgis.layers import PERSONAL_FIELDS, SCHEMA
-from gridgis.store import StoreError
+from gridgis.store import NoFieldError
 from gridgis.store.base import LAYER_KEYS
 
 router = APIRouter(tags=["features"])
-
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
-EPSG4490 = "http://www.opengis.net/def/crs/EPSG/0/4490"
-GCJ02 = "https://gridgis.dev/def/crs/GCJ-02"
-"""GCJ-02 (Amap/Tencent offset coordinates, lon/lat order) has no EPSG code."""
-
-#: Output CRSs: URI -> (kind, lat/lon axis order). EPSG:4326 and EPSG:4490 are
-#: latitude-first as their definitions say (OGC API – Features Part 2).
-CRS_CHOICES: dict[str, tuple[str, bool]] = {
-    CRS84: ("wgs84", False),
-    EPSG4326: ("wgs84", True),
-    EPSG4490: ("wgs84", True),
-    GCJ02: ("gcj02", False),
-}
-CRS_ALIASES = {
-    "crs84": CRS84,
-    "wgs84": CRS84,
-    "epsg:4326": EPSG4326,
-    "epsg:4490": EPSG4490,
-    "cgcs2000": EPSG4490,
-    "gcj02": GCJ02,
-    "gcj-02": GCJ02,
-}
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -61,60 +55,6 @@ RESERVED = {"bbox", "bbox-crs", "limit", "offset", "crs", "f"}
 PERSONAL = set().union(*PERSONAL_FIELDS.values())
 
 MAX_LIMIT = 10_000
-
-
-def _crs_uri(value: str | None, field: str) -> str:
-    if value is None or value == "":
-        return CRS84
-    v = value.strip()
-    if v in CRS_CHOICES:
-        return v
-    if v.lower() in CRS_ALIASES:
-        return CRS_ALIASES[v.lower()]
-    raise HTTPException(
-        422, f"{field}: unsupported CRS '{value}'; use one of {', '.join(CRS_CHOICES)}"
-    )
-
-
-def _bbox(text: str | None, bbox_crs: str) -> tuple[float, float, float, float] | None:
-    if text is None or text == "":
-        return None
-    parts = text.split(",")
-    try:
-        vals = [float(p) for p in parts]
-    except ValueError:
-        raise HTTPException(
-            422, "bbox: four numbers minx,miny,maxx,maxy (lon/lat degrees)"
-        ) from None
-    if len(vals) == 6:
-        vals = [vals[0], vals[1], vals[3], vals[4]]
-    if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
-        raise HTTPException(422, "bbox: four numbers minx,miny,maxx,maxy (lon/lat degrees)")
-    kind, latlon = CRS_CHOICES[bbox_crs]
-    if latlon:
-        vals = [vals[1], vals[0], vals[3], vals[2]]
-    minx, miny, maxx, maxy = vals
-    if minx > maxx or miny > maxy:
-        raise HTTPException(422, "bbox: minx must not exceed maxx, nor miny maxy")
-    if not (
-        -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
-    ):
-        raise HTTPException(422, "bbox: longitudes within -180…180, latitudes -90…90")
-    if kind == "gcj02":
-        from gridgis.crs import gcj02_to_wgs84
-
-        xs, ys = gcj02_to_wgs84(
-            np.array([minx, maxx, minx, maxx]), np.array([miny, miny, maxy, maxy])
-        )
-        minx, maxx, miny, maxy = xs.min(), xs.max(), ys.min(), ys.max()
-    return (float(minx), float(miny), float(maxx), float(maxy))
-
-
-def _layer_or_404(ctx, layer: str) -> None:
-    if layer not in ctx.layers() or layer.startswith("gridgis_"):
-        raise HTTPException(
-            404, f"no collection '{layer}' (collections: {', '.join(ctx.layers()) or 'none'})"
-        )
 
 
 def _key_of(layer: str, columns) -> str | None:
@@ -290,30 +230,20 @@ def collections(request: Request, ctx: Ctx) -> FastJSON:
     )
 
 
-LayerPath = Annotated[
-    str,
-    Path(
-        description="Layer name, e.g. grids, buildings",
-        max_length=63,
-        examples=["grids", "buildings", "staff", "facilities"],
-    ),
-]
-
-
 @router.get(
     "/collections/{layer}",
     response_model=Collection,
     summary="One layer",
     responses={404: {"description": "No such layer"}},
 )
-def collection(layer: LayerPath, request: Request, ctx: Ctx) -> FastJSON:
-    _layer_or_404(ctx, layer)
+def collection(layer: Layer, request: Request, ctx: Ctx) -> FastJSON:
     return FastJSON(_collection(ctx, layer, _base(request)))
 
 
 @router.get(
     "/collections/{layer}/items",
     response_model=FeatureCollection,
+    response_class=GeoJSON,
     summary="Features of a layer",
     description="GeoJSON features, `limit` at a time from `offset`. Any other query "
     "parameter naming a field of the layer filters on equality, e.g. "
@@ -324,27 +254,15 @@ def collection(layer: LayerPath, request: Request, ctx: Ctx) -> FastJSON:
     },
 )
 def items(
-    layer: LayerPath,
+    layer: Layer,
     request: Request,
     ctx: Ctx,
     auth: Authorised,
-    bbox: Annotated[
-        str | None,
-        Query(
-            description="minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)", max_length=200
-        ),
-    ] = None,
-    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=100)] = None,
+    box: BBox,
+    out_crs: OutCrsUri,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 10,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-    crs: Annotated[
-        str | None,
-        Query(description=f"Output CRS: CRS84 (default), {EPSG4490} or {GCJ02}", max_length=100),
-    ] = None,
 ) -> GeoJSON:
-    _layer_or_404(ctx, layer)
-    out_crs = _crs_uri(crs, "crs")
-    box = _bbox(bbox, _crs_uri(bbox_crs, "bbox-crs"))
     where: dict[str, Any] = {}
     for k, v in request.query_params.multi_items():
         if k in RESERVED:
@@ -424,18 +342,18 @@ def _raw_geojson(body: str, crs_uri: str) -> GeoJSON:
 @router.get(
     "/collections/{layer}/items/{feature_id}",
     summary="One feature",
+    response_model=Feature,
+    response_class=GeoJSON,
     responses={404: {"description": "No such layer or feature"}},
 )
 def item(
-    layer: LayerPath,
+    layer: Layer,
     ctx: Ctx,
     auth: Authorised,
     request: Request,
     feature_id: Annotated[str, Path(max_length=200)],
-    crs: Annotated[str | None, Query(max_length=100)] = None,
+    out_crs: OutCrsUri,
 ) -> GeoJSON:
-    _layer_or_404(ctx, layer)
-    out_crs = _crs_uri(crs, "crs")
     key = LAYER_KEYS.get(layer)
     exclude = () if auth else tuple(PERSONAL)
 
@@ -452,7 +370,7 @@ def item(
     if key is not None:
         try:
             feats = page({key: feature_id}, 0)
-        except StoreError:  # the layer lacks its key field: ids are row numbers
+        except NoFieldError:  # the layer lacks its key field: ids are row numbers
             key = None
     if key is None:
         if not feature_id.isdigit() or not 1 <= int(feature_id) <= 10**12:

@@ -13,9 +13,9 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 
 from api.deps import Authorised, Ctx, FastJSON, records
-from api.models import CoverageRows, GridReport, Health
+from api.models import CoverageRows, GridReport, Health, HealthError
 from api.routers.features import PERSONAL
-from gridgis.store import StoreError
+from gridgis.store import NoFieldError, StoreError
 
 router = APIRouter(tags=["grids"])
 
@@ -23,7 +23,7 @@ GridCode = Annotated[str, PathParam(pattern=r"^[0-9]{15}$", description="15-digi
 
 
 def _need(ctx, layer: str, hint: str) -> None:
-    if layer not in ctx.layers():
+    if not ctx.has_layer(layer):
         raise HTTPException(404, f"the workspace has no '{layer}' layer ({hint})")
 
 
@@ -43,12 +43,11 @@ def grid(grid_code: GridCode, ctx: Ctx, auth: Authorised) -> FastJSON:
     if not found:
         raise HTTPException(404, f"no grid '{grid_code}'")
     stats, geom = found[0]
-    layers = ctx.layers()
     buildings: list[dict] = []
-    if "buildings" in layers:
+    if ctx.has_layer("buildings"):
         try:
             buildings = [r for r, _ in _rows(ctx, "buildings", {"grid_code": grid_code}, exclude)]
-        except StoreError:  # buildings not assigned yet: those whose centre is inside
+        except NoFieldError:  # buildings not assigned yet: those whose centre is inside
             if geom is not None:
                 shape = shapely.from_geojson(json.dumps(geom))
                 b = ctx.store.read("buildings", bbox=tuple(shape.bounds))
@@ -56,13 +55,13 @@ def grid(grid_code: GridCode, ctx: Ctx, auth: Authorised) -> FastJSON:
                     b = b[shapely.contains(shape, b.geometry.representative_point().values)]
                 buildings = records(pd.DataFrame(b).drop(columns="geometry", errors="ignore"))
     staff: list[dict] = []
-    if "staff" in layers:
+    if ctx.has_layer("staff"):
         try:
             staff = [r for r, _ in _rows(ctx, "staff", {"grid_code": grid_code}, exclude)]
-        except StoreError:  # staff without grid codes
+        except NoFieldError:  # staff without grid codes
             staff = []
     coverage: list[dict] = []
-    if "coverage" in layers:
+    if ctx.has_layer("coverage"):
         coverage = [r for r, _ in _rows(ctx, "coverage", {"level": "grid", "code": grid_code}, ())]
     return FastJSON(
         {
@@ -133,14 +132,20 @@ def coverage(
     "/health",
     response_model=Health,
     summary="Is the service up",
-    responses={503: {"description": "The workspace cannot be read"}},
+    responses={
+        503: {
+            "model": HealthError,
+            "description": "The workspace cannot be read (file gone, database unreachable)",
+        }
+    },
 )
 def health(ctx: Ctx) -> FastJSON:
     from gridgis.store import GeoPackageStore
 
     try:
-        n = len(ctx.store.layers())
-    except Exception as exc:  # noqa: BLE001 - any failure means not healthy
+        ctx.store.check()
+        n = len(ctx.layers())
+    except StoreError as exc:
         return FastJSON({"status": "error", "detail": str(exc)}, status_code=503)
     backend = "geopackage" if isinstance(ctx.store, GeoPackageStore) else "postgis"
     return FastJSON(

@@ -23,7 +23,10 @@ async def maps_root() -> RedirectResponse:
     "/",
     summary="Map index page",
     response_class=FileResponse,
-    responses={404: {"description": "No maps on this server"}},
+    responses={
+        200: {"description": "The page", "content": {"text/html": {}}},
+        404: {"description": "No maps on this server"},
+    },
 )
 def maps_index(ctx: Ctx) -> FileResponse:
     return maps_file("index.html", ctx)
@@ -33,7 +36,13 @@ def maps_index(ctx: Ctx) -> FileResponse:
     "/{path:path}",
     summary="A map page or asset",
     response_class=FileResponse,
-    responses={404: {"description": "No such map"}},
+    responses={
+        200: {
+            "description": "The page or asset (HTML, JavaScript, CSS, images, GeoJSON)",
+            "content": {"text/html": {}, "*/*": {}},
+        },
+        404: {"description": "No such map"},
+    },
 )
 def maps_file(path: Annotated[str, PathParam(max_length=300)], ctx: Ctx) -> FileResponse:
     if ctx.maps_dir is None or not ctx.maps_dir.is_dir():
@@ -43,11 +52,15 @@ def maps_file(path: Annotated[str, PathParam(max_length=300)], ctx: Ctx) -> File
     root = ctx.maps_dir.resolve()
     if "\x00" in path:
         raise HTTPException(404, "no such map")
-    target = (root / path).resolve()
-    if not target.is_relative_to(root):
-        raise HTTPException(404, "no such map")
-    if target.is_dir():
-        target = target / "index.html"
-    if not target.is_file():
-        raise HTTPException(404, f"no map '{path}'")
+    try:  # a name too long for the file system is no map either
+        target = (root / path).resolve()
+        if not target.is_relative_to(root):
+            raise HTTPException(404, "no such map")
+        if target.is_dir():
+            target = target / "index.html"
+        found = target.is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
+        raise HTTPException(404, f"no map '{path[:100]}'")
     return FileResponse(target)

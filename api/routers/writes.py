@@ -4,6 +4,8 @@ write at a time; lookups are rebuilt afterwards."""
 
 from __future__ import annotations
 
+import logging
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -15,7 +17,11 @@ from fastapi import Path as PathParam
 
 from api.deps import Ctx, FastJSON, require_token
 from api.models import StaffAssignment, WriteResult
-from gridgis.layers import SCHEMA, LayerError, validate
+from gridgis.errors import GridgisError, LimitError
+from gridgis.layers import SCHEMA, validate
+from gridgis.standards import ServerRules
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(
     tags=["writes"],
@@ -25,6 +31,9 @@ router = APIRouter(
         413: {"description": "Body over the size limit"},
     },
 )
+
+#: Entries over this size are checked for their compression ratio (bytes).
+_RATIO_FLOOR = 1024 * 1024
 
 #: Files that accompany a source file but are not sources themselves.
 SIDECARS = {".dbf", ".shx", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".xml", ".qmd", ".fix"}
@@ -45,29 +54,79 @@ SOURCES = {
 }
 
 
-def _safe_name(name: str | None) -> str:
+def _safe_name(name: str | None, rules: ServerRules) -> str:
     base = Path((name or "").replace("\\", "/")).name
     if not base or base in (".", "..") or "\x00" in base:
         raise HTTPException(422, "files: every file needs a name (e.g. 楼栋.shp)")
+    if len(base.encode("utf-8")) > rules.max_filename_bytes:
+        raise HTTPException(
+            422,
+            f"files: the file name '{base[:40]}…' is longer than "
+            f"{rules.max_filename_bytes} bytes (server.max_filename_bytes)",
+        )
     return base
 
 
-def _unzip(path: Path, into: Path) -> list[Path]:
+class _Budget:
+    """What is left of one upload's allowance: files and unpacked bytes."""
+
+    def __init__(self, rules: ServerRules) -> None:
+        self.rules = rules
+        self.files = rules.max_upload_files
+        self.bytes = rules.max_unpacked_bytes
+
+    def take(self, files: int, size: int) -> None:
+        self.files -= files
+        self.bytes -= size
+        if self.files < 0:
+            raise LimitError(
+                f"files: more than {self.rules.max_upload_files} files in one upload, "
+                "archive entries included (server.max_upload_files)"
+            )
+        if self.bytes < 0:
+            raise LimitError(
+                f"files: more than {self.rules.max_unpacked_bytes} bytes once unpacked "
+                "(server.max_unpacked_bytes)"
+            )
+
+
+def _check_archive(zf: zipfile.ZipFile, name: str, budget: _Budget) -> list[zipfile.ZipInfo]:
+    """The archive's file entries, after checking from its directory — before anything
+    is extracted — their count, total uncompressed size and compression ratios."""
+    entries = [i for i in zf.infolist() if not i.is_dir()]
+    limit = budget.rules.max_compression_ratio
+    for info in entries:
+        if info.file_size > _RATIO_FLOOR and info.file_size > limit * max(info.compress_size, 1):
+            raise LimitError(
+                f"files: {name}: entry '{info.filename[:80]}' expands "
+                f"{info.file_size / max(info.compress_size, 1):.0f} times "
+                f"(over server.max_compression_ratio = {limit:g})"
+            )
+    budget.take(len(entries), sum(i.file_size for i in entries))
+    return entries
+
+
+def _unzip(path: Path, into: Path, budget: _Budget) -> list[Path]:
     out = []
     try:
         with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
+            for info in _check_archive(zf, path.name, budget):
                 name = Path(info.filename.replace("\\", "/")).name
-                if not name or name.startswith("."):
+                if not name or name.startswith(".") or "\x00" in name:
                     continue
+                if len(name.encode("utf-8")) > budget.rules.max_filename_bytes:
+                    raise HTTPException(
+                        422, f"files: {path.name}: an entry name is longer than allowed"
+                    )
                 target = into / name
+                # streamed; zipfile stops at the declared size and checks the CRC
                 with zf.open(info) as src, open(target, "wb") as dst:
-                    dst.write(src.read())
+                    shutil.copyfileobj(src, dst, 1 << 20)
                 out.append(target)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
         raise HTTPException(422, f"files: {path.name} is not a readable zip: {exc}") from exc
+    except RuntimeError as exc:  # encrypted entries
+        raise HTTPException(422, f"files: {path.name}: {exc}") from exc
     return out
 
 
@@ -138,15 +197,22 @@ def upload(
         raise HTTPException(422, f"field_map: {exc}") from exc
     if not files:
         raise HTTPException(422, "files: upload at least one file")
+    rules = ctx.rules
+    budget = _Budget(rules)
+    names = [_safe_name(f.filename, rules) for f in files]
     with tempfile.TemporaryDirectory(prefix="gridgis-upload-") as tmp:
         folder = Path(tmp)
         saved: list[Path] = []
-        for f in files:
-            target = folder / _safe_name(f.filename)
+        for f, name in zip(files, names, strict=True):
+            target = folder / name
             with open(target, "wb") as out:
-                while chunk := f.file.read(1 << 20):
-                    out.write(chunk)
-            saved += _unzip(target, folder) if target.suffix.lower() == ".zip" else [target]
+                shutil.copyfileobj(f.file, out, 1 << 20)
+            if target.suffix.lower() == ".zip":
+                saved += _unzip(target, folder, budget)
+                target.unlink()
+            else:
+                budget.take(1, target.stat().st_size)
+                saved.append(target)
         sources = [
             p
             for p in saved
@@ -171,9 +237,16 @@ def upload(
                     field_map=fmap or None,
                     settings=ctx.settings,
                 )
-            except (LayerError, ValueError, UnicodeError) as exc:
-                raise HTTPException(422, f"files: {str(exc).replace(tmp + '/', '')}") from exc
-            ctx.changed()
+            except GridgisError as exc:
+                text = str(exc).replace(tmp + "/", "")
+                raise HTTPException(exc.http_status, f"files: {text}") from exc
+            except (ValueError, UnicodeError, OverflowError, OSError, RuntimeError) as exc:
+                # what a reader makes of a file it cannot read: the upload's fault
+                log.info("upload refused: %s", exc, exc_info=True)
+                text = str(exc).replace(tmp + "/", "")
+                raise HTTPException(422, f"files: {text}") from exc
+            finally:
+                ctx.changed()
     counts = {name: len(v.data) for name, v in report.layers.items()}
     notes = [n.replace(tmp + "/", "") for v in report.layers.values() for n in v.notes]
     rejected = {name: len(v.rejects) for name, v in report.layers.items() if len(v.rejects)}
@@ -209,52 +282,19 @@ def _layers(ctx, names: tuple[str, ...]) -> dict[str, Any]:
     responses={409: {"description": "Missing input layers"}},
 )
 def run_delineate(ctx: Ctx) -> FastJSON:
-    from gridgis.assign import assign_all, assign_params
-    from gridgis.delineate import delineate, recount
+    from gridgis import workflows
+    from gridgis.errors import GridgisError, NotFoundError
 
     with ctx.write_lock:
-        layers = _layers(
-            ctx,
-            (
-                "communities",
-                "buildings",
-                "roads",
-                "institutions",
-                "streets",
-                "facilities",
-                "addresses",
-                "staff",
-                "assign_rejects",
-            ),
-        )
-        previous = ctx.store.read("grids") if "grids" in ctx.layers() else None
-        registry = ctx.store.read("code_registry") if "code_registry" in ctx.layers() else None
         try:
-            result = delineate(
-                layers,
-                ctx.settings,
-                previous=previous,
-                registry=pd.DataFrame(registry) if registry is not None else None,
-            )
-        except ValueError as exc:
+            result = workflows.delineate(ctx.store, ctx.settings)
+        except NotFoundError as exc:  # a missing input layer
             raise HTTPException(409, str(exc)) from exc
-        # as `gridgis delineate`: everything assigned to the new grids, grids recounted
-        layers["buildings"] = result.buildings
-        assigned = assign_all(layers, result.grids, ctx.settings)
-        frames: dict[str, Any] = assigned.layers()
-        frames["grids"] = recount(frames["grids"], frames["buildings"], ctx.settings)
-        frames["delineation_findings"] = result.findings
-        if result.registry is not None:
-            frames["code_registry"] = result.registry
-        params = {**result.params, "assign": assign_params(assigned, ctx.settings)}
-        return _write(
-            ctx,
-            "delineate",
-            frames,
-            params,
-            notes=assigned.notes,
-            summary=f"{len(result.grids)} grids, {len(result.findings)} findings",
-        )
+        except (GridgisError, ValueError) as exc:
+            status = exc.http_status if isinstance(exc, GridgisError) else 409
+            raise HTTPException(status, str(exc)) from exc
+        ctx.changed()
+        return FastJSON(result.to_json())
 
 
 @router.post(
@@ -267,27 +307,19 @@ def run_delineate(ctx: Ctx) -> FastJSON:
     responses={409: {"description": "Missing input layers"}},
 )
 def run_coverage_job(ctx: Ctx) -> FastJSON:
-    from gridgis.coverage import run_coverage
+    from gridgis import workflows
+    from gridgis.errors import GridgisError, NotFoundError
 
     with ctx.write_lock:
-        layers = _layers(
-            ctx,
-            (
-                "buildings",
-                "roads",
-                "facilities",
-                "green_spaces",
-                "communities",
-                "streets",
-                "grids",
-                "staff",
-            ),
-        )
         try:
-            result = run_coverage(layers, ctx.settings)
-        except ValueError as exc:
+            result = workflows.coverage(ctx.store, ctx.settings)
+        except NotFoundError as exc:  # a missing input layer
             raise HTTPException(409, str(exc)) from exc
-        return _write(ctx, "coverage", result.layers, result.params, summary=result.summary())
+        except (GridgisError, ValueError) as exc:
+            status = exc.http_status if isinstance(exc, GridgisError) else 409
+            raise HTTPException(status, str(exc)) from exc
+        ctx.changed()
+        return FastJSON(result.to_json())
 
 
 @router.post(
@@ -299,31 +331,19 @@ def run_coverage_job(ctx: Ctx) -> FastJSON:
     responses={409: {"description": "No grids layer"}},
 )
 def run_assign(ctx: Ctx) -> FastJSON:
-    from gridgis.assign import assign_all, assign_params
+    from gridgis import workflows
+    from gridgis.errors import GridgisError, NotFoundError
 
     with ctx.write_lock:
-        if "grids" not in ctx.layers():
-            raise HTTPException(409, "no 'grids' layer: run POST /jobs/delineate first")
-        grids = ctx.store.read("grids")
-        layers = _layers(
-            ctx,
-            (
-                "buildings",
-                "facilities",
-                "institutions",
-                "addresses",
-                "staff",
-                "communities",
-                "assign_rejects",
-            ),
-        )
         try:
-            result = assign_all(layers, grids, ctx.settings)
-        except ValueError as exc:
+            result = workflows.assign(ctx.store, ctx.settings)
+        except NotFoundError as exc:  # a missing input layer
             raise HTTPException(409, str(exc)) from exc
-        return _write(
-            ctx, "assign", result.layers(), assign_params(result, ctx.settings), notes=result.notes
-        )
+        except (GridgisError, ValueError) as exc:
+            status = exc.http_status if isinstance(exc, GridgisError) else 409
+            raise HTTPException(status, str(exc)) from exc
+        ctx.changed()
+        return FastJSON(result.to_json())
 
 
 @router.post(

@@ -3,7 +3,19 @@
 Each command lives in its own module, which registers on :data:`gridgis.cli.app.app`.
 """
 
-from gridgis.cli import assign, audit, coverage, delineate, demo, imports, info, lookup, map, serve  # noqa: F401  (registers commands)
+from gridgis.cli import (  # noqa: F401  (registers commands)
+    assign,
+    audit,
+    coverage,
+    delineate,
+    demo,
+    export,
+    imports,
+    info,
+    lookup,
+    map,
+    serve,
+)
 from gridgis.cli.app import app
 
 

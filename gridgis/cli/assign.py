@@ -9,6 +9,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
     DatabaseOpt,
@@ -17,23 +18,11 @@ from gridgis.cli.common import (
     WorkspaceOpt,
     console,
     err_console,
-    fail,
     open_workspace,
-    progress_of,
-    read_present,
-    require_layers,
+    progress,
+    progress_callback,
 )
-
-#: Layers read from the workspace when present.
-INPUT_LAYERS = (
-    "buildings",
-    "facilities",
-    "institutions",
-    "addresses",
-    "staff",
-    "communities",
-    "assign_rejects",
-)
+from gridgis.cli.i18n import layer_name, t
 
 
 @app.command()
@@ -53,52 +42,34 @@ def assign(
 
     Example: [bold]gridgis assign --workspace out/demo.gpkg[/]
     """
-    from gridgis.assign import assign_all, assign_params
-
-    with open_workspace(workspace, database, rules, set_) as (store, settings):
-        present = require_layers(
-            store, [grids], " — run `gridgis delineate` first or import the city's grids"
+    with open_workspace(workspace, database, rules, set_) as (store, settings), progress() as bar:
+        job = workflows.assign(
+            store, settings, grids=grids, progress=lambda what: progress_callback(bar, what)
         )
-        grid_frame = store.read(grids)
-        layers = read_present(store, INPUT_LAYERS, present)
-        if not any(
-            n in layers for n in ("buildings", "facilities", "institutions", "addresses", "staff")
-        ):
-            fail(
-                f"{store.location}: nothing to assign (no buildings, facilities, "
-                f"institutions, addresses or staff)"
-            )
-        with progress_of("assigning") as callback:
-            result = assign_all(layers, grid_frame, settings, progress=callback)
-        out = result.layers()
-        out[grids] = out.pop("grids")
-        store.write_many(out, params=assign_params(result, settings))
+    result = job.detail
+    out = job.written
 
     table = Table(
-        title=f"Assignment to {len(result.grids):,} grids ({result.crs})", title_justify="left"
+        title=t("assignment_title", n=f"{len(result.grids):,}", crs=result.crs),
+        title_justify="left",
     )
-    for col in ("layer", "rows", "in a grid", "split (grid_share kept)"):
-        table.add_column(col, justify="right" if col != "layer" else "left")
+    for col in ("layer", "rows", "in a grid", "split"):
+        table.add_column(t(col), justify="right" if col != "layer" else "left")
     for name in ("buildings", "facilities", "institutions", "addresses", "staff"):
         frame = getattr(result, name)
         if frame is None:
             continue
         in_grid = int(frame["grid_code"].notna().sum())
         split = int(frame["grid_share"].notna().sum()) if "grid_share" in frame else 0
-        table.add_row(name, f"{len(frame):,}", f"{in_grid:,}", f"{split:,}")
+        table.add_row(layer_name(name), f"{len(frame):,}", f"{in_grid:,}", f"{split:,}")
     console.print(table)
     n_rej = len(result.assign_rejects)
     if n_rej:
-        err_console.print(
-            f"[yellow]{n_rej} staff rows rejected[/] (unknown grid_code): "
-            f"see layer 'assign_rejects'"
-        )
+        err_console.print(f"[yellow]{t('staff rejected', n=n_rej)}[/]")
     for note in result.notes:
         console.print(f"  {note}")
     hh = result.grids.get("facilities_total")
     if hh is not None and len(hh):
-        console.print(
-            f"  facilities per grid: mean {float(np.mean(hh)):.1f}; "
-            f"grids with a grid_head: {int(result.grids['grid_head'].notna().sum()):,}"
-        )
-    console.print(f"Wrote {', '.join(out)} to {store.location}")
+        heads = int(result.grids["grid_head"].notna().sum())
+        console.print("  " + t("facilities per grid", mean=float(np.mean(hh)), heads=heads))
+    console.print(t("wrote_to", layers=", ".join(out), where=store.location))

@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from gridgis import workflows
+from gridgis.audit import AuditError
 from gridgis.cli.app import app
 from gridgis.cli.common import (
     DatabaseOpt,
@@ -16,13 +18,11 @@ from gridgis.cli.common import (
     console,
     fail,
     open_workspace,
-    progress_of,
-    read_present,
+    progress,
+    progress_callback,
     require_layers,
 )
-
-#: Layers the audit reads besides the grids, when present.
-CONTEXT_LAYERS = ("communities", "buildings", "roads")
+from gridgis.cli.i18n import check_name, severity_name, status_name, t
 
 
 @app.command()
@@ -54,6 +54,14 @@ def audit(
     out: Annotated[
         str, typer.Option("--out", help="Layer to write the findings to.")
     ] = "grid_findings",
+    check: Annotated[
+        list[str] | None,
+        typer.Option("--check", help="Run only this check (repeatable); default all."),
+    ] = None,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option("--skip", help="Leave this check out (repeatable)."),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -63,55 +71,55 @@ def audit(
 
     Example: [bold]gridgis audit --workspace city.gpkg --grids city_grids --code-field WGBM[/]
     """
-    from gridgis.audit import AuditError, audit_grids, audit_params
-
-    with open_workspace(workspace, database, rules, set_) as (store, settings):
-        present = require_layers(store, [grids], hint="; name the grid layer with --grids")
-        grid_frame = store.read(grids)
-        layers = read_present(store, CONTEXT_LAYERS, present)
+    with open_workspace(workspace, database, rules, set_) as (store, settings), progress() as bar:
+        require_layers(store, [grids], hint="; name the grid layer with --grids")
         try:
-            with progress_of("auditing") as callback:
-                result = audit_grids(
-                    grid_frame,
-                    layers,
-                    settings,
-                    code_field=code_field,
-                    community_field=community_field,
-                    kind_field=kind_field,
-                    layer_name=grids,
-                    progress=callback,
-                )
-        except AuditError as exc:
-            fail(f"{store.location}: {exc}")
-        store.write(
-            out,
-            result.findings,
-            params=audit_params(
-                result,
+            job = workflows.audit(
+                store,
                 settings,
-                grids_layer=grids,
+                grids=grids,
                 code_field=code_field,
                 community_field=community_field,
                 kind_field=kind_field,
-            ),
-        )
+                out=out,
+                progress=lambda what: progress_callback(bar, what),
+                checks=check or None,
+                skip=skip or (),
+            )
+        except AuditError as exc:
+            hint = {"code_field": " (--code-field)", "checks": " (--check/--skip)"}
+            fail(f"{store.location}: {exc}{hint.get(exc.parameter or '', '')}")
+    result = job.detail
+    grid_frame = result.grids
 
     summary = result.summary()
     table = Table(
-        title=f"Audit of layer '{grids}': {len(grid_frame):,} grids ({result.crs})",
+        title=t("audit_title", layer=grids, n=f"{len(grid_frame):,}", crs=result.crs),
         title_justify="left",
     )
     for col in ("check", "severity", "findings", "status"):
-        table.add_column(col, justify="right" if col == "findings" else "left")
+        table.add_column(t(col), justify="right" if col == "findings" else "left", overflow="fold")
     for row in summary.itertuples():
         style = ("red" if row.severity == "error" else "yellow") if row.findings else "dim"
-        table.add_row(row.check, row.severity, f"[{style}]{row.findings:,}[/]", row.status)
+        table.add_row(
+            check_name(row.check),
+            severity_name(row.severity),
+            f"[{style}]{row.findings:,}[/]",
+            status_name(row.status),
+        )
     console.print(table)
     hh = result.grids["households"]
     if int(result.grids["building_count"].sum()):
-        console.print(
-            f"  households per grid: min {int(hh.min()):,}, median "
-            f"{int(hh.median()):,}, max {int(hh.max()):,} (rule "
-            f"{settings.grid.min_households}–{settings.grid.max_households})"
+        rule = settings.grid
+        line = t(
+            "hh per grid",
+            lo=int(hh.min()),
+            med=int(hh.median()),
+            hi=int(hh.max()),
+            rlo=rule.min_households,
+            rhi=rule.max_households,
         )
-    console.print(f"Wrote {len(result.findings):,} findings to layer '{out}' in {store.location}")
+        console.print(f"  {line}")
+    console.print(
+        t("wrote findings", n=f"{len(result.findings):,}", layer=out, where=store.location)
+    )

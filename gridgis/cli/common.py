@@ -4,7 +4,7 @@ errors, progress."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gridgis.errors import GridgisError
 from gridgis.standards import Settings
 from gridgis.store import Store, StoreError, open_store
-from gridgis.store.base import Frame
+from gridgis.workflows.base import layers_note, read_present, require_layers
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)  # never hard-wrapped
@@ -53,7 +54,10 @@ class CliError(Exception):
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(str(message))}")
+    """Print *message* on stderr as one unwrapped line and exit with *code*."""
+    from gridgis.cli.i18n import t
+
+    err_console.print(f"[bold red]{t('error')}[/] {escape(str(message))}")
     raise typer.Exit(code)
 
 
@@ -82,76 +86,8 @@ def get_store(
     try:
         return open_store(database if database else workspace, create=not must_exist)
     except StoreError as exc:
-        fail(str(exc))
+        fail(str(exc), exc.exit_code)
         raise
-
-
-def layers_note(present: Iterable[str]) -> str:
-    """``(layers: a, b, c)``: what a workspace holds, for a message about a missing layer
-    (``(layers: none)`` when it holds nothing)."""
-    return f"(layers: {', '.join(sorted(present)) or 'none'})"
-
-
-def require_layers(
-    store: Store, names: Iterable[str], reason: str = "", kind: str = "layer", hint: str = ""
-) -> set[str]:
-    """The names of the workspace's layers, once it is checked to hold every one of *names*.
-
-    Parameters
-    ----------
-    store : Store
-        The open workspace.
-    names : iterable of str
-        Layers the step cannot run without, checked in this order.
-    reason : str
-        Said right after the missing name, e.g. ``" — import buildings first"``.
-    kind : str
-        What the missing layer is called in the message, e.g. ``"alignment layer"``.
-    hint : str
-        Said after the list of layers, e.g. ``"; name the grid layer with --grids"``.
-
-    Returns
-    -------
-    set of str
-        Every layer the workspace holds (to pass on to :func:`read_present`).
-
-    Raises
-    ------
-    ValueError
-        ``<workspace>: no <kind> '<name>'<reason> (layers: …)<hint>`` for the first missing
-        layer (:func:`errors_to_stderr` prints it and exits 2).
-    """
-    present = set(store.layers())
-    for name in names:
-        if name not in present:
-            raise ValueError(
-                f"{store.location}: no {kind} '{name}'{reason} {layers_note(present)}{hint}"
-            )
-    return present
-
-
-def read_present(
-    store: Store, names: Iterable[str], present: Collection[str] | None = None
-) -> dict[str, Frame]:
-    """Read those of *names* the workspace holds; the others are left out, not an error.
-
-    Parameters
-    ----------
-    store : Store
-        The open workspace.
-    names : iterable of str
-        Layers the step uses when they are there, in the order they are read.
-    present : collection of str, optional
-        The workspace's layers when already listed (by :func:`require_layers`).
-
-    Returns
-    -------
-    dict of str to GeoDataFrame or DataFrame
-        Layer name to its rows (a DataFrame for tables without geometry), in *names* order.
-    """
-    if present is None:
-        present = set(store.layers())
-    return {name: store.read(name) for name in names if name in present}
 
 
 @contextmanager
@@ -178,12 +114,14 @@ def open_workspace(
 
 @contextmanager
 def errors_to_stderr() -> Iterator[None]:
-    """Turn library errors into a one-line message on stderr and exit code 2."""
-    from gridgis.layers import LayerError
-
+    """Turn errors into a one-line message on stderr and an exit code: a
+    :class:`~gridgis.errors.GridgisError` exits with its ``exit_code`` (input 2, conflict 3,
+    store 4); other ``ValueError``/``KeyError``/``FileNotFoundError`` exit 2."""
     try:
         yield
-    except (CliError, StoreError, LayerError, ValueError, KeyError, FileNotFoundError) as exc:
+    except GridgisError as exc:  # the exit code by the error's type, never its text
+        fail(str(exc), exc.exit_code)
+    except (CliError, ValueError, KeyError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         fail(str(msg))
 
@@ -217,3 +155,25 @@ def progress_of(description: str, show: bool = True) -> Iterator[Callable[[int, 
     (``None`` when *show* is false, for the demo's quiet steps)."""
     with progress() as bar:
         yield progress_callback(bar, description) if show else None
+
+
+__all__ = [
+    "CliError",
+    "DatabaseOpt",
+    "RulesOpt",
+    "SetOpt",
+    "WorkspaceOpt",
+    "console",
+    "err_console",
+    "errors_to_stderr",
+    "fail",
+    "get_store",
+    "layers_note",
+    "load_settings",
+    "open_workspace",
+    "progress",
+    "progress_callback",
+    "progress_of",
+    "read_present",
+    "require_layers",
+]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import geopandas as gpd
-import pandas as pd
 import typer
+from rich.cells import cell_len
 from rich.table import Table
 
-# delineation's demo step must run before coverage's (it writes grids and buildings'
-# grid_code): importing it here registers it first, whatever the import order elsewhere
-import gridgis.cli.delineate  # noqa: F401
+from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
     DatabaseOpt,
@@ -20,105 +17,42 @@ from gridgis.cli.common import (
     WorkspaceOpt,
     console,
     open_workspace,
-    progress_of,
-    read_present,
-    require_layers,
+    progress,
+    progress_callback,
 )
-from gridgis.cli.demo import demo_step
-from gridgis.standards import Settings
-from gridgis.store import Store
-
-INPUT_LAYERS = (
-    "buildings",
-    "roads",
-    "facilities",
-    "green_spaces",
-    "communities",
-    "streets",
-    "grids",
-    "staff",
-)
-"""Layers ``gridgis coverage`` reads when the workspace has them."""
-OUTPUT_LAYERS = ("access", "coverage", "coverage_gaps", "norms", "coverage_findings")
-
-
-def _read(store: Store, names: tuple[str, ...]) -> dict[str, Any]:
-    present = require_layers(store, ("buildings", "roads"), " — coverage needs buildings and roads")
-    return read_present(store, names, present)
-
-
-def run_coverage_store(store: Store, settings: Settings, show_progress: bool = True):
-    """Read the workspace, compute access, rates, gaps and norms, write them atomically.
-
-    Returns the :class:`gridgis.coverage.CoverageResult`.
-    """
-    from gridgis.coverage import run_coverage
-
-    layers = _read(store, INPUT_LAYERS)
-    with progress_of("walking distances per category", show=show_progress) as callback:
-        result = run_coverage(layers, settings, progress=callback)
-    stale = [n for n in OUTPUT_LAYERS if n not in result.layers and store.has(n)]
-    for name in stale:  # e.g. norms when the communities were removed
-        store.delete(name)
-    store.write_many(result.layers, params=result.params)
-    return result
-
-
-def run_site_store(
-    store: Store,
-    settings: Settings,
-    category: str,
-    count: int,
-    candidates: str | None = None,
-    candidate_id: str | None = None,
-):
-    """Propose sites for one category and write them into ``proposed_sites`` (rows of other
-    categories are kept). Returns the :class:`gridgis.siting.Siting`."""
-    from gridgis.siting import site_from_layers
-
-    layers = _read(store, ("buildings", "roads", "facilities", "green_spaces"))
-    cand = None
-    if candidates is not None:
-        require_layers(store, [candidates], kind="candidates layer")
-        cand = store.read(candidates)
-        if not isinstance(cand, gpd.GeoDataFrame):
-            raise ValueError(f"layer '{candidates}': has no geometry, cannot be sites")
-    result = site_from_layers(layers, category, count, settings, cand, candidate_id)
-    sites = result.sites
-    if store.has("proposed_sites"):
-        old = store.read("proposed_sites")
-        old = old[old["category"].astype(str) != category]
-        if len(old):
-            sites = gpd.GeoDataFrame(
-                pd.concat([old, sites], ignore_index=True), geometry="geometry", crs="EPSG:4326"
-            )
-    params = dict(result.params)
-    params["coverage"] = settings.to_dict()["coverage"]
-    store.write("proposed_sites", sites, params=params)
-    return result
+from gridgis.cli.i18n import category_name, t
 
 
 def _rates_table(result) -> Table:
     cov = result.layers["coverage"]
     level = result.levels[0] if result.levels else None
-    table = Table(
-        title="Households covered (walking network vs straight-line buffer)", title_justify="left"
-    )
-    for col in ("category", "radius m", "walking", "straight line", "gap households"):
-        table.add_column(col, justify="left" if col == "category" else "right")
-    if level is None:
-        return table
+    table = Table(title=t("rates_title"), title_justify="left")
     c = (
         cov[cov["level"] == level]
         .groupby("category")[["households", "households_covered", "households_covered_straight"]]
         .sum()
+        if level is not None
+        else cov.iloc[0:0]
     )
+    names = {cat: category_name(cat) for cat in c.index}
+    widest = max((cell_len(n) for n in names.values()), default=8)
+    for col in ("category", "radius m", "walking", "straight line", "gap households"):
+        if col == "category":  # never cut: the column is as wide as its longest name
+            table.add_column(t(col), min_width=widest, overflow="fold")
+        else:
+            table.add_column(t(col), justify="right", overflow="fold")
+    if level is None:
+        return table
     radius = result.params["radius_m"]
+    no_data = set(result.params.get("no_data_categories", []))
     for cat, row in c.iterrows():
         hh = row["households"]
         r = radius.get(cat, result.params["life_circle_15min_m"])
+        if cat in no_data:  # no facility in the workspace: unknown, not 0 %
+            table.add_row(names[cat], f"{r:,.0f}", f"[yellow]{t('no data')}[/]", t("no data"), "—")
+            continue
         table.add_row(
-            str(cat),
+            names[cat],
             f"{r:,.0f}",
             f"{row['households_covered'] / hh:.1%}",
             f"{row['households_covered_straight'] / hh:.1%}",
@@ -140,8 +74,13 @@ def coverage(
 
     Example: [bold]gridgis coverage --workspace out/demo.gpkg --set coverage.max_snap_m=150[/]
     """
-    with open_workspace(workspace, database, rules, set_) as (store, settings):
-        result = run_coverage_store(store, settings)
+    with open_workspace(workspace, database, rules, set_) as (store, settings), progress() as bar:
+        job = workflows.coverage(
+            store, settings, progress=lambda what: progress_callback(bar, what)
+        )
+        result = job.detail
+        for text in result.params.get("warnings", []):
+            console.print(f"[bold red]warning:[/] {text}")
         console.print(_rates_table(result))
         console.print(result.summary())
         park = result.layers["coverage"]
@@ -170,7 +109,7 @@ def coverage(
                 "  [yellow]no grids yet[/]: rates per street and community only "
                 "(run gridgis delineate first for per-grid rates)"
             )
-        console.print(f"  wrote {', '.join(result.layers)} to {store.location}")
+        console.print("  " + t("wrote_to", layers=", ".join(result.layers), where=store.location))
 
 
 @app.command()
@@ -205,14 +144,16 @@ def site(
     Example: [bold]gridgis site --workspace out/demo.gpkg --category kindergarten --count 3[/]
     """
     with open_workspace(workspace, database, rules, set_) as (store, settings):
-        result = run_site_store(store, settings, category, count, candidates, candidate_id)
+        result = workflows.site(
+            store, settings, category, count, candidates=candidates, candidate_id=candidate_id
+        ).detail
         s = result.sites
+        cat = category_name(category)
         table = Table(
-            title=f"Proposed {category} sites (radius {result.params['radius_m']:,.0f} m walking)",
-            title_justify="left",
+            title=t("sites_title", cat=cat, r=result.params["radius_m"]), title_justify="left"
         )
         for col in ("rank", "site", "near", "new hh", "after", "lon, lat"):
-            table.add_column(col, justify="right")
+            table.add_column(t(col), justify="right", overflow="fold")
         for r in s.itertuples():
             table.add_row(
                 str(r.rank),
@@ -225,23 +166,9 @@ def site(
         console.print(table)
         before = result.params["households_covered_before"]
         total = result.households_total
-        console.print(
-            f"  {category}: {before:,}/{total:,} households covered before ({before / total:.1%})"
-            if total
-            else f"  {category}: no households"
-        )
+        if total:
+            line = t("covered before", cat=cat, before=before, total=total, rate=before / total)
+            console.print(f"  {line}")
         if len(s) < count:
-            console.print(f"  [yellow]only {len(s)} site(s) add coverage[/]")
-        console.print(f"  wrote proposed_sites to {store.location}")
-
-
-@demo_step("Coverage: walking distances, life circle, parks, gaps, norms, proposed sites")
-def demo_coverage(store: Store, settings: Settings, out_dir) -> str:
-    """Demo step: ``gridgis coverage`` then ``gridgis site`` for the kindergarten (3 sites)."""
-    result = run_coverage_store(store, settings, show_progress=False)
-    line = result.summary()
-    if "grid" not in result.levels:
-        line += " (no grids layer: per street and community only)"
-    siting = run_site_store(store, settings, "kindergarten", 3)
-    new = int(siting.sites["households_new"].sum())
-    return f"{line}; 3 proposed kindergartens cover {new:,} more households"
+            console.print(f"  [yellow]{t('only sites', n=len(s))}[/]")
+        console.print("  " + t("wrote_to", layers="proposed_sites", where=store.location))

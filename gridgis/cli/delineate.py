@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.table import Table
 
+from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
     DatabaseOpt,
@@ -21,127 +19,8 @@ from gridgis.cli.common import (
     open_workspace,
     progress,
     progress_callback,
-    read_present,
-    require_layers,
 )
-from gridgis.cli.demo import demo_step
-from gridgis.standards import Settings
-from gridgis.store import Store
-
-#: Layers read from the workspace when present.
-INPUT_LAYERS = (
-    "communities",
-    "streets",
-    "buildings",
-    "roads",
-    "institutions",
-    "facilities",
-    "addresses",
-    "staff",
-    "assign_rejects",
-)
-
-
-def run_delineation(
-    store: Store,
-    settings: Settings,
-    make_communities: bool = False,
-    alignment: list[str] | None = None,
-    county: str | None = None,
-    grid_staff_seed: int | None = None,
-    bar=None,
-) -> dict[str, Any]:
-    """Delineate the workspace's communities, assign every layer to the grids and write
-    grids, buildings, assigned layers, ``code_registry`` and ``delineation_findings`` in
-    one atomic step. Returns a summary dict for printing.
-
-    ``grid_staff_seed`` (demo only) adds generated grid heads and workers to ``staff``.
-    """
-    from gridgis.assign import assign_all, assign_params
-    from gridgis.delineate import delineate, recount
-    from gridgis.delineate import make_communities as make_comms
-
-    present = require_layers(store, ["buildings"], " — import buildings first")
-    require_layers(store, alignment or [], kind="alignment layer")
-    layers = read_present(store, INPUT_LAYERS, present)
-    align = read_present(store, alignment or [], present)
-    made = None
-    made_params: dict[str, Any] = {}
-    has_comms = "communities" in layers and len(layers["communities"]) > 0
-    if not has_comms:
-        if not make_communities:
-            raise ValueError(
-                f"{store.location}: no communities — import them, or run "
-                f"`gridgis delineate --communities` to make them from the "
-                f"streets (or the whole area)"
-            )
-        county = county or store.meta().get("county_code")
-        cb = progress_callback(bar, "making communities") if bar is not None else None
-        made, made_params = make_comms(layers, settings, county_code=county, progress=cb)
-        layers["communities"] = made
-    previous = store.read("grids") if "grids" in present else None
-    registry = store.read("code_registry") if "code_registry" in present else None
-    cb = progress_callback(bar, "delineating") if bar is not None else None
-    result = delineate(
-        layers, settings, alignment=align, progress=cb, previous=previous, registry=registry
-    )
-    layers["buildings"] = result.buildings
-    if grid_staff_seed is not None:
-        from gridgis.synth import make_grid_staff
-
-        staff = layers.get("staff")
-        start = len(staff) + 1 if staff is not None else 1
-        new_staff = make_grid_staff(result.grids, seed=grid_staff_seed, start=start)
-        layers["staff"] = (
-            new_staff if staff is None else pd.concat([staff, new_staff], ignore_index=True)
-        )
-    assigned = assign_all(layers, result.grids, settings)
-    out = assigned.layers()
-    out["grids"] = recount(out["grids"], out["buildings"], settings)
-    out["code_registry"] = result.registry
-    out["delineation_findings"] = result.findings
-    if made is not None:
-        out["communities"] = made
-    params = {**result.params, **made_params, "assign": assign_params(assigned, settings)}
-    store.write_many(out, params=params)
-    g = out["grids"]
-    res = g[g["kind"] == "residential"]
-    hh = res["households"].to_numpy()
-    lo, hi = settings.grid.min_households, settings.grid.max_households
-    in_range = (hh >= lo) & (hh <= hi)
-    reg = result.registry
-    kept = (
-        0 if previous is None else int(g["grid_code"].isin(previous["grid_code"].astype(str)).sum())
-    )
-    return {
-        "grids": len(g),
-        "residential": len(res),
-        "unit": int((g["kind"] == "unit").sum()),
-        "in_range": int(in_range.sum()),
-        "flagged": int((g["flags"].fillna("") != "").sum()),
-        "flagged_out_of_range": int((~in_range & (res["flags"].fillna("") != "")).sum()),
-        "mean_pp": float(g["polsby_popper"].mean()) if len(g) else float("nan"),
-        "mean_households": float(np.mean(hh)) if len(hh) else float("nan"),
-        "crossings": int((g["crossings"] > 0).sum()),
-        "communities_made": 0 if made is None else len(made),
-        "kept_codes": kept,
-        "retired_codes": int((reg["status"] == "retired").sum()),
-        "buildings": len(out["buildings"]),
-        "buildings_in_grid": int(out["buildings"]["grid_code"].notna().sum()),
-        "bounds": (lo, hi),
-        "crs": result.params["computed_crs"],
-    }
-
-
-def summary_line(s: dict[str, Any]) -> str:
-    lo, hi = s["bounds"]
-    share = s["in_range"] / s["residential"] if s["residential"] else 1.0
-    return (
-        f"{s['grids']:,} grids ({s['residential']:,} residential, {s['unit']:,} unit); "
-        f"{share:.1%} within {lo}–{hi} households (mean {s['mean_households']:.0f}), "
-        f"{s['flagged']:,} flagged; mean Polsby-Popper {s['mean_pp']:.2f}; "
-        f"{s['buildings_in_grid']:,}/{s['buildings']:,} buildings in a grid"
-    )
+from gridgis.cli.i18n import t
 
 
 @app.command()
@@ -186,42 +65,43 @@ def delineate(
     with open_workspace(workspace, database, rules, set_) as (store, settings):
         if communities and store.has("communities") and store.info("communities").rows:
             console.print(
-                f"[yellow]note:[/] {store.location} already has "
+                f"[yellow]{t('note')}[/] {store.location} already has "
                 f"{store.info('communities').rows:,} communities; using them"
             )
         with progress() as bar:
-            s = run_delineation(
-                store,
-                settings,
-                make_communities=communities,
-                alignment=alignment,
-                county=county,
-                bar=bar,
-            )
-    table = Table(title=f"Grids in {store.location} ({s['crs']})", title_justify="left")
+            try:
+                job = workflows.delineate(
+                    store,
+                    settings,
+                    make_communities=communities,
+                    alignment=alignment,
+                    county=county,
+                    progress=lambda what: progress_callback(bar, what),
+                )
+            except workflows.MissingLayerError as exc:
+                if exc.layer != "communities":
+                    raise
+                fail(f"{exc}; use --communities to make them", exc.exit_code)
+        s = job.stats
+    table = Table(title=t("grids_in", where=store.location, crs=s["crs"]), title_justify="left")
     table.add_column("")
     table.add_column("", justify="right")
     lo, hi = s["bounds"]
     for k, v in (
-        ("communities made", s["communities_made"]),
-        ("grids", s["grids"]),
-        ("residential", s["residential"]),
-        ("unit", s["unit"]),
-        (f"residential within {lo}–{hi}", s["in_range"]),
-        ("flagged (reason in 'flags')", s["flagged"]),
-        ("crossing an arterial/alignment line", s["crossings"]),
-        ("mean households (residential)", f"{s['mean_households']:.0f}"),
-        ("mean Polsby-Popper", f"{s['mean_pp']:.3f}"),
-        ("codes kept from the previous run", s["kept_codes"]),
-        ("codes retired (ever)", s["retired_codes"]),
-        ("buildings in a grid", f"{s['buildings_in_grid']:,}/{s['buildings']:,}"),
+        (t("communities made"), s["communities_made"]),
+        (t("grids"), s["grids"]),
+        (t("residential"), s["residential"]),
+        (t("unit"), s["unit"]),
+        (t("residential within", lo=lo, hi=hi), s["in_range"]),
+        (t("flagged"), s["flagged"]),
+        (t("crossings"), s["crossings"]),
+        (t("mean households"), f"{s['mean_households']:.0f}"),
+        (t("mean pp"), f"{s['mean_pp']:.3f}"),
+        (t("codes kept"), s["kept_codes"]),
+        (t("codes retired"), s["retired_codes"]),
+        (t("buildings in a grid"), f"{s['buildings_in_grid']:,}/{s['buildings']:,}"),
     ):
         table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
     console.print(table)
     if s["residential"] and s["in_range"] + s["flagged_out_of_range"] < s["residential"]:
-        fail("some residential grids are out of range without a flag (a bug: please report)")
-
-
-@demo_step("Delineating grids (250–500 households), grid staff, assignment")
-def _demo(store: Store, settings: Settings, out_dir: Path) -> str:
-    return summary_line(run_delineation(store, settings, grid_staff_seed=7))
+        fail(t("unflagged out of range"))

@@ -1,35 +1,20 @@
-"""``gridgis demo``: make the synthetic demo city and run every capability on it."""
+"""``gridgis demo``: make the synthetic demo city and run every capability on it (the
+steps are :data:`gridgis.workflows.DEMO_STEPS`, in that order)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import RulesOpt, SetOpt, console, errors_to_stderr, load_settings
+from gridgis.cli.i18n import t
 from gridgis.cli.info import print_summary
-from gridgis.standards import Settings
-from gridgis.store import GeoPackageStore, Store
-
-DemoStep = Callable[[Store, Settings, Path], str]
-"""A step of the demo: (workspace, settings, output folder) -> one line for the summary."""
-
-DEMO_STEPS: list[tuple[str, DemoStep]] = []
-"""Capabilities add their step here, in the order they run (delineate, coverage, maps…)."""
-
-
-def demo_step(title: str) -> Callable[[DemoStep], DemoStep]:
-    """Register a function as a step of ``gridgis demo``."""
-
-    def register(func: DemoStep) -> DemoStep:
-        DEMO_STEPS.append((title, func))
-        return func
-
-    return register
+from gridgis.store import GeoPackageStore
 
 
 @app.command()
@@ -54,8 +39,6 @@ def demo(
 
     Example: [bold]gridgis demo --out out/ --households 30000 --seed 7[/]
     """
-    from gridgis.synth import make_city
-
     settings = load_settings(rules, set_)
     with errors_to_stderr():
         t0 = time.perf_counter()
@@ -64,15 +47,15 @@ def demo(
         if path.exists():
             path.unlink()
         console.print(f"Making the demo city: {households:,} households, seed {seed} …")
-        city = make_city(households=households, seed=seed, settings=settings)
         store = GeoPackageStore(path)
-        store.write_many(city.layers, params=city.params)
-        store.set_meta(**city.meta)
+        workflows.make_demo_city(store, settings, households=households, seed=seed)
         console.print(f"  wrote {path} ({time.perf_counter() - t0:.1f} s)")
-        for title, step in DEMO_STEPS:
+
+        def on_step(step: workflows.DemoStep):
             t1 = time.perf_counter()
-            console.print(f"{title} …")
-            line = step(store, settings, out)
-            console.print(f"  {line} ({time.perf_counter() - t1:.1f} s)")
+            console.print(f"{step.title} …")
+            return lambda job: console.print(f"  {job.summary} ({time.perf_counter() - t1:.1f} s)")
+
+        workflows.run_demo(store, settings, out, on_step=on_step)
         print_summary(store)
-        console.print(f"Done in {time.perf_counter() - t0:.1f} s. Workspace: {path}")
+        console.print(t("done", s=time.perf_counter() - t0, where=path))

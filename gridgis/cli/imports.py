@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -23,8 +25,6 @@ from gridgis.cli.common import (
     load_settings,
     progress,
 )
-from gridgis.cli.demo import demo_step
-from gridgis.standards import Settings
 from gridgis.store import Store
 
 
@@ -72,148 +72,152 @@ def import_(
             "(CSV: also lon=X,lat=Y).",
         ),
     ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            "--mode",
+            help="How to write into a layer that already holds rows: append (add rows; "
+            "keys already stored are rejected) or replace. Required when the layer is "
+            "not empty.",
+        ),
+    ] = None,
+    crs_check: Annotated[
+        str,
+        typer.Option(
+            "--crs-check",
+            help="on: refuse coordinates that fit another CRS (WGS84, GCJ-02, BD-09, "
+            "swapped axes) clearly better against the workspace's layers; off: trust "
+            "--crs.",
+        ),
+    ] = "on",
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Import files into a workspace: validate everything, then write all layers and a
-    'rejects' table in one atomic write (nothing is written if any file cannot be read).
+    'rejects' table in one atomic write (nothing is written if any file cannot be read,
+    if a layer would get no valid row, or if a non-empty layer is given no --mode).
 
     Example: [bold]gridgis import 楼栋.shp pois.csv --crs gcj02 --encoding gbk
     --map households=HH_NUM --workspace ws.gpkg[/]
 
+    Example: [bold]gridgis import more_buildings.shp --mode append --workspace ws.gpkg[/]
+
     Example: [bold]gridgis import nanjing.osm.pbf --workspace ws.gpkg[/]
     """
-    from gridgis.io import import_into, parse_field_map
+    from gridgis.io import parse_field_map
 
     settings = load_settings(rules, set_)
     if workspace is None and database is None:
         fail("give --workspace FILE.gpkg (or --database URL)")
+    if mode is not None and mode not in ("append", "replace"):
+        fail(f"--mode {mode}: choose append or replace")
+    if crs_check not in ("on", "off"):
+        fail(f"--crs-check {crs_check}: choose on or off")
     with errors_to_stderr():
         fmap = parse_field_map(field_map)
         store = get_store(workspace, database, must_exist=False)
-        with progress() as bar:
-            tasks: dict[str, int] = {}
-
-            def on_source(path: str):
-                task = bar.add_task(f"reading {Path(path).name}", total=None)
-                tasks[path] = task
-
-                def update(done: int, total: int) -> None:
-                    bar.update(task, completed=done, total=total or None)
-
-                return update
-
-            report = import_into(
-                store,
-                sources,
-                layer=layer,
-                crs=crs,
-                encoding=encoding,
-                field_map=fmap,
-                settings=settings,
-                on_source=on_source,
-            )
-        for note in report.notes:
-            err_console.print(f"[dim]note:[/] {escape(note)}")
-        table = Table(title=f"Imported into {store.location}", title_justify="left")
-        for col in ("layer", "valid rows", "rejected rows", "from"):
-            table.add_column(col)
-        for name, (valid, rejected) in report.counts().items():
-            table.add_row(
-                name,
-                f"{valid:,}",
-                f"{rejected:,}",
-                escape(", ".join(Path(s).name for s in report.sources[name])),
-            )
-        console.print(table)
-        rej = report.rejects
-        if len(rej):
-            console.print(
-                f"[yellow]{len(rej):,} reject reasons[/] (all in layer 'rejects'); first ones:"
-            )
-            for r in rej.head(8).itertuples():
-                value = f" = {r.value!r}" if isinstance(r.value, str) else ""
-                console.print(
-                    escape(f"  {r.source} [{r.layer}] row {r.row}, {r.field}{value}: {r.reason}")
-                )
-
-
-@demo_step("Import: the demo's buildings as a GBK shapefile, its facilities as an Amap CSV")
-def demo_import(store: Store, settings: Settings, out: Path) -> str:
-    """Write the demo city's buildings as a district survey would arrive (Chinese field
-    names, GBK, no .cpg) and its facilities as an Amap export (GCJ-02, 经度/纬度, Chinese
-    categories), import both into ``out/import_demo/imported.gpkg`` and check them."""
-    import numpy as np
-    import pandas as pd
-    import pyogrio
-    import pyproj
-    import shapely
-
-    from gridgis.crs import wgs84_to_gcj02
-    from gridgis.io import Source, import_into
-    from gridgis.layers import BUILDING_USES, FACILITY_CATEGORIES
-    from gridgis.store import open_store
-
-    folder = out / "import_demo"
-    folder.mkdir(parents=True, exist_ok=True)
-    b = store.read("buildings")
-    survey = b[["building_id", "name", "households", "floors", "use", "geometry"]].rename(
-        columns={
-            "building_id": "楼栋编号",
-            "name": "名称",
-            "households": "户数",
-            "floors": "层数",
-            "use": "用途",
-        }
-    )
-    survey["用途"] = survey["用途"].map(BUILDING_USES)
-    shp = folder / "楼栋.shp"
-    pyogrio.write_dataframe(survey, shp, encoding="gbk")
-    (folder / "楼栋.cpg").unlink(missing_ok=True)
-    fac = store.read("facilities")
-    pts = shapely.get_coordinates(shapely.point_on_surface(fac.geometry.values))
-    lon, lat = wgs84_to_gcj02(pts[:, 0], pts[:, 1])
-    csv = folder / "amap_pois.csv"
-    pd.DataFrame(
-        {
-            "名称": fac["name"],
-            "类别": fac["category"].map(FACILITY_CATEGORIES),
-            "经度": lon,
-            "纬度": lat,
-        }
-    ).to_csv(csv, index=False)
-    target = folder / "imported.gpkg"
-    target.unlink(missing_ok=True)
-    ws = open_store(target)
-    report = import_into(
-        ws,
-        [
-            Source(shp, field_map={"building_id": "楼栋编号"}),
-            Source(csv, layer="facilities", crs="gcj02"),
-        ],
-        settings=settings,
-    )
-    got_b, got_f = ws.read("buildings"), ws.read("facilities")
-    if len(got_b) != len(b) or int(got_b["households"].sum()) != int(b["households"].sum()):
-        raise RuntimeError(
-            f"import demo: buildings or households differ ({len(got_b)} vs {len(b)})"
+    with _flags_in_messages():
+        result = _run_import(
+            store, sources, settings, mode, crs_check == "on", layer, crs, encoding, fmap
         )
-    names = got_b.set_index("building_id")["name"].reindex(b["building_id"])
-    if not (names.fillna("") == b["name"].fillna("").to_numpy()).all():
-        raise RuntimeError("import demo: building names garbled (encoding)")
-    detected = next(
-        (
-            n.split("decoded as ")[1].split(" ")[0]
-            for n in report.notes
-            if "(detected)" in n and "decoded as" in n
-        ),
-        "UTF-8/ASCII",
-    )
-    back = shapely.get_coordinates(got_f.geometry.values)
-    _, _, dist = pyproj.Geod(ellps="WGS84").inv(back[:, 0], back[:, 1], pts[:, 0], pts[:, 1])
-    counts = report.counts()
-    return (
-        f"{counts['buildings'][0]:,} buildings (Chinese fields, {detected} detected) and "
-        f"{counts['facilities'][0]:,} facilities (GCJ-02 → WGS84, max error "
-        f"{np.max(dist):.3f} m) re-imported into {target}"
-    )
+    _print_result(result, store)
+
+
+#: Parameter names in library messages and the flag a CLI user types for each.
+PARAMETER_FLAGS = {
+    "the mode parameter": "--mode",
+    "the crs parameter": "--crs",
+    "the encoding parameter": "--encoding",
+    "the layer parameter": "--layer",
+    "the field_map parameter": "--map",
+    "the crs_check parameter": "--crs-check",
+    "crs_check=False": "--crs-check off",
+    "field map ": "--map ",
+    "'append'": "--mode append",
+    "'replace'": "--mode replace",
+}
+
+
+def flags_for(message: str) -> str:
+    """A library message with its parameter names replaced by this CLI's flags."""
+    for words, flag in PARAMETER_FLAGS.items():
+        message = message.replace(words, flag)
+    return message
+
+
+@contextmanager
+def _flags_in_messages() -> Iterator[None]:
+    """Library errors as one line on stderr in the CLI's words, exit code by type."""
+    from gridgis.errors import GridgisError
+    from gridgis.workflows.imports import NothingToImportError
+
+    try:
+        yield
+    except NothingToImportError as exc:
+        _print_rejects(exc.result.rejects)
+        fail(flags_for(str(exc)), exc.exit_code)
+    except GridgisError as exc:
+        fail(flags_for(str(exc)), exc.exit_code)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        fail(flags_for(str(msg)))
+
+
+def _run_import(store, sources, settings, mode, crs_check, layer, crs, encoding, fmap):
+    from gridgis.workflows.imports import import_files
+
+    with progress() as bar:
+
+        def on_source(path: str):
+            task = bar.add_task(f"reading {Path(path).name}", total=None)
+
+            def update(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total or None)
+
+            return update
+
+        return import_files(
+            store,
+            sources,
+            settings,
+            mode=mode,
+            crs_check=crs_check,
+            layer=layer,
+            crs=crs,
+            encoding=encoding,
+            field_map=fmap,
+            on_source=on_source,
+        )
+
+
+def _print_result(result, store: Store) -> None:
+    for note in result.notes:
+        err_console.print(f"[dim]note:[/] {escape(flags_for(note))}")
+    mode = result.mode or "new layers"
+    table = Table(title=f"Imported into {store.location} ({mode})", title_justify="left")
+    for col in ("layer", "kept", "added", "rejected rows", "now", "from"):
+        table.add_column(col)
+    for name, o in result.layers.items():
+        table.add_row(
+            name,
+            f"{o.kept:,}",
+            f"{o.added:,}",
+            f"{o.rejected:,}",
+            f"{o.after:,}",
+            escape(", ".join(Path(s).name for s in o.sources)),
+        )
+    console.print(table)
+    for line in result.summary():
+        console.print(escape(line))
+    _print_rejects(result.rejects)
+    if result.refreshed is None:
+        err_console.print("[dim]note:[/] derived layers were not refreshed")
+
+
+def _print_rejects(rej) -> None:
+    if not len(rej):
+        return
+    console.print(f"[yellow]{len(rej):,} reject reasons[/] (all in layer 'rejects'); first ones:")
+    for r in rej.head(8).itertuples():
+        value = f" = {r.value!r}" if isinstance(r.value, str) else ""
+        console.print(escape(f"  {r.source} [{r.layer}] row {r.row}, {r.field}{value}: {r.reason}"))

@@ -23,12 +23,18 @@ from gridgis.cli.common import (
     load_settings,
     progress_of,
 )
-from gridgis.cli.demo import demo_step
-from gridgis.standards import Settings
-from gridgis.store import Store
 
 #: Columns the batch mode adds to every row.
-BATCH_COLUMNS = ("address_id", "lon", "lat", "grid_code", "match_level", "match_score", "confident")
+BATCH_COLUMNS = (
+    "address_id",
+    "lon",
+    "lat",
+    "grid_code",
+    "match_level",
+    "match_score",
+    "confident",
+    "rule",
+)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -83,7 +89,7 @@ def lookup(
         typer.Option(
             "--out",
             help="CSV written by --batch: the input plus address_id, lon, lat, "
-            "grid_code, match_level, match_score, confident.",
+            "grid_code, match_level, match_score, confident, rule (why).",
         ),
     ] = None,
     personal: Annotated[
@@ -141,28 +147,3 @@ def lookup(
                 f"{', '.join(BATCH_COLUMNS)} empty or candidates only)",
                 err=True,
             )
-
-
-@demo_step("Address lookup")
-def _demo_lookup(store: Store, settings: Settings, out_dir: Path) -> str:
-    """Match every demo address as people would write it (Chinese numerals, 幢 for 栋,
-    spaces) and write ``lookup_sample.json`` with one full answer."""
-    from gridgis.lookup import Lookup
-
-    finder = Lookup.from_store(store, settings)
-    if finder.index is None:
-        return "no addresses layer: skipped"
-    addresses = store.read("addresses")
-    digits = str.maketrans("0123456789", "０１２３４５６７８９")
-    queries = [t.replace("栋", "幢").translate(digits) for t in addresses["text"]]
-    result = finder.addresses(queries)
-    hit = result["address_id"].to_numpy() == addresses["address_id"].to_numpy()
-    sample = finder.address(queries[min(3, len(queries) - 1)])
-    (out_dir / "lookup_sample.json").write_text(
-        json.dumps(sample, ensure_ascii=False, indent=2), encoding="utf-8"
-    )
-    with_grid = int(result["grid_code"].notna().sum())
-    return (
-        f"{int(hit.sum()):,}/{len(queries):,} rewritten demo addresses matched to their "
-        f"own record, {with_grid:,} with a grid; sample answer in lookup_sample.json"
-    )

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
     DatabaseOpt,
@@ -16,47 +17,10 @@ from gridgis.cli.common import (
     console,
     fail,
     open_workspace,
-    progress_of,
-    read_present,
+    progress,
+    progress_callback,
 )
-from gridgis.cli.demo import demo_step
-from gridgis.standards import Settings
-from gridgis.store import Store
-from gridgis.store.base import Frame
-
-
-def read_map_layers(store: Store) -> dict[str, Frame]:
-    """The layers the maps draw, those the workspace has (see ``gridgis.maps.MAP_LAYERS``)."""
-    from gridgis.maps import MAP_LAYERS
-
-    return read_present(store, MAP_LAYERS)
-
-
-def make_maps(
-    store: Store,
-    out: Path,
-    settings: Settings,
-    basemap: str = "none",
-    tianditu_key: str | None = None,
-    boards: bool = True,
-    show_progress: bool = True,
-):
-    """Read a workspace and write its map site; returns the :class:`~gridgis.maps.MapSite`."""
-    from gridgis.maps import write_maps
-
-    layers = read_map_layers(store)
-    city = str(store.meta().get("city", ""))
-    with progress_of("writing map pages", show=show_progress) as callback:
-        return write_maps(
-            layers,
-            out,
-            basemap=basemap,
-            tianditu_key=tianditu_key,
-            city=city,
-            settings=settings,
-            boards=boards,
-            progress=callback,
-        )
+from gridgis.cli.i18n import t
 
 
 @app.command("map")
@@ -96,16 +60,17 @@ def map_command(
         fail(f"--basemap {basemap}: use one of {', '.join(BASEMAPS)}")
     if basemap == "tianditu" and not tianditu_key:
         fail("--basemap tianditu needs --tianditu-key KEY (or TIANDITU_KEY)")
-    with open_workspace(workspace, database, rules, set_) as (store, settings):
-        site = make_maps(store, out, settings, basemap, tianditu_key, boards)
+    with open_workspace(workspace, database, rules, set_) as (store, settings), progress() as bar:
+        site = workflows.make_map(
+            store,
+            settings,
+            out,
+            basemap=basemap,
+            tianditu_key=tianditu_key,
+            boards=boards,
+            progress=lambda what: progress_callback(bar, what),
+        ).detail
         for note in site.notes:
-            console.print(f"  [yellow]note:[/] {note}")
+            console.print(f"  [yellow]{t('note')}[/] {note}")
         console.print(site.summary())
         console.print(f"open {site.index}")
-
-
-@demo_step("Maps (index, streets, communities, coverage, lookup, boards)")
-def demo_maps(store: Store, settings: Settings, out_dir: Path) -> str:
-    """Demo step: write the map site under ``<out>/maps`` (offline, no base map)."""
-    site = make_maps(store, out_dir / "maps", settings, "none", None, True, show_progress=False)
-    return f"{site.summary()}; open {site.index}"

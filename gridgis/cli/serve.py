@@ -32,6 +32,13 @@ def serve(
         typer.Option("--maps", help="Folder of HTML maps (from gridgis map) served under /maps/."),
     ] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Worker processes.")] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log every request (client, method, path, status) on stdout, as uvicorn does.",
+        ),
+    ] = True,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -41,6 +48,9 @@ def serve(
     Writes (POST /upload, /jobs/delineate, /jobs/coverage, /jobs/assign,
     /grids/{code}/staff) and staff phone numbers need ``Authorization: Bearer <token>``
     with the token set in the environment variable GRIDGIS_API_TOKEN.
+
+    The access log (one line per request on stdout) is on by default; --no-access-log
+    turns it off.
 
     Example: [bold]GRIDGIS_API_TOKEN=s3cret gridgis serve --workspace out/demo.gpkg --maps out/maps --port 8000[/]
     """
@@ -72,6 +82,6 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level="warning",
-        access_log=False,
+        log_level="info" if access_log else "warning",
+        access_log=access_log,
     )

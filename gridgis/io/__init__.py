@@ -22,7 +22,8 @@ import geopandas as gpd
 import pandas as pd
 
 from gridgis import layers as L
-from gridgis.io.fields import ReadError, infer_layer, parse_field_map
+from gridgis.io.fields import ReadError, facility_kind, infer_layer, parse_field_map
+from gridgis.io.names import check_division_names, fill_division_names
 from gridgis.io.osm import is_osm, read_osm
 from gridgis.io.vector import read_csv, read_ogr, source_exists
 from gridgis.standards import DEFAULT, Settings
@@ -34,6 +35,7 @@ __all__ = [
     "Source",
     "read_source",
     "import_into",
+    "read_sources",
     "parse_field_map",
     "infer_layer",
 ]
@@ -89,11 +91,13 @@ def read_source(
     """
     out = _read(path, layer, crs, encoding, field_map, settings, progress)
     for v in out.values():
-        v.data = v.data.drop(columns=[_ROW, "_where"])
+        v.data = v.data.drop(columns=[_ROW, WHERE])
     return out
 
 
-_ROW = "_source_row"
+_ROW = L.SOURCE_ROW
+#: Column naming each row's source (file, or file:layer) while reading.
+WHERE = "_where"
 
 
 def _read(
@@ -114,8 +118,8 @@ def _read(
     if is_osm(p):
         if layer is not None or crs is not None or field_map:
             notes.append(
-                f"{p}: OpenStreetMap files are WGS84 with fixed tags; --layer, "
-                f"--crs and --map are ignored"
+                f"{p}: OpenStreetMap files are WGS84 with fixed tags; the layer, crs and "
+                f"field_map parameters are ignored"
             )
         raw = read_osm(p, settings, notes, progress)
         items = [(name, frame, str(p)) for name, frame in raw.items()]
@@ -128,28 +132,45 @@ def _read(
     out: dict[str, L.Validated] = {}
     for name, frame, where in items:
         key = L.SCHEMA[name].key
+        base = where.rsplit(":", 1)[1] if where != str(p) else p.name.split(".")[0]
+        if name == "facilities" and "category" not in frame.columns:
+            _category_from_name(frame, base, where, notes)
+        frame = fill_division_names(frame, name, where, notes)
         if key not in frame.columns:  # keys from the file name: unique across files
-            base = where.rsplit(":", 1)[1] if where != str(p) else p.name.split(".")[0]
             frame[key] = [f"{base}-{i}" for i in range(1, len(frame) + 1)]
             notes.append(f"{where}: no '{key}' field; generated keys {base}-1…{base}-{len(frame)}")
-        frame[_ROW] = range(1, len(frame) + 1)
+        if _ROW not in frame.columns:  # CSVs carry their line numbers; others 1, 2, 3 …
+            frame[_ROW] = range(1, len(frame) + 1)
         try:
             v = L.validate(frame, name, source=where, settings=settings)
         except L.LayerError as exc:
             if layer is None and not is_osm(p):
                 raise L.LayerError(
                     f"{exc} (layer '{name}' was inferred from the name; "
-                    f"give --layer if that is wrong)"
+                    f"give the layer parameter if that is wrong)"
                 ) from exc
             raise
+        v = check_division_names(v, name, where)
         v.data[_ROW] = v.data[_ROW].astype(int)
-        v.data["_where"] = where
+        v.data[WHERE] = where
         if name in out:  # two source layers mapped to the same canonical layer
             v = _concat(out[name], v, name)
         out[name] = v
     first = next(iter(out.values()))
     first.notes[:0] = notes
     return out
+
+
+def _category_from_name(frame: pd.DataFrame, name: str, where: str, notes: list[str]) -> None:
+    """A facilities file without categories whose name names a facility kind (幼儿园.csv):
+    every row gets that category, with a note."""
+    kind = facility_kind(name)
+    if kind is not None:
+        frame["category"] = kind
+        notes.append(
+            f"{where}: no 'category' field; every row is {kind} "
+            f"({L.FACILITY_CATEGORIES[kind]}) as the file name says"
+        )
 
 
 def _concat(a: L.Validated, b: L.Validated, layer: str) -> L.Validated:
@@ -160,12 +181,12 @@ def _concat(a: L.Validated, b: L.Validated, layer: str) -> L.Validated:
     clash = b_data[key].isin(a.data[key]).to_numpy()
     rejects = [a.rejects, b.rejects]
     if clash.any():
-        first = dict(zip(a.data[key], a.data["_where"], strict=True))
+        first = dict(zip(a.data[key], a.data[WHERE], strict=True))
         dup = b_data.loc[clash]
         rejects.append(
             pd.DataFrame(
                 {
-                    "source": dup["_where"].to_numpy(),
+                    "source": dup[WHERE].to_numpy(),
                     "layer": layer,
                     "row": dup[_ROW].to_numpy(),
                     "field": key,
@@ -207,6 +228,7 @@ class ImportReport:
 
     layers: dict[str, L.Validated] = field(default_factory=dict)
     sources: dict[str, list[str]] = field(default_factory=dict)
+    options: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def notes(self) -> list[str]:
@@ -227,8 +249,7 @@ class ImportReport:
         }
 
 
-def import_into(
-    store: Store,
+def read_sources(
     sources: Sequence[str | os.PathLike | Source],
     layer: str | None = None,
     crs: str | None = None,
@@ -236,33 +257,38 @@ def import_into(
     field_map: dict[str, str] | None = None,
     settings: Settings = DEFAULT,
     on_source: Callable[[str], Callable[[int, int], None] | None] | None = None,
+    inspect: Callable[[dict[str, Any], dict[str, L.Validated]], None] | None = None,
+    keep_rows: bool = False,
 ) -> ImportReport:
-    """Read and validate every source, then write all layers and a ``rejects`` table in
-    ONE atomic ``store.write_many``. If any source fails, nothing is written.
+    """Read and validate every source (nothing is written).
 
-    Layers found in several sources are concatenated (a key already imported is
-    rejected). Each imported layer replaces the stored layer of that name; the
-    ``rejects`` table keeps earlier rejects of layers not replaced by this import.
+    Layers found in several sources are concatenated (a key already read is rejected).
 
     Parameters
     ----------
-    store
-        The workspace.
     sources
         Files to read (see :func:`read_source`). The options below apply to each, unless
         a :class:`Source` gives its own.
     on_source
         ``on_source(path)`` is called before each file and may return a progress
         callback ``(done, total)`` for it.
+    inspect
+        ``inspect(options, layers)`` is called after each source is read, with the
+        options used and its validated layers (still in reading form); it may raise
+        to stop the import (e.g. :class:`gridgis.io.plausible.CrsCheck`).
+    keep_rows
+        Keep the columns :data:`gridgis.layers.SOURCE_ROW` and :data:`WHERE` (each row's
+        source row and file) in the layers, for callers that reject rows later.
 
     Returns
     -------
     ImportReport
+        Validated layers with their rejects and notes, the sources of each layer, and the
+        options used per source (``options``).
     """
     if not sources:
         raise ReadError("no source files given")
     report = ImportReport()
-    used: list[dict[str, Any]] = []
     for src in sources:
         one = src if isinstance(src, Source) else Source(src)
         cb = on_source(str(one)) if on_source is not None else None
@@ -276,7 +302,9 @@ def import_into(
         got = _read(
             one.path, opts["layer"], opts["crs"], opts["encoding"], opts["field_map"], settings, cb
         )
-        used.append(opts | {"layers": list(got)})
+        if inspect is not None:
+            inspect(opts, got)
+        report.options.append(opts | {"layers": list(got)})
         if cb is not None:
             cb(1, 1)
         for name, v in got.items():
@@ -284,33 +312,45 @@ def import_into(
             report.layers[name] = (
                 _concat(report.layers[name], v, name) if name in report.layers else v
             )
-    for v in report.layers.values():
-        v.data = v.data.drop(columns=[_ROW, "_where"])
-    frames: dict[str, Any] = {name: v.data for name, v in report.layers.items()}
-    rejects = report.rejects
-    if store.has("rejects"):
-        old = store.read("rejects")
-        old = pd.DataFrame(old.drop(columns="geometry", errors="ignore"))
-        old = old[~old["layer"].isin(list(frames))] if "layer" in old else old.iloc[0:0]
-        rejects = (
-            pd.concat([old[L.REJECT_COLUMNS], rejects], ignore_index=True) if len(old) else rejects
-        )
-    rejects = rejects.astype(
-        {
-            "source": "string",
-            "layer": "string",
-            "field": "string",
-            "value": "string",
-            "reason": "string",
-        }
-    )
-    rejects["row"] = pd.to_numeric(rejects["row"]).astype("Int64")
-    frames["rejects"] = rejects
-    params = {
-        "import": {"sources": report.sources, "options": used},
-        "storage_crs": L.STORAGE_CRS,
-        "buildings": settings.to_dict()["buildings"],
-        "codes": settings.to_dict()["codes"],
-    }
-    store.write_many(frames, params=params)
+    if not keep_rows:
+        for v in report.layers.values():
+            v.data = v.data.drop(columns=[_ROW, WHERE])
     return report
+
+
+def import_into(
+    store: Store,
+    sources: Sequence[str | os.PathLike | Source],
+    layer: str | None = None,
+    crs: str | None = None,
+    encoding: str | None = None,
+    field_map: dict[str, str] | None = None,
+    settings: Settings = DEFAULT,
+    on_source: Callable[[str], Callable[[int, int], None] | None] | None = None,
+    mode: str | None = None,
+    crs_check: bool = True,
+) -> ImportReport:
+    """Read, validate and write sources into a workspace in one atomic write: the
+    import workflow :func:`gridgis.workflows.imports.import_files` (see there for
+    ``mode`` and ``crs_check``), returning its validated layers.
+
+    Raises
+    ------
+    gridgis.errors.ConflictError
+        A layer to import is not empty in the workspace and ``mode`` is None.
+    """
+    from gridgis.workflows.imports import import_files
+
+    result = import_files(
+        store,
+        sources,
+        settings,
+        mode=mode,
+        crs_check=crs_check,
+        layer=layer,
+        crs=crs,
+        encoding=encoding,
+        field_map=field_map,
+        on_source=on_source,
+    )
+    return result.report

@@ -268,7 +268,7 @@ BASE_KEYS = (
 EXTRA_KEYS = {
     "addr:housenumber": ("addr:street", "addr:place"),
     "building": ("building:levels", "height", "building:height"),
-    "highway": ("area",),
+    "highway": ("area", "layer", "bridge", "tunnel"),
     "amenity": (
         "isced:level",
         "school:level",
@@ -280,7 +280,7 @@ EXTRA_KEYS = {
     "boundary": ("admin_level", "ref", "gb:code", "ref:gb", "division_code"),
 }
 #: Objects with none of these keys are skipped before they reach Python.
-MAIN_KEYS = BASE_KEYS[:-1] + ("cuisine",)
+MAIN_KEYS = BASE_KEYS[:-1] + ("cuisine", "barrier", "entrance")
 
 
 def _read_tags(get: Callable[[str], str | None]) -> dict[str, str]:
@@ -401,6 +401,8 @@ def read_osm(
             "institutions",
             "boundaries",
             "context",
+            "gates",
+            "compound_areas",
         )
     }
     # objects with addr:housenumber by id: an open way's line point is replaced by the
@@ -448,6 +450,7 @@ def read_osm(
                             "name": get("name") or get("name:zh"),
                             "road_class": HIGHWAY_CLASS[hw],
                             "highway": hw,
+                            **_grade_tags(get),
                             "wkb": geom,
                         }
                     )
@@ -458,6 +461,7 @@ def read_osm(
                 continue
             tags = _read_tags(get)
             if obj.is_node():
+                _gate_row(tags, obj, wkb, rows["gates"])
                 cat = facility_category(tags)
                 if cat is not None and obj.location.valid():
                     rows["facilities"].append(
@@ -742,6 +746,9 @@ def _area(
         ctx = CONTEXT_USE.get((key, tags.get(key, "")))
         if ctx is not None and not building:
             rows["context"].append({"use": ctx, "wkb": geom})
+            rows["compound_areas"].append(
+                {"compound_id": oid, "name": name, "use": ctx, "wkb": geom}
+            )
             break
     if tags.get("boundary") == "administrative" and oid.startswith("osm_r"):
         rows["boundaries"].append(
@@ -830,6 +837,7 @@ def _frames(
                 )
         out["green_spaces"] = green
     _boundaries(_gdf(rows["boundaries"]), out, settings, where, notes)
+    _compounds(rows, out, settings, where, notes)
     return out
 
 
@@ -879,6 +887,79 @@ def _boundaries(
             if layer == "communities":
                 sel["street_code"] = sel[key].str[:9]
             out[layer] = sel.drop(columns=["code", "admin_level"])
+
+
+# -- walls and gates (issue 13) -------------------------------------------------------
+
+#: ``barrier`` values of a gate in a wall (OSM); ``entrance=*`` nodes count too.
+GATE_BARRIERS = ("gate", "entrance", "lift_gate", "swing_gate", "sliding_gate", "turnstile")
+
+
+def _grade_tags(get: Callable[[str], str | None]) -> dict[str, object]:
+    """``layer``, ``bridge``, ``tunnel`` of a road way (its grade: roads of different
+    grades cross without meeting). Ground-level tunnel values are not tunnels."""
+    m = re.fullmatch(r"\s*([+-]?\d+)(?:\.\d+)?\s*", get("layer") or "")
+    layer = int(m.group(1)) if m else None
+    bridge = get("bridge")
+    tunnel = get("tunnel")
+    return {
+        "layer": layer,
+        "bridge": None if bridge is None else bridge != "no",
+        "tunnel": None if tunnel is None else tunnel not in SURFACE_TUNNEL_VALUES,
+    }
+
+
+def _is_gate(tags: dict[str, str]) -> bool:
+    return tags.get("barrier") in GATE_BARRIERS or "entrance" in tags
+
+
+def _gate_row(tags: dict[str, str], node, wkb, out: list[dict]) -> None:
+    """Add a gate row when the node is a gate or entrance with a location."""
+    if not (node.location.valid() and _is_gate(tags)):
+        return
+    out.append(
+        {
+            "gate_id": f"osm_n{node.id}",
+            "name": _name(tags),
+            "access": tags.get("access"),
+            "kind": tags.get("barrier") or f"entrance={tags.get('entrance')}",
+            "wkb": wkb.create_point(node),
+        }
+    )
+
+
+def _compounds(
+    rows: dict[str, list[dict]],
+    out: dict[str, gpd.GeoDataFrame],
+    settings: Settings,
+    where: str,
+    notes: list[str],
+) -> None:
+    """Layers ``gates`` (gate and entrance nodes on a compound boundary) and
+    ``compounds`` (residential land use and campuses with at least one such gate; the
+    others have no gate in the data and are not walled)."""
+    if not rows["gates"] or not rows["compound_areas"]:
+        return
+    gates = _gdf(rows["gates"])
+    areas = _gdf(rows["compound_areas"])
+    crs = metric_crs_for(areas)
+    ring = shapely.boundary(np.asarray(areas.to_crs(crs).geometry.values))
+    pts = np.asarray(gates.to_crs(crs).geometry.values)
+    gi, ai = shapely.STRtree(ring).query(
+        pts, predicate="dwithin", distance=settings.network.gate_snap_m
+    )
+    if len(gi) == 0:
+        return
+    on = np.unique(gi)
+    walled = np.unique(ai)
+    out["gates"] = gates.iloc[on].reset_index(drop=True)
+    out["compounds"] = areas.iloc[walled].reset_index(drop=True)
+    closed = out["gates"]["access"].isin(settings.network.closed_access).sum()
+    notes.append(
+        f"{where}: {len(walled)} compounds (residential land use, campuses) with "
+        f"{len(on)} gates on their boundary ({int(closed)} closed); walks enter them "
+        f"only at the gates"
+    )
 
 
 def is_osm(path: Path) -> bool:

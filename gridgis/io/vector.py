@@ -7,6 +7,7 @@ fields renamed to canonical names; :func:`gridgis.layers.validate` does the chec
 from __future__ import annotations
 
 import codecs
+import csv
 import os
 from pathlib import Path
 
@@ -84,12 +85,12 @@ def to_storage(
             raise ReadError(f"{where}: {exc}") from exc
     if frame.crs is None and kind is None:
         raise ReadError(
-            f"{where}: no CRS (no .prj or CRS in the file); declare it with --crs {CRS_HELP}"
+            f"{where}: no CRS (no .prj or CRS in the file); declare it with the crs parameter ({CRS_HELP})"
         )
     if kind in ("gcj02", "bd09"):
         if frame.crs is not None and not frame.crs.is_geographic:
             raise ReadError(
-                f"{where}: --crs {declared} declares lon/lat offsets but the "
+                f"{where}: crs {declared} declares lon/lat offsets but the "
                 f"file is projected ({frame.crs.to_string()})"
             )
         frame = frame.set_crs("EPSG:4326", allow_override=True)
@@ -100,7 +101,7 @@ def to_storage(
     if kind is not None:
         if frame.crs is not None and not frame.crs.equals(pyproj.CRS(kind)):
             notes.append(
-                f"{where}: file declares {_crs_name(frame.crs)}; --crs {declared} used instead"
+                f"{where}: file declares {_crs_name(frame.crs)}; the crs parameter {declared} used instead"
             )
         frame = frame.set_crs(kind, allow_override=True)
     frame = _fix_axis_order(frame, where, notes)
@@ -162,18 +163,24 @@ def _fix_axis_order(frame: gpd.GeoDataFrame, where: str, notes: list[str]) -> gp
 
 
 def _dbf_encoding(path: Path, encoding: str | None, notes: list[str]) -> str | None:
-    """The encoding to read a shapefile's DBF with: its .cpg when present, else
-    ``encoding``, else detected (UTF-8 when the bytes decode as UTF-8, else GBK)."""
+    """The encoding to read a shapefile's DBF with: ``encoding`` when given (over a .cpg
+    that says otherwise, with a note: .cpg files are often wrong, e.g. UTF-8 written over
+    GBK attributes), else the .cpg, else detected (UTF-8 when the bytes decode as UTF-8,
+    else GBK)."""
     cpg = next(
         (p for p in (path.with_suffix(".cpg"), path.with_suffix(".CPG")) if p.exists()), None
     )
-    if cpg is not None:
-        declared = cpg.read_text(errors="replace").strip()
-        if encoding and declared.lower().replace("-", "") != encoding.lower().replace("-", ""):
-            notes.append(f"{path}: .cpg says {declared}; it is honoured over --encoding {encoding}")
-        return None  # GDAL reads the .cpg itself
     if encoding:
+        if cpg is not None:
+            declared = cpg.read_text(errors="replace").strip()
+            if declared.lower().replace("-", "") != encoding.lower().replace("-", ""):
+                notes.append(
+                    f"{path}: .cpg says {declared}; read as {encoding} as the encoding "
+                    f"parameter asks"
+                )
         return encoding
+    if cpg is not None:
+        return None  # GDAL reads the .cpg itself
     dbf = next(
         (p for p in (path.with_suffix(".dbf"), path.with_suffix(".DBF")) if p.exists()), None
     )
@@ -191,11 +198,11 @@ def _dbf_encoding(path: Path, encoding: str | None, notes: list[str]) -> str | N
         if candidate != "utf-8":
             notes.append(
                 f"{path}: no .cpg; attributes decoded as {candidate.upper()} "
-                f"(detected); pass --encoding to choose another"
+                f"(detected); give the encoding parameter to choose another"
             )
         return candidate
     raise ReadError(
-        f"{path}: no .cpg and the attributes are neither UTF-8 nor GBK; give --encoding"
+        f"{path}: no .cpg and the attributes are neither UTF-8 nor GBK; give the encoding parameter"
     )
 
 
@@ -245,16 +252,16 @@ def read_ogr(
             (chosen.append((n, canonical)) if canonical else skipped.append(n))
         if not chosen:
             raise ReadError(
-                f"{path}: cannot tell which layer '{names[0]}' is; give --layer "
+                f"{path}: cannot tell which layer '{names[0]}' is; give the layer parameter "
                 f"({', '.join(L.SCHEMA)})"
                 if len(names) == 1
                 else f"{path}: cannot tell which layers {', '.join(names)} are; give "
-                f"--layer ({', '.join(L.SCHEMA)})"
+                f"the layer parameter ({', '.join(L.SCHEMA)})"
             )
         if skipped:
             notes.append(
                 f"{path}: skipped layers {', '.join(skipped)} (not a layer name "
-                f"gridgis knows; import them one at a time with --layer)"
+                f"gridgis knows; import them one at a time with the layer parameter)"
             )
     is_shp = path.suffix.lower() in (".shp", ".dbf")
     enc = _dbf_encoding(path, encoding, notes) if is_shp else encoding
@@ -268,7 +275,7 @@ def read_ogr(
         except UnicodeDecodeError as exc:
             raise ReadError(
                 f"{where}: attributes are not {enc or 'UTF-8'} ({exc.reason} at "
-                f"byte {exc.start}); give the right --encoding (Chinese files "
+                f"byte {exc.start}); give the right encoding parameter (Chinese files "
                 f"are usually gbk)"
             ) from exc
         except Exception as exc:
@@ -294,7 +301,7 @@ def prepare(
     unknown = [k for k in (field_map or {}) if k not in spec.fields]
     if unknown:
         raise ReadError(
-            f"{where}: --map {unknown[0]}=…: layer '{layer}' has no field "
+            f"{where}: field map {unknown[0]}=…: layer '{layer}' has no field "
             f"'{unknown[0]}' (fields: {', '.join(spec.fields)})"
         )
     frame = apply_field_map(frame, layer, field_map, where, notes)
@@ -330,7 +337,7 @@ def read_csv(
     canonical = layer or infer_layer(path.stem)
     if canonical is None:
         raise ReadError(
-            f"{where}: cannot tell which layer this file is; give --layer ({', '.join(L.SCHEMA)})"
+            f"{where}: cannot tell which layer this file is; give the layer parameter ({', '.join(L.SCHEMA)})"
         )
     frame = _read_csv_text(path, encoding, notes)
     fmap = dict(field_map or {})
@@ -346,7 +353,7 @@ def read_csv(
         if bad:
             notes.append(
                 f"{where}: {bad} rows without numeric {lon_col}/{lat_col} have no "
-                f"geometry (rows {', '.join(map(str, np.flatnonzero(~good)[:10] + 1))})"
+                f"geometry (lines {', '.join(map(str, frame[L.SOURCE_ROW][~good][:10]))})"
             )
         geoms = np.full(len(frame), None, dtype=object)
         geoms[good] = shapely.points(lon[good], lat[good])
@@ -359,7 +366,7 @@ def read_csv(
             raise ReadError(
                 f"{where}: no lon/lat columns (looked for "
                 f"{', '.join(LON_NAMES[:5])} / {', '.join(LAT_NAMES[:4])}); name "
-                f"them with --map lon=<column>,lat=<column>"
+                f"them with the field_map parameter (lon=<column>,lat=<column>)"
             )
         text = frame[wkt_col].astype("string")
         geoms = shapely.from_wkt(text.fillna("").to_numpy(dtype=object), on_invalid="ignore")
@@ -367,7 +374,9 @@ def read_csv(
             frame.drop(columns=[wkt_col]), geometry=gpd.GeoSeries(geoms, index=frame.index)
         )
     if isinstance(frame, gpd.GeoDataFrame) and declared_crs is None:
-        raise ReadError(f"{where}: a CSV carries no CRS; declare it with --crs {CRS_HELP}")
+        raise ReadError(
+            f"{where}: a CSV carries no CRS; declare it with the crs parameter ({CRS_HELP})"
+        )
     return [(canonical, prepare(frame, canonical, declared_crs, fmap, where, notes), where)]
 
 
@@ -398,8 +407,31 @@ def _read_csv_text(path: Path, encoding: str | None, notes: list[str]) -> pd.Dat
         if enc == "gb18030" and not encoding:
             notes.append(f"{path}: not UTF-8; read as GBK/GB18030 (detected)")
         frame.columns = [str(c).strip() for c in frame.columns]
+        frame[L.SOURCE_ROW] = _csv_line_numbers(path, enc, sep, len(frame), notes)
         return frame
-    raise ReadError(f"{path}: cannot decode as {', '.join(encodings)}: {last}; give --encoding")
+    raise ReadError(
+        f"{path}: cannot decode as {', '.join(encodings)}: {last}; give the encoding parameter"
+    )
+
+
+def _csv_line_numbers(path: Path, encoding: str, sep: str, n: int, notes: list[str]) -> np.ndarray:
+    """The line of the file each of the ``n`` data records starts on (the header is line
+    1 when the file starts with it; blank lines count, as an editor numbers lines)."""
+    starts: list[int] = []
+    last = 0
+    with open(path, encoding=encoding, newline="", errors="replace") as fh:
+        reader = csv.reader(fh, delimiter=sep, skipinitialspace=True)
+        for record in reader:
+            if record and not (len(record) == 1 and not record[0].strip()):
+                starts.append(last + 1)
+            last = reader.line_num
+    if len(starts) == n + 1:
+        return np.asarray(starts[1:], dtype=np.int64)
+    notes.append(
+        f"{path}: could not tell the line of every record; rows are numbered from 2 after the "
+        f"header, skipping blank lines"
+    )
+    return np.arange(2, n + 2, dtype=np.int64)
 
 
 def _find_column(
@@ -409,7 +441,7 @@ def _find_column(
         match = [c for c in frame.columns if c == given or c.lower() == given.lower()]
         if not match:
             raise ReadError(
-                f"{where}: --map {what}={given}: no column '{given}' (columns: "
+                f"{where}: field map {what}={given}: no column '{given}' (columns: "
                 f"{', '.join(frame.columns)})"
             )
         return match[0]

@@ -3,40 +3,67 @@
 Policy text: each grid publishes its map and the names of its responsible people (grid
 head 网格长, grid workers 网格员) on a public board. The page prints on one A4 sheet
 (CSS ``@page A4``): code, chain (street › community › grid), households, buildings, area,
-the grid map with its buildings, and the people with their roles. Phone numbers are
-personal data and are not printed.
+the grid map with its buildings, north arrow and metric scale, the boundary description
+(四至: the roads and neighbouring grids on its east, south, west and north sides, see
+:func:`four_sides`), the people with their roles (missing ones as "待配备"), the effective
+date, and the issuing body and supervision phone of :class:`~gridgis.standards.BoardRules`.
+Phone numbers of staff are personal data and are not printed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import json
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 
 from gridgis.crs import metric_crs_for
 from gridgis.layers import STAFF_ROLES
-from gridgis.maps.common import CSS_ASSETS, JS_ASSETS, to_geojson
+from gridgis.maps.common import CSS_ASSETS, JS_ASSETS, NORTH_ARROW_SVG, to_geojson
 from gridgis.maps.levels import GRID_KIND_LABELS
+from gridgis.standards import DEFAULT, BoardRules
+
+#: The four sides of a 四至 in the order a board lists them, with the outward direction.
+SIDES: dict[str, tuple[str, float, float]] = {
+    "east": ("东至", 1.0, 0.0),
+    "south": ("南至", 0.0, -1.0),
+    "west": ("西至", -1.0, 0.0),
+    "north": ("北至", 0.0, 1.0),
+}
 
 BOARD_CSS = """
 @page { size: A4 portrait; margin: 12mm; }
 * { box-sizing: border-box; }
 body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", "SimHei", sans-serif; margin: 0;
        color: #111; }
-.sheet { width: 186mm; min-height: 270mm; margin: 0 auto; padding: 4mm 0; }
+.sheet { width: 186mm; height: 271mm; margin: 0 auto; padding: 2mm 0 0; overflow: hidden; }
 h1 { font-size: 24pt; text-align: center; margin: 0 0 2mm; letter-spacing: 4pt; }
 .code { text-align: center; font: 700 20pt/1.2 "DejaVu Sans Mono", monospace;
         border: 2px solid #b30000; color: #b30000; padding: 2mm; margin: 2mm 0 3mm; }
 .chain { text-align: center; font-size: 12pt; margin-bottom: 3mm; }
-#board-map { width: 186mm; height: 120mm; border: 1px solid #555; background: #f7f7f7; }
-table { width: 100%; border-collapse: collapse; margin-top: 3mm; font-size: 12pt; }
-th, td { border: 1px solid #444; padding: 1.6mm 3mm; text-align: left; }
+#board-map { width: 186mm; height: 112mm; border: 1px solid #555; background: #f7f7f7; }
+table { width: 100%; border-collapse: collapse; margin-top: 3mm; font-size: 11.5pt; }
+th, td { border: 1px solid #444; padding: 1.3mm 3mm; text-align: left; }
+.cols { display: flex; gap: 4mm; }
+.cols { align-items: flex-start; }
+.cols > table { flex: 1 1 0; table-layout: fixed; }
+.sides th, .people th { width: auto; }
+.facts th { width: 34%; }
 th { background: #eee; width: 32%; }
 .people td.role { width: 32%; font-weight: 600; }
-.foot { margin-top: 4mm; font-size: 9pt; color: #555; text-align: right; }
+.foot { margin-top: 3mm; font-size: 9pt; color: #555; text-align: right; }
+.issue { margin-top: 3mm; font-size: 11pt; display: flex; justify-content: space-between; }
+.badge { position: absolute; top: 0; left: 0; border: 2px solid #b30000; color: #b30000;
+         font-weight: 700; padding: 1mm 2mm; font-size: 10pt; }
+.head { position: relative; }
+.mapbox { position: relative; }
+.north { position: absolute; top: 3mm; right: 3mm; z-index: 1000; background: #fff;
+         padding: 1mm; border: 1px solid #888; line-height: 0; }
+.sides td.dir { width: 30%; font-weight: 600; }
 @media print { .noprint { display: none; } }
 .leaflet-tooltip.nb-label, .leaflet-tooltip.road-label { background: none; border: none;
   box-shadow: none; font-size: 9pt; color: #666; padding: 0; }
@@ -45,13 +72,27 @@ th { background: #eee; width: 32%; }
 """
 
 
+def _text(value: object) -> str:
+    """A cell's text, empty for missing values (never "<NA>" or "nan")."""
+    if value is None:
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(value).strip()
+
+
 def _people(
     grid_code: str,
     grid: pd.Series,
     staff: pd.DataFrame | None,
     community_staff: pd.DataFrame | None,
+    missing: str = "待配备",
 ) -> list[tuple[str, str]]:
-    """(role label, names) rows: grid head, grid workers, then the community police."""
+    """(role label, names) rows: grid head, grid workers, then the community police;
+    ``missing`` where a role has nobody."""
     rows: list[tuple[str, str]] = []
     for role in ("grid_head", "grid_worker"):
         names: list[str] = []
@@ -59,18 +100,134 @@ def _people(
             sel = staff[staff["role"].astype(str) == role]
             if "staff_id" in sel.columns:
                 sel = sel.sort_values("staff_id")
-            names = [str(n) for n in sel["name"]]
+            names = [t for t in map(_text, sel["name"]) if t]
         if not names:
             col = "grid_head" if role == "grid_head" else "grid_workers"
-            text = grid.get(col)
-            if text is not None and not pd.isna(text):
-                names = [n for n in str(text).split("、") if n]
-        rows.append((STAFF_ROLES[role], "、".join(names) if names else "(待配备)"))
+            names = [n for n in _text(grid.get(col)).split("、") if n]
+        rows.append((STAFF_ROLES[role], "、".join(names) if names else missing))
+    police: list[str] = []
     if community_staff is not None and len(community_staff):
-        police = community_staff[community_staff["role"].astype(str) == "police"]
-        if len(police):
-            rows.append((STAFF_ROLES["police"], "、".join(police["name"].astype(str))))
+        sel = community_staff[community_staff["role"].astype(str) == "police"]
+        police = [t for t in map(_text, sel["name"]) if t]
+    rows.append((STAFF_ROLES["police"], "、".join(police) if police else missing))
     return rows
+
+
+def _side_parts(poly: shapely.Geometry) -> dict[str, shapely.Geometry]:
+    """The boundary of a polygon split by the way each edge faces: an edge belongs to the
+    side (east, south, west, north) nearest its outward normal."""
+    if poly.geom_type == "MultiPolygon":
+        poly = max(poly.geoms, key=lambda p: p.area)
+    ring = np.asarray(shapely.geometry.polygon.orient(poly, 1.0).exterior.coords)
+    a, b = ring[:-1], ring[1:]
+    d = b - a
+    # counter-clockwise exterior: the outward normal of (dx, dy) is (dy, -dx)
+    nx, ny = d[:, 1], -d[:, 0]
+    keys = list(SIDES)
+    score = np.stack([nx * SIDES[k][1] + ny * SIDES[k][2] for k in keys])
+    side = score.argmax(axis=0)
+    out = {}
+    for i, k in enumerate(keys):
+        sel = np.flatnonzero((side == i) & (np.hypot(d[:, 0], d[:, 1]) > 0))
+        if len(sel):
+            out[k] = shapely.MultiLineString([[tuple(a[j]), tuple(b[j])] for j in sel])
+    return out
+
+
+def _along(lines: np.ndarray, side: str) -> np.ndarray:
+    """Length (m) of each line running along a side: per segment, its extent parallel to
+    the side minus its extent across it (a cross street touching the side counts 0)."""
+    _, ox, oy = SIDES[side]
+    out = np.zeros(len(lines))
+    for i, geom in enumerate(lines):
+        total = 0.0
+        for part in shapely.get_parts(shapely.get_parts(geom)):
+            if part.is_empty or part.geom_type != "LineString":
+                continue
+            d = np.diff(np.asarray(part.coords)[:, :2], axis=0)
+            across = np.abs(d[:, 0] * ox + d[:, 1] * oy)
+            parallel = np.abs(d[:, 0] * oy - d[:, 1] * ox)
+            total += float(np.clip(parallel - across, 0, None).sum())
+        out[i] = total
+    return out
+
+
+def four_sides(
+    grid_geom: shapely.Geometry,
+    roads: gpd.GeoDataFrame | None,
+    neighbours: gpd.GeoDataFrame | None,
+    rules: BoardRules = DEFAULT.board,
+    crs: str = "EPSG:4326",
+) -> dict[str, str]:
+    """四至: what bounds a grid on its east, south, west and north sides.
+
+    For each side (the boundary edges facing that way) the named road running along it —
+    the most road length parallel to the side within ``rules.road_search_m`` metres of
+    it — or else the
+    neighbouring grid sharing the most of that side (at least
+    ``rules.neighbour_min_shared_m`` metres), or else "社区边界" (the grid's side is its
+    community's edge, nothing beyond it in the workspace).
+
+    Parameters
+    ----------
+    grid_geom
+        The grid polygon, in ``crs``.
+    roads
+        Roads near the grid (``name``), in ``crs``.
+    neighbours
+        Neighbouring grids (``grid_code``), in ``crs``.
+
+    Returns
+    -------
+    dict
+        ``{"east": "中山路", "south": "网格 001-004", ...}`` for the four sides.
+    """
+    one = gpd.GeoSeries([grid_geom], crs=crs)
+    metric = metric_crs_for(one)
+    poly = one.to_crs(metric).iloc[0]
+    parts = _side_parts(poly)
+    road_m = named_m = None
+    if roads is not None and len(roads) and "name" in roads.columns:
+        named = roads[roads["name"].map(_text) != ""]
+        if len(named):
+            named_m = named.to_crs(metric) if named.crs is not None else named
+            road_m = named_m.geometry.values
+    nb_m = None
+    if neighbours is not None and len(neighbours):
+        nb_m = neighbours.to_crs(metric) if neighbours.crs is not None else neighbours
+    out = {}
+    for side in SIDES:
+        part = parts.get(side)
+        text = ""
+        if part is not None and road_m is not None:
+            zone = part.buffer(rules.road_search_m, cap_style="flat")
+            lengths = _along(shapely.intersection(road_m, zone), side)
+            by_name = pd.Series(lengths).groupby(named_m["name"].map(_text).to_numpy()).sum()
+            if len(by_name) and by_name.max() >= rules.neighbour_min_shared_m:
+                text = str(by_name.idxmax())
+        if not text and part is not None and nb_m is not None:
+            shared = shapely.length(
+                shapely.intersection(shapely.boundary(nb_m.geometry.values), part.buffer(1.0))
+            )
+            k = int(np.argmax(shared))
+            if shared[k] >= rules.neighbour_min_shared_m:
+                code = str(nb_m["grid_code"].iloc[k])
+                text = f"网格 {code[9:12]}-{code[-3:]}"
+        out[side] = text or "社区边界"
+    return out
+
+
+def effective_date(grid: pd.Series, fallback: str | None = None) -> str:
+    """The date a board takes effect: the grid version's ``valid_from`` when the layer has
+    it, else ``fallback`` (the grids layer's write date), as YYYY-MM-DD ("" if neither)."""
+    for value in (grid.get("valid_from"), fallback):
+        text = _text(value)
+        if text:
+            try:
+                return pd.Timestamp(text).date().isoformat()
+            except (ValueError, TypeError):
+                return text[:10]
+    return ""
 
 
 def board_page(
@@ -85,6 +242,8 @@ def board_page(
     prefix: str = "../static/",
     roads: gpd.GeoDataFrame | None = None,
     neighbours: gpd.GeoDataFrame | None = None,
+    rules: BoardRules | None = None,
+    written: str | None = None,
 ) -> str:
     """The HTML of one grid's board.
 
@@ -101,8 +260,15 @@ def board_page(
         Relative URL of the shipped assets from the page.
     roads, neighbours
         Context drawn around the grid: nearby roads (with names) and the neighbouring grids
-        (outlines and codes), so residents can find their way on the printed map.
+        (outlines and codes), so residents can find their way on the printed map; also
+        what the boundary description (四至, :func:`four_sides`) is computed from.
+    rules
+        Board texts and 四至 distances (default ``standards.DEFAULT.board``).
+    written
+        Write date of the grids layer: the effective date when the grid has no
+        ``valid_from`` (see :func:`effective_date`).
     """
+    rules = rules or DEFAULT.board
     code = str(grid["grid_code"])
     cc = str(grid.get("community_code", code[:12]))
     hh = pd.to_numeric(pd.Series([grid.get("households")]), errors="coerce").iloc[0]
@@ -120,8 +286,16 @@ def board_page(
         ("建筑", "—" if nb is None or pd.isna(nb) else f"{int(nb):,} 栋"),
         ("面积", f"{area / 10_000:,.2f} 公顷"),
     ]
-    people = _people(code, grid, staff, community_staff)
+    sides = four_sides(grid.geometry, roads, neighbours, rules)
+    people = _people(code, grid, staff, community_staff, rules.missing_person)
+    when = effective_date(grid, written) or dt.date.today().isoformat()
     e = html.escape
+    side_rows = "".join(
+        f"<tr><td class='dir'>{e(SIDES[k][0])}</td><td>{e(v)}</td></tr>" for k, v in sides.items()
+    )
+    issue_left = f"发布单位: {e(rules.issuer)}" if rules.issuer else ""
+    issue_right = f"监督电话: {e(rules.supervision_phone)}" if rules.supervision_phone else ""
+    badge = f"<div class='badge'>{e(rules.logo_text)}</div>" if rules.logo_text else ""
     fact_rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
     people_rows = "".join(
         f"<tr><td class='role'>{e(r)}</td><td>{e(n)}</td></tr>" for r, n in people
@@ -151,16 +325,19 @@ def board_page(
     scripts = "".join(f'<script src="{prefix}{p}"></script>' for _, p in JS_ASSETS[:1])
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8"><link rel="icon" href="data:,">
-<title>网格公示牌 {e(code)}</title>
+<title>{e(rules.title)} {e(code)}</title>
 {links}{scripts}
 <style>{BOARD_CSS}</style></head>
 <body><div class="sheet">
-<h1>网格公示牌</h1>
+<div class="head">{badge}<h1>{e(rules.title)}</h1></div>
 <div class="chain">{e(city)} {e(street_name)} ({e(street_code)}) › {e(community_name)} ({e(cc)})</div>
 <div class="code" id="grid-code">网格编码 {e(code)}</div>
-<div id="board-map"></div>
-<table class="facts">{fact_rows}</table>
+<div class="mapbox"><div id="board-map"></div><div class="north">{NORTH_ARROW_SVG}</div></div>
+<div class="cols"><table class="facts">{fact_rows}</table>
+<table class="sides"><tr><th colspan="2">四至 (网格边界)</th></tr>{side_rows}</table></div>
 <table class="people"><tr><th colspan="2">网格责任人</th></tr>{people_rows}</table>
+<div class="issue"><span id="issuer">{issue_left}</span><span id="effective">生效日期: {e(when)}</span>
+<span id="phone">{issue_right}</span></div>
 <div class="foot">依据: 城乡社区网格化服务管理 · 住宅网格 250–500 户 · 由 gridgis 生成
  <span class="noprint">· <a href="../communities/{e(cc)}.html">社区图</a></span></div>
 </div>

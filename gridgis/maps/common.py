@@ -115,8 +115,30 @@ PAGE_CSS = """
 .gg-legend .ln{display:inline-block;width:24px;height:0;border:none;vertical-align:middle;
  margin-right:4px;}
 .gg-legend td{padding:0 4px;}
+.gg-label.gg-grid span.hh{font-size:10px;font-weight:600;color:#08306b;}
 .leaflet-container{background:#f2efe9;}
+html,body,.folium-map{width:100%;margin:0;padding:0;}
+.gg-north{background:rgba(255,255,255,.85);border-radius:3px;padding:2px 4px 0;
+ box-shadow:0 1px 3px rgba(0,0,0,.3);line-height:0;}
+.gg-print{display:none;}
+@media print{
+ @page{size:A4 landscape;margin:8mm;}
+ html,body{width:100%;height:100%;}
+ .leaflet-control-zoom,.leaflet-control-layers,.leaflet-control-attribution,.gg-noprint{
+  display:none !important;}
+ .gg-print{display:block;}
+ .gg-title,.gg-legend,.gg-north{box-shadow:none;border:1px solid #444;}
+ .gg-title{font-size:16px;}
+}
 """
+
+NORTH_ARROW_SVG = (
+    '<svg width="26" height="40" viewBox="0 0 26 40" role="img" aria-label="北">'
+    '<text x="13" y="11" text-anchor="middle" font-size="11" font-weight="700" '
+    'font-family="sans-serif">N</text><polygon points="13,13 22,38 13,32" fill="#111"/>'
+    '<polygon points="13,13 4,38 13,32" fill="#fff" stroke="#111" stroke-width="1"/></svg>'
+)
+"""North arrow drawn on every map and board (maps are north-up: Web Mercator)."""
 
 
 _ENV = jinja2.Environment(autoescape=False)
@@ -172,7 +194,7 @@ def new_map(
         zoom_start=14,
         tiles=None,
         prefer_canvas=False,
-        control_scale=True,
+        control_scale=False,
         max_zoom=20,
     )
     m.default_js = [(name, prefix + path) for name, path in JS_ASSETS]
@@ -187,9 +209,12 @@ def new_map(
         )
     # fitted at once, not animated from zoom_start: the label layers read the fitted zoom
     # when their scripts run (zoom threshold, decluttering)
-    fit = FitBounds([[miny, minx], [maxy, maxx]])
+    fit = FitBounds([[miny, minx], [maxy, maxx]], padding=(12, 12))
     fit.options["animate"] = False
     m.add_child(fit)
+    m.get_root().html.add_child(Element(PATTERN_DEFS), name="gg_patterns")
+    MetricScale().add_to(m)
+    HtmlControl(NORTH_ARROW_SVG, position="bottomleft", css_class="gg-north").add_to(m)
     return m
 
 
@@ -381,12 +406,16 @@ def to_geojson(gdf: gpd.GeoDataFrame, columns: Iterable[str]) -> dict:
 
 
 def class_breaks(values: pd.Series, classes: int = 7) -> list[float]:
-    """Quantile class breaks (upper bounds) for a choropleth, rounded to integers.
+    """Quantile class breaks (upper bounds) for a household choropleth.
 
     Breaks are data values (no interpolation between two features), and there are at
     most as many classes as distinct values: four communities get at most four classes.
+    Zero and missing values are left out: a polygon without households (a unit or
+    open-land grid) is not a class of the ramp but drawn apart (see :data:`NO_HOUSEHOLDS`),
+    so a legend never reads "≤ 0".
     """
     v = pd.to_numeric(values, errors="coerce").dropna()
+    v = v[v > 0]
     if v.empty:
         return [0.0]
     k = min(classes, v.nunique())
@@ -394,13 +423,20 @@ def class_breaks(values: pd.Series, classes: int = 7) -> list[float]:
     return [float(q) for q in qs]
 
 
+#: Fill of a polygon without households (not a class of the household ramp).
+NO_HOUSEHOLDS = "#f0f0f0"
+
+
 def colour_for(
     value: Any, breaks: Sequence[float], colours: Sequence[str] = HOUSEHOLD_COLOURS
 ) -> str:
-    """Colour of ``value`` in a class-break scheme (grey for missing)."""
+    """Colour of ``value`` in a class-break scheme (grey for missing, :data:`NO_HOUSEHOLDS`
+    for zero households)."""
     value = plain(value)
     if value is None:
         return "#cccccc"
+    if float(value) <= 0:
+        return NO_HOUSEHOLDS
     idx = int(np.searchsorted(np.asarray(breaks), float(value), side="left"))
     idx = min(idx, len(breaks) - 1)
     # spread the used classes over the ramp
@@ -409,22 +445,61 @@ def colour_for(
 
 
 def choropleth_legend_rows(
-    breaks: Sequence[float], colours: Sequence[str] = HOUSEHOLD_COLOURS
+    breaks: Sequence[float],
+    colours: Sequence[str] = HOUSEHOLD_COLOURS,
+    values: pd.Series | None = None,
 ) -> list[tuple[str, str]]:
-    """(colour, label) rows of a class-break legend."""
+    """(colour, label) rows of a class-break legend.
+
+    With ``values`` (the data drawn), each class is labelled by the smallest and largest
+    value actually in it ("312 – 389", or "2,754" for a class of one value), classes
+    holding nothing are left out, and polygons without households get their own row; the
+    labels then describe what is on the map. Without, by the breaks ("≤ b1", "b1 – b2").
+    """
+    if values is None:
+        rows = []
+        lower = 0.0
+        for i, b in enumerate(breaks):
+            label = f"≤ {b:,.0f}" if i == 0 else f"{lower:,.0f} – {b:,.0f}"
+            rows.append((colour_for(b, breaks, colours), label))
+            lower = b
+        return rows
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    pos = v[v > 0]
     rows = []
-    lower = 0.0
+    idx = np.minimum(
+        np.searchsorted(np.asarray(breaks), pos.to_numpy(), side="left"), len(breaks) - 1
+    )
     for i, b in enumerate(breaks):
-        colour = colour_for(b, breaks, colours)
-        label = f"≤ {b:,.0f}" if i == 0 else f"{lower:,.0f} – {b:,.0f}"
-        rows.append((colour, label))
-        lower = b
+        inside = pos.to_numpy()[idx == i]
+        if len(inside) == 0:
+            continue
+        lo, hi = float(inside.min()), float(inside.max())
+        label = f"{lo:,.0f}" if lo == hi else f"{lo:,.0f} – {hi:,.0f}"
+        rows.append((colour_for(b, breaks, colours), label))
+    if (v <= 0).any():
+        rows.append((NO_HOUSEHOLDS, "0 (无住户)"))
     return rows
 
 
 # --------------------------------------------------------------------------------------
 # Map elements
 # --------------------------------------------------------------------------------------
+
+
+class MetricScale(MacroElement):
+    """Leaflet's scale bar in metres only (folium's own also shows feet)."""
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        L.control.scale({imperial: false, metric: true, maxWidth: 160,
+                         position: 'bottomleft'}).addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+    """)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "MetricScale"
 
 
 class HtmlControl(MacroElement):
@@ -456,20 +531,72 @@ class HtmlControl(MacroElement):
         self.css_class = css_class
 
 
+def swatch_css(colour: str, opacity: float = 1.0) -> str:
+    """CSS ``background`` of a legend swatch showing ``colour`` as drawn at ``opacity``
+    over the map's background (a plain colour, or a ``pattern:`` swatch, see
+    :data:`PATTERNS`)."""
+    if colour.startswith("pattern:"):
+        return PATTERNS[colour.split(":", 1)[1]][1]
+    c = colour.lstrip("#")
+    if len(c) != 6 or opacity >= 1:
+        return f"background:{colour}"
+    r, g, b = (int(c[i : i + 2], 16) for i in (0, 2, 4))
+    return f"background:rgba({r},{g},{b},{opacity:g})"
+
+
+#: SVG fill patterns of the maps: name → (SVG ``<pattern>``, CSS swatch for the legend).
+PATTERNS: dict[str, tuple[str, str]] = {
+    "unit": (
+        '<pattern id="gg-unit" width="8" height="8" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="8" height="8" fill="#d9d9d9" '
+        'fill-opacity="0.5"/><line x1="0" y1="0" x2="0" y2="8" stroke="#525252" '
+        'stroke-width="2.5"/></pattern>',
+        "background:repeating-linear-gradient(45deg,#525252 0 2px,#e6e6e6 2px 6px)",
+    ),
+    "open": (
+        '<pattern id="gg-open" width="10" height="10" patternUnits="userSpaceOnUse">'
+        '<rect width="10" height="10" fill="#e5f5e0" fill-opacity="0.6"/>'
+        '<circle cx="5" cy="5" r="1.4" fill="#41ab5d"/></pattern>',
+        "background:radial-gradient(circle,#41ab5d 1.4px,#eef8ea 1.6px) 0 0/7px 7px",
+    ),
+}
+
+#: Hidden SVG holding the patterns; a path's ``fill="url(#gg-unit)"`` refers to it.
+PATTERN_DEFS = (
+    '<svg width="0" height="0" style="position:absolute" aria-hidden="true"><defs>'
+    + "".join(p for p, _ in PATTERNS.values())
+    + "</defs></svg>"
+)
+
+
 def legend(
-    title: str, rows: Sequence[tuple[str, str]], note: str = "", position: str = "bottomright"
+    title: str,
+    rows: Sequence[tuple[str, str]],
+    note: str = "",
+    position: str = "bottomright",
+    opacity: float = 1.0,
 ) -> HtmlControl:
-    """A legend: a title, (colour, label) rows and a note line."""
+    """A legend: a title, (colour, label) rows and a note line; swatches are drawn at the
+    map's fill ``opacity`` (see :func:`swatch_css`)."""
     body = "".join(
-        f"<div><i style='background:{c}'></i>{html.escape(label)}</div>" for c, label in rows
+        f"<div><i style='{swatch_css(c, opacity)}'></i>{html.escape(label)}</div>"
+        for c, label in rows
     )
     extra = f"<div style='margin-top:4px;color:#555'>{note}</div>" if note else ""
     return HtmlControl(f"<b>{html.escape(title)}</b>{body}{extra}", position=position)
 
 
-def title_box(text_html: str) -> HtmlControl:
-    """The page title (with breadcrumb links) in the top-left corner."""
-    return HtmlControl(text_html, position="topleft", css_class="gg-title")
+def title_box(text_html: str, when: str | None = None) -> HtmlControl:
+    """The page title (with breadcrumb links) in the top-left corner; printed with the
+    map's date under it (``when``, default today, ISO date)."""
+    import datetime as _dt
+
+    day = when or _dt.date.today().isoformat()
+    return HtmlControl(
+        text_html + f"<div class='gg-print gg-date'>制图日期 {html.escape(day)} · gridgis</div>",
+        position="topleft",
+        css_class="gg-title",
+    )
 
 
 class LabelLayer(MacroElement):
@@ -575,7 +702,10 @@ class PointLayer(MacroElement):
         (function(){
           var data = {{ this.points|tojson }};
           var group = {{ this._parent.get_name() }};
-          var renderer = L.canvas({padding: 0.5});
+          var map = {{ this._parent._parent.get_name() }};
+          // markers in their own pane above every fill (overlayPane 400), under labels
+          if (!map.getPane('ggPoints')) { map.createPane('ggPoints').style.zIndex = 450; }
+          var renderer = L.canvas({padding: 0.5, pane: 'ggPoints'});
           var style = {{ this.style|tojson }};
           for (var i = 0; i < data.length; i++) {
             var d = data[i];

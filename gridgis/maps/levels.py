@@ -34,8 +34,9 @@ from gridgis.maps.common import (
     title_box,
     to_geojson,
 )
+from gridgis.standards import DEFAULT, MapRules
 
-GRID_KIND_LABELS = {"residential": "住宅网格", "unit": "单位网格"}
+GRID_KIND_LABELS = {"residential": "住宅网格", "unit": "单位网格", "open": "开放空间网格"}
 
 
 def is_flagged(flags: pd.Series) -> pd.Series:
@@ -156,6 +157,57 @@ def _breadcrumb(parts: Sequence[tuple[str, str | None]]) -> str:
     return " › ".join(out)
 
 
+def grid_fill(g: gpd.GeoDataFrame, breaks: list[float]) -> list[str]:
+    """Fill of each grid (after :func:`grid_frame`): the household class colour for a
+    residential grid with households, the hatch pattern for a unit grid, the dotted
+    pattern for a grid without households (open land, roads, water)."""
+    hh = pd.to_numeric(g["households"], errors="coerce").fillna(0).to_numpy()
+    kinds = g["kind"].astype(str).to_numpy()
+    out = []
+    for k, v in zip(kinds, hh, strict=True):
+        if k == "unit":
+            out.append("url(#gg-unit)")
+        elif v <= 0:
+            out.append("url(#gg-open)")
+        else:
+            out.append(colour_for(v, breaks))
+    return out
+
+
+def grid_legend_rows(g: gpd.GeoDataFrame, breaks: list[float]) -> list[tuple[str, str]]:
+    """Legend rows of a grid map: household classes of the residential grids (ranges
+    actually drawn), then unit and open-land grids when present."""
+    res = g["kind"].astype(str) != "unit"
+    hh = pd.to_numeric(g["households"], errors="coerce").fillna(0)
+    rows = [r for r in choropleth_legend_rows(breaks, values=hh[res & (hh > 0)])]
+    if (~res).any():
+        rows.append(("pattern:unit", f"单位网格 ({int((~res).sum())})"))
+    if (res & (hh <= 0)).any():
+        rows.append(("pattern:open", f"开放空间网格 (无住户, {int((res & (hh <= 0)).sum())})"))
+    return rows
+
+
+def grid_label_texts(lg: gpd.GeoDataFrame, label: str) -> list[str]:
+    """Label HTML of each grid: its code (street pages: community 3 digits small, grid
+    sequence bold; community pages: sequence large, the community's 12 digits small) and
+    its households on a second line; ⚠ before a flagged grid's."""
+    codes = lg["grid_code"].astype(str)
+    hh = pd.to_numeric(lg["households"], errors="coerce")
+    kinds = lg["kind"].astype(str)
+    out = []
+    for c, h, k, f in zip(codes, hh, kinds, lg["flagged"], strict=True):
+        if label == "full":
+            t = f"<b class='seq'>{c[-3:]}</b><br><span class='pre'>{c[:12]}</span>"
+        else:
+            t = f"<span class='pre'>{c[9:12]}-</span><b>{c[-3:]}</b>"
+        if k == "unit":
+            t += "<br><span class='hh'>单位</span>"
+        elif not pd.isna(h):
+            t += f"<br><span class='hh'>{int(h):,}户</span>"
+        out.append(("⚠ " if f else "") + t)
+    return out
+
+
 def add_grids(
     m: folium.Map,
     grids: gpd.GeoDataFrame,
@@ -163,13 +215,16 @@ def add_grids(
     name: str = "网格",
     label: str = "short",
     board_prefix: str = "../boards/",
+    fill_opacity: float = 0.55,
 ) -> folium.FeatureGroup:
-    """Grids as a household choropleth with tooltip and popup (code, households…), flagged
-    grids outlined in red and dashed, and a separate label layer of their codes."""
+    """Grids as a household choropleth (unit grids hatched, grids without households
+    dotted) with tooltip and popup (code, households…), and a separate label layer of
+    their codes and households. Flagged grids are outlined by :func:`add_flagged`, drawn
+    last so no boundary hides them."""
     weight = 2.0 if label == "full" else 1.0  # community pages: grids over buildings
     g = grid_frame(grids)
     g["board"] = "<a href='" + board_prefix + g["grid_code"].astype(str) + ".html'>公示牌</a>"
-    g["fill"] = [colour_for(v, breaks) for v in g["households"]]
+    g["fill"] = grid_fill(g, breaks)
     fields = [
         "grid_code",
         "kind_label",
@@ -185,10 +240,10 @@ def add_grids(
         data,
         name=name,
         style_function=lambda f: _style(
-            "#b30000" if f["properties"]["flagged"] else "#222222",
-            2.5 if f["properties"]["flagged"] else weight,
+            "#222222",
+            weight,
             f["properties"]["fill"],
-            dash="6 4" if f["properties"]["flagged"] else None,
+            1.0 if f["properties"]["fill"].startswith("url(") else fill_opacity,
         ),
         highlight_function=lambda f: {"weight": 3, "color": "#0000ff"},
         tooltip=folium.GeoJsonTooltip(fields=fields[:5], aliases=aliases[:5], sticky=True),
@@ -197,12 +252,7 @@ def add_grids(
     layer.add_to(m)
     labels = folium.FeatureGroup(name="网格代码 (标注)", show=True)
     lg = g.iloc[label_priority(g, g["flagged"].to_numpy())]
-    codes = lg["grid_code"].astype(str)
-    if label == "full":  # sequence large, the community's 12 digits small under it
-        texts = [f"<b class='seq'>{c[-3:]}</b><br><span class='pre'>{c[:12]}</span>" for c in codes]
-    else:  # street pages: community 3 digits small, grid sequence bold
-        texts = [f"<span class='pre'>{c[9:12]}-</span><b>{c[-3:]}</b>" for c in codes]
-    texts = [("⚠ " if f else "") + t for t, f in zip(texts, lg["flagged"], strict=True)]
+    texts = grid_label_texts(lg, label)
     LabelLayer(
         label_points(lg, texts, ["gg-flag" if f else "" for f in lg["flagged"]], escape=False),
         css_class="gg-grid",
@@ -212,6 +262,23 @@ def add_grids(
     return layer
 
 
+def add_flagged(m: folium.Map, grids: gpd.GeoDataFrame) -> None:
+    """Flagged grids (a finding of delineation or audit) outlined in red, dashed, over a
+    light red tint, in their own layer added after every boundary: a flagged grid that is
+    its community's only grid shares the community's outline and would vanish under it."""
+    g = grid_frame(grids)
+    g = g[g["flagged"]]
+    if len(g) == 0:
+        return
+    folium.GeoJson(
+        to_geojson(g, ["grid_code", "flags_text"]),
+        name=f"⚠ 问题网格 ({len(g)})",
+        style_function=lambda f: _style("#d00000", 3.5, "#ff0000", 0.12, dash="8 5"),
+        tooltip=folium.GeoJsonTooltip(fields=["grid_code", "flags_text"], aliases=["网格", "问题"]),
+        interactive=True,
+    ).add_to(m)
+
+
 def index_map(
     streets: gpd.GeoDataFrame,
     communities: gpd.GeoDataFrame,
@@ -219,6 +286,7 @@ def index_map(
     tianditu_key: str | None = None,
     prefix: str = "static/",
     city: str = "",
+    rules: MapRules | None = None,
 ) -> folium.Map:
     """District page: street outlines and names, communities as a household choropleth
     with grid counts; a click on a community opens its popup with links to the street
@@ -226,7 +294,9 @@ def index_map(
 
     ``communities`` needs community_code, name, street_code, households, grid_count
     (and optional street_name); ``streets`` street_code, name, households, grid_count.
+    ``rules``: drawing settings (fill opacity, classes; default ``standards.DEFAULT.maps``).
     """
+    rules = rules or DEFAULT.maps
     m = new_map(
         communities.total_bounds,
         basemap,
@@ -235,7 +305,7 @@ def index_map(
         title=f"{city} 三级网格图 · 区" if city else "三级网格图 · 区",
     )
     c = communities.copy()
-    breaks = class_breaks(c["households"])
+    breaks = class_breaks(c["households"], rules.classes)
     c["fill"] = [colour_for(v, breaks) for v in c["households"]]
     c["links"] = (
         "<a href='streets/" + c["street_code"].astype(str) + ".html'>街道图</a> · "
@@ -246,7 +316,9 @@ def index_map(
     folium.GeoJson(
         to_geojson(c, [*fields, "fill"]),
         name="社区 (户数分级)",
-        style_function=lambda f: _style("#6a51a3", 1.2, f["properties"]["fill"], 0.6),
+        style_function=lambda f: _style(
+            "#6a51a3", 1.2, f["properties"]["fill"], rules.fill_opacity
+        ),
         highlight_function=lambda f: {"weight": 3, "color": "#0000ff"},
         tooltip=folium.GeoJsonTooltip(fields=fields[:5], aliases=aliases[:5], sticky=True),
         popup=folium.GeoJsonPopup(fields=fields, aliases=aliases),
@@ -288,10 +360,11 @@ def index_map(
     total_grids = int(pd.to_numeric(c["grid_count"], errors="coerce").fillna(0).sum())
     legend(
         "社区户数",
-        choropleth_legend_rows(breaks),
+        choropleth_legend_rows(breaks, values=c["households"]),
         note=f"街道 {len(s)} · 社区 {len(c)} · 网格 {total_grids} · 户数 {total_hh:,}<br>"
         "<span class='ln' style='border-top:4px solid #08306b'></span>街道边界 "
         "<span class='ln' style='border-top:2px solid #6a51a3'></span>社区边界",
+        opacity=rules.fill_opacity,
     ).add_to(m)
     title_box(
         _breadcrumb([(f"{city} 区级网格图" if city else "区级网格图", None)])
@@ -308,15 +381,20 @@ def street_map(
     basemap: Basemap = "none",
     tianditu_key: str | None = None,
     prefix: str = "../static/",
+    rules: MapRules | None = None,
 ) -> folium.Map:
     """Street page: its communities (outlines and names) and their grids as a household
-    choropleth, grid codes as labels, flagged grids marked."""
+    choropleth (unit grids hatched, grids without households dotted), grid codes and
+    households as labels, flagged grids outlined above everything."""
+    rules = rules or DEFAULT.maps
     bounds = (communities if len(communities) else grids).total_bounds
     name = str(street.get("name", ""))
     m = new_map(bounds, basemap, tianditu_key, prefix, title=f"{name} 街道网格图")
-    breaks = class_breaks(grids["households"]) if len(grids) else [0.0]
+    g = grid_frame(grids) if len(grids) else None
+    res = g[g["kind"].astype(str) != "unit"] if g is not None else None
+    breaks = class_breaks(res["households"], rules.classes) if res is not None else [0.0]
     if len(grids):
-        add_grids(m, grids, breaks, name="网格 (户数分级)")
+        add_grids(m, grids, breaks, name="网格 (户数分级)", fill_opacity=rules.fill_opacity)
     c = communities.copy()
     c["link"] = (
         "<a href='../communities/" + c["community_code"].astype(str) + ".html'>打开社区图</a>"
@@ -334,14 +412,17 @@ def street_map(
     lc = c.iloc[label_priority(c)]
     LabelLayer(label_points(lc, lc["name"].astype(str)), css_class="gg-community").add_to(cn)
     cn.add_to(m)
-    n_flag = int(grid_frame(grids)["flagged"].sum()) if len(grids) else 0
+    if len(grids):
+        add_flagged(m, grids)
+    n_flag = int(g["flagged"].sum()) if g is not None else 0
     legend(
         "网格户数",
-        choropleth_legend_rows(breaks),
+        grid_legend_rows(g, breaks) if g is not None else [],
         note=f"社区 {len(c)} · 网格 {len(grids)} · 问题网格 {n_flag}<br>"
         "<span class='ln' style='border-top:3px solid #54278f'></span>社区边界 "
         "<span class='ln' style='border-top:2px dashed #b30000'></span>⚠ 问题网格"
-        "<br>标注: 社区3位-网格3位 (网格代码后6位)",
+        "<br>标注: 社区3位-网格3位 (网格代码后6位) / 户数",
+        opacity=rules.fill_opacity,
     ).add_to(m)
     title_box(
         _breadcrumb(
@@ -363,10 +444,12 @@ def community_map(
     basemap: Basemap = "none",
     tianditu_key: str | None = None,
     prefix: str = "../static/",
+    rules: MapRules | None = None,
 ) -> folium.Map:
     """Community page: grids (full codes as labels), buildings with households in the
     tooltip, roads by class, green spaces, and facilities by category, each a toggleable
-    layer."""
+    layer. Facility markers are drawn above every fill."""
+    rules = rules or DEFAULT.maps
     name = str(community.get("name", ""))
     code = str(community.get("community_code", ""))
     geom = community.geometry
@@ -386,9 +469,11 @@ def community_map(
             style_function=lambda f: _style("#238b45", 0.5, "#74c476", 0.5),
             tooltip=folium.GeoJsonTooltip(fields=["name", "kind_label"], aliases=["绿地", "类型"]),
         ).add_to(m)
-    breaks = class_breaks(grids["households"]) if len(grids) else [0.0]
+    g = grid_frame(grids) if len(grids) else None
+    res = g[g["kind"].astype(str) != "unit"] if g is not None else None
+    breaks = class_breaks(res["households"], rules.classes) if res is not None else [0.0]
     if len(grids):
-        add_grids(m, grids, breaks, name="网格", label="full")
+        add_grids(m, grids, breaks, name="网格", label="full", fill_opacity=rules.fill_opacity)
     if len(buildings):
         b = buildings.copy()
         b["households"] = (
@@ -442,7 +527,9 @@ def community_map(
         f = facilities.copy()
         cats = [c for c in FACILITY_CATEGORIES if c in set(f["category"].astype(str))]
         names = f["name"].astype("string").fillna("").map(html.escape)
-        area = pd.to_numeric(f.get("floor_area_m2"), errors="coerce")
+        area = pd.to_numeric(
+            f.get("floor_area_m2", pd.Series(np.nan, index=f.index)), errors="coerce"
+        )
         for i, cat in enumerate(cats):
             colour = CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]
             label = FACILITY_CATEGORIES.get(cat, cat)
@@ -466,16 +553,25 @@ def community_map(
             ).add_to(group)
             group.add_to(m)
             rows.append((colour, f"{label} ({int(sel.sum())})"))
+    if len(grids):
+        add_flagged(m, grids)
     hh = (
         int(pd.to_numeric(grids["households"], errors="coerce").fillna(0).sum())
         if len(grids)
         else 0
     )
     legend(
+        "网格户数",
+        grid_legend_rows(g, breaks) if g is not None else [],
+        note="<span class='ln' style='border-top:2px dashed #d00000'></span>⚠ 问题网格",
+        position="bottomright",
+        opacity=rules.fill_opacity,
+    ).add_to(m)
+    legend(
         "设施类别",
         rows,
-        note=f"网格 {len(grids)} · 建筑 {len(buildings)} · 户数 {hh:,}<br>"
-        "网格底色=户数分级，红色虚线=问题网格",
+        note=f"网格 {len(grids)} · 建筑 {len(buildings)} · 户数 {hh:,}",
+        position="bottomright",
     ).add_to(m)
     street_code = str(community.get("street_code", ""))
     title_box(

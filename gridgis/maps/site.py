@@ -186,6 +186,7 @@ def write_maps(
     settings=None,
     boards: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    board_date: str | None = None,
 ) -> MapSite:
     """Write every page of the map site for the given workspace layers.
 
@@ -204,6 +205,9 @@ def write_maps(
         Also write one printable A4 board per grid under ``boards/``.
     progress
         Optional ``callback(done, total)`` per page.
+    board_date
+        Write date of the grids layer: a board's effective date when its grid has no
+        ``valid_from`` (see :func:`gridgis.maps.boards.effective_date`).
 
     Returns
     -------
@@ -287,7 +291,11 @@ def write_maps(
     c_idx = prepare(comms, tol, basemap, coverage=True)
     write(
         out / "index.html",
-        render_page(index_map(s_idx, c_idx, basemap, tianditu_key, asset_prefix(0), city)),
+        render_page(
+            index_map(
+                s_idx, c_idx, basemap, tianditu_key, asset_prefix(0), city, rules=settings.maps
+            )
+        ),
     )
     tick()
 
@@ -304,7 +312,11 @@ def write_maps(
         if len(cs) == 0:
             site.notes.append(f"street {code} has no communities: page skipped")
             continue
-        page = render_page(street_map(street, cs, gsel, basemap, tianditu_key, asset_prefix(1)))
+        page = render_page(
+            street_map(
+                street, cs, gsel, basemap, tianditu_key, asset_prefix(1), rules=settings.maps
+            )
+        )
         write(out / "streets" / f"{code}.html", page)
         tick()
 
@@ -342,6 +354,7 @@ def write_maps(
                 basemap,
                 tianditu_key,
                 asset_prefix(1),
+                rules=settings.maps,
             )
         )
         write(out / "communities" / f"{code}.html", page)
@@ -414,6 +427,8 @@ def write_maps(
                 prefix=asset_prefix(1),
                 roads=r_cm.iloc[r_near.get(i, [])] if r_cm is not None else None,
                 neighbours=gb.iloc[n_near.get(i, [])],
+                rules=settings.board,
+                written=board_date,
             )
             write(out / "boards" / f"{code}.html", page)
             tick()

@@ -15,10 +15,31 @@ from __future__ import annotations
 import os
 
 from gridgis.errors import StoreError
-from gridgis.store.base import SCHEMA_VERSION, LayerInfo, Store
+from gridgis.store.base import (
+    NO_MATCH,
+    SCHEMA_VERSION,
+    LayerInfo,
+    LayerWriteError,
+    NoFieldError,
+    NoLayerError,
+    Store,
+    filter_value,
+)
 from gridgis.store.gpkg import GeoPackageStore
 
-__all__ = ["Store", "StoreError", "LayerInfo", "GeoPackageStore", "open_store", "SCHEMA_VERSION"]
+__all__ = [
+    "GeoPackageStore",
+    "LayerInfo",
+    "LayerWriteError",
+    "NO_MATCH",
+    "NoFieldError",
+    "NoLayerError",
+    "SCHEMA_VERSION",
+    "Store",
+    "StoreError",
+    "filter_value",
+    "open_store",
+]
 
 
 def open_store(target: str | os.PathLike | None = None, create: bool = True) -> Store:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +15,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from gridgis.errors import InputError, NotFoundError, StoreError
 from gridgis.layers import SCHEMA
+from gridgis.values import parse_bool
 
 SCHEMA_VERSION = 1
 """Version of the layer schema and metadata tables; bumped on incompatible changes."""
@@ -23,6 +27,85 @@ Frame = gpd.GeoDataFrame | pd.DataFrame
 #: The key of every layer the project writes: the canonical schema plus derived layers
 #: (unique and non-null; PostGIS makes it the primary key, the API the feature id).
 LAYER_KEYS: dict[str, str] = {n: s.key for n, s in SCHEMA.items()} | {"grids": "grid_code"}
+
+
+class NoLayerError(NotFoundError, StoreError):
+    """A layer (or the workspace's key field of it) that does not exist: HTTP 404."""
+
+    exit_code = NotFoundError.exit_code
+    http_status = NotFoundError.http_status
+
+
+class NoFieldError(InputError, StoreError):
+    """A filter naming a field the layer lacks: HTTP 422."""
+
+    exit_code = InputError.exit_code
+    http_status = InputError.http_status
+
+
+class LayerWriteError(InputError, StoreError):
+    """A frame that cannot be written as a layer (bad name, no CRS, unsupported field
+    type): the input's fault, HTTP 422; the workspace is unchanged."""
+
+    exit_code = InputError.exit_code
+    http_status = InputError.http_status
+
+
+class _NoMatch:
+    """A filter value no stored value can equal (``repr``: NO_MATCH)."""
+
+    def __repr__(self) -> str:
+        return "NO_MATCH"
+
+
+NO_MATCH = _NoMatch()
+"""What :func:`filter_value` returns for a value that cannot equal any stored value."""
+
+#: Largest magnitude an integer filter value may have (SQLite and PostgreSQL int64).
+_INT64 = 2**63 - 1
+
+
+def filter_value(value: Any, kind: str) -> Any:
+    """The ONE filter semantics of both stores: ``value`` (usually query text) as the
+    stored type of a field of ``kind``, or :data:`NO_MATCH`.
+
+    ``kind`` is ``"int"``, ``"float"``, ``"bool"`` or ``"text"`` (any other stored type,
+    compared as text). ``None`` means "is null" and is returned as is.
+
+    * bool: :func:`gridgis.layers.parse_bool` ("true", "1", "yes", "是" … / "false",
+      "0", "no", "否" …); anything else matches nothing.
+    * int: a finite number equal to an integer within int64 ("3", "3.0", "3e0");
+      anything else matches nothing.
+    * float: a finite number.
+    * text: the text itself (numbers written as Python writes them); a text holding a
+      NUL character matches nothing (no store can hold one).
+    """
+    if value is None:
+        return None
+    if kind == "bool":
+        b = parse_bool(value)
+        return NO_MATCH if b is pd.NA else bool(b)
+    if kind in ("int", "float"):
+        if isinstance(value, bool):
+            num = float(value)
+        else:
+            try:
+                num = float(value.strip() if isinstance(value, str) else value)
+            except (TypeError, ValueError, OverflowError):
+                return NO_MATCH
+        if not math.isfinite(num):
+            return NO_MATCH
+        if kind == "float":
+            return num
+        if not num.is_integer() or abs(num) > _INT64:
+            return NO_MATCH
+        return int(num)
+    text = (
+        value
+        if isinstance(value, str)
+        else (repr(value) if isinstance(value, float) else str(value))
+    )
+    return NO_MATCH if "\x00" in text else text
 
 
 @dataclass
@@ -168,6 +251,34 @@ class Store(ABC):
     @abstractmethod
     def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None) -> None:
         """Write (replace) several layers at once: all of them, or none."""
+
+    @abstractmethod
+    def update(
+        self,
+        names: Iterable[str],
+        fn: Callable[[dict[str, Frame | None]], dict[str, Frame]],
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Frame]:
+        """Read-modify-write under the workspace's write lock.
+
+        Reads the layers ``names`` (``None`` for an absent one), calls ``fn`` with them
+        and writes the layers it returns, all while holding the lock every writer of the
+        workspace takes (other processes included), so two writers appending at once
+        both land: neither reads before the other has written. ``fn`` returning ``{}``
+        writes nothing; an exception in ``fn`` leaves the workspace unchanged.
+
+        Returns what ``fn`` returned.
+        """
+
+    @abstractmethod
+    def change_token(self) -> Any:
+        """A value that changes whenever the workspace changes, whoever changed it (this
+        process, another server worker, the command line): callers compare it to the
+        one they cached with. Raises :class:`StoreError` when the workspace is gone."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise :class:`StoreError` unless the workspace can be read right now."""
 
     @abstractmethod
     def delete(self, name: str) -> None:

@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,17 @@ import shapely
 from gridgis.errors import StoreError
 from gridgis.store.base import (
     LAYER_KEYS,
+    NO_MATCH,
     SCHEMA_VERSION,
     Frame,
     LayerInfo,
+    LayerWriteError,
+    NoFieldError,
+    NoLayerError,
     Store,
     conform,
     describe,
+    filter_value,
     jsonable,
     now_iso,
 )
@@ -56,26 +62,69 @@ class GeoPackageStore(Store):
             raise StoreError(f"{self.path}: not a GeoPackage workspace")
 
     # -- reading ------------------------------------------------------------------------
-    def _reader(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    def _ident(self) -> tuple[int, int, int]:
+        """(inode, mtime ns, size) of the workspace file; every write replaces the file,
+        so this changes with every write, whichever process made it."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreError(f"{self.path}: the workspace file is gone") from None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
         """A read-only SQLite connection to the current file, kept per thread and reopened
         when the file is replaced (every write replaces it): opening a GeoPackage costs
-        a schema parse that a server answering many small requests should pay once."""
-        st = os.stat(self.path)
-        ident = (st.st_ino, st.st_mtime_ns, st.st_size)
+        a schema parse that a server answering many small requests should pay once.
+
+        Re-entrant: a read that calls another read (a page and its row count) keeps the
+        connection it started with until it ends, so it reads one file from start to
+        end even when a write replaces the file meanwhile (the replaced file stays
+        readable through the open connection)."""
         local = self._local
+        if getattr(local, "depth", 0):
+            local.depth += 1
+            try:
+                yield local.con
+            finally:
+                local.depth -= 1
+            return
+        ident = self._ident()
         con = getattr(local, "con", None)
         if con is None or local.ident != ident:
             if con is not None:
                 con.close()
-            con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            local.con = None
+            try:
+                con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: cannot open the workspace: {exc}") from exc
             local.con, local.ident = con, ident
-        return contextlib.nullcontext(con)
+        local.depth = 1
+        try:
+            yield con
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: cannot read the workspace: {exc}") from exc
+        finally:
+            local.depth = 0
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)
         if con is not None:
             con.close()
             self._local.con = None
+
+    def change_token(self) -> tuple[int, int, int]:
+        return self._ident()
+
+    def check(self) -> None:
+        if not self.path.exists():
+            raise StoreError(f"{self.path}: the workspace file is gone")
+        with self._reader() as con:
+            try:
+                con.execute(f"SELECT count(*) FROM {_LAYERS}").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: cannot read the workspace: {exc}") from exc
 
     @staticmethod
     def _is_gpkg(path: Path) -> bool:
@@ -114,18 +163,14 @@ class GeoPackageStore(Store):
             frame = self._read(name, skip=offset, count=limit)
             return frame, self.info(name).rows
         if bbox is None:  # attribute filter only: the matching ids straight from SQLite
-            if name not in self.layers():
-                raise StoreError(f"{self.path}: no layer '{name}'")
-            self._check_fields(name, where)
-            cond = " AND ".join(
-                f'"{k}" = {_sql_literal(v)}' if v is not None else f'"{k}" IS NULL'
-                for k, v in where.items()
-            )
+            self._need(name)
             with self._reader() as con:
+                cond, args = self._conditions(con, name, where)
                 pk = [r[1] for r in con.execute(f'PRAGMA table_info("{_q(name)}")') if r[5]]
                 rows = con.execute(
                     f'SELECT "{_q(pk[0]) if pk else "rowid"}" FROM "{_q(name)}" '
-                    f"WHERE {cond} ORDER BY 1"
+                    f"WHERE {' AND '.join(cond)} ORDER BY 1",
+                    args,
                 ).fetchall()
             ids = np.array([r[0] for r in rows], dtype=np.int64)
         else:
@@ -147,11 +192,9 @@ class GeoPackageStore(Store):
     ) -> tuple[list[tuple[Any, str | None, str]], int]:
         """A page as GeoJSON texts read with SQLite directly (the R-tree for ``bbox``,
         then an exact intersects test): the serving path, without GDAL or pandas."""
-        if name not in self.layers():
-            raise StoreError(f"{self.path}: no layer '{name}'")
-        if where:
-            self._check_fields(name, where)
         with self._reader() as con:
+            self._need(name)
+            conds, args = self._conditions(con, name, where) if where else ([], [])
             info = list(con.execute(f'PRAGMA table_info("{_q(name)}")'))
             geo = con.execute(
                 "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (name,)
@@ -162,12 +205,6 @@ class GeoPackageStore(Store):
             booleans = {r[1] for r in info if str(r[2]).upper() == "BOOLEAN"}
             key = LAYER_KEYS.get(name)
             key = key if key in {r[1] for r in info} else None
-            conds: list[str] = []
-            if where:
-                conds += [
-                    f'"{_q(k)}" = {_sql_literal(v)}' if v is not None else f'"{_q(k)}" IS NULL'
-                    for k, v in where.items()
-                ]
             if bbox is not None:
                 if gcol is None:
                     raise StoreError("bbox given for a layer without geometry")
@@ -186,14 +223,17 @@ class GeoPackageStore(Store):
                 matched = (
                     self.info(name).rows
                     if not conds
-                    else con.execute(f'SELECT count(*) FROM "{_q(name)}"{sql_where}').fetchone()[0]
+                    else con.execute(
+                        f'SELECT count(*) FROM "{_q(name)}"{sql_where}', args
+                    ).fetchone()[0]
                 )
                 rows = con.execute(
-                    f'{base}{sql_where} ORDER BY "{_q(pk)}" LIMIT {int(limit)} OFFSET {int(offset)}'
+                    f'{base}{sql_where} ORDER BY "{_q(pk)}" LIMIT {int(limit)} OFFSET {int(offset)}',
+                    args,
                 ).fetchall()
                 geoms = _gpkg_geometries([r[0] for r in rows])
             else:  # R-tree candidates, then the exact test on their geometries
-                rows = con.execute(f'{base}{sql_where} ORDER BY "{_q(pk)}"').fetchall()
+                rows = con.execute(f'{base}{sql_where} ORDER BY "{_q(pk)}"', args).fetchall()
                 geoms = _gpkg_geometries([r[0] for r in rows])
                 hit = shapely.intersects(geoms, shapely.box(minx, miny, maxx, maxy))
                 keep = np.flatnonzero(hit)
@@ -218,16 +258,41 @@ class GeoPackageStore(Store):
             )
         return out, int(matched)
 
-    def _check_fields(self, name: str, where: dict[str, Any]) -> None:
-        """Raise :class:`StoreError` naming a ``where`` field the layer lacks."""
-        with self._reader() as con:
-            fields = {r[1] for r in con.execute(f'PRAGMA table_info("{_q(name)}")')}
-        fields -= {"fid", "geometry", "geom"}
-        unknown = [k for k in where if k not in fields]
-        if unknown:
-            raise StoreError(
-                f"no field '{unknown[0]}' in layer '{name}' (fields: {', '.join(sorted(fields))})"
+    def _need(self, name: str) -> None:
+        """Raise :class:`NoLayerError` unless the workspace has layer ``name``."""
+        if name not in self.layers():
+            raise NoLayerError(
+                f"{self.path}: no layer '{name}' (layers: {', '.join(self.layers()) or 'none'})"
             )
+
+    def _conditions(
+        self, con: sqlite3.Connection, name: str, where: dict[str, Any]
+    ) -> tuple[list[str], list[Any]]:
+        """SQL conditions (``?`` parameters) for the equality filters ``where``, with the
+        semantics of :func:`gridgis.store.base.filter_value`; raises
+        :class:`NoFieldError` naming a field the layer lacks."""
+        declared = {r[1]: str(r[2]) for r in con.execute(f'PRAGMA table_info("{_q(name)}")')}
+        geo = con.execute(
+            "SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (name,)
+        ).fetchone()
+        hidden = {"fid", "geometry", "geom"} | ({geo[0]} if geo else set())
+        fields = {k: v for k, v in declared.items() if k not in hidden}
+        conds: list[str] = []
+        args: list[Any] = []
+        for k, v in where.items():
+            if k not in fields:
+                raise NoFieldError(
+                    f"no field '{k}' in layer '{name}' (fields: {', '.join(sorted(fields))})"
+                )
+            value = filter_value(v, _kind(fields[k]))
+            if value is NO_MATCH:
+                conds.append("0")
+            elif value is None:
+                conds.append(f'"{_q(k)}" IS NULL')
+            else:
+                conds.append(f'"{_q(k)}" = ?')
+                args.append(int(value) if isinstance(value, bool) else value)
+        return conds, args
 
     def _read(
         self,
@@ -239,16 +304,14 @@ class GeoPackageStore(Store):
         fids_only: bool = False,
         fids: Any = None,
     ) -> Frame:
-        if name not in self.layers():
-            raise StoreError(
-                f"{self.path}: no layer '{name}' (layers: {', '.join(self.layers()) or 'none'})"
-            )
+        self._need(name)
         sql = None
         if where:
-            self._check_fields(name, where)
+            with self._reader() as con:
+                conds, args = self._conditions(con, name, where)
+            values = iter(args)  # GDAL takes the filter as text: literals for the ``?``
             sql = " AND ".join(
-                f'"{k}" = {_sql_literal(v)}' if v is not None else f'"{k}" IS NULL'
-                for k, v in where.items()
+                c[:-1] + _sql_literal(next(values)) if c.endswith("= ?") else c for c in conds
             )
         extra: dict[str, Any] = {}
         if skip:
@@ -292,7 +355,7 @@ class GeoPackageStore(Store):
         if name is None:
             return infos
         if name not in infos:
-            raise StoreError(f"{self.path}: no layer '{name}'")
+            raise NoLayerError(f"{self.path}: no layer '{name}'")
         return infos[name]
 
     def meta(self) -> dict[str, Any]:
@@ -362,26 +425,47 @@ class GeoPackageStore(Store):
         for name in frames:
             check_layer_name(name)
         with self._transaction() as tmp:
-            infos = []
-            for name, frame in frames.items():
-                try:
-                    written = _write_layer(tmp, name, frame)
-                except StoreError:
-                    raise
-                except Exception as exc:  # GDAL/pyogrio: unsupported field types etc.
-                    raise StoreError(f"{self.path}: cannot write layer '{name}': {exc}") from exc
-                infos.append(describe(name, written, jsonable(params or {})))
-            self._init_meta(tmp)
-            with contextlib.closing(sqlite3.connect(tmp)) as con, con:
-                for info in infos:
-                    con.execute(
-                        f"INSERT OR REPLACE INTO {_LAYERS} VALUES (?, ?)",
-                        (info.name, info.to_json()),
-                    )
+            self._write_into(tmp, frames, params)
+
+    def update(
+        self,
+        names: Iterable[str],
+        fn: Callable[[dict[str, Frame | None]], dict[str, Frame]],
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Frame]:
+        with self._transaction() as tmp:
+            # the folder lock is held: no other writer can replace the file meanwhile
+            present = set(self.layers())
+            current = {n: (self._read(n) if n in present else None) for n in names}
+            frames = fn(current)
+            for name in frames:
+                check_layer_name(name)
+            if frames:
+                self._write_into(tmp, frames, params)
+        return frames
+
+    def _write_into(
+        self, tmp: Path, frames: dict[str, Frame], params: dict[str, Any] | None
+    ) -> None:
+        infos = []
+        for name, frame in frames.items():
+            try:
+                written = _write_layer(tmp, name, frame)
+            except StoreError:
+                raise
+            except Exception as exc:  # GDAL/pyogrio: unsupported field types etc.
+                raise LayerWriteError(f"{self.path}: cannot write layer '{name}': {exc}") from exc
+            infos.append(describe(name, written, jsonable(params or {})))
+        self._init_meta(tmp)
+        with contextlib.closing(sqlite3.connect(tmp)) as con, con:
+            for info in infos:
+                con.execute(
+                    f"INSERT OR REPLACE INTO {_LAYERS} VALUES (?, ?)",
+                    (info.name, info.to_json()),
+                )
 
     def delete(self, name: str) -> None:
-        if name not in self.layers():
-            raise StoreError(f"{self.path}: no layer '{name}'")
+        self._need(name)
         with self._transaction() as tmp:
             _drop_layer(tmp, name)
             with contextlib.closing(sqlite3.connect(tmp)) as con, con:
@@ -426,11 +510,11 @@ def check_layer_name(name: str) -> str:
         or any(c.isspace() for c in name)
         or any(c in name for c in "\"'`;/\\")
     ):
-        raise StoreError(
+        raise LayerWriteError(
             f"{name!r} is not a usable layer name (no spaces, quotes, slashes or semicolons)"
         )
     if name.lower().startswith(_RESERVED_PREFIXES):
-        raise StoreError(
+        raise LayerWriteError(
             f"'{name}' is a reserved layer name (prefixes "
             f"{', '.join(_RESERVED_PREFIXES)} belong to the GeoPackage)"
         )
@@ -471,6 +555,18 @@ def _gpkg_geometries(blobs: list[bytes | None]) -> np.ndarray:
     return shapely.from_wkb(np.array(wkb, dtype=object)) if wkb else np.array([], object)
 
 
+def _kind(declared: str) -> str:
+    """The filter kind (:func:`gridgis.store.base.filter_value`) of a SQLite column type."""
+    t = declared.upper()
+    if t == "BOOLEAN":
+        return "bool"
+    if "INT" in t:
+        return "int"
+    if any(k in t for k in ("REAL", "FLOA", "DOUB")):
+        return "float"
+    return "text"
+
+
 def _q(name: str) -> str:
     """An identifier for use inside double quotes."""
     return name.replace('"', '""')
@@ -490,7 +586,7 @@ def _write_layer(path: Path, name: str, frame: Frame) -> Frame:
     if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
         out = frame
         if out.crs is None:
-            raise StoreError(f"layer '{name}' has no CRS")
+            raise LayerWriteError(f"layer '{name}' has no CRS")
         if out.crs.to_epsg() != 4326:  # the contract: every layer is stored in EPSG:4326
             out = out.to_crs("EPSG:4326")
         if out.geometry.name != "geometry":

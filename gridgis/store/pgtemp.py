@@ -123,24 +123,7 @@ class TempPostgres:
             "--locale=C.UTF-8",
             "--no-sync",
         )
-        opts = " ".join(
-            [f"-p {self.port}", "-c listen_addresses=127.0.0.1", f"-k {self.root}"]
-            + [f"-c {k}={v}" for k, v in self.settings.items()]
-        )
-        self._cmd(
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            opts,
-            "-w",
-            "-t",
-            "60",
-            "-l",
-            str(self.root / "server.log"),
-            "start",
-        )
-        self.started = True
+        self._pg_ctl_start()
         import psycopg
 
         admin = f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
@@ -153,6 +136,44 @@ class TempPostgres:
                 self.stop()
                 raise PostgresUnavailable(f"PostGIS is not installed: {exc}") from exc
         return self
+
+    def _pg_ctl_start(self) -> None:
+        assert self.root is not None
+        opts = " ".join(
+            [f"-p {self.port}", "-c listen_addresses=127.0.0.1", f"-k {self.root}"]
+            + [f"-c {k}={v}" for k, v in self.settings.items()]
+        )
+        self._cmd(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.root / "data"),
+            "-o",
+            opts,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.root / "server.log"),
+            "start",
+        )
+        self.started = True
+
+    def restart(self) -> None:
+        """Restart the server as an administrator would (``pg_ctl stop -m fast``: every
+        client connection dropped, committed data kept — an immediate stop could lose
+        it with this throwaway server's ``fsync=off``), on the same port and data."""
+        assert self.root is not None and self.started
+        self._cmd(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.root / "data"),
+            "-m",
+            "fast",
+            "-w",
+            "stop",
+        )
+        self.started = False
+        self._pg_ctl_start()
 
     def stop(self) -> None:
         """Stop the server (immediately) and delete its directory."""

@@ -24,7 +24,8 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -41,12 +42,17 @@ from gridgis.errors import StoreError
 from gridgis.layers import SCHEMA, STORAGE_CRS
 from gridgis.store.base import (
     LAYER_KEYS,
+    NO_MATCH,
     SCHEMA_VERSION,
     Frame,
     LayerInfo,
+    LayerWriteError,
+    NoFieldError,
+    NoLayerError,
     Store,
     conform,
     describe,
+    filter_value,
     jsonable,
     now_iso,
 )
@@ -55,6 +61,9 @@ _META = "gridgis_meta"
 _LAYERS = "gridgis_layers"
 _FID = "_fid"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: Row of ``gridgis_meta`` counting writes (bumped in every write transaction; not
+#: part of :meth:`PostGISStore.meta`).
+_COUNTER = "change_counter"
 
 #: Seconds a layer's column list is trusted before it is read again.
 COLUMN_CACHE_S = 2.0
@@ -94,9 +103,12 @@ class PostGISStore(Store):
         safe = sa.make_url(sa_url)
         self.location = f"{safe.render_as_string(hide_password=True)}?schema={self.schema}"
         self.location = self.location.replace("postgresql+psycopg://", "postgresql://")
+        # pre-ping: a connection the server dropped (a database restart) is replaced
+        # before use instead of failing the first requests after the restart
         self.engine = sa.create_engine(
-            sa_url, pool_size=8, max_overflow=32, pool_pre_ping=False, pool_recycle=600
+            sa_url, pool_size=8, max_overflow=32, pool_pre_ping=True, pool_recycle=600
         )
+        self._lock_key = zlib.crc32(f"gridgis:{self.schema}".encode())
         self._col_cache: dict[str, tuple[float, dict[str, str]]] = {}
         try:
             self._init(create)
@@ -113,11 +125,40 @@ class PostGISStore(Store):
 
     @contextlib.contextmanager
     def _cursor(self) -> Iterator[Any]:
-        """A psycopg cursor on a pooled connection (read-only use; rolled back after)."""
-        with self.engine.connect() as conn:
-            raw = conn.connection.driver_connection
-            with raw.cursor() as cur:
-                yield cur
+        """A psycopg cursor on a pooled connection (read-only use; rolled back after).
+        A lost connection or an unreachable server is a :class:`StoreError`."""
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                with raw.cursor() as cur:
+                    yield cur
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            raise StoreError(
+                f"{self.location}: the database cannot be reached: {exc.orig}"
+            ) from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise StoreError(f"{self.location}: the database cannot be reached: {exc}") from exc
+
+    def change_token(self) -> int:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT value FROM {self._q(_META)} WHERE key = %s", (_COUNTER,))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def check(self) -> None:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {self._q(_LAYERS)}")
+            cur.fetchone()
+
+    def _begin_write(self, conn: sa.Connection) -> None:
+        """Take the workspace's write lock (a transaction-level advisory lock, released
+        at commit or rollback) and bump the change counter in the same transaction."""
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(k)s)", {"k": self._lock_key})
+        conn.exec_driver_sql(
+            f"INSERT INTO {self._q(_META)} AS m VALUES (%(k)s, '1'::jsonb) "
+            "ON CONFLICT (key) DO UPDATE SET value = to_jsonb((m.value #>> '{}')::bigint + 1)",
+            {"k": _COUNTER},
+        )
 
     def _init(self, create: bool) -> None:
         with self.engine.begin() as conn:
@@ -189,7 +230,7 @@ class PostGISStore(Store):
         )
         cols = dict(cur.fetchall())
         if not cols or name.startswith("gridgis_"):
-            raise StoreError(
+            raise NoLayerError(
                 f"{self.location}: no layer '{name}' (layers: {', '.join(self.layers()) or 'none'})"
             )
         self._col_cache[name] = (time.monotonic(), cols)
@@ -222,38 +263,20 @@ class PostGISStore(Store):
             args += [minx, miny, maxx, maxy] * 2
         for key, value in (where or {}).items():
             if key not in cols or key == _FID or key == "geometry":
-                raise StoreError(
+                raise NoFieldError(
                     f"no field '{key}' in this layer (fields: "
                     f"{', '.join(c for c in cols if c not in (_FID, 'geometry'))})"
                 )
-            ctype = cols[key]
-            if value is None:
+            kind = _kind(cols[key])
+            v = filter_value(value, kind)
+            if v is NO_MATCH:
+                clauses.append("false")
+            elif v is None:
                 clauses.append(f"{_ident(key)} IS NULL")
-                continue
-            if ctype in ("bigint", "integer", "smallint", "double precision", "real", "numeric"):
-                try:
-                    num = float(value)
-                except (TypeError, ValueError):
-                    clauses.append("false")  # a text value never equals a number
-                    continue
-                clauses.append(f"{_ident(key)} = %s")
-                args.append(num)
-            elif ctype == "boolean":
-                clauses.append(f"{_ident(key)} = %s")
-                args.append(
-                    value
-                    if isinstance(value, bool)
-                    else str(value).strip().lower() in {"1", "true", "t", "yes"}
-                )
             else:
-                clauses.append(
-                    f"{_ident(key)}::text = %s" if ctype != "text" else f"{_ident(key)} = %s"
-                )
-                args.append(
-                    value
-                    if isinstance(value, str)
-                    else (repr(value) if isinstance(value, float) else str(value))
-                )
+                cast = "::text" if kind == "text" and cols[key] != "text" else ""
+                clauses.append(f"{_ident(key)}{cast} = %s")
+                args.append(v)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
     def read(
@@ -373,43 +396,67 @@ class PostGISStore(Store):
         if name is None:
             return infos
         if name not in infos:
-            raise StoreError(f"{self.location}: no layer '{name}'")
+            raise NoLayerError(f"{self.location}: no layer '{name}'")
         return infos[name]
 
     def meta(self) -> dict[str, Any]:
         with self._cursor() as cur:
-            cur.execute(f"SELECT key, value FROM {self._q(_META)}")
+            cur.execute(f"SELECT key, value FROM {self._q(_META)} WHERE key <> %s", (_COUNTER,))
             return dict(cur.fetchall())
 
     # -- writing --------------------------------------------------------------------------
     def write_many(self, frames: dict[str, Frame], params: dict[str, Any] | None = None) -> None:
-        for name in frames:
-            if (
-                not _NAME.match(name)
-                or name.startswith(("gridgis_", "pg_"))
-                or name in ("spatial_ref_sys",)
-            ):
-                raise StoreError(
-                    f"'{name}' is not a valid layer name (lower-case letters, "
-                    "digits and _; not gridgis_*/pg_*)"
-                )
-        prepared = {name: _prepare(name, frame) for name, frame in frames.items()}
+        prepared = _prepare_all(frames)
         self._col_cache.clear()
         try:
             with self.engine.begin() as conn:
-                raw = conn.connection.driver_connection
-                for name, (frame, geo) in prepared.items():
-                    self._write_layer(conn, raw, name, frame, geo)
-                    info = describe(name, frame, params)
-                    conn.exec_driver_sql(
-                        f"INSERT INTO {self._q(_LAYERS)} VALUES (%(n)s, %(i)s) "
-                        "ON CONFLICT (name) DO UPDATE SET info = EXCLUDED.info",
-                        {"n": name, "i": info.to_json()},
-                    )
+                self._begin_write(conn)
+                self._write_prepared(conn, prepared, params)
         except sa.exc.DBAPIError as exc:
             raise StoreError(
                 f"{self.location}: writing {', '.join(frames)} failed, nothing changed: {exc.orig}"
             ) from exc
+
+    def update(
+        self,
+        names: Iterable[str],
+        fn: Callable[[dict[str, Frame | None]], dict[str, Frame]],
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Frame]:
+        names = list(names)
+        frames: dict[str, Frame] = {}
+        try:
+            with self.engine.begin() as conn:
+                self._begin_write(conn)  # every writer waits here: reads below are current
+                self._col_cache.clear()
+                present = set(self.layers())
+                current = {n: (self.read(n) if n in present else None) for n in names}
+                frames = fn(current)
+                if frames:
+                    prepared = _prepare_all(frames)
+                    self._col_cache.clear()
+                    self._write_prepared(conn, prepared, params)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(
+                f"{self.location}: updating {', '.join(names)} failed, nothing changed: {exc.orig}"
+            ) from exc
+        return frames
+
+    def _write_prepared(
+        self,
+        conn: sa.Connection,
+        prepared: dict[str, tuple[pd.DataFrame, bool]],
+        params: dict[str, Any] | None,
+    ) -> None:
+        raw = conn.connection.driver_connection
+        for name, (frame, geo) in prepared.items():
+            self._write_layer(conn, raw, name, frame, geo)
+            info = describe(name, frame, params)
+            conn.exec_driver_sql(
+                f"INSERT INTO {self._q(_LAYERS)} VALUES (%(n)s, %(i)s) "
+                "ON CONFLICT (name) DO UPDATE SET info = EXCLUDED.info",
+                {"n": name, "i": info.to_json()},
+            )
 
     def _write_layer(
         self, conn: sa.Connection, raw: Any, name: str, frame: pd.DataFrame, geo: bool
@@ -464,14 +511,16 @@ class PostGISStore(Store):
 
     def delete(self, name: str) -> None:
         if name not in self.layers():
-            raise StoreError(f"{self.location}: no layer '{name}'")
+            raise NoLayerError(f"{self.location}: no layer '{name}'")
         self._col_cache.clear()
         with self.engine.begin() as conn:
+            self._begin_write(conn)
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self._q(name)} CASCADE")
             conn.exec_driver_sql(f"DELETE FROM {self._q(_LAYERS)} WHERE name = %(n)s", {"n": name})
 
     def set_meta(self, **values: Any) -> None:
         with self.engine.begin() as conn:
+            self._begin_write(conn)
             for k, v in values.items():
                 conn.exec_driver_sql(
                     f"INSERT INTO {self._q(_META)} VALUES (%(k)s, %(v)s) "
@@ -481,12 +530,38 @@ class PostGISStore(Store):
 
 
 # -- frame <-> SQL ----------------------------------------------------------------------
+def _kind(ctype: str) -> str:
+    """The filter kind (:func:`gridgis.store.base.filter_value`) of a PostgreSQL type."""
+    if ctype in ("bigint", "integer", "smallint"):
+        return "int"
+    if ctype in ("double precision", "real", "numeric"):
+        return "float"
+    if ctype == "boolean":
+        return "bool"
+    return "text"
+
+
+def _prepare_all(frames: dict[str, Frame]) -> dict[str, tuple[pd.DataFrame, bool]]:
+    """Check the layer names and bring every frame to storage form."""
+    for name in frames:
+        if (
+            not _NAME.match(name)
+            or name.startswith(("gridgis_", "pg_"))
+            or name in ("spatial_ref_sys",)
+        ):
+            raise LayerWriteError(
+                f"'{name}' is not a valid layer name (lower-case letters, "
+                "digits and _; not gridgis_*/pg_*)"
+            )
+    return {name: _prepare(name, frame) for name, frame in frames.items()}
+
+
 def _prepare(name: str, frame: Frame) -> tuple[pd.DataFrame, bool]:
     """Check a frame and bring it to storage form: EPSG:4326 geometry named 'geometry'."""
     geo = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
     if geo:
         if frame.crs is None:
-            raise StoreError(f"layer '{name}' has no CRS")
+            raise LayerWriteError(f"layer '{name}' has no CRS")
         out = frame
         if out.crs.to_epsg() != 4326:
             out = out.to_crs(STORAGE_CRS)
@@ -500,7 +575,7 @@ def _prepare(name: str, frame: Frame) -> tuple[pd.DataFrame, bool]:
         out = out.drop(columns="geometry")
     for col in out.columns:
         if not isinstance(col, str) or not col:
-            raise StoreError(f"layer '{name}': column names must be text, got {col!r}")
+            raise LayerWriteError(f"layer '{name}': column names must be text, got {col!r}")
     return out, False
 
 

@@ -1,0 +1,244 @@
+"""The matching index over a workspace's standard addresses (:class:`AddressIndex`)."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from gridgis.address.admin import RE_CITY, RE_DISTRICT, RE_PROVINCE
+from gridgis.address.components import ParsedAddress, bare
+from gridgis.address.normalise import normalise, normalise_name
+from gridgis.address.parse import parse
+from gridgis.standards import DEFAULT, Settings
+
+
+def address_key(p: ParsedAddress) -> str:
+    """The exact-match key of a parsed address: the text without its administrative
+    prefix, but with a 村 name kept (宝山三村84号 and 真如西村84号 are two places: in
+    Shanghai a 新村 is a housing estate, not an administrative unit)."""
+    return village(p) + p.rest
+
+
+def village(p: ParsedAddress) -> str:
+    """The 村 name read as a community (宝山三村), or ""."""
+    c = p.community or ""
+    return c if c.endswith("村") and not c.endswith("委会") else ""
+
+
+def street_of(p: ParsedAddress) -> str:
+    """What a door number of ``p`` is on: its road, else its compound or village."""
+    return p.road or p.poi or village(p)
+
+
+def strip_one_admin(name: str) -> str | None:
+    """``name`` without its first province, city or district name (the shortest of them
+    that opens it: 闵行区 of 闵行区上海市…), or None when it opens with none. Towns and
+    communities are not stripped from names: 曹琳米线镇坪路店 is not in a town 曹琳米线镇."""
+    found = [m.group(0) for rx in (RE_PROVINCE, RE_CITY, RE_DISTRICT) if (m := rx.match(name))]
+    if not found:
+        return None
+    prefix = min(found, key=len)
+    rest = name[len(prefix) :]
+    return rest if len(rest) >= 2 and not rest.startswith(("场", "心")) else None
+
+
+def name_variants(name: str, settings: Settings | None = None) -> list[str]:
+    """A normalised place name and the same name without its administrative prefixes, one
+    at a time, longest first (闵行区上海市燎原双语学校 → 上海市燎原双语学校 → 燎原双语学校)."""
+    out = [name] if name else []
+    s = name
+    for _ in range(4):
+        s = strip_one_admin(s) if s else None
+        if not s:
+            break
+        out.append(s)
+    return out
+
+
+def _column(df: pd.DataFrame, name: str) -> np.ndarray | None:
+    if name not in df.columns:
+        return None
+    return df[name].astype("string").fillna("").to_numpy(dtype=object)
+
+
+class AddressIndex:
+    """A matching index over standard addresses.
+
+    Parameters
+    ----------
+    addresses
+        Rows with ``address_id``, ``text``, ``lon``, ``lat`` (WGS84 degrees) and optional
+        ``name`` (compound or POI), ``aliases`` (other names of the place: 俗称, former
+        names, abbreviations, separated by ``settings.address.alias_separators``),
+        ``district``, ``road``, ``number``, ``building_no``, ``unit``, ``building_id``.
+        Use :meth:`from_layer` for the ``addresses`` layer.
+    settings
+        ``settings.address`` gives the city, district and the confidence switches.
+
+    Notes
+    -----
+    Matching (:func:`gridgis.address.match.match`): the exact key; road + lane + door
+    number (the road exact, or corrected when exactly one known road close to it carries
+    that number); a place name, alias or unique partial name (+ building + unit); road
+    only; fuzzy candidates. Several rows sharing a key are one place when they lie within
+    ``settings.address.same_place_m``; otherwise the query's own district, then the
+    configured district and city, decide; if they cannot, the answer is ambiguous.
+    """
+
+    def __init__(self, addresses: pd.DataFrame, settings: Settings = DEFAULT) -> None:
+        self.settings = settings
+        df = addresses.reset_index(drop=True)
+        for col in ("address_id", "text"):
+            if col not in df.columns:
+                raise ValueError(f"addresses: missing field '{col}'")
+        n = len(df)
+        self.address_id = df["address_id"].astype(str).to_numpy()
+        self.text = df["text"].fillna("").astype(str).to_numpy()
+        self.lon = pd.to_numeric(df["lon"], errors="coerce").to_numpy(dtype=float)
+        self.lat = pd.to_numeric(df["lat"], errors="coerce").to_numpy(dtype=float)
+        empty = np.full(n, "", dtype=object)
+        self.building_id = _column(df, "building_id")
+        if self.building_id is None:
+            self.building_id = empty.copy()
+        self.name = _column(df, "name")
+        if self.name is None:
+            self.name = empty.copy()
+        self.district = empty.copy()
+        self.city = empty.copy()
+        self.rest = empty.copy()
+        self.exact: dict[str, list[int]] = defaultdict(list)
+        self.door: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        self.names: dict[str, list[int]] = defaultdict(list)
+        self.road_rows: dict[str, list[int]] = defaultdict(list)
+        self.door_roads: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.parts: list[tuple[str, str, str, str]] = []  # building, unit, floor, room
+        self._fill(df)
+        self._aliases(_column(df, "aliases"))
+        for road, lane, number in self.door:
+            self.door_roads[(lane, number)].append(road)
+        self.roads = list(self.road_rows)
+        self.keys = list(self.exact)
+        self.name_keys = list(self.names)
+        self._reversed: list[tuple[str, str]] | None = None
+
+    @property
+    def compound(self) -> dict[str, list[int]]:
+        """Place names → rows (the former name of :attr:`names`)."""
+        return self.names
+
+    def _fill(self, df: pd.DataFrame) -> None:
+        settings = self.settings
+        col = {c: _column(df, c) for c in ("district", "road", "number", "building_no", "unit")}
+
+        def given(c: str, i: int) -> str | None:
+            return normalise(col[c][i]).text if col[c] is not None else None
+
+        for i in range(len(df)):
+            p = parse(self.text[i], settings)
+            road = p.road or given("road", i) or None
+            number = p.number or given("number", i)
+            building = p.building or given("building_no", i)
+            unit = p.unit or given("unit", i)
+            self.district[i] = p.district or (
+                col["district"][i] if col["district"] is not None else ""
+            )
+            self.city[i] = p.city or settings.address.city or ""
+            self.rest[i] = p.rest
+            key = address_key(p)
+            if key:
+                self.exact[key].append(i)
+            self.parts.append(
+                (bare(building, "栋"), bare(unit, "单元"), bare(p.floor, "层"), bare(p.room, "室"))
+            )
+            if road:
+                self.road_rows[road].append(i)
+            street = road or p.poi or village(p)
+            if street and number:
+                self.door[(street, p.lane or "", bare(number, "号"))].append(i)
+            for nm in {normalise_name(self.name[i]), p.poi or ""}:
+                self._add_name(nm, i)
+
+    def _add_name(self, name: str, row: int) -> None:
+        for v in name_variants(name, self.settings):
+            rows = self.names[v]
+            if not rows or rows[-1] != row:
+                rows.append(row)
+
+    def _aliases(self, aliases: np.ndarray | None) -> None:
+        if aliases is None:
+            return
+        seps = re.escape(self.settings.address.alias_separators)
+        split = re.compile(f"[{seps}]") if seps else None
+        for i, text in enumerate(aliases):
+            for alias in split.split(text) if split else [text]:
+                self._add_name(normalise_name(alias.strip()), i)
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def from_layer(cls, addresses, settings: Settings = DEFAULT) -> AddressIndex:
+        """Build from the ``addresses`` layer (point GeoDataFrame in EPSG:4326)."""
+        df = pd.DataFrame(addresses.drop(columns=addresses.geometry.name))
+        df["lon"] = addresses.geometry.x.to_numpy()
+        df["lat"] = addresses.geometry.y.to_numpy()
+        return cls(df, settings)
+
+    def __len__(self) -> int:
+        return len(self.address_id)
+
+    # -- look-ups used by the matcher ---------------------------------------------------
+    def names_ending_with(self, part: str) -> list[str]:
+        """Known place names that end with ``part`` (竹园中学 → 上海市浦东新区竹园中学), by
+        binary search over the reversed names (sorted once, on first use)."""
+        if self._reversed is None:
+            self._reversed = sorted((k[::-1], k) for k in self.name_keys)
+        rev = part[::-1]
+        lo = bisect.bisect_left(self._reversed, (rev, ""))
+        out = []
+        for r, k in self._reversed[lo:]:
+            if not r.startswith(rev):
+                break
+            out.append(k)
+        return out
+
+    def spread_m(self, rows: list[int]) -> float:
+        """Largest distance (m, equirectangular) between the rows' points."""
+        lon, lat = self.lon[rows], self.lat[rows]
+        if np.isnan(lon).any():
+            return float("inf")
+        k = 111_320.0
+        dx = (lon.max() - lon.min()) * k * np.cos(np.radians(lat.mean()))
+        dy = (lat.max() - lat.min()) * k
+        return float(np.hypot(dx, dy))
+
+    def match(self, text: str):
+        """Match one address text (:func:`gridgis.address.match.match`)."""
+        from gridgis.address.match import match
+
+        return match(self, text)
+
+    def match_many(
+        self, texts: Iterable[str], progress: Callable[[int, int], None] | None = None
+    ) -> list:
+        """Match many texts (identical texts are matched once). ``progress(done, total)``
+        is called every 1,000 texts when given."""
+        from gridgis.address.match import match
+
+        texts = list(texts)
+        cache: dict[str, object] = {}
+        out = []
+        for i, t in enumerate(texts):
+            key = t if isinstance(t, str) else ""
+            m = cache.get(key)
+            if m is None:
+                m = cache[key] = match(self, key)
+            out.append(m)
+            if progress is not None and (i + 1) % 1000 == 0:
+                progress(i + 1, len(texts))
+        if progress is not None:
+            progress(len(texts), len(texts))
+        return out

@@ -1,0 +1,393 @@
+"""Matching one query against an :class:`~gridgis.address.index.AddressIndex`, in stages.
+
+Each stage either decides (returns a :class:`Match` ending in a named
+:class:`~gridgis.address.policy.Rule`) or passes to the next:
+
+1. :func:`exact_stage`: the exact key (normalised text without administrative prefix);
+2. :func:`door_stage`: road (+ lane) + door number, the road known exactly, else
+   corrected when exactly one known road close to the given name carries the number;
+3. :func:`name_stage`: a place name, alias, or the name without its prefixes
+   (+ building + unit);
+4. :func:`partial_name_stage`: a unique part ending one known name (竹园中学);
+5. :func:`fallback_stage`: a road alone, or fuzzy candidates (never confident).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from gridgis.address.components import ParsedAddress, bare
+from gridgis.address.index import AddressIndex, address_key, name_variants, street_of
+from gridgis.address.normalise import normalise_name
+from gridgis.address.parse import parse
+from gridgis.address.policy import Rule, is_confident, reason
+from gridgis.address.roads import road_difference
+
+#: Match levels, most precise first.
+LEVELS = ("room", "unit", "building", "door_plate", "compound", "road", "none")
+
+#: Lowest rapidfuzz ratio for a road name to be listed as a candidate when the door number
+#: agrees (one wrong character of a three-character name scores 66.7). A listing rule
+#: only: candidates are never confident.
+ROAD_CANDIDATE_SCORE = 60.0
+
+
+@dataclass
+class Match:
+    """The outcome of matching one query.
+
+    ``row`` is the matched row position in the index (``None`` when nothing confident or
+    unambiguous was found); ``candidates`` are ``(row, score)`` pairs, best first (score:
+    rapidfuzz similarity of the names, 100 when exact; descriptive, it decides nothing).
+    ``rule`` is the policy rule that decided, ``reason`` says why in words.
+    """
+
+    query: str
+    parsed: ParsedAddress
+    level: str = "none"
+    score: float = 0.0
+    confident: bool = False
+    row: int | None = None
+    candidates: list[tuple[int, float]] = field(default_factory=list)
+    reason: str = ""
+    rule: Rule = Rule.NOT_FOUND
+    tied: list[int] = field(default_factory=list)
+    """All rows that matched equally well in different places (an ambiguous answer)."""
+
+
+@dataclass
+class Query:
+    """A query being matched: its text, its parse, and the index."""
+
+    text: str
+    q: ParsedAddress
+    index: AddressIndex
+
+    @property
+    def level(self) -> str:
+        q = self.q
+        if q.room:
+            return "room"
+        if q.unit:
+            return "unit"
+        if q.building:
+            return "building"
+        return "door_plate" if q.number else "compound"
+
+    def decide(self, m: Match, rule: Rule, detail: str = "") -> Match:
+        """Close ``m`` with ``rule``: confident only when the rule allows it and one row
+        was found; otherwise the row is withdrawn (candidates stay)."""
+        m.rule = rule
+        m.confident = m.row is not None and is_confident(rule, self.index.settings.address)
+        if not m.confident:
+            m.row = None
+        m.reason = reason(rule, detail)
+        return m
+
+
+def candidates(index: AddressIndex, rows: list[int], score: float) -> list[tuple[int, float]]:
+    k = index.settings.address.max_candidates
+    return [(r, score) for r in rows[:k]]
+
+
+def resolve(index: AddressIndex, rows: list[int], q: ParsedAddress) -> tuple[list[int], bool]:
+    """Narrow rows sharing a key to one place. Returns (rows, unique_place)."""
+    rows = list(dict.fromkeys(rows))
+    rules = index.settings.address
+    if len(rows) <= 1 or index.spread_m(rows) <= rules.same_place_m:
+        return rows, True
+    for want, arr in (
+        (q.district, index.district),
+        (rules.district, index.district),
+        (q.city, index.city),
+        (rules.city, index.city),
+    ):
+        if not want:
+            continue
+        kept = [
+            r
+            for r in rows
+            if arr[r] and (arr[r] == want or arr[r].startswith(want) or want.startswith(arr[r]))
+        ]
+        if kept and len(kept) < len(rows):
+            rows = kept
+            if len(rows) == 1 or index.spread_m(rows) <= rules.same_place_m:
+                return rows, True
+    return rows, False
+
+
+def refine(index: AddressIndex, rows: list[int], q: ParsedAddress) -> tuple[list[int], str]:
+    """Among rows of one door plate or place, keep those agreeing on building, unit and
+    room (numbers compared exactly) and say how far the agreement goes
+    (``unknown_building`` when the place's buildings are known and this is not one)."""
+    parts = index.parts
+    qb, qu, qr = bare(q.building, "栋"), bare(q.unit, "单元"), bare(q.room, "室")
+    level, depth = "door_plate", 0
+    if qb:
+        same_b = [r for r in rows if parts[r][0] == qb]
+        if not same_b and any(parts[r][0] for r in rows):
+            return rows, "unknown_building"
+        if same_b:
+            rows, level, depth = same_b, "building", 1
+            same_u = [r for r in rows if qu and parts[r][1] == qu]
+            if same_u:
+                rows, level, depth = same_u, "unit", 2
+                same_r = [r for r in rows if qr and parts[r][3] == qr]
+                if same_r:
+                    return same_r, "room"
+    # stopped at a level: prefer the row of that level itself (no unit or room beyond
+    # it), so that 502室 never returns the record of 501室
+    fields = (0, 1, 3)[depth:]
+    want = {0: qb, 1: qu, 3: qr}
+    agree = [r for r in rows if all(parts[r][f] == want[f] for f in fields)]
+    if agree and qr and not depth:
+        return agree, "room"  # e.g. a shop number at a door plate: B2147室
+    plain = [r for r in rows if not any(parts[r][f] for f in fields)]
+    return agree or plain or rows, level
+
+
+# -- stages ------------------------------------------------------------------------------
+
+
+def exact_stage(x: Query, m: Match) -> Match | None:
+    """The same key (normalised text without administrative prefix) is in the index."""
+    rows = x.index.exact.get(address_key(x.q))
+    if not rows:
+        return None
+    rows, unique = resolve(x.index, rows, x.q)
+    m.level, m.score = x.level, 100.0
+    m.candidates = candidates(x.index, rows, 100.0)
+    if not unique:
+        m.tied = rows
+        return x.decide(m, Rule.SEVERAL_PLACES)
+    m.row = rows[0]
+    if m.level == "compound" and x.q.road and not x.q.poi:
+        m.level = "road"
+        return x.decide(m, Rule.ROAD_ONLY)
+    return x.decide(m, Rule.EXACT_KEY)
+
+
+def _order_at_door(x: Query, found: list[int], road: str) -> list[int]:
+    """Several rows at one door plate: the one whose text is closest to the query first."""
+    if len(found) <= 1:
+        return found
+    tail = x.q.rest.replace(x.q.road or "", "", 1)
+    sims = [fuzz.ratio(tail, x.index.rest[r].replace(road, "", 1)) for r in found]
+    return [found[k] for k in np.argsort(sims, kind="stable")[::-1]]
+
+
+def _door_answer(x: Query, m: Match, road: str, found: list[int], rule: Rule) -> Match:
+    found, level = refine(x.index, found, x.q)
+    if level == "unknown_building":
+        m.level = "door_plate"
+        m.candidates = candidates(x.index, found, m.score)
+        return x.decide(m, Rule.UNKNOWN_BUILDING, x.q.building or "")
+    found = _order_at_door(x, found, road)
+    found, unique = resolve(x.index, found, x.q)
+    m.level = level
+    m.candidates = candidates(x.index, found, m.score)
+    if not unique:
+        m.tied = found
+        return x.decide(m, Rule.SEVERAL_PLACES)
+    m.row = found[0]
+    return x.decide(m, rule, road)
+
+
+def _corrections(x: Query, street: str, lane: str, number: str) -> list[str]:
+    """Known roads carrying this door number (and lane) within the allowed difference of
+    the given road name (:func:`gridgis.address.roads.road_difference`)."""
+    rules = x.index.settings.address
+    out = []
+    for known in x.index.door_roads.get((lane, number), ()):
+        d = road_difference(street, known)
+        if d is None:
+            continue
+        soft, other = d
+        if soft > rules.road_sound_shape_chars or other > rules.road_other_chars:
+            continue
+        if other and len(known) < rules.road_other_min_length:
+            continue
+        out.append(known)
+    return out
+
+
+def _listed(x: Query, street: str, lane: str, number: str) -> list[tuple[str, float]]:
+    choices = x.index.door_roads.get((lane, number))
+    if not choices:
+        return []
+    found = process.extract(
+        street, choices, scorer=fuzz.ratio, limit=8, score_cutoff=ROAD_CANDIDATE_SCORE
+    )
+    return [(c, float(s)) for c, s, _ in found]
+
+
+def door_stage(x: Query, m: Match) -> Match | None:
+    """Road (+ lane) + door number; the road exact, or corrected (see the policy)."""
+    q, index = x.q, x.index
+    number = bare(q.number, "号")
+    street = street_of(q)
+    if not (number and street):
+        return None
+    lane = q.lane or ""
+    found = index.door.get((street, lane, number))
+    if found:
+        m.score = 100.0
+        return _door_answer(x, m, street, found, Rule.DOOR_PLATE)
+    fixed = _corrections(x, street, lane, number)
+    listed = _listed(x, street, lane, number)
+    if q.road and street in index.road_rows:
+        # the road is known without this number: another road may carry it (a typo that
+        # makes an existing name), listed first, never confident
+        near = [(c, s) for c, s in sorted(listed, key=lambda cs: (cs[0] not in fixed, -cs[1]))]
+        rows = [
+            (r, s) for c, s in near for r in _order_at_door(x, index.door[(c, lane, number)], c)
+        ]
+        m.level, m.score = "road", 0.0
+        m.candidates = (rows + candidates(index, index.road_rows[street], 50.0))[
+            : index.settings.address.max_candidates
+        ]
+        return x.decide(m, Rule.NO_DOOR_NUMBER, q.number or "")
+    if len(fixed) == 1:
+        m.score = float(fuzz.ratio(street, fixed[0]))
+        found = index.door[(fixed[0], lane, number)]
+        return _door_answer(x, m, fixed[0], found, Rule.CORRECTED_ROAD)
+    if not fixed and not listed:
+        return None
+    rank = {c: s for c, s in listed} | {c: float(fuzz.ratio(street, c)) for c in fixed}
+    ordered = sorted(rank, key=lambda c: (c not in fixed, -rank[c]))
+    m.level = "door_plate"
+    m.score = rank[ordered[0]]
+    rows = [
+        (r, rank[c]) for c in ordered for r in _order_at_door(x, index.door[(c, lane, number)], c)
+    ]
+    m.candidates = rows[: index.settings.address.max_candidates]
+    if fixed:
+        return x.decide(m, Rule.CORRECTION_AMBIGUOUS, "、".join(fixed))
+    return x.decide(m, Rule.ROAD_NOT_KNOWN)
+
+
+def _name_probes(x: Query) -> list[tuple[str, bool]]:
+    """Names to try, each with whether it may be answered confidently: the whole query
+    as a name (and without its administrative prefixes, in any order), the query without
+    its prefix, and its place part. A part of the query matching a name is not enough
+    when the rest says more (麦当劳(四川北路店) is not the 麦当劳 of the index; a road or
+    lane that the door-plate stage could not place is not the place's own either)."""
+    q = x.q
+    only_names = not any(lab == "subpoi" for lab, _ in q.spans)
+    probes = [(v, True) for v in name_variants(normalise_name(x.text), x.index.settings)]
+    place_alone = not q.hints and only_names and not q.road and not q.lane
+    probes += [(address_key(q), not q.hints), (q.poi or "", place_alone)]
+    seen: set[str] = set()
+    out = []
+    for name, sure in probes:
+        if name and name not in seen:
+            seen.add(name)
+            out.append((name, sure))
+    return out
+
+
+def _place_answer(x: Query, m: Match, name: str, rows: list[int], sure: bool, rule: Rule) -> Match:
+    rows, level = refine(x.index, rows, x.q)
+    m.score = 100.0 if rule is Rule.PLACE_NAME else float(fuzz.ratio(name, x.q.text))
+    if level == "unknown_building":
+        m.level = "compound"
+        m.candidates = candidates(x.index, rows, m.score)
+        return x.decide(m, Rule.UNKNOWN_BUILDING, x.q.building or "")
+    rows, unique = resolve(x.index, rows, x.q)
+    m.level = "compound" if level == "door_plate" else level
+    m.candidates = candidates(x.index, rows, m.score)
+    if not unique:
+        m.tied = rows if sure else []
+        return x.decide(m, Rule.SEVERAL_PLACES)
+    m.row = rows[0]
+    if not sure:
+        return x.decide(m, Rule.PART_OF_QUERY, name)
+    if m.level != "compound":
+        return x.decide(m, Rule.BUILDING_IN_PLACE)
+    return x.decide(m, rule, name)
+
+
+def name_stage(x: Query, m: Match) -> Match | None:
+    """A place name or alias (whole, or without its administrative prefixes)."""
+    for name, sure in _name_probes(x):
+        rows = x.index.names.get(name)
+        if rows:
+            return _place_answer(x, m, name, rows, sure, Rule.PLACE_NAME)
+    return None
+
+
+def partial_name_stage(x: Query, m: Match) -> Match | None:
+    """A contiguous part ending exactly one known name (竹园中学 of 上海市浦东新区竹园中学).
+
+    Only a part that ends the name: Chinese place names put the kind last and the
+    qualifiers (city, district, owner) first, so dropping qualifiers keeps the place,
+    while a part that starts a name (a brand: 星巴克) leaves out which branch. Only the
+    whole query counts (a place part of a longer query, 郏店村中心卫生室 → 中心卫生室, is
+    a kind of place, not a name)."""
+    rules = x.index.settings.address
+    if x.q.hints:
+        return None
+    for name in name_variants(normalise_name(x.text)):
+        if len(name) < rules.partial_name_min_chars:
+            continue
+        known = [k for k in x.index.names_ending_with(name) if k != name]
+        if not known:
+            continue
+        rows = [r for k in known for r in x.index.names[k]]
+        return _place_answer(x, m, name, rows, True, Rule.PARTIAL_NAME)
+    return None
+
+
+def fallback_stage(x: Query, m: Match) -> Match:
+    """A road alone, or fuzzy candidates by name, then by key (never confident)."""
+    q, index = x.q, x.index
+    rules = index.settings.address
+    if q.road and q.road in index.road_rows and not q.number:
+        m.level, m.score = "road", 50.0
+        m.candidates = candidates(index, index.road_rows[q.road], 50.0)
+        return x.decide(m, Rule.ROAD_ONLY)
+    probe = q.poi or q.rest
+    found = (
+        process.extract(
+            probe,
+            index.name_keys,
+            scorer=fuzz.WRatio,
+            limit=rules.max_candidates,
+            score_cutoff=rules.fuzzy_threshold,
+        )
+        if probe
+        else []
+    )
+    cands = [(index.names[nm][0], float(s)) for nm, s, _ in found]
+    if not cands:
+        found = process.extract(
+            q.rest,
+            index.keys,
+            scorer=fuzz.ratio,
+            limit=rules.max_candidates,
+            score_cutoff=rules.fuzzy_threshold,
+        )
+        cands = [(index.exact[k][0], float(s)) for k, s, _ in found]
+    m.candidates = list(dict.fromkeys(cands))
+    m.score = cands[0][1] if cands else 0.0
+    return x.decide(m, Rule.NOT_FOUND)
+
+
+STAGES = (exact_stage, door_stage, name_stage, partial_name_stage)
+
+
+def match(index: AddressIndex, text: str) -> Match:
+    """Match one address text (see the module notes for the stages)."""
+    q = parse(text, index.settings)
+    m = Match(query=text, parsed=q)
+    x = Query(text, q, index)
+    if not q.text:
+        return x.decide(m, Rule.EMPTY)
+    for stage in STAGES:
+        out = stage(x, m)
+        if out is not None:
+            return out
+    return fallback_stage(x, m)

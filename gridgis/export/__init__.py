@@ -1,0 +1,193 @@
+"""What a planner hands in: the grid ledger (网格台账) as Excel or CSV, the layers as
+Shapefile, GeoPackage (with QGIS styles) or GeoJSON, and the boards and atlas as PDF.
+
+:func:`export_workspace` is the one entry point (``gridgis export`` and ``GET /export/…``
+call it). Every format writes the tables of :func:`gridgis.export.ledger.ledger`, so the
+figures agree between them. Phone numbers of staff (personal data) are written only when
+``with_personal`` is true.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gridgis.errors import InputError
+from gridgis.export.ledger import LEVELS, Ledger, column_label, ledger
+from gridgis.standards import DEFAULT, Settings
+
+#: Formats, with the file name written when the output is a folder.
+FORMATS: dict[str, str] = {
+    "xlsx": "ledger.xlsx",
+    "csv": "",
+    "shp": "",
+    "gpkg": "ledger.gpkg",
+    "geojson": "",
+    "pdf": "",
+}
+
+#: What a PDF export prints.
+PDF_KINDS = ("boards", "atlas", "both")
+
+
+@dataclass
+class ExportResult:
+    """The files an export wrote, PDF page counts, and notes (e.g. layers missing)."""
+
+    files: list[Path] = field(default_factory=list)
+    pages: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _target(out: Path, fmt: str) -> tuple[Path, Path | None]:
+    """(folder, single file or None) for an output path."""
+    name = FORMATS[fmt]
+    if name and out.suffix.lower() == Path(name).suffix:
+        return out.parent, out
+    return out, (out / name if name else None)
+
+
+def export_workspace(
+    layers: dict,
+    fmt: str,
+    out: str | Path,
+    settings: Settings = DEFAULT,
+    with_personal: bool = False,
+    city: str = "",
+    shp_encoding: str = "utf-8",
+    pdf: str = "both",
+    chinese_headers: bool = True,
+    board_date: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportResult:
+    """Export a workspace's layers.
+
+    Parameters
+    ----------
+    layers
+        Layers by name (as read from the store; ``communities`` required).
+    fmt
+        ``xlsx``, ``csv``, ``shp``, ``gpkg``, ``geojson`` or ``pdf``.
+    out
+        Output folder, or for ``xlsx``/``gpkg`` a file with that suffix.
+    with_personal
+        Include staff phone numbers (personal data).
+    shp_encoding
+        ``utf-8`` or ``gbk`` for the Shapefile ``.dbf`` (named in its ``.cpg``).
+    pdf
+        ``boards`` (one A4 page per grid), ``atlas`` (cover, index, streets, communities,
+        grids) or ``both``.
+    chinese_headers
+        CSV headers in Chinese (as the workbook) or the canonical English names.
+    board_date
+        Write date of the grids layer, the boards' effective date where a grid has no
+        ``valid_from``.
+    progress
+        ``callback(done, total)`` while printing PDF pages.
+
+    Raises
+    ------
+    gridgis.errors.InputError
+        Unknown format or PDF kind, bad encoding, Chromium missing for PDF.
+    gridgis.errors.NotFoundError
+        The workspace has no communities.
+    """
+    from gridgis.export import vector
+    from gridgis.export.xlsx import write_xlsx
+
+    if fmt not in FORMATS:
+        raise InputError(f"export format '{fmt}': use one of {', '.join(FORMATS)}")
+    if pdf not in PDF_KINDS:
+        raise InputError(f"PDF kind '{pdf}': use one of {', '.join(PDF_KINDS)}")
+    if fmt == "shp" and shp_encoding.lower().replace("_", "-") not in vector.SHP_ENCODINGS:
+        raise InputError(f"shapefile encoding '{shp_encoding}': use utf-8 or gbk")
+    out = Path(out)
+    folder, single = _target(out, fmt)
+    result = ExportResult()
+    if fmt == "pdf":
+        return _export_pdf(layers, folder, settings, city, pdf, board_date, progress, result)
+    book = ledger(layers, with_personal=with_personal)
+    result.notes += book.notes
+    if fmt == "xlsx":
+        result.files.append(write_xlsx(book, single, title=city))
+    elif fmt == "csv":
+        result.files += vector.write_csv(book, folder, chinese_headers)
+    elif fmt == "shp":
+        result.files += vector.write_shapefiles(book, folder, shp_encoding, layers)
+    elif fmt == "gpkg":
+        result.files.append(vector.write_gpkg(book, single, layers))
+    else:
+        result.files += vector.write_geojson(book, folder, layers)
+    return result
+
+
+def _export_pdf(
+    layers: dict,
+    folder: Path,
+    settings: Settings,
+    city: str,
+    kind: str,
+    board_date: str | None,
+    progress: Callable[[int, int], None] | None,
+    result: ExportResult,
+) -> ExportResult:
+    """Write the map site to a temporary folder and print boards and/or the atlas."""
+    from gridgis.export.pdf import _chromium, board_pages, print_pages
+    from gridgis.maps import write_maps
+
+    _chromium()  # fail before the pages are written
+    book = ledger(layers)
+    if "grids" not in book.tables and kind != "atlas":
+        raise InputError("PDF boards need layer 'grids' (delineate or import grids first)")
+    with tempfile.TemporaryDirectory(prefix="gridgis-pdf-") as tmp:
+        site = write_maps(
+            layers, tmp, city=city, settings=settings, boards=True, board_date=board_date
+        )
+        result.notes += site.notes
+        jobs: list[tuple[str, list]] = []
+        if kind in ("boards", "both"):
+            jobs.append(("boards", board_pages(Path(tmp))))
+        if kind in ("atlas", "both"):
+            jobs.append(("atlas", _atlas(book, Path(tmp), city)))
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, pages in jobs:
+            target = folder / f"{name}.pdf"
+            result.pages[name] = print_pages(pages, target, progress)
+            result.files.append(target)
+    return result
+
+
+def _atlas(book: Ledger, site_dir: Path, city: str) -> list:
+    from gridgis.export.pdf import atlas_pages
+
+    st = book.plain("streets")
+    cm = book.plain("communities")
+    gr = book.plain("grids") if "grids" in book.tables else None
+    counts = [
+        ("街道", f"{len(st)}"),
+        ("社区", f"{len(cm)}"),
+        ("网格", f"{0 if gr is None else len(gr)}"),
+        ("户数", f"{int(cm['households'].sum()):,}"),
+    ]
+    return atlas_pages(
+        site_dir,
+        list(zip(st["street_code"], st["name"].astype(str), strict=True)),
+        list(zip(cm["community_code"], cm["name"].astype(str), cm["street_code"], strict=True)),
+        [] if gr is None else list(zip(gr["grid_code"], gr["community_code"], strict=True)),
+        f"{city} 网格地图集".strip(),
+        counts,
+    )
+
+
+__all__ = [
+    "FORMATS",
+    "LEVELS",
+    "PDF_KINDS",
+    "ExportResult",
+    "Ledger",
+    "column_label",
+    "export_workspace",
+    "ledger",
+]

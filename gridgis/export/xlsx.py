@@ -1,0 +1,120 @@
+"""The ledger as an Excel workbook (openpyxl): one sheet per level with Chinese headers,
+codes as text, frozen header row, autofilter and column widths."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from gridgis.export.ledger import CODE_COLUMNS, LEVELS, Ledger, column_label
+
+#: Excel number formats by kind of column.
+_FORMATS = {"int": "#,##0", "area": "#,##0.0", "rate": "0.0%"}
+
+
+def _kind(column: str) -> str | None:
+    if column.startswith("coverage_"):
+        return "rate"
+    if column == "area_m2":
+        return "area"
+    if column in (
+        "households",
+        "building_count",
+        "grid_count",
+        "community_count",
+        "residential_grids",
+        "unit_grids",
+        "flagged_grids",
+        "community_workers",
+    ) or column.startswith("facilities_"):
+        return "int"
+    return None
+
+
+def _cell(value: object, column: str) -> object:
+    """A value openpyxl writes as it should read: codes as text, NA as empty, bool as 是/否."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if column in CODE_COLUMNS:
+        return str(value)
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return "是" if value else "否"
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _width(header: str, values: list) -> float:
+    """Column width in Excel character units: CJK characters count double."""
+
+    def w(text: str) -> int:
+        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+    longest = max([w(header)] + [w(str(v)) for v in values[:500] if v is not None])
+    return float(min(max(longest + 2, 8), 60))
+
+
+def write_xlsx(book: Ledger, path: str | Path, title: str = "") -> Path:
+    """Write the ledger workbook atomically.
+
+    Parameters
+    ----------
+    book
+        The ledger (:func:`gridgis.export.ledger.ledger`).
+    path
+        Target ``.xlsx`` file (written to a temporary name, then renamed).
+    title
+        Workbook title (document properties), e.g. the city's name.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+    """
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    path = Path(path)
+    wb = Workbook()
+    wb.remove(wb.active)
+    wb.properties.title = f"{title} 网格台账".strip()
+    wb.properties.creator = "gridgis"
+    head_font = Font(bold=True)
+    head_fill = PatternFill("solid", fgColor="DDEBF7")
+    for level, frame in ((lv, book.plain(lv)) for lv in LEVELS if lv in book.tables):
+        ws = wb.create_sheet(LEVELS[level])
+        cols = list(frame.columns)
+        headers = [column_label(c) for c in cols]
+        ws.append(headers)
+        columns = {c: [_cell(v, c) for v in frame[c].tolist()] for c in cols}
+        for row in zip(*columns.values(), strict=True):
+            ws.append(list(row))
+        for j, c in enumerate(cols, start=1):
+            letter = get_column_letter(j)
+            head = ws.cell(row=1, column=j)
+            head.font, head.fill = head_font, head_fill
+            head.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+            fmt = "@" if c in CODE_COLUMNS else _FORMATS.get(_kind(c) or "", None)
+            if fmt:
+                for cell in ws.iter_rows(min_row=2, min_col=j, max_col=j):
+                    cell[0].number_format = fmt
+            ws.column_dimensions[letter].width = _width(headers[j - 1], columns[c])
+        ws.freeze_panes = "A2"
+        if cols:
+            ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{max(len(frame) + 1, 1)}"
+    if book.notes:
+        ws = wb.create_sheet("说明")
+        ws.append(["说明"])
+        for note in book.notes:
+            ws.append([note])
+        ws.column_dimensions["A"].width = 90
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(tmp)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,194 @@
+"""Analysis workflows: coverage, site proposals and the audit of existing grids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from gridgis.crs import STORAGE_CRS
+from gridgis.errors import InputError
+from gridgis.standards import Settings
+from gridgis.store import Store
+from gridgis.workflows.base import (
+    JobResult,
+    ProgressFactory,
+    no_progress,
+    read_present,
+    require_layers,
+    write_layers,
+)
+
+COVERAGE_INPUTS = (
+    "buildings",
+    "roads",
+    "facilities",
+    "green_spaces",
+    "communities",
+    "streets",
+    "grids",
+    "staff",
+    "compounds",
+    "gates",
+)
+"""Layers coverage reads when the workspace has them."""
+
+COVERAGE_OUTPUTS = ("access", "coverage", "coverage_gaps", "norms", "coverage_findings")
+"""Layers coverage writes (those it does not produce this time are deleted, never stale)."""
+
+AUDIT_CONTEXT = ("communities", "buildings", "roads")
+"""Layers the audit reads besides the grids, when present."""
+
+
+def _coverage_layers(store: Store, names: tuple[str, ...]) -> dict[str, Any]:
+    present = require_layers(store, ("buildings", "roads"), " — coverage needs buildings and roads")
+    return read_present(store, names, present)
+
+
+def coverage(
+    store: Store, settings: Settings, *, progress: ProgressFactory = no_progress
+) -> JobResult:
+    """Walking access of every residential building to every facility category, rates per
+    street, community and grid, gaps and norms, written in one atomic step (coverage layers
+    the run does not produce, e.g. norms without communities, are deleted).
+
+    Returns
+    -------
+    JobResult
+        ``detail`` is the :class:`gridgis.coverage.CoverageResult`.
+
+    Raises
+    ------
+    MissingLayerError
+        No buildings or no roads.
+    """
+    from gridgis.coverage import run_coverage
+
+    layers = _coverage_layers(store, COVERAGE_INPUTS)
+    result = run_coverage(layers, settings, progress=progress("walking distances per category"))
+    for name in COVERAGE_OUTPUTS:
+        if name not in result.layers and store.has(name):
+            store.delete(name)
+    written = write_layers(store, "coverage", result.layers, result.params)
+    notes = []
+    if not result.levels:
+        notes.append("no communities: rates, gaps and norms need them")
+    elif "grid" not in result.levels:
+        notes.append("no grids: rates per street and community only")
+    return JobResult(
+        "coverage",
+        written=written,
+        notes=notes,
+        summary=result.summary(),
+        detail=result,
+    )
+
+
+def site(
+    store: Store,
+    settings: Settings,
+    category: str,
+    count: int,
+    *,
+    candidates: str | None = None,
+    candidate_id: str | None = None,
+) -> JobResult:
+    """Propose *count* new sites for *category* and write them into ``proposed_sites``
+    (rows of other categories kept).
+
+    Returns
+    -------
+    JobResult
+        ``detail`` is the :class:`gridgis.siting.Siting`.
+    """
+    from gridgis.siting import site_from_layers
+
+    layers = _coverage_layers(store, ("buildings", "roads", "facilities", "green_spaces"))
+    cand = None
+    if candidates is not None:
+        require_layers(store, [candidates], kind="candidates layer")
+        cand = store.read(candidates)
+        if not isinstance(cand, gpd.GeoDataFrame):
+            raise InputError(f"layer '{candidates}': has no geometry, cannot be sites")
+    result = site_from_layers(layers, category, count, settings, cand, candidate_id)
+    sites = result.sites
+    if store.has("proposed_sites"):
+        old = store.read("proposed_sites")
+        old = old[old["category"].astype(str) != category]
+        if len(old):
+            sites = gpd.GeoDataFrame(
+                pd.concat([old, sites], ignore_index=True), geometry="geometry", crs=STORAGE_CRS
+            )
+    params = dict(result.params)
+    params["coverage"] = settings.to_dict()["coverage"]
+    write_layers(store, "site", {"proposed_sites": sites}, params)
+    new = int(result.sites["households_new"].sum()) if len(result.sites) else 0
+    return JobResult(
+        "site",
+        written={"proposed_sites": len(sites)},
+        summary=f"{len(result.sites)} {category} sites cover {new:,} more households",
+        stats={"sites": len(result.sites), "households_new": new},
+        detail=result,
+    )
+
+
+def audit(
+    store: Store,
+    settings: Settings,
+    *,
+    grids: str = "grids",
+    code_field: str = "grid_code",
+    community_field: str | None = None,
+    kind_field: str = "kind",
+    out: str = "grid_findings",
+    progress: ProgressFactory = no_progress,
+    checks: Iterable[str] | None = None,
+    skip: Iterable[str] = (),
+) -> JobResult:
+    """Audit the grids of layer *grids* and write the findings to layer *out*.
+
+    *checks* (default all) and *skip* name checks of :data:`gridgis.audit.CHECKS`.
+
+    Returns
+    -------
+    JobResult
+        ``detail`` is the :class:`gridgis.audit.AuditResult`; ``stats`` has ``findings``
+        (count) and ``by_check``.
+    """
+    from gridgis.audit import audit_grids, audit_params
+
+    present = require_layers(store, [grids])
+    grid_frame = store.read(grids)
+    layers = read_present(store, AUDIT_CONTEXT, present)
+    result = audit_grids(
+        grid_frame,
+        layers,
+        settings,
+        code_field=code_field,
+        community_field=community_field,
+        kind_field=kind_field,
+        layer_name=grids,
+        progress=progress("auditing"),
+        checks=checks,
+        skip=skip,
+    )
+    params = audit_params(
+        result,
+        settings,
+        grids_layer=grids,
+        code_field=code_field,
+        community_field=community_field,
+        kind_field=kind_field,
+    )
+    write_layers(store, "audit", {out: result.findings}, params)
+    by_check = result.summary().set_index("check")["findings"].astype(int).to_dict()
+    n = len(result.findings)
+    return JobResult(
+        "audit",
+        written={out: n},
+        summary=f"{n:,} findings on {len(grid_frame):,} grids",
+        stats={"findings": n, "grids": len(grid_frame), "by_check": by_check},
+        detail=result,
+    )

@@ -1,0 +1,270 @@
+"""Grid workflows: delineate (with assign and recount) and assign, each reading the
+workspace, calling the pure analyses and writing in one atomic step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gridgis.errors import InputError
+from gridgis.standards import Settings
+from gridgis.store import Store
+from gridgis.workflows.base import (
+    JobResult,
+    ProgressFactory,
+    no_progress,
+    read_present,
+    require_layers,
+    write_layers,
+)
+
+DELINEATE_INPUTS = (
+    "communities",
+    "streets",
+    "buildings",
+    "roads",
+    "institutions",
+    "facilities",
+    "addresses",
+    "staff",
+    "assign_rejects",
+)
+"""Layers delineation reads when present."""
+
+ASSIGN_INPUTS = (
+    "buildings",
+    "facilities",
+    "institutions",
+    "addresses",
+    "staff",
+    "communities",
+    "assign_rejects",
+)
+"""Layers assignment reads when present (besides the grids)."""
+
+ASSIGNABLE = ("buildings", "facilities", "institutions", "addresses", "staff")
+
+
+def delineation_stats(
+    grids: pd.DataFrame,
+    buildings: pd.DataFrame,
+    settings: Settings,
+    previous: pd.DataFrame | None,
+    registry: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """Figures of a delineation for a summary: grids by kind, residential grids within the
+    band (``grid.min_households``–``grid.max_households``), flagged, mean households and
+    Polsby-Popper, crossings, codes kept and retired, buildings in a grid."""
+    g = grids
+    res = g[g["kind"] == "residential"]
+    hh = res["households"].to_numpy()
+    lo, hi = settings.grid.min_households, settings.grid.max_households
+    in_range = (hh >= lo) & (hh <= hi)
+    flagged = g["flags"].fillna("") != ""
+    kept = (
+        0 if previous is None else int(g["grid_code"].isin(previous["grid_code"].astype(str)).sum())
+    )
+    return {
+        "grids": len(g),
+        "residential": len(res),
+        "unit": int((g["kind"] == "unit").sum()),
+        "in_range": int(in_range.sum()),
+        "flagged": int(flagged.sum()),
+        "flagged_out_of_range": int((~in_range & (res["flags"].fillna("") != "")).sum()),
+        "mean_pp": float(g["polsby_popper"].mean()) if len(g) else float("nan"),
+        "mean_households": float(np.mean(hh)) if len(hh) else float("nan"),
+        "crossings": int((g["crossings"] > 0).sum()) if "crossings" in g else 0,
+        "kept_codes": kept,
+        "retired_codes": 0 if registry is None else int((registry["status"] == "retired").sum()),
+        "buildings": len(buildings),
+        "buildings_in_grid": int(buildings["grid_code"].notna().sum()),
+        "bounds": (lo, hi),
+    }
+
+
+def delineation_line(s: dict[str, Any]) -> str:
+    """One line summing up :func:`delineation_stats`."""
+    lo, hi = s["bounds"]
+    share = s["in_range"] / s["residential"] if s["residential"] else 1.0
+    return (
+        f"{s['grids']:,} grids ({s['residential']:,} residential, {s['unit']:,} unit); "
+        f"{share:.1%} within {lo}–{hi} households (mean {s['mean_households']:.0f}), "
+        f"{s['flagged']:,} flagged; mean Polsby-Popper {s['mean_pp']:.2f}; "
+        f"{s['buildings_in_grid']:,}/{s['buildings']:,} buildings in a grid"
+    )
+
+
+def _add_grid_staff(layers: dict[str, Any], grids, seed: int) -> None:
+    from gridgis.synth import make_grid_staff
+
+    staff = layers.get("staff")
+    start = len(staff) + 1 if staff is not None else 1
+    new_staff = make_grid_staff(grids, seed=seed, start=start)
+    layers["staff"] = (
+        new_staff if staff is None else pd.concat([staff, new_staff], ignore_index=True)
+    )
+
+
+def delineate(
+    store: Store,
+    settings: Settings,
+    *,
+    make_communities: bool = False,
+    alignment: list[str] | None = None,
+    county: str | None = None,
+    grid_staff_seed: int | None = None,
+    progress: ProgressFactory = no_progress,
+) -> JobResult:
+    """Delineate the workspace's communities into grids, assign every layer to them,
+    recount the grids from the assignment and write everything in one atomic step.
+
+    Parameters
+    ----------
+    store
+        The workspace: ``buildings`` and ``communities`` are needed (without communities,
+        ``make_communities`` makes them first).
+    settings
+        Planning rules (``settings.grid``).
+    make_communities
+        Divide each street (or the built-up area) into communities first when the
+        workspace has none.
+    alignment
+        Workspace layers whose boundaries grids should follow.
+    county
+        6-digit county code for made communities when there are no streets (default: the
+        workspace's ``county_code`` metadata).
+    grid_staff_seed
+        Demo only: add generated grid heads and workers to ``staff`` with this seed.
+    progress
+        Callback factory per step (``making communities``, ``delineating``, ``assigning``).
+
+    Returns
+    -------
+    JobResult
+        ``written`` grids, buildings, the assigned layers, ``code_registry``,
+        ``delineation_findings`` (and ``communities`` when made); ``stats`` from
+        :func:`delineation_stats` plus ``communities_made`` and ``crs``.
+
+    Raises
+    ------
+    MissingLayerError
+        No buildings, an alignment layer missing, or no communities (and
+        ``make_communities`` false).
+    """
+    from gridgis.assign import assign_all, assign_params
+    from gridgis.delineate import delineate as delineate_grids
+    from gridgis.delineate import make_communities as make_comms
+    from gridgis.delineate import recount
+    from gridgis.workflows.base import MissingLayerError, layers_note
+
+    present = require_layers(store, ["buildings"], " — import buildings first")
+    require_layers(store, alignment or [], kind="alignment layer")
+    layers = read_present(store, DELINEATE_INPUTS, present)
+    align = read_present(store, alignment or [], present)
+    made, made_params = None, {}
+    if "communities" not in layers or len(layers["communities"]) == 0:
+        if not make_communities:
+            raise MissingLayerError(
+                f"{store.location}: no communities {layers_note(present)} — import them, or "
+                f"make them from the streets (or the whole area) first (make_communities)",
+                "communities",
+            )
+        county = county or store.meta().get("county_code")
+        made, made_params = make_comms(
+            layers, settings, county_code=county, progress=progress("making communities")
+        )
+        layers["communities"] = made
+    previous = store.read("grids") if "grids" in present else None
+    registry = store.read("code_registry") if "code_registry" in present else None
+    result = delineate_grids(
+        layers,
+        settings,
+        alignment=align,
+        progress=progress("delineating"),
+        previous=previous,
+        registry=registry,
+    )
+    layers["buildings"] = result.buildings
+    if grid_staff_seed is not None:
+        _add_grid_staff(layers, result.grids, grid_staff_seed)
+    assigned = assign_all(layers, result.grids, settings, progress=progress("assigning"))
+    out = assigned.layers()
+    out["grids"] = recount(out["grids"], out["buildings"], settings)
+    out["code_registry"] = result.registry
+    out["delineation_findings"] = result.findings
+    if made is not None:
+        out["communities"] = made
+    params = {**result.params, **made_params, "assign": assign_params(assigned, settings)}
+    written = write_layers(store, "delineate", out, params)
+    stats = delineation_stats(out["grids"], out["buildings"], settings, previous, result.registry)
+    stats.update(
+        communities_made=0 if made is None else len(made), crs=result.params["computed_crs"]
+    )
+    return JobResult(
+        "delineate",
+        written=written,
+        notes=list(assigned.notes),
+        summary=delineation_line(stats),
+        stats=stats,
+        detail=result,
+    )
+
+
+def assign(
+    store: Store,
+    settings: Settings,
+    *,
+    grids: str = "grids",
+    progress: ProgressFactory = no_progress,
+) -> JobResult:
+    """Assign buildings, facilities, institutions, addresses and staff to the grids of
+    layer *grids* and write them with the grids (facility counts, staff columns) in one
+    atomic step.
+
+    Returns
+    -------
+    JobResult
+        ``detail`` is the :class:`gridgis.assign.AssignResult`; ``stats`` has
+        ``grids`` and, per assigned layer, ``rows``, ``in_grid`` and ``split``.
+
+    Raises
+    ------
+    MissingLayerError
+        No layer *grids*.
+    InputError
+        Nothing to assign.
+    """
+    from gridgis.assign import assign_all, assign_params
+
+    present = require_layers(store, [grids], " — delineate grids first or import the city's grids")
+    grid_frame = store.read(grids)
+    layers = read_present(store, ASSIGN_INPUTS, present)
+    if not any(n in layers for n in ASSIGNABLE):
+        raise InputError(
+            f"{store.location}: nothing to assign (no buildings, facilities, "
+            f"institutions, addresses or staff)"
+        )
+    result = assign_all(layers, grid_frame, settings, progress=progress("assigning"))
+    out = result.layers()
+    out[grids] = out.pop("grids")
+    written = write_layers(store, "assign", out, assign_params(result, settings))
+    stats: dict[str, Any] = {"grids": len(result.grids), "crs": result.crs}
+    for name in ASSIGNABLE:
+        frame = getattr(result, name)
+        if frame is not None:
+            stats[name] = {
+                "rows": len(frame),
+                "in_grid": int(frame["grid_code"].notna().sum()),
+                "split": int(frame["grid_share"].notna().sum()) if "grid_share" in frame else 0,
+            }
+    n_rej = len(result.assign_rejects)
+    return JobResult(
+        "assign",
+        written=written,
+        notes=list(result.notes),
+        summary=f"{len(result.grids):,} grids; {n_rej} staff rows rejected",
+        stats=stats,
+        detail=result,
+    )
