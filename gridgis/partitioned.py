@@ -596,6 +596,7 @@ class _CoveragePlan:
     snaps: Any  # Snaps of ``points`` on the whole network
     extent: tuple[float, float, float, float]
     empty: dict[str, bool]
+    sources: dict[str, int] = field(default_factory=dict)
     fac_tree: Any = None
     green_tree: Any = None
 
@@ -613,6 +614,12 @@ def _nearest_on_network(polygons: np.ndarray, net) -> np.ndarray:
     return out
 
 
+def _zones(net, points: np.ndarray):
+    """Compound of each point when the network has walls (as attach_points snaps them)."""
+    walls = getattr(net, "walls", None)
+    return walls.zone_of(points) if walls is not None else None
+
+
 def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePlan:
     from gridgis.coverage import (
         GREEN_CATEGORIES,
@@ -623,7 +630,9 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
     from gridgis.network import build_network, snap_points
 
     cov = settings.coverage
-    net = build_network(layers["roads"], settings)
+    net = build_network(
+        layers["roads"], settings, compounds=layers.get("compounds"), gates=layers.get("gates")
+    )
     crs = net.crs
     cats = list(categories) if categories is not None else list(cov.radius_m)
     unknown = [c for c in cats if c not in cov.radius_m]
@@ -661,7 +670,7 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
     if fac is not None:
         geoms.append(fac.geometry.to_numpy())
     extent = tuple(shapely.total_bounds(np.concatenate(geoms)).tolist())
-    return _CoveragePlan(
+    plan = _CoveragePlan(
         settings=settings,
         cats=cats,
         lc=lc,
@@ -675,12 +684,16 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
         ),
         entries=entries,
         points=points,
-        snaps=snap_points(net, points, cov.max_snap_m),
+        snaps=snap_points(net, points, cov.max_snap_m, _zones(net, points)),
         extent=extent,  # type: ignore[arg-type]
         empty=empty,
         fac_tree=shapely.STRtree(fac.geometry.to_numpy()) if fac is not None else None,
         green_tree=shapely.STRtree(raw.geometry.to_numpy()) if raw is not None else None,
     )
+    plan.sources = _source_counts(plan)
+    no_data = [c for c in cats if plan.sources[c] == 0]
+    plan.lc = [c for c in lc if c not in no_data]
+    return plan
 
 
 def _coverage_blocks(plan: _CoveragePlan, communities, parts: int) -> list[np.ndarray]:
@@ -742,6 +755,7 @@ def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict
         "f": f,
         "extent": plan.extent,
         "empty": plan.empty,
+        "has_sources": {c: n > 0 for c, n in plan.sources.items()},
     }
 
 
@@ -768,12 +782,22 @@ class _Wire:
 
 def _subnetwork(net, edges: np.ndarray):
     """The city's walking network restricted to ``edges`` (sorted indices): the same
-    edges, nodes and lengths, nothing re-noded, repaired or dropped, node order kept."""
-    from gridgis.network import RoadNetwork
+    edges, nodes, lengths, compounds and gates, nothing re-noded, repaired or dropped,
+    node order kept."""
+    from dataclasses import replace
 
     nodes = np.unique(np.concatenate([net.edge_u[edges], net.edge_v[edges]]))
-    return RoadNetwork(
-        crs=net.crs,
+    zone = getattr(net, "edge_zone", None)
+    gate = getattr(net, "edge_gate", None)
+    extra = {}
+    if zone is not None:
+        extra["edge_zone"] = zone[edges]
+    if gate is not None:
+        extra["edge_gate"] = gate[edges]
+    if hasattr(net, "warnings"):
+        extra["warnings"] = []
+    return replace(
+        net,
         node_xy=net.node_xy[nodes],
         edge_u=np.searchsorted(nodes, net.edge_u[edges]).astype(np.int64),
         edge_v=np.searchsorted(nodes, net.edge_v[edges]).astype(np.int64),
@@ -781,6 +805,8 @@ def _subnetwork(net, edges: np.ndarray):
         edge_geom=net.edge_geom[edges],
         findings=net.findings.iloc[0:0],
         stats={"kept_edges": int(len(edges)), "kept_nodes": int(len(nodes))},
+        _tree=None,
+        **extra,
     )
 
 
@@ -845,6 +871,8 @@ def _exact_rows(acc, p: dict[str, Any]) -> np.ndarray:
         off = acc.node < 0
         walk_ok = (walk <= margin) | (np.isnan(walk) & (off | empty))
         row_ok = walk_ok & ((straight <= margin_f) | empty)
+        if (len(acc.sources.get(c, ())) > 0) != p["has_sources"][c]:
+            row_ok[:] = False  # "no data" here but not in the city (or the reverse)
         ok &= row_ok
         # the partition's network is part of the city's: its distance is an upper bound
         # of the city's, so a halo that wide makes the row exact next time
@@ -923,31 +951,46 @@ def _coverage_findings(plan: _CoveragePlan) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(found, geometry="geometry", crs=crs)
 
 
-def _access_params(plan: _CoveragePlan) -> dict[str, Any]:
-    from gridgis.coverage import GREEN_CATEGORIES, coverage_params
+def _source_counts(plan: _CoveragePlan) -> dict[str, int]:
+    """Search sources per category in the whole city: its facilities (or green entry
+    points) that meet the network."""
+    from gridgis.coverage import GREEN_CATEGORIES
 
     matched = plan.snaps.edge >= 0
     nres, nfac = len(plan.res), len(plan.fac_pts)
-    sources = {}
-    green_at = nres + nfac
     green_cats = [c for c in GREEN_CATEGORIES if c in plan.cats]
-    bounds = np.cumsum([green_at, *[len(e) for e in plan.entries]])
+    bounds = np.cumsum([nres + nfac, *[len(e) for e in plan.entries]])
     fac_cat = plan.fac["category"].to_numpy() if plan.fac is not None else np.array([])
+    out = {}
     for c in plan.cats:
         if c in green_cats:
             i = green_cats.index(c)
-            sources[c] = int(matched[bounds[i] : bounds[i + 1]].sum())
+            out[c] = int(matched[bounds[i] : bounds[i + 1]].sum())
         else:
-            sources[c] = int(matched[nres : nres + nfac][fac_cat == c].sum())
+            out[c] = int(matched[nres : nres + nfac][fac_cat == c].sum())
+    return out
+
+
+def _access_params(plan: _CoveragePlan) -> dict[str, Any]:
+    """The parameters compute_access records, for the whole city."""
+    from gridgis.coverage import coverage_params
+
+    nres = len(plan.res)
+    no_data = [c for c in plan.cats if plan.sources[c] == 0]
+    lc_all = list(plan.settings.coverage.life_circle_categories)
+    lc_all = lc_all if set(lc_all) <= set(plan.cats) else []
     params = coverage_params(plan.settings, plan.net.crs)
     params.update(
         {
             "categories": plan.cats,
             "life_circle_categories": plan.lc,
+            "life_circle_no_data": [c for c in lc_all if c in no_data],
+            "no_data_categories": no_data,
             "network": plan.net.stats,
+            "warnings": list(getattr(plan.net, "warnings", [])),
             "buildings_residential": int(nres),
-            "buildings_off_network": int((~matched[:nres]).sum()),
-            "sources": sources,
+            "buildings_off_network": int((plan.snaps.edge[:nres] < 0).sum()),
+            "sources": dict(plan.sources),
         }
     )
     return params

@@ -133,3 +133,75 @@ def test_open_store_targets(tmp_path):
     (tmp_path / "full.parquet" / "other").write_text("x")
     with pytest.raises(StoreError, match="not empty"):
         open_store(tmp_path / "full.parquet")
+
+
+# -- the one filter semantics, read-modify-write and the change token (as the other stores)
+
+
+@pytest.fixture(scope="module")
+def probe_store(tmp_path_factory):
+    from test_store_filters import probe_layer
+
+    s = open_store(tmp_path_factory.mktemp("p") / "probe.parquet")
+    s.write("probe", probe_layer())
+    return s
+
+
+def test_filters_same_rows_as_the_other_stores(probe_store):
+    from test_store_filters import CASES, _ids
+
+    for field, value, want in CASES:
+        got = _ids(probe_store, field, value)
+        assert got == {"read": want, "page": want[:3], "geojson": want, "bbox": want}, (
+            field,
+            value,
+        )
+
+
+def test_unknown_field_and_layer_are_typed_errors(probe_store):
+    from gridgis.store import NoFieldError, NoLayerError
+
+    with pytest.raises(NoFieldError, match="nope"):
+        probe_store.read_page_geojson("probe", where={"nope": "1"})
+    with pytest.raises(NoLayerError):
+        probe_store.read("absent")
+
+
+def test_two_processes_appending_lose_no_rows(tmp_path):
+    import multiprocessing as mp
+
+    from test_store_filters import _rows, _writer
+
+    target = str(tmp_path / "w.parquet")
+    store = open_store(target)
+    store.write("rejects", _rows("seed", 3))
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(target, t, 3, 7)) for t in ("p", "q")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(180)
+        assert p.exitcode == 0
+    log, rejects = store.read("log"), store.read("rejects")
+    assert len(log) == 2 * 3 * 7 and log["row_id"].is_unique
+    assert len(rejects) == 3 + 2 * 3 * 7 and rejects["row_id"].is_unique
+
+
+def test_update_all_or_nothing_and_change_token(tmp_path):
+    from test_store_filters import _rows
+
+    store = open_store(tmp_path / "u.parquet")
+    other = open_store(tmp_path / "u.parquet")
+    store.write("log", _rows("a", 2))
+    before = other.change_token()
+
+    def boom(current):
+        raise ValueError("the caller's own error")
+
+    with pytest.raises(ValueError, match="caller"):
+        store.update(["log"], boom)
+    assert len(store.read("log")) == 2 and other.change_token() == before
+    got = store.update(["log", "absent"], lambda cur: {"log": cur["log"].iloc[:1]})
+    assert len(got["log"]) == 1 and len(other.read("log")) == 1
+    assert other.change_token() != before
+    other.check()

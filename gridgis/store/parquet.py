@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,18 @@ import shapely
 from gridgis.crs import STORAGE_CRS
 from gridgis.errors import StoreError
 from gridgis.store.base import (
+    LAYER_KEYS,
+    NO_MATCH,
     SCHEMA_VERSION,
     Frame,
     LayerInfo,
+    LayerWriteError,
+    NoFieldError,
+    NoLayerError,
     Store,
     conform,
     describe,
+    filter_value,
     jsonable,
     now_iso,
 )
@@ -89,6 +96,29 @@ def _plain(frame: Frame) -> Frame:
                     )
                 )
     return out
+
+
+def _kind(col: pd.Series) -> str:
+    """The filter kind (:func:`gridgis.store.base.filter_value`) of a stored column."""
+    if pd.api.types.is_bool_dtype(col.dtype):
+        return "bool"
+    if pd.api.types.is_integer_dtype(col.dtype):
+        return "int"
+    if pd.api.types.is_float_dtype(col.dtype):
+        return "float"
+    return "text"
+
+
+def _matches(col: pd.Series, value: Any) -> np.ndarray:
+    """Rows whose field equals ``value`` with the one filter semantics of every store."""
+    v = filter_value(value, _kind(col))
+    if v is NO_MATCH:
+        return np.zeros(len(col), bool)
+    if v is None:
+        return col.isna().to_numpy()
+    if _kind(col) == "text":
+        return (col.astype("string") == v).fillna(False).to_numpy(bool)
+    return (col == v).fillna(False).to_numpy(bool)
 
 
 class GeoParquetStore(Store):
@@ -136,10 +166,28 @@ class GeoParquetStore(Store):
     def _entry(self, name: str) -> dict[str, Any]:
         layers = self._manifest()["layers"]
         if name not in layers:
-            raise StoreError(
+            raise NoLayerError(
                 f"{self.path}: no layer '{name}' (layers: {', '.join(sorted(layers)) or 'none'})"
             )
         return layers[name]
+
+    def change_token(self) -> tuple[int, int, int]:
+        """Inode, modification time and size of the manifest: every write replaces it."""
+        try:
+            st = os.stat(self.path / _MANIFEST)
+        except FileNotFoundError:
+            if not self.path.is_dir():
+                raise StoreError(f"{self.path}: the workspace directory is gone") from None
+            return (0, 0, 0)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def check(self) -> None:
+        if not self.path.is_dir():
+            raise StoreError(f"{self.path}: the workspace directory is gone")
+        try:
+            self._manifest()
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.path}: cannot read the workspace: {exc}") from exc
 
     # -- reading --------------------------------------------------------------------------
     def layers(self) -> list[str]:
@@ -153,8 +201,9 @@ class GeoParquetStore(Store):
         """The rows of one partition (a street code) in stored order."""
         entry = self._entry(name)
         if key not in entry["parts"]:
-            raise StoreError(f"{self.path}: layer '{name}' has no partition '{key}'")
-        return self._finish(name, entry, [self._read_file(name, entry, key, None)], None)
+            raise NoLayerError(f"{self.path}: layer '{name}' has no partition '{key}'")
+        frame = self._finish(entry, [self._read_file(name, entry, key, None)], None)
+        return self._conformed(name, frame.drop(columns=_ROW))
 
     def read(
         self,
@@ -162,13 +211,17 @@ class GeoParquetStore(Store):
         bbox: tuple[float, float, float, float] | None = None,
         where: dict[str, Any] | None = None,
     ) -> Frame:
+        frame = self._select(name, bbox, where)
+        return self._conformed(name, frame.drop(columns=_ROW))
+
+    def _select(self, name: str, bbox, where) -> pd.DataFrame:
+        """Matching rows in stored order, with their row number (column ``_ROW``)."""
         entry = self._entry(name)
-        if where:
-            missing = [k for k in where if k not in entry["columns"]]
-            if missing:
-                raise StoreError(
-                    f"layer '{name}' has no field '{missing[0]}' "
-                    f"(fields: {', '.join(entry['columns'])})"
+        fields = [c for c in entry["columns"] if c != entry.get("geometry")]
+        for k in where or {}:
+            if k not in fields:
+                raise NoFieldError(
+                    f"no field '{k}' in layer '{name}' (fields: {', '.join(sorted(fields))})"
                 )
         if bbox is not None and entry["kind"] != "geo":
             raise StoreError("bbox given for a layer without geometry")
@@ -177,7 +230,7 @@ class GeoParquetStore(Store):
         if not frames:  # nothing can match: an empty frame of the layer's columns
             key = next(iter(entry["parts"]))
             frames = [self._read_file(name, entry, key, None).iloc[:0]]
-        return self._finish(name, entry, frames, where, bbox)
+        return self._finish(entry, frames, where, bbox)
 
     def _prune(self, entry: dict, bbox, where) -> list[str]:
         """Partitions that can hold rows meeting ``bbox`` and ``where``."""
@@ -205,18 +258,47 @@ class GeoParquetStore(Store):
         except Exception as exc:  # pyarrow raises several types
             raise StoreError(f"{path}: cannot read layer '{name}': {exc}") from exc
 
-    def _finish(self, name: str, entry: dict, frames: list, where, bbox=None) -> Frame:
+    def _finish(self, entry: dict, frames: list, where, bbox=None) -> pd.DataFrame:
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         if bbox is not None and len(frame):
             frame = frame[frame.geometry.intersects(shapely.box(*bbox)).to_numpy()]
         for k, v in (where or {}).items():
-            col = frame[k]
-            frame = frame[col.isna().to_numpy() if v is None else (col == v).fillna(False)]
-        frame = frame.sort_values(_ROW, kind="stable").drop(columns=_ROW)
-        frame = frame.reset_index(drop=True)
+            frame = frame[_matches(frame[k], v)]
+        frame = frame.sort_values(_ROW, kind="stable").reset_index(drop=True)
         if entry["kind"] == "geo":
             frame = gpd.GeoDataFrame(frame, geometry=entry["geometry"], crs=STORAGE_CRS)
+        return frame
+
+    @staticmethod
+    def _conformed(name: str, frame: pd.DataFrame) -> Frame:
         return conform(name, frame)
+
+    def read_page_geojson(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        where: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        exclude: tuple[str, ...] = (),
+    ) -> tuple[list[tuple[Any, str | None, str]], int]:
+        """The page of :meth:`read_page` as GeoJSON text (see :class:`Store`)."""
+        frame = self._select(name, bbox, where)
+        page = frame.iloc[offset : offset + limit]
+        entry = self._entry(name)
+        gcol = entry.get("geometry")
+        key = LAYER_KEYS.get(name)
+        key = key if key in frame.columns else None
+        props = page.drop(columns=[c for c in (gcol, _ROW, *exclude) if c in page.columns])
+        geoms = page[gcol].to_numpy() if gcol else np.full(len(page), None, dtype=object)
+        texts = [None if g is None else str(shapely.to_geojson(g)) for g in geoms]
+        ids = page[key].tolist() if key else (page[_ROW] + 1).tolist()
+        records = json.loads(props.to_json(orient="records", force_ascii=False))
+        out = [
+            (fid, gj, json.dumps(r, ensure_ascii=False, separators=(",", ":")))
+            for fid, gj, r in zip(ids, texts, records, strict=True)
+        ]
+        return out, len(frame)
 
     def info(self, name: str | None = None) -> dict[str, LayerInfo] | LayerInfo:
         layers = self._manifest()["layers"]
@@ -230,7 +312,7 @@ class GeoParquetStore(Store):
         if name is None:
             return {n: one(n) for n in sorted(layers)}
         if name not in layers:
-            raise StoreError(f"{self.path}: no layer '{name}'")
+            raise NoLayerError(f"{self.path}: no layer '{name}'")
         return one(name)
 
     def meta(self) -> dict[str, Any]:
@@ -243,29 +325,50 @@ class GeoParquetStore(Store):
         for name in frames:
             check_layer_name(name)
         with self._locked():
-            manifest = self._manifest()
-            new: dict[str, dict] = {}
-            try:
-                for name, frame in frames.items():
-                    new[name] = self._write_layer(name, frame, params)
-            except Exception as exc:
-                for name, entry in new.items():
-                    shutil.rmtree(self.path / "layers" / name / entry["version"], True)
-                if isinstance(exc, StoreError):
-                    raise
-                raise StoreError(f"{self.path}: cannot write layers: {exc}") from exc
-            old = {n: manifest["layers"][n]["version"] for n in new if n in manifest["layers"]}
-            manifest["layers"].update(new)
-            self._save(manifest)
-            for name, version in old.items():
-                shutil.rmtree(self.path / "layers" / name / version, True)
+            self._write_locked(frames, params)
+
+    def update(
+        self,
+        names: Iterable[str],
+        fn: Callable[[dict[str, Frame | None]], dict[str, Frame]],
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, Frame]:
+        from gridgis.store.gpkg import check_layer_name
+
+        with self._locked():
+            present = set(self.layers())
+            frames = fn({n: (self.read(n) if n in present else None) for n in names})
+            for name in frames:
+                check_layer_name(name)
+            if frames:
+                self._write_locked(frames, params)
+        return frames
+
+    def _write_locked(self, frames: dict[str, Frame], params: dict[str, Any] | None) -> None:
+        """Write layers (the lock held): new version files, then the manifest swapped."""
+        manifest = self._manifest()
+        new: dict[str, dict] = {}
+        try:
+            for name, frame in frames.items():
+                new[name] = self._write_layer(name, frame, params)
+        except Exception as exc:
+            for name, entry in new.items():
+                shutil.rmtree(self.path / "layers" / name / entry["version"], True)
+            if isinstance(exc, StoreError):
+                raise
+            raise LayerWriteError(f"{self.path}: cannot write layers: {exc}") from exc
+        old = {n: manifest["layers"][n]["version"] for n in new if n in manifest["layers"]}
+        manifest["layers"].update(new)
+        self._save(manifest)
+        for name, version in old.items():
+            shutil.rmtree(self.path / "layers" / name / version, True)
 
     def _write_layer(self, name: str, frame: Frame, params) -> dict[str, Any]:
         """Write the partitions of one layer into a new version directory; its entry."""
         is_geo = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
         if is_geo:
             if frame.crs is None:
-                raise StoreError(f"layer '{name}' has no CRS")
+                raise LayerWriteError(f"layer '{name}' has no CRS")
             frame = frame.to_crs(STORAGE_CRS)
         info = describe(name, frame, jsonable(params or {}))
         field, keys = partition_keys(frame)
@@ -306,7 +409,7 @@ class GeoParquetStore(Store):
         with self._locked():
             manifest = self._manifest()
             if name not in manifest["layers"]:
-                raise StoreError(f"{self.path}: no layer '{name}'")
+                raise NoLayerError(f"{self.path}: no layer '{name}'")
             entry = manifest["layers"].pop(name)
             self._save(manifest)
             shutil.rmtree(self.path / "layers" / name / entry["version"], True)
