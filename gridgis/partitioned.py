@@ -1133,3 +1133,54 @@ def _coverage_layers(access, layers: dict, settings: Settings) -> CoverageResult
         }
     )
     return CoverageResult(access=access, layers=out, params=params, levels=levels)
+
+
+# ======================================================================================
+# Routing for the workflows: single process without a cluster, partitioned with one
+# ======================================================================================
+
+
+def cluster_client(cluster):
+    """A context yielding a Client (or None) from a spec, or the Client given."""
+    from contextlib import nullcontext
+
+    from gridgis.cluster import open_client
+
+    if cluster is None or isinstance(cluster, str):
+        return open_client(cluster)
+    return nullcontext(cluster)
+
+
+def delineate_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
+    """:func:`gridgis.delineate.delineate` without a cluster (``None``), else
+    :func:`delineate_partitioned` (``cluster``: a spec or a connected Client). ``progress``
+    is used by the single-process run only."""
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.delineate import delineate
+
+            return delineate(layers, settings, **kw)
+        kw.pop("progress", None)
+        return delineate_partitioned(client, layers, settings, **kw)
+
+
+def assign_on(cluster, layers: dict[str, Any], grids, settings: Settings = DEFAULT, **kw: Any):
+    """:func:`gridgis.assign.assign_all` without a cluster, else :func:`assign_partitioned`."""
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.assign import assign_all
+
+            return assign_all(layers, grids, settings, **kw)
+        return assign_partitioned(client, layers, grids, settings)
+
+
+def coverage_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
+    """:func:`gridgis.coverage.run_coverage` without a cluster, else
+    :func:`coverage_partitioned`."""
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.coverage import run_coverage
+
+            return run_coverage(layers, settings, **kw)
+        kw.pop("progress", None)
+        return coverage_partitioned(client, layers, settings, **kw)

@@ -10,6 +10,7 @@ from rich.table import Table
 from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
+    ClusterOpt,
     DatabaseOpt,
     RulesOpt,
     SetOpt,
@@ -55,6 +56,7 @@ def delineate(
     ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Divide communities into responsibility grids of 250–500 households and assign.
 
@@ -77,6 +79,7 @@ def delineate(
                     alignment=alignment,
                     county=county,
                     progress=lambda what: progress_callback(bar, what),
+                    cluster=cluster,
                 )
             except workflows.MissingLayerError as exc:
                 if exc.layer != "communities":

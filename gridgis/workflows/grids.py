@@ -116,6 +116,7 @@ def delineate(
     county: str | None = None,
     grid_staff_seed: int | None = None,
     progress: ProgressFactory = no_progress,
+    cluster: Any = None,
 ) -> JobResult:
     """Delineate the workspace's communities into grids, assign every layer to them,
     recount the grids from the assignment and write everything in one atomic step.
@@ -139,6 +140,9 @@ def delineate(
         Demo only: add generated grid heads and workers to ``staff`` with this seed.
     progress
         Callback factory per step (``making communities``, ``delineating``, ``assigning``).
+    cluster
+        ``local[:N]``, ``tcp://host:port`` or a Client: delineate and assign partitioned
+        on Dask (:mod:`gridgis.partitioned`); the write is still one step.
 
     Returns
     -------
@@ -153,8 +157,7 @@ def delineate(
         No buildings, an alignment layer missing, or no communities (and
         ``make_communities`` false).
     """
-    from gridgis.assign import assign_all, assign_params
-    from gridgis.delineate import delineate as delineate_grids
+    from gridgis.assign import assign_params
     from gridgis.delineate import make_communities as make_comms
     from gridgis.delineate import recount
     from gridgis.workflows.base import MissingLayerError, layers_note
@@ -178,18 +181,22 @@ def delineate(
         layers["communities"] = made
     previous = store.read("grids") if "grids" in present else None
     registry = store.read("code_registry") if "code_registry" in present else None
-    result = delineate_grids(
-        layers,
-        settings,
-        alignment=align,
-        progress=progress("delineating"),
-        previous=previous,
-        registry=registry,
-    )
-    layers["buildings"] = result.buildings
-    if grid_staff_seed is not None:
-        _add_grid_staff(layers, result.grids, grid_staff_seed)
-    assigned = assign_all(layers, result.grids, settings, progress=progress("assigning"))
+    from gridgis.partitioned import assign_on, cluster_client, delineate_on
+
+    with cluster_client(cluster) as client:  # None: this process
+        result = delineate_on(
+            client,
+            layers,
+            settings,
+            alignment=align,
+            progress=progress("delineating"),
+            previous=previous,
+            registry=registry,
+        )
+        layers["buildings"] = result.buildings
+        if grid_staff_seed is not None:
+            _add_grid_staff(layers, result.grids, grid_staff_seed)
+        assigned = assign_on(client, layers, result.grids, settings, progress=progress("assigning"))
     out = assigned.layers()
     out["grids"] = recount(out["grids"], out["buildings"], settings)
     out["code_registry"] = result.registry
@@ -218,6 +225,7 @@ def assign(
     *,
     grids: str = "grids",
     progress: ProgressFactory = no_progress,
+    cluster: Any = None,
 ) -> JobResult:
     """Assign buildings, facilities, institutions, addresses and staff to the grids of
     layer *grids* and write them with the grids (facility counts, staff columns) in one
@@ -228,6 +236,8 @@ def assign(
     JobResult
         ``detail`` is the :class:`gridgis.assign.AssignResult`; ``stats`` has
         ``grids`` and, per assigned layer, ``rows``, ``in_grid`` and ``split``.
+        ``cluster`` (``local[:N]``, ``tcp://…`` or a Client) assigns on Dask
+        (:func:`gridgis.partitioned.assign_partitioned`).
 
     Raises
     ------
@@ -236,7 +246,8 @@ def assign(
     InputError
         Nothing to assign.
     """
-    from gridgis.assign import assign_all, assign_params
+    from gridgis.assign import assign_params
+    from gridgis.partitioned import assign_on
 
     present = require_layers(store, [grids], " — delineate grids first or import the city's grids")
     grid_frame = store.read(grids)
@@ -246,7 +257,7 @@ def assign(
             f"{store.location}: nothing to assign (no buildings, facilities, "
             f"institutions, addresses or staff)"
         )
-    result = assign_all(layers, grid_frame, settings, progress=progress("assigning"))
+    result = assign_on(cluster, layers, grid_frame, settings, progress=progress("assigning"))
     out = result.layers()
     out[grids] = out.pop("grids")
     written = write_layers(store, "assign", out, assign_params(result, settings))
