@@ -205,3 +205,15 @@ def test_update_all_or_nothing_and_change_token(tmp_path):
     assert len(got["log"]) == 1 and len(other.read("log")) == 1
     assert other.change_token() != before
     other.check()
+
+
+def test_to_dask_reads_every_partition(tmp_path, city):
+    pytest.importorskip("dask_geopandas")
+    s = open_store(tmp_path / "d.parquet")
+    s.write_many(city.layers)
+    ddf = s.to_dask("communities")
+    assert ddf.npartitions == len(s.partitions("communities"))
+    got = ddf.compute().sort_values("_gridgis_row").drop(columns="_gridgis_row")
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(got).reset_index(drop=True), pd.DataFrame(s.read("communities"))
+    )

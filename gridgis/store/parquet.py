@@ -205,6 +205,24 @@ class GeoParquetStore(Store):
         frame = self._finish(entry, [self._read_file(name, entry, key, None)], None)
         return self._conformed(name, frame.drop(columns=_ROW))
 
+    def to_dask(self, name: str):
+        """The layer as a lazy dask-geopandas GeoDataFrame (a dask DataFrame for a
+        table), one dask partition per file (street), for analyses that run on a cluster
+        sharing this directory. Rows carry ``_gridgis_row``, their stored position (the
+        GeoParquet bounding-box column is left out). The
+        files are those of the current version: a later write of the layer removes them."""
+        entry = self._entry(name)
+        folder = self.path / "layers" / name / entry["version"]
+        files = [str(folder / entry["parts"][k]["file"]) for k in sorted(entry["parts"])]
+        if entry["kind"] == "geo":
+            import dask_geopandas
+
+            ddf = dask_geopandas.read_parquet(files)
+            return ddf.drop(columns="bbox") if "bbox" in ddf.columns else ddf
+        import dask.dataframe as dd
+
+        return dd.read_parquet(files)
+
     def read(
         self,
         name: str,
