@@ -264,3 +264,68 @@ def test_cli_cluster_option_rejects_a_bad_spec(tmp_path):
     res = CliRunner().invoke(app, ["coverage", "-w", str(tmp_path / "w.gpkg"), "--cluster", "x"])
     assert res.exit_code == 2
     assert "local:N" in res.output
+
+
+def test_remote_scheduler_and_worker_processes(tmp_path):
+    """The README's recipe on loopback: ``dask scheduler`` and ``dask worker tcp://…``
+    started as programs, the run connected by address, same layers as single-process."""
+    import socket
+    import subprocess
+    import sys
+
+    bindir = Path(sys.executable).parent
+    if not (bindir / "dask").exists():
+        pytest.skip("the dask command is not installed beside this Python")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = [
+        subprocess.Popen(
+            [
+                bindir / "dask",
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    try:
+        time.sleep(2)
+        procs.append(
+            subprocess.Popen(
+                [
+                    bindir / "dask",
+                    "worker",
+                    address,
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        layers = make_city(households=5000, seed=2).layers
+        with open_client(address) as c:
+            c.wait_for_workers(1, timeout=60)
+            got = P.coverage_partitioned(c, layers, rules=RULES)
+        ref = run_coverage(layers)
+        for name in ref.layers:
+            same(got.layers[name], ref.layers[name])
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(30)
