@@ -10,6 +10,7 @@ from rich.table import Table
 from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
+    ClusterOpt,
     DatabaseOpt,
     EffectiveOpt,
     ReasonOpt,
@@ -84,6 +85,7 @@ def delineate(
     ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Divide communities into responsibility grids of 250–500 households and assign.
 
@@ -111,6 +113,7 @@ def delineate(
                     street=street,
                     changed=changed,
                     lock=lock,
+                    cluster=cluster,
                 )
             except workflows.MissingLayerError as exc:
                 if exc.layer != "communities":

@@ -122,6 +122,7 @@ def delineate(
     street: str | None = None,
     changed: bool = False,
     lock: list[str] | None = None,
+    cluster: Any = None,
 ) -> JobResult:
     """Delineate the workspace's communities into grids, assign every layer to them,
     recount the grids from the assignment and write everything in one atomic step.
@@ -156,6 +157,9 @@ def delineate(
         and keep the grids whose codes are in ``lock`` as they are.
     progress
         Callback factory per step (``making communities``, ``delineating``, ``assigning``).
+    cluster
+        ``local[:N]``, ``tcp://host:port`` or a Client: delineate and assign partitioned
+        on Dask (:mod:`gridgis.partitioned`); the write is still one step.
 
     Returns
     -------
@@ -171,9 +175,8 @@ def delineate(
         No buildings, an alignment layer missing, or no communities (and
         ``make_communities`` false).
     """
-    from gridgis.assign import assign_all, assign_params
+    from gridgis.assign import assign_params
     from gridgis.delineate import community_stats, recount
-    from gridgis.delineate import delineate as delineate_grids
     from gridgis.delineate import make_communities as make_comms
     from gridgis.workflows.base import MissingLayerError, layers_note
     from gridgis.workflows.versions import record_versions, settings_changes
@@ -208,31 +211,25 @@ def delineate(
         layers["communities"] = made
     previous = store.read("grids") if "grids" in present else None
     registry = store.read("code_registry") if "code_registry" in present else None
-    if changed or lock:
-        from gridgis.delineate import regrid
+    from gridgis.partitioned import assign_on, cluster_client
 
-        if previous is None:
-            raise MissingLayerError(
-                f"{store.location}: no grids to keep — a minimal-change re-grid (changed, "
-                f"lock) needs an earlier delineation",
-                "grids",
-            )
-        result = regrid(
-            layers, previous, settings, lock=lock or (), registry=registry, alignment=align
-        )
-    else:
-        result = delineate_grids(
+    with cluster_client(cluster) as client:  # None: this process
+        result = _divide(
+            client,
+            store.location,
             layers,
             settings,
-            alignment=align,
+            align,
+            previous,
+            registry,
+            changed=changed,
+            lock=lock,
             progress=progress("delineating"),
-            previous=previous,
-            registry=registry,
         )
-    layers["buildings"] = result.buildings
-    if grid_staff_seed is not None:
-        _add_grid_staff(layers, result.grids, grid_staff_seed)
-    assigned = assign_all(layers, result.grids, settings, progress=progress("assigning"))
+        layers["buildings"] = result.buildings
+        if grid_staff_seed is not None:
+            _add_grid_staff(layers, result.grids, grid_staff_seed)
+        assigned = assign_on(client, layers, result.grids, settings, progress=progress("assigning"))
     out = assigned.layers()
     options = {
         "make_communities": make_communities,
@@ -287,12 +284,54 @@ def _assigned_stats(result) -> dict[str, Any]:
     return stats
 
 
+def _divide(
+    client: Any,
+    location: str,
+    layers: dict,
+    settings: Settings,
+    align: Any,
+    previous: Any,
+    registry: Any,
+    *,
+    changed: bool,
+    lock: list[str] | None,
+    progress: Any,
+):
+    """Delineate all communities (on *client* when given), or only the changed ones
+    keeping the locked grids (:func:`gridgis.delineate.regrid`)."""
+    if changed or lock:
+        from gridgis.delineate import regrid
+        from gridgis.workflows.base import MissingLayerError
+
+        if previous is None:
+            raise MissingLayerError(
+                f"{location}: no grids to keep — a minimal-change re-grid (changed, "
+                f"lock) needs an earlier delineation",
+                "grids",
+            )
+        return regrid(
+            layers, previous, settings, lock=lock or (), registry=registry, alignment=align
+        )
+    from gridgis.partitioned import delineate_on
+
+    return delineate_on(
+        client,
+        layers,
+        settings,
+        alignment=align,
+        progress=progress,
+        previous=previous,
+        registry=registry,
+    )
+
+
 def assign(
     store: Store,
     settings: Settings,
     *,
     grids: str = "grids",
     progress: ProgressFactory = no_progress,
+    cluster: Any = None,
 ) -> JobResult:
     """Assign buildings, facilities, institutions, addresses and staff to the grids of
     layer *grids* and write them with the grids (facility counts, staff columns) in one
@@ -308,6 +347,8 @@ def assign(
     JobResult
         ``detail`` is the :class:`gridgis.assign.AssignResult`; ``stats`` has
         ``grids`` and, per assigned layer, ``rows``, ``in_grid`` and ``split``.
+        ``cluster`` (``local[:N]``, ``tcp://…`` or a Client) assigns on Dask
+        (:func:`gridgis.partitioned.assign_partitioned`).
 
     Raises
     ------
@@ -316,7 +357,8 @@ def assign(
     InputError
         Nothing to assign.
     """
-    from gridgis.assign import assign_all, assign_params
+    from gridgis.assign import assign_params
+    from gridgis.partitioned import assign_on
 
     present = require_layers(store, [grids], " — delineate grids first or import the city's grids")
     layers = read_present(store, ASSIGN_INPUTS, present)
@@ -328,11 +370,11 @@ def assign(
     if grids == "grids":
         from gridgis.workflows.refresh import refresh
 
-        job = refresh(store, settings, command="assign", progress=progress)
+        job = refresh(store, settings, command="assign", progress=progress, cluster=cluster)
         job.stats.update(_assigned_stats(job.detail))
         return job
     grid_frame = store.read(grids)
-    result = assign_all(layers, grid_frame, settings, progress=progress("assigning"))
+    result = assign_on(cluster, layers, grid_frame, settings, progress=progress("assigning"))
     out = result.layers()
     out[grids] = out.pop("grids")
     written = write_layers(store, "assign", out, assign_params(result, settings))
