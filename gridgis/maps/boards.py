@@ -265,6 +265,27 @@ def four_sides(
     return out
 
 
+def with_valid_from(grids: pd.DataFrame, versions: pd.DataFrame | None) -> pd.DataFrame:
+    """``grids`` with ``valid_from``: each grid's open version in layer ``grid_versions``
+    (``valid_to`` empty; the latest start if several), where the grids layer does not
+    carry the column itself. Grids without a version get NA."""
+    if "valid_from" in grids.columns or versions is None or len(versions) == 0:
+        return grids
+    v = pd.DataFrame(versions)
+    if not {"grid_code", "valid_from"} <= set(v.columns):
+        return grids
+    end = v["valid_to"].astype("string").fillna("") if "valid_to" in v.columns else ""
+    v = v[(end == "").to_numpy()] if "valid_to" in v.columns else v
+    start = (
+        v.assign(_s=v["valid_from"].astype("string"))
+        .groupby(v["grid_code"].astype("string").str.strip())["_s"]
+        .max()
+    )
+    out = grids.copy()
+    out["valid_from"] = out["grid_code"].astype("string").str.strip().map(start)
+    return out
+
+
 def effective_date(grid: pd.Series, fallback: str | None = None) -> str:
     """The date a board takes effect: the grid version's ``valid_from`` when the layer has
     it, else ``fallback`` (the grids layer's write date), as YYYY-MM-DD ("" if neither)."""

@@ -33,6 +33,7 @@ MAP_LAYERS = (
     "access",
     "coverage_gaps",
     "proposed_sites",
+    "grid_versions",
 )
 
 
@@ -395,6 +396,9 @@ def write_maps(
 
     # Boards -----------------------------------------------------------------------------
     if boards and grids is not None:
+        from gridgis.maps.boards import with_valid_from
+
+        grids = with_valid_from(grids, geo.get("grid_versions"))
         staff = geo.get("staff")
         comm_names = dict(zip(comms["community_code"], comms["name"].astype(str), strict=True))
         comm_street = dict(zip(comms["community_code"], comms["street_code"], strict=True))
