@@ -24,7 +24,7 @@ import shapely
 
 from gridgis.crs import metric_crs_for
 from gridgis.layers import STAFF_ROLES
-from gridgis.maps.common import CSS_ASSETS, JS_ASSETS, NORTH_ARROW_SVG, to_geojson
+from gridgis.maps.common import CSS_ASSETS, JS_ASSETS, NORTH_ARROW_SVG, geojson_text
 from gridgis.maps.levels import GRID_KIND_LABELS
 from gridgis.standards import DEFAULT, BoardRules
 
@@ -407,25 +407,12 @@ def _board_data(
     neighbours: gpd.GeoDataFrame | None,
 ) -> str:
     """The board map's data as one JSON object: grid, buildings, roads, neighbours."""
-    empty = {"type": "FeatureCollection", "features": []}
-    return json.dumps(
-        {
-            "grid": {
-                "type": "Feature",
-                "geometry": shapely.geometry.mapping(grid.geometry),
-                "properties": {},
-            },
-            "buildings": to_geojson(buildings, ["households"])
-            if buildings is not None and len(buildings)
-            else empty,
-            "roads": to_geojson(roads, ["name", "road_class"])
-            if roads is not None and len(roads)
-            else empty,
-            "neighbours": to_geojson(
-                neighbours.assign(code=neighbours["grid_code"].astype(str)), ["code"]
-            )
-            if neighbours is not None and len(neighbours)
-            else empty,
-        },
-        ensure_ascii=False,
-    ).replace("</", "<\\/")
+    feature = json.dumps(
+        {"type": "Feature", "geometry": shapely.geometry.mapping(grid.geometry), "properties": {}}
+    )
+    return (
+        f'{{"grid":{feature},'
+        f'"buildings":{geojson_text(buildings, {"households": "households"})},'
+        f'"roads":{geojson_text(roads, {"name": "name", "road_class": "road_class"})},'
+        f'"neighbours":{geojson_text(neighbours, {"code": "grid_code"})}}}'
+    )
