@@ -480,6 +480,9 @@ def test_pdf_atlas_pages_in_order(pdfs):
     ).stdout
     pages = text.split("\f")
     assert "示范区 网格地图集" in pages[0] and "甲社区" in pages[0]
+    # contents: street on page 3, community A on 4, B on 7 (after A's two boards)
+    toc = " ".join(pages[0].split())
+    assert "新街口街道 (320102001) · 第 3 页" in toc and "乙社区 (320102001002) · 第 7 页" in toc
     assert A2 in pages[5] and B1 in pages[7]
 
 
