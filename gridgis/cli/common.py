@@ -47,6 +47,16 @@ SetOpt = Annotated[
         "--set", help="Override one rule, e.g. --set grid.max_households=450 (repeatable)."
     ),
 ]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        envvar="GRIDGIS_CLUSTER",
+        help="Run partitioned on Dask: local (a worker process per core), local:N, or "
+        "tcp://scheduler:8786 (a running dask scheduler). Default: this process. "
+        "Results are the same; the workspace is written once, at the end.",
+    ),
+]
 
 ReasonOpt = Annotated[
     str | None,

@@ -64,7 +64,9 @@ def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
 def lookup(
     address: Annotated[
         str | None,
-        typer.Argument(help="An address, e.g. 报春路558弄38号 or 阳光花园十二栋三单元502室."),
+        typer.Argument(
+            help="An address or place name, e.g. 报春路558弄38号, 阳光花园十二栋三单元502室, 燎原双语学校."
+        ),
     ] = None,
     workspace: WorkspaceOpt = None,
     database: DatabaseOpt = None,
@@ -109,10 +111,10 @@ def lookup(
     """Find the grid, community, street and responsible people of an address or point.
 
     Prints JSON. An address that cannot be matched confidently gets "confident": false,
-    no grid, and the closest candidates. Set the deployment's city and district with
+    no grid, and the closest candidates; "rule" and "reason" say why either way. Set the deployment's city and district with
     --set address.city=上海市 --set address.district=闵行区.
 
-    Examples: [bold]gridgis lookup --workspace out/demo.gpkg "建设路88号阳光花园3栋2单元"[/]
+    Examples: [bold]gridgis lookup --workspace out/demo.gpkg "明虹路五号朝紫小区三幢二门"[/]
     · [bold]gridgis lookup -w out/demo.gpkg --lon 118.79 --lat 32.06 --crs gcj02[/]
     · [bold]gridgis lookup -w out/demo.gpkg --batch in.csv --column address --out out.csv[/]
     · [bold]gridgis lookup -w out/demo.gpkg --lon 118.79 --lat 32.06 --as-of 2025-03-01[/]

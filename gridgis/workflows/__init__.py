@@ -6,7 +6,7 @@ store in one atomic step and returns a :class:`JobResult` saying what it wrote. 
 the API's jobs and the demo call these and add only their own input and presentation.
 """
 
-from gridgis.workflows.analyses import audit, coverage, site
+from gridgis.workflows.analyses import audit, coverage, site, site_gates
 from gridgis.workflows.base import (
     JobResult,
     MissingLayerError,
@@ -58,4 +58,5 @@ __all__ = [
     "require_layers",
     "run_demo",
     "site",
+    "site_gates",
 ]

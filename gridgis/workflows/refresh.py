@@ -223,6 +223,7 @@ def refresh(
     reason: str | None = None,
     effective: str | None = None,
     progress: ProgressFactory = no_progress,
+    cluster: Any = None,
 ) -> JobResult:
     """Recompute every derived grid figure, record changed geometry as new versions and
     audit, in one atomic write (see the module docstring for the list).
@@ -238,6 +239,9 @@ def refresh(
         ``import``…), its parameters, and a person's reason.
     effective
         Date (``YYYY-MM-DD``) the changes take effect (default today, UTC).
+    cluster
+        ``local[:N]``, ``tcp://…`` or a Dask Client: the assignment runs partitioned
+        (:func:`gridgis.partitioned.assign_on`); None runs it in this process.
 
     Returns
     -------
@@ -248,8 +252,9 @@ def refresh(
         ``reshaped``, ``retired`` (codes), ``recoded`` (rows whose code the refresh set),
         ``findings``; ``detail`` the :class:`gridgis.assign.AssignResult`.
     """
-    from gridgis.assign import assign_all, assign_params
+    from gridgis.assign import assign_params
     from gridgis.delineate import recount
+    from gridgis.partitioned import assign_on
 
     present = set(store.layers())
     if "grids" not in present or store.info("grids").rows == 0:
@@ -266,7 +271,7 @@ def refresh(
     grids["grid_code"] = rec.codes
     recoded = int(sum(1 for a, b in zip(before, rec.codes, strict=True) if a is pd.NA or a != b))
     grids = _shape_figures(grids.to_crs(STORAGE_CRS), crs)
-    assigned = assign_all(layers, grids, settings, progress=progress("assigning"))
+    assigned = assign_on(cluster, layers, grids, settings, progress=progress("assigning"))
     out: dict[str, Any] = assigned.layers()
     g = out["grids"]
     if "buildings" in out:
