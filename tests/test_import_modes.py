@@ -113,7 +113,8 @@ def test_append_adds_rows_and_rejects_keys_already_stored(store, tmp_path):
     assert int(got.set_index("building_id").loc["b3", "households"]) == 32
     rej = store.read("rejects")
     assert sorted(rej["value"]) == ["b3", "b4"]
-    assert set(rej["row"]) == {1, 3} and set(rej["field"]) == {"building_id"}
+    assert set(rej["row"]) == {0, 2}  # GeoJSON features[0] and features[2]
+    assert set(rej["field"]) == {"building_id"}
     assert rej["reason"].str.contains("already in the workspace").all()
     assert rej["source"].str.endswith("more_buildings.geojson").all()
     assert result.to_dict()["layers"]["buildings"]["after"] == 6
@@ -252,7 +253,9 @@ def test_geojson_rejects_give_feature_numbers(tmp_path):
 
     src = _buildings_file(tmp_path / "buildings.geojson", ["a", "b", "c"], [1, "1e30", 3])
     v = read_source(src)["buildings"]
-    assert list(v.rejects["row"]) == [2]  # the 2nd feature (features[1])
+    assert list(v.rejects["row"]) == [1]  # the file's feature id: features[1]
+    gpkg = _buildings_file(tmp_path / "buildings.gpkg", ["a", "b", "c"], [1, "1e30", 3])
+    assert list(read_source(gpkg)["buildings"].rejects["row"]) == [2]  # GeoPackage fid 2
 
 
 # --------------------------------------------------------------------------------------
