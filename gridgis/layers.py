@@ -245,6 +245,7 @@ SCHEMA: dict[str, LayerSpec] = {
                 "address_id": F("str", True, "地址编号"),
                 "text": F("str", True, "地址"),
                 "name": F("str", False, "小区/单位名称"),
+                "aliases": F("str", False, "别名"),
                 "road": F("str", False, "道路"),
                 "number": F("str", False, "门牌号"),
                 "building_no": F("str", False, "楼栋号"),

@@ -74,8 +74,8 @@ class GridRules:
     carriageway runs inside that grid along its edge. A stretch of an avoided-class road
     where, on one side, the grid ends within this distance and another avoided-class road
     (the other carriageway) lies within it is along a median, not a crossing
-    (:func:`gridgis.audit.median_length`). Carriageway centrelines of a divided arterial
-    lie a few to ~40 m apart (both inside its red line, 道路红线; 8–31 m on the Nanjing
+    (:func:`gridgis.delineate.crossings.median_length`). Carriageway centrelines of a
+    divided arterial lie a few to ~40 m apart (both inside its red line, 道路红线; 8–31 m on the Nanjing
     Xinjiekou OSM extract). Parameter, not law."""
     alignment_layers: tuple[str, ...] = (
         "residents_groups",
@@ -118,6 +118,10 @@ class GridRules:
     institution's block (its fence strip, forecourt, car park) is managed with it. A face
     touching the unit grid only along a short side stays with the housing. 30 % ≈ one long
     side of an oblong block. Parameter, not law."""
+    balance_tolerance_share: float = 0.2
+    """Compactness moves may let a grid drift from ``target_households`` by this share of
+    the band (``max − min``; 0.2 × 250 = 50 households) and no further: balance before
+    shape, so grids stay near the target while their outlines straighten."""
     cell_step_m: float = 10.0
     """Building outlines are densified to this step (m) when a block is split into building
     cells (Voronoi of the outlines): a cell holds its whole building to half a step, so a
@@ -132,6 +136,12 @@ class GridRules:
     (m², 10 ha: the size of a district park) becomes a unit grid of its own (开放用地, no
     household band); smaller open ground joins the neighbouring grid it shares the longest
     boundary with, so no residential grid holds 0 households. Parameter, not law."""
+    redivide_min_change_households: int = 100
+    """Minimal-change re-grid: a community is divided again when its households differ
+    from those of its grids by more than this (a new estate, a demolition — about one
+    building of flats); smaller changes keep the grids and only refresh their figures
+    (issue 16: "re-divides only the communities whose households changed beyond a rule").
+    Parameter, not law."""
     community_close_m: float = 100.0
     """Communities made from data without a streets layer divide one study area, the
     convex hull of the built-up area: the union of the buildings grown by this distance
@@ -314,9 +324,14 @@ class NetworkRules:
     """A gate within this many metres of where a road crosses a compound wall opens that
     crossing; gates are taken to stand on a compound's boundary when within this
     distance of it."""
-    gate_link_m: float = 60.0
-    """A gate not on a road is linked by a straight path to the nearest road inside and
-    outside its compound when they are within this many metres."""
+    gate_link_m: float = 250.0
+    """A gate not on a road is linked by a straight path (across the yard inside, the
+    forecourt outside) to the nearest road inside and outside its compound when they are
+    within this many metres: ``coverage.max_snap_m``, the distance a building may be from
+    the network, so a proposed gate is joined the way a built one would be."""
+    gate_candidate_spacing_m: float = 20.0
+    """Proposed gates (``site`` with gates) are tried every this many metres along each
+    walled compound's boundary (a gate's width plus the gap to the next plot)."""
     closed_access: tuple[str, ...] = ("no",)
     """Gate ``access`` values that close the gate (OSM ``access=no``); private and
     residents' gates are walked (the residents are the ones walking)."""
@@ -361,6 +376,11 @@ class AddressRules:
     this distance (metres) of each other; otherwise the match is ambiguous."""
     max_candidates: int = 5
     """Candidates returned with an ambiguous or not-confident answer."""
+    road_candidate_score: float = 60.0
+    """Lowest rapidfuzz ratio (0–100) for a known road carrying the door number to be
+    listed as a candidate for a road name not known exactly (one wrong character of a
+    three-character name scores 66.7). A listing rule only: it never makes an answer
+    confident."""
     confident_corrected_road: bool = True
     """Answer a door plate on a misspelt road confidently when exactly one known road
     within the allowed difference (``road_sound_shape_chars``, ``road_other_chars``)
@@ -465,10 +485,12 @@ class ServerRules:
     in about 60 KB)."""
     max_upload_files: int = 50
     """Files in one upload, archive entries included."""
-    max_unpacked_bytes: int = 512 * 1024 * 1024
-    """Total uncompressed size of the entries of the archives in one upload (checked
-    from the archive's directory before anything is extracted, and enforced while
-    extracting, so a lying directory gains nothing)."""
+    max_unpacked_bytes: int = 256 * 1024 * 1024
+    """Total size of the files of one upload once unpacked (archives checked from their
+    directory before anything is extracted; zipfile stops at each entry's declared
+    size). A street's or district's layers are tens of MB; importing reads the data
+    into memory (several times its file size), so this also bounds an import's
+    memory."""
     max_compression_ratio: float = 100.0
     """Largest uncompressed/compressed size ratio of an archive entry over 1 MiB.
     Shapefiles and CSV compress 3–20 times; a ratio of thousands is a zip bomb."""
@@ -516,10 +538,9 @@ class MapRules:
     the same opacity so they match what is on the map."""
     classes: int = 5
     """Most household classes in a choropleth (fewer when the data has fewer distinct
-    values). Five reads on paper; seven did not."""
-    round_to: int = 10
-    """Class breaks are rounded to this many households (a legend reads "250 – 380", not
-    "253 – 377"); below 100 households the breaks are whole numbers."""
+    values). Project choice: neighbouring colours of the 7-step YlOrRd ramp, drawn at
+    ``fill_opacity`` over a grey background or printed, are hard to tell apart, so five
+    classes spread over the ramp are used; the legend names the range each class holds."""
 
 
 @dataclass(frozen=True)
