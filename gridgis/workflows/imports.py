@@ -209,11 +209,13 @@ def import_files(
         "buildings": settings.to_dict()["buildings"],
         "codes": settings.to_dict()["codes"],
     }
+    infos = store.info() if mode is None else {}
+    _refuse_without_mode({n: infos[n].rows if n in infos else 0 for n in report.layers}, mode)
     planned: list[ImportResult] = []
 
     def plan(current: dict[str, Any]) -> dict[str, Any]:
         before = {n: 0 if current[n] is None else len(current[n]) for n in report.layers}
-        _refuse_without_mode(before, mode)
+        _refuse_without_mode(before, mode)  # again under the lock: another writer may have
         frames, outcomes, rejects = _plan(current, report, before, mode)
         planned.append(ImportResult(report, mode, outcomes, rejects))
         _refuse_empty(planned[-1], frames)
