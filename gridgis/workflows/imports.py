@@ -215,7 +215,7 @@ def import_files(
 
     def plan(current: dict[str, Any]) -> dict[str, Any]:
         before = {n: 0 if current[n] is None else len(current[n]) for n in report.layers}
-        _refuse_without_mode(before, mode)  # again under the lock: another writer may have
+        _refuse_without_mode(before, mode)  # again: a writer may have filled it
         frames, outcomes, rejects = _plan(current, report, before, mode)
         planned.append(ImportResult(report, mode, outcomes, rejects))
         _refuse_empty(planned[-1], frames)
