@@ -440,9 +440,11 @@ class ImportRules:
     """Fewest features (and reference features nearby) needed to judge a CRS; fewer give
     no verdict (the import is not refused)."""
     crs_check_ratio: float = 0.5
-    """Statistic: the median distance (m) from the sampled imported features to the
-    nearest feature of the layers already in the workspace (roads, buildings,
-    facilities, addresses), with the features placed by each CRS hypothesis. Another
+    """Statistics: the median distance (m) from the sampled imported features to the
+    road their address names, when enough name a road the workspace holds; and the
+    median distance to the nearest feature of the layers already in the workspace
+    (roads, buildings, facilities, addresses); each with the features placed by each
+    CRS hypothesis (:mod:`gridgis.io.plausible`). Another
     CRS "fits clearly better" when its median is at most this share of the declared
     CRS's median (and see ``crs_check_min_gain_m``, ``crs_check_max_reference_m``).
     Measured: OSM facilities of Nanjing Xinjiekou against its roads and buildings, 0 m
