@@ -235,16 +235,18 @@ class _Reference:
         self.kx = 111_320.0 * np.cos(np.radians(lat0))
         self.ky = 110_540.0
         self.tree = shapely.STRtree(shapely.transform(geoms, self._scale))
-        self.roads = {
-            name: shapely.union_all(shapely.transform(lines, self._scale))
-            for name, lines in (road_names or {}).items()
-        }
+        self.road_names = road_names or {}
 
     def named_roads(self, roads: np.ndarray, minimum: int) -> np.ndarray | None:
         """Per sampled feature the scaled geometry of the road its address names (None
         where the workspace has no road of that name); None when fewer than
         ``minimum`` features name one."""
-        out = np.array([self.roads.get(r) if r else None for r in roads], dtype=object)
+        wanted = {r for r in roads if r and r in self.road_names}
+        lines = {  # only the roads the sample names, in the metric frame
+            name: shapely.union_all(shapely.transform(self.road_names[name], self._scale))
+            for name in wanted
+        }
+        out = np.array([lines.get(r) if r else None for r in roads], dtype=object)
         return out if sum(g is not None for g in out) >= minimum else None
 
     def named_road_m(self, named: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
