@@ -168,7 +168,9 @@ class CrsCheck:
         self._refuse(better_fit(fits, self.rules), fits, where, NEAREST)
         paired = paired_better_fit(fits, self.rules)
         if paired is not None:
-            best, share, z = paired
+            # the refusal stands on ``paired``; name the CRS that fits best of all
+            best = min(fits[1:], key=lambda f: f.median_m)
+            share, z = sign_test(fits[0], best) if best is not paired[0] else paired[1:]
             raise CrsImplausible(
                 _message(where, fits[0], best, self.rules, NEAREST)
                 + f" Feature by feature, {share:.0%} of them lie nearer to the existing "
@@ -306,6 +308,17 @@ def better_fit(fits: list[Fit], rules) -> Fit | None:
     return best if clearly else None
 
 
+def sign_test(declared: Fit, other: Fit, minimum: int = 1) -> tuple[float, float]:
+    """The share of features ``other`` puts nearer than ``declared`` (ties left out) and
+    its sign-test z score, (share − ½)·2·√n; (0.5, 0.0) with fewer than ``minimum``."""
+    diff = other.dist_m - declared.dist_m
+    diff = diff[np.isfinite(diff) & (diff != 0)]
+    if len(diff) < max(minimum, 1):
+        return 0.5, 0.0
+    share = float(np.mean(diff < 0))
+    return share, float((share - 0.5) * 2 * np.sqrt(len(diff)))
+
+
 def paired_better_fit(fits: list[Fit], rules) -> tuple[Fit, float, float] | None:
     """The hypothesis that puts the features nearer to the existing ones feature by
     feature, consistently (a sign test: ``z`` ≥ ``rules.crs_check_min_z``) and by a
@@ -321,12 +334,7 @@ def paired_better_fit(fits: list[Fit], rules) -> tuple[Fit, float, float] | None
     for fit in fits[1:]:
         if fit.dist_m is None or declared.dist_m is None:
             continue
-        diff = fit.dist_m - declared.dist_m
-        diff = diff[np.isfinite(diff) & (diff != 0)]
-        if len(diff) < rules.crs_check_min_features:
-            continue
-        share = float(np.mean(diff < 0))
-        z = (share - 0.5) * 2 * np.sqrt(len(diff))
+        share, z = sign_test(declared, fit, rules.crs_check_min_features)
         if (
             z >= rules.crs_check_min_z
             and fit.median_m <= rules.crs_check_paired_ratio * declared.median_m
