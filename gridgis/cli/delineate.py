@@ -10,7 +10,10 @@ from rich.table import Table
 from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
+    ClusterOpt,
     DatabaseOpt,
+    EffectiveOpt,
+    ReasonOpt,
     RulesOpt,
     SetOpt,
     WorkspaceOpt,
@@ -53,6 +56,8 @@ def delineate(
             "required then unless the workspace records its county_code.",
         ),
     ] = None,
+    reason: ReasonOpt = None,
+    effective: EffectiveOpt = None,
     street: Annotated[
         str | None,
         typer.Option(
@@ -80,10 +85,11 @@ def delineate(
     ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Divide communities into responsibility grids of 250–500 households and assign.
 
-    Grids follow roads and avoid arterials and alignment boundaries, tile each community exactly, institutions meeting the unit-grid criteria become unit grids; out-of-range grids carry a flag naming the reason. Codes are numbered west to east, north to south and kept stable on re-runs (layer code_registry). Writes grids, buildings (grid_code), the assigned layers and delineation_findings in one atomic step.
+    Grids follow roads and avoid arterials and alignment boundaries, tile each community exactly, institutions meeting the unit-grid criteria become unit grids; out-of-range grids carry a flag naming the reason. Codes are numbered west to east, north to south and kept stable on re-runs (layer code_registry). Writes grids (dated: valid_from), buildings (grid_code), the assigned layers, grid_versions and delineation_findings in one atomic step.
 
     Example: [bold]gridgis delineate --workspace out/demo.gpkg --set grid.max_households=450[/]
     """
@@ -101,10 +107,13 @@ def delineate(
                     make_communities=communities,
                     alignment=alignment,
                     county=county,
+                    reason=reason,
+                    effective=effective,
                     progress=lambda what: progress_callback(bar, what),
                     street=street,
                     changed=changed,
                     lock=lock,
+                    cluster=cluster,
                 )
             except workflows.MissingLayerError as exc:
                 if exc.layer != "communities":
