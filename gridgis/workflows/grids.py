@@ -321,6 +321,10 @@ def _make_communities(layers, settings: Settings, county, street, progress):
         from gridgis.delineate.streets import data_lonlat, resolve_street
 
         street_code, reserved = resolve_street(street, county, data_lonlat(layers.get("buildings")))
+    elif county and layers.get("streets") is None:
+        from gridgis.delineate.streets import placeholder_reserved
+
+        reserved = placeholder_reserved(county)
     return make_communities(
         layers,
         settings,
