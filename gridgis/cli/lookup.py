@@ -97,6 +97,14 @@ def lookup(
     personal: Annotated[
         bool, typer.Option("--personal", help="Include the responsible people's phone numbers.")
     ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Answer with the grids valid on this date (YYYY-MM-DD, from layer "
+            "grid_versions), so an old case keeps the grid of its day.",
+        ),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -109,6 +117,7 @@ def lookup(
     Examples: [bold]gridgis lookup --workspace out/demo.gpkg "明虹路五号朝紫小区三幢二门"[/]
     · [bold]gridgis lookup -w out/demo.gpkg --lon 118.79 --lat 32.06 --crs gcj02[/]
     · [bold]gridgis lookup -w out/demo.gpkg --batch in.csv --column address --out out.csv[/]
+    · [bold]gridgis lookup -w out/demo.gpkg --lon 118.79 --lat 32.06 --as-of 2025-03-01[/]
     """
     from gridgis.lookup import Lookup
 
@@ -122,7 +131,12 @@ def lookup(
         if batch is not None and out is None:
             raise CliError("--batch needs --out FILE.csv")
         store = get_store(workspace, database, must_exist=True)
-        finder = Lookup.from_store(store, settings)
+        if as_of is None:
+            finder = Lookup.from_store(store, settings)
+        else:
+            from gridgis.workflows import lookup_as_of
+
+            finder = lookup_as_of(store, settings, as_of)
         if address is not None:
             answer = finder.address(address, include_personal=personal)
             typer.echo(json.dumps(answer, ensure_ascii=False, indent=2))
