@@ -102,6 +102,11 @@ class Access:
     sources: dict[str, NDArray[np.int64]]
     findings: gpd.GeoDataFrame
     params: dict[str, Any] = field(default_factory=dict)
+    facility_nodes: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            {"facility_id": [], "category": [], "node": [], "point": []}
+        )
+    )
 
 
 def coverage_params(settings: Settings, crs: pyproj.CRS) -> dict[str, Any]:
@@ -416,8 +421,23 @@ def compute_access(
         graph=graph,
         node=node_b,
         sources=sources,
+        facility_nodes=_facility_nodes(fac, node_f, offsets[1]),
         findings=found,
         params=params,
+    )
+
+
+def _facility_nodes(fac, node_f: NDArray, first: int) -> pd.DataFrame:
+    """facility_id, category, graph node and point position of each facility searched."""
+    if fac is None or len(fac) == 0:
+        return pd.DataFrame({"facility_id": [], "category": [], "node": [], "point": []})
+    return pd.DataFrame(
+        {
+            "facility_id": fac["facility_id"].astype(str).to_numpy(),
+            "category": fac["category"].astype(str).to_numpy(),
+            "node": np.asarray(node_f, dtype=np.int64),
+            "point": first + np.arange(len(fac)),
+        }
     )
 
 
@@ -951,6 +971,18 @@ def run_coverage(
         "coverage_gaps": gaps,
         "coverage_findings": access.findings.to_crs(STORAGE_CRS),
     }
+    n_fac = len(access.facility_nodes)
+    if 0 < n_fac <= settings.coverage.service_area_max_facilities:
+        out["service_areas"] = _valid(service_areas(access, settings).to_crs(STORAGE_CRS))
+        service_note = SERVICE_AREA_METHOD
+    else:
+        service_note = (
+            f"not written: {n_fac:,} facilities, more than "
+            f"coverage.service_area_max_facilities = "
+            f"{settings.coverage.service_area_max_facilities:,}"
+            if n_fac
+            else "no facilities"
+        )
     if comm is not None and len(comm):
         out["norms"] = community_norms(
             comm.to_crs(STORAGE_CRS),
@@ -971,6 +1003,7 @@ def run_coverage(
             "park_coverage_basis": PARK_BASIS,
             "park_coverage_floor": settings.coverage.park_coverage_floor,
             "gap_method": GAP_METHOD,
+            "service_areas": service_note,
             "gap_buffer_m": settings.coverage.gap_buffer_m,
             "grids_used": bool(grids is not None and len(grids))
             or bool(areas["grid_code"].notna().any()),
@@ -980,3 +1013,158 @@ def run_coverage(
         }
     )
     return CoverageResult(access=access, layers=out, params=params, levels=levels)
+
+
+# --------------------------------------------------------------------------------------
+# Service areas: the walkable area within the radius of each facility
+# --------------------------------------------------------------------------------------
+
+SERVICE_AREA_METHOD = (
+    "road network reached within the category's radius from the facility (facility leg + "
+    "network path; partly reached roads cut where the radius runs out), buffered by "
+    "coverage.service_area_buffer_m"
+)
+
+
+def _road_segments(graph: WalkGraph) -> tuple[NDArray, ...]:
+    """Every road edge cut at its snap (virtual) nodes: edge, from/to offset (m) and the
+    graph node at each end of each segment."""
+    net = graph.net
+    n_road = net.n_nodes
+    ve, vt = graph.virt_edge, graph.virt_t
+    k = len(ve)
+    virt = n_road + np.arange(k)
+    # positions along each edge: its start, its virtual nodes (sorted), its end
+    edge = np.r_[np.arange(len(net.edge_m)), ve, np.arange(len(net.edge_m))]
+    t = np.r_[np.zeros(len(net.edge_m)), vt, net.edge_m]
+    node = np.r_[net.edge_u, virt, net.edge_v]
+    rank = np.r_[np.zeros(len(net.edge_m)), np.ones(k), np.full(len(net.edge_m), 2)]
+    order = np.lexsort((rank, t, edge))
+    edge, t, node = edge[order], t[order], node[order]
+    same = edge[1:] == edge[:-1]
+    a = np.flatnonzero(same)
+    return edge[a], t[a], t[a + 1], node[a], node[a + 1]
+
+
+def _substrings(lines: NDArray[np.object_], start: NDArray, end: NDArray) -> NDArray[np.object_]:
+    """The part of each line between two distances along it (metres), vectorised."""
+    if len(lines) == 0:
+        return np.array([], dtype=object)
+    coords, which = shapely.get_coordinates(lines, return_index=True)
+    step = np.r_[0.0, np.hypot(*np.diff(coords, axis=0).T)]
+    first = np.r_[True, which[1:] != which[:-1]]
+    step[first] = 0.0
+    along = np.cumsum(step)
+    along -= np.repeat(along[first], np.bincount(which, minlength=len(lines)))
+    inner = (along > start[which]) & (along < end[which])
+    a = shapely.get_coordinates(shapely.line_interpolate_point(lines, start))
+    b = shapely.get_coordinates(shapely.line_interpolate_point(lines, end))
+    xy = np.vstack([a, coords[inner], b])
+    idx = np.r_[np.arange(len(lines)), which[inner], np.arange(len(lines))]
+    pos = np.r_[start, along[inner], end]
+    rank = np.r_[np.zeros(len(lines)), np.ones(inner.sum()), np.full(len(lines), 2)]
+    order = np.lexsort((rank, pos, idx))
+    return shapely.linestrings(xy[order], indices=idx[order])
+
+
+def service_areas(
+    access: Access,
+    settings: Settings = DEFAULT,
+    categories: list[str] | None = None,
+    facility_ids: list[str] | None = None,
+    chunk: int = 128,
+) -> gpd.GeoDataFrame:
+    """The walkable area within the radius of each facility (metric CRS).
+
+    Method :data:`SERVICE_AREA_METHOD`. One bounded search per facility.
+
+    Parameters
+    ----------
+    access
+        Walking access (its graph and the facilities attached to it).
+    categories, facility_ids
+        Restrict to these categories / facilities (default: every facility).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        facility_id, category, radius_m, reach_m (metres of road reached), area_m2,
+        geometry.
+    """
+    cols = ["facility_id", "category", "radius_m", "reach_m", "area_m2"]
+    fac = access.facility_nodes
+    if categories is not None:
+        fac = fac[fac["category"].isin(categories)]
+    if facility_ids is not None:
+        fac = fac[fac["facility_id"].isin([str(f) for f in facility_ids])]
+    fac = fac[fac["node"] >= 0].reset_index(drop=True)
+    crs = access.buildings.crs
+    if fac.empty:
+        return gpd.GeoDataFrame(
+            {c: pd.Series(dtype="object") for c in cols}, geometry=gpd.GeoSeries([], crs=crs)
+        )
+    graph = access.graph
+    seg_e, seg_t0, seg_t1, seg_a, seg_b = _road_segments(graph)
+    radius = fac["category"].map(settings.coverage.radius_m).to_numpy(dtype=float)
+    pieces, owner = [], []
+    for start in range(0, len(fac), chunk):
+        rows = np.arange(start, min(start + chunk, len(fac)))
+        r = radius[rows]
+        dist = dijkstra(
+            graph.matrix, directed=False, indices=fac["node"].to_numpy()[rows], limit=r.max()
+        )
+        da = r[:, None] - dist[:, seg_a]  # metres left at each segment's ends
+        db = r[:, None] - dist[:, seg_b]
+        length = seg_t1 - seg_t0
+        full = (da >= 0) & (db >= 0) & (da + db >= length)
+        i, s = np.nonzero(full)
+        parts = [(i, seg_t0[s], seg_t1[s], s)]
+        for left, from_a in ((da, True), (db, False)):
+            i, s = np.nonzero(~full & (left > 0))
+            go = np.minimum(left[i, s], length[s])
+            t0 = np.where(from_a, seg_t0[s], seg_t1[s] - go)
+            t1 = np.where(from_a, seg_t0[s] + go, seg_t1[s])
+            parts.append((i, t0, t1, s))
+        i = np.concatenate([p[0] for p in parts])
+        t0 = np.concatenate([p[1] for p in parts])
+        t1 = np.concatenate([p[2] for p in parts])
+        s = np.concatenate([p[3] for p in parts])
+        keep = t1 > t0
+        pieces.append(_substrings(graph.net.edge_geom[seg_e[s[keep]]], t0[keep], t1[keep]))
+        owner.append(rows[i[keep]])
+    lines = np.concatenate(pieces)
+    who = np.concatenate(owner)
+    reach = np.bincount(who, weights=shapely.length(lines), minlength=len(fac))
+    order = np.argsort(who, kind="stable")
+    multi = np.full(len(fac), None, dtype=object)
+    if len(lines):
+        shapely.multilinestrings(lines[order], indices=who[order], out=multi)
+    # the facility's own leg from its door to the road
+    legs = _facility_legs(access, fac)
+    multi = shapely.union(multi, legs)
+    buffer = settings.coverage.service_area_buffer_m
+    # merged into long lines first: buffering many short pieces costs ~3x more
+    area = shapely.buffer(shapely.line_merge(multi), buffer, quad_segs=2)
+    out = gpd.GeoDataFrame(
+        {
+            "facility_id": fac["facility_id"].astype(str).to_numpy(),
+            "category": fac["category"].astype(str).to_numpy(),
+            "radius_m": radius,
+            "reach_m": np.round(reach, 1),
+        },
+        geometry=area,
+        crs=crs,
+    )
+    out["area_m2"] = out.geometry.area.round(1)
+    return out[[*cols, "geometry"]]
+
+
+def _facility_legs(access: Access, fac: pd.DataFrame) -> NDArray[np.object_]:
+    """Straight line from each facility's point to where it meets the road."""
+    graph = access.graph
+    pos = fac["point"].to_numpy()
+    snaps = graph.snaps
+    e = snaps.edge[pos]
+    at = shapely.line_interpolate_point(graph.net.edge_geom[e], snaps.offset_m[pos])
+    start = shapely.points(graph.point_xy[pos])
+    return shapely.shortest_line(start, at)

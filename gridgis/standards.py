@@ -272,6 +272,15 @@ class CoverageRules:
     """A sampled boundary point is an entry when the walking network is within this many
     metres (besides where the boundary meets a road, and the boundary point nearest the
     network, which are always entries). Project parameter."""
+    service_area_buffer_m: float = 30.0
+    """Service areas (layer ``service_areas``): the roads reached within the radius are
+    buffered by this many metres, the depth of the buildings along them (drawing
+    parameter; a building counts by its own walk, not by this area)."""
+    service_area_max_facilities: int = 1_000
+    """``coverage`` writes service areas (one bounded search and one polygon per
+    facility, about 2–8 ms each on the 2-core machine) up to this many facilities;
+    beyond, the layer is left out and said so (the API draws any one on request). Keeps
+    the 1,000,000-household city (7,719 facilities) within its time budget."""
     gap_buffer_m: float = 20.0
     """Coverage gap polygons: uncovered residential buildings' footprints buffered by this
     many metres, dissolved per community and category, clipped to the community
