@@ -11,6 +11,7 @@ from rich.table import Table
 from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
+    ClusterOpt,
     DatabaseOpt,
     RulesOpt,
     SetOpt,
@@ -67,6 +68,7 @@ def coverage(
     database: DatabaseOpt = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Walking distance from every residential building to every facility category, coverage rates, gaps and community norms.
 
@@ -76,7 +78,7 @@ def coverage(
     """
     with open_workspace(workspace, database, rules, set_) as (store, settings), progress() as bar:
         job = workflows.coverage(
-            store, settings, progress=lambda what: progress_callback(bar, what)
+            store, settings, progress=lambda what: progress_callback(bar, what), cluster=cluster
         )
         result = job.detail
         for text in result.params.get("warnings", []):

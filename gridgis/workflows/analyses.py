@@ -55,7 +55,11 @@ def _coverage_layers(store: Store, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def coverage(
-    store: Store, settings: Settings, *, progress: ProgressFactory = no_progress
+    store: Store,
+    settings: Settings,
+    *,
+    progress: ProgressFactory = no_progress,
+    cluster: Any = None,
 ) -> JobResult:
     """Walking access of every residential building to every facility category, rates per
     street, community and grid, gaps and norms, written in one atomic step (coverage layers
@@ -66,15 +70,20 @@ def coverage(
     JobResult
         ``detail`` is the :class:`gridgis.coverage.CoverageResult`.
 
+    ``cluster`` (``local[:N]``, ``tcp://host:port`` or a Client) runs it partitioned on
+    Dask (:func:`gridgis.partitioned.coverage_partitioned`); the write is still one step.
+
     Raises
     ------
     MissingLayerError
         No buildings or no roads.
     """
-    from gridgis.coverage import run_coverage
+    from gridgis.partitioned import coverage_on
 
     layers = _coverage_layers(store, COVERAGE_INPUTS)
-    result = run_coverage(layers, settings, progress=progress("walking distances per category"))
+    result = coverage_on(
+        cluster, layers, settings, progress=progress("walking distances per category")
+    )
     for name in COVERAGE_OUTPUTS:
         if name not in result.layers and store.has(name):
             store.delete(name)
@@ -136,7 +145,7 @@ def site(
         "site",
         written={"proposed_sites": len(sites)},
         summary=f"{len(result.sites)} {category} sites cover {new:,} more households",
-        stats={"sites": len(result.sites), "households_new": new},
+        stats={"sites": len(result.sites), "households_new": new, "category": category},
         detail=result,
     )
 
