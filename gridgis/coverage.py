@@ -971,18 +971,11 @@ def run_coverage(
         "coverage_gaps": gaps,
         "coverage_findings": access.findings.to_crs(STORAGE_CRS),
     }
-    n_fac = len(access.facility_nodes)
-    if 0 < n_fac <= settings.coverage.service_area_max_facilities:
-        out["service_areas"] = _valid(service_areas(access, settings).to_crs(STORAGE_CRS))
-        service_note = SERVICE_AREA_METHOD
-    else:
-        service_note = (
-            f"not written: {n_fac:,} facilities, more than "
-            f"coverage.service_area_max_facilities = "
-            f"{settings.coverage.service_area_max_facilities:,}"
-            if n_fac
-            else "no facilities"
-        )
+    walkable, service_note = service_area_layer(
+        access.graph.net, layers.get("facilities"), settings, access.params.get("categories")
+    )
+    if walkable is not None:
+        out["service_areas"] = walkable
     if comm is not None and len(comm):
         out["norms"] = community_norms(
             comm.to_crs(STORAGE_CRS),
@@ -1091,19 +1084,38 @@ def service_areas(
         facility_id, category, radius_m, reach_m (metres of road reached), area_m2,
         geometry.
     """
+    return _service_areas(
+        access.graph,
+        access.facility_nodes,
+        access.buildings.crs,
+        settings,
+        categories,
+        facility_ids,
+        chunk,
+    )
+
+
+def _service_areas(
+    graph: WalkGraph,
+    facility_nodes: pd.DataFrame,
+    crs: pyproj.CRS,
+    settings: Settings,
+    categories: list[str] | None = None,
+    facility_ids: list[str] | None = None,
+    chunk: int = 128,
+) -> gpd.GeoDataFrame:
+    """:func:`service_areas` on a graph and its facilities' nodes."""
     cols = ["facility_id", "category", "radius_m", "reach_m", "area_m2"]
-    fac = access.facility_nodes
+    fac = facility_nodes
     if categories is not None:
         fac = fac[fac["category"].isin(categories)]
     if facility_ids is not None:
         fac = fac[fac["facility_id"].isin([str(f) for f in facility_ids])]
     fac = fac[fac["node"] >= 0].reset_index(drop=True)
-    crs = access.buildings.crs
     if fac.empty:
         return gpd.GeoDataFrame(
             {c: pd.Series(dtype="object") for c in cols}, geometry=gpd.GeoSeries([], crs=crs)
         )
-    graph = access.graph
     seg_e, seg_t0, seg_t1, seg_a, seg_b = _road_segments(graph)
     radius = fac["category"].map(settings.coverage.radius_m).to_numpy(dtype=float)
     pieces, owner = [], []
@@ -1140,7 +1152,7 @@ def service_areas(
     if len(lines):
         shapely.multilinestrings(lines[order], indices=who[order], out=multi)
     # the facility's own leg from its door to the road
-    legs = _facility_legs(access, fac)
+    legs = _facility_legs(graph, fac)
     multi = shapely.union(multi, legs)
     buffer = settings.coverage.service_area_buffer_m
     # merged into long lines first: buffering many short pieces costs ~3x more
@@ -1159,12 +1171,41 @@ def service_areas(
     return out[[*cols, "geometry"]]
 
 
-def _facility_legs(access: Access, fac: pd.DataFrame) -> NDArray[np.object_]:
+def _facility_legs(graph: WalkGraph, fac: pd.DataFrame) -> NDArray[np.object_]:
     """Straight line from each facility's point to where it meets the road."""
-    graph = access.graph
     pos = fac["point"].to_numpy()
     snaps = graph.snaps
     e = snaps.edge[pos]
     at = shapely.line_interpolate_point(graph.net.edge_geom[e], snaps.offset_m[pos])
     start = shapely.points(graph.point_xy[pos])
     return shapely.shortest_line(start, at)
+
+
+def service_area_layer(
+    net: RoadNetwork,
+    facilities: gpd.GeoDataFrame | None,
+    settings: Settings = DEFAULT,
+    categories: list[str] | None = None,
+) -> tuple[gpd.GeoDataFrame | None, str]:
+    """Layer ``service_areas`` (EPSG:4326) for every facility of the categories, on the
+    walking network with only the facilities attached (the same answer whoever builds
+    the buildings' graph), and the note for the parameters. None (with the reason) when
+    there is no facility or more than ``coverage.service_area_max_facilities``."""
+    cov = settings.coverage
+    cats = list(categories) if categories is not None else list(cov.radius_m)
+    fac_cats = [c for c in cats if c not in GREEN_CATEGORIES]
+    if facilities is None or len(facilities) == 0:
+        return None, "no facilities"
+    fac = facilities.loc[facilities["category"].isin(fac_cats)].to_crs(net.crs)
+    fac = fac.reset_index(drop=True)
+    if len(fac) == 0:
+        return None, "no facilities"
+    if len(fac) > cov.service_area_max_facilities:
+        return None, (
+            f"not written: {len(fac):,} facilities, more than "
+            f"coverage.service_area_max_facilities = {cov.service_area_max_facilities:,}"
+        )
+    graph = attach_points(net, shapely.point_on_surface(fac.geometry.values), cov.max_snap_m)
+    nodes = _facility_nodes(fac, graph.point_node, 0)
+    areas = _service_areas(graph, nodes, net.crs, settings)
+    return _valid(areas.to_crs(STORAGE_CRS)), SERVICE_AREA_METHOD
