@@ -334,28 +334,7 @@ def compute_access(
     node_b = graph.point_node[: len(res)]
     node_f = graph.point_node[offsets[1] : offsets[2]]
 
-    findings = [
-        net.findings,
-        far_snap_findings(
-            _slice_snaps(graph, 0, len(res)),
-            res["building_id"],
-            "buildings",
-            cov.max_snap_m,
-            res["point"].to_numpy(),
-            crs,
-        ),
-    ]
-    if fac is not None and len(fac):
-        findings.append(
-            far_snap_findings(
-                _slice_snaps(graph, offsets[1], offsets[2]),
-                fac["facility_id"],
-                "facilities",
-                cov.max_snap_m,
-                fac_pts,
-                crs,
-            )
-        )
+    found = _access_findings(net, graph, res, fac, fac_pts, offsets, cov.max_snap_m)
 
     points = res["point"].to_numpy()
     sources: dict[str, NDArray[np.int64]] = {}
@@ -384,16 +363,8 @@ def compute_access(
         if progress is not None:
             progress(len(frames), len(cats))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    lc = list(cov.life_circle_categories)
-    if not set(lc) <= set(cats):
-        lc = []  # a partial run (e.g. siting one category): no life-circle completeness
     no_data = [c for c in cats if len(sources[c]) == 0]
-    lc_missing = [c for c in lc if c in no_data]
-    lc = [c for c in lc if c not in no_data]  # completeness over the categories with data
-    if lc and len(table):
-        life = _life_circle_rows(table, lc, res, cov)
-        life["status"] = "partial" if lc_missing else "ok"
-        table = pd.concat([table, life], ignore_index=True)
+    table, lc, lc_missing = _with_life_circle(table, cats, no_data, res, cov)
 
     params = coverage_params(settings, crs)
     params.update(
@@ -409,12 +380,6 @@ def compute_access(
             "sources": {c: int(len(s)) for c, s in sources.items()},
         }
     )
-    found = (
-        pd.concat([f for f in findings if len(f)], ignore_index=True)
-        if any(len(f) for f in findings)
-        else findings[0]
-    )
-    found = gpd.GeoDataFrame(found, geometry="geometry", crs=crs)
     return Access(
         table=table,
         buildings=res,
@@ -425,6 +390,57 @@ def compute_access(
         findings=found,
         params=params,
     )
+
+
+def _access_findings(net, graph, res, fac, fac_pts, offsets, max_snap_m) -> gpd.GeoDataFrame:
+    """The network's findings, then buildings and facilities too far from it."""
+    crs = net.crs
+    findings = [
+        net.findings,
+        far_snap_findings(
+            _slice_snaps(graph, 0, len(res)),
+            res["building_id"],
+            "buildings",
+            max_snap_m,
+            res["point"].to_numpy(),
+            crs,
+        ),
+    ]
+    if fac is not None and len(fac):
+        findings.append(
+            far_snap_findings(
+                _slice_snaps(graph, offsets[1], offsets[2]),
+                fac["facility_id"],
+                "facilities",
+                max_snap_m,
+                fac_pts,
+                crs,
+            )
+        )
+    found = (
+        pd.concat([f for f in findings if len(f)], ignore_index=True)
+        if any(len(f) for f in findings)
+        else findings[0]
+    )
+    return gpd.GeoDataFrame(found, geometry="geometry", crs=crs)
+
+
+def _with_life_circle(
+    table: pd.DataFrame, cats: list[str], no_data: list[str], res, cov
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The life-circle rows added, completeness over the categories with data (status
+    ``partial`` when some have none). Returns the table, the life-circle categories used
+    and those without data."""
+    lc = list(cov.life_circle_categories)
+    if not set(lc) <= set(cats):
+        lc = []  # a partial run (e.g. siting one category): no life-circle completeness
+    lc_missing = [c for c in lc if c in no_data]
+    lc = [c for c in lc if c not in no_data]
+    if lc and len(table):
+        life = _life_circle_rows(table, lc, res, cov)
+        life["status"] = "partial" if lc_missing else "ok"
+        table = pd.concat([table, life], ignore_index=True)
+    return table, lc, lc_missing
 
 
 def _facility_nodes(fac, node_f: NDArray, first: int) -> pd.DataFrame:
