@@ -282,6 +282,15 @@ class CoverageRules:
     """A sampled boundary point is an entry when the walking network is within this many
     metres (besides where the boundary meets a road, and the boundary point nearest the
     network, which are always entries). Project parameter."""
+    service_area_buffer_m: float = 30.0
+    """Service areas (layer ``service_areas``): the roads reached within the radius are
+    buffered by this many metres, the depth of the buildings along them (drawing
+    parameter; a building counts by its own walk, not by this area)."""
+    service_area_max_facilities: int = 1_000
+    """``coverage`` writes service areas (one bounded search and one polygon per
+    facility, about 2–8 ms each on the 2-core machine) up to this many facilities;
+    beyond, the layer is left out and said so (the API draws any one on request). Keeps
+    the 1,000,000-household city (7,719 facilities) within its time budget."""
     gap_buffer_m: float = 20.0
     """Coverage gap polygons: uncovered residential buildings' footprints buffered by this
     many metres, dissolved per community and category, clipped to the community
@@ -292,13 +301,12 @@ class CoverageRules:
 class NetworkRules:
     """Walking-network topology repair and walls/gates (issue 13).
 
-    Measured on the Nanjing OpenStreetMap extract (correctly noded, 106 real dead ends
-    after noding): the nearest other road line lies 0.08 m and 0.20 m from two of them
-    (mapping slips), then 1.31 m, 1.55 m, 1.61 m… (2 within 1 m, 6 within 2 m, 14 within
-    5 m). The demo city's 9 dead ends are all T-junctions missed by 2.5e-10–9.8e-10 m.
-    CAD-derived centrelines stop short of / overshoot the road they meet by centimetres
-    to a metre (issue 13). Command: ``python benchmarks/bench_coverage.py`` notes in
-    ``benchmarks/RESULTS.md`` (section "Topology repair").
+    Measured (``benchmarks/measure_snap_tolerance.py``, table in ``benchmarks/RESULTS.md``):
+    on the Nanjing OpenStreetMap extract, noded by its mappers, of 80 real dead ends the
+    nearest other road lies 4.6e-7 m (a floating-point slip), 0.08 m and 0.20 m (mapping
+    slips) from three, then 1.3 m, 1.5 m, 1.6 m…; the demo city's 9 dead ends are all
+    T-junctions missed by 2.5e-10–9.8e-10 m after reprojection. CAD-derived centrelines
+    stop short of / overshoot the road they meet by centimetres to a metre (issue 13).
     """
 
     snap_tolerance_m: float = 1.0
