@@ -80,6 +80,8 @@ class RunReport:
     attempts
         Partition key -> attempts started (more than 1: retried after an error or a
         lost worker).
+    lost
+        Partition key -> workers that died while running it (it then ran elsewhere).
     seconds
         Wall time of the run, s.
     workers
@@ -94,6 +96,7 @@ class RunReport:
     seconds: float = 0.0
     workers: int = 0
     notes: list[str] = field(default_factory=list)
+    lost: dict[str, int] = field(default_factory=dict)
 
     @property
     def retried(self) -> list[str]:
@@ -107,6 +110,7 @@ class RunReport:
             "workers": self.workers,
             "partitions": self.partitions,
             "retried": {k: self.attempts[k] for k in self.retried},
+            "workers_lost": dict(self.lost),
             "seconds": round(self.seconds, 3),
             "notes": list(self.notes),
         }
@@ -125,6 +129,12 @@ def _single_process() -> Iterator[None]:
             os.environ.pop("GRIDGIS_WORKERS", None)
         else:
             os.environ["GRIDGIS_WORKERS"] = old
+
+
+def _suspicious(keys: list[str], dask_scheduler=None) -> dict[str, int]:
+    """On the scheduler: how many workers died while running each task."""
+    tasks = dask_scheduler.tasks
+    return {k: int(tasks[k].suspicious) for k in keys if k in tasks}
 
 
 def _attempt(topic: str, key: str, fn: Callable, *args: Any) -> Any:
@@ -151,9 +161,11 @@ class _Runner:
         self.report = RunReport(analysis, workers=n_workers(client))
         self.start = time.perf_counter()
 
-    def scatter(self, value: Any, broadcast: bool = False) -> Any:
-        """Send ``value`` (any object, sent whole) to the cluster once; a future."""
-        return self.client.scatter([value], broadcast=broadcast, hash=False)[0]
+    def broadcast(self, value: Any) -> Any:
+        """Send ``value`` (sent whole) to every worker once; a future. Each worker holds a
+        copy, so a worker lost mid-run does not lose it. (Inputs of one partition travel
+        with its task instead, so a retry can resend them.)"""
+        return self.client.scatter([value], broadcast=True, hash=False)[0]
 
     def run(self, fn: Callable, items: Sequence[tuple[str, tuple]]) -> list[Any]:
         """``fn(*args)`` for every ``(key, args)`` on the cluster; results in order.
@@ -182,6 +194,7 @@ class _Runner:
             return self.client.gather(futures)
         except Exception as exc:
             failed = [f.key for f in futures if f.status == "error"] or ["?"]
+            self._lost([f.key for f in futures])
             self._count()
             raise PartitionError(
                 f"{self.report.analysis}: partition {failed[0].removeprefix(self.topic + '-')}"
@@ -189,13 +202,25 @@ class _Runner:
                 "nothing was written"
             ) from exc
         finally:
+            self._lost([f.key for f in futures])
             for f in futures:
                 f.release()
+
+    def _lost(self, keys: list[str]) -> None:
+        """Record partitions whose worker died while running them (the scheduler's
+        ``suspicious`` count of the task): they ran again elsewhere."""
+        got = self.client.run_on_scheduler(_suspicious, keys)
+        for key, n in got.items():
+            if n:
+                name = key.removeprefix(self.topic + "-")
+                self.report.lost[name] = max(self.report.lost.get(name, 0), int(n))
 
     def _count(self) -> None:
         counts: dict[str, int] = {}
         for _, msg in self.client.get_events(self.topic):
             counts[msg["partition"]] = counts.get(msg["partition"], 0) + 1
+        for name, n in self.report.lost.items():
+            counts[name] = max(counts.get(name, 0), n + 1)
         self.report.attempts = counts
 
     def finish(self) -> RunReport:
@@ -317,11 +342,11 @@ def delineate_partitioned(
     blocks = _balanced_cuts(per_comm, _parts(client, rules, len(comm)))
     ccodes = comm["community_code"].astype(str).to_numpy()
     others = {k: v for k, v in layers.items() if k not in ("communities", "buildings")}
-    shared = run.scatter({"layers": others, "alignment": alignment}, broadcast=True)
+    shared = run.broadcast({"layers": others, "alignment": alignment})
     items = []
     for k, (a, b) in enumerate(blocks):
         block = _delineate_block_inputs(layers, previous, registry, ccodes, b_area, a, b, k == 0)
-        items.append((f"block-{k}", (shared, run.scatter(block), settings, issued_at)))
+        items.append((f"block-{k}", (shared, block, settings, issued_at)))
     parts = run.run(_delineate_block, items)
     out = _merge_delineation(parts, buildings, b_area, blocks)
     out["params"]["cluster"] = run.finish().as_dict()
@@ -444,9 +469,9 @@ def assign_partitioned(
     run = _Runner(client, "assign", rules)
     small = {k: v for k, v in layers.items() if k not in _CHUNKED}
     central = assign_all(small, grids, settings)
-    grids_f = run.scatter(grids, broadcast=True)
+    grids_f = run.broadcast(grids)
     comm = layers.get("communities")
-    comm_f = run.scatter(comm, broadcast=True) if comm is not None else None
+    comm_f = run.broadcast(comm) if comm is not None else None
     items, spans = [], []
     for name in _CHUNKED:
         frame = layers.get(name)
@@ -456,7 +481,7 @@ def assign_partitioned(
         size = max(1, int(rules.chunk_rows))
         chunks = [order[i : i + size] for i in range(0, len(order), size)] or [order]
         for k, pos in enumerate(chunks):
-            part = run.scatter(frame.iloc[np.sort(pos)])
+            part = frame.iloc[np.sort(pos)]
             items.append((f"{name}-{k}", (name, part, grids_f, comm_f, settings)))
             spans.append((name, np.sort(pos)))
     results = run.run(_assign_chunk, items)
@@ -527,7 +552,7 @@ def lookup_addresses_partitioned(
     names = ("addresses", "buildings", "grids", "communities", "streets", "staff")
     run = _Runner(client, "lookup", rules)
     token = uuid.uuid4().hex
-    layers_f = run.scatter({n: layers.get(n) for n in names}, broadcast=True)
+    layers_f = run.broadcast({n: layers.get(n) for n in names})
     texts = list(texts)
     size = max(1, int(rules.chunk_rows) // 4)
     items = [
@@ -571,6 +596,7 @@ class _CoveragePlan:
     snaps: Any  # Snaps of ``points`` on the whole network
     extent: tuple[float, float, float, float]
     empty: dict[str, bool]
+    sources: dict[str, int] = field(default_factory=dict)
     fac_tree: Any = None
     green_tree: Any = None
 
@@ -588,6 +614,12 @@ def _nearest_on_network(polygons: np.ndarray, net) -> np.ndarray:
     return out
 
 
+def _zones(net, points: np.ndarray):
+    """Compound of each point when the network has walls (as attach_points snaps them)."""
+    walls = getattr(net, "walls", None)
+    return walls.zone_of(points) if walls is not None else None
+
+
 def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePlan:
     from gridgis.coverage import (
         GREEN_CATEGORIES,
@@ -598,7 +630,9 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
     from gridgis.network import build_network, snap_points
 
     cov = settings.coverage
-    net = build_network(layers["roads"], settings)
+    net = build_network(
+        layers["roads"], settings, compounds=layers.get("compounds"), gates=layers.get("gates")
+    )
     crs = net.crs
     cats = list(categories) if categories is not None else list(cov.radius_m)
     unknown = [c for c in cats if c not in cov.radius_m]
@@ -636,7 +670,7 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
     if fac is not None:
         geoms.append(fac.geometry.to_numpy())
     extent = tuple(shapely.total_bounds(np.concatenate(geoms)).tolist())
-    return _CoveragePlan(
+    plan = _CoveragePlan(
         settings=settings,
         cats=cats,
         lc=lc,
@@ -650,12 +684,16 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
         ),
         entries=entries,
         points=points,
-        snaps=snap_points(net, points, cov.max_snap_m),
+        snaps=snap_points(net, points, cov.max_snap_m, _zones(net, points)),
         extent=extent,  # type: ignore[arg-type]
         empty=empty,
         fac_tree=shapely.STRtree(fac.geometry.to_numpy()) if fac is not None else None,
         green_tree=shapely.STRtree(raw.geometry.to_numpy()) if raw is not None else None,
     )
+    plan.sources = _source_counts(plan)
+    no_data = [c for c in cats if plan.sources[c] == 0]
+    plan.lc = [c for c in lc if c not in no_data]
+    return plan
 
 
 def _coverage_blocks(plan: _CoveragePlan, communities, parts: int) -> list[np.ndarray]:
@@ -706,28 +744,60 @@ def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict
     return {
         "pos": pos,
         "buildings": plan.res.iloc[pos][["building_id", "households", "geometry"]],
-        "network": _subnetwork(plan.net, edges),
+        "network": _Wire(_subnetwork(plan.net, edges)),
         "facilities": fac,
         "greens": greens,
         "green_near": near,
-        "extra": plan.points[on_edges],
+        "extra": shapely.get_coordinates(plan.points[on_edges]),
         "settings": plan.settings,
         "cats": plan.cats,
         "crs": crs,
         "f": f,
         "extent": plan.extent,
         "empty": plan.empty,
+        "has_sources": {c: n > 0 for c, n in plan.sources.items()},
     }
+
+
+class _Wire:
+    """A RoadNetwork that pickles its edge lines as one WKB array (pickling shapely
+    geometries one by one costs more than the partition's search)."""
+
+    def __init__(self, net) -> None:
+        self.net = net
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.net.__dict__)
+        state["_tree"] = None
+        state["edge_geom"] = shapely.to_wkb(self.net.edge_geom)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from gridgis.network import RoadNetwork
+
+        state = dict(state)
+        state["edge_geom"] = shapely.from_wkb(state["edge_geom"])
+        self.net = RoadNetwork(**state)
 
 
 def _subnetwork(net, edges: np.ndarray):
     """The city's walking network restricted to ``edges`` (sorted indices): the same
-    edges, nodes and lengths, nothing re-noded, repaired or dropped, node order kept."""
-    from gridgis.network import RoadNetwork
+    edges, nodes, lengths, compounds and gates, nothing re-noded, repaired or dropped,
+    node order kept."""
+    from dataclasses import replace
 
     nodes = np.unique(np.concatenate([net.edge_u[edges], net.edge_v[edges]]))
-    return RoadNetwork(
-        crs=net.crs,
+    zone = getattr(net, "edge_zone", None)
+    gate = getattr(net, "edge_gate", None)
+    extra = {}
+    if zone is not None:
+        extra["edge_zone"] = zone[edges]
+    if gate is not None:
+        extra["edge_gate"] = gate[edges]
+    if hasattr(net, "warnings"):
+        extra["warnings"] = []
+    return replace(
+        net,
         node_xy=net.node_xy[nodes],
         edge_u=np.searchsorted(nodes, net.edge_u[edges]).astype(np.int64),
         edge_v=np.searchsorted(nodes, net.edge_v[edges]).astype(np.int64),
@@ -735,6 +805,8 @@ def _subnetwork(net, edges: np.ndarray):
         edge_geom=net.edge_geom[edges],
         findings=net.findings.iloc[0:0],
         stats={"kept_edges": int(len(edges)), "kept_nodes": int(len(nodes))},
+        _tree=None,
+        **extra,
     )
 
 
@@ -788,6 +860,7 @@ def _exact_rows(acc, p: dict[str, Any]) -> np.ndarray:
         margin = np.minimum(margin, _distance_to(pts, greens.geometry.to_numpy()[differs]))
     n = len(res)
     ok = np.ones(n, bool)
+    need = np.zeros(n)
     table = acc.table
     cat = table["category"].to_numpy()
     for c in p["cats"]:
@@ -797,13 +870,23 @@ def _exact_rows(acc, p: dict[str, Any]) -> np.ndarray:
         empty = p["empty"][c]
         off = acc.node < 0
         walk_ok = (walk <= margin) | (np.isnan(walk) & (off | empty))
-        ok &= walk_ok & ((straight <= margin_f) | empty)
-    return ok | np.isinf(margin)
+        row_ok = walk_ok & ((straight <= margin_f) | empty)
+        if (len(acc.sources.get(c, ())) > 0) != p["has_sources"][c]:
+            row_ok[:] = False  # "no data" here but not in the city (or the reverse)
+        ok &= row_ok
+        # the partition's network is part of the city's: its distance is an upper bound
+        # of the city's, so a halo that wide makes the row exact next time
+        bound = np.where(off, straight, np.fmax(walk, straight))
+        need = np.where(row_ok, need, np.fmax(need, np.nan_to_num(bound, nan=np.inf)))
+    ok |= np.isinf(margin)
+    return ok, need
 
 
-def _coverage_part(p: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
+def _coverage_part(p: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """One partition: compute_access on its part of the city; the rows of buildings whose
-    result is exact, with their position in the city's residential buildings."""
+    result is exact, with their position in the city's residential buildings; which
+    buildings those are; for the others, the halo (m) that will make them exact (an
+    upper bound of their distances; infinite when unknown)."""
     from gridgis.coverage import compute_access
 
     acc = compute_access(
@@ -814,15 +897,15 @@ def _coverage_part(p: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
         p["settings"],
         p["cats"],
         crs=p["crs"],
-        extra_points=p["extra"],
-        network=p["network"],
+        extra_points=shapely.points(p["extra"]),
+        network=p["network"].net,
     )
-    ok = _exact_rows(acc, p)
+    ok, need = _exact_rows(acc, p)
     n = len(acc.buildings)
     reps = len(acc.table) // n if n else 0
     keep = np.tile(ok, reps)
     table = acc.table.loc[keep].assign(_pos=np.tile(p["pos"], reps)[keep])
-    return table, ok
+    return table, ok, need[~ok]
 
 
 def _coverage_findings(plan: _CoveragePlan) -> gpd.GeoDataFrame:
@@ -868,31 +951,46 @@ def _coverage_findings(plan: _CoveragePlan) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(found, geometry="geometry", crs=crs)
 
 
-def _access_params(plan: _CoveragePlan) -> dict[str, Any]:
-    from gridgis.coverage import GREEN_CATEGORIES, coverage_params
+def _source_counts(plan: _CoveragePlan) -> dict[str, int]:
+    """Search sources per category in the whole city: its facilities (or green entry
+    points) that meet the network."""
+    from gridgis.coverage import GREEN_CATEGORIES
 
     matched = plan.snaps.edge >= 0
     nres, nfac = len(plan.res), len(plan.fac_pts)
-    sources = {}
-    green_at = nres + nfac
     green_cats = [c for c in GREEN_CATEGORIES if c in plan.cats]
-    bounds = np.cumsum([green_at, *[len(e) for e in plan.entries]])
+    bounds = np.cumsum([nres + nfac, *[len(e) for e in plan.entries]])
     fac_cat = plan.fac["category"].to_numpy() if plan.fac is not None else np.array([])
+    out = {}
     for c in plan.cats:
         if c in green_cats:
             i = green_cats.index(c)
-            sources[c] = int(matched[bounds[i] : bounds[i + 1]].sum())
+            out[c] = int(matched[bounds[i] : bounds[i + 1]].sum())
         else:
-            sources[c] = int(matched[nres : nres + nfac][fac_cat == c].sum())
+            out[c] = int(matched[nres : nres + nfac][fac_cat == c].sum())
+    return out
+
+
+def _access_params(plan: _CoveragePlan) -> dict[str, Any]:
+    """The parameters compute_access records, for the whole city."""
+    from gridgis.coverage import coverage_params
+
+    nres = len(plan.res)
+    no_data = [c for c in plan.cats if plan.sources[c] == 0]
+    lc_all = list(plan.settings.coverage.life_circle_categories)
+    lc_all = lc_all if set(lc_all) <= set(plan.cats) else []
     params = coverage_params(plan.settings, plan.net.crs)
     params.update(
         {
             "categories": plan.cats,
             "life_circle_categories": plan.lc,
+            "life_circle_no_data": [c for c in lc_all if c in no_data],
+            "no_data_categories": no_data,
             "network": plan.net.stats,
+            "warnings": list(getattr(plan.net, "warnings", [])),
             "buildings_residential": int(nres),
-            "buildings_off_network": int((~matched[:nres]).sum()),
-            "sources": sources,
+            "buildings_off_network": int((plan.snaps.edge[:nres] < 0).sum()),
+            "sources": dict(plan.sources),
         }
     )
     return params
@@ -937,26 +1035,31 @@ def coverage_partitioned(
     cov = settings.coverage
     halo = max([*cov.radius_m.values(), cov.life_circle_15min_m]) + rules.halo_extra_m
     blocks = _coverage_blocks(plan, layers.get("communities"), _parts(client, rules, len(plan.res)))
-    pending = [(f"p{k}", pos) for k, pos in enumerate(blocks)]
+    pending = [(f"p{k}", pos, halo) for k, pos in enumerate(blocks)]
     whole = max(plan.extent[2] - plan.extent[0], plan.extent[3] - plan.extent[1]) + 1.0
     tables = []
     for rnd in range(rules.max_halo_rounds + 1):
         if not pending:
             break
-        h = halo * 2**rnd if rnd < rules.max_halo_rounds else whole
-        h = min(h, whole)
+        last = rnd == rules.max_halo_rounds
         items = [
-            (f"{key}-halo{h:.0f}", (run.scatter(_coverage_payload(plan, pos, h)),))
-            for key, pos in pending
+            (f"{key}-r{rnd}", (_coverage_payload(plan, pos, whole if last else min(h, whole)),))
+            for key, pos, h in pending
         ]
         results = run.run(_coverage_part, items)
         nxt = []
-        for (key, pos), (table, ok) in zip(pending, results, strict=True):
+        for (key, pos, h), (table, ok, need) in zip(pending, results, strict=True):
             tables.append(table)
             if not ok.all():
-                nxt.append((key, pos[~ok]))
-        left = sum(len(pos) for _, pos in nxt)
-        run.report.notes.append(f"halo {h:.0f} m: {len(pending)} partitions, {left} buildings left")
+                finite = need[np.isfinite(need)]
+                wider = max(2.0 * h, float(finite.max()) + 1.0 if len(finite) else 0.0)
+                nxt.append((key, pos[~ok], wider))
+        left = sum(len(pos) for _, pos, _ in nxt)
+        halos = sorted({round(min(h, whole)) for _, _, h in pending})
+        run.report.notes.append(
+            f"round {rnd + 1}: halo {'/'.join(map(str, halos))} m, {len(pending)} "
+            f"partitions, {left} buildings left"
+        )
         pending = nxt
     order = {c: i for i, c in enumerate([*plan.cats, LIFE_CIRCLE])}
     table = pd.concat(tables, ignore_index=True)
@@ -1030,3 +1133,54 @@ def _coverage_layers(access, layers: dict, settings: Settings) -> CoverageResult
         }
     )
     return CoverageResult(access=access, layers=out, params=params, levels=levels)
+
+
+# ======================================================================================
+# Routing for the workflows: single process without a cluster, partitioned with one
+# ======================================================================================
+
+
+def cluster_client(cluster):
+    """A context yielding a Client (or None) from a spec, or the Client given."""
+    from contextlib import nullcontext
+
+    from gridgis.cluster import open_client
+
+    if cluster is None or isinstance(cluster, str):
+        return open_client(cluster)
+    return nullcontext(cluster)
+
+
+def delineate_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
+    """:func:`gridgis.delineate.delineate` without a cluster (``None``), else
+    :func:`delineate_partitioned` (``cluster``: a spec or a connected Client). ``progress``
+    is used by the single-process run only."""
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.delineate import delineate
+
+            return delineate(layers, settings, **kw)
+        kw.pop("progress", None)
+        return delineate_partitioned(client, layers, settings, **kw)
+
+
+def assign_on(cluster, layers: dict[str, Any], grids, settings: Settings = DEFAULT, **kw: Any):
+    """:func:`gridgis.assign.assign_all` without a cluster, else :func:`assign_partitioned`."""
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.assign import assign_all
+
+            return assign_all(layers, grids, settings, **kw)
+        return assign_partitioned(client, layers, grids, settings)
+
+
+def coverage_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
+    """:func:`gridgis.coverage.run_coverage` without a cluster, else
+    :func:`coverage_partitioned`."""
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.coverage import run_coverage
+
+            return run_coverage(layers, settings, **kw)
+        kw.pop("progress", None)
+        return coverage_partitioned(client, layers, settings, **kw)

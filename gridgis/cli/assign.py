@@ -12,6 +12,7 @@ from rich.table import Table
 from gridgis import workflows
 from gridgis.cli.app import app
 from gridgis.cli.common import (
+    ClusterOpt,
     DatabaseOpt,
     RulesOpt,
     SetOpt,
@@ -35,6 +36,7 @@ def assign(
     ] = "grids",
     rules: RulesOpt = None,
     set_: SetOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Assign buildings, facilities, institutions, addresses and staff to grids.
 
@@ -44,7 +46,11 @@ def assign(
     """
     with open_workspace(workspace, database, rules, set_) as (store, settings), progress() as bar:
         job = workflows.assign(
-            store, settings, grids=grids, progress=lambda what: progress_callback(bar, what)
+            store,
+            settings,
+            grids=grids,
+            progress=lambda what: progress_callback(bar, what),
+            cluster=cluster,
         )
     result = job.detail
     out = job.written

@@ -47,6 +47,29 @@ SetOpt = Annotated[
         "--set", help="Override one rule, e.g. --set grid.max_households=450 (repeatable)."
     ),
 ]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        envvar="GRIDGIS_CLUSTER",
+        help="Run partitioned on Dask: local (a worker process per core), local:N, or "
+        "tcp://scheduler:8786 (a running dask scheduler). Default: this process. "
+        "Results are the same; the workspace is written once, at the end.",
+    ),
+]
+
+ReasonOpt = Annotated[
+    str | None,
+    typer.Option("--reason", help="Why the grids changed (kept with every new grid version)."),
+]
+EffectiveOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--effective",
+        help="Date the changes take effect, YYYY-MM-DD (default today): new versions start, "
+        "replaced ones end on it.",
+    ),
+]
 
 
 class CliError(Exception):
@@ -160,6 +183,8 @@ def progress_of(description: str, show: bool = True) -> Iterator[Callable[[int, 
 __all__ = [
     "CliError",
     "DatabaseOpt",
+    "EffectiveOpt",
+    "ReasonOpt",
     "RulesOpt",
     "SetOpt",
     "WorkspaceOpt",

@@ -56,6 +56,10 @@ def open_store(target: str | os.PathLike | None = None, create: bool = True) -> 
                 "(or set GRIDGIS_DATABASE_URL)"
             )
     text = os.fspath(target)
+    if text.startswith("parquet://") or text.rstrip("/").endswith(".parquet"):
+        from gridgis.store.parquet import GeoParquetStore  # a directory of GeoParquet
+
+        return GeoParquetStore(text, create=create)
     if text.startswith(("postgresql:", "postgres:", "postgresql+psycopg:")):
         from gridgis.store.postgis import PostGISStore  # imported lazily: needs a server
 

@@ -1,0 +1,236 @@
+"""Partitioned runs on Dask beside the single-process reference, on the demo city.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_cluster.py --households 1000000 [--workers 2]
+        [--nodes 4 --node-memory 1.5GB] [--append]
+
+For each analysis (delineate, assign, coverage, batch address lookup): wall time of the
+single-process run (this process), then of the partitioned run on a LocalCluster of
+``--workers`` worker processes (one thread each), the speed-up, and peak memory: resident
+set size sampled every 50 ms with psutil, of this process in the single-process run and of
+each worker process (the largest of them) and of the client in the cluster run. Every
+partitioned result is compared with the single-process one, layer by layer, row for row,
+exactly (``pandas.testing.assert_frame_equal(check_exact=True)``); the table says so.
+
+``--nodes N --node-memory M`` adds a run on a LocalCluster of N worker processes with a
+per-worker memory limit M (Dask pauses a worker at 80% and restarts it at 95% of it),
+standing in for N small machines.
+
+The machine is shared (2 cores, 8 sessions at the time of the recorded runs): timings
+are one run each and noisy; the speed-up on 2 cores is bounded by 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+from gridgis import partitioned as P
+from gridgis.assign import assign_all
+from gridgis.cluster import open_client
+from gridgis.coverage import run_coverage
+from gridgis.delineate import delineate
+from gridgis.lookup import Lookup
+from gridgis.synth import make_city
+
+GB = 1024**3
+
+
+class Peak:
+    """Peak RSS of some processes, sampled in a thread every ``every`` s."""
+
+    def __init__(self, pids: list[int], every: float = 0.05) -> None:
+        self.procs = [psutil.Process(p) for p in pids]
+        self.peak = {p.pid: p.memory_info().rss for p in self.procs}
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for p in self.procs:
+                try:
+                    self.peak[p.pid] = max(self.peak[p.pid], p.memory_info().rss)
+                except psutil.Error:
+                    pass
+            time.sleep(self.every)
+
+    def __enter__(self) -> Peak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def same(got, ref) -> bool:
+    try:
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(got).reset_index(drop=True),
+            pd.DataFrame(ref).reset_index(drop=True),
+            check_exact=True,
+        )
+        return True
+    except AssertionError as exc:
+        print("   DIFFERENT:", str(exc)[:300])
+        return False
+
+
+def analyses(layers: dict):
+    """(name, single-process callable, partitioned callable, comparison) per analysis."""
+    grids = delineate(layers, issued_at="2026-01-01").grids
+    assigned = {**layers, **assign_all(layers, grids).layers()}
+    names = ("addresses", "buildings", "grids", "communities", "streets", "staff")
+    lk = {n: assigned.get(n) for n in names}
+    texts = list(assigned["addresses"]["text"])
+    cov_layers = {**layers, "grids": grids}
+
+    def cmp_delineate(a, b):
+        return all(same(getattr(a, k), getattr(b, k)) for k in ("grids", "buildings", "findings"))
+
+    def cmp_assign(a, b):
+        return all(same(a.layers()[k], b.layers()[k]) for k in b.layers())
+
+    def cmp_coverage(a, b):
+        return all(same(a.layers[k], b.layers[k]) for k in b.layers)
+
+    return [
+        (
+            "delineate",
+            lambda: delineate(layers, issued_at="2026-01-01"),
+            lambda c: P.delineate_partitioned(c, layers, issued_at="2026-01-01"),
+            cmp_delineate,
+        ),
+        (
+            "assign",
+            lambda: assign_all(layers, grids),
+            lambda c: P.assign_partitioned(c, layers, grids),
+            cmp_assign,
+        ),
+        (
+            "coverage",
+            lambda: run_coverage(cov_layers),
+            lambda c: P.coverage_partitioned(c, cov_layers),
+            cmp_coverage,
+        ),
+        (
+            f"lookup ({len(texts):,} addresses)",
+            lambda: Lookup(**lk).addresses(texts),
+            lambda c: P.lookup_addresses_partitioned(c, lk, texts),
+            same,
+        ),
+    ]
+
+
+def run_single(todo) -> dict:
+    out = {}
+    me = os.getpid()
+    for name, single, _, _ in todo:
+        gc.collect()
+        with Peak([me]) as peak:
+            t = time.perf_counter()
+            result = single()
+            wall = time.perf_counter() - t
+        out[name] = (result, wall, peak.peak[me])
+        print(f"single   {name}: {wall:.1f} s, peak {peak.peak[me] / GB:.2f} GB", flush=True)
+    return out
+
+
+def run_cluster(todo, ref: dict, spec: str, memory_limit=None) -> list[dict]:
+    rows = []
+    with open_client(spec, memory_limit=memory_limit) as client:
+        workers = sorted(client.run(os.getpid).values())
+        me = os.getpid()
+        for name, _single, partitioned, compare in todo:
+            gc.collect()
+            with Peak([me, *workers]) as peak:
+                t = time.perf_counter()
+                result = partitioned(client)
+                wall = time.perf_counter() - t
+            equal = compare(result, ref[name][0])
+            worker_peak = max(peak.peak[w] for w in workers)
+            print(
+                f"{spec:9s} {name}: {wall:.1f} s, worker peak {worker_peak / GB:.2f} GB, "
+                f"client {peak.peak[me] / GB:.2f} GB, equal={equal}",
+                flush=True,
+            )
+            rows.append(
+                {
+                    "analysis": name,
+                    "single_s": ref[name][1],
+                    "single_gb": ref[name][2] / GB,
+                    "cluster": spec + (f" ({memory_limit}/worker)" if memory_limit else ""),
+                    "cluster_s": wall,
+                    "speedup": ref[name][1] / wall,
+                    "worker_gb": worker_peak / GB,
+                    "client_gb": peak.peak[me] / GB,
+                    "equal": equal,
+                }
+            )
+    return rows
+
+
+def table(rows: list[dict], households: int, cmd: str) -> str:
+    lines = [
+        f"\n## Partitioned runs on Dask ({households:,} households)\n",
+        f"Command: `{cmd}`. Machine: {platform.machine()}, "
+        f"{len(os.sched_getaffinity(0))} cores shared with other sessions, "
+        f"{psutil.virtual_memory().total / GB:.0f} GB; one run each (noisy). Peak memory "
+        "is the resident set sampled every 50 ms: of this process for the single-process "
+        "run, of the largest worker process and of the client for the cluster run. "
+        "`equal`: every layer of the partitioned result equals the single-process one, "
+        "row for row, exactly.\n",
+        "| analysis | single s | single GB | cluster | cluster s | speed-up | worker peak GB "
+        "| client peak GB | equal |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['analysis']} | {r['single_s']:.1f} | {r['single_gb']:.2f} | {r['cluster']} "
+            f"| {r['cluster_s']:.1f} | {r['speedup']:.2f} | {r['worker_gb']:.2f} "
+            f"| {r['client_gb']:.2f} | {'yes' if r['equal'] else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--households", type=int, default=1_000_000)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--nodes", type=int, default=0)
+    ap.add_argument("--node-memory", default="1.5GB")
+    ap.add_argument("--append", action="store_true")
+    a = ap.parse_args()
+    t = time.perf_counter()
+    layers = make_city(a.households, seed=7).layers
+    print(f"city: {a.households:,} households in {time.perf_counter() - t:.1f} s", flush=True)
+    todo = analyses(layers)
+    ref = run_single(todo)
+    rows = run_cluster(todo, ref, f"local:{a.workers}")
+    if a.nodes:
+        rows += run_cluster(todo, ref, f"local:{a.nodes}", memory_limit=a.node_memory)
+    cmd = (
+        f".venv/bin/python benchmarks/bench_cluster.py --households {a.households} "
+        f"--workers {a.workers}"
+        + (f" --nodes {a.nodes} --node-memory {a.node_memory}" if a.nodes else "")
+        + " --append"
+    )
+    text = table(rows, a.households, cmd)
+    print(text)
+    if a.append:
+        with open(Path(__file__).with_name("RESULTS.md"), "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+if __name__ == "__main__":
+    main()
