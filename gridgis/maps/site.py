@@ -36,6 +36,7 @@ MAP_LAYERS = (
     "service_areas",
     "coverage_findings",
     "proposed_gates",
+    "grid_versions",
 )
 
 
@@ -409,6 +410,9 @@ def write_maps(
 
     # Boards -----------------------------------------------------------------------------
     if boards and grids is not None:
+        from gridgis.maps.boards import with_valid_from
+
+        grids = with_valid_from(grids, geo.get("grid_versions"))
         staff = geo.get("staff")
         comm_names = dict(zip(comms["community_code"], comms["name"].astype(str), strict=True))
         comm_street = dict(zip(comms["community_code"], comms["street_code"], strict=True))
