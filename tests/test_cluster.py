@@ -329,3 +329,24 @@ def test_remote_scheduler_and_worker_processes(tmp_path):
         for p in reversed(procs):
             p.terminate()
             p.wait(30)
+
+
+def test_province_built_on_the_cluster_equals_built_here(client):
+    """Districts built as cluster tasks give the same province as built one by one;
+    every id and code is unique across districts and the districts do not overlap."""
+    from gridgis.province import make_province
+
+    here, meta = make_province(7_001, districts=3, seed=5)
+    there, meta2 = make_province(7_001, districts=3, seed=5, client=client)
+    assert meta == meta2
+    assert [d["households"] for d in meta["districts"]] == [2334, 2334, 2333]
+    assert int(here["buildings"]["households"].sum()) == 7_001
+    for name in here:
+        same(there[name], here[name])
+    for name, key in (("buildings", "building_id"), ("communities", "community_code")):
+        assert here[name][key].is_unique, name
+    counties = {c[:6] for c in here["communities"]["community_code"]}
+    assert counties == {"329900", "329901", "329902"}
+    comm = here["communities"].to_crs(4549)
+    by_county = comm.dissolve(comm["community_code"].str[:6])
+    assert not by_county.geometry.iloc[0].intersects(by_county.geometry.iloc[1])
