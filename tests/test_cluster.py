@@ -30,7 +30,9 @@ from gridgis.store import open_store  # noqa: E402
 from gridgis.synth import make_city  # noqa: E402
 
 #: Small partitions so that even the test city is cut into many.
-RULES = ClusterRules(retries=2, chunk_rows=200, partitions_per_worker=4)
+RULES = ClusterRules(
+    retries=2, chunk_rows=200, partitions_per_worker=4, coverage_partitions_per_worker=4
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +51,25 @@ def delineated(city):
     return delineate(city)
 
 
+#: Walking distances may differ in the last bits where two paths are equally short: the
+#: search adds the same edge lengths in another order (measured: ≤ 2e-9 m on the
+#: 1,000,000-household city). Everything else is compared exactly.
+SUMMED = {"walk_m": 1e-6, "walk_min": 1e-8}
+
+
 def same(got: pd.DataFrame, ref: pd.DataFrame) -> None:
-    """Same rows, same order, same values and dtypes (exact, floats included)."""
+    """Same rows, same order, same values and dtypes: exact, but for the summed walking
+    distances (:data:`SUMMED`, absolute tolerance)."""
+    got = pd.DataFrame(got).reset_index(drop=True)
+    ref = pd.DataFrame(ref).reset_index(drop=True)
+    summed = [c for c in SUMMED if c in ref.columns]
     pd.testing.assert_frame_equal(
-        pd.DataFrame(got).reset_index(drop=True),
-        pd.DataFrame(ref).reset_index(drop=True),
-        check_exact=True,
+        got.drop(columns=summed), ref.drop(columns=summed), check_exact=True
     )
+    for col in summed:
+        pd.testing.assert_series_equal(
+            got[col], ref[col], check_exact=False, rtol=0, atol=SUMMED[col]
+        )
 
 
 # -- specs ------------------------------------------------------------------------------
