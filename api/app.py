@@ -18,6 +18,7 @@ Errors: every :class:`gridgis.errors.GridgisError` is answered with its type's
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -38,6 +39,8 @@ from api.models import Problem
 from gridgis.errors import GridgisError
 from gridgis.standards import DEFAULT, Settings
 from gridgis.store import Store
+
+log = logging.getLogger(__name__)
 
 #: Error answers documented on every operation, and on writes.
 _ALWAYS = {
@@ -175,6 +178,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for status, text in wanted.items():
                 responses.setdefault(str(status), {"description": text})
             for status, resp in responses.items():
+                for media in resp.get("content", {}).values():
+                    if "$ref" in media.get("schema", {}):  # a model behind a non-JSON class
+                        media["schema"] = {"$ref": media["schema"]["$ref"]}
                 current = resp.get("content", {}).get("application/json", {}).get("schema")
                 if status[0] in "45" and current in (None, {}, _DEFAULT_422):
                     resp["content"] = ref
@@ -203,5 +209,8 @@ def from_env() -> FastAPI:
         settings = settings.override(dict(s.split("=", 1) for s in sets))
     app = create_app(store, settings, maps_dir=os.environ.get("GRIDGIS_SERVE_MAPS") or None)
     if os.environ.get("GRIDGIS_SERVE_PRELOAD", "1") != "0":
-        app.state.ctx.lookup()
+        try:
+            app.state.ctx.lookup()
+        except GridgisError as exc:  # answered per request instead (e.g. no grids yet)
+            log.warning("lookup index not loaded at start: %s", exc)
     return app

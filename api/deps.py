@@ -130,37 +130,38 @@ OutCrsUri = Annotated[str, Depends(out_crs)]
 Box = tuple[float, float, float, float]
 
 
-def _bad_bbox(why: str) -> HTTPException:
-    return HTTPException(422, f"bbox: {why}")
+#: A decimal number as the bbox parameter takes it.
+_NUM = r"[+-]?(?:[0-9]+(?:[.][0-9]*)?|[.][0-9]+)(?:[eE][+-]?[0-9]+)?"
+#: minx,miny,maxx,maxy or the 3-D form minx,miny,minz,maxx,maxy,maxz.
+BBOX_PATTERN = rf"^{_NUM}(?:,{_NUM}){{3}}(?:,{_NUM},{_NUM})?$"
 
 
 def parse_bbox(text: str, bbox_crs: str) -> Box:
     """``minx,miny,maxx,maxy`` (or the 6-number 3-D form) in the CRS ``bbox_crs`` (a URI
-    of :data:`CRS_CHOICES`) as lon/lat degrees in EPSG:4326; 422 naming the rule."""
+    of :data:`CRS_CHOICES`) as lon/lat degrees in EPSG:4326.
+
+    Lenient where the meaning is plain: the two corners may come in either order, and a
+    box reaching beyond the world is cut to it (longitudes -180…180, latitudes
+    -90…90). Text that is not 4 or 6 numbers gets 422."""
     from gridgis.crs import gcj02_to_wgs84
 
     try:
         vals = [float(p) for p in text.split(",")]
     except ValueError:
-        raise _bad_bbox("four numbers minx,miny,maxx,maxy (lon/lat degrees)") from None
+        vals = []
     if len(vals) == 6:
         vals = [vals[0], vals[1], vals[3], vals[4]]
-    if len(vals) != 4 or not all(math.isfinite(v) for v in vals):
-        raise _bad_bbox("four numbers minx,miny,maxx,maxy (lon/lat degrees)")
+    if len(vals) != 4 or any(np.isnan(vals)):
+        raise HTTPException(422, "bbox: four numbers minx,miny,maxx,maxy (lon/lat degrees)")
     kind, latlon = CRS_CHOICES[bbox_crs]
     if latlon:
         vals = [vals[1], vals[0], vals[3], vals[2]]
-    minx, miny, maxx, maxy = vals
-    if minx > maxx or miny > maxy:
-        raise _bad_bbox("minx must not exceed maxx, nor miny maxy")
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise _bad_bbox("longitudes within -180…180, latitudes -90…90")
+    xs = np.clip(sorted(vals[0::2]), -180.0, 180.0)
+    ys = np.clip(sorted(vals[1::2]), -90.0, 90.0)
     if kind == "gcj02":
-        xs, ys = gcj02_to_wgs84(
-            np.array([minx, maxx, minx, maxx]), np.array([miny, miny, maxy, maxy])
-        )
-        minx, maxx, miny, maxy = xs.min(), xs.max(), ys.min(), ys.max()
-    return (float(minx), float(miny), float(maxx), float(maxy))
+        gx, gy = gcj02_to_wgs84(np.array([xs[0], xs[1], xs[0], xs[1]]), np.repeat(ys, 2))
+        xs, ys = np.array([gx.min(), gx.max()]), np.array([gy.min(), gy.max()])
+    return (float(xs[0]), float(ys[0]), float(xs[1]), float(ys[1]))
 
 
 async def bbox_filter(
@@ -169,7 +170,7 @@ async def bbox_filter(
         Query(
             description="minx,miny,maxx,maxy in bbox-crs (default CRS84 lon/lat)",
             max_length=200,
-            pattern=r"^[0-9eE+\-., ]*$",
+            pattern=BBOX_PATTERN,
         ),
     ] = None,
     bbox_crs: Annotated[

@@ -14,17 +14,33 @@ from fastapi.openapi.docs import (
     get_swagger_ui_oauth2_redirect_html,
 )
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, Response
 
 #: Folder of the Swagger UI / ReDoc assets shipped in the fastapi-offline wheel.
 ASSETS = Path(fastapi_offline.__file__).resolve().parent / "static"
 #: Where the assets are served.
 ASSETS_URL = "/docs-assets"
+#: The one remote URL in the ReDoc bundle (the "API docs by Redocly" logo), served from
+#: here instead so that the page makes no request outside the server.
+_REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
 def add_offline_docs(app: FastAPI) -> None:
     """Serve ``/docs`` (Swagger UI), ``/redoc`` and their assets from this server.
     ``app`` must be made with ``docs_url=None, redoc_url=None``."""
+    redoc_js: list[bytes] = []
+
+    @app.get(f"{ASSETS_URL}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_bundle() -> Response:
+        if not redoc_js:  # read once, on first use
+            text = (ASSETS / "redoc.standalone.js").read_text(encoding="utf-8")
+            redoc_js.append(text.replace(_REDOC_LOGO, f"{ASSETS_URL}/favicon.png").encode())
+        return Response(
+            redoc_js[0],
+            media_type="application/javascript",
+            headers={"cache-control": "public, max-age=86400"},
+        )
+
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
     oauth_redirect = "/docs/oauth2-redirect"
 

@@ -156,6 +156,12 @@ class WriteResult(BaseModel):
     layers: dict[str, int]
     notes: list[str] = []
     summary: str | None = None
+    import_: dict[str, Any] | None = Field(
+        None,
+        alias="import",
+        description="Uploads: the write mode and, per layer, rows before, kept, added, "
+        "rejected and after",
+    )
 
 
 class FieldProblem(BaseModel):

@@ -5,8 +5,9 @@ What it does, in one run:
 1. starts a throwaway PostgreSQL/PostGIS (``gridgis.store.pgtemp``), makes the demo city
    (``--households``) with grids, assignment and coverage, and writes it to a GeoPackage
    and to the PostGIS schema ``gridgis``;
-2. serves it with ``gridgis serve`` (one uvicorn worker) on both backends, and serves the
-   SAME PostGIS table ``gridgis.grids`` with tipg (from its own virtualenv, ``--tipg``);
+2. serves it with ``gridgis serve --workers N`` for each N of ``--workers`` (each worker
+   process loads the lookup index once, at start) on both backends, and serves the SAME
+   PostGIS table ``gridgis.grids`` with tipg (from its own virtualenv, ``--tipg``);
 3. drives each server with ``wrk`` (Debian package ``wrk``; fixed duration per cell,
    1/16/64 connections, requests cycling through 500 different points / boxes) for
    ``/lookup/point?lon=&lat=`` and ``/collections/grids/items?bbox=…&limit=10``
@@ -136,6 +137,7 @@ def main() -> None:
     ap.add_argument("--households", type=int, default=100_000)
     ap.add_argument("--duration", type=int, default=5, help="seconds per cell")
     ap.add_argument("--concurrency", default="1,16,64")
+    ap.add_argument("--workers", default="1", help="uvicorn worker counts, e.g. 1,2")
     ap.add_argument(
         "--rounds", type=int, default=2, help="runs per cell, interleaved; the best is kept"
     )
@@ -192,17 +194,18 @@ def main() -> None:
             lua[name].write_text(LUA % ",".join(paths))
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDGIS_")}
-        gridgis = str(ROOT / ".venv" / "bin" / "gridgis")
+        env["PYTHONPATH"] = str(ROOT)  # this tree's code, whichever venv runs it
+        gridgis = [sys.executable, "-c", "from gridgis.cli import main; main()"]
         servers: dict[str, int] = {}
-        for name, target in (
-            ("gridgis GeoPackage", ["--workspace", str(gpkg)]),
-            ("gridgis PostGIS", ["--database", db_url]),
-        ):
-            port = free_port()
-            procs.append(
-                start([gridgis, "serve", *target, "--port", str(port)], env, port, "/health")
-            )
-            servers[name] = port
+        for w in [int(x) for x in args.workers.split(",")]:
+            for name, target in (
+                ("gridgis GeoPackage", ["--workspace", str(gpkg)]),
+                ("gridgis PostGIS", ["--database", db_url]),
+            ):
+                port = free_port()
+                cmd = [*gridgis, "serve", *target, "--port", str(port), "--workers", str(w)]
+                procs.append(start([*cmd, "--no-access-log"], env, port, "/health"))
+                servers[f"{name} ×{w}"] = port
         tipg_bin = args.tipg / "bin" / "uvicorn"
         if tipg_bin.exists():
             port = free_port()
@@ -299,7 +302,7 @@ def main() -> None:
         f"Command: `{' '.join(['.venv/bin/python', 'benchmarks/bench_api.py'] + sys.argv[1:])}`",
         "",
         f"Demo city {args.households:,} households ({len(grids)} grids, "
-        f"{len(layers['buildings']):,} buildings); one uvicorn worker per server; wrk "
+        f"{len(layers['buildings']):,} buildings); ×N: uvicorn worker processes; wrk "
         f"{args.duration:g} s per cell on loopback, best of {args.rounds} interleaved "
         f"rounds; {os.cpu_count()} CPUs "
         f"({platform.processor() or platform.machine()}), load average at the end "
@@ -321,9 +324,7 @@ def main() -> None:
             if not t:
                 continue
             parts = [
-                f"{n} {items[(n, c)] / t:.2f}×"
-                for n in ("gridgis PostGIS", "gridgis GeoPackage")
-                if (n, c) in items
+                f"{n} {items[(n, c)] / t:.2f}×" for n in servers if n != "tipg" and (n, c) in items
             ]
             lines.append(f"- {c} clients: " + ", ".join(parts))
     text = "\n".join(lines) + "\n"

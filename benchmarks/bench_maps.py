@@ -5,6 +5,11 @@ Leaflet so both load offline), and the time to write the whole site.
 Usage::
 
     .venv/bin/python benchmarks/bench_maps.py --households 1000000 [--append]
+    .venv/bin/python benchmarks/bench_maps.py --households 100000 --site-only [--boards]
+
+``--site-only`` times :func:`gridgis.maps.write_maps` alone (wall and CPU seconds, Jinja
+template compilations, peak memory of the process); run it with ``PYTHONPATH`` pointing at
+another checkout to compare two versions on the same city.
 
 The issue's targets: index page ≤ 10 MB and loaded in < 3 s for 1,000,000 households.
 """
@@ -59,12 +64,45 @@ def load_seconds(page_path: Path, repeats: int = 5) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def site_run(layers: dict, out: Path, boards: bool) -> dict:
+    """Write the whole site once: wall and CPU seconds, Jinja compilations, pages, MB."""
+    import resource
+
+    import jinja2
+
+    compiled = 0
+    original = jinja2.Environment.compile
+
+    def counting(self, *a, **k):
+        nonlocal compiled
+        compiled += 1
+        return original(self, *a, **k)
+
+    jinja2.Environment.compile = counting
+    try:
+        t, c = time.perf_counter(), time.process_time()
+        site = write_maps(layers, out, boards=boards)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+    finally:
+        jinja2.Environment.compile = original
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "compilations": compiled,
+        "pages": len(site.pages),
+        "mb": sum(p.stat().st_size for p in site.pages) / 1e6,
+        "peak_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--households", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--append", action="store_true", help="append to benchmarks/RESULTS.md")
     ap.add_argument("--site", action="store_true", help="also time the whole site (slow)")
+    ap.add_argument("--site-only", action="store_true", help="time only the whole site")
+    ap.add_argument("--boards", action="store_true", help="with --site-only: boards too")
     args = ap.parse_args()
 
     from gridgis.delineate import delineate
@@ -84,6 +122,19 @@ def main() -> None:
         f"{len(layers['communities'])} communities, {len(d.grids)} grids, "
         f"{len(layers['buildings'])} buildings"
     )
+
+    if args.site_only:
+        write_maps(  # warm-up: imports, folium's class templates
+            {"streets": layers["streets"].head(1), "communities": layers["communities"].head(1)},
+            out / "warm",
+            boards=False,
+        )
+        r = site_run(layers, out / "site", args.boards)
+        print(
+            f"| {args.households:,} | {r['pages']:,} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+            f"{r['compilations']:,} | {r['mb']:.1f} | {r['peak_gb']:.2f} |"
+        )
+        return
 
     # warm up both (imports: mapclassify for explore, folium templates)
     tiny = layers["communities"].head(2).assign(households=1, grid_count=1)

@@ -153,24 +153,58 @@ def green_targets(
 
 
 def entry_points(
-    polygons: NDArray[np.object_], net: RoadNetwork, settings: Settings
+    polygons: NDArray[np.object_],
+    net: RoadNetwork,
+    settings: Settings,
+    gates: NDArray[np.object_] | None = None,
 ) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
     """Entry points of polygons from the walking network, on their boundary.
 
-    Entries are (1) where the boundary meets a road line, (2) boundary points every
-    ``green_entry_spacing_m`` whose nearest edge is within ``green_entry_max_m``, and (3)
-    the boundary point nearest the network (so every polygon has at least one).
+    A polygon with gates (points within ``network.gate_snap_m`` of its boundary) is
+    entered at its gates only. Otherwise entries are (1) where the boundary meets a road
+    line, (2) boundary points every ``green_entry_spacing_m`` whose nearest edge is
+    within ``green_entry_max_m``, and (3) the boundary point nearest the network (so
+    every polygon has at least one).
 
     Returns
     -------
     points, owner
         Entry points (metric CRS) and the index of the polygon each belongs to.
     """
-    cov = settings.coverage
     polygons = np.asarray(polygons, dtype=object)
     if len(polygons) == 0:
         return np.array([], dtype=object), np.array([], dtype=np.int64)
     boundary = shapely.boundary(polygons)
+    gated = np.zeros(len(polygons), dtype=bool)
+    pts, owner = [], []
+    if gates is not None and len(gates):
+        gi, pi = shapely.STRtree(boundary).query(
+            np.asarray(gates, dtype=object),
+            predicate="dwithin",
+            distance=settings.network.gate_snap_m,
+        )
+        gated[pi] = True
+        pts.append(np.asarray(gates, dtype=object)[gi])
+        owner.append(pi)
+        if gated.all():
+            return np.concatenate(pts), np.concatenate(owner).astype(np.int64)
+    free = np.flatnonzero(~gated)
+    entries, of = _boundary_entries(polygons[free], boundary[free], net, settings)
+    pts.append(entries)
+    owner.append(free[of])
+    return np.concatenate(pts), np.concatenate(owner).astype(np.int64)
+
+
+def _boundary_entries(
+    polygons: NDArray[np.object_],
+    boundary: NDArray[np.object_],
+    net: RoadNetwork,
+    settings: Settings,
+) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
+    """Entries of polygons without gates (see :func:`entry_points`)."""
+    cov = settings.coverage
+    if len(polygons) == 0:
+        return np.array([], dtype=object), np.array([], dtype=np.int64)
     pts, owner = [], []
     # (1) boundary ∩ roads
     bi, ei = net.tree.query(boundary, predicate="intersects")
@@ -221,6 +255,7 @@ def compute_access(
     progress: Callable[[int, int], None] | None = None,
     compounds: gpd.GeoDataFrame | None = None,
     gates: gpd.GeoDataFrame | None = None,
+    extra_zones: NDArray[np.int64] | None = None,
     network: RoadNetwork | None = None,
 ) -> Access:
     """Walking and straight-line distance from every residential building to every category.
@@ -243,7 +278,10 @@ def compute_access(
     compounds, gates
         Optional walled compounds and their gates: walks cross a wall only at an open
         gate, buildings inside reach the street only through them
-        (:func:`gridgis.network.make_walls`).
+        (:func:`gridgis.network.make_walls`); parks with gates are entered at them.
+    extra_zones
+        Compound of each of ``extra_points`` as :func:`gridgis.network.snap_points`
+        takes it (default: where each stands).
     network
         A walking network already built (a partition's piece of the city's network,
         :mod:`gridgis.partitioned`); ``roads`` is then not read.
@@ -277,15 +315,16 @@ def compute_access(
     else:
         fac_pts = np.array([], dtype=object)
     greens = green_targets(green_spaces, crs, settings)
+    gate_pts = _points_of(gates, crs)
     entries = {}
     for cat in GREEN_CATEGORIES:
         if cat in cats:
-            entries[cat] = entry_points(greens[cat].geometry.values, net, settings)
+            entries[cat] = entry_points(greens[cat].geometry.values, net, settings, gate_pts)
 
     parts = [res["point"].to_numpy(), fac_pts, *[e[0] for e in entries.values()]]
     if extra_points is not None:
         parts.append(np.asarray(extra_points, dtype=object))
-    graph = attach_points(net, np.concatenate(parts), cov.max_snap_m)
+    graph = _attach_all(net, np.concatenate(parts), cov.max_snap_m, extra_zones)
     offsets = np.cumsum([0, *[len(p) for p in parts]])
     node_b = graph.point_node[: len(res)]
     node_f = graph.point_node[offsets[1] : offsets[2]]
@@ -380,6 +419,26 @@ def compute_access(
         findings=found,
         params=params,
     )
+
+
+def _attach_all(
+    net: RoadNetwork, points: NDArray[np.object_], max_snap_m: float, extra_zones
+) -> WalkGraph:
+    """Attach every point; inside walled compounds by where it stands, the trailing
+    ``extra_zones`` points as given."""
+    zone = None
+    if net.walls is not None:
+        zone = net.walls.zone_of(points)
+        if extra_zones is not None and len(extra_zones):
+            zone[len(points) - len(extra_zones) :] = extra_zones
+    return attach_points(net, points, max_snap_m, zone)
+
+
+def _points_of(frame: gpd.GeoDataFrame | None, crs: pyproj.CRS) -> NDArray[np.object_] | None:
+    """2-D points of a point layer in ``crs`` (None when absent or empty)."""
+    if frame is None or len(frame) == 0:
+        return None
+    return shapely.force_2d(np.asarray(frame.to_crs(crs).geometry.values, dtype=object))
 
 
 def _slice_snaps(graph: WalkGraph, a: int, b: int) -> Snaps:

@@ -245,6 +245,7 @@ SCHEMA: dict[str, LayerSpec] = {
                 "address_id": F("str", True, "地址编号"),
                 "text": F("str", True, "地址"),
                 "name": F("str", False, "小区/单位名称"),
+                "aliases": F("str", False, "别名"),
                 "road": F("str", False, "道路"),
                 "number": F("str", False, "门牌号"),
                 "building_no": F("str", False, "楼栋号"),
@@ -315,8 +316,12 @@ class Validated:
 REJECT_COLUMNS = ["source", "layer", "row", "field", "value", "reason"]
 
 
+_EMPTY_REJECTS = pd.DataFrame({c: pd.Series(dtype="object") for c in REJECT_COLUMNS})
+
+
 def empty_rejects() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in REJECT_COLUMNS})
+    """A rejects table without rows (a copy of one built once: building it is slow)."""
+    return _EMPTY_REJECTS.copy()
 
 
 # --------------------------------------------------------------------------------------
@@ -335,7 +340,11 @@ NUMBER_LIMITS: dict[str, str] = {
     "floors": "max_floors",
     "staff": "max_staff",
     "floor_area_m2": "max_floor_area_m2",
+    "layer": "max_road_layer",
 }
+#: Numeric fields that may be negative (then bounded by their limit either way): a
+#: road's vertical layer (-1 = tunnel or underpass level).
+SIGNED_FIELDS = frozenset({"layer"})
 
 #: Text fields holding an address: a value with no letter, digit or Chinese character
 #: (``[]``, ``-``, ``（）`` …) has no address content and is rejected.
@@ -567,16 +576,17 @@ def _check_number(
     infinite = num.notna() & ~np.isfinite(num)
     reject(col.index[infinite], name, "not a finite number", col[infinite])
     ok = num.notna() & ~infinite
-    neg = ok & (num < 0)
+    neg = ok & (num < 0) & (name not in SIGNED_FIELDS)
     reject(col.index[neg], name, "negative", col[neg])
     setting = NUMBER_LIMITS.get(name)
     if setting is not None:
         limit = getattr(settings.imports, setting)
-        high = ok & (num > limit)
+        high = ok & ((num.abs() if name in SIGNED_FIELDS else num) > limit)
         reject(
             col.index[high],
             name,
-            f"above {limit:,} (imports.{setting}): not a plausible value",
+            f"{'beyond ±' if name in SIGNED_FIELDS else 'above '}{limit:,} "
+            f"(imports.{setting}): not a plausible value",
             col[high],
         )
         ok &= ~high

@@ -94,10 +94,12 @@ def _point_converter(crs: str) -> Callable[[float, float], tuple[float, float]]:
 
 
 class _Points:
-    """Query points (lon/lat arrays) and, made once on first use, their geometries."""
+    """Query points sorted by longitude once, shared by the polygon layers' lookups."""
 
     def __init__(self, lon: np.ndarray, lat: np.ndarray) -> None:
         self.lon, self.lat = lon, lat
+        self.order = np.argsort(lon, kind="stable")
+        self.sorted_lon = lon[self.order]
         self._geoms: np.ndarray | None = None
 
     @property
@@ -110,7 +112,13 @@ class _Points:
 class _Polygons:
     """Polygons of one layer: which polygon holds each point, by the project's one
     point-in-polygon rule (:func:`gridgis.spatial.points_in_polygons`: the interior wins;
-    a point only on boundaries goes to the polygon of smallest code)."""
+    a point only on boundaries goes to the polygon of smallest code).
+
+    The polygons holding a point (boundary included) are found fast (a bounding-box sweep
+    and ``intersects_xy`` on prepared polygons, no geometry per point); a point held by
+    one polygon is that polygon's under the rule whatever the boundary, and every point
+    held by two or more is settled by :func:`~gridgis.spatial.points_in_polygons` itself.
+    """
 
     #: The code field that ranks polygons for boundary points, per layer.
     CODE_FIELDS = ("grid_code", "building_id", "community_code", "street_code")
@@ -123,6 +131,7 @@ class _Polygons:
         self.frame = frame.reset_index(drop=True)
         self.geoms = np.asarray(self.frame.geometry.values, dtype=object)
         shapely.prepare(self.geoms)
+        self.bounds = shapely.bounds(self.geoms)
         self.tree = shapely.STRtree(self.geoms)
         code = next((c for c in self.CODE_FIELDS if c in self.frame.columns), None)
         keys = (
@@ -140,17 +149,41 @@ class _Polygons:
         cand = self.tree.query(pt)
         if cand.size == 0:
             return -1
-        if cand.size == 1:  # the common case: one bounding box, no tie to break
-            k = int(cand[0])
-            return k if shapely.intersects_xy(self.geoms[k], lon, lat) else -1
+        hit = cand[shapely.intersects_xy(self.geoms[cand], lon, lat)]
+        if hit.size <= 1:
+            return int(hit[0]) if hit.size else -1
         return int(points_in_polygons(np.array([pt]), self.geoms, self.rank, self.tree)[0])
 
     def locate(self, pts: _Points) -> np.ndarray:
         """Row position of the polygon holding each point, -1 where none."""
         n = len(pts.lon)
+        out = np.full(n, -1, dtype=np.int64)
         if self.tree is None or n == 0:
-            return np.full(n, -1, dtype=np.int64)
-        return points_in_polygons(pts.geoms, self.geoms, self.rank, self.tree)
+            return out
+        held = np.zeros(n, dtype=np.int32)
+        if n * 4 < len(self.geoms):  # few points: bounding-box candidates from the tree
+            pi, ti = self.tree.query(pts.geoms)
+            hit = shapely.intersects_xy(self.geoms[ti], pts.lon[pi], pts.lat[pi])
+            pi, ti = pi[hit], ti[hit]
+            out[pi] = ti
+            np.add.at(held, pi, 1)
+        else:  # many points: each polygon's box over the longitude-sorted points
+            b = self.bounds
+            start = np.searchsorted(pts.sorted_lon, b[:, 0], side="left")
+            stop = np.searchsorted(pts.sorted_lon, b[:, 2], side="right")
+            for k in np.flatnonzero(stop > start):
+                cand = pts.order[start[k] : stop[k]]
+                y = pts.lat[cand]
+                cand = cand[(y >= b[k, 1]) & (y <= b[k, 3])]
+                if cand.size:
+                    inside = shapely.intersects_xy(self.geoms[k], pts.lon[cand], pts.lat[cand])
+                    out[cand[inside]] = k
+                    held[cand[inside]] += 1
+        shared = np.flatnonzero(held > 1)
+        if shared.size:
+            geoms = shapely.points(pts.lon[shared], pts.lat[shared])
+            out[shared] = points_in_polygons(geoms, self.geoms, self.rank, self.tree)
+        return out
 
 
 class Lookup:

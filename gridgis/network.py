@@ -188,11 +188,19 @@ def build_network(
     lines, row = lines[ok], row[ok]
     lines_in = len(lines)
     grade = road_grades(roads)[row]
-    repair = repair_topology(lines, grade, rules)
-    lines, grade = repair.lines, repair.grade
+    # a closed way (a loop path, a roundabout drawn as one ring) would be one edge from a
+    # node to itself: cut it in two halves
+    ring = shapely.is_closed(lines)
+    if ring.any():
+        idx = np.flatnonzero(ring)
+        lines, source = split_lines_at(lines, idx, shapely.length(lines[idx]) / 2)
+        grade = grade[source]
+    # exact crossings and T-junctions first (GEOS noding, per grade), then the repair
+    # joins what misses by less than the tolerance (float slips, CAD gaps)
     noded, noded_grade = _node_by_grade(lines, grade)
-    lines = noded
-    grade = noded_grade if noded_grade is not None else np.full(len(lines), grade[0])
+    grade = noded_grade if noded_grade is not None else np.full(len(noded), grade[0])
+    repair = repair_topology(noded, grade, rules)
+    lines, grade = repair.lines, repair.grade
     walls, wall_findings = make_walls(compounds, gates, crs, rules)
     zone = link = None
     closed = np.array([], dtype=object)
@@ -389,6 +397,8 @@ class Repair:
     grade: NDArray[np.int64]
     findings: list[dict]
     stats: dict
+    loose: NDArray = field(default_factory=lambda: np.zeros((0, 2)))
+    added: NDArray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 def _line_ends(lines: NDArray[np.object_]) -> tuple[NDArray, NDArray, NDArray]:
@@ -407,14 +417,14 @@ def _line_ends(lines: NDArray[np.object_]) -> tuple[NDArray, NDArray, NDArray]:
 
 
 def _cluster_ends(
-    xy: NDArray, line_of: NDArray, tol: float
+    xy: NDArray, line_of: NDArray, tol: float, active: NDArray[np.bool_]
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Where each end goes when ends within ``tol`` of each other are merged (NaN: the end
     is alone), and its cluster (-1: alone). A cluster goes to the coordinate most of its
     ends already share (an existing junction), else to the mean of its ends."""
     pts = shapely.points(xy)
     a, b = shapely.STRtree(pts).query(pts, predicate="dwithin", distance=tol)
-    keep = (a < b) & (line_of[a] != line_of[b])
+    keep = (a < b) & (line_of[a] != line_of[b]) & active[a] & active[b]
     a, b = a[keep], b[keep]
     out = np.full_like(xy, np.nan)
     cluster = np.full(len(xy), -1, dtype=np.int64)
@@ -541,6 +551,43 @@ def _dangle_hits(
     return hit, where, dist
 
 
+def _rays_meeting(
+    xy: NDArray, direction: NDArray, own: NDArray, grade_pt: NDArray, ends: NDArray, reach: float
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Pairs of dangling ends (of one grade, different lines) whose straight extensions
+    of ``reach`` metres cross: the ends and the crossing point (each end in one pair, the
+    closest pairs first)."""
+    if len(ends) < 2 or reach <= 0:
+        return np.zeros(0, np.int64), np.zeros((0, 2))
+    start = xy[ends]
+    rays = shapely.linestrings(
+        np.stack([start, start + direction[ends] * reach], axis=1).reshape(-1, 2),
+        indices=np.repeat(np.arange(len(ends)), 2),
+    )
+    a, b = shapely.STRtree(rays).query(rays, predicate="intersects")
+    ok = (a < b) & (own[ends[a]] != own[ends[b]]) & (grade_pt[ends[a]] == grade_pt[ends[b]])
+    a, b = a[ok], b[ok]
+    if len(a) == 0:
+        return np.zeros(0, np.int64), np.zeros((0, 2))
+    inter = shapely.intersection(rays[a], rays[b])
+    is_pt = shapely.get_type_id(inter) == 0
+    a, b, inter = a[is_pt], b[is_pt], inter[is_pt]
+    far = np.maximum(
+        shapely.distance(shapely.points(start[a]), inter),
+        shapely.distance(shapely.points(start[b]), inter),
+    )
+    used = np.zeros(len(ends), dtype=bool)
+    out, where = [], []
+    at = shapely.get_coordinates(inter)
+    for k in np.argsort(far, kind="stable"):
+        if used[a[k]] or used[b[k]]:
+            continue
+        used[a[k]] = used[b[k]] = True
+        out += [ends[a[k]], ends[b[k]]]
+        where += [at[k], at[k]]
+    return np.asarray(out, np.int64), np.asarray(where, float).reshape(-1, 2)
+
+
 def split_lines_at(
     lines: NDArray[np.object_], line_idx: NDArray, offsets: NDArray
 ) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
@@ -601,7 +648,72 @@ def split_lines_at(
 
 
 def repair_topology(
-    lines: NDArray[np.object_], grade: NDArray[np.int64], rules: NetworkRules
+    lines: NDArray[np.object_],
+    grade: NDArray[np.int64],
+    rules: NetworkRules,
+    max_passes: int = 3,
+) -> Repair:
+    """Join road ends that miss each other by less than the tolerance, in passes: a join
+    made in one pass (e.g. two opposite arms of a junction extended to each other) is a
+    line the next pass can join the other ends to. Stops when a pass joins nothing, or
+    after ``max_passes``. See :func:`_repair_pass` for the rules."""
+    found: list[dict] = []
+    stats: dict = {}
+    loose = None
+    joined = np.zeros(len(lines), dtype=bool)
+    for _ in range(max_passes):
+        step = _repair_pass(lines, grade, rules, loose)
+        n_before = len(lines)
+        lines, grade, loose = step.lines, step.grade, step.loose
+        pieces = len(lines) - int(step.added.sum())
+        joined = np.r_[joined[: min(pieces, n_before)], np.zeros(max(pieces - n_before, 0), bool)]
+        joined = np.r_[joined, np.ones(int(step.added.sum()), dtype=bool)]
+        found += step.findings
+        for key, value in step.stats.items():
+            stats[key] = stats.get(key, 0) + value
+        if step.stats["joins"] == 0 or len(loose) == 0:
+            break
+    stats.pop("joins", None)
+    lines, grade = _node_joins(lines, grade, joined)
+    return Repair(lines, grade, found, stats)
+
+
+def _node_joins(
+    lines: NDArray[np.object_], grade: NDArray[np.int64], joined: NDArray[np.bool_]
+) -> tuple[NDArray[np.object_], NDArray[np.int64]]:
+    """Node the join lines that cross a line of their grade (e.g. the two extensions
+    through a junction whose four arms all stopped short)."""
+    conn = np.flatnonzero(joined)
+    if len(conn) == 0:
+        return lines, grade
+    c, e = shapely.STRtree(lines).query(lines[conn], predicate="crosses")
+    same = grade[conn[c]] == grade[e]
+    involved = np.zeros(len(lines), dtype=bool)
+    involved[conn[c[same]]] = True
+    involved[e[same]] = True
+    if not involved.any():
+        return lines, grade
+    noded, noded_grade = _node_by_grade(lines[involved], grade[involved])
+    if noded_grade is None:
+        noded_grade = np.full(len(noded), grade[involved][0])
+    return np.concatenate([lines[~involved], noded]), np.r_[grade[~involved], noded_grade]
+
+
+def _same_points(xy: NDArray, points: NDArray) -> NDArray[np.bool_]:
+    """Which rows of ``xy`` are one of ``points`` (to the nanometre)."""
+    if len(points) == 0:
+        return np.zeros(len(xy), dtype=bool)
+    both = np.round(np.vstack([xy, points]), 9)
+    _, inverse = np.unique(both, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    return np.isin(inverse[: len(xy)], inverse[len(xy) :])
+
+
+def _repair_pass(
+    lines: NDArray[np.object_],
+    grade: NDArray[np.int64],
+    rules: NetworkRules,
+    loose: NDArray | None,
 ) -> Repair:
     """Join road ends that miss each other by less than the tolerance (vectorised).
 
@@ -616,16 +728,18 @@ def repair_topology(
     Joins are short straight connector lines (the moved distance), so the roads keep
     their own geometry. A finding lists each repair moving an end by at least
     ``report_min_m`` (kind, location, metres moved); smaller ones are only counted.
+    After the first pass only the ends left ``loose`` by the one before move.
     """
     tol, reach = rules.snap_tolerance_m, rules.extend_dangle_m
     xy, own, direction = _line_ends(lines)
     grade_pt = grade[own]
-    target, cluster = _cluster_ends(xy, own, tol)
-    clustered = cluster >= 0
     tree = shapely.STRtree(lines)
+    active = np.ones(len(xy), dtype=bool) if loose is None else _same_points(xy, loose)
+    target, cluster = _cluster_ends(xy, own, tol, active)
+    clustered = cluster >= 0
     c_rep, c_line = _clusters_on_lines(target, cluster, own, grade_pt, lines, grade, tree, tol)
     c_off = shapely.line_locate_point(lines[c_line], shapely.points(target[c_rep]))
-    alone = np.flatnonzero(~clustered)
+    alone = np.flatnonzero(~clustered & active)
     pts = shapely.points(xy[alone])
     near, _ = _nearest_other_line(pts, own[alone], grade_pt[alone], lines, grade, tree, tol)
     snapped = alone[near >= 0]
@@ -657,15 +771,43 @@ def repair_topology(
     kind[clustered] = "snapped_to_node"
     kind[snapped] = "snapped_to_line"
     kind[ext] = "extended_dangle"
-    join = np.flatnonzero((kind != "") & (moved > 0))
+    # dangles pointing past each other (a corner whose two arms both stop short): both
+    # extended to where their extensions cross
+    meet, meet_xy = _rays_meeting(xy, direction, own, grade_pt, rest[hit < 0], reach)
+    to_xy[meet] = meet_xy
+    kind[meet] = "extended_dangle"
+    moved = np.hypot(*(to_xy - xy).T)
+    # a piece whose two ends merged into one point (an overshoot's stub beyond the
+    # junction, a sliver shorter than the tolerance) is dropped, its ends not joined
+    n_lines = len(lines)
+    collapsed = (cluster[:n_lines] >= 0) & (cluster[:n_lines] == cluster[n_lines:])
+    collapsed &= shapely.length(lines) <= 2 * tol
+    join = np.flatnonzero((kind != "") & (moved > 0) & ~np.r_[collapsed, collapsed])
     connectors = shapely.linestrings(
         np.stack([xy[join], to_xy[join]], axis=1).reshape(-1, 2),
         indices=np.repeat(np.arange(len(join)), 2),
     )
     pieces, source = split_lines_at(lines, split_line, split_off)
+    pieces, source = pieces[~collapsed[source]], source[~collapsed[source]]
     out_lines = np.concatenate([pieces, connectors])
     out_grade = np.r_[grade[source], grade_pt[join]]
+    added = np.r_[np.zeros(len(pieces), dtype=bool), np.ones(len(connectors), dtype=bool)]
     report = join[moved[join] >= rules.report_min_m]
+    where = shapely.points(to_xy[report]) if len(report) else np.array([], dtype=object)
+    stub_len = shapely.length(lines[collapsed])
+    stubs = [
+        {
+            "kind": "removed_stub",
+            "layer": "roads",
+            "id": f"piece-{int(i)}",
+            "value_m": float(d),
+            "note": f"piece of {d:.2f} m whose two ends meet within the tolerance (an "
+            "overshoot beyond a junction, or a sliver): removed",
+            "geometry": lines[i],
+        }
+        for i, d in zip(np.flatnonzero(collapsed), stub_len, strict=True)
+        if d >= rules.report_min_m
+    ]
     findings = [
         {
             "kind": str(kind[i]),
@@ -673,17 +815,20 @@ def repair_topology(
             "id": f"end-{int(own[i])}-{'first' if i < len(lines) else 'last'}",
             "value_m": float(moved[i]),
             "note": f"road end moved {moved[i]:.2f} m to join the network",
-            "geometry": shapely.Point(to_xy[i]),
+            "geometry": g,
         }
-        for i in report
-    ]
+        for i, g in zip(report, where, strict=True)
+    ] + stubs
     stats = {
         f"{k}": int((kind[join] == k).sum())
         for k in ("snapped_to_node", "snapped_to_line", "extended_dangle")
     }
     stats["joins_below_report_min"] = int(len(join) - len(report))
+    stats["collapsed_pieces"] = int(collapsed.sum())
+    stats["joins"] = int(len(join))
     stats["repaired_length_m"] = float(moved[join].sum())
-    return Repair(out_lines, out_grade, findings, stats)
+    left = np.setdiff1d(rest[hit < 0], meet)
+    return Repair(out_lines, out_grade, findings, stats, loose=xy[left], added=added)
 
 
 def merge_duplicates(
@@ -957,8 +1102,9 @@ def snap_points(
         Points farther than this from every edge are not matched (``edge == -1``).
     zone
         Compound of each point (-1 outside; see :meth:`Walls.zone_of`): a point inside a
-        walled compound snaps only to the paths inside it or to its gates' links, a point
-        outside only to edges outside. None: any edge.
+        walled compound ``c`` snaps only to the paths inside it or to its gates' links,
+        a point outside only to edges outside. ``-2 - c`` : compound ``c``'s own paths
+        only (a proposed gate's inside). None: any edge.
     """
     points = np.asarray(points, dtype=object)
     n = len(points)
@@ -968,32 +1114,65 @@ def snap_points(
     if n == 0:
         return Snaps(edge, offset, snap)
     if zone is None or net.edge_zone is None:
-        groups = [(np.arange(n), None, net.tree)]
+        _snap_group(net, points, np.arange(n), None, net.tree, max_snap_m, edge, snap)
     else:
-        groups = []
-        for z in np.unique(zone):
-            allowed = net.edge_zone == z
-            if z >= 0:
-                allowed |= net.edge_gate == z
-            sub = np.flatnonzero(allowed)
-            if len(sub):
-                groups.append((np.flatnonzero(zone == z), sub, shapely.STRtree(net.edge_geom[sub])))
-    for members, sub, tree in groups:
-        pts = points[members]
-        ip, ie = tree.query_nearest(pts, max_distance=max_snap_m, all_matches=False)
-        e = ie if sub is None else sub[ie]
-        p = members[ip]
-        edge[p] = e
-        offset[p] = shapely.line_locate_point(net.edge_geom[e], points[p])
-        on_line = shapely.line_interpolate_point(net.edge_geom[e], offset[p])
-        snap[p] = shapely.distance(points[p], on_line)
-        far = np.flatnonzero(edge[members] < 0)
-        if len(far):
-            (far_idx, _), dist = tree.query_nearest(
-                pts[far], all_matches=False, return_distance=True
-            )
-            snap[members[far[far_idx]]] = dist
+        zone = np.asarray(zone, dtype=np.int64)
+        outside = np.flatnonzero(zone == -1)
+        sub = np.flatnonzero(net.edge_zone == -1)
+        if len(outside) and len(sub):
+            tree = shapely.STRtree(net.edge_geom[sub])
+            _snap_group(net, points, outside, sub, tree, max_snap_m, edge, snap)
+        _snap_inside(net, points, zone, max_snap_m, edge, snap)
+    ok = edge >= 0
+    offset[ok] = shapely.line_locate_point(net.edge_geom[edge[ok]], points[ok])
     return Snaps(edge, offset, snap)
+
+
+def _snap_group(net, points, members, sub, tree, max_snap_m, edge, snap) -> None:
+    """Nearest edge (of ``sub``, or all) for ``members``, within ``max_snap_m``."""
+    pts = points[members]
+    (ip, ie), dist = tree.query_nearest(
+        pts, max_distance=max_snap_m, all_matches=False, return_distance=True
+    )
+    edge[members[ip]] = ie if sub is None else sub[ie]
+    snap[members[ip]] = dist
+    far = np.flatnonzero(edge[members] < 0)
+    if len(far):
+        (far_idx, _), d = tree.query_nearest(pts[far], all_matches=False, return_distance=True)
+        snap[members[far[far_idx]]] = d
+
+
+def _snap_inside(net, points, zone, max_snap_m, edge, snap) -> None:
+    """Points inside walled compounds: every (point, allowed edge) pair of its compound
+    at once (compounds hold few paths), the nearest kept."""
+    inside = np.flatnonzero(zone != -1)
+    if len(inside) == 0:
+        return
+    comp = np.where(zone[inside] >= 0, zone[inside], -2 - zone[inside])
+    links_too = zone[inside] >= 0
+    e_all = np.arange(len(net.edge_m))
+    owner = np.r_[net.edge_zone, net.edge_gate]
+    is_link = np.r_[np.zeros(len(e_all), bool), np.ones(len(e_all), bool)]
+    keep = owner >= 0
+    owner, is_link, e_of = owner[keep], is_link[keep], np.r_[e_all, e_all][keep]
+    order = np.argsort(owner, kind="stable")
+    owner, is_link, e_of = owner[order], is_link[order], e_of[order]
+    lo = np.searchsorted(owner, comp, "left")
+    hi = np.searchsorted(owner, comp, "right")
+    count = hi - lo
+    p = np.repeat(np.arange(len(inside)), count)
+    k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count) + np.repeat(lo, count)
+    ok = links_too[p] | ~is_link[k]
+    p, e = p[ok], e_of[k[ok]]
+    if len(p) == 0:
+        return
+    d = shapely.distance(points[inside[p]], net.edge_geom[e])
+    order = np.lexsort((e, d, p))
+    first = order[np.r_[True, p[order][1:] != p[order][:-1]]]
+    best_p, best_e, best_d = inside[p[first]], e[first], d[first]
+    near = best_d <= max_snap_m
+    edge[best_p[near]] = best_e[near]
+    snap[best_p] = best_d
 
 
 @dataclass
@@ -1021,7 +1200,12 @@ class WalkGraph:
         return coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data.astype(float)
 
 
-def attach_points(net: RoadNetwork, points: NDArray[np.object_], max_snap_m: float) -> WalkGraph:
+def attach_points(
+    net: RoadNetwork,
+    points: NDArray[np.object_],
+    max_snap_m: float,
+    zone: NDArray[np.int64] | None = None,
+) -> WalkGraph:
     """Snap points once and split their edges: the graph every search runs on.
 
     Parameters
@@ -1032,9 +1216,12 @@ def attach_points(net: RoadNetwork, points: NDArray[np.object_], max_snap_m: flo
         Shapely points in ``net.crs`` (buildings, facilities, entry points, candidates).
     max_snap_m
         Maximum snap distance, metres; farther points get ``point_node == -1``.
+    zone
+        Compound of each point (see :func:`snap_points`); default: where it stands.
     """
     points = np.asarray(points, dtype=object)
-    zone = net.walls.zone_of(points) if net.walls is not None else None
+    if zone is None and net.walls is not None:
+        zone = net.walls.zone_of(points)
     snaps = snap_points(net, points, max_snap_m, zone)
     matched = np.flatnonzero(snaps.matched)
     k = len(matched)

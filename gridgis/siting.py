@@ -230,7 +230,8 @@ def site_from_layers(
     Parameters
     ----------
     layers
-        buildings, roads, facilities, green_spaces (as in a workspace).
+        buildings, roads, facilities, green_spaces, optional compounds and gates (as in
+        a workspace).
     category
         Category to site (any with a radius in ``settings.coverage.radius_m``).
     count
@@ -270,6 +271,8 @@ def site_from_layers(
         categories=[category],
         crs=crs,
         extra_points=extra,
+        compounds=layers.get("compounds"),
+        gates=layers.get("gates"),
     )
     nodes = None
     if extra is not None:
@@ -312,3 +315,198 @@ def _node_xy(access: Access, nodes: NDArray[np.int64]) -> NDArray[np.float64]:
         pos = pd.Series(np.arange(len(graph.point_node)), index=graph.point_node)
         out[~road] = graph.point_xy[pos.loc[nodes[~road]].to_numpy()]
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Proposed gates: open a wall instead of building
+# --------------------------------------------------------------------------------------
+
+GATE_METHOD = (
+    "candidate gates every network.gate_candidate_spacing_m along each walled "
+    "compound's boundary (existing gates excluded); a gate at g brings building b of its "
+    "compound within the radius when walk(b → g inside, along the compound's paths, or "
+    "straight when it has none) + walk(g → nearest facility outside) ≤ radius; "
+    "lazy-greedy maximal coverage over the uncovered households"
+)
+
+
+def gate_candidates(walls, spacing_m: float, gate_snap_m: float):
+    """Points every ``spacing_m`` along each walled compound's boundary, away from its
+    existing gates (farther than ``gate_snap_m``).
+
+    Returns
+    -------
+    points, compound
+        Candidate points (metric CRS) and the index of the compound of each.
+    """
+    ring = shapely.boundary(walls.polygons)
+    perim = shapely.length(ring)
+    n = np.maximum(np.floor(perim / spacing_m).astype(int), 1)
+    comp = np.repeat(np.arange(len(ring)), n)
+    start = np.repeat(np.cumsum(n) - n, n)
+    along = (np.arange(len(comp)) - start) * spacing_m
+    pts = shapely.line_interpolate_point(ring[comp], along)
+    if len(walls.gates):
+        near, _ = shapely.STRtree(pts).query(walls.gates, predicate="dwithin", distance=gate_snap_m)
+        keep = np.ones(len(pts), dtype=bool)
+        keep[_] = False
+        pts, comp = pts[keep], comp[keep]
+    return pts, comp.astype(np.int64)
+
+
+def propose_gates(
+    layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
+    category: str,
+    count: int,
+    settings: Settings = DEFAULT,
+) -> Siting:
+    """Propose ``count`` new gates in compound walls that bring the most uncovered
+    households within the walking radius of ``category`` (method :data:`GATE_METHOD`).
+
+    Parameters
+    ----------
+    layers
+        buildings, roads, facilities, green_spaces, compounds and gates.
+    category
+        Facility category; its radius is ``settings.coverage.radius_m[category]`` (m).
+    count
+        Number of gates to propose.
+
+    Returns
+    -------
+    Siting
+        ``sites`` (EPSG:4326): rank, category, candidate (``<compound_id>@<metres along
+        its boundary>``), compound_id, households_new, buildings_new,
+        households_covered_after, rate_after, radius_m, geometry (the gate).
+
+    Raises
+    ------
+    InputError
+        When the workspace has no walled compound (compounds with at least one gate).
+    """
+    from gridgis.coverage import compute_access
+    from gridgis.crs import metric_crs_for
+    from gridgis.errors import InputError
+    from gridgis.network import make_walls
+
+    if category not in settings.coverage.radius_m:
+        raise KeyError(f"category '{category}': no service radius")
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    crs = metric_crs_for(layers["roads"])
+    rules = settings.network
+    walls, _ = make_walls(layers.get("compounds"), layers.get("gates"), crs, rules)
+    if walls is None:
+        raise InputError(
+            "no walled compound: gates are proposed in the walls of layer 'compounds' "
+            "(compounds with at least one gate in layer 'gates')"
+        )
+    cand, comp = gate_candidates(walls, rules.gate_candidate_spacing_m, rules.gate_snap_m)
+    access = compute_access(
+        layers["buildings"],
+        layers["roads"],
+        layers.get("facilities"),
+        layers.get("green_spaces"),
+        settings,
+        categories=[category],
+        crs=crs,
+        extra_points=np.concatenate([cand, cand]),
+        compounds=layers.get("compounds"),
+        gates=layers.get("gates"),
+        extra_zones=np.r_[np.full(len(cand), -1), -2 - comp],
+    )
+    radius = float(settings.coverage.radius_m[category])
+    sets = _gate_cover_sets(access, category, cand, comp, walls, radius)
+    chosen = lazy_greedy(sets, count)
+    t = access.table[access.table["category"] == category]
+    total = int(t["households"].sum())
+    before = int(t.loc[t["covered"], "households"].sum())
+    pick = np.array([c for c, _, _ in chosen], dtype=np.int64)
+    gains = np.array([g for _, g, _ in chosen], dtype=np.int64)
+    after = before + np.cumsum(gains)
+    ring = shapely.boundary(walls.polygons)
+    along = shapely.line_locate_point(ring[comp[pick]], cand[pick]) if len(pick) else []
+    ids = walls.ids[comp[pick]] if len(pick) else np.array([], dtype=object)
+    sites = gpd.GeoDataFrame(
+        {
+            "rank": np.arange(1, len(chosen) + 1, dtype=np.int64),
+            "category": category,
+            "candidate": [f"{i}@{a:.0f}m" for i, a in zip(ids, along, strict=True)],
+            "compound_id": ids,
+            "households_new": gains,
+            "buildings_new": np.array([n for _, _, n in chosen], dtype=np.int64),
+            "households_covered_after": after.astype(np.int64),
+            "rate_after": after / total if total else np.full(len(chosen), np.nan),
+            "radius_m": radius,
+        },
+        geometry=cand[pick] if len(pick) else gpd.GeoSeries([]).values,
+        crs=crs,
+    ).to_crs("EPSG:4326")
+    params = {
+        "category": category,
+        "count": count,
+        "radius_m": radius,
+        "method": GATE_METHOD,
+        "candidates": int(len(cand)),
+        "walled_compounds": int(len(walls.polygons)),
+        "households_total": total,
+        "households_covered_before": before,
+        "computed_crs": access.params.get("computed_crs"),
+    }
+    return Siting(
+        sites=sites,
+        households_uncovered_before=total - before,
+        households_total=total,
+        params=params,
+    )
+
+
+def _gate_cover_sets(
+    access: Access,
+    category: str,
+    cand: NDArray[np.object_],
+    comp: NDArray[np.int64],
+    walls,
+    radius: float,
+    chunk: int = 64,
+) -> CoverSets:
+    """Candidate gates × uncovered buildings of their compound brought within ``radius``."""
+    graph = access.graph
+    n = len(cand)
+    out_node = graph.point_node[-2 * n : -n]
+    in_node = graph.point_node[-n:]
+    d_out = np.full(n, np.inf)
+    src = access.sources[category]
+    if len(src):
+        dist = dijkstra(graph.matrix, directed=False, indices=src, min_only=True)
+        d_out[out_node >= 0] = dist[out_node[out_node >= 0]]
+    t = access.table[access.table["category"] == category]
+    zone = walls.zone_of(access.buildings["point"].to_numpy())
+    demand = np.flatnonzero(~t["covered"].to_numpy() & (access.node >= 0) & (zone >= 0))
+    hh = access.buildings["households"].to_numpy()[demand].astype(np.int64)
+    order = np.argsort(comp, kind="stable")
+    lo = np.searchsorted(comp[order], zone[demand], "left")
+    hi = np.searchsorted(comp[order], zone[demand], "right")
+    rows, cols = [], []
+    pts = access.buildings["point"].to_numpy()
+    for start in range(0, len(demand), chunk):
+        idx = demand[start : start + chunk]
+        dist = dijkstra(
+            graph.matrix, directed=False, indices=access.node[idx], limit=radius * (1 + 1e-12)
+        )
+        for j, b in enumerate(idx):
+            g = order[lo[start + j] : hi[start + j]]  # candidates on this building's walls
+            if len(g) == 0:
+                continue
+            inside = np.where(
+                in_node[g] >= 0,
+                dist[j, np.maximum(in_node[g], 0)],
+                shapely.distance(pts[b], cand[g]),
+            )
+            hit = g[inside + d_out[g] <= radius]
+            rows.append(hit)
+            cols.append(np.full(len(hit), start + j))
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    m = csr_array((np.ones(len(r), dtype=bool), (r, c)), shape=(n, len(demand)))
+    return CoverSets(matrix=m, households=hh, buildings=demand)

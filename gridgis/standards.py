@@ -74,8 +74,8 @@ class GridRules:
     carriageway runs inside that grid along its edge. A stretch of an avoided-class road
     where, on one side, the grid ends within this distance and another avoided-class road
     (the other carriageway) lies within it is along a median, not a crossing
-    (:func:`gridgis.audit.median_length`). Carriageway centrelines of a divided arterial
-    lie a few to ~40 m apart (both inside its red line, 道路红线; 8–31 m on the Nanjing
+    (:func:`gridgis.delineate.crossings.median_length`). Carriageway centrelines of a
+    divided arterial lie a few to ~40 m apart (both inside its red line, 道路红线; 8–31 m on the Nanjing
     Xinjiekou OSM extract). Parameter, not law."""
     alignment_layers: tuple[str, ...] = (
         "residents_groups",
@@ -118,6 +118,10 @@ class GridRules:
     institution's block (its fence strip, forecourt, car park) is managed with it. A face
     touching the unit grid only along a short side stays with the housing. 30 % ≈ one long
     side of an oblong block. Parameter, not law."""
+    balance_tolerance_share: float = 0.2
+    """Compactness moves may let a grid drift from ``target_households`` by this share of
+    the band (``max − min``; 0.2 × 250 = 50 households) and no further: balance before
+    shape, so grids stay near the target while their outlines straighten."""
     cell_step_m: float = 10.0
     """Building outlines are densified to this step (m) when a block is split into building
     cells (Voronoi of the outlines): a cell holds its whole building to half a step, so a
@@ -132,6 +136,12 @@ class GridRules:
     (m², 10 ha: the size of a district park) becomes a unit grid of its own (开放用地, no
     household band); smaller open ground joins the neighbouring grid it shares the longest
     boundary with, so no residential grid holds 0 households. Parameter, not law."""
+    redivide_min_change_households: int = 100
+    """Minimal-change re-grid: a community is divided again when its households differ
+    from those of its grids by more than this (a new estate, a demolition — about one
+    building of flats); smaller changes keep the grids and only refresh their figures
+    (issue 16: "re-divides only the communities whose households changed beyond a rule").
+    Parameter, not law."""
     community_close_m: float = 100.0
     """Communities made from data without a streets layer divide one study area, the
     convex hull of the built-up area: the union of the buildings grown by this distance
@@ -314,9 +324,14 @@ class NetworkRules:
     """A gate within this many metres of where a road crosses a compound wall opens that
     crossing; gates are taken to stand on a compound's boundary when within this
     distance of it."""
-    gate_link_m: float = 60.0
-    """A gate not on a road is linked by a straight path to the nearest road inside and
-    outside its compound when they are within this many metres."""
+    gate_link_m: float = 250.0
+    """A gate not on a road is linked by a straight path (across the yard inside, the
+    forecourt outside) to the nearest road inside and outside its compound when they are
+    within this many metres: ``coverage.max_snap_m``, the distance a building may be from
+    the network, so a proposed gate is joined the way a built one would be."""
+    gate_candidate_spacing_m: float = 20.0
+    """Proposed gates (``site`` with gates) are tried every this many metres along each
+    walled compound's boundary (a gate's width plus the gap to the next plot)."""
     closed_access: tuple[str, ...] = ("no",)
     """Gate ``access`` values that close the gate (OSM ``access=no``); private and
     residents' gates are walked (the residents are the ones walking)."""
@@ -361,6 +376,11 @@ class AddressRules:
     this distance (metres) of each other; otherwise the match is ambiguous."""
     max_candidates: int = 5
     """Candidates returned with an ambiguous or not-confident answer."""
+    road_candidate_score: float = 60.0
+    """Lowest rapidfuzz ratio (0–100) for a known road carrying the door number to be
+    listed as a candidate for a road name not known exactly (one wrong character of a
+    three-character name scores 66.7). A listing rule only: it never makes an answer
+    confident."""
     confident_corrected_road: bool = True
     """Answer a door plate on a misspelt road confidently when exactly one known road
     within the allowed difference (``road_sound_shape_chars``, ``road_other_chars``)
@@ -410,6 +430,9 @@ class ImportRules:
     max_floor_area_m2: float = 10_000_000.0
     """Largest floor area (m²) of one facility or institution (the largest building in
     the world, New Century Global Center, Chengdu, has ~1.76 × 10⁶ m²)."""
+    max_road_layer: int = 10
+    """Largest vertical layer (either sign) of a road: OpenStreetMap's ``layer`` tag runs
+    -5…5 in practice (its wiki); a larger value is a typing error."""
     crs_check_sample: int = 500
     """Features sampled (evenly, deterministically) to test the declared CRS against the
     alternatives; enough for a stable median, cheap on a million rows."""
@@ -419,21 +442,31 @@ class ImportRules:
     crs_check_ratio: float = 0.5
     """Statistic: the median distance (m) from the sampled imported features to the
     nearest feature of the layers already in the workspace (roads, buildings,
-    facilities, addresses). Another CRS "fits clearly better" when its median is below
-    this share of the declared CRS's median… (see ``crs_check_min_gain_m``). On the
-    Shanghai Amap POIs (WGS84) the README measured 35 m to the named road as WGS84 vs 350 m
-    read as GCJ-02 (ratio 0.1); a half leaves a wide margin for scattered data."""
-    crs_check_min_gain_m: float = 100.0
-    """… and at least this many metres below it (GCJ-02 offsets are 300–700 m in China,
-    BD-09 ~1 km; a gain under 100 m is within the spread of real POIs around roads)."""
+    facilities, addresses), with the features placed by each CRS hypothesis. Another
+    CRS "fits clearly better" when its median is at most this share of the declared
+    CRS's median (and see ``crs_check_min_gain_m``, ``crs_check_max_reference_m``).
+    Measured: OSM facilities of Nanjing Xinjiekou against its roads and buildings, 0 m
+    placed right vs 7 m read as WGS84 when GCJ-02 (Beijing Xueyuanlu: 0 vs 8 m); the
+    Shanghai Amap kindergartens against Shanghai's schools, 0 vs 289 m; the Shanghai
+    README: 35 m to the named road as WGS84 vs 350 m read as GCJ-02. Unrelated point
+    layers (kindergartens against bus stops) differ by 10–20 % only: no verdict, the
+    declared CRS stands. Half leaves a wide margin either way."""
+    crs_check_min_gain_m: float = 5.0
+    """… and at least this many metres smaller: a point's position is rarely better than
+    a few metres, so a smaller difference is noise (dense cities put any point within
+    ~10–30 m of some road or building, so the gain can be small where the ratio is
+    large)."""
     crs_check_max_reference_m: float = 200.0
     """The better CRS must also put its median feature within this distance (m) of the
     existing layers: both hypotheses far from everything means the data lies elsewhere,
     not that the CRS is wrong (no verdict)."""
-    crs_area_slack_deg: float = 1.0
-    """Slack (degrees) around a CRS's area of use when checking data lies where its
-    declared CRS can be (GCJ-02/BD-09 only inside China, a Gauss–Krüger zone only near its
-    central meridian)."""
+    crs_area_slack_deg: float = 0.5
+    """Slack (degrees) around a projected CRS's area of use when checking data lies where
+    its declared CRS can be (a 3-degree Gauss–Krüger zone covers its central meridian
+    ±1.5°; data of a district often spills a little over a zone edge, but not half a
+    zone). GCJ-02/BD-09 are checked against China's outline (no slack). A wrong
+    central-meridian zone (EPSG:4534–4554) moves data by whole zones inside China and
+    is caught only against the workspace's layers."""
 
 
 @dataclass(frozen=True)
@@ -452,10 +485,12 @@ class ServerRules:
     in about 60 KB)."""
     max_upload_files: int = 50
     """Files in one upload, archive entries included."""
-    max_unpacked_bytes: int = 512 * 1024 * 1024
-    """Total uncompressed size of the entries of the archives in one upload (checked
-    from the archive's directory before anything is extracted, and enforced while
-    extracting, so a lying directory gains nothing)."""
+    max_unpacked_bytes: int = 256 * 1024 * 1024
+    """Total size of the files of one upload once unpacked (archives checked from their
+    directory before anything is extracted; zipfile stops at each entry's declared
+    size). A street's or district's layers are tens of MB; importing reads the data
+    into memory (several times its file size), so this also bounds an import's
+    memory."""
     max_compression_ratio: float = 100.0
     """Largest uncompressed/compressed size ratio of an archive entry over 1 MiB.
     Shapefiles and CSV compress 3–20 times; a ratio of thousands is a zip bomb."""
@@ -503,10 +538,9 @@ class MapRules:
     the same opacity so they match what is on the map."""
     classes: int = 5
     """Most household classes in a choropleth (fewer when the data has fewer distinct
-    values). Five reads on paper; seven did not."""
-    round_to: int = 10
-    """Class breaks are rounded to this many households (a legend reads "250 – 380", not
-    "253 – 377"); below 100 households the breaks are whole numbers."""
+    values). Project choice: neighbouring colours of the 7-step YlOrRd ramp, drawn at
+    ``fill_opacity`` over a grey background or printed, are hard to tell apart, so five
+    classes spread over the ramp are used; the legend names the range each class holds."""
 
 
 @dataclass(frozen=True)

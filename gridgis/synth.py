@@ -138,6 +138,11 @@ class _CityBuilder:
         self.greens: list[dict] = []
         self.institutions: list[dict] = []
         self.facilities: list[dict] = []
+        self.compounds: list[dict] = []  # walled residential compounds (封闭小区)
+        self.gates: list[dict] = []
+        # gates draw from their own stream: the rest of the city is the same with or
+        # without walls
+        self.gate_rng = np.random.default_rng(seed + 10_007)
         self.addresses: list[dict] = []
         self.superblocks: list[dict] = []
         self._road_keys: set[tuple] = set()
@@ -325,6 +330,7 @@ class _CityBuilder:
         # internal north–south path from the southern to the northern edge road
         x0c, y0c, x1c, y1c = block["cell"]
         self._road((xm, y0c), (xm, y1c), "path", None)
+        self._walls(name, inner, xm)
         door = self._door_number(block)
         boxes = []
         if tower:
@@ -402,6 +408,37 @@ class _CityBuilder:
                 "geometry": shapely.Point(xm, block["cell"][1] + 10.0),
             }
         )
+
+    def _walls(self, name: str, inner, xm: float) -> None:
+        """A walled compound and its gates where the path crosses the wall: most have
+        both (south and north), some only the south one, and some a single far gate on
+        the north wall (the address is on the south road)."""
+        ix0, iy0, ix1, iy1 = inner
+        cid = f"C{len(self.compounds) + 1:06d}"
+        self.compounds.append(
+            {
+                "compound_id": cid,
+                "name": name,
+                "use": "residential",
+                "geometry": shapely.box(*inner),
+            }
+        )
+        pick = self.gate_rng.random()
+        where = [("南门", iy0), ("北门", iy1)] if pick < 0.7 else []
+        if 0.7 <= pick < 0.85:
+            where = [("南门", iy0)]
+        elif pick >= 0.85:
+            where = [("北门", iy1)]  # one far gate
+        for label, y in where:
+            self.gates.append(
+                {
+                    "gate_id": f"{cid}-{'S' if label == '南门' else 'N'}",
+                    "name": f"{name}{label}",
+                    "access": "yes",
+                    "kind": "gate",
+                    "geometry": shapely.Point(xm, y),
+                }
+            )
 
     def _door_number(self, block) -> int:
         # door plates count along the road from the city's west edge, odd on the north side
@@ -708,7 +745,9 @@ class _CityBuilder:
         return df
 
 
-def make_city(households: int = 30_000, seed: int = 7, settings: Settings = DEFAULT) -> City:
+def make_city(
+    households: int = 30_000, seed: int = 7, settings: Settings = DEFAULT, walls: bool = True
+) -> City:
     """Make the synthetic demo city.
 
     Parameters
@@ -720,12 +759,17 @@ def make_city(households: int = 30_000, seed: int = 7, settings: Settings = DEFA
         Random seed: the same seed gives the same city, byte for byte.
     settings
         Rules; the community size and staffing norms are read from them.
+    walls
+        Residential compounds are walled (layers ``compounds`` and ``gates``): most
+        have a south and a north gate where their path crosses the wall, some only the
+        south one, some a single far gate on the north wall. False: no such layers.
 
     Returns
     -------
     City
         ``layers`` in the canonical schema (EPSG:4326): streets, communities, buildings,
-        roads, facilities, green_spaces, institutions, addresses, staff. ``meta`` marks
+        roads, facilities, green_spaces, institutions, addresses, staff (and compounds,
+        gates). ``meta`` marks
         the city synthetic and names the metric CRS it was built in.
     """
     if households < 1_000:
@@ -782,6 +826,9 @@ def make_city(households: int = 30_000, seed: int = 7, settings: Settings = DEFA
         "institutions": institutions,
         "addresses": addresses,
     }
+    if walls:
+        layers["compounds"] = gpd.GeoDataFrame(b.compounds, geometry="geometry", crs=METRIC_CRS)
+        layers["gates"] = gpd.GeoDataFrame(b.gates, geometry="geometry", crs=METRIC_CRS)
     layers = {k: v.to_crs("EPSG:4326") for k, v in layers.items()}
     layers["staff"] = staff
     for name, frame_ in layers.items():  # canonical dtypes; a reject here is a generator bug

@@ -9,7 +9,7 @@ import pytest
 from shapely.geometry import box
 
 from gridgis.address import AddressIndex, Rule
-from gridgis.address.policy import REASONS, is_confident
+from gridgis.address.policy import REASONS, RULE_LABELS_ZH, is_confident
 from gridgis.address.roads import fold_syllable, road_difference, sound_alike
 from gridgis.lookup import OUTSIDE_EVERY_GRID, Lookup
 from gridgis.standards import AddressRules, Settings
@@ -60,6 +60,7 @@ def _answer(idx, frame, q):
         ("闵行区上海市燎原双语学校", "P1", Rule.PLACE_NAME),
         ("燎原双语学校", "P1", Rule.PLACE_NAME),
         ("上海市上海市燎原双语学校", "P1", Rule.PLACE_NAME),
+        ("上海燎原双语学校", "P1", Rule.PLACE_NAME),  # 上海 for 上海市
         # a unique part ending one name
         ("竹园中学", "P2", Rule.PLACE_NAME),  # the name without 上海市浦东新区
         ("华山医院", "P15", Rule.PARTIAL_NAME),  # ends one name only
@@ -129,7 +130,7 @@ def test_switches_turn_rules_off(frame):
 def test_every_rule_has_a_reason_and_a_decision():
     rules = AddressRules()
     for rule in Rule:
-        assert rule in REASONS
+        assert rule in REASONS and rule in RULE_LABELS_ZH
         assert isinstance(is_confident(rule, rules), bool)
     assert not any(
         is_confident(r, rules)

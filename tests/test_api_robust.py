@@ -240,6 +240,7 @@ def test_writes_by_another_process_are_seen(client, layers):
     changed.loc[changed.index[2], "grid_code"] = new_code
     try:
         other.write_many({"grids": changed, "extra_layer": layers["streets"]})
+        time.sleep(0.05)  # PostGIS: the commit's notification reaches the server
         answer = client.get(ask).json()
         assert answer["grid"]["grid_code"] == new_code
         assert client.get(f"/grids/{new_code}").status_code == 200
@@ -249,6 +250,7 @@ def test_writes_by_another_process_are_seen(client, layers):
         other.write_many({"grids": grids})
         other.delete("extra_layer")
         other.close()
+    time.sleep(0.05)
     assert client.get("/collections/extra_layer").status_code == 404
     assert client.get(ask).json()["grid"]["grid_code"] == row["grid_code"]
 
@@ -341,3 +343,17 @@ def test_docs_pages_use_local_assets_only(client):
     js = client.get("/docs-assets/swagger-ui-bundle.js")
     assert js.status_code == 200 and len(js.content) > 100_000
     assert client.get("/docs-assets/redoc.standalone.js").status_code == 200
+
+
+def test_bbox_corners_in_either_order_and_cut_to_the_world(client, layers):
+    """bbox is lenient where its meaning is plain (schema-valid text is answered): the
+    corners may come in either order, a box beyond the world is cut to it, and a layer
+    without geometry meets no box."""
+    minx, miny, maxx, maxy = layers["buildings"].total_bounds
+    base = "/collections/buildings/items?limit=1"
+    a = client.get(f"{base}&bbox={minx},{miny},{maxx},{maxy}").json()["numberMatched"]
+    b = client.get(f"{base}&bbox={maxx},{maxy},{minx},{miny}").json()["numberMatched"]
+    world = client.get(f"{base}&bbox=-1e400,-500,1e400,500").json()["numberMatched"]
+    assert a == b == world == len(layers["buildings"])
+    r = client.get("/collections/staff/items?bbox=-180,-90,180,90")
+    assert r.status_code == 200 and r.json()["numberMatched"] == 0

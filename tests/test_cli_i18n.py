@@ -89,3 +89,13 @@ def test_audit_and_site_speak_chinese(covered):
 def test_bad_language_is_refused():
     res = CliRunner().invoke(app, ["--lang", "fr", "info"])
     assert res.exit_code == 2 and "use zh or en" in res.output
+
+
+def test_demo_speaks_chinese(tmp_path):
+    res = CliRunner().invoke(
+        app, ["--lang", "zh", "demo", "--out", str(tmp_path), "--households", "10000"]
+    )
+    assert res.exit_code == 0, res.output
+    out = res.output
+    for text in ("生成示范城市", "划分网格", "个网格(住宅", "处幼儿园选址", "地图(", "完成"):
+        assert text in out, text

@@ -439,6 +439,10 @@ def test_nanjing_osm_end_to_end(tmp_path):
     comm = store.read("communities")
     assert comm["community_code"].str.startswith("320102001").all()
     assert len(comm) >= 3 and comm["synthetic"].astype(bool).all()
+    assert (comm["households"] > 0).all()  # issue 15: no community of 0 households
+    stats = store.read("community_stats")  # per-community statistics, also printed
+    assert sorted(stats["community_code"]) == sorted(comm["community_code"])
+    assert "社区统计" in run.output
     lay = {"communities": comm}
     b = store.read("buildings")
 

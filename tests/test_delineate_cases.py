@@ -93,6 +93,14 @@ def test_a_large_park_cut_off_by_a_unit_grid_becomes_open_ground():
     assert g.loc["开放用地"].geometry.area == pytest.approx(1200 * 200, rel=1e-6)
     res = g[g["kind"] == "residential"]
     assert res["households"].tolist() == [300] and (res["flags"] == "").all()
+    # with a green-space layer, the open ground is named after the park covering it
+    park = {
+        "name": "玄武湖公园",
+        "kind": "park",
+        "geometry": box(X0 + 400, Y0, X0 + 1500, Y0 + 200),
+    }
+    r2 = delineate(dict(lay, green_spaces=_gdf([park])), S)
+    assert "玄武湖公园" in set(r2.grids["name"].dropna())
 
 
 def test_campus_with_2400_households_is_divided_into_unit_grids_within_the_band():
@@ -210,3 +218,20 @@ def test_community_stats_count_flags_by_kind():
     assert st["households"] == 1300 and st["grids"] == 3 and st["residential_grids"] == 2
     assert st["in_band"] == 1 and st["share_in_band"] == 0.5 and st["flagged"] == 2
     assert st["flags_by_kind"] == "below_min=1, unit_above_max=1"
+
+
+def test_a_building_cut_by_a_community_boundary_is_reported():
+    """Two communities meet at x 200; building X straddles the line. Grids never cut a
+    building, but the given community boundary does: one building_cut finding names it
+    and both communities."""
+    c2 = "320199001002"
+    comms = [community(200, 200), {**community(400, 200, c2)}]
+    comms[1]["geometry"] = box(X0 + 200, Y0, X0 + 400, Y0 + 200)
+    blds = [building("A", 100, 100, 300), building("B", 300, 100, 300), building("X", 200, 30, 5)]
+    lay = {"communities": _gdf(comms), "buildings": _gdf(blds)}
+    r = delineate(lay, S)
+    cut = r.findings[r.findings["finding"] == "building_cut"]
+    assert len(cut) == 1
+    assert (
+        "X" in cut["detail"].iloc[0] and C in cut["detail"].iloc[0] and c2 in cut["detail"].iloc[0]
+    )

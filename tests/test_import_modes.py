@@ -308,3 +308,96 @@ def test_cli_modes_summary_and_exit_codes(tmp_path):
     assert hashlib.sha256(ws.read_bytes()).hexdigest() == digest
     res = runner.invoke(app, ["info", str(ws)])
     assert res.exit_code == 0 and "households 124" in res.output  # 30+31+32, b4: 31
+
+
+def test_two_appends_at_once_both_land_rejects_included(store, tmp_path):
+    """Two writers appending at the same moment (each with its own connection): neither
+    loses the other's rows or rejects (the store's read-modify-write under its lock)."""
+    import threading
+
+    import_files(store, [_buildings_file(tmp_path / "buildings.geojson", ["b0", "b1"])])
+    files = [
+        _buildings_file(
+            tmp_path / f"w{k}_buildings.geojson", [f"w{k}a", f"w{k}b", f"w{k}c"], [10, 11, "x"]
+        )
+        for k in range(2)
+    ]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(path: Path) -> None:
+        own = open_store(store.location)
+        try:
+            start.wait()
+            import_files(own, [path], mode="append")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in files]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    got = sorted(store.read("buildings")["building_id"])
+    assert got == ["b0", "b1", "w0a", "w0b", "w1a", "w1b"]
+    rej = store.read("rejects")
+    assert sorted(rej["source"].map(lambda s: Path(s).name)) == [
+        "w0_buildings.geojson",
+        "w1_buildings.geojson",
+    ]
+
+
+def test_info_total_never_wraps(tmp_path):
+    """A workspace written by an older version with two 5e18 households: `gridgis info`
+    sums in Python integers (the int64 sum would print a negative total)."""
+    from gridgis.cli import app
+
+    ws = tmp_path / "old.gpkg"
+    b = gpd.GeoDataFrame(
+        {
+            "building_id": ["a", "b"],
+            "households": pd.array([5 * 10**18, 5 * 10**18], dtype="Int64"),
+            "households_estimated": [False, False],
+        },
+        geometry=[_box(118.78, 32.04), _box(118.79, 32.04)],
+        crs="EPSG:4326",
+    )
+    open_store(ws).write("buildings", b)
+    res = CliRunner().invoke(app, ["info", str(ws)])
+    assert res.exit_code == 0, res.output
+    assert "households 10,000,000,000,000,000,000" in res.output
+
+
+def test_cli_summary_in_chinese(tmp_path):
+    from gridgis.cli import app
+
+    ws = tmp_path / "ws.gpkg"
+    src = _buildings_file(tmp_path / "buildings.geojson", ["b1", "b2"], [10, "x"])
+    res = CliRunner().invoke(app, ["--lang", "zh", "import", str(src), "--workspace", str(ws)])
+    assert res.exit_code == 0, res.output
+    assert (
+        "建筑 buildings: 保留 0, 新增 1, 拒绝 1" in res.output
+        or "buildings: 保留 0, 新增 1, 拒绝 1" in res.output
+    )
+
+
+def test_a_layer_without_valid_rows_is_left_unchanged_in_a_multi_layer_import(store, tmp_path):
+    import_files(store, [_buildings_file(tmp_path / "buildings.geojson", ["b1", "b2"])])
+    roads = gpd.GeoDataFrame(
+        {"road_id": ["r1"], "road_class": ["arterial"]},
+        geometry=[shapely.LineString([(118.78, 32.04), (118.79, 32.04)])],
+        crs="EPSG:4326",
+    )
+    roads.to_file(tmp_path / "roads.geojson")
+    bad = _buildings_file(tmp_path / "bad_buildings.geojson", ["x1"], ["-5"])
+    result = import_files(store, [tmp_path / "roads.geojson", bad], mode="replace")
+    assert result.summary() == [
+        "roads: 0 kept, 1 added, 0 rejected",
+        "buildings: 2 kept, 0 added, 1 rejected (no valid row: layer left unchanged)",
+    ]
+    assert sorted(store.read("buildings")["building_id"]) == ["b1", "b2"]
+    assert list(store.read("rejects")["value"]) == ["-5"]
+    assert result.layers["buildings"].written is False

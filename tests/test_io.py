@@ -432,7 +432,7 @@ OSM_XML = """<?xml version='1.0' encoding='UTF-8'?>
  </relation>
  <relation id="302"><member type="way" ref="100" role="outer"/>
   <tag k="type" v="boundary"/><tag k="boundary" v="administrative"/>
-  <tag k="admin_level" v="8"/><tag k="name" v="湖南路街道"/><tag k="ref" v="320106001000"/>
+  <tag k="admin_level" v="8"/><tag k="name" v="湖南路街道"/><tag k="ref" v="320106003000"/>
  </relation>
  <relation id="303"><member type="way" ref="103" role="outer"/>
   <tag k="type" v="boundary"/><tag k="boundary" v="administrative"/>
@@ -474,7 +474,7 @@ def test_osm_tags_to_layers(tmp_path):
     assert list(green["green_id"]) == ["osm_r300"] and green["kind"].iloc[0] == "park"
     # complete boundaries: with a valid code a street; without one skipped with a note
     streets = out["streets"].data
-    assert list(streets["street_code"]) == ["320106001"] and streets["name"][0] == "湖南路街道"
+    assert list(streets["street_code"]) == ["320106003"] and streets["name"][0] == "湖南路街道"
     assert (
         streets.geometry[0]
         .normalize()
@@ -831,12 +831,12 @@ def test_duplicate_key_across_files(tmp_path):
 def test_demo_step_imports_gbk_shapefile_and_gcj02_csv(tmp_path, city):
     """The `gridgis demo` step: per-source options (a shapefile with its .prj beside a
     GCJ-02 CSV) in one import; it raises if anything comes back different."""
-    from gridgis.cli.imports import demo_import
     from gridgis.standards import Settings
+    from gridgis.workflows.demo import demo_import
 
     store = open_store(tmp_path / "demo.gpkg")
     store.write_many(city.layers)
-    line = demo_import(store, Settings(), tmp_path)
+    line = demo_import(store, Settings(), tmp_path).summary
     assert "GBK detected" in line and "max error 0.000 m" in line
     imported = open_store(tmp_path / "import_demo" / "imported.gpkg")
     assert len(imported.read("facilities")) == len(city.layers["facilities"])

@@ -694,6 +694,12 @@ def check_decluttered(labels: list[dict], grids: pd.DataFrame) -> None:
         ), (h["text"], len(blockers))
 
 
+def code_of(label: dict) -> str:
+    """The "community-grid" code (``001-002``) of a street-page grid label (the label also
+    carries the households on its second line)."""
+    return re.search(r"\d{3}-\d{3}", label["text"]).group(0)
+
+
 def zoom_in(page) -> None:
     """Zoom the page's map in one level (animated, as a user would) and wait for the end."""
     page.evaluate(f"""() => new Promise(done => {{ const m = {leaflet_map_js()};
@@ -717,7 +723,9 @@ def test_street_labels_are_decluttered(crowded, browser):
             if boxes_meet(lb["box"], other["box"])
         }
         hidden = [lb for lb in labels if not lb["visible"]]
-        assert len(overlapping) > 10 and len(hidden) > 5
+        # (pages are fitted at fractional zoom since issue 17: fewer overlaps than at a
+        # whole zoom level, still a crowded page)
+        assert len(overlapping) > 5 and len(hidden) > 5
         check_decluttered(labels, grids)
         # a flagged small grid keeps its label where a larger unflagged one gives way
         flagged = [lb for lb in labels if lb["text"].startswith("⚠")]
@@ -729,7 +737,7 @@ def test_street_labels_are_decluttered(crowded, browser):
             if f["visible"]
             and boxes_meet(f["box"], u["box"])
             and not u["text"].startswith("⚠")
-            and grids.loc[u["text"][-7:], "area"] > grids.loc[f["text"][-7:], "area"]
+            and grids.loc[code_of(u), "area"] > grids.loc[code_of(f), "area"]
         ]
         assert wins, "no flagged grid competed with a larger unflagged neighbour"
         # before/after pair: the page with every label shown, then decluttered again by a
@@ -821,3 +829,196 @@ def test_class_breaks_are_data_values_and_never_more_than_the_values():
     b = class_breaks(many)
     assert len(b) == 7 and b[-1] == 500 and set(b) <= set(many.astype(float))
     assert class_breaks(pd.Series([300] * 10)) == [300.0]
+
+
+# --------------------------------------------------------------------------------------
+# Maps that read and print (issue 17 point 4)
+# --------------------------------------------------------------------------------------
+
+
+def test_class_breaks_leave_out_zero_and_legends_name_the_ranges_drawn():
+    from gridgis.maps.common import NO_HOUSEHOLDS, choropleth_legend_rows, class_breaks, colour_for
+
+    v = pd.Series([0, 0, 67, 300, 310, 420])
+    b = class_breaks(v, 7)
+    assert 0.0 not in b and b[0] == 67.0  # zero is not a class ("≤ 0" gone)
+    assert colour_for(0, b) == NO_HOUSEHOLDS
+    rows = choropleth_legend_rows(b, values=v)
+    labels = [label for _, label in rows]
+    assert labels == ["67", "300", "310", "420", "0 (无住户)"]
+    assert not any("≤" in t for t in labels)
+    # classes holding several values are labelled by the smallest and largest drawn
+    many = pd.Series(np.arange(250, 501))
+    labels = [t for _, t in choropleth_legend_rows(class_breaks(many), values=many)]
+    assert labels[0].startswith("250 – ") and labels[-1].endswith(" – 500")
+
+
+def test_legend_swatch_shows_the_drawn_opacity():
+    from gridgis.maps.common import swatch_css
+
+    assert swatch_css("#ff0000", 0.55) == "background:rgba(255,0,0,0.55)"
+    assert swatch_css("#ff0000") == "background:#ff0000"
+    assert "repeating-linear-gradient" in swatch_css("pattern:unit", 0.55)
+
+
+@pytest.fixture(scope="session")
+def small_site(tmp_path_factory):
+    """Two communities; community B's only grid is flagged (its outline is the
+    community's), community A has a residential, a unit and an open-land grid."""
+    from shapely.geometry import Point, box
+
+    st, ca, cb = "320102001", "320102001001", "320102001002"
+    y0, y1 = 32.040, 32.043
+
+    def gdf(rows, geoms):
+        return gpd.GeoDataFrame(rows, geometry=geoms, crs="EPSG:4326")
+
+    layers = {
+        "streets": gdf(
+            {"street_code": [st], "name": ["新街口街道"]}, [box(118.800, y0, 118.808, y1)]
+        ),
+        "communities": gdf(
+            {"community_code": [ca, cb], "name": ["甲社区", "乙社区"], "street_code": [st, st]},
+            [box(118.800, y0, 118.806, y1), box(118.806, y0, 118.808, y1)],
+        ),
+        "grids": gdf(
+            {
+                "grid_code": [ca + "001", ca + "002", ca + "003", cb + "001"],
+                "community_code": [ca, ca, ca, cb],
+                "kind": ["residential", "unit", "residential", "residential"],
+                "households": [300, 0, 0, 420],
+                "flags": ["", "", "", "above_max: 420 households"],
+            },
+            [
+                box(118.800, y0, 118.802, y1),
+                box(118.802, y0, 118.804, y1),
+                box(118.804, y0, 118.806, y1),
+                box(118.806, y0, 118.808, y1),
+            ],
+        ),
+        "facilities": gdf(
+            {"facility_id": ["f1"], "name": ["幼儿园"], "category": ["kindergarten"]},
+            [Point(118.801, 32.041)],
+        ),
+    }
+    out = tmp_path_factory.mktemp("small")
+    write_maps(layers, out, boards=False)
+    return {"out": out, "street": st, "ca": ca, "cb": cb}
+
+
+def test_street_page_reads_full_width_with_households_and_metric_scale(site, browser, city_layers):
+    street = str(city_layers["streets"]["street_code"].iloc[0])
+    p = Page(browser)
+    try:
+        page = p.open(site.out_dir / "streets" / f"{street}.html", "street_read")
+        width = page.evaluate(
+            f"() => {leaflet_map_js()}.getContainer().getBoundingClientRect().width"
+        )
+        assert width >= 0.9 * 1200
+        # the street is drawn as large as the window allows (fractional zoom, steps of
+        # 0.25: a factor 1.19): its extent fills at least 80 % of the map's width or height,
+        # whichever binds (a whole-zoom fit can leave it at 50 %)
+        fill = page.evaluate(f"""() => {{ const m = {leaflet_map_js()};
+            let b = null;
+            m.eachLayer(l => {{ if (l.getBounds && l.feature === undefined && l.getLayers) {{
+                try {{ const lb = l.getBounds(); if (lb.isValid()) b = b ? b.extend(lb) : lb; }}
+                catch (e) {{}} }} }});
+            const p = m.latLngToContainerPoint(b.getNorthWest()),
+                  q = m.latLngToContainerPoint(b.getSouthEast()), s = m.getSize();
+            return Math.max((q.x - p.x) / s.x, (q.y - p.y) / s.y); }}""")
+        assert fill >= 0.8, fill
+        labels = [lb for lb in grid_labels(page) if lb["visible"]]
+        assert labels and all("户" in lb["text"] or "单位" in lb["text"] for lb in labels)
+        scale = page.inner_text(".leaflet-control-scale")
+        assert re.search(r"\d+ k?m", scale) and "ft" not in scale and "mi" not in scale
+        assert page.locator(".gg-north svg").count() == 1
+        legend = page.inner_text(".gg-legend")
+        assert "≤" not in legend
+        swatches = page.evaluate(
+            "() => Array.from(document.querySelectorAll('.gg-legend i')).map(i => i.style.background)"
+        )
+        assert any(f"{DEFAULT.maps.fill_opacity}" in s for s in swatches)  # rgba(…, 0.55)
+        # unit grids drawn with the hatch pattern
+        fills = page.evaluate(
+            "() => Array.from(document.querySelectorAll('path.leaflet-interactive'))"
+            ".map(e => e.getAttribute('fill'))"
+        )
+        kinds = city_layers["grids"]
+        if (kinds["grid_code"].astype(str).str[:9].eq(street) & kinds["kind"].eq("unit")).any():
+            assert "url(#gg-unit)" in fills and "单位网格" in legend
+        assert p.errors == []
+    finally:
+        p.close()
+
+
+def test_print_media_hides_controls_and_shows_title_date_north_scale(site, browser, city_layers):
+    import datetime as dt
+
+    street = str(city_layers["streets"]["street_code"].iloc[0])
+    p = Page(browser)
+    try:
+        page = p.open(site.out_dir / "streets" / f"{street}.html")
+        shown = "(s) => { const e = document.querySelector(s); return !!e && getComputedStyle(e).display !== 'none'; }"
+        assert page.evaluate(shown, ".leaflet-control-zoom")
+        assert not page.evaluate(shown, ".gg-date")
+        page.emulate_media(media="print")
+        page.wait_for_timeout(100)
+        for sel in (
+            ".leaflet-control-zoom",
+            ".leaflet-control-layers",
+            ".leaflet-control-attribution",
+        ):
+            assert not page.evaluate(shown, sel), sel
+        for sel in (".gg-title", ".gg-date", ".gg-north", ".leaflet-control-scale", ".gg-legend"):
+            assert page.evaluate(shown, sel), sel
+        assert dt.date.today().isoformat() in page.inner_text(".gg-date")
+        page.screenshot(path=str(ARTIFACTS / "street_print.png"))
+        pdf = page.pdf(prefer_css_page_size=True, print_background=True)
+        assert len(re.findall(rb"/Type\s*/Page[^s]", pdf)) == 1  # one landscape sheet
+        page.emulate_media(media="screen")
+    finally:
+        p.close()
+
+
+def test_flagged_only_grid_of_a_community_is_drawn_above_its_boundary(small_site, browser):
+    p = Page(browser)
+    try:
+        page = p.open(
+            small_site["out"] / "streets" / f"{small_site['street']}.html", "flagged_only"
+        )
+        assert "⚠ 问题网格 (1)" in layer_names(page)
+        strokes = page.evaluate(
+            "() => Array.from(document.querySelectorAll('.leaflet-overlay-pane path'))"
+            ".map(e => e.getAttribute('stroke'))"
+        )
+        # the red flagged outline comes after (is painted over) every community boundary
+        assert "#d00000" in strokes and "#54278f" in strokes
+        assert strokes.index("#d00000") > max(i for i, s in enumerate(strokes) if s == "#54278f")
+        legend = page.inner_text(".gg-legend")
+        assert "单位网格 (1)" in legend and "开放空间网格" in legend and "问题网格" in legend
+        fills = page.evaluate(
+            "() => Array.from(document.querySelectorAll('path.leaflet-interactive'))"
+            ".map(e => e.getAttribute('fill'))"
+        )
+        assert "url(#gg-unit)" in fills and "url(#gg-open)" in fills
+        # the label of the flagged grid is shown with its households
+        labels = grid_labels(page)
+        assert any(lb["text"].startswith("⚠") and "420户" in lb["text"] for lb in labels)
+        assert p.errors == []
+    finally:
+        p.close()
+
+
+def test_facility_markers_sit_above_the_fills(small_site, browser):
+    p = Page(browser)
+    try:
+        page = p.open(small_site["out"] / "communities" / f"{small_site['ca']}.html")
+        z = page.evaluate(
+            "() => [getComputedStyle(document.querySelector('.leaflet-overlay-pane')).zIndex,"
+            " getComputedStyle(document.querySelector('.leaflet-ggPoints-pane')).zIndex]"
+        )
+        assert int(z[1]) > int(z[0])
+        assert page.locator(".leaflet-ggPoints-pane canvas").count() == 1
+        assert p.errors == []
+    finally:
+        p.close()

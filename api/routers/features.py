@@ -249,6 +249,7 @@ def collection(layer: Layer, request: Request, ctx: Ctx) -> FastJSON:
     "parameter naming a field of the layer filters on equality, e.g. "
     "`community_code=320102001001` or `category=kindergarten`.",
     responses={
+        200: {"model": FeatureCollection, "description": "GeoJSON FeatureCollection"},
         404: {"description": "No such layer"},
         422: {"description": "Bad parameter (named in the message)"},
     },
@@ -344,7 +345,10 @@ def _raw_geojson(body: str, crs_uri: str) -> GeoJSON:
     summary="One feature",
     response_model=Feature,
     response_class=GeoJSON,
-    responses={404: {"description": "No such layer or feature"}},
+    responses={
+        200: {"model": Feature, "description": "GeoJSON Feature"},
+        404: {"description": "No such layer or feature"},
+    },
 )
 def item(
     layer: Layer,

@@ -4,12 +4,13 @@ write at a time; lookups are rebuilt afterwards."""
 
 from __future__ import annotations
 
+import codecs
 import logging
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
@@ -150,6 +151,63 @@ def _write(
     )
 
 
+def _check_options(
+    layer: str | None, crs: str | None, encoding: str | None, field_map: str | None
+) -> dict[str, str]:
+    """422 naming the first unusable upload option; the parsed field map."""
+    from gridgis.crs import parse_crs
+    from gridgis.io import parse_field_map
+
+    if layer is not None and layer not in SCHEMA:
+        raise HTTPException(422, f"layer: unknown layer '{layer}' (known: {', '.join(SCHEMA)})")
+    if crs is not None:
+        try:
+            parse_crs(crs)
+        except ValueError as exc:
+            raise HTTPException(422, f"crs: {exc}") from exc
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise HTTPException(422, f"encoding: unknown encoding '{encoding}'") from None
+    try:
+        return parse_field_map(field_map)
+    except ValueError as exc:
+        raise HTTPException(422, f"field_map: {exc}") from exc
+
+
+def _save_sources(
+    files: list[UploadFile], names: list[str], folder: Path, budget: _Budget
+) -> list[Path]:
+    """Save the uploaded files (archives unpacked within the budget) into ``folder``;
+    the source files among them (422 when there is none)."""
+    saved: list[Path] = []
+    for f, name in zip(files, names, strict=True):
+        target = folder / name
+        with open(target, "wb") as out:
+            shutil.copyfileobj(f.file, out, 1 << 20)
+        if target.suffix.lower() == ".zip":
+            saved += _unzip(target, folder, budget)
+            target.unlink()
+        else:
+            budget.take(1, target.stat().st_size)
+            saved.append(target)
+    sources = [
+        p
+        for p in saved
+        if p.suffix.lower() not in SIDECARS
+        and (p.suffix.lower() in SOURCES or p.name.lower().endswith(".osm.pbf"))
+    ]
+    if not sources:
+        raise HTTPException(
+            422,
+            "files: no source file among "
+            f"{', '.join(p.name for p in saved)} (need .shp, "
+            ".gpkg, .geojson, .csv, .osm.pbf …)",
+        )
+    return sources
+
+
 @router.post(
     "/upload",
     response_model=WriteResult,
@@ -157,7 +215,10 @@ def _write(
     description="Multipart upload of one or more files (a shapefile with its "
     ".dbf/.shx/.prj/.cpg, or a .zip of them; GeoPackage, GeoJSON, "
     "CSV of lon/lat, OSM). Validated like `gridgis import`; all "
-    "layers written at once, rejected rows in layer 'rejects'.",
+    "layers written at once, rejected rows in layer 'rejects'. Into a layer "
+    "that already holds rows, `mode` must say `append` or `replace` (else 409); an "
+    "import that yields no valid row writes nothing (422).",
+    responses={409: {"description": "A layer already holds rows and no mode was given"}},
 )
 def upload(
     ctx: Ctx,
@@ -172,70 +233,41 @@ def upload(
     field_map: Annotated[
         str | None, Form(description="canonical=source,… e.g. households=HH_NUM", max_length=2000)
     ] = None,
+    mode: Annotated[
+        Literal["append", "replace"] | None,
+        Form(
+            description="Into a layer that holds rows: append (keys already stored are "
+            "rejected) or replace"
+        ),
+    ] = None,
+    crs_check: Annotated[
+        bool,
+        Form(
+            description="Test the declared CRS against the alternatives by how the "
+            "features sit against the stored layers (false: trust it)"
+        ),
+    ] = True,
 ) -> FastJSON:
-    from gridgis.io import import_into, parse_field_map
+    from gridgis.workflows.imports import import_files
 
-    if layer is not None and layer not in SCHEMA:
-        raise HTTPException(422, f"layer: unknown layer '{layer}' (known: {', '.join(SCHEMA)})")
-    if crs is not None:
-        from gridgis.crs import parse_crs
-
-        try:
-            parse_crs(crs)
-        except ValueError as exc:
-            raise HTTPException(422, f"crs: {exc}") from exc
-    if encoding is not None:
-        import codecs
-
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise HTTPException(422, f"encoding: unknown encoding '{encoding}'") from None
-    try:
-        fmap = parse_field_map(field_map)
-    except ValueError as exc:
-        raise HTTPException(422, f"field_map: {exc}") from exc
+    fmap = _check_options(layer, crs, encoding, field_map)
     if not files:
         raise HTTPException(422, "files: upload at least one file")
-    rules = ctx.rules
-    budget = _Budget(rules)
-    names = [_safe_name(f.filename, rules) for f in files]
+    names = [_safe_name(f.filename, ctx.rules) for f in files]
     with tempfile.TemporaryDirectory(prefix="gridgis-upload-") as tmp:
-        folder = Path(tmp)
-        saved: list[Path] = []
-        for f, name in zip(files, names, strict=True):
-            target = folder / name
-            with open(target, "wb") as out:
-                shutil.copyfileobj(f.file, out, 1 << 20)
-            if target.suffix.lower() == ".zip":
-                saved += _unzip(target, folder, budget)
-                target.unlink()
-            else:
-                budget.take(1, target.stat().st_size)
-                saved.append(target)
-        sources = [
-            p
-            for p in saved
-            if p.suffix.lower() not in SIDECARS
-            and (p.suffix.lower() in SOURCES or p.name.lower().endswith(".osm.pbf"))
-        ]
-        if not sources:
-            raise HTTPException(
-                422,
-                "files: no source file among "
-                f"{', '.join(p.name for p in saved)} (need .shp, "
-                ".gpkg, .geojson, .csv, .osm.pbf …)",
-            )
+        sources = _save_sources(files, names, Path(tmp), _Budget(ctx.rules))
         with ctx.write_lock:
             try:
-                report = import_into(
+                result = import_files(
                     ctx.store,
                     [str(p) for p in sources],
+                    ctx.settings,
+                    mode=mode,
+                    crs_check=crs_check,
                     layer=layer,
                     crs=crs,
                     encoding=encoding,
                     field_map=fmap or None,
-                    settings=ctx.settings,
                 )
             except GridgisError as exc:
                 text = str(exc).replace(tmp + "/", "")
@@ -247,19 +279,15 @@ def upload(
                 raise HTTPException(422, f"files: {text}") from exc
             finally:
                 ctx.changed()
-    counts = {name: len(v.data) for name, v in report.layers.items()}
-    notes = [n.replace(tmp + "/", "") for v in report.layers.values() for n in v.notes]
-    rejected = {name: len(v.rejects) for name, v in report.layers.items() if len(v.rejects)}
+    done = result.to_dict()
     return FastJSON(
         {
             "operation": "upload",
-            "layers": counts,
-            "notes": notes,
-            "summary": (
-                f"rejected rows: {rejected} (see collection 'rejects')"
-                if rejected
-                else "no rows rejected"
-            ),
+            "layers": {name: o.after for name, o in result.layers.items()},
+            "notes": [n.replace(tmp + "/", "") for n in result.notes],
+            "summary": "; ".join(result.summary())
+            + (" (rejected rows: see collection 'rejects')" if done["rejected_rows"] else ""),
+            "import": {k: v for k, v in done.items() if k != "notes"},
         }
     )
 

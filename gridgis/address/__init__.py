@@ -10,7 +10,7 @@ keyboard. The package, one concern per module:
 * :mod:`~gridgis.address.admin`: administrative prefixes;
 * :mod:`~gridgis.address.roads`: road names, and comparing them by sound and shape;
 * :mod:`~gridgis.address.tail`: the part after the road, as small ordered rules;
-* :mod:`~gridgis.address.parse`: :func:`parse` putting them together;
+* :mod:`~gridgis.address.parser`: :func:`parse` putting them together;
 * :mod:`~gridgis.address.index`: :class:`AddressIndex` over standard addresses;
 * :mod:`~gridgis.address.match`: the matching stages;
 * :mod:`~gridgis.address.policy`: when an answer is confident (named rules).
@@ -31,7 +31,7 @@ from gridgis.address.normalise import (
     to_half_width,
     to_simplified,
 )
-from gridgis.address.parse import parse
+from gridgis.address.parser import parse
 from gridgis.address.policy import Rule
 
 __all__ = [

@@ -29,7 +29,7 @@ FIELD_OF_LABEL = {"houseno": "building", "cellno": "unit", "roomno": "room", "fl
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-@dataclass
+@dataclass(slots=True)
 class ParsedAddress:
     """An address split into components (normalised texts; ``None`` where absent).
 

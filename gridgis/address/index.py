@@ -13,7 +13,7 @@ import pandas as pd
 from gridgis.address.admin import RE_CITY, RE_DISTRICT, RE_PROVINCE
 from gridgis.address.components import ParsedAddress, bare
 from gridgis.address.normalise import normalise, normalise_name
-from gridgis.address.parse import parse
+from gridgis.address.parser import parse
 from gridgis.standards import DEFAULT, Settings
 
 
@@ -117,8 +117,10 @@ class AddressIndex:
         self.road_rows: dict[str, list[int]] = defaultdict(list)
         self.door_roads: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.parts: list[tuple[str, str, str, str]] = []  # building, unit, floor, room
+        self._variants: dict[str, list[str]] = {}
         self._fill(df)
         self._aliases(_column(df, "aliases"))
+        del self._variants
         for road, lane, number in self.door:
             self.door_roads[(lane, number)].append(road)
         self.roads = list(self.road_rows)
@@ -164,7 +166,10 @@ class AddressIndex:
                 self._add_name(nm, i)
 
     def _add_name(self, name: str, row: int) -> None:
-        for v in name_variants(name, self.settings):
+        variants = self._variants.get(name)
+        if variants is None:
+            variants = self._variants[name] = name_variants(name)
+        for v in variants:
             rows = self.names[v]
             if not rows or rows[-1] != row:
                 rows.append(row)

@@ -19,20 +19,16 @@ from dataclasses import dataclass, field
 import numpy as np
 from rapidfuzz import fuzz, process
 
+from gridgis.address.admin import PROVINCES
 from gridgis.address.components import ParsedAddress, bare
 from gridgis.address.index import AddressIndex, address_key, name_variants, street_of
 from gridgis.address.normalise import normalise_name
-from gridgis.address.parse import parse
+from gridgis.address.parser import parse
 from gridgis.address.policy import Rule, is_confident, reason
 from gridgis.address.roads import road_difference
 
 #: Match levels, most precise first.
 LEVELS = ("room", "unit", "building", "door_plate", "compound", "road", "none")
-
-#: Lowest rapidfuzz ratio for a road name to be listed as a candidate when the door number
-#: agrees (one wrong character of a three-character name scores 66.7). A listing rule
-#: only: candidates are never confident.
-ROAD_CANDIDATE_SCORE = 60.0
 
 
 @dataclass
@@ -219,7 +215,11 @@ def _listed(x: Query, street: str, lane: str, number: str) -> list[tuple[str, fl
     if not choices:
         return []
     found = process.extract(
-        street, choices, scorer=fuzz.ratio, limit=8, score_cutoff=ROAD_CANDIDATE_SCORE
+        street,
+        choices,
+        scorer=fuzz.ratio,
+        limit=8,
+        score_cutoff=x.index.settings.address.road_candidate_score,
     )
     return [(c, float(s)) for c, s, _ in found]
 
@@ -269,6 +269,21 @@ def door_stage(x: Query, m: Match) -> Match | None:
     return x.decide(m, Rule.ROAD_NOT_KNOWN)
 
 
+def query_names(text: str) -> list[str]:
+    """The query read as a place name: :func:`name_variants` of it, then each without a
+    leading province or municipality short name (上海燎原双语学校 → 燎原双语学校), as
+    people drop or shorten the 市 — tried after the forms as typed, so 上海交通大学 stays
+    itself when it is a known name."""
+    variants = name_variants(normalise_name(text))
+    short = [
+        v[len(p) :]
+        for v in variants
+        for p in PROVINCES
+        if v.startswith(p) and len(v) - len(p) >= 2 and not v.startswith(p + "市")
+    ]
+    return variants + [v for v in short if v not in variants]
+
+
 def _name_probes(x: Query) -> list[tuple[str, bool]]:
     """Names to try, each with whether it may be answered confidently: the whole query
     as a name (and without its administrative prefixes, in any order), the query without
@@ -277,7 +292,7 @@ def _name_probes(x: Query) -> list[tuple[str, bool]]:
     lane that the door-plate stage could not place is not the place's own either)."""
     q = x.q
     only_names = not any(lab == "subpoi" for lab, _ in q.spans)
-    probes = [(v, True) for v in name_variants(normalise_name(x.text), x.index.settings)]
+    probes = [(v, True) for v in query_names(x.text)]
     place_alone = not q.hints and only_names and not q.road and not q.lane
     probes += [(address_key(q), not q.hints), (q.poi or "", place_alone)]
     seen: set[str] = set()
@@ -330,7 +345,7 @@ def partial_name_stage(x: Query, m: Match) -> Match | None:
     rules = x.index.settings.address
     if x.q.hints:
         return None
-    for name in name_variants(normalise_name(x.text)):
+    for name in query_names(x.text):
         if len(name) < rules.partial_name_min_chars:
             continue
         known = [k for k in x.index.names_ending_with(name) if k != name]

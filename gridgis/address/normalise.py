@@ -117,6 +117,8 @@ SYNONYMS: tuple[tuple[re.Pattern, str, str], ...] = (
     (RE_FLOOR, "", "层"),
     (RE_ROOM, "", "室"),
 )
+#: Characters without which a synonym pattern cannot match (a cheap test that skips it).
+_TRIGGERS = ("幢座#撞懂楼栋搂", "门", "B", "楼F层", "房户")
 
 
 def _cn_to_int(s: str) -> int | None:
@@ -148,8 +150,9 @@ def numerals_to_digits(text: str) -> str:
     >>> numerals_to_digits("四川路")  # a name, not a number
     '四川路'
     """
-    text = RE_CN_NUMBER.sub(_cn_sub, text)
-    return RE_DI.sub(r"\1", text)
+    if _HAS_CN(text):
+        text = RE_CN_NUMBER.sub(_cn_sub, text)
+    return RE_DI.sub(r"\1", text) if "第" in text else text
 
 
 def to_half_width(text: str) -> str:
@@ -169,7 +172,11 @@ def _first_group(before: str, after: str):
     return repl
 
 
-_SYNONYM_SUBS = tuple((rx, _first_group(b, a)) for rx, b, a in SYNONYMS)
+_SYNONYM_SUBS = tuple(
+    (rx, _first_group(b, a), re.compile(f"[{re.escape(trig)}]").search)
+    for (rx, b, a), trig in zip(SYNONYMS, _TRIGGERS, strict=True)
+)
+_HAS_CN = re.compile(f"[{CN_CHARS}]").search
 
 
 @dataclass(frozen=True)
@@ -180,9 +187,16 @@ class Normalised:
     hints: tuple[str, ...] = ()
 
 
+@functools.cache
+def _prepare_table() -> dict[int, int]:
+    """:data:`HALF_WIDTH` and :func:`traditional_to_simplified` as one table (their keys
+    are disjoint, and no half-width output is a traditional character)."""
+    return traditional_to_simplified() | HALF_WIDTH
+
+
 def _prepare(text: str) -> str:
     """Half-width, simplified, upper-case: the first steps of every key."""
-    return text.translate(HALF_WIDTH).translate(traditional_to_simplified()).upper()
+    return text.translate(_prepare_table()).upper()
 
 
 def normalise(text: str) -> Normalised:
@@ -215,14 +229,21 @@ def normalise(text: str) -> Normalised:
             hints.extend(h for h in found if h.strip())
             s = RE_HINT.sub("", s)
         s = s.replace("(", "").replace(")", "")
-    s = RE_NUM_SPACE.sub("-", s)
+    # each step is skipped when the characters it needs are absent (same result, faster):
+    # str.isprintable() is False for every whitespace but the ASCII space
+    if " " in s or not s.isprintable():
+        s = RE_NUM_SPACE.sub("-", s)
     s = RE_DROP.sub("", s)
-    s = RE_YI_DASH.sub("-", s)
-    s = RE_DASHES.sub("-", s).strip("-")
+    if "一" in s:
+        s = RE_YI_DASH.sub("-", s)
+    if "-" in s:
+        s = RE_DASHES.sub("-", s).strip("-")
     s = numerals_to_digits(s)
-    s = RE_NAME_DASH.sub("", s)
-    for rx, repl in _SYNONYM_SUBS:
-        s = rx.sub(repl, s)
+    if "-" in s:
+        s = RE_NAME_DASH.sub("", s)
+    for rx, repl, triggered in _SYNONYM_SUBS:
+        if triggered(s):
+            s = rx.sub(repl, s)
     hints_n = tuple(RE_DROP.sub("", numerals_to_digits(h)) for h in hints)
     return Normalised(s, tuple(h for h in hints_n if h))
 

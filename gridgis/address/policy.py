@@ -80,6 +80,26 @@ REASONS: dict[Rule, str] = {
     Rule.EMPTY: "empty address",
 }
 
+#: The rules in the planners' words (the lookup page shows these).
+RULE_LABELS_ZH: dict[Rule, str] = {
+    Rule.EXACT_KEY: "标准地址精确匹配",
+    Rule.DOOR_PLATE: "道路门牌匹配",
+    Rule.CORRECTED_ROAD: "路名纠错后唯一匹配（门牌号确定）",
+    Rule.PLACE_NAME: "地名唯一匹配",
+    Rule.PARTIAL_NAME: "地名部分唯一匹配",
+    Rule.BUILDING_IN_PLACE: "地点内楼栋匹配",
+    Rule.ONE_GRID: "同一地址多条记录，均在同一网格",
+    Rule.SEVERAL_PLACES: "同一地址或名称在多处",
+    Rule.CORRECTION_AMBIGUOUS: "路名不确定，多条相近道路有此门牌",
+    Rule.ROAD_NOT_KNOWN: "路名不确定，无相近道路有此门牌",
+    Rule.NO_DOOR_NUMBER: "该道路无此门牌号",
+    Rule.ROAD_ONLY: "只给出道路",
+    Rule.UNKNOWN_BUILDING: "该地点无此楼栋",
+    Rule.PART_OF_QUERY: "仅部分内容与已知地名相符",
+    Rule.NOT_FOUND: "没有可信的匹配",
+    Rule.EMPTY: "地址为空",
+}
+
 _ALWAYS = {Rule.EXACT_KEY, Rule.DOOR_PLATE, Rule.BUILDING_IN_PLACE, Rule.ONE_GRID}
 _SETTING = {
     Rule.CORRECTED_ROAD: "confident_corrected_road",

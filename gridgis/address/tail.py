@@ -71,7 +71,7 @@ _LAST_OF_LABEL = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class Token:
     """One token of the tail (mutable: a rule may take the door number off its front)."""
 
@@ -85,6 +85,10 @@ class Token:
     @property
     def whole(self) -> str:
         return (self.num or "") + (self.suf or "")
+
+    @property
+    def kind(self) -> str | None:
+        return "hwy" if self.hwy else "txt" if self.txt is not None else self.suf
 
     @property
     def parts(self) -> list[str]:
@@ -121,6 +125,23 @@ class TailState:
 
 Rule = Callable[[TailState, Token], bool]
 
+#: Token kinds: a number's suffix (None for a bare number), or "txt" / "hwy".
+SUFFIXES = (None, "支弄", "弄", "号", "栋", "单元", "层", "室", "区", "期", "组", "巷", "排")
+SUFFIXES += ("院", "街", "米", "队", "社")
+#: Every number kind (a rule reading any number whatever its suffix).
+NUMBERS = SUFFIXES
+
+
+def reads(kinds: tuple[str | None, ...]) -> Callable[[Rule], Rule]:
+    """Declare the token kinds a rule can take (it returns False for any other), so the
+    parser offers a token only to the rules that read its kind, in the same order."""
+
+    def mark(rule: Rule) -> Rule:
+        rule.kinds = frozenset(kinds)  # type: ignore[attr-defined]
+        return rule
+
+    return mark
+
 
 def _split_pair(num: str) -> tuple[str, str] | None:
     """ "82-11" → ("82", "11") when the second part is a sub-number; None for a range
@@ -142,6 +163,7 @@ def is_range(a: str, b: str) -> bool:
 # -- rules, in the order they are tried ---------------------------------------------------
 
 
+@reads((None,))
 def sub_number_after_dash(st: TailState, t: Token) -> bool:
     """老杭海路9号-7: a bare number after a door number and a dash is a sub-number of the
     door plate (labelled houseno in TRAIN)."""
@@ -155,6 +177,7 @@ def sub_number_after_dash(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("hwy",))
 def highway(st: TailState, t: Token) -> bool:
     """320国道: a numbered national, provincial or county highway is a road."""
     if not t.hwy:
@@ -165,6 +188,7 @@ def highway(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("txt",))
 def text_run(st: TailState, t: Token) -> bool:
     """A run of text is a compound or place name (poi); a second one is a sub-place
     (subpoi: a building or shop inside it)."""
@@ -183,6 +207,7 @@ def text_run(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("组",))
 def village_group(st: TailState, t: Token) -> bool:
     """龙山沟村1组23号: a village group (N组, not 组团) is labelled as a road in TRAIN (55 of
     59), the number after it as its door number."""
@@ -195,6 +220,7 @@ def village_group(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("排",))
 def house_row(st: TailState, t: Token) -> bool:
     """11排7幢: a row of houses, houseno in TRAIN (9 of 12)."""
     if t.suf != "排":
@@ -203,6 +229,7 @@ def house_row(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("区", "期", "组", "院", "队", "社"))
 def name_part(st: TailState, t: Token) -> bool:
     """3区, 2期, 5组团, 2院, 3队, 1社: a numbered part of the compound name."""
     if t.suf not in ("区", "期", "组", "院", "队", "社"):
@@ -213,6 +240,7 @@ def name_part(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("巷",))
 def numbered_alley(st: TailState, t: Token) -> bool:
     """稠州西路81巷132号: a numbered alley off the road (subroad + subroadno in TRAIN)."""
     if t.suf != "巷":
@@ -226,6 +254,7 @@ def numbered_alley(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("弄", "支弄"))
 def lane(st: TailState, t: Token) -> bool:
     """558弄, 3支弄: a lane. TRAIN: 路N弄M号 → 弄 subroad, M号 subroadno (6 in 10); 弄
     followed by a compound, building or bare number is the road's number (roadno, 8 in
@@ -239,6 +268,7 @@ def lane(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("单元", "室", "层"))
 def door_then_dashes(st: TailState, t: Token) -> bool:
     """柳南一街58-130-7单元: right after the road, the first of dashed numbers ending in
     单元/室/层 is the door number; the rest is read by the next rules (never takes the
@@ -260,6 +290,7 @@ def _dashed(st: TailState, t: Token) -> bool:
     return "-" in t.num and t.suf in ("单元", "室", "号", "层") and not st.door_slot
 
 
+@reads(("号",))
 def dashed_shop_range(st: TailState, t: Token) -> bool:
     """2311-2312号: a range of shops is one room (TRAIN); so is X-Y号 after a floor."""
     if not _dashed(st, t) or t.suf != "号" or len(t.parts) != 2:
@@ -270,6 +301,7 @@ def dashed_shop_range(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("号",))
 def village_door_sub_number(st: TailState, t: Token) -> bool:
     """溪口村12-87号: in a village without a road, X-Y号 is a door plate with a
     sub-number (TRAIN 12 of 17)."""
@@ -287,6 +319,7 @@ def village_door_sub_number(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("单元", "室", "号", "层"))
 def dashed_parts(st: TailState, t: Token) -> bool:
     """X-Y-Z室 / X-Y号 / X-Y单元: building-unit-room. TRAIN conventions for X-Y号: after a
     building (124栋44-178号) X is the unit and Y the room; otherwise a short Y is a unit
@@ -316,6 +349,7 @@ def dashed_parts(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("栋",))
 def building(st: TailState, t: Token) -> bool:
     """12栋 (幢, 座, 号楼 normalised to 栋): a building."""
     if t.suf != "栋":
@@ -326,6 +360,7 @@ def building(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("米",))
 def distance(st: TailState, t: Token) -> bool:
     """北100米: a distance to a landmark, not a number of the address (assist)."""
     if t.suf != "米":
@@ -334,6 +369,7 @@ def distance(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("街",))
 def market_aisle(st: TailState, t: Token) -> bool:
     """11街 not right after a road: a numbered aisle of a market (a unit)."""
     if t.suf != "街" or st.last is Last.ROAD:
@@ -344,6 +380,7 @@ def market_aisle(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("单元", "层", "室"))
 def named_part(st: TailState, t: Token) -> bool:
     """3单元, 5层, 502室: the suffix names the part."""
     if t.suf not in SUFFIX_PART:
@@ -351,10 +388,11 @@ def named_part(st: TailState, t: Token) -> bool:
     part, label = SUFFIX_PART[t.suf]
     setattr(st.p, part, t.whole)
     st.spans.append((label, t.whole))
-    st.last = Last(part)
+    st.last = _LAST_OF_LABEL[label]
     return True
 
 
+@reads((None,))
 def door_with_three_parts(st: TailState, t: Token) -> bool:
     """将军路1326-11-6-434: door-building-unit-room; 沪江路8-12-1137: after a road three
     parts are building-unit-room in TRAIN (5 of 9)."""
@@ -374,6 +412,7 @@ def door_with_three_parts(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("号", None))
 def door_number(st: TailState, t: Token) -> bool:
     """38号 (or a bare 38) right after the road or lane: the door number. 82-11 right
     after a road is door 82, sub-number 11 (a range 389-399 stays whole)."""
@@ -391,6 +430,7 @@ def door_number(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("号",))
 def door_without_road(st: TailState, t: Token) -> bool:
     """村133号: a door number without a road is a village or compound door plate (not
     after a compound name, where 号 numbers a building)."""
@@ -405,6 +445,7 @@ def door_without_road(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("号",))
 def door_after_hamlet(st: TailState, t: Token) -> bool:
     """海王路石岸头130号: a hamlet or place named after the road carries the door plate
     (TRAIN: a number after such a name is roadno ~9 times in 10; after a compound name
@@ -420,6 +461,7 @@ def door_after_hamlet(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("号",))
 def shop_number(st: TailState, t: Token) -> bool:
     """商贸城2163号, 市场C区569号: a stall or shop number in a market or mall; after a
     floor (10楼驿淘9175号, 九楼南88号) a shop number (TRAIN 12 of 16)."""
@@ -434,6 +476,7 @@ def shop_number(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(("号",))
 def second_number(st: TailState, t: Token) -> bool:
     """Another N号: 宏远路1820号12号 numbers a building at the door plate; after a building
     15栋11号6楼 a unit, 146栋1301号 and three digits ending the address (C幢586号) a room
@@ -460,6 +503,7 @@ def second_number(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads((None,))
 def postcode(st: TailState, t: Token) -> bool:
     """甘霖路166号325600: a six-digit postcode ending the address (TRAIN 6 of 8)."""
     if t.suf is not None or len(t.num) != 6 or not t.num.isdigit() or t.end != len(st.tail):
@@ -470,6 +514,7 @@ def postcode(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads((None,))
 def village_bare_door(st: TailState, t: Token) -> bool:
     """新安村1124, 占坂村留公坞138: a bare number in a village or hamlet is its door number
     (TRAIN 7 of 9)."""
@@ -488,6 +533,7 @@ def village_bare_door(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads((None,))
 def letter_building_room(st: TailState, t: Token) -> bool:
     """10A1525, 13B3761: building 10A, room 1525 (TRAIN: 8 of 12); after a building the
     letter-number is the unit (A座89A9)."""
@@ -501,6 +547,7 @@ def letter_building_room(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(NUMBERS)
 def room_span(st: TailState, t: Token) -> bool:
     """1106-1107: two shops, one room span; after a floor (一楼2648-117, 13楼A21-2) the
     whole X-Y is the shop or office number (TRAIN 13 of 14)."""
@@ -513,6 +560,7 @@ def room_span(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(NUMBERS)
 def building_unit_room(st: TailState, t: Token) -> bool:
     """8-2-301: building-unit-room."""
     parts = t.parts
@@ -525,6 +573,7 @@ def building_unit_room(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(NUMBERS)
 def building_and_next(st: TailState, t: Token) -> bool:
     """17-586: building-room; 63-12: one or two digits after the dash are a unit (TRAIN:
     17 of 27 short ones)."""
@@ -542,6 +591,7 @@ def building_and_next(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(NUMBERS)
 def inside_building(st: TailState, t: Token) -> bool:
     """A bare number after a building, unit, floor or door number: 113栋66 — one or two
     digits after a building are its unit (TRAIN 7 of 10; three digits or more are a room,
@@ -565,6 +615,7 @@ def inside_building(st: TailState, t: Token) -> bool:
     return True
 
 
+@reads(NUMBERS)
 def bare_number(st: TailState, t: Token) -> bool:
     """Any other bare number: three characters or more a room, shorter a building."""
     if len(t.num.lstrip(LETTERS)) >= 3:
@@ -614,6 +665,13 @@ TAIL_RULES: tuple[Rule, ...] = (
 )
 
 
+#: For each token kind, the rules that read it, in :data:`TAIL_RULES` order.
+RULES_BY_KIND: dict[str | None, tuple[Rule, ...]] = {
+    kind: tuple(r for r in TAIL_RULES if kind in r.kinds)  # type: ignore[attr-defined]
+    for kind in SUFFIXES + ("txt", "hwy")
+}
+
+
 def parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False) -> None:
     """Read the tail of an address into ``p`` (components, corpus spans, and the names of
     the rules that fired in ``p.rules``).
@@ -636,19 +694,13 @@ def parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False)
         door_label="subroadno" if sub else "roadno",
     )
     for m in RE_TOKEN.finditer(tail):
-        if m.group("sep"):
+        num, suf, txt, gate, hwy, sep = m.group("num", "suf", "txt", "gate", "hwy", "sep")
+        if sep:
             st.after_sep = True
             continue
-        tok = Token(
-            num=m.group("num"),
-            suf=m.group("suf"),
-            txt=m.group("txt") or m.group("gate"),
-            hwy=m.group("hwy"),
-            end=m.end(),
-            after_sep=st.after_sep,
-        )
+        tok = Token(num=num, suf=suf, txt=txt or gate, hwy=hwy, end=m.end(), after_sep=st.after_sep)
         st.after_sep = False
-        for rule in TAIL_RULES:
+        for rule in RULES_BY_KIND[tok.kind]:
             if rule(st, tok):
                 p.rules.append(rule.__name__)
                 break

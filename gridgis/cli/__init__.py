@@ -15,6 +15,7 @@ from gridgis.cli import (  # noqa: F401  (registers commands)
     lookup,
     map,
     serve,
+    versions,
 )
 from gridgis.cli.app import app
 

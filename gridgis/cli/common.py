@@ -58,6 +58,19 @@ ClusterOpt = Annotated[
     ),
 ]
 
+ReasonOpt = Annotated[
+    str | None,
+    typer.Option("--reason", help="Why the grids changed (kept with every new grid version)."),
+]
+EffectiveOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--effective",
+        help="Date the changes take effect, YYYY-MM-DD (default today): new versions start, "
+        "replaced ones end on it.",
+    ),
+]
+
 
 class CliError(Exception):
     """An error to print on stderr (no traceback) before exiting non-zero."""
@@ -170,6 +183,8 @@ def progress_of(description: str, show: bool = True) -> Iterator[Callable[[int, 
 __all__ = [
     "CliError",
     "DatabaseOpt",
+    "EffectiveOpt",
+    "ReasonOpt",
     "RulesOpt",
     "SetOpt",
     "WorkspaceOpt",

@@ -136,6 +136,14 @@ def site(
         str | None,
         typer.Option("--candidate-id", help="Column naming the candidates (default: first *_id)."),
     ] = None,
+    gates: Annotated[
+        bool,
+        typer.Option(
+            "--gates",
+            help="Also propose new gates in compound walls (layers compounds, gates) that "
+            "bring the most households within the radius: open a gate, or build.",
+        ),
+    ] = False,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -174,3 +182,30 @@ def site(
         if len(s) < count:
             console.print(f"  [yellow]{t('only sites', n=len(s))}[/]")
         console.print("  " + t("wrote_to", layers="proposed_sites", where=store.location))
+        if gates:
+            _site_gates(store, settings, category, count)
+
+
+def _site_gates(store, settings, category: str, count: int) -> None:
+    """``site --gates``: the proposed gates beside the proposed sites."""
+    result = workflows.site_gates(store, settings, category, count).detail
+    s = result.sites
+    table = Table(
+        title=f"Proposed gates for {category_name(category)} "
+        f"(radius {result.params['radius_m']:,.0f} m walking): open a wall instead of building",
+        title_justify="left",
+    )
+    for col in ("rank", "gate", "new hh", "after", "lon, lat"):
+        table.add_column(col, justify="right", overflow="fold")
+    for r in s.itertuples():
+        table.add_row(
+            str(r.rank),
+            str(r.candidate),
+            f"{r.households_new:,}",
+            f"{r.rate_after:.1%}",
+            f"{r.geometry.x:.5f}, {r.geometry.y:.5f}",
+        )
+    console.print(table)
+    if len(s) < count:
+        console.print(f"  [yellow]only {len(s)} gate(s) add coverage[/]")
+    console.print("  " + t("wrote_to", layers="proposed_gates", where=store.location))

@@ -12,6 +12,8 @@ from gridgis.cli.app import app
 from gridgis.cli.common import (
     ClusterOpt,
     DatabaseOpt,
+    EffectiveOpt,
+    ReasonOpt,
     RulesOpt,
     SetOpt,
     WorkspaceOpt,
@@ -54,13 +56,40 @@ def delineate(
             "required then unless the workspace records its county_code.",
         ),
     ] = None,
+    reason: ReasonOpt = None,
+    effective: EffectiveOpt = None,
+    street: Annotated[
+        str | None,
+        typer.Option(
+            "--street",
+            help="With --communities: the real street (街道) the area lies in, by name "
+            "(学院路街道) or 9-digit code, from the national division table; generated "
+            "community codes start with its code and skip every code the table gives "
+            "its committees.",
+        ),
+    ] = None,
+    changed: Annotated[
+        bool,
+        typer.Option(
+            "--changed",
+            help="Divide again only the communities whose households changed by more than "
+            "grid.redivide_min_change_households since the grids were made; every other "
+            "grid keeps its geometry and code.",
+        ),
+    ] = False,
+    lock: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--lock", help="Grid code kept exactly as it is (repeatable); implies --changed."
+        ),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
     cluster: ClusterOpt = None,
 ) -> None:
     """Divide communities into responsibility grids of 250–500 households and assign.
 
-    Grids follow roads and avoid arterials and alignment boundaries, tile each community exactly, institutions meeting the unit-grid criteria become unit grids; out-of-range grids carry a flag naming the reason. Codes are numbered west to east, north to south and kept stable on re-runs (layer code_registry). Writes grids, buildings (grid_code), the assigned layers and delineation_findings in one atomic step.
+    Grids follow roads and avoid arterials and alignment boundaries, tile each community exactly, institutions meeting the unit-grid criteria become unit grids; out-of-range grids carry a flag naming the reason. Codes are numbered west to east, north to south and kept stable on re-runs (layer code_registry). Writes grids (dated: valid_from), buildings (grid_code), the assigned layers, grid_versions and delineation_findings in one atomic step.
 
     Example: [bold]gridgis delineate --workspace out/demo.gpkg --set grid.max_households=450[/]
     """
@@ -78,7 +107,12 @@ def delineate(
                     make_communities=communities,
                     alignment=alignment,
                     county=county,
+                    reason=reason,
+                    effective=effective,
                     progress=lambda what: progress_callback(bar, what),
+                    street=street,
+                    changed=changed,
+                    lock=lock,
                     cluster=cluster,
                 )
             except workflows.MissingLayerError as exc:
@@ -106,5 +140,35 @@ def delineate(
     ):
         table.add_row(k, f"{v:,}" if isinstance(v, int) else str(v))
     console.print(table)
+    _print_community_stats(s.get("community_stats"))
     if s["residential"] and s["in_range"] + s["flagged_out_of_range"] < s["residential"]:
         fail(t("unflagged out of range"))
+
+
+def _print_community_stats(stats, limit: int = 40) -> None:
+    """Per-community table (社区统计, layer community_stats): households, grids, unit
+    grids, share of residential grids in the band, flags by kind."""
+    if stats is None or len(stats) == 0:
+        return
+    table = Table(title="社区统计 (layer community_stats)", title_justify="left")
+    for head, right in (
+        ("社区代码", False),
+        ("户数", True),
+        ("网格", True),
+        ("单位网格", True),
+        ("达标比例", True),
+        ("标记", False),
+    ):
+        table.add_column(head, justify="right" if right else "left")
+    for row in stats.head(limit).itertuples():
+        table.add_row(
+            row.community_code,
+            f"{row.households:,}",
+            f"{row.grids:,}",
+            f"{row.unit_grids:,}",
+            f"{row.share_in_band:.0%}",
+            row.flags_by_kind or "",
+        )
+    console.print(table)
+    if len(stats) > limit:
+        console.print(f"  … {len(stats) - limit:,} more communities in layer community_stats")

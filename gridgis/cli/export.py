@@ -99,10 +99,19 @@ def export_command(
                 board_date=grids_written_at(store),
                 progress=callback,
             )
+    from gridgis.cli.i18n import t, zh
+
     for note in result.notes:
-        console.print(f"  [yellow]note:[/] {note}")
+        console.print(f"  [yellow]{t('note')}[/] {note}")
     for path in result.files:
         pages = result.pages.get(path.stem)
-        console.print(f"wrote {path}" + (f" ({pages} pages)" if pages else ""))
+        if zh():
+            console.print(f"已写出 {path}" + (f" (共 {pages} 页)" if pages else ""))
+        else:
+            console.print(f"wrote {path}" + (f" ({pages} pages)" if pages else ""))
     if not with_personal:
-        console.print("phone numbers left out (personal data: --with-personal to include)")
+        console.print(
+            "未含人员电话(个人信息; 需要时加 --with-personal)"
+            if zh()
+            else "phone numbers left out (personal data: --with-personal to include)"
+        )

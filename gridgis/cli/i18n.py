@@ -110,10 +110,50 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "households": ("households", "户数"),
     "area_m2": ("area m²", "面积(平方米)"),
     "change": ("change", "变更"),
+    "created": ("created", "新设"),
+    "reshaped": ("reshaped", "调整边界"),
+    "retired": ("retired", "撤销"),
+    "moved": ("moved", "移出"),
     "old code": ("old code", "原编码"),
     "new code": ("new code", "新编码"),
     "community": ("community", "社区"),
     # demo
+    "making city": (
+        "Making the demo city: {n} households, seed {seed} …",
+        "生成示范城市: {n} 户, 随机种子 {seed} …",
+    ),
+    "wrote file": ("  wrote {path} ({s:.1f} s)", "  已写入 {path} ({s:.1f} 秒)"),
+    "step done": ("  {line} ({s:.1f} s)", "  {line} ({s:.1f} 秒)"),
+    "demo.delineate": (
+        "Delineating grids (250–500 households), grid staff, assignment",
+        "划分网格(250–500 户)、配备网格人员、入格",
+    ),
+    "demo.coverage": (
+        "Coverage: walking distances, life circle, parks, gaps, norms",
+        "覆盖分析: 步行距离、生活圈、公园、缺口、配置标准",
+    ),
+    "demo.site": ("Proposed sites: 3 kindergartens", "选址建议: 3 处幼儿园"),
+    "demo.import": (
+        "Import: the demo's buildings as a GBK shapefile, its facilities as an Amap CSV",
+        "导入: 楼栋为 GBK 编码 Shapefile, 设施为高德 CSV",
+    ),
+    "demo.lookup": ("Address lookup", "地址查询"),
+    "demo.maps": (
+        "Maps (index, streets, communities, coverage, lookup, boards)",
+        "地图(总览、街道、社区、覆盖、查询、公示牌)",
+    ),
+    "site line": (
+        "{n} {cat} sites cover {hh} more households",
+        "{n} 处{cat}选址, 新增覆盖 {hh} 户",
+    ),
+    "delineation line": (
+        "{grids} grids ({residential} residential, {unit} unit); {share:.1%} within "
+        "{lo}–{hi} households (mean {mean:.0f}), {flagged} flagged; mean Polsby-Popper "
+        "{pp:.2f}; {inside}/{buildings} buildings in a grid",
+        "{grids} 个网格(住宅 {residential}, 单位 {unit}); {share:.1%} 户数在 {lo}–{hi} 之间"
+        "(平均 {mean:.0f} 户), 标记 {flagged} 个; 平均紧凑度 {pp:.2f}; "
+        "{inside}/{buildings} 栋楼已入格",
+    ),
     "done": ("Done in {s:.1f} s. Workspace: {where}", "完成, 用时 {s:.1f} 秒。工作空间: {where}"),
 }
 """Every text the CLI prints by key: (English, Chinese) with ``str.format`` fields."""

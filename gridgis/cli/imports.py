@@ -125,16 +125,19 @@ def import_(
 
 #: Parameter names in library messages and the flag a CLI user types for each.
 PARAMETER_FLAGS = {
-    "the mode parameter": "--mode",
     "the crs parameter": "--crs",
     "the encoding parameter": "--encoding",
     "the layer parameter": "--layer",
     "the field_map parameter": "--map",
     "the crs_check parameter": "--crs-check",
     "crs_check=False": "--crs-check off",
+    "Declare crs ": "Declare --crs ",
+    "declare crs ": "declare --crs ",
     "field map ": "--map ",
-    "'append'": "--mode append",
-    "'replace'": "--mode replace",
+    "mode='append'": "--mode append",
+    "mode='replace'": "--mode replace",
+    " (the mode parameter)": "",
+    "the mode parameter": "--mode",
 }
 
 
@@ -190,16 +193,54 @@ def _run_import(store, sources, settings, mode, crs_check, layer, crs, encoding,
         )
 
 
+#: The import's own words in Chinese (English is the key).
+ZH = {
+    "note:": "提示:",
+    "Imported into": "已导入",
+    "new layers": "新图层",
+    "append": "追加",
+    "replace": "替换",
+    "layer": "图层",
+    "kept": "保留",
+    "added": "新增",
+    "rejected rows": "拒绝行数",
+    "now": "现有",
+    "from": "来源",
+    "rejected": "拒绝",
+}
+
+
+def _w(text: str) -> str:
+    from gridgis.cli import i18n
+
+    return ZH.get(text, text) if i18n.zh() else text
+
+
+def summary_lines(result) -> list[str]:
+    """Per layer what happened, in the CLI's language:
+    ``buildings: 491 kept, 35 added, 2 rejected`` / ``楼栋 buildings: 保留 491, 新增 35, 拒绝 2``."""
+    from gridgis.cli import i18n
+
+    if not i18n.zh():
+        return result.summary()
+    return [
+        f"{i18n.layer_name(o.layer)}: 保留 {o.kept:,}, 新增 {o.added:,}, 拒绝 {o.rejected:,}"
+        for o in result.layers.values()
+    ]
+
+
 def _print_result(result, store: Store) -> None:
+    from gridgis.cli import i18n
+
     for note in result.notes:
-        err_console.print(f"[dim]note:[/] {escape(flags_for(note))}")
-    mode = result.mode or "new layers"
-    table = Table(title=f"Imported into {store.location} ({mode})", title_justify="left")
+        err_console.print(f"[dim]{_w('note:')}[/] {escape(flags_for(note))}")
+    mode = _w(result.mode or "new layers")
+    table = Table(title=f"{_w('Imported into')} {store.location} ({mode})", title_justify="left")
     for col in ("layer", "kept", "added", "rejected rows", "now", "from"):
-        table.add_column(col)
+        table.add_column(_w(col))
     for name, o in result.layers.items():
         table.add_row(
-            name,
+            i18n.layer_name(name),
             f"{o.kept:,}",
             f"{o.added:,}",
             f"{o.rejected:,}",
@@ -207,17 +248,22 @@ def _print_result(result, store: Store) -> None:
             escape(", ".join(Path(s).name for s in o.sources)),
         )
     console.print(table)
-    for line in result.summary():
+    for line in summary_lines(result):
         console.print(escape(line))
     _print_rejects(result.rejects)
-    if result.refreshed is None:
-        err_console.print("[dim]note:[/] derived layers were not refreshed")
 
 
 def _print_rejects(rej) -> None:
     if not len(rej):
         return
-    console.print(f"[yellow]{len(rej):,} reject reasons[/] (all in layer 'rejects'); first ones:")
+    from gridgis.cli import i18n
+
+    head = (
+        f"{len(rej):,} 条拒绝原因(全部在图层 rejects); 前几条:"
+        if i18n.zh()
+        else f"{len(rej):,} reject reasons (all in layer 'rejects'); first ones:"
+    )
+    console.print(f"[yellow]{head}[/]")
     for r in rej.head(8).itertuples():
         value = f" = {r.value!r}" if isinstance(r.value, str) else ""
         console.print(escape(f"  {r.source} [{r.layer}] row {r.row}, {r.field}{value}: {r.reason}"))

@@ -64,7 +64,9 @@ def _write_csv_atomic(frame: pd.DataFrame, path: Path) -> None:
 def lookup(
     address: Annotated[
         str | None,
-        typer.Argument(help="An address, e.g. 报春路558弄38号 or 阳光花园十二栋三单元502室."),
+        typer.Argument(
+            help="An address or place name, e.g. 报春路558弄38号, 阳光花园十二栋三单元502室, 燎原双语学校."
+        ),
     ] = None,
     workspace: WorkspaceOpt = None,
     database: DatabaseOpt = None,
@@ -95,18 +97,27 @@ def lookup(
     personal: Annotated[
         bool, typer.Option("--personal", help="Include the responsible people's phone numbers.")
     ] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Answer with the grids valid on this date (YYYY-MM-DD, from layer "
+            "grid_versions), so an old case keeps the grid of its day.",
+        ),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Find the grid, community, street and responsible people of an address or point.
 
     Prints JSON. An address that cannot be matched confidently gets "confident": false,
-    no grid, and the closest candidates. Set the deployment's city and district with
+    no grid, and the closest candidates; "rule" and "reason" say why either way. Set the deployment's city and district with
     --set address.city=上海市 --set address.district=闵行区.
 
-    Examples: [bold]gridgis lookup --workspace out/demo.gpkg "建设路88号阳光花园3栋2单元"[/]
+    Examples: [bold]gridgis lookup --workspace out/demo.gpkg "明虹路五号朝紫小区三幢二门"[/]
     · [bold]gridgis lookup -w out/demo.gpkg --lon 118.79 --lat 32.06 --crs gcj02[/]
     · [bold]gridgis lookup -w out/demo.gpkg --batch in.csv --column address --out out.csv[/]
+    · [bold]gridgis lookup -w out/demo.gpkg --lon 118.79 --lat 32.06 --as-of 2025-03-01[/]
     """
     from gridgis.lookup import Lookup
 
@@ -120,7 +131,12 @@ def lookup(
         if batch is not None and out is None:
             raise CliError("--batch needs --out FILE.csv")
         store = get_store(workspace, database, must_exist=True)
-        finder = Lookup.from_store(store, settings)
+        if as_of is None:
+            finder = Lookup.from_store(store, settings)
+        else:
+            from gridgis.workflows import lookup_as_of
+
+            finder = lookup_as_of(store, settings, as_of)
         if address is not None:
             answer = finder.address(address, include_personal=personal)
             typer.echo(json.dumps(answer, ensure_ascii=False, indent=2))

@@ -40,6 +40,7 @@ from gridgis.delineate.crossings import line_crossings, median_length
 from gridgis.delineate.flags import Flag, FlagKind
 from gridgis.delineate.graph import Adjacency, UnitGraph
 from gridgis.delineate.partition import GridPartitioner
+from gridgis.delineate.regrid import changed_communities, regrid
 from gridgis.delineate.stats import STATS_COLUMNS, community_stats
 from gridgis.delineate.units import qualifies_as_unit
 
@@ -61,5 +62,7 @@ __all__ = [
     "median_length",
     "qualifies_as_unit",
     "recount",
+    "regrid",
+    "changed_communities",
     "unit_graph",
 ]

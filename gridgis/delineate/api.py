@@ -13,9 +13,10 @@ import pandas as pd
 import shapely
 
 from gridgis.crs import STORAGE_CRS, metric_crs_for
+from gridgis.delineate.atoms import WALL_M
 from gridgis.delineate.crossings import crossing_grids, line_crossings
 from gridgis.delineate.flags import Flag, FlagKind, render
-from gridgis.delineate.runner import Bounds, area_rank, partition_areas
+from gridgis.delineate.runner import OPEN_GROUND, Bounds, area_rank, partition_areas
 from gridgis.delineate.stats import community_stats
 from gridgis.delineate.units import qualifies_as_unit
 from gridgis.errors import InputError
@@ -132,6 +133,13 @@ def _inputs(layers: dict[str, Any], alignment, settings: Settings) -> _Inputs:
     )
 
 
+def _green(layers: dict[str, Any], crs) -> gpd.GeoDataFrame | None:
+    green = layers.get("green_spaces")
+    if green is None or len(green) == 0:
+        return None
+    return green.to_crs(crs)
+
+
 def _crossing_lines(inp: _Inputs, settings: Settings):
     """(avoided roads, their labels, alignment boundaries, their labels), metric."""
     roads, road_labels = np.empty(0, dtype=object), np.empty(0, dtype=object)
@@ -208,6 +216,34 @@ def _grid_rows(regions, inp: _Inputs) -> list[dict]:
     return rows
 
 
+#: Names of open ground by the kind of the green space (or water) covering most of it.
+OPEN_GROUND_NAMES = {"park": "公园", "green": "绿地", "square": "广场", "water": "水域"}
+
+
+def name_open_ground(regions, green: gpd.GeoDataFrame | None) -> None:
+    """Open ground made a unit grid of its own (``开放用地``) takes the name of the green
+    space covering most of it when that covers at least half (a park's own name, else its
+    kind: 公园, 绿地, 广场, 水域)."""
+    if green is None or len(green) == 0:
+        return
+    geoms = green.geometry.to_numpy()
+    tree = shapely.STRtree(geoms)
+    names = green["name"].astype("string").fillna("").to_numpy() if "name" in green else None
+    kinds = green["kind"].astype("string").fillna("").to_numpy() if "kind" in green else None
+    for _, reg in regions:
+        if reg.kind != "unit" or reg.name != OPEN_GROUND:
+            continue
+        idx = tree.query(reg.geometry, predicate="intersects")
+        if len(idx) == 0:
+            continue
+        share = shapely.area(shapely.intersection(geoms[idx], reg.geometry)) / reg.geometry.area
+        k = idx[int(np.argmax(share))]
+        if share.max() >= 0.5:
+            own = str(names[k]) if names is not None else ""
+            kind = OPEN_GROUND_NAMES.get(str(kinds[k]) if kinds is not None else "", "")
+            reg.name = own or kind or OPEN_GROUND
+
+
 def _crossing_flags(regions, crossed: list[dict[str, float]], settings: Settings) -> None:
     """A grid an avoided road runs through (the band forbade a split along it) is flagged."""
     for (_, reg), cr in zip(regions, crossed, strict=True):
@@ -260,6 +296,40 @@ def _findings(grids: gpd.GeoDataFrame, crossed, along, flags, settings: Settings
                 }
             )
     return pd.DataFrame(frows, columns=FINDING_COLUMNS)
+
+
+def cut_buildings(inp: _Inputs) -> pd.DataFrame:
+    """Buildings a community boundary runs through (grids never cut a building, but a
+    community boundary given as input may): one ``building_cut`` finding each, naming the
+    building and the communities, so the cut is reported, not hidden."""
+    b, cm = inp.buildings, inp.communities
+    if len(b) == 0 or len(cm) == 0:
+        return pd.DataFrame(columns=FINDING_COLUMNS)
+    inner = shapely.buffer(b.geometry.to_numpy(), -WALL_M)
+    bounds = shapely.boundary(cm.geometry.to_numpy())
+    ci, bi = shapely.STRtree(inner).query(bounds, predicate="intersects")
+    if len(bi) == 0:
+        return pd.DataFrame(columns=FINDING_COLUMNS)
+    ids = (
+        b["building_id"].astype(str).to_numpy()
+        if "building_id" in b
+        else np.array([f"row {i + 1}" for i in range(len(b))], dtype=object)
+    )
+    codes = cm["community_code"].astype(str).to_numpy()
+    rows = []
+    for k in np.unique(bi):
+        names = sorted(set(codes[ci[bi == k]]))
+        rows.append(
+            {
+                "grid_code": pd.NA,
+                "community_code": names[0],
+                "finding": "building_cut",
+                "line": "community boundary",
+                "length_m": np.nan,
+                "detail": f"楼栋 {ids[k]} 被社区边界切分（{'、'.join(names)}）：按最大重叠归属",
+            }
+        )
+    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
 def _coded_buildings(buildings, b_region, b_area, codes, communities) -> gpd.GeoDataFrame:
@@ -331,9 +401,10 @@ def delineate(
         inp.alignment,
         inp.units,
         settings,
-        Bounds(g.min_households, g.max_households, g.target_households),
+        Bounds(g.min_households, g.max_households, g.target_households, g.balance_tolerance_share),
         progress,
     )
+    name_open_ground(regions, _green(layers, inp.crs))
     rows = _grid_rows(regions, inp)
     grids = (
         gpd.GeoDataFrame(rows, geometry="geometry", crs=inp.crs)
@@ -355,6 +426,9 @@ def delineate(
     )
     grids["grid_code"] = rec.codes
     findings = _findings(grids, crossed, along, flags, settings)
+    cut = cut_buildings(inp)
+    if len(cut):
+        findings = pd.concat([findings, cut], ignore_index=True)
     cols = GRID_COLUMNS[:4] + ["name"] + GRID_COLUMNS[4:]
     grids = grids[cols + ["geometry"]].sort_values("grid_code").reset_index(drop=True)
     grids = grids.to_crs(STORAGE_CRS)

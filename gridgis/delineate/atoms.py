@@ -94,11 +94,16 @@ def cell_edges(face, footprints: np.ndarray, points: np.ndarray, step_m: float) 
         return lines_only(np.array([shapely.intersection(edges, face)]))
     order = np.argsort(owner, kind="stable")
     starts = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
-    merged = [shapely.coverage_union_all(g) for g in np.split(cells[order], starts[1:])]
-    edges = lines_only(shapely.intersection(shapely.boundary(np.array(merged)), face))
-    # a cell border cutting a corner of a building (outlines are sampled every step_m) is
-    # dropped there: those cells join, the building stays whole
-    return spare_buildings(edges, footprints)
+    merged = np.array([shapely.coverage_union_all(g) for g in np.split(cells[order], starts[1:])])
+    # outlines are sampled every step_m, so a border may cut a corner of a building or run
+    # beside a shared wall: each cell takes its own building's ground and none of another's
+    # (touching buildings are then separated exactly along their wall)
+    foot = np.asarray(footprints, dtype=object)[np.unique(owner)]
+    if len(foot) == len(merged):
+        others = shapely.union_all(footprints)
+        merged = shapely.union(shapely.difference(merged, others), shapely.make_valid(foot))
+    edges = lines_only(shapely.intersection(shapely.boundary(merged), face))
+    return spare_buildings(edges, inner_footprints(footprints))
 
 
 @dataclass
@@ -307,15 +312,18 @@ WALL_M = 0.5
 through it (digitising noise between a road and a wall drawn on it)."""
 
 
-def spare_buildings(lines: np.ndarray, footprints: np.ndarray) -> np.ndarray:
-    """``lines`` less their stretches through building interiors, so no cut line (a road
-    drawn under a building, a path through an arcade) divides a building: the grids on
-    either side of such a road meet around the building, which stays whole."""
-    if len(lines) == 0 or len(footprints) == 0:
-        return lines
-    inner = shapely.buffer(footprints, -WALL_M)
-    inner = inner[~shapely.is_empty(inner)]
-    if len(inner) == 0:
+def inner_footprints(footprints: np.ndarray) -> np.ndarray:
+    """Building interiors: outlines shrunk by ``WALL_M`` (empty ones dropped)."""
+    inner = shapely.buffer(np.asarray(footprints, dtype=object), -WALL_M)
+    return inner[~shapely.is_empty(inner)]
+
+
+def spare_buildings(lines: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """``lines`` less their stretches through building interiors (``inner``,
+    :func:`inner_footprints`), so no cut line (a road drawn under a building, a path
+    through an arcade) divides a building: the grids on either side of such a road meet
+    around the building, which stays whole."""
+    if len(lines) == 0 or len(inner) == 0:
         return lines
     li, bi = STRtree(inner).query(lines, predicate="intersects")
     if len(li) == 0:

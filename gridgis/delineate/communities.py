@@ -11,7 +11,8 @@ import pandas as pd
 import shapely
 
 from gridgis.crs import STORAGE_CRS, metric_crs_for
-from gridgis.delineate.flags import render
+from gridgis.delineate.crossings import crossing_grids, line_crossings
+from gridgis.delineate.flags import Flag, FlagKind, render
 from gridgis.delineate.runner import Bounds, Region, area_rank, partition_areas
 from gridgis.delineate.units import qualifies_as_unit
 from gridgis.errors import InputError
@@ -108,6 +109,34 @@ def merge_empty(regions: list[tuple[int, Region]], lo: int = 1) -> list[tuple[in
         target.building_count += reg.building_count
         target.households += reg.households
         regions.pop(i)
+
+
+def flag_crossings(regions: list[tuple[int, Region]], roads, settings: Settings) -> None:
+    """A community an avoided road runs through (the band forbade following it) is
+    flagged ``crosses_arterial``, by the crossing rule grids and the audit use
+    (:func:`gridgis.delineate.crossings.line_crossings`)."""
+    if roads is None or "road_class" not in roads or not regions:
+        return
+    cls = roads["road_class"].astype("string").isin(settings.grid.avoid_road_classes)
+    sel = roads[cls.fillna(False).to_numpy()]
+    if len(sel) == 0:
+        return
+    lines = sel.geometry.to_numpy()
+    names = sel["name"].astype("string").fillna("").to_numpy() if "name" in sel else None
+    geoms = np.array([reg.geometry for _, reg in regions], dtype=object)
+    per = line_crossings(geoms, lines, settings.grid, lines)
+    if per.empty:
+        return
+    for gi, m in crossing_grids(per, settings.grid).items():
+        rows = per[per["grid"] == gi]
+        named = sorted({str(names[k]) for k in rows["line"] if names is not None and names[k]})
+        regions[gi][1].flags.append(
+            Flag(
+                FlagKind.CROSSES_ARTERIAL,
+                f"干道{('（' + '、'.join(named) + '）') if named else ''}穿过社区 {m:.0f} 米："
+                f"沿干道划分会使社区户数超出范围",
+            )
+        )
 
 
 def _codes(comm, settings: Settings, reserved: set[str]) -> list[str]:
@@ -217,10 +246,12 @@ def make_communities(
             g.community_min_households,
             g.community_max_households,
             g.community_target_households,
+            g.balance_tolerance_share,
         ),
         progress,
     )
     regions = merge_empty(regions, g.community_min_households)
+    flag_crossings(regions, rm, settings)
     comm = gpd.GeoDataFrame(
         [
             {

@@ -165,4 +165,5 @@ class UnitGraph:
             g.target_households,
             area=shapely.area(self.faces),
             perimeter=shapely.length(self.faces),
+            balance_tolerance=g.balance_tolerance_share,
         )

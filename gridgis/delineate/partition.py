@@ -39,6 +39,9 @@ class GridPartitioner:
         units to raise compactness (Polsby-Popper).
     edge_avoid_length
         Metres of each edge on avoided lines (default: whole length of avoided edges).
+    balance_tolerance
+        Share of the band (``max − min``) a region may drift from the target when moved for
+        compactness (``grid.balance_tolerance_share``).
 
     Notes
     -----
@@ -60,6 +63,7 @@ class GridPartitioner:
         area: np.ndarray | None = None,
         perimeter: np.ndarray | None = None,
         edge_avoid_length: np.ndarray | None = None,
+        balance_tolerance: float = 0.2,
     ) -> None:
         self.households = households
         self.x = x
@@ -73,8 +77,13 @@ class GridPartitioner:
         self.area = area
         self.perimeter = perimeter
         self.edge_avoid_length = edge_avoid_length
+        self.balance_tolerance = balance_tolerance
         self.labels_: np.ndarray | None = None
         self.region_households_: dict[int, int] = {}
+        self.lo = int(min_households)
+        self.hi = int(max_households)
+        self.target = int(target_households)
+        self._tol = (self.hi - self.lo) * float(balance_tolerance)
 
     # -- public -------------------------------------------------------------------------
     def solve(self) -> np.ndarray:
@@ -120,6 +129,7 @@ class GridPartitioner:
         self.lo = int(self.min_households)
         self.hi = int(self.max_households)
         self.target = int(self.target_households)
+        self._tol = (self.hi - self.lo) * float(self.balance_tolerance)
         self.graph = Adjacency(
             self.n, self.edges, self.edge_length, self.edge_avoid, self.edge_avoid_length
         )
@@ -136,15 +146,16 @@ class GridPartitioner:
         return int(min(max(k, kmin), kmax)) if kmin <= kmax else int(kmin)
 
     def imbalance(self, households: int) -> float:
-        """Households beyond a tolerance of a fifth of the band around the target: moves
-        for compactness may not add to it (balance before shape)."""
-        tol = (self.hi - self.lo) / 5
-        return max(0.0, abs(households - self.target) - tol)
+        """Households beyond a tolerance (``balance_tolerance`` of the band) around the
+        target: moves for compactness may not add to it (balance before shape)."""
+        d = abs(households - self.target) - self._tol
+        return d if d > 0 else 0.0
 
     def violation(self, households: int) -> int:
         """Households outside the bounds (0 when ``min ≤ households ≤ max``)."""
-        lo, hi = int(self.min_households), int(self.max_households)
-        return max(0, lo - households) + max(0, households - hi)
+        if households < self.lo:
+            return self.lo - households
+        return households - self.hi if households > self.hi else 0
 
     # -- region bookkeeping (used by the phases) ----------------------------------------
     def new_region(self, units) -> int:

@@ -264,11 +264,12 @@ def _best_compact_move(p: GridPartitioner, sh: _Shape, u: int):
     that keeps bounds, balance and crossings: (gain, region, pr, ps, ar, as) or None."""
     lab, H = sh.lab, p.H
     r = lab[u]
+    nb = p.graph.nbr[u]
+    if not any(lab[v] != r for v in nb) or len(p.members[r]) < 2:
+        return None  # an inner unit: no move to make
     to: dict[int, float] = {}
-    for v, length in p.graph.nbr[u].items():
+    for v, length in nb.items():
         to[lab[v]] = to.get(lab[v], 0.0) + length
-    if len(to) < 2 and r in to or not to or len(p.members[r]) < 2:
-        return None
     hu, to_r = sh.hh[u], to.get(r, 0.0)
     av: dict[int, float] = {}
     for v, length in p.graph.avoid_len[u].items():

@@ -30,6 +30,7 @@ from gridgis.delineate.atoms import (
     building_arrays,
     cell_edges,
     clip_lines,
+    inner_footprints,
     lines_only,
     locate,
     polygonize,
@@ -44,6 +45,9 @@ from gridgis.spatial import points_in_polygons, rank_of
 from gridgis.standards import GridRules, Settings
 
 Progress = Callable[[int, int], None]
+
+OPEN_GROUND = "开放用地"
+"""Name of a unit grid made of open ground without households."""
 
 
 @dataclass
@@ -80,6 +84,7 @@ class Bounds:
     lo: int
     hi: int
     target: int
+    balance: float = 0.2  # grid.balance_tolerance_share
 
 
 @dataclass
@@ -128,22 +133,26 @@ def partition_area(area: Area, b: Bounds) -> tuple[list[Region], np.ndarray]:
     base_lines = [area.lines, *unit_lines]
     faces = polygonize(area.polygon, base_lines)
     best: tuple | None = None
+    cells: dict[int, np.ndarray] = {}  # face -> its building-cell borders, once per face
+    done = -1  # faces split at the previous level (the sets grow as the level falls)
+    bf = locate(faces, area.points)
+    fh = np.bincount(bf[bf >= 0], weights=area.households[bf >= 0], minlength=len(faces))
+    fn = np.bincount(bf[bf >= 0], minlength=len(faces))
     for level in (b.hi, b.lo, 0):
         # finer subdivision only helps when the previous one left fixable violations
         if level != b.hi and (best is None or best[0] == 0):
             break
-        extra = []
-        if len(area.points):
-            bf = locate(faces, area.points)
-            fh = np.bincount(bf[bf >= 0], weights=area.households[bf >= 0], minlength=len(faces))
-            fn = np.bincount(bf[bf >= 0], minlength=len(faces))
-            for f in np.flatnonzero((fh > level) & (fn >= 2)):
+        split = np.flatnonzero((fh > level) & (fn >= 2))
+        for f in split:
+            if f not in cells:
                 sel = bf == f
-                extra.append(
-                    cell_edges(
-                        faces[f], area.footprints[sel], area.points[sel], area.rules.cell_step_m
-                    )
+                cells[f] = cell_edges(
+                    faces[f], area.footprints[sel], area.points[sel], area.rules.cell_step_m
                 )
+        if len(split) == done:
+            continue  # no more faces to split than at the previous level: same atoms
+        done = len(split)
+        extra = [cells[f] for f in split]
         fine = polygonize(area.polygon, base_lines + extra) if extra else faces
         result = _regions_from_faces(area, _face_stats(area, fine), b)
         if best is None or result[0] < best[0]:
@@ -193,6 +202,7 @@ def _split_faces(fs: _Faces, sel: np.ndarray, b: Bounds) -> list[list[int]]:
         area=shapely.area(fs.faces[sel]),
         perimeter=shapely.length(fs.faces[sel]),
         edge_avoid_length=fs.avoid_length[em] if len(fs.edges) else fs.avoid_length,
+        balance_tolerance=b.balance,
     )
     labels = part.solve()
     return [sel[labels == r].tolist() for r in range(int(labels.max()) + 1)]
@@ -268,13 +278,15 @@ def absorb_open_ground(
     campus without residents) cut off by unit grids or arterials — do not stay empty
     grids: one of at least ``grid.open_ground_unit_min_m2`` becomes a unit grid of its own
     (开放用地); a smaller one joins the neighbouring grid it shares the longest boundary
-    with. One with no neighbour stays, flagged. ``face_region`` is updated in place."""
+    with. One with no neighbour (the whole area empty) stays, flagged. ``face_region`` is
+    updated in place."""
     for r, reg in enumerate(regions):
         if reg.kind != "residential" or reg.households > 0:
             continue
         sel = face_region == r
-        if float(shapely.area(fs.faces[sel]).sum()) >= rules.open_ground_unit_min_m2:
-            reg.kind, reg.name, reg.flags = "unit", "开放用地", []
+        alone = len(regions) == 1  # an empty community: its own flag says so
+        if not alone and float(shapely.area(fs.faces[sel]).sum()) >= rules.open_ground_unit_min_m2:
+            reg.kind, reg.name, reg.flags = "unit", OPEN_GROUND, []
             continue
         shared = _shared_with(r, face_region, fs)
         if not shared:
@@ -288,6 +300,15 @@ def absorb_open_ground(
     remap[keep] = np.arange(len(keep))
     face_region[:] = remap[face_region]
     return [regions[r] for r in keep]
+
+
+def _unexplained(g: Region, b: Bounds) -> int:
+    """Households outside the band not explained by the input (one building too big, a
+    community too small…): residential grids both ways, unit grids above the maximum."""
+    if any(f.kind in EXPLAINED for f in g.flags):
+        return 0
+    over = max(0, g.households - b.hi)
+    return over if g.kind == "unit" else over + max(0, b.lo - g.households)
 
 
 def _regions_from_faces(area: Area, fs: _Faces, b: Bounds):
@@ -313,11 +334,7 @@ def _regions_from_faces(area: Area, fs: _Faces, b: Bounds):
         if geom.geom_type != "Polygon":
             reg.flags.append(Flag(FlagKind.MULTIPART, "网格由不相连的几块组成"))
         reg.geometry = geom
-    violation = sum(
-        max(0, b.lo - g.households) + max(0, g.households - b.hi)
-        for g in regions
-        if g.kind == "residential" and not any(f.kind in EXPLAINED for f in g.flags)
-    )
+    violation = sum(_unexplained(g, b) for g in regions)
     building_region = np.where(fs.bf >= 0, face_region[np.clip(fs.bf, 0, None)], -1)
     return violation, regions, building_region
 
@@ -348,7 +365,8 @@ class _AreaBuilder:
     def __init__(self, areas, area_rank, buildings, roads, alignment, units, settings) -> None:
         self.foot, self.pts, self.hh, self.bids = building_arrays(buildings)
         cut, avoid, _ = avoid_lines(roads, alignment, settings)
-        self.cut, self.avoid = spare_buildings(cut, self.foot), spare_buildings(avoid, self.foot)
+        inner = inner_footprints(self.foot)
+        self.cut, self.avoid = spare_buildings(cut, inner), spare_buildings(avoid, inner)
         self.cut_tree = STRtree(self.cut) if len(self.cut) else None
         self.avoid_tree = STRtree(self.avoid) if len(self.avoid) else None
         self.foot_tree = STRtree(self.foot) if len(self.foot) else None
@@ -415,8 +433,11 @@ def partition_areas(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
+        # the forked workers inherit the builder: each builds its own areas (clipping
+        # lines, institutions) instead of the parent building all of them in turn
+        _FORKED["build"], _FORKED["bounds"] = build, b
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-        results = pool.map(_run, ((build(ai), b) for ai in range(total)), chunksize=4)
+        results = pool.map(_run, range(total), chunksize=4)
     else:
         results = (partition_area(build(ai), b) for ai in range(total))
     try:
@@ -429,11 +450,16 @@ def partition_areas(
     finally:
         if pool is not None:
             pool.shutdown()
+        _FORKED.clear()
     return out, b_region, build.b_area
 
 
-def _run(args: tuple) -> tuple[list[Region], np.ndarray]:
-    return partition_area(*args)
+_FORKED: dict[str, Any] = {}
+"""What forked workers read: the area builder and the bounds of the run."""
+
+
+def _run(ai: int) -> tuple[list[Region], np.ndarray]:
+    return partition_area(_FORKED["build"](ai), _FORKED["bounds"])
 
 
 def workers_for(areas: int) -> int:

@@ -43,6 +43,16 @@ VIEWPORTS = {"board": (794, 1000), "map": (1062, 733)}
 #: Milliseconds to let a page draw (labels decluttered) before printing.
 SETTLE_MS = 250
 
+#: Boards printed by one print call: each Chromium print costs about a second whatever its
+#: length, so boards (A4 sheets margins included, see ``gridgis.maps.boards``) are printed
+#: as "books" of this many pages, one ``<iframe>`` per board.
+BOOK_SIZE = 40
+
+BOOK_CSS = (
+    "@page{size:A4 portrait;margin:0}html,body{margin:0;padding:0}"
+    "iframe{display:block;width:210mm;height:297mm;border:0;break-after:page;overflow:hidden}"
+)
+
 COVER_CSS = """
 @page { size: A4 portrait; margin: 20mm; }
 body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; color: #111; }
@@ -87,7 +97,8 @@ def print_pages(
     Parameters
     ----------
     pages
-        ``(html file, kind)`` with kind ``board`` or ``map`` (sets the viewport).
+        ``(html file, kind)``: kind ``board`` (A4 portrait sheets, printed in books of
+        :data:`BOOK_SIZE`), ``map`` (landscape) or ``page`` (portrait, printed alone).
     out_pdf
         Target file (written to a temporary name, then renamed).
 
@@ -96,12 +107,26 @@ def print_pages(
     int
         Pages in the written PDF.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    # in a thread of its own: Playwright's sync API refuses to start where an asyncio loop
+    # (or another Playwright session) already runs, e.g. inside a notebook or a server
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_print, pages, Path(out_pdf), progress).result()
+
+
+def _print(
+    pages: Sequence[tuple[Path, str]],
+    out_pdf: Path,
+    progress: Callable[[int, int], None] | None,
+) -> int:
     from playwright.sync_api import sync_playwright
     from pypdf import PdfReader, PdfWriter
 
     exe = _chromium()
     writer = PdfWriter()
-    out_pdf = Path(out_pdf)
+    jobs = _jobs(pages, out_pdf)
+    done = 0
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(exe), args=CHROMIUM_ARGS)
         try:
@@ -109,23 +134,59 @@ def print_pages(
             for kind, (w, h) in VIEWPORTS.items():
                 contexts[kind] = browser.new_context(viewport={"width": w, "height": h})
             tabs = {kind: ctx.new_page() for kind, ctx in contexts.items()}
-            for i, (path, kind) in enumerate(pages):
+            for path, kind, count in jobs:
                 tab = tabs[kind]
                 tab.goto(Path(path).resolve().as_uri(), wait_until="load")
                 tab.wait_for_timeout(SETTLE_MS)
                 pdf = tab.pdf(prefer_css_page_size=True, print_background=True)
                 for page in PdfReader(io.BytesIO(pdf)).pages:
                     writer.add_page(page)
+                done += count
                 if progress:
-                    progress(i + 1, len(pages))
+                    progress(done, len(pages))
         finally:
             browser.close()
+            for path, _, _count in jobs:
+                if path.name.startswith(".book-"):
+                    path.unlink(missing_ok=True)
     out_pdf.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_pdf.with_name(out_pdf.name + ".tmp")
     with open(tmp, "wb") as fh:
         writer.write(fh)
     tmp.replace(out_pdf)
     return len(writer.pages)
+
+
+def _jobs(pages: Sequence[tuple[Path, str]], out_pdf: Path) -> list[tuple[Path, str, int]]:
+    """Print jobs ``(html file, viewport kind, pages)``: runs of boards become books (an
+    HTML file of iframes next to the PDF), other pages are printed alone."""
+    jobs: list[tuple[Path, str, int]] = []
+    run: list[Path] = []
+
+    def flush() -> None:
+        if not run:
+            return
+        book = out_pdf.parent / f".book-{out_pdf.stem}-{len(jobs):05d}.html"
+        frames = "".join(f'<iframe src="{p.resolve().as_uri()}"></iframe>' for p in run)
+        book.parent.mkdir(parents=True, exist_ok=True)
+        book.write_text(
+            f'<!DOCTYPE html><html><head><meta charset="utf-8"><style>{BOOK_CSS}</style>'
+            f"</head><body>{frames}</body></html>",
+            encoding="utf-8",
+        )
+        jobs.append((book, "board", len(run)))
+        run.clear()
+
+    for path, kind in pages:
+        if kind == "board":
+            run.append(Path(path))
+            if len(run) == BOOK_SIZE:
+                flush()
+            continue
+        flush()
+        jobs.append((Path(path), "board" if kind == "page" else kind, 1))
+    flush()
+    return jobs
 
 
 def board_pages(site_dir: Path, codes: Sequence[str] | None = None) -> list[tuple[Path, str]]:
@@ -176,4 +237,4 @@ def atlas_pages(
         raise InputError(f"atlas: map pages missing, e.g. {missing[0]} (write the maps first)")
     cover = site_dir / "atlas_cover.html"
     cover.write_text(cover_page(title, counts, contents), encoding="utf-8")
-    return [(cover, "board"), *order]
+    return [(cover, "page"), *order]

@@ -1,7 +1,7 @@
 """Field names and values as they arrive in planners' files, mapped to the canonical schema.
 
 Real files use Chinese or abbreviated field names (户数, HH_NUM, MC) and Chinese values
-(住宅, 主干路, 幼儿园). This module renames fields (explicit ``--map`` first, then a
+(住宅, 主干路, 幼儿园). This module renames fields (explicit ``field_map`` first, then a
 built-in alias table), translates Chinese labels of controlled values to their canonical
 codes, and infers the canonical layer from a file or layer name where that is obvious.
 """

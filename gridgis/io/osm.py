@@ -299,28 +299,11 @@ def facility_category(tags: dict[str, str]) -> str | None:
     name = tags.get("name", "") + tags.get("name:zh", "")
     amenity = tags.get("amenity")
     if amenity == "school":
-        level = tags.get("isced:level", "") + tags.get("school:level", "")
-        if "1" in level or "primary" in level or re.search("小学|primary", name, re.I):
-            return "primary_school"
-        if re.search("[23]|secondary|middle|high", level) or re.search(
-            "中学|初中|高中|附中|middle|high school", name, re.I
-        ):
-            return "middle_school"
-        if re.search("幼儿园|kindergarten", name, re.I):
-            return "kindergarten"
-        return "other"
+        return _school_category(tags, name)
     if amenity == "social_facility":
-        kind = tags.get("social_facility", "")
-        if kind in ("nursing_home", "assisted_living"):
-            return "elderly_care_home"
-        if kind == "day_care":
-            return (
-                "elderly_daycare"
-                if "senior" in tags.get("social_facility:for", "senior")
-                else "nursery"
-            )
-        if "senior" in tags.get("social_facility:for", ""):
-            return "elderly_service_station"
+        cat = _social_category(tags)
+        if cat is not None:
+            return cat
     if amenity == "vending_machine" and "parcel" in tags.get("vending", ""):
         return "parcel_locker"
     if amenity == "townhall":
@@ -338,6 +321,33 @@ def facility_category(tags: dict[str, str]) -> str | None:
             return _SIMPLE_FACILITY[(key, value)]
     if tags.get("cuisine") == "breakfast":
         return "breakfast"
+    return None
+
+
+def _school_category(tags: dict[str, str], name: str) -> str:
+    """A school's category by ``isced:level`` / ``school:level`` or its name."""
+    level = tags.get("isced:level", "") + tags.get("school:level", "")
+    if "1" in level or "primary" in level or re.search("小学|primary", name, re.I):
+        return "primary_school"
+    if re.search("[23]|secondary|middle|high", level) or re.search(
+        "中学|初中|高中|附中|middle|high school", name, re.I
+    ):
+        return "middle_school"
+    if re.search("幼儿园|kindergarten", name, re.I):
+        return "kindergarten"
+    return "other"
+
+
+def _social_category(tags: dict[str, str]) -> str | None:
+    """The category of an ``amenity=social_facility`` by its kind and whom it serves."""
+    kind = tags.get("social_facility", "")
+    if kind in ("nursing_home", "assisted_living"):
+        return "elderly_care_home"
+    if kind == "day_care":
+        senior = "senior" in tags.get("social_facility:for", "senior")
+        return "elderly_daycare" if senior else "nursery"
+    if "senior" in tags.get("social_facility:for", ""):
+        return "elderly_service_station"
     return None
 
 
@@ -390,29 +400,7 @@ def read_osm(
     """
     notes = notes if notes is not None else []
     where = str(path)
-    wkb = osmium.geom.WKBFactory()
-    rows: dict[str, list[dict]] = {
-        k: []
-        for k in (
-            "buildings",
-            "roads",
-            "facilities",
-            "green_spaces",
-            "institutions",
-            "boundaries",
-            "context",
-            "gates",
-            "compound_areas",
-        )
-    }
-    # objects with addr:housenumber by id: an open way's line point is replaced by the
-    # surface point of its area when the way is closed and comes again as an area
-    addresses: dict[str, dict] = {}
-    broken = {"ways": 0, "areas": 0}
-    tunnels: list[str] = []  # names (or ids) of the motor-road tunnel ways dropped
-    admin_relations: dict[int, dict[str, str]] = {}
-    admin_areas: set[int] = set()
-    floor_h = settings.buildings.floor_height_m
+    reader = _OsmReader(settings.buildings.floor_height_m)
     done = 0
     try:
         fp = osmium.FileProcessor(str(path)).with_locations().with_areas()
@@ -421,108 +409,153 @@ def read_osm(
             done += 1
             if progress is not None and done % 10_000 == 0:
                 progress(done, 0)
-            get = obj.tags.get
             if obj.is_way():  # as a line: only roads (closed ways come again as areas)
-                if get("addr:housenumber") is not None:
-                    try:
-                        line = wkb.create_linestring(obj)
-                    except (RuntimeError, osmium.InvalidLocationError):
-                        line = None
-                    _address(_read_tags(get), f"osm_w{obj.id}", line, False, addresses)
-                hw = get("highway")
-                if hw in HIGHWAY_CLASS and get("area") != "yes":
-                    tunnel = get("tunnel")
-                    if (
-                        HIGHWAY_CLASS[hw] in TUNNEL_DROPPED_CLASSES
-                        and tunnel is not None
-                        and tunnel not in SURFACE_TUNNEL_VALUES
-                    ):
-                        tunnels.append(get("name") or get("name:zh") or f"osm_w{obj.id}")
-                        continue
-                    try:
-                        geom = wkb.create_linestring(obj)
-                    except (RuntimeError, osmium.InvalidLocationError):
-                        broken["ways"] += 1
-                        continue
-                    rows["roads"].append(
-                        {
-                            "road_id": f"osm_w{obj.id}",
-                            "name": get("name") or get("name:zh"),
-                            "road_class": HIGHWAY_CLASS[hw],
-                            "highway": hw,
-                            **_grade_tags(get),
-                            "wkb": geom,
-                        }
-                    )
-                continue
-            if obj.is_relation():
-                if get("boundary") == "administrative":
-                    admin_relations[obj.id] = {"name": get("name") or str(obj.id)}
-                continue
-            tags = _read_tags(get)
-            if obj.is_node():
-                _gate_row(tags, obj, wkb, rows["gates"])
-                cat = facility_category(tags)
-                if cat is not None and obj.location.valid():
-                    rows["facilities"].append(
-                        {
-                            "facility_id": f"osm_n{obj.id}",
-                            "name": _name(tags),
-                            "category": cat,
-                            "osm_tags": _tag_text(tags),
-                            "wkb": wkb.create_point(obj),
-                        }
-                    )
-                if "addr:housenumber" in tags:
-                    _address(
-                        tags,
-                        f"osm_n{obj.id}",
-                        wkb.create_point(obj) if obj.location.valid() else None,
-                        False,
-                        addresses,
-                    )
+                reader.way(obj)
+            elif obj.is_relation():
+                if obj.tags.get("boundary") == "administrative":
+                    reader.admin_relations[obj.id] = {"name": obj.tags.get("name") or str(obj.id)}
+            elif obj.is_node():
+                reader.node(obj)
             elif obj.is_area():
-                try:
-                    geom = wkb.create_multipolygon(obj)
-                except (RuntimeError, osmium.InvalidLocationError):
-                    broken["areas"] += 1
-                    continue
-                oid = f"osm_{'w' if obj.from_way() else 'r'}{obj.orig_id()}"
-                _area(tags, oid, geom, rows, floor_h)
-                if "addr:housenumber" in tags:
-                    building = tags.get("building", "no") != "no"
-                    _address(tags, oid, geom, building, addresses)
-                if not obj.from_way() and tags.get("boundary") == "administrative":
-                    admin_areas.add(obj.orig_id())
+                reader.area(obj)
     except RuntimeError as exc:
         raise ReadError(f"{where}: cannot read as OpenStreetMap: {exc}") from exc
     if progress is not None:
         progress(done, done)
-    if broken["ways"] or broken["areas"]:
-        notes.append(
-            f"{where}: skipped {broken['ways']} ways and {broken['areas']} areas "
-            f"with nodes missing from the extract"
-        )
-    if tunnels:
-        distinct = list(dict.fromkeys(tunnels))
-        names = ", ".join(distinct[:5]) + ("…" if len(distinct) > 5 else "")
-        notes.append(
-            f"{where}: dropped {len(tunnels)} motor-road tunnel ways "
-            f"({'/'.join(TUNNEL_DROPPED_CLASSES)} roads tagged tunnel: underground, "
-            f"they do not divide the surface, cannot be walked and are not "
-            f"crossings; pedestrian tunnels kept): {names}"
-        )
-    incomplete = [t.get("name", str(i)) for i, t in admin_relations.items() if i not in admin_areas]
-    if incomplete:
-        notes.append(
-            f"{where}: {len(incomplete)} administrative boundaries are incomplete "
-            f"in this extract and were skipped ({', '.join(incomplete[:5])})"
-        )
-    frames = _frames(rows, settings, where, notes)
-    found = _addresses(list(addresses.values()), frames.get("buildings"), settings, where, notes)
+    notes.extend(reader.notes(where))
+    frames = _frames(reader.rows, settings, where, notes)
+    found = _addresses(
+        list(reader.addresses.values()), frames.get("buildings"), settings, where, notes
+    )
     if found is not None:
         frames["addresses"] = found
     return frames
+
+
+class _OsmReader:
+    """Rows collected from the OSM objects, one method per kind of object."""
+
+    def __init__(self, floor_h: float) -> None:
+        self.wkb = osmium.geom.WKBFactory()
+        self.floor_h = floor_h
+        self.rows: dict[str, list[dict]] = {
+            k: []
+            for k in (
+                "buildings",
+                "roads",
+                "facilities",
+                "green_spaces",
+                "institutions",
+                "boundaries",
+                "context",
+                "gates",
+                "compound_areas",
+            )
+        }
+        # objects with addr:housenumber by id: an open way's line point is replaced by
+        # the surface point of its area when the way is closed and comes again as an area
+        self.addresses: dict[str, dict] = {}
+        self.broken = {"ways": 0, "areas": 0}
+        self.tunnels: list[str] = []  # names (or ids) of the motor-road tunnel ways dropped
+        self.admin_relations: dict[int, dict[str, str]] = {}
+        self.admin_areas: set[int] = set()
+
+    def way(self, obj) -> None:
+        get = obj.tags.get
+        if get("addr:housenumber") is not None:
+            try:
+                line = self.wkb.create_linestring(obj)
+            except (RuntimeError, osmium.InvalidLocationError):
+                line = None
+            _address(_read_tags(get), f"osm_w{obj.id}", line, False, self.addresses)
+        hw = get("highway")
+        if hw not in HIGHWAY_CLASS or get("area") == "yes":
+            return
+        tunnel = get("tunnel")
+        if (
+            HIGHWAY_CLASS[hw] in TUNNEL_DROPPED_CLASSES
+            and tunnel is not None
+            and tunnel not in SURFACE_TUNNEL_VALUES
+        ):
+            self.tunnels.append(get("name") or get("name:zh") or f"osm_w{obj.id}")
+            return
+        try:
+            geom = self.wkb.create_linestring(obj)
+        except (RuntimeError, osmium.InvalidLocationError):
+            self.broken["ways"] += 1
+            return
+        self.rows["roads"].append(
+            {
+                "road_id": f"osm_w{obj.id}",
+                "name": get("name") or get("name:zh"),
+                "road_class": HIGHWAY_CLASS[hw],
+                "highway": hw,
+                **_grade_tags(get),
+                "wkb": geom,
+            }
+        )
+
+    def node(self, obj) -> None:
+        tags = _read_tags(obj.tags.get)
+        _gate_row(tags, obj, self.wkb, self.rows["gates"])
+        cat = facility_category(tags)
+        if cat is not None and obj.location.valid():
+            self.rows["facilities"].append(
+                {
+                    "facility_id": f"osm_n{obj.id}",
+                    "name": _name(tags),
+                    "category": cat,
+                    "osm_tags": _tag_text(tags),
+                    "wkb": self.wkb.create_point(obj),
+                }
+            )
+        if "addr:housenumber" in tags:
+            point = self.wkb.create_point(obj) if obj.location.valid() else None
+            _address(tags, f"osm_n{obj.id}", point, False, self.addresses)
+
+    def area(self, obj) -> None:
+        tags = _read_tags(obj.tags.get)
+        try:
+            geom = self.wkb.create_multipolygon(obj)
+        except (RuntimeError, osmium.InvalidLocationError):
+            self.broken["areas"] += 1
+            return
+        oid = f"osm_{'w' if obj.from_way() else 'r'}{obj.orig_id()}"
+        _area(tags, oid, geom, self.rows, self.floor_h)
+        if "addr:housenumber" in tags:
+            building = tags.get("building", "no") != "no"
+            _address(tags, oid, geom, building, self.addresses)
+        if not obj.from_way() and tags.get("boundary") == "administrative":
+            self.admin_areas.add(obj.orig_id())
+
+    def notes(self, where: str) -> list[str]:
+        """What was skipped while reading."""
+        out = []
+        if self.broken["ways"] or self.broken["areas"]:
+            out.append(
+                f"{where}: skipped {self.broken['ways']} ways and {self.broken['areas']} "
+                f"areas with nodes missing from the extract"
+            )
+        if self.tunnels:
+            distinct = list(dict.fromkeys(self.tunnels))
+            names = ", ".join(distinct[:5]) + ("…" if len(distinct) > 5 else "")
+            out.append(
+                f"{where}: dropped {len(self.tunnels)} motor-road tunnel ways "
+                f"({'/'.join(TUNNEL_DROPPED_CLASSES)} roads tagged tunnel: underground, "
+                f"they do not divide the surface, cannot be walked and are not "
+                f"crossings; pedestrian tunnels kept): {names}"
+            )
+        incomplete = [
+            t.get("name", str(i))
+            for i, t in self.admin_relations.items()
+            if i not in self.admin_areas
+        ]
+        if incomplete:
+            out.append(
+                f"{where}: {len(incomplete)} administrative boundaries are incomplete "
+                f"in this extract and were skipped ({', '.join(incomplete[:5])})"
+            )
+        return out
 
 
 def _address(

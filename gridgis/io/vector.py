@@ -65,7 +65,7 @@ CRS_HELP = "wgs84, cgcs2000, gcj02 (Amap, Tencent), bd09 (Baidu) or EPSG:<code>"
 def to_storage(
     frame: gpd.GeoDataFrame, declared: str | None, where: str, notes: list[str]
 ) -> gpd.GeoDataFrame:
-    """Bring a frame to EPSG:4326, honouring a declared CRS (``--crs``) over the file's.
+    """Bring a frame to EPSG:4326, honouring a declared CRS (the ``crs`` parameter) over the file's.
 
     GCJ-02 and BD-09 coordinates are converted with :mod:`gridgis.crs`; projected layers
     (e.g. CGCS2000 Gauss–Krüger zones) are reprojected with pyproj, x = easting. A layer
@@ -75,7 +75,7 @@ def to_storage(
     Raises
     ------
     ReadError
-        No CRS at all, an unknown ``--crs``, or an offset CRS declared for projected data.
+        No CRS at all, an unknown ``crs``, or an offset CRS declared for projected data.
     """
     kind = None
     if declared:

@@ -13,6 +13,7 @@ Phone numbers of staff are personal data and are not printed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import json
 
@@ -36,11 +37,11 @@ SIDES: dict[str, tuple[str, float, float]] = {
 }
 
 BOARD_CSS = """
-@page { size: A4 portrait; margin: 12mm; }
+@page { size: A4 portrait; margin: 0; }
 * { box-sizing: border-box; }
 body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", "SimHei", sans-serif; margin: 0;
        color: #111; }
-.sheet { width: 186mm; height: 271mm; margin: 0 auto; padding: 2mm 0 0; overflow: hidden; }
+.sheet { width: 210mm; height: 297mm; margin: 0 auto; padding: 14mm 12mm 12mm; overflow: hidden; }
 h1 { font-size: 24pt; text-align: center; margin: 0 0 2mm; letter-spacing: 4pt; }
 .code { text-align: center; font: 700 20pt/1.2 "DejaVu Sans Mono", monospace;
         border: 2px solid #b30000; color: #b30000; padding: 2mm; margin: 2mm 0 3mm; }
@@ -69,6 +70,32 @@ th { background: #eee; width: 32%; }
   box-shadow: none; font-size: 9pt; color: #666; padding: 0; }
 .leaflet-tooltip.road-label { color: #333; font-size: 8pt; }
 .leaflet-tooltip.nb-label:before, .leaflet-tooltip.road-label:before { display: none; }
+"""
+
+
+#: The board map's script; ``__DATA__`` is replaced by :func:`_board_data`'s JSON.
+BOARD_SCRIPT = """
+(function(){
+  var d = __DATA__;
+  var map = L.map('board-map', {zoomControl: false, attributionControl: false,
+    dragging: false, scrollWheelZoom: false, doubleClickZoom: false, boxZoom: false,
+    keyboard: false, touchZoom: false, zoomSnap: 0.1});
+  L.geoJSON(d.neighbours, {style: {color: '#888', weight: 1, fillOpacity: 0},
+    onEachFeature: function(f, l){ l.bindTooltip(f.properties.code.slice(-3),
+      {permanent: true, direction: 'center', className: 'nb-label'}); }}).addTo(map);
+  L.geoJSON(d.roads, {style: function(f){ return {color: '#9e9e9e',
+    weight: f.properties.road_class === 'arterial' ? 5 : 2.5}; },
+    onEachFeature: function(f, l){ if (f.properties.name) l.bindTooltip(f.properties.name,
+      {permanent: true, direction: 'center', className: 'road-label'}); }}).addTo(map);
+  var g = L.geoJSON(d.grid, {style: {color: '#b30000', weight: 4, fillColor: '#fee0d2',
+                                     fillOpacity: 0.35}}).addTo(map);
+  L.geoJSON(d.buildings, {style: function(f){ return {color: '#444', weight: 0.8,
+    fillColor: (f.properties.households || 0) > 0 ? '#9e9ac8' : '#d9d9d9',
+    fillOpacity: 0.9}; }}).addTo(map);
+  L.control.scale({imperial: false, position: 'bottomleft'}).addTo(map);
+  map.fitBounds(g.getBounds(), {padding: [60, 60]});
+  window.ggBoard = {map: map, grid: g};
+})();
 """
 
 
@@ -152,6 +179,29 @@ def _along(lines: np.ndarray, side: str) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _is_geographic(crs: str) -> bool:
+    import pyproj
+
+    return bool(pyproj.CRS.from_user_input(crs).is_geographic)
+
+
+def _local_metres(geom: shapely.Geometry, crs: str):
+    """A function mapping geometries of ``crs`` to metres around ``geom``: for lon/lat an
+    equirectangular projection at the grid's centre (a grid spans under a kilometre, where
+    it is within 0.1 % of a Gauss-Krüger zone); projected coordinates as they are."""
+    if not _is_geographic(crs):
+        return lambda g: g
+    c = geom.centroid
+    kx = 111_320.0 * np.cos(np.radians(c.y))
+    ky = 110_574.0
+
+    def to_m(g):
+        return shapely.transform(g, lambda xy: (xy - (c.x, c.y)) * (kx, ky))
+
+    return to_m
+
+
 def four_sides(
     grid_geom: shapely.Geometry,
     roads: gpd.GeoDataFrame | None,
@@ -182,19 +232,19 @@ def four_sides(
     dict
         ``{"east": "中山路", "south": "网格 001-004", ...}`` for the four sides.
     """
-    one = gpd.GeoSeries([grid_geom], crs=crs)
-    metric = metric_crs_for(one)
-    poly = one.to_crs(metric).iloc[0]
-    parts = _side_parts(poly)
-    road_m = named_m = None
+    to_m = _local_metres(grid_geom, crs)
+    parts = _side_parts(to_m(grid_geom))
+    road_m = None
     if roads is not None and len(roads) and "name" in roads.columns:
-        named = roads[roads["name"].map(_text) != ""]
-        if len(named):
-            named_m = named.to_crs(metric) if named.crs is not None else named
-            road_m = named_m.geometry.values
+        road_names = roads["name"].map(_text).to_numpy()
+        keep = road_names != ""
+        if keep.any():
+            names, which = np.unique(road_names[keep], return_inverse=True)
+            road_m = to_m(roads.geometry.values[keep])
     nb_m = None
     if neighbours is not None and len(neighbours):
-        nb_m = neighbours.to_crs(metric) if neighbours.crs is not None else neighbours
+        nb_m = to_m(neighbours.geometry.values)
+        nb_codes = neighbours["grid_code"].astype(str).to_numpy()
     out = {}
     for side in SIDES:
         part = parts.get(side)
@@ -202,16 +252,14 @@ def four_sides(
         if part is not None and road_m is not None:
             zone = part.buffer(rules.road_search_m, cap_style="flat")
             lengths = _along(shapely.intersection(road_m, zone), side)
-            by_name = pd.Series(lengths).groupby(named_m["name"].map(_text).to_numpy()).sum()
-            if len(by_name) and by_name.max() >= rules.neighbour_min_shared_m:
-                text = str(by_name.idxmax())
+            by_name = np.bincount(which, weights=lengths, minlength=len(names))
+            if by_name.max() >= rules.neighbour_min_shared_m:
+                text = str(names[int(np.argmax(by_name))])
         if not text and part is not None and nb_m is not None:
-            shared = shapely.length(
-                shapely.intersection(shapely.boundary(nb_m.geometry.values), part.buffer(1.0))
-            )
+            shared = shapely.length(shapely.intersection(shapely.boundary(nb_m), part.buffer(1.0)))
             k = int(np.argmax(shared))
             if shared[k] >= rules.neighbour_min_shared_m:
-                code = str(nb_m["grid_code"].iloc[k])
+                code = nb_codes[k]
                 text = f"网格 {code[9:12]}-{code[-3:]}"
         out[side] = text or "社区边界"
     return out
@@ -271,21 +319,7 @@ def board_page(
     rules = rules or DEFAULT.board
     code = str(grid["grid_code"])
     cc = str(grid.get("community_code", code[:12]))
-    hh = pd.to_numeric(pd.Series([grid.get("households")]), errors="coerce").iloc[0]
-    nb = grid.get("building_count")
-    if (nb is None or pd.isna(nb)) and buildings is not None:
-        nb = len(buildings)
-    area = pd.to_numeric(pd.Series([grid.get("area_m2")]), errors="coerce").iloc[0]
-    if pd.isna(area):
-        one = gpd.GeoSeries([grid.geometry], crs="EPSG:4326")
-        area = float(one.to_crs(metric_crs_for(one)).area.iloc[0])
-    kind = GRID_KIND_LABELS.get(str(grid.get("kind", "residential")), str(grid.get("kind")))
-    facts = [
-        ("网格类型", kind),
-        ("户数", "—" if pd.isna(hh) else f"{int(round(hh)):,} 户"),
-        ("建筑", "—" if nb is None or pd.isna(nb) else f"{int(nb):,} 栋"),
-        ("面积", f"{area / 10_000:,.2f} 公顷"),
-    ]
+    facts = _facts(grid, buildings)
     sides = four_sides(grid.geometry, roads, neighbours, rules)
     people = _people(code, grid, staff, community_staff, rules.missing_person)
     when = effective_date(grid, written) or dt.date.today().isoformat()
@@ -300,27 +334,7 @@ def board_page(
     people_rows = "".join(
         f"<tr><td class='role'>{e(r)}</td><td>{e(n)}</td></tr>" for r, n in people
     )
-    grid_json = json.dumps(
-        {"type": "Feature", "geometry": shapely.geometry.mapping(grid.geometry), "properties": {}},
-        ensure_ascii=False,
-    )
-    b_json = json.dumps(
-        to_geojson(buildings, ["households"])
-        if buildings is not None and len(buildings)
-        else {"type": "FeatureCollection", "features": []},
-        ensure_ascii=False,
-    )
-    empty = {"type": "FeatureCollection", "features": []}
-    r_json = json.dumps(
-        to_geojson(roads, ["name", "road_class"]) if roads is not None and len(roads) else empty,
-        ensure_ascii=False,
-    )
-    n_json = json.dumps(
-        to_geojson(neighbours.assign(code=neighbours["grid_code"].astype(str)), ["code"])
-        if neighbours is not None and len(neighbours)
-        else empty,
-        ensure_ascii=False,
-    )
+    script = BOARD_SCRIPT.replace("__DATA__", _board_data(grid, buildings, roads, neighbours))
     links = "".join(f'<link rel="stylesheet" href="{prefix}{p}"/>' for _, p in CSS_ASSETS[:1])
     scripts = "".join(f'<script src="{prefix}{p}"></script>' for _, p in JS_ASSETS[:1])
     return f"""<!DOCTYPE html>
@@ -341,31 +355,56 @@ def board_page(
 <div class="foot">依据: 城乡社区网格化服务管理 · 住宅网格 250–500 户 · 由 gridgis 生成
  <span class="noprint">· <a href="../communities/{e(cc)}.html">社区图</a></span></div>
 </div>
-<script>
-(function(){{
-  var grid = {grid_json};
-  var buildings = {b_json};
-  var map = L.map('board-map', {{zoomControl: false, attributionControl: false,
-    dragging: false, scrollWheelZoom: false, doubleClickZoom: false, boxZoom: false,
-    keyboard: false, touchZoom: false, zoomSnap: 0.1}});
-  var roads = {r_json};
-  var neighbours = {n_json};
-  L.geoJSON(neighbours, {{style: {{color: '#888', weight: 1, fillOpacity: 0}},
-    onEachFeature: function(f, l){{ l.bindTooltip(f.properties.code.slice(-3),
-      {{permanent: true, direction: 'center', className: 'nb-label'}}); }}}}).addTo(map);
-  L.geoJSON(roads, {{style: function(f){{ return {{color: '#9e9e9e',
-    weight: f.properties.road_class === 'arterial' ? 5 : 2.5}}; }},
-    onEachFeature: function(f, l){{ if (f.properties.name) l.bindTooltip(f.properties.name,
-      {{permanent: true, direction: 'center', className: 'road-label'}}); }}}}).addTo(map);
-  var g = L.geoJSON(grid, {{style: {{color: '#b30000', weight: 4, fillColor: '#fee0d2',
-                                     fillOpacity: 0.35}}}}).addTo(map);
-  L.geoJSON(buildings, {{style: function(f){{ return {{color: '#444', weight: 0.8,
-    fillColor: (f.properties.households || 0) > 0 ? '#9e9ac8' : '#d9d9d9',
-    fillOpacity: 0.9}}; }}}}).addTo(map);
-  L.control.scale({{imperial: false, position: 'bottomleft'}}).addTo(map);
-  map.fitBounds(g.getBounds(), {{padding: [60, 60]}});
-  window.ggBoard = {{map: map, grid: g}};
-}})();
-</script>
+<script>{script}</script>
 </body></html>
 """
+
+
+def _facts(grid: pd.Series, buildings: gpd.GeoDataFrame | None) -> list[tuple[str, str]]:
+    """(label, text) rows of a board: kind, households, buildings, area (hectares)."""
+    hh = pd.to_numeric(pd.Series([grid.get("households")]), errors="coerce").iloc[0]
+    nb = grid.get("building_count")
+    if (nb is None or pd.isna(nb)) and buildings is not None:
+        nb = len(buildings)
+    area = pd.to_numeric(pd.Series([grid.get("area_m2")]), errors="coerce").iloc[0]
+    if pd.isna(area):
+        one = gpd.GeoSeries([grid.geometry], crs="EPSG:4326")
+        area = float(one.to_crs(metric_crs_for(one)).area.iloc[0])
+    kind = GRID_KIND_LABELS.get(str(grid.get("kind", "residential")), str(grid.get("kind")))
+    return [
+        ("网格类型", kind),
+        ("户数", "—" if pd.isna(hh) else f"{int(round(hh)):,} 户"),
+        ("建筑", "—" if nb is None or pd.isna(nb) else f"{int(nb):,} 栋"),
+        ("面积", f"{area / 10_000:,.2f} 公顷"),
+    ]
+
+
+def _board_data(
+    grid: pd.Series,
+    buildings: gpd.GeoDataFrame | None,
+    roads: gpd.GeoDataFrame | None,
+    neighbours: gpd.GeoDataFrame | None,
+) -> str:
+    """The board map's data as one JSON object: grid, buildings, roads, neighbours."""
+    empty = {"type": "FeatureCollection", "features": []}
+    return json.dumps(
+        {
+            "grid": {
+                "type": "Feature",
+                "geometry": shapely.geometry.mapping(grid.geometry),
+                "properties": {},
+            },
+            "buildings": to_geojson(buildings, ["households"])
+            if buildings is not None and len(buildings)
+            else empty,
+            "roads": to_geojson(roads, ["name", "road_class"])
+            if roads is not None and len(roads)
+            else empty,
+            "neighbours": to_geojson(
+                neighbours.assign(code=neighbours["grid_code"].astype(str)), ["code"]
+            )
+            if neighbours is not None and len(neighbours)
+            else empty,
+        },
+        ensure_ascii=False,
+    ).replace("</", "<\\/")

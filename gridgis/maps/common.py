@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -196,23 +197,26 @@ def new_map(
         prefer_canvas=False,
         control_scale=False,
         max_zoom=20,
+        # fractional zoom: a page fills its window with its area (a narrow street fitted
+        # at a whole zoom level can be drawn at half the size the window allows)
+        zoom_snap=0.25,
     )
     m.default_js = [(name, prefix + path) for name, path in JS_ASSETS]
     m.default_css = [(name, prefix + path) for name, path in CSS_ASSETS]
     add_basemap(m, basemap, tianditu_key)
     m.get_root().header.add_child(
-        Element(f'<link rel="icon" href="data:,"><style>{PAGE_CSS}</style>'), name="gg_css"
+        RawElement(f'<link rel="icon" href="data:,"><style>{PAGE_CSS}</style>'), name="gg_css"
     )
     if title:
         m.get_root().header.add_child(
-            Element(f"<title>{html.escape(title)}</title>"), name="gg_title"
+            RawElement(f"<title>{html.escape(title)}</title>"), name="gg_title"
         )
     # fitted at once, not animated from zoom_start: the label layers read the fitted zoom
     # when their scripts run (zoom threshold, decluttering)
     fit = FitBounds([[miny, minx], [maxy, maxx]], padding=(12, 12))
     fit.options["animate"] = False
     m.add_child(fit)
-    m.get_root().html.add_child(Element(PATTERN_DEFS), name="gg_patterns")
+    m.get_root().html.add_child(RawElement(PATTERN_DEFS), name="gg_patterns")
     MetricScale().add_to(m)
     HtmlControl(NORTH_ARROW_SVG, position="bottomleft", css_class="gg-north").add_to(m)
     return m
@@ -264,9 +268,57 @@ def external_urls(page: str) -> list[str]:
     return found
 
 
+class RawElement(Element):
+    """Text already rendered (a header, HTML or script part of a map element): kept as is,
+    never compiled as a template."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "RawElement"
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        return self.text
+
+
+def _render_macro(self: MacroElement, **kwargs: Any) -> None:
+    """:meth:`branca.element.MacroElement.render` without compiling its output.
+
+    branca wraps each rendered part of every map element in ``Element(text)``, which
+    compiles the text — the element's whole GeoJSON or label array included — as a Jinja
+    template (lexed by regular expressions) only to print it back unchanged: tens of
+    thousands of compilations for a city's pages. Here the parts are kept as
+    :class:`RawElement`; the templates themselves are compiled once, with their classes.
+    """
+    figure = self.get_root()
+    module = self._template.module.__dict__
+    for part, target in (
+        ("header", figure.header),
+        ("html", figure.html),
+        ("script", figure.script),
+    ):
+        macro = module.get(part)
+        if macro is not None:
+            target.add_child(RawElement(macro(self, kwargs)), name=self.get_name())
+    for element in self._children.values():
+        element.render(**kwargs)
+
+
+_RENDER_LOCK = threading.Lock()
+
+
 def render_page(m: folium.Map) -> str:
-    """The complete HTML of a map; raises if anything would load from the network."""
-    page = m.get_root().render()
+    """The complete HTML of a map; raises if anything would load from the network.
+
+    Rendered with :func:`_render_macro` in place of branca's ``MacroElement.render`` (for
+    the duration of the call, under a lock; the output is the same text)."""
+    with _RENDER_LOCK:
+        original = MacroElement.render
+        MacroElement.render = _render_macro
+        try:
+            page = m.get_root().render()
+        finally:
+            MacroElement.render = original
     urls = external_urls(page)
     if urls:
         raise RuntimeError(f"page would load external resources: {urls[:3]}")

@@ -105,7 +105,10 @@ def label_priority(polygons: gpd.GeoDataFrame, flagged: Sequence[bool] | None = 
 
 
 def grid_frame(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Grids with the display fields the pages use (kind label, flagged, short code)."""
+    """Grids with the display fields the pages use (kind label, flagged, short code); a
+    frame made by this function is returned as it is."""
+    if "flags_text" in grids.columns and "board" in grids.columns:
+        return grids
     g = grids.copy()
     for col in ("households", "building_count", "area_m2", "polsby_popper"):
         if col not in g.columns:
@@ -222,7 +225,7 @@ def add_grids(
     their codes and households. Flagged grids are outlined by :func:`add_flagged`, drawn
     last so no boundary hides them."""
     weight = 2.0 if label == "full" else 1.0  # community pages: grids over buildings
-    g = grid_frame(grids)
+    g = grid_frame(grids).copy()
     g["board"] = "<a href='" + board_prefix + g["grid_code"].astype(str) + ".html'>公示牌</a>"
     g["fill"] = grid_fill(g, breaks)
     fields = [
@@ -394,7 +397,7 @@ def street_map(
     res = g[g["kind"].astype(str) != "unit"] if g is not None else None
     breaks = class_breaks(res["households"], rules.classes) if res is not None else [0.0]
     if len(grids):
-        add_grids(m, grids, breaks, name="网格 (户数分级)", fill_opacity=rules.fill_opacity)
+        add_grids(m, g, breaks, name="网格 (户数分级)", fill_opacity=rules.fill_opacity)
     c = communities.copy()
     c["link"] = (
         "<a href='../communities/" + c["community_code"].astype(str) + ".html'>打开社区图</a>"
@@ -413,7 +416,7 @@ def street_map(
     LabelLayer(label_points(lc, lc["name"].astype(str)), css_class="gg-community").add_to(cn)
     cn.add_to(m)
     if len(grids):
-        add_flagged(m, grids)
+        add_flagged(m, g)
     n_flag = int(g["flagged"].sum()) if g is not None else 0
     legend(
         "网格户数",
@@ -431,6 +434,98 @@ def street_map(
     ).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     return m
+
+
+def add_buildings(m: folium.Map, buildings: gpd.GeoDataFrame) -> None:
+    """Buildings (filled when they hold households) with households and their source."""
+    if not len(buildings):
+        return
+    b = buildings.copy()
+    b["households"] = pd.to_numeric(b.get("households"), errors="coerce").round().astype("Int64")
+    b["est"] = (
+        b.get("households_estimated", pd.Series(False, index=b.index))
+        .fillna(False)
+        .astype(bool)
+        .map({True: "估算", False: "登记"})
+    )
+    bf = [
+        c
+        for c in ["building_id", "name", "households", "est", "floors", "grid_code"]
+        if c in b.columns
+    ]
+    ba = {
+        "building_id": "建筑编号",
+        "name": "名称",
+        "households": "户数",
+        "est": "户数来源",
+        "floors": "层数",
+        "grid_code": "网格代码",
+    }
+    folium.GeoJson(
+        to_geojson(b, bf),
+        name="建筑 (户数)",
+        style_function=lambda f: _style(
+            "#444444",
+            0.6,
+            "#9e9ac8" if (f["properties"].get("households") or 0) > 0 else "#d9d9d9",
+            0.85,
+        ),
+        tooltip=folium.GeoJsonTooltip(fields=bf, aliases=[ba[c] for c in bf]),
+    ).add_to(m)
+
+
+def add_roads(m: folium.Map, roads: gpd.GeoDataFrame) -> None:
+    """Roads drawn by class (colour and width of :data:`ROAD_STYLE`), names in tooltips."""
+    if not len(roads):
+        return
+    r = roads.copy()
+    r["class_label"] = r["road_class"].map(ROAD_CLASSES).fillna(r["road_class"].astype(str))
+    folium.GeoJson(
+        to_geojson(r, ["name", "class_label", "road_class"]),
+        name="道路",
+        style_function=lambda f: {
+            "color": ROAD_STYLE.get(f["properties"]["road_class"], ("#999999", 1.5))[0],
+            "weight": ROAD_STYLE.get(f["properties"]["road_class"], ("#999999", 1.5))[1],
+            "opacity": 0.9,
+        },
+        tooltip=folium.GeoJsonTooltip(fields=["name", "class_label"], aliases=["道路", "等级"]),
+    ).add_to(m)
+
+
+def add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame) -> list[tuple[str, str]]:
+    """One toggleable layer of markers per facility category (drawn above every fill, see
+    :class:`~gridgis.maps.common.PointLayer`); returns the legend rows."""
+    rows = []
+    if not len(facilities):
+        return rows
+    f = facilities.copy()
+    cats = [c for c in FACILITY_CATEGORIES if c in set(f["category"].astype(str))]
+    names = f["name"].astype("string").fillna("").map(html.escape)
+    area = pd.to_numeric(f.get("floor_area_m2", pd.Series(np.nan, index=f.index)), errors="coerce")
+    for i, cat in enumerate(cats):
+        colour = CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]
+        label = FACILITY_CATEGORIES.get(cat, cat)
+        group = folium.FeatureGroup(name=f"设施: {label}", show=True)
+        sel = (f["category"].astype(str) == cat).values
+        nm = names[sel].where(names[sel] != "", label)
+        area_txt = area[sel].map(lambda a: "" if pd.isna(a) else f"<br>建筑面积 {a:,.0f} m²")
+        PointLayer(
+            point_rows(
+                f[sel],
+                (label + ": " + nm).tolist(),
+                ("<b>" + nm + "</b><br>" + label + area_txt).tolist(),
+            ),
+            {
+                "radius": 6,
+                "color": "#ffffff",
+                "weight": 1.5,
+                "fillColor": colour,
+                "fillOpacity": 0.95,
+            },
+        ).add_to(group)
+        group.add_to(m)
+        rows.append((colour, f"{label} ({int(sel.sum())})"))
+    return rows
 
 
 def community_map(
@@ -473,88 +568,12 @@ def community_map(
     res = g[g["kind"].astype(str) != "unit"] if g is not None else None
     breaks = class_breaks(res["households"], rules.classes) if res is not None else [0.0]
     if len(grids):
-        add_grids(m, grids, breaks, name="网格", label="full", fill_opacity=rules.fill_opacity)
-    if len(buildings):
-        b = buildings.copy()
-        b["households"] = (
-            pd.to_numeric(b.get("households"), errors="coerce").round().astype("Int64")
-        )
-        b["est"] = (
-            b.get("households_estimated", pd.Series(False, index=b.index))
-            .fillna(False)
-            .astype(bool)
-            .map({True: "估算", False: "登记"})
-        )
-        bf = [
-            c
-            for c in ["building_id", "name", "households", "est", "floors", "grid_code"]
-            if c in b.columns
-        ]
-        ba = {
-            "building_id": "建筑编号",
-            "name": "名称",
-            "households": "户数",
-            "est": "户数来源",
-            "floors": "层数",
-            "grid_code": "网格代码",
-        }
-        folium.GeoJson(
-            to_geojson(b, bf),
-            name="建筑 (户数)",
-            style_function=lambda f: _style(
-                "#444444",
-                0.6,
-                "#9e9ac8" if (f["properties"].get("households") or 0) > 0 else "#d9d9d9",
-                0.85,
-            ),
-            tooltip=folium.GeoJsonTooltip(fields=bf, aliases=[ba[c] for c in bf]),
-        ).add_to(m)
-    if len(roads):
-        r = roads.copy()
-        r["class_label"] = r["road_class"].map(ROAD_CLASSES).fillna(r["road_class"].astype(str))
-        folium.GeoJson(
-            to_geojson(r, ["name", "class_label", "road_class"]),
-            name="道路",
-            style_function=lambda f: {
-                "color": ROAD_STYLE.get(f["properties"]["road_class"], ("#999999", 1.5))[0],
-                "weight": ROAD_STYLE.get(f["properties"]["road_class"], ("#999999", 1.5))[1],
-                "opacity": 0.9,
-            },
-            tooltip=folium.GeoJsonTooltip(fields=["name", "class_label"], aliases=["道路", "等级"]),
-        ).add_to(m)
-    rows = []
-    if len(facilities):
-        f = facilities.copy()
-        cats = [c for c in FACILITY_CATEGORIES if c in set(f["category"].astype(str))]
-        names = f["name"].astype("string").fillna("").map(html.escape)
-        area = pd.to_numeric(
-            f.get("floor_area_m2", pd.Series(np.nan, index=f.index)), errors="coerce"
-        )
-        for i, cat in enumerate(cats):
-            colour = CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]
-            label = FACILITY_CATEGORIES.get(cat, cat)
-            group = folium.FeatureGroup(name=f"设施: {label}", show=True)
-            sel = (f["category"].astype(str) == cat).values
-            nm = names[sel].where(names[sel] != "", label)
-            area_txt = area[sel].map(lambda a: "" if pd.isna(a) else f"<br>建筑面积 {a:,.0f} m²")
-            PointLayer(
-                point_rows(
-                    f[sel],
-                    (label + ": " + nm).tolist(),
-                    ("<b>" + nm + "</b><br>" + label + area_txt).tolist(),
-                ),
-                {
-                    "radius": 6,
-                    "color": "#ffffff",
-                    "weight": 1.5,
-                    "fillColor": colour,
-                    "fillOpacity": 0.95,
-                },
-            ).add_to(group)
-            group.add_to(m)
-            rows.append((colour, f"{label} ({int(sel.sum())})"))
+        add_grids(m, g, breaks, name="网格", label="full", fill_opacity=rules.fill_opacity)
+    add_buildings(m, buildings)
+    add_roads(m, roads)
+    rows = add_facilities(m, facilities)
     if len(grids):
-        add_flagged(m, grids)
+        add_flagged(m, g)
     hh = (
         int(pd.to_numeric(grids["households"], errors="coerce").fillna(0).sum())
         if len(grids)

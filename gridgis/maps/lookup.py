@@ -2,13 +2,20 @@
 (grid → community → street) and responsible people are shown.
 
 Served over http(s) (e.g. by the gridgis API), the page asks the API
-(``/lookup/address?q=`` and ``/lookup/point?lon=&lat=``); opened as a file, or when the
-API does not answer, it uses an index embedded in the page: normalised address keys →
-grid, and the grid polygons for point-in-polygon in JavaScript.
+(``/lookup/address?q=``, the one matcher of the CLI and the API, and
+``/lookup/point?lon=&lat=``) and shows a grid only for a confident answer; otherwise it
+lists the candidates and says why. Opened as a file, or when the API does not answer, it
+offers **exact matches only**, and says so: the query is normalised in the page by
+JavaScript generated from the Python tables (:func:`gridgis.address.normaliser_js`) and
+looked up among keys the Python parser computed (standard addresses, place names, their
+forms without administrative prefix, aliases); a key found in one grid answers, a key
+found in several grids does not. Clicks use the grid polygons (point-in-polygon in
+JavaScript).
 """
 
 from __future__ import annotations
 
+import html
 import json
 
 import folium
@@ -17,25 +24,34 @@ import numpy as np
 import pandas as pd
 from branca.element import MacroElement
 
+from gridgis.address import AddressIndex, normalise, normaliser_js
+from gridgis.address.policy import RULE_LABELS_ZH
 from gridgis.crs import wgs84_to_offset
 from gridgis.layers import STAFF_ROLES
 from gridgis.maps.common import (
-    ADDRESS_KEY_JS,
     Basemap,
     HtmlControl,
     Template,
-    address_key,
     new_map,
     to_geojson,
 )
 from gridgis.maps.levels import GRID_KIND_LABELS
+from gridgis.standards import DEFAULT, Settings
 
 SEARCH_HTML = """
-<div style="font-size:14px"><b>网格查询</b> <small>输入地址或点击地图</small></div>
-<input id="gg-q" type="text" placeholder="例如: 幸明路5号" style="width:230px;font-size:13px">
+<div style="font-size:14px"><b>网格查询</b> <small>输入地址、地名或点击地图</small></div>
+<input id="gg-q" type="text" placeholder="例如: {example}" style="width:230px;font-size:13px">
 <button id="gg-go" type="button">查询</button>
 <div id="gg-result" style="margin-top:6px;max-width:320px"></div>
 """
+
+#: What the page says when opened as a file and the query is not an exact key.
+FILE_MODE_NOTE = "文件打开时仅支持精确匹配（标准地址、地名、别名）；经服务器访问可纠错并列出候选"
+
+
+def search_html(example: str) -> str:
+    """The search box with ``example`` (a real address of the workspace) as placeholder."""
+    return SEARCH_HTML.replace("{example}", html.escape(example or "地址或地名", quote=True))
 
 
 def staff_by_grid(
@@ -78,50 +94,79 @@ def police_by_community(staff: pd.DataFrame | None) -> dict[str, list[str]]:
     }
 
 
+def _grid_of_points(a: gpd.GeoDataFrame, grids: gpd.GeoDataFrame) -> np.ndarray:
+    """Row of ``grids`` holding each address (its ``grid_code`` when given), NaN outside."""
+    codes = grids["grid_code"].astype(str).to_numpy()
+    pos = {c: i for i, c in enumerate(codes)}
+    if "grid_code" in a.columns and a["grid_code"].notna().any():
+        gi = a["grid_code"].astype("string").map(pos).astype(float).to_numpy()
+    else:
+        gi = np.full(len(a), np.nan)
+    missing = np.isnan(gi)
+    if missing.any():
+        from gridgis.spatial import points_in_polygons, rank_of
+
+        geoms = np.asarray(grids.geometry.values, dtype=object)
+        found = points_in_polygons(
+            np.asarray(a.geometry.values, dtype=object)[missing], geoms, rank_of(codes)
+        )
+        gi[missing] = np.where(found >= 0, found, np.nan)
+    return gi
+
+
 def address_index(
-    addresses: gpd.GeoDataFrame | None, grids: gpd.GeoDataFrame, basemap: Basemap = "none"
+    addresses: gpd.GeoDataFrame | None,
+    grids: gpd.GeoDataFrame,
+    basemap: Basemap = "none",
+    settings: Settings = DEFAULT,
 ) -> dict[str, list]:
-    """The embedded address index: ``keys`` (normalised, unique), and for each the index of
-    its grid in ``grids`` (lon/lat, not shifted), the original text and the point
-    [lat, lon] (shifted to GCJ-02 for Amap)."""
+    """The embedded exact-match index: ``keys`` and, for each, the index of its grid in
+    ``grids`` (-1 when the key is found in several grids: no answer), the text of one
+    standard address with that key and its point [lat, lon] (shifted to GCJ-02 for Amap).
+
+    Keys are computed by the Python matcher (:class:`gridgis.address.AddressIndex`): each
+    address's exact key and its text as written, and every place name, name without its
+    administrative prefix, and alias; the page's query key comes from the JavaScript
+    generated from the same tables, so a key typed in any of the forms the normaliser
+    unifies (full-width, numerals, 幢/门, traditional characters) is found.
+    """
     empty = {"keys": [], "grid": [], "text": [], "pt": []}
     if addresses is None or len(addresses) == 0 or len(grids) == 0:
         return empty
     a = addresses.to_crs("EPSG:4326") if addresses.crs is not None else addresses
-    a = a[a.geometry.notna() & ~a.geometry.is_empty]
-    codes = grids["grid_code"].astype(str).to_numpy()
-    pos = {c: i for i, c in enumerate(codes)}
-    if "grid_code" in a.columns and a["grid_code"].notna().any():
-        gi = a["grid_code"].astype("string").map(pos)
-    else:
-        gi = pd.Series(np.nan, index=a.index)
-    missing = gi.isna().to_numpy()
-    if missing.any():
-        pi, qi = grids.sindex.query(a.geometry.values[missing], predicate="intersects")
-        first = pd.Series(qi, index=pi).groupby(level=0).min()
-        vals = np.full(int(missing.sum()), np.nan)
-        vals[first.index.to_numpy()] = first.to_numpy()
-        gi = gi.astype(float)
-        gi.iloc[np.flatnonzero(missing)] = vals
-    keys = a["text"].astype(str).map(address_key)
-    if basemap == "amap":
-        a = wgs84_to_offset(a, "gcj02")
-    frame = pd.DataFrame(
-        {
-            "key": keys.to_numpy(),
-            "grid": gi.to_numpy(),
-            "text": a["text"].astype(str).to_numpy(),
-            "lat": np.round(a.geometry.y.to_numpy(), 6),
-            "lon": np.round(a.geometry.x.to_numpy(), 6),
-        }
-    )
-    frame = frame[frame["grid"].notna() & (frame["key"] != "")].drop_duplicates("key")
-    return {
-        "keys": frame["key"].tolist(),
-        "grid": frame["grid"].astype(int).tolist(),
-        "text": frame["text"].tolist(),
-        "pt": frame[["lat", "lon"]].to_numpy().tolist(),
-    }
+    a = a[a.geometry.notna() & ~a.geometry.is_empty].reset_index(drop=True)
+    gi = _grid_of_points(a, grids)
+    index = AddressIndex.from_layer(a, settings)
+    shown = wgs84_to_offset(a, "gcj02") if basemap == "amap" else a
+    lat = np.round(shown.geometry.y.to_numpy(), 6)
+    lon = np.round(shown.geometry.x.to_numpy(), 6)
+    rows_of: dict[str, list[int]] = {}
+    for table in (index.exact, index.names):
+        for key, rows in table.items():
+            rows_of.setdefault(key, []).extend(rows)
+    for i, text in enumerate(index.text):
+        key = normalise(text).text
+        if key:
+            rows_of.setdefault(key, []).append(i)
+    out: dict[str, list] = {"keys": [], "grid": [], "text": [], "pt": []}
+    for key, rows in rows_of.items():
+        grid_rows = {int(gi[r]) for r in rows if not np.isnan(gi[r])}
+        if not grid_rows:
+            continue
+        r = rows[0]
+        out["keys"].append(key)
+        out["grid"].append(grid_rows.pop() if len(grid_rows) == 1 else -1)
+        out["text"].append(str(index.text[r]))
+        out["pt"].append([float(lat[r]), float(lon[r])])
+    return out
+
+
+def placeholder_example(addr: dict) -> str:
+    """A real standard address of the embedded index (in one grid) for the search box."""
+    for text, grid in zip(addr["text"], addr["grid"], strict=True):
+        if grid >= 0 and text:
+            return text
+    return ""
 
 
 class LookupScript(MacroElement):
@@ -146,7 +191,8 @@ class LookupScript(MacroElement):
         var layer = L.geoJSON(GRIDS, {style: function(){ return base; },
           onEachFeature: function(f, l){ byCode.set(f.properties.grid_code, l);
             l.bindTooltip(f.properties.grid_code); }}).addTo(map);
-        window.ggLookup = {map: map, layer: layer, byCode: byCode, mode: null, last: null};
+        window.ggLookup = {map: map, layer: layer, byCode: byCode, mode: null, last: null,
+                           confident: false, done: false};
         var marker = null, current = null;
         function bboxOf(g) {
           var b = [Infinity, Infinity, -Infinity, -Infinity];
@@ -183,24 +229,19 @@ class LookupScript(MacroElement):
           }
           return -1;
         }
-        function bigrams(s) { var o = new Set(); for (var i = 0; i < s.length - 1; i++) o.add(s.substr(i, 2)); return o; }
-        function findAddress(q) {
-          var k = ggKey(q);
-          if (!k) return null;
-          if (keyPos.has(k)) return {i: keyPos.get(k), how: '精确匹配'};
-          var best = -1, score = 0, qb = bigrams(k);
-          for (var i = 0; i < ADDR.keys.length; i++) {
-            var a = ADDR.keys[i], s = 0;
-            if (a.indexOf(k) >= 0 || k.indexOf(a) >= 0) {
-              s = 0.5 + 0.5 * Math.min(a.length, k.length) / Math.max(a.length, k.length);
-            } else {
-              var ab = bigrams(a), common = 0;
-              qb.forEach(function(x){ if (ab.has(x)) common++; });
-              s = qb.size + ab.size ? 2 * common / (qb.size + ab.size) : 0;
-            }
-            if (s > score) { score = s; best = i; }
-          }
-          return score >= 0.5 ? {i: best, how: '模糊匹配 (' + Math.round(score * 100) + '%)'} : null;
+        var FILE_NOTE = {{ this.file_note|tojson }};
+        var RULE_ZH = {{ this.rule_zh|tojson }};
+        function why(r) {
+          var t = RULE_ZH[r.rule] || r.reason || '没有可信的匹配';
+          if (r.confident && !r.grid) t = t + '；该地址不在任何网格内';
+          return t;
+        }
+        function findAddress(q) {  // exact keys only (see FILE_NOTE)
+          var n = ggNormalise(q), k = n.text, nm = ggNormaliseName(q);
+          if (!k && !nm) return null;
+          if (keyPos.has(k)) return {i: keyPos.get(k), how: '精确匹配（文件模式）'};
+          if (keyPos.has(nm)) return {i: keyPos.get(nm), how: '地名精确匹配（文件模式）'};
+          return null;
         }
         function esc(s) { return String(s == null ? '' : s).replace(/[&<>"']/g, function(c){
           return {'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]; }); }
@@ -211,7 +252,9 @@ class LookupScript(MacroElement):
           if (latlng) marker = L.circleMarker(latlng, {radius: 7, color: '#000', weight: 2,
                                                       fillColor: '#ffff00', fillOpacity: 1}).addTo(map);
           var l = code ? byCode.get(code) : null;
-          window.ggLookup.last = code || null;
+          window.ggLookup.last = l ? code : null;
+          window.ggLookup.confident = !!l;
+          window.ggLookup.done = true;
           if (!l) { out.innerHTML = '<span style="color:#b30000">' + esc(where) +
                     '：未找到所在网格</span>'; return; }
           current = l; l.setStyle(hit); l.bringToFront();
@@ -253,11 +296,25 @@ class LookupScript(MacroElement):
           if (lat == null) { var list = r.matches || r.results || r.candidates; if (list && list.length) return pointOf(list[0]); return null; }
           return OFFSET ? null : [lat, lon];
         }
+        function unsure(q, why, cands) {  // no grid: say why, list candidates
+          var out = document.getElementById('gg-result');
+          if (current) { current.setStyle(base); current = null; }
+          if (marker) { map.removeLayer(marker); marker = null; }
+          window.ggLookup.last = null;
+          window.ggLookup.confident = false;
+          var rows = (cands || []).map(function(c){
+            return '<li>' + esc(c.text) + (c.grid_code ? ' <small>(' + esc(c.grid_code) + ')</small>' : '') + '</li>'; });
+          out.innerHTML = '<div id="gg-unsure" style="color:#b30000">' + esc(q) + '：未能确定所在网格</div>' +
+            '<div><small>' + esc(why) + '</small></div>' +
+            (rows.length ? '<div>候选：</div><ol id="gg-candidates" style="margin:2px 0 0 18px;padding:0">' + rows.join('') + '</ol>' : '');
+          window.ggLookup.done = true;
+        }
         function localAddress(q) {
           var f = findAddress(q);
           window.ggLookup.mode = 'file';
-          if (!f) { show(null, q, '', null); return; }
+          if (!f) { unsure(q, FILE_NOTE, []); return; }
           var gi = ADDR.grid[f.i];
+          if (gi < 0) { unsure(q, '同一地址或地名在多个网格中', []); return; }
           show(GRIDS.features[gi].properties.grid_code, ADDR.text[f.i], f.how, ADDR.pt[f.i]);
         }
         function localPoint(latlng) {
@@ -268,14 +325,19 @@ class LookupScript(MacroElement):
         }
         function search() {
           var q = document.getElementById('gg-q').value;
-          if (!q.trim()) return;
+          window.ggLookup.done = false;
+          if (!q.trim()) { window.ggLookup.done = true; return; }
           if (!served()) { localAddress(q); return; }
           fetch('/lookup/address?q=' + encodeURIComponent(q)).then(function(r){
             if (!r.ok) throw new Error(r.status); return r.json(); }).then(function(r){
-            var code = codeOf(r);
-            if (!code || !byCode.has(code)) { localAddress(q); return; }
             window.ggLookup.mode = 'api';
-            show(code, (r.text || q), '服务端匹配' + (r.match_score != null ? ' (' + Math.round(r.match_score) + '%)' : ''), pointOf(r), r);
+            // the server's matcher decides: a grid only for a confident answer
+            var code = r.confident && r.grid ? r.grid.grid_code : null;
+            if (!code || !byCode.has(code)) {
+              unsure(q, why(r), r.confident ? [] : r.candidates);
+              return;
+            }
+            show(code, (r.text || q), '服务端匹配 · ' + why(r), pointOf(r), r);
           }).catch(function(){ localAddress(q); });
         }
         map.on('click', function(e){
@@ -307,7 +369,9 @@ class LookupScript(MacroElement):
         self.addr = addr
         self.kinds = GRID_KIND_LABELS
         self.offset = offset
-        self.key_js = ADDRESS_KEY_JS
+        self.key_js = normaliser_js()
+        self.file_note = FILE_MODE_NOTE
+        self.rule_zh = {r.value: label for r, label in RULE_LABELS_ZH.items()}
 
 
 def lookup_map(
@@ -320,6 +384,7 @@ def lookup_map(
     tianditu_key: str | None = None,
     prefix: str = "static/",
     grids_lonlat: gpd.GeoDataFrame | None = None,
+    settings: Settings = DEFAULT,
 ) -> folium.Map:
     """The lookup page. ``grids`` and ``communities`` already prepared for drawing (for
     Amap, shifted to GCJ-02; point clicks are then resolved in the page, in GCJ-02);
@@ -334,7 +399,7 @@ def lookup_map(
     ).add_to(m)
     if grids is None or len(grids) == 0:
         HtmlControl(
-            SEARCH_HTML + "<div>尚无网格图层 (gridgis delineate)</div>",
+            search_html("") + "<div>尚无网格图层 (gridgis delineate)</div>",
             position="topright",
             css_class="gg-legend",
         ).add_to(m)
@@ -354,11 +419,15 @@ def lookup_map(
         g,
         ["grid_code", "kind", "households", "community_code", "community", "street_code", "street"],
     )
-    addr = address_index(addresses, grids if grids_lonlat is None else grids_lonlat, basemap)
-    HtmlControl(SEARCH_HTML, position="topright", css_class="gg-legend").add_to(m)
+    addr = address_index(
+        addresses, grids if grids_lonlat is None else grids_lonlat, basemap, settings
+    )
     HtmlControl(
-        f"<b>网格查询</b> · 网格 {len(g)} · 地址 {len(addr['keys']):,}"
-        "<br><small>文件打开时使用页面内置索引；经服务器访问时调用 API</small>",
+        search_html(placeholder_example(addr)), position="topright", css_class="gg-legend"
+    ).add_to(m)
+    HtmlControl(
+        f"<b>网格查询</b> · 网格 {len(g)} · 地址与地名 {len(addr['keys']):,}"
+        "<br><small>经服务器访问时由 API 匹配（纠错、候选）；文件打开时仅精确匹配</small>",
         position="topleft",
         css_class="gg-title",
     ).add_to(m)
@@ -376,4 +445,10 @@ def lookup_json_size(m: folium.Map) -> int:
     return 0
 
 
-__all__ = ["lookup_map", "address_index", "staff_by_grid", "police_by_community"]
+__all__ = [
+    "lookup_map",
+    "address_index",
+    "placeholder_example",
+    "staff_by_grid",
+    "police_by_community",
+]

@@ -388,6 +388,7 @@ def write_maps(
         tianditu_key,
         asset_prefix(0),
         grids_lonlat=grids,
+        settings=settings,
     )
     write(out / "lookup.html", render_page(m))
     tick()

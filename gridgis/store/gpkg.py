@@ -205,9 +205,10 @@ class GeoPackageStore(Store):
             booleans = {r[1] for r in info if str(r[2]).upper() == "BOOLEAN"}
             key = LAYER_KEYS.get(name)
             key = key if key in {r[1] for r in info} else None
+            if bbox is not None and gcol is None:  # no geometry meets any box
+                conds.append("0")
+                bbox = None
             if bbox is not None:
-                if gcol is None:
-                    raise StoreError("bbox given for a layer without geometry")
                 minx, miny, maxx, maxy = (float(v) for v in bbox)
                 conds.append(
                     f'"{_q(pk)}" IN (SELECT id FROM "rtree_{_q(name)}_{_q(gcol)}" '
@@ -305,14 +306,26 @@ class GeoPackageStore(Store):
         fids: Any = None,
     ) -> Frame:
         self._need(name)
-        sql = None
-        if where:
-            with self._reader() as con:
+        conds: list[str] = []
+        args: list[Any] = []
+        with self._reader() as con:
+            if where:
                 conds, args = self._conditions(con, name, where)
-            values = iter(args)  # GDAL takes the filter as text: literals for the ``?``
-            sql = " AND ".join(
+            if (
+                bbox is not None
+                and not con.execute(
+                    "SELECT 1 FROM gpkg_geometry_columns WHERE table_name = ?", (name,)
+                ).fetchone()
+            ):
+                conds.append("0")  # a table without geometry: no row meets any box
+                bbox = None
+        values = iter(args)  # GDAL takes the filter as text: literals for the ``?``
+        sql = (
+            " AND ".join(
                 c[:-1] + _sql_literal(next(values)) if c.endswith("= ?") else c for c in conds
             )
+            or None
+        )
         extra: dict[str, Any] = {}
         if skip:
             extra["skip_features"] = int(skip)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -72,6 +73,64 @@ COLUMN_CACHE_S = 2.0
 INDEXED_FIELDS = ("street_code", "community_code", "grid_code", "category", "building_id")
 
 
+class _ChangeWatch:
+    """Learns of the workspace's changes without a query per request: every write
+    transaction sends ``NOTIFY`` on the workspace's channel (delivered at commit), and
+    this watch holds one connection that ``LISTEN``s to it.
+
+    :meth:`generation` polls that connection without waiting (libpq's input buffer:
+    microseconds) and counts the notifications, plus one per (re)connection (changes
+    may have been missed while not listening). The connection is checked with a query
+    once a second (a database restart drops it); while it is down, :meth:`generation`
+    returns ``None`` and the caller asks the database."""
+
+    #: Seconds between checks of the listening connection, and between reconnections.
+    CHECK_S = 1.0
+
+    def __init__(self, dsn: str, channel: str) -> None:
+        self.dsn = dsn
+        self.channel = channel
+        self.lock = threading.Lock()
+        self.con: psycopg.Connection | None = None
+        self.count = 0
+        self.checked = 0.0
+        self.retry_at = 0.0
+
+    def _bump(self, *_: Any) -> None:
+        self.count += 1
+
+    def generation(self) -> int | None:
+        with self.lock:
+            now = time.monotonic()
+            try:
+                if self.con is None:
+                    if now < self.retry_at:
+                        return None
+                    self.con = psycopg.connect(self.dsn, autocommit=True, connect_timeout=3)
+                    self.con.add_notify_handler(self._bump)  # those read by execute()
+                    self.con.execute(f"LISTEN {_ident(self.channel)}")
+                    self.count += 1
+                    self.checked = now
+                elif now - self.checked > self.CHECK_S:
+                    self.con.execute("SELECT 1")
+                    self.checked = now
+                pgconn = self.con.pgconn
+                pgconn.consume_input()
+                while pgconn.notifies() is not None:
+                    self.count += 1
+                return self.count
+            except psycopg.Error:
+                self.close()
+                self.retry_at = now + self.CHECK_S
+                return None
+
+    def close(self) -> None:
+        if self.con is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.con.close()
+            self.con = None
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -109,6 +168,11 @@ class PostGISStore(Store):
             sa_url, pool_size=8, max_overflow=32, pool_pre_ping=True, pool_recycle=600
         )
         self._lock_key = zlib.crc32(f"gridgis:{self.schema}".encode())
+        self._dsn = (
+            sa.make_url(sa_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        self._channel = f"gridgis_{self.schema}"[:63]
+        self._watch = _ChangeWatch(self._dsn, self._channel)
         self._col_cache: dict[str, tuple[float, dict[str, str]]] = {}
         try:
             self._init(create)
@@ -139,11 +203,18 @@ class PostGISStore(Store):
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise StoreError(f"{self.location}: the database cannot be reached: {exc}") from exc
 
-    def change_token(self) -> int:
+    def change_token(self) -> Any:
+        """``("listen", n)`` from the change watch while it listens (no query: every
+        writer's transaction notifies the workspace's channel on commit; seen here
+        within a millisecond or so of the commit), else ``("counter", n)`` read from the
+        change counter row."""
+        generation = self._watch.generation()
+        if generation is not None:
+            return ("listen", generation)
         with self._cursor() as cur:
             cur.execute(f"SELECT value FROM {self._q(_META)} WHERE key = %s", (_COUNTER,))
             row = cur.fetchone()
-        return int(row[0]) if row else 0
+        return ("counter", int(row[0]) if row else 0)
 
     def check(self) -> None:
         with self._cursor() as cur:
@@ -154,6 +225,7 @@ class PostGISStore(Store):
         """Take the workspace's write lock (a transaction-level advisory lock, released
         at commit or rollback) and bump the change counter in the same transaction."""
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%(k)s)", {"k": self._lock_key})
+        conn.exec_driver_sql(f"NOTIFY {_ident(self._channel)}")  # delivered at commit
         conn.exec_driver_sql(
             f"INSERT INTO {self._q(_META)} AS m VALUES (%(k)s, '1'::jsonb) "
             "ON CONFLICT (key) DO UPDATE SET value = to_jsonb((m.value #>> '{}')::bigint + 1)",
@@ -205,6 +277,8 @@ class PostGISStore(Store):
                 )
 
     def close(self) -> None:
+        with self._watch.lock:
+            self._watch.close()
         self.engine.dispose()
 
     # -- reading --------------------------------------------------------------------------
@@ -252,9 +326,9 @@ class PostGISStore(Store):
     ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         args: list[Any] = []
-        if bbox is not None:
-            if "geometry" not in cols:
-                raise StoreError("bbox given for a layer without geometry")
+        if bbox is not None and "geometry" not in cols:
+            clauses.append("false")  # a table without geometry: no row meets any box
+        elif bbox is not None:
             minx, miny, maxx, maxy = (float(v) for v in bbox)
             clauses.append(
                 "geometry && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND "

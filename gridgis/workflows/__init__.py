@@ -6,7 +6,7 @@ store in one atomic step and returns a :class:`JobResult` saying what it wrote. 
 the API's jobs and the demo call these and add only their own input and presentation.
 """
 
-from gridgis.workflows.analyses import audit, coverage, site
+from gridgis.workflows.analyses import audit, coverage, site, site_gates
 from gridgis.workflows.base import (
     JobResult,
     MissingLayerError,
@@ -17,12 +17,25 @@ from gridgis.workflows.base import (
     require_layers,
 )
 from gridgis.workflows.demo import DEMO_STEPS, DemoStep, make_demo_city, run_demo
+from gridgis.workflows.diff import GridDiff, compare_plans
+from gridgis.workflows.diff import diff as diff_plans
 from gridgis.workflows.grids import assign, delineate
 from gridgis.workflows.outputs import lookup_sample, make_map
+from gridgis.workflows.refresh import refresh
+from gridgis.workflows.versions import (
+    effective_date,
+    grids_as_of,
+    history,
+    lookup_as_of,
+    record_versions,
+)
 
 __all__ = [
     "DEMO_STEPS",
     "DemoStep",
+    "GridDiff",
+    "compare_plans",
+    "diff_plans",
     "JobResult",
     "MissingLayerError",
     "ProgressFactory",
@@ -36,7 +49,14 @@ __all__ = [
     "make_map",
     "no_progress",
     "read_present",
+    "record_versions",
+    "refresh",
+    "effective_date",
+    "grids_as_of",
+    "history",
+    "lookup_as_of",
     "require_layers",
     "run_demo",
     "site",
+    "site_gates",
 ]

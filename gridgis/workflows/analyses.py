@@ -114,7 +114,7 @@ def site(
     """
     from gridgis.siting import site_from_layers
 
-    layers = _coverage_layers(store, ("buildings", "roads", "facilities", "green_spaces"))
+    layers = _coverage_layers(store, SITE_INPUTS)
     cand = None
     if candidates is not None:
         require_layers(store, [candidates], kind="candidates layer")
@@ -138,7 +138,43 @@ def site(
         "site",
         written={"proposed_sites": len(sites)},
         summary=f"{len(result.sites)} {category} sites cover {new:,} more households",
-        stats={"sites": len(result.sites), "households_new": new},
+        stats={"sites": len(result.sites), "households_new": new, "category": category},
+        detail=result,
+    )
+
+
+SITE_INPUTS = ("buildings", "roads", "facilities", "green_spaces", "compounds", "gates")
+"""Layers siting reads (walls and gates when the workspace has them)."""
+
+
+def site_gates(store: Store, settings: Settings, category: str, count: int) -> JobResult:
+    """Propose *count* new gates in compound walls for *category* and write them into
+    ``proposed_gates`` (rows of other categories kept): open a gate, or build.
+
+    Returns
+    -------
+    JobResult
+        ``detail`` is the :class:`gridgis.siting.Siting` of the gates.
+    """
+    from gridgis.siting import propose_gates
+
+    layers = _coverage_layers(store, SITE_INPUTS)
+    result = propose_gates(layers, category, count, settings)
+    gates = result.sites
+    if store.has("proposed_gates"):
+        old = store.read("proposed_gates")
+        old = old[old["category"].astype(str) != category]
+        if len(old):
+            gates = gpd.GeoDataFrame(
+                pd.concat([old, gates], ignore_index=True), geometry="geometry", crs=STORAGE_CRS
+            )
+    write_layers(store, "site", {"proposed_gates": gates}, dict(result.params))
+    new = int(result.sites["households_new"].sum()) if len(result.sites) else 0
+    return JobResult(
+        "site_gates",
+        written={"proposed_gates": len(gates)},
+        summary=f"{len(result.sites)} new gates for {category} cover {new:,} more households",
+        stats={"gates": len(result.sites), "households_new": new},
         detail=result,
     )
 

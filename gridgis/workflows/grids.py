@@ -30,8 +30,9 @@ DELINEATE_INPUTS = (
     "addresses",
     "staff",
     "assign_rejects",
+    "green_spaces",
 )
-"""Layers delineation reads when present."""
+"""Layers delineation reads when present (green spaces name open-ground unit grids)."""
 
 ASSIGN_INPUTS = (
     "buildings",
@@ -115,7 +116,12 @@ def delineate(
     alignment: list[str] | None = None,
     county: str | None = None,
     grid_staff_seed: int | None = None,
+    reason: str | None = None,
+    effective: str | None = None,
     progress: ProgressFactory = no_progress,
+    street: str | None = None,
+    changed: bool = False,
+    lock: list[str] | None = None,
     cluster: Any = None,
 ) -> JobResult:
     """Delineate the workspace's communities into grids, assign every layer to them,
@@ -138,6 +144,17 @@ def delineate(
         workspace's ``county_code`` metadata).
     grid_staff_seed
         Demo only: add generated grid heads and workers to ``staff`` with this seed.
+    reason, effective
+        Recorded with the new grid versions: a person's reason, and the date the grids
+        take effect (default today, UTC).
+    street
+        Real street (name or 9-digit code, national division table) the made communities
+        lie in: their codes start with its code and skip its committees' codes
+        (:func:`gridgis.delineate.streets.resolve_street`).
+    changed, lock
+        Minimal-change re-grid (:func:`gridgis.delineate.regrid`): divide again only the
+        communities whose households changed beyond ``grid.redivide_min_change_households``
+        and keep the grids whose codes are in ``lock`` as they are.
     progress
         Callback factory per step (``making communities``, ``delineating``, ``assigning``).
     cluster
@@ -147,8 +164,9 @@ def delineate(
     Returns
     -------
     JobResult
-        ``written`` grids, buildings, the assigned layers, ``code_registry``,
-        ``delineation_findings`` (and ``communities`` when made); ``stats`` from
+        ``written`` grids (with ``valid_from``), buildings, the assigned layers,
+        ``code_registry``, ``grid_versions``, ``delineation_findings`` (and
+        ``communities`` when made); ``stats`` from
         :func:`delineation_stats` plus ``communities_made`` and ``crs``.
 
     Raises
@@ -158,9 +176,10 @@ def delineate(
         ``make_communities`` false).
     """
     from gridgis.assign import assign_params
+    from gridgis.delineate import community_stats, recount
     from gridgis.delineate import make_communities as make_comms
-    from gridgis.delineate import recount
     from gridgis.workflows.base import MissingLayerError, layers_note
+    from gridgis.workflows.versions import record_versions, settings_changes
 
     present = require_layers(store, ["buildings"], " — import buildings first")
     require_layers(store, alignment or [], kind="alignment layer")
@@ -175,30 +194,61 @@ def delineate(
                 "communities",
             )
         county = county or store.meta().get("county_code")
+        street_code, reserved = None, set()
+        if street:
+            from gridgis.delineate.streets import data_lonlat, resolve_street
+
+            lonlat = data_lonlat(layers.get("buildings"))
+            street_code, reserved = resolve_street(street, county, lonlat)
         made, made_params = make_comms(
-            layers, settings, county_code=county, progress=progress("making communities")
+            layers,
+            settings,
+            county_code=county,
+            progress=progress("making communities"),
+            street_code=street_code,
+            reserved_codes=reserved,
         )
         layers["communities"] = made
     previous = store.read("grids") if "grids" in present else None
     registry = store.read("code_registry") if "code_registry" in present else None
-    from gridgis.partitioned import assign_on, cluster_client, delineate_on
+    from gridgis.partitioned import assign_on, cluster_client
 
     with cluster_client(cluster) as client:  # None: this process
-        result = delineate_on(
+        result = _divide(
             client,
+            store.location,
             layers,
             settings,
-            alignment=align,
+            align,
+            previous,
+            registry,
+            changed=changed,
+            lock=lock,
             progress=progress("delineating"),
-            previous=previous,
-            registry=registry,
         )
         layers["buildings"] = result.buildings
         if grid_staff_seed is not None:
             _add_grid_staff(layers, result.grids, grid_staff_seed)
         assigned = assign_on(client, layers, result.grids, settings, progress=progress("assigning"))
     out = assigned.layers()
-    out["grids"] = recount(out["grids"], out["buildings"], settings)
+    options = {
+        "make_communities": make_communities,
+        "alignment": list(alignment or []),
+        "county": county,
+        "street": street,
+        "changed": changed,
+        "lock": list(lock or []),
+        "rules": settings_changes(settings),
+    }
+    out["grids"], out["grid_versions"], _ = record_versions(
+        recount(out["grids"], out["buildings"], settings),
+        store.read("grid_versions") if "grid_versions" in present else None,
+        "delineate",
+        options,
+        reason,
+        effective,
+    )
+    out["community_stats"] = community_stats(out["grids"], settings)
     out["code_registry"] = result.registry
     out["delineation_findings"] = result.findings
     if made is not None:
@@ -207,7 +257,9 @@ def delineate(
     written = write_layers(store, "delineate", out, params)
     stats = delineation_stats(out["grids"], out["buildings"], settings, previous, result.registry)
     stats.update(
-        communities_made=0 if made is None else len(made), crs=result.params["computed_crs"]
+        communities_made=0 if made is None else len(made),
+        crs=result.params["computed_crs"],
+        community_stats=out["community_stats"],
     )
     return JobResult(
         "delineate",
@@ -216,6 +268,60 @@ def delineate(
         summary=delineation_line(stats),
         stats=stats,
         detail=result,
+    )
+
+
+def _assigned_stats(result) -> dict[str, Any]:
+    stats: dict[str, Any] = {"grids": len(result.grids), "crs": result.crs}
+    for name in ASSIGNABLE:
+        frame = getattr(result, name)
+        if frame is not None:
+            stats[name] = {
+                "rows": len(frame),
+                "in_grid": int(frame["grid_code"].notna().sum()),
+                "split": int(frame["grid_share"].notna().sum()) if "grid_share" in frame else 0,
+            }
+    return stats
+
+
+def _divide(
+    client: Any,
+    location: str,
+    layers: dict,
+    settings: Settings,
+    align: Any,
+    previous: Any,
+    registry: Any,
+    *,
+    changed: bool,
+    lock: list[str] | None,
+    progress: Any,
+):
+    """Delineate all communities (on *client* when given), or only the changed ones
+    keeping the locked grids (:func:`gridgis.delineate.regrid`)."""
+    if changed or lock:
+        from gridgis.delineate import regrid
+        from gridgis.workflows.base import MissingLayerError
+
+        if previous is None:
+            raise MissingLayerError(
+                f"{location}: no grids to keep — a minimal-change re-grid (changed, "
+                f"lock) needs an earlier delineation",
+                "grids",
+            )
+        return regrid(
+            layers, previous, settings, lock=lock or (), registry=registry, alignment=align
+        )
+    from gridgis.partitioned import delineate_on
+
+    return delineate_on(
+        client,
+        layers,
+        settings,
+        alignment=align,
+        progress=progress,
+        previous=previous,
+        registry=registry,
     )
 
 
@@ -230,6 +336,11 @@ def assign(
     """Assign buildings, facilities, institutions, addresses and staff to the grids of
     layer *grids* and write them with the grids (facility counts, staff columns) in one
     atomic step.
+
+    On the workspace's own ``grids`` this is :func:`gridgis.workflows.refresh` (command
+    ``assign``): every derived figure is recomputed with the assignment, so households,
+    buildings and flags never disagree with it. Another layer (a city's grids under audit)
+    is only assigned to.
 
     Returns
     -------
@@ -250,26 +361,24 @@ def assign(
     from gridgis.partitioned import assign_on
 
     present = require_layers(store, [grids], " — delineate grids first or import the city's grids")
-    grid_frame = store.read(grids)
     layers = read_present(store, ASSIGN_INPUTS, present)
     if not any(n in layers for n in ASSIGNABLE):
         raise InputError(
             f"{store.location}: nothing to assign (no buildings, facilities, "
             f"institutions, addresses or staff)"
         )
+    if grids == "grids":
+        from gridgis.workflows.refresh import refresh
+
+        job = refresh(store, settings, command="assign", progress=progress, cluster=cluster)
+        job.stats.update(_assigned_stats(job.detail))
+        return job
+    grid_frame = store.read(grids)
     result = assign_on(cluster, layers, grid_frame, settings, progress=progress("assigning"))
     out = result.layers()
     out[grids] = out.pop("grids")
     written = write_layers(store, "assign", out, assign_params(result, settings))
-    stats: dict[str, Any] = {"grids": len(result.grids), "crs": result.crs}
-    for name in ASSIGNABLE:
-        frame = getattr(result, name)
-        if frame is not None:
-            stats[name] = {
-                "rows": len(frame),
-                "in_grid": int(frame["grid_code"].notna().sum()),
-                "split": int(frame["grid_share"].notna().sum()) if "grid_share" in frame else 0,
-            }
+    stats = _assigned_stats(result)
     n_rej = len(result.assign_rejects)
     return JobResult(
         "assign",

@@ -10,10 +10,13 @@ Called by ``gridgis import`` and ``POST /upload``; both add only their own prese
   already holds is rejected (``reason`` says so), never overwritten.
 * ``mode="replace"`` — the stored layer is replaced by the imported rows.
 
-An import in which some layer yields no valid row (all rejected, a header-only CSV, an
-empty FeatureCollection, or — with ``append`` — only keys the layer already holds) writes
-nothing and raises :class:`NothingToImportError` carrying the result, rejects included:
-a layer is never emptied or left unchanged silently.
+An import that yields no valid row at all (all rejected, a header-only CSV, an empty
+FeatureCollection, or — with ``append`` — only keys the layer already holds) writes
+nothing and raises :class:`NothingToImportError` carrying the result, rejects included.
+In an import of several layers (an OpenStreetMap file, several sources) a layer without
+a valid row is left as it is, never emptied, and the result says so
+(``LayerOutcome.written`` False, a note). A layer is never emptied or left unchanged
+silently.
 
 Example
 -------
@@ -68,6 +71,7 @@ class LayerOutcome:
     added: int
     rejected: int
     sources: list[str] = field(default_factory=list)
+    written: bool = True
 
     @property
     def after(self) -> int:
@@ -81,6 +85,7 @@ class LayerOutcome:
             "added": self.added,
             "rejected": self.rejected,
             "after": self.after,
+            "written": self.written,
             "sources": list(self.sources),
         }
 
@@ -108,6 +113,7 @@ class ImportResult:
         """One line per layer, e.g. ``"buildings: 491 kept, 35 added, 2 rejected"``."""
         return [
             f"{o.layer}: {o.kept:,} kept, {o.added:,} added, {o.rejected:,} rejected"
+            + ("" if o.written else " (no valid row: layer left unchanged)")
             for o in self.layers.values()
         ]
 
@@ -176,7 +182,7 @@ def import_files(
     gridgis.errors.ConflictError
         ``mode`` is None and a layer to import already holds rows (nothing written).
     NothingToImportError
-        A layer yields no valid row (nothing written).
+        No layer yields a valid row (nothing written).
     gridgis.errors.InputError
         An unknown mode, a source that cannot be read, or coordinates that fit another
         CRS clearly better than the declared one (nothing written).
@@ -195,18 +201,25 @@ def import_files(
         inspect=inspect,
         keep_rows=True,
     )
-    before = _stored_rows(store, list(report.layers))
-    _refuse_without_mode(before, mode)
-    frames, outcomes, rejects = _plan(store, report, before, mode)
-    result = ImportResult(report, mode, outcomes, rejects)
-    _refuse_empty(result)
     params = {
         "import": {"sources": report.sources, "options": report.options, "mode": mode},
         "storage_crs": L.STORAGE_CRS,
         "buildings": settings.to_dict()["buildings"],
         "codes": settings.to_dict()["codes"],
     }
-    _commit(store, frames, params)
+    planned: list[ImportResult] = []
+
+    def plan(current: dict[str, Any]) -> dict[str, Any]:
+        before = {n: 0 if current[n] is None else len(current[n]) for n in report.layers}
+        _refuse_without_mode(before, mode)
+        frames, outcomes, rejects = _plan(current, report, before, mode)
+        planned.append(ImportResult(report, mode, outcomes, rejects))
+        _refuse_empty(planned[-1], frames)
+        return frames
+
+    # read-modify-write under the workspace's write lock: two imports at once both land
+    frames = store.update([*report.layers, "rejects"], plan, params=params)
+    result = planned[-1]
     result.written = True
     for line in result.summary():
         log.info("import into %s: %s", store.location, line)
@@ -221,29 +234,23 @@ def _crs_inspector(store: Store, settings: Settings):
     return CrsCheck(store, settings)
 
 
-def _stored_rows(store: Store, names: list[str]) -> dict[str, int]:
-    """Rows each named layer holds in the workspace (0 when absent)."""
-    infos = store.info() if names else {}
-    return {n: int(infos[n].rows) if n in infos else 0 for n in names}
-
-
 def _refuse_without_mode(before: dict[str, int], mode: str | None) -> None:
     full = {k: n for k, n in before.items() if n > 0}
     if mode is not None or not full:
         return
     held = "; ".join(f"layer '{k}' already holds {n:,} rows" for k, n in full.items())
     raise ConflictError(
-        f"{held}. Choose the mode parameter: 'append' to add the imported rows (keys "
-        f"already stored are rejected) or 'replace' to replace the stored rows. "
-        f"Nothing was written."
+        f"{held}. Choose mode='append' to add the imported rows (keys already stored "
+        f"are rejected) or mode='replace' to replace the stored rows (the mode "
+        f"parameter). Nothing was written."
     )
 
 
 def _plan(
-    store: Store, report: ImportReport, before: dict[str, int], mode: str | None
+    current: dict[str, Any], report: ImportReport, before: dict[str, int], mode: str | None
 ) -> tuple[dict[str, Any], dict[str, LayerOutcome], pd.DataFrame]:
-    """The frames to write (layers and the ``rejects`` table), per layer outcomes, and
-    this import's rejects."""
+    """The frames to write (layers and the ``rejects`` table) given the workspace's
+    ``current`` layers, per layer outcomes, and this import's rejects."""
     frames: dict[str, Any] = {}
     outcomes: dict[str, LayerOutcome] = {}
     new_rejects = [report.rejects]
@@ -251,21 +258,20 @@ def _plan(
         data = v.data
         kept = 0
         if mode == "append" and before[name] > 0:
-            stored = store.read(name)
+            stored = current[name]
             data, clash = _drop_stored_keys(data, stored, name)
             new_rejects.append(clash)
             kept = len(stored)
             frames[name] = _concat_frames(stored, _plain(data))
         else:
             frames[name] = _plain(data)
-        added = len(data)
-        outcomes[name] = LayerOutcome(name, before[name], kept, added, 0, report.sources[name])
+        outcomes[name] = LayerOutcome(name, before[name], kept, len(data), 0, report.sources[name])
     rejects = pd.concat([r for r in new_rejects if len(r)] or [L.empty_rejects()])
     rejects = rejects[L.REJECT_COLUMNS].reset_index(drop=True)
     for name, o in outcomes.items():
         mine = rejects[rejects["layer"] == name]
         o.rejected = int(mine[["source", "row"]].drop_duplicates().shape[0])
-    frames["rejects"] = _rejects_table(store, rejects, outcomes, mode)
+    frames["rejects"] = _rejects_table(current.get("rejects"), rejects, outcomes, mode)
     return frames, outcomes, rejects
 
 
@@ -305,17 +311,21 @@ def _plain(data: pd.DataFrame) -> pd.DataFrame:
 
 
 def _rejects_table(
-    store: Store, rejects: pd.DataFrame, outcomes: dict[str, LayerOutcome], mode: str | None
+    old: pd.DataFrame | None,
+    rejects: pd.DataFrame,
+    outcomes: dict[str, LayerOutcome],
+    mode: str | None,
 ) -> pd.DataFrame:
     """The workspace's ``rejects`` table after this import: earlier rejects of layers
     this import replaces are dropped, all others kept, this import's added."""
     table = rejects
-    if store.has("rejects"):
-        old = pd.DataFrame(store.read("rejects").drop(columns="geometry", errors="ignore"))
+    if old is not None:
+        old = pd.DataFrame(old.drop(columns="geometry", errors="ignore"))
         if "layer" not in old:
             old = old.iloc[0:0]
         elif mode != "append":
-            old = old[~old["layer"].isin(list(outcomes))]
+            replaced = [k for k, o in outcomes.items() if o.added > 0]
+            old = old[~old["layer"].isin(replaced)]
         if len(old):
             table = pd.concat([old[L.REJECT_COLUMNS], rejects], ignore_index=True)
     table = table.astype(
@@ -326,9 +336,18 @@ def _rejects_table(
     return table.reset_index(drop=True)
 
 
-def _refuse_empty(result: ImportResult) -> None:
+def _refuse_empty(result: ImportResult, frames: dict[str, Any]) -> None:
+    """No valid row in the whole import: refuse (nothing is written). Otherwise a layer
+    without a valid row is left as it is (not written, never emptied), with its rejects
+    recorded."""
     empty = [o for o in result.layers.values() if o.added == 0]
-    if not empty:
+    if len(empty) < len(result.layers):
+        for o in empty:
+            frames.pop(o.layer, None)
+            o.written, o.kept = False, o.before
+            result.report.layers[o.layer].notes.append(
+                f"layer '{o.layer}': no valid row to import; left unchanged ({o.before:,} rows)"
+            )
         return
     parts = []
     for o in empty:
@@ -340,18 +359,11 @@ def _refuse_empty(result: ImportResult) -> None:
             else "; the source holds no rows"
         )
         parts.append(f"layer '{o.layer}': no valid row to import ({o.rejected:,} rejected{why})")
+    for o in empty:
+        o.written, o.kept = False, o.before
     raise NothingToImportError(
         f"{'; '.join(parts)}. Nothing was written; the workspace is unchanged.", result
     )
-
-
-def _commit(store: Store, frames: dict[str, Any], params: dict[str, Any]) -> None:
-    """Write every frame in one atomic ``write_many``.
-
-    Hook point (issue 12, point 4): with two writers at once, an append planned from a
-    stale read can lose the other writer's rows. When the store offers a
-    read-modify-write transaction, :func:`_plan` and this write belong inside it."""
-    store.write_many(frames, params=params)
 
 
 def _refresh(store: Store, settings: Settings, written: list[str]) -> Any:
