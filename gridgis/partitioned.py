@@ -253,6 +253,12 @@ def _balanced_cuts(weights: np.ndarray, parts: int, breaks: np.ndarray | None = 
     return list(zip(starts, [*starts[1:], n], strict=True))
 
 
+def n_workers_of(client: Client) -> int:
+    from gridgis.cluster import n_workers
+
+    return n_workers(client)
+
+
 def _parts(client: Client, rules: ClusterRules, n_items: int) -> int:
     from gridgis.cluster import n_workers
 
@@ -700,9 +706,12 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
     return plan
 
 
-def _coverage_blocks(plan: _CoveragePlan, communities, parts: int) -> list[np.ndarray]:
+def _coverage_blocks(
+    plan: _CoveragePlan, communities, parts: int
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Residential buildings (positions) in blocks of whole communities, communities in
-    Hilbert order of their representative point (buildings in none: of their own)."""
+    Hilbert order of their representative point (buildings in none: of their own); and
+    the community of each building (-1 for none)."""
     res = plan.res
     xy = shapely.get_coordinates(res["point"].to_numpy())
     ci = np.full(len(res), -1, np.int64)
@@ -721,7 +730,24 @@ def _coverage_blocks(plan: _CoveragePlan, communities, parts: int) -> list[np.nd
     c_sorted = ci[order]
     breaks = np.r_[True, (c_sorted[1:] != c_sorted[:-1]) | (c_sorted[1:] < 0)]
     cuts = _balanced_cuts(np.ones(len(res)), parts, breaks)
-    return [np.sort(order[a:b]) for a, b in cuts]
+    return [np.sort(order[a:b]) for a, b in cuts], ci
+
+
+def _regroup(key: str, pos: np.ndarray, need: np.ndarray, ci: np.ndarray, h: float) -> list:
+    """Buildings left by a partition, by community (a small core each), with the halo
+    that makes them exact: their own distances when all are known and beyond ``h``, else
+    twice ``h`` (the halo always grows, so a building left for another reason — a green
+    whose nearest road lies outside the halo — is not retried as it was)."""
+    out = []
+    for c in np.unique(ci[pos]):
+        sel = ci[pos] == c
+        n = need[sel]
+        finite = n[np.isfinite(n)]
+        wider = float(finite.max()) + 1.0 if len(finite) == len(n) else 0.0
+        if wider <= h:
+            wider = 2.0 * h
+        out.append((f"{key}-c{c}", pos[sel], wider))
+    return out
 
 
 def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict[str, Any]:
@@ -1040,7 +1066,8 @@ def coverage_partitioned(
     run = _Runner(client, "coverage", rules)
     cov = settings.coverage
     halo = max([*cov.radius_m.values(), cov.life_circle_15min_m]) + rules.halo_extra_m
-    blocks = _coverage_blocks(plan, layers.get("communities"), _parts(client, rules, len(plan.res)))
+    parts = max(1, n_workers_of(client) * rules.coverage_partitions_per_worker)
+    blocks, ci = _coverage_blocks(plan, layers.get("communities"), min(parts, len(plan.res)))
     pending = [(f"p{k}", pos, halo) for k, pos in enumerate(blocks)]
     whole = max(plan.extent[2] - plan.extent[0], plan.extent[3] - plan.extent[1]) + 1.0
     tables = []
@@ -1057,9 +1084,7 @@ def coverage_partitioned(
         for (key, pos, h), (table, ok, need) in zip(pending, results, strict=True):
             tables.append(table)
             if not ok.all():
-                finite = need[np.isfinite(need)]
-                wider = max(2.0 * h, float(finite.max()) + 1.0 if len(finite) else 0.0)
-                nxt.append((key, pos[~ok], wider))
+                nxt += _regroup(key.split("-c")[0], pos[~ok], need, ci, h)
         left = sum(len(pos) for _, pos, _ in nxt)
         halos = sorted({round(min(h, whole)) for _, _, h in pending})
         run.report.notes.append(

@@ -783,8 +783,12 @@ class ClusterRules:
     lookup): big enough that a task outweighs its scheduling (about 1 ms), small enough
     to spread over workers."""
     partitions_per_worker: int = 4
-    """Partitions per worker process for per-area work (delineation, coverage), so a slow
-    district does not leave the other workers idle."""
+    """Partitions per worker process for delineation (blocks of communities), so a slow
+    block does not leave the other workers idle."""
+    coverage_partitions_per_worker: int = 2
+    """Coverage blocks per worker process in the first round: fewer, larger blocks search
+    less halo twice (each block walks its halo too); the buildings a block leaves go on
+    community by community, each with the halo its own distances call for."""
 
 
 CLUSTER = ClusterRules()
