@@ -33,6 +33,9 @@ MAP_LAYERS = (
     "access",
     "coverage_gaps",
     "proposed_sites",
+    "service_areas",
+    "coverage_findings",
+    "proposed_gates",
     "grid_versions",
 )
 
@@ -362,7 +365,18 @@ def write_maps(
         tick()
 
     # Coverage ---------------------------------------------------------------------------
-    cov_layers = {k: geo.get(k) for k in ("coverage", "access", "coverage_gaps", "proposed_sites")}
+    cov_layers = {
+        k: geo.get(k)
+        for k in (
+            "coverage",
+            "access",
+            "coverage_gaps",
+            "proposed_sites",
+            "service_areas",
+            "coverage_findings",
+            "proposed_gates",
+        )
+    }
     m, notes = coverage_map(
         c_st,
         buildings,
