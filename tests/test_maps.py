@@ -189,7 +189,7 @@ def test_tile_basemaps_only_add_tiles(city_layers, tmp_path):
     assert "tile.openstreetmap.org" in page and external_urls(page) == []
     page = render_page(new_map(bounds, "tianditu", tianditu_key="abc123"))
     assert "tianditu.gov.cn" in page and "tk=abc123" in page
-    with pytest.raises(ValueError, match="tianditu-key"):
+    with pytest.raises(ValueError, match="tianditu_key"):
         new_map(bounds, "tianditu")
     with pytest.raises(ValueError, match="base map"):
         new_map(bounds, "google")
