@@ -31,6 +31,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psutil
 
@@ -73,13 +74,26 @@ class Peak:
         self._thread.join()
 
 
+SUMMED = ("walk_m", "walk_min")
+"""Summed walking distances: equal up to the order edge lengths were added in."""
+MAX_DIFF = {"value": 0.0}
+
+
 def same(got, ref) -> bool:
+    """Exactly equal, but for walk_m / walk_min (largest difference kept in MAX_DIFF)."""
+    got = pd.DataFrame(got).reset_index(drop=True)
+    ref = pd.DataFrame(ref).reset_index(drop=True)
+    summed = [c for c in SUMMED if c in ref.columns]
     try:
         pd.testing.assert_frame_equal(
-            pd.DataFrame(got).reset_index(drop=True),
-            pd.DataFrame(ref).reset_index(drop=True),
-            check_exact=True,
+            got.drop(columns=summed), ref.drop(columns=summed), check_exact=True
         )
+        for col in summed:
+            a, b = got[col].to_numpy(), ref[col].to_numpy()
+            assert (np.isnan(a) == np.isnan(b)).all(), col
+            d = float(np.nanmax(np.abs(a - b))) if len(a) else 0.0
+            MAX_DIFF["value"] = max(MAX_DIFF["value"], d)
+            assert d <= 1e-6, (col, d)
         return True
     except AssertionError as exc:
         print("   DIFFERENT:", str(exc)[:300])
@@ -189,7 +203,9 @@ def table(rows: list[dict], households: int, cmd: str) -> str:
         "is the resident set sampled every 50 ms: of this process for the single-process "
         "run, of the largest worker process and of the client for the cluster run. "
         "`equal`: every layer of the partitioned result equals the single-process one, "
-        "row for row, exactly.\n",
+        "row for row, exactly — but walk_m and walk_min, which may differ in the last bits "
+        "where two paths are equally short (largest difference of walk_m: "
+        f"{MAX_DIFF['value']:.1e} m).\n",
         "| analysis | single s | single GB | cluster | cluster s | speed-up | worker peak GB "
         "| client peak GB | equal |",
         "|---|---|---|---|---|---|---|---|---|",

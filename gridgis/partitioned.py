@@ -253,6 +253,12 @@ def _balanced_cuts(weights: np.ndarray, parts: int, breaks: np.ndarray | None = 
     return list(zip(starts, [*starts[1:], n], strict=True))
 
 
+def n_workers_of(client: Client) -> int:
+    from gridgis.cluster import n_workers
+
+    return n_workers(client)
+
+
 def _parts(client: Client, rules: ClusterRules, n_items: int) -> int:
     from gridgis.cluster import n_workers
 
@@ -599,6 +605,7 @@ class _CoveragePlan:
     sources: dict[str, int] = field(default_factory=dict)
     fac_tree: Any = None
     green_tree: Any = None
+    gates: Any = None  # the gates layer (parks are entered at their gates)
 
 
 def _nearest_on_network(polygons: np.ndarray, net) -> np.ndarray:
@@ -623,6 +630,7 @@ def _zones(net, points: np.ndarray):
 def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePlan:
     from gridgis.coverage import (
         GREEN_CATEGORIES,
+        _points_of,
         entry_points,
         green_targets,
         residential_buildings,
@@ -652,8 +660,9 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
     gs = layers.get("green_spaces")
     raw = gs.to_crs(crs).reset_index(drop=True) if gs is not None and len(gs) else None
     targets = green_targets(gs, crs, settings)
+    gate_pts = _points_of(layers.get("gates"), crs)
     entries = [
-        entry_points(targets[c].geometry.values, net, settings)[0]
+        entry_points(targets[c].geometry.values, net, settings, gate_pts)[0]
         for c in GREEN_CATEGORIES
         if c in cats
     ]
@@ -689,6 +698,7 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
         empty=empty,
         fac_tree=shapely.STRtree(fac.geometry.to_numpy()) if fac is not None else None,
         green_tree=shapely.STRtree(raw.geometry.to_numpy()) if raw is not None else None,
+        gates=layers.get("gates"),
     )
     plan.sources = _source_counts(plan)
     no_data = [c for c in cats if plan.sources[c] == 0]
@@ -696,9 +706,12 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
     return plan
 
 
-def _coverage_blocks(plan: _CoveragePlan, communities, parts: int) -> list[np.ndarray]:
+def _coverage_blocks(
+    plan: _CoveragePlan, communities, parts: int
+) -> tuple[list[np.ndarray], np.ndarray]:
     """Residential buildings (positions) in blocks of whole communities, communities in
-    Hilbert order of their representative point (buildings in none: of their own)."""
+    Hilbert order of their representative point (buildings in none: of their own); and
+    the community of each building (-1 for none)."""
     res = plan.res
     xy = shapely.get_coordinates(res["point"].to_numpy())
     ci = np.full(len(res), -1, np.int64)
@@ -717,7 +730,24 @@ def _coverage_blocks(plan: _CoveragePlan, communities, parts: int) -> list[np.nd
     c_sorted = ci[order]
     breaks = np.r_[True, (c_sorted[1:] != c_sorted[:-1]) | (c_sorted[1:] < 0)]
     cuts = _balanced_cuts(np.ones(len(res)), parts, breaks)
-    return [np.sort(order[a:b]) for a, b in cuts]
+    return [np.sort(order[a:b]) for a, b in cuts], ci
+
+
+def _regroup(key: str, pos: np.ndarray, need: np.ndarray, ci: np.ndarray, h: float) -> list:
+    """Buildings left by a partition, by community (a small core each), with the halo
+    that makes them exact: their own distances when all are known and beyond ``h``, else
+    twice ``h`` (the halo always grows, so a building left for another reason — a green
+    whose nearest road lies outside the halo — is not retried as it was)."""
+    out = []
+    for c in np.unique(ci[pos]):
+        sel = ci[pos] == c
+        n = need[sel]
+        finite = n[np.isfinite(n)]
+        wider = float(finite.max()) + 1.0 if len(finite) == len(n) else 0.0
+        if wider <= h:
+            wider = 2.0 * h
+        out.append((f"{key}-c{c}", pos[sel], wider))
+    return out
 
 
 def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict[str, Any]:
@@ -747,6 +777,7 @@ def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict
         "network": _Wire(_subnetwork(plan.net, edges)),
         "facilities": fac,
         "greens": greens,
+        "gates": plan.gates,
         "green_near": near,
         "extra": shapely.get_coordinates(plan.points[on_edges]),
         "settings": plan.settings,
@@ -899,6 +930,7 @@ def _coverage_part(p: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray, np.ndar
         crs=p["crs"],
         extra_points=shapely.points(p["extra"]),
         network=p["network"].net,
+        gates=p.get("gates"),
     )
     ok, need = _exact_rows(acc, p)
     n = len(acc.buildings)
@@ -1034,7 +1066,8 @@ def coverage_partitioned(
     run = _Runner(client, "coverage", rules)
     cov = settings.coverage
     halo = max([*cov.radius_m.values(), cov.life_circle_15min_m]) + rules.halo_extra_m
-    blocks = _coverage_blocks(plan, layers.get("communities"), _parts(client, rules, len(plan.res)))
+    parts = max(1, n_workers_of(client) * rules.coverage_partitions_per_worker)
+    blocks, ci = _coverage_blocks(plan, layers.get("communities"), min(parts, len(plan.res)))
     pending = [(f"p{k}", pos, halo) for k, pos in enumerate(blocks)]
     whole = max(plan.extent[2] - plan.extent[0], plan.extent[3] - plan.extent[1]) + 1.0
     tables = []
@@ -1051,9 +1084,7 @@ def coverage_partitioned(
         for (key, pos, h), (table, ok, need) in zip(pending, results, strict=True):
             tables.append(table)
             if not ok.all():
-                finite = need[np.isfinite(need)]
-                wider = max(2.0 * h, float(finite.max()) + 1.0 if len(finite) else 0.0)
-                nxt.append((key, pos[~ok], wider))
+                nxt += _regroup(key.split("-c")[0], pos[~ok], need, ci, h)
         left = sum(len(pos) for _, pos, _ in nxt)
         halos = sorted({round(min(h, whole)) for _, _, h in pending})
         run.report.notes.append(
@@ -1074,12 +1105,12 @@ def coverage_partitioned(
         findings=_coverage_findings(plan),
         params=_access_params(plan),
     )
-    result = _coverage_layers(access, layers, settings)
+    result = _coverage_layers(access, layers, settings, plan.net)
     result.params["cluster"] = run.finish().as_dict()
     return result
 
 
-def _coverage_layers(access, layers: dict, settings: Settings) -> CoverageResult:
+def _coverage_layers(access, layers: dict, settings: Settings, net=None) -> CoverageResult:
     """The layers of :func:`gridgis.coverage.run_coverage` from the whole access table."""
     from gridgis.coverage import (
         GAP_METHOD,
@@ -1090,6 +1121,7 @@ def _coverage_layers(access, layers: dict, settings: Settings) -> CoverageResult
         community_norms,
         coverage_gaps,
         coverage_rates,
+        service_area_layer,
     )
     from gridgis.crs import STORAGE_CRS
 
@@ -1104,6 +1136,14 @@ def _coverage_layers(access, layers: dict, settings: Settings) -> CoverageResult
         "coverage_gaps": gaps,
         "coverage_findings": access.findings.to_crs(STORAGE_CRS),
     }
+    # service areas on the whole network with the facilities alone, as run_coverage does
+    walkable, service_note = (
+        service_area_layer(net, layers.get("facilities"), settings, access.params["categories"])
+        if net is not None
+        else (None, "not written: no network")
+    )
+    if walkable is not None:
+        out["service_areas"] = walkable
     if comm is not None and len(comm):
         out["norms"] = community_norms(
             comm.to_crs(STORAGE_CRS),
@@ -1124,6 +1164,7 @@ def _coverage_layers(access, layers: dict, settings: Settings) -> CoverageResult
             "park_coverage_basis": PARK_BASIS,
             "park_coverage_floor": settings.coverage.park_coverage_floor,
             "gap_method": GAP_METHOD,
+            "service_areas": service_note,
             "gap_buffer_m": settings.coverage.gap_buffer_m,
             "grids_used": bool(grids is not None and len(grids))
             or bool(areas["grid_code"].notna().any()),

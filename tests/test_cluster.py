@@ -30,7 +30,9 @@ from gridgis.store import open_store  # noqa: E402
 from gridgis.synth import make_city  # noqa: E402
 
 #: Small partitions so that even the test city is cut into many.
-RULES = ClusterRules(retries=2, chunk_rows=200, partitions_per_worker=4)
+RULES = ClusterRules(
+    retries=2, chunk_rows=200, partitions_per_worker=4, coverage_partitions_per_worker=4
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +51,25 @@ def delineated(city):
     return delineate(city)
 
 
+#: Walking distances may differ in the last bits where two paths are equally short: the
+#: search adds the same edge lengths in another order (measured: ≤ 2e-9 m on the
+#: 1,000,000-household city). Everything else is compared exactly.
+SUMMED = {"walk_m": 1e-6, "walk_min": 1e-8}
+
+
 def same(got: pd.DataFrame, ref: pd.DataFrame) -> None:
-    """Same rows, same order, same values and dtypes (exact, floats included)."""
+    """Same rows, same order, same values and dtypes: exact, but for the summed walking
+    distances (:data:`SUMMED`, absolute tolerance)."""
+    got = pd.DataFrame(got).reset_index(drop=True)
+    ref = pd.DataFrame(ref).reset_index(drop=True)
+    summed = [c for c in SUMMED if c in ref.columns]
     pd.testing.assert_frame_equal(
-        pd.DataFrame(got).reset_index(drop=True),
-        pd.DataFrame(ref).reset_index(drop=True),
-        check_exact=True,
+        got.drop(columns=summed), ref.drop(columns=summed), check_exact=True
     )
+    for col in summed:
+        pd.testing.assert_series_equal(
+            got[col], ref[col], check_exact=False, rtol=0, atol=SUMMED[col]
+        )
 
 
 # -- specs ------------------------------------------------------------------------------
@@ -329,3 +343,24 @@ def test_remote_scheduler_and_worker_processes(tmp_path):
         for p in reversed(procs):
             p.terminate()
             p.wait(30)
+
+
+def test_province_built_on_the_cluster_equals_built_here(client):
+    """Districts built as cluster tasks give the same province as built one by one;
+    every id and code is unique across districts and the districts do not overlap."""
+    from gridgis.province import make_province
+
+    here, meta = make_province(7_001, districts=3, seed=5)
+    there, meta2 = make_province(7_001, districts=3, seed=5, client=client)
+    assert meta == meta2
+    assert [d["households"] for d in meta["districts"]] == [2334, 2334, 2333]
+    assert int(here["buildings"]["households"].sum()) == 7_001
+    for name in here:
+        same(there[name], here[name])
+    for name, key in (("buildings", "building_id"), ("communities", "community_code")):
+        assert here[name][key].is_unique, name
+    counties = {c[:6] for c in here["communities"]["community_code"]}
+    assert counties == {"329900", "329901", "329902"}
+    comm = here["communities"].to_crs(4549)
+    by_county = comm.dissolve(comm["community_code"].str[:6])
+    assert not by_county.geometry.iloc[0].intersects(by_county.geometry.iloc[1])

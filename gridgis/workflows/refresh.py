@@ -95,6 +95,9 @@ def _clean(grids: gpd.GeoDataFrame, communities, crs) -> gpd.GeoDataFrame:
     kind = _text_column(g, "kind").fillna("residential")
     g["kind"] = kind.to_numpy()
     g["flags"] = _text_column(g, "flags").fillna("").to_numpy()
+    for col in ("households", "building_count"):  # a city's own grids may lack them
+        if col not in g:
+            g[col] = 0
     return _fill_communities(g.reset_index(drop=True), communities, crs)
 
 
@@ -153,6 +156,37 @@ def band_flags(grids: gpd.GeoDataFrame, settings: Settings) -> np.ndarray:
     return np.array(out, dtype=object)
 
 
+LEAD_COLUMNS = (
+    "grid_code",
+    "community_code",
+    "street_code",
+    "kind",
+    "name",
+    "households",
+    "building_count",
+    "area_m2",
+    "polsby_popper",
+    "crossings",
+    "flags",
+    "valid_from",
+    "valid_to",
+)
+"""Columns a refreshed grids layer starts with (the rest keep their order, the assigned
+facility counts and staff columns come last): a refresh of a refresh is the same frame."""
+
+
+def ordered(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """*grids* with :data:`LEAD_COLUMNS` first, facility and staff columns last."""
+    from gridgis.assign import GRID_STAFF_COLUMNS
+
+    geom = grids.geometry.name
+    lead = [c for c in LEAD_COLUMNS if c in grids]
+    tail = [c for c in grids if str(c).startswith("facilities_")]
+    tail += [c for c in GRID_STAFF_COLUMNS if c in grids and c not in tail]
+    middle = [c for c in grids if c not in lead and c not in tail and c != geom]
+    return grids[[*lead, *middle, *tail, geom]]
+
+
 def _crossings(grids: gpd.GeoDataFrame, roads, changed: np.ndarray, settings, crs) -> np.ndarray:
     """``crossings`` of every grid: recounted (avoided road classes, the rule delineation
     and the audit share) where the geometry changed, kept where it did not (a delineation's
@@ -161,9 +195,8 @@ def _crossings(grids: gpd.GeoDataFrame, roads, changed: np.ndarray, settings, cr
 
     from gridgis.delineate.api import grid_crossings
 
-    old = pd.to_numeric(grids.get("crossings"), errors="coerce")
-    out = (old if old is not None else pd.Series(0, index=grids.index)).fillna(0).astype(int)
-    out = out.to_numpy().copy()
+    old = grids["crossings"] if "crossings" in grids else pd.Series(0, index=grids.index)
+    out = pd.to_numeric(old, errors="coerce").fillna(0).astype(int).to_numpy().copy()
     if not changed.any() or roads is None or not len(roads):
         return out
     inp = SimpleNamespace(roads=roads.to_crs(crs), alignment={})
@@ -250,13 +283,13 @@ def refresh(
     g, versions, changes = record_versions(
         g, layers.get("grid_versions"), command, params, reason, effective
     )
-    out["grids"] = g
+    out["grids"] = ordered(g)
     out["code_registry"] = rec.registry
     out["grid_versions"] = versions
     audit = _audit(out, layers, settings)
     out["grid_findings"] = audit.findings
     written = write_layers(
-        store, command, out, {"refresh": params, "assign": assign_params(assigned, settings)}
+        store, command, out, {**assign_params(assigned, settings), "refresh": params}
     )
     stats = {"grids": len(g), "recoded": recoded, "findings": len(audit.findings)}
     stats.update({k: len(v) for k, v in changes.items()})
