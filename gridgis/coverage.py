@@ -102,6 +102,11 @@ class Access:
     sources: dict[str, NDArray[np.int64]]
     findings: gpd.GeoDataFrame
     params: dict[str, Any] = field(default_factory=dict)
+    facility_nodes: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            {"facility_id": [], "category": [], "node": [], "point": []}
+        )
+    )
 
 
 def coverage_params(settings: Settings, crs: pyproj.CRS) -> dict[str, Any]:
@@ -329,28 +334,7 @@ def compute_access(
     node_b = graph.point_node[: len(res)]
     node_f = graph.point_node[offsets[1] : offsets[2]]
 
-    findings = [
-        net.findings,
-        far_snap_findings(
-            _slice_snaps(graph, 0, len(res)),
-            res["building_id"],
-            "buildings",
-            cov.max_snap_m,
-            res["point"].to_numpy(),
-            crs,
-        ),
-    ]
-    if fac is not None and len(fac):
-        findings.append(
-            far_snap_findings(
-                _slice_snaps(graph, offsets[1], offsets[2]),
-                fac["facility_id"],
-                "facilities",
-                cov.max_snap_m,
-                fac_pts,
-                crs,
-            )
-        )
+    found = _access_findings(net, graph, res, fac, fac_pts, offsets, cov.max_snap_m)
 
     points = res["point"].to_numpy()
     sources: dict[str, NDArray[np.int64]] = {}
@@ -379,16 +363,8 @@ def compute_access(
         if progress is not None:
             progress(len(frames), len(cats))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    lc = list(cov.life_circle_categories)
-    if not set(lc) <= set(cats):
-        lc = []  # a partial run (e.g. siting one category): no life-circle completeness
     no_data = [c for c in cats if len(sources[c]) == 0]
-    lc_missing = [c for c in lc if c in no_data]
-    lc = [c for c in lc if c not in no_data]  # completeness over the categories with data
-    if lc and len(table):
-        life = _life_circle_rows(table, lc, res, cov)
-        life["status"] = "partial" if lc_missing else "ok"
-        table = pd.concat([table, life], ignore_index=True)
+    table, lc, lc_missing = _with_life_circle(table, cats, no_data, res, cov)
 
     params = coverage_params(settings, crs)
     params.update(
@@ -404,20 +380,80 @@ def compute_access(
             "sources": {c: int(len(s)) for c, s in sources.items()},
         }
     )
-    found = (
-        pd.concat([f for f in findings if len(f)], ignore_index=True)
-        if any(len(f) for f in findings)
-        else findings[0]
-    )
-    found = gpd.GeoDataFrame(found, geometry="geometry", crs=crs)
     return Access(
         table=table,
         buildings=res,
         graph=graph,
         node=node_b,
         sources=sources,
+        facility_nodes=_facility_nodes(fac, node_f, offsets[1]),
         findings=found,
         params=params,
+    )
+
+
+def _access_findings(net, graph, res, fac, fac_pts, offsets, max_snap_m) -> gpd.GeoDataFrame:
+    """The network's findings, then buildings and facilities too far from it."""
+    crs = net.crs
+    findings = [
+        net.findings,
+        far_snap_findings(
+            _slice_snaps(graph, 0, len(res)),
+            res["building_id"],
+            "buildings",
+            max_snap_m,
+            res["point"].to_numpy(),
+            crs,
+        ),
+    ]
+    if fac is not None and len(fac):
+        findings.append(
+            far_snap_findings(
+                _slice_snaps(graph, offsets[1], offsets[2]),
+                fac["facility_id"],
+                "facilities",
+                max_snap_m,
+                fac_pts,
+                crs,
+            )
+        )
+    found = (
+        pd.concat([f for f in findings if len(f)], ignore_index=True)
+        if any(len(f) for f in findings)
+        else findings[0]
+    )
+    return gpd.GeoDataFrame(found, geometry="geometry", crs=crs)
+
+
+def _with_life_circle(
+    table: pd.DataFrame, cats: list[str], no_data: list[str], res, cov
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The life-circle rows added, completeness over the categories with data (status
+    ``partial`` when some have none). Returns the table, the life-circle categories used
+    and those without data."""
+    lc = list(cov.life_circle_categories)
+    if not set(lc) <= set(cats):
+        lc = []  # a partial run (e.g. siting one category): no life-circle completeness
+    lc_missing = [c for c in lc if c in no_data]
+    lc = [c for c in lc if c not in no_data]
+    if lc and len(table):
+        life = _life_circle_rows(table, lc, res, cov)
+        life["status"] = "partial" if lc_missing else "ok"
+        table = pd.concat([table, life], ignore_index=True)
+    return table, lc, lc_missing
+
+
+def _facility_nodes(fac, node_f: NDArray, first: int) -> pd.DataFrame:
+    """facility_id, category, graph node and point position of each facility searched."""
+    if fac is None or len(fac) == 0:
+        return pd.DataFrame({"facility_id": [], "category": [], "node": [], "point": []})
+    return pd.DataFrame(
+        {
+            "facility_id": fac["facility_id"].astype(str).to_numpy(),
+            "category": fac["category"].astype(str).to_numpy(),
+            "node": np.asarray(node_f, dtype=np.int64),
+            "point": first + np.arange(len(fac)),
+        }
     )
 
 
@@ -951,6 +987,11 @@ def run_coverage(
         "coverage_gaps": gaps,
         "coverage_findings": access.findings.to_crs(STORAGE_CRS),
     }
+    walkable, service_note = service_area_layer(
+        access.graph.net, layers.get("facilities"), settings, access.params.get("categories")
+    )
+    if walkable is not None:
+        out["service_areas"] = walkable
     if comm is not None and len(comm):
         out["norms"] = community_norms(
             comm.to_crs(STORAGE_CRS),
@@ -971,6 +1012,7 @@ def run_coverage(
             "park_coverage_basis": PARK_BASIS,
             "park_coverage_floor": settings.coverage.park_coverage_floor,
             "gap_method": GAP_METHOD,
+            "service_areas": service_note,
             "gap_buffer_m": settings.coverage.gap_buffer_m,
             "grids_used": bool(grids is not None and len(grids))
             or bool(areas["grid_code"].notna().any()),
@@ -980,3 +1022,206 @@ def run_coverage(
         }
     )
     return CoverageResult(access=access, layers=out, params=params, levels=levels)
+
+
+# --------------------------------------------------------------------------------------
+# Service areas: the walkable area within the radius of each facility
+# --------------------------------------------------------------------------------------
+
+SERVICE_AREA_METHOD = (
+    "road network reached within the category's radius from the facility (facility leg + "
+    "network path; partly reached roads cut where the radius runs out), buffered by "
+    "coverage.service_area_buffer_m"
+)
+
+
+def _road_segments(graph: WalkGraph) -> tuple[NDArray, ...]:
+    """Every road edge cut at its snap (virtual) nodes: edge, from/to offset (m) and the
+    graph node at each end of each segment."""
+    net = graph.net
+    n_road = net.n_nodes
+    ve, vt = graph.virt_edge, graph.virt_t
+    k = len(ve)
+    virt = n_road + np.arange(k)
+    # positions along each edge: its start, its virtual nodes (sorted), its end
+    edge = np.r_[np.arange(len(net.edge_m)), ve, np.arange(len(net.edge_m))]
+    t = np.r_[np.zeros(len(net.edge_m)), vt, net.edge_m]
+    node = np.r_[net.edge_u, virt, net.edge_v]
+    rank = np.r_[np.zeros(len(net.edge_m)), np.ones(k), np.full(len(net.edge_m), 2)]
+    order = np.lexsort((rank, t, edge))
+    edge, t, node = edge[order], t[order], node[order]
+    same = edge[1:] == edge[:-1]
+    a = np.flatnonzero(same)
+    return edge[a], t[a], t[a + 1], node[a], node[a + 1]
+
+
+def _substrings(lines: NDArray[np.object_], start: NDArray, end: NDArray) -> NDArray[np.object_]:
+    """The part of each line between two distances along it (metres), vectorised."""
+    if len(lines) == 0:
+        return np.array([], dtype=object)
+    coords, which = shapely.get_coordinates(lines, return_index=True)
+    step = np.r_[0.0, np.hypot(*np.diff(coords, axis=0).T)]
+    first = np.r_[True, which[1:] != which[:-1]]
+    step[first] = 0.0
+    along = np.cumsum(step)
+    along -= np.repeat(along[first], np.bincount(which, minlength=len(lines)))
+    inner = (along > start[which]) & (along < end[which])
+    a = shapely.get_coordinates(shapely.line_interpolate_point(lines, start))
+    b = shapely.get_coordinates(shapely.line_interpolate_point(lines, end))
+    xy = np.vstack([a, coords[inner], b])
+    idx = np.r_[np.arange(len(lines)), which[inner], np.arange(len(lines))]
+    pos = np.r_[start, along[inner], end]
+    rank = np.r_[np.zeros(len(lines)), np.ones(inner.sum()), np.full(len(lines), 2)]
+    order = np.lexsort((rank, pos, idx))
+    return shapely.linestrings(xy[order], indices=idx[order])
+
+
+def service_areas(
+    access: Access,
+    settings: Settings = DEFAULT,
+    categories: list[str] | None = None,
+    facility_ids: list[str] | None = None,
+    chunk: int = 128,
+) -> gpd.GeoDataFrame:
+    """The walkable area within the radius of each facility (metric CRS).
+
+    Method :data:`SERVICE_AREA_METHOD`. One bounded search per facility.
+
+    Parameters
+    ----------
+    access
+        Walking access (its graph and the facilities attached to it).
+    categories, facility_ids
+        Restrict to these categories / facilities (default: every facility).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        facility_id, category, radius_m, reach_m (metres of road reached), area_m2,
+        geometry.
+    """
+    return _service_areas(
+        access.graph,
+        access.facility_nodes,
+        access.buildings.crs,
+        settings,
+        categories,
+        facility_ids,
+        chunk,
+    )
+
+
+def _service_areas(
+    graph: WalkGraph,
+    facility_nodes: pd.DataFrame,
+    crs: pyproj.CRS,
+    settings: Settings,
+    categories: list[str] | None = None,
+    facility_ids: list[str] | None = None,
+    chunk: int = 128,
+) -> gpd.GeoDataFrame:
+    """:func:`service_areas` on a graph and its facilities' nodes."""
+    cols = ["facility_id", "category", "radius_m", "reach_m", "area_m2"]
+    fac = facility_nodes
+    if categories is not None:
+        fac = fac[fac["category"].isin(categories)]
+    if facility_ids is not None:
+        fac = fac[fac["facility_id"].isin([str(f) for f in facility_ids])]
+    fac = fac[fac["node"] >= 0].reset_index(drop=True)
+    if fac.empty:
+        return gpd.GeoDataFrame(
+            {c: pd.Series(dtype="object") for c in cols}, geometry=gpd.GeoSeries([], crs=crs)
+        )
+    seg_e, seg_t0, seg_t1, seg_a, seg_b = _road_segments(graph)
+    radius = fac["category"].map(settings.coverage.radius_m).to_numpy(dtype=float)
+    pieces, owner = [], []
+    for start in range(0, len(fac), chunk):
+        rows = np.arange(start, min(start + chunk, len(fac)))
+        r = radius[rows]
+        dist = dijkstra(
+            graph.matrix, directed=False, indices=fac["node"].to_numpy()[rows], limit=r.max()
+        )
+        da = r[:, None] - dist[:, seg_a]  # metres left at each segment's ends
+        db = r[:, None] - dist[:, seg_b]
+        length = seg_t1 - seg_t0
+        full = (da >= 0) & (db >= 0) & (da + db >= length)
+        i, s = np.nonzero(full)
+        parts = [(i, seg_t0[s], seg_t1[s], s)]
+        for left, from_a in ((da, True), (db, False)):
+            i, s = np.nonzero(~full & (left > 0))
+            go = np.minimum(left[i, s], length[s])
+            t0 = np.where(from_a, seg_t0[s], seg_t1[s] - go)
+            t1 = np.where(from_a, seg_t0[s] + go, seg_t1[s])
+            parts.append((i, t0, t1, s))
+        i = np.concatenate([p[0] for p in parts])
+        t0 = np.concatenate([p[1] for p in parts])
+        t1 = np.concatenate([p[2] for p in parts])
+        s = np.concatenate([p[3] for p in parts])
+        keep = t1 > t0
+        pieces.append(_substrings(graph.net.edge_geom[seg_e[s[keep]]], t0[keep], t1[keep]))
+        owner.append(rows[i[keep]])
+    lines = np.concatenate(pieces)
+    who = np.concatenate(owner)
+    reach = np.bincount(who, weights=shapely.length(lines), minlength=len(fac))
+    order = np.argsort(who, kind="stable")
+    multi = np.full(len(fac), None, dtype=object)
+    if len(lines):
+        shapely.multilinestrings(lines[order], indices=who[order], out=multi)
+    # the facility's own leg from its door to the road
+    legs = _facility_legs(graph, fac)
+    multi = shapely.union(multi, legs)
+    buffer = settings.coverage.service_area_buffer_m
+    # merged into long lines first: buffering many short pieces costs ~3x more
+    area = shapely.buffer(shapely.line_merge(multi), buffer, quad_segs=2)
+    out = gpd.GeoDataFrame(
+        {
+            "facility_id": fac["facility_id"].astype(str).to_numpy(),
+            "category": fac["category"].astype(str).to_numpy(),
+            "radius_m": radius,
+            "reach_m": np.round(reach, 1),
+        },
+        geometry=area,
+        crs=crs,
+    )
+    out["area_m2"] = out.geometry.area.round(1)
+    return out[[*cols, "geometry"]]
+
+
+def _facility_legs(graph: WalkGraph, fac: pd.DataFrame) -> NDArray[np.object_]:
+    """Straight line from each facility's point to where it meets the road."""
+    pos = fac["point"].to_numpy()
+    snaps = graph.snaps
+    e = snaps.edge[pos]
+    at = shapely.line_interpolate_point(graph.net.edge_geom[e], snaps.offset_m[pos])
+    start = shapely.points(graph.point_xy[pos])
+    return shapely.shortest_line(start, at)
+
+
+def service_area_layer(
+    net: RoadNetwork,
+    facilities: gpd.GeoDataFrame | None,
+    settings: Settings = DEFAULT,
+    categories: list[str] | None = None,
+) -> tuple[gpd.GeoDataFrame | None, str]:
+    """Layer ``service_areas`` (EPSG:4326) for every facility of the categories, on the
+    walking network with only the facilities attached (the same answer whoever builds
+    the buildings' graph), and the note for the parameters. None (with the reason) when
+    there is no facility or more than ``coverage.service_area_max_facilities``."""
+    cov = settings.coverage
+    cats = list(categories) if categories is not None else list(cov.radius_m)
+    fac_cats = [c for c in cats if c not in GREEN_CATEGORIES]
+    if facilities is None or len(facilities) == 0:
+        return None, "no facilities"
+    fac = facilities.loc[facilities["category"].isin(fac_cats)].to_crs(net.crs)
+    fac = fac.reset_index(drop=True)
+    if len(fac) == 0:
+        return None, "no facilities"
+    if len(fac) > cov.service_area_max_facilities:
+        return None, (
+            f"not written: {len(fac):,} facilities, more than "
+            f"coverage.service_area_max_facilities = {cov.service_area_max_facilities:,}"
+        )
+    graph = attach_points(net, shapely.point_on_surface(fac.geometry.values), cov.max_snap_m)
+    nodes = _facility_nodes(fac, graph.point_node, 0)
+    areas = _service_areas(graph, nodes, net.crs, settings)
+    return _valid(areas.to_crs(STORAGE_CRS)), SERVICE_AREA_METHOD

@@ -1181,7 +1181,9 @@ class WalkGraph:
 
     Nodes ``0 .. net.n_nodes-1`` are road nodes, then one virtual node per matched
     snap, then one node per matched point. ``point_node[i]`` is the node of input point
-    ``i`` (-1 when it was not matched).
+    ``i`` (-1 when it was not matched). Virtual node ``net.n_nodes + j`` lies on road
+    edge ``virt_edge[j]`` at ``virt_t[j]`` metres from its start (sorted by edge, then
+    distance).
     """
 
     net: RoadNetwork
@@ -1189,6 +1191,8 @@ class WalkGraph:
     point_node: NDArray[np.int64]
     snaps: Snaps
     point_xy: NDArray[np.float64]
+    virt_edge: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    virt_t: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
     @property
     def n_nodes(self) -> int:
@@ -1258,7 +1262,15 @@ def attach_points(
     n = n_road + 2 * k
     matrix = _undirected_matrix(u, v, w, n)
     xy = shapely.get_coordinates(points) if len(points) else np.zeros((0, 2))
-    return WalkGraph(net=net, matrix=matrix, point_node=point_node, snaps=snaps, point_xy=xy)
+    return WalkGraph(
+        net=net,
+        matrix=matrix,
+        point_node=point_node,
+        snaps=snaps,
+        point_xy=xy,
+        virt_edge=e_s,
+        virt_t=t_s,
+    )
 
 
 def _undirected_matrix(u: NDArray, v: NDArray, w: NDArray, n: int) -> csr_array:

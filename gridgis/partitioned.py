@@ -605,6 +605,7 @@ class _CoveragePlan:
     sources: dict[str, int] = field(default_factory=dict)
     fac_tree: Any = None
     green_tree: Any = None
+    gates: Any = None  # the gates layer (parks are entered at their gates)
 
 
 def _nearest_on_network(polygons: np.ndarray, net) -> np.ndarray:
@@ -629,6 +630,7 @@ def _zones(net, points: np.ndarray):
 def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePlan:
     from gridgis.coverage import (
         GREEN_CATEGORIES,
+        _points_of,
         entry_points,
         green_targets,
         residential_buildings,
@@ -658,8 +660,9 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
     gs = layers.get("green_spaces")
     raw = gs.to_crs(crs).reset_index(drop=True) if gs is not None and len(gs) else None
     targets = green_targets(gs, crs, settings)
+    gate_pts = _points_of(layers.get("gates"), crs)
     entries = [
-        entry_points(targets[c].geometry.values, net, settings)[0]
+        entry_points(targets[c].geometry.values, net, settings, gate_pts)[0]
         for c in GREEN_CATEGORIES
         if c in cats
     ]
@@ -695,6 +698,7 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
         empty=empty,
         fac_tree=shapely.STRtree(fac.geometry.to_numpy()) if fac is not None else None,
         green_tree=shapely.STRtree(raw.geometry.to_numpy()) if raw is not None else None,
+        gates=layers.get("gates"),
     )
     plan.sources = _source_counts(plan)
     no_data = [c for c in cats if plan.sources[c] == 0]
@@ -763,6 +767,7 @@ def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict
         "network": _Wire(_subnetwork(plan.net, edges)),
         "facilities": fac,
         "greens": greens,
+        "gates": plan.gates,
         "green_near": near,
         "extra": shapely.get_coordinates(plan.points[on_edges]),
         "settings": plan.settings,
@@ -915,6 +920,7 @@ def _coverage_part(p: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray, np.ndar
         crs=p["crs"],
         extra_points=shapely.points(p["extra"]),
         network=p["network"].net,
+        gates=p.get("gates"),
     )
     ok, need = _exact_rows(acc, p)
     n = len(acc.buildings)
@@ -1089,12 +1095,12 @@ def coverage_partitioned(
         findings=_coverage_findings(plan),
         params=_access_params(plan),
     )
-    result = _coverage_layers(access, layers, settings)
+    result = _coverage_layers(access, layers, settings, plan.net)
     result.params["cluster"] = run.finish().as_dict()
     return result
 
 
-def _coverage_layers(access, layers: dict, settings: Settings) -> CoverageResult:
+def _coverage_layers(access, layers: dict, settings: Settings, net=None) -> CoverageResult:
     """The layers of :func:`gridgis.coverage.run_coverage` from the whole access table."""
     from gridgis.coverage import (
         GAP_METHOD,
@@ -1105,6 +1111,7 @@ def _coverage_layers(access, layers: dict, settings: Settings) -> CoverageResult
         community_norms,
         coverage_gaps,
         coverage_rates,
+        service_area_layer,
     )
     from gridgis.crs import STORAGE_CRS
 
@@ -1119,6 +1126,14 @@ def _coverage_layers(access, layers: dict, settings: Settings) -> CoverageResult
         "coverage_gaps": gaps,
         "coverage_findings": access.findings.to_crs(STORAGE_CRS),
     }
+    # service areas on the whole network with the facilities alone, as run_coverage does
+    walkable, service_note = (
+        service_area_layer(net, layers.get("facilities"), settings, access.params["categories"])
+        if net is not None
+        else (None, "not written: no network")
+    )
+    if walkable is not None:
+        out["service_areas"] = walkable
     if comm is not None and len(comm):
         out["norms"] = community_norms(
             comm.to_crs(STORAGE_CRS),
@@ -1139,6 +1154,7 @@ def _coverage_layers(access, layers: dict, settings: Settings) -> CoverageResult
             "park_coverage_basis": PARK_BASIS,
             "park_coverage_floor": settings.coverage.park_coverage_floor,
             "gap_method": GAP_METHOD,
+            "service_areas": service_note,
             "gap_buffer_m": settings.coverage.gap_buffer_m,
             "grids_used": bool(grids is not None and len(grids))
             or bool(areas["grid_code"].notna().any()),

@@ -282,6 +282,15 @@ class CoverageRules:
     """A sampled boundary point is an entry when the walking network is within this many
     metres (besides where the boundary meets a road, and the boundary point nearest the
     network, which are always entries). Project parameter."""
+    service_area_buffer_m: float = 30.0
+    """Service areas (layer ``service_areas``): the roads reached within the radius are
+    buffered by this many metres, the depth of the buildings along them (drawing
+    parameter; a building counts by its own walk, not by this area)."""
+    service_area_max_facilities: int = 1_000
+    """``coverage`` writes service areas (one bounded search and one polygon per
+    facility, about 2–8 ms each on the 2-core machine) up to this many facilities;
+    beyond, the layer is left out and said so (the API draws any one on request). Keeps
+    the 1,000,000-household city (7,719 facilities) within its time budget."""
     gap_buffer_m: float = 20.0
     """Coverage gap polygons: uncovered residential buildings' footprints buffered by this
     many metres, dissolved per community and category, clipped to the community
@@ -292,13 +301,12 @@ class CoverageRules:
 class NetworkRules:
     """Walking-network topology repair and walls/gates (issue 13).
 
-    Measured on the Nanjing OpenStreetMap extract (correctly noded, 106 real dead ends
-    after noding): the nearest other road line lies 0.08 m and 0.20 m from two of them
-    (mapping slips), then 1.31 m, 1.55 m, 1.61 m… (2 within 1 m, 6 within 2 m, 14 within
-    5 m). The demo city's 9 dead ends are all T-junctions missed by 2.5e-10–9.8e-10 m.
-    CAD-derived centrelines stop short of / overshoot the road they meet by centimetres
-    to a metre (issue 13). Command: ``python benchmarks/bench_coverage.py`` notes in
-    ``benchmarks/RESULTS.md`` (section "Topology repair").
+    Measured (``benchmarks/measure_snap_tolerance.py``, table in ``benchmarks/RESULTS.md``):
+    on the Nanjing OpenStreetMap extract, noded by its mappers, of 80 real dead ends the
+    nearest other road lies 4.6e-7 m (a floating-point slip), 0.08 m and 0.20 m (mapping
+    slips) from three, then 1.3 m, 1.5 m, 1.6 m…; the demo city's 9 dead ends are all
+    T-junctions missed by 2.5e-10–9.8e-10 m after reprojection. CAD-derived centrelines
+    stop short of / overshoot the road they meet by centimetres to a metre (issue 13).
     """
 
     snap_tolerance_m: float = 1.0
@@ -433,16 +441,20 @@ class ImportRules:
     max_road_layer: int = 10
     """Largest vertical layer (either sign) of a road: OpenStreetMap's ``layer`` tag runs
     -5…5 in practice (its wiki); a larger value is a typing error."""
-    crs_check_sample: int = 500
+    crs_check_sample: int = 2_000
     """Features sampled (evenly, deterministically) to test the declared CRS against the
-    alternatives; enough for a stable median, cheap on a million rows."""
+    alternatives: enough for a stable median and for the feature-by-feature sign test
+    (``crs_check_min_z``) to see a 10–20 % effect; four nearest-feature queries of 2,000
+    points are cheap on a workspace of any size."""
     crs_check_min_features: int = 10
     """Fewest features (and reference features nearby) needed to judge a CRS; fewer give
     no verdict (the import is not refused)."""
     crs_check_ratio: float = 0.5
-    """Statistic: the median distance (m) from the sampled imported features to the
-    nearest feature of the layers already in the workspace (roads, buildings,
-    facilities, addresses), with the features placed by each CRS hypothesis. Another
+    """Statistics: the median distance (m) from the sampled imported features to the
+    road their address names, when enough name a road the workspace holds; and the
+    median distance to the nearest feature of the layers already in the workspace
+    (roads, buildings, facilities, addresses); each with the features placed by each
+    CRS hypothesis (:mod:`gridgis.io.plausible`). Another
     CRS "fits clearly better" when its median is at most this share of the declared
     CRS's median (and see ``crs_check_min_gain_m``, ``crs_check_max_reference_m``).
     Measured: OSM facilities of Nanjing Xinjiekou against its roads and buildings, 0 m
@@ -456,6 +468,22 @@ class ImportRules:
     a few metres, so a smaller difference is noise (dense cities put any point within
     ~10–30 m of some road or building, so the gain can be small where the ratio is
     large)."""
+    crs_check_min_z: float = 5.0
+    """Third statistic, for layers unrelated to the imported ones (bus stops against
+    kindergartens): the share of sampled features another CRS puts nearer to their
+    nearest existing feature than the declared one does, as a sign-test z score
+    (z = (share − ½)·2·√n). Another CRS fits clearly better when z reaches this AND its
+    median is at most ``crs_check_paired_ratio`` of the declared one's. Measured on the
+    Shanghai Amap POIs (2,000 sampled): kindergartens read as GCJ-02 against bus stops,
+    restaurants or hospitals z = 6.2–7.6 (medians 0.79–0.82); metro stations against bus
+    stops or restaurants 6.3–6.7 (0.59–0.61); correctly declared files against the others
+    at most z = 4.2, and then with medians 0.91 apart. 5 (one in 3.5 million by chance)
+    keeps the wrong-way cases out: over 28 pairs of Shanghai files (5 workspaces × 6
+    imports) no correctly declared file was refused, 20 of the 56 wrong declarations
+    were (the rest got no verdict: against theatres or universities nothing tells), and
+    every refusal named the right CRS."""
+    crs_check_paired_ratio: float = 0.85
+    """Median margin the sign test needs (see ``crs_check_min_z``)."""
     crs_check_max_reference_m: float = 200.0
     """The better CRS must also put its median feature within this distance (m) of the
     existing layers: both hypotheses far from everything means the data lies elsewhere,

@@ -263,6 +263,8 @@ def test_assign_staff_then_lookup_shows_them(client, layers):
     assert r.json()["layers"]["staff"] == len(layers["staff"]) + 2
     grid = client.get(f"/grids/{code}").json()
     assert {"NEW1", "NEW2"} <= {x["staff_id"] for x in grid["staff"]}
+    assert "陈晓明" in grid["statistics"]["grid_head"]  # derived columns refreshed
+    assert "李红" in grid["statistics"]["grid_workers"]
     pt = row.geometry.representative_point()
     r = client.get(f"/lookup/point?lon={pt.x}&lat={pt.y}", headers=AUTH).json()
     people = {p["name"]: p for p in r["people"]}
@@ -504,7 +506,8 @@ def test_items_from_a_store_without_native_geojson(tmp_path, layers, client):
         read_page_geojson = Store.read_page_geojson  # the base: None
 
     store = FramesOnly(tmp_path / "plain.gpkg")
-    store.write_many({k: layers[k] for k in ("grids", "staff", "communities")})
+    served = client.app.state.ctx.store  # as earlier tests left it (uploads refresh grids)
+    store.write_many({k: served.read(k) for k in ("grids", "staff", "communities")})
     with TestClient(create_app(store, token=TOKEN)) as plain:
         for url in (
             "/collections/grids/items?limit=5&offset=3",

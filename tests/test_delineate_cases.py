@@ -235,3 +235,18 @@ def test_a_building_cut_by_a_community_boundary_is_reported():
     assert (
         "X" in cut["detail"].iloc[0] and C in cut["detail"].iloc[0] and c2 in cut["detail"].iloc[0]
     )
+
+
+def test_a_street_name_three_provinces_share_is_told_apart_by_where_the_data_lie():
+    divisions = pytest.importorskip("gridgis.divisions")
+    if not divisions.available():
+        pytest.skip("the national division table is not installed")
+    from gridgis.delineate.streets import resolve_street
+    from gridgis.errors import InputError
+
+    code, reserved = resolve_street("学院路街道", None, (116.35, 40.0))  # Beijing, 海淀区
+    assert code == "110108010" and reserved and all(c.startswith(code) for c in reserved)
+    assert resolve_street("学院路街道", None, (126.6, 45.8))[0].startswith("23")  # Harbin
+    with pytest.raises(InputError, match="ambiguous"):
+        resolve_street("学院路街道")  # no county, no location: refused, naming them
+    assert resolve_street("110108010")[0] == "110108010"

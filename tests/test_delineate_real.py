@@ -159,3 +159,31 @@ def test_cli_communities_of_a_real_street_never_take_a_real_committee_code(tmp_p
     taken = set(divisions.community_codes_of("110108010"))
     assert taken and not taken & set(comm["community_code"])
     assert comm["name"].str.startswith("生成社区").all()
+
+
+@pytest.mark.shared
+def test_cli_communities_with_a_county_only_skip_the_placeholder_streets_committees(tmp_path):
+    """With ``--county`` only, communities take the placeholder street <county>001 (a real
+    street: 110108001 万寿路街道): their codes skip every code the table gives its
+    committees."""
+    from typer.testing import CliRunner
+
+    from gridgis.cli import app
+    from gridgis.io import import_into
+    from gridgis.store import open_store
+
+    if not CAU.exists():
+        pytest.skip("needs ../shared/data (Beijing OSM)")
+    divisions = pytest.importorskip("gridgis.divisions")
+    if not divisions.available():
+        pytest.skip("the national division table is not installed")
+    ws = tmp_path / "bj.gpkg"
+    import_into(open_store(ws), [CAU])
+    run = CliRunner().invoke(
+        app, ["delineate", "--workspace", str(ws), "--communities", "--county", "110108"]
+    )
+    assert run.exit_code == 0, run.output
+    comm = open_store(ws).read("communities")
+    taken = set(divisions.community_codes_of("110108001"))
+    assert taken and comm["community_code"].str.startswith("110108001").all()
+    assert not taken & set(comm["community_code"])

@@ -98,7 +98,7 @@ def test_import_fills_missing_names_and_rejects_mismatches(store, tmp_path):
     got = store.read("streets").set_index("street_code")["name"].to_dict()
     assert got == {"110108010": "学院路街道", "110108002": "永定路街道"}
     rej = store.read("rejects")
-    assert list(rej["row"]) == [2] and list(rej["field"]) == ["name"]
+    assert list(rej["row"]) == [1] and list(rej["field"]) == ["name"]  # features[1]
     reason = rej["reason"].iloc[0]
     assert "'海淀街道'" in reason and "110108001" in reason and "'万寿路街道'" in reason
     assert result.summary() == ["streets: 0 kept, 2 added, 1 rejected"]

@@ -117,7 +117,18 @@ def layers() -> dict:
             "rate_straight": [1.0] * 5,
         }
     )
+    # B1 redrawn on 2025-03-01 (its open version); A1 and A2 have no versions
+    versions = _gdf(
+        {
+            "grid_code": [B1, B1],
+            "version": [1, 2],
+            "valid_from": ["2024-01-01", "2025-03-01"],
+            "valid_to": ["2025-03-01", None],
+        },
+        [box(118.804, Y0, 118.806, 32.042), box(118.804, Y0, 118.806, Y1)],
+    )
     return {
+        "grid_versions": versions,
         "streets": streets,
         "communities": comms,
         "grids": grids,
@@ -143,6 +154,7 @@ def test_ledger_figures_by_hand(layers):
     assert bool(g.loc[B1, "flagged"]) and not bool(g.loc[A1, "flagged"])
     assert g.loc[A2, "kind_label"] == "单位网格"
     assert g.loc[B1, "coverage_kindergarten"] == 0.5
+    assert g.loc[B1, "valid_from"] == "2025-03-01" and pd.isna(g.loc[A1, "valid_from"])
     assert g.loc[A1, "community_name"] == "甲社区" and g.loc[A1, "street_name"] == "新街口街道"
     assert not any("phone" in c for c in g.columns)  # personal data only when asked
     c = book.plain("communities").set_index("community_code")
@@ -451,6 +463,7 @@ def test_pdf_boards_one_a4_page_each(pdfs):
     assert "张三" in pages[0] and "13800000001" not in text  # names, never phones
     assert "待配备" in pages[0] and "<NA>" not in text and "nan" not in text
     assert "中山路" in pages[0] and "汉中路" in pages[0] and "生效日期: 2026-01-02" in pages[0]
+    assert "生效日期: 2025-03-01" in pages[2]  # B1's open version in grid_versions
 
 
 def test_pdf_atlas_pages_in_order(pdfs):
@@ -467,6 +480,9 @@ def test_pdf_atlas_pages_in_order(pdfs):
     ).stdout
     pages = text.split("\f")
     assert "示范区 网格地图集" in pages[0] and "甲社区" in pages[0]
+    # contents: street on page 3, community A on 4, B on 7 (after A's two boards)
+    toc = " ".join(pages[0].split())
+    assert "新街口街道 (320102001) · 第 3 页" in toc and "乙社区 (320102001002) · 第 7 页" in toc
     assert A2 in pages[5] and B1 in pages[7]
 
 

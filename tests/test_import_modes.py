@@ -113,7 +113,8 @@ def test_append_adds_rows_and_rejects_keys_already_stored(store, tmp_path):
     assert int(got.set_index("building_id").loc["b3", "households"]) == 32
     rej = store.read("rejects")
     assert sorted(rej["value"]) == ["b3", "b4"]
-    assert set(rej["row"]) == {1, 3} and set(rej["field"]) == {"building_id"}
+    assert set(rej["row"]) == {0, 2}  # GeoJSON features[0] and features[2]
+    assert set(rej["field"]) == {"building_id"}
     assert rej["reason"].str.contains("already in the workspace").all()
     assert rej["source"].str.endswith("more_buildings.geojson").all()
     assert result.to_dict()["layers"]["buildings"]["after"] == 6
@@ -252,7 +253,9 @@ def test_geojson_rejects_give_feature_numbers(tmp_path):
 
     src = _buildings_file(tmp_path / "buildings.geojson", ["a", "b", "c"], [1, "1e30", 3])
     v = read_source(src)["buildings"]
-    assert list(v.rejects["row"]) == [2]  # the 2nd feature (features[1])
+    assert list(v.rejects["row"]) == [1]  # the file's feature id: features[1]
+    gpkg = _buildings_file(tmp_path / "buildings.gpkg", ["a", "b", "c"], [1, "1e30", 3])
+    assert list(read_source(gpkg)["buildings"].rejects["row"]) == [2]  # GeoPackage fid 2
 
 
 # --------------------------------------------------------------------------------------
@@ -401,3 +404,31 @@ def test_a_layer_without_valid_rows_is_left_unchanged_in_a_multi_layer_import(st
     assert sorted(store.read("buildings")["building_id"]) == ["b1", "b2"]
     assert list(store.read("rejects")["value"]) == ["-5"]
     assert result.layers["buildings"].written is False
+
+
+def test_import_into_a_delineated_workspace_refreshes_the_grids(demo_delineated_gpkg, tmp_path):
+    """Appending a building with 50 households into a grid: the refresh workflow runs
+    after the import and the grid's households grow by 50."""
+    import shutil
+
+    ws = tmp_path / "ws.gpkg"
+    shutil.copy(demo_delineated_gpkg, ws)
+    store = open_store(ws)
+    grids = store.read("grids")
+    target = grids.iloc[0]
+    inside = target.geometry.representative_point()
+    new = gpd.GeoDataFrame(
+        {"building_id": ["new1"], "households": [50], "use": ["residential"]},
+        geometry=[
+            shapely.box(
+                inside.x - 0.00005, inside.y - 0.00005, inside.x + 0.00005, inside.y + 0.00005
+            )
+        ],
+        crs="EPSG:4326",
+    )
+    new.to_file(tmp_path / "new_buildings.geojson")
+    result = import_files(store, [tmp_path / "new_buildings.geojson"], mode="append")
+    assert result.refreshed is not None and "grids" in result.refreshed.written
+    after = store.read("grids").set_index("grid_code")["households"]
+    assert int(after[target["grid_code"]]) == int(target["households"]) + 50
+    assert result.to_dict()["refreshed"]

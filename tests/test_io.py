@@ -804,7 +804,7 @@ def test_duplicate_key_across_files(tmp_path):
     one, two = tmp_path / "buildings_a.geojson", tmp_path / "buildings_b.geojson"
     _buildings(2).to_file(one)
     b = _buildings(3)
-    b.loc[2, "BLDG_ID"] = "b1"  # row 3 of the second file repeats a key of the first
+    b.loc[2, "BLDG_ID"] = "b1"  # features[2] of the second file repeats a key of the first
     b.loc[0, "BLDG_ID"] = "x0"
     b.loc[1, "BLDG_ID"] = "x1"
     b.to_file(two)
@@ -818,7 +818,7 @@ def test_duplicate_key_across_files(tmp_path):
     assert len(rej) == 1
     assert (rej["source"][0], rej["row"][0], rej["field"][0], rej["value"][0]) == (
         str(two),
-        3,
+        2,  # the file's own feature id (GeoJSON: features[2])
         "building_id",
         "b1",
     )

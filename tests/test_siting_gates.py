@@ -125,3 +125,71 @@ def test_demo_city_gates_bring_households():
     new = s[["geometry"]].assign(gate_id=[f"new{i}" for i in range(len(s))])
     more = gpd.GeoDataFrame(pd.concat([L["gates"], new], ignore_index=True), crs=4326)
     assert covered(more) - covered(L["gates"]) == s["households_new"].sum()
+
+
+def test_gates_from_csv_through_the_normal_reader(tmp_path, layers):
+    """A gates table (CSV, lon/lat) imports as layer ``gates`` and walls the compound."""
+    from gridgis.io import import_into
+    from gridgis.store import open_store
+
+    store = open_store(tmp_path / "ws.gpkg")
+    store.write_many({k: v.to_crs(4326) for k, v in layers.items() if k != "gates"})
+    lonlat = layers["gates"].to_crs(4326).geometry.iloc[0]
+    csv = tmp_path / "gates.csv"
+    csv.write_text(
+        "gate_id,name,access,lon,lat\n"
+        f"C1-N,北门,yes,{lonlat.x:.9f},{lonlat.y:.9f}\n"
+        f"C1-X,旧门,no,{lonlat.x:.9f},{lonlat.y - 0.0009:.9f}\n",
+        encoding="utf-8",
+    )
+    import_into(store, [csv], layer="gates", crs="wgs84")
+    gates = store.read("gates")
+    assert list(gates["gate_id"]) == ["C1-N", "C1-X"]
+    assert gates.geometry.iloc[0].distance(lonlat) < 1e-7
+    # the closed gate (access=no) does not open the wall
+    from gridgis.network import make_walls
+
+    walls, _ = make_walls(store.read("compounds"), gates, CRS, Settings().network)
+    assert list(walls.gate_ids) == ["C1-N"]
+
+
+def test_osm_gates_on_a_compound_boundary(tmp_path):
+    """``barrier=gate`` / ``entrance=*`` nodes on a residential land use's boundary become
+    gates (``access`` kept), the land use a compound; a gate elsewhere is not imported."""
+    from gridgis.io.osm import read_osm
+
+    lat0, lon0 = 32.05, 118.78
+    d = 0.001
+    corners = [(lat0, lon0), (lat0, lon0 + d), (lat0 + d, lon0 + d), (lat0 + d, lon0)]
+    nodes = "".join(
+        f'<node id="{i + 1}" lat="{la}" lon="{lo}"/>' for i, (la, lo) in enumerate(corners)
+    )
+    nodes += (
+        f'<node id="10" lat="{lat0}" lon="{lon0 + d / 2}">'
+        '<tag k="barrier" v="gate"/><tag k="access" v="private"/></node>'
+        f'<node id="11" lat="{lat0 + d}" lon="{lon0 + d / 2}">'
+        '<tag k="entrance" v="service"/><tag k="access" v="no"/></node>'
+        f'<node id="12" lat="{lat0 + 5 * d}" lon="{lon0}"><tag k="barrier" v="gate"/></node>'
+        f'<node id="20" lat="{lat0 - d}" lon="{lon0}"/>'
+        f'<node id="21" lat="{lat0 - d}" lon="{lon0 + d}"/>'
+    )
+    ways = (
+        '<way id="100"><nd ref="1"/><nd ref="10"/><nd ref="2"/><nd ref="3"/><nd ref="11"/>'
+        '<nd ref="4"/><nd ref="1"/><tag k="landuse" v="residential"/>'
+        '<tag k="name" v="幸福小区"/></way>'
+        '<way id="101"><nd ref="20"/><nd ref="21"/><tag k="highway" v="residential"/>'
+        '<tag k="bridge" v="yes"/><tag k="layer" v="1"/></way>'
+    )
+    path = tmp_path / "gates.osm"
+    path.write_text(
+        f"<?xml version='1.0' encoding='UTF-8'?><osm version='0.6'>{nodes}{ways}</osm>",
+        encoding="utf-8",
+    )
+    raw = read_osm(path)
+    gates = raw["gates"].set_index("gate_id")
+    assert sorted(gates.index) == ["osm_n10", "osm_n11"]
+    assert gates.loc["osm_n10", "access"] == "private"
+    assert gates.loc["osm_n11", "access"] == "no"
+    assert list(raw["compounds"]["compound_id"]) == ["osm_w100"]
+    road = raw["roads"].iloc[0]
+    assert road["layer"] == 1 and bool(road["bridge"]) is True

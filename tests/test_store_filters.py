@@ -98,12 +98,14 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
-    """The probe layer in a GeoPackage and in PostGIS."""
-    gpkg = open_store(tmp_path_factory.mktemp("f") / "f.gpkg")
+    """The probe layer in a GeoPackage, in GeoParquet and in PostGIS."""
+    folder = tmp_path_factory.mktemp("f")
+    gpkg = open_store(folder / "f.gpkg")
+    parquet = open_store(folder / "f.parquet")
     pg = open_store(fresh_pg_url())
-    for s in (gpkg, pg):
+    for s in (gpkg, parquet, pg):
         s.write("probe", probe_layer())
-    yield {"gpkg": gpkg, "postgis": pg}
+    yield {"gpkg": gpkg, "parquet": parquet, "postgis": pg}
     pg.close()
     gpkg.close()
 

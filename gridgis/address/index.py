@@ -47,7 +47,7 @@ def strip_one_admin(name: str) -> str | None:
     return rest if len(rest) >= 2 and not rest.startswith(("场", "心")) else None
 
 
-def name_variants(name: str, settings: Settings | None = None) -> list[str]:
+def name_variants(name: str) -> list[str]:
     """A normalised place name and the same name without its administrative prefixes, one
     at a time, longest first (闵行区上海市燎原双语学校 → 上海市燎原双语学校 → 燎原双语学校)."""
     out = [name] if name else []
@@ -128,11 +128,6 @@ class AddressIndex:
         self.name_keys = list(self.names)
         self._reversed: list[tuple[str, str]] | None = None
 
-    @property
-    def compound(self) -> dict[str, list[int]]:
-        """Place names → rows (the former name of :attr:`names`)."""
-        return self.names
-
     def _fill(self, df: pd.DataFrame) -> None:
         settings = self.settings
         col = {c: _column(df, c) for c in ("district", "road", "number", "building_no", "unit")}
@@ -140,6 +135,7 @@ class AddressIndex:
         def given(c: str, i: int) -> str | None:
             return normalise(col[c][i]).text if col[c] is not None else None
 
+        names: dict[str, str] = {}  # raw name → normalised (names repeat row after row)
         for i in range(len(df)):
             p = parse(self.text[i], settings)
             road = p.road or given("road", i) or None
@@ -162,8 +158,13 @@ class AddressIndex:
             street = road or p.poi or village(p)
             if street and number:
                 self.door[(street, p.lane or "", bare(number, "号"))].append(i)
-            for nm in {normalise_name(self.name[i]), p.poi or ""}:
-                self._add_name(nm, i)
+            raw = self.name[i]
+            nm = names.get(raw)
+            if nm is None:
+                nm = names[raw] = normalise_name(raw)
+            self._add_name(nm, i)
+            if p.poi and p.poi != nm:
+                self._add_name(p.poi, i)
 
     def _add_name(self, name: str, row: int) -> None:
         variants = self._variants.get(name)

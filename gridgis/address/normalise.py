@@ -217,8 +217,13 @@ def normalise(text: str) -> Normalised:
     >>> normalise("報春路５５８弄三十八號").text
     '报春路558弄38号'
     """
+    return Normalised(*normalise_parts(text))
+
+
+def normalise_parts(text: str) -> tuple[str, tuple[str, ...]]:
+    """:func:`normalise` as a plain pair (text, hints), for the parser's inner loop."""
     if not isinstance(text, str):
-        return Normalised("")
+        return "", ()
     s = _prepare(text)
     hints: list[str] = []
     if "(" in s:
@@ -244,8 +249,10 @@ def normalise(text: str) -> Normalised:
     for rx, repl, triggered in _SYNONYM_SUBS:
         if triggered(s):
             s = rx.sub(repl, s)
+    if not hints:
+        return s, ()
     hints_n = tuple(RE_DROP.sub("", numerals_to_digits(h)) for h in hints)
-    return Normalised(s, tuple(h for h in hints_n if h))
+    return s, tuple(h for h in hints_n if h)
 
 
 def normalise_name(text: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gridgis.address.admin import strip_admin
 from gridgis.address.components import ParsedAddress
-from gridgis.address.normalise import normalise
+from gridgis.address.normalise import normalise_parts
 from gridgis.address.roads import find_road, split_road
 from gridgis.address.tail import parse_tail
 from gridgis.standards import DEFAULT, Settings
@@ -69,9 +69,9 @@ def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
     >>> (p.district, p.road, p.lane, p.number)
     ('闵行区', '报春路', '558弄', '38号')
     """
-    norm = normalise(text)
-    p = ParsedAddress(text=norm.text, hints=norm.hints)
-    s = strip_admin(norm.text, p, settings)
+    norm, hints = normalise_parts(text)
+    p = ParsedAddress(text=norm, hints=hints)
+    s = strip_admin(norm, p, settings)
     p.rest = s
     m = find_road(s)
     if m is None:

@@ -25,6 +25,30 @@ from gridgis.cli.common import (
 )
 from gridgis.cli.i18n import t
 
+StreetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--street",
+        help="With --communities: the real street (街道) the area lies in, by name "
+        "(学院路街道) or 9-digit code, from the national division table; generated "
+        "community codes start with its code and skip every code the table gives "
+        "its committees.",
+    ),
+]
+ChangedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--changed",
+        help="Divide again only the communities whose households changed by more than "
+        "grid.redivide_min_change_households since the grids were made; every other "
+        "grid keeps its geometry and code.",
+    ),
+]
+LockOpt = Annotated[
+    list[str] | None,
+    typer.Option("--lock", help="Grid code kept exactly as it is (repeatable); implies --changed."),
+]
+
 
 @app.command()
 def delineate(
@@ -58,31 +82,9 @@ def delineate(
     ] = None,
     reason: ReasonOpt = None,
     effective: EffectiveOpt = None,
-    street: Annotated[
-        str | None,
-        typer.Option(
-            "--street",
-            help="With --communities: the real street (街道) the area lies in, by name "
-            "(学院路街道) or 9-digit code, from the national division table; generated "
-            "community codes start with its code and skip every code the table gives "
-            "its committees.",
-        ),
-    ] = None,
-    changed: Annotated[
-        bool,
-        typer.Option(
-            "--changed",
-            help="Divide again only the communities whose households changed by more than "
-            "grid.redivide_min_change_households since the grids were made; every other "
-            "grid keeps its geometry and code.",
-        ),
-    ] = False,
-    lock: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--lock", help="Grid code kept exactly as it is (repeatable); implies --changed."
-        ),
-    ] = None,
+    street: StreetOpt = None,
+    changed: ChangedOpt = False,
+    lock: LockOpt = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
     cluster: ClusterOpt = None,

@@ -250,6 +250,8 @@ def _print_result(result, store: Store) -> None:
     console.print(table)
     for line in summary_lines(result):
         console.print(escape(line))
+    if result.refreshed is not None:
+        console.print(escape(result.refreshed.summary))
     _print_rejects(result.rejects)
 
 

@@ -20,8 +20,10 @@ The algorithm, community by community, in the metric CRS (:func:`gridgis.crs.met
 6. **Runner** (:mod:`~gridgis.delineate.runner`): one area at a time, a fork pool on large
    inputs; **flags** (:mod:`~gridgis.delineate.flags`) typed, rendered as text.
 7. **Public API** (:mod:`~gridgis.delineate.api`, :mod:`~gridgis.delineate.communities`):
-   :func:`delineate`, :func:`recount`, :func:`make_communities`; per-community statistics
-   (:mod:`~gridgis.delineate.stats`).
+   :func:`delineate`, :func:`recount`, :func:`make_communities` (in a real street:
+   :mod:`~gridgis.delineate.streets`); per-community statistics
+   (:mod:`~gridgis.delineate.stats`); minimal-change re-grid :func:`regrid`
+   (:mod:`~gridgis.delineate.regrid`).
 
 Infeasible cases still produce grids, with a flag naming the reason.
 """

@@ -92,18 +92,24 @@ def cell_edges(face, footprints: np.ndarray, points: np.ndarray, step_m: float) 
             only_edges=True,
         )
         return lines_only(np.array([shapely.intersection(edges, face)]))
-    order = np.argsort(owner, kind="stable")
-    starts = np.flatnonzero(np.r_[True, owner[order][1:] != owner[order][:-1]])
-    merged = np.array([shapely.coverage_union_all(g) for g in np.split(cells[order], starts[1:])])
+    # borders between cells of different buildings (cells of one building share theirs)
+    seg, ca, cb = _shared_segments(cells)
+    seg = seg[owner[ca] != owner[cb]]
+    if len(seg) == 0:
+        return np.empty(0, dtype=object)
+    lines = shapely.line_merge(shapely.multilinestrings(shapely.linestrings(seg.reshape(-1, 2, 2))))
+    edges = lines_only(np.array([shapely.intersection(lines, face)], dtype=object))
     # outlines are sampled every step_m, so a border may cut a corner of a building or run
-    # beside a shared wall: each cell takes its own building's ground and none of another's
-    # (touching buildings are then separated exactly along their wall)
-    foot = np.asarray(footprints, dtype=object)[np.unique(owner)]
-    if len(foot) == len(merged):
-        others = shapely.union_all(footprints)
-        merged = shapely.union(shapely.difference(merged, others), shapely.make_valid(foot))
-    edges = lines_only(shapely.intersection(shapely.boundary(merged), face))
-    return spare_buildings(edges, inner_footprints(footprints))
+    # beside a shared wall: the stretches inside buildings are dropped, and buildings that
+    # touch another are outlined, so touching buildings part exactly along their wall
+    foot = np.asarray(footprints, dtype=object)
+    i, j = STRtree(foot).query(foot, predicate="intersects")
+    touching = np.unique(i[i != j])
+    walls = lines_only(
+        shapely.intersection(shapely.get_exterior_ring(shapely.get_parts(foot[touching])), face)
+    )
+    edges = np.concatenate([spare_buildings(edges, inner_footprints(foot)), walls])
+    return edges
 
 
 @dataclass

@@ -51,6 +51,23 @@ EXPLAINED = frozenset(
 )
 
 
+#: Kinds that say a grid holds fewer households than the band (a refresh that recounts
+#: households re-derives every kind of :data:`BELOW_BAND` and :data:`ABOVE_BAND`).
+BELOW_BAND = frozenset(
+    {
+        FlagKind.BELOW_MIN,
+        FlagKind.COMMUNITY_TOO_SMALL,
+        FlagKind.PART_CUT_OFF,
+        FlagKind.NO_HOUSEHOLDS,
+    }
+)
+#: Kinds that say a grid holds more households than the band.
+ABOVE_BAND = frozenset({FlagKind.ABOVE_MAX, FlagKind.ABOVE_MAX_BUILDING, FlagKind.UNIT_ABOVE_MAX})
+
+
+_KIND_VALUES = frozenset(k.value for k in FlagKind)
+
+
 @dataclass(frozen=True)
 class Flag:
     """One reason a grid is outside a rule.
@@ -81,6 +98,6 @@ def kinds_in(text: str) -> list[FlagKind]:
     out = []
     for part in filter(None, str(text or "").split("; ")):
         key = part.split(":", 1)[0].strip()
-        if key in FlagKind._value2member_map_:
+        if key in _KIND_VALUES:
             out.append(FlagKind(key))
     return out

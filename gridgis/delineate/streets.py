@@ -98,3 +98,15 @@ def data_lonlat(buildings) -> tuple[float, float] | None:
     if not np.isfinite([x0, y0, x1, y1]).all():
         return None
     return (float(x0 + x1) / 2, float(y0 + y1) / 2)
+
+
+def placeholder_reserved(county: str) -> set[str]:
+    """Committee codes the national table gives street ``<county>001``, the placeholder
+    street of communities made with a county code only: generated codes skip them, so
+    they never take a real committee's code. Empty when the table is not installed."""
+    from gridgis.divisions import available, community_codes_of
+
+    county = str(county)
+    if not available() or not county.isdigit() or len(county) != 6:
+        return set()
+    return set(community_codes_of(f"{county}001"))

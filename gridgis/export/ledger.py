@@ -383,6 +383,9 @@ def ledger(layers: dict, with_personal: bool = False) -> Ledger:
         out.notes.append("no 'streets' layer: streets are the union of their communities")
     grids = layers.get("grids")
     if grids is not None and len(grids):
+        from gridgis.maps.boards import with_valid_from
+
+        grids = with_valid_from(grids, layers.get("grid_versions"))
         out.tables["grids"] = grid_table(grids, comms, streets, layers, with_personal)
     else:
         out.notes.append("no 'grids' layer: the ledger has communities and streets only")

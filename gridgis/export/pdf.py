@@ -219,19 +219,22 @@ def atlas_pages(
         ``(grid_code, community_code)``.
     """
     site_dir = Path(site_dir)
-    contents = ["区级网格图 (索引图)"]
+    # contents lines with the page each starts on (page 1 is the cover)
+    contents = ["区级网格图 (索引图) · 第 2 页"]
     order: list[tuple[Path, str]] = [(site_dir / "index.html", "map")]
+    comms_of: dict[str, list[tuple[str, str]]] = {}
+    for cc, cname, csc in communities:
+        comms_of.setdefault(csc, []).append((cc, cname))
+    grids_of: dict[str, list[str]] = {}
+    for gc, gcc in grids:
+        grids_of.setdefault(gcc, []).append(gc)
     for sc, sname in streets:
-        contents.append(f"{sname} ({sc})")
+        contents.append(f"{sname} ({sc}) · 第 {len(order) + 2} 页")
         order.append((site_dir / "streets" / f"{sc}.html", "map"))
-        for cc, cname, csc in communities:
-            if csc != sc:
-                continue
-            contents.append(f"  {cname} ({cc})")
+        for cc, cname in comms_of.get(sc, []):
+            contents.append(f"  {cname} ({cc}) · 第 {len(order) + 2} 页")
             order.append((site_dir / "communities" / f"{cc}.html", "map"))
-            for gc, gcc in grids:
-                if gcc == cc:
-                    order.append((site_dir / "boards" / f"{gc}.html", "board"))
+            order += [(site_dir / "boards" / f"{gc}.html", "board") for gc in grids_of.get(cc, [])]
     missing = [str(p) for p, _ in order if not p.exists()]
     if missing:
         raise InputError(f"atlas: map pages missing, e.g. {missing[0]} (write the maps first)")

@@ -76,45 +76,60 @@ def write_xlsx(book: Ledger, path: str | Path, title: str = "") -> Path:
         The written file.
     """
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
 
     path = Path(path)
-    wb = Workbook()
-    wb.remove(wb.active)
+    # write-only: rows are streamed to the file, so a city of 50,000 grids does not hold
+    # millions of cell objects in memory
+    wb = Workbook(write_only=True)
     wb.properties.title = f"{title} 网格台账".strip()
     wb.properties.creator = "gridgis"
-    head_font = Font(bold=True)
-    head_fill = PatternFill("solid", fgColor="DDEBF7")
-    for level, frame in ((lv, book.plain(lv)) for lv in LEVELS if lv in book.tables):
-        ws = wb.create_sheet(LEVELS[level])
-        cols = list(frame.columns)
-        headers = [column_label(c) for c in cols]
-        ws.append(headers)
-        columns = {c: [_cell(v, c) for v in frame[c].tolist()] for c in cols}
-        for row in zip(*columns.values(), strict=True):
-            ws.append(list(row))
-        for j, c in enumerate(cols, start=1):
-            letter = get_column_letter(j)
-            head = ws.cell(row=1, column=j)
-            head.font, head.fill = head_font, head_fill
-            head.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-            fmt = "@" if c in CODE_COLUMNS else _FORMATS.get(_kind(c) or "", None)
-            if fmt:
-                for cell in ws.iter_rows(min_row=2, min_col=j, max_col=j):
-                    cell[0].number_format = fmt
-            ws.column_dimensions[letter].width = _width(headers[j - 1], columns[c])
-        ws.freeze_panes = "A2"
-        if cols:
-            ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{max(len(frame) + 1, 1)}"
+    for level in (lv for lv in LEVELS if lv in book.tables):
+        _write_sheet(wb, LEVELS[level], book.plain(level))
     if book.notes:
         ws = wb.create_sheet("说明")
+        ws.column_dimensions["A"].width = 90
         ws.append(["说明"])
         for note in book.notes:
             ws.append([note])
-        ws.column_dimensions["A"].width = 90
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(tmp)
     tmp.replace(path)
     return path
+
+
+def _write_sheet(wb, name: str, frame: pd.DataFrame) -> None:
+    """One ledger sheet: styled Chinese header, frozen, filtered, widths set; codes as text
+    (``@``), counts, areas and rates with number formats."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    ws = wb.create_sheet(name)
+    cols = list(frame.columns)
+    headers = [column_label(c) for c in cols]
+    columns = {c: [_cell(v, c) for v in frame[c].tolist()] for c in cols}
+    for j, c in enumerate(cols, start=1):
+        ws.column_dimensions[get_column_letter(j)].width = _width(headers[j - 1], columns[c])
+    ws.freeze_panes = "A2"
+    if cols:
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{len(frame) + 1}"
+    head = []
+    for text in headers:
+        cell = WriteOnlyCell(ws, value=text)
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor="DDEBF7")
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        head.append(cell)
+    ws.append(head)
+    formats = [("@" if c in CODE_COLUMNS else _FORMATS.get(_kind(c) or "")) for c in cols]
+    for row in zip(*columns.values(), strict=True):
+        out = []
+        for value, fmt in zip(row, formats, strict=True):
+            if fmt and value is not None:
+                cell = WriteOnlyCell(ws, value=value)
+                cell.number_format = fmt
+                out.append(cell)
+            else:
+                out.append(value)
+        ws.append(out)

@@ -263,6 +263,8 @@ BASE_KEYS = (
     "boundary",
     "addr:housenumber",
     "name",
+    "barrier",
+    "entrance",
     "access",
 )
 EXTRA_KEYS = {
@@ -280,7 +282,7 @@ EXTRA_KEYS = {
     "boundary": ("admin_level", "ref", "gb:code", "ref:gb", "division_code"),
 }
 #: Objects with none of these keys are skipped before they reach Python.
-MAIN_KEYS = BASE_KEYS[:-1] + ("cuisine", "barrier", "entrance")
+MAIN_KEYS = BASE_KEYS[:-1] + ("cuisine",)
 
 
 def _read_tags(get: Callable[[str], str | None]) -> dict[str, str]:

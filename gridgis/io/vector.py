@@ -270,8 +270,12 @@ def read_ogr(
         where = f"{path}" if len(names) == 1 else f"{path}:{src_layer}"
         try:
             frame = pyogrio.read_dataframe(
-                path, layer=src_layer, encoding=enc, on_invalid="ignore", fid_as_index=False
+                path, layer=src_layer, encoding=enc, on_invalid="ignore", fid_as_index=True
             )
+            # rejects name the file's own feature id (OGR FID: a GeoJSON's features[i]
+            # and a shapefile's record i count from 0, a GeoPackage's fid from 1)
+            frame[L.SOURCE_ROW] = np.asarray(frame.index, dtype=np.int64)
+            frame = frame.reset_index(drop=True)
         except UnicodeDecodeError as exc:
             raise ReadError(
                 f"{where}: attributes are not {enc or 'UTF-8'} ({exc.reason} at "

@@ -2,7 +2,8 @@
 
 Pure builders (GeoDataFrames in, :class:`folium.Map` or HTML out) in
 :mod:`~gridgis.maps.levels`, :mod:`~gridgis.maps.coverage`, :mod:`~gridgis.maps.lookup`
-and :mod:`~gridgis.maps.boards`; :func:`write_maps` writes the whole site of a workspace.
+and :mod:`~gridgis.maps.boards`; :func:`write_maps` writes the whole site of a workspace;
+:func:`write_layer_styles` gives a GeoPackage QGIS styles with the same picture.
 Pages load Leaflet from ``static/`` next to them (shipped in ``gridgis/static``), never
 from a CDN, so they work offline; only base-map tiles come from the network.
 """
@@ -22,6 +23,7 @@ from gridgis.maps.common import (
 from gridgis.maps.coverage import coverage_map
 from gridgis.maps.levels import community_map, index_map, street_map
 from gridgis.maps.lookup import address_index, lookup_map
+from gridgis.maps.qgis import write_layer_styles
 from gridgis.maps.site import (
     MAP_LAYERS,
     MapSite,
@@ -51,5 +53,6 @@ __all__ = [
     "street_map",
     "streets_from_communities",
     "summarise",
+    "write_layer_styles",
     "write_maps",
 ]

@@ -24,7 +24,7 @@ import shapely
 
 from gridgis.crs import metric_crs_for
 from gridgis.layers import STAFF_ROLES
-from gridgis.maps.common import CSS_ASSETS, JS_ASSETS, NORTH_ARROW_SVG, to_geojson
+from gridgis.maps.common import CSS_ASSETS, JS_ASSETS, NORTH_ARROW_SVG, geojson_text
 from gridgis.maps.levels import GRID_KIND_LABELS
 from gridgis.standards import DEFAULT, BoardRules
 
@@ -265,6 +265,27 @@ def four_sides(
     return out
 
 
+def with_valid_from(grids: pd.DataFrame, versions: pd.DataFrame | None) -> pd.DataFrame:
+    """``grids`` with ``valid_from``: each grid's open version in layer ``grid_versions``
+    (``valid_to`` empty; the latest start if several), where the grids layer does not
+    carry the column itself. Grids without a version get NA."""
+    if "valid_from" in grids.columns or versions is None or len(versions) == 0:
+        return grids
+    v = pd.DataFrame(versions)
+    if not {"grid_code", "valid_from"} <= set(v.columns):
+        return grids
+    end = v["valid_to"].astype("string").fillna("") if "valid_to" in v.columns else ""
+    v = v[(end == "").to_numpy()] if "valid_to" in v.columns else v
+    start = (
+        v.assign(_s=v["valid_from"].astype("string"))
+        .groupby(v["grid_code"].astype("string").str.strip())["_s"]
+        .max()
+    )
+    out = grids.copy()
+    out["valid_from"] = out["grid_code"].astype("string").str.strip().map(start)
+    return out
+
+
 def effective_date(grid: pd.Series, fallback: str | None = None) -> str:
     """The date a board takes effect: the grid version's ``valid_from`` when the layer has
     it, else ``fallback`` (the grids layer's write date), as YYYY-MM-DD ("" if neither)."""
@@ -386,25 +407,12 @@ def _board_data(
     neighbours: gpd.GeoDataFrame | None,
 ) -> str:
     """The board map's data as one JSON object: grid, buildings, roads, neighbours."""
-    empty = {"type": "FeatureCollection", "features": []}
-    return json.dumps(
-        {
-            "grid": {
-                "type": "Feature",
-                "geometry": shapely.geometry.mapping(grid.geometry),
-                "properties": {},
-            },
-            "buildings": to_geojson(buildings, ["households"])
-            if buildings is not None and len(buildings)
-            else empty,
-            "roads": to_geojson(roads, ["name", "road_class"])
-            if roads is not None and len(roads)
-            else empty,
-            "neighbours": to_geojson(
-                neighbours.assign(code=neighbours["grid_code"].astype(str)), ["code"]
-            )
-            if neighbours is not None and len(neighbours)
-            else empty,
-        },
-        ensure_ascii=False,
-    ).replace("</", "<\\/")
+    feature = json.dumps(
+        {"type": "Feature", "geometry": shapely.geometry.mapping(grid.geometry), "properties": {}}
+    )
+    return (
+        f'{{"grid":{feature},'
+        f'"buildings":{geojson_text(buildings, {"households": "households"})},'
+        f'"roads":{geojson_text(roads, {"name": "name", "road_class": "road_class"})},'
+        f'"neighbours":{geojson_text(neighbours, {"code": "grid_code"})}}}'
+    )

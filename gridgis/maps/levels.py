@@ -15,6 +15,7 @@ import folium
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from gridgis.crs import metric_crs_for
 from gridgis.layers import FACILITY_CATEGORIES, GREEN_KINDS, ROAD_CLASSES
@@ -30,7 +31,6 @@ from gridgis.maps.common import (
     label_points,
     legend,
     new_map,
-    point_rows,
     title_box,
     to_geojson,
 )
@@ -498,23 +498,33 @@ def add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame) -> list[tuple[st
     rows = []
     if not len(facilities):
         return rows
-    f = facilities.copy()
-    cats = [c for c in FACILITY_CATEGORIES if c in set(f["category"].astype(str))]
-    names = f["name"].astype("string").fillna("").map(html.escape)
-    area = pd.to_numeric(f.get("floor_area_m2", pd.Series(np.nan, index=f.index)), errors="coerce")
+    category = facilities["category"].astype(str).to_numpy()
+    present = set(category)
+    cats = [c for c in FACILITY_CATEGORIES if c in present]
+    names = [
+        html.escape(n) if isinstance(n, str) else ""
+        for n in facilities["name"].astype(object).where(facilities["name"].notna(), None)
+    ]
+    area = pd.to_numeric(
+        facilities.get("floor_area_m2", pd.Series(np.nan, index=facilities.index)),
+        errors="coerce",
+    ).to_numpy(dtype=float)
+    pts = shapely.point_on_surface(facilities.geometry.values)
+    xs, ys = np.round(shapely.get_x(pts), 6), np.round(shapely.get_y(pts), 6)
     for i, cat in enumerate(cats):
         colour = CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)]
         label = FACILITY_CATEGORIES.get(cat, cat)
         group = folium.FeatureGroup(name=f"设施: {label}", show=True)
-        sel = (f["category"].astype(str) == cat).values
-        nm = names[sel].where(names[sel] != "", label)
-        area_txt = area[sel].map(lambda a: "" if pd.isna(a) else f"<br>建筑面积 {a:,.0f} m²")
+        sel = np.flatnonzero(category == cat)
+        data = []
+        for j in sel:
+            nm = names[j] or label
+            extra = "" if np.isnan(area[j]) else f"<br>建筑面积 {area[j]:,.0f} m²"
+            data.append(
+                [float(ys[j]), float(xs[j]), f"{label}: {nm}", f"<b>{nm}</b><br>{label}{extra}"]
+            )
         PointLayer(
-            point_rows(
-                f[sel],
-                (label + ": " + nm).tolist(),
-                ("<b>" + nm + "</b><br>" + label + area_txt).tolist(),
-            ),
+            data,
             {
                 "radius": 6,
                 "color": "#ffffff",
@@ -524,7 +534,7 @@ def add_facilities(m: folium.Map, facilities: gpd.GeoDataFrame) -> list[tuple[st
             },
         ).add_to(group)
         group.add_to(m)
-        rows.append((colour, f"{label} ({int(sel.sum())})"))
+        rows.append((colour, f"{label} ({len(sel)})"))
     return rows
 
 

@@ -33,6 +33,10 @@ MAP_LAYERS = (
     "access",
     "coverage_gaps",
     "proposed_sites",
+    "service_areas",
+    "coverage_findings",
+    "proposed_gates",
+    "grid_versions",
 )
 
 
@@ -361,7 +365,18 @@ def write_maps(
         tick()
 
     # Coverage ---------------------------------------------------------------------------
-    cov_layers = {k: geo.get(k) for k in ("coverage", "access", "coverage_gaps", "proposed_sites")}
+    cov_layers = {
+        k: geo.get(k)
+        for k in (
+            "coverage",
+            "access",
+            "coverage_gaps",
+            "proposed_sites",
+            "service_areas",
+            "coverage_findings",
+            "proposed_gates",
+        )
+    }
     m, notes = coverage_map(
         c_st,
         buildings,
@@ -395,6 +410,9 @@ def write_maps(
 
     # Boards -----------------------------------------------------------------------------
     if boards and grids is not None:
+        from gridgis.maps.boards import with_valid_from
+
+        grids = with_valid_from(grids, geo.get("grid_versions"))
         staff = geo.get("staff")
         comm_names = dict(zip(comms["community_code"], comms["name"].astype(str), strict=True))
         comm_street = dict(zip(comms["community_code"], comms["street_code"], strict=True))

@@ -35,7 +35,14 @@ COVERAGE_INPUTS = (
 )
 """Layers coverage reads when the workspace has them."""
 
-COVERAGE_OUTPUTS = ("access", "coverage", "coverage_gaps", "norms", "coverage_findings")
+COVERAGE_OUTPUTS = (
+    "access",
+    "coverage",
+    "coverage_gaps",
+    "norms",
+    "coverage_findings",
+    "service_areas",
+)
 """Layers coverage writes (those it does not produce this time are deleted, never stale)."""
 
 AUDIT_CONTEXT = ("communities", "buildings", "roads")

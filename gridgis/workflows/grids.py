@@ -177,7 +177,6 @@ def delineate(
     """
     from gridgis.assign import assign_params
     from gridgis.delineate import community_stats, recount
-    from gridgis.delineate import make_communities as make_comms
     from gridgis.workflows.base import MissingLayerError, layers_note
     from gridgis.workflows.versions import record_versions, settings_changes
 
@@ -194,20 +193,7 @@ def delineate(
                 "communities",
             )
         county = county or store.meta().get("county_code")
-        street_code, reserved = None, set()
-        if street:
-            from gridgis.delineate.streets import data_lonlat, resolve_street
-
-            lonlat = data_lonlat(layers.get("buildings"))
-            street_code, reserved = resolve_street(street, county, lonlat)
-        made, made_params = make_comms(
-            layers,
-            settings,
-            county_code=county,
-            progress=progress("making communities"),
-            street_code=street_code,
-            reserved_codes=reserved,
-        )
+        made, made_params = _make_communities(layers, settings, county, street, progress)
         layers["communities"] = made
     previous = store.read("grids") if "grids" in present else None
     registry = store.read("code_registry") if "code_registry" in present else None
@@ -322,6 +308,30 @@ def _divide(
         progress=progress,
         previous=previous,
         registry=registry,
+    )
+
+
+def _make_communities(layers, settings: Settings, county, street, progress):
+    """Communities made from the data (:func:`gridgis.delineate.make_communities`), in the
+    real street *street* when given (its code, its committees' codes kept clear)."""
+    from gridgis.delineate import make_communities
+
+    street_code, reserved = None, set()
+    if street:
+        from gridgis.delineate.streets import data_lonlat, resolve_street
+
+        street_code, reserved = resolve_street(street, county, data_lonlat(layers.get("buildings")))
+    elif county and layers.get("streets") is None:
+        from gridgis.delineate.streets import placeholder_reserved
+
+        reserved = placeholder_reserved(county)
+    return make_communities(
+        layers,
+        settings,
+        county_code=county,
+        progress=progress("making communities"),
+        street_code=street_code,
+        reserved_codes=reserved,
     )
 
 

@@ -95,8 +95,9 @@ class ImportResult:
     """The outcome of :func:`import_files`: per layer counts, rejects and notes.
 
     ``written`` is False when nothing was written (:class:`NothingToImportError`).
-    ``refreshed`` says what :func:`gridgis.workflows.refresh` recomputed after the
-    import, or None when it is not available."""
+    ``refreshed`` is what :func:`gridgis.workflows.refresh` recomputed after the import
+    (a :class:`gridgis.workflows.JobResult`), or None when the workspace has no grids
+    or no imported layer feeds them."""
 
     report: ImportReport
     mode: str | None
@@ -124,6 +125,7 @@ class ImportResult:
             "written": self.written,
             "layers": {k: o.to_dict() for k, o in self.layers.items()},
             "rejected_rows": int(sum(o.rejected for o in self.layers.values())),
+            "refreshed": self.refreshed.summary if self.refreshed is not None else None,
             "notes": list(self.notes),
         }
 
@@ -207,11 +209,13 @@ def import_files(
         "buildings": settings.to_dict()["buildings"],
         "codes": settings.to_dict()["codes"],
     }
+    infos = store.info() if mode is None else {}
+    _refuse_without_mode({n: infos[n].rows if n in infos else 0 for n in report.layers}, mode)
     planned: list[ImportResult] = []
 
     def plan(current: dict[str, Any]) -> dict[str, Any]:
         before = {n: 0 if current[n] is None else len(current[n]) for n in report.layers}
-        _refuse_without_mode(before, mode)
+        _refuse_without_mode(before, mode)  # again: a writer may have filled it
         frames, outcomes, rejects = _plan(current, report, before, mode)
         planned.append(ImportResult(report, mode, outcomes, rejects))
         _refuse_empty(planned[-1], frames)
@@ -223,7 +227,7 @@ def import_files(
     result.written = True
     for line in result.summary():
         log.info("import into %s: %s", store.location, line)
-    result.refreshed = _refresh(store, settings, list(frames))
+    result.refreshed = _refresh(store, settings, list(frames), mode)
     return result
 
 
@@ -366,12 +370,24 @@ def _refuse_empty(result: ImportResult, frames: dict[str, Any]) -> None:
     )
 
 
-def _refresh(store: Store, settings: Settings, written: list[str]) -> Any:
-    """Recompute what depends on the imported layers, when the workflow package offers
-    ``refresh`` (None otherwise)."""
-    try:
-        from gridgis.workflows import refresh  # type: ignore[attr-defined]
-    except ImportError:
-        log.info("no gridgis.workflows.refresh: derived layers not refreshed")
+#: Layers grids are derived from: importing one of them refreshes the grids' figures.
+REFRESH_INPUTS = frozenset(
+    {"buildings", "facilities", "institutions", "addresses", "staff", "roads", "communities"}
+)
+
+
+def _refresh(store: Store, settings: Settings, written: list[str], mode: str | None) -> Any:
+    """Recompute what the workspace derives from the imported layers (grid households,
+    assignment, findings: :func:`gridgis.workflows.refresh`) when grids exist and an
+    imported layer feeds them; the refresh's :class:`JobResult`, or None when nothing
+    needed refreshing."""
+    if not REFRESH_INPUTS.intersection(written) or not store.has("grids"):
         return None
-    return refresh(store, settings)
+    from gridgis.workflows.refresh import refresh
+
+    return refresh(
+        store,
+        settings,
+        command="import",
+        parameters={"layers": sorted(REFRESH_INPUTS.intersection(written)), "mode": mode},
+    )

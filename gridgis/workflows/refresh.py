@@ -38,7 +38,6 @@ from gridgis.workflows.base import (
 from gridgis.workflows.grids import ASSIGN_INPUTS
 from gridgis.workflows.versions import record_versions, settings_changes, unchanged_geometry
 
-BAND_FLAGS = ("below_min", "above_max")
 """Flag kinds that say a residential grid is outside the household band; a refresh
 re-derives them from the recounted households (others, e.g. ``multipart``, are kept)."""
 
@@ -95,6 +94,9 @@ def _clean(grids: gpd.GeoDataFrame, communities, crs) -> gpd.GeoDataFrame:
     kind = _text_column(g, "kind").fillna("residential")
     g["kind"] = kind.to_numpy()
     g["flags"] = _text_column(g, "flags").fillna("").to_numpy()
+    for col in ("households", "building_count"):  # a city's own grids may lack them
+        if col not in g:
+            g[col] = 0
     return _fill_communities(g.reset_index(drop=True), communities, crs)
 
 
@@ -127,30 +129,74 @@ def _shape_figures(grids: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
 
 
 def band_flags(grids: gpd.GeoDataFrame, settings: Settings) -> np.ndarray:
-    """Flags of every grid with the band flags re-derived from ``households``: a
-    residential grid outside ``grid.min_households``–``grid.max_households`` keeps its
-    band flag of that side (or gets one), a grid inside loses it; other flags stay."""
+    """Flags of every grid with the band flags re-derived from ``households``.
+
+    A grid inside ``grid.min_households``–``grid.max_households`` loses every flag of
+    :data:`gridgis.delineate.flags.BELOW_BAND` and :data:`~gridgis.delineate.flags.ABOVE_BAND`
+    (a stale ``community_too_small`` or ``above_max_building`` included); a grid outside
+    keeps the flags of its side (they say why) or, if it has none, gets ``below_min`` /
+    ``above_max`` (residential grids; a unit grid's ``unit_above_max`` is kept only while
+    it is above). Other flags stay as they are.
+    """
     lo, hi = settings.grid.min_households, settings.grid.max_households
     hh = pd.to_numeric(grids["households"], errors="coerce").fillna(0).to_numpy()
     res = grids["kind"].astype(str).to_numpy() == "residential"
     out = []
     for flags, n, is_res in zip(grids["flags"].fillna("").astype(str), hh, res, strict=True):
-        parts = [f for f in flags.split("; ") if f]
-        side = None
-        if is_res and n < lo:
-            side = "below_min"
-        elif is_res and n > hi:
-            side = "above_max"
-        keep = [f for f in parts if f.split(":", 1)[0] not in BAND_FLAGS]
-        same_side = [f for f in parts if side and f.split(":", 1)[0] == side]
-        if side and same_side:
-            keep = same_side[:1] + keep
-        elif side:
-            bound = lo if side == "below_min" else hi
-            sign = "<" if side == "below_min" else ">"
-            keep = [f"{side}: {int(n)} households {sign} {bound} after a refresh", *keep]
-        out.append("; ".join(keep))
+        out.append(_band_flags_of(flags, int(n), bool(is_res), lo, hi))
     return np.array(out, dtype=object)
+
+
+def _band_flags_of(flags: str, n: int, residential: bool, lo: int, hi: int) -> str:
+    """One grid's ``flags`` text re-derived for *n* households (see :func:`band_flags`)."""
+    from gridgis.delineate.flags import ABOVE_BAND, BELOW_BAND, FlagKind, kinds_in
+
+    below, above = n < lo, n > hi
+    keep, side = [], []
+    for part in filter(None, flags.split("; ")):
+        kinds = kinds_in(part)
+        kind = kinds[0] if kinds else None
+        if kind in BELOW_BAND or kind in ABOVE_BAND:
+            if (kind in BELOW_BAND and below and residential) or (kind in ABOVE_BAND and above):
+                side.append(part)
+            continue
+        keep.append(part)
+    if residential and not side and below:
+        side = [f"{FlagKind.BELOW_MIN.value}: {n} 户 < {lo}（刷新后）"]
+    elif residential and not side and above:
+        side = [f"{FlagKind.ABOVE_MAX.value}: {n} 户 > {hi}（刷新后）"]
+    return "; ".join([*side, *keep])
+
+
+LEAD_COLUMNS = (
+    "grid_code",
+    "community_code",
+    "street_code",
+    "kind",
+    "name",
+    "households",
+    "building_count",
+    "area_m2",
+    "polsby_popper",
+    "crossings",
+    "flags",
+    "valid_from",
+    "valid_to",
+)
+"""Columns a refreshed grids layer starts with (the rest keep their order, the assigned
+facility counts and staff columns come last): a refresh of a refresh is the same frame."""
+
+
+def ordered(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """*grids* with :data:`LEAD_COLUMNS` first, facility and staff columns last."""
+    from gridgis.assign import GRID_STAFF_COLUMNS
+
+    geom = grids.geometry.name
+    lead = [c for c in LEAD_COLUMNS if c in grids]
+    tail = [c for c in grids if str(c).startswith("facilities_")]
+    tail += [c for c in GRID_STAFF_COLUMNS if c in grids and c not in tail]
+    middle = [c for c in grids if c not in lead and c not in tail and c != geom]
+    return grids[[*lead, *middle, *tail, geom]]
 
 
 def _crossings(grids: gpd.GeoDataFrame, roads, changed: np.ndarray, settings, crs) -> np.ndarray:
@@ -161,9 +207,8 @@ def _crossings(grids: gpd.GeoDataFrame, roads, changed: np.ndarray, settings, cr
 
     from gridgis.delineate.api import grid_crossings
 
-    old = pd.to_numeric(grids.get("crossings"), errors="coerce")
-    out = (old if old is not None else pd.Series(0, index=grids.index)).fillna(0).astype(int)
-    out = out.to_numpy().copy()
+    old = grids["crossings"] if "crossings" in grids else pd.Series(0, index=grids.index)
+    out = pd.to_numeric(old, errors="coerce").fillna(0).astype(int).to_numpy().copy()
     if not changed.any() or roads is None or not len(roads):
         return out
     inp = SimpleNamespace(roads=roads.to_crs(crs), alignment={})
@@ -250,13 +295,13 @@ def refresh(
     g, versions, changes = record_versions(
         g, layers.get("grid_versions"), command, params, reason, effective
     )
-    out["grids"] = g
+    out["grids"] = ordered(g)
     out["code_registry"] = rec.registry
     out["grid_versions"] = versions
     audit = _audit(out, layers, settings)
     out["grid_findings"] = audit.findings
     written = write_layers(
-        store, command, out, {"refresh": params, "assign": assign_params(assigned, settings)}
+        store, command, out, {**assign_params(assigned, settings), "refresh": params}
     )
     stats = {"grids": len(g), "recoded": recoded, "findings": len(audit.findings)}
     stats.update({k: len(v) for k, v in changes.items()})
