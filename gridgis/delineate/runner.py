@@ -25,12 +25,12 @@ import shapely
 from shapely import STRtree
 
 from gridgis.delineate.atoms import (
+    WALL_M,
     adjacency,
     avoid_lines,
     building_arrays,
     cell_edges,
     clip_lines,
-    inner_footprints,
     lines_only,
     locate,
     polygonize,
@@ -59,6 +59,7 @@ class Area:
     avoid_lines: np.ndarray  # avoided lines clipped (subset of the cut lines)
     points: np.ndarray  # building representative points
     footprints: np.ndarray  # building polygons
+    inner: np.ndarray | None  # building polygons shrunk by atoms.WALL_M, per building
     households: np.ndarray  # per building
     building_ids: np.ndarray
     rules: GridRules
@@ -147,7 +148,11 @@ def partition_area(area: Area, b: Bounds) -> tuple[list[Region], np.ndarray]:
             if f not in cells:
                 sel = bf == f
                 cells[f] = cell_edges(
-                    faces[f], area.footprints[sel], area.points[sel], area.rules.cell_step_m
+                    faces[f],
+                    area.footprints[sel],
+                    area.points[sel],
+                    area.rules.cell_step_m,
+                    None if area.inner is None else area.inner[sel],
                 )
         if len(split) == done:
             continue  # no more faces to split than at the previous level: same atoms
@@ -365,7 +370,9 @@ class _AreaBuilder:
     def __init__(self, areas, area_rank, buildings, roads, alignment, units, settings) -> None:
         self.foot, self.pts, self.hh, self.bids = building_arrays(buildings)
         cut, avoid, _ = avoid_lines(roads, alignment, settings)
-        inner = inner_footprints(self.foot)
+        # building interiors once for all (cell borders of every area spare them too)
+        self.inner = shapely.buffer(np.asarray(self.foot, dtype=object), -WALL_M)
+        inner = self.inner[~shapely.is_empty(self.inner)]
         self.cut, self.avoid = spare_buildings(cut, inner), spare_buildings(avoid, inner)
         self.cut_tree = STRtree(self.cut) if len(self.cut) else None
         self.avoid_tree = STRtree(self.avoid) if len(self.avoid) else None
@@ -402,6 +409,7 @@ class _AreaBuilder:
             clip_lines(self.avoid, self.avoid_tree, poly),
             self.pts[sel],
             self.foot[sel],
+            self.inner[sel],
             self.hh[sel],
             self.bids[sel],
             self.rules,
