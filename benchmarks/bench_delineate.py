@@ -301,17 +301,44 @@ def _problems_and_big(args, parts: set[str], settings: Settings) -> list[str]:
     return text
 
 
+def reference_slowdown(seconds: float = 2.0) -> tuple[float, float]:
+    """How much slower than a quiet machine this one runs right now: a fixed single-thread
+    CPU workload (numpy sorts) timed in wall and process-CPU time. Returns (wall / CPU,
+    CPU seconds). On an idle core wall ≈ CPU; with eight sessions on two cores each process
+    gets a fraction of a core and wall / CPU says how much."""
+    rng = np.random.default_rng(0)
+    x = rng.random(1_000_000)
+    w0, c0 = time.perf_counter(), time.process_time()
+    while time.process_time() - c0 < seconds:
+        np.sort(x)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    return wall / cpu, cpu
+
+
+def _cpu_now() -> float:
+    """CPU seconds (user + system) of this process and of its waited-for children."""
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+
+
 def _big(households: int, settings: Settings) -> str:
-    """The big demo city end to end (delineate + assign + recount; make_city apart)."""
+    """The big demo city end to end (delineate + assign + recount; make_city apart), with
+    the CPU seconds of the parent and its fork-pool workers, and the machine's slowdown
+    measured right before on a fixed reference workload."""
     from gridgis.assign import assign_all
 
     lo, hi = settings.grid.min_households, settings.grid.max_households
     t0 = time.perf_counter()
     big = make_city(households=households, seed=7, settings=settings)
     t_make = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    slow, _ = reference_slowdown()
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), _cpu_now()
     res = delineate(big.layers, settings)
-    t_del = time.perf_counter() - t0
+    t_del, c_del = time.perf_counter() - t0, _cpu_now() - c0
     layers = dict(big.layers)
     layers["buildings"] = res.buildings
     assigned = assign_all(layers, res.grids, settings)
@@ -322,7 +349,9 @@ def _big(households: int, settings: Settings) -> str:
     line = (
         f"| {households:,}-household demo city ({len(big.layers['buildings']):,} "
         f"buildings, {len(big.layers['communities'])} communities) | "
-        f"{t_del:.1f} s delineate, {t_all:.1f} s delineate + assign | "
+        f"{t_del:.1f} s delineate ({c_del:.1f} CPU s, parent + workers; reference "
+        f"workload {slow:.1f}× slower than its CPU time, load {load:.1f}: ≈ "
+        f"{t_del / slow:.1f} s on a quiet machine), {t_all:.1f} s delineate + assign | "
         f"{len(grids):,} grids, {inr:.1%} residential within {lo}–{hi}, "
         f"{int((grids['flags'] != '').sum())} flagged, mean PP "
         f"{grids['polsby_popper'].mean():.3f} | make_city {t_make:.1f} s |"
