@@ -367,11 +367,17 @@ def _units_in(poly, unit_geoms, unit_names, unit_tree, whole) -> list[tuple[Any,
 class _AreaBuilder:
     """Builds the :class:`Area` of each area polygon from the layers (shared indexes)."""
 
-    def __init__(self, areas, area_rank, buildings, roads, alignment, units, settings) -> None:
+    def __init__(
+        self, areas, area_rank, buildings, roads, alignment, units, settings, inner=None
+    ) -> None:
         self.foot, self.pts, self.hh, self.bids = building_arrays(buildings)
         cut, avoid, _ = avoid_lines(roads, alignment, settings)
         # building interiors once for all (cell borders of every area spare them too)
-        self.inner = shapely.buffer(np.asarray(self.foot, dtype=object), -WALL_M)
+        self.inner = (
+            shapely.buffer(np.asarray(self.foot, dtype=object), -WALL_M)
+            if inner is None
+            else np.asarray(inner, dtype=object)
+        )
         inner = self.inner[~shapely.is_empty(self.inner)]
         self.cut, self.avoid = spare_buildings(cut, inner), spare_buildings(avoid, inner)
         self.cut_tree = STRtree(self.cut) if len(self.cut) else None
@@ -427,11 +433,14 @@ def partition_areas(
     settings: Settings,
     b: Bounds,
     progress: Progress | None,
+    inner: np.ndarray | None = None,
 ) -> tuple[list[tuple[int, Region]], np.ndarray, np.ndarray]:
     """Partition every area polygon (metric). Returns (area index, region) pairs, the
     global region index of each building (-1 outside every area) and the area index of
-    each building (by the one point-in-polygon rule, ties to the smallest ``area_rank``)."""
-    build = _AreaBuilder(areas, area_rank, buildings, roads, alignment, units, settings)
+    each building (by the one point-in-polygon rule, ties to the smallest ``area_rank``).
+    ``inner``: the buildings shrunk by ``atoms.WALL_M`` (one per building) when the caller
+    has them."""
+    build = _AreaBuilder(areas, area_rank, buildings, roads, alignment, units, settings, inner)
     total = len(build.geoms)
     out: list[tuple[int, Region]] = []
     b_region = np.full(len(build.pts), -1, dtype=np.int64)
