@@ -185,6 +185,22 @@ class FaceAdjacency:
         )
 
 
+def _lexsort_rows(key: np.ndarray) -> np.ndarray:
+    """``np.lexsort(key.T[::-1])`` of (n, 4) integer rows (x0, y0, x1, y1): the same
+    stable order, sorting two packed keys ((x, y) of each end as one integer) instead of
+    four when the coordinate ranges allow it."""
+    if len(key) == 0:
+        return np.lexsort(key.T[::-1])
+    lo = key.min(axis=0)
+    span = key.max(axis=0) - lo + 1
+    if max(int(span[0]) * int(span[1]), int(span[2]) * int(span[3])) >= 2**62:
+        return np.lexsort(key.T[::-1])
+    k = key - lo
+    first = k[:, 0] * span[1] + k[:, 1]
+    second = k[:, 2] * span[3] + k[:, 3]
+    return np.lexsort((second, first))
+
+
 def _shared_segments(faces: np.ndarray):
     """Boundary segments that two faces share: (segments (k, 4) m, face a, face b)."""
     rings, ring_face = shapely.get_rings(faces, return_index=True)
@@ -197,7 +213,7 @@ def _shared_segments(faces: np.ndarray):
     a = np.where(swap[:, None], q, p)
     b = np.where(swap[:, None], p, q)
     key = np.ascontiguousarray(np.hstack([a, b]))
-    order = np.lexsort(key.T[::-1])
+    order = _lexsort_rows(key)
     key, face = key[order], face[order]
     first = np.ones(len(key), dtype=bool)
     first[1:] = np.any(key[1:] != key[:-1], axis=1)
