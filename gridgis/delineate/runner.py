@@ -104,8 +104,11 @@ class _Faces:
     graph: Adjacency
 
 
-def _face_stats(area: Area, faces: np.ndarray) -> _Faces:
-    bf = locate(faces, area.points)
+def _face_stats(area: Area, faces: np.ndarray, bf: np.ndarray | None = None) -> _Faces:
+    """Households, buildings and graph of ``faces``; ``bf``: the face of each building when
+    already located on these very faces."""
+    if bf is None:
+        bf = locate(faces, area.points)
     inside = bf >= 0
     n = len(faces)
     hh = area.households[inside].astype(np.int64)
@@ -158,8 +161,11 @@ def partition_area(area: Area, b: Bounds) -> tuple[list[Region], np.ndarray]:
             continue  # no more faces to split than at the previous level: same atoms
         done = len(split)
         extra = [cells[f] for f in split]
-        fine = polygonize(area.polygon, base_lines + extra) if extra else faces
-        result = _regions_from_faces(area, _face_stats(area, fine), b)
+        if extra:
+            stats = _face_stats(area, polygonize(area.polygon, base_lines + extra))
+        else:  # the street blocks themselves: buildings already located on them
+            stats = _face_stats(area, faces, bf)
+        result = _regions_from_faces(area, stats, b)
         if best is None or result[0] < best[0]:
             best = result
     assert best is not None
