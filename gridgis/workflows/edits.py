@@ -82,6 +82,7 @@ EDIT_LOG_COLUMNS = [
     "made_at",
     "opened",
     "closed",
+    "made",
     "undone",
     "grid_code",
     "name",
@@ -389,6 +390,8 @@ def preview(
     rows_after = list(rows)
     if op == "merge":  # the second row was dropped
         rows_after = [rows[0] - (1 if rows[1] < rows[0] else 0)]
+    if op == "split":  # the second row is new
+        rows = rows[:1]
     fig_before = _figures(before, rows, b, crs)
     fig_after = _figures(after, rows_after, b, crs)
     lo, hi = settings.grid.min_households, settings.grid.max_households
@@ -538,7 +541,21 @@ def _version_keys(versions, open_only: bool) -> set[tuple[str, int]]:
     return set(zip(v["grid_code"].astype(str), v["version"].astype(int), strict=True))
 
 
-def _log_rows(edit_id, edit, reason, before_rows: gpd.GeoDataFrame, opened, closed):
+def _shapes(frame) -> list[bytes]:
+    geo = shapely.normalize(frame.geometry.to_crs(STORAGE_CRS).to_numpy())
+    return list(shapely.to_wkb(geo))
+
+
+def _changed(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> tuple[np.ndarray, list[str]]:
+    """Rows of *before* whose geometry is gone after the edit, and the codes of the grids
+    whose geometry is new (compared exactly: grids not involved pass unchanged)."""
+    old, new = _shapes(before), _shapes(after)
+    gone = np.array([w not in set(new) for w in old], dtype=bool)
+    made = [str(c) for c, w in zip(after["grid_code"], new, strict=True) if w not in set(old)]
+    return gone, made
+
+
+def _log_rows(edit_id, edit, reason, before_rows: gpd.GeoDataFrame, opened, closed, made):
     rows = pd.DataFrame(
         {
             "grid_code": before_rows["grid_code"].astype("string").to_numpy(),
@@ -559,6 +576,7 @@ def _log_rows(edit_id, edit, reason, before_rows: gpd.GeoDataFrame, opened, clos
     rows["made_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     rows["opened"] = json.dumps(sorted(opened))
     rows["closed"] = json.dumps(sorted(closed))
+    rows["made"] = json.dumps(sorted(made))
     rows["undone"] = pd.NA
     rows = rows[EDIT_LOG_COLUMNS].astype("string")
     rows["geometry"] = before_rows.geometry.to_crs(STORAGE_CRS).to_numpy()
@@ -608,11 +626,9 @@ def apply_edit(
         new_v = frames.get("grid_versions")
         opened = _version_keys(new_v, False) - _version_keys(old_versions, False)
         closed = _version_keys(old_versions, True) - _version_keys(new_v, True)
-        codes = {c for c, _ in closed}
-        rows = before[before["grid_code"].astype(str).isin(codes).to_numpy()]
-        return {
-            "edit_log": _append_log(old_log, _log_rows(edit_id, edit, reason, rows, opened, closed))
-        }
+        gone, made = _changed(before, frames["grids"])
+        rows = _log_rows(edit_id, edit, reason, before[gone], opened, closed, made)
+        return {"edit_log": _append_log(old_log, rows)}
 
     job = refresh(
         _Overlay(store, {"grids": res.grids}, extra),
@@ -663,7 +679,7 @@ def undo_last(store, settings: Settings, reason: str | None = None):
     versions.loc[reopen, "valid_to"] = pd.NA
     versions = versions[~drop].reset_index(drop=True)
     grids = _storage(store.read("grids"))
-    gone = {c for c, _ in opened}
+    gone = set(json.loads(mine["made"].iloc[0]))
     kept = grids[~grids["grid_code"].astype(str).isin(gone).to_numpy()]
     restored = mine.drop(
         columns=[
