@@ -693,6 +693,9 @@ def undo_last(store, settings: Settings, reason: str | None = None):
         pd.concat([kept, restored], ignore_index=True), geometry="geometry", crs=STORAGE_CRS
     )
     out = out.sort_values("grid_code", kind="stable").reset_index(drop=True)
+    for col in ("households", "building_count"):  # recounted by the refresh
+        if col in out:
+            out[col] = pd.to_numeric(out[col], errors="coerce").fillna(0).astype(np.int64)
     log_frame.loc[(log_frame["edit_id"].astype(str) == edit_id).to_numpy(), "undone"] = (
         datetime.now(UTC).isoformat(timespec="seconds")
     )
