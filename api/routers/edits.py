@@ -175,6 +175,7 @@ _PAGE = """<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>网格编辑 · {code}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/edit/static/leaflet.css">
 <link rel="stylesheet" href="/edit/static/edit.css">
 </head><body>
