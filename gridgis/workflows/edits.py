@@ -25,8 +25,8 @@ involved before and after, recounted from the buildings with the assignment rule
 area by :func:`gridgis.spatial.points_in_polygons`), and three checks: band
 (``grid.min_households``–``grid.max_households`` for residential grids), contiguity
 (each grid involved is one polygon) and tiling (the grids involved cover what they
-covered before, and no two grids of the community overlap by more than
-:data:`gridgis.standards.EditRules` ``max_overlap_m2``).
+covered before, and the edit adds no more than :data:`MAX_OVERLAP_M2` of overlap between
+grids of the community).
 
 Saving (:func:`apply_edit`) refuses an edit that breaks contiguity or tiling (a band
 outside the rule is saved and flagged by the refresh), then runs
