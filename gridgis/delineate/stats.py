@@ -54,27 +54,39 @@ def community_stats(grids: gpd.GeoDataFrame | pd.DataFrame, settings: Settings =
     g["in_band"] = g["res"] & g["households"].between(lo, hi)
     g["unit_hh"] = np.where(g["unit"], g["households"], 0)
     g["flagged"] = g["flags"] != ""
-    rows = []
-    for cc, grp in g.groupby("community_code", sort=True):
-        counts: dict[str, int] = {}
-        for text in grp["flags"]:
-            for k in kinds_in(text):
-                counts[k.value] = counts.get(k.value, 0) + 1
-        res = int(grp["res"].sum())
-        rows.append(
-            {
-                "community_code": cc,
-                "households": int(grp["households"].sum()),
-                "grids": len(grp),
-                "residential_grids": res,
-                "unit_grids": int(grp["unit"].sum()),
-                "unit_households": int(grp["unit_hh"].sum()),
-                "in_band": int(grp["in_band"].sum()),
-                "share_in_band": round(float(grp["in_band"].sum()) / res, 4) if res else 1.0,
-                "flagged": int(grp["flagged"].sum()),
-                "flags_by_kind": ", ".join(
-                    f"{k}={counts[k]}" for k in [x.value for x in FlagKind] if k in counts
-                ),
-            }
-        )
-    return pd.DataFrame(rows, columns=STATS_COLUMNS)
+    agg = g.groupby("community_code", sort=True).agg(
+        households=("households", "sum"),
+        grids=("households", "size"),
+        residential_grids=("res", "sum"),
+        unit_grids=("unit", "sum"),
+        unit_households=("unit_hh", "sum"),
+        in_band=("in_band", "sum"),
+        flagged=("flagged", "sum"),
+    )
+    res = agg["residential_grids"]
+    agg["share_in_band"] = np.where(res > 0, (agg["in_band"] / res.clip(lower=1)).round(4), 1.0)
+    agg["flags_by_kind"] = _flags_by_kind(g)
+    out = agg.reset_index().astype({c: "int64" for c in STATS_COLUMNS[1:7] + ["flagged"]})
+    out["flags_by_kind"] = out["flags_by_kind"].fillna("")
+    return out[STATS_COLUMNS]
+
+
+def _flags_by_kind(g: pd.DataFrame) -> pd.Series:
+    """Per community: ``"kind=count, …"`` in :class:`FlagKind` order."""
+    flagged = g[g["flagged"]]
+    if flagged.empty:
+        return pd.Series(dtype=object)
+    pairs = [
+        (cc, k.value)
+        for cc, text in zip(flagged["community_code"], flagged["flags"], strict=True)
+        for k in kinds_in(text)
+    ]
+    if not pairs:
+        return pd.Series(dtype=object)
+    counts = pd.DataFrame(pairs, columns=["cc", "kind"]).value_counts()
+    order = {k.value: i for i, k in enumerate(FlagKind)}
+    out = {}
+    for cc, grp in counts.groupby(level=0):
+        items = sorted(((k, int(n)) for (_, k), n in grp.items()), key=lambda x: order[x[0]])
+        out[cc] = ", ".join(f"{k}={n}" for k, n in items)
+    return pd.Series(out, dtype=object)
