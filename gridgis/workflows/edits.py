@@ -74,6 +74,10 @@ MIN_PART_M2 = 1.0
 """Parts of a grid smaller than this (m²) are slivers of rounding, not a second part, in
 the contiguity check."""
 
+EMPTIED_SHARE = 1e-4
+"""A move that leaves less than this share of the source grid's area empties it (what is
+left is a sliver along the moved piece): refused, merge the grids instead."""
+
 EDIT_LOG_COLUMNS = [
     "edit_id",
     "op",
@@ -115,6 +119,12 @@ def _row_of(grids: gpd.GeoDataFrame, code: str) -> int:
     return int(hit[0])
 
 
+def _metric(geoms: gpd.GeoSeries, crs) -> np.ndarray:
+    """*geoms* in the metric CRS, made valid (a projection can fold a near-duplicate
+    vertex into a self-touch that overlay operations refuse)."""
+    return shapely.make_valid(geoms.to_crs(crs).to_numpy())
+
+
 def _polygon(geom) -> Any:
     """*geom* made valid, polygonal parts only."""
     geom = shapely.make_valid(geom)
@@ -125,7 +135,7 @@ def _polygon(geom) -> Any:
 
 
 def _shared_m(grids: gpd.GeoDataFrame, a: int, b: int, crs) -> float:
-    m = grids.geometry.iloc[[a, b]].to_crs(crs).to_numpy()
+    m = _metric(grids.geometry.iloc[[a, b]], crs)
     return float(shapely.length(shapely.intersection(m[0].boundary, m[1].boundary)))
 
 
@@ -149,9 +159,10 @@ def _transfer(grids: gpd.GeoDataFrame, src: int, dst: int, piece) -> gpd.GeoData
     piece = _polygon(shapely.intersection(geo[src], piece))
     if piece.is_empty or piece.area == 0:
         raise InputError(f"grids: nothing of grid '{grids['grid_code'].iloc[src]}' to move")
+    whole = geo[src]
     geo[src] = _polygon(shapely.difference(geo[src], piece))
     geo[dst] = _polygon(shapely.union(geo[dst], piece))
-    if geo[src].is_empty:
+    if geo[src].is_empty or geo[src].area < EMPTIED_SHARE * whole.area:
         raise InputError(
             f"grids: moving that empties grid '{grids['grid_code'].iloc[src]}': merge it instead"
         )
@@ -379,7 +390,7 @@ def _overlap_m2(grids, crs, community: str | None) -> float:
     g = grids
     if community is not None and "community_code" in g:
         g = g[(g["community_code"].astype("string") == community).fillna(False).to_numpy()]
-    m = g.geometry.to_crs(crs).to_numpy()
+    m = _metric(g.geometry, crs)
     tree = shapely.STRtree(m)
     a, b = tree.query(m, predicate="intersects")
     keep = a < b
@@ -420,8 +431,8 @@ def preview(
     lo, hi = settings.grid.min_households, settings.grid.max_households
     band = all(f["kind"] != "residential" or lo <= f["households"] <= hi for f in fig_after)
     contiguous = all(f["parts"] == 1 for f in fig_after)
-    union_b = shapely.union_all(before.geometry.iloc[rows].to_crs(crs).to_numpy())
-    union_a = shapely.union_all(after.geometry.iloc[rows_after].to_crs(crs).to_numpy())
+    union_b = shapely.union_all(_metric(before.geometry.iloc[rows], crs))
+    union_a = shapely.union_all(_metric(after.geometry.iloc[rows_after], crs))
     moved = float(shapely.area(shapely.symmetric_difference(union_a, union_b)))
     comm = str(before["community_code"].iloc[rows[0]]) if "community_code" in before else None
     overlap = _overlap_m2(after, crs, comm) - _overlap_m2(before, crs, comm)
