@@ -6,6 +6,7 @@ makes them by clicking (:mod:`gridgis.workflows.edits`)."""
 from __future__ import annotations
 
 import json
+from datetime import date
 from html import escape
 from typing import Annotated, Any, Literal
 
@@ -24,36 +25,60 @@ Lon = Annotated[float, Field(ge=-180, le=180)]
 Lat = Annotated[float, Field(ge=-90, le=90)]
 
 
-class EditRequest(BaseModel):
-    """One grid edit. Coordinates are lon/lat degrees (EPSG:4326)."""
+GridCode = Annotated[str, Field(pattern=r"^[0-9]{15}$", description="15-digit grid code")]
 
-    op: Literal["move_building", "move_block", "merge", "split"]
-    building_id: str | None = Field(None, max_length=100, description="move_building")
-    to_grid: str | None = Field(
-        None, pattern=r"^[0-9]{15}$", description="move_building, move_block: target grid"
-    )
-    point: tuple[Lon, Lat] | None = Field(None, description="move_block: a point in the block")
-    grids: list[Annotated[str, Field(pattern=r"^[0-9]{15}$")]] | None = Field(
-        None, min_length=2, max_length=2, description="merge: the two grids (first kept)"
-    )
-    grid_code: str | None = Field(None, pattern=r"^[0-9]{15}$", description="split: the grid")
-    line: list[tuple[Lon, Lat]] | None = Field(
-        None, min_length=2, max_length=500, description="split: the drawn line"
-    )
-    road_id: str | None = Field(None, max_length=100, description="split: along this road")
+
+class _Edit(BaseModel):
     reason: str | None = Field(None, max_length=500, description="Why (kept with the version)")
-    effective: str | None = Field(
-        None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="Date it takes effect (default today)"
-    )
+    effective: date | None = Field(None, description="Date it takes effect (default today)")
 
     def edit(self) -> dict[str, Any]:
         """The edit as :func:`gridgis.workflows.edits.run_edit` takes it."""
-        keys = ("op", "building_id", "to_grid", "point", "grids", "grid_code", "line", "road_id")
-        out = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
-        for k in ("point", "line"):
-            if k in out:
-                out[k] = json.loads(json.dumps(out[k]))  # tuples as lists
-        return out
+        out = self.model_dump(mode="json", exclude={"reason", "effective"})
+        return {k: v for k, v in out.items() if v is not None}
+
+
+class MoveBuilding(_Edit):
+    """Move a building's cell to a neighbouring grid."""
+
+    op: Literal["move_building"]
+    building_id: str = Field(min_length=1, max_length=100)
+    to_grid: GridCode
+
+
+class MoveBlock(_Edit):
+    """Move the street block under a point (its part in the grid there) to a neighbour."""
+
+    op: Literal["move_block"]
+    point: tuple[Lon, Lat] = Field(description="A point in the block, [lon, lat]")
+    to_grid: GridCode
+
+
+class Merge(_Edit):
+    """Merge two adjacent grids of one community (the first keeps its attributes)."""
+
+    op: Literal["merge"]
+    grids: list[GridCode] = Field(min_length=2, max_length=2)
+
+
+class SplitByLine(_Edit):
+    """Split a grid along a drawn line ([lon, lat] points, from outside to outside)."""
+
+    op: Literal["split"]
+    grid_code: GridCode
+    line: list[tuple[Lon, Lat]] = Field(min_length=2, max_length=500)
+
+
+class SplitByRoad(_Edit):
+    """Split a grid along a road of layer 'roads'."""
+
+    op: Literal["split"]
+    grid_code: GridCode
+    road_id: str = Field(min_length=1, max_length=100)
+
+
+EditRequest = MoveBuilding | MoveBlock | Merge | SplitByLine | SplitByRoad
+"""One grid edit (coordinates in lon/lat degrees, EPSG:4326)."""
 
 
 class UndoRequest(BaseModel):
@@ -67,6 +92,7 @@ _TOKEN = [Depends(require_token)]
     "/grids/edits/preview",
     dependencies=_TOKEN,
     summary="Preview a grid edit",
+    responses={404: {"description": "No such grid, building or road"}},
     description="Households and buildings of the grids involved before and after, and "
     "whether the band, contiguity and tiling hold. Nothing is written.",
 )
@@ -80,6 +106,7 @@ def edit_preview(body: EditRequest, ctx: Ctx) -> FastJSON:
     "/grids/edits",
     dependencies=_TOKEN,
     summary="Save a grid edit",
+    responses={404: {"description": "No such grid, building or road"}},
     description="The edit, refreshed (versions, figures, audit) and logged in layer "
     "'edit_log', in one atomic write. Refused (422) when it breaks contiguity or tiling.",
 )
@@ -100,6 +127,10 @@ def edit_apply(body: EditRequest, ctx: Ctx) -> FastJSON:
     "/grids/edits/undo",
     dependencies=_TOKEN,
     summary="Undo the last grid edit",
+    responses={
+        404: {"description": "No edit to undo"},
+        409: {"description": "The grids changed since the edit"},
+    },
     description="Removes the versions the last edit opened, reopens those it closed and "
     "restores the grids (404: no edit to undo; 409: the grids changed since).",
 )
@@ -150,6 +181,7 @@ def _features(frame, columns: list[str]) -> dict[str, Any]:
 @router.get(
     "/edit/{community_code}/data",
     summary="Grids and buildings of a community for the edit page",
+    responses={404: {"description": "No grids in that community"}},
     description="GeoJSON (CRS84) of the community's grids and of the buildings in them.",
 )
 def edit_data(community_code: Community, ctx: Ctx) -> FastJSON:

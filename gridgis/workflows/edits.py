@@ -289,12 +289,12 @@ def move_block(
     """Move the street block under *point* (lon, lat in degrees, EPSG:4326) — its part in
     the grid under the point — to the neighbouring grid *to_grid*."""
     grids = _storage(grids)
+    dst = _row_of(grids, to_grid)
     pt = shapely.Point(float(point[0]), float(point[1]))
     rank = rank_of(_codes(grids).fillna("~").to_numpy())
     src = int(points_in_polygons(np.array([pt], dtype=object), grids.geometry.to_numpy(), rank)[0])
     if src < 0:
         raise InputError(f"point {point[0]:.6f}, {point[1]:.6f} lies in no grid")
-    dst = _row_of(grids, to_grid)
     if src == dst:
         raise InputError(f"the point lies in grid '{to_grid}' already: click a block of another")
     _need_neighbours(grids, src, dst, metric_crs_for(grids))
