@@ -371,11 +371,15 @@ def test_api_edits(client):
     assert r.status_code == 200, r.text
     assert client.get(f"/grids/{src}").json()["statistics"]["households"] == before - moved
     hist = client.get(f"/grids/{src}/history")
-    if hist.status_code == 200:
-        assert len(hist.json()["versions"] if isinstance(hist.json(), dict) else hist.json()) >= 2
+    assert hist.status_code == 200, hist.text
+    versions = hist.json()["versions"]
+    assert [v["command"] for v in versions][-1] == "edit" and versions[-1]["reason"] == "会议"
+    assert versions[-2]["valid_to"] == versions[-1]["valid_from"]
     u = client.post("/grids/edits/undo", headers=AUTH)
     assert u.status_code == 200, u.text
     assert client.get(f"/grids/{src}").json()["statistics"]["households"] == before
+    after_undo = client.get(f"/grids/{src}/history").json()["versions"]
+    assert len(after_undo) == len(versions) - 1 and not after_undo[-1]["valid_to"]
     page = client.get(f"/edit/{src[:12]}")
     assert page.status_code == 200 and "/edit/static/edit.js" in page.text
     data = client.get(f"/edit/{src[:12]}/data").json()
