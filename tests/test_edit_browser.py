@@ -22,6 +22,7 @@ import shapely
 from fastapi.testclient import TestClient
 
 from gridgis.crs import metric_crs_for
+from gridgis.errors import GridgisError
 from gridgis.standards import DEFAULT
 from gridgis.store import open_store
 from gridgis.store.pgtemp import free_port
@@ -341,3 +342,41 @@ def test_wrong_token_is_refused_on_the_page(browser, served):
     )
     assert "令牌无效" in page.inner_text("#ge-status")
     page.close()
+
+
+def test_split_along_a_road_by_choosing_it(browser, served, api):
+    base, path = served
+    g, b = _grids(path)
+    store = open_store(path)
+    roads = store.read("roads").to_crs("EPSG:4326")
+    store.close()
+    found = None
+    for s in range(len(g)):
+        crossing = roads[roads.intersects(g.geometry[s].buffer(-0.00005))]
+        for rid in crossing["road_id"].astype(str):
+            edit = {"op": "split", "grid_code": str(g["grid_code"][s]), "road_id": rid}
+            try:
+                p = edits.run_edit(g, edit, DEFAULT, b, roads).preview
+            except GridgisError:  # a road that does not cut the grid
+                continue
+            if p["checks"]["contiguity"] and p["checks"]["tiling"]:
+                found = (edit, g.geometry[s], str(g["community_code"][s]))
+                break
+        if found:
+            break
+    if found is None:
+        pytest.skip("no road cuts a grid of the demo city in two")
+    edit, poly, comm = found
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.goto(f"{base}/edit/{comm}")
+    page.wait_for_function("window.gridEdit && window.gridEdit.ready", timeout=30_000)
+    page.fill("#ge-token", TOKEN)
+    page.click("button[data-mode=split]")
+    click(page, inside_not_on(poly, b))
+    page.select_option("#ge-road", edit["road_id"])
+    preview_then_save(page, 1)
+    page.close()
+    r = api.post("/grids/edits", json=edit, headers=AUTH)
+    assert r.status_code == 200, r.text
+    same_layer(path, api.path)
+    assert len(layer_of(path)) == len(g) + 1

@@ -182,7 +182,7 @@ def _features(frame, columns: list[str]) -> dict[str, Any]:
     "/edit/{community_code}/data",
     summary="Grids and buildings of a community for the edit page",
     responses={404: {"description": "No grids in that community"}},
-    description="GeoJSON (CRS84) of the community's grids and of the buildings in them.",
+    description="GeoJSON (CRS84) of the community's grids, the buildings and the roads in them.",
 )
 def edit_data(community_code: Community, ctx: Ctx) -> FastJSON:
     if not ctx.has_layer("grids"):
@@ -200,6 +200,11 @@ def edit_data(community_code: Community, ctx: Ctx) -> FastJSON:
         b = ctx.store.read("buildings", bbox=tuple(area.bounds)).to_crs(STORAGE_CRS)
         b = b[shapely.intersects(b.geometry.to_numpy(), area)]
         out["buildings"] = _features(b, ["building_id", "name", "households", "grid_code"])
+    if ctx.has_layer("roads"):
+        area = shapely.union_all(grids.to_crs(STORAGE_CRS).geometry.to_numpy())
+        r = ctx.store.read("roads", bbox=tuple(area.bounds)).to_crs(STORAGE_CRS)
+        r = r[shapely.intersects(r.geometry.to_numpy(), area)]
+        out["roads"] = _features(r, ["road_id", "name", "road_class"])
     return FastJSON(out)
 
 

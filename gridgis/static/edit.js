@@ -8,12 +8,12 @@
   var community = panel.getAttribute("data-community");
   var map = L.map("map", { doubleClickZoom: false });
   var state = { mode: null, picks: [], line: [], pending: null, data: null };
-  var layers = { grids: null, buildings: null, picks: L.layerGroup().addTo(map), preview: null };
+  var layers = { grids: null, buildings: null, roads: null, picks: L.layerGroup().addTo(map), preview: null };
   var MODES = {
     move_building: "移动楼栋：先点楼栋，再点相邻网格",
     move_block: "移动街区：先点街区内一点，再点相邻网格",
     merge: "合并网格：依次点两个相邻网格（保留第一个的属性）",
-    split: "拆分网格：先点要拆分的网格，再点画线（至少两点，在网格外起止），双击结束"
+    split: "拆分网格：先点要拆分的网格，再点画线（至少两点，在网格外起止），双击结束；或在下方选择一条道路"
   };
 
   panel.innerHTML =
@@ -26,6 +26,7 @@
     '<button data-mode="merge">合并网格</button>' +
     '<button data-mode="split">拆分网格</button></div>' +
     '<div id="ge-hint">请选择一种编辑</div>' +
+    '<label id="ge-road-box" hidden>沿道路拆分 <select id="ge-road"><option value="">（选择道路）</option></select></label>' +
     '<div id="ge-preview"></div>' +
     '<div class="ge-actions"><button id="ge-save" disabled>保存</button>' +
     '<button id="ge-cancel">取消</button><button id="ge-undo">撤销上一次编辑</button></div>' +
@@ -77,6 +78,22 @@
   function draw(data) {
     if (layers.grids) map.removeLayer(layers.grids);
     if (layers.buildings) map.removeLayer(layers.buildings);
+    if (layers.roads) map.removeLayer(layers.roads);
+    layers.roads = L.geoJSON(data.roads || { type: "FeatureCollection", features: [] }, {
+      interactive: false,
+      style: function () { return { color: "#888", weight: 2, opacity: 0.8 }; }
+    }).addTo(map);
+    var select = $("ge-road"), seen = {};
+    select.length = 1;
+    ((data.roads || {}).features || []).forEach(function (f) {
+      var id = f.properties.road_id;
+      if (id == null || seen[id]) return;
+      seen[id] = true;
+      var o = document.createElement("option");
+      o.value = id;
+      o.textContent = (f.properties.name || "无名道路") + "（" + id + "）";
+      select.appendChild(o);
+    });
     layers.grids = L.geoJSON(data.grids, {
       interactive: false,
       style: function () { return { color: "#1f5fa8", weight: 2, fillColor: "#9ec5ee", fillOpacity: 0.25 }; },
@@ -111,6 +128,8 @@
     $("ge-preview").innerHTML = "";
     $("ge-save").disabled = true;
     if (!keepMode) state.mode = null;
+    $("ge-road").value = "";
+    $("ge-road-box").hidden = state.mode !== "split";
     $("ge-hint").textContent = state.mode ? MODES[state.mode] : "请选择一种编辑";
     var buttons = panel.querySelectorAll(".ge-modes button");
     for (var i = 0; i < buttons.length; i++) buttons[i].classList.toggle("ge-on", buttons[i].getAttribute("data-mode") === state.mode);
@@ -232,6 +251,15 @@
     if (!mode) return;
     state.mode = mode;
     reset(true);
+  });
+  $("ge-road").addEventListener("change", function () {
+    var road = $("ge-road").value;
+    if (!road || state.pending) return;
+    if (state.mode !== "split" || state.picks.length !== 1) {
+      $("ge-road").value = "";
+      return status("请先点要拆分的网格", true);
+    }
+    requestPreview({ op: "split", grid_code: state.picks[0], road_id: road });
   });
   $("ge-save").addEventListener("click", save);
   $("ge-cancel").addEventListener("click", function () { reset(true); status(""); });
