@@ -34,6 +34,10 @@ outside the rule is saved and flagged by the refresh), then runs
 write as the grids themselves and an ``edit_log`` row: versions closed and opened,
 figures recomputed, audit.
 
+A save refreshes the whole workspace: hand changes made elsewhere and not yet refreshed
+(e.g. in QGIS) are recorded with the edit, and the log keeps every grid whose geometry the
+save changed, so an undo restores those too.
+
 Undo (:func:`undo_last`): the ``edit_log`` layer keeps, per edit, the grids as they were
 before it (geometry and attributes) and the versions it opened and closed. Undoing the
 last edit not yet undone removes the versions it opened, reopens those it closed,
