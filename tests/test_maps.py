@@ -1022,3 +1022,12 @@ def test_facility_markers_sit_above_the_fills(small_site, browser):
         assert p.errors == []
     finally:
         p.close()
+
+
+def test_community_page_links_to_the_editor_only_when_served(site, city_layers):
+    """Served by `gridgis serve`, a community page leads to its grid editor (/edit/<code>);
+    opened as a file the link stays hidden (there is no editor there)."""
+    code = str(city_layers["communities"]["community_code"].iloc[0])
+    page = (site.out_dir / "communities" / f"{code}.html").read_text(encoding="utf-8")
+    assert 'id="gg-edit-link"' in page and f"'/edit/'+\"{code}\"" in page
+    assert "location.protocol" in page and "display:none" in page

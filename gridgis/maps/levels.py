@@ -9,6 +9,7 @@ in, :class:`folium.Map` out. Links between levels are relative: ``index.html`` �
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Sequence
 
 import folium
@@ -612,5 +613,20 @@ def community_map(
             ]
         )
     ).add_to(m)
+    m.get_root().html.add_child(folium.Element(_editor_link(code)))
     folium.LayerControl(collapsed=True).add_to(m)
     return m
+
+
+def _editor_link(community_code: str) -> str:
+    """A link to the grid editor (``/edit/<code>`` of ``gridgis serve``), shown only when
+    the page is served over HTTP (opened as a file there is no editor to go to)."""
+    code = json.dumps(str(community_code))
+    return (
+        '<a id="gg-edit-link" class="gg-edit-link gg-noprint" style="display:none;position:fixed;'
+        "top:10px;right:60px;z-index:1000;background:#fff;padding:4px 8px;border:1px "
+        'solid #888;border-radius:4px;font:13px sans-serif" href="#">编辑网格</a>'
+        "<script>(function(){if(!/^https?:$/.test(location.protocol))return;"
+        f"var a=document.getElementById('gg-edit-link');a.href='/edit/'+{code};"
+        "a.style.display='block';})();</script>"
+    )
