@@ -204,10 +204,10 @@ class AddressIndex:
         self._reversed: list[tuple[str, str]] | None = None
 
     def _fill(self, df: pd.DataFrame) -> None:
-        """Parse every row into the tables. Each distinct text is parsed once and each
-        distinct given field or name normalised once (a household-level list repeats
-        them); rows are then visited in order, so every table holds its rows and keys in
-        the same order as a row-by-row build."""
+        """Parse every row into the tables. Each distinct text is parsed once, and each
+        distinct given field, name and (text, name) pair worked out once (a
+        household-level list repeats them); rows are then visited in order, so every
+        table holds its rows and keys in the same order as a row-by-row build."""
         settings = self.settings
         col = {c: _column(df, c) for c in ("district", "road", "number", "building_no", "unit")}
         given_cache: dict[str, str] = {}
@@ -223,19 +223,24 @@ class AddressIndex:
             return out
 
         any_given = any(col[c] is not None for c in ("road", "number", "building_no", "unit"))
-        readings = {t: _reading(parse(t, settings)) for t in dict.fromkeys(self.text.tolist())}
+        texts = self.text.tolist()
+        readings = {t: _reading(parse(t, settings)) for t in dict.fromkeys(texts)}
         city_default = settings.address.city or ""
-        given_district = col["district"]
+        gd = col["district"]
         names: dict[str, str] = {}  # raw name → normalised (names repeat row after row)
+        name_keys: dict[tuple[str, str | None], tuple[str, ...]] = {}
         exact, door, road_rows, parts = self.exact, self.door, self.road_rows, self.parts
-        district, city, rest, name_col = self.district, self.city, self.rest, self.name
-        for i, text in enumerate(self.text.tolist()):
+        table = self.names
+        district: list[str] = []
+        city: list[str] = []
+        rest: list[str] = []
+        for i, (text, raw) in enumerate(zip(texts, self.name.tolist(), strict=True)):
             r = readings[text]
             if any_given:
                 r = _with_given(r, given, i)
-            district[i] = r.district or (given_district[i] if given_district is not None else "")
-            city[i] = r.city or city_default
-            rest[i] = r.rest
+            district.append(r.district or (gd[i] if gd is not None else ""))
+            city.append(r.city or city_default)
+            rest.append(r.rest)
             if r.key:
                 exact[r.key].append(i)
             parts.append(r.parts)
@@ -243,19 +248,35 @@ class AddressIndex:
                 road_rows[r.road].append(i)
             if r.door is not None:
                 door[r.door].append(i)
-            raw = name_col[i]
-            nm = names.get(raw)
-            if nm is None:
-                nm = names[raw] = normalise_name(raw)
-            self._add_name(nm, i)
-            if r.poi and r.poi != nm:
-                self._add_name(r.poi, i)
+            pair = (raw, r.poi)
+            keys = name_keys.get(pair)
+            if keys is None:
+                nm = names.get(raw)
+                if nm is None:
+                    nm = names[raw] = normalise_name(raw)
+                keys = name_keys[pair] = self._name_keys(nm, r.poi)
+            for k in keys:
+                table[k].append(i)
+        self.district = np.array(district, dtype=object)
+        self.city = np.array(city, dtype=object)
+        self.rest = np.array(rest, dtype=object)
 
-    def _add_name(self, name: str, row: int) -> None:
+    def _name_keys(self, name: str, poi: str | None) -> tuple[str, ...]:
+        """The name keys a row is listed under: the variants of its name, then of the
+        place its text names (when another), each once, in that order."""
+        out = dict.fromkeys(self._name_variants(name))
+        if poi and poi != name:
+            out.update(dict.fromkeys(self._name_variants(poi)))
+        return tuple(out)
+
+    def _name_variants(self, name: str) -> list[str]:
         variants = self._variants.get(name)
         if variants is None:
             variants = self._variants[name] = name_variants(name)
-        for v in variants:
+        return variants
+
+    def _add_name(self, name: str, row: int) -> None:
+        for v in self._name_variants(name):
             rows = self.names[v]
             if not rows or rows[-1] != row:
                 rows.append(row)
