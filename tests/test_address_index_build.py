@@ -166,3 +166,41 @@ def test_shanghai_same_tables_and_answers():
     old = _as_reference(idx, ref)
     for q in list(pos["query"]) + list(neg["query"]):
         assert repr(idx.match(q)) == repr(old.match(q)), q
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "上海市闵行区报春路558弄38号",
+        "闵行区上海市燎原双语学校1号",
+        "上海市上海市闵行区报春路5号",
+        "宝山区宝山三村84号",
+        "浦东新区张江镇12村5号",
+        "浦东新区张江镇1社区5号",
+        "北京市海淀区中关村南大街5号",
+        "上海浦东新区陆家嘴街道12号",
+        "浙江省杭州市西湖区文三路9号",
+        "黄浦区人民大道300号101室",
+        "黄浦区人民大道",
+        "都市水乡3号",
+        "闵行区",
+        "",
+    ],
+)
+def test_admin_prefix_remembered_is_the_same(text):
+    """The remembered reading of the administrative prefix equals a fresh one (first and
+    second time, with and without a configured city and district)."""
+    from gridgis.address.admin import strip_admin
+    from gridgis.address.components import ParsedAddress
+    from gridgis.address.normalise import normalise_parts
+    from gridgis.address.parser import _strip_admin
+    from gridgis.standards import DEFAULT, AddressRules, Settings
+
+    norm = normalise_parts(text)[0]
+    for settings in (DEFAULT, Settings(address=AddressRules(city="上海市", district="闵行区"))):
+        want = ParsedAddress(text=norm)
+        rest = strip_admin(norm, want, settings)
+        for _ in range(2):
+            got = ParsedAddress(text=norm)
+            assert _strip_admin(norm, got, settings) == rest
+            assert got == want
