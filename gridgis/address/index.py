@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from gridgis.address.admin import RE_CITY, RE_DISTRICT, RE_PROVINCE
-from gridgis.address.components import ParsedAddress, bare
+from gridgis.address.components import ParsedAddress
 from gridgis.address.normalise import normalise, normalise_name
 from gridgis.address.parser import parse
 from gridgis.standards import DEFAULT, Settings
@@ -108,9 +108,15 @@ def _entries(
     unit: str | None,
 ) -> tuple[str | None, tuple[str, str, str] | None, tuple[str, str, str, str]]:
     """The road, door-plate key and parts of a row (the parse, or a field given beside it)."""
-    parts = (bare(building, "栋"), bare(unit, "单元"), bare(p.floor, "层"), bare(p.room, "室"))
+    # (x or "").removesuffix(s) is bare(x, s), without a Python call per field
+    parts = (
+        (building or "").removesuffix("栋"),
+        (unit or "").removesuffix("单元"),
+        (p.floor or "").removesuffix("层"),
+        (p.room or "").removesuffix("室"),
+    )
     street = road or p.poi or village(p)
-    door = (street, p.lane or "", bare(number, "号")) if street and number else None
+    door = (street, p.lane or "", number.removesuffix("号")) if street and number else None
     return road, door, parts
 
 
