@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gridgis.address.admin import strip_admin
+import re
+
+from gridgis.address.admin import HAN, strip_admin
 from gridgis.address.components import ParsedAddress
 from gridgis.address.normalise import normalise_parts
 from gridgis.address.roads import find_road, split_road
@@ -46,6 +48,55 @@ def _read_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False)
     p.rules.extend(rules)
 
 
+#: Administrative prefixes already read, by the text's leading run of Han characters and
+#: the configured city and district (see :func:`_strip_admin`).
+_ADMIN_CACHE: dict[tuple[str, str, str], tuple[str, tuple, tuple]] = {}
+_ADMIN_FIELDS = ("province", "city", "district", "town", "community")
+_RE_HAN_RUN = re.compile(f"[{HAN}]*")
+_RE_ONLY_HAN = re.compile(f"[{HAN}]*$")
+#: The first characters of every community suffix (社区, 居委会, 村委会, 居民委员会, 村): the
+#: one prefix pattern that may read digits ([Han or digit]{1,6} + suffix).
+_RE_COMMUNITY_OPENER = re.compile("[村社居]")
+
+
+def _strip_admin(s: str, p: ParsedAddress, settings: Settings) -> str:
+    """:func:`gridgis.address.admin.strip_admin`, remembered (same result).
+
+    Every prefix pattern reads Han characters only, looks ahead only for Han characters,
+    and the community pattern reads digits only before a suffix opening with 村, 社 or 居.
+    So when ``s`` = ``h`` + ``x`` with ``h`` its leading run of Han characters, ``x``
+    non-empty and free of 村, 社 and 居, and the configured names are Han, the prefix lies
+    in ``h`` and the reading does not depend on ``x``: ``h`` + "0" is read once and the
+    answer reused (door plates of one road share ``h``: 黄浦区人民大道 of 黄浦区人民大道300号).
+    """
+    rules = settings.address
+    j = _RE_HAN_RUN.match(s).end()
+    if (
+        j == len(s)
+        or _RE_COMMUNITY_OPENER.search(s, j)
+        or not _RE_ONLY_HAN.match(rules.city or "")
+        or not _RE_ONLY_HAN.match(rules.district or "")
+    ):
+        return strip_admin(s, p, settings)
+    key = (s[:j], rules.city or "", rules.district or "")
+    hit = _ADMIN_CACHE.get(key)
+    if hit is None:
+        q = ParsedAddress(text="")
+        rest = strip_admin(s[:j] + "0", q, settings)
+        if not rest.endswith("0"):  # cannot happen (see above); read it plainly
+            return strip_admin(s, p, settings)
+        fields = tuple((f, v) for f in _ADMIN_FIELDS if (v := getattr(q, f)) is not None)
+        hit = (rest[:-1], fields, tuple(q.spans))
+        if len(_ADMIN_CACHE) >= _TAIL_CACHE_MAX:
+            _ADMIN_CACHE.clear()
+        _ADMIN_CACHE[key] = hit
+    rest, fields, spans = hit
+    for f, v in fields:
+        setattr(p, f, v)
+    p.spans.extend(spans)
+    return rest + s[j:]
+
+
 def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
     """Parse one address into components.
 
@@ -71,7 +122,7 @@ def parse(text: str, settings: Settings = DEFAULT) -> ParsedAddress:
     """
     norm, hints = normalise_parts(text)
     p = ParsedAddress(text=norm, hints=hints)
-    s = strip_admin(norm, p, settings)
+    s = _strip_admin(norm, p, settings)
     p.rest = s
     m = find_road(s)
     if m is None:
