@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.context import AppContext
+from api.context import AppContext, limit_malloc_arenas
 from api.deps import require_token
 from api.docs import add_offline_docs
 from api.middleware import BodyLimit, PointFastLane, WriteGuard
@@ -196,7 +196,8 @@ def from_env() -> FastAPI:
     maps from ``GRIDGIS_SERVE_MAPS``, rules from ``GRIDGIS_SERVE_RULES`` (TOML path) and
     ``GRIDGIS_SERVE_SET`` (JSON list of ``section.name=value``). Each worker process
     builds its own app and loads the lookup index once, at start
-    (``GRIDGIS_SERVE_PRELOAD``, default on), not on its first request."""
+    (``GRIDGIS_SERVE_PRELOAD``, default on), not on its first request, with its malloc
+    arenas capped at ``server.malloc_arenas`` (a bounded resident memory)."""
     import json
 
     from gridgis.store import open_store
@@ -207,6 +208,7 @@ def from_env() -> FastAPI:
     sets = json.loads(os.environ.get("GRIDGIS_SERVE_SET") or "[]")
     if sets:
         settings = settings.override(dict(s.split("=", 1) for s in sets))
+    limit_malloc_arenas(settings.server.malloc_arenas)  # before any request thread
     app = create_app(store, settings, maps_dir=os.environ.get("GRIDGIS_SERVE_MAPS") or None)
     if os.environ.get("GRIDGIS_SERVE_PRELOAD", "1") != "0":
         try:

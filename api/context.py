@@ -39,6 +39,36 @@ def parse_authorization(header: str | None) -> tuple[str, str] | None:
 AS_OF_CACHE = 8
 
 
+def _libc() -> Any:
+    """glibc as a :mod:`ctypes` library, or ``None`` on another C library."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas of this process at ``arenas`` (``mallopt(M_ARENA_MAX)``;
+    0 leaves glibc's default). Call before the request threads start. True when set."""
+    libc = _libc()
+    if libc is None or arenas <= 0:
+        return False
+    return bool(libc.mallopt(-8, int(arenas)))  # -8: M_ARENA_MAX (malloc.h)
+
+
+def release_memory() -> None:
+    """Hand freed heap pages back to the system (glibc ``malloc_trim(0)``, every arena);
+    nothing elsewhere. Called after the lookup index is rebuilt: the old index and the
+    write's tables are freed then."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 @dataclass
 class AppContext:
     """The workspace, rules, token and caches shared by every request handler.
@@ -134,6 +164,7 @@ class AppContext:
                     seen = self.store.change_token()  # before reading: a write meanwhile
                     self._lookup = Lookup.from_store(self.store, self.settings)
                     self._seen = seen  # … is seen by the next request
+                    release_memory()
                 lk = self._lookup
         return lk
 
