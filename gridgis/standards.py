@@ -527,11 +527,20 @@ class ServerRules:
     server adds a few characters of its own)."""
     malloc_arenas: int = 2
     """glibc malloc arenas of each server process (0: glibc's default, 8 per CPU core).
-    Request threads each grow an arena of their own and glibc returns little of it, so
-    with the default the resident memory keeps creeping up under load with rewrites
-    (measured: +137 MB in 3 minutes); two arenas, and ``malloc_trim`` after each
-    rebuild of the lookup index, keep it flat (``benchmarks/soak_api.py``). Ignored
-    where the C library is not glibc."""
+    Request threads (up to 40) each grow an arena of their own and glibc hands little
+    of it back, so with the default the resident memory keeps creeping up under reads
+    with a rewrite every few seconds (measured, demo city of 10,000 households: 251 →
+    420 MB in 5 minutes, still +2–8 MB per 30 s). Two arenas, and ``malloc_trim`` after
+    each rebuild of the lookup index, make it level off (peak 380 MB, flat over the last
+    1.5 of 5 minutes; ``benchmarks/soak_api.py``, table in ``benchmarks/RESULTS.md``).
+    Ignored where the C library is not glibc.
+
+    The bound this gives, per worker process: the lookup index and the workspace's
+    layers as loaded at start (251 MB for the demo city), plus about 130 MB of working
+    memory under load (per-thread SQLite read connections, request buffers), plus,
+    while an upload is imported, a few times its unpacked size — which
+    :attr:`max_unpacked_bytes` bounds. Hostile requests add nothing measurable (refused
+    from their headers, while streaming, or from the archive's directory)."""
 
 
 @dataclass(frozen=True)
