@@ -531,8 +531,9 @@ class ServerRules:
     of it back, so with the default the resident memory keeps creeping up under reads
     with a rewrite every few seconds (measured, demo city of 10,000 households: 251 →
     420 MB in 5 minutes, still +2–8 MB per 30 s). Two arenas, and ``malloc_trim`` after
-    each rebuild of the lookup index, make it level off (peak 380 MB, flat over the last
-    1.5 of 5 minutes; ``benchmarks/soak_api.py``, table in ``benchmarks/RESULTS.md``).
+    each rebuild of the lookup index, make it level off (peak 387 MB over 10 minutes,
+    the peak still creeping by about 1.5 MB a minute at the end; ``benchmarks/
+    soak_api.py``, tables in ``benchmarks/RESULTS.md``).
     Ignored where the C library is not glibc.
 
     The bound this gives, per worker process: the lookup index and the workspace's
