@@ -1052,8 +1052,84 @@ def coverage_from_access(
 SERVICE_AREA_METHOD = (
     "road network reached within the category's radius from the facility (facility leg + "
     "network path; partly reached roads cut where the radius runs out), buffered by "
-    "coverage.service_area_buffer_m"
+    "coverage.service_area_buffer_m, clipped to blocks: the buffer is kept outside every "
+    "block (road corridor, open edge of the network) and inside the blocks (areas enclosed "
+    "by the roads, polygonize of the noded network) flanking a reached road; blocks "
+    "behind an unreached road are cut out"
 )
+
+
+@dataclass
+class Blocks:
+    """The blocks of a walking network (areas enclosed by its roads), built once per run.
+
+    Attributes
+    ----------
+    geom
+        Block polygons (shapely array, metric CRS), from polygonize of the noded edges.
+    tree
+        STRtree on *geom*.
+    edge, block
+        Pairs (edge index, block index): the blocks each edge runs along or inside
+        (its midpoint within 1 cm of the block).
+    """
+
+    geom: NDArray[np.object_]
+    tree: shapely.STRtree
+    edge: NDArray[np.int64]
+    block: NDArray[np.int64]
+
+
+def road_blocks(net: RoadNetwork) -> Blocks:
+    """The blocks of *net* (polygonize of its noded edges) and the edges along each."""
+    geom = np.asarray(
+        shapely.get_parts(shapely.polygonize(np.asarray(net.edge_geom))), dtype=object
+    )
+    geom = geom[shapely.area(geom) > 0] if len(geom) else geom
+    tree = shapely.STRtree(geom)
+    mid = shapely.line_interpolate_point(np.asarray(net.edge_geom), 0.5, normalized=True)
+    edge, block = (
+        tree.query(mid, predicate="dwithin", distance=0.01)
+        if len(geom)
+        else np.zeros((2, 0), dtype=np.int64)
+    )
+    return Blocks(geom=geom, tree=tree, edge=edge.astype(np.int64), block=block.astype(np.int64))
+
+
+def _clip_to_blocks(
+    area: NDArray[np.object_], who: NDArray, edges: NDArray, blocks: Blocks
+) -> NDArray[np.object_]:
+    """Each facility's buffer (*area*) less the blocks it overlaps that flank none of its
+    reached edges (*who*, *edges*: facility row and edge of each reached piece)."""
+    if len(blocks.geom) == 0 or len(area) == 0:
+        return area
+    nb = len(blocks.geom)
+    # reached (facility, block) pairs through the edges' flanking blocks
+    order = np.argsort(blocks.edge, kind="stable")
+    be, bb = blocks.edge[order], blocks.block[order]
+    lo = np.searchsorted(be, edges, "left")
+    hi = np.searchsorted(be, edges, "right")
+    cnt = hi - lo
+    rows = np.repeat(who, cnt)
+    idx = np.repeat(lo - np.cumsum(np.r_[0, cnt[:-1]]), cnt) + np.arange(cnt.sum())
+    reached = np.unique(rows.astype(np.int64) * nb + bb[idx])
+    # blocks each buffer overlaps (interiors), minus the reached ones
+    fi, bj = blocks.tree.query(area, predicate="intersects")
+    if len(fi) == 0:
+        return area
+    key = fi.astype(np.int64) * nb + bj
+    cut = ~np.isin(key, reached)
+    fi, bj = fi[cut], bj[cut]
+    order = np.argsort(fi, kind="stable")
+    fi, bj = fi[order], bj[order]
+    groups, start, count = np.unique(fi, return_index=True, return_counts=True)
+    pad = np.full((len(groups), count.max()), None, dtype=object)
+    col = np.arange(len(fi)) - np.repeat(start, count)
+    pad[np.repeat(np.arange(len(groups)), count), col] = blocks.geom[bj]
+    removed = shapely.coverage_union_all(pad, axis=1)
+    out = area.copy()
+    out[groups] = shapely.difference(area[groups], removed)
+    return out
 
 
 def _road_segments(graph: WalkGraph) -> tuple[NDArray, ...]:
@@ -1140,8 +1216,10 @@ def _service_areas(
     categories: list[str] | None = None,
     facility_ids: list[str] | None = None,
     chunk: int = 128,
+    blocks: Blocks | None = None,
 ) -> gpd.GeoDataFrame:
-    """:func:`service_areas` on a graph and its facilities' nodes."""
+    """:func:`service_areas` on a graph and its facilities' nodes (*blocks*: the
+    network's :func:`road_blocks`, built here when not given)."""
     cols = ["facility_id", "category", "radius_m", "reach_m", "area_m2"]
     fac = facility_nodes
     if categories is not None:
@@ -1155,7 +1233,7 @@ def _service_areas(
         )
     seg_e, seg_t0, seg_t1, seg_a, seg_b = _road_segments(graph)
     radius = fac["category"].map(settings.coverage.radius_m).to_numpy(dtype=float)
-    pieces, owner = [], []
+    pieces, owner, on_edge = [], [], []
     for start in range(0, len(fac), chunk):
         rows = np.arange(start, min(start + chunk, len(fac)))
         r = radius[rows]
@@ -1181,6 +1259,7 @@ def _service_areas(
         keep = t1 > t0
         pieces.append(_substrings(graph.net.edge_geom[seg_e[s[keep]]], t0[keep], t1[keep]))
         owner.append(rows[i[keep]])
+        on_edge.append(seg_e[s[keep]])
     lines = np.concatenate(pieces)
     who = np.concatenate(owner)
     reach = np.bincount(who, weights=shapely.length(lines), minlength=len(fac))
@@ -1194,6 +1273,16 @@ def _service_areas(
     buffer = settings.coverage.service_area_buffer_m
     # merged into long lines first: buffering many short pieces costs ~3x more
     area = shapely.buffer(shapely.line_merge(multi), buffer, quad_segs=2)
+    if blocks is None:
+        blocks = road_blocks(graph.net)
+    # the facility's own edge (its leg runs into the blocks along it) counts as reached
+    leg_edge = graph.snaps.edge[fac["point"].to_numpy()]
+    area = _clip_to_blocks(
+        area,
+        np.r_[who, np.arange(len(fac))],
+        np.r_[np.concatenate(on_edge), leg_edge],
+        blocks,
+    )
     out = gpd.GeoDataFrame(
         {
             "facility_id": fac["facility_id"].astype(str).to_numpy(),
