@@ -1231,8 +1231,36 @@ def _service_areas(
         return gpd.GeoDataFrame(
             {c: pd.Series(dtype="object") for c in cols}, geometry=gpd.GeoSeries([], crs=crs)
         )
-    seg_e, seg_t0, seg_t1, seg_a, seg_b = _road_segments(graph)
     radius = fac["category"].map(settings.coverage.radius_m).to_numpy(dtype=float)
+    multi, who, edges, reach = _reached_lines(graph, fac, radius, chunk)
+    buffer = settings.coverage.service_area_buffer_m
+    area = _buffer_each(shapely.line_merge(multi), buffer)
+    if blocks is None:
+        blocks = road_blocks(graph.net)
+    # the facility's own edge (its leg runs into the blocks along it) counts as reached
+    leg_edge = graph.snaps.edge[fac["point"].to_numpy()]
+    area = _clip_to_blocks(area, np.r_[who, np.arange(len(fac))], np.r_[edges, leg_edge], blocks)
+    out = gpd.GeoDataFrame(
+        {
+            "facility_id": fac["facility_id"].astype(str).to_numpy(),
+            "category": fac["category"].astype(str).to_numpy(),
+            "radius_m": radius,
+            "reach_m": np.round(reach, 1),
+        },
+        geometry=area,
+        crs=crs,
+    )
+    out["area_m2"] = out.geometry.area.round(1)
+    return out[[*cols, "geometry"]]
+
+
+def _reached_lines(
+    graph: WalkGraph, fac: pd.DataFrame, radius: NDArray, chunk: int = 128
+) -> tuple[NDArray[np.object_], NDArray, NDArray, NDArray]:
+    """Each facility's reached roads within its *radius* (metres) as one multi-line
+    (its leg included; None when nothing is reached), the facility row and edge of
+    every reached piece, and each facility's metres of road reached (leg excluded). One bounded search per facility, *chunk* at a time."""
+    seg_e, seg_t0, seg_t1, seg_a, seg_b = _road_segments(graph)
     pieces, owner, on_edge = [], [], []
     for start in range(0, len(fac), chunk):
         rows = np.arange(start, min(start + chunk, len(fac)))
@@ -1262,7 +1290,6 @@ def _service_areas(
         on_edge.append(seg_e[s[keep]])
     lines = np.concatenate(pieces)
     who = np.concatenate(owner)
-    reach = np.bincount(who, weights=shapely.length(lines), minlength=len(fac))
     order = np.argsort(who, kind="stable")
     multi = np.full(len(fac), None, dtype=object)
     if len(lines):
@@ -1270,31 +1297,31 @@ def _service_areas(
     # the facility's own leg from its door to the road
     legs = _facility_legs(graph, fac)
     multi = shapely.union(multi, legs)
-    buffer = settings.coverage.service_area_buffer_m
-    # merged into long lines first: buffering many short pieces costs ~3x more
-    area = shapely.buffer(shapely.line_merge(multi), buffer, quad_segs=2)
-    if blocks is None:
-        blocks = road_blocks(graph.net)
-    # the facility's own edge (its leg runs into the blocks along it) counts as reached
-    leg_edge = graph.snaps.edge[fac["point"].to_numpy()]
-    area = _clip_to_blocks(
-        area,
-        np.r_[who, np.arange(len(fac))],
-        np.r_[np.concatenate(on_edge), leg_edge],
-        blocks,
-    )
-    out = gpd.GeoDataFrame(
-        {
-            "facility_id": fac["facility_id"].astype(str).to_numpy(),
-            "category": fac["category"].astype(str).to_numpy(),
-            "radius_m": radius,
-            "reach_m": np.round(reach, 1),
-        },
-        geometry=area,
-        crs=crs,
-    )
-    out["area_m2"] = out.geometry.area.round(1)
-    return out[[*cols, "geometry"]]
+    reach = np.bincount(who, weights=shapely.length(lines), minlength=len(fac))
+    return multi, who, np.concatenate(on_edge), reach
+
+
+def _buffer_each(
+    multi: NDArray[np.object_], distance: float, chunk: int = 256
+) -> NDArray[np.object_]:
+    """``shapely.buffer(multi, distance, quad_segs=2)`` for every (multi)line, done as
+    one buffer call on all their parts and one union per line (``union_all`` along the
+    rows of a padded array, *chunk* lines at a time): the same area, about 2.5 times
+    less CPU than buffering each multi-line whole (GEOS nodes every offset curve)."""
+    out = np.full(len(multi), None, dtype=object)
+    parts, which = shapely.get_parts(multi, return_index=True)
+    if len(parts) == 0:
+        return out
+    polys = shapely.buffer(parts, distance, quad_segs=2)
+    groups, first, count = np.unique(which, return_index=True, return_counts=True)
+    col = np.arange(len(which)) - np.repeat(first, count)
+    for a in range(0, len(groups), chunk):
+        b = min(a + chunk, len(groups))
+        lo, hi = first[a], first[b - 1] + count[b - 1]
+        pad = np.full((b - a, count[a:b].max()), None, dtype=object)
+        pad[np.repeat(np.arange(b - a), count[a:b]), col[lo:hi]] = polys[lo:hi]
+        out[groups[a:b]] = shapely.union_all(pad, axis=1)
+    return out
 
 
 def _facility_legs(graph: WalkGraph, fac: pd.DataFrame) -> NDArray[np.object_]:
