@@ -1342,8 +1342,10 @@ def service_area_layer(
 ) -> tuple[gpd.GeoDataFrame | None, str]:
     """Layer ``service_areas`` (EPSG:4326) for every facility of the categories, on the
     walking network with only the facilities attached (the same answer whoever builds
-    the buildings' graph), and the note for the parameters. None (with the reason) when
-    there is no facility or more than ``coverage.service_area_max_facilities``."""
+    the buildings' graph), and the note for the parameters. The network's blocks are
+    built once here. None (with the reason) when there is no facility or more than
+    ``coverage.service_area_max_facilities`` (a safety valve, above the 1,000,000-household
+    demo city)."""
     cov = settings.coverage
     cats = list(categories) if categories is not None else list(cov.radius_m)
     fac_cats = [c for c in cats if c not in GREEN_CATEGORIES]
@@ -1360,5 +1362,5 @@ def service_area_layer(
         )
     graph = attach_points(net, shapely.point_on_surface(fac.geometry.values), cov.max_snap_m)
     nodes = _facility_nodes(fac, graph.point_node, 0)
-    areas = _service_areas(graph, nodes, net.crs, settings)
+    areas = _service_areas(graph, nodes, net.crs, settings, blocks=road_blocks(net))
     return valid_polygons(areas.to_crs(STORAGE_CRS)), SERVICE_AREA_METHOD

@@ -285,12 +285,16 @@ class CoverageRules:
     service_area_buffer_m: float = 30.0
     """Service areas (layer ``service_areas``): the roads reached within the radius are
     buffered by this many metres, the depth of the buildings along them (drawing
-    parameter; a building counts by its own walk, not by this area)."""
-    service_area_max_facilities: int = 1_000
+    parameter; a building counts by its own walk, not by this area). The buffer is then
+    clipped to the blocks: it never enters a block (area enclosed by the roads) that
+    flanks no reached road, e.g. across an unreached parallel road."""
+    service_area_max_facilities: int = 10_000
     """``coverage`` writes service areas (one bounded search and one polygon per
-    facility, about 2–8 ms each on the 2-core machine) up to this many facilities;
-    beyond, the layer is left out and said so (the API draws any one on request). Keeps
-    the 1,000,000-household city (7,719 facilities) within its time budget."""
+    facility) up to this many facilities; beyond, the layer is left out and said so (the
+    API draws any one on request). A safety valve only: measured 2.6 ms CPU per facility
+    on the 2-core machine (searches 0.8, polygons 1.7; before the per-piece buffering
+    4.4), so the 1,000,000-household demo city (5,062 non-green facilities) costs about
+    13 s CPU and is written (``benchmarks/RESULTS.md``, service areas)."""
     gap_buffer_m: float = 20.0
     """Coverage gap polygons: uncovered residential buildings' footprints buffered by this
     many metres, dissolved per community and category, clipped to the community
