@@ -274,6 +274,9 @@ def write_maps(
 
     n_comm, n_street = len(comms), len(streets)
     n_grids = 0 if grids is None else len(grids)
+    from gridgis.maps.tiled import write_tiled  # tile page above maps.tiles_above_grids
+
+    site.pages += write_tiled(out, grids, comms, settings, city, basemap)
     total = 3 + n_street + n_comm + (n_grids if boards else 0)
     done = 0
 
