@@ -214,10 +214,19 @@ def encode_tile(layers: dict[str, list[dict[str, Any]]], z: int, x: int, y: int)
     data = [{"name": n, "features": f} for n, f in layers.items() if f]
     if not data:
         return b""
+    minx, miny, maxx, maxy = tile_bounds_m(z, x, y)
+    scale = EXTENT / (maxx - minx)
+
+    def quantize(c: np.ndarray) -> np.ndarray:  # Mercator metres to whole tile units, y up
+        return np.round(np.column_stack([(c[:, 0] - minx) * scale, (c[:, 1] - miny) * scale]))
+
+    for layer in data:
+        geoms = shapely.transform(np.array([f["geometry"] for f in layer["features"]]), quantize)
+        for f, g in zip(layer["features"], geoms, strict=True):
+            f["geometry"] = g
     return mapbox_vector_tile.encode(
         data,
         default_options={
-            "quantize_bounds": tile_bounds_m(z, x, y),
             "extents": EXTENT,
             "on_invalid_geometry": on_invalid_geometry_make_valid,
         },
@@ -277,20 +286,33 @@ def _quote(name: str) -> str:
 
 
 def postgis_tile_sql(
-    schema: str, columns: dict[str, list[str]], z: int, x: int, y: int
+    schema: str,
+    columns: dict[str, list[str]],
+    z: int,
+    x: int,
+    y: int,
+    texts: dict[str, set[str]] | None = None,
 ) -> tuple[str, list[Any]]:
     """SQL (and its parameters) building one tile with ``ST_AsMVT`` per layer.
 
-    ``columns``: per layer, the fields of :data:`TILE_LAYERS` its table has. Rows are
+    ``columns``: per layer, the fields of :data:`TILE_LAYERS` its table has; ``texts``:
+    per layer, those of text type (an empty text is left out of the tile). Rows are
     found through the spatial index by the tile's lon/lat box (``geometry && box``), then
     projected (``ST_Transform`` to 3857), simplified by one pixel and clipped with
     ``ST_AsMVTGeom`` (:data:`EXTENT`, :data:`BUFFER`); the layers' tiles are concatenated
     (one MVT holds several layers)."""
     minx, miny, maxx, maxy = tile_bbox_lonlat(z, x, y)
+    texts = texts or {}
     parts: list[str] = []
     args: list[Any] = []
     for layer, fields in columns.items():
-        cols = "".join(f", {_quote(f)}" for f in fields)
+        # empty texts left out, as the Python encoder leaves them out
+        cols = "".join(
+            f", NULLIF({_quote(f)}::text, '') AS {_quote(f)}"
+            if f in texts.get(layer, ())
+            else f", {_quote(f)}"
+            for f in fields
+        )
         parts.append(
             "(SELECT coalesce(ST_AsMVT(q, %s, "
             f"{EXTENT}, 'geom'), ''::bytea) FROM ("
@@ -311,14 +333,17 @@ def _postgis_tile(store: Any, names: list[str], z: int, x: int, y: int) -> bytes
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.text(
-                "SELECT table_name, column_name FROM information_schema.columns "
+                "SELECT table_name, column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = :s"
             ),
             {"s": store.schema},
         ).all()
         have: dict[str, set[str]] = {}
-        for table, column in rows:
+        texts: dict[str, set[str]] = {}
+        for table, column, dtype in rows:
             have.setdefault(table, set()).add(column)
+            if dtype in ("text", "character varying"):
+                texts.setdefault(table, set()).add(column)
         columns = {
             n: [f for f in TILE_LAYERS[n].fields if f in have.get(n, ())]
             for n in names
@@ -326,7 +351,7 @@ def _postgis_tile(store: Any, names: list[str], z: int, x: int, y: int) -> bytes
         }
         if not columns:
             return b""
-        sql, args = postgis_tile_sql(store.schema, columns, z, x, y)
+        sql, args = postgis_tile_sql(store.schema, columns, z, x, y, texts)
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:
             cur.execute(sql, args)
