@@ -182,28 +182,25 @@ def _value(v: Any) -> Any:
     return text if text else None
 
 
-def layer_features(frame: Any, layer: str, z: int, x: int, y: int) -> list[dict[str, Any]]:
-    """The features of ``frame`` (lon/lat rows read for the tile) as they go into the
-    tile: Mercator geometry clipped to the tile plus :data:`BUFFER`, simplified by one
-    pixel, empty ones dropped, with the fields of :data:`TILE_LAYERS`."""
-    if frame is None or len(frame) == 0:
+def layer_features(
+    geoms: np.ndarray, props: list[dict[str, Any]], z: int, x: int, y: int
+) -> list[dict[str, Any]]:
+    """Features as they go into the tile: ``geoms`` (lon/lat, read for the tile) in
+    Mercator metres clipped to the tile plus :data:`BUFFER`, simplified by one pixel,
+    empty ones dropped, with their ``props`` (missing and empty values left out)."""
+    if len(geoms) == 0:
         return []
     minx, miny, maxx, maxy = tile_bounds_m(z, x, y)
     pad = (maxx - minx) * BUFFER / EXTENT
-    geoms = np.asarray(frame.geometry.values, dtype=object)
-    geoms = shapely.transform(geoms, to_mercator)
+    geoms = shapely.transform(np.asarray(geoms, dtype=object), to_mercator)
     geoms = shapely.clip_by_rect(geoms, minx - pad, miny - pad, maxx + pad, maxy + pad)
     geoms = shapely.simplify(geoms, pixel_m(z), preserve_topology=True)
-    keep = ~(shapely.is_empty(geoms) | pd.isna(geoms))
-    if not keep.any():
-        return []
-    fields = [f for f in TILE_LAYERS[layer].fields if f in frame.columns]
-    props = pd.DataFrame(frame[fields]).iloc[np.flatnonzero(keep)].astype(object)
+    keep = np.flatnonzero(~(shapely.is_empty(geoms) | shapely.is_missing(geoms)))
     out = []
-    for geom, row in zip(geoms[keep], props.itertuples(index=False, name=None), strict=True):
-        values = {f: _value(v) for f, v in zip(fields, row, strict=True)}
+    for i in keep:
+        values = {k: _value(v) for k, v in props[i].items()}
         out.append(
-            {"geometry": geom, "properties": {k: v for k, v in values.items() if v is not None}}
+            {"geometry": geoms[i], "properties": {k: v for k, v in values.items() if v is not None}}
         )
     return out
 
@@ -270,8 +267,33 @@ def make_tile(store: Any, z: int, x: int, y: int, layers: list[str] | None = Non
     if _is_postgis(store):
         return _postgis_tile(store, names, z, x, y)
     bbox = tile_bbox_lonlat(z, x, y)
-    prepared = {n: layer_features(store.read(n, bbox=bbox), n, z, x, y) for n in names}
+    prepared = {n: layer_features(*read_box(store, n, bbox), z, x, y) for n in names}
     return encode_tile(prepared, z, x, y)
+
+
+def read_box(
+    store: Any, name: str, bbox: tuple[float, ...]
+) -> tuple[np.ndarray, list[dict[str, Any]]]:
+    """Geometries (lon/lat) and tile fields of the rows of layer ``name`` meeting ``bbox``.
+
+    Uses the store's serving path (:meth:`gridgis.store.Store.read_page_geojson`: SQLite
+    and its R-tree directly on a GeoPackage, no GDAL or pandas) when the store has one,
+    else :meth:`gridgis.store.Store.read`."""
+    fields = TILE_LAYERS[name].fields
+    page = store.read_page_geojson(name, bbox=bbox, limit=2**62, offset=0)
+    if page is None:
+        frame = store.read(name, bbox=bbox)
+        keep = [f for f in fields if f in frame.columns]
+        obj = pd.DataFrame(frame[keep]).astype(object)
+        props = obj.where(obj.notna(), None).to_dict("records")
+        return np.asarray(frame.geometry.values, dtype=object), props
+    rows, _ = page
+    geoms = shapely.from_geojson([g for _, g, _ in rows])
+    props = []
+    for _, _, text in rows:
+        p = json.loads(text)
+        props.append({f: p[f] for f in fields if f in p})
+    return geoms, props
 
 
 # -- PostGIS: the tile made in the database ---------------------------------------------

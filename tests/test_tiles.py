@@ -29,6 +29,7 @@ from gridgis.store import GeoPackageStore, open_store
 
 GRIDGIS = Path(sys.executable).parent / "gridgis"
 CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts" / "maps"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
 
@@ -323,16 +324,46 @@ def test_tile_page_draws_grids_in_chromium(served_maps):
         )
         page.goto(f"{served_maps}/maps/tiles.html")
         page.wait_for_function(
-            "() => document.querySelectorAll('.leaflet-tile path').length > 20", timeout=30000
-        )
+            "() => window.ggTilesLoaded === true", timeout=30000
+        )  # every visible tile answered and drawn
         n_paths = page.evaluate("() => document.querySelectorAll('.leaflet-tile path').length")
         fills = page.evaluate(
             "() => Array.from(document.querySelectorAll('.leaflet-tile path'))"
             ".map(p => p.getAttribute('fill')).filter(f => f && f !== 'none')"
         )
         legend = page.inner_text(".leaflet-bottom.leaflet-right")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "tiles.png"))
         browser.close()
     assert not errors, errors
     assert n_paths > 20 and 200 in tile_answers
     assert any(f.startswith("#f") or f.startswith("#e") or f.startswith("#b") for f in fills)
     assert "网格户数" in legend
+
+
+class ReadOnlyStore(GeoPackageStore):
+    """A GeoPackage store without the serving path, as a store that only implements
+    :meth:`read` is (the base class's ``read_page_geojson`` answers None)."""
+
+    def read_page_geojson(self, *args, **kwargs):
+        return None
+
+
+@pytest.mark.parametrize("kind", ["parquet", "read-only"])
+def test_other_stores_give_the_same_tile(city_store, demo_delineated_gpkg, tmp_path, kind):
+    if kind == "parquet":
+        other = open_store(tmp_path / "city.parquet")
+        other.write_many({n: city_store.read(n) for n in ("grids", "communities", "streets")})
+    else:
+        other = ReadOnlyStore(demo_delineated_gpkg, create=False)
+    try:
+        (xy,) = city_tile(city_store, 13)
+        a = decode(tiles.make_tile(city_store, 13, *xy, ["grids", "communities", "streets"]))
+        b = decode(tiles.make_tile(other, 13, *xy, ["grids", "communities", "streets"]))
+        for layer in ("grids", "communities", "streets"):
+            key = tiles.TILE_LAYERS[layer].fields[0]
+            fa = {f["properties"][key]: f for f in a[layer]["features"]}
+            fb = {f["properties"][key]: f for f in b[layer]["features"]}
+            assert fa == fb  # the same attributes and the same tile coordinates
+    finally:
+        other.close()

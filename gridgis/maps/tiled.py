@@ -90,6 +90,7 @@ layer.on('click', function(e){
   L.popup().setLatLng(e.latlng).setContent('<table>' + rows.join('') + '</table>').openOn(map);
 });
 layer.on('tileerror', function(){ document.getElementById('gg-note').style.display = 'block'; });
+layer.on('load', function(){ window.ggTilesLoaded = true; });
 layer.addTo(map);
 window.ggTiles = layer;
 var title = L.control({position: 'topleft'});
