@@ -481,7 +481,12 @@ def _metadata(store: Any, bounds, minzoom: int, maxzoom: int) -> list[tuple[str,
         ("bounds", ",".join(f"{v:.6f}" for v in b)),
         ("center", f"{(b[0] + b[2]) / 2:.6f},{(b[1] + b[3]) / 2:.6f},{minzoom}"),
         ("json", json.dumps({"vector_layers": vector_layers}, ensure_ascii=False)),
+        ("gridgis_change_token", _token_text(store)),
     ]
+
+
+def _token_text(store: Any) -> str:
+    return json.dumps(store.change_token(), default=str)
 
 
 def read_mbtiles(path: str | os.PathLike, z: int, x: int, y: int) -> bytes | None:
@@ -495,3 +500,33 @@ def read_mbtiles(path: str | os.PathLike, z: int, x: int, y: int) -> bytes | Non
         return None
     data = bytes(row[0])
     return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def mbtiles_path(store: Any) -> Path | None:
+    """Where the pre-built tiles of a GeoPackage workspace live: ``city.mbtiles`` beside
+    ``city.gpkg`` (``None`` for other stores)."""
+    path = getattr(store, "path", None)
+    if not isinstance(path, Path) or path.suffix.lower() != ".gpkg":
+        return None
+    return path.with_suffix(".mbtiles")
+
+
+def prebuilt_tile(store: Any, z: int, x: int, y: int) -> bytes | None:
+    """The tile of every layer from the workspace's MBTiles (:func:`mbtiles_path`, made
+    by :func:`build_mbtiles`) when that file exists, covers zoom ``z`` and was built from
+    the workspace as it is now (its recorded change token equals the store's); ``b""``
+    for a tile the file lacks within its zooms (no feature); else ``None`` (encode it)."""
+    path = mbtiles_path(store)
+    if path is None or not path.exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            meta = dict(db.execute("SELECT name, value FROM metadata"))
+    except sqlite3.Error:
+        log.warning("%s: not a readable MBTiles file; tiles are encoded per request", path)
+        return None
+    if meta.get("gridgis_change_token") != _token_text(store):
+        return None
+    if not int(meta.get("minzoom", 0)) <= z <= int(meta.get("maxzoom", -1)):
+        return None
+    return read_mbtiles(path, z, x, y) or b""

@@ -367,3 +367,26 @@ def test_other_stores_give_the_same_tile(city_store, demo_delineated_gpkg, tmp_p
             assert fa == fb  # the same attributes and the same tile coordinates
     finally:
         other.close()
+
+
+def test_api_serves_a_fresh_mbtiles_and_ignores_a_stale_one(demo_delineated_gpkg, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    ws = tmp_path / "city.gpkg"
+    shutil.copy(demo_delineated_gpkg, ws)
+    store = GeoPackageStore(ws)
+    (x, y) = city_tile(store, 12)[0]
+    tiles.build_mbtiles(store, tmp_path / "city.mbtiles", 12, 12)
+    # a marker tile: the server must answer from the file while it is fresh
+    with sqlite3.connect(tmp_path / "city.mbtiles") as db:
+        db.execute("UPDATE tiles SET tile_data = ?", (b"marker",))
+    with TestClient(create_app(store)) as c:
+        assert c.get(f"/tiles/WebMercatorQuad/12/{y}/{x}").content == b"marker"
+        assert "grids" in decode(c.get(f"/tiles/WebMercatorQuad/13/{2 * y}/{2 * x}").content)
+        grids = store.read("grids")
+        store.write("grids", grids.iloc[:5])  # the workspace changes: the file is stale
+        data = decode(c.get(f"/tiles/WebMercatorQuad/12/{y}/{x}").content)
+        assert len(data["grids"]["features"]) == 5
+    store.close()

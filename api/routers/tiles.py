@@ -8,7 +8,10 @@
   ``GET /collections/{layer}/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}`` one
   layer's tile. Row before column, as OGC API – Tiles orders them (``{z}/{y}/{x}``).
 
-A tile is ``application/vnd.mapbox-vector-tile``; a tile without features is answered
+The tile of every layer comes from ``city.mbtiles`` beside a ``city.gpkg`` workspace
+when :func:`gridgis.tiles.build_mbtiles` made it from the workspace as it is now, else it
+is encoded per request (on PostGIS by ``ST_AsMVT``). A tile is
+``application/vnd.mapbox-vector-tile``; a tile without features is answered
 204 (no content), one outside the tile matrix set 404, a negative or non-integer zoom,
 row or column 422.
 """
@@ -144,7 +147,11 @@ def tile_matrix_set() -> JSONResponse:
     responses=_TILE_RESPONSES,
 )
 def tile(ctx: Ctx, tileMatrix: Zoom, tileRow: Row, tileCol: Col) -> Response:  # noqa: N803
-    return _answer(tiles.make_tile(ctx.store, tileMatrix, tileCol, tileRow, _tile_layers(ctx)))
+    tiles.check_tile(tileMatrix, tileCol, tileRow)
+    tile = tiles.prebuilt_tile(ctx.store, tileMatrix, tileCol, tileRow)
+    if tile is None:
+        tile = tiles.make_tile(ctx.store, tileMatrix, tileCol, tileRow, _tile_layers(ctx))
+    return _answer(tile)
 
 
 @router.get(
