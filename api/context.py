@@ -35,6 +35,10 @@ def parse_authorization(header: str | None) -> tuple[str, str] | None:
     return scheme, credentials
 
 
+#: Days whose as-of lookup is kept in memory (each holds a grid index).
+AS_OF_CACHE = 8
+
+
 @dataclass
 class AppContext:
     """The workspace, rules, token and caches shared by every request handler.
@@ -59,6 +63,7 @@ class AppContext:
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _lookup: Any = None
+    _as_of: dict[str, Any] = field(default_factory=dict)
     _layers: list[str] | None = None
     _seen: Any = None
 
@@ -85,6 +90,7 @@ class AppContext:
             with self._cache_lock:
                 if token != self._seen:
                     self._lookup = None
+                    self._as_of = {}
                     self._layers = None
                     self._seen = token
 
@@ -92,6 +98,7 @@ class AppContext:
         """Forget the caches now (after a write made through this server)."""
         with self._cache_lock:
             self._lookup = None
+            self._as_of = {}
             self._layers = None
             self._seen = None
 
@@ -129,6 +136,40 @@ class AppContext:
                     self._seen = seen  # … is seen by the next request
                 lk = self._lookup
         return lk
+
+    def lookup_as_of(self, day: str) -> Any:
+        """A :class:`gridgis.lookup.Lookup` over the grids valid on *day* (``YYYY-MM-DD``,
+        from layer ``grid_versions``: :func:`gridgis.workflows.versions.lookup_as_of`),
+        cached per day while the workspace is unchanged (at most
+        :data:`AS_OF_CACHE` days). Raises :class:`gridgis.errors.NotFoundError` when the
+        workspace has no dated grids."""
+        self._fresh()
+        lk = self._as_of.get(day)
+        if lk is None:
+            from gridgis.workflows.versions import lookup_as_of
+
+            with self._cache_lock:
+                lk = lookup_as_of(self.store, self.settings, day)
+                if len(self._as_of) >= AS_OF_CACHE:
+                    self._as_of.pop(next(iter(self._as_of)))
+                self._as_of[day] = lk
+        return lk
+
+    def grid_history(self, grid_code: str) -> Any:
+        """Every version of one grid (layer ``grid_versions``), oldest first; raises
+        :class:`gridgis.errors.NotFoundError` when there is none."""
+        from gridgis.errors import NotFoundError
+        from gridgis.workflows.versions import history
+
+        if not self.has_layer("grid_versions"):
+            raise NotFoundError(
+                "the workspace has no 'grid_versions' layer: grids carry dated versions "
+                "from their next delineation or refresh"
+            )
+        rows = history(self.store.read("grid_versions"), grid_code)
+        if rows.empty:
+            raise NotFoundError(f"no version of grid {grid_code}")
+        return rows
 
     # -- answers ------------------------------------------------------------------------
     def point_answer(

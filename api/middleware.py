@@ -209,6 +209,8 @@ class PointFastLane:
         """lon, lat, crs when unambiguous and valid, else None (FastAPI decides)."""
         seen: dict[str, str] = {}
         for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if key == "as_of":  # a dated lookup: the route answers it
+                return None
             if key in ("lon", "lat", "crs"):
                 if key in seen:
                     return None

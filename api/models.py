@@ -128,6 +128,15 @@ class GridReport(BaseModel):
     coverage: list[dict[str, Any]]
 
 
+class GridHistory(BaseModel):
+    """Every dated version of one grid (layer ``grid_versions``), oldest first: version,
+    valid_from, valid_to (empty while valid), households, area, the command, parameters
+    and reason that made it, and its boundary (GeoJSON, CRS84)."""
+
+    grid_code: str
+    versions: list[dict[str, Any]]
+
+
 class CoverageRows(BaseModel):
     level: str | None
     code: str | None

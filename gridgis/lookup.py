@@ -30,6 +30,7 @@ import shapely
 from gridgis.address import AddressIndex, Match, Rule
 from gridgis.address.policy import reason
 from gridgis.crs import parse_crs, point_to_wgs84, to_wgs84
+from gridgis.errors import NotFoundError
 from gridgis.layers import STAFF_ROLES
 from gridgis.spatial import points_in_polygons, rank_of
 from gridgis.standards import DEFAULT, Settings
@@ -535,9 +536,9 @@ class Lookup:
     # -- addresses --------------------------------------------------------------------------
     def _require_index(self) -> AddressIndex:
         if self.index is None:
-            raise ValueError(
+            raise NotFoundError(
                 "the workspace has no 'addresses' layer to match against; "
-                "load one with: gridgis import FILE --layer addresses"
+                "import standard addresses into the layer 'addresses' first"
             )
         return self.index
 

@@ -263,6 +263,8 @@ def test_assign_staff_then_lookup_shows_them(client, layers):
     assert r.json()["layers"]["staff"] == len(layers["staff"]) + 2
     grid = client.get(f"/grids/{code}").json()
     assert {"NEW1", "NEW2"} <= {x["staff_id"] for x in grid["staff"]}
+    assert "陈晓明" in grid["statistics"]["grid_head"]  # derived columns refreshed
+    assert "李红" in grid["statistics"]["grid_workers"]
     pt = row.geometry.representative_point()
     r = client.get(f"/lookup/point?lon={pt.x}&lat={pt.y}", headers=AUTH).json()
     people = {p["name"]: p for p in r["people"]}

@@ -560,3 +560,10 @@ def test_boundary_points_follow_the_one_point_in_polygon_rule():
         shapely.points(lon, lat), np.asarray(grids.geometry.values), rank_of(grids["grid_code"])
     )
     assert [grids["grid_code"][i] if i >= 0 else None for i in ref] == expected
+
+
+def test_address_lookup_without_addresses_layer_is_not_found():
+    from gridgis.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="addresses"):
+        Lookup().address("报春路1号")

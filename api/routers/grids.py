@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi import Path as PathParam
 
 from api.deps import Authorised, Ctx, FastJSON, records
-from api.models import CoverageRows, GridReport, Health, HealthError
+from api.models import CoverageRows, GridHistory, GridReport, Health, HealthError
 from api.routers.features import PERSONAL
 from gridgis.store import NoFieldError, StoreError
 
@@ -97,6 +97,24 @@ def _rows(
         (r, json.loads(shapely.to_geojson(g)) if g is not None else None)
         for r, g in zip(records(props), geoms, strict=True)
     ]
+
+
+@router.get(
+    "/grids/{grid_code}/history",
+    response_model=GridHistory,
+    summary="A grid's dated versions",
+    description="Every version of the grid code (layer grid_versions), oldest first: "
+    "valid_from / valid_to, households, area, the command and reason that made it, and "
+    "the boundary of that version (GeoJSON, CRS84).",
+    responses={404: {"description": "No dated version of this grid"}},
+)
+def grid_history(grid_code: GridCode, ctx: Ctx) -> FastJSON:
+    rows = ctx.grid_history(grid_code)
+    shapes = [None if g is None else json.loads(shapely.to_geojson(g)) for g in rows.geometry]
+    versions = records(pd.DataFrame(rows).drop(columns="geometry"))
+    for version, shape in zip(versions, shapes, strict=True):
+        version["geometry"] = shape
+    return FastJSON({"grid_code": grid_code, "versions": versions})
 
 
 @router.get(

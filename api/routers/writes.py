@@ -415,10 +415,18 @@ def assign_staff(
             staff = validate(staff, "staff", source="staff", settings=ctx.settings).data
         else:
             staff = v.data
-        return _write(
+        answer = _write(
             ctx,
             "assign staff",
             {"staff": staff},
             {"operation": "assign staff", "grid_code": grid_code},
             summary=f"{len(body.staff)} people on grid {grid_code}",
         )
+        # the grids' staff columns (grid_head, grid_workers) are derived: refreshed at once
+        from gridgis import workflows
+
+        workflows.refresh(
+            ctx.store, ctx.settings, command="assign staff", parameters={"grid_code": grid_code}
+        )
+        ctx.changed()
+        return answer

@@ -3,6 +3,7 @@ errors, progress."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,6 +107,10 @@ def get_store(
     """Open the workspace named by --workspace or --database (or GRIDGIS_DATABASE_URL)."""
     if workspace is not None and database is not None:
         fail("give --workspace or --database, not both")
+    if workspace is None and database is None and not os.environ.get("GRIDGIS_DATABASE_URL"):
+        fail(
+            "no workspace: give --workspace FILE.gpkg or --database URL (or set GRIDGIS_DATABASE_URL)"
+        )
     try:
         return open_store(database if database else workspace, create=not must_exist)
     except StoreError as exc:

@@ -65,6 +65,9 @@ BELOW_BAND = frozenset(
 ABOVE_BAND = frozenset({FlagKind.ABOVE_MAX, FlagKind.ABOVE_MAX_BUILDING, FlagKind.UNIT_ABOVE_MAX})
 
 
+_KIND_VALUES = frozenset(k.value for k in FlagKind)
+
+
 @dataclass(frozen=True)
 class Flag:
     """One reason a grid is outside a rule.
@@ -95,6 +98,6 @@ def kinds_in(text: str) -> list[FlagKind]:
     out = []
     for part in filter(None, str(text or "").split("; ")):
         key = part.split(":", 1)[0].strip()
-        if key in FlagKind._value2member_map_:
+        if key in _KIND_VALUES:
             out.append(FlagKind(key))
     return out

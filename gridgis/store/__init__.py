@@ -52,7 +52,7 @@ def open_store(target: str | os.PathLike | None = None, create: bool = True) -> 
         target = os.environ.get("GRIDGIS_DATABASE_URL")
         if not target:
             raise StoreError(
-                "no workspace: give --workspace FILE.gpkg or --database URL "
+                "no workspace: name a GeoPackage file or a PostGIS URL "
                 "(or set GRIDGIS_DATABASE_URL)"
             )
     text = os.fspath(target)

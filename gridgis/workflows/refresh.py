@@ -38,7 +38,6 @@ from gridgis.workflows.base import (
 from gridgis.workflows.grids import ASSIGN_INPUTS
 from gridgis.workflows.versions import record_versions, settings_changes, unchanged_geometry
 
-BAND_FLAGS = ("below_min", "above_max")
 """Flag kinds that say a residential grid is outside the household band; a refresh
 re-derives them from the recounted households (others, e.g. ``multipart``, are kept)."""
 
@@ -130,30 +129,43 @@ def _shape_figures(grids: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
 
 
 def band_flags(grids: gpd.GeoDataFrame, settings: Settings) -> np.ndarray:
-    """Flags of every grid with the band flags re-derived from ``households``: a
-    residential grid outside ``grid.min_households``–``grid.max_households`` keeps its
-    band flag of that side (or gets one), a grid inside loses it; other flags stay."""
+    """Flags of every grid with the band flags re-derived from ``households``.
+
+    A grid inside ``grid.min_households``–``grid.max_households`` loses every flag of
+    :data:`gridgis.delineate.flags.BELOW_BAND` and :data:`~gridgis.delineate.flags.ABOVE_BAND`
+    (a stale ``community_too_small`` or ``above_max_building`` included); a grid outside
+    keeps the flags of its side (they say why) or, if it has none, gets ``below_min`` /
+    ``above_max`` (residential grids; a unit grid's ``unit_above_max`` is kept only while
+    it is above). Other flags stay as they are.
+    """
     lo, hi = settings.grid.min_households, settings.grid.max_households
     hh = pd.to_numeric(grids["households"], errors="coerce").fillna(0).to_numpy()
     res = grids["kind"].astype(str).to_numpy() == "residential"
     out = []
     for flags, n, is_res in zip(grids["flags"].fillna("").astype(str), hh, res, strict=True):
-        parts = [f for f in flags.split("; ") if f]
-        side = None
-        if is_res and n < lo:
-            side = "below_min"
-        elif is_res and n > hi:
-            side = "above_max"
-        keep = [f for f in parts if f.split(":", 1)[0] not in BAND_FLAGS]
-        same_side = [f for f in parts if side and f.split(":", 1)[0] == side]
-        if side and same_side:
-            keep = same_side[:1] + keep
-        elif side:
-            bound = lo if side == "below_min" else hi
-            sign = "<" if side == "below_min" else ">"
-            keep = [f"{side}: {int(n)} households {sign} {bound} after a refresh", *keep]
-        out.append("; ".join(keep))
+        out.append(_band_flags_of(flags, int(n), bool(is_res), lo, hi))
     return np.array(out, dtype=object)
+
+
+def _band_flags_of(flags: str, n: int, residential: bool, lo: int, hi: int) -> str:
+    """One grid's ``flags`` text re-derived for *n* households (see :func:`band_flags`)."""
+    from gridgis.delineate.flags import ABOVE_BAND, BELOW_BAND, FlagKind, kinds_in
+
+    below, above = n < lo, n > hi
+    keep, side = [], []
+    for part in filter(None, flags.split("; ")):
+        kinds = kinds_in(part)
+        kind = kinds[0] if kinds else None
+        if kind in BELOW_BAND or kind in ABOVE_BAND:
+            if (kind in BELOW_BAND and below and residential) or (kind in ABOVE_BAND and above):
+                side.append(part)
+            continue
+        keep.append(part)
+    if residential and not side and below:
+        side = [f"{FlagKind.BELOW_MIN.value}: {n} 户 < {lo}（刷新后）"]
+    elif residential and not side and above:
+        side = [f"{FlagKind.ABOVE_MAX.value}: {n} 户 > {hi}（刷新后）"]
+    return "; ".join([*side, *keep])
 
 
 LEAD_COLUMNS = (
