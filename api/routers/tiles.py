@@ -32,9 +32,9 @@ router = APIRouter(tags=["tiles"])
 TMS = "WebMercatorQuad"
 TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
 
-Zoom = Annotated[int, PathParam(description="Zoom level (tile matrix), 0 … 22")]
-Row = Annotated[int, PathParam(description="Tile row from the north, 0 … 2^zoom − 1")]
-Col = Annotated[int, PathParam(description="Tile column from the west, 0 … 2^zoom − 1")]
+Zoom = Annotated[int, PathParam(ge=0, description="Zoom level (tile matrix), 0 … 22")]
+Row = Annotated[int, PathParam(ge=0, description="Tile row from the north, 0 … 2^zoom − 1")]
+Col = Annotated[int, PathParam(ge=0, description="Tile column from the west, 0 … 2^zoom − 1")]
 
 _TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {tiles.MEDIA_TYPE: {}}, "description": "The tile (Mapbox Vector Tile)"},
