@@ -229,8 +229,13 @@ def test_api_tile_content_type_and_cache(client, city_store):
     assert r.headers["content-type"] == tiles.MEDIA_TYPE
     assert "max-age" in r.headers["cache-control"]
     assert "grids" in decode(r.content)
+    again = client.get(
+        f"/tiles/WebMercatorQuad/12/{y}/{x}", headers={"If-None-Match": r.headers["etag"]}
+    )
+    assert again.status_code == 304 and again.content == b""
     r = client.get(f"/collections/grids/tiles/WebMercatorQuad/12/{y}/{x}")
     assert set(decode(r.content)) == {"grids"}
+    assert r.headers["etag"] != again.headers["etag"]  # another layer, another version
 
 
 def test_api_empty_unknown_and_bad_tiles(client):

@@ -18,6 +18,9 @@ row or column 422.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -39,6 +42,7 @@ Col = Annotated[int, PathParam(ge=0, description="Tile column from the west, 0 â
 _TILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {tiles.MEDIA_TYPE: {}}, "description": "The tile (Mapbox Vector Tile)"},
     204: {"description": "No feature meets this tile"},
+    304: {"description": "Not modified: the tile of the ETag in If-None-Match"},
     404: {"description": "Tile outside the tile matrix set, or unknown layer"},
 }
 
@@ -48,8 +52,19 @@ def _tile_layers(ctx: Any) -> list[str]:
     return [n for n in tiles.TILE_LAYERS if n in have]
 
 
-def _answer(tile: bytes) -> Response:
-    headers = {"Cache-Control": f"public, max-age={tiles.CACHE_MAX_AGE_S}"}
+def _etag(ctx: Any, *parts: Any) -> str:
+    """A validator of a tile: the workspace's change token and the tile's address."""
+    text = json.dumps([ctx.store.change_token(), *parts], default=str)
+    return '"' + hashlib.sha1(text.encode()).hexdigest()[:20] + '"'
+
+
+def _answer(request: Request, etag: str, make: Callable[[], bytes]) -> Response:
+    """304 when the client holds this version (``If-None-Match``), else the tile (204 when
+    empty), with ``Cache-Control`` and ``ETag``."""
+    headers = {"Cache-Control": f"public, max-age={tiles.CACHE_MAX_AGE_S}", "ETag": etag}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    tile = make()
     if not tile:
         return Response(status_code=204, headers=headers)
     return Response(tile, media_type=tiles.MEDIA_TYPE, headers=headers)
@@ -146,12 +161,21 @@ def tile_matrix_set() -> JSONResponse:
     response_class=Response,
     responses=_TILE_RESPONSES,
 )
-def tile(ctx: Ctx, tileMatrix: Zoom, tileRow: Row, tileCol: Col) -> Response:  # noqa: N803
-    tiles.check_tile(tileMatrix, tileCol, tileRow)
-    tile = tiles.prebuilt_tile(ctx.store, tileMatrix, tileCol, tileRow)
-    if tile is None:
-        tile = tiles.make_tile(ctx.store, tileMatrix, tileCol, tileRow, _tile_layers(ctx))
-    return _answer(tile)
+def tile(
+    request: Request,
+    ctx: Ctx,
+    tileMatrix: Zoom,  # noqa: N803
+    tileRow: Row,  # noqa: N803
+    tileCol: Col,  # noqa: N803
+) -> Response:
+    z, x, y = tileMatrix, tileCol, tileRow
+    tiles.check_tile(z, x, y)
+
+    def make() -> bytes:
+        got = tiles.prebuilt_tile(ctx.store, z, x, y)
+        return got if got is not None else tiles.make_tile(ctx.store, z, x, y, _tile_layers(ctx))
+
+    return _answer(request, _etag(ctx, z, x, y), make)
 
 
 @router.get(
@@ -161,6 +185,7 @@ def tile(ctx: Ctx, tileMatrix: Zoom, tileRow: Row, tileCol: Col) -> Response:  #
     responses=_TILE_RESPONSES,
 )
 def layer_tile(
+    request: Request,
     ctx: Ctx,
     layer: Layer,
     tileMatrix: Zoom,  # noqa: N803
@@ -172,4 +197,8 @@ def layer_tile(
             404,
             f"layer '{layer}' has no tiles (tiled layers: {', '.join(tiles.TILE_LAYERS)})",
         )
-    return _answer(tiles.make_tile(ctx.store, tileMatrix, tileCol, tileRow, [layer]))
+    z, x, y = tileMatrix, tileCol, tileRow
+    tiles.check_tile(z, x, y)
+    return _answer(
+        request, _etag(ctx, layer, z, x, y), lambda: tiles.make_tile(ctx.store, z, x, y, [layer])
+    )
