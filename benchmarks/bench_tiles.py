@@ -42,11 +42,26 @@ def build_city(households: int, folder: Path) -> Path:
     return path
 
 
-def tile_rates(path: Path, zooms=(11, 12, 13, 14, 15, 16), sample: int = 40) -> list[dict]:
+def postgis_copy(path: Path) -> str:
+    """A throwaway PostGIS workspace holding the tile layers of the GeoPackage."""
     from gridgis import tiles
-    from gridgis.store import GeoPackageStore
+    from gridgis.store import GeoPackageStore, open_store
+    from gridgis.store.pgtemp import fresh_workspace_url
 
-    store = GeoPackageStore(path)
+    url = fresh_workspace_url()
+    src = GeoPackageStore(path)
+    dst = open_store(url)
+    dst.write_many({n: src.read(n) for n in tiles.TILE_LAYERS if src.has(n)})
+    dst.close()
+    src.close()
+    return url
+
+
+def tile_rates(path, zooms=(11, 12, 13, 14, 15, 16), sample: int = 40) -> list[dict]:
+    from gridgis import tiles
+    from gridgis.store import open_store
+
+    store = open_store(path, create=False)
     bounds = tiles.workspace_bounds(store)
     rows = []
     for z in zooms:
@@ -155,12 +170,22 @@ def main() -> None:
     ap.add_argument("--households", type=int, default=1_000_000)
     ap.add_argument("--no-map", action="store_true", help="skip the two gridgis map runs")
     ap.add_argument("--append", action="store_true", help="append a table to RESULTS.md")
+    ap.add_argument(
+        "--postgis-only",
+        action="store_true",
+        help="only the tile rates, GeoPackage (Python encoder) beside PostGIS (ST_AsMVT)",
+    )
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-tiles-"))
     try:
         t0 = time.perf_counter()
         ws = build_city(args.households, folder)
         print(f"city built and delineated in {time.perf_counter() - t0:.0f} s", flush=True)
+        if args.postgis_only:
+            both = {"GeoPackage": tile_rates(ws), "PostGIS": tile_rates(postgis_copy(ws))}
+            if args.append:
+                append_rates(args.households, both)
+            return
         rates = tile_rates(ws)
         n, dt, mb = mbtiles(ws, folder / "city.mbtiles", 10, 15)
         print(f"mbtiles z10-15: {n} tiles, {dt:.1f} s, {mb:.1f} MB", flush=True)
@@ -189,6 +214,25 @@ def main() -> None:
             append(args.households, rates, (n, dt, mb), maps_rows, (load, size))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def append_rates(households: int, both: dict[str, list[dict]]) -> None:
+    names = list(both)
+    lines = [
+        "",
+        f"## Vector tiles per store ({households:,} households, `bench_tiles.py`)",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_tiles.py --households {households}"
+        " --postgis-only --append` (2 shared cores; run once).",
+        "",
+        "| zoom | tiles sampled | " + " | ".join(f"{n} tiles/s" for n in names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for rows in zip(*both.values(), strict=True):
+        rates = " | ".join(f"{r['per_s']:.1f}" for r in rows)
+        lines.append(f"| {rows[0]['z']} | {rows[0]['sampled']} | {rates} |")
+    with open(Path(__file__).parent / "RESULTS.md", "a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
 
 
 def append(households, rates, mbt, maps_rows, load) -> None:
