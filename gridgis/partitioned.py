@@ -706,12 +706,9 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
     return plan
 
 
-def _coverage_blocks(
-    plan: _CoveragePlan, communities, parts: int
-) -> tuple[list[np.ndarray], np.ndarray]:
+def _coverage_blocks(plan: _CoveragePlan, communities, parts: int) -> list[np.ndarray]:
     """Residential buildings (positions) in blocks of whole communities, communities in
-    Hilbert order of their representative point (buildings in none: of their own); and
-    the community of each building (-1 for none)."""
+    Hilbert order of their representative point (buildings in none: of their own)."""
     res = plan.res
     xy = shapely.get_coordinates(res["point"].to_numpy())
     ci = np.full(len(res), -1, np.int64)
@@ -730,24 +727,17 @@ def _coverage_blocks(
     c_sorted = ci[order]
     breaks = np.r_[True, (c_sorted[1:] != c_sorted[:-1]) | (c_sorted[1:] < 0)]
     cuts = _balanced_cuts(np.ones(len(res)), parts, breaks)
-    return [np.sort(order[a:b]) for a, b in cuts], ci
+    return [np.sort(order[a:b]) for a, b in cuts]
 
 
-def _regroup(key: str, pos: np.ndarray, need: np.ndarray, ci: np.ndarray, h: float) -> list:
-    """Buildings left by a partition, by community (a small core each), with the halo
-    that makes them exact: their own distances when all are known and beyond ``h``, else
-    twice ``h`` (the halo always grows, so a building left for another reason — a green
-    whose nearest road lies outside the halo — is not retried as it was)."""
-    out = []
-    for c in np.unique(ci[pos]):
-        sel = ci[pos] == c
-        n = need[sel]
-        finite = n[np.isfinite(n)]
-        wider = float(finite.max()) + 1.0 if len(finite) == len(n) else 0.0
-        if wider <= h:
-            wider = 2.0 * h
-        out.append((f"{key}-c{c}", pos[sel], wider))
-    return out
+def _wider(need: np.ndarray, h: float) -> float:
+    """The halo that makes a block's leftover buildings exact: their own distances (an
+    upper bound of the city's) when all are known and beyond ``h``, else twice ``h`` (the
+    halo always grows, so a building left for another reason — a green whose nearest
+    road lies outside the halo — is not retried as it was)."""
+    finite = need[np.isfinite(need)]
+    wider = float(finite.max()) + 1.0 if len(finite) == len(need) else 0.0
+    return wider if wider > h else 2.0 * h
 
 
 def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict[str, Any]:
@@ -1067,7 +1057,7 @@ def coverage_partitioned(
     cov = settings.coverage
     halo = max([*cov.radius_m.values(), cov.life_circle_15min_m]) + rules.halo_extra_m
     parts = max(1, n_workers_of(client) * rules.coverage_partitions_per_worker)
-    blocks, ci = _coverage_blocks(plan, layers.get("communities"), min(parts, len(plan.res)))
+    blocks = _coverage_blocks(plan, layers.get("communities"), min(parts, len(plan.res)))
     pending = [(f"p{k}", pos, halo) for k, pos in enumerate(blocks)]
     whole = max(plan.extent[2] - plan.extent[0], plan.extent[3] - plan.extent[1]) + 1.0
     tables = []
@@ -1084,7 +1074,7 @@ def coverage_partitioned(
         for (key, pos, h), (table, ok, need) in zip(pending, results, strict=True):
             tables.append(table)
             if not ok.all():
-                nxt += _regroup(key.split("-c")[0], pos[~ok], need, ci, h)
+                nxt.append((key, pos[~ok], _wider(need, h)))
         left = sum(len(pos) for _, pos, _ in nxt)
         halos = sorted({round(min(h, whole)) for _, _, h in pending})
         run.report.notes.append(

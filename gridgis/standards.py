@@ -792,9 +792,9 @@ class ClusterRules:
     """Partitions per worker process for delineation (blocks of communities), so a slow
     block does not leave the other workers idle."""
     coverage_partitions_per_worker: int = 2
-    """Coverage blocks per worker process in the first round: fewer, larger blocks search
-    less halo twice (each block walks its halo too); the buildings a block leaves go on
-    community by community, each with the halo its own distances call for."""
+    """Coverage blocks per worker process: fewer, larger blocks search less halo twice
+    (each block walks its halo too); the buildings a block leaves run again with the halo
+    their own distances call for."""
 
 
 CLUSTER = ClusterRules()

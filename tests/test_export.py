@@ -533,6 +533,19 @@ def test_api_export(layers, tmp_path):
         inner = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
         assert sorted(inner) == ["communities.zip", "grids.zip", "streets.zip"]
         assert client.get("/export/docx").status_code in (404, 422)
+        # PDF over HTTP: bounded to one street, community or grid
+        assert client.get("/export/pdf").status_code == 400
+        assert client.get("/export/pdf?code=999999999").status_code == 404
+        if CHROMIUM.exists() and shutil.which("pdfinfo"):
+            r = client.get(f"/export/pdf?code={CB}&pdf=boards")
+            assert r.status_code == 200 and r.headers["content-type"] == "application/pdf"
+            (tmp_path / "b.pdf").write_bytes(r.content)
+            n, _ = pdf_pages(tmp_path / "b.pdf")
+            assert n == 1  # community B has one grid
+            text = subprocess.run(
+                ["pdftotext", str(tmp_path / "b.pdf"), "-"], capture_output=True, text=True
+            ).stdout
+            assert B1 in text and "网格 001-002" in text  # its neighbour in community A kept
 
 
 def test_ledger_of_a_delineated_city_adds_up():

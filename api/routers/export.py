@@ -41,8 +41,12 @@ def _bundle(files: list[Path], target: Path) -> Path:
     response_class=FileResponse,
     responses={
         200: {"description": "The file: xlsx, gpkg, pdf, or a zip of several files"},
+        400: {"description": "PDF asked for without a code, or a code of the wrong length"},
         401: {"description": "Personal fields asked for without the token"},
-        404: {"description": "The workspace lacks the layers the export needs"},
+        404: {
+            "description": "The workspace lacks the layers the export needs, or no grid "
+            "lies under the code"
+        },
     },
 )
 def export(
@@ -59,6 +63,15 @@ def export(
         Literal["boards", "atlas", "both"], Query(description="What the PDF export prints")
     ] = "boards",
     headers: Annotated[Literal["zh", "en"], Query(description="CSV header language")] = "zh",
+    code: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[0-9]{9}([0-9]{3}){0,2}$",
+            description="PDF: the street (9 digits), community (12) or grid (15) code whose "
+            "boards (and atlas) to print; required for PDF over HTTP (a whole city's boards "
+            "take minutes: use `gridgis export --format pdf`)",
+        ),
+    ] = None,
 ) -> FileResponse:
     from gridgis.export import export_workspace
     from gridgis.maps import MAP_LAYERS
@@ -69,6 +82,12 @@ def export(
             401,
             "personal fields need the bearer token (Authorization: Bearer <GRIDGIS_API_TOKEN>)",
             headers={"WWW-Authenticate": "Bearer"},
+        )
+    if fmt == "pdf" and code is None:
+        raise HTTPException(
+            400,
+            "PDF over HTTP needs code= (a street, community or grid code); the whole city's "
+            "boards and atlas: gridgis export --format pdf",
         )
     present = set(ctx.layers())
     if "communities" not in present:
@@ -88,6 +107,7 @@ def export(
             pdf=pdf,
             chinese_headers=headers == "zh",
             board_date=grids_written_at(ctx.store),
+            code=code if fmt == "pdf" else None,
         )
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -58,6 +58,14 @@ def export_command(
     headers: Annotated[
         str, typer.Option("--headers", help="CSV headers: zh (中文, as Excel) or en.")
     ] = "zh",
+    code: Annotated[
+        str | None,
+        typer.Option(
+            "--code",
+            help="With --format pdf: only the grids under this street (9 digits), "
+            "community (12) or grid (15) code.",
+        ),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -98,6 +106,7 @@ def export_command(
                 chinese_headers=headers == "zh",
                 board_date=grids_written_at(store),
                 progress=callback,
+                code=code if fmt == "pdf" else None,
             )
     from gridgis.cli.i18n import t, zh
 

@@ -61,6 +61,7 @@ def export_workspace(
     chinese_headers: bool = True,
     board_date: str | None = None,
     progress: Callable[[int, int], None] | None = None,
+    code: str | None = None,
 ) -> ExportResult:
     """Export a workspace's layers.
 
@@ -86,6 +87,10 @@ def export_workspace(
         ``valid_from``.
     progress
         ``callback(done, total)`` while printing PDF pages.
+    code
+        PDF only: print just the grids under this street (9 digits), community (12) or
+        grid (15) code — their boards, and an atlas of their street and communities
+        (see :func:`select_code`).
 
     Raises
     ------
@@ -107,7 +112,12 @@ def export_workspace(
     folder, single = _target(out, fmt)
     result = ExportResult()
     if fmt == "pdf":
-        return _export_pdf(layers, folder, settings, city, pdf, board_date, progress, result)
+        selected = None
+        if code is not None:
+            layers, selected = select_code(layers, code)
+        return _export_pdf(
+            layers, folder, settings, city, pdf, board_date, progress, result, selected
+        )
     book = ledger(layers, with_personal=with_personal)
     result.notes += book.notes
     if fmt == "xlsx":
@@ -123,6 +133,48 @@ def export_workspace(
     return result
 
 
+def select_code(layers: dict, code: str) -> tuple[dict, list[str]]:
+    """The layers a PDF of the grids under ``code`` needs, and those grids' codes.
+
+    Kept: the selected grids (code prefix: a street's 9 digits, a community's 12, a grid's
+    15) and every grid touching them (so the boards' 四至 still name the neighbours), the
+    communities and streets of the kept grids; other layers are passed on whole (the map
+    pages pick theirs by community).
+
+    Raises
+    ------
+    gridgis.errors.InputError
+        ``code`` is not 9, 12 or 15 digits.
+    gridgis.errors.NotFoundError
+        No grid lies under ``code``.
+    """
+    from gridgis.errors import NotFoundError
+
+    code = str(code).strip()
+    if not (code.isdigit() and len(code) in (9, 12, 15)):
+        raise InputError(f"code '{code}': a street (9 digits), community (12) or grid (15) code")
+    grids = layers.get("grids")
+    if grids is None or len(grids) == 0:
+        raise NotFoundError("PDF boards need layer 'grids' (delineate or import grids first)")
+    gc = grids["grid_code"].astype(str).str.strip()
+    mine = gc.str.startswith(code).to_numpy()
+    if not mine.any():
+        raise NotFoundError(f"no grid under code {code}")
+    near = grids.geometry.intersects(grids.geometry[mine].union_all().envelope).to_numpy()
+    kept = grids[mine | near]
+    comm_codes = set(kept["grid_code"].astype(str).str[:12])
+    out = dict(layers)
+    out["grids"] = kept
+    comms = layers["communities"]
+    out["communities"] = comms[comms["community_code"].astype(str).isin(comm_codes)]
+    streets = layers.get("streets")
+    if streets is not None and len(streets):
+        out["streets"] = streets[
+            streets["street_code"].astype(str).isin({c[:9] for c in comm_codes})
+        ]
+    return out, sorted(gc[mine])
+
+
 def _export_pdf(
     layers: dict,
     folder: Path,
@@ -132,8 +184,10 @@ def _export_pdf(
     board_date: str | None,
     progress: Callable[[int, int], None] | None,
     result: ExportResult,
+    selected: list[str] | None = None,
 ) -> ExportResult:
-    """Write the map site to a temporary folder and print boards and/or the atlas."""
+    """Write the map site to a temporary folder and print boards and/or the atlas (of the
+    ``selected`` grid codes only, when given)."""
     from gridgis.export.pdf import _chromium, board_pages, print_pages
     from gridgis.maps import write_maps
 
@@ -148,9 +202,9 @@ def _export_pdf(
         result.notes += site.notes
         jobs: list[tuple[str, list]] = []
         if kind in ("boards", "both"):
-            jobs.append(("boards", board_pages(Path(tmp))))
+            jobs.append(("boards", board_pages(Path(tmp), selected)))
         if kind in ("atlas", "both"):
-            jobs.append(("atlas", _atlas(book, Path(tmp), city)))
+            jobs.append(("atlas", _atlas(book, Path(tmp), city, selected)))
         folder.mkdir(parents=True, exist_ok=True)
         for name, pages in jobs:
             target = folder / f"{name}.pdf"
@@ -159,12 +213,16 @@ def _export_pdf(
     return result
 
 
-def _atlas(book: Ledger, site_dir: Path, city: str) -> list:
+def _atlas(book: Ledger, site_dir: Path, city: str, selected: list[str] | None = None) -> list:
     from gridgis.export.pdf import atlas_pages
 
     st = book.plain("streets")
     cm = book.plain("communities")
     gr = book.plain("grids") if "grids" in book.tables else None
+    if selected is not None and gr is not None:
+        gr = gr[gr["grid_code"].isin(selected)]
+        cm = cm[cm["community_code"].isin(set(gr["community_code"]))]
+        st = st[st["street_code"].isin(set(cm["street_code"]))]
     counts = [
         ("街道", f"{len(st)}"),
         ("社区", f"{len(cm)}"),
@@ -190,4 +248,5 @@ __all__ = [
     "column_label",
     "export_workspace",
     "ledger",
+    "select_code",
 ]

@@ -186,7 +186,7 @@ def new_map(
         raise ValueError(f"base map '{basemap}': use one of {', '.join(BASEMAPS)}")
     if basemap == "tianditu" and not tianditu_key:
         raise ValueError(
-            "base map 'tianditu' needs a key: --tianditu-key KEY "
+            "base map 'tianditu' needs a key: the tianditu_key parameter "
             "(free from https://console.tianditu.gov.cn)"
         )
     minx, miny, maxx, maxy = (float(v) for v in bounds)

@@ -218,26 +218,14 @@ def write_maps(
     MapSite
         The written pages and notes (e.g. coverage layers absent).
     """
-    from gridgis.maps.boards import board_page
-    from gridgis.maps.coverage import coverage_map
-    from gridgis.maps.levels import community_map, index_map, street_map
-    from gridgis.maps.lookup import lookup_map
     from gridgis.standards import DEFAULT
 
-    settings = settings or DEFAULT
     if layers.get("communities") is None or len(layers["communities"]) == 0:
         raise ValueError(
-            "maps need layer 'communities': import it first (gridgis import …), "
-            "make them (gridgis delineate --communities) or run gridgis demo"
+            "maps need layer 'communities': import it first, delineate communities, or run the demo"
         )
     out = Path(out_dir)
     site = MapSite(out)
-    if layers.get("streets") is None or len(layers["streets"]) == 0:
-        layers = dict(layers)
-        layers["streets"] = streets_from_communities(layers["communities"])
-        site.notes.append(
-            "no 'streets' layer: streets drawn as the union of their communities (street_code)"
-        )
     for sub in ("streets", "communities", "boards"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     shutil.copytree(
@@ -246,7 +234,57 @@ def write_maps(
         dirs_exist_ok=True,
         ignore=shutil.ignore_patterns("README.md", "__pycache__"),
     )
+    d = _site_layers(layers, site)
+    w = _Writer(site, basemap, tianditu_key, settings or DEFAULT, progress)
+    w.total = 3 + len(d["streets"]) + len(d["comms"])
+    w.total += len(d["grids"]) if boards and d["grids"] is not None else 0
+    _write_index(w, d, city)
+    c_st, g_st = _write_streets(w, d)
+    b_cm, r_cm = _write_communities(w, d)
+    _write_coverage_and_lookup(w, d, c_st, g_st)
+    if boards and d["grids"] is not None:
+        _write_boards(w, d, b_cm, r_cm, city, board_date)
+    from gridgis.maps.tiled import write_tiled  # tile page above maps.tiles_above_grids
 
+    site.pages += write_tiled(out, d["grids"], d["comms"], w.settings, city, basemap)
+    w.write(out / "maps.json", _manifest(site, basemap))
+    site.pages.pop()
+    return site
+
+
+@dataclass
+class _Writer:
+    """What every page writer shares: the site, drawing options and progress."""
+
+    site: MapSite
+    basemap: Basemap
+    tianditu_key: str | None
+    settings: object
+    progress: Callable[[int, int], None] | None
+    total: int = 0
+    done: int = 0
+
+    def write(self, path: Path, page: str) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(path)
+        self.site.pages.append(path)
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total)
+
+
+def _site_layers(layers: dict, site: MapSite) -> dict:
+    """Layers in lon/lat with codes normalised, streets and communities summarised,
+    buildings, facilities and green spaces attached to their community (and grid)."""
+    if layers.get("streets") is None or len(layers["streets"]) == 0:
+        layers = dict(layers)
+        layers["streets"] = streets_from_communities(layers["communities"])
+        site.notes.append(
+            "no 'streets' layer: streets drawn as the union of their communities (street_code)"
+        )
     layers = {k: v for k, v in layers.items() if v is not None}
     geo = {
         k: (v.to_crs("EPSG:4326") if isinstance(v, gpd.GeoDataFrame) and v.crs is not None else v)
@@ -263,78 +301,76 @@ def write_maps(
     else:
         grids = None
         site.notes.append(
-            "no 'grids' layer: pages show streets and communities only (run gridgis delineate)"
+            "no 'grids' layer: pages show streets and communities only (run the delineation)"
         )
     buildings = attach(geo.get("buildings"), comms, "community_code")
     if grids is not None:
         buildings = attach(buildings, grids, "grid_code")
-    facilities = attach(geo.get("facilities"), comms, "community_code")
-    green = attach(geo.get("green_spaces"), comms, "community_code")
-    roads = geo.get("roads")
+    return {
+        "geo": geo,
+        "streets": streets,
+        "comms": comms,
+        "grids": grids,
+        "buildings": buildings,
+        "facilities": attach(geo.get("facilities"), comms, "community_code"),
+        "green": attach(geo.get("green_spaces"), comms, "community_code"),
+        "roads": geo.get("roads"),
+        "street_names": dict(zip(streets["street_code"], streets["name"].astype(str), strict=True)),
+    }
 
-    n_comm, n_street = len(comms), len(streets)
-    n_grids = 0 if grids is None else len(grids)
-    from gridgis.maps.tiled import write_tiled  # tile page above maps.tiles_above_grids
 
-    site.pages += write_tiled(out, grids, comms, settings, city, basemap)
-    total = 3 + n_street + n_comm + (n_grids if boards else 0)
-    done = 0
+def _write_index(w: _Writer, d: dict, city: str) -> None:
+    from gridgis.maps.levels import index_map
 
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress(done, total)
-
-    def write(path: Path, page: str) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(path)
-        site.pages.append(path)
-
-    # Index ------------------------------------------------------------------------------
     tol = TOLERANCE_M["index"]
-    s_idx = prepare(streets, tol, basemap, coverage=True)
-    c_idx = prepare(comms, tol, basemap, coverage=True)
-    write(
-        out / "index.html",
-        render_page(
-            index_map(
-                s_idx, c_idx, basemap, tianditu_key, asset_prefix(0), city, rules=settings.maps
-            )
-        ),
+    s_idx = prepare(d["streets"], tol, w.basemap, coverage=True)
+    c_idx = prepare(d["comms"], tol, w.basemap, coverage=True)
+    m = index_map(
+        s_idx, c_idx, w.basemap, w.tianditu_key, asset_prefix(0), city, rules=w.settings.maps
     )
-    tick()
+    w.write(w.site.out_dir / "index.html", render_page(m))
+    w.tick()
 
-    # Street pages -----------------------------------------------------------------------
+
+def _write_streets(w: _Writer, d: dict) -> tuple:
+    """Street pages; returns the communities and grids prepared at the street tolerance."""
+    from gridgis.maps.levels import street_map
+
     tol = TOLERANCE_M["street"]
-    c_st = prepare(comms, tol, basemap, coverage=True)
-    g_st = prepare(grids, tol, basemap, coverage=True) if grids is not None else None
+    grids = d["grids"]
+    c_st = prepare(d["comms"], tol, w.basemap, coverage=True)
+    g_st = prepare(grids, tol, w.basemap, coverage=True) if grids is not None else None
     grids_by_comm = _group_by(g_st, "community_code")
-    for _, street in streets.iterrows():
+    for _, street in d["streets"].iterrows():
         code = str(street["street_code"])
         cs = c_st[c_st["street_code"] == code]
         gs = [grids_by_comm[c] for c in cs["community_code"] if c in grids_by_comm]
         gsel = pd.concat(gs) if gs else _empty_like(g_st if g_st is not None else cs)
         if len(cs) == 0:
-            site.notes.append(f"street {code} has no communities: page skipped")
+            w.site.notes.append(f"street {code} has no communities: page skipped")
             continue
-        page = render_page(
-            street_map(
-                street, cs, gsel, basemap, tianditu_key, asset_prefix(1), rules=settings.maps
-            )
+        m = street_map(
+            street, cs, gsel, w.basemap, w.tianditu_key, asset_prefix(1), rules=w.settings.maps
         )
-        write(out / "streets" / f"{code}.html", page)
-        tick()
+        w.write(w.site.out_dir / "streets" / f"{code}.html", render_page(m))
+        w.tick()
+    return c_st, g_st
 
-    # Community pages --------------------------------------------------------------------
-    tol = TOLERANCE_M["community"]
-    c_cm = prepare(comms, tol, basemap, coverage=True)
-    g_cm = prepare(grids, tol, basemap, coverage=True) if grids is not None else None
-    b_cm = prepare(buildings, tol, basemap) if buildings is not None else None
-    r_cm = prepare(roads, tol, basemap) if roads is not None else None
-    f_cm = prepare(facilities, 0.0, basemap) if facilities is not None else None
-    gr_cm = prepare(green, tol, basemap) if green is not None else None
+
+def _write_communities(w: _Writer, d: dict) -> tuple:
+    """Community pages; returns the buildings and roads prepared at the community
+    tolerance (the boards draw them too)."""
+    from gridgis.maps.levels import community_map
+
+    tol, bm = TOLERANCE_M["community"], w.basemap
+    grids, buildings, roads = d["grids"], d["buildings"], d["roads"]
+    facilities, green = d["facilities"], d["green"]
+    c_cm = prepare(d["comms"], tol, bm, coverage=True)
+    g_cm = prepare(grids, tol, bm, coverage=True) if grids is not None else None
+    b_cm = prepare(buildings, tol, bm) if buildings is not None else None
+    r_cm = prepare(roads, tol, bm) if roads is not None else None
+    f_cm = prepare(facilities, 0.0, bm) if facilities is not None else None
+    gr_cm = prepare(green, tol, bm) if green is not None else None
     g_by = _group_by(g_cm, "community_code")
     b_by = _group_by(b_cm, "community_code")
     f_by = _group_by(f_cm, "community_code")
@@ -345,29 +381,32 @@ def write_maps(
         else np.empty((2, 0), dtype=int)
     )
     roads_by = pd.Series(road_pairs[1]).groupby(road_pairs[0]).agg(list).to_dict()
-    street_names = dict(zip(streets["street_code"], streets["name"].astype(str), strict=True))
     for i, (_, comm) in enumerate(c_cm.iterrows()):
         code = str(comm["community_code"])
         empty_g = _empty_like(g_cm if g_cm is not None else c_cm)
-        page = render_page(
-            community_map(
-                comm,
-                g_by.get(code, empty_g),
-                b_by.get(code, _empty_like(b_cm)),
-                r_cm.iloc[roads_by.get(i, [])] if r_cm is not None else _empty_like(None),
-                f_by.get(code, _empty_like(f_cm)),
-                gr_by.get(code, _empty_like(gr_cm)),
-                street_names.get(str(comm["street_code"]), ""),
-                basemap,
-                tianditu_key,
-                asset_prefix(1),
-                rules=settings.maps,
-            )
+        m = community_map(
+            comm,
+            g_by.get(code, empty_g),
+            b_by.get(code, _empty_like(b_cm)),
+            r_cm.iloc[roads_by.get(i, [])] if r_cm is not None else _empty_like(None),
+            f_by.get(code, _empty_like(f_cm)),
+            gr_by.get(code, _empty_like(gr_cm)),
+            d["street_names"].get(str(comm["street_code"]), ""),
+            bm,
+            w.tianditu_key,
+            asset_prefix(1),
+            rules=w.settings.maps,
         )
-        write(out / "communities" / f"{code}.html", page)
-        tick()
+        w.write(w.site.out_dir / "communities" / f"{code}.html", render_page(m))
+        w.tick()
+    return b_cm, r_cm
 
-    # Coverage ---------------------------------------------------------------------------
+
+def _write_coverage_and_lookup(w: _Writer, d: dict, c_st, g_st) -> None:
+    from gridgis.maps.coverage import coverage_map
+    from gridgis.maps.lookup import lookup_map
+
+    geo = d["geo"]
     cov_layers = {
         k: geo.get(k)
         for k in (
@@ -382,81 +421,78 @@ def write_maps(
     }
     m, notes = coverage_map(
         c_st,
-        buildings,
-        facilities,
+        d["buildings"],
+        d["facilities"],
         cov_layers,
-        settings,
-        basemap,
-        tianditu_key,
+        w.settings,
+        w.basemap,
+        w.tianditu_key,
         asset_prefix(0),
-        green_spaces=green,
+        green_spaces=d["green"],
     )
-    site.notes += notes
-    write(out / "coverage.html", render_page(m))
-    tick()
-
-    # Lookup -----------------------------------------------------------------------------
+    w.site.notes += notes
+    w.write(w.site.out_dir / "coverage.html", render_page(m))
+    w.tick()
     m = lookup_map(
         c_st,
         g_st,
-        streets,
+        d["streets"],
         geo.get("addresses"),
         geo.get("staff"),
-        basemap,
-        tianditu_key,
+        w.basemap,
+        w.tianditu_key,
         asset_prefix(0),
-        grids_lonlat=grids,
-        settings=settings,
+        grids_lonlat=d["grids"],
+        settings=w.settings,
     )
-    write(out / "lookup.html", render_page(m))
-    tick()
+    w.write(w.site.out_dir / "lookup.html", render_page(m))
+    w.tick()
 
-    # Boards -----------------------------------------------------------------------------
-    if boards and grids is not None:
-        from gridgis.maps.boards import with_valid_from
 
-        grids = with_valid_from(grids, geo.get("grid_versions"))
-        staff = geo.get("staff")
-        comm_names = dict(zip(comms["community_code"], comms["name"].astype(str), strict=True))
-        comm_street = dict(zip(comms["community_code"], comms["street_code"], strict=True))
-        gb = prepare(grids, TOLERANCE_M["community"], basemap, coverage=True)
-        bb_by = _group_by(b_cm, "grid_code") if b_cm is not None else {}
-        staff_by = _group_by(staff, "grid_code") if staff is not None else {}
-        staff_comm = _group_by(staff, "community_code") if staff is not None else {}
-        bounds = gpd.GeoSeries(gb.geometry.envelope, crs="EPSG:4326")
-        r_pairs = (
-            r_cm.sindex.query(bounds.values, predicate="intersects")
-            if r_cm is not None and len(r_cm)
-            else np.empty((2, 0), dtype=int)
+def _write_boards(w: _Writer, d: dict, b_cm, r_cm, city: str, board_date: str | None) -> None:
+    """One board per grid, with its buildings, the roads and grids around it (四至)."""
+    from gridgis.maps.boards import board_page, with_valid_from
+
+    comms = d["comms"]
+    grids = with_valid_from(d["grids"], d["geo"].get("grid_versions"))
+    staff = d["geo"].get("staff")
+    comm_names = dict(zip(comms["community_code"], comms["name"].astype(str), strict=True))
+    comm_street = dict(zip(comms["community_code"], comms["street_code"], strict=True))
+    gb = prepare(grids, TOLERANCE_M["community"], w.basemap, coverage=True)
+    bb_by = _group_by(b_cm, "grid_code") if b_cm is not None else {}
+    staff_by = _group_by(staff, "grid_code") if staff is not None else {}
+    staff_comm = _group_by(staff, "community_code") if staff is not None else {}
+    bounds = gpd.GeoSeries(gb.geometry.envelope, crs="EPSG:4326")
+    r_pairs = (
+        r_cm.sindex.query(bounds.values, predicate="intersects")
+        if r_cm is not None and len(r_cm)
+        else np.empty((2, 0), dtype=int)
+    )
+    r_near = pd.Series(r_pairs[1]).groupby(r_pairs[0]).agg(list).to_dict()
+    n_pairs = gb.sindex.query(gb.geometry.values, predicate="intersects")
+    n_pairs = n_pairs[:, n_pairs[0] != n_pairs[1]]
+    n_near = pd.Series(n_pairs[1]).groupby(n_pairs[0]).agg(list).to_dict()
+    for i, (_, grid) in enumerate(gb.iterrows()):
+        code = str(grid["grid_code"])
+        cc = str(grid["community_code"])
+        sc = str(comm_street.get(cc, code[:9]))
+        page = board_page(
+            grid,
+            bb_by.get(code, _empty_like(b_cm)),
+            staff_by.get(code),
+            staff_comm.get(cc),
+            community_name=comm_names.get(cc, ""),
+            street_name=d["street_names"].get(sc, ""),
+            street_code=sc,
+            city=city,
+            prefix=asset_prefix(1),
+            roads=r_cm.iloc[r_near.get(i, [])] if r_cm is not None else None,
+            neighbours=gb.iloc[n_near.get(i, [])],
+            rules=w.settings.board,
+            written=board_date,
         )
-        r_near = pd.Series(r_pairs[1]).groupby(r_pairs[0]).agg(list).to_dict()
-        n_pairs = gb.sindex.query(gb.geometry.values, predicate="intersects")
-        n_pairs = n_pairs[:, n_pairs[0] != n_pairs[1]]
-        n_near = pd.Series(n_pairs[1]).groupby(n_pairs[0]).agg(list).to_dict()
-        for i, (_, grid) in enumerate(gb.iterrows()):
-            code = str(grid["grid_code"])
-            cc = str(grid["community_code"])
-            sc = str(comm_street.get(cc, code[:9]))
-            page = board_page(
-                grid,
-                bb_by.get(code, _empty_like(b_cm)),
-                staff_by.get(code),
-                staff_comm.get(cc),
-                community_name=comm_names.get(cc, ""),
-                street_name=street_names.get(sc, ""),
-                street_code=sc,
-                city=city,
-                prefix=asset_prefix(1),
-                roads=r_cm.iloc[r_near.get(i, [])] if r_cm is not None else None,
-                neighbours=gb.iloc[n_near.get(i, [])],
-                rules=settings.board,
-                written=board_date,
-            )
-            write(out / "boards" / f"{code}.html", page)
-            tick()
-    write(out / "maps.json", _manifest(site, basemap))
-    site.pages.pop()
-    return site
+        w.write(w.site.out_dir / "boards" / f"{code}.html", page)
+        w.tick()
 
 
 def _manifest(site: MapSite, basemap: str) -> str:
