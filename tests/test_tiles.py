@@ -185,14 +185,7 @@ def test_mbtiles_holds_the_served_tiles(city_store, tmp_path):
 
 
 def test_postgis_tile_has_the_same_features(city_store):
-    from gridgis.store.pgtemp import PostgresUnavailable, find_bindir, fresh_workspace_url
-
-    if not os.environ.get("GRIDGIS_TEST_DATABASE_URL"):
-        try:
-            find_bindir()
-        except PostgresUnavailable as exc:
-            pytest.skip(f"PostgreSQL not installed: {exc}")
-    pg = open_store(fresh_workspace_url())
+    pg = open_store(fresh_pg_url())
     try:
         pg.write_many({n: city_store.read(n) for n in ("grids", "communities", "streets")})
         (xy,) = city_tile(city_store, 12)
@@ -262,8 +255,20 @@ def test_api_tileset_documents(client):
 # -- the tile page in Chromium, served by gridgis serve ----------------------------------
 
 
-@pytest.fixture(scope="module")
-def served_maps(demo_delineated_gpkg, tmp_path_factory):
+def fresh_pg_url() -> str:
+    """A new empty PostGIS workspace; skips when PostgreSQL is not installed."""
+    from gridgis.store.pgtemp import PostgresUnavailable, find_bindir, fresh_workspace_url
+
+    if not os.environ.get("GRIDGIS_TEST_DATABASE_URL"):
+        try:
+            find_bindir()
+        except PostgresUnavailable as exc:
+            pytest.skip(f"PostgreSQL not installed: {exc}")
+    return fresh_workspace_url()
+
+
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def served_maps(request, demo_delineated_gpkg, tmp_path_factory):
     from gridgis.maps import write_maps
     from gridgis.maps.site import MAP_LAYERS
     from gridgis.standards import DEFAULT
@@ -280,11 +285,18 @@ def served_maps(demo_delineated_gpkg, tmp_path_factory):
     assert (folder / "maps" / "tiles.html") in site.pages
     small = write_maps(layers, folder / "small", boards=False)  # default threshold: no page
     assert not (folder / "small" / "tiles.html").exists() and small.pages
+    target = ["--workspace", str(ws)]
+    if request.param == "postgis":
+        url = fresh_pg_url()
+        pg = open_store(url)
+        pg.write_many(layers)
+        pg.close()
+        target = ["--database", url]
     port = free_port()
     env = dict(os.environ)
     env.pop("GRIDGIS_DATABASE_URL", None)
     proc = subprocess.Popen(
-        [str(GRIDGIS), "serve", "--workspace", str(ws), "--maps", str(folder / "maps")]
+        [str(GRIDGIS), "serve", *target, "--maps", str(folder / "maps")]
         + ["--host", "127.0.0.1", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
@@ -305,7 +317,7 @@ def served_maps(demo_delineated_gpkg, tmp_path_factory):
             proc.kill()
             pytest.fail(f"gridgis serve did not start: {proc.stdout.read()}")
         time.sleep(0.2)
-    yield base
+    yield base, request.param
     proc.terminate()
     try:
         proc.wait(timeout=10)
@@ -327,7 +339,7 @@ def test_tile_page_draws_grids_in_chromium(served_maps):
             "response",
             lambda r: tile_answers.append(r.status) if "/tiles/WebMercatorQuad/" in r.url else None,
         )
-        page.goto(f"{served_maps}/maps/tiles.html")
+        page.goto(f"{served_maps[0]}/maps/tiles.html")
         page.wait_for_function(
             "() => window.ggTilesLoaded === true", timeout=30000
         )  # every visible tile answered and drawn
@@ -338,7 +350,8 @@ def test_tile_page_draws_grids_in_chromium(served_maps):
         )
         legend = page.inner_text(".leaflet-bottom.leaflet-right")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "tiles.png"))
+        page.wait_for_timeout(400)  # Leaflet fades new tiles in over 200 ms
+        page.screenshot(path=str(ARTIFACTS / f"tiles-{served_maps[1]}.png"))
         browser.close()
     assert not errors, errors
     assert n_paths > 20 and 200 in tile_answers
