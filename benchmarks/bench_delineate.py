@@ -16,6 +16,7 @@ of regions within 250–500 households, mean Polsby-Popper of the regions.
     .venv/bin/python benchmarks/bench_delineate.py                  # print
     .venv/bin/python benchmarks/bench_delineate.py --append         # and add to RESULTS.md
     .venv/bin/python benchmarks/bench_delineate.py --parts communities,big --append
+    .venv/bin/python benchmarks/bench_delineate.py --parts cpu --cpu 200000  # CPU s, A/B
 
 Needs spopt (dev only: ``.venv/bin/pip install spopt``).
 """
@@ -189,6 +190,28 @@ def profile_lines(households: int, settings: Settings, top: int = 12) -> list[st
     return out
 
 
+def cpu_seconds(households: int, repeats: int, settings: Settings) -> list[float]:
+    """Process CPU seconds of ``repeats`` single-process delineations of the same city
+    (after one warm-up run: imports, PROJ database), sorted. CPU time, not wall time: on
+    the shared machine wall time mostly measures the other sessions."""
+    city = make_city(households=households, seed=7, settings=settings)
+    old = os.environ.get("GRIDGIS_WORKERS")
+    os.environ["GRIDGIS_WORKERS"] = "1"
+    try:
+        delineate(city.layers, settings)
+        out = []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            delineate(city.layers, settings)
+            out.append(time.process_time() - c0)
+    finally:
+        if old is None:
+            os.environ.pop("GRIDGIS_WORKERS", None)
+        else:
+            os.environ["GRIDGIS_WORKERS"] = old
+    return sorted(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--append", action="store_true", help="append results to RESULTS.md")
@@ -196,6 +219,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="900,2000", help="units per problem")
     ap.add_argument("--demo", type=int, default=30_000, help="households, per-community part")
     ap.add_argument("--big", type=int, default=1_000_000, help="households of the big city")
+    ap.add_argument("--cpu", type=int, default=200_000, help="households, part cpu")
+    ap.add_argument("--repeats", type=int, default=5, help="runs, part cpu")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     settings = Settings()
@@ -223,6 +248,15 @@ def main() -> None:
         ]
     if "problems" in parts or "big" in parts:
         text += _problems_and_big(args, parts, settings)
+    if "cpu" in parts:  # not in the default parts: an A/B tool (run it on both commits)
+        ts = cpu_seconds(args.cpu, args.repeats, settings)
+        line = (
+            f"{args.cpu:,}-household city, 1 process, {args.repeats} runs: CPU "
+            f"{' '.join(f'{t:.2f}' for t in ts)} s, median {ts[len(ts) // 2]:.2f} s "
+            f"(load {os.getloadavg()[0]:.1f})"
+        )
+        print(line)
+        text += ["", line, ""]
     if args.append:
         with open(RESULTS, "a", encoding="utf-8") as fh:
             fh.write("\n".join(text))
@@ -301,17 +335,44 @@ def _problems_and_big(args, parts: set[str], settings: Settings) -> list[str]:
     return text
 
 
+def reference_slowdown(seconds: float = 2.0) -> tuple[float, float]:
+    """How much slower than a quiet machine this one runs right now: a fixed single-thread
+    CPU workload (numpy sorts) timed in wall and process-CPU time. Returns (wall / CPU,
+    CPU seconds). On an idle core wall ≈ CPU; with eight sessions on two cores each process
+    gets a fraction of a core and wall / CPU says how much."""
+    rng = np.random.default_rng(0)
+    x = rng.random(1_000_000)
+    w0, c0 = time.perf_counter(), time.process_time()
+    while time.process_time() - c0 < seconds:
+        np.sort(x)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    return wall / cpu, cpu
+
+
+def _cpu_now() -> float:
+    """CPU seconds (user + system) of this process and of its waited-for children."""
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
+
+
 def _big(households: int, settings: Settings) -> str:
-    """The big demo city end to end (delineate + assign + recount; make_city apart)."""
+    """The big demo city end to end (delineate + assign + recount; make_city apart), with
+    the CPU seconds of the parent and its fork-pool workers, and the machine's slowdown
+    measured right before on a fixed reference workload."""
     from gridgis.assign import assign_all
 
     lo, hi = settings.grid.min_households, settings.grid.max_households
     t0 = time.perf_counter()
     big = make_city(households=households, seed=7, settings=settings)
     t_make = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    slow, _ = reference_slowdown()
+    load = os.getloadavg()[0]
+    t0, c0 = time.perf_counter(), _cpu_now()
     res = delineate(big.layers, settings)
-    t_del = time.perf_counter() - t0
+    t_del, c_del = time.perf_counter() - t0, _cpu_now() - c0
     layers = dict(big.layers)
     layers["buildings"] = res.buildings
     assigned = assign_all(layers, res.grids, settings)
@@ -322,7 +383,9 @@ def _big(households: int, settings: Settings) -> str:
     line = (
         f"| {households:,}-household demo city ({len(big.layers['buildings']):,} "
         f"buildings, {len(big.layers['communities'])} communities) | "
-        f"{t_del:.1f} s delineate, {t_all:.1f} s delineate + assign | "
+        f"{t_del:.1f} s delineate ({c_del:.1f} CPU s, parent + workers; reference "
+        f"workload {slow:.1f}× slower than its CPU time, load {load:.1f}: ≈ "
+        f"{t_del / slow:.1f} s on a quiet machine), {t_all:.1f} s delineate + assign | "
         f"{len(grids):,} grids, {inr:.1%} residential within {lo}–{hi}, "
         f"{int((grids['flags'] != '').sum())} flagged, mean PP "
         f"{grids['polsby_popper'].mean():.3f} | make_city {t_make:.1f} s |"

@@ -194,14 +194,17 @@ def _grid_rows(regions, inp: _Inputs) -> list[dict]:
         if "street_code" in cm
         else pd.Series(pd.NA, index=cm.index, dtype="string")
     )
+    codes = [str(c) for c in cm["community_code"].tolist()]
+    streets = street.tolist()
+    geoms = np.array([reg.geometry for _, reg in regions], dtype=object)
+    areas = shapely.area(geoms).tolist()
+    perims = shapely.length(geoms).tolist()
     rows = []
-    for ai, reg in regions:
-        area = float(reg.geometry.area)
-        perim = float(reg.geometry.length)
+    for (ai, reg), area, perim in zip(regions, areas, perims, strict=True):
         rows.append(
             {
-                "community_code": str(cm["community_code"].iloc[ai]),
-                "street_code": street.iloc[ai],
+                "community_code": codes[ai],
+                "street_code": streets[ai],
                 "kind": reg.kind,
                 "name": reg.name if reg.name else pd.NA,
                 "households": reg.households,
@@ -298,14 +301,16 @@ def _findings(grids: gpd.GeoDataFrame, crossed, along, flags, settings: Settings
     return pd.DataFrame(frows, columns=FINDING_COLUMNS)
 
 
-def cut_buildings(inp: _Inputs) -> pd.DataFrame:
+def cut_buildings(inp: _Inputs, inner: np.ndarray | None = None) -> pd.DataFrame:
     """Buildings a community boundary runs through (grids never cut a building, but a
     community boundary given as input may): one ``building_cut`` finding each, naming the
-    building and the communities, so the cut is reported, not hidden."""
+    building and the communities, so the cut is reported, not hidden. ``inner``: the
+    buildings shrunk by ``WALL_M`` when already computed (one per building)."""
     b, cm = inp.buildings, inp.communities
     if len(b) == 0 or len(cm) == 0:
         return pd.DataFrame(columns=FINDING_COLUMNS)
-    inner = shapely.buffer(b.geometry.to_numpy(), -WALL_M)
+    if inner is None:
+        inner = shapely.buffer(b.geometry.to_numpy(), -WALL_M)
     bounds = shapely.boundary(cm.geometry.to_numpy())
     ci, bi = shapely.STRtree(inner).query(bounds, predicate="intersects")
     if len(bi) == 0:
@@ -393,6 +398,8 @@ def delineate(
 
     inp = _inputs(layers, alignment, settings)
     g = settings.grid
+    # building interiors once: cell borders and the community-boundary check both use them
+    inner = shapely.buffer(inp.buildings.geometry.to_numpy(), -WALL_M)
     regions, b_region, b_area = partition_areas(
         inp.communities,
         area_rank(inp.communities["community_code"]),
@@ -403,6 +410,7 @@ def delineate(
         settings,
         Bounds(g.min_households, g.max_households, g.target_households, g.balance_tolerance_share),
         progress,
+        inner=inner,
     )
     name_open_ground(regions, _green(layers, inp.crs))
     rows = _grid_rows(regions, inp)
@@ -426,7 +434,7 @@ def delineate(
     )
     grids["grid_code"] = rec.codes
     findings = _findings(grids, crossed, along, flags, settings)
-    cut = cut_buildings(inp)
+    cut = cut_buildings(inp, inner)
     if len(cut):
         findings = pd.concat([findings, cut], ignore_index=True)
     cols = GRID_COLUMNS[:4] + ["name"] + GRID_COLUMNS[4:]

@@ -63,12 +63,32 @@ def polygonize(area, lines: list[np.ndarray]) -> np.ndarray:
     return faces[inside]
 
 
-def cell_edges(face, footprints: np.ndarray, points: np.ndarray, step_m: float) -> np.ndarray:
+def unique_rows(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(xy, axis=0, return_index=True)`` of an (n, 2) float array, without the
+    structured-dtype sort: rows sorted by x then y, the index of each row's first
+    occurrence (a stable sort, as numpy's)."""
+    if len(xy) == 0:
+        return xy, np.empty(0, dtype=np.int64)
+    order = np.lexsort((xy[:, 1], xy[:, 0]))
+    s = xy[order]
+    first = np.ones(len(s), dtype=bool)
+    first[1:] = (s[1:, 0] != s[:-1, 0]) | (s[1:, 1] != s[:-1, 1])
+    return s[first], order[first]
+
+
+def cell_edges(
+    face,
+    footprints: np.ndarray,
+    points: np.ndarray,
+    step_m: float,
+    inner: np.ndarray | None = None,
+) -> np.ndarray:
     """Borders of the building cells of ``face``: each cell is the ground nearer to one
     building's outline than to any other's (Voronoi of the outlines densified every
     ``step_m`` metres, ``grid.cell_step_m``, merged per building), clipped to the face.
     Cells follow the gaps between buildings, so a cell holds its whole building (to half a
-    step)."""
+    step). ``inner``: the footprints shrunk by ``WALL_M``, one per footprint, when already
+    computed (``shapely.buffer(footprints, -WALL_M)``)."""
     if len(points) < 2:
         return np.empty(0, dtype=object)
     rings = shapely.segmentize(shapely.get_exterior_ring(shapely.get_parts(footprints)), step_m)
@@ -78,7 +98,7 @@ def cell_edges(face, footprints: np.ndarray, points: np.ndarray, step_m: float) 
     # footprints missing or degenerate: fall back to the representative point
     coords = np.vstack([coords, shapely.get_coordinates(points)])
     owner = np.concatenate([owner, np.arange(len(points))])
-    coords, first = np.unique(np.round(coords, 3), axis=0, return_index=True)
+    coords, first = unique_rows(np.round(coords, 3))
     owner = owner[first]
     if len(np.unique(owner)) < 2:
         return np.empty(0, dtype=object)
@@ -108,7 +128,12 @@ def cell_edges(face, footprints: np.ndarray, points: np.ndarray, step_m: float) 
     walls = lines_only(
         shapely.intersection(shapely.get_exterior_ring(shapely.get_parts(foot[touching])), face)
     )
-    edges = np.concatenate([spare_buildings(edges, inner_footprints(foot)), walls])
+    if inner is None:
+        inner = inner_footprints(foot)
+    else:
+        inner = np.asarray(inner, dtype=object)
+        inner = inner[~shapely.is_empty(inner)]
+    edges = np.concatenate([spare_buildings(edges, inner), walls])
     return edges
 
 
@@ -160,6 +185,22 @@ class FaceAdjacency:
         )
 
 
+def _lexsort_rows(key: np.ndarray) -> np.ndarray:
+    """``np.lexsort(key.T[::-1])`` of (n, 4) integer rows (x0, y0, x1, y1): the same
+    stable order, sorting two packed keys ((x, y) of each end as one integer) instead of
+    four when the coordinate ranges allow it."""
+    if len(key) == 0:
+        return np.lexsort(key.T[::-1])
+    lo = key.min(axis=0)
+    span = key.max(axis=0) - lo + 1
+    if max(int(span[0]) * int(span[1]), int(span[2]) * int(span[3])) >= 2**62:
+        return np.lexsort(key.T[::-1])
+    k = key - lo
+    first = k[:, 0] * span[1] + k[:, 1]
+    second = k[:, 2] * span[3] + k[:, 3]
+    return np.lexsort((second, first))
+
+
 def _shared_segments(faces: np.ndarray):
     """Boundary segments that two faces share: (segments (k, 4) m, face a, face b)."""
     rings, ring_face = shapely.get_rings(faces, return_index=True)
@@ -172,7 +213,7 @@ def _shared_segments(faces: np.ndarray):
     a = np.where(swap[:, None], q, p)
     b = np.where(swap[:, None], p, q)
     key = np.ascontiguousarray(np.hstack([a, b]))
-    order = np.lexsort(key.T[::-1])
+    order = _lexsort_rows(key)
     key, face = key[order], face[order]
     first = np.ones(len(key), dtype=bool)
     first[1:] = np.any(key[1:] != key[:-1], axis=1)
@@ -201,7 +242,9 @@ def adjacency(faces: np.ndarray, avoid_lines: np.ndarray) -> FaceAdjacency:
         mids = shapely.points((seg[:, 0] + seg[:, 2]) / 2, (seg[:, 1] + seg[:, 3]) / 2)
         si, li = STRtree(avoid_lines).query(mids, predicate="dwithin", distance=SNAP_M)
         on_line[si] = li
-    pairs, inv = np.unique(np.stack([lo_f, hi_f], axis=1), axis=0, return_inverse=True)
+    # unique (lo, hi) pairs in lexicographic order: one integer key each (hi < len(faces))
+    keys, inv = np.unique(lo_f.astype(np.int64) * len(faces) + hi_f, return_inverse=True)
+    pairs = np.stack([keys // len(faces), keys % len(faces)], axis=1)
     inv = inv.ravel()
     length = np.bincount(inv, weights=seg_len, minlength=len(pairs))
     hit = on_line >= 0

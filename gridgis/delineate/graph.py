@@ -86,6 +86,7 @@ class Adjacency:
         inside = set(nodes)
         seen: set[int] = set()
         out = []
+        nbr, avoid = self.nbr, self.avoid
         for s in nodes:
             if s in seen:
                 continue
@@ -94,8 +95,10 @@ class Adjacency:
             stack = [s]
             while stack:
                 u = stack.pop()
-                for v in self.nbr[u]:
-                    if v in inside and v not in seen and self.ok(u, v, allow_avoid):
+                # the same test as self.ok(u, v, allow_avoid), inlined (hot loop)
+                barred = () if allow_avoid else avoid[u]
+                for v in nbr[u]:
+                    if v in inside and v not in seen and v not in barred:
                         seen.add(v)
                         comp.append(v)
                         stack.append(v)

@@ -25,12 +25,12 @@ import shapely
 from shapely import STRtree
 
 from gridgis.delineate.atoms import (
+    WALL_M,
     adjacency,
     avoid_lines,
     building_arrays,
     cell_edges,
     clip_lines,
-    inner_footprints,
     lines_only,
     locate,
     polygonize,
@@ -59,6 +59,7 @@ class Area:
     avoid_lines: np.ndarray  # avoided lines clipped (subset of the cut lines)
     points: np.ndarray  # building representative points
     footprints: np.ndarray  # building polygons
+    inner: np.ndarray | None  # building polygons shrunk by atoms.WALL_M, per building
     households: np.ndarray  # per building
     building_ids: np.ndarray
     rules: GridRules
@@ -103,8 +104,11 @@ class _Faces:
     graph: Adjacency
 
 
-def _face_stats(area: Area, faces: np.ndarray) -> _Faces:
-    bf = locate(faces, area.points)
+def _face_stats(area: Area, faces: np.ndarray, bf: np.ndarray | None = None) -> _Faces:
+    """Households, buildings and graph of ``faces``; ``bf``: the face of each building when
+    already located on these very faces."""
+    if bf is None:
+        bf = locate(faces, area.points)
     inside = bf >= 0
     n = len(faces)
     hh = area.households[inside].astype(np.int64)
@@ -147,14 +151,21 @@ def partition_area(area: Area, b: Bounds) -> tuple[list[Region], np.ndarray]:
             if f not in cells:
                 sel = bf == f
                 cells[f] = cell_edges(
-                    faces[f], area.footprints[sel], area.points[sel], area.rules.cell_step_m
+                    faces[f],
+                    area.footprints[sel],
+                    area.points[sel],
+                    area.rules.cell_step_m,
+                    None if area.inner is None else area.inner[sel],
                 )
         if len(split) == done:
             continue  # no more faces to split than at the previous level: same atoms
         done = len(split)
         extra = [cells[f] for f in split]
-        fine = polygonize(area.polygon, base_lines + extra) if extra else faces
-        result = _regions_from_faces(area, _face_stats(area, fine), b)
+        if extra:
+            stats = _face_stats(area, polygonize(area.polygon, base_lines + extra))
+        else:  # the street blocks themselves: buildings already located on them
+            stats = _face_stats(area, faces, bf)
+        result = _regions_from_faces(area, stats, b)
         if best is None or result[0] < best[0]:
             best = result
     assert best is not None
@@ -362,10 +373,18 @@ def _units_in(poly, unit_geoms, unit_names, unit_tree, whole) -> list[tuple[Any,
 class _AreaBuilder:
     """Builds the :class:`Area` of each area polygon from the layers (shared indexes)."""
 
-    def __init__(self, areas, area_rank, buildings, roads, alignment, units, settings) -> None:
+    def __init__(
+        self, areas, area_rank, buildings, roads, alignment, units, settings, inner=None
+    ) -> None:
         self.foot, self.pts, self.hh, self.bids = building_arrays(buildings)
         cut, avoid, _ = avoid_lines(roads, alignment, settings)
-        inner = inner_footprints(self.foot)
+        # building interiors once for all (cell borders of every area spare them too)
+        self.inner = (
+            shapely.buffer(np.asarray(self.foot, dtype=object), -WALL_M)
+            if inner is None
+            else np.asarray(inner, dtype=object)
+        )
+        inner = self.inner[~shapely.is_empty(self.inner)]
         self.cut, self.avoid = spare_buildings(cut, inner), spare_buildings(avoid, inner)
         self.cut_tree = STRtree(self.cut) if len(self.cut) else None
         self.avoid_tree = STRtree(self.avoid) if len(self.avoid) else None
@@ -402,6 +421,7 @@ class _AreaBuilder:
             clip_lines(self.avoid, self.avoid_tree, poly),
             self.pts[sel],
             self.foot[sel],
+            self.inner[sel],
             self.hh[sel],
             self.bids[sel],
             self.rules,
@@ -419,11 +439,14 @@ def partition_areas(
     settings: Settings,
     b: Bounds,
     progress: Progress | None,
+    inner: np.ndarray | None = None,
 ) -> tuple[list[tuple[int, Region]], np.ndarray, np.ndarray]:
     """Partition every area polygon (metric). Returns (area index, region) pairs, the
     global region index of each building (-1 outside every area) and the area index of
-    each building (by the one point-in-polygon rule, ties to the smallest ``area_rank``)."""
-    build = _AreaBuilder(areas, area_rank, buildings, roads, alignment, units, settings)
+    each building (by the one point-in-polygon rule, ties to the smallest ``area_rank``).
+    ``inner``: the buildings shrunk by ``atoms.WALL_M`` (one per building) when the caller
+    has them."""
+    build = _AreaBuilder(areas, area_rank, buildings, roads, alignment, units, settings, inner)
     total = len(build.geoms)
     out: list[tuple[int, Region]] = []
     b_region = np.full(len(build.pts), -1, dtype=np.int64)
