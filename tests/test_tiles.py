@@ -349,12 +349,22 @@ def test_tile_page_draws_grids_in_chromium(served_maps):
             ".map(p => p.getAttribute('fill')).filter(f => f && f !== 'none')"
         )
         legend = page.inner_text(".leaflet-bottom.leaflet-right")
+        page.click("input[data-layer=grids]")  # the layer switch hides the grids
+        page.wait_for_function("() => window.ggTilesLoaded === true", timeout=30000)
+        n_without = page.evaluate("() => document.querySelectorAll('.leaflet-tile path').length")
+        page.click("input[data-layer=grids]")
+        page.wait_for_function("() => window.ggTilesLoaded === true", timeout=30000)
+        page.wait_for_timeout(400)
+        n_back = page.evaluate("() => document.querySelectorAll('.leaflet-tile path').length")
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.wait_for_timeout(400)  # Leaflet fades new tiles in over 200 ms
         page.screenshot(path=str(ARTIFACTS / f"tiles-{served_maps[1]}.png"))
         browser.close()
     assert not errors, errors
     assert n_paths > 20 and 200 in tile_answers
+    # the demo city's 30 grids, some drawn in two tiles; all back when switched on again
+    assert n_without <= n_paths - 30 and n_back == n_paths, (n_paths, n_without, n_back)
+    assert all(s in (200, 204, 304) for s in tile_answers), sorted(set(tile_answers))
     assert any(f.startswith("#f") or f.startswith("#e") or f.startswith("#b") for f in fills)
     assert "网格户数" in legend
 

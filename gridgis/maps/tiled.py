@@ -61,7 +61,7 @@ function fill(p){
   for (var i = 0; i < cfg.breaks.length; i++) if (h <= cfg.breaks[i]) return cfg.colours[i];
   return cfg.colours[cfg.colours.length - 1];
 }
-var styles = {
+var base = {
   streets: {weight: 4, color: '#08306b', fill: false},
   communities: {weight: 2.5, color: '#54278f', fill: false},
   grids: function(p){ return p.flags ?
@@ -72,10 +72,13 @@ var styles = {
     fillColor: (+p.households || 0) > 0 ? '#9e9ac8' : '#d9d9d9', fillOpacity: 0.85}; },
   facilities: {radius: 4, weight: 1, color: '#1f77b4', fill: true, fillOpacity: 0.8}
 };
+var hidden = {}, styles = {};
+Object.keys(base).forEach(function(n){ styles[n] = function(p, z){
+  if (hidden[n]) return [];
+  return typeof base[n] === 'function' ? base[n](p, z) : base[n]; }; });
 var layer = L.vectorGrid.protobuf(cfg.url, {
   rendererFactory: L.svg.tile, vectorTileLayerStyles: styles, interactive: true,
-  maxNativeZoom: cfg.maxNativeZoom, maxZoom: cfg.maxZoom,
-  getFeatureId: function(f){ return f.properties.grid_code; }
+  maxNativeZoom: cfg.maxNativeZoom, maxZoom: cfg.maxZoom
 });
 var names = cfg.names;
 function esc(v){ return String(v).replace(/[&<>"']/g, function(c){
@@ -99,6 +102,18 @@ title.onAdd = function(){ var d = L.DomUtil.create('div', 'gg-box');
   ' · <a href="index.html">区级网格图</a><div id="gg-note" style="display:none;color:#b30000">'
   + '图块未加载: 请经 gridgis serve 打开本页 (/maps/' + cfg.page + ')</div>'; return d; };
 title.addTo(map);
+var toggles = L.control({position: 'topright'});
+toggles.onAdd = function(){ var d = L.DomUtil.create('div', 'gg-box gg-layers');
+  L.DomEvent.disableClickPropagation(d);
+  Object.keys(cfg.layers).forEach(function(n){
+    var label = L.DomUtil.create('label', '', d), box = L.DomUtil.create('input', '', label);
+    box.type = 'checkbox'; box.checked = true; box.dataset.layer = n;
+    label.appendChild(document.createTextNode(' ' + cfg.layers[n]));
+    L.DomUtil.create('br', '', d);
+    L.DomEvent.on(box, 'change', function(){ hidden[n] = !box.checked;
+      window.ggTilesLoaded = false; map.removeLayer(layer); layer.addTo(map); });
+  }); return d; };
+toggles.addTo(map);
 var legend = L.control({position: 'bottomright'});
 legend.onAdd = function(){ var d = L.DomUtil.create('div', 'gg-box'), h = '<b>网格户数</b><table>';
   cfg.legend.forEach(function(r){ h += '<tr><td><i style="background:' + r[0] + ';opacity:'
@@ -125,6 +140,14 @@ FIELD_NAMES = {
     "floors": "层数",
     "area_m2": "面积(平方米)",
     "flags": "问题",
+}
+#: Names of the tile layers in the page's layer switch (top to bottom).
+LAYER_NAMES = {
+    "grids": "网格 (户数分级)",
+    "communities": "社区边界",
+    "streets": "街道边界",
+    "buildings": "建筑 (户数, 放大后显示)",
+    "facilities": "设施 (放大后显示)",
 }
 GRID_KIND_NAMES = {"residential": "住宅网格", "unit": "单位网格", "open": "开放空间网格"}
 
@@ -185,6 +208,7 @@ def tiled_page(
         "names": FIELD_NAMES,
         "kinds": GRID_KIND_NAMES,
         "legend": _legend(breaks, colours),
+        "layers": LAYER_NAMES,
         "title": title,
         "gridCount": len(grids),
         "page": TILES_PAGE,
