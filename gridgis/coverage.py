@@ -737,7 +737,7 @@ def coverage_gaps(
     return gaps[[*cols, "geometry"]]
 
 
-def _valid(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def valid_polygons(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Repair polygons reprojection made invalid (parts touching at a vertex can cross by
     a few nanodegrees); keeps polygonal parts only."""
     bad = ~frame.geometry.is_valid.to_numpy()
@@ -976,19 +976,40 @@ def run_coverage(
         compounds=layers.get("compounds"),
         gates=layers.get("gates"),
     )
+    return coverage_from_access(access, layers, settings, access.graph.net)
+
+
+def coverage_from_access(
+    access: Access, layers: dict, settings: Settings = DEFAULT, net: RoadNetwork | None = None
+) -> CoverageResult:
+    """The layers of :func:`run_coverage` from an access table already computed (in one
+    process or partitioned, :mod:`gridgis.partitioned`): rates, gaps, service areas (on
+    *net*, the whole walking network; none without it), norms and the parameters.
+
+    Parameters
+    ----------
+    access
+        :func:`compute_access` of every residential building.
+    layers
+        The workspace's layers (communities, grids, facilities, staff, buildings).
+    net
+        The walking network service areas are drawn on (``access.graph.net``).
+    """
     comm = layers.get("communities")
     grids = layers.get("grids")
     areas = building_areas(access.buildings, comm, grids)
     rates = coverage_rates(access, areas, settings)
-    gaps = _valid(coverage_gaps(access, areas, comm, settings).to_crs(STORAGE_CRS))
+    gaps = valid_polygons(coverage_gaps(access, areas, comm, settings).to_crs(STORAGE_CRS))
     out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {
         "access": access.table.drop(columns=["households"]),
         "coverage": rates,
         "coverage_gaps": gaps,
         "coverage_findings": access.findings.to_crs(STORAGE_CRS),
     }
-    walkable, service_note = service_area_layer(
-        access.graph.net, layers.get("facilities"), settings, access.params.get("categories")
+    walkable, service_note = (
+        service_area_layer(net, layers.get("facilities"), settings, access.params.get("categories"))
+        if net is not None
+        else (None, "not written: no network")
     )
     if walkable is not None:
         out["service_areas"] = walkable
@@ -1224,4 +1245,4 @@ def service_area_layer(
     graph = attach_points(net, shapely.point_on_surface(fac.geometry.values), cov.max_snap_m)
     nodes = _facility_nodes(fac, graph.point_node, 0)
     areas = _service_areas(graph, nodes, net.crs, settings)
-    return _valid(areas.to_crs(STORAGE_CRS)), SERVICE_AREA_METHOD
+    return valid_polygons(areas.to_crs(STORAGE_CRS)), SERVICE_AREA_METHOD

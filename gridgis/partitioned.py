@@ -1045,7 +1045,7 @@ def coverage_partitioned(
         As :func:`gridgis.coverage.run_coverage`; ``access.graph`` is ``None`` (there is
         no single graph); ``params["cluster"]`` is the :class:`RunReport`.
     """
-    from gridgis.coverage import LIFE_CIRCLE, Access, run_coverage
+    from gridgis.coverage import LIFE_CIRCLE, Access, coverage_from_access, run_coverage
 
     for need in ("buildings", "roads"):
         if layers.get(need) is None or len(layers[need]) == 0:
@@ -1095,75 +1095,9 @@ def coverage_partitioned(
         findings=_coverage_findings(plan),
         params=_access_params(plan),
     )
-    result = _coverage_layers(access, layers, settings, plan.net)
+    result = coverage_from_access(access, layers, settings, plan.net)
     result.params["cluster"] = run.finish().as_dict()
     return result
-
-
-def _coverage_layers(access, layers: dict, settings: Settings, net=None) -> CoverageResult:
-    """The layers of :func:`gridgis.coverage.run_coverage` from the whole access table."""
-    from gridgis.coverage import (
-        GAP_METHOD,
-        PARK_BASIS,
-        CoverageResult,
-        _valid,
-        building_areas,
-        community_norms,
-        coverage_gaps,
-        coverage_rates,
-        service_area_layer,
-    )
-    from gridgis.crs import STORAGE_CRS
-
-    comm = layers.get("communities")
-    grids = layers.get("grids")
-    areas = building_areas(access.buildings, comm, grids)
-    rates = coverage_rates(access, areas, settings)
-    gaps = _valid(coverage_gaps(access, areas, comm, settings).to_crs(STORAGE_CRS))
-    out: dict[str, gpd.GeoDataFrame | pd.DataFrame] = {
-        "access": access.table.drop(columns=["households"]),
-        "coverage": rates,
-        "coverage_gaps": gaps,
-        "coverage_findings": access.findings.to_crs(STORAGE_CRS),
-    }
-    # service areas on the whole network with the facilities alone, as run_coverage does
-    walkable, service_note = (
-        service_area_layer(net, layers.get("facilities"), settings, access.params["categories"])
-        if net is not None
-        else (None, "not written: no network")
-    )
-    if walkable is not None:
-        out["service_areas"] = walkable
-    if comm is not None and len(comm):
-        out["norms"] = community_norms(
-            comm.to_crs(STORAGE_CRS),
-            layers["buildings"],
-            layers.get("facilities"),
-            layers.get("staff"),
-            settings,
-        )
-    levels = (
-        sorted(rates["level"].unique().tolist(), key=["street", "community", "grid"].index)
-        if len(rates)
-        else []
-    )
-    params = dict(access.params)
-    params.update(
-        {
-            "levels": levels,
-            "park_coverage_basis": PARK_BASIS,
-            "park_coverage_floor": settings.coverage.park_coverage_floor,
-            "gap_method": GAP_METHOD,
-            "service_areas": service_note,
-            "gap_buffer_m": settings.coverage.gap_buffer_m,
-            "grids_used": bool(grids is not None and len(grids))
-            or bool(areas["grid_code"].notna().any()),
-            "norms": settings.to_dict()["staffing"],
-            "life_circle_note": "share of households with every life-circle "
-            "category within life_circle_15min_m walking",
-        }
-    )
-    return CoverageResult(access=access, layers=out, params=params, levels=levels)
 
 
 # ======================================================================================

@@ -55,6 +55,6 @@ def test_service_areas_replace_circles(page):
     result, html = page
     assert "service_areas" in result.layers
     # layer names reach the page JSON-escaped
-    assert "步行服务范围".encode("unicode_escape").decode() in html or "步行服务范围" in html
+    assert "可达范围".encode("unicode_escape").decode() in html or "可达范围" in html
     assert "reach_m" in html  # the service areas' tooltip field
     assert "直线半径" in html  # the circles stay, as an optional layer

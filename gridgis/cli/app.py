@@ -22,16 +22,19 @@ LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 """How a library log record is printed on stderr (one line, never wrapped)."""
 
 
+class CliLogHandler(logging.StreamHandler):
+    """The handler the CLI puts on the ``gridgis`` logger (one at a time)."""
+
+
 def configure_logging(verbose: bool = False, quiet: bool = False) -> logging.Handler:
     """Send the ``gridgis`` logger to stderr: DEBUG with *verbose*, ERROR with *quiet*,
     WARNING otherwise. Replaces the handler an earlier call installed; returns it."""
     logger = logging.getLogger("gridgis")
     for h in list(logger.handlers):
-        if getattr(h, "_gridgis_cli", False):
+        if isinstance(h, CliLogHandler):
             logger.removeHandler(h)
-    handler = logging.StreamHandler()  # sys.stderr at the time of the call
+    handler = CliLogHandler()  # sys.stderr at the time of the call
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler._gridgis_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING)
     return handler

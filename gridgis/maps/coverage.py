@@ -425,7 +425,7 @@ def _add_facilities(view: _View, facilities, settings: Settings, areas) -> None:
 
 def _service_area_layer(view: _View, sa, cat: str, label: str, colour: str, r: float) -> None:
     sub = sa[sa["category"].astype(str) == cat]
-    group = view.group(cat, f"{label}: 步行服务范围 {r:.0f} m")
+    group = view.group(cat, f"{label}: 步行服务半径 {r:.0f} m 可达范围")
     folium.GeoJson(
         to_geojson(sub, ["facility_id", "reach_m"]),
         style_function=lambda f, c=colour: {

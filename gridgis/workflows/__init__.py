@@ -19,6 +19,7 @@ from gridgis.workflows.base import (
 from gridgis.workflows.demo import DEMO_STEPS, DemoStep, make_demo_city, run_demo
 from gridgis.workflows.diff import GridDiff, compare_plans
 from gridgis.workflows.diff import diff as diff_plans
+from gridgis.workflows.edits import apply_edit, preview_edit, undo_last
 from gridgis.workflows.grids import assign, delineate
 from gridgis.workflows.outputs import lookup_sample, make_map
 from gridgis.workflows.refresh import refresh
@@ -51,6 +52,9 @@ __all__ = [
     "read_present",
     "record_versions",
     "refresh",
+    "apply_edit",
+    "preview_edit",
+    "undo_last",
     "effective_date",
     "grids_as_of",
     "history",

@@ -25,7 +25,7 @@ from gridgis.errors import InputError, NotFoundError
 from gridgis.standards import Settings
 from gridgis.store import Store
 from gridgis.workflows.base import JobResult, write_layers
-from gridgis.workflows.versions import _same_geometry, effective_date, grids_as_of
+from gridgis.workflows.versions import effective_date, grids_as_of, same_geometry
 
 CHANGE_COLUMNS = [
     "change",
@@ -131,7 +131,7 @@ def _change_rows(old, new, renamed, settings) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     both = sorted(set(old_at) & set(new_at))
     if both:
-        same = _same_geometry(
+        same = same_geometry(
             old.geometry.to_numpy()[[old_at[c] for c in both]],
             new.geometry.to_numpy()[[new_at[c] for c in both]],
         )

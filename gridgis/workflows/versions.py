@@ -101,7 +101,9 @@ def _open(versions: pd.DataFrame) -> pd.Series:
     return versions["valid_to"].isna() | (versions["valid_to"].astype("string") == "")
 
 
-def _same_geometry(a, b) -> np.ndarray:
+def same_geometry(a, b) -> np.ndarray:
+    """True where two geometries are equal once normalised (within
+    :data:`GEOMETRY_TOLERANCE_DEG`): an unchanged grid opens no new version."""
     a = shapely.normalize(shapely.make_valid(np.asarray(a, dtype=object)))
     b = shapely.normalize(shapely.make_valid(np.asarray(b, dtype=object)))
     return shapely.equals_exact(a, b, tolerance=GEOMETRY_TOLERANCE_DEG)
@@ -119,7 +121,7 @@ def unchanged_geometry(grids: gpd.GeoDataFrame, versions: gpd.GeoDataFrame | Non
     known = idx >= 0
     if known.any():
         geo = grids.geometry.to_crs(STORAGE_CRS).to_numpy()
-        out[known] = _same_geometry(geo[known], v.geometry.to_numpy()[idx[known]])
+        out[known] = same_geometry(geo[known], v.geometry.to_numpy()[idx[known]])
     return out
 
 
@@ -190,7 +192,7 @@ def record_versions(
     known = idx >= 0
     same = np.zeros(len(codes), dtype=bool)
     if known.any():
-        same[known] = _same_geometry(geo[known], old.geometry.to_numpy()[idx[known]])
+        same[known] = same_geometry(geo[known], old.geometry.to_numpy()[idx[known]])
     reshaped = known & ~same
     created = ~known
     retired = sorted(set(open_at) - set(codes))
