@@ -573,6 +573,12 @@ class MapRules:
     values). Project choice: neighbouring colours of the 7-step YlOrRd ramp, drawn at
     ``fill_opacity`` over a grey background or printed, are hard to tell apart, so five
     classes spread over the ramp are used; the legend names the range each class holds."""
+    tiles_above_grids: int = 2000
+    """Above this many grids the map writer also writes ``tiles.html``, drawn from the vector
+    tiles of ``gridgis serve`` (:mod:`gridgis.maps.tiled`). Project choice: the other pages
+    carry their grids as GeoJSON and grow with the city, the tile page holds no geometry
+    and stays a few kilobytes at any size; at 2,000 grids (about 600,000 households in the
+    demo cities) the street pages start to get heavy."""
 
 
 @dataclass(frozen=True)
