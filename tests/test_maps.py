@@ -80,7 +80,7 @@ def site(city_layers, tmp_path_factory):
     return write_maps(layers, out, basemap="none", city="示范区")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed with the module: one sync Playwright at a time
 def browser():
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium not installed (apt-get install chromium)")
