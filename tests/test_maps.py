@@ -360,7 +360,7 @@ def test_cli_map(workspace, tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def visited(site, browser, city_layers) -> dict[str, dict]:
     """Open every kind of page once: console errors, non-local requests, the layer
     control's names; a screenshot of each under tests/artifacts/maps/."""
