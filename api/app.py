@@ -80,7 +80,17 @@ def create_app(
         Largest upload body, bytes (default ``settings.server.max_body_bytes``);
         larger ones get 413.
     """
-    from api.routers import edits, export, features, grids, lookup, maps, service_area, writes
+    from api.routers import (
+        edits,
+        export,
+        features,
+        grids,
+        lookup,
+        maps,
+        service_area,
+        tiles,
+        writes,
+    )
 
     if max_body_bytes is not None:
         settings = settings.override({"server.max_body_bytes": int(max_body_bytes)})
@@ -101,7 +111,7 @@ def create_app(
         token=token,
     )
     app.state.ctx = ctx
-    for module in (features, lookup, grids, writes, maps, export, service_area, edits):
+    for module in (features, lookup, grids, writes, maps, export, service_area, edits, tiles):
         app.include_router(module.router)
     add_offline_docs(app)
     _add_error_handlers(app)

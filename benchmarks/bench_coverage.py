@@ -3,6 +3,13 @@
 Usage::
 
     .venv/bin/python benchmarks/bench_coverage.py --households 1000000 [--append]
+    .venv/bin/python benchmarks/bench_coverage.py --households 1000000 --service-areas-only
+
+``--service-areas-only`` times only the layer ``service_areas`` (every non-green facility,
+as ``run_coverage`` writes it): the reached roads (one bounded search per facility), then
+the polygons before (each facility's merged multi-line buffered whole, not clipped) and
+after (each reached piece buffered in one call, one union per facility, clipped to the
+blocks), in CPU milliseconds per facility.
 
 What is timed (wall clock and process CPU, one run each, 2-core shared machine):
 
@@ -70,6 +77,61 @@ def graph_coordinates(acc) -> np.ndarray:
     return np.vstack([net.node_xy, snap_xy, point_xy])
 
 
+def bench_service_areas(args) -> None:
+    """Service-area polygons before/after (CPU ms per facility), same reached roads."""
+    from gridgis import coverage as cov_mod
+    from gridgis.network import attach_points, build_network
+
+    settings = Settings()
+    cov = settings.coverage
+    L = make_city(households=args.households, seed=args.seed, settings=settings).layers
+    net = build_network(L["roads"], settings, compounds=L.get("compounds"), gates=L.get("gates"))
+    cats = [c for c in cov.radius_m if c not in GREEN_CATEGORIES]
+    fac = L["facilities"].loc[L["facilities"]["category"].isin(cats)].to_crs(net.crs)
+    fac = fac.reset_index(drop=True)
+    graph = attach_points(net, shapely.point_on_surface(fac.geometry.values), cov.max_snap_m)
+    nodes = cov_mod._facility_nodes(fac, graph.point_node, 0)
+    nodes = nodes[nodes["node"] >= 0].reset_index(drop=True)
+    n = len(nodes)
+    radius = nodes["category"].map(cov.radius_m).to_numpy(dtype=float)
+    with Timer() as t_reach:
+        multi, who, edges, _ = cov_mod._reached_lines(graph, nodes, radius)
+        merged = shapely.line_merge(multi)
+    with Timer() as t_before:
+        before = shapely.buffer(merged, cov.service_area_buffer_m, quad_segs=2)
+    with Timer() as t_blocks:
+        blocks = cov_mod.road_blocks(net)
+    with Timer() as t_buffer:
+        after = cov_mod._buffer_each(merged, cov.service_area_buffer_m)
+    legs = graph.snaps.edge[nodes["point"].to_numpy()]
+    with Timer() as t_clip:
+        clipped = cov_mod._clip_to_blocks(
+            after, np.r_[who, np.arange(n)], np.r_[edges, legs], blocks
+        )
+    a0, a1, a2 = (float(np.nansum(shapely.area(g))) for g in (before, after, clipped))
+    ms = 1000.0 / n
+    rows = [
+        ("reached roads (searches, pieces, line merge)", t_reach),
+        ("before: buffer each merged multi-line whole", t_before),
+        ("after: blocks (polygonize + STRtree + edge pairs), once", t_blocks),
+        ("after: buffer every piece in one call + union per facility", t_buffer),
+        ("after: clip to the blocks flanking reached roads", t_clip),
+    ]
+    print(
+        f"demo city {args.households:,} households: {n:,} facilities, "
+        f"{len(net.edge_m):,} edges, {len(blocks.geom):,} blocks"
+    )
+    for name, t in rows:
+        print(f"{name:60s} {t.cpu * ms:7.2f} ms CPU/facility ({t.wall:.2f} s wall)")
+    polys = t_blocks.cpu + t_buffer.cpu + t_clip.cpu
+    print(
+        f"polygons: before {t_before.cpu * ms:.2f}, after {polys * ms:.2f} ms CPU/facility; "
+        f"total with searches before {(t_reach.cpu + t_before.cpu) * ms:.2f}, after "
+        f"{(t_reach.cpu + polys) * ms:.2f}; area before {a0 / 1e6:.3f} km², after "
+        f"unclipped {a1 / 1e6:.3f} km², clipped {a2 / 1e6:.3f} km²"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--households", type=int, default=1_000_000)
@@ -82,7 +144,13 @@ def main() -> None:
     )
     ap.add_argument("--maxdist", type=float, default=5_000.0, help="pandana search horizon, metres")
     ap.add_argument("--append", action="store_true", help="append to benchmarks/RESULTS.md")
+    ap.add_argument(
+        "--service-areas-only", action="store_true", help="time only the service-area polygons"
+    )
     args = ap.parse_args()
+    if args.service_areas_only:
+        bench_service_areas(args)
+        return
     import pandana
 
     settings = Settings()

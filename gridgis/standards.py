@@ -285,12 +285,16 @@ class CoverageRules:
     service_area_buffer_m: float = 30.0
     """Service areas (layer ``service_areas``): the roads reached within the radius are
     buffered by this many metres, the depth of the buildings along them (drawing
-    parameter; a building counts by its own walk, not by this area)."""
-    service_area_max_facilities: int = 1_000
+    parameter; a building counts by its own walk, not by this area). The buffer is then
+    clipped to the blocks: it never enters a block (area enclosed by the roads) that
+    flanks no reached road, e.g. across an unreached parallel road."""
+    service_area_max_facilities: int = 10_000
     """``coverage`` writes service areas (one bounded search and one polygon per
-    facility, about 2–8 ms each on the 2-core machine) up to this many facilities;
-    beyond, the layer is left out and said so (the API draws any one on request). Keeps
-    the 1,000,000-household city (7,719 facilities) within its time budget."""
+    facility) up to this many facilities; beyond, the layer is left out and said so (the
+    API draws any one on request). A safety valve only: measured 2.6 ms CPU per facility
+    on the 2-core machine (searches 0.8, polygons 1.7; before the per-piece buffering
+    4.4), so the 1,000,000-household demo city (5,062 non-green facilities) costs about
+    13 s CPU and is written (``benchmarks/RESULTS.md``, service areas)."""
     gap_buffer_m: float = 20.0
     """Coverage gap polygons: uncovered residential buildings' footprints buffered by this
     many metres, dissolved per community and category, clipped to the community
@@ -586,6 +590,12 @@ class MapRules:
     values). Project choice: neighbouring colours of the 7-step YlOrRd ramp, drawn at
     ``fill_opacity`` over a grey background or printed, are hard to tell apart, so five
     classes spread over the ramp are used; the legend names the range each class holds."""
+    tiles_above_grids: int = 2000
+    """Above this many grids the map writer also writes ``tiles.html``, drawn from the vector
+    tiles of ``gridgis serve`` (:mod:`gridgis.maps.tiled`). Project choice: the other pages
+    carry their grids as GeoJSON and grow with the city, the tile page holds no geometry
+    and stays a few kilobytes at any size; at 2,000 grids (about 600,000 households in the
+    demo cities) the street pages start to get heavy."""
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,9 @@ def test_history_and_as_of_through_the_api(city_workspace, demo_delineated_gpkg)
     assert today.json()["grid"]["grid_code"] == want["grid"]["grid_code"]
 
     assert client.get("/grids/999999999999999/history").status_code == 404
-    assert client.get("/lookup/point", params={"lon": 1, "lat": 1, "as_of": "x"}).status_code == 422
+    for bad in ("x", "0", "2025-02-30"):
+        r = client.get("/lookup/point", params={"lon": 1, "lat": 1, "as_of": bad})
+        assert r.status_code == 422, bad
 
 
 def test_as_of_without_dated_grids_is_404(city_workspace, demo_city_gpkg):

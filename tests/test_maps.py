@@ -80,7 +80,7 @@ def site(city_layers, tmp_path_factory):
     return write_maps(layers, out, basemap="none", city="示范区")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed with the module: one sync Playwright at a time
 def browser():
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium not installed (apt-get install chromium)")
@@ -360,7 +360,7 @@ def test_cli_map(workspace, tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def visited(site, browser, city_layers) -> dict[str, dict]:
     """Open every kind of page once: console errors, non-local requests, the layer
     control's names; a screenshot of each under tests/artifacts/maps/."""

@@ -78,3 +78,52 @@ def test_run_coverage_writes_service_areas():
     assert "service_areas" not in r2.layers
     assert r2.params["service_areas"].startswith("not written")
     assert np.isfinite(sa["reach_m"]).all()
+
+
+def _ring(x0, y0, x1, y1):
+    return _line((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0))
+
+
+def test_clipped_to_reached_blocks():
+    # street s along y=0 (0..600); block S south of it (ring 0..600 x -200..0); a
+    # parallel road p 20 m north (the south side of block C, ring -100..600 x 20..220),
+    # joined to s only by the link c at x=600. A kindergarten at the street's west end
+    # (0, 0), radius 300: the walk reaches s up to x=300 and S's west side (200 m) and
+    # bottom (100 m); p is 600 m away, unreached. The 30 m buffer around s would reach
+    # y=30, 10 m into block C across the unreached road p: cut at y=20. Inside block S
+    # (flanking the reached s) and west of the network (no block) the buffer stays.
+    roads = gpd.GeoDataFrame(
+        {"road_id": ["s", "S", "c", "C"], "road_class": "branch"},
+        geometry=[
+            _line((0, 0), (600, 0)),
+            _line((0, 0), (0, -200), (600, -200), (600, 0)),
+            _line((600, 0), (600, 20)),
+            _ring(-100, 20, 600, 220),
+        ],
+        crs=CRS,
+    )
+    buildings = gpd.GeoDataFrame(
+        {"building_id": ["h"], "households": [5]},
+        geometry=[shapely.box(X0 + 99, Y0 - 51, X0 + 101, Y0 - 49)],
+        crs=CRS,
+    )
+    fac = gpd.GeoDataFrame(
+        {"facility_id": ["k"], "category": "kindergarten"}, geometry=[_pt(0, 0)], crs=CRS
+    )
+    acc = compute_access(buildings, roads, fac, None, Settings(), ["kindergarten"], crs=CRS)
+    sa = service_areas(acc, Settings()).set_index("facility_id")
+    assert sa.loc["k", "radius_m"] == 300
+    assert sa.loc["k", "reach_m"] == pytest.approx(300 + 200 + 100)
+    area = sa.loc["k", "geometry"]
+    assert area.is_valid
+    # never into block C: the top of the area is the unreached road p (y = 20)
+    assert area.bounds[3] == pytest.approx(Y0 + 20, abs=1e-6)
+    assert not area.contains(_pt(150, 25))
+    assert area.contains(_pt(150, 15))  # road corridor between s and p
+    assert area.contains(_pt(150, -25))  # side of block S along the reached street
+    assert area.contains(_pt(50, -175))  # corner of S along its reached west/bottom
+    assert area.contains(_pt(-25, -100))  # outside every block, along S's west side
+    assert not area.contains(_pt(150, -100))  # S's middle: beyond the 30 m depth
+    # unclipped, the same buffer reaches 10 m into C
+    raw = shapely.buffer(shapely.MultiLineString([[(X0, Y0), (X0 + 300, Y0)]]), 30, quad_segs=2)
+    assert raw.bounds[3] == pytest.approx(Y0 + 30, abs=1e-6)

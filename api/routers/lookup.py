@@ -15,18 +15,23 @@ from api.models import AddressAnswer, PointAnswer
 router = APIRouter(prefix="/lookup", tags=["lookup"])
 
 AsOf = Annotated[
-    date | None,
+    str | None,
     Query(
+        json_schema_extra={"format": "date"},
         description="Answer with the grids valid on this date (YYYY-MM-DD, layer "
-        "grid_versions), so an old case keeps the grid of its day; people are today's."
+        "grid_versions), so an old case keeps the grid of its day; people are today's.",
     ),
 ]
 
 
-async def _lookup(ctx, as_of: date | None):
-    """The current lookup, or the one over the grids valid on *as_of*."""
+async def _lookup(ctx, as_of: str | None):
+    """The current lookup, or the one over the grids valid on *as_of* (YYYY-MM-DD)."""
     if as_of is not None:
-        return await run_in_threadpool(ctx.lookup_as_of, as_of.isoformat())
+        try:
+            day = date.fromisoformat(as_of).isoformat()
+        except ValueError:
+            raise HTTPException(422, f"as_of: {as_of!r} is not a date (YYYY-MM-DD)") from None
+        return await run_in_threadpool(ctx.lookup_as_of, day)
     lk = ctx.lookup_ready()  # built and fresh: answered on the event loop (~0.1 ms)
     if lk is None:  # built once (reads the layers): off the event loop
         lk = await run_in_threadpool(ctx.lookup)

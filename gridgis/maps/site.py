@@ -244,6 +244,9 @@ def write_maps(
     _write_coverage_and_lookup(w, d, c_st, g_st)
     if boards and d["grids"] is not None:
         _write_boards(w, d, b_cm, r_cm, city, board_date)
+    from gridgis.maps.tiled import write_tiled  # tile page above maps.tiles_above_grids
+
+    site.pages += write_tiled(out, d["grids"], d["comms"], w.settings, city, basemap)
     w.write(out / "maps.json", _manifest(site, basemap))
     site.pages.pop()
     return site

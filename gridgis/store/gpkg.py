@@ -440,6 +440,14 @@ class GeoPackageStore(Store):
         with self._transaction() as tmp:
             self._write_into(tmp, frames, params)
 
+    def restyle(self, styler: Callable[[Path], object]) -> None:
+        """Run ``styler(path)`` on a scratch copy of the workspace under the write lock,
+        then replace the workspace with it in one step (e.g. QGIS layer styles written into
+        the file: :func:`gridgis.maps.write_layer_styles`). Layers and their metadata are
+        untouched unless *styler* changes them."""
+        with self._transaction() as tmp:
+            styler(tmp)
+
     def update(
         self,
         names: Iterable[str],

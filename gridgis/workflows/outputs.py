@@ -19,6 +19,21 @@ def grids_written_at(store: Store) -> str | None:
         return None
 
 
+def _style_workspace(store: Store, settings: Settings) -> list[str]:
+    """Write the maps' QGIS layer styles into a GeoPackage workspace (table
+    ``layer_styles``), so opening it in QGIS shows the web maps' picture; other stores
+    are left as they are. Returns the styled layers."""
+    from gridgis.store import GeoPackageStore
+
+    if not isinstance(store, GeoPackageStore) or not store.has("grids"):
+        return []
+    from gridgis.maps import write_layer_styles
+
+    styled: list[str] = []
+    store.restyle(lambda path: styled.extend(write_layer_styles(path, rules=settings.maps)))
+    return styled
+
+
 def make_map(
     store: Store,
     settings: Settings,
@@ -52,9 +67,13 @@ def make_map(
         progress=progress("writing map pages"),
         board_date=grids_written_at(store),
     )
+    styled = _style_workspace(store, settings)
+    notes = list(site.notes)
+    if styled:
+        notes.append(f"QGIS layer styles written into the workspace for {', '.join(styled)}")
     return JobResult(
         "map",
-        notes=list(site.notes),
+        notes=notes,
         summary=f"{site.summary()}; open {site.index}",
         detail=site,
     )
