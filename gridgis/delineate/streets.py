@@ -100,7 +100,7 @@ def data_lonlat(buildings) -> tuple[float, float] | None:
     return (float(x0 + x1) / 2, float(y0 + y1) / 2)
 
 
-def placeholder_reserved(county: str) -> set[str]:
+def default_street_reserved(county: str) -> set[str]:
     """Committee codes the national table gives street ``<county>001``, the placeholder
     street of communities made with a county code only: generated codes skip them, so
     they never take a real committee's code. Empty when the table is not installed."""

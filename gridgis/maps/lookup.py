@@ -161,7 +161,7 @@ def address_index(
     return out
 
 
-def placeholder_example(addr: dict) -> str:
+def search_example(addr: dict) -> str:
     """A real standard address of the embedded index (in one grid) for the search box."""
     for text, grid in zip(addr["text"], addr["grid"], strict=True):
         if grid >= 0 and text:
@@ -423,7 +423,7 @@ def lookup_map(
         addresses, grids if grids_lonlat is None else grids_lonlat, basemap, settings
     )
     HtmlControl(
-        search_html(placeholder_example(addr)), position="topright", css_class="gg-legend"
+        search_html(search_example(addr)), position="topright", css_class="gg-legend"
     ).add_to(m)
     HtmlControl(
         f"<b>网格查询</b> · 网格 {len(g)} · 地址与地名 {len(addr['keys']):,}"
@@ -448,7 +448,7 @@ def lookup_json_size(m: folium.Map) -> int:
 __all__ = [
     "lookup_map",
     "address_index",
-    "placeholder_example",
+    "search_example",
     "staff_by_grid",
     "police_by_community",
 ]

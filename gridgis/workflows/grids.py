@@ -322,9 +322,9 @@ def _make_communities(layers, settings: Settings, county, street, progress):
 
         street_code, reserved = resolve_street(street, county, data_lonlat(layers.get("buildings")))
     elif county and layers.get("streets") is None:
-        from gridgis.delineate.streets import placeholder_reserved
+        from gridgis.delineate.streets import default_street_reserved
 
-        reserved = placeholder_reserved(county)
+        reserved = default_street_reserved(county)
     return make_communities(
         layers,
         settings,
