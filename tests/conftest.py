@@ -71,3 +71,56 @@ def city_workspace(tmp_path):
         return target
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def gridgis_serve():
+    """``with gridgis_serve([...workspace args], token=None) as base:`` a real
+    ``gridgis serve`` on a free loopback port (base URL), stopped on exit."""
+    import contextlib
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from gridgis.store.pgtemp import free_port
+
+    exe = Path(sys.executable).parent / "gridgis"
+
+    @contextlib.contextmanager
+    def serve(args: list[str], token: str | None = None):
+        port = free_port()
+        env = dict(os.environ)
+        env.pop("GRIDGIS_DATABASE_URL", None)
+        if token is not None:
+            env["GRIDGIS_API_TOKEN"] = token
+        proc = subprocess.Popen(
+            [str(exe), "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"gridgis serve did not start: {proc.stdout.read()}")
+            time.sleep(0.2)
+        try:
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    return serve

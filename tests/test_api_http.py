@@ -4,10 +4,6 @@ its own process, on BOTH backends (GeoPackage file, PostGIS schema), with the de
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -16,11 +12,9 @@ import shapely
 
 from api.demo import demo_layers, fill_demo
 from gridgis.store import open_store
-from gridgis.store.pgtemp import free_port
 
 TOKEN = "http-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-GRIDGIS = Path(sys.executable).parent / "gridgis"
 
 
 def fresh_pg_url() -> str:
@@ -40,7 +34,7 @@ def layers():
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
-def server(request, tmp_path_factory, layers):
+def server(request, tmp_path_factory, layers, gridgis_serve):
     """(base URL, backend) of a running ``gridgis serve``."""
     if request.param == "gpkg":
         target = str(tmp_path_factory.mktemp("http") / "demo.gpkg")
@@ -51,34 +45,8 @@ def server(request, tmp_path_factory, layers):
     store = open_store(target)
     fill_demo(store, layers)
     store.close()
-    port = free_port()
-    env = dict(os.environ, GRIDGIS_API_TOKEN=TOKEN)
-    env.pop("GRIDGIS_DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [str(GRIDGIS), "serve", *args, "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"gridgis serve did not start: {proc.stdout.read()}")
-        time.sleep(0.2)
-    yield base, request.param
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with gridgis_serve(args, token=TOKEN) as base:
+        yield base, request.param
 
 
 @pytest.fixture

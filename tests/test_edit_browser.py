@@ -7,14 +7,9 @@ buildings, dates, area within 1 m²)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,12 +20,10 @@ from gridgis.crs import metric_crs_for
 from gridgis.errors import GridgisError
 from gridgis.standards import DEFAULT
 from gridgis.store import open_store
-from gridgis.store.pgtemp import free_port
 from gridgis.workflows import edits
 
 TOKEN = "browser-edit-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-GRIDGIS = Path(sys.executable).parent / "gridgis"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -58,47 +51,12 @@ def browser():
 
 
 @pytest.fixture()
-def served(demo_delineated_gpkg, tmp_path):
+def served(demo_delineated_gpkg, tmp_path, gridgis_serve):
     """(base URL, path) of ``gridgis serve`` over a private copy of the delineated demo."""
     path = tmp_path / "browser.gpkg"
     shutil.copy(demo_delineated_gpkg, path)
-    port = free_port()
-    env = dict(os.environ, GRIDGIS_API_TOKEN=TOKEN)
-    env.pop("GRIDGIS_DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [
-            str(GRIDGIS),
-            "serve",
-            "--workspace",
-            str(path),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"gridgis serve did not start: {proc.stdout.read()}")
-        time.sleep(0.2)
-    yield base, path
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with gridgis_serve(["--workspace", str(path)], token=TOKEN) as base:
+        yield base, path
 
 
 @pytest.fixture()

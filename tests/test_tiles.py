@@ -12,9 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -27,7 +24,6 @@ from gridgis import tiles
 from gridgis.errors import InputError
 from gridgis.store import GeoPackageStore, open_store
 
-GRIDGIS = Path(sys.executable).parent / "gridgis"
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts" / "maps"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
@@ -268,11 +264,10 @@ def fresh_pg_url() -> str:
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
-def served_maps(request, demo_delineated_gpkg, tmp_path_factory):
+def served_maps(request, demo_delineated_gpkg, tmp_path_factory, gridgis_serve):
     from gridgis.maps import write_maps
     from gridgis.maps.site import MAP_LAYERS
     from gridgis.standards import DEFAULT
-    from gridgis.store.pgtemp import free_port
 
     folder = tmp_path_factory.mktemp("tiled")
     ws = folder / "city.gpkg"
@@ -292,37 +287,8 @@ def served_maps(request, demo_delineated_gpkg, tmp_path_factory):
         pg.write_many(layers)
         pg.close()
         target = ["--database", url]
-    port = free_port()
-    env = dict(os.environ)
-    env.pop("GRIDGIS_DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [str(GRIDGIS), "serve", *target, "--maps", str(folder / "maps")]
-        + ["--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    import httpx
-
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"gridgis serve did not start: {proc.stdout.read()}")
-        time.sleep(0.2)
-    yield base, request.param
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with gridgis_serve([*target, "--maps", str(folder / "maps")]) as base:
+        yield base, request.param
 
 
 def test_tile_page_draws_grids_in_chromium(served_maps):

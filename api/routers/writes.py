@@ -297,6 +297,24 @@ def _layers(ctx, names: tuple[str, ...]) -> dict[str, Any]:
     return {n: ctx.store.read(n) for n in names if n in present}
 
 
+def _run_job(ctx, job: str) -> FastJSON:
+    """Run workflow *job* (``gridgis.workflows.<job>``) on the served workspace under the
+    write lock; a missing input layer is 409, other library errors their type's status."""
+    from gridgis import workflows
+    from gridgis.errors import GridgisError, NotFoundError
+
+    with ctx.write_lock:
+        try:
+            result = getattr(workflows, job)(ctx.store, ctx.settings)
+        except NotFoundError as exc:  # a missing input layer
+            raise HTTPException(409, str(exc)) from exc
+        except (GridgisError, ValueError) as exc:
+            status = exc.http_status if isinstance(exc, GridgisError) else 409
+            raise HTTPException(status, str(exc)) from exc
+        ctx.changed()
+        return FastJSON(result.to_json())
+
+
 @router.post(
     "/jobs/delineate",
     response_model=WriteResult,
@@ -310,19 +328,7 @@ def _layers(ctx, names: tuple[str, ...]) -> dict[str, Any]:
     responses={409: {"description": "Missing input layers"}},
 )
 def run_delineate(ctx: Ctx) -> FastJSON:
-    from gridgis import workflows
-    from gridgis.errors import GridgisError, NotFoundError
-
-    with ctx.write_lock:
-        try:
-            result = workflows.delineate(ctx.store, ctx.settings)
-        except NotFoundError as exc:  # a missing input layer
-            raise HTTPException(409, str(exc)) from exc
-        except (GridgisError, ValueError) as exc:
-            status = exc.http_status if isinstance(exc, GridgisError) else 409
-            raise HTTPException(status, str(exc)) from exc
-        ctx.changed()
-        return FastJSON(result.to_json())
+    return _run_job(ctx, "delineate")
 
 
 @router.post(
@@ -335,19 +341,7 @@ def run_delineate(ctx: Ctx) -> FastJSON:
     responses={409: {"description": "Missing input layers"}},
 )
 def run_coverage_job(ctx: Ctx) -> FastJSON:
-    from gridgis import workflows
-    from gridgis.errors import GridgisError, NotFoundError
-
-    with ctx.write_lock:
-        try:
-            result = workflows.coverage(ctx.store, ctx.settings)
-        except NotFoundError as exc:  # a missing input layer
-            raise HTTPException(409, str(exc)) from exc
-        except (GridgisError, ValueError) as exc:
-            status = exc.http_status if isinstance(exc, GridgisError) else 409
-            raise HTTPException(status, str(exc)) from exc
-        ctx.changed()
-        return FastJSON(result.to_json())
+    return _run_job(ctx, "coverage")
 
 
 @router.post(
@@ -359,19 +353,7 @@ def run_coverage_job(ctx: Ctx) -> FastJSON:
     responses={409: {"description": "No grids layer"}},
 )
 def run_assign(ctx: Ctx) -> FastJSON:
-    from gridgis import workflows
-    from gridgis.errors import GridgisError, NotFoundError
-
-    with ctx.write_lock:
-        try:
-            result = workflows.assign(ctx.store, ctx.settings)
-        except NotFoundError as exc:  # a missing input layer
-            raise HTTPException(409, str(exc)) from exc
-        except (GridgisError, ValueError) as exc:
-            status = exc.http_status if isinstance(exc, GridgisError) else 409
-            raise HTTPException(status, str(exc)) from exc
-        ctx.changed()
-        return FastJSON(result.to_json())
+    return _run_job(ctx, "assign")
 
 
 @router.post(
