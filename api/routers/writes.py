@@ -124,6 +124,7 @@ def _unzip(path: Path, into: Path, budget: _Budget) -> list[Path]:
                 with zf.open(info) as src, open(target, "wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
                 out.append(target)
+    # NotImplementedError: zipfile's answer to an unsupported compression method
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as exc:
         raise HTTPException(422, f"files: {path.name} is not a readable zip: {exc}") from exc
     except RuntimeError as exc:  # encrypted entries

@@ -13,8 +13,8 @@ from gridgis.standards import DEFAULT, Settings
 
 #: Tails already read, by everything the tail rules look at: (tail, after a road, side
 #: street, the place before the road, in a 村). Standard addresses repeat tails (38号,
-#: 558弄38号), so an index of 100,000 addresses reads far fewer. The road is a placeholder
-#: in the cached reading (a numbered alley appends to it).
+#: 558弄38号), so an index of 100,000 addresses reads far fewer. The cached reading
+#: holds an empty road, filled in on use (a numbered alley appends to it).
 _TAIL_CACHE: dict[tuple, tuple[tuple, tuple, tuple]] = {}
 _TAIL_CACHE_MAX = 200_000
 _ROAD = "\x00"

@@ -101,7 +101,7 @@ def data_lonlat(buildings) -> tuple[float, float] | None:
 
 
 def default_street_reserved(county: str) -> set[str]:
-    """Committee codes the national table gives street ``<county>001``, the placeholder
+    """Committee codes the national table gives street ``<county>001``, the default
     street of communities made with a county code only: generated codes skip them, so
     they never take a real committee's code. Empty when the table is not installed."""
     from gridgis.divisions import available, community_codes_of

@@ -50,7 +50,7 @@ FILE_MODE_NOTE = "文件打开时仅支持精确匹配（标准地址、地名�
 
 
 def search_html(example: str) -> str:
-    """The search box with ``example`` (a real address of the workspace) as placeholder."""
+    """The search box with ``example`` (a real address of the workspace) as its hint text."""
     return SEARCH_HTML.replace("{example}", html.escape(example or "地址或地名", quote=True))
 
 
