@@ -17,6 +17,8 @@ their public building blocks) on a part of the city.
   distances are exact), then rates, gaps and norms once over the whole table.
 * :func:`lookup_addresses_partitioned` — chunks of address queries, matched by
   :meth:`gridgis.lookup.Lookup.addresses` on workers that build the index once each.
+* :func:`site_partitioned` — siting's candidate × household walking searches in spatial
+  blocks with a halo as wide as the radius; the greedy stays global.
 
 A partition that raises or whose worker dies is retried (``ClusterRules.retries``); if it
 still fails the run raises :class:`PartitionError` and nothing has been written: these
@@ -34,6 +36,7 @@ from gridgis.partitioned.coverage import coverage_partitioned
 from gridgis.partitioned.delineate import delineate_partitioned
 from gridgis.partitioned.lookup import lookup_addresses_partitioned
 from gridgis.partitioned.runner import PartitionError, Runner, RunReport
+from gridgis.partitioned.siting import site_partitioned
 from gridgis.standards import DEFAULT, Settings
 
 __all__ = [
@@ -48,6 +51,8 @@ __all__ = [
     "delineate_on",
     "delineate_partitioned",
     "lookup_addresses_partitioned",
+    "site_on",
+    "site_partitioned",
 ]
 
 log = logging.getLogger(__name__)
@@ -102,3 +107,14 @@ def coverage_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, *
             return run_coverage(layers, settings, **kw)
         kw.pop("progress", None)
         return coverage_partitioned(client, layers, settings, **kw)
+
+
+def site_on(cluster, layers: dict[str, Any], category: str, count: int, settings=DEFAULT, **kw):
+    """:func:`gridgis.siting.site_from_layers` without a cluster, else
+    :func:`site_partitioned`."""
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.siting import site_from_layers
+
+            return site_from_layers(layers, category, count, settings, **kw)
+        return site_partitioned(client, layers, category, count, settings, **kw)

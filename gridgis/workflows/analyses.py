@@ -110,16 +110,21 @@ def site(
     *,
     candidates: str | None = None,
     candidate_id: str | None = None,
+    cluster: Any = None,
 ) -> JobResult:
     """Propose *count* new sites for *category* and write them into ``proposed_sites``
     (rows of other categories kept).
+
+    ``cluster`` (``local[:N]``, ``tcp://host:port`` or a Client) computes the walking
+    searches behind the greedy on Dask (:func:`gridgis.partitioned.site_partitioned`); the
+    sites are the same.
 
     Returns
     -------
     JobResult
         ``detail`` is the :class:`gridgis.siting.Siting`.
     """
-    from gridgis.siting import site_from_layers
+    from gridgis.partitioned import site_on
 
     layers = _coverage_layers(store, SITE_INPUTS)
     cand = None
@@ -128,7 +133,9 @@ def site(
         cand = store.read(candidates)
         if not isinstance(cand, gpd.GeoDataFrame):
             raise InputError(f"layer '{candidates}': has no geometry, cannot be sites")
-    result = site_from_layers(layers, category, count, settings, cand, candidate_id)
+    result = site_on(
+        cluster, layers, category, count, settings, candidates=cand, candidate_id=candidate_id
+    )
     sites = result.sites
     if store.has("proposed_sites"):
         old = store.read("proposed_sites")
