@@ -222,6 +222,9 @@ def gap(ctx: AuditContext, add: Add) -> str | None:
     parts, owner = shapely.get_parts(holes, return_index=True)
     parts, owner2 = shapely.get_parts(polygonal(parts), return_index=True)
     owner = owner[owner2]
+    # in normal form (rings oriented, first vertex the lowest): the same gap whichever
+    # grids were unioned around it, so a partitioned audit reports it identically
+    parts = shapely.normalize(parts)
     part_area = shapely.area(parts)
     for j in np.flatnonzero(part_area >= ctx.rules.audit_sliver_m2):
         add(
@@ -355,7 +358,7 @@ def _avoided_roads(ctx: AuditContext):
     """(metric lines, names, ids) of the roads of ``grid.avoid_road_classes``, or the
     reason there are none to check."""
     roads = ctx.layers.get("roads")
-    if roads is None or not len(roads):
+    if not ctx.present("roads"):
         return "no roads layer"
     if "road_class" not in roads.columns:
         return "roads have no road_class"

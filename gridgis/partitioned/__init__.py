@@ -17,6 +17,8 @@ their public building blocks) on a part of the city.
   distances are exact), then rates, gaps and norms once over the whole table.
 * :func:`lookup_addresses_partitioned` — chunks of address queries, matched by
   :meth:`gridgis.lookup.Lookup.addresses` on workers that build the index once each.
+* :func:`audit_partitioned` — blocks of communities, each audited with a halo of the
+  grids, buildings, communities and roads its checks look at; findings of core rows kept.
 * :func:`site_partitioned` — siting's candidate × household walking searches in spatial
   blocks with a halo as wide as the radius; the greedy stays global.
 
@@ -32,6 +34,7 @@ import logging
 from typing import Any
 
 from gridgis.partitioned.assign import assign_partitioned
+from gridgis.partitioned.audit import audit_partitioned
 from gridgis.partitioned.coverage import coverage_partitioned
 from gridgis.partitioned.delineate import delineate_partitioned
 from gridgis.partitioned.lookup import lookup_addresses_partitioned
@@ -45,6 +48,8 @@ __all__ = [
     "Runner",
     "assign_on",
     "assign_partitioned",
+    "audit_on",
+    "audit_partitioned",
     "cluster_client",
     "coverage_on",
     "coverage_partitioned",
@@ -118,3 +123,15 @@ def site_on(cluster, layers: dict[str, Any], category: str, count: int, settings
 
             return site_from_layers(layers, category, count, settings, **kw)
         return site_partitioned(client, layers, category, count, settings, **kw)
+
+
+def audit_on(cluster, grids, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
+    """:func:`gridgis.audit.audit_grids` without a cluster, else :func:`audit_partitioned`
+    (``progress`` is used by the single-process run only)."""
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.audit import audit_grids
+
+            return audit_grids(grids, layers, settings, **kw)
+        kw.pop("progress", None)
+        return audit_partitioned(client, grids, layers, settings, **kw)

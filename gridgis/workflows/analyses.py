@@ -205,10 +205,13 @@ def audit(
     progress: ProgressFactory = no_progress,
     checks: Iterable[str] | None = None,
     skip: Iterable[str] = (),
+    cluster: Any = None,
 ) -> JobResult:
     """Audit the grids of layer *grids* and write the findings to layer *out*.
 
     *checks* (default all) and *skip* name checks of :data:`gridgis.audit.CHECKS`.
+    ``cluster`` (``local[:N]``, ``tcp://host:port`` or a Client) audits blocks of
+    communities on Dask (:func:`gridgis.partitioned.audit_partitioned`): the same findings.
 
     Returns
     -------
@@ -216,12 +219,14 @@ def audit(
         ``detail`` is the :class:`gridgis.audit.AuditResult`; ``stats`` has ``findings``
         (count) and ``by_check``.
     """
-    from gridgis.audit import audit_grids, audit_params
+    from gridgis.audit import audit_params
+    from gridgis.partitioned import audit_on
 
     present = require_layers(store, [grids])
     grid_frame = store.read(grids)
     layers = read_present(store, AUDIT_CONTEXT, present)
-    result = audit_grids(
+    result = audit_on(
+        cluster,
         grid_frame,
         layers,
         settings,
@@ -241,6 +246,8 @@ def audit(
         community_field=community_field,
         kind_field=kind_field,
     )
+    if "cluster" in result.findings.attrs:
+        params["cluster"] = result.findings.attrs["cluster"]
     write_layers(store, "audit", {out: result.findings}, params)
     by_check = result.summary().set_index("check")["findings"].astype(int).to_dict()
     n = len(result.findings)
