@@ -19,6 +19,8 @@ their public building blocks) on a part of the city.
   :meth:`gridgis.lookup.Lookup.addresses` on workers that build the index once each.
 * :func:`audit_partitioned` — blocks of communities, each audited with a halo of the
   grids, buildings, communities and roads its checks look at; findings of core rows kept.
+* :func:`export_partitioned` — the PDF's boards and atlas pages printed by Chromium on
+  the workers in ranges of whole books, joined in order.
 * :func:`site_partitioned` — siting's candidate × household walking searches in spatial
   blocks with a halo as wide as the radius; the greedy stays global.
 
@@ -37,6 +39,7 @@ from gridgis.partitioned.assign import assign_partitioned
 from gridgis.partitioned.audit import audit_partitioned
 from gridgis.partitioned.coverage import coverage_partitioned
 from gridgis.partitioned.delineate import delineate_partitioned
+from gridgis.partitioned.export import export_partitioned
 from gridgis.partitioned.lookup import lookup_addresses_partitioned
 from gridgis.partitioned.runner import PartitionError, Runner, RunReport
 from gridgis.partitioned.siting import site_partitioned
@@ -55,6 +58,8 @@ __all__ = [
     "coverage_partitioned",
     "delineate_on",
     "delineate_partitioned",
+    "export_on",
+    "export_partitioned",
     "lookup_addresses_partitioned",
     "site_on",
     "site_partitioned",
@@ -135,3 +140,14 @@ def audit_on(cluster, grids, layers: dict[str, Any], settings: Settings = DEFAUL
             return audit_grids(grids, layers, settings, **kw)
         kw.pop("progress", None)
         return audit_partitioned(client, grids, layers, settings, **kw)
+
+
+def export_on(cluster, layers: dict[str, Any], fmt: str, out, settings=DEFAULT, **kw: Any):
+    """:func:`gridgis.export.export_workspace` without a cluster, else
+    :func:`export_partitioned`."""
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.export import export_workspace
+
+            return export_workspace(layers, fmt, out, settings, **kw)
+        return export_partitioned(client, layers, fmt, out, settings, **kw)
