@@ -86,10 +86,10 @@ def _keys(points: np.ndarray, cm: np.ndarray, group: np.ndarray, extent) -> tupl
     ok = ~(shapely.is_empty(points) | shapely.is_missing(points))
     key_xy = np.tile(np.asarray(extent[:2], float), (len(points), 1))
     key_xy[ok] = shapely.get_coordinates(points[ok]).reshape(-1, 2)
-    ci = np.full(len(points), -1, np.int64)
+    g = np.full(len(points), -1, np.int64)
     if len(cm) and len(points):
         ci = points_in_polygons(points, cm, rank_of(np.arange(len(cm))))
-    g = np.where(ci >= 0, group[np.maximum(ci, 0)], -1)
+        g = np.where(ci >= 0, group[np.maximum(ci, 0)], -1)
     return hilbert_order(key_xy, extent), g
 
 

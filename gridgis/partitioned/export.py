@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from gridgis.partitioned.runner import Runner, balanced_cuts, n_parts
 from gridgis.standards import CLUSTER, DEFAULT, ClusterRules, Settings
 
@@ -70,7 +72,7 @@ def cluster_printer(
     ) -> int:
         from pypdf import PdfReader, PdfWriter
 
-        from gridgis.export.pdf import _chromium, print_groups
+        from gridgis.export.pdf import BOOK_SIZE, _chromium, print_groups
 
         _chromium()
         root = _site_root(pages)
@@ -84,7 +86,9 @@ def cluster_printer(
         }
         run = Runner(client, "export", rules)
         static_f = run.broadcast(static)
-        cuts = balanced_cuts([len(g) for g in groups], n_parts(client, rules, len(groups)))
+        # a print call costs about a second whatever its length (BOOK_SIZE): weigh calls
+        weight = [1.0 + len(g) / BOOK_SIZE for g in groups]
+        cuts = balanced_cuts(np.asarray(weight), n_parts(client, rules, len(groups)))
         items = []
         for a, b in cuts:
             chunk = [page for g in rel[a:b] for page in g]
