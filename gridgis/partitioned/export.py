@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gridgis.partitioned.runner import Runner, balanced_cuts, n_parts
+from gridgis.partitioned.runner import Runner, balanced_cuts, n_workers_of
 from gridgis.standards import CLUSTER, DEFAULT, ClusterRules, Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,10 +60,11 @@ def cluster_printer(
 
     The pages are cut into contiguous ranges of whole print calls
     (:func:`gridgis.export.pdf.print_groups`: books of boards, single map pages), so every
-    book holds the same boards as in one process; each range goes to a worker with its
-    HTML files and the site's ``static/`` folder (no shared disk needed), is printed by
-    that worker's Chromium, and the printed pages are joined here, in order, with pypdf
-    into ``target`` (written to a temporary name, then renamed)."""
+    book holds the same boards as in one process; one range per worker (each range
+    starts a Chromium, seconds), balanced by print calls. A range goes to a worker with
+    its HTML files and the site's ``static/`` folder (no shared disk needed), is printed
+    by that worker's Chromium, and the printed pages are joined here, in order, with
+    pypdf into ``target`` (written to a temporary name, then renamed)."""
 
     def printer(
         pages: Sequence[tuple[Path, str]],
@@ -86,9 +87,10 @@ def cluster_printer(
         }
         run = Runner(client, "export", rules)
         static_f = run.broadcast(static)
-        # a print call costs about a second whatever its length (BOOK_SIZE): weigh calls
+        # a print call costs about a second whatever its length (BOOK_SIZE): weigh calls;
+        # one range per worker, as each range starts a Chromium of its own (seconds)
         weight = [1.0 + len(g) / BOOK_SIZE for g in groups]
-        cuts = balanced_cuts(np.asarray(weight), n_parts(client, rules, len(groups)))
+        cuts = balanced_cuts(np.asarray(weight), min(len(groups), n_workers_of(client)))
         items = []
         for a, b in cuts:
             chunk = [page for g in rel[a:b] for page in g]
