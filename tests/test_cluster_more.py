@@ -146,9 +146,10 @@ def test_site_partition_failing_once_is_retried_same_sites(
 
 def _faulty(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """The delineated grids with faults of every kind: grids shifted 15 m (overlaps,
-    gaps, community crossings, split buildings), grids deleted (buildings in no grid,
-    households out of range), a duplicate, a missing and an invalid code, a multipart
-    grid and a self-intersecting one."""
+    gaps, community crossings, split buildings), grids deleted (buildings in no grid),
+    two grids made one (households out of range) and two across an arterial made one
+    (a crossing), a duplicate, a missing and an invalid code, a multipart grid and a
+    self-intersecting one."""
     crs = grids.estimate_utm_crs()
     g = grids.to_crs(crs).reset_index(drop=True)
     geoms = g.geometry.to_numpy().copy()
@@ -158,11 +159,20 @@ def _faulty(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     x0, y0, x1, y1 = geoms[2].bounds
     geoms[2] = shapely.Polygon([(x0, y0), (x1, y1), (x1, y0), (x0, y1)])  # a bow tie
     geoms[10] = shapely.union_all([geoms[10], geoms[11]])  # two grids' households in one
+    # two neighbours of different communities (across an arterial) made one grid
+    comm = g["grid_code"].astype(str).str[:12].to_numpy()
+    pair = next(
+        (i, j)
+        for i in range(21, len(g))
+        for j in range(i + 1, len(g))
+        if comm[i] != comm[j] and shapely.intersection(geoms[i], geoms[j]).length > 100
+    )
+    geoms[pair[0]] = shapely.union_all([geoms[pair[0]], geoms[pair[1]]])
     g["geometry"] = geoms
     g.loc[3, "grid_code"] = g.loc[9, "grid_code"]
     g.loc[4, "grid_code"] = None
     g.loc[6, "grid_code"] = str(g.loc[6, "grid_code"])[:12] + "000"
-    g = g.drop(index=[7, 11, 13]).reset_index(drop=True)
+    g = g.drop(index=[7, 11, 13, pair[1]]).reset_index(drop=True)
     return g.to_crs("EPSG:4326")
 
 
@@ -181,12 +191,14 @@ def test_audit_partitioned_equals_single(client, workspace, variant):
         kw["community_field"] = "community_code"
     if variant == "faulty_no_communities":
         layers.pop("communities")
+        layers["roads"] = layers["roads"].drop(columns="road_id")  # named by their row
     ref = audit_grids(grids, layers, DEFAULT, **kw)
     got = P.audit_partitioned(client, grids, layers, DEFAULT, rules=RULES, **kw)
     if variant != "delineated":
         found = set(ref.findings["check"])
         want = {"overlap", "duplicate_code", "missing_code", "invalid_code", "multipart"}
         want |= {"invalid_geometry", "building_no_grid", "households_out_of_range", "gap"}
+        want |= {"arterial_crossing", "building_in_two_grids"}
         assert want <= found, want - found
     assert got.findings.attrs["cluster"]["partitions"] >= 3
     same(got.findings, ref.findings)

@@ -217,6 +217,15 @@ def _whole(grids, layers, settings, opts) -> _Whole:
     b = layers.get("buildings")
     if b is not None and "building_id" not in b.columns:
         layers["buildings"] = b.assign(building_id=[f"row {i + 1}" for i in range(len(b))])
+    r = layers.get("roads")
+    if r is not None and "road_id" not in r.columns and "road_class" in r.columns:
+        # the ids single-process messages give avoided roads without one: their row among
+        # the avoided roads (a block holds only some of them)
+        avoided = r["road_class"].astype("string").isin(settings.grid.avoid_road_classes)
+        avoided = avoided.fillna(False).to_numpy()
+        ids = np.full(len(r), "", dtype=object)
+        ids[avoided] = [f"row {i + 1}" for i in range(int(avoided.sum()))]
+        layers["roads"] = r.assign(road_id=ids)
     comms = layers.get("communities")
     has_c = comms is not None and len(comms) and "community_code" in comms.columns
     from gridgis.assign import code_strings

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gridgis.partitioned.runner import Runner, balanced_cuts, n_workers_of
+from gridgis.partitioned.runner import Runner, n_workers_of
 from gridgis.standards import CLUSTER, DEFAULT, ClusterRules, Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,6 +30,19 @@ def _site_root(pages: Sequence[tuple[Path, str]]) -> Path:
             if (folder / "static").is_dir():
                 return folder
     raise ValueError("PDF pages outside a written map site (no static/ folder above them)")
+
+
+def _ranges(weight: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous ranges ``(start, stop)`` of about equal weight, each cut where
+    the running total comes nearest to its share (never empty)."""
+    n = len(weight)
+    cum = np.cumsum(weight)
+    starts = [0]
+    for k in range(1, parts):
+        i = int(np.argmin(np.abs(cum - cum[-1] * k / parts))) + 1
+        if starts[-1] < i < n:
+            starts.append(i)
+    return list(zip(starts, [*starts[1:], n], strict=True))
 
 
 def _files(root: Path, rel: Sequence[str]) -> dict[str, bytes]:
@@ -89,8 +102,8 @@ def cluster_printer(
         static_f = run.broadcast(static)
         # a print call costs about a second whatever its length (BOOK_SIZE): weigh calls;
         # one range per worker, as each range starts a Chromium of its own (seconds)
-        weight = [1.0 + len(g) / BOOK_SIZE for g in groups]
-        cuts = balanced_cuts(np.asarray(weight), min(len(groups), n_workers_of(client)))
+        weight = np.array([1.0 + len(g) / BOOK_SIZE for g in groups])
+        cuts = _ranges(weight, min(len(groups), n_workers_of(client)))
         items = []
         for a, b in cuts:
             chunk = [page for g in rel[a:b] for page in g]
