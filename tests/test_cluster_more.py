@@ -310,3 +310,26 @@ def test_export_on_a_cluster_writes_the_same_ledger(client, workspace, tmp_path)
     assert [p.name for p in got.files] == [p.name for p in ref.files] and ref.files
     for a, b in zip(got.files, ref.files, strict=True):
         assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["site", "-c", "kindergarten"],
+        ["audit", "--grids", "communities", "--code-field", "community_code"],
+        ["export", "--format", "csv", "--out", "{tmp}/x"],
+        ["lookup", "--batch", "{tmp}/in.csv", "--out", "{tmp}/out.csv"],
+    ],
+)
+def test_cli_cluster_option_of_the_new_commands(demo_city_gpkg, tmp_path, args):
+    """Each takes --cluster, parsed as the other commands parse it: a bad spec stops
+    before anything runs (exit 2, the accepted forms named)."""
+    from typer.testing import CliRunner
+
+    from gridgis.cli import app
+
+    (tmp_path / "in.csv").write_text("address\n建设路1号\n", encoding="utf-8")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    res = CliRunner().invoke(app, [*args, "-w", str(demo_city_gpkg), "--cluster", "lokal"])
+    assert res.exit_code == 2, res.output
+    assert "local:N" in res.output
