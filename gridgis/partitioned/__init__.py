@@ -144,7 +144,14 @@ def audit_on(cluster, grids, layers: dict[str, Any], settings: Settings = DEFAUL
 
 def export_on(cluster, layers: dict[str, Any], fmt: str, out, settings=DEFAULT, **kw: Any):
     """:func:`gridgis.export.export_workspace` without a cluster, else
-    :func:`export_partitioned`."""
+    :func:`export_partitioned`. Only a PDF uses the cluster: for the other formats a spec
+    is checked but no cluster is started (they are written here either way)."""
+    if fmt != "pdf" and (cluster is None or isinstance(cluster, str)):
+        from gridgis.cluster import parse_cluster
+        from gridgis.export import export_workspace
+
+        parse_cluster(cluster)
+        return export_workspace(layers, fmt, out, settings, **kw)
     with cluster_client(cluster) as client:
         if client is None:
             from gridgis.export import export_workspace
