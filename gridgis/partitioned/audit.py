@@ -52,9 +52,9 @@ NEAR_M = 1.0
 class _Whole:
     """What the driver knows of the whole workspace, metric."""
 
-    ctx: Any  # AuditContext of the whole grid layer (no other layer)
+    ctx: Any  # AuditContext of the whole grid layer (and its communities)
     layers: dict[str, Any]
-    cm: np.ndarray  # communities, metric
+    cm: np.ndarray  # communities, metric, repaired
     ccode: np.ndarray  # community codes ("" none)
     bm: np.ndarray  # buildings, metric
     rm: np.ndarray  # roads, metric
@@ -212,8 +212,12 @@ def _audit_part(p: dict[str, Any], kw: dict[str, Any]) -> tuple:
 def _whole(grids, layers, settings, opts) -> _Whole:
     from gridgis.audit import AuditContext
 
-    ctx = AuditContext(grids, {}, settings, opts)
     layers = {k: v for k, v in layers.items() if v is not None}
+    comms = layers.get("communities")
+    has_c = comms is not None and len(comms) and "community_code" in comms.columns
+    # the whole layer's grids, and its communities repaired as every check repairs them
+    ctx = AuditContext(grids, {"communities": comms} if has_c else {}, settings, opts)
+    ccode, cm = ctx.community_layer if has_c else (np.empty(0, object), np.empty(0, object))
     b = layers.get("buildings")
     if b is not None and "building_id" not in b.columns:
         layers["buildings"] = b.assign(building_id=[f"row {i + 1}" for i in range(len(b))])
@@ -226,19 +230,11 @@ def _whole(grids, layers, settings, opts) -> _Whole:
         ids = np.full(len(r), "", dtype=object)
         ids[avoided] = [f"row {i + 1}" for i in range(int(avoided.sum()))]
         layers["roads"] = r.assign(road_id=ids)
-    comms = layers.get("communities")
-    has_c = comms is not None and len(comms) and "community_code" in comms.columns
-    from gridgis.assign import code_strings
-
     return _Whole(
         ctx=ctx,
         layers=layers,
-        cm=_metric(comms, ctx.crs) if has_c else np.empty(0, object),
-        ccode=(
-            code_strings(comms["community_code"]).fillna("").to_numpy(dtype=object)
-            if has_c
-            else np.empty(0, object)
-        ),
+        cm=cm,
+        ccode=ccode,
         bm=_metric(layers.get("buildings"), ctx.crs),
         rm=_metric(layers.get("roads"), ctx.crs),
         present=frozenset(k for k, v in layers.items() if len(v)),
