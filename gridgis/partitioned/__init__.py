@@ -99,6 +99,7 @@ def coverage_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, *
         if client is None:
             from gridgis.coverage import run_coverage
 
+            kw.pop("shared", None)
             return run_coverage(layers, settings, **kw)
         kw.pop("progress", None)
         return coverage_partitioned(client, layers, settings, **kw)
