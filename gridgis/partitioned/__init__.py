@@ -77,6 +77,7 @@ def delineate_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, 
         if client is None:
             from gridgis.delineate import delineate
 
+            kw.pop("shared", None)
             return delineate(layers, settings, **kw)
         kw.pop("progress", None)
         return delineate_partitioned(client, layers, settings, **kw)
@@ -88,8 +89,9 @@ def assign_on(cluster, layers: dict[str, Any], grids, settings: Settings = DEFAU
         if client is None:
             from gridgis.assign import assign_all
 
+            kw.pop("shared", None)
             return assign_all(layers, grids, settings, **kw)
-        return assign_partitioned(client, layers, grids, settings)
+        return assign_partitioned(client, layers, grids, settings, shared=kw.get("shared"))
 
 
 def coverage_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):

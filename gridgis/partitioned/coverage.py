@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from gridgis.coverage import CoverageResult
 from gridgis.partitioned.runner import Runner, balanced_cuts, hilbert_order, n_workers_of
-from gridgis.partitioned.source import BOX_PAD_DEG, Rows, SharedRun, lonlat_box
+from gridgis.partitioned.source import Rows, SharedRun, lonlat_box, rows_box, stored_bounds
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +153,7 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
     b = layers["buildings"]
     hh = pd.to_numeric(b["households"], errors="coerce").fillna(0).to_numpy()
     plan.res_rows = np.flatnonzero(hh > 0)  # as residential_buildings selects them
-    stored = b.geometry if b.crs is None or b.crs.to_epsg() == 4326 else b.geometry.to_crs(4326)
-    plan.res_bounds = stored.iloc[plan.res_rows].bounds.to_numpy()
+    plan.res_bounds = stored_bounds(b)[plan.res_rows]
     plan.sources = _source_counts(plan)
     no_data = [c for c in cats if plan.sources[c] == 0]
     plan.lc = [c for c in lc if c not in no_data]
@@ -250,9 +249,7 @@ def _shared_payload(p: dict, plan: _CoveragePlan, pos: np.ndarray, f, shared: Sh
 
     p["shared"] = shared
     if shared.reads("buildings"):
-        b = plan.res_bounds[pos]
-        pad = BOX_PAD_DEG
-        box = (b[:, 0].min() - pad, b[:, 1].min() - pad, b[:, 2].max() + pad, b[:, 3].max() + pad)
+        box = rows_box(plan.res_bounds[pos])
         p["buildings"] = Rows("buildings", bbox=box, rows=plan.res_rows[pos])
     halo_box = lonlat_box(f, plan.res.crs)
     if p["facilities"] is not None and shared.reads("facilities"):

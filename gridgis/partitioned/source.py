@@ -123,11 +123,8 @@ def shared_run(store, layers: Sequence[str] = ()) -> Iterator[SharedRun | None]:
     if cleaned:
         log.warning("%s: dropped staging of abandoned runs %s", store.location, cleaned)
     run = SharedRun(store.shared_location(), uuid.uuid4().hex[:12], frozenset(layers))
-    with store.hold_run(run.run):
-        try:
-            yield run
-        finally:
-            store.drop_staging(run.run)
+    with store.hold_run(run.run):  # drops the run's staging on the way out
+        yield run
 
 
 def lonlat_box(
@@ -149,3 +146,25 @@ def lonlat_bounds(frame) -> tuple[float, float, float, float] | None:
         return None
     p = BOX_PAD_DEG
     return (b[0] - p, b[1] - p, b[2] + p, b[3] + p)
+
+
+def rows_box(bounds: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The padded lon/lat box of rows with these ``(n, 4)`` bounds, or ``None`` when a
+    row has no shape (its envelope would meet no box: read by row number alone)."""
+    if len(bounds) == 0 or not np.isfinite(bounds).all():
+        return None
+    p = BOX_PAD_DEG
+    return (
+        float(bounds[:, 0].min() - p),
+        float(bounds[:, 1].min() - p),
+        float(bounds[:, 2].max() + p),
+        float(bounds[:, 3].max() + p),
+    )
+
+
+def stored_bounds(frame) -> np.ndarray:
+    """``(n, 4)`` lon/lat bounds of each row of a layer (NaN for a row without shape)."""
+    g = frame.geometry
+    if g.crs is not None and g.crs.to_epsg() != 4326:
+        g = g.to_crs(STORAGE_CRS)
+    return g.bounds.to_numpy()

@@ -494,7 +494,6 @@ class GeoParquetStore(Store):
         if not key or any(c in key for c in "/\\ ") or key.startswith("."):
             raise StoreError(f"'{key}' is not a usable partition key")
         folder = self.path / "staging" / name / run
-        folder.mkdir(parents=True, exist_ok=True)
         is_geo = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
         if is_geo:
             if frame.crs is None:
@@ -504,8 +503,43 @@ class GeoParquetStore(Store):
         body = _plain(frame).assign(**{_ROW: np.arange(len(frame))})
         if order is not None:
             body[_ORD] = np.asarray(order, np.int64)
-        self._write_part(path, body, is_geo)
+        with self._stage_lock(fcntl.LOCK_SH):
+            self._check_alive(run)
+            folder.mkdir(parents=True, exist_ok=True)
+            self._write_part(path, body, is_geo)
         return path
+
+    @contextlib.contextmanager
+    def _stage_lock(self, mode: int):
+        """Shared while a partition stages, exclusive while a run ends (its staging
+        removed): ``staging/.stage.lock``."""
+        root = self.path / "staging"
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / ".stage.lock", "a") as fh:
+            fcntl.flock(fh, mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _check_alive(self, run: str) -> None:
+        """Raise :class:`StoreError` unless run ``run``'s client holds it (its lock file
+        exists and is locked exclusively)."""
+        try:
+            fh = open(self.path / "staging" / f".run-{run}.lock")
+        except FileNotFoundError:
+            fh = None
+        if fh is not None:
+            with fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return  # held: alive
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        raise StoreError(
+            f"{self.path}: run {run} is over (its client finished, failed or died): "
+            "partition not staged"
+        )
 
     def commit_staged(self, runs: dict[str, str], params: dict[str, Any] | None = None) -> None:
         """Make the staged partitions of ``{layer: run}`` the live layers, all at once.
@@ -584,7 +618,8 @@ class GeoParquetStore(Store):
                 offset += len(f)
         parts = {}
         for path, frame in zip(files, frames, strict=True):
-            frame.drop(columns=[c for c in (_ORD,) if c in frame.columns], inplace=True)
+            if _ORD in frame.columns:
+                del frame[_ORD]
             key = path.name.removeprefix("part-").removesuffix(".parquet")
             parts[key] = self._write_part(path, frame, is_geo)
         whole = pd.concat(frames, ignore_index=True)
@@ -612,6 +647,10 @@ class GeoParquetStore(Store):
 
     def drop_staging(self, run: str) -> None:
         """Remove every staged partition of run ``run`` (a failed or finished run)."""
+        with self._stage_lock(fcntl.LOCK_EX):
+            self._drop_staging(run)
+
+    def _drop_staging(self, run: str) -> None:
         root = self.path / "staging"
         for d in root.glob(f"*/{run}") if root.is_dir() else []:
             shutil.rmtree(d, True)
@@ -619,9 +658,11 @@ class GeoParquetStore(Store):
             (root / f".run-{run}.lock").unlink()
 
     @contextlib.contextmanager
-    def hold_run(self, run: str):
+    def hold_run(self, run: str, drop: bool = True):
         """Mark run ``run`` alive while the block runs (an exclusive lock on
-        ``staging/.run-<run>.lock``, released by the system if this process dies)."""
+        ``staging/.run-<run>.lock``, released by the system if this process dies). On
+        the way out (``drop``) the run's staging is removed under the exclusive stage
+        lock: partitions staging now finish first, later ones find the run over."""
         root = self.path / "staging"
         root.mkdir(parents=True, exist_ok=True)
         with open(root / f".run-{run}.lock", "w") as fh:
@@ -629,6 +670,9 @@ class GeoParquetStore(Store):
             try:
                 yield
             finally:
+                if drop:
+                    with self._stage_lock(fcntl.LOCK_EX):
+                        self._drop_staging(run)
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def clean_stale_staging(self) -> list[str]:
@@ -643,7 +687,8 @@ class GeoParquetStore(Store):
                 except BlockingIOError:
                     continue  # a live run
                 try:
-                    self.drop_staging(run)
+                    with self._stage_lock(fcntl.LOCK_EX):
+                        self._drop_staging(run)
                     cleaned.append(run)
                 finally:
                     fcntl.flock(fh, fcntl.LOCK_UN)

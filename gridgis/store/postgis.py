@@ -691,17 +691,23 @@ class PostGISStore(Store):
         that first deletes the rows this partition ``key`` staged before: a re-run of a
         partition (a retry after a lost worker) leaves its rows once. ``order`` (one
         integer per row) is where each row goes in the published layer (ties: partition
-        key, then the row's place in ``frame``). Returns the rows staged."""
+        key, then the row's place in ``frame``). Returns the rows staged.
+
+        Only a live run stages (its client holds :meth:`hold_run`): a partition still
+        running when its run failed and dropped its staging raises :class:`StoreError`
+        instead of leaving rows behind."""
         ((_, (prepared, geo)),) = _prepare_all({name: frame}).items()
         table = self._stage_table(name, run)
         order = np.zeros(len(prepared), np.int64) if order is None else np.asarray(order)
         try:
             with self.engine.begin() as conn:  # the table, made once (concurrent workers)
+                self._check_alive(conn, run)
                 conn.exec_driver_sql(
                     "SELECT pg_advisory_xact_lock(%(k)s)", {"k": zlib.crc32(table.encode())}
                 )
                 self._create_stage(conn, table, name, prepared, geo)
             with self.engine.begin() as conn:
+                self._check_alive(conn, run)
                 conn.exec_driver_sql(
                     "SELECT pg_advisory_xact_lock(%(k)s)",
                     {"k": zlib.crc32(f"{table}/{key}".encode())},
@@ -868,25 +874,50 @@ class PostGISStore(Store):
 
     def drop_staging(self, run: str) -> None:
         """Drop every staging table of run ``run`` (a failed or finished run)."""
-        prefix = f"{_STAGE}{run}_"
-        tables = [t for t in self.staging() if t.startswith(prefix)]
-        if tables:
-            with self.engine.begin() as conn:
-                for t in tables:
-                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {self._q(t)}")
+        with psycopg.connect(self._dsn, autocommit=True) as con, con.transaction():
+            self._drop_staging(con, run)
 
-    def _run_lock_key(self, run: str) -> int:
-        return zlib.crc32(f"gridgis-run:{self.schema}:{run}".encode())
+    def _drop_staging(self, con: psycopg.Connection, run: str) -> None:
+        prefix = f"{_STAGE}{run}_"
+        for t in [t for t in self.staging() if t.startswith(prefix)]:
+            con.execute(f"DROP TABLE IF EXISTS {self._q(t)}")
+
+    def _run_lock_key(self, run: str, what: str = "run") -> int:
+        return zlib.crc32(f"gridgis-{what}:{self.schema}:{run}".encode())
+
+    def _check_alive(self, conn: sa.Connection, run: str) -> None:
+        """In a staging transaction: wait out the end of the run (which holds the run's
+        ``stage`` lock exclusively while it drops its staging), then make sure its client
+        still holds the run (a shared try-lock succeeds only when nobody does)."""
+        conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock_shared(%(k)s)", {"k": self._run_lock_key(run, "stage")}
+        )
+        free = conn.exec_driver_sql(
+            "SELECT pg_try_advisory_xact_lock_shared(%(k)s)", {"k": self._run_lock_key(run)}
+        ).scalar()
+        if free:
+            raise StoreError(
+                f"{self.location}: run {run} is over (its client finished, failed or died): "
+                "partition not staged"
+            )
 
     @contextlib.contextmanager
-    def hold_run(self, run: str) -> Iterator[None]:
+    def hold_run(self, run: str, drop: bool = True) -> Iterator[None]:
         """Mark run ``run`` alive while the block runs: a session advisory lock on a
         connection of its own, which the server releases if this process dies, so
-        :meth:`clean_stale_staging` of a later run knows the staging is abandoned."""
+        :meth:`clean_stale_staging` of a later run knows the staging is abandoned. On
+        the way out (``drop``) the run's staging tables are dropped and the run released
+        in one step that waits for partitions staging at that moment and refuses later
+        ones: nothing staged outlives the run."""
         con = psycopg.connect(self._dsn, autocommit=True)
+        key = self._run_lock_key(run)
         try:
-            con.execute("SELECT pg_advisory_lock(%s)", (self._run_lock_key(run),))
-            yield
+            con.execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                yield
+            finally:
+                if drop:
+                    self._end_run(con, run)
         finally:
             with contextlib.suppress(psycopg.Error):
                 con.close()
@@ -903,14 +934,19 @@ class PostGISStore(Store):
         with psycopg.connect(self._dsn, autocommit=True) as con:
             for run in runs:
                 key = self._run_lock_key(run)
-                got = con.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
-                if got:
-                    try:
-                        self.drop_staging(run)
-                        cleaned.append(run)
-                    finally:
-                        con.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                if con.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                    self._end_run(con, run)
+                    cleaned.append(run)
         return cleaned
+
+    def _end_run(self, con: psycopg.Connection, run: str) -> None:
+        """Drop run ``run``'s staging and release the run (held on ``con``) in one
+        transaction holding the run's ``stage`` lock: partitions staging now finish
+        first, later ones find the run over (:meth:`_check_alive`)."""
+        with con.transaction():
+            con.execute("SELECT pg_advisory_xact_lock(%s)", (self._run_lock_key(run, "stage"),))
+            self._drop_staging(con, run)
+            con.execute("SELECT pg_advisory_unlock(%s)", (self._run_lock_key(run),))
 
 
 # -- frame <-> SQL ----------------------------------------------------------------------

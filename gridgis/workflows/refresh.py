@@ -283,7 +283,11 @@ def refresh(
     grids["grid_code"] = rec.codes
     recoded = int(sum(1 for a, b in zip(before, rec.codes, strict=True) if a is pd.NA or a != b))
     grids = _shape_figures(grids.to_crs(STORAGE_CRS), crs)
-    assigned = assign_on(cluster, layers, grids, settings, progress=progress("assigning"))
+    from gridgis.partitioned.source import shared_run
+
+    with shared_run(store if cluster is not None else None, tuple(layers)) as shared:
+        kw = {"shared": shared} if shared is not None else {}
+        assigned = assign_on(cluster, layers, grids, settings, progress=progress("assigning"), **kw)
     out: dict[str, Any] = assigned.layers()
     g = out["grids"]
     if "buildings" in out:
