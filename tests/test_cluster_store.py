@@ -2,7 +2,7 @@
 partitions and stage their own rows; the run publishes everything at once or nothing.
 
 A real Dask LocalCluster of 2 worker processes, a throwaway PostgreSQL server
-(:mod:`gridgis.store.pgtemp`) and GeoParquet directories; a demo city of 12,000
+(:mod:`gridgis.store.pgtemp`) and GeoParquet directories; a demo city of 8,000
 households. Every result is compared with the single-process run, row for row.
 """
 
@@ -83,7 +83,7 @@ def client():
 
 @pytest.fixture(scope="module")
 def city():
-    return make_city(households=12_000, seed=11).layers
+    return make_city(households=8_000, seed=11).layers
 
 
 @pytest.fixture(scope="module", params=KINDS)
