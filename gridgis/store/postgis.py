@@ -648,14 +648,14 @@ class PostGISStore(Store):
             clauses.append("geometry && ST_MakeEnvelope(%s, %s, %s, %s, 4326)")
             args += [float(v) for v in bbox]
         if rows is not None:
-            clauses.append(f"{_FID} = ANY(%s)")
+            clauses.append(f"{_FID} = ANY(%s::bigint[])")
             args.append((np.asarray(rows, np.int64) + 1).tolist())
         if where_in is not None:
             field, values = where_in
             if field not in cols or field in (_FID, "geometry"):
                 raise NoFieldError(f"no field '{field}' in layer '{name}'")
             cast = "" if cols[field] == "text" else "::text"
-            clauses.append(f"{_ident(field)}{cast} = ANY(%s)")
+            clauses.append(f"{_ident(field)}{cast} = ANY(%s::text[])")
             args.append([str(v) for v in values])
         fields = [c for c in cols if c not in (_FID, "geometry")]
         select = [f"{_FID} - 1", *(_ident(c) for c in fields)]
