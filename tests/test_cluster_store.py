@@ -107,14 +107,16 @@ def no_staging(store) -> None:
 
 def test_workflows_on_a_shared_store_equal_single_process(client, city, single, tmp_path):
     """delineate (with assign), assign (refresh) and coverage on the cluster, the workers
-    reading their partitions and staging the access rows themselves: every layer reads
-    back as the single-process workspace's."""
+    reading their partitions and staging the assigned chunks and the access rows
+    themselves: every layer reads back as the single-process workspace's."""
     kind, ref = single
     store = new_store(kind, tmp_path)
     store.write_many(city)
     job = workflows.delineate(store, DEFAULT, cluster=client)
     assert job.detail.params["cluster"]["partitions"] >= 3
-    workflows.assign(store, DEFAULT, cluster=client)
+    job = workflows.assign(store, DEFAULT, cluster=client)  # a refresh: chunks staged
+    assert set(job.detail.staged) == {"buildings", "institutions", "addresses"} & set(city)
+    assert "buildings" in job.detail.staged
     job = workflows.coverage(store, DEFAULT, cluster=client)
     assert job.detail.staged == {"access": job.detail.staged["access"]}
     no_staging(store)

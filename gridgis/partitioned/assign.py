@@ -29,17 +29,23 @@ log = logging.getLogger(__name__)
 _CHUNKED = ("buildings", "institutions", "addresses")
 
 
-def _assign_chunk(name: str, frame, grids, communities, settings, shared=None) -> tuple:
+def _assign_chunk(
+    name: str, frame, grids, communities, settings, shared=None, stage=None
+) -> gpd.GeoDataFrame:
+    """Assign one chunk (read from the shared store when ``frame`` is :class:`Rows`);
+    with ``stage`` = ``(key, positions)`` also stage the assigned rows, placed at those
+    positions of the layer."""
     from gridgis.assign import assign_all
 
     if isinstance(frame, Rows):  # the worker reads its chunk from the shared store
         frame = frame.read(shared)
-
     layers = {name: frame}
     if communities is not None:
         layers["communities"] = communities
-    r = assign_all(layers, grids, settings)
-    return getattr(r, name)
+    out = getattr(assign_all(layers, grids, settings), name)
+    if stage is not None:
+        shared.stage(name, stage[0], out, order=stage[1])
+    return out
 
 
 def _spatial_order(frame: gpd.GeoDataFrame) -> np.ndarray:
@@ -64,6 +70,7 @@ def assign_partitioned(
     settings: Settings = DEFAULT,
     rules: ClusterRules = CLUSTER,
     shared: SharedRun | None = None,
+    stage: bool = False,
 ) -> AssignResult:
     """:func:`gridgis.assign.assign_all` on the cluster.
 
@@ -78,7 +85,10 @@ def assign_partitioned(
 
     With ``shared`` (a :class:`~gridgis.partitioned.source.SharedRun`), the chunks of the
     layers it lists (as stored: ``layers`` holds them unchanged) are read by the workers
-    themselves: stored rows within the chunk's lon/lat box.
+    themselves: stored rows within the chunk's lon/lat box. With ``stage`` the workers
+    also stage their assigned chunks of buildings, institutions and addresses (one
+    transaction per chunk, placed in the layer's row order); ``result.staged`` then maps
+    those layers to the run, for the caller to publish with its other layers.
     """
     from gridgis.assign import ASSIGNED_LAYERS, assign_all
 
@@ -101,7 +111,9 @@ def assign_partitioned(
         for k, pos in enumerate(chunks):
             pos = np.sort(pos)
             part = Rows(name, rows_box(bounds[pos]), pos) if reads else frame.iloc[pos]
-            items.append((f"{name}-{k}", (name, part, grids_f, comm_f, settings, shared)))
+            staging = (f"{name}-{k}", pos) if stage and shared is not None else None
+            args = (name, part, grids_f, comm_f, settings, shared, staging)
+            items.append((f"{name}-{k}", args))
             spans.append((name, pos))
     results = run.run(_assign_chunk, items)
     notes = [n for n in central.notes if not n.startswith("facilities:")]
@@ -121,6 +133,8 @@ def assign_partitioned(
     ordered = [layer_notes[n] for n in ASSIGNED_LAYERS if n in layer_notes]
     central.notes = ordered + notes
     central.params = {"cluster": run.finish().as_dict()}  # type: ignore[attr-defined]
+    staged = {n: shared.run for n in _CHUNKED if n in layers} if stage and shared else {}
+    central.staged = staged  # type: ignore[attr-defined]
     return central
 
 
