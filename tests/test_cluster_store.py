@@ -152,9 +152,13 @@ def test_partitioned_functions_read_from_the_store(client, single):
         for name in ("grids", "buildings", "findings", "registry"):
             same(getattr(got, name), getattr(ref, name))
         a_got = assign_partitioned(client, layers, ref.grids, rules=RULES, shared=run)
+        # the addresses the workers assign are the store's, not this process's copy
+        mine = {**layers, "addresses": layers["addresses"].assign(text="client copy")}
+        seen = assign_partitioned(client, mine, ref.grids, rules=RULES, shared=run).addresses
     a_ref = assign_all(layers, ref.grids)
     for name, frame in a_ref.layers().items():
         same(a_got.layers()[name], frame)
+    assert seen["text"].tolist() == layers["addresses"]["text"].tolist()
     no_staging(store)
 
 
