@@ -614,5 +614,6 @@ def coverage_partitioned(
     )
     result = coverage_from_access(access, layers, settings, plan.net)
     result.params["cluster"] = run.finish().as_dict()
-    result.staged = {"access": shared.run} if shared is not None else {}  # type: ignore[attr-defined]
+    staged = {"access": shared.run} if shared is not None else {}
+    result.staged = staged  # type: ignore[attr-defined]
     return result

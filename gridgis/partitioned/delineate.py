@@ -123,8 +123,9 @@ def delineate_partitioned(
     whole, once per worker and run.
 
     Parameters are those of :func:`gridgis.delineate.delineate` plus ``client``,
-    ``rules`` and ``shared``. Equality with the single-process run holds when the whole city lies in one
-    3-degree Gauss–Krüger zone (each block computes in the zone of its communities).
+    ``rules`` and ``shared``. Equality with the single-process run holds when the whole
+    city lies in one 3-degree Gauss–Krüger zone (each block computes in the zone of its
+    communities).
     """
     from datetime import UTC, datetime
 
