@@ -66,19 +66,23 @@ def run_one(mode: str, url: str) -> dict:
             read_s = time.perf_counter() - t
             if mode == "shipped":
                 result = coverage_partitioned(client, layers, DEFAULT)
+                t_write = time.perf_counter()
                 write_layers(store, "coverage", result.layers, result.params)
             else:
                 with shared_run(store, tuple(layers)) as run:
                     result = coverage_partitioned(client, layers, DEFAULT, shared=run)
+                    t_write = time.perf_counter()
                     frames = {k: v for k, v in result.layers.items() if k not in result.staged}
                     store.publish(frames, result.staged, result.params)
             wall = time.perf_counter() - t
+            write_s = time.perf_counter() - t_write
         c1 = me.cpu_times()
         cpu_w = {p: sum(psutil.Process(p).cpu_times()[:2]) - sum(cpu0[p][:2]) for p in pids}
     return {
         "mode": mode,
         "wall_s": wall,
         "read_s": read_s,
+        "write_s": write_s,
         "client_cpu_s": sum(c1[:2]) - sum(c0[:2]),
         "workers_cpu_s": sum(cpu_w.values()),
         "client_peak_gb": peak.peak[os.getpid()] / GB,
