@@ -190,7 +190,8 @@ def test_rows_read_through_the_indexes(single):
     ):
         sql, args, _ = store.rows_query(name, **kw)
         with store._cursor() as cur:
-            cur.execute("SET enable_seqscan = off")  # a test-sized table: show the index serves it
+            # a test-sized table: show that the index serves the query
+            cur.execute("SET LOCAL enable_seqscan = off")
             cur.execute("EXPLAIN " + sql, args)
             plans.append("\n".join(r[0] for r in cur.fetchall()))
     assert "buildings_geometry_gist" in plans[0], plans[0]
