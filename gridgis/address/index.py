@@ -16,7 +16,7 @@ import pandas as pd
 from gridgis.address.admin import RE_CITY, RE_DISTRICT, RE_PROVINCE
 from gridgis.address.components import ParsedAddress
 from gridgis.address.normalise import normalise, normalise_name
-from gridgis.address.parser import parse
+from gridgis.address.parser import parse_many
 from gridgis.standards import DEFAULT, Settings
 
 
@@ -210,10 +210,11 @@ class AddressIndex:
         self._reversed: list[tuple[str, str]] | None = None
 
     def _fill(self, df: pd.DataFrame) -> None:
-        """Parse every row into the tables. Each distinct text is parsed once, and each
-        distinct given field, name and (text, name) pair worked out once (a
-        household-level list repeats them); rows are then visited in order, so every
-        table holds its rows and keys in the same order as a row-by-row build."""
+        """Parse every row into the tables. Each distinct text is parsed once
+        (:func:`gridgis.address.parser.parse_many`), and each distinct given field, name
+        and (text, name) pair worked out once (a household-level list repeats them); the
+        rows are then visited in order, table by table, so every table holds its rows and
+        keys in the same order as a row-by-row build."""
         settings = self.settings
         col = {c: _column(df, c) for c in ("district", "road", "number", "building_no", "unit")}
         given_cache: dict[str, str] = {}
@@ -228,32 +229,42 @@ class AddressIndex:
                 out = given_cache[raw] = normalise(raw).text
             return out
 
-        any_given = any(col[c] is not None for c in ("road", "number", "building_no", "unit"))
         texts = self.text.tolist()
-        readings = {t: _reading(parse(t, settings)) for t in dict.fromkeys(texts)}
+        distinct = list(dict.fromkeys(texts))
+        readings = dict(zip(distinct, map(_reading, parse_many(distinct, settings)), strict=True))
+        rows = [readings[t] for t in texts]
+        if any(col[c] is not None for c in ("road", "number", "building_no", "unit")):
+            rows = [_with_given(r, given, i) for i, r in enumerate(rows)]
         city_default = settings.address.city or ""
         gd = col["district"]
-        names: dict[str, str] = {}  # raw name → normalised (names repeat row after row)
-        name_keys: dict[tuple[str, str | None], tuple[str, ...]] = {}
-        exact, door, road_rows, parts = self.exact, self.door, self.road_rows, self.parts
-        table = self.names
-        district: list[str] = []
-        city: list[str] = []
-        rest: list[str] = []
-        for i, (text, raw) in enumerate(zip(texts, self.name.tolist(), strict=True)):
-            r = readings[text]
-            if any_given:
-                r = _with_given(r, given, i)
-            district.append(r.district or (gd[i] if gd is not None else ""))
-            city.append(r.city or city_default)
-            rest.append(r.rest)
+        if gd is None:
+            self.district = np.array([r.district or "" for r in rows], dtype=object)
+        else:
+            self.district = np.array(
+                [r.district or d for r, d in zip(rows, gd.tolist(), strict=True)], dtype=object
+            )
+        self.city = np.array([r.city or city_default for r in rows], dtype=object)
+        self.rest = np.array([r.rest for r in rows], dtype=object)
+        self.parts = [r.parts for r in rows]
+        exact, door, road_rows = self.exact, self.door, self.road_rows
+        for i, r in enumerate(rows):
             if r.key:
                 exact[r.key].append(i)
-            parts.append(r.parts)
+        for i, r in enumerate(rows):
             if r.road:
                 road_rows[r.road].append(i)
+        for i, r in enumerate(rows):
             if r.door is not None:
                 door[r.door].append(i)
+        self._fill_names(rows)
+
+    def _fill_names(self, rows: list[_Reading]) -> None:
+        """The name table: each row under the variants of its name, then of the place its
+        text names (each distinct name and (name, place) pair worked out once)."""
+        names: dict[str, str] = {}  # raw name → normalised (names repeat row after row)
+        name_keys: dict[tuple[str, str | None], tuple[str, ...]] = {}
+        table = self.names
+        for i, (raw, r) in enumerate(zip(self.name.tolist(), rows, strict=True)):
             pair = (raw, r.poi)
             keys = name_keys.get(pair)
             if keys is None:
@@ -263,9 +274,6 @@ class AddressIndex:
                 keys = name_keys[pair] = self._name_keys(nm, r.poi)
             for k in keys:
                 table[k].append(i)
-        self.district = np.array(district, dtype=object)
-        self.city = np.array(city, dtype=object)
-        self.rest = np.array(rest, dtype=object)
 
     def _name_keys(self, name: str, poi: str | None) -> tuple[str, ...]:
         """The name keys a row is listed under: the variants of its name, then of the
