@@ -38,10 +38,18 @@ def street_of(p: ParsedAddress) -> str:
     return p.road or p.poi or village(p)
 
 
+#: Every province, city or district name ends (or, for a province's short name, is
+#: followed) by one of these within the first 12 characters (the longest: a province's
+#: short name of 3, a name of up to 6 and 地区 or 新区).
+_RE_ADMIN_END = re.compile("[省市区州盟县旗]")
+
+
 def strip_one_admin(name: str) -> str | None:
     """``name`` without its first province, city or district name (the shortest of them
     that opens it: 闵行区 of 闵行区上海市…), or None when it opens with none. Towns and
     communities are not stripped from names: 曹琳米线镇坪路店 is not in a town 曹琳米线镇."""
+    if not _RE_ADMIN_END.search(name, 0, 12):
+        return None
     found = [m.group(0) for rx in (RE_PROVINCE, RE_CITY, RE_DISTRICT) if (m := rx.match(name))]
     if not found:
         return None
@@ -121,9 +129,21 @@ def _entries(
 
 
 def _reading(p: ParsedAddress) -> _Reading:
-    """The index entries of a parsed text when no field is given beside it."""
-    road, door, parts = _entries(p, p.road or None, p.number, p.building, p.unit)
-    return _Reading(p.district, p.city, p.rest, address_key(p), road, door, p.poi, parts, p)
+    """The index entries of a parsed text when no field is given beside it
+    (:func:`_entries`, :func:`address_key` and :func:`village` written out: this runs
+    once per distinct text of the index)."""
+    c = p.community or ""
+    vil = c if c.endswith("村") and not c.endswith("委会") else ""
+    road, number = p.road or None, p.number
+    parts = (
+        (p.building or "").removesuffix("栋"),
+        (p.unit or "").removesuffix("单元"),
+        (p.floor or "").removesuffix("层"),
+        (p.room or "").removesuffix("室"),
+    )
+    street = road or p.poi or vil
+    door = (street, p.lane or "", number.removesuffix("号")) if street and number else None
+    return _Reading(p.district, p.city, p.rest, vil + p.rest, road, door, p.poi, parts, p)
 
 
 def _with_given(r: _Reading, given: Callable[[str, int], str | None], i: int) -> _Reading:

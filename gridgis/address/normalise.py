@@ -194,9 +194,18 @@ def _prepare_table() -> dict[int, int]:
     return traditional_to_simplified() | HALF_WIDTH
 
 
+@functools.cache
+def _prepare_chars() -> frozenset[str]:
+    """The characters :func:`_prepare_table` rewrites."""
+    return frozenset(map(chr, _prepare_table()))
+
+
 def _prepare(text: str) -> str:
-    """Half-width, simplified, upper-case: the first steps of every key."""
-    return text.translate(_prepare_table()).upper()
+    """Half-width, simplified, upper-case: the first steps of every key (the table is
+    applied only to a text holding one of its characters: most hold none)."""
+    if not _prepare_chars().isdisjoint(text):
+        text = text.translate(_prepare_table())
+    return text.upper()
 
 
 def normalise(text: str) -> Normalised:

@@ -12,9 +12,9 @@ from gridgis.address.roads import find_road, split_road
 from gridgis.address.tail import parse_tail
 from gridgis.standards import DEFAULT, Settings
 
-#: Tails already read, by everything the tail rules look at: (the tail, or its shape, after
-#: a road, side street, the place before the road, in a 村). See :func:`_read_tail`.
-_TAIL_CACHE: dict[tuple, tuple] = {}
+#: Tails already read, by everything the tail rules look at: (the tail's shape, after a
+#: road, side street, the place before the road, in a 村). See :func:`_read_tail`.
+_TAIL_CACHE: dict[tuple, list] = {}
 _TAIL_CACHE_MAX = 200_000
 _ROAD = "\x00"
 _SEP = "\x01"
@@ -72,11 +72,11 @@ def _template(values: list[str], read: str) -> str | None:
     return "".join(out)
 
 
-def _tail_reading(tail: str, p: ParsedAddress, after_road: bool, sub: bool) -> tuple | None:
-    """Read ``tail`` (written with placeholders, or as written) for the cache: the names of
-    the fields set and a template of their values, the labels of the spans and a template
-    of theirs (see :func:`_template`), the rules fired, and the fields holding the road.
-    None when the reading cannot be remembered."""
+def _tail_reading(tail: str, p: ParsedAddress, after_road: bool, sub: bool) -> list | None:
+    """Read ``tail`` (written with placeholders) for the cache: the names of the fields
+    set and a template of their values (see :func:`_template`), the fields holding the
+    road, the spans (their template is made on first use), and the rules fired. None when
+    the reading cannot be remembered."""
     if any(_ROAD in x or _SEP in x for x in (tail, p.poi or "")):
         return None  # the cache's own marks
     t = ParsedAddress(
@@ -88,13 +88,19 @@ def _tail_reading(tail: str, p: ParsedAddress, after_road: bool, sub: bool) -> t
     parse_tail(tail, t, after_road, sub)
     fields = [(f, v) for f in _TAIL_FIELDS if (v := getattr(t, f)) is not None]
     values = _template([v for _, v in fields], tail)
-    spans = _template([v for _, v in t.spans], tail)
-    if values is None or spans is None:
+    if values is None:
         return None
     names = tuple(f for f, _ in fields)
     road = tuple(i for i, (_, v) in enumerate(fields) if _ROAD in v)
-    labels = tuple(lab for lab, _ in t.spans)
-    return names, values, labels, spans, tuple(t.rules), road
+    return [names, values, road, tail, t.spans, None, tuple(t.rules)]
+
+
+def _spans_template(hit: list) -> tuple[tuple[str, ...], str] | None:
+    """The labels and the template of the spans of a cached reading (made once)."""
+    if hit[5] is None:
+        spans = _template([v for _, v in hit[4]], hit[3])
+        hit[5] = (tuple(lab for lab, _ in hit[4]), spans) if spans is not None else ()
+    return hit[5] or None
 
 
 def _read_tail(
@@ -109,33 +115,33 @@ def _read_tail(
     of the real tail because the rules see the same lengths and kinds of characters
     (:func:`_shape_readable`); the values read are kept as templates of the tail's runs of
     digits, filled with the runs of each tail of that shape. A tail that cannot be read in
-    its shape is remembered as written. The cached reading holds an empty road, filled in
-    on use (a numbered alley appends to it). Without ``trace`` the spans and rules are not
+    its shape is read as written. The cached reading holds an empty road, filled in on use
+    (a numbered alley appends to it). Without ``trace`` the spans and rules are not
     copied.
     """
     shape = tail.translate(_TO_ZERO)
-    by_shape = _shape_readable(shape, p.poi)
-    village = (p.community or "").endswith("村")
-    key = (shape if by_shape else tail, by_shape, after_road, sub, p.poi, village)
-    hit = _TAIL_CACHE.get(key)
-    if hit is None:
-        read = tail
-        if by_shape:
+    hit = None
+    if _shape_readable(shape, p.poi):
+        key = (shape, after_road, sub, p.poi, (p.community or "").endswith("村"))
+        hit = _TAIL_CACHE.get(key)
+        if hit is None:
             read = "".join(_PLACEHOLDERS[k] if c == "0" else c for k, c in enumerate(shape))
-        hit = _tail_reading(read, p, after_road, sub)
-        if hit is None:  # not remembered: read as written
-            parse_tail(tail, p, after_road, sub)
-            if not trace:
-                p.spans.clear()
-                p.rules.clear()
-            return
-        if len(_TAIL_CACHE) >= _TAIL_CACHE_MAX:
-            _TAIL_CACHE.clear()
-        _TAIL_CACHE[key] = hit
-    names, values, labels, spans, rules, road = hit
-    runs = _RE_DIGIT_RUN.findall(tail) if by_shape and "0" in shape else ()
+            hit = _tail_reading(read, p, after_road, sub)
+            if hit is not None:
+                if len(_TAIL_CACHE) >= _TAIL_CACHE_MAX:
+                    _TAIL_CACHE.clear()
+                _TAIL_CACHE[key] = hit
+    spans = _spans_template(hit) if hit is not None and trace else ()
+    if hit is None or spans is None:  # read as written
+        parse_tail(tail, p, after_road, sub)
+        if not trace:
+            p.spans.clear()
+            p.rules.clear()
+        return
+    names, values, road = hit[0], hit[1], hit[2]
+    runs = _RE_DIGIT_RUN.findall(tail) if "0" in shape else ()
     if names:
-        values = (values.format(*runs) if runs else values.format()).split(_SEP)
+        values = values.format(*runs).split(_SEP)
         if road:  # the road the tail goes on: the one before it
             before = p.road or ""
             for i in road:
@@ -143,10 +149,10 @@ def _read_tail(
         for f, v in zip(names, values, strict=True):
             setattr(p, f, v)
     if trace:
+        labels, template = spans
         if labels:
-            spans = (spans.format(*runs) if runs else spans.format()).split(_SEP)
-            p.spans.extend(zip(labels, spans, strict=True))
-        p.rules.extend(rules)
+            p.spans.extend(zip(labels, template.format(*runs).split(_SEP), strict=True))
+        p.rules.extend(hit[6])
 
 
 #: Administrative prefixes already read, by the text's leading run of Han characters and
