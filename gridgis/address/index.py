@@ -284,15 +284,15 @@ class AddressIndex:
         names: dict[str, str] = {}  # raw name → normalised (names repeat row after row)
         name_keys: dict[tuple[str, str | None], tuple[str, ...]] = {}
         table = self.names
-        for i, (raw, r) in enumerate(zip(self.name.tolist(), rows, strict=True)):
-            pair = (raw, r.poi)
-            keys = name_keys.get(pair)
-            if keys is None:
-                nm = names.get(raw)
-                if nm is None:
-                    nm = names[raw] = normalise_name(raw)
-                keys = name_keys[pair] = self._name_keys(nm, r.poi)
-            for k in keys:
+        pairs = list(zip(self.name.tolist(), [r.poi for r in rows], strict=True))
+        for pair in dict.fromkeys(pairs):
+            raw, poi = pair
+            nm = names.get(raw)
+            if nm is None:
+                nm = names[raw] = normalise_name(raw)
+            name_keys[pair] = self._name_keys(nm, poi)
+        for i, pair in enumerate(pairs):
+            for k in name_keys[pair]:
                 table[k].append(i)
 
     def _name_keys(self, name: str, poi: str | None) -> tuple[str, ...]:

@@ -177,6 +177,7 @@ _SYNONYM_SUBS = tuple(
     for (rx, b, a), trig in zip(SYNONYMS, _TRIGGERS, strict=True)
 )
 _HAS_CN = re.compile(f"[{CN_CHARS}]").search
+_ANY_TRIGGER = re.compile(f"[{re.escape(''.join(_TRIGGERS))}]").search
 
 
 @dataclass(frozen=True)
@@ -255,9 +256,10 @@ def normalise_parts(text: str) -> tuple[str, tuple[str, ...]]:
     s = numerals_to_digits(s)
     if "-" in s:
         s = RE_NAME_DASH.sub("", s)
-    for rx, repl, triggered in _SYNONYM_SUBS:
-        if triggered(s):
-            s = rx.sub(repl, s)
+    if _ANY_TRIGGER(s):
+        for rx, repl, triggered in _SYNONYM_SUBS:
+            if triggered(s):
+                s = rx.sub(repl, s)
     if not hints:
         return s, ()
     hints_n = tuple(RE_DROP.sub("", numerals_to_digits(h)) for h in hints)

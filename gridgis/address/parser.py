@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -14,7 +15,7 @@ from gridgis.standards import DEFAULT, Settings
 
 #: Tails already read, by everything the tail rules look at: (the tail's shape, after a
 #: road, side street, the place before the road, in a 村). See :func:`_read_tail`.
-_TAIL_CACHE: dict[tuple, list] = {}
+_TAIL_CACHE: dict[tuple, list] = {}  # [] for a shape read as written
 _TAIL_CACHE_MAX = 200_000
 _ROAD = "\x00"
 _SEP = "\x01"
@@ -41,7 +42,8 @@ def _shape_readable(shape: str, poi: str | None) -> bool:
     with a dash (82-11, 2311-2312: :func:`gridgis.address.tail.is_range` and the door
     sub-number compare values), so a tail with a dash is read as written; so is one longer
     than the placeholders, or when it or the place before the road (which the reading may
-    copy) holds a placeholder already."""
+    copy) holds a placeholder already. (The dash is checked before, on every tail; the rest
+    only when a shape is first read.)"""
     return (
         "-" not in shape
         and len(shape) <= len(_PLACEHOLDERS)
@@ -121,18 +123,18 @@ def _read_tail(
     """
     shape = tail.translate(_TO_ZERO)
     hit = None
-    if _shape_readable(shape, p.poi):
+    if "-" not in shape:  # (the rest of _shape_readable: on a shape's first reading)
         key = (shape, after_road, sub, p.poi, (p.community or "").endswith("村"))
         hit = _TAIL_CACHE.get(key)
         if hit is None:
-            read = "".join(_PLACEHOLDERS[k] if c == "0" else c for k, c in enumerate(shape))
-            hit = _tail_reading(read, p, after_road, sub)
-            if hit is not None:
-                if len(_TAIL_CACHE) >= _TAIL_CACHE_MAX:
-                    _TAIL_CACHE.clear()
-                _TAIL_CACHE[key] = hit
-    spans = _spans_template(hit) if hit is not None and trace else ()
-    if hit is None or spans is None:  # read as written
+            if _shape_readable(shape, p.poi):
+                read = "".join(_PLACEHOLDERS[k] if c == "0" else c for k, c in enumerate(shape))
+                hit = _tail_reading(read, p, after_road, sub)
+            if len(_TAIL_CACHE) >= _TAIL_CACHE_MAX:
+                _TAIL_CACHE.clear()
+            hit = _TAIL_CACHE[key] = hit or []  # []: read as written
+    spans = _spans_template(hit) if hit and trace else ()
+    if not hit or spans is None:  # read as written
         parse_tail(tail, p, after_road, sub)
         if not trace:
             p.spans.clear()
@@ -166,6 +168,19 @@ _RE_ONLY_HAN = re.compile(f"[{HAN}]*$")
 _RE_COMMUNITY_OPENER = re.compile("[村社居]")
 
 
+@functools.lru_cache(maxsize=64)
+def _han_only(city: str, district: str) -> bool:
+    """The configured city and district are written in Han characters only."""
+    return bool(_RE_ONLY_HAN.match(city) and _RE_ONLY_HAN.match(district))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _split_road(road: str) -> tuple[str, tuple[tuple[str, str], ...], bool]:
+    """:func:`gridgis.address.roads.split_road`, remembered (door plates share roads)."""
+    name, spans, sub = split_road(road)
+    return name, tuple(spans), sub
+
+
 def _strip_admin(s: str, p: ParsedAddress, settings: Settings, trace: bool = True) -> str:
     """:func:`gridgis.address.admin.strip_admin`, remembered (same result).
 
@@ -182,8 +197,7 @@ def _strip_admin(s: str, p: ParsedAddress, settings: Settings, trace: bool = Tru
     if (
         j == len(s)
         or _RE_COMMUNITY_OPENER.search(s, j)
-        or not _RE_ONLY_HAN.match(rules.city or "")
-        or not _RE_ONLY_HAN.match(rules.district or "")
+        or not _han_only(rules.city or "", rules.district or "")
     ):
         return strip_admin(s, p, settings)
     key = (s[:j], rules.city or "", rules.district or "")
@@ -279,7 +293,7 @@ def _road(s: str, p: ParsedAddress, trace: bool) -> tuple[str, bool, bool]:
     head = s[: m.start()]
     if head:
         p.poi = head
-    p.road, spans, sub = split_road(m.group(0))
+    p.road, spans, sub = _split_road(m.group(0))
     if trace:
         if head:
             p.spans.append(("poi", head))
