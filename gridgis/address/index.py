@@ -280,20 +280,35 @@ class AddressIndex:
 
     def _fill_names(self, rows: list[_Reading]) -> None:
         """The name table: each row under the variants of its name, then of the place its
-        text names (each distinct name and (name, place) pair worked out once)."""
-        names: dict[str, str] = {}  # raw name → normalised (names repeat row after row)
-        name_keys: dict[tuple[str, str | None], tuple[str, ...]] = {}
+        text names. The rows are grouped by (name, place) pair (a household-level list
+        repeats them), each pair's keys worked out once, in the order the pairs first
+        appear, so keys and rows come in the order of a row-by-row build."""
+        raw_codes, raws = pd.factorize(self.name)
+        poi_codes, pois = pd.factorize(np.array([r.poi for r in rows], dtype=object))
+        codes, _ = pd.factorize(raw_codes * (len(pois) + 1) + poi_codes + 1)
+        order = np.argsort(codes, kind="stable")
+        ends = np.cumsum(np.bincount(codes, minlength=codes.max() + 1 if len(codes) else 0))
+        names: dict[str, str] = {}  # raw name → normalised
         table = self.names
-        pairs = list(zip(self.name.tolist(), [r.poi for r in rows], strict=True))
-        for pair in dict.fromkeys(pairs):
-            raw, poi = pair
+        merged: set[str] = set()  # keys listed by more than one pair: rows to sort
+        start = 0
+        for end in ends.tolist():
+            group = order[start:end].tolist()
+            first = group[0]
+            raw, poi = raws[raw_codes[first]], rows[first].poi
             nm = names.get(raw)
             if nm is None:
                 nm = names[raw] = normalise_name(raw)
-            name_keys[pair] = self._name_keys(nm, poi)
-        for i, pair in enumerate(pairs):
-            for k in name_keys[pair]:
-                table[k].append(i)
+            for k in self._name_keys(nm, poi):
+                listed = table.get(k)
+                if listed is None:
+                    table[k] = list(group)
+                else:
+                    listed.extend(group)
+                    merged.add(k)
+            start = end
+        for k in merged:
+            table[k].sort()
 
     def _name_keys(self, name: str, poi: str | None) -> tuple[str, ...]:
         """The name keys a row is listed under: the variants of its name, then of the

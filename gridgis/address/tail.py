@@ -697,13 +697,10 @@ def parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False)
         The road holds a side street or section: the corpus labels its number subroadno.
     """
     st = TailState(
-        p,
-        tail,
-        last=Last.ROAD if after_road else Last.START,
-        door_label="subroadno" if sub else "roadno",
+        p, tail, Last.ROAD if after_road else Last.START, "subroadno" if sub else "roadno"
     )
     for m in RE_TOKEN.finditer(tail):
-        num, suf, txt, gate, hwy, sep = m.group("num", "suf", "txt", "gate", "hwy", "sep")
+        hwy, gate, num, suf, sep, txt = m.groups()  # RE_TOKEN's groups, in order
         if sep:
             st.after_sep = True
             continue
