@@ -380,14 +380,22 @@ def build_times(builds: int = 3) -> str:
     """CPU seconds (``time.process_time``, one core) of ``builds`` cold builds of the
     index over :func:`hundred_thousand`, the parser's caches emptied before each (the
     Python modules and the simplified-character table are loaded beforehand by a build of
-    100 rows, as in any process that has built an index before)."""
+    100 rows, as in any process that has built an index before). Runs against older
+    trees too (``PYTHONPATH=<tree>``), for before/after comparisons."""
     from gridgis.address import AddressIndex, parser
+
+    def clear() -> None:
+        if hasattr(parser, "clear_caches"):
+            parser.clear_caches()
+        else:  # trees before parser.clear_caches
+            parser._TAIL_CACHE.clear()
+            parser._ADMIN_CACHE.clear()
 
     big = hundred_thousand()
     AddressIndex(big.iloc[:100])
     cpu, wall = [], []
     for _ in range(builds):
-        parser.clear_caches()  # a cold build each time
+        clear()  # a cold build each time
         t0, w0 = time.process_time(), time.perf_counter()
         built = AddressIndex(big)
         cpu.append(time.process_time() - t0)

@@ -181,7 +181,21 @@ def _split_road(road: str) -> tuple[str, tuple[tuple[str, str], ...], bool]:
     return name, tuple(spans), sub
 
 
-def _strip_admin(s: str, p: ParsedAddress, settings: Settings, trace: bool = True) -> str:
+def _admin_config(settings: Settings) -> tuple[str, str, bool]:
+    """The configured city and district, and whether both are written in Han characters
+    only (then the prefix of a text can be remembered)."""
+    rules = settings.address
+    city, district = rules.city or "", rules.district or ""
+    return city, district, _han_only(city, district)
+
+
+def _strip_admin(
+    s: str,
+    p: ParsedAddress,
+    settings: Settings,
+    trace: bool = True,
+    config: tuple[str, str, bool] | None = None,
+) -> str:
     """:func:`gridgis.address.admin.strip_admin`, remembered (same result).
 
     Every prefix pattern reads Han characters only, looks ahead only for Han characters,
@@ -190,17 +204,14 @@ def _strip_admin(s: str, p: ParsedAddress, settings: Settings, trace: bool = Tru
     non-empty and free of 村, 社 and 居, and the configured names are Han, the prefix lies
     in ``h`` and the reading does not depend on ``x``: ``h`` + "0" is read once and the
     answer reused (door plates of one road share ``h``: 黄浦区人民大道 of 黄浦区人民大道300号).
-    Without ``trace`` the spans are not copied.
+    Without ``trace`` the spans are not copied. ``config``: :func:`_admin_config` of
+    ``settings`` when known.
     """
-    rules = settings.address
+    city, district, han_only = config or _admin_config(settings)
     j = _RE_HAN_RUN.match(s).end()
-    if (
-        j == len(s)
-        or _RE_COMMUNITY_OPENER.search(s, j)
-        or not _han_only(rules.city or "", rules.district or "")
-    ):
+    if j == len(s) or not han_only or _RE_COMMUNITY_OPENER.search(s, j):
         return strip_admin(s, p, settings)
-    key = (s[:j], rules.city or "", rules.district or "")
+    key = (s[:j], city, district)
     hit = _ADMIN_CACHE.get(key)
     if hit is None:
         q = ParsedAddress(text="")
@@ -268,7 +279,8 @@ def parse_many(texts: list, settings: Settings = DEFAULT) -> list[ParsedAddress]
     patterns and tables stay in the processor's caches, which makes a long list about a
     fifth faster to read than text by text."""
     ps = [ParsedAddress(text=norm, hints=hints) for norm, hints in map(normalise_parts, texts)]
-    rests = [_strip_admin(p.text, p, settings, False) for p in ps]
+    config = _admin_config(settings)
+    rests = [_strip_admin(p.text, p, settings, False, config) for p in ps]
     tails = [_road(s, p, False) for s, p in zip(rests, ps, strict=True)]
     for (tail, after_road, sub), p in zip(tails, ps, strict=True):
         _read_tail(tail, p, after_road, sub, False)
