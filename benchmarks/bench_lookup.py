@@ -5,6 +5,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/bench_lookup.py            # everything
     .venv/bin/python benchmarks/bench_lookup.py --quick    # smaller samples
     .venv/bin/python benchmarks/bench_lookup.py --build-only --builds 5  # index build only
+    .venv/bin/python benchmarks/bench_lookup.py --build-only --tree ../old  # another tree
 
 Prints
 1. the parser's per-field precision/recall/F1 on ../shared/data/cn-address-parsing/dev.txt;
@@ -381,7 +382,7 @@ def build_times(builds: int = 3) -> str:
     index over :func:`hundred_thousand`, the parser's caches emptied before each (the
     Python modules and the simplified-character table are loaded beforehand by a build of
     100 rows, as in any process that has built an index before). Runs against older
-    trees too (``PYTHONPATH=<tree>``), for before/after comparisons."""
+    trees too (``--tree``), for before/after comparisons."""
     from gridgis.address import AddressIndex, parser
 
     def clear() -> None:
@@ -415,7 +416,12 @@ def main(argv: list[str] | None = None) -> int:
         "--build-only", action="store_true", help="only time the 100,000-address index build"
     )
     ap.add_argument("--builds", type=int, default=3, help="cold index builds timed")
+    ap.add_argument(
+        "--tree", help="import gridgis from this source tree (a before/after comparison)"
+    )
     args = ap.parse_args(argv)
+    if args.tree:
+        sys.path.insert(0, str(Path(args.tree).resolve()))
     if args.build_only:
         if not POI_DIR.exists():
             print("shanghai-amap-poi absent: index build not timed")

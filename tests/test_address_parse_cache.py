@@ -85,15 +85,35 @@ SAME_SHAPE = [
     ("中山路一百七十九号", "中山路二百零五号"),
 ]
 
-# Tails read as written: a dash (values compared), or characters the placeholders use.
-AS_WRITTEN = [
+# Numbers around a dash: the rules compare their values, so one shape is read once per
+# outcome of the comparisons (a sub-number 82-11 or a range 82-91; shops 2311-2312 or
+# not 2311-2399); each text here is read after the others of its shape.
+DASHED = [
     "老杭海路9号-7",
+    "老杭海路5号-3",
     "沪江路8-12-1137",
+    "沪江路9-33-2206",
     "将军路1326-11-6-434",
+    "将军路2077-45-2-909",
     "溪口村12-87号",
+    "溪口村55-11号",
     "宝山路2311-2312号",
+    "宝山路2311-2399号",
+    "宝山路4511-4509号",
     "宝山路389-399号",
     "宝山路82-11号",
+    "宝山路82-91号",
+    "宝山路82-82号",
+    "柳南一街58-130-7单元",
+    "柳南一街61-140-3单元",
+    "一楼2648-117",
+    "一楼2648-2650",
+    "13楼A21-2",
+    "13楼A21-22",
+]
+
+# Tails read as written: characters the placeholders use.
+AS_WRITTEN = [
     "人民路٣号",  # an Arabic-Indic digit in the text
     "人民路\u0660\u0661号5室",
     "\u0660\u0661大楼人民路5号",
@@ -122,6 +142,14 @@ def test_one_reading_per_shape():
         ("312弄", "26号", "502室"),
         ("100弄", "99号", "999室"),
     ]
+
+
+def test_numbers_around_a_dash_read_per_comparison():
+    clear_caches()
+    assert_same(DASHED)
+    # worked answers: door 82 with sub-number 11; a range 82-91 stays one door number
+    assert parse("宝山路82-11号").spans[-2:] == [("roadno", "82"), ("houseno", "11号")]
+    assert parse("宝山路82-91号").spans[-1] == ("roadno", "82-91号")
 
 
 @pytest.mark.parametrize("text", AS_WRITTEN)

@@ -108,6 +108,9 @@ class _Reading(NamedTuple):
     parsed: ParsedAddress
 
 
+_new_reading = tuple.__new__
+
+
 def _entries(
     p: ParsedAddress,
     road: str | None,
@@ -143,7 +146,10 @@ def _reading(p: ParsedAddress) -> _Reading:
     )
     street = road or p.poi or vil
     door = (street, p.lane or "", number.removesuffix("号")) if street and number else None
-    return _Reading(p.district, p.city, p.rest, vil + p.rest, road, door, p.poi, parts, p)
+    # tuple.__new__: the named tuple without its Python-level constructor
+    return _new_reading(
+        _Reading, (p.district, p.city, p.rest, vil + p.rest, road, door, p.poi, parts, p)
+    )
 
 
 def _with_given(r: _Reading, given: Callable[[str, int], str | None], i: int) -> _Reading:

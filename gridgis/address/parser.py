@@ -14,7 +14,8 @@ from gridgis.address.tail import parse_tail
 from gridgis.standards import DEFAULT, Settings
 
 #: Tails already read, by everything the tail rules look at: (the tail's shape, after a
-#: road, side street, the place before the road, in a 村). See :func:`_read_tail`.
+#: road, side street, the place before the road, in a 村, the comparisons of numbers
+#: around a dash). See :func:`_read_tail`.
 _TAIL_CACHE: dict[tuple, list] = {}  # [] for a shape read as written
 _TAIL_CACHE_MAX = 200_000
 _ROAD = "\x00"
@@ -23,33 +24,55 @@ _TAIL_FIELDS = ("road", "lane", "number", "poi", "building", "unit", "floor", "r
 #: ASCII digits → "0": the shape of a tail (558弄38号101室 → 000弄00号000室).
 _TO_ZERO = str.maketrans("123456789", "000000000")
 _RE_DIGIT_RUN = re.compile("[0-9]+")
-#: One decimal digit of another script per position of a tail (U+0660 …, every Unicode
-#: decimal digit of the first plane outside ASCII and the full-width block): a tail is read
-#: in its shape with the digit at position k written as _PLACEHOLDERS[k], so that every
-#: digit of the reading says where it came from.
-_PLACEHOLDERS = "".join(
-    c
-    for c in map(chr, range(0x80, 0x10000))
-    if unicodedata.category(c) == "Nd" and not "\uff10" <= c <= "\uff19"
-)
-_RE_PLACEHOLDER = re.compile(f"[{_PLACEHOLDERS}]")
-_RE_PLACEHOLDER_RUN = re.compile(f"[{_PLACEHOLDERS}]+")
+#: The zero of every block of ten decimal digits of the first plane outside ASCII and the
+#: full-width block (Arabic-Indic U+0660, Devanagari U+0966, …): a tail is read in its
+#: shape with its j-th digit d written as chr(_ZEROS[j] + d), a digit of the same value
+#: that says which of the tail's digits it is.
+_ZEROS = [
+    z
+    for z in range(0x80, 0x10000)
+    if unicodedata.category(chr(z)) == "Nd"
+    and unicodedata.decimal(chr(z)) == 0
+    and not 0xFF10 <= z <= 0xFF19
+    and all(unicodedata.decimal(chr(z + d), None) == d for d in range(10))
+]
+_PLACEHOLDER_CLASS = "".join(f"{chr(z)}-{chr(z + 9)}" for z in _ZEROS)
+_RE_PLACEHOLDER = re.compile(f"[{_PLACEHOLDER_CLASS}]")
+_RE_PLACEHOLDER_RUN = re.compile(f"[{_PLACEHOLDER_CLASS}]+")
 
 
 def _shape_readable(shape: str, poi: str | None) -> bool:
     """Whether a tail may be read in its shape: the tail rules read a number's digits
-    only through its length and ``str.isdigit`` (what the shape keeps), except for numbers
-    with a dash (82-11, 2311-2312: :func:`gridgis.address.tail.is_range` and the door
-    sub-number compare values), so a tail with a dash is read as written; so is one longer
-    than the placeholders, or when it or the place before the road (which the reading may
-    copy) holds a placeholder already. (The dash is checked before, on every tail; the rest
-    only when a shape is first read.)"""
+    through its length and ``str.isdigit`` (what the shape keeps) and compare the values
+    of the two numbers of a dashed pair (82-11, 2311-2312: the door sub-number and
+    :func:`gridgis.address.tail.is_range`: what :func:`_dash_bits` keeps). Not when the
+    tail has more digits than there are placeholders, or when it or the place before the
+    road (which the reading may copy) holds a placeholder already."""
     return (
-        "-" not in shape
-        and len(shape) <= len(_PLACEHOLDERS)
+        shape.count("0") <= len(_ZEROS)
         and not _RE_PLACEHOLDER.search(shape)
         and not (poi and _RE_PLACEHOLDER.search(poi))
     )
+
+
+def _placeholders(tail: str) -> str:
+    """``tail`` with its j-th ASCII digit d written as chr(_ZEROS[j] + d)."""
+    out = []
+    j = 0
+    for c in tail:
+        if "0" <= c <= "9":
+            c = chr(_ZEROS[j] + ord(c) - 48)
+            j += 1
+        out.append(c)
+    return "".join(out)
+
+
+def _dash_bits(runs: list[str]) -> tuple[tuple[bool, bool], ...]:
+    """What the tail rules may compare of numbers written around a dash: for each two
+    successive runs of digits a, b: b > a (:func:`gridgis.address.tail._split_pair`) and
+    0 < b - a <= 20 (:func:`gridgis.address.tail.is_range`; lengths are in the shape)."""
+    values = [int(r) for r in runs]
+    return tuple((b > a, 0 < b - a <= 20) for a, b in zip(values, values[1:], strict=False))
 
 
 def _template(values: list[str], read: str) -> str | None:
@@ -112,27 +135,27 @@ def _read_tail(
     result).
 
     Standard addresses repeat the shape of their tails (558弄38号101室 and 312弄26号502室
-    are both 000弄00号000室). A tail is read once per shape, with its digits written as
-    placeholders that say their position (:data:`_PLACEHOLDERS`); that reading is the one
-    of the real tail because the rules see the same lengths and kinds of characters
+    are both 000弄00号000室). A tail is read once per shape (and, with a dash, per
+    :func:`_dash_bits`), its digits written as placeholders of the same value that say
+    which digit they are (:data:`_ZEROS`); that reading is the one of every tail of the
+    key because the rules see the same lengths, kinds of characters and comparisons
     (:func:`_shape_readable`); the values read are kept as templates of the tail's runs of
-    digits, filled with the runs of each tail of that shape. A tail that cannot be read in
-    its shape is read as written. The cached reading holds an empty road, filled in on use
+    digits (:func:`_template`), filled with the runs of each tail. A tail that cannot be
+    read so is read as written. The cached reading holds an empty road, filled in on use
     (a numbered alley appends to it). Without ``trace`` the spans and rules are not
     copied.
     """
     shape = tail.translate(_TO_ZERO)
-    hit = None
-    if "-" not in shape:  # (the rest of _shape_readable: on a shape's first reading)
-        key = (shape, after_road, sub, p.poi, (p.community or "").endswith("村"))
-        hit = _TAIL_CACHE.get(key)
-        if hit is None:
-            if _shape_readable(shape, p.poi):
-                read = "".join(_PLACEHOLDERS[k] if c == "0" else c for k, c in enumerate(shape))
-                hit = _tail_reading(read, p, after_road, sub)
-            if len(_TAIL_CACHE) >= _TAIL_CACHE_MAX:
-                _TAIL_CACHE.clear()
-            hit = _TAIL_CACHE[key] = hit or []  # []: read as written
+    runs = _RE_DIGIT_RUN.findall(tail) if "0" in shape else ()
+    bits = _dash_bits(runs) if "-" in shape else ()
+    key = (shape, after_road, sub, p.poi, (p.community or "").endswith("村"), bits)
+    hit = _TAIL_CACHE.get(key)
+    if hit is None:
+        if _shape_readable(shape, p.poi):
+            hit = _tail_reading(_placeholders(tail), p, after_road, sub)
+        if len(_TAIL_CACHE) >= _TAIL_CACHE_MAX:
+            _TAIL_CACHE.clear()
+        hit = _TAIL_CACHE[key] = hit or []  # []: read as written
     spans = _spans_template(hit) if hit and trace else ()
     if not hit or spans is None:  # read as written
         parse_tail(tail, p, after_road, sub)
@@ -141,7 +164,6 @@ def _read_tail(
             p.rules.clear()
         return
     names, values, road = hit[0], hit[1], hit[2]
-    runs = _RE_DIGIT_RUN.findall(tail) if "0" in shape else ()
     if names:
         values = values.format(*runs).split(_SEP)
         if road:  # the road the tail goes on: the one before it
