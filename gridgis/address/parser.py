@@ -26,8 +26,8 @@ _TO_ZERO = str.maketrans("123456789", "000000000")
 _RE_DIGIT_RUN = re.compile("[0-9]+")
 #: The zero of every block of ten decimal digits of the first plane outside ASCII and the
 #: full-width block (Arabic-Indic U+0660, Devanagari U+0966, …): a tail is read in its
-#: shape with its j-th digit d written as chr(_ZEROS[j] + d), a digit of the same value
-#: that says which of the tail's digits it is.
+#: shape with the digits of its j-th number written in block j, digits of the same value
+#: that say which of the tail's numbers they belong to.
 _ZEROS = [
     z
     for z in range(0x80, 0x10000)
@@ -37,6 +37,8 @@ _ZEROS = [
     and all(unicodedata.decimal(chr(z + d), None) == d for d in range(10))
 ]
 _PLACEHOLDER_CLASS = "".join(f"{chr(z)}-{chr(z + 9)}" for z in _ZEROS)
+#: ASCII digits → the digits of block j, for each block.
+_TO_BLOCK = [str.maketrans("0123456789", "".join(chr(z + d) for d in range(10))) for z in _ZEROS]
 _RE_PLACEHOLDER = re.compile(f"[{_PLACEHOLDER_CLASS}]")
 _RE_PLACEHOLDER_RUN = re.compile(f"[{_PLACEHOLDER_CLASS}]+")
 
@@ -46,25 +48,19 @@ def _shape_readable(shape: str, poi: str | None) -> bool:
     through its length and ``str.isdigit`` (what the shape keeps) and compare the values
     of the two numbers of a dashed pair (82-11, 2311-2312: the door sub-number and
     :func:`gridgis.address.tail.is_range`: what :func:`_dash_bits` keeps). Not when the
-    tail has more digits than there are placeholders, or when it or the place before the
-    road (which the reading may copy) holds a placeholder already."""
+    tail has more numbers than there are blocks of placeholders, or when it or the place
+    before the road (which the reading may copy) holds a placeholder already."""
     return (
-        shape.count("0") <= len(_ZEROS)
+        len(_RE_DIGIT_RUN.findall(shape)) <= len(_ZEROS)
         and not _RE_PLACEHOLDER.search(shape)
         and not (poi and _RE_PLACEHOLDER.search(poi))
     )
 
 
 def _placeholders(tail: str) -> str:
-    """``tail`` with its j-th ASCII digit d written as chr(_ZEROS[j] + d)."""
-    out = []
-    j = 0
-    for c in tail:
-        if "0" <= c <= "9":
-            c = chr(_ZEROS[j] + ord(c) - 48)
-            j += 1
-        out.append(c)
-    return "".join(out)
+    """``tail`` with the digits of its j-th number written in block j of :data:`_ZEROS`."""
+    blocks = iter(_TO_BLOCK)
+    return _RE_DIGIT_RUN.sub(lambda m: m.group().translate(next(blocks)), tail)
 
 
 def _dash_bits(runs: list[str]) -> tuple[tuple[bool, bool], ...]:
@@ -79,22 +75,15 @@ def _template(values: list[str], read: str) -> str | None:
     """``values`` joined by :data:`_SEP` as a :meth:`str.format` template: each run of
     placeholders that is a whole number of ``read`` (the tail written with placeholders)
     becomes ``{i}``, the tail's i-th run of digits. None when a value holds part of a
-    number, or a mark of the cache."""
+    number or two numbers run together, or a mark of the cache."""
     if any(_SEP in v for v in values):
         return None
-    runs = {m.group(): i for i, m in enumerate(_RE_PLACEHOLDER_RUN.finditer(read))}
-    joined = _SEP.join(values)
-    out = []
-    last = 0
-    for m in _RE_PLACEHOLDER_RUN.finditer(joined):
-        i = runs.get(m.group())
-        if i is None:
-            return None
-        out.append(joined[last : m.start()].replace("{", "{{").replace("}", "}}"))
-        out.append(f"{{{i}}}")
-        last = m.end()
-    out.append(joined[last:].replace("{", "{{").replace("}", "}}"))
-    return "".join(out)
+    index = {run: f"{{{i}}}" for i, run in enumerate(_RE_PLACEHOLDER_RUN.findall(read))}
+    joined = _SEP.join(values).replace("{", "{{").replace("}", "}}")
+    try:
+        return _RE_PLACEHOLDER_RUN.sub(lambda m: index[m.group()], joined)
+    except KeyError:
+        return None
 
 
 def _tail_reading(tail: str, p: ParsedAddress, after_road: bool, sub: bool) -> list | None:
