@@ -20,7 +20,9 @@ their public building blocks) on a part of the city.
 
 A partition that raises or whose worker dies is retried (``ClusterRules.retries``); if it
 still fails the run raises :class:`PartitionError` and nothing has been written: these
-functions never write, the caller writes the collected result in one atomic store write.
+functions never write, the caller writes the collected result in one atomic store write
+(on a shared store, :mod:`gridgis.partitioned.source`, workers may read their partitions
+and stage rows, which the caller publishes in that same atomic write).
 Attempts per partition are reported in :class:`RunReport` (``params["cluster"]``).
 """
 
@@ -77,6 +79,7 @@ def delineate_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, 
         if client is None:
             from gridgis.delineate import delineate
 
+            kw.pop("shared", None)
             return delineate(layers, settings, **kw)
         kw.pop("progress", None)
         return delineate_partitioned(client, layers, settings, **kw)
@@ -88,8 +91,12 @@ def assign_on(cluster, layers: dict[str, Any], grids, settings: Settings = DEFAU
         if client is None:
             from gridgis.assign import assign_all
 
+            kw.pop("shared", None)
+            kw.pop("stage", None)
             return assign_all(layers, grids, settings, **kw)
-        return assign_partitioned(client, layers, grids, settings)
+        return assign_partitioned(
+            client, layers, grids, settings, shared=kw.get("shared"), stage=kw.get("stage", False)
+        )
 
 
 def coverage_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
@@ -99,6 +106,7 @@ def coverage_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, *
         if client is None:
             from gridgis.coverage import run_coverage
 
+            kw.pop("shared", None)
             return run_coverage(layers, settings, **kw)
         kw.pop("progress", None)
         return coverage_partitioned(client, layers, settings, **kw)

@@ -72,6 +72,9 @@ def coverage(
 
     ``cluster`` (``local[:N]``, ``tcp://host:port`` or a Client) runs it partitioned on
     Dask (:func:`gridgis.partitioned.coverage_partitioned`); the write is still one step.
+    On a shared store (PostGIS, GeoParquet) workers read their partitions and stage the
+    ``access`` rows themselves; the staged rows go live with the other layers at once,
+    and a failed run leaves no staging behind.
 
     Raises
     ------
@@ -79,15 +82,24 @@ def coverage(
         No buildings or no roads.
     """
     from gridgis.partitioned import coverage_on
+    from gridgis.partitioned.source import shared_run
 
     layers = _coverage_layers(store, COVERAGE_INPUTS)
-    result = coverage_on(
-        cluster, layers, settings, progress=progress("walking distances per category")
-    )
-    for name in COVERAGE_OUTPUTS:
-        if name not in result.layers and store.has(name):
-            store.delete(name)
-    written = write_layers(store, "coverage", result.layers, result.params)
+    with shared_run(store if cluster is not None else None, tuple(layers)) as shared:
+        kw = {"shared": shared} if shared is not None else {}
+        result = coverage_on(
+            cluster, layers, settings, progress=progress("walking distances per category"), **kw
+        )
+        for name in COVERAGE_OUTPUTS:
+            if name not in result.layers and store.has(name):
+                store.delete(name)
+        staged = getattr(result, "staged", None)
+        if staged:  # the workers' access rows go live with the other layers, at once
+            frames = {k: v for k, v in result.layers.items() if k not in staged}
+            store.publish(frames, staged, result.params)  # type: ignore[attr-defined]
+            written = {k: len(v) for k, v in result.layers.items()}
+        else:
+            written = write_layers(store, "coverage", result.layers, result.params)
     notes = []
     if not result.levels:
         notes.append("no communities: rates, gaps and norms need them")
