@@ -204,3 +204,45 @@ def test_shanghai_door_plates_same_as_plain():
     varied = ["".join(str(rng.randrange(10)) if c.isdigit() else c for c in t) for t in texts]
     clear_caches()
     assert_same(texts + varied)
+
+
+@pytest.mark.parametrize("few", [0, 3, 1_000_000])
+def test_parse_many_rare_and_frequent_shapes_same_as_plain(few, monkeypatch):
+    """A list reads a shape met at most ``_FEW_TAILS`` times as written and the others
+    once per shape: whatever the threshold (all remembered, the default, none), the same
+    components as a plain reading, for shapes met once, three times and many times."""
+    from gridgis.address import parser
+
+    monkeypatch.setattr(parser, "_FEW_TAILS", few)
+    texts = _random_texts(1500, seed=23)
+    rng = random.Random(11)
+    for k in (1, 3, 4, 9):  # texts of one shape, other digits: k of them
+        for t in texts[1 : 1 + 60 * k : 60]:
+            texts += [
+                "".join(str(rng.randrange(10)) if c.isdigit() else c for c in t) for _ in range(k)
+            ]
+    want = [components(plain(t)) for t in texts]
+    clear_caches()
+    assert parse_many(texts) == want
+    assert parse_many(texts) == want  # again, with what the first call remembered
+
+
+def test_parse_many_remembers_frequent_shapes_only():
+    """Worked case: four door plates of one shape are read once with placeholders (one
+    remembered reading); a shape met once is read as written and not remembered."""
+    from gridgis.address import parser
+
+    assert parser._FEW_TAILS < 4
+    clear_caches()
+    rows = [(558, 38, 101), (312, 26, 502), (100, 99, 999), (777, 11, 111)]
+    texts = [f"报春路{lane}弄{door}号{room}室" for lane, door, room in rows]
+    got = parse_many([*texts, "报春路5号阳光大厦"])
+    assert len(_TAIL_CACHE) == 1
+    assert [(p.road, p.lane, p.number, p.room) for p in got[:4]] == [
+        ("报春路", "558弄", "38号", "101室"),
+        ("报春路", "312弄", "26号", "502室"),
+        ("报春路", "100弄", "99号", "999室"),
+        ("报春路", "777弄", "11号", "111室"),
+    ]
+    assert got[4] == components(plain("报春路5号阳光大厦"))
+    assert (got[4].road, got[4].number) == ("报春路", "5号")
