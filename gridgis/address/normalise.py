@@ -178,6 +178,14 @@ _SYNONYM_SUBS = tuple(
 )
 _HAS_CN = re.compile(f"[{CN_CHARS}]").search
 _ANY_TRIGGER = re.compile(f"[{re.escape(''.join(_TRIGGERS))}]").search
+assert RE_DROP.pattern.startswith("[") and RE_DROP.pattern.endswith("]+")
+#: Any character one of the steps after the hints reads: a space or other whitespace
+#: (:data:`RE_NUM_SPACE`), punctuation (:data:`RE_DROP`), 一 (:data:`RE_YI_DASH`), a dash,
+#: a Chinese numeral or 第 (:func:`numerals_to_digits`), a synonym trigger. A text with
+#: none of them comes out of those steps as it went in (about two texts in five).
+_ANY_STEP = re.compile(
+    "[" + RE_DROP.pattern[1:-2] + re.escape("一-第" + CN_CHARS + "".join(_TRIGGERS)) + "]"
+).search
 
 
 @dataclass(frozen=True)
@@ -244,6 +252,8 @@ def normalise_parts(text: str) -> tuple[str, tuple[str, ...]]:
             hints.extend(h for h in found if h.strip())
             s = RE_HINT.sub("", s)
         s = s.replace("(", "").replace(")", "")
+    if not hints and not _ANY_STEP(s):  # no character a step below reads: all no-ops
+        return s, ()
     # each step is skipped when the characters it needs are absent (same result, faster):
     # str.isprintable() is False for every whitespace but the ASCII space
     if " " in s or not s.isprintable():
