@@ -19,11 +19,10 @@ from gridgis.standards import DEFAULT, Settings
 #: around a dash). See :func:`_read_tail`.
 _TAIL_CACHE: dict[tuple, list] = {}  # [] for a shape read as written
 _TAIL_CACHE_MAX = 200_000
-#: In a list (:func:`parse_many`), a tail whose shape (000弄00号000室) comes up this many
-#: times or fewer (and is not remembered yet) is read as written: reading a shape once
-#: with placeholders and making its templates costs about what reading three tails
-#: plainly does (6,743 shapes met once in the 91,292 texts of
-#: ``benchmarks/bench_lookup.py``'s build: 0.05 s CPU read as written, 0.14 s remembered).
+#: In a list (:func:`parse_many`), a tail whose shape comes up this many times or fewer
+#: (and is not remembered yet) is read as written: reading a shape once with
+#: placeholders and making its templates costs about what reading three tails plainly
+#: does (measured on the 91,292 texts of ``benchmarks/bench_lookup.py``'s build).
 _FEW_TAILS = 3
 _ROAD = "\x00"
 _SEP = "\x01"
@@ -317,9 +316,9 @@ def parse_many(texts: list, settings: Settings = DEFAULT) -> list[ParsedAddress]
     rests = [_strip_admin(p.text, p, settings, False, config) for p in ps]
     tails = [_road(s, p, False) for s, p in zip(rests, ps, strict=True)]
     keys = [_tail_key(t, p, a, b) for (t, a, b), p in zip(tails, ps, strict=True)]
-    seen = Counter(k[0] for k, _ in keys)  # by shape: a string keeps its hash
+    seen = Counter(k for k, _ in keys)
     for (tail, after_road, sub), p, known in zip(tails, ps, keys, strict=True):
-        if seen[known[0][0]] <= _FEW_TAILS and known[0] not in _TAIL_CACHE:
+        if seen[known[0]] <= _FEW_TAILS and known[0] not in _TAIL_CACHE:
             parse_tail(tail, p, after_road, sub)  # a rare shape: read as written
         else:
             _read_tail(tail, p, after_road, sub, False, known)
