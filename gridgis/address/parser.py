@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections import Counter
 
 from gridgis.address.admin import HAN, strip_admin
 from gridgis.address.components import ParsedAddress
@@ -19,11 +18,6 @@ from gridgis.standards import DEFAULT, Settings
 #: around a dash). See :func:`_read_tail`.
 _TAIL_CACHE: dict[tuple, list] = {}  # [] for a shape read as written
 _TAIL_CACHE_MAX = 200_000
-#: In a list (:func:`parse_many`), a tail whose shape comes up this many times or fewer
-#: (and is not remembered yet) is read as written: reading a shape once with
-#: placeholders and making its templates costs about what reading three tails plainly
-#: does (measured on the 91,292 texts of ``benchmarks/bench_lookup.py``'s build).
-_FEW_TAILS = 3
 _ROAD = "\x00"
 _SEP = "\x01"
 _TAIL_FIELDS = ("road", "lane", "number", "poi", "building", "unit", "floor", "room")
@@ -123,24 +117,8 @@ def _spans_template(hit: list) -> tuple[tuple[str, ...], str] | None:
     return hit[5] or None
 
 
-def _tail_key(
-    tail: str, p: ParsedAddress, after_road: bool, sub: bool
-) -> tuple[tuple, list[str] | tuple[()]]:
-    """The key of ``tail``'s reading in :data:`_TAIL_CACHE` (everything the tail rules
-    look at, see :func:`_read_tail`) and the tail's runs of digits."""
-    shape = tail.translate(_TO_ZERO)
-    runs = _RE_DIGIT_RUN.findall(tail) if "0" in shape else ()
-    bits = _dash_bits(runs) if "-" in shape else ()
-    return (shape, after_road, sub, p.poi, (p.community or "").endswith("村"), bits), runs
-
-
 def _read_tail(
-    tail: str,
-    p: ParsedAddress,
-    after_road: bool,
-    sub: bool = False,
-    trace: bool = True,
-    known: tuple[tuple, list[str] | tuple[()]] | None = None,
+    tail: str, p: ParsedAddress, after_road: bool, sub: bool = False, trace: bool = True
 ) -> None:
     """:func:`gridgis.address.tail.parse_tail`, remembered by the tail's shape (same
     result).
@@ -156,10 +134,12 @@ def _read_tail(
     (a numbered alley appends to it). Without ``trace`` the spans and rules are not
     copied.
     """
-    key, runs = known or _tail_key(tail, p, after_road, sub)
+    shape = tail.translate(_TO_ZERO)
+    runs = _RE_DIGIT_RUN.findall(tail) if "0" in shape else ()
+    bits = _dash_bits(runs) if "-" in shape else ()
+    key = (shape, after_road, sub, p.poi, (p.community or "").endswith("村"), bits)
     hit = _TAIL_CACHE.get(key)
     if hit is None:
-        shape = key[0]
         if _shape_readable(shape, p.poi):
             hit = _tail_reading(_placeholders(tail), p, after_road, sub)
         if len(_TAIL_CACHE) >= _TAIL_CACHE_MAX:
@@ -308,20 +288,13 @@ def parse_many(texts: list, settings: Settings = DEFAULT) -> list[ParsedAddress]
     """:func:`parse_components` of each text (the same results, in order), one step at a
     time over all of them (normalise, administrative prefix, road, tail): each step's
     patterns and tables stay in the processor's caches, which makes a long list about a
-    fifth faster to read than text by text. The tails' shapes are counted first: a shape
-    that comes up at most :data:`_FEW_TAILS` times is read as written (the plain reading,
-    which the remembered one equals), the others once per shape."""
+    fifth faster to read than text by text."""
     ps = [ParsedAddress(text=norm, hints=hints) for norm, hints in map(normalise_parts, texts)]
     config = _admin_config(settings)
     rests = [_strip_admin(p.text, p, settings, False, config) for p in ps]
     tails = [_road(s, p, False) for s, p in zip(rests, ps, strict=True)]
-    keys = [_tail_key(t, p, a, b) for (t, a, b), p in zip(tails, ps, strict=True)]
-    seen = Counter(k for k, _ in keys)
-    for (tail, after_road, sub), p, known in zip(tails, ps, keys, strict=True):
-        if seen[known[0]] <= _FEW_TAILS and known[0] not in _TAIL_CACHE:
-            parse_tail(tail, p, after_road, sub)  # a rare shape: read as written
-        else:
-            _read_tail(tail, p, after_road, sub, False, known)
+    for (tail, after_road, sub), p in zip(tails, ps, strict=True):
+        _read_tail(tail, p, after_road, sub, False)
         if p.spans or p.rules:  # read plainly somewhere: drop them
             p.spans.clear()
             p.rules.clear()
