@@ -591,11 +591,19 @@ class MapRules:
     ``fill_opacity`` over a grey background or printed, are hard to tell apart, so five
     classes spread over the ramp are used; the legend names the range each class holds."""
     tiles_above_grids: int = 2000
-    """Above this many grids the map writer also writes ``tiles.html``, drawn from the vector
-    tiles of ``gridgis serve`` (:mod:`gridgis.maps.tiled`). Project choice: the other pages
-    carry their grids as GeoJSON and grow with the city, the tile page holds no geometry
-    and stays a few kilobytes at any size; at 2,000 grids (about 600,000 households in the
-    demo cities) the street pages start to get heavy."""
+    """Above this many grids the map writer draws the city, street and community levels
+    from the vector tiles of ``gridgis serve`` (:mod:`gridgis.maps.tiled`: one page with
+    the three views, a small index and a forwarding page per street and community)
+    instead of one GeoJSON page per street and community. Project choice: those pages
+    carry their grids as GeoJSON and grow with the city (a 20,000,000-household city took
+    826 s and 16.1 GB), the tile page holds no geometry and stays a few kilobytes at any
+    size; at 2,000 grids (about 600,000 households in the demo cities) the street pages
+    start to get heavy."""
+    tiled_boards: bool = False
+    """Above ``tiles_above_grids``, also write one printable board per grid. Off by
+    default: a board computes its grid's four sides (四至) and carries its buildings, so
+    the boards are the one part of the map site that still grows per grid (tens of
+    thousands of pages in a megacity); PDF boards per community come from the export."""
 
 
 @dataclass(frozen=True)

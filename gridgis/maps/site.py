@@ -236,20 +236,64 @@ def write_maps(
     )
     d = _site_layers(layers, site)
     w = _Writer(site, basemap, tianditu_key, settings or DEFAULT, progress)
-    w.total = 3 + len(d["streets"]) + len(d["comms"])
-    w.total += len(d["grids"]) if boards and d["grids"] is not None else 0
-    _write_index(w, d, city)
-    c_st, g_st = _write_streets(w, d)
-    b_cm, r_cm = _write_communities(w, d)
+    tiled = d["grids"] is not None and len(d["grids"]) > w.settings.maps.tiles_above_grids
+    if tiled:
+        boards = _tiled_boards(w, d, boards)
+        w.total = 3 + (len(d["grids"]) if boards else 0)
+        c_st, g_st, b_cm, r_cm = _write_tiled_levels(w, d, city, boards)
+    else:
+        w.total = 3 + len(d["streets"]) + len(d["comms"])
+        w.total += len(d["grids"]) if boards and d["grids"] is not None else 0
+        _write_index(w, d, city)
+        c_st, g_st = _write_streets(w, d)
+        b_cm, r_cm = _write_communities(w, d)
     _write_coverage_and_lookup(w, d, c_st, g_st)
     if boards and d["grids"] is not None:
         _write_boards(w, d, b_cm, r_cm, city, board_date)
-    from gridgis.maps.tiled import write_tiled  # tile page above maps.tiles_above_grids
-
-    site.pages += write_tiled(out, d["grids"], d["comms"], w.settings, city, basemap)
     w.write(out / "maps.json", _manifest(site, basemap))
     site.pages.pop()
     return site
+
+
+def _tiled_boards(w: _Writer, d: dict, boards: bool) -> bool:
+    """Whether the boards are written for a city drawn from tiles (see
+    ``maps.tiled_boards``); a note when they are not."""
+    if boards and not w.settings.maps.tiled_boards:
+        w.site.notes.append(
+            f"{len(d['grids']):,} grids (more than maps.tiles_above_grids): boards not "
+            "written, set maps.tiled_boards to write them, or export PDF boards per community"
+        )
+        return False
+    return boards
+
+
+def _write_tiled_levels(w: _Writer, d: dict, city: str, boards: bool) -> tuple:
+    """City, street and community levels drawn from vector tiles (:mod:`gridgis.maps.tiled`);
+    returns what the coverage, lookup and board pages draw with (communities and grids at
+    the street tolerance, buildings and roads at the community tolerance when boards)."""
+    from gridgis.maps.tiled import write_tiled_site
+
+    w.site.pages += write_tiled_site(
+        w.site.out_dir,
+        d["streets"],
+        d["comms"],
+        d["grids"],
+        w.settings,
+        city,
+        w.basemap,
+        boards=boards,
+    )
+    w.tick()
+    tol = TOLERANCE_M["street"]
+    c_st = prepare(d["comms"], tol, w.basemap, coverage=True)
+    g_st = prepare(d["grids"], tol, w.basemap, coverage=True)
+    b_cm = r_cm = None
+    if boards:
+        tol = TOLERANCE_M["community"]
+        b = d["buildings"]
+        b_cm = prepare(b, tol, w.basemap) if b is not None else None
+        r_cm = prepare(d["roads"], tol, w.basemap) if d["roads"] is not None else None
+    return c_st, g_st, b_cm, r_cm
 
 
 @dataclass

@@ -10,12 +10,16 @@ with the maps folder): opened from disk it shows the outline of the page and a n
 
 from __future__ import annotations
 
+import html
+import json
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import jinja2
+import numpy as np
 import pandas as pd
+import shapely
 
 from gridgis.maps.common import NO_HOUSEHOLDS, asset_prefix, class_breaks, colour_for
 
@@ -36,6 +40,7 @@ _PAGE = jinja2.Environment(autoescape=True).from_string(
 <link rel="stylesheet" href="{{ prefix }}leaflet/leaflet.css">
 <script src="{{ prefix }}leaflet/leaflet.js"></script>
 <script src="{{ prefix }}leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js"></script>
+{% if index_js %}<script src="{{ index_js }}"></script>{% endif %}
 <style>
 html,body,#map{width:100%;height:100%;margin:0;padding:0;}
 .leaflet-container{background:#f2efe9;}
@@ -50,26 +55,53 @@ html,body,#map{width:100%;height:100%;margin:0;padding:0;}
 <script>
 (function(){
 var cfg = {{ cfg|tojson }};
+var idx = window.ggIndex || {streets: {}, communities: {}};
+var view = {level: 'city', code: ''};
 var map = L.map('map', {maxZoom: cfg.maxZoom, zoomSnap: 0.25});
 {% if osm %}L.tileLayer('https://tile.openstreetmap.org/{z}/{x}/{y}.png', {maxZoom: 19,
  attribution: '&copy; OpenStreetMap'}).addTo(map);{% endif %}
-map.fitBounds([[cfg.bounds[1], cfg.bounds[0]], [cfg.bounds[3], cfg.bounds[2]]]);
-function fill(p){
-  if (p.kind === 'unit') return cfg.unit;
-  var h = +p.households || 0;
+function esc(v){ return String(v).replace(/[&<>"']/g, function(c){
+  return '&#' + c.charCodeAt(0) + ';'; }); }
+function cls(h, breaks, colours){
+  h = +h || 0;
   if (h <= 0) return cfg.none;
-  for (var i = 0; i < cfg.breaks.length; i++) if (h <= cfg.breaks[i]) return cfg.colours[i];
-  return cfg.colours[cfg.colours.length - 1];
+  for (var i = 0; i < breaks.length; i++) if (h <= breaks[i]) return colours[i];
+  return colours[colours.length - 1];
 }
+function fill(p){ return p.kind === 'unit' ? cfg.unit : cls(p.households, cfg.breaks, cfg.colours); }
+function commCode(p){ return p.community_code || (p.grid_code ? String(p.grid_code).slice(0, 12) : ''); }
+function streetOf(p){
+  if (p.street_code) return String(p.street_code);
+  var c = idx.communities[commCode(p)];
+  return c ? c.s : '';
+}
+function inView(p){
+  if (view.level === 'city') return true;
+  if (view.level === 'street') return streetOf(p) === view.code;
+  return commCode(p) === view.code;
+}
+var FADED = {weight: 0.6, color: '#aaaaaa', fill: true, fillColor: '#ffffff', fillOpacity: 0.55};
 var base = {
-  streets: {weight: 4, color: '#08306b', fill: false},
-  communities: {weight: 2.5, color: '#54278f', fill: false},
-  grids: function(p){ return p.flags ?
+  streets: function(p){ return {weight: view.level === 'street' && inView(p) ? 5 : 3.5,
+    color: '#08306b', fill: false}; },
+  communities: function(p){
+    if (view.level === 'city') { var c = idx.communities[p.community_code];
+      return {weight: 1.2, color: '#6a51a3', fill: true, fillOpacity: cfg.opacity,
+        fillColor: c ? cls(c.h, cfg.cbreaks, cfg.ccolours) : cfg.none}; }
+    if (!inView(p)) return FADED;
+    return {weight: view.level === 'community' ? 4 : 2.5, color: '#54278f', fill: true,
+      fillColor: '#ffffff', fillOpacity: 0};
+  },
+  grids: function(p){
+    if (view.level !== 'city' && !inView(p)) return {weight: 0.5, color: '#bbbbbb', fill: false};
+    var w = view.level === 'community' ? 2 : 1;
+    return p.flags ?
     {weight: 3, color: '#d00000', dashArray: '8 5', fill: true, fillColor: fill(p),
      fillOpacity: cfg.opacity} :
-    {weight: 1, color: '#222222', fill: true, fillColor: fill(p), fillOpacity: cfg.opacity}; },
+    {weight: w, color: '#222222', fill: true, fillColor: fill(p), fillOpacity: cfg.opacity}; },
   buildings: function(p){ return {weight: 0.6, color: '#444444', fill: true,
-    fillColor: (+p.households || 0) > 0 ? '#9e9ac8' : '#d9d9d9', fillOpacity: 0.85}; },
+    fillColor: (+p.households || 0) > 0 ? '#9e9ac8' : '#d9d9d9',
+    fillOpacity: view.level === 'city' || inView(p) ? 0.85 : 0.3}; },
   facilities: {radius: 4, weight: 1, color: '#1f77b4', fill: true, fillOpacity: 0.8}
 };
 var hidden = {}, styles = {};
@@ -81,27 +113,75 @@ var layer = L.vectorGrid.protobuf(cfg.url, {
   maxNativeZoom: cfg.maxNativeZoom, maxZoom: cfg.maxZoom
 });
 var names = cfg.names;
-function esc(v){ return String(v).replace(/[&<>"']/g, function(c){
-  return '&#' + c.charCodeAt(0) + ';'; }); }
-layer.on('click', function(e){
-  var p = e.layer.properties || {}, rows = [];
+function go(level, code){ location.hash = level === 'city' ? '' : level + '=' + code; }
+function popup(e, p){
+  var rows = [];
   Object.keys(names).forEach(function(k){ if (p[k] !== undefined && p[k] !== '')
     rows.push('<tr><th>' + names[k] + '</th><td>' + esc(p[k]) + '</td></tr>'); });
   if (p.kind) rows.push('<tr><th>类型</th><td>' + esc(cfg.kinds[p.kind] || p.kind) + '</td></tr>');
-  if (p.grid_code && p.area_m2 !== undefined) rows.push('<tr><th>公示牌</th><td><a href="boards/'
-    + esc(p.grid_code) + '.html">打开</a></td></tr>');
+  if (cfg.boards && p.grid_code && p.area_m2 !== undefined) rows.push(
+    '<tr><th>公示牌</th><td><a href="boards/' + esc(p.grid_code) + '.html">打开</a></td></tr>');
   L.popup().setLatLng(e.latlng).setContent('<table>' + rows.join('') + '</table>').openOn(map);
+}
+layer.on('click', function(e){
+  var p = e.layer.properties || {}, s = streetOf(p), c = commCode(p);
+  if (view.level === 'city' && idx.streets[s]) return go('street', s);
+  if (view.level === 'street' && s && s !== view.code && idx.streets[s]) return go('street', s);
+  if (view.level !== 'city' && c && c !== view.code && idx.communities[c]) return go('community', c);
+  popup(e, p);
 });
 layer.on('tileerror', function(){ document.getElementById('gg-note').style.display = 'block'; });
 layer.on('load', function(){ window.ggTilesLoaded = true; });
-layer.addTo(map);
 window.ggTiles = layer;
+function redraw(){ window.ggTilesLoaded = false; if (map.hasLayer(layer)) map.removeLayer(layer);
+  layer.addTo(map); }
+function fit(b){ map.fitBounds([[b[1], b[0]], [b[3], b[2]]], {animate: false}); }
 var title = L.control({position: 'topleft'});
 title.onAdd = function(){ var d = L.DomUtil.create('div', 'gg-box');
-  d.innerHTML = '<b>' + esc(cfg.title) + '</b><br>网格 ' + cfg.gridCount +
-  ' · <a href="index.html">区级网格图</a><div id="gg-note" style="display:none;color:#b30000">'
+  d.innerHTML = '<div id="gg-crumb"></div><div id="gg-note" style="display:none;color:#b30000">'
   + '图块未加载: 请经 gridgis serve 打开本页 (/maps/' + cfg.page + ')</div>'; return d; };
 title.addTo(map);
+var legendBox;
+var legend = L.control({position: 'bottomright'});
+legend.onAdd = function(){ legendBox = L.DomUtil.create('div', 'gg-box'); return legendBox; };
+legend.addTo(map);
+function showLegend(head, rows){ var h = '<b>' + head + '</b><table>';
+  rows.forEach(function(r){ h += '<tr><td><i style="background:' + r[0] + ';opacity:'
+    + cfg.opacity + '"></i></td><td>' + esc(r[1]) + '</td></tr>'; });
+  legendBox.innerHTML = h + '</table>'; }
+function crumb(){
+  var parts = ['<a href="#">' + esc(cfg.title) + '</a>'], st, c, line;
+  if (view.level === 'city') { parts = ['<b>' + esc(cfg.title) + '</b>'];
+    line = '街道 ' + cfg.counts[0] + ' · 社区 ' + cfg.counts[1] + ' · 网格 ' + cfg.counts[2]
+      + ' · 户数 ' + cfg.counts[3].toLocaleString() + '<br><small>点击街道/社区进入街道图</small>'; }
+  if (view.level === 'street') { st = idx.streets[view.code];
+    parts.push('<b>' + esc(st.n) + ' (' + esc(view.code) + ')</b>');
+    line = '社区 ' + st.c + ' · 网格 ' + st.g + ' · 户数 ' + st.h.toLocaleString()
+      + '<br><small>点击社区进入社区图</small>'; }
+  if (view.level === 'community') { c = idx.communities[view.code]; st = idx.streets[c.s];
+    if (st) parts.push('<a href="#street=' + esc(c.s) + '">' + esc(st.n) + '</a>');
+    parts.push('<b>' + esc(c.n) + ' (' + esc(view.code) + ')</b>');
+    line = '网格 ' + c.g + ' · 户数 ' + c.h.toLocaleString() + '<br><small>点击网格查看详情</small>'
+      + (/^https?:$/.test(location.protocol) ? ' · <a href="/edit/' + esc(view.code)
+      + '">编辑网格</a>' : ''); }
+  document.getElementById('gg-crumb').innerHTML = parts.join(' › ') + '<br>' + line;
+  document.title = cfg.title + (view.level === 'city' ? '' : ' · '
+    + (view.level === 'street' ? idx.streets[view.code].n : idx.communities[view.code].n));
+}
+function apply(){
+  var m = /^#(street|community)=(.+)$/.exec(location.hash), level = 'city', code = '';
+  if (m) { code = decodeURIComponent(m[2]);
+    if ((m[1] === 'street' ? idx.streets : idx.communities)[code]) level = m[1]; }
+  view = {level: level, code: code};
+  window.ggView = view;
+  map.closePopup();
+  if (level === 'city') fit(cfg.bounds);
+  else fit((level === 'street' ? idx.streets : idx.communities)[code].b);
+  crumb();
+  if (level === 'city') showLegend('社区户数', cfg.clegend);
+  else showLegend('网格户数', cfg.legend);
+  redraw();
+}
 var toggles = L.control({position: 'topright'});
 toggles.onAdd = function(){ var d = L.DomUtil.create('div', 'gg-box gg-layers');
   L.DomEvent.disableClickPropagation(d);
@@ -110,16 +190,11 @@ toggles.onAdd = function(){ var d = L.DomUtil.create('div', 'gg-box gg-layers');
     box.type = 'checkbox'; box.checked = true; box.dataset.layer = n;
     label.appendChild(document.createTextNode(' ' + cfg.layers[n]));
     L.DomUtil.create('br', '', d);
-    L.DomEvent.on(box, 'change', function(){ hidden[n] = !box.checked;
-      window.ggTilesLoaded = false; map.removeLayer(layer); layer.addTo(map); });
+    L.DomEvent.on(box, 'change', function(){ hidden[n] = !box.checked; redraw(); });
   }); return d; };
 toggles.addTo(map);
-var legend = L.control({position: 'bottomright'});
-legend.onAdd = function(){ var d = L.DomUtil.create('div', 'gg-box'), h = '<b>网格户数</b><table>';
-  cfg.legend.forEach(function(r){ h += '<tr><td><i style="background:' + r[0] + ';opacity:'
-    + cfg.opacity + '"></i></td><td>' + esc(r[1]) + '</td></tr>'; });
-  d.innerHTML = h + '</table>'; return d; };
-legend.addTo(map);
+window.addEventListener('hashchange', apply);
+apply();
 })();
 </script></body></html>
 """
@@ -152,14 +227,66 @@ LAYER_NAMES = {
 GRID_KIND_NAMES = {"residential": "住宅网格", "unit": "单位网格", "open": "开放空间网格"}
 
 
-def _legend(breaks: list[float], colours: list[str]) -> list[tuple[str, str]]:
+INDEX_JS = "tiles_index.js"
+"""Script beside the tile page defining ``window.ggIndex``: per street and community its
+name, box, households and counts (what the page zooms to and writes in its title)."""
+
+
+def _legend(breaks: list[float], colours: list[str], extra: bool = True) -> list[tuple[str, str]]:
     rows = []
     low = 1
     for b, c in zip(breaks, colours, strict=True):
         rows.append((c, f"{low:,} – {int(b):,} 户"))
         low = int(b) + 1
-    rows += [(UNIT_GRID_COLOUR, "单位网格"), (NO_HOUSEHOLDS, "无住户网格")]
+    if extra:
+        rows += [(UNIT_GRID_COLOUR, "单位网格"), (NO_HOUSEHOLDS, "无住户网格")]
     return rows
+
+
+def _classes(values: pd.Series, classes: int) -> tuple[list[float], list[str]]:
+    breaks = [float(b) for b in class_breaks(values, classes)]
+    return breaks, [colour_for(b, breaks) for b in breaks]
+
+
+def site_index(streets: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Per street and per community (after :func:`gridgis.maps.site.summarise`): name
+    ``n``, lon/lat box ``b`` (degrees, 5 decimals, about 1 m), households ``h``, grid
+    count ``g``; streets also their community count ``c``, communities their street
+    ``s``. Boxes for all rows at once (:func:`shapely.bounds`)."""
+
+    def boxes(frame: gpd.GeoDataFrame) -> list[list[float]]:
+        return np.round(shapely.bounds(frame.geometry.values), 5).tolist()
+
+    def ints(frame: gpd.GeoDataFrame, col: str) -> list[int]:
+        return pd.to_numeric(frame[col], errors="coerce").fillna(0).astype(int).tolist()
+
+    s, c = streets, communities
+    return {
+        "streets": {
+            code: {"n": n, "b": b, "h": h, "c": nc, "g": g}
+            for code, n, b, h, nc, g in zip(
+                s["street_code"].astype(str),
+                s["name"].astype(str),
+                boxes(s),
+                ints(s, "households"),
+                ints(s, "community_count"),
+                ints(s, "grid_count"),
+                strict=True,
+            )
+        },
+        "communities": {
+            code: {"n": n, "s": sc, "b": b, "h": h, "g": g}
+            for code, n, sc, b, h, g in zip(
+                c["community_code"].astype(str),
+                c["name"].astype(str),
+                c["street_code"].astype(str),
+                boxes(c),
+                ints(c, "households"),
+                ints(c, "grid_count"),
+                strict=True,
+            )
+        },
+    }
 
 
 def tiled_page(
@@ -170,8 +297,17 @@ def tiled_page(
     basemap: str = "none",
     prefix: str = "static/",
     tile_url: str = TILE_URL,
+    communities: gpd.GeoDataFrame | None = None,
+    index_js: str | None = None,
+    boards: bool = True,
+    page: str = TILES_PAGE,
 ) -> str:
     """The HTML of the tile-based page.
+
+    It opens on the whole city (communities filled by households, street outlines), on a
+    street with ``#street=<street_code>`` (its communities and grids) or on a community
+    with ``#community=<community_code>`` (its grids, buildings from zoom 15); a click
+    goes one level down, the title's breadcrumb back up.
 
     Parameters
     ----------
@@ -186,20 +322,40 @@ def tiled_page(
         are WGS 84 / Web Mercator, not shifted for GCJ-02 base maps).
     tile_url
         URL template of the tiles, ``{z}/{y}/{x}`` (relative to the page).
+    communities
+        With ``households`` (after :func:`gridgis.maps.site.summarise`): the classes of
+        the city view and the counts of the title; None: grids only.
+    index_js
+        The script defining ``window.ggIndex`` (:func:`site_index`), relative to the page;
+        without it the page shows the city level only.
+    boards
+        Grid popups link to ``boards/<grid_code>.html``.
     """
     from gridgis.tiles import MAX_ZOOM
 
     hh = pd.to_numeric(grids["households"], errors="coerce") if len(grids) else pd.Series([])
     if "kind" in grids.columns and len(grids):
         hh = hh[grids["kind"].astype(str).to_numpy() != "unit"]
-    breaks = [float(b) for b in class_breaks(hh, settings.maps.classes)]
-    colours = [colour_for(b, breaks) for b in breaks]
-    title = f"{city} 网格图 (矢量图块)" if city else "网格图 (矢量图块)"
+    breaks, colours = _classes(hh, settings.maps.classes)
+    comm_hh = (
+        pd.to_numeric(communities["households"], errors="coerce")
+        if communities is not None and "households" in communities.columns
+        else pd.Series([], dtype=float)
+    )
+    cbreaks, ccolours = _classes(comm_hh, settings.maps.classes)
+    n_streets = (
+        int(communities["street_code"].nunique())
+        if communities is not None and "street_code" in communities.columns
+        else 0
+    )
+    title = f"{city} 网格图" if city else "网格图"
     cfg = {
         "url": tile_url,
         "bounds": [float(v) for v in bounds],
         "breaks": breaks,
         "colours": colours,
+        "cbreaks": cbreaks,
+        "ccolours": ccolours,
         "unit": UNIT_GRID_COLOUR,
         "none": NO_HOUSEHOLDS,
         "opacity": settings.maps.fill_opacity,
@@ -208,12 +364,102 @@ def tiled_page(
         "names": FIELD_NAMES,
         "kinds": GRID_KIND_NAMES,
         "legend": _legend(breaks, colours),
+        "clegend": _legend(cbreaks, ccolours, extra=False),
         "layers": LAYER_NAMES,
         "title": title,
-        "gridCount": len(grids),
-        "page": TILES_PAGE,
+        "counts": [n_streets, len(comm_hh), len(grids), int(comm_hh.fillna(0).sum())],
+        "boards": boards,
+        "page": page,
     }
-    return _PAGE.render(title=title, prefix=prefix, cfg=cfg, osm=basemap == "osm")
+    return _PAGE.render(
+        title=title, prefix=prefix, cfg=cfg, osm=basemap == "osm", index_js=index_js
+    )
+
+
+_STUB = (
+    '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>{name}</title>'
+    "<script>location.replace('../index.html#{level}={code}')</script></head><body>"
+    '<a href="../index.html#{level}={code}">{name}</a></body></html>'
+)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _write_stubs(folder: Path, level: str, codes: list[str], names: list[str]) -> list[Path]:
+    """``folder/<code>.html`` for each code: a few hundred bytes sending the browser to
+    the tile page's view of that street or community (links of boards, lookup and older
+    bookmarks keep working). One string format per page, no template."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for code, name in zip(codes, names, strict=True):
+        path = folder / f"{code}.html"
+        path.write_text(
+            _STUB.format(name=html.escape(name), level=level, code=html.escape(code)),
+            encoding="utf-8",
+        )
+        paths.append(path)
+    return paths
+
+
+def write_tiled_site(
+    out_dir: str | Path,
+    streets: gpd.GeoDataFrame,
+    communities: gpd.GeoDataFrame,
+    grids: gpd.GeoDataFrame,
+    settings: Any,
+    city: str = "",
+    basemap: str = "none",
+    boards: bool = True,
+) -> list[Path]:
+    """The three-level map of a big city drawn from vector tiles: ``index.html`` (and
+    the same page as ``tiles.html``) with the city, street and community views,
+    ``tiles_index.js`` (:func:`site_index`) and one small forwarding page per street and
+    community (``streets/<code>.html``, ``communities/<code>.html``).
+
+    ``streets`` and ``communities`` after :func:`gridgis.maps.site.summarise`, in lon/lat.
+    Nothing here grows per grid or building: the geometry comes from the tiles.
+    """
+    out = Path(out_dir)
+    index = site_index(streets, communities)
+    _write_text(
+        out / INDEX_JS,
+        "window.ggIndex = " + json.dumps(index, ensure_ascii=False, separators=(",", ":")) + ";\n",
+    )
+    bounds = tuple(float(v) for v in communities.total_bounds)
+    pages = []
+    for name in ("index.html", TILES_PAGE):
+        page = tiled_page(
+            grids,
+            bounds,
+            settings,
+            city,
+            basemap,
+            asset_prefix(0),
+            communities=communities,
+            index_js=INDEX_JS,
+            boards=boards,
+            page=name,
+        )
+        _write_text(out / name, page)
+        pages.append(out / name)
+    s = streets[streets["street_code"].astype(str).isin(communities["street_code"].astype(str))]
+    pages += _write_stubs(
+        out / "streets",
+        "street",
+        s["street_code"].astype(str).tolist(),
+        s["name"].astype(str).tolist(),
+    )
+    pages += _write_stubs(
+        out / "communities",
+        "community",
+        communities["community_code"].astype(str).tolist(),
+        communities["name"].astype(str).tolist(),
+    )
+    return pages
 
 
 def write_tiled(
@@ -224,16 +470,14 @@ def write_tiled(
     city: str = "",
     basemap: str = "none",
 ) -> list[Path]:
-    """Write ``tiles.html`` into the maps folder when the city has more grids than
-    ``settings.maps.tiles_above_grids``; returns the pages written (none below it).
-    Written atomically (a temporary file renamed)."""
+    """Write ``tiles.html`` (city level only) into the maps folder when the city has more
+    grids than ``settings.maps.tiles_above_grids``; returns the pages written (none below
+    it). Written atomically (a temporary file renamed)."""
     n = 0 if grids is None else len(grids)
     if n <= settings.maps.tiles_above_grids:
         return []
     bounds = tuple(float(v) for v in communities.to_crs("EPSG:4326").total_bounds)
     page = tiled_page(grids, bounds, settings, city, basemap, asset_prefix(0))
     path = Path(out_dir) / TILES_PAGE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    _write_text(path, page)
     return [path]
