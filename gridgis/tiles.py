@@ -608,8 +608,26 @@ def _metadata(store: Any, bounds, minzoom: int, maxzoom: int) -> list[tuple[str,
     ]
 
 
+_TOKENS: dict[tuple[int, str], str] = {}
+
+
 def _token_text(store: Any) -> str:
-    return json.dumps(store.change_token(), default=str)
+    """What the tiles were built from: rows and write time of each tile layer (from the
+    layers' metadata), so rewriting other things of the workspace (e.g. the QGIS layer
+    styles ``gridgis map`` writes into a GeoPackage) leaves pre-built tiles fresh.
+    Remembered per store and change token (a request asks for it per tile)."""
+    key = (id(store), json.dumps(store.change_token(), default=str))
+    got = _TOKENS.get(key)
+    if got is None:
+        parts = []
+        for name in _store_layers(store):
+            info = store.info(name)
+            parts.append([name, info.rows, str(info.written_at)])
+        got = json.dumps(parts, default=str)
+        if len(_TOKENS) > 64:
+            _TOKENS.clear()
+        _TOKENS[key] = got
+    return got
 
 
 def read_mbtiles(path: str | os.PathLike, z: int, x: int, y: int) -> bytes | None:
