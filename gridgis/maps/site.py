@@ -40,6 +40,24 @@ MAP_LAYERS = (
 )
 
 
+TILED_LAYERS = ("streets", "communities", "grids", "coverage")
+"""Layers a city drawn from tiles reads (without boards): the rest comes from the tiles."""
+
+
+def tiled_layers(store, settings, boards: bool) -> tuple[str, ...] | None:
+    """:data:`TILED_LAYERS` when the workspace's grids are more than
+    ``maps.tiles_above_grids`` and no boards are to be written (see
+    ``maps.tiled_boards``), else None (read :data:`MAP_LAYERS`). Counts the grids from
+    the layer's metadata, without reading it."""
+    try:
+        rows = store.info("grids").rows if store.has("grids") else 0
+    except Exception:  # a store without layer metadata: read everything
+        return None
+    if rows is None or rows <= settings.maps.tiles_above_grids:
+        return None
+    return None if boards and settings.maps.tiled_boards else TILED_LAYERS
+
+
 @dataclass
 class MapSite:
     """What :func:`write_maps` wrote."""
@@ -247,7 +265,8 @@ def write_maps(
         _write_index(w, d, city)
         c_st, g_st = _write_streets(w, d)
         b_cm, r_cm = _write_communities(w, d)
-    _write_coverage_and_lookup(w, d, c_st, g_st)
+    if not tiled:  # the tile site has its coverage and lookup pages
+        _write_coverage_and_lookup(w, d, c_st, g_st)
     if boards and d["grids"] is not None:
         _write_boards(w, d, b_cm, r_cm, city, board_date)
     w.write(out / "maps.json", _manifest(site, basemap))
@@ -268,9 +287,10 @@ def _tiled_boards(w: _Writer, d: dict, boards: bool) -> bool:
 
 
 def _write_tiled_levels(w: _Writer, d: dict, city: str, boards: bool) -> tuple:
-    """City, street and community levels drawn from vector tiles (:mod:`gridgis.maps.tiled`);
-    returns what the coverage, lookup and board pages draw with (communities and grids at
-    the street tolerance, buildings and roads at the community tolerance when boards)."""
+    """City, street and community levels, coverage and lookup drawn from vector tiles
+    (:mod:`gridgis.maps.tiled`); returns what the board pages draw with (buildings and
+    roads at the community tolerance, when boards), after two Nones (the coverage and
+    lookup layers of the GeoJSON site)."""
     from gridgis.maps.tiled import write_tiled_site
 
     w.site.pages += write_tiled_site(
@@ -282,18 +302,18 @@ def _write_tiled_levels(w: _Writer, d: dict, city: str, boards: bool) -> tuple:
         city,
         w.basemap,
         boards=boards,
+        coverage=d["geo"].get("coverage"),
     )
     w.tick()
-    tol = TOLERANCE_M["street"]
-    c_st = prepare(d["comms"], tol, w.basemap, coverage=True)
-    g_st = prepare(d["grids"], tol, w.basemap, coverage=True)
+    w.tick()
+    w.tick()
     b_cm = r_cm = None
     if boards:
         tol = TOLERANCE_M["community"]
         b = d["buildings"]
         b_cm = prepare(b, tol, w.basemap) if b is not None else None
         r_cm = prepare(d["roads"], tol, w.basemap) if d["roads"] is not None else None
-    return c_st, g_st, b_cm, r_cm
+    return None, None, b_cm, r_cm
 
 
 @dataclass

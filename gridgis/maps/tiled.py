@@ -41,6 +41,7 @@ _PAGE = jinja2.Environment(autoescape=True).from_string(
 <script src="{{ prefix }}leaflet/leaflet.js"></script>
 <script src="{{ prefix }}leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js"></script>
 {% if index_js %}<script src="{{ index_js }}"></script>{% endif %}
+{% if extra_js %}<script src="{{ extra_js }}"></script>{% endif %}
 <style>
 html,body,#map{width:100%;height:100%;margin:0;padding:0;}
 .leaflet-container{background:#f2efe9;}
@@ -85,6 +86,9 @@ var base = {
   streets: function(p){ return {weight: view.level === 'street' && inView(p) ? 5 : 3.5,
     color: '#08306b', fill: false}; },
   communities: function(p){
+    if (cfg.mode === 'coverage') { var r = covRate(p.community_code);
+      return {weight: 1.2, color: '#6a51a3', fill: true, fillOpacity: 0.7,
+        fillColor: r === null ? '#cccccc' : cls(Math.round(r * 100) + 1e-9, cfg.rbreaks, cfg.rcolours)}; }
     if (view.level === 'city') { var c = idx.communities[p.community_code];
       return {weight: 1.2, color: '#6a51a3', fill: true, fillOpacity: cfg.opacity,
         fillColor: c ? cls(c.h, cfg.cbreaks, cfg.ccolours) : cfg.none}; }
@@ -93,6 +97,9 @@ var base = {
       fillColor: '#ffffff', fillOpacity: 0};
   },
   grids: function(p){
+    if (window.ggSel && p.grid_code === window.ggSel) return {weight: 4, color: '#d7301f',
+      fill: true, fillColor: '#fc8d59', fillOpacity: 0.5};
+    if (cfg.mode === 'coverage') return {weight: 0.6, color: '#555555', fill: false};
     if (view.level !== 'city' && !inView(p)) return {weight: 0.5, color: '#bbbbbb', fill: false};
     var w = view.level === 'community' ? 2 : 1;
     return p.flags ?
@@ -125,6 +132,8 @@ function popup(e, p){
 }
 layer.on('click', function(e){
   var p = e.layer.properties || {}, s = streetOf(p), c = commCode(p);
+  if (cfg.mode === 'coverage') return covPopup(e, p);
+  if (cfg.mode === 'lookup') return;
   if (view.level === 'city' && idx.streets[s]) return go('street', s);
   if (view.level === 'street' && s && s !== view.code && idx.streets[s]) return go('street', s);
   if (view.level !== 'city' && c && c !== view.code && idx.communities[c]) return go('community', c);
@@ -133,6 +142,7 @@ layer.on('click', function(e){
 layer.on('tileerror', function(){ document.getElementById('gg-note').style.display = 'block'; });
 layer.on('load', function(){ window.ggTilesLoaded = true; });
 window.ggTiles = layer;
+window.ggMap = map;
 function redraw(){ window.ggTilesLoaded = false; if (map.hasLayer(layer)) map.removeLayer(layer);
   layer.addTo(map); }
 function fit(b){ map.fitBounds([[b[1], b[0]], [b[3], b[2]]], {animate: false}); }
@@ -153,7 +163,7 @@ function crumb(){
   var parts = ['<a href="#">' + esc(cfg.title) + '</a>'], st, c, line;
   if (view.level === 'city') { parts = ['<b>' + esc(cfg.title) + '</b>'];
     line = '街道 ' + cfg.counts[0] + ' · 社区 ' + cfg.counts[1] + ' · 网格 ' + cfg.counts[2]
-      + ' · 户数 ' + cfg.counts[3].toLocaleString() + '<br><small>点击街道/社区进入街道图</small>'; }
+      + ' · 户数 ' + cfg.counts[3].toLocaleString() + '<br><small>' + cfg.hint + '</small>'; }
   if (view.level === 'street') { st = idx.streets[view.code];
     parts.push('<b>' + esc(st.n) + ' (' + esc(view.code) + ')</b>');
     line = '社区 ' + st.c + ' · 网格 ' + st.g + ' · 户数 ' + st.h.toLocaleString()
@@ -178,7 +188,8 @@ function apply(){
   if (level === 'city') fit(cfg.bounds);
   else fit((level === 'street' ? idx.streets : idx.communities)[code].b);
   crumb();
-  if (level === 'city') showLegend('社区户数', cfg.clegend);
+  if (cfg.mode === 'coverage') showLegend('社区覆盖率', cfg.rlegend);
+  else if (level === 'city') showLegend('社区户数', cfg.clegend);
   else showLegend('网格户数', cfg.legend);
   redraw();
 }
@@ -193,6 +204,65 @@ toggles.onAdd = function(){ var d = L.DomUtil.create('div', 'gg-box gg-layers');
     L.DomEvent.on(box, 'change', function(){ hidden[n] = !box.checked; redraw(); });
   }); return d; };
 toggles.addTo(map);
+{% if mode == 'coverage' %}
+var cov = window.ggCoverage || {labels: {}, rates: {}}, cat = Object.keys(cov.labels)[0] || '';
+function covRate(code){ var r = (cov.rates[cat] || {})[code]; return r === undefined ? null : r; }
+function covPopup(e, p){ var c = idx.communities[p.community_code] || {}, r = covRate(p.community_code);
+  L.popup().setLatLng(e.latlng).setContent('<b>' + esc(c.n || p.name || '') + '</b> ('
+    + esc(p.community_code || '') + ')<br>' + esc(cov.labels[cat] || cat) + ' 覆盖率: '
+    + (r === null ? '无数据' : Math.round(r * 100) + '%') + '<br><a href="index.html#community='
+    + esc(p.community_code || '') + '">社区图</a>').openOn(map); }
+var pick = L.control({position: 'topright'});
+pick.onAdd = function(){ var d = L.DomUtil.create('div', 'gg-box'), sel;
+  L.DomEvent.disableClickPropagation(d);
+  d.innerHTML = '<b>设施类别</b><br><select id="gg-cat"></select>';
+  sel = d.querySelector('select');
+  Object.keys(cov.labels).forEach(function(k){ var o = document.createElement('option');
+    o.value = k; o.textContent = cov.labels[k]; sel.appendChild(o); });
+  L.DomEvent.on(sel, 'change', function(){ cat = sel.value; redraw(); });
+  return d; };
+pick.addTo(map);
+window.ggCoverageSelect = function(k){ cat = k; document.getElementById('gg-cat').value = k; redraw(); };
+{% endif %}
+{% if mode == 'lookup' %}
+var box = L.control({position: 'topright'});
+box.onAdd = function(){ var d = L.DomUtil.create('div', 'gg-box');
+  L.DomEvent.disableClickPropagation(d);
+  d.innerHTML = '<b>网格查询</b><br><input id="gg-q" size="26" placeholder="地址或地名，或点击地图">'
+    + ' <button id="gg-go">查询</button><div id="gg-result"></div>';
+  return d; };
+box.addTo(map);
+function answer(r, where){
+  var out = document.getElementById('gg-result'), g = r && r.grid, code = g && g.grid_code;
+  window.ggLookup.done = true;
+  if (!code || r.confident === false) { window.ggSel = null; window.ggLookup.last = null; redraw();
+    out.innerHTML = '<span style="color:#b30000">' + esc(where) + '：未能确定所在网格</span>'
+      + (r && r.candidates && r.candidates.length ? '<ol>' + r.candidates.map(function(c){
+        return '<li>' + esc(c.text) + '</li>'; }).join('') + '</ol>' : ''); return; }
+  window.ggSel = code; window.ggLookup.last = code;
+  if (r.lat != null) map.setView([r.lat, r.lon], Math.max(map.getZoom(), 16), {animate: false});
+  redraw();
+  var people = (r.people || []).map(function(s){ return esc(s.role_zh || s.role) + ' ' + esc(s.name); });
+  out.innerHTML = '<div id="gg-grid-code" style="font-size:15px"><b>' + esc(code) + '</b></div><table>'
+    + '<tr><td>查询</td><td>' + esc(where) + '</td></tr>'
+    + '<tr><td>社区</td><td>' + esc(r.community ? r.community.name + ' (' + r.community.code + ')' : '')
+    + '</td></tr><tr><td>街道</td><td>' + esc(r.street ? r.street.name + ' (' + r.street.code + ')' : '')
+    + '</td></tr><tr><td>人员</td><td>' + (people.length ? people.join('<br>') : '—') + '</td></tr></table>'
+    + (r.community ? '<a href="index.html#community=' + esc(r.community.code) + '">社区图</a>' : '');
+}
+function ask(url, where){ window.ggLookup.done = false;
+  fetch(url).then(function(r){ if (!r.ok) throw new Error(r.status); return r.json(); })
+  .then(function(r){ answer(r, where); })
+  .catch(function(){ window.ggLookup.done = true; document.getElementById('gg-result').innerHTML =
+    '<span style="color:#b30000">查询需经 gridgis serve 打开本页</span>'; }); }
+function search(){ var q = document.getElementById('gg-q').value;
+  if (q.trim()) ask('/lookup/address?q=' + encodeURIComponent(q), q); }
+document.getElementById('gg-go').addEventListener('click', search);
+document.getElementById('gg-q').addEventListener('keydown', function(e){ if (e.key === 'Enter') search(); });
+map.on('click', function(e){ ask('/lookup/point?lon=' + e.latlng.lng + '&lat=' + e.latlng.lat,
+  e.latlng.lat.toFixed(6) + ', ' + e.latlng.lng.toFixed(6)); });
+window.ggLookup = {search: search, done: false, last: null};
+{% endif %}
 window.addEventListener('hashchange', apply);
 apply();
 })();
@@ -301,6 +371,8 @@ def tiled_page(
     index_js: str | None = None,
     boards: bool = True,
     page: str = TILES_PAGE,
+    mode: str = "levels",
+    extra_js: str | None = None,
 ) -> str:
     """The HTML of the tile-based page.
 
@@ -330,6 +402,11 @@ def tiled_page(
         without it the page shows the city level only.
     boards
         Grid popups link to ``boards/<grid_code>.html``.
+    mode
+        ``levels`` (the three-level map), ``coverage`` (communities by coverage rate of a
+        facility category, from ``window.ggCoverage`` in ``extra_js``, see
+        :func:`coverage_index`) or ``lookup`` (an address box and map clicks answered by
+        the API's ``/lookup/address`` and ``/lookup/point``, the grid found outlined).
     """
     from gridgis.tiles import MAX_ZOOM
 
@@ -370,10 +447,71 @@ def tiled_page(
         "counts": [n_streets, len(comm_hh), len(grids), int(comm_hh.fillna(0).sum())],
         "boards": boards,
         "page": page,
+        "mode": mode,
+        "hint": MODE_HINTS.get(mode, ""),
+        "rbreaks": RATE_BREAKS,
+        "rcolours": RATE_COLOURS,
+        "rlegend": _rate_legend(),
     }
     return _PAGE.render(
-        title=title, prefix=prefix, cfg=cfg, osm=basemap == "osm", index_js=index_js
+        title=title,
+        prefix=prefix,
+        cfg=cfg,
+        osm=basemap == "osm",
+        index_js=index_js,
+        extra_js=extra_js,
+        mode=mode,
     )
+
+
+MODE_HINTS = {
+    "levels": "点击街道/社区进入街道图",
+    "coverage": "社区设施覆盖率 (步行可达) · 点击社区查看",
+    "lookup": "输入地址或点击地图查询所在网格",
+}
+"""The title's hint line per page mode at the city level."""
+
+RATE_BREAKS = [20, 40, 60, 80, 100]
+"""Coverage classes of the tiled coverage page, upper bounds in percent of households."""
+RATE_COLOURS = ["#d7191c", "#fdae61", "#ffffbf", "#a6d96a", "#1a9641"]
+"""Colours of :data:`RATE_BREAKS` (red: few households covered, green: most)."""
+
+
+def _rate_legend() -> list[tuple[str, str]]:
+    low = 0
+    rows = []
+    for b, c in zip(RATE_BREAKS, RATE_COLOURS, strict=True):
+        rows.append((c, f"{low}% – {b}%"))
+        low = b
+    return [*rows, ("#cccccc", "无数据")]
+
+
+COVERAGE_JS = "tiles_coverage.js"
+"""Script beside the tiled coverage page defining ``window.ggCoverage``."""
+
+
+def coverage_index(coverage: pd.DataFrame | None) -> dict[str, Any]:
+    """Per facility category (label in Chinese) the coverage rate (0–1, 3 decimals) of
+    each community, from the ``coverage`` layer's rows of level ``community``; one pivot
+    for all rows, nothing per community."""
+    from gridgis.layers import FACILITY_CATEGORIES
+
+    if coverage is None or len(coverage) == 0 or "level" not in coverage.columns:
+        return {"labels": {}, "rates": {}}
+    c = coverage[coverage["level"].astype(str) == "community"]
+    rate = pd.to_numeric(c["rate"], errors="coerce").round(3)
+    c = pd.DataFrame({"cat": c["category"].astype(str), "code": c["code"].astype(str), "r": rate})
+    c = c.dropna(subset=["r"])
+    rates = {cat: dict(zip(g["code"], g["r"].tolist(), strict=True)) for cat, g in c.groupby("cat")}
+    order = [k for k in FACILITY_CATEGORIES if k in rates] + sorted(
+        k for k in rates if k not in FACILITY_CATEGORIES
+    )
+    labels = {k: EXTRA_RATE_LABELS.get(k, FACILITY_CATEGORIES.get(k, k)) for k in order}
+    return {"labels": labels, "rates": rates}
+
+
+EXTRA_RATE_LABELS = {"green": "绿地", "park": "公园", "life_circle": "15分钟生活圈(全部类别)"}
+"""Labels of the coverage rows that are not facility categories."""
 
 
 _STUB = (
@@ -414,6 +552,7 @@ def write_tiled_site(
     city: str = "",
     basemap: str = "none",
     boards: bool = True,
+    coverage: pd.DataFrame | None = None,
 ) -> list[Path]:
     """The three-level map of a big city drawn from vector tiles: ``index.html`` (and
     the same page as ``tiles.html``) with the city, street and community views,
@@ -446,6 +585,7 @@ def write_tiled_site(
         )
         _write_text(out / name, page)
         pages.append(out / name)
+    pages += _write_modes(out, grids, communities, settings, city, basemap, coverage)
     s = streets[streets["street_code"].astype(str).isin(communities["street_code"].astype(str))]
     pages += _write_stubs(
         out / "streets",
@@ -459,6 +599,45 @@ def write_tiled_site(
         communities["community_code"].astype(str).tolist(),
         communities["name"].astype(str).tolist(),
     )
+    return pages
+
+
+def _write_modes(
+    out: Path,
+    grids: gpd.GeoDataFrame,
+    communities: gpd.GeoDataFrame,
+    settings: Any,
+    city: str,
+    basemap: str,
+    coverage: pd.DataFrame | None,
+) -> list[Path]:
+    """``coverage.html`` and ``lookup.html`` as tile pages (see :func:`tiled_page`)."""
+    _write_text(
+        out / COVERAGE_JS,
+        "window.ggCoverage = "
+        + json.dumps(coverage_index(coverage), ensure_ascii=False, separators=(",", ":"))
+        + ";\n",
+    )
+    pages = []
+    for name, mode, extra in (
+        ("coverage.html", "coverage", COVERAGE_JS),
+        ("lookup.html", "lookup", None),
+    ):
+        page = tiled_page(
+            grids,
+            tuple(float(v) for v in communities.total_bounds),
+            settings,
+            city,
+            basemap,
+            asset_prefix(0),
+            communities=communities,
+            index_js=INDEX_JS,
+            page=name,
+            mode=mode,
+            extra_js=extra,
+        )
+        _write_text(out / name, page)
+        pages.append(out / name)
     return pages
 
 
