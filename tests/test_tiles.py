@@ -332,7 +332,7 @@ def test_tile_page_draws_grids_in_chromium(served_maps):
     assert n_without <= n_paths - 30 and n_back == n_paths, (n_paths, n_without, n_back)
     assert all(s in (200, 204, 304) for s in tile_answers), sorted(set(tile_answers))
     assert any(f.startswith("#f") or f.startswith("#e") or f.startswith("#b") for f in fills)
-    assert "网格户数" in legend
+    assert "社区户数" in legend  # the city level of the three-level map: communities
 
 
 class ReadOnlyStore(GeoPackageStore):

@@ -99,7 +99,8 @@ var base = {
   grids: function(p){
     if (window.ggSel && p.grid_code === window.ggSel) return {weight: 4, color: '#d7301f',
       fill: true, fillColor: '#fc8d59', fillOpacity: 0.5};
-    if (cfg.mode === 'coverage') return {weight: 0.6, color: '#555555', fill: false};
+    if (cfg.mode === 'coverage' || view.level === 'city')  // the communities' fill shows
+      return {weight: 0.6, color: '#555555', fill: false};
     if (view.level !== 'city' && !inView(p)) return {weight: 0.5, color: '#bbbbbb', fill: false};
     var w = view.level === 'community' ? 2 : 1;
     return p.flags ?
