@@ -384,3 +384,16 @@ def test_api_serves_a_fresh_mbtiles_and_ignores_a_stale_one(demo_delineated_gpkg
         data = decode(c.get(f"/tiles/WebMercatorQuad/12/{y}/{x}").content)
         assert len(data["grids"]["features"]) == 5
     store.close()
+
+
+def test_landing_and_conformance_list_the_tiles(client):
+    conf = client.get("/conformance").json()["conformsTo"]
+    for cls in ("core", "tileset", "tilesets-list", "dataset-tilesets", "mvt"):
+        assert f"http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{cls}" in conf
+    links = {lk["rel"]: lk["href"] for lk in client.get("/").json()["links"]}
+    tilesets = links["http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"]
+    assert tilesets.endswith("/tiles")
+    path = tilesets.split("testserver", 1)[-1]
+    assert client.get(path).json()["tilesets"][0]["dataType"] == "vector"
+    scheme = links["http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"]
+    assert client.get(scheme.split("testserver", 1)[-1]).json()["id"] == "WebMercatorQuad"

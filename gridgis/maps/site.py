@@ -293,6 +293,11 @@ def _write_tiled_levels(w: _Writer, d: dict, city: str, boards: bool) -> tuple:
     lookup layers of the GeoJSON site)."""
     from gridgis.maps.tiled import write_tiled_site
 
+    if w.basemap not in ("osm", "none"):
+        w.site.notes.append(
+            f"base map {w.basemap}: the pages drawn from vector tiles (WGS 84) show OpenStreetMap "
+            "or no base map, not shifted GCJ-02 or Tianditu tiles"
+        )
     w.site.pages += write_tiled_site(
         w.site.out_dir,
         d["streets"],
