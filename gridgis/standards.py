@@ -600,10 +600,12 @@ class MapRules:
     size; at 2,000 grids (about 600,000 households in the demo cities) the street pages
     start to get heavy."""
     tiled_boards: bool = False
-    """Above ``tiles_above_grids``, also write one printable board per grid. Off by
+    """Above ``tiles_above_grids``, also write one static printable board per grid. Off by
     default: a board computes its grid's four sides (四至) and carries its buildings, so
     the boards are the one part of the map site that still grows per grid (tens of
-    thousands of pages in a megacity); PDF boards per community come from the export."""
+    thousands of pages in a megacity); without them one page, ``board.html#grid=<code>``,
+    shows any grid's board from the API and the tiles (without the 四至), and PDF boards
+    per community come from the export."""
 
 
 @dataclass(frozen=True)

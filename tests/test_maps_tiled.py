@@ -73,8 +73,9 @@ def test_tiled_site_pages(tiled_site):
     layers = read_layers(ws)
     comms, grids = layers["communities"], layers["grids"]
     listed = json.loads((maps / "maps.json").read_text(encoding="utf-8"))["pages"]
-    # one tile page for the three levels, coverage and lookup; no board (maps.tiled_boards)
-    assert {"index.html", "tiles.html", "coverage.html", "lookup.html"} <= set(listed)
+    # one tile page for the three levels, coverage, lookup and one board page; no board
+    # per grid (maps.tiled_boards)
+    assert {"index.html", "tiles.html", "coverage.html", "lookup.html", "board.html"} <= set(listed)
     assert not any(p.startswith("boards/") for p in listed)
     # the street and community pages only forward to the tile page's view: no geometry
     for code in comms["community_code"]:
@@ -220,6 +221,10 @@ def test_tiled_pages_navigate_city_street_community_in_chromium(tiled_site, grid
             click_at(page, gpt.x, gpt.y)
             page.wait_for_function("() => window.ggLookup.done", timeout=30000)
             looked_up = page.evaluate("() => window.ggLookup.last")
+            # the one board page, filled from /grids/<code>
+            page.goto(f"{base}/maps/board.html#grid={grid['grid_code']}")
+            page.wait_for_function("() => window.ggBoardDone === true", timeout=30000)
+            board = page.inner_text(".sheet")
             browser.close()
     assert not errors, errors
     assert n_city > len(comms) // 2  # community fills and street outlines from the tiles
@@ -230,3 +235,5 @@ def test_tiled_pages_navigate_city_street_community_in_chromium(tiled_site, grid
     assert grid["grid_code"] in popup
     assert forwarded == target["street_code"]
     assert looked_up == grid["grid_code"]
+    assert grid["grid_code"] in board and f"{int(grid['households']):,} 户" in board
+    assert target["name"] in board  # the chain street › community from the index

@@ -279,8 +279,9 @@ def _tiled_boards(w: _Writer, d: dict, boards: bool) -> bool:
     ``maps.tiled_boards``); a note when they are not."""
     if boards and not w.settings.maps.tiled_boards:
         w.site.notes.append(
-            f"{len(d['grids']):,} grids (more than maps.tiles_above_grids): boards not "
-            "written, set maps.tiled_boards to write them, or export PDF boards per community"
+            f"{len(d['grids']):,} grids (more than maps.tiles_above_grids): one board page "
+            "for every grid, board.html#grid=<grid_code>, filled through gridgis serve; set "
+            "maps.tiled_boards for a static board per grid"
         )
         return False
     return boards

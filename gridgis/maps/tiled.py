@@ -127,8 +127,9 @@ function popup(e, p){
   Object.keys(names).forEach(function(k){ if (p[k] !== undefined && p[k] !== '')
     rows.push('<tr><th>' + names[k] + '</th><td>' + esc(p[k]) + '</td></tr>'); });
   if (p.kind) rows.push('<tr><th>类型</th><td>' + esc(cfg.kinds[p.kind] || p.kind) + '</td></tr>');
-  if (cfg.boards && p.grid_code && p.area_m2 !== undefined) rows.push(
-    '<tr><th>公示牌</th><td><a href="boards/' + esc(p.grid_code) + '.html">打开</a></td></tr>');
+  if (p.grid_code && p.area_m2 !== undefined) rows.push('<tr><th>公示牌</th><td><a href="'
+    + (cfg.boards ? 'boards/' + esc(p.grid_code) + '.html' : 'board.html#grid=' + esc(p.grid_code))
+    + '">打开</a></td></tr>');
   L.popup().setLatLng(e.latlng).setContent('<table>' + rows.join('') + '</table>').openOn(map);
 }
 layer.on('click', function(e){
@@ -587,6 +588,9 @@ def write_tiled_site(
         _write_text(out / name, page)
         pages.append(out / name)
     pages += _write_modes(out, grids, communities, settings, city, basemap, coverage)
+    if not boards:  # one board page for every grid, filled by the API
+        _write_text(out / BOARD_PAGE, board_template_page(settings, city, asset_prefix(0)))
+        pages.append(out / BOARD_PAGE)
     s = streets[streets["street_code"].astype(str).isin(communities["street_code"].astype(str))]
     pages += _write_stubs(
         out / "streets",
@@ -661,3 +665,113 @@ def write_tiled(
     path = Path(out_dir) / TILES_PAGE
     _write_text(path, page)
     return [path]
+
+
+BOARD_PAGE = "board.html"
+"""The one board page of a city drawn from tiles: ``board.html#grid=<grid_code>``."""
+
+_BOARD = jinja2.Environment(autoescape=True).from_string(
+    """<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8"><link rel="icon" href="data:,">
+<title>{{ rules.title }}</title>
+<link rel="stylesheet" href="{{ prefix }}leaflet/leaflet.css">
+<script src="{{ prefix }}leaflet/leaflet.js"></script>
+<script src="{{ prefix }}leaflet.vectorgrid/Leaflet.VectorGrid.bundled.min.js"></script>
+<script src="{{ index_js }}"></script>
+<style>{{ css|safe }}</style></head>
+<body><div class="sheet">
+<div class="head">{% if rules.logo_text %}<div class="badge">{{ rules.logo_text }}</div>{% endif %}
+<h1>{{ rules.title }}</h1></div>
+<div class="chain" id="chain"></div>
+<div class="code" id="grid-code"></div>
+<div class="mapbox"><div id="board-map"></div><div class="north">{{ north|safe }}</div></div>
+<div class="cols"><table class="facts" id="facts"></table>
+<table class="people" id="people"><tr><th colspan="2">网格责任人</th></tr></table></div>
+<div class="issue"><span id="issuer">{% if rules.issuer %}发布单位: {{ rules.issuer }}{% endif %}</span>
+<span id="effective"></span>
+<span id="phone">{% if rules.supervision_phone %}监督电话: {{ rules.supervision_phone }}{% endif %}</span></div>
+<div class="foot">依据: 城乡社区网格化服务管理 · 住宅网格 250–500 户 · 由 gridgis 生成 · 四至见静态公示牌
+ <span class="noprint">· <a id="comm-link" href="index.html">社区图</a></span></div>
+</div>
+<script>
+(function(){
+var cfg = {{ cfg|tojson }}, idx = window.ggIndex || {streets: {}, communities: {}};
+function esc(v){ return String(v == null ? '' : v).replace(/[&<>"']/g, function(c){
+  return '&#' + c.charCodeAt(0) + ';'; }); }
+var m = /^#grid=(.+)$/.exec(location.hash), code = m ? decodeURIComponent(m[1]) : '';
+document.getElementById('grid-code').textContent = '网格编码 ' + code;
+var map = L.map('board-map', {zoomControl: false, attributionControl: false});
+L.control.scale({imperial: false, position: 'bottomleft'}).addTo(map);
+fetch('/grids/' + encodeURIComponent(code)).then(function(r){
+  if (!r.ok) throw new Error(r.status); return r.json(); }).then(function(g){
+  var s = g.statistics || {}, c = idx.communities[s.community_code] || {},
+    st = idx.streets[c.s || s.street_code] || {};
+  document.getElementById('chain').textContent = cfg.city + ' ' + (st.n || '') + ' ('
+    + (c.s || s.street_code || '') + ') › ' + (c.n || '') + ' (' + (s.community_code || '') + ')';
+  document.getElementById('comm-link').href = 'index.html#community=' + (s.community_code || '');
+  var facts = [['网格类型', cfg.kinds[s.kind] || s.kind || ''],
+    ['户数', s.households == null ? '—' : Number(s.households).toLocaleString() + ' 户'],
+    ['建筑', s.building_count == null ? '—' : Number(s.building_count).toLocaleString() + ' 栋'],
+    ['面积', s.area_m2 == null ? '—' : (s.area_m2 / 10000).toFixed(2) + ' 公顷']];
+  document.getElementById('facts').innerHTML = facts.map(function(f){
+    return '<tr><th>' + esc(f[0]) + '</th><td>' + esc(f[1]) + '</td></tr>'; }).join('');
+  var roles = {grid_head: [], grid_worker: []};
+  (g.staff || []).forEach(function(p){ if (roles[p.role]) roles[p.role].push(p.name); });
+  if (!roles.grid_head.length && s.grid_head) roles.grid_head = String(s.grid_head).split('、');
+  if (!roles.grid_worker.length && s.grid_workers) roles.grid_worker = String(s.grid_workers).split('、');
+  document.getElementById('people').innerHTML += Object.keys(roles).map(function(k){
+    return '<tr><td class="role">' + esc(cfg.roles[k]) + '</td><td>'
+      + esc(roles[k].length ? roles[k].join('、') : cfg.missing) + '</td></tr>'; }).join('');
+  document.getElementById('effective').textContent = '生效日期: '
+    + (s.valid_from ? String(s.valid_from).slice(0, 10) : '—');
+  var shape = L.geoJSON(g.geometry, {style: {color: '#b30000', weight: 4, fill: false}});
+  map.fitBounds(shape.getBounds(), {padding: [20, 20]});
+  L.vectorGrid.protobuf(cfg.url, {rendererFactory: L.svg.tile, maxNativeZoom: 18, maxZoom: 20,
+    vectorTileLayerStyles: {
+      streets: [], communities: [], facilities: [],
+      grids: function(p){ return p.grid_code === code ? [] :
+        {weight: 1, color: '#888888', dashArray: '4 3', fill: false}; },
+      buildings: function(p){ return {weight: 0.6, color: '#444444', fill: true,
+        fillColor: p.grid_code === code ? '#9e9ac8' : '#eeeeee', fillOpacity: 0.85}; }
+    }}).on('load', function(){ window.ggBoardDone = true; }).addTo(map);
+  shape.addTo(map);
+  document.title = cfg.title + ' ' + code;
+}).catch(function(e){
+  document.getElementById('chain').textContent = '网格 ' + code + ' 未找到, 或本页未经 gridgis serve 打开 ('
+    + e.message + ')';
+  window.ggBoardDone = true;
+});
+})();
+</script></body></html>
+"""
+)
+_BOARD.environment.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
+
+
+def board_template_page(settings: Any, city: str = "", prefix: str = "static/") -> str:
+    """The HTML of ``board.html``: a grid's printable board (``#grid=<grid_code>``) filled
+    in the browser from the API's ``/grids/<grid_code>`` (households, buildings, area,
+    responsible people, effective date) with its map from the tiles: one page for every
+    grid of a city drawn from tiles, served by ``gridgis serve``. The boundary
+    description (四至) is on the static boards only (``maps.tiled_boards``)."""
+    from gridgis.layers import STAFF_ROLES
+    from gridgis.maps.boards import BOARD_CSS
+    from gridgis.maps.common import NORTH_ARROW_SVG
+
+    rules = settings.board
+    cfg = {
+        "url": TILE_URL,
+        "city": city,
+        "title": rules.title,
+        "kinds": GRID_KIND_NAMES,
+        "roles": {k: STAFF_ROLES[k] for k in ("grid_head", "grid_worker")},
+        "missing": rules.missing_person,
+    }
+    return _BOARD.render(
+        rules=rules,
+        prefix=prefix,
+        index_js=INDEX_JS,
+        css=BOARD_CSS,
+        north=NORTH_ARROW_SVG,
+        cfg=cfg,
+    )
