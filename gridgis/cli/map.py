@@ -52,6 +52,11 @@ def map_command(
     Pages work offline (Leaflet is shipped and copied to OUT/static); only base-map tiles
     come from the network.
 
+    A city with more grids than maps.tiles_above_grids (2,000) is drawn from vector tiles
+    instead: index.html holds the city, street (#street=CODE) and community
+    (#community=CODE) views, coverage.html and lookup.html too, board.html#grid=CODE any
+    grid's board; open them through gridgis serve (after gridgis tiles build for speed).
+
     Example: [bold]gridgis map --workspace out/demo.gpkg --out maps/ --basemap none[/]
     """
     from gridgis.maps import BASEMAPS

@@ -537,10 +537,7 @@ def _write_stubs(folder: Path, level: str, codes: list[str], names: list[str]) -
     paths = []
     for code, name in zip(codes, names, strict=True):
         path = folder / f"{code}.html"
-        path.write_text(
-            _STUB.format(name=html.escape(name), level=level, code=html.escape(code)),
-            encoding="utf-8",
-        )
+        _write_text(path, _STUB.format(name=html.escape(name), level=level, code=html.escape(code)))
         paths.append(path)
     return paths
 
