@@ -583,6 +583,26 @@ def build_mbtiles(
     return written
 
 
+def write_pmtiles(mbtiles: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Copy an MBTiles file (:func:`build_mbtiles`) into a PMTiles v3 archive (one file
+    with a directory of its tiles, readable by HTTP range requests from any static file
+    server or object store, e.g. by the ``pmtiles`` JavaScript library) with the
+    ``pmtiles`` package of the PMTiles authors. Written to a temporary file beside
+    ``path`` and renamed."""
+    from pmtiles.convert import mbtiles_to_pmtiles
+
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(suffix=".pmtiles", dir=target.parent or ".")
+    os.close(fd)
+    try:
+        mbtiles_to_pmtiles(os.fspath(mbtiles), tmp, None)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
 def _metadata(store: Any, bounds, minzoom: int, maxzoom: int) -> list[tuple[str, str]]:
     vector_layers = [
         {

@@ -10,6 +10,7 @@ tiles and a click goes city → street → community.
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import sqlite3
@@ -60,7 +61,7 @@ def tiled_site(demo_delineated_gpkg, tmp_path_factory):
     )
     built = subprocess.run(
         [str(GRIDGIS), "tiles", "build", "--workspace", str(ws), "--minzoom", "10"]
-        + ["--maxzoom", "15"],
+        + ["--maxzoom", "15", "--pmtiles", str(folder / "city.pmtiles")],
         check=True,
         capture_output=True,
         text=True,
@@ -144,6 +145,16 @@ def test_tiles_build_per_zoom(tiled_site):
             for f in data["communities"]["features"]:
                 assert {"community_code", "name", "street_code"} <= set(f["properties"])
         assert seen_grids == set(grids["grid_code"])
+        # the PMTiles archive holds the same tiles
+        from pmtiles.reader import MmapSource, Reader
+
+        with open(ws.parent / "city.pmtiles", "rb") as fh:
+            reader = Reader(MmapSource(fh))
+            assert reader.header()["max_zoom"] == 15
+            for z, x, row in rows[:: max(1, len(rows) // 20)]:
+                y = (1 << z) - 1 - row
+                got = reader.get(z, x, y)
+                assert gzip.decompress(got) == tiles.read_mbtiles(path, z, x, y)
         assert seen_buildings >= n_buildings  # every building, edge ones in two tiles
     finally:
         store.close()

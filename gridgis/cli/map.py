@@ -114,6 +114,14 @@ def tiles_build(
             help="Last zoom pre-built; deeper tiles are made on request by gridgis serve.",
         ),
     ] = 16,
+    pmtiles: Annotated[
+        Path | None,
+        typer.Option(
+            "--pmtiles",
+            help="Also write the tiles as one PMTiles archive (for a static file server or "
+            "object store).",
+        ),
+    ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -153,3 +161,6 @@ def tiles_build(
             f"{n:,} tiles, zooms {minzoom}–{maxzoom}, {size:.1f} MB in {target} "
             f"({time.perf_counter() - t0:.1f} s)"
         )
+        if pmtiles is not None:
+            tiles.write_pmtiles(target, pmtiles)
+            console.print(f"PMTiles archive {pmtiles} ({pmtiles.stat().st_size / 1e6:.1f} MB)")
