@@ -99,8 +99,9 @@ var base = {
   grids: function(p){
     if (window.ggSel && p.grid_code === window.ggSel) return {weight: 4, color: '#d7301f',
       fill: true, fillColor: '#fc8d59', fillOpacity: 0.5};
-    if (cfg.mode === 'coverage' || view.level === 'city')  // the communities' fill shows
-      return {weight: 0.6, color: '#555555', fill: false};
+    if (cfg.mode === 'coverage') return {weight: 0.6, color: '#555555', fill: false};
+    if (view.level === 'city' && cfg.mode === 'levels') return [];  // communities' fill shows
+    if (view.level === 'street' && !inView(p)) return [];
     if (view.level !== 'city' && !inView(p)) return {weight: 0.5, color: '#bbbbbb', fill: false};
     var w = view.level === 'community' ? 2 : 1;
     return p.flags ?
@@ -110,7 +111,8 @@ var base = {
   buildings: function(p){ return {weight: 0.6, color: '#444444', fill: true,
     fillColor: (+p.households || 0) > 0 ? '#9e9ac8' : '#d9d9d9',
     fillOpacity: view.level === 'city' || inView(p) ? 0.85 : 0.3}; },
-  facilities: {radius: 4, weight: 1, color: '#1f77b4', fill: true, fillOpacity: 0.8}
+  facilities: function(p){ return view.level === 'community' || cfg.mode === 'lookup' ?
+    {radius: 4, weight: 1, color: '#1f77b4', fill: true, fillOpacity: 0.8} : []; }
 };
 var hidden = {}, styles = {};
 Object.keys(base).forEach(function(n){ styles[n] = function(p, z){
@@ -290,11 +292,11 @@ FIELD_NAMES = {
 }
 #: Names of the tile layers in the page's layer switch (top to bottom).
 LAYER_NAMES = {
-    "grids": "网格 (户数分级)",
+    "grids": "网格 (户数分级, 街道/社区图)",
     "communities": "社区边界",
     "streets": "街道边界",
     "buildings": "建筑 (户数, 放大后显示)",
-    "facilities": "设施 (放大后显示)",
+    "facilities": "设施 (社区图)",
 }
 GRID_KIND_NAMES = {"residential": "住宅网格", "unit": "单位网格", "open": "开放空间网格"}
 
