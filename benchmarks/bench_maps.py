@@ -127,17 +127,20 @@ def _serve(workspace: Path, maps: Path):
         env=dict(os.environ),
     )
     base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
+    deadline = time.monotonic() + 600  # a 20,000,000-household workspace: minutes
+    while time.monotonic() < deadline:
         try:
             if httpx.get(f"{base}/health", timeout=2).status_code == 200:
                 return proc, base
         except httpx.TransportError:
-            time.sleep(0.2)
+            time.sleep(0.5)
     proc.kill()
     raise RuntimeError("gridgis serve did not start")
 
 
-def tiled_page_times(workspace: Path, maps: Path, repeats: int = 3) -> list[tuple]:
+def tiled_page_times(
+    workspace: Path, maps: Path, repeats: int = 3, base: str | None = None
+) -> list[tuple]:
     """(page, median s, max s, tiles requested, KB of tiles) per page of
     :data:`TILED_PAGES`, then the click from the city view to a street view."""
     import json
@@ -152,7 +155,9 @@ def tiled_page_times(workspace: Path, maps: Path, repeats: int = 3) -> list[tupl
         "community": f"communities/{comms[len(comms) // 2]}.html",
     }
     ready = "() => window.ggTilesLoaded === true"
-    proc, base = _serve(workspace, maps)
+    proc = None
+    if base is None:
+        proc, base = _serve(workspace, maps)
     rows = []
     try:
         with sync_playwright() as p:
@@ -192,8 +197,9 @@ def tiled_page_times(workspace: Path, maps: Path, repeats: int = 3) -> list[tupl
             rows.append(("click city → street", time.perf_counter() - t0, 0.0, 0, 0.0))
             browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
     return rows
 
 
@@ -207,11 +213,16 @@ def main() -> None:
     ap.add_argument("--boards", action="store_true", help="with --site-only: boards too")
     ap.add_argument("--tiled-workspace", type=Path, help="time the tile pages of this city")
     ap.add_argument("--maps", type=Path, help="with --tiled-workspace: its maps folder")
+    ap.add_argument(
+        "--serve-url", help="with --tiled-workspace: a gridgis serve already running on it"
+    )
     args = ap.parse_args()
     if args.tiled_workspace:
         print("| page | median s | max s | tiles requested | tile KB |")
         print("|---|---|---|---|---|")
-        for name, med, worst, n, kb in tiled_page_times(args.tiled_workspace, args.maps):
+        for name, med, worst, n, kb in tiled_page_times(
+            args.tiled_workspace, args.maps, base=args.serve_url
+        ):
             print(f"| {name} | {med:.2f} | {worst:.2f} | {n} | {kb:.0f} |")
         return
 

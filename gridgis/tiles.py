@@ -576,11 +576,21 @@ def build_mbtiles(
         )
         db.commit()
         db.close()
+        _readable(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return written
+
+
+def _readable(path: str) -> None:
+    """Give a finished temporary file (made private by :func:`tempfile.mkstemp`) the
+    permissions of any new file (``0o666`` less the umask), so a server running as
+    another user can read it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def write_pmtiles(mbtiles: str | os.PathLike, path: str | os.PathLike) -> Path:
@@ -596,6 +606,7 @@ def write_pmtiles(mbtiles: str | os.PathLike, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         mbtiles_to_pmtiles(os.fspath(mbtiles), tmp, None)
+        _readable(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
