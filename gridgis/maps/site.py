@@ -244,7 +244,7 @@ def write_maps(
         )
     out = Path(out_dir)
     site = MapSite(out)
-    for sub in ("streets", "communities", "boards"):
+    for sub in ("streets", "communities"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     shutil.copytree(
         STATIC_DIR,
@@ -523,6 +523,7 @@ def _write_boards(w: _Writer, d: dict, b_cm, r_cm, city: str, board_date: str | 
     """One board per grid, with its buildings, the roads and grids around it (四至)."""
     from gridgis.maps.boards import board_page, with_valid_from
 
+    (w.site.out_dir / "boards").mkdir(exist_ok=True)
     comms = d["comms"]
     grids = with_valid_from(d["grids"], d["geo"].get("grid_versions"))
     staff = d["geo"].get("staff")
