@@ -1,11 +1,17 @@
-"""The tile-based map page: grids, communities, streets, facilities and buildings drawn
-in the browser from the vector tiles ``gridgis serve`` answers (OGC API – Tiles,
-:mod:`gridgis.tiles`), with Leaflet.VectorGrid shipped in ``static/`` like Leaflet.
+"""The map site of a big city drawn from vector tiles: grids, communities, streets,
+facilities and buildings drawn in the browser from the tiles ``gridgis serve`` answers
+(OGC API – Tiles, :mod:`gridgis.tiles`), with Leaflet.VectorGrid shipped in ``static/``
+like Leaflet.
 
-The page holds no geometry, so its size and the time to write it do not grow with the
-city: :func:`gridgis.maps.site.write_maps` writes it (``tiles.html``) when a workspace
-has more grids than ``maps.tiles_above_grids``. It needs the server (``gridgis serve``
-with the maps folder): opened from disk it shows the outline of the page and a note.
+:func:`write_tiled_site` writes it when a workspace has more grids than
+``maps.tiles_above_grids`` (:func:`gridgis.maps.site.write_maps`): ``index.html`` (also
+``tiles.html``) with the city, street (``#street=<code>``) and community
+(``#community=<code>``) views, ``coverage.html`` and ``lookup.html`` in the same frame,
+``board.html#grid=<code>`` for any grid's board, ``tiles_index.js`` (names, boxes and counts
+of the streets and communities) and a forwarding page per street and community. The pages
+hold no geometry: their size and the time to write them grow with the streets and
+communities only, never with grids or buildings. They need the server (``gridgis serve``
+with the maps folder): opened from disk they show their frame and a note.
 """
 
 from __future__ import annotations
@@ -405,7 +411,8 @@ def tiled_page(
         The script defining ``window.ggIndex`` (:func:`site_index`), relative to the page;
         without it the page shows the city level only.
     boards
-        Grid popups link to ``boards/<grid_code>.html``.
+        Grid popups link to ``boards/<grid_code>.html`` (static boards written), else to
+        ``board.html#grid=<grid_code>``.
     mode
         ``levels`` (the three-level map), ``coverage`` (communities by coverage rate of a
         facility category, from ``window.ggCoverage`` in ``extra_js``, see
