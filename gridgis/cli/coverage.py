@@ -146,6 +146,7 @@ def site(
     ] = False,
     rules: RulesOpt = None,
     set_: SetOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Propose new sites for a category that bring the most uncovered households within its walking radius (existing facilities kept; lazy greedy).
 
@@ -155,7 +156,13 @@ def site(
     """
     with open_workspace(workspace, database, rules, set_) as (store, settings):
         result = workflows.site(
-            store, settings, category, count, candidates=candidates, candidate_id=candidate_id
+            store,
+            settings,
+            category,
+            count,
+            candidates=candidates,
+            candidate_id=candidate_id,
+            cluster=cluster,
         ).detail
         s = result.sites
         cat = category_name(category)
