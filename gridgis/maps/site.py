@@ -75,6 +75,13 @@ class MapSite:
 
     def summary(self) -> str:
         """One line: where the maps are and how many pages of each kind."""
+        if any(p.name == "tiles_index.js" for p in self.pages):
+            return (
+                f"maps in {self.out_dir}/ drawn from vector tiles (open through gridgis serve): "
+                f"index.html with {self.count('streets')} streets and "
+                f"{self.count('communities')} communities, coverage.html, lookup.html, "
+                + (f"{self.count('boards')} boards" if self.count("boards") else "board.html")
+            )
         return (
             f"maps in {self.out_dir}/: index.html, {self.count('streets')} street, "
             f"{self.count('communities')} community pages, coverage.html, lookup.html, "

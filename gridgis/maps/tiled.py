@@ -577,7 +577,7 @@ def write_tiled_site(
         "window.ggIndex = " + json.dumps(index, ensure_ascii=False, separators=(",", ":")) + ";\n",
     )
     bounds = tuple(float(v) for v in communities.total_bounds)
-    pages = []
+    pages = [out / INDEX_JS]
     for name in ("index.html", TILES_PAGE):
         page = tiled_page(
             grids,
