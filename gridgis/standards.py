@@ -328,9 +328,17 @@ class NetworkRules:
     report_min_m: float = 0.001
     """Repairs that move an end by less than this (floating-point slips after
     reprojection) are counted in the network statistics, not listed as findings."""
+    keep_piece_min_m: float = 10_000.0
+    """A connected piece of the walking network with at least this much road (m) is kept
+    even when it touches no other: a town, an island or another city of the same
+    workspace (a province holds many) walks on its own roads. Shorter loose pieces
+    (CAD fragments, a compound's paths cut off by a gap) are dropped and reported, and
+    buildings snap to a kept piece instead. 10 km is more than the internal roads of
+    any one estate (a 500 m x 500 m compound holds 2-4 km) and less than a small town's
+    network. The largest piece is always kept."""
     max_lost_share: float = 0.05
-    """A network that loses more than this share of its road length to pieces not
-    connected to the largest one is reported loudly (finding, warning, map banner):
+    """A network that loses more than this share of its road length to dropped pieces
+    (see ``keep_piece_min_m``) is reported loudly (finding, warning, map banner):
     more than 5 % points at broken topology rather than a few loose paths."""
     gate_snap_m: float = 5.0
     """A gate within this many metres of where a road crosses a compound wall opens that
