@@ -29,11 +29,13 @@ from gridgis.store import GeoPackageStore
 from gridgis.workflows.demo import demo_districts, make_demo, skipped_steps
 
 SKIPPED_HOW = {
-    "import": "gridgis import --workspace {ws} 楼栋.shp",
-    "maps": "gridgis map --workspace {ws} --out maps/ (或 gridgis serve {ws}, 用矢量瓦片浏览)",
+    "import": "gridgis demo --out demo_full/ --households 2000000 (导入演示在完整演示中运行)",
+    "maps": "gridgis map --workspace {ws} --out maps/ (或 gridgis serve --workspace {ws}, "
+    "按矢量瓦片浏览)",
     "lookup": "gridgis lookup --workspace {ws} 地址",
     "site": "gridgis site --workspace {ws} --category kindergarten --count 3",
     "coverage": "gridgis coverage --workspace {ws}",
+    "delineate": "gridgis delineate --workspace {ws}",
 }
 """The command that runs a demo step the demo skipped, on the demo's workspace."""
 
