@@ -134,17 +134,28 @@ def same(got, ref) -> bool:
         return False
 
 
-def analyses(layers: dict):
-    """(name, single-process callable, partitioned callable, comparison) per analysis."""
-    grids = delineate(layers, issued_at="2026-01-01").grids
+def delineate_entry(layers: dict):
+    """(name, single-process callable, partitioned callable, comparison) of delineate."""
+
+    def cmp_delineate(a, b):
+        return all(same(getattr(a, k), getattr(b, k)) for k in ("grids", "buildings", "findings"))
+
+    return (
+        "delineate",
+        lambda: delineate(layers, issued_at="2026-01-01"),
+        lambda c: P.delineate_partitioned(c, layers, issued_at="2026-01-01"),
+        cmp_delineate,
+    )
+
+
+def analyses(layers: dict, grids):
+    """(name, single-process callable, partitioned callable, comparison) of assign,
+    coverage and batch lookup, on the grids of delineate."""
     assigned = {**layers, **assign_all(layers, grids).layers()}
     names = ("addresses", "buildings", "grids", "communities", "streets", "staff")
     lk = {n: assigned.get(n) for n in names}
     texts = list(assigned["addresses"]["text"])
     cov_layers = {**layers, "grids": grids}
-
-    def cmp_delineate(a, b):
-        return all(same(getattr(a, k), getattr(b, k)) for k in ("grids", "buildings", "findings"))
 
     def cmp_assign(a, b):
         return all(same(a.layers()[k], b.layers()[k]) for k in b.layers())
@@ -153,12 +164,6 @@ def analyses(layers: dict):
         return all(same(a.layers[k], b.layers[k]) for k in b.layers)
 
     return [
-        (
-            "delineate",
-            lambda: delineate(layers, issued_at="2026-01-01"),
-            lambda c: P.delineate_partitioned(c, layers, issued_at="2026-01-01"),
-            cmp_delineate,
-        ),
         (
             "assign",
             lambda: assign_all(layers, grids),
@@ -319,13 +324,21 @@ def main() -> None:
     ap.add_argument("--single-only", action="store_true")
     ap.add_argument("--cluster-only", action="store_true")
     ap.add_argument("--title", default="#19 cluster, session 4")
+    ap.add_argument("--analyses", default="delineate,assign,coverage,lookup")
     ap.add_argument("--append", action="store_true")
     a = ap.parse_args()
     t = time.perf_counter()
     layers = make_layers(a.households)
     print(f"city: {a.households:,} households in {time.perf_counter() - t:.1f} s", flush=True)
-    todo = analyses(layers)
-    ref = {} if a.cluster_only else run_single(todo)
+    want = set(a.analyses.split(","))
+    first = [delineate_entry(layers)]
+    # the single-process delineation gives the grids the other analyses use
+    ref = {} if a.cluster_only else run_single(first)
+    grids = ref["delineate"][0].grids if ref else first[0][1]().grids
+    todo = [t for t in first + analyses(layers, grids) if t[0].split(" ")[0] in want]
+    if not a.cluster_only:
+        ref.update(run_single([t for t in todo if t[0] not in ref]))
+        ref = {k: v for k, v in ref.items() if k.split(" ")[0] in want}
     if a.single_only:
         rows = single_rows(ref)
     else:
@@ -338,6 +351,7 @@ def main() -> None:
         + (f" --nodes {a.nodes} --node-memory {a.node_memory}" if a.nodes else "")
         + (" --single-only" if a.single_only else "")
         + (" --cluster-only" if a.cluster_only else "")
+        + (f" --analyses {a.analyses}" if a.analyses != "delineate,assign,coverage,lookup" else "")
         + " --append"
     )
     text = table(rows, a.households, cmd, a.title)
