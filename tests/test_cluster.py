@@ -173,7 +173,7 @@ def _always_fail(x: int) -> int:
 
 
 def test_failed_partition_is_retried_and_reported(client, tmp_path):
-    run = P._Runner(client, "test", RULES)
+    run = P.Runner(client, "test", RULES)
     got = run.run(_fail_once, [("only", (str(tmp_path / "marker"),))])
     report = run.finish()
     assert got == [42]
@@ -181,7 +181,7 @@ def test_failed_partition_is_retried_and_reported(client, tmp_path):
 
 
 def test_partition_failing_every_time_raises_partition_error(client):
-    run = P._Runner(client, "test", ClusterRules(retries=1))
+    run = P.Runner(client, "test", ClusterRules(retries=1))
     with pytest.raises(P.PartitionError, match="partition p1 failed after 1 retries"):
         run.run(_always_fail, [("p1", (1,))])
     assert run.finish().attempts["p1"] == 2
