@@ -162,3 +162,27 @@ def test_province_built_on_a_local_cluster_is_the_same(tmp_path):
     for name in ("buildings", "roads", "addresses", "staff"):
         _same(store.read(name), layers[name])
     assert res.output.count("gridgis delineate --workspace") == 1  # every step skipped
+
+
+def test_a_district_walks_as_its_city_alone():
+    """Districts lie 2 km apart (more than the largest walking radius) and are the demo
+    city with other ids: district 0's walking access is the city's, building for building
+    (distances summed over the same edges; they may differ in the last bits)."""
+    from gridgis.coverage import run_coverage
+    from gridgis.synth import make_city
+
+    layers, _ = make_province(8_000, 2, seed=7)
+    alone = make_city(4_000, seed=7).layers
+    got = run_coverage(layers).layers["access"]
+    ref = run_coverage(alone).layers["access"]
+    got = got[got["building_id"].str.startswith("D00-")].reset_index(drop=True)
+    assert len(got) == len(ref) > 0
+    assert (got["building_id"].str[4:] == ref["building_id"]).all()
+    for col in ref.columns:
+        if col == "building_id":
+            continue
+        a, b = got[col], ref[col]
+        if pd.api.types.is_float_dtype(b):
+            assert np.allclose(a.astype(float), b.astype(float), atol=1e-6, equal_nan=True), col
+        else:
+            assert (a.astype(str) == b.astype(str)).all(), col
