@@ -39,8 +39,9 @@ SKIPPED_HOW = {
 }
 """The command that runs a demo step the demo skipped, on the demo's workspace."""
 
-#: Bytes per household of the demo's data as measured (peak RSS of building a
-#: 2,000,000-household city ≈ 1 GB; benchmarks/RESULTS.md "#19 cluster, session 4").
+#: Peak RSS of the whole demo per household, as measured on the demo province: 2.56 GB at
+#: 5,000,000 and 9.83 GB at 20,000,000 households, the peak in the lookup sample
+#: (benchmarks/RESULTS.md "#19 demo province, session 4"). Used only by ``--plan``.
 _PEAK_BYTES_PER_HOUSEHOLD = 500
 
 
