@@ -6,6 +6,13 @@ Usage::
 
     .venv/bin/python benchmarks/bench_maps.py --households 1000000 [--append]
     .venv/bin/python benchmarks/bench_maps.py --households 100000 --site-only [--boards]
+    .venv/bin/python benchmarks/bench_maps.py --tiled-workspace city.gpkg --maps maps/
+
+``--tiled-workspace`` opens the pages of a city drawn from tiles (``gridgis map`` above
+``maps.tiles_above_grids``) in headless Chromium, served with their tiles by a real
+``gridgis serve`` on the workspace (pre-built ``city.mbtiles`` beside it when present):
+seconds from navigation until every visible tile is drawn, each page in a fresh browser
+context (empty cache), and a click from the city to a street view.
 
 ``--site-only`` times :func:`gridgis.maps.write_maps` alone (wall and CPU seconds, Jinja
 template compilations, peak memory of the process); run it with ``PYTHONPATH`` pointing at
@@ -95,6 +102,107 @@ def site_run(layers: dict, out: Path, boards: bool) -> dict:
     }
 
 
+TILED_PAGES = ("index.html", "street", "community", "coverage.html", "lookup.html")
+"""Pages timed by :func:`tiled_page_times`: street and community are a middle one's
+forwarding page (``streets/<code>.html``), which opens the tile page on its view."""
+
+
+def _serve(workspace: Path, maps: Path):
+    """A ``gridgis serve`` subprocess on a free port; returns (process, base URL)."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from gridgis.store.pgtemp import free_port
+
+    port = free_port()
+    exe = Path(sys.executable).parent / "gridgis"
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--workspace", str(workspace), "--maps", str(maps)]
+        + ["--port", str(port), "--no-access-log"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 600  # a 20,000,000-household workspace: minutes
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("gridgis serve did not start")
+
+
+def tiled_page_times(
+    workspace: Path, maps: Path, repeats: int = 3, base: str | None = None
+) -> list[tuple]:
+    """(page, median s, max s, tiles requested, KB of tiles) per page of
+    :data:`TILED_PAGES`, then the click from the city view to a street view."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    text = (maps / "tiles_index.js").read_text(encoding="utf-8")
+    idx = json.loads(text[len("window.ggIndex = ") :].rstrip().rstrip(";"))
+    streets, comms = sorted(idx["streets"]), sorted(idx["communities"])
+    urls = {
+        "street": f"streets/{streets[len(streets) // 2]}.html",
+        "community": f"communities/{comms[len(comms) // 2]}.html",
+    }
+    ready = "() => window.ggTilesLoaded === true"
+    proc = None
+    if base is None:
+        proc, base = _serve(workspace, maps)
+    rows = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            for name in TILED_PAGES:
+                times, n_tiles, kb = [], 0, 0.0
+                for _ in range(repeats):
+                    ctx = browser.new_context(viewport={"width": 1200, "height": 850})
+                    page = ctx.new_page()
+                    got: list = []
+                    page.on(
+                        "response", lambda r, got=got: got.append(r) if "/tiles/" in r.url else None
+                    )
+                    t0 = time.perf_counter()
+                    page.goto(f"{base}/maps/{urls.get(name, name)}", timeout=120_000)
+                    page.wait_for_function(ready, timeout=120_000)
+                    times.append(time.perf_counter() - t0)
+                    n_tiles = len(got)
+                    kb = sum(int(r.headers.get("content-length", 0)) for r in got) / 1e3
+                    ctx.close()
+                rows.append((name, sorted(times)[len(times) // 2], max(times), n_tiles, kb))
+                print(rows[-1], flush=True)
+            ctx = browser.new_context(viewport={"width": 1200, "height": 850})
+            page = ctx.new_page()
+            page.goto(f"{base}/maps/index.html", timeout=120_000)
+            page.wait_for_function(ready, timeout=120_000)
+            b = idx["communities"][comms[len(comms) // 2]]["b"]  # its box's centre
+            xy = page.evaluate(
+                f"() => {{ var p = window.ggMap.latLngToContainerPoint([{(b[1] + b[3]) / 2}, "
+                f"{(b[0] + b[2]) / 2}]); return [p.x, p.y]; }}"
+            )
+            t0 = time.perf_counter()
+            page.mouse.click(*xy)
+            page.wait_for_function(
+                "() => window.ggView.level === 'street' && window.ggTilesLoaded", timeout=120_000
+            )
+            rows.append(("click city → street", time.perf_counter() - t0, 0.0, 0, 0.0))
+            browser.close()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--households", type=int, default=1_000_000)
@@ -103,7 +211,20 @@ def main() -> None:
     ap.add_argument("--site", action="store_true", help="also time the whole site (slow)")
     ap.add_argument("--site-only", action="store_true", help="time only the whole site")
     ap.add_argument("--boards", action="store_true", help="with --site-only: boards too")
+    ap.add_argument("--tiled-workspace", type=Path, help="time the tile pages of this city")
+    ap.add_argument("--maps", type=Path, help="with --tiled-workspace: its maps folder")
+    ap.add_argument(
+        "--serve-url", help="with --tiled-workspace: a gridgis serve already running on it"
+    )
     args = ap.parse_args()
+    if args.tiled_workspace:
+        print("| page | median s | max s | tiles requested | tile KB |")
+        print("|---|---|---|---|---|")
+        for name, med, worst, n, kb in tiled_page_times(
+            args.tiled_workspace, args.maps, base=args.serve_url
+        ):
+            print(f"| {name} | {med:.2f} | {worst:.2f} | {n} | {kb:.0f} |")
+        return
 
     from gridgis.delineate import delineate
     from gridgis.synth import make_city

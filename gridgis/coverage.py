@@ -49,6 +49,13 @@ GREEN_CATEGORIES = ("green", "park")
 NO_DATA = "no_data"
 """Status of a category with no facility (or green space) in the workspace: its rates,
 gaps and norms are unknown, not 0 %."""
+NO_NETWORK = "no_network"
+"""Status of a building farther than ``coverage.max_snap_m`` from every kept piece of the
+walking network: its walks are unknown (the road data does not reach it), so it counts
+neither as covered nor as a gap, and rates are over the households whose walks are
+known."""
+UNKNOWN = (NO_DATA, NO_NETWORK)
+"""Statuses whose rows say nothing about coverage."""
 """Categories served by ``green_spaces`` polygons (reached at their boundary)."""
 
 ACCESS_METHOD = (
@@ -358,7 +365,7 @@ def compute_access(
             walk[~np.isfinite(walk)] = np.nan
         straight = _straight(points, targets)
         frame = _access_frame(res, cat, walk, straight, cov.radius_m[cat], cov)
-        frame["status"] = NO_DATA if len(src) == 0 else "ok"
+        frame["status"] = NO_DATA if len(src) == 0 else np.where(node_b >= 0, "ok", NO_NETWORK)
         frames.append(frame)
         if progress is not None:
             progress(len(frames), len(cats))
@@ -438,7 +445,10 @@ def _with_life_circle(
     lc = [c for c in lc if c not in no_data]
     if lc and len(table):
         life = _life_circle_rows(table, lc, res, cov)
-        life["status"] = "partial" if lc_missing else "ok"
+        first = table.loc[table["category"] == lc[0], "status"].to_numpy()
+        life["status"] = np.where(
+            first == NO_NETWORK, NO_NETWORK, "partial" if lc_missing else "ok"
+        )
         table = pd.concat([table, life], ignore_index=True)
     return table, lc, lc_missing
 
@@ -582,15 +592,21 @@ def coverage_rates(
     Returns
     -------
     pandas.DataFrame
-        level (street | community | grid), code, category, households, households_covered,
-        rate (walking), households_covered_straight, rate_straight (straight-line buffer,
-        overstates), floor and pass (park: rate > ``park_coverage_floor``).
+        level (street | community | grid), code, category, households, households_known
+        (those whose walks are known: buildings beyond ``coverage.max_snap_m`` from the
+        network, status :data:`NO_NETWORK`, are left out), households_covered, rate
+        (walking, over households_known; NaN and status ``no_network`` when none is known),
+        households_covered_straight, rate_straight (straight-line buffer, overstates),
+        floor and pass (park: rate > ``park_coverage_floor``).
     """
     t = access.table.merge(areas, on="building_id", how="left")
     if "status" not in t.columns:
         t["status"] = "ok"
-    t["hh_cov"] = np.where(t["covered"], t["households"], 0)
-    t["hh_cov_s"] = np.where(t["covered_straight"], t["households"], 0)
+    walked = ~t["status"].isin([NO_NETWORK]).to_numpy()
+    t["hh_known"] = np.where(walked, t["households"], 0)
+    t["hh_cov"] = np.where(t["covered"] & walked, t["households"], 0)
+    t["hh_cov_s"] = np.where(t["covered_straight"] & walked, t["households"], 0)
+    t["status"] = t["status"].where(walked, "ok")  # a category's status, not a building's
     out = []
     for level in ("street", "community", "grid"):
         key = f"{level}_code"
@@ -601,6 +617,7 @@ def coverage_rates(
             sub.groupby([key, "category"], sort=True)
             .agg(
                 households=("households", "sum"),
+                households_known=("hh_known", "sum"),
                 households_covered=("hh_cov", "sum"),
                 households_covered_straight=("hh_cov_s", "sum"),
                 status=("status", "first"),
@@ -615,6 +632,7 @@ def coverage_rates(
         "code",
         "category",
         "households",
+        "households_known",
         "households_covered",
         "rate",
         "households_covered_straight",
@@ -626,8 +644,9 @@ def coverage_rates(
     if not out:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
     rates = pd.concat(out, ignore_index=True)
-    hh = rates["households"].to_numpy(dtype=float)
+    hh = rates["households_known"].to_numpy(dtype=float)
     known = (hh > 0) & (rates["status"].to_numpy() != NO_DATA)
+    rates.loc[(hh == 0) & (rates["households"].to_numpy() > 0), "status"] = NO_NETWORK
     rates["rate"] = np.where(known, rates["households_covered"] / np.maximum(hh, 1), np.nan)
     rates["rate_straight"] = np.where(
         known, rates["households_covered_straight"] / np.maximum(hh, 1), np.nan
@@ -637,7 +656,12 @@ def coverage_rates(
     rates["floor"] = np.where(is_park, floor, np.nan)
     rates["pass"] = pd.array(np.where(is_park, rates["rate"] > floor, False), dtype="boolean")
     rates.loc[~is_park | ~known, "pass"] = pd.NA
-    for c in ("households", "households_covered", "households_covered_straight"):
+    for c in (
+        "households",
+        "households_known",
+        "households_covered",
+        "households_covered_straight",
+    ):
         rates[c] = rates[c].astype(np.int64)
     return rates[cols]
 
@@ -656,8 +680,8 @@ def coverage_gaps(
     crs = access.buildings.crs
     cols = ["community_code", "category", "households", "buildings", "area_m2"]
     uncovered = ~access.table["covered"].to_numpy()
-    if "status" in access.table.columns:  # no facility data: not a gap, unknown
-        uncovered &= access.table["status"].to_numpy() != NO_DATA
+    if "status" in access.table.columns:  # no facility data or no road: unknown, not a gap
+        uncovered &= ~access.table["status"].isin(UNKNOWN).to_numpy()
     t = access.table.loc[uncovered, ["building_id", "category", "households"]]
     t = t.merge(areas[["building_id", "community_code"]], on="building_id", how="left")
     t = t[t["community_code"].notna()]

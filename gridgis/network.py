@@ -4,8 +4,9 @@ Every road class is walkable. Roads are noded where they actually meet (crossing
 T-junctions, found with an STRtree and a DE-9IM test, then ``shapely.union_all`` of only
 the lines involved), the unique line ends become nodes and every noded piece an edge
 weighted by its length in metres in the metric CRS (CGCS2000 3-degree Gauss–Krüger zone
-of the data, :func:`gridgis.crs.metric_crs_for`). Disconnected pieces are reported and
-only the largest connected component is kept.
+of the data, :func:`gridgis.crs.metric_crs_for`). Connected pieces with at least
+``network.keep_piece_min_m`` of road (towns, islands, the cities of a province) are kept,
+shorter loose pieces are reported and dropped.
 
 Points (residential buildings' representative points, facilities, park and green entry
 points) are snapped **once** to the nearest point on an edge (STRtree nearest), and the
@@ -37,7 +38,7 @@ FINDING_COLUMNS = ["kind", "layer", "id", "value_m", "note"]
 
 @dataclass
 class RoadNetwork:
-    """The noded walking network (largest connected component), metric CRS.
+    """The noded walking network (its kept connected pieces), metric CRS.
 
     Attributes
     ----------
@@ -144,8 +145,8 @@ def build_network(
     compounds: gpd.GeoDataFrame | None = None,
     gates: gpd.GeoDataFrame | None = None,
 ) -> RoadNetwork:
-    """Build the walking network from the roads layer: repair, node, wall, keep the largest
-    connected piece.
+    """Build the walking network from the roads layer: repair, node, wall, keep the
+    connected pieces of ``network.keep_piece_min_m`` or more.
 
     Parameters
     ----------
@@ -165,7 +166,7 @@ def build_network(
     Returns
     -------
     RoadNetwork
-        Largest connected component; repairs, dropped pieces and a loud
+        The kept connected pieces; repairs, dropped pieces and a loud
         ``network_fragmented`` finding (and warning) in ``findings``/``warnings``.
 
     Raises
@@ -251,7 +252,8 @@ def _end_nodes(
 def _assemble(
     crs, lines, lengths, u, v, node_xy, zone, link, walls, rules, findings, stats
 ) -> RoadNetwork:
-    """Drop loops and duplicates, keep the largest connected piece, renumber, report."""
+    """Drop loops and duplicates, keep the connected pieces of ``keep_piece_min_m`` or more
+    road (and always the largest), renumber, report."""
     keep = u != v
     dup_keep, dup_rows = merge_duplicates(
         u[keep], v[keep], lines[keep], lengths[keep], rules.duplicate_tolerance_m
@@ -265,9 +267,10 @@ def _assemble(
     graph = csr_array((np.ones(len(u)), (u, v)), shape=(n, n))
     n_comp, labels = connected_components(graph, directed=False)
     sizes = np.bincount(labels[u], weights=lengths, minlength=n_comp)
-    main = int(np.argmax(sizes))
-    keep = labels[u] == main
-    findings += _piece_findings(lines, u, labels, sizes, main, n_comp)
+    kept = sizes >= rules.keep_piece_min_m
+    kept[int(np.argmax(sizes))] = True  # the largest piece, however short
+    keep = kept[labels[u]]
+    findings += _piece_findings(lines, u, labels, sizes, kept)
     total = float(lengths.sum())
     lost = float(lengths[~keep].sum())
     share = lost / total if total > 0 else 0.0
@@ -275,8 +278,9 @@ def _assemble(
     if share > rules.max_lost_share:
         text = (
             f"the walking network is broken: {share:.0%} of the road length "
-            f"({lost / 1000:.1f} of {total / 1000:.1f} km) lies in {n_comp - 1} pieces not "
-            f"connected to the largest one (more than network.max_lost_share = "
+            f"({lost / 1000:.1f} of {total / 1000:.1f} km) lies in {int((~kept).sum())} "
+            f"pieces shorter than network.keep_piece_min_m = {rules.keep_piece_min_m:g} m "
+            f"that are connected to no longer one (more than network.max_lost_share = "
             f"{rules.max_lost_share:.0%}); walking distances there are missing"
         )
         warnings.append(text)
@@ -298,6 +302,7 @@ def _assemble(
         **stats,
         "noded_edges": int(len(lines)),
         "components": int(n_comp),
+        "kept_components": int(kept.sum()),
         "kept_edges": int(keep.sum()),
         "kept_nodes": int(used.sum()),
         "kept_length_m": float(lengths[keep].sum()),
@@ -322,20 +327,19 @@ def _assemble(
     )
 
 
-def _piece_findings(lines, u, labels, sizes, main, n_comp) -> list[dict]:
-    if n_comp <= 1:
-        return []
-    piece_edges = np.bincount(labels[u], minlength=n_comp)
+def _piece_findings(lines, u, labels, sizes, kept) -> list[dict]:
+    """One ``disconnected_piece`` finding per dropped piece of road."""
+    piece_edges = np.bincount(labels[u], minlength=len(sizes))
     rows = []
-    for comp in np.flatnonzero((np.arange(n_comp) != main) & (piece_edges > 0)):
+    for comp in np.flatnonzero(~kept & (piece_edges > 0)):
         rows.append(
             {
                 "kind": "disconnected_piece",
                 "layer": "roads",
                 "id": f"piece-{comp}",
                 "value_m": float(sizes[comp]),
-                "note": f"{int(piece_edges[comp])} edges not connected to the main network; "
-                "not used for walking distances",
+                "note": f"{int(piece_edges[comp])} edges not connected to any piece of "
+                "network.keep_piece_min_m or more; not used for walking distances",
                 "geometry": shapely.union_all(lines[labels[u] == comp]),
             }
         )

@@ -15,6 +15,7 @@ heap after being refreshed is the true best). Greedy maximal coverage is within
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +137,7 @@ def propose_sites(
     settings: Settings = DEFAULT,
     candidate_nodes: NDArray[np.int64] | None = None,
     candidate_ids: list[str] | None = None,
+    cover: Callable[..., CoverSets] | None = None,
 ) -> Siting:
     """Propose ``count`` new sites for ``category`` maximising newly covered households.
 
@@ -153,6 +155,11 @@ def propose_sites(
         Graph nodes allowed as sites (default: every road node of the walking network).
     candidate_ids
         Labels of those candidates (e.g. parcel ids); default ``node-<n>``.
+    cover
+        ``cover(access, category, candidate_nodes, radius_m)`` computing the
+        :class:`CoverSets` (default :func:`cover_sets`; the partitioned run,
+        :func:`gridgis.partitioned.siting.site_partitioned`, gives one that computes them
+        on a cluster). The greedy itself always runs here, over the whole city.
 
     Returns
     -------
@@ -175,7 +182,7 @@ def propose_sites(
     keep = candidate_nodes >= 0
     candidate_nodes = candidate_nodes[keep]
     candidate_ids = [c for c, k in zip(candidate_ids, keep, strict=True) if k]
-    sets = cover_sets(access, category, candidate_nodes, radius)
+    sets = (cover or cover_sets)(access, category, candidate_nodes, radius)
     chosen = lazy_greedy(sets, count)
 
     t = access.table[access.table["category"] == category]
@@ -224,6 +231,7 @@ def site_from_layers(
     settings: Settings = DEFAULT,
     candidates: gpd.GeoDataFrame | None = None,
     candidate_id: str | None = None,
+    cover: Callable[..., CoverSets] | None = None,
 ) -> Siting:
     """Access for one category from the canonical layers, then :func:`propose_sites`.
 
@@ -241,6 +249,33 @@ def site_from_layers(
         network like a facility); default: the network's nodes.
     candidate_id
         Column naming the candidates (default: the first column ending in ``_id``).
+    cover
+        How the coverage sets are computed (see :func:`propose_sites`).
+    """
+    access, nodes, ids, crs = siting_access(layers, category, settings, candidates, candidate_id)
+    result = propose_sites(access, category, count, settings, nodes, ids, cover)
+    result.sites["at"] = road_names_at(result.sites, layers["roads"], crs)
+    result.params["candidate_source"] = (
+        "supplied layer" if nodes is not None else "walking network nodes"
+    )
+    return result
+
+
+def siting_access(
+    layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
+    category: str,
+    settings: Settings = DEFAULT,
+    candidates: gpd.GeoDataFrame | None = None,
+    candidate_id: str | None = None,
+) -> tuple[Access, NDArray[np.int64] | None, list[str] | None, Any]:
+    """The walking access of one category that siting starts from (one search over the
+    whole city), with the candidates attached to the same graph.
+
+    Returns
+    -------
+    access, candidate_nodes, candidate_ids, crs
+        ``candidate_nodes``/``candidate_ids`` are None when no candidates layer is given
+        (the network's nodes are the candidates); ``crs`` is the metric CRS used.
     """
     from gridgis.coverage import compute_access
     from gridgis.crs import metric_crs_for
@@ -277,12 +312,7 @@ def site_from_layers(
     nodes = None
     if extra is not None:
         nodes = access.graph.point_node[-len(extra) :]
-    result = propose_sites(access, category, count, settings, nodes, ids)
-    result.sites["at"] = road_names_at(result.sites, layers["roads"], crs)
-    result.params["candidate_source"] = (
-        "supplied layer" if extra is not None else "walking network nodes"
-    )
-    return result
+    return access, nodes, ids, crs
 
 
 def road_names_at(

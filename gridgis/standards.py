@@ -328,9 +328,17 @@ class NetworkRules:
     report_min_m: float = 0.001
     """Repairs that move an end by less than this (floating-point slips after
     reprojection) are counted in the network statistics, not listed as findings."""
+    keep_piece_min_m: float = 10_000.0
+    """A connected piece of the walking network with at least this much road (m) is kept
+    even when it touches no other: a town, an island or another city of the same
+    workspace (a province holds many) walks on its own roads. Shorter loose pieces
+    (CAD fragments, a compound's paths cut off by a gap) are dropped and reported, and
+    buildings snap to a kept piece instead. 10 km is more than the internal roads of
+    any one estate (a 500 m x 500 m compound holds 2-4 km) and less than a small town's
+    network. The largest piece is always kept."""
     max_lost_share: float = 0.05
-    """A network that loses more than this share of its road length to pieces not
-    connected to the largest one is reported loudly (finding, warning, map banner):
+    """A network that loses more than this share of its road length to dropped pieces
+    (see ``keep_piece_min_m``) is reported loudly (finding, warning, map banner):
     more than 5 % points at broken topology rather than a few loose paths."""
     gate_snap_m: float = 5.0
     """A gate within this many metres of where a road crosses a compound wall opens that
@@ -591,11 +599,21 @@ class MapRules:
     ``fill_opacity`` over a grey background or printed, are hard to tell apart, so five
     classes spread over the ramp are used; the legend names the range each class holds."""
     tiles_above_grids: int = 2000
-    """Above this many grids the map writer also writes ``tiles.html``, drawn from the vector
-    tiles of ``gridgis serve`` (:mod:`gridgis.maps.tiled`). Project choice: the other pages
-    carry their grids as GeoJSON and grow with the city, the tile page holds no geometry
-    and stays a few kilobytes at any size; at 2,000 grids (about 600,000 households in the
-    demo cities) the street pages start to get heavy."""
+    """Above this many grids the map writer draws the city, street and community levels
+    from the vector tiles of ``gridgis serve`` (:mod:`gridgis.maps.tiled`: one page with
+    the three views, a small index and a forwarding page per street and community)
+    instead of one GeoJSON page per street and community. Project choice: those pages
+    carry their grids as GeoJSON and grow with the city (a 20,000,000-household city took
+    826 s and 16.1 GB), the tile page holds no geometry and stays a few kilobytes at any
+    size; at 2,000 grids (about 600,000 households in the demo cities) the street pages
+    start to get heavy."""
+    tiled_boards: bool = False
+    """Above ``tiles_above_grids``, also write one static printable board per grid. Off by
+    default: a board computes its grid's four sides (四至) and carries its buildings, so
+    the boards are the one part of the map site that still grows per grid (tens of
+    thousands of pages in a megacity); without them one page, ``board.html#grid=<code>``,
+    shows any grid's board from the API and the tiles (without the 四至), and PDF boards
+    per community come from the export."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import math
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -417,13 +417,123 @@ def workspace_bounds(store: Any) -> tuple[float, float, float, float] | None:
     return float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()), float(a[:, 3].max())
 
 
-def build_mbtiles(store: Any, path: str | os.PathLike, minzoom: int = 10, maxzoom: int = 16) -> int:
+@dataclass
+class _LayerData:
+    """One tile layer of a workspace read whole: Web Mercator geometries, their boxes,
+    a search tree and the tile fields of each row (missing and empty values left out)."""
+
+    geoms: np.ndarray
+    tree: shapely.STRtree
+    props: list[dict[str, Any]]
+
+
+def _read_layer(store: Any, name: str) -> _LayerData | None:
+    """The whole layer ``name`` in Web Mercator with its tile fields, or None when empty."""
+    frame = store.read(name)
+    if len(frame) == 0 or getattr(frame, "geometry", None) is None:
+        return None
+    if frame.crs is not None and frame.crs.to_epsg() != 4326:
+        frame = frame.to_crs("EPSG:4326")
+    geoms = np.asarray(frame.geometry.values, dtype=object)
+    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    frame, geoms = frame[keep], geoms[keep]
+    if len(geoms) == 0:
+        return None
+    fields = [f for f in TILE_LAYERS[name].fields if f in frame.columns]
+    obj = pd.DataFrame(frame[fields]).astype(object)
+    records = obj.where(obj.notna(), None).to_dict("records")
+    props = [
+        {k: v for k, v in ((k, _value(v)) for k, v in r.items()) if v is not None} for r in records
+    ]
+    merc = shapely.transform(geoms, to_mercator)
+    return _LayerData(merc, shapely.STRtree(merc), props)
+
+
+def _tile_boxes(xs: np.ndarray, ys: np.ndarray, z: int) -> np.ndarray:
+    """Boxes (Mercator metres) of tiles ``xs``, ``ys`` at zoom ``z`` widened by
+    :data:`BUFFER` tile units, as shapely polygons."""
+    size = 2 * HALF_WORLD_M / (1 << z)
+    pad = size * BUFFER / EXTENT
+    minx = -HALF_WORLD_M + xs * size
+    maxy = HALF_WORLD_M - ys * size
+    return shapely.box(minx - pad, maxy - size - pad, minx + size + pad, maxy + pad)
+
+
+def _zoom_tiles(
+    data: dict[str, _LayerData], z: int, bounds: tuple[float, ...]
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Tiles of zoom ``z`` over ``bounds`` and, per layer drawn at ``z``, the pairs
+    (tile position, feature position) that meet, sorted by tile then feature."""
+    xy = np.array(list(tiles_covering(bounds, z)), dtype=np.int64).reshape(-1, 2)
+    boxes = _tile_boxes(xy[:, 0], xy[:, 1], z)
+    pairs = {}
+    for name in layers_at(z, list(data)):
+        t, f = data[name].tree.query(boxes, predicate="intersects")
+        order = np.lexsort((f, t))
+        pairs[name] = (t[order], f[order])
+    return xy, pairs
+
+
+def _build_zoom(
+    data: dict[str, _LayerData], z: int, bounds: tuple[float, ...]
+) -> Iterator[tuple[int, int, bytes]]:
+    """(x, y, tile) of every non-empty tile of zoom ``z``: each layer's features met by the
+    tile (found for the whole zoom at once through the layer's tree), clipped, simplified
+    and encoded as :func:`make_tile` does."""
+    xy, pairs = _zoom_tiles(data, z, bounds)
+    cuts = {n: np.searchsorted(t, np.arange(len(xy) + 1)) for n, (t, _) in pairs.items()}
+    for i, (x, y) in enumerate(xy):
+        x, y = int(x), int(y)
+        prepared = {}
+        for name, (_, feats) in pairs.items():
+            sel = feats[cuts[name][i] : cuts[name][i + 1]]
+            if len(sel):
+                layer = data[name]
+                prepared[name] = _clip_features(
+                    layer.geoms[sel], [layer.props[j] for j in sel], z, x, y
+                )
+        tile = encode_tile(prepared, z, x, y) if prepared else b""
+        if tile:
+            yield x, y, tile
+
+
+def _clip_features(
+    merc: np.ndarray, props: list[dict[str, Any]], z: int, x: int, y: int
+) -> list[dict[str, Any]]:
+    """:func:`layer_features` for geometries already in Web Mercator and cleaned props."""
+    minx, miny, maxx, maxy = tile_bounds_m(z, x, y)
+    pad = (maxx - minx) * BUFFER / EXTENT
+    geoms = shapely.clip_by_rect(merc, minx - pad, miny - pad, maxx + pad, maxy + pad)
+    geoms = shapely.simplify(geoms, pixel_m(z), preserve_topology=True)
+    keep = np.flatnonzero(~(shapely.is_empty(geoms) | shapely.is_missing(geoms)))
+    return [{"geometry": geoms[i], "properties": props[i]} for i in keep]
+
+
+def build_mbtiles(
+    store: Any,
+    path: str | os.PathLike,
+    minzoom: int = 10,
+    maxzoom: int = 16,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> int:
     """Write every non-empty tile of zooms ``minzoom`` … ``maxzoom`` into an MBTiles file.
+
+    Each tile layer is read once, whole, and projected once; per zoom, the features each
+    tile meets are found at once through the layer's search tree, then every tile is
+    clipped, simplified by one pixel of its zoom and encoded exactly as
+    :func:`make_tile` encodes it on request (the same bytes). Time grows with the
+    features drawn per zoom: grids only from :data:`GRIDS_MINZOOM`, buildings only from
+    :data:`BUILDINGS_MINZOOM`.
 
     The file follows MBTiles 1.3 (``metadata`` and ``tiles`` tables, rows in TMS order,
     tiles gzip-compressed, ``json`` metadata listing the vector layers). It is written to
     a temporary file beside ``path`` and renamed, so ``path`` is either the old file or
     the complete new one.
+
+    Parameters
+    ----------
+    progress
+        Optional ``callback(zoom, tiles_done, tiles_over_the_city)`` after each zoom.
 
     Returns
     -------
@@ -434,6 +544,12 @@ def build_mbtiles(store: Any, path: str | os.PathLike, minzoom: int = 10, maxzoo
         raise InputError(f"zooms {minzoom} … {maxzoom}: need 0 ≤ minzoom ≤ maxzoom ≤ {MAX_ZOOM}")
     target = Path(path)
     bounds = workspace_bounds(store)
+    data = {}
+    if bounds is not None:
+        for name in _store_layers(store):
+            layer = _read_layer(store, name)
+            if layer is not None:
+                data[name] = layer
     fd, tmp = tempfile.mkstemp(suffix=".mbtiles", dir=target.parent or ".")
     os.close(fd)
     written = 0
@@ -446,24 +562,56 @@ def build_mbtiles(store: Any, path: str | os.PathLike, minzoom: int = 10, maxzoo
         )
         db.execute("CREATE UNIQUE INDEX tile_index ON tiles (zoom_level, tile_column, tile_row)")
         for z in range(minzoom, maxzoom + 1):
-            for x, y in tiles_covering(bounds, z) if bounds else ():
-                tile = make_tile(store, z, x, y)
-                if tile:
-                    db.execute(
-                        "INSERT INTO tiles VALUES (?, ?, ?, ?)",
-                        (z, x, (1 << z) - 1 - y, gzip.compress(tile)),
-                    )
-                    written += 1
+            rows = [
+                (z, x, (1 << z) - 1 - y, gzip.compress(tile, compresslevel=6))
+                for x, y, tile in (_build_zoom(data, z, bounds) if data else ())
+            ]
+            db.executemany("INSERT INTO tiles VALUES (?, ?, ?, ?)", rows)
+            written += len(rows)
+            if progress:
+                over = len(list(tiles_covering(bounds, z))) if bounds else 0
+                progress(z, len(rows), over)
         db.executemany(
             "INSERT INTO metadata VALUES (?, ?)", _metadata(store, bounds, minzoom, maxzoom)
         )
         db.commit()
         db.close()
+        _readable(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return written
+
+
+def _readable(path: str) -> None:
+    """Give a finished temporary file (made private by :func:`tempfile.mkstemp`) the
+    permissions of any new file (``0o666`` less the umask), so a server running as
+    another user can read it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def write_pmtiles(mbtiles: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Copy an MBTiles file (:func:`build_mbtiles`) into a PMTiles v3 archive (one file
+    with a directory of its tiles, readable by HTTP range requests from any static file
+    server or object store, e.g. by the ``pmtiles`` JavaScript library) with the
+    ``pmtiles`` package of the PMTiles authors. Written to a temporary file beside
+    ``path`` and renamed."""
+    from pmtiles.convert import mbtiles_to_pmtiles
+
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(suffix=".pmtiles", dir=target.parent or ".")
+    os.close(fd)
+    try:
+        mbtiles_to_pmtiles(os.fspath(mbtiles), tmp, None)
+        _readable(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
 
 
 def _metadata(store: Any, bounds, minzoom: int, maxzoom: int) -> list[tuple[str, str]]:
@@ -491,8 +639,26 @@ def _metadata(store: Any, bounds, minzoom: int, maxzoom: int) -> list[tuple[str,
     ]
 
 
+_TOKENS: dict[tuple[int, str], str] = {}
+
+
 def _token_text(store: Any) -> str:
-    return json.dumps(store.change_token(), default=str)
+    """What the tiles were built from: rows and write time of each tile layer (from the
+    layers' metadata), so rewriting other things of the workspace (e.g. the QGIS layer
+    styles ``gridgis map`` writes into a GeoPackage) leaves pre-built tiles fresh.
+    Remembered per store and change token (a request asks for it per tile)."""
+    key = (id(store), json.dumps(store.change_token(), default=str))
+    got = _TOKENS.get(key)
+    if got is None:
+        parts = []
+        for name in _store_layers(store):
+            info = store.info(name)
+            parts.append([name, info.rows, str(info.written_at)])
+        got = json.dumps(parts, default=str)
+        if len(_TOKENS) > 64:
+            _TOKENS.clear()
+        _TOKENS[key] = got
+    return got
 
 
 def read_mbtiles(path: str | os.PathLike, z: int, x: int, y: int) -> bytes | None:

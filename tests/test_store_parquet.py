@@ -105,20 +105,21 @@ def test_staged_partitions_rerun_idempotent_and_commit_all_or_nothing(tmp_path, 
     s.write("buildings", city.layers["buildings"], {"run": 0})
     b = city.layers["buildings"]
     halves = {"p0": b.iloc[: len(b) // 2], "p1": b.iloc[len(b) // 2 :]}
-    for key, part in halves.items():
-        s.stage_partition("buildings", "run1", key, part)
-    s.stage_partition("buildings", "run1", "p1", halves["p1"])  # a retried partition
-    assert len(s.read("buildings")) == len(b)  # staged rows are not visible yet
-    assert s.info("buildings").params == {"run": 0}
-    with pytest.raises(StoreError, match="nothing staged"):
-        s.commit_staged({"buildings": "run1", "roads": "never"}, {"run": 1})
-    assert s.info("buildings").params == {"run": 0}  # all or nothing
-    s.commit_staged({"buildings": "run1"}, {"run": 1})
-    back = s.read("buildings")
-    pd.testing.assert_frame_equal(pd.DataFrame(back), pd.DataFrame(s.read("buildings")))
-    assert back["building_id"].tolist() == b["building_id"].tolist()
-    assert s.info("buildings").params == {"run": 1} and s.info("buildings").rows == len(b)
-    assert s.partitions("buildings") == ["p0", "p1"]
+    with s.hold_run("run1"):  # only a live run stages
+        for key, part in halves.items():
+            s.stage_partition("buildings", "run1", key, part)
+        s.stage_partition("buildings", "run1", "p1", halves["p1"])  # a retried partition
+        assert len(s.read("buildings")) == len(b)  # staged rows are not visible yet
+        assert s.info("buildings").params == {"run": 0}
+        with pytest.raises(StoreError, match="nothing staged"):
+            s.commit_staged({"buildings": "run1", "roads": "never"}, {"run": 1})
+        assert s.info("buildings").params == {"run": 0}  # all or nothing
+        s.commit_staged({"buildings": "run1"}, {"run": 1})
+        back = s.read("buildings")
+        pd.testing.assert_frame_equal(pd.DataFrame(back), pd.DataFrame(s.read("buildings")))
+        assert back["building_id"].tolist() == b["building_id"].tolist()
+        assert s.info("buildings").params == {"run": 1} and s.info("buildings").rows == len(b)
+        assert s.partitions("buildings") == ["p0", "p1"]
 
 
 def test_open_store_targets(tmp_path):

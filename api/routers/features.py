@@ -46,6 +46,12 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    # OGC API – Tiles (api/routers/tiles.py): /tiles, /tiles/WebMercatorQuad and its tiles
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/dataset-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
 ]
 
 #: Query parameters of /items that are not attribute filters.
@@ -197,7 +203,7 @@ async def landing(request: Request) -> FastJSON:  # no I/O: no threadpool hop
             "title": "gridgis",
             "description": "Grid-management GIS (城乡社区网格化服务管理): streets, communities, "
             "grids, buildings, facilities… as OGC API – Features collections; "
-            "/lookup, /grids, /coverage, /maps.",
+            "vector tiles as OGC API – Tiles (/tiles); /lookup, /grids, /coverage, /maps.",
             "links": [
                 {"href": f"{base}/", "rel": "self", "type": "application/json"},
                 {
@@ -208,6 +214,17 @@ async def landing(request: Request) -> FastJSON:  # no I/O: no threadpool hop
                 {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html"},
                 {"href": f"{base}/conformance", "rel": "conformance", "type": "application/json"},
                 {"href": f"{base}/collections", "rel": "data", "type": "application/json"},
+                {
+                    "href": f"{base}/tiles",
+                    "rel": "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector",
+                    "type": "application/json",
+                    "title": "Vector tiles (Mapbox Vector Tiles) of the map layers",
+                },
+                {
+                    "href": f"{base}/tileMatrixSets/WebMercatorQuad",
+                    "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+                    "type": "application/json",
+                },
             ],
         }
     )

@@ -16,7 +16,7 @@ import pandas as pd
 from gridgis.address.admin import RE_CITY, RE_DISTRICT, RE_PROVINCE
 from gridgis.address.components import ParsedAddress
 from gridgis.address.normalise import normalise, normalise_name
-from gridgis.address.parser import parse
+from gridgis.address.parser import parse_many
 from gridgis.standards import DEFAULT, Settings
 
 
@@ -38,10 +38,18 @@ def street_of(p: ParsedAddress) -> str:
     return p.road or p.poi or village(p)
 
 
+#: Every province, city or district name ends (or, for a province's short name, is
+#: followed) by one of these within the first 12 characters (the longest: a province's
+#: short name of 3, a name of up to 6 and 地区 or 新区).
+_RE_ADMIN_END = re.compile("[省市区州盟县旗]")
+
+
 def strip_one_admin(name: str) -> str | None:
     """``name`` without its first province, city or district name (the shortest of them
     that opens it: 闵行区 of 闵行区上海市…), or None when it opens with none. Towns and
     communities are not stripped from names: 曹琳米线镇坪路店 is not in a town 曹琳米线镇."""
+    if not _RE_ADMIN_END.search(name, 0, 12):
+        return None
     found = [m.group(0) for rx in (RE_PROVINCE, RE_CITY, RE_DISTRICT) if (m := rx.match(name))]
     if not found:
         return None
@@ -100,6 +108,9 @@ class _Reading(NamedTuple):
     parsed: ParsedAddress
 
 
+_new_reading = tuple.__new__
+
+
 def _entries(
     p: ParsedAddress,
     road: str | None,
@@ -121,9 +132,24 @@ def _entries(
 
 
 def _reading(p: ParsedAddress) -> _Reading:
-    """The index entries of a parsed text when no field is given beside it."""
-    road, door, parts = _entries(p, p.road or None, p.number, p.building, p.unit)
-    return _Reading(p.district, p.city, p.rest, address_key(p), road, door, p.poi, parts, p)
+    """The index entries of a parsed text when no field is given beside it
+    (:func:`_entries`, :func:`address_key` and :func:`village` written out: this runs
+    once per distinct text of the index)."""
+    c = p.community or ""
+    vil = c if c.endswith("村") and not c.endswith("委会") else ""
+    road, number = p.road or None, p.number
+    parts = (
+        (p.building or "").removesuffix("栋"),
+        (p.unit or "").removesuffix("单元"),
+        (p.floor or "").removesuffix("层"),
+        (p.room or "").removesuffix("室"),
+    )
+    street = road or p.poi or vil
+    door = (street, p.lane or "", number.removesuffix("号")) if street and number else None
+    # tuple.__new__: the named tuple without its Python-level constructor
+    return _new_reading(
+        _Reading, (p.district, p.city, p.rest, vil + p.rest, road, door, p.poi, parts, p)
+    )
 
 
 def _with_given(r: _Reading, given: Callable[[str, int], str | None], i: int) -> _Reading:
@@ -210,10 +236,11 @@ class AddressIndex:
         self._reversed: list[tuple[str, str]] | None = None
 
     def _fill(self, df: pd.DataFrame) -> None:
-        """Parse every row into the tables. Each distinct text is parsed once, and each
-        distinct given field, name and (text, name) pair worked out once (a
-        household-level list repeats them); rows are then visited in order, so every
-        table holds its rows and keys in the same order as a row-by-row build."""
+        """Parse every row into the tables. Each distinct text is parsed once
+        (:func:`gridgis.address.parser.parse_many`), and each distinct given field, name
+        and (text, name) pair worked out once (a household-level list repeats them); the
+        rows are then visited in order, table by table, so every table holds its rows and
+        keys in the same order as a row-by-row build."""
         settings = self.settings
         col = {c: _column(df, c) for c in ("district", "road", "number", "building_no", "unit")}
         given_cache: dict[str, str] = {}
@@ -228,44 +255,66 @@ class AddressIndex:
                 out = given_cache[raw] = normalise(raw).text
             return out
 
-        any_given = any(col[c] is not None for c in ("road", "number", "building_no", "unit"))
         texts = self.text.tolist()
-        readings = {t: _reading(parse(t, settings)) for t in dict.fromkeys(texts)}
+        distinct = list(dict.fromkeys(texts))
+        readings = dict(zip(distinct, map(_reading, parse_many(distinct, settings)), strict=True))
+        rows = [readings[t] for t in texts]
+        if any(col[c] is not None for c in ("road", "number", "building_no", "unit")):
+            rows = [_with_given(r, given, i) for i, r in enumerate(rows)]
         city_default = settings.address.city or ""
         gd = col["district"]
-        names: dict[str, str] = {}  # raw name → normalised (names repeat row after row)
-        name_keys: dict[tuple[str, str | None], tuple[str, ...]] = {}
-        exact, door, road_rows, parts = self.exact, self.door, self.road_rows, self.parts
-        table = self.names
-        district: list[str] = []
-        city: list[str] = []
-        rest: list[str] = []
-        for i, (text, raw) in enumerate(zip(texts, self.name.tolist(), strict=True)):
-            r = readings[text]
-            if any_given:
-                r = _with_given(r, given, i)
-            district.append(r.district or (gd[i] if gd is not None else ""))
-            city.append(r.city or city_default)
-            rest.append(r.rest)
+        if gd is None:
+            self.district = np.array([r.district or "" for r in rows], dtype=object)
+        else:
+            self.district = np.array(
+                [r.district or d for r, d in zip(rows, gd.tolist(), strict=True)], dtype=object
+            )
+        self.city = np.array([r.city or city_default for r in rows], dtype=object)
+        self.rest = np.array([r.rest for r in rows], dtype=object)
+        self.parts = [r.parts for r in rows]
+        exact, door, road_rows = self.exact, self.door, self.road_rows
+        for i, r in enumerate(rows):
             if r.key:
                 exact[r.key].append(i)
-            parts.append(r.parts)
+        for i, r in enumerate(rows):
             if r.road:
                 road_rows[r.road].append(i)
+        for i, r in enumerate(rows):
             if r.door is not None:
                 door[r.door].append(i)
-            pair = (raw, r.poi)
-            keys = name_keys.get(pair)
-            if keys is None:
-                nm = names.get(raw)
-                if nm is None:
-                    nm = names[raw] = normalise_name(raw)
-                keys = name_keys[pair] = self._name_keys(nm, r.poi)
-            for k in keys:
-                table[k].append(i)
-        self.district = np.array(district, dtype=object)
-        self.city = np.array(city, dtype=object)
-        self.rest = np.array(rest, dtype=object)
+        self._fill_names(rows)
+
+    def _fill_names(self, rows: list[_Reading]) -> None:
+        """The name table: each row under the variants of its name, then of the place its
+        text names. The rows are grouped by (name, place) pair (a household-level list
+        repeats them), each pair's keys worked out once, in the order the pairs first
+        appear, so keys and rows come in the order of a row-by-row build."""
+        raw_codes, raws = pd.factorize(self.name)
+        poi_codes, pois = pd.factorize(np.array([r.poi for r in rows], dtype=object))
+        codes, _ = pd.factorize(raw_codes * (len(pois) + 1) + poi_codes + 1)
+        order = np.argsort(codes, kind="stable")
+        ends = np.cumsum(np.bincount(codes, minlength=codes.max() + 1 if len(codes) else 0))
+        names: dict[str, str] = {}  # raw name → normalised
+        table = self.names
+        merged: set[str] = set()  # keys listed by more than one pair: rows to sort
+        start = 0
+        for end in ends.tolist():
+            group = order[start:end].tolist()
+            first = group[0]
+            raw, poi = raws[raw_codes[first]], rows[first].poi
+            nm = names.get(raw)
+            if nm is None:
+                nm = names[raw] = normalise_name(raw)
+            for k in self._name_keys(nm, poi):
+                listed = table.get(k)
+                if listed is None:
+                    table[k] = list(group)
+                else:
+                    listed.extend(group)
+                    merged.add(k)
+            start = end
+        for k in merged:
+            table[k].sort()
 
     def _name_keys(self, name: str, poi: str | None) -> tuple[str, ...]:
         """The name keys a row is listed under: the variants of its name, then of the

@@ -177,6 +177,7 @@ _SYNONYM_SUBS = tuple(
     for (rx, b, a), trig in zip(SYNONYMS, _TRIGGERS, strict=True)
 )
 _HAS_CN = re.compile(f"[{CN_CHARS}]").search
+_ANY_TRIGGER = re.compile(f"[{re.escape(''.join(_TRIGGERS))}]").search
 
 
 @dataclass(frozen=True)
@@ -194,9 +195,18 @@ def _prepare_table() -> dict[int, int]:
     return traditional_to_simplified() | HALF_WIDTH
 
 
+@functools.cache
+def _prepare_chars() -> frozenset[str]:
+    """The characters :func:`_prepare_table` rewrites."""
+    return frozenset(map(chr, _prepare_table()))
+
+
 def _prepare(text: str) -> str:
-    """Half-width, simplified, upper-case: the first steps of every key."""
-    return text.translate(_prepare_table()).upper()
+    """Half-width, simplified, upper-case: the first steps of every key (the table is
+    applied only to a text holding one of its characters: most hold none)."""
+    if not _prepare_chars().isdisjoint(text):
+        text = text.translate(_prepare_table())
+    return text.upper()
 
 
 def normalise(text: str) -> Normalised:
@@ -246,9 +256,10 @@ def normalise_parts(text: str) -> tuple[str, tuple[str, ...]]:
     s = numerals_to_digits(s)
     if "-" in s:
         s = RE_NAME_DASH.sub("", s)
-    for rx, repl, triggered in _SYNONYM_SUBS:
-        if triggered(s):
-            s = rx.sub(repl, s)
+    if _ANY_TRIGGER(s):
+        for rx, repl, triggered in _SYNONYM_SUBS:
+            if triggered(s):
+                s = rx.sub(repl, s)
     if not hints:
         return s, ()
     hints_n = tuple(RE_DROP.sub("", numerals_to_digits(h)) for h in hints)

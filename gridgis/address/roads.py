@@ -34,9 +34,9 @@ def find_road(s: str) -> re.Match | None:
     """The road of an address without its administrative prefix: the first road name
     followed by a number (or ending the text), else a road name opening the text and
     followed by a name (人民路菜市场); ``None`` when there is none."""
-    m = next((r for r in RE_ROAD.finditer(s) if not RE_NOT_ROAD.search(r.group(0))), None)
-    if m is not None:
-        return m
+    for m in RE_ROAD.finditer(s):
+        if not RE_NOT_ROAD.search(m.group(0)):
+            return m
     m2 = RE_ROAD_ANY.search(s)
     if m2 and m2.start() == 0 and m2.end() < len(s) and not s[m2.end()].isdigit():
         return m2

@@ -95,7 +95,7 @@ class Token:
         return (self.num or "").split("-")
 
 
-@dataclass
+@dataclass(slots=True)
 class TailState:
     """The parse so far: the address, the tail text, and what came last."""
 
@@ -132,12 +132,14 @@ SUFFIXES += ("院", "街", "米", "队", "社")
 NUMBERS = SUFFIXES
 
 
-def reads(kinds: tuple[str | None, ...]) -> Callable[[Rule], Rule]:
-    """Declare the token kinds a rule can take (it returns False for any other), so the
-    parser offers a token only to the rules that read its kind, in the same order."""
+def reads(kinds: tuple[str | None, ...], dashed: bool = False) -> Callable[[Rule], Rule]:
+    """Declare the token kinds a rule can take (it returns False for any other), and with
+    ``dashed`` that it takes only numbers with a dash (82-11, 8-2-301), so the parser
+    offers a token only to the rules that can read it, in the same order."""
 
     def mark(rule: Rule) -> Rule:
         rule.kinds = frozenset(kinds)  # type: ignore[attr-defined]
+        rule.dashed = dashed  # type: ignore[attr-defined]
         return rule
 
     return mark
@@ -268,7 +270,7 @@ def lane(st: TailState, t: Token) -> bool:
     return True
 
 
-@reads(("单元", "室", "层"))
+@reads(("单元", "室", "层"), dashed=True)
 def door_then_dashes(st: TailState, t: Token) -> bool:
     """柳南一街58-130-7单元: right after the road, the first of dashed numbers ending in
     单元/室/层 is the door number; the rest is read by the next rules (never takes the
@@ -290,7 +292,7 @@ def _dashed(st: TailState, t: Token) -> bool:
     return "-" in t.num and t.suf in ("单元", "室", "号", "层") and not st.door_slot
 
 
-@reads(("号",))
+@reads(("号",), dashed=True)
 def dashed_shop_range(st: TailState, t: Token) -> bool:
     """2311-2312号: a range of shops is one room (TRAIN); so is X-Y号 after a floor."""
     if not _dashed(st, t) or t.suf != "号" or len(t.parts) != 2:
@@ -301,7 +303,7 @@ def dashed_shop_range(st: TailState, t: Token) -> bool:
     return True
 
 
-@reads(("号",))
+@reads(("号",), dashed=True)
 def village_door_sub_number(st: TailState, t: Token) -> bool:
     """溪口村12-87号: in a village without a road, X-Y号 is a door plate with a
     sub-number (TRAIN 12 of 17)."""
@@ -319,7 +321,7 @@ def village_door_sub_number(st: TailState, t: Token) -> bool:
     return True
 
 
-@reads(("单元", "室", "号", "层"))
+@reads(("单元", "室", "号", "层"), dashed=True)
 def dashed_parts(st: TailState, t: Token) -> bool:
     """X-Y-Z室 / X-Y号 / X-Y单元: building-unit-room. TRAIN conventions for X-Y号: after a
     building (124栋44-178号) X is the unit and Y the room; otherwise a short Y is a unit
@@ -392,7 +394,7 @@ def named_part(st: TailState, t: Token) -> bool:
     return True
 
 
-@reads((None,))
+@reads((None,), dashed=True)
 def door_with_three_parts(st: TailState, t: Token) -> bool:
     """将军路1326-11-6-434: door-building-unit-room; 沪江路8-12-1137: after a road three
     parts are building-unit-room in TRAIN (5 of 9)."""
@@ -547,7 +549,7 @@ def letter_building_room(st: TailState, t: Token) -> bool:
     return True
 
 
-@reads(NUMBERS)
+@reads(NUMBERS, dashed=True)
 def room_span(st: TailState, t: Token) -> bool:
     """1106-1107: two shops, one room span; after a floor (一楼2648-117, 13楼A21-2) the
     whole X-Y is the shop or office number (TRAIN 13 of 14)."""
@@ -560,7 +562,7 @@ def room_span(st: TailState, t: Token) -> bool:
     return True
 
 
-@reads(NUMBERS)
+@reads(NUMBERS, dashed=True)
 def building_unit_room(st: TailState, t: Token) -> bool:
     """8-2-301: building-unit-room."""
     parts = t.parts
@@ -573,7 +575,7 @@ def building_unit_room(st: TailState, t: Token) -> bool:
     return True
 
 
-@reads(NUMBERS)
+@reads(NUMBERS, dashed=True)
 def building_and_next(st: TailState, t: Token) -> bool:
     """17-586: building-room; 63-12: one or two digits after the dash are a unit (TRAIN:
     17 of 27 short ones)."""
@@ -665,10 +667,17 @@ TAIL_RULES: tuple[Rule, ...] = (
 )
 
 
-#: For each token kind, the rules that read it, in :data:`TAIL_RULES` order.
-RULES_BY_KIND: dict[str | None, tuple[Rule, ...]] = {
-    kind: tuple(r for r in TAIL_RULES if kind in r.kinds)  # type: ignore[attr-defined]
+#: For each token kind, and whether the number has a dash, the rules that can read it, in
+#: :data:`TAIL_RULES` order (a number without a dash never gains one: the rules only cut
+#: numbers).
+RULES_BY_KIND: dict[tuple[str | None, bool], tuple[Rule, ...]] = {
+    (kind, dash): tuple(
+        r
+        for r in TAIL_RULES
+        if kind in r.kinds and (dash or not r.dashed)  # type: ignore[attr-defined]
+    )
     for kind in SUFFIXES + ("txt", "hwy")
+    for dash in (False, True)
 }
 
 
@@ -688,19 +697,18 @@ def parse_tail(tail: str, p: ParsedAddress, after_road: bool, sub: bool = False)
         The road holds a side street or section: the corpus labels its number subroadno.
     """
     st = TailState(
-        p,
-        tail,
-        last=Last.ROAD if after_road else Last.START,
-        door_label="subroadno" if sub else "roadno",
+        p, tail, Last.ROAD if after_road else Last.START, "subroadno" if sub else "roadno"
     )
     for m in RE_TOKEN.finditer(tail):
-        num, suf, txt, gate, hwy, sep = m.group("num", "suf", "txt", "gate", "hwy", "sep")
+        hwy, gate, num, suf, sep, txt = m.groups()  # RE_TOKEN's groups, in order
         if sep:
             st.after_sep = True
             continue
-        tok = Token(num=num, suf=suf, txt=txt or gate, hwy=hwy, end=m.end(), after_sep=st.after_sep)
+        txt = txt or gate
+        tok = Token(num, suf, txt, hwy, m.end(), st.after_sep)
         st.after_sep = False
-        for rule in RULES_BY_KIND[tok.kind]:
+        kind = "hwy" if hwy else "txt" if txt is not None else suf  # Token.kind
+        for rule in RULES_BY_KIND[kind, num is not None and "-" in num]:
             if rule(st, tok):
                 p.rules.append(rule.__name__)
                 break

@@ -48,7 +48,14 @@ import pandas as pd
 from pyproj import CRS
 
 from gridgis.audit.checks import REGISTRY
-from gridgis.audit.context import GRID_SIZE_M, UNIT_KINDS, AuditContext, AuditError, Options
+from gridgis.audit.context import (
+    GRID_SIZE_M,
+    UNIT_KINDS,
+    AuditContext,
+    AuditError,
+    Options,
+    Scope,
+)
 from gridgis.audit.context import to_storage as _to_storage
 from gridgis.delineate.crossings import median_length
 from gridgis.standards import DEFAULT, Settings
@@ -145,17 +152,48 @@ class _Findings:
             gdf[col] = gdf[col].astype("string")
         gdf["value"] = pd.to_numeric(gdf["value"], errors="coerce").astype("Float64")
         gdf["grid_row"] = pd.to_numeric(gdf["grid_row"], errors="coerce").astype("Int64")
-        order = {c: i for i, c in enumerate(CHECKS)}
-        gdf["_o"] = gdf["check"].map(order)
-        gdf = gdf.sort_values(
-            ["_o", "grid_code", "other_code", "feature_id", "value"],
-            kind="stable",
-            na_position="last",
-        )
-        return gdf.drop(columns="_o").reset_index(drop=True)
+        return order_findings(gdf)
 
 
-def _selected(checks: Iterable[str] | None, skip: Iterable[str]) -> list[str]:
+def order_findings(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Findings in report order: by check (:data:`CHECKS`), then grid code, other code,
+    feature and value; rows equal in all of these keep the order they come in (stable)."""
+    order = {c: i for i, c in enumerate(CHECKS)}
+    gdf = gdf.assign(_o=gdf["check"].map(order))
+    gdf = gdf.sort_values(
+        ["_o", "grid_code", "other_code", "feature_id", "value"],
+        kind="stable",
+        na_position="last",
+    )
+    return gdf.drop(columns="_o").reset_index(drop=True)
+
+
+def run_checks(
+    ctx: AuditContext,
+    names: Iterable[str],
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[gpd.GeoDataFrame, dict[str, str]]:
+    """Run the checks ``names`` (registered, in that order) on one context.
+
+    Returns
+    -------
+    findings, skipped
+        The findings in report order (:func:`order_findings`) and, per check that could
+        not run, why.
+    """
+    names = list(names)
+    f = _Findings()
+    skipped = {}
+    for k, name in enumerate(names):
+        why = REGISTRY[name].run(ctx, f.adder(name))
+        if why:
+            skipped[name] = why
+        if progress:
+            progress(k + 1, len(names))
+    return f.frame(ctx.crs), skipped
+
+
+def selected_checks(checks: Iterable[str] | None, skip: Iterable[str]) -> list[str]:
     names = list(REGISTRY) if checks is None else list(checks)
     unknown = [c for c in [*names, *skip] if c not in REGISTRY]
     if unknown:
@@ -167,7 +205,7 @@ def _selected(checks: Iterable[str] | None, skip: Iterable[str]) -> list[str]:
     return [c for c in REGISTRY if c in names and c not in skip]
 
 
-def _grid_stats(ctx: AuditContext) -> gpd.GeoDataFrame:
+def grid_stats(ctx: AuditContext) -> gpd.GeoDataFrame:
     if ctx.has_buildings:
         households, count = ctx.buildings.households, ctx.buildings.building_count
     else:
@@ -197,6 +235,7 @@ def audit_grids(
     progress: Callable[[int, int], None] | None = None,
     checks: Iterable[str] | None = None,
     skip: Iterable[str] = (),
+    scope: Scope | None = None,
 ) -> AuditResult:
     """Check a city's grid layer; return every finding.
 
@@ -224,6 +263,10 @@ def audit_grids(
     checks, skip
         Names of the checks to run (default: all of :data:`CHECKS`) and to leave out;
         those not run are listed in ``skipped`` as "not selected".
+    scope
+        When ``grids`` is a part of a larger layer (:mod:`gridgis.partitioned.audit`):
+        its rows in the whole layer, the whole layer's CRS and layers (see
+        :class:`~gridgis.audit.context.Scope`). Default: ``grids`` is the whole layer.
 
     Returns
     -------
@@ -235,24 +278,21 @@ def audit_grids(
         When the grids have no CRS, no ``code_field``, or no polygons at all; or a check
         name is unknown.
     """
-    run = _selected(checks, skip)
+    run = selected_checks(checks, skip)
     opts = Options(code_field, community_field, kind_field, layer_name)
-    ctx = AuditContext(grids, layers, settings, opts)
-    f = _Findings()
+    ctx = AuditContext(grids, layers, settings, opts, scope)
     skipped = {c: "not selected" for c in REGISTRY if c not in run}
-    for k, name in enumerate(run):
-        why = REGISTRY[name].run(ctx, f.adder(name))
-        if why:
-            skipped[name] = why
-        if progress:
-            progress(k + 1, len(run))
-    epsg = ctx.crs.to_epsg()
+    findings, why = run_checks(ctx, run, progress)
+    skipped.update(why)
     return AuditResult(
-        findings=f.frame(ctx.crs),
-        grids=_grid_stats(ctx),
-        crs=f"EPSG:{epsg}" if epsg else ctx.crs.to_string(),
-        skipped=skipped,
+        findings=findings, grids=grid_stats(ctx), crs=crs_text(ctx.crs), skipped=skipped
     )
+
+
+def crs_text(crs: CRS) -> str:
+    """``EPSG:n`` of a CRS, or its description when it has no EPSG code."""
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_string()
 
 
 def audit_params(result: AuditResult, settings: Settings = DEFAULT, **extra) -> dict:
@@ -281,6 +321,7 @@ __all__ = [
     "UNIT_KINDS",
     "AuditError",
     "AuditResult",
+    "Scope",
     "audit_grids",
     "audit_params",
     "median_length",

@@ -211,17 +211,35 @@ def _enclosed_gaps(ctx: AuditContext, covered, add: Add) -> None:
                 )
 
 
+def covered_by_grids(ctx: AuditContext, cm: np.ndarray) -> np.ndarray:
+    """For each community polygon, the union of the grids (with an area) that intersect
+    it, in row order, snapped to :data:`GRID_SIZE_M`: what its gaps are cut from. A
+    community's gaps depend on it and its grids only, so a part of the city holding the
+    community and those grids finds them identically (:mod:`gridgis.partitioned.audit`)."""
+    ci, gi = ctx.tree.query(cm, predicate="intersects")
+    keep = ctx.area[gi] > 0
+    ci, gi = ci[keep], gi[keep]
+    order = np.lexsort((gi, ci))
+    ci, gi = ci[order], gi[order]
+    out = np.full(len(cm), shapely.Polygon(), dtype=object)
+    bounds = np.searchsorted(ci, np.arange(len(cm) + 1))
+    for c in np.flatnonzero(np.diff(bounds)):
+        out[c] = shapely.union_all(ctx.gm[gi[bounds[c] : bounds[c + 1]]], grid_size=GRID_SIZE_M)
+    return out
+
+
 @check("gap", "error", "community ground in no grid (polygon, m²)")
 def gap(ctx: AuditContext, add: Add) -> str | None:
-    covered = shapely.union_all(ctx.gm[ctx.area > 0], grid_size=GRID_SIZE_M)
     if not ctx.has_communities:
+        covered = shapely.union_all(ctx.gm[ctx.area > 0], grid_size=GRID_SIZE_M)
         _enclosed_gaps(ctx, covered, add)
         return None
     ccodes, cm = ctx.community_layer
-    holes = shapely.difference(cm, covered, grid_size=GRID_SIZE_M)
+    holes = shapely.difference(cm, covered_by_grids(ctx, cm), grid_size=GRID_SIZE_M)
     parts, owner = shapely.get_parts(holes, return_index=True)
     parts, owner2 = shapely.get_parts(polygonal(parts), return_index=True)
     owner = owner[owner2]
+    parts = shapely.normalize(parts)  # rings oriented, first vertex the lowest
     part_area = shapely.area(parts)
     for j in np.flatnonzero(part_area >= ctx.rules.audit_sliver_m2):
         add(
@@ -355,7 +373,7 @@ def _avoided_roads(ctx: AuditContext):
     """(metric lines, names, ids) of the roads of ``grid.avoid_road_classes``, or the
     reason there are none to check."""
     roads = ctx.layers.get("roads")
-    if roads is None or not len(roads):
+    if not ctx.present("roads"):
         return "no roads layer"
     if "road_class" not in roads.columns:
         return "roads have no road_class"

@@ -68,6 +68,33 @@ def to_storage(geoms: np.ndarray, crs: CRS) -> np.ndarray:
     return np.asarray(gpd.GeoSeries(geoms, crs=crs).to_crs("EPSG:4326").values, dtype=object)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Part of a larger grid layer audited on its own (a partition of
+    :mod:`gridgis.partitioned.audit`): what the part must take from the whole layer so
+    its findings are the whole audit's.
+
+    Attributes
+    ----------
+    rows1
+        1-based row of each grid of the part in the whole layer (messages, ``grid_row``,
+        tie-breaks).
+    crs
+        The whole layer's metric CRS (a part could fall in another zone).
+    present
+        Layers holding rows in the whole workspace (a part may hold none of them and must
+        still report, e.g., grids with 0 households).
+    located_any
+        Whether any grid of the whole layer overlaps a community (else communities come
+        from the codes' prefixes); None: decide from the part.
+    """
+
+    rows1: np.ndarray
+    crs: CRS
+    present: frozenset[str]
+    located_any: bool | None = None
+
+
 @dataclass
 class Options:
     """How the grid layer names its fields."""
@@ -95,25 +122,37 @@ class AuditContext:
         (row, reason) of each grid with no or an invalid geometry.
     """
 
-    def __init__(self, grids, layers, settings: Settings, options: Options) -> None:
+    def __init__(
+        self, grids, layers, settings: Settings, options: Options, scope: Scope | None = None
+    ) -> None:
         _validate(grids, options)
         self.options = options
         self.layers = layers
         self.settings = settings
         self.rules = settings.grid
+        self.scope = scope
         self.grids = grids.reset_index(drop=True)
         self.n = len(self.grids)
-        self.rows1 = np.arange(1, self.n + 1)
+        self.rows1 = np.arange(1, self.n + 1) if scope is None else np.asarray(scope.rows1)
         self.codes = code_strings(self.grids[options.code_field]).reset_index(drop=True)
         self.code_text = self.codes.fillna("").to_numpy(dtype=object)
-        self.crs = metric_crs_for(self.grids)
+        self.crs = metric_crs_for(self.grids) if scope is None else scope.crs
         self._repair()
         self.gm = np.asarray(
             gpd.GeoSeries(self.geoms, crs="EPSG:4326").to_crs(self.crs).values, dtype=object
         )
         self.area = shapely.area(self.gm)
-        self.rank = rank_of(np.array([f"{c}|{i:09d}" for i, c in enumerate(self.code_text)]))
+        self.rank = rank_of(
+            np.array([f"{c}|{i - 1:09d}" for i, c in zip(self.rows1, self.code_text, strict=True)])
+        )
         self.tree = shapely.STRtree(self.gm)
+
+    def present(self, name: str) -> bool:
+        """Whether layer ``name`` holds rows (in the whole workspace, for a part)."""
+        frame = self.layers.get(name)
+        if frame is None:
+            return False
+        return name in self.scope.present if self.scope is not None else len(frame) > 0
 
     def _repair(self) -> None:
         geoms = np.asarray(self.grids.geometry.to_crs("EPSG:4326").values, dtype=object)
@@ -131,7 +170,7 @@ class AuditContext:
                 for i, why in zip(np.flatnonzero(invalid), reasons, strict=True)
             ]
         self.geoms = polygonal(np.where(missing, shapely.Polygon(), geoms))
-        if shapely.is_empty(self.geoms).all():
+        if self.scope is None and shapely.is_empty(self.geoms).all():
             raise AuditError(
                 f"layer '{self.options.layer_name}' holds no polygons (grids must be areas)"
             )
@@ -150,7 +189,7 @@ class AuditContext:
     @cached_property
     def has_communities(self) -> bool:
         comms = self.layers.get("communities")
-        return comms is not None and len(comms) > 0 and "community_code" in comms.columns
+        return self.present("communities") and "community_code" in comms.columns
 
     @cached_property
     def community_layer(self) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +231,7 @@ class AuditContext:
         """Each grid's community: declared, else by location, else the code's prefix."""
         if self.declared is not None:
             return self.declared
-        if self.located.isna().all():
+        if not self.located_any:
             return pd.Series(
                 [c[:12] if f else pd.NA for c, f in zip(self.code_text, self.fifteen, strict=True)],
                 dtype="string",
@@ -204,13 +243,19 @@ class AuditContext:
         """How :attr:`community` was found (for messages); None when it was not."""
         if self.declared is not None:
             return "field " + str(self.options.community_field)
-        return "location" if self.located.notna().any() else None
+        return "location" if self.located_any else None
+
+    @cached_property
+    def located_any(self) -> bool:
+        """Whether any grid lies in a community (of the whole layer, for a part)."""
+        if self.scope is not None and self.scope.located_any is not None:
+            return bool(self.scope.located_any)
+        return bool(self.located.notna().any())
 
     # -- buildings ------------------------------------------------------------------------
     @cached_property
     def has_buildings(self) -> bool:
-        b = self.layers.get("buildings")
-        return b is not None and len(b) > 0
+        return self.present("buildings")
 
     @cached_property
     def buildings(self) -> BuildingsInGrids:

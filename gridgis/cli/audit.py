@@ -11,6 +11,7 @@ from gridgis import workflows
 from gridgis.audit import AuditError
 from gridgis.cli.app import app
 from gridgis.cli.common import (
+    ClusterOpt,
     DatabaseOpt,
     RulesOpt,
     SetOpt,
@@ -64,6 +65,7 @@ def audit(
     ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Audit existing grids: households out of range, multipart grids, gaps and overlaps, community crossings, buildings in no grid or two, invalid or duplicate codes, code prefixes, arterial crossings.
 
@@ -85,6 +87,7 @@ def audit(
                 progress=lambda what: progress_callback(bar, what),
                 checks=check or None,
                 skip=skip or (),
+                cluster=cluster,
             )
         except AuditError as exc:
             hint = {"code_field": " (--code-field)", "checks": " (--check/--skip)"}

@@ -28,13 +28,13 @@ def _rates_table(result) -> Table:
     cov = result.layers["coverage"]
     level = result.levels[0] if result.levels else None
     table = Table(title=t("rates_title"), title_justify="left")
-    c = (
-        cov[cov["level"] == level]
-        .groupby("category")[["households", "households_covered", "households_covered_straight"]]
-        .sum()
-        if level is not None
-        else cov.iloc[0:0]
-    )
+    cols = ["households", "households_covered", "households_covered_straight"]
+    cols += ["households_known"] if "households_known" in cov.columns else []
+    c = cov[cov["level"] == level].groupby("category")[cols].sum() if level is not None else None
+    if c is None:
+        c = cov.iloc[0:0]
+    elif "households_known" not in c.columns:  # a workspace from before households_known
+        c["households_known"] = c["households"]
     names = {cat: category_name(cat) for cat in c.index}
     widest = max((cell_len(n) for n in names.values()), default=8)
     for col in ("category", "radius m", "walking", "straight line", "gap households"):
@@ -47,10 +47,13 @@ def _rates_table(result) -> Table:
     radius = result.params["radius_m"]
     no_data = set(result.params.get("no_data_categories", []))
     for cat, row in c.iterrows():
-        hh = row["households"]
+        hh = row["households_known"]  # walks known: buildings beyond the roads left out
         r = radius.get(cat, result.params["life_circle_15min_m"])
         if cat in no_data:  # no facility in the workspace: unknown, not 0 %
             table.add_row(names[cat], f"{r:,.0f}", f"[yellow]{t('no data')}[/]", t("no data"), "—")
+            continue
+        if hh <= 0:  # no building reaches the road data
+            table.add_row(names[cat], f"{r:,.0f}", f"[yellow]{t('no data')}[/]", "—", "—")
             continue
         table.add_row(
             names[cat],
@@ -146,6 +149,7 @@ def site(
     ] = False,
     rules: RulesOpt = None,
     set_: SetOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Propose new sites for a category that bring the most uncovered households within its walking radius (existing facilities kept; lazy greedy).
 
@@ -155,7 +159,13 @@ def site(
     """
     with open_workspace(workspace, database, rules, set_) as (store, settings):
         result = workflows.site(
-            store, settings, category, count, candidates=candidates, candidate_id=candidate_id
+            store,
+            settings,
+            category,
+            count,
+            candidates=candidates,
+            candidate_id=candidate_id,
+            cluster=cluster,
         ).detail
         s = result.sites
         cat = category_name(category)

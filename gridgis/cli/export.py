@@ -10,6 +10,7 @@ import typer
 
 from gridgis.cli.app import app
 from gridgis.cli.common import (
+    ClusterOpt,
     DatabaseOpt,
     RulesOpt,
     SetOpt,
@@ -68,6 +69,7 @@ def export_command(
     ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Export the workspace as a planner hands it in.
 
@@ -78,9 +80,11 @@ def export_command(
     Examples: [bold]gridgis export -w out/demo.gpkg --format xlsx --out out/ledger.xlsx[/]
     · [bold]gridgis export -w out/demo.gpkg --format shp --encoding gbk --out out/shp[/]
     · [bold]gridgis export -w out/demo.gpkg --format pdf --pdf boards --out out/pdf[/]
+    · [bold]gridgis export -w out/demo.gpkg --format pdf --out out/pdf --cluster local:2[/]
     """
-    from gridgis.export import FORMATS, PDF_KINDS, export_workspace
+    from gridgis.export import FORMATS, PDF_KINDS
     from gridgis.maps import MAP_LAYERS
+    from gridgis.partitioned import export_on
 
     if fmt not in FORMATS:
         fail(f"--format {fmt}: use one of {', '.join(FORMATS)}")
@@ -94,7 +98,8 @@ def export_command(
         layers = read_present(store, MAP_LAYERS)
         city = str(store.meta().get("city", ""))
         with progress_of("printing PDF pages", show=fmt == "pdf") as callback:
-            result = export_workspace(
+            result = export_on(
+                cluster,
                 layers,
                 fmt,
                 out,

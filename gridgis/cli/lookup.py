@@ -14,6 +14,7 @@ import typer
 from gridgis.cli.app import app
 from gridgis.cli.common import (
     CliError,
+    ClusterOpt,
     DatabaseOpt,
     RulesOpt,
     SetOpt,
@@ -107,6 +108,7 @@ def lookup(
     ] = None,
     rules: RulesOpt = None,
     set_: SetOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Find the grid, community, street and responsible people of an address or point.
 
@@ -118,6 +120,7 @@ def lookup(
     · [bold]gridgis lookup -w out/demo.gpkg --lon 118.79 --lat 32.06 --crs gcj02[/]
     · [bold]gridgis lookup -w out/demo.gpkg --batch in.csv --column address --out out.csv[/]
     · [bold]gridgis lookup -w out/demo.gpkg --lon 118.79 --lat 32.06 --as-of 2025-03-01[/]
+    · [bold]gridgis lookup -w out/demo.gpkg --batch in.csv --out out.csv --cluster local:2[/]
     """
     from gridgis.lookup import Lookup
 
@@ -131,6 +134,11 @@ def lookup(
         if batch is not None and out is None:
             raise CliError("--batch needs --out FILE.csv")
         store = get_store(workspace, database, must_exist=True)
+        if batch is not None and cluster:
+            _batch_on_cluster(store, settings, batch, column, out, as_of, cluster)
+            return
+        if cluster:
+            raise CliError("--cluster goes with --batch (one address or point runs here)")
         if as_of is None:
             finder = Lookup.from_store(store, settings)
         else:
@@ -144,22 +152,53 @@ def lookup(
             answer = finder.point(lon, lat, crs=crs, include_personal=personal)
             typer.echo(json.dumps(answer, ensure_ascii=False, indent=2))
         else:
-            table = _read_csv(batch)
-            if column not in table.columns:
-                raise CliError(
-                    f"{batch}: no column '{column}' (columns: "
-                    f"{', '.join(map(str, table.columns))}); choose with --column"
-                )
+            table = _batch_table(batch, column)
             with progress_of("Matching addresses") as callback:
                 result = finder.addresses(table[column].tolist(), progress=callback)
-            for col in BATCH_COLUMNS:
-                table[col] = result[col].to_numpy()
-            table["match_score"] = result["match_score"].where(result["match_level"] != "none")
-            _write_csv_atomic(table, out)
-            n_ok = int(result["confident"].sum())
-            typer.echo(
-                f"{out}: {len(table):,} rows, {n_ok:,} matched confidently, "
-                f"{len(table) - n_ok:,} without a confident match (columns "
-                f"{', '.join(BATCH_COLUMNS)} empty or candidates only)",
-                err=True,
-            )
+            _write_batch(table, result, out)
+
+
+def _batch_table(batch: Path, column: str) -> pd.DataFrame:
+    table = _read_csv(batch)
+    if column not in table.columns:
+        raise CliError(
+            f"{batch}: no column '{column}' (columns: "
+            f"{', '.join(map(str, table.columns))}); choose with --column"
+        )
+    return table
+
+
+def _write_batch(table: pd.DataFrame, result: pd.DataFrame, out: Path) -> None:
+    """The input rows plus :data:`BATCH_COLUMNS`, written atomically; a summary on stderr."""
+    for col in BATCH_COLUMNS:
+        table[col] = result[col].to_numpy()
+    table["match_score"] = result["match_score"].where(result["match_level"] != "none")
+    _write_csv_atomic(table, out)
+    n_ok = int(result["confident"].sum())
+    typer.echo(
+        f"{out}: {len(table):,} rows, {n_ok:,} matched confidently, "
+        f"{len(table) - n_ok:,} without a confident match (columns "
+        f"{', '.join(BATCH_COLUMNS)} empty or candidates only)",
+        err=True,
+    )
+
+
+def _batch_on_cluster(store, settings, batch: Path, column: str, out: Path, as_of, cluster):
+    """``--batch`` with ``--cluster``: chunks of addresses matched on Dask workers (each
+    builds the index once), the same CSV as in one process."""
+    from gridgis.partitioned import cluster_client, lookup_addresses_partitioned
+
+    names = ("addresses", "buildings", "grids", "communities", "streets", "staff")
+    layers = {n: store.read(n) if store.has(n) else None for n in names}
+    if as_of is not None:
+        from gridgis.workflows import grids_as_of
+
+        if not store.has("grid_versions"):
+            from gridgis.workflows import lookup_as_of
+
+            lookup_as_of(store, settings, as_of)  # raises: no dated grids
+        layers["grids"] = grids_as_of(store.read("grid_versions"), as_of)
+    table = _batch_table(batch, column)
+    with cluster_client(cluster) as client:
+        result = lookup_addresses_partitioned(client, layers, table[column].tolist(), settings)
+    _write_batch(table, result, out)

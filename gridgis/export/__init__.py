@@ -34,11 +34,13 @@ PDF_KINDS = ("boards", "atlas", "both")
 
 @dataclass
 class ExportResult:
-    """The files an export wrote, PDF page counts, and notes (e.g. layers missing)."""
+    """The files an export wrote, PDF page counts, and notes (e.g. layers missing);
+    ``cluster``: the run reports of a partitioned export (empty in one process)."""
 
     files: list[Path] = field(default_factory=list)
     pages: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    cluster: dict = field(default_factory=dict)
 
 
 def _target(out: Path, fmt: str) -> tuple[Path, Path | None]:
@@ -62,6 +64,7 @@ def export_workspace(
     board_date: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     code: str | None = None,
+    printer: Callable[..., int] | None = None,
 ) -> ExportResult:
     """Export a workspace's layers.
 
@@ -91,6 +94,10 @@ def export_workspace(
         PDF only: print just the grids under this street (9 digits), community (12) or
         grid (15) code — their boards, and an atlas of their street and communities
         (see :func:`select_code`).
+    printer
+        PDF only: ``printer(pages, target, progress) -> pages printed`` (default
+        :func:`gridgis.export.pdf.print_pages`, in this process; the partitioned export,
+        :func:`gridgis.partitioned.export.export_partitioned`, prints on a cluster).
 
     Raises
     ------
@@ -116,7 +123,7 @@ def export_workspace(
         if code is not None:
             layers, selected = select_code(layers, code)
         return _export_pdf(
-            layers, folder, settings, city, pdf, board_date, progress, result, selected
+            layers, folder, settings, city, pdf, board_date, progress, result, selected, printer
         )
     book = ledger(layers, with_personal=with_personal)
     result.notes += book.notes
@@ -185,9 +192,11 @@ def _export_pdf(
     progress: Callable[[int, int], None] | None,
     result: ExportResult,
     selected: list[str] | None = None,
+    printer: Callable[..., int] | None = None,
 ) -> ExportResult:
     """Write the map site to a temporary folder and print boards and/or the atlas (of the
-    ``selected`` grid codes only, when given)."""
+    ``selected`` grid codes only, when given) with ``printer`` (default
+    :func:`~gridgis.export.pdf.print_pages`)."""
     from gridgis.export.pdf import _chromium, board_pages, print_pages
     from gridgis.maps import write_maps
 
@@ -208,7 +217,7 @@ def _export_pdf(
         folder.mkdir(parents=True, exist_ok=True)
         for name, pages in jobs:
             target = folder / f"{name}.pdf"
-            result.pages[name] = print_pages(pages, target, progress)
+            result.pages[name] = (printer or print_pages)(pages, target, progress)
             result.files.append(target)
     return result
 

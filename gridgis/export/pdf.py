@@ -157,35 +157,47 @@ def _print(
     return len(writer.pages)
 
 
+def print_groups(pages: Sequence[tuple[Path, str]]) -> list[list[tuple[Path, str]]]:
+    """The pages as print calls, in order: each run of boards cut into books of
+    :data:`BOOK_SIZE` (from the start of the run), every other page alone. A contiguous
+    range of these groups printed on its own gives the same books (how
+    :mod:`gridgis.partitioned.export` cuts a PDF between workers)."""
+    groups: list[list[tuple[Path, str]]] = []
+    run: list[tuple[Path, str]] = []
+    for path, kind in pages:
+        if kind == "board":
+            run.append((Path(path), kind))
+            if len(run) == BOOK_SIZE:
+                groups.append(run)
+                run = []
+            continue
+        if run:
+            groups.append(run)
+            run = []
+        groups.append([(Path(path), kind)])
+    if run:
+        groups.append(run)
+    return groups
+
+
 def _jobs(pages: Sequence[tuple[Path, str]], out_pdf: Path) -> list[tuple[Path, str, int]]:
     """Print jobs ``(html file, viewport kind, pages)``: runs of boards become books (an
     HTML file of iframes next to the PDF), other pages are printed alone."""
     jobs: list[tuple[Path, str, int]] = []
-    run: list[Path] = []
-
-    def flush() -> None:
-        if not run:
-            return
+    for group in print_groups(pages):
+        path, kind = group[0]
+        if kind != "board":
+            jobs.append((path, "board" if kind == "page" else kind, 1))
+            continue
         book = out_pdf.parent / f".book-{out_pdf.stem}-{len(jobs):05d}.html"
-        frames = "".join(f'<iframe src="{p.resolve().as_uri()}"></iframe>' for p in run)
+        frames = "".join(f'<iframe src="{p.resolve().as_uri()}"></iframe>' for p, _ in group)
         book.parent.mkdir(parents=True, exist_ok=True)
         book.write_text(
             f'<!DOCTYPE html><html><head><meta charset="utf-8"><style>{BOOK_CSS}</style>'
             f"</head><body>{frames}</body></html>",
             encoding="utf-8",
         )
-        jobs.append((book, "board", len(run)))
-        run.clear()
-
-    for path, kind in pages:
-        if kind == "board":
-            run.append(Path(path))
-            if len(run) == BOOK_SIZE:
-                flush()
-            continue
-        flush()
-        jobs.append((Path(path), "board" if kind == "page" else kind, 1))
-    flush()
+        jobs.append((book, "board", len(group)))
     return jobs
 
 

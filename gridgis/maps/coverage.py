@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 from branca.element import MacroElement
 
+from gridgis.coverage import NO_NETWORK
 from gridgis.crs import metric_crs_for
 from gridgis.layers import FACILITY_CATEGORIES
 from gridgis.maps.common import (
@@ -172,15 +173,23 @@ def city_rates(
     if coverage is not None and len(coverage) and "level" in coverage.columns:
         level = "street" if (coverage["level"] == "street").any() else coverage["level"].iloc[0]
         c = coverage[coverage["level"] == level].copy()
-        for col in ("households", "households_covered", "households_covered_straight"):
+        if "households_known" not in c.columns:  # a workspace from before households_known
+            c["households_known"] = c["households"]
+        for col in (
+            "households",
+            "households_known",
+            "households_covered",
+            "households_covered_straight",
+        ):
             c[col] = pd.to_numeric(c.get(col), errors="coerce").fillna(0)
         g = c.groupby("category").agg(
             households=("households", "sum"),
+            known=("households_known", "sum"),
             households_covered=("households_covered", "sum"),
             cov_s=("households_covered_straight", "sum"),
         )
-        g["rate"] = g["households_covered"] / g["households"].where(g["households"] > 0)
-        g["rate_straight"] = g["cov_s"] / g["households"].where(g["households"] > 0)
+        g["rate"] = g["households_covered"] / g["known"].where(g["known"] > 0)
+        g["rate_straight"] = g["cov_s"] / g["known"].where(g["known"] > 0)
         return g.reset_index()[cols]
     if access is not None and len(access) and households is not None:
         a = access.copy()
@@ -354,6 +363,8 @@ def _add_buildings(m, buildings, access, cats, first, no_data, basemap, groups) 
         walk = np.full(len(ids), -1, dtype=np.int64)
         p = pos.loc[sub["building_id"].astype(str)].to_numpy()
         bits[p] = np.where(sub["covered"].fillna(False).astype(bool), "1", "0")
+        if "status" in sub.columns:  # beyond the road data: unknown, not uncovered
+            bits[p] = np.where(sub["status"].astype(str) == NO_NETWORK, "n", bits[p])
         w = pd.to_numeric(sub["walk_m"], errors="coerce").to_numpy(dtype=float)
         walk[p] = np.where(np.isfinite(w), np.round(w), -1).astype(np.int64)
         label = category_label(cat)
@@ -365,6 +376,8 @@ def _add_buildings(m, buildings, access, cats, first, no_data, basemap, groups) 
                 ("1", "已覆盖建筑", "#1a9850"),
             )
         )
+        if "n" in bits:
+            shown += (("n", "未接入路网(步行距离未知)", "#969696"),)
         for want, name, colour in shown:
             group = folium.FeatureGroup(name=f"{label}: {name}", show=(cat == first))
             style = {"radius": 4, "color": colour, "weight": 1, "fillColor": colour}

@@ -99,7 +99,7 @@ def _grid_of_points(a: gpd.GeoDataFrame, grids: gpd.GeoDataFrame) -> np.ndarray:
     codes = grids["grid_code"].astype(str).to_numpy()
     pos = {c: i for i, c in enumerate(codes)}
     if "grid_code" in a.columns and a["grid_code"].notna().any():
-        gi = a["grid_code"].astype("string").map(pos).astype(float).to_numpy()
+        gi = np.array(a["grid_code"].astype("string").map(pos), dtype=float)  # writable
     else:
         gi = np.full(len(a), np.nan)
     missing = np.isnan(gi)

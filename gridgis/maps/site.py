@@ -40,6 +40,24 @@ MAP_LAYERS = (
 )
 
 
+TILED_LAYERS = ("streets", "communities", "grids", "coverage")
+"""Layers a city drawn from tiles reads (without boards): the rest comes from the tiles."""
+
+
+def tiled_layers(store, settings, boards: bool) -> tuple[str, ...] | None:
+    """:data:`TILED_LAYERS` when the workspace's grids are more than
+    ``maps.tiles_above_grids`` and no boards are to be written (see
+    ``maps.tiled_boards``), else None (read :data:`MAP_LAYERS`). Counts the grids from
+    the layer's metadata, without reading it."""
+    try:
+        rows = store.info("grids").rows if store.has("grids") else 0
+    except Exception:  # a store without layer metadata: read everything
+        return None
+    if rows is None or rows <= settings.maps.tiles_above_grids:
+        return None
+    return None if boards and settings.maps.tiled_boards else TILED_LAYERS
+
+
 @dataclass
 class MapSite:
     """What :func:`write_maps` wrote."""
@@ -57,6 +75,13 @@ class MapSite:
 
     def summary(self) -> str:
         """One line: where the maps are and how many pages of each kind."""
+        if any(p.name == "tiles_index.js" for p in self.pages):
+            return (
+                f"maps in {self.out_dir}/ drawn from vector tiles (open through gridgis serve): "
+                f"index.html with {self.count('streets')} streets and "
+                f"{self.count('communities')} communities, coverage.html, lookup.html, "
+                + (f"{self.count('boards')} boards" if self.count("boards") else "board.html")
+            )
         return (
             f"maps in {self.out_dir}/: index.html, {self.count('streets')} street, "
             f"{self.count('communities')} community pages, coverage.html, lookup.html, "
@@ -226,7 +251,7 @@ def write_maps(
         )
     out = Path(out_dir)
     site = MapSite(out)
-    for sub in ("streets", "communities", "boards"):
+    for sub in ("streets", "communities"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     shutil.copytree(
         STATIC_DIR,
@@ -236,20 +261,72 @@ def write_maps(
     )
     d = _site_layers(layers, site)
     w = _Writer(site, basemap, tianditu_key, settings or DEFAULT, progress)
-    w.total = 3 + len(d["streets"]) + len(d["comms"])
-    w.total += len(d["grids"]) if boards and d["grids"] is not None else 0
-    _write_index(w, d, city)
-    c_st, g_st = _write_streets(w, d)
-    b_cm, r_cm = _write_communities(w, d)
-    _write_coverage_and_lookup(w, d, c_st, g_st)
+    tiled = d["grids"] is not None and len(d["grids"]) > w.settings.maps.tiles_above_grids
+    if tiled:
+        boards = _tiled_boards(w, d, boards)
+        w.total = 3 + (len(d["grids"]) if boards else 0)
+        c_st, g_st, b_cm, r_cm = _write_tiled_levels(w, d, city, boards)
+    else:
+        w.total = 3 + len(d["streets"]) + len(d["comms"])
+        w.total += len(d["grids"]) if boards and d["grids"] is not None else 0
+        _write_index(w, d, city)
+        c_st, g_st = _write_streets(w, d)
+        b_cm, r_cm = _write_communities(w, d)
+    if not tiled:  # the tile site has its coverage and lookup pages
+        _write_coverage_and_lookup(w, d, c_st, g_st)
     if boards and d["grids"] is not None:
         _write_boards(w, d, b_cm, r_cm, city, board_date)
-    from gridgis.maps.tiled import write_tiled  # tile page above maps.tiles_above_grids
-
-    site.pages += write_tiled(out, d["grids"], d["comms"], w.settings, city, basemap)
     w.write(out / "maps.json", _manifest(site, basemap))
     site.pages.pop()
     return site
+
+
+def _tiled_boards(w: _Writer, d: dict, boards: bool) -> bool:
+    """Whether the boards are written for a city drawn from tiles (see
+    ``maps.tiled_boards``); a note when they are not."""
+    if boards and not w.settings.maps.tiled_boards:
+        w.site.notes.append(
+            f"{len(d['grids']):,} grids (more than maps.tiles_above_grids): one board page "
+            "for every grid, board.html#grid=<grid_code>, filled through gridgis serve; set "
+            "maps.tiled_boards for a static board per grid"
+        )
+        return False
+    return boards
+
+
+def _write_tiled_levels(w: _Writer, d: dict, city: str, boards: bool) -> tuple:
+    """City, street and community levels, coverage and lookup drawn from vector tiles
+    (:mod:`gridgis.maps.tiled`); returns what the board pages draw with (buildings and
+    roads at the community tolerance, when boards), after two Nones (the coverage and
+    lookup layers of the GeoJSON site)."""
+    from gridgis.maps.tiled import write_tiled_site
+
+    if w.basemap not in ("osm", "none"):
+        w.site.notes.append(
+            f"base map {w.basemap}: the pages drawn from vector tiles (WGS 84) show OpenStreetMap "
+            "or no base map, not shifted GCJ-02 or Tianditu tiles"
+        )
+    w.site.pages += write_tiled_site(
+        w.site.out_dir,
+        d["streets"],
+        d["comms"],
+        d["grids"],
+        w.settings,
+        city,
+        w.basemap,
+        boards=boards,
+        coverage=d["geo"].get("coverage"),
+    )
+    w.tick()
+    w.tick()
+    w.tick()
+    b_cm = r_cm = None
+    if boards:
+        tol = TOLERANCE_M["community"]
+        b = d["buildings"]
+        b_cm = prepare(b, tol, w.basemap) if b is not None else None
+        r_cm = prepare(d["roads"], tol, w.basemap) if d["roads"] is not None else None
+    return None, None, b_cm, r_cm
 
 
 @dataclass
@@ -453,6 +530,7 @@ def _write_boards(w: _Writer, d: dict, b_cm, r_cm, city: str, board_date: str | 
     """One board per grid, with its buildings, the roads and grids around it (四至)."""
     from gridgis.maps.boards import board_page, with_valid_from
 
+    (w.site.out_dir / "boards").mkdir(exist_ok=True)
     comms = d["comms"]
     grids = with_valid_from(d["grids"], d["geo"].get("grid_versions"))
     staff = d["geo"].get("staff")

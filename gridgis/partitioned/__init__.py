@@ -17,10 +17,18 @@ their public building blocks) on a part of the city.
   distances are exact), then rates, gaps and norms once over the whole table.
 * :func:`lookup_addresses_partitioned` — chunks of address queries, matched by
   :meth:`gridgis.lookup.Lookup.addresses` on workers that build the index once each.
+* :func:`audit_partitioned` — blocks of communities, each audited with a halo of the
+  grids, buildings, communities and roads its checks look at; findings of core rows kept.
+* :func:`export_partitioned` — the PDF's boards and atlas pages printed by Chromium on
+  the workers in ranges of whole books, joined in order.
+* :func:`site_partitioned` — siting's candidate × household walking searches in spatial
+  blocks with a halo as wide as the radius; the greedy stays global.
 
 A partition that raises or whose worker dies is retried (``ClusterRules.retries``); if it
 still fails the run raises :class:`PartitionError` and nothing has been written: these
-functions never write, the caller writes the collected result in one atomic store write.
+functions never write, the caller writes the collected result in one atomic store write
+(on a shared store, :mod:`gridgis.partitioned.source`, workers may read their partitions
+and stage rows, which the caller publishes in that same atomic write).
 Attempts per partition are reported in :class:`RunReport` (``params["cluster"]``).
 """
 
@@ -30,10 +38,13 @@ import logging
 from typing import Any
 
 from gridgis.partitioned.assign import assign_partitioned
+from gridgis.partitioned.audit import audit_partitioned
 from gridgis.partitioned.coverage import coverage_partitioned
 from gridgis.partitioned.delineate import delineate_partitioned
+from gridgis.partitioned.export import export_partitioned
 from gridgis.partitioned.lookup import lookup_addresses_partitioned
 from gridgis.partitioned.runner import PartitionError, Runner, RunReport
+from gridgis.partitioned.siting import site_partitioned
 from gridgis.standards import DEFAULT, Settings
 
 __all__ = [
@@ -42,12 +53,18 @@ __all__ = [
     "Runner",
     "assign_on",
     "assign_partitioned",
+    "audit_on",
+    "audit_partitioned",
     "cluster_client",
     "coverage_on",
     "coverage_partitioned",
     "delineate_on",
     "delineate_partitioned",
+    "export_on",
+    "export_partitioned",
     "lookup_addresses_partitioned",
+    "site_on",
+    "site_partitioned",
 ]
 
 log = logging.getLogger(__name__)
@@ -77,6 +94,7 @@ def delineate_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, 
         if client is None:
             from gridgis.delineate import delineate
 
+            kw.pop("shared", None)
             return delineate(layers, settings, **kw)
         kw.pop("progress", None)
         return delineate_partitioned(client, layers, settings, **kw)
@@ -88,8 +106,12 @@ def assign_on(cluster, layers: dict[str, Any], grids, settings: Settings = DEFAU
         if client is None:
             from gridgis.assign import assign_all
 
+            kw.pop("shared", None)
+            kw.pop("stage", None)
             return assign_all(layers, grids, settings, **kw)
-        return assign_partitioned(client, layers, grids, settings)
+        return assign_partitioned(
+            client, layers, grids, settings, shared=kw.get("shared"), stage=kw.get("stage", False)
+        )
 
 
 def coverage_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
@@ -99,6 +121,48 @@ def coverage_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, *
         if client is None:
             from gridgis.coverage import run_coverage
 
+            kw.pop("shared", None)
             return run_coverage(layers, settings, **kw)
         kw.pop("progress", None)
         return coverage_partitioned(client, layers, settings, **kw)
+
+
+def site_on(cluster, layers: dict[str, Any], category: str, count: int, settings=DEFAULT, **kw):
+    """:func:`gridgis.siting.site_from_layers` without a cluster, else
+    :func:`site_partitioned`."""
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.siting import site_from_layers
+
+            return site_from_layers(layers, category, count, settings, **kw)
+        return site_partitioned(client, layers, category, count, settings, **kw)
+
+
+def audit_on(cluster, grids, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
+    """:func:`gridgis.audit.audit_grids` without a cluster, else :func:`audit_partitioned`
+    (``progress`` is used by the single-process run only)."""
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.audit import audit_grids
+
+            return audit_grids(grids, layers, settings, **kw)
+        kw.pop("progress", None)
+        return audit_partitioned(client, grids, layers, settings, **kw)
+
+
+def export_on(cluster, layers: dict[str, Any], fmt: str, out, settings=DEFAULT, **kw: Any):
+    """:func:`gridgis.export.export_workspace` without a cluster, else
+    :func:`export_partitioned`. Only a PDF uses the cluster: for the other formats a spec
+    is checked but no cluster is started (they are written here either way)."""
+    if fmt != "pdf" and (cluster is None or isinstance(cluster, str)):
+        from gridgis.cluster import parse_cluster
+        from gridgis.export import export_workspace
+
+        parse_cluster(cluster)
+        return export_workspace(layers, fmt, out, settings, **kw)
+    with cluster_client(cluster) as client:
+        if client is None:
+            from gridgis.export import export_workspace
+
+            return export_workspace(layers, fmt, out, settings, **kw)
+        return export_partitioned(client, layers, fmt, out, settings, **kw)

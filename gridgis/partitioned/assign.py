@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from gridgis.assign import AssignResult
 from gridgis.partitioned.runner import Runner, hilbert_order
+from gridgis.partitioned.source import Rows, SharedRun, rows_box, stored_bounds
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +29,23 @@ log = logging.getLogger(__name__)
 _CHUNKED = ("buildings", "institutions", "addresses")
 
 
-def _assign_chunk(name: str, frame: gpd.GeoDataFrame, grids, communities, settings) -> tuple:
+def _assign_chunk(
+    name: str, frame, grids, communities, settings, shared=None, stage=None
+) -> gpd.GeoDataFrame:
+    """Assign one chunk (read from the shared store when ``frame`` is :class:`Rows`);
+    with ``stage`` = ``(key, positions)`` also stage the assigned rows, placed at those
+    positions of the layer."""
     from gridgis.assign import assign_all
 
+    if isinstance(frame, Rows):  # the worker reads its chunk from the shared store
+        frame = frame.read(shared)
     layers = {name: frame}
     if communities is not None:
         layers["communities"] = communities
-    r = assign_all(layers, grids, settings)
-    return getattr(r, name)
+    out = getattr(assign_all(layers, grids, settings), name)
+    if stage is not None:
+        shared.stage(name, stage[0], out, order=stage[1])
+    return out
 
 
 def _spatial_order(frame: gpd.GeoDataFrame) -> np.ndarray:
@@ -59,6 +69,8 @@ def assign_partitioned(
     grids: gpd.GeoDataFrame,
     settings: Settings = DEFAULT,
     rules: ClusterRules = CLUSTER,
+    shared: SharedRun | None = None,
+    stage: bool = False,
 ) -> AssignResult:
     """:func:`gridgis.assign.assign_all` on the cluster.
 
@@ -70,6 +82,13 @@ def assign_partitioned(
     back in row order equal the single-process layers. Facilities, staff and the grid
     summaries (facility counts, grid heads and workers) are assigned once, in this process.
     The result's ``notes`` are those of the single-process run.
+
+    With ``shared`` (a :class:`~gridgis.partitioned.source.SharedRun`), the chunks of the
+    layers it lists (as stored: ``layers`` holds them unchanged) are read by the workers
+    themselves: stored rows within the chunk's lon/lat box. With ``stage`` the workers
+    also stage their assigned chunks of buildings, institutions and addresses (one
+    transaction per chunk, placed in the layer's row order); ``result.staged`` then maps
+    those layers to the run, for the caller to publish with its other layers.
     """
     from gridgis.assign import ASSIGNED_LAYERS, assign_all
 
@@ -87,10 +106,15 @@ def assign_partitioned(
         order = _spatial_order(frame) if len(frame) else np.zeros(0, np.int64)
         size = max(1, int(rules.chunk_rows))
         chunks = [order[i : i + size] for i in range(0, len(order), size)] or [order]
+        reads = shared is not None and shared.reads(name)
+        bounds = stored_bounds(frame) if reads else None
         for k, pos in enumerate(chunks):
-            part = frame.iloc[np.sort(pos)]
-            items.append((f"{name}-{k}", (name, part, grids_f, comm_f, settings)))
-            spans.append((name, np.sort(pos)))
+            pos = np.sort(pos)
+            part = Rows(name, rows_box(bounds[pos]), pos) if reads else frame.iloc[pos]
+            staging = (f"{name}-{k}", pos) if stage and shared is not None else None
+            args = (name, part, grids_f, comm_f, settings, shared, staging)
+            items.append((f"{name}-{k}", args))
+            spans.append((name, pos))
     results = run.run(_assign_chunk, items)
     notes = [n for n in central.notes if not n.startswith("facilities:")]
     layer_notes = {n.split(":")[0]: n for n in central.notes if n.startswith("facilities:")}
@@ -109,6 +133,8 @@ def assign_partitioned(
     ordered = [layer_notes[n] for n in ASSIGNED_LAYERS if n in layer_notes]
     central.notes = ordered + notes
     central.params = {"cluster": run.finish().as_dict()}  # type: ignore[attr-defined]
+    staged = {n: shared.run for n in _CHUNKED if n in layers} if stage and shared else {}
+    central.staged = staged  # type: ignore[attr-defined]
     return central
 
 

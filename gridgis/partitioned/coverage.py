@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from gridgis.coverage import CoverageResult
 from gridgis.partitioned.runner import Runner, balanced_cuts, hilbert_order, n_workers_of
+from gridgis.partitioned.source import Rows, SharedRun, lonlat_box, rows_box, stored_bounds
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class _CoveragePlan:
     fac_tree: Any = None
     green_tree: Any = None
     gates: Any = None  # the gates layer (parks are entered at their gates)
+    res_rows: np.ndarray | None = None  # stored row of each residential building
+    res_bounds: np.ndarray | None = None  # (n, 4) lon/lat bounds of each, as stored
 
 
 def _nearest_on_network(polygons: np.ndarray, net) -> np.ndarray:
@@ -147,6 +150,10 @@ def _coverage_plan(layers: dict, settings: Settings, categories) -> _CoveragePla
         green_tree=shapely.STRtree(raw.geometry.to_numpy()) if raw is not None else None,
         gates=layers.get("gates"),
     )
+    b = layers["buildings"]
+    hh = pd.to_numeric(b["households"], errors="coerce").fillna(0).to_numpy()
+    plan.res_rows = np.flatnonzero(hh > 0)  # as residential_buildings selects them
+    plan.res_bounds = stored_bounds(b)[plan.res_rows]
     plan.sources = _source_counts(plan)
     no_data = [c for c in cats if plan.sources[c] == 0]
     plan.lc = [c for c in lc if c not in no_data]
@@ -187,9 +194,13 @@ def _wider(need: np.ndarray, h: float) -> float:
     return wider if wider > h else 2.0 * h
 
 
-def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict[str, Any]:
+def _coverage_payload(
+    plan: _CoveragePlan, pos: np.ndarray, halo: float, shared: SharedRun | None = None
+) -> dict[str, Any]:
     """The inputs of one partition: its buildings, and the network, facilities and greens
-    within the halo (``halo`` m around the buildings' bounding box)."""
+    within the halo (``halo`` m around the buildings' bounding box). With a shared store
+    the buildings, facilities and greens are :class:`Rows` the worker reads itself (the
+    walking network is the city's, built once here: its halo piece travels with the task)."""
     snap = plan.settings.coverage.max_snap_m
     xy = shapely.get_coordinates(plan.res["point"].to_numpy()[pos])
     core = (*xy.min(axis=0), *xy.max(axis=0))
@@ -208,7 +219,7 @@ def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict
         gi = np.sort(plan.green_tree.query(f_box, predicate="intersects"))
         greens, near = greens.iloc[gi], plan.green_near[gi]
     on_edges = np.isin(plan.snaps.edge, edges)
-    return {
+    payload = {
         "pos": pos,
         "buildings": plan.res.iloc[pos][["building_id", "households", "geometry"]],
         "network": _Wire(_subnetwork(plan.net, edges)),
@@ -225,6 +236,49 @@ def _coverage_payload(plan: _CoveragePlan, pos: np.ndarray, halo: float) -> dict
         "empty": plan.empty,
         "has_sources": {c: n > 0 for c, n in plan.sources.items()},
     }
+    if shared is not None:
+        _shared_payload(payload, plan, pos, f, shared)
+    return payload
+
+
+def _shared_payload(p: dict, plan: _CoveragePlan, pos: np.ndarray, f, shared: SharedRun) -> None:
+    """Replace the partition's buildings, facilities and greens by the rows to read
+    (buildings: their stored rows within their lon/lat box; facilities and greens: the
+    halo's lon/lat box, selected exactly on the worker) and say where to stage."""
+    from gridgis.coverage import LIFE_CIRCLE
+
+    p["shared"] = shared
+    if shared.reads("buildings"):
+        box = rows_box(plan.res_bounds[pos])
+        p["buildings"] = Rows("buildings", bbox=box, rows=plan.res_rows[pos])
+    halo_box = lonlat_box(f, plan.res.crs)
+    if p["facilities"] is not None and shared.reads("facilities"):
+        p["facilities"] = Rows("facilities", bbox=halo_box)
+    if p["greens"] is not None and shared.reads("green_spaces"):
+        p["greens"] = Rows("green_spaces", bbox=halo_box)
+    p["order"] = {c: i for i, c in enumerate([*plan.cats, LIFE_CIRCLE])}
+    p["n_res"] = len(plan.res)
+
+
+def _read_shared(p: dict[str, Any]) -> dict[str, Any]:
+    """On the worker: the partition's buildings, facilities and greens read from the
+    shared store, the same rows in the same order as the client would have sent."""
+    from gridgis.coverage import GREEN_CATEGORIES, residential_buildings
+
+    p = dict(p)
+    sh, crs = p["shared"], p["crs"]
+    f_box = shapely.box(*p["f"])
+    if isinstance(p["buildings"], Rows):
+        res = residential_buildings(p["buildings"].read(sh), crs)
+        p["buildings"] = res[["building_id", "households", "geometry"]].set_axis(p["pos"])
+    if isinstance(p["facilities"], Rows):
+        fac = p["facilities"].read(sh).to_crs(crs).reset_index(drop=True)
+        fac = fac.loc[fac["category"].isin([c for c in p["cats"] if c not in GREEN_CATEGORIES])]
+        p["facilities"] = fac.loc[fac.geometry.intersects(f_box).to_numpy()]
+    if isinstance(p["greens"], Rows):
+        g = p["greens"].read(sh).to_crs(crs).reset_index(drop=True)
+        p["greens"] = g.loc[g.geometry.intersects(f_box).to_numpy()]
+    return p
 
 
 class _Wire:
@@ -357,6 +411,8 @@ def _coverage_part(p: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray, np.ndar
     upper bound of their distances; infinite when unknown)."""
     from gridgis.coverage import compute_access
 
+    if "shared" in p:
+        p = _read_shared(p)
     acc = compute_access(
         p["buildings"],
         None,  # type: ignore[arg-type]  # the network is given
@@ -374,6 +430,10 @@ def _coverage_part(p: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray, np.ndar
     reps = len(acc.table) // n if n else 0
     keep = np.tile(ok, reps)
     table = acc.table.loc[keep].assign(_pos=np.tile(p["pos"], reps)[keep])
+    if "shared" in p:  # the exact rows go to the run's staging, once per partition
+        ords = table["category"].map(p["order"]).to_numpy(np.int64) * p["n_res"]
+        rows = table.drop(columns=["households", "_pos"]).reset_index(drop=True)
+        p["shared"].stage("access", p["key"], rows, order=ords + table["_pos"].to_numpy())
     return table, ok, need[~ok]
 
 
@@ -471,6 +531,7 @@ def coverage_partitioned(
     settings: Settings = DEFAULT,
     categories: list[str] | None = None,
     rules: ClusterRules = CLUSTER,
+    shared: SharedRun | None = None,
 ) -> CoverageResult:
     """:func:`gridgis.coverage.run_coverage` on the cluster: the same layers, row for row.
 
@@ -486,11 +547,19 @@ def coverage_partitioned(
     then on the whole city). Rates, gaps, norms and findings are then computed once,
     here, over the whole access table.
 
+    With ``shared`` (a :class:`~gridgis.partitioned.source.SharedRun` on a PostGIS or
+    GeoParquet workspace) each worker reads its buildings (stored rows within their
+    box), facilities and greens (the halo's box) from the store itself, and stages the
+    exact ``access`` rows it found (one transaction per partition, key
+    ``p<k>-r<round>``, placed where the single-process table has them); the caller
+    publishes them with the other layers (``result.staged``).
+
     Returns
     -------
     CoverageResult
         As :func:`gridgis.coverage.run_coverage`; ``access.graph`` is ``None`` (there is
-        no single graph); ``params["cluster"]`` is the :class:`RunReport`.
+        no single graph); ``params["cluster"]`` is the :class:`RunReport`; ``staged``
+        ``{layer: run}`` the layers workers staged (empty without ``shared``).
     """
     from gridgis.coverage import LIFE_CIRCLE, Access, coverage_from_access, run_coverage
 
@@ -512,10 +581,11 @@ def coverage_partitioned(
         if not pending:
             break
         last = rnd == rules.max_halo_rounds
-        items = [
-            (f"{key}-r{rnd}", (_coverage_payload(plan, pos, whole if last else min(h, whole)),))
-            for key, pos, h in pending
-        ]
+        items = []
+        for key, pos, h in pending:
+            payload = _coverage_payload(plan, pos, whole if last else min(h, whole), shared)
+            payload["key"] = f"{key}-r{rnd}"
+            items.append((payload["key"], (payload,)))
         results = run.run(_coverage_part, items)
         nxt = []
         for (key, pos, h), (table, ok, need) in zip(pending, results, strict=True):
@@ -544,4 +614,6 @@ def coverage_partitioned(
     )
     result = coverage_from_access(access, layers, settings, plan.net)
     result.params["cluster"] = run.finish().as_dict()
+    staged = {"access": shared.run} if shared is not None else {}
+    result.staged = staged  # type: ignore[attr-defined]
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from gridgis.delineate import DelineationResult
 from gridgis.partitioned.runner import Runner, balanced_cuts, n_parts
+from gridgis.partitioned.source import Rows, SharedRun, rows_box, stored_bounds
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,13 @@ def _delineate_block(shared: dict, block: tuple, settings: Settings, issued_at: 
     from gridgis.delineate import delineate
 
     communities, buildings, previous, registry = block
-    layers = {**shared["layers"], "communities": communities, "buildings": buildings}
+    rows = None
+    whole = dict(shared["layers"])
+    if isinstance(communities, _SharedBlock):
+        communities, buildings, rows = communities.read()
+        for name in shared.get("read", ()):
+            whole[name] = shared["run"].whole(name)
+    layers = {**whole, "communities": communities, "buildings": buildings}
     r = delineate(
         layers,
         settings,
@@ -42,7 +50,41 @@ def _delineate_block(shared: dict, block: tuple, settings: Settings, issued_at: 
         issued_at=issued_at,
     )
     codes = r.buildings[["grid_code", "community_code"]].reset_index(drop=True)
+    if rows is not None:
+        codes["_row"] = rows
     return r.grids, codes, r.findings, r.params, r.registry
+
+
+@dataclass(frozen=True)
+class _SharedBlock:
+    """A block of communities that a worker reads from the shared store: communities
+    ``a`` … ``b - 1`` (stored rows; their codes for the index), and the buildings whose
+    representative point lies in one of them by the one point-in-polygon rule (read in
+    the communities' lon/lat box, located among every community meeting the box)."""
+
+    run: SharedRun
+    a: int
+    b: int
+    codes: tuple[str, ...]
+    bbox: tuple[float, float, float, float]
+    crs: Any
+
+    def read(self) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, np.ndarray]:
+        rows = np.arange(self.a, self.b)
+        codes = ("community_code", self.codes) if self.codes else None
+        comm = Rows("communities", rows=rows, where_in=codes)
+        block = comm.read(self.run).reset_index(drop=True)
+        near = Rows("communities", bbox=self.bbox).read(self.run, keep_row=True)
+        b = Rows("buildings", bbox=self.bbox).read(self.run, keep_row=True)
+        pts = shapely.point_on_surface(b.to_crs(self.crs).geometry.to_numpy())
+        nm = near.to_crs(self.crs)
+        ci = points_in_polygons(
+            pts, nm.geometry.to_numpy(), rank_of(nm["community_code"].astype(str).to_numpy())
+        )
+        at = np.where(ci >= 0, near["_row"].to_numpy()[np.maximum(ci, 0)], -1)
+        mine = (at >= self.a) & (at < self.b)
+        buildings = b.loc[mine].drop(columns="_row").reset_index(drop=True)
+        return block, buildings, b["_row"].to_numpy()[mine]
 
 
 def _subset(frame, mask: np.ndarray):
@@ -58,6 +100,7 @@ def delineate_partitioned(
     registry: pd.DataFrame | None = None,
     issued_at: str | None = None,
     rules: ClusterRules = CLUSTER,
+    shared: SharedRun | None = None,
 ) -> DelineationResult:
     """:func:`gridgis.delineate.delineate` on the cluster, one task per block of whole
     communities (consecutive in the layer's order, balanced by buildings).
@@ -72,9 +115,17 @@ def delineate_partitioned(
     registry are put back together in the single-process order; ``params["cluster"]`` is
     the :class:`RunReport`.
 
-    Parameters are those of :func:`gridgis.delineate.delineate` plus ``client`` and
-    ``rules``. Equality with the single-process run holds when the whole city lies in one
-    3-degree Gauss–Krüger zone (each block computes in the zone of its communities).
+    With ``shared`` (a :class:`~gridgis.partitioned.source.SharedRun` whose layers
+    include communities and buildings, as stored) each worker reads its block itself:
+    the communities by stored row and code, the buildings of their lon/lat box through
+    the spatial index (kept when their point lies in the block, located among the
+    communities meeting the box: the same rule and ranks as here), and the other layers
+    whole, once per worker and run.
+
+    Parameters are those of :func:`gridgis.delineate.delineate` plus ``client``,
+    ``rules`` and ``shared``. Equality with the single-process run holds when the whole
+    city lies in one 3-degree Gauss–Krüger zone (each block computes in the zone of its
+    communities).
     """
     from datetime import UTC, datetime
 
@@ -98,11 +149,24 @@ def delineate_partitioned(
     blocks = balanced_cuts(per_comm, n_parts(client, rules, len(comm)))
     ccodes = comm["community_code"].astype(str).to_numpy()
     others = {k: v for k, v in layers.items() if k not in ("communities", "buildings")}
-    shared = run.broadcast({"layers": others, "alignment": alignment})
+    reads = shared is not None and shared.reads("communities") and shared.reads("buildings")
+    common: dict[str, Any] = {"layers": others, "alignment": alignment}
+    if reads:
+        common["layers"] = {k: v for k, v in others.items() if not shared.reads(k)}
+        common.update(read=[k for k in others if shared.reads(k)], run=shared)
+    common_f = run.broadcast(common)
+    bounds = stored_bounds(comm) if reads else None
     items = []
     for k, (a, b) in enumerate(blocks):
-        block = _delineate_block_inputs(layers, previous, registry, ccodes, b_area, a, b, k == 0)
-        items.append((f"block-{k}", (shared, block, settings, issued_at)))
+        block = _delineate_block_inputs(
+            layers, previous, registry, ccodes, b_area, a, b, k == 0, reads
+        )
+        if reads:
+            box = rows_box(bounds[a:b])
+            codes = comm["community_code"].iloc[a:b]
+            codes = tuple(ccodes[a:b]) if codes.notna().all() else ()  # else by row alone
+            block = (_SharedBlock(shared, a, b, codes, box, crs), None, *block[2:])
+        items.append((f"block-{k}", (common_f, block, settings, issued_at)))
     parts = run.run(_delineate_block, items)
     out = _merge_delineation(parts, buildings, b_area, blocks)
     out["params"]["cluster"] = run.finish().as_dict()
@@ -110,11 +174,14 @@ def delineate_partitioned(
 
 
 def _delineate_block_inputs(
-    layers, previous, registry, ccodes, b_area, a: int, b: int, first: bool
+    layers, previous, registry, ccodes, b_area, a: int, b: int, first: bool, reads: bool = False
 ) -> tuple:
-    """Communities ``a .. b-1``, their buildings, previous grids and registry rows."""
-    block = layers["communities"].iloc[a:b].reset_index(drop=True)
-    buildings = _subset(layers["buildings"], (b_area >= a) & (b_area < b))
+    """Communities ``a .. b-1``, their buildings, previous grids and registry rows (the
+    first two ``None`` when the worker reads them)."""
+    block = buildings = None
+    if not reads:
+        block = layers["communities"].iloc[a:b].reset_index(drop=True)
+        buildings = _subset(layers["buildings"], (b_area >= a) & (b_area < b))
     codes = set(ccodes[a:b])
     prev = reg = None
     if previous is not None and len(previous):
@@ -155,7 +222,10 @@ def _merge_delineation(parts: list, buildings, b_area, blocks) -> dict[str, Any]
     gcode = np.full(n, None, dtype=object)
     ccode = np.full(n, None, dtype=object)
     for (a, b), p in zip(blocks, parts, strict=True):
-        pos = np.flatnonzero((b_area >= a) & (b_area < b))
+        if "_row" in p[1]:  # read by the worker: where its buildings are stored
+            pos = p[1]["_row"].to_numpy()
+        else:
+            pos = np.flatnonzero((b_area >= a) & (b_area < b))
         gcode[pos] = p[1]["grid_code"].astype(object).to_numpy()
         ccode[pos] = p[1]["community_code"].astype(object).to_numpy()
     out_b = buildings.copy()

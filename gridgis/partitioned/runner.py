@@ -44,7 +44,8 @@ class RunReport:
     Attributes
     ----------
     analysis
-        ``delineate``, ``assign``, ``coverage`` or ``lookup``.
+        ``delineate``, ``assign``, ``coverage``, ``siting``, ``audit``, ``export`` or
+        ``lookup``.
     partitions
         Tasks run (for coverage: over every halo round).
     attempts

@@ -330,6 +330,41 @@ class Store(ABC):
     def set_meta(self, **values: Any) -> None:
         """Update workspace-level metadata (atomically)."""
 
+    # -- partitioned runs (gridgis.partitioned) -------------------------------------------
+    def shared_location(self) -> str | None:
+        """Where a worker on another process or machine opens this same workspace (a
+        PostGIS URL with its credentials, a GeoParquet directory), or ``None`` when the
+        workspace is not meant to be shared (a GeoPackage: one machine, one writer; the
+        partitioned runs then send each partition its data)."""
+        return None
+
+    def read_rows(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        rows: np.ndarray | None = None,
+        where_in: tuple[str, Iterable[Any]] | None = None,
+    ) -> Frame:
+        """Rows of a layer for one partition, in stored order, with their stored position
+        (0-based) in a column ``_row``.
+
+        Parameters
+        ----------
+        bbox
+            Rows whose envelope meets this lon/lat box (a superset of the rows whose
+            shape meets it: callers refine in their metric CRS).
+        rows
+            Stored positions to keep.
+        where_in
+            ``(field, values)``: rows whose field is one of ``values`` (compared as text).
+
+        This default reads the whole layer; the shared stores override it with a read
+        of only the matching rows through their indexes.
+        """
+        frame = self.read(name)
+        frame = frame.assign(_row=np.arange(len(frame), dtype=np.int64))
+        return select_rows(frame, bbox, rows, where_in)
+
     # -- conveniences shared by both backends -------------------------------------------
     def write(self, name: str, frame: Frame, params: dict[str, Any] | None = None) -> None:
         """Write (replace) one layer atomically."""
@@ -367,3 +402,28 @@ class Store(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def select_rows(
+    frame: Frame,
+    bbox: tuple[float, float, float, float] | None,
+    rows: np.ndarray | None,
+    where_in: tuple[str, Iterable[Any]] | None,
+) -> Frame:
+    """The rows of ``frame`` (which has ``_row``) meeting :meth:`Store.read_rows`' filters."""
+    keep = np.ones(len(frame), bool)
+    if bbox is not None:
+        if not isinstance(frame, gpd.GeoDataFrame):
+            raise StoreError("bbox given for a layer without geometry")
+        b = frame.geometry.bounds.to_numpy()
+        keep &= (b[:, 0] <= bbox[2]) & (b[:, 2] >= bbox[0]) & (b[:, 1] <= bbox[3])
+        keep &= b[:, 3] >= bbox[1]
+    if rows is not None:
+        keep &= np.isin(frame["_row"].to_numpy(), np.asarray(rows, np.int64))
+    if where_in is not None:
+        field, values = where_in
+        if field not in frame.columns:
+            raise NoFieldError(f"no field '{field}' in this layer")
+        text = frame[field].astype("string")
+        keep &= text.isin([str(v) for v in values]).fillna(False).to_numpy(bool)
+    return frame.loc[keep].reset_index(drop=True)

@@ -57,12 +57,15 @@ from gridgis.store.base import (
     filter_value,
     jsonable,
     now_iso,
+    select_rows,
 )
 
 _MANIFEST = "gridgis.json"
 _ROW = "_gridgis_row"
 """Column holding each row's position in the layer as written (order is restored on
 read and the column dropped)."""
+_ORD = "_gridgis_ord"
+"""Column of a staged partition holding each row's place in the committed layer."""
 PARTITION_FIELDS = ("street_code", "community_code", "grid_code")
 """Fields whose first :data:`PARTITION_DIGITS` digits name a row's partition (the first
 present wins)."""
@@ -222,6 +225,42 @@ class GeoParquetStore(Store):
         import dask.dataframe as dd
 
         return dd.read_parquet(files)
+
+    def shared_location(self) -> str:
+        """``parquet://`` and the absolute directory (on a file system every worker mounts)."""
+        return f"parquet://{self.path.resolve()}"
+
+    def read_rows(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        rows: np.ndarray | None = None,
+        where_in: tuple[str, Iterable[Any]] | None = None,
+    ) -> Frame:
+        """:meth:`Store.read_rows` reading only the street files that can hold the rows:
+        those whose bounds meet ``bbox`` and whose street code starts one of the codes of
+        ``where_in`` (on the layer's partition field); rows inside a file are filtered by
+        GeoParquet's bounding-box column."""
+        entry = self._entry(name)
+        if bbox is not None and entry["kind"] != "geo":
+            raise StoreError("bbox given for a layer without geometry")
+        keys = self._prune(entry, bbox, None)
+        field = entry.get("partition_field")
+        if where_in is not None and where_in[0] == field:
+            want = {str(v).strip()[:PARTITION_DIGITS] for v in where_in[1]}
+            keys = [k for k in keys if k in want or k == "_none"]
+        frames = [self._read_file(name, entry, k, bbox) for k in keys]
+        if not frames:
+            key = next(iter(entry["parts"]))
+            frames = [self._read_file(name, entry, key, None).iloc[:0]]
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        frame = frame.sort_values(_ROW, kind="stable").reset_index(drop=True)
+        if entry["kind"] == "geo":
+            frame = gpd.GeoDataFrame(frame, geometry=entry["geometry"], crs=STORAGE_CRS)
+        row = frame.pop(_ROW).to_numpy(np.int64)
+        frame.insert(0, "_row", row)
+        frame = select_rows(frame, None, rows, where_in)
+        return self._conformed(name, frame)
 
     def read(
         self,
@@ -439,12 +478,15 @@ class GeoParquetStore(Store):
             self._save(manifest)
 
     # -- partitions written by workers ---------------------------------------------------
-    def stage_partition(self, name: str, run: str, key: str, frame: Frame) -> Path:
+    def stage_partition(
+        self, name: str, run: str, key: str, frame: Frame, order: np.ndarray | None = None
+    ) -> Path:
         """Write one partition of a layer for run ``run`` (not yet visible to readers).
 
         Writing the same ``(name, run, key)`` again replaces the file whole, so a retried
         partition never leaves a duplicate or a half-written file. Rows of ``frame`` keep
-        their order within the partition.
+        their order within the partition; with ``order`` (one integer per row) the
+        committed layer is ordered by it across partitions (ties: key, then row).
         """
         from gridgis.store.gpkg import check_layer_name
 
@@ -452,36 +494,103 @@ class GeoParquetStore(Store):
         if not key or any(c in key for c in "/\\ ") or key.startswith("."):
             raise StoreError(f"'{key}' is not a usable partition key")
         folder = self.path / "staging" / name / run
-        folder.mkdir(parents=True, exist_ok=True)
         is_geo = isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns
         if is_geo:
             if frame.crs is None:
                 raise StoreError(f"layer '{name}' has no CRS")
             frame = frame.to_crs(STORAGE_CRS)
         path = folder / f"part-{key}.parquet"
-        self._write_part(path, _plain(frame).assign(**{_ROW: np.arange(len(frame))}), is_geo)
+        body = _plain(frame).assign(**{_ROW: np.arange(len(frame))})
+        if order is not None:
+            body[_ORD] = np.asarray(order, np.int64)
+        with self._stage_lock(fcntl.LOCK_SH):
+            self._check_alive(run)
+            folder.mkdir(parents=True, exist_ok=True)
+            self._write_part(path, body, is_geo)
         return path
+
+    @contextlib.contextmanager
+    def _stage_lock(self, mode: int):
+        """Shared while a partition stages, exclusive while a run ends (its staging
+        removed): ``staging/.stage.lock``."""
+        root = self.path / "staging"
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / ".stage.lock", "a") as fh:
+            fcntl.flock(fh, mode)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _check_alive(self, run: str) -> None:
+        """Raise :class:`StoreError` unless run ``run``'s client holds it (its lock file
+        exists and is locked exclusively)."""
+        try:
+            fh = open(self.path / "staging" / f".run-{run}.lock")
+        except FileNotFoundError:
+            fh = None
+        if fh is not None:
+            with fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return  # held: alive
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        raise StoreError(
+            f"{self.path}: run {run} is over (its client finished, failed or died): "
+            "partition not staged"
+        )
 
     def commit_staged(self, runs: dict[str, str], params: dict[str, Any] | None = None) -> None:
         """Make the staged partitions of ``{layer: run}`` the live layers, all at once.
 
         Rows read back partition by partition (keys in sorted order), each in its own
-        order. Raises :class:`StoreError` (nothing changed) when a run staged nothing.
+        order (or in the ``order`` they were staged with). Raises :class:`StoreError`
+        (nothing changed) when a run staged nothing.
         """
+        self.publish({}, runs, params)
+
+    def publish(
+        self,
+        frames: dict[str, Frame],
+        staged: dict[str, str],
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """Write ``frames`` and make the staged layers ``{layer: run}`` live with ONE
+        manifest swap (readers see the old layers or all the new ones); the run's staging
+        folders are then removed. Raises :class:`StoreError` (nothing changed) when a
+        layer has nothing staged or a write fails."""
+        from gridgis.store.gpkg import check_layer_name
+
+        for name in frames:
+            check_layer_name(name)
         with self._locked():
             manifest = self._manifest()
-            entries = {n: self._staged_entry(n, r, params) for n, r in runs.items()}
-            old = {}
-            for name, (entry, staged) in entries.items():
+            written: dict[str, dict] = {}
+            try:
+                for name, frame in frames.items():
+                    written[name] = self._write_layer(name, frame, params)
+                entries = {n: self._staged_entry(n, r, params) for n, r in staged.items()}
+            except Exception as exc:
+                for name, entry in written.items():
+                    shutil.rmtree(self.path / "layers" / name / entry["version"], True)
+                if isinstance(exc, StoreError):
+                    raise
+                raise LayerWriteError(f"{self.path}: cannot write layers: {exc}") from exc
+            old = {n: manifest["layers"][n]["version"] for n in written if n in manifest["layers"]}
+            manifest["layers"].update(written)
+            for name, (entry, folder_staged) in entries.items():
                 folder = self.path / "layers" / name / entry["version"]
                 folder.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(staged, folder)
+                os.rename(folder_staged, folder)
                 if name in manifest["layers"]:
                     old[name] = manifest["layers"][name]["version"]
                 manifest["layers"][name] = entry
             self._save(manifest)
             for name, version in old.items():
                 shutil.rmtree(self.path / "layers" / name / version, True)
+            for name, run in staged.items():
+                shutil.rmtree(self.path / "staging" / name / run, True)
 
     def _staged_entry(self, name: str, run: str, params) -> tuple[dict[str, Any], Path]:
         import pyarrow.parquet as pq
@@ -492,15 +601,29 @@ class GeoParquetStore(Store):
             raise StoreError(f"{self.path}: nothing staged for layer '{name}' in run '{run}'")
         schema = pq.read_schema(files[0])
         is_geo = b"geo" in (schema.metadata or {})
-        frames, parts, offset = [], {}, 0
-        for f in files:  # number rows across partitions, in key order
-            frame = gpd.read_parquet(f) if is_geo else pd.read_parquet(f)
-            frame[_ROW] = np.arange(offset, offset + len(frame))
-            offset += len(frame)
-            key = f.name.removeprefix("part-").removesuffix(".parquet")
-            parts[key] = self._write_part(f, frame, is_geo)
-            frames.append(frame)
-        whole = pd.concat(frames, ignore_index=True).drop(columns=_ROW)
+        frames = [gpd.read_parquet(f) if is_geo else pd.read_parquet(f) for f in files]
+        if all(_ORD in f.columns for f in frames):  # rows numbered by their staged order
+            keys = np.concatenate([np.full(len(f), i) for i, f in enumerate(frames)])
+            ords = np.concatenate([f[_ORD].to_numpy(np.int64) for f in frames])
+            seqs = np.concatenate([f[_ROW].to_numpy(np.int64) for f in frames])
+            rank = np.empty(len(ords), np.int64)
+            rank[np.lexsort((seqs, keys, ords))] = np.arange(len(ords))
+            bounds = np.cumsum([0, *[len(f) for f in frames]])
+            for i, f in enumerate(frames):
+                f[_ROW] = rank[bounds[i] : bounds[i + 1]]
+        else:  # number rows across partitions, in key order
+            offset = 0
+            for f in frames:
+                f[_ROW] = np.arange(offset, offset + len(f))
+                offset += len(f)
+        parts = {}
+        for path, frame in zip(files, frames, strict=True):
+            if _ORD in frame.columns:
+                del frame[_ORD]
+            key = path.name.removeprefix("part-").removesuffix(".parquet")
+            parts[key] = self._write_part(path, frame, is_geo)
+        whole = pd.concat(frames, ignore_index=True)
+        whole = whole.sort_values(_ROW, kind="stable").drop(columns=_ROW)
         if is_geo:
             whole = gpd.GeoDataFrame(whole, geometry=frames[0].geometry.name, crs=STORAGE_CRS)
         info = describe(name, whole, jsonable(params or {}))
@@ -514,3 +637,59 @@ class GeoParquetStore(Store):
             "info": info.__dict__,
         }
         return entry, staged
+
+    def staging(self) -> list[str]:
+        """Staged ``layer/run`` folders present in the workspace."""
+        root = self.path / "staging"
+        if not root.is_dir():
+            return []
+        return sorted(f"{d.parent.name}/{d.name}" for d in root.glob("*/*") if d.is_dir())
+
+    def drop_staging(self, run: str) -> None:
+        """Remove every staged partition of run ``run`` (a failed or finished run)."""
+        with self._stage_lock(fcntl.LOCK_EX):
+            self._drop_staging(run)
+
+    def _drop_staging(self, run: str) -> None:
+        root = self.path / "staging"
+        for d in root.glob(f"*/{run}") if root.is_dir() else []:
+            shutil.rmtree(d, True)
+        with contextlib.suppress(FileNotFoundError):
+            (root / f".run-{run}.lock").unlink()
+
+    @contextlib.contextmanager
+    def hold_run(self, run: str, drop: bool = True):
+        """Mark run ``run`` alive while the block runs (an exclusive lock on
+        ``staging/.run-<run>.lock``, released by the system if this process dies). On
+        the way out (``drop``) the run's staging is removed under the exclusive stage
+        lock: partitions staging now finish first, later ones find the run over."""
+        root = self.path / "staging"
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / f".run-{run}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if drop:
+                    with self._stage_lock(fcntl.LOCK_EX):
+                        self._drop_staging(run)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def clean_stale_staging(self) -> list[str]:
+        """Remove the staging of runs no live client holds; returns the runs cleaned."""
+        runs = sorted({s.split("/")[1] for s in self.staging()})
+        cleaned = []
+        for run in runs:
+            lock = self.path / "staging" / f".run-{run}.lock"
+            with open(lock, "a") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live run
+                try:
+                    with self._stage_lock(fcntl.LOCK_EX):
+                        self._drop_staging(run)
+                    cleaned.append(run)
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+        return cleaned

@@ -65,6 +65,12 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 #: Row of ``gridgis_meta`` counting writes (bumped in every write transaction; not
 #: part of :meth:`PostGISStore.meta`).
 _COUNTER = "change_counter"
+#: Staging tables of partitioned runs: ``_stage_<run>_<layer>`` (not layers: not listed
+#: in ``gridgis_layers``), with the partition key, the row's place in the published layer
+#: and its place within the partition.
+_STAGE = "_stage_"
+_STAGE_RUN = re.compile(r"^_stage_([0-9a-f]{6,16})_")
+_PART, _ORD, _SEQ = "_part", "_ord", "_seq"
 
 #: Seconds a layer's column list is trusted before it is read again.
 COLUMN_CACHE_S = 2.0
@@ -443,7 +449,12 @@ class PostGISStore(Store):
                 args,
             )
             rows = cur.fetchall()
-        data = list(zip(*rows, strict=True)) if rows else [()] * len(select)
+        return self._frame(name, cols, fields, rows), matched
+
+    def _frame(self, name: str, cols: dict[str, str], fields: list[str], rows: list) -> Frame:
+        """A layer's frame from fetched rows (``fields`` then the geometry's WKB)."""
+        width = len(fields) + (1 if "geometry" in cols else 0)
+        data = list(zip(*rows, strict=True)) if rows else [()] * width
         out: dict[str, Any] = {}
         for i, col in enumerate(fields):
             out[col] = _column(list(data[i]), cols[col])
@@ -455,7 +466,7 @@ class PostGISStore(Store):
             # only layers written as GeoDataFrames have a geometry column: empty or not,
             # with shapes or not, they come back as layers (like the GeoPackage)
             frame = gpd.GeoDataFrame(frame, geometry=gs, crs=STORAGE_CRS)
-        return conform(name, frame), matched
+        return conform(name, frame)
 
     def info(self, name: str | None = None) -> dict[str, LayerInfo] | LayerInfo:
         with self._cursor() as cur:
@@ -601,6 +612,341 @@ class PostGISStore(Store):
                     "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
                     {"k": k, "v": json.dumps(jsonable(v), ensure_ascii=False, default=str)},
                 )
+
+    # -- partitioned runs: shared reads, staged writes ------------------------------------
+    def shared_location(self) -> str:
+        """The workspace's URL with its credentials and schema, for workers."""
+        return (
+            self._dsn.split("?")[0]
+            + "?"
+            + urlencode({**dict(parse_qsl(urlsplit(self._dsn).query)), "schema": self.schema})
+        )
+
+    def read_rows(
+        self,
+        name: str,
+        bbox: tuple[float, float, float, float] | None = None,
+        rows: np.ndarray | None = None,
+        where_in: tuple[str, Iterable[Any]] | None = None,
+    ) -> Frame:
+        """:meth:`Store.read_rows` in one query: ``geometry && box`` (the GiST index),
+        ``_fid = ANY(…)`` (the row number's index) and ``field = ANY(…)`` (the b-tree of
+        the code columns, :data:`INDEXED_FIELDS`)."""
+        return self._retry(self._select_rows, name, bbox, rows, where_in)
+
+    def rows_query(
+        self, name: str, bbox=None, rows=None, where_in=None, cols: dict[str, str] | None = None
+    ) -> tuple[str, list[Any], list[str]]:
+        """The SQL of :meth:`read_rows` (for EXPLAIN), its arguments and fields."""
+        if cols is None:
+            with self._cursor() as cur:
+                cols = self._columns(cur, name)
+        clauses, args = [], []
+        if bbox is not None:
+            if "geometry" not in cols:
+                raise StoreError(f"layer '{name}': bbox given for a layer without geometry")
+            clauses.append("geometry && ST_MakeEnvelope(%s, %s, %s, %s, 4326)")
+            args += [float(v) for v in bbox]
+        if rows is not None:
+            clauses.append(f"{_FID} = ANY(%s::bigint[])")
+            args.append((np.asarray(rows, np.int64) + 1).tolist())
+        if where_in is not None:
+            field, values = where_in
+            if field not in cols or field in (_FID, "geometry"):
+                raise NoFieldError(f"no field '{field}' in layer '{name}'")
+            cast = "" if cols[field] == "text" else "::text"
+            clauses.append(f"{_ident(field)}{cast} = ANY(%s::text[])")
+            args.append([str(v) for v in values])
+        fields = [c for c in cols if c not in (_FID, "geometry")]
+        select = [f"{_FID} - 1", *(_ident(c) for c in fields)]
+        if "geometry" in cols:
+            select.append("ST_AsBinary(geometry)")
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        sql = f"SELECT {', '.join(select)} FROM {self._q(name)}{where} ORDER BY {_FID}"
+        return sql, args, fields
+
+    def _select_rows(self, name, bbox, rows, where_in) -> Frame:
+        with self._cursor() as cur:
+            cols = self._columns(cur, name)
+            sql, args, fields = self.rows_query(name, bbox, rows, where_in, cols)
+            cur.execute(sql, args)
+            fetched = cur.fetchall()
+        frame = self._frame(name, cols, fields, [r[1:] for r in fetched])
+        frame.insert(0, "_row", np.array([r[0] for r in fetched], dtype=np.int64))
+        return frame
+
+    def _stage_table(self, name: str, run: str) -> str:
+        if not _NAME.match(name) or not re.fullmatch(r"[0-9a-f]{6,16}", run):
+            raise StoreError(f"cannot stage layer '{name}' for run '{run}'")
+        table = f"{_STAGE}{run}_{name}"
+        if len(table) > 63:
+            raise StoreError(f"layer name '{name}' too long to stage")
+        return table
+
+    def stage_partition(
+        self, name: str, run: str, key: str, frame: Frame, order: np.ndarray | None = None
+    ) -> int:
+        """Write one partition's rows of layer ``name`` for run ``run`` into the run's
+        staging table ``_stage_<run>_<name>`` (invisible to readers), in ONE transaction
+        that first deletes the rows this partition ``key`` staged before: a re-run of a
+        partition (a retry after a lost worker) leaves its rows once. ``order`` (one
+        integer per row) is where each row goes in the published layer (ties: partition
+        key, then the row's place in ``frame``). Returns the rows staged.
+
+        Only a live run stages (its client holds :meth:`hold_run`): a partition still
+        running when its run failed and dropped its staging raises :class:`StoreError`
+        instead of leaving rows behind."""
+        ((_, (prepared, geo)),) = _prepare_all({name: frame}).items()
+        table = self._stage_table(name, run)
+        order = np.zeros(len(prepared), np.int64) if order is None else np.asarray(order)
+        try:
+            with self.engine.begin() as conn:  # the table, made once (concurrent workers)
+                self._check_alive(conn, run)
+                conn.exec_driver_sql(
+                    "SELECT pg_advisory_xact_lock(%(k)s)", {"k": zlib.crc32(table.encode())}
+                )
+                self._create_stage(conn, table, name, prepared, geo)
+            with self.engine.begin() as conn:
+                self._check_alive(conn, run)
+                conn.exec_driver_sql(
+                    "SELECT pg_advisory_xact_lock(%(k)s)",
+                    {"k": zlib.crc32(f"{table}/{key}".encode())},
+                )
+                conn.exec_driver_sql(
+                    f"DELETE FROM {self._q(table)} WHERE {_PART} = %(p)s", {"p": key}
+                )
+                fields = [c for c in prepared.columns if c != "geometry"]
+                values = [[key] * len(prepared), order.tolist(), list(range(len(prepared)))]
+                values += [_py_values(prepared[c]) for c in fields]
+                if geo:
+                    geoms = shapely.set_srid(np.asarray(prepared.geometry.values, object), 4326)
+                    values.append(list(shapely.to_wkb(geoms, hex=True, include_srid=True)))
+                names = [_PART, _ORD, _SEQ, *fields] + (["geometry"] if geo else [])
+                raw = conn.connection.driver_connection
+                with raw.cursor() as cur:
+                    cols = ", ".join(_ident(c) for c in names)
+                    with cur.copy(f"COPY {self._q(table)} ({cols}) FROM STDIN") as cp:
+                        for row in zip(*values, strict=True):
+                            cp.write_row(row)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(
+                f"{self.location}: staging partition {key} of '{name}' failed: {exc.orig}"
+            ) from exc
+        return len(prepared)
+
+    def _create_stage(self, conn, table: str, name: str, frame: pd.DataFrame, geo: bool) -> None:
+        md = sa.MetaData(schema=self.schema)
+        columns = [
+            sa.Column(_PART, sa.Text, nullable=False),
+            sa.Column(_ORD, sa.BigInteger, nullable=False),
+            sa.Column(_SEQ, sa.BigInteger, nullable=False),
+        ]
+        columns += [
+            sa.Column(c, _sql_type(name, c, frame[c])) for c in frame.columns if c != "geometry"
+        ]
+        if geo:
+            columns.append(
+                sa.Column("geometry", Geometry("GEOMETRY", srid=4326, spatial_index=False))
+            )
+        sa.Table(table, md, *columns).create(conn, checkfirst=True)
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS {_ident(table + '_part')} ON {self._q(table)} ({_PART})"
+        )
+
+    def publish(
+        self,
+        frames: dict[str, Frame],
+        staged: dict[str, str],
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        """Write ``frames`` and make the staged layers ``{layer: run}`` live, all in ONE
+        transaction under the write lock (readers see the old layers or all the new ones),
+        then drop those staging tables (in the same transaction).
+
+        Raises
+        ------
+        StoreError
+            Nothing staged for a layer, or the write failed: nothing changed.
+        """
+        prepared = _prepare_all(frames)
+        tables = {n: self._stage_table(n, r) for n, r in staged.items()}
+        self._col_cache.clear()
+        try:
+            with self.engine.begin() as conn:
+                self._begin_write(conn)
+                self._write_prepared(conn, prepared, params)
+                for name, table in tables.items():
+                    self._publish_stage(conn, name, table, params)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(
+                f"{self.location}: publishing {', '.join([*frames, *staged])} failed, "
+                f"nothing changed: {exc.orig}"
+            ) from exc
+
+    def _publish_stage(self, conn, name: str, table: str, params) -> None:
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur:
+            cur.execute(
+                "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND "
+                "c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                (self.schema, table),
+            )
+            cols = [r[0] for r in cur.fetchall() if r[0] not in (_PART, _ORD, _SEQ)]
+            if not cols:
+                raise StoreError(f"{self.location}: nothing staged for layer '{name}'")
+            fields = [c for c in cols if c != "geometry"]
+            geo = "geometry" in cols
+            cur.execute(f"DROP TABLE IF EXISTS {self._q(name)} CASCADE")
+            listed = ", ".join(_ident(c) for c in cols)
+            cur.execute(
+                f"CREATE TABLE {self._q(name)} AS SELECT (row_number() OVER "
+                f"(ORDER BY {_ORD}, {_PART}, {_SEQ}))::bigint AS {_FID}, {listed} "
+                f"FROM {self._q(table)} ORDER BY {_ORD}, {_PART}, {_SEQ}"
+            )
+            cur.execute(f"ALTER TABLE {self._q(name)} ALTER COLUMN {_FID} SET NOT NULL")
+            key = LAYER_KEYS.get(name)
+            n_rows = 0
+            cur.execute(f"SELECT count(*) FROM {self._q(name)}")
+            n_rows = int(cur.fetchone()[0])
+            use_key = False
+            if key in fields and n_rows:
+                cur.execute(
+                    f"SELECT count({_ident(key)}) = count(*) AND count(DISTINCT {_ident(key)}) "
+                    f"= count(*) FROM {self._q(name)}"
+                )
+                use_key = bool(cur.fetchone()[0])
+            pk = key if use_key else _FID
+            cur.execute(f"ALTER TABLE {self._q(name)} ADD PRIMARY KEY ({_ident(pk)})")
+            if use_key:
+                cur.execute(
+                    f"CREATE UNIQUE INDEX {_ident(f'{name}_fid_idx')} ON {self._q(name)} ({_FID})"
+                )
+            if geo:
+                cur.execute(
+                    f"CREATE INDEX {_ident(f'{name}_geometry_gist')} ON "
+                    f"{self._q(name)} USING gist (geometry)"
+                )
+            for col in INDEXED_FIELDS:
+                if col in fields and col != pk:
+                    cur.execute(
+                        f"CREATE INDEX {_ident(f'{name}_{col}_idx')} ON "
+                        f"{self._q(name)} ({_ident(col)})"
+                    )
+            info = LayerInfo(
+                name=name,
+                rows=n_rows,
+                crs="EPSG:4326" if geo else None,
+                geometry_type=None,
+                bounds=None,
+                params=jsonable(dict(params or {})),
+                written_at=now_iso(),
+            )
+            if geo and n_rows:
+                cur.execute(
+                    "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT "
+                    f"ST_Extent(geometry)::geometry AS e FROM {self._q(name)}) q"
+                )
+                b = cur.fetchone()
+                info.bounds = tuple(float(v) for v in b) if b[0] is not None else None
+                cur.execute(
+                    "SELECT DISTINCT substr(ST_GeometryType(geometry), 4) FROM "
+                    f"{self._q(name)} WHERE geometry IS NOT NULL"
+                )
+                info.geometry_type = ",".join(sorted(r[0] for r in cur.fetchall())) or None
+            cur.execute(f"DROP TABLE {self._q(table)}")
+            cur.execute(f"ANALYZE {self._q(name)}")
+            cur.execute(
+                f"INSERT INTO {self._q(_LAYERS)} VALUES (%s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET info = EXCLUDED.info",
+                (name, info.to_json()),
+            )
+
+    def staging(self) -> list[str]:
+        """Staging tables of partitioned runs present in the workspace."""
+        with self._cursor() as cur:
+            cur.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                "AND table_name LIKE %s ORDER BY table_name",
+                (self.schema, _STAGE.replace("_", r"\_") + "%"),
+            )
+            return [r[0] for r in cur.fetchall()]
+
+    def drop_staging(self, run: str) -> None:
+        """Drop every staging table of run ``run`` (a failed or finished run)."""
+        with psycopg.connect(self._dsn, autocommit=True) as con, con.transaction():
+            self._drop_staging(con, run)
+
+    def _drop_staging(self, con: psycopg.Connection, run: str) -> None:
+        prefix = f"{_STAGE}{run}_"
+        for t in [t for t in self.staging() if t.startswith(prefix)]:
+            con.execute(f"DROP TABLE IF EXISTS {self._q(t)}")
+
+    def _run_lock_key(self, run: str, what: str = "run") -> int:
+        return zlib.crc32(f"gridgis-{what}:{self.schema}:{run}".encode())
+
+    def _check_alive(self, conn: sa.Connection, run: str) -> None:
+        """In a staging transaction: wait out the end of the run (which holds the run's
+        ``stage`` lock exclusively while it drops its staging), then make sure its client
+        still holds the run (a shared try-lock succeeds only when nobody does)."""
+        conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock_shared(%(k)s)", {"k": self._run_lock_key(run, "stage")}
+        )
+        free = conn.exec_driver_sql(
+            "SELECT pg_try_advisory_xact_lock_shared(%(k)s)", {"k": self._run_lock_key(run)}
+        ).scalar()
+        if free:
+            raise StoreError(
+                f"{self.location}: run {run} is over (its client finished, failed or died): "
+                "partition not staged"
+            )
+
+    @contextlib.contextmanager
+    def hold_run(self, run: str, drop: bool = True) -> Iterator[None]:
+        """Mark run ``run`` alive while the block runs: a session advisory lock on a
+        connection of its own, which the server releases if this process dies, so
+        :meth:`clean_stale_staging` of a later run knows the staging is abandoned. On
+        the way out (``drop``) the run's staging tables are dropped and the run released
+        in one step that waits for partitions staging at that moment and refuses later
+        ones: nothing staged outlives the run."""
+        con = psycopg.connect(self._dsn, autocommit=True)
+        key = self._run_lock_key(run)
+        try:
+            con.execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                yield
+            finally:
+                if drop:
+                    self._end_run(con, run)
+        finally:
+            with contextlib.suppress(psycopg.Error):
+                con.close()
+
+    def clean_stale_staging(self) -> list[str]:
+        """Drop the staging tables of runs no live client holds (a crashed client's
+        leftovers); returns the runs cleaned."""
+        runs = sorted(
+            {m.group(1) for t in self.staging() if (m := _STAGE_RUN.match(t)) is not None}
+        )
+        cleaned = []
+        if not runs:
+            return cleaned
+        with psycopg.connect(self._dsn, autocommit=True) as con:
+            for run in runs:
+                key = self._run_lock_key(run)
+                if con.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                    self._end_run(con, run)
+                    cleaned.append(run)
+        return cleaned
+
+    def _end_run(self, con: psycopg.Connection, run: str) -> None:
+        """Drop run ``run``'s staging and release the run (held on ``con``) in one
+        transaction holding the run's ``stage`` lock: partitions staging now finish
+        first, later ones find the run over (:meth:`_check_alive`)."""
+        with con.transaction():
+            con.execute("SELECT pg_advisory_xact_lock(%s)", (self._run_lock_key(run, "stage"),))
+            self._drop_staging(con, run)
+            con.execute("SELECT pg_advisory_unlock(%s)", (self._run_lock_key(run),))
 
 
 # -- frame <-> SQL ----------------------------------------------------------------------

@@ -72,6 +72,9 @@ def coverage(
 
     ``cluster`` (``local[:N]``, ``tcp://host:port`` or a Client) runs it partitioned on
     Dask (:func:`gridgis.partitioned.coverage_partitioned`); the write is still one step.
+    On a shared store (PostGIS, GeoParquet) workers read their partitions and stage the
+    ``access`` rows themselves; the staged rows go live with the other layers at once,
+    and a failed run leaves no staging behind.
 
     Raises
     ------
@@ -79,15 +82,24 @@ def coverage(
         No buildings or no roads.
     """
     from gridgis.partitioned import coverage_on
+    from gridgis.partitioned.source import shared_run
 
     layers = _coverage_layers(store, COVERAGE_INPUTS)
-    result = coverage_on(
-        cluster, layers, settings, progress=progress("walking distances per category")
-    )
-    for name in COVERAGE_OUTPUTS:
-        if name not in result.layers and store.has(name):
-            store.delete(name)
-    written = write_layers(store, "coverage", result.layers, result.params)
+    with shared_run(store if cluster is not None else None, tuple(layers)) as shared:
+        kw = {"shared": shared} if shared is not None else {}
+        result = coverage_on(
+            cluster, layers, settings, progress=progress("walking distances per category"), **kw
+        )
+        for name in COVERAGE_OUTPUTS:
+            if name not in result.layers and store.has(name):
+                store.delete(name)
+        staged = getattr(result, "staged", None)
+        if staged:  # the workers' access rows go live with the other layers, at once
+            frames = {k: v for k, v in result.layers.items() if k not in staged}
+            store.publish(frames, staged, result.params)  # type: ignore[attr-defined]
+            written = {k: len(v) for k, v in result.layers.items()}
+        else:
+            written = write_layers(store, "coverage", result.layers, result.params)
     notes = []
     if not result.levels:
         notes.append("no communities: rates, gaps and norms need them")
@@ -110,16 +122,21 @@ def site(
     *,
     candidates: str | None = None,
     candidate_id: str | None = None,
+    cluster: Any = None,
 ) -> JobResult:
     """Propose *count* new sites for *category* and write them into ``proposed_sites``
     (rows of other categories kept).
+
+    ``cluster`` (``local[:N]``, ``tcp://host:port`` or a Client) computes the walking
+    searches behind the greedy on Dask (:func:`gridgis.partitioned.site_partitioned`); the
+    sites are the same.
 
     Returns
     -------
     JobResult
         ``detail`` is the :class:`gridgis.siting.Siting`.
     """
-    from gridgis.siting import site_from_layers
+    from gridgis.partitioned import site_on
 
     layers = _coverage_layers(store, SITE_INPUTS)
     cand = None
@@ -128,7 +145,9 @@ def site(
         cand = store.read(candidates)
         if not isinstance(cand, gpd.GeoDataFrame):
             raise InputError(f"layer '{candidates}': has no geometry, cannot be sites")
-    result = site_from_layers(layers, category, count, settings, cand, candidate_id)
+    result = site_on(
+        cluster, layers, category, count, settings, candidates=cand, candidate_id=candidate_id
+    )
     sites = result.sites
     if store.has("proposed_sites"):
         old = store.read("proposed_sites")
@@ -198,10 +217,13 @@ def audit(
     progress: ProgressFactory = no_progress,
     checks: Iterable[str] | None = None,
     skip: Iterable[str] = (),
+    cluster: Any = None,
 ) -> JobResult:
     """Audit the grids of layer *grids* and write the findings to layer *out*.
 
     *checks* (default all) and *skip* name checks of :data:`gridgis.audit.CHECKS`.
+    ``cluster`` (``local[:N]``, ``tcp://host:port`` or a Client) audits blocks of
+    communities on Dask (:func:`gridgis.partitioned.audit_partitioned`): the same findings.
 
     Returns
     -------
@@ -209,12 +231,14 @@ def audit(
         ``detail`` is the :class:`gridgis.audit.AuditResult`; ``stats`` has ``findings``
         (count) and ``by_check``.
     """
-    from gridgis.audit import audit_grids, audit_params
+    from gridgis.audit import audit_params
+    from gridgis.partitioned import audit_on
 
     present = require_layers(store, [grids])
     grid_frame = store.read(grids)
     layers = read_present(store, AUDIT_CONTEXT, present)
-    result = audit_grids(
+    result = audit_on(
+        cluster,
         grid_frame,
         layers,
         settings,
@@ -234,6 +258,8 @@ def audit(
         community_field=community_field,
         kind_field=kind_field,
     )
+    if "cluster" in result.findings.attrs:
+        params["cluster"] = result.findings.attrs["cluster"]
     write_layers(store, "audit", {out: result.findings}, params)
     by_check = result.summary().set_index("check")["findings"].astype(int).to_dict()
     n = len(result.findings)

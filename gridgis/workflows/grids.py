@@ -197,9 +197,16 @@ def delineate(
         layers["communities"] = made
     previous = store.read("grids") if "grids" in present else None
     registry = store.read("code_registry") if "code_registry" in present else None
-    from gridgis.partitioned import assign_on, cluster_client
+    from dataclasses import replace
 
-    with cluster_client(cluster) as client:  # None: this process
+    from gridgis.partitioned import assign_on, cluster_client
+    from gridgis.partitioned.source import shared_run
+
+    as_stored = [n for n in layers if not (n == "communities" and made is not None)]
+    with (
+        cluster_client(cluster) as client,  # None: this process
+        shared_run(store if client is not None else None, as_stored) as shared,
+    ):
         result = _divide(
             client,
             store.location,
@@ -211,11 +218,17 @@ def delineate(
             changed=changed,
             lock=lock,
             progress=progress("delineating"),
+            shared=shared,
         )
         layers["buildings"] = result.buildings
         if grid_staff_seed is not None:
             _add_grid_staff(layers, result.grids, grid_staff_seed)
-        assigned = assign_on(client, layers, result.grids, settings, progress=progress("assigning"))
+        kw = {}
+        if shared is not None:  # buildings (and staff) changed: they travel with the tasks
+            kw["shared"] = replace(shared, layers=frozenset({"institutions", "addresses"}))
+        assigned = assign_on(
+            client, layers, result.grids, settings, progress=progress("assigning"), **kw
+        )
     out = assigned.layers()
     options = {
         "make_communities": make_communities,
@@ -282,6 +295,7 @@ def _divide(
     changed: bool,
     lock: list[str] | None,
     progress: Any,
+    shared: Any = None,
 ):
     """Delineate all communities (on *client* when given), or only the changed ones
     keeping the locked grids (:func:`gridgis.delineate.regrid`)."""
@@ -300,6 +314,7 @@ def _divide(
         )
     from gridgis.partitioned import delineate_on
 
+    kw = {"shared": shared} if shared is not None else {}
     return delineate_on(
         client,
         layers,
@@ -308,6 +323,7 @@ def _divide(
         progress=progress,
         previous=previous,
         registry=registry,
+        **kw,
     )
 
 
@@ -383,8 +399,14 @@ def assign(
         job = refresh(store, settings, command="assign", progress=progress, cluster=cluster)
         job.stats.update(_assigned_stats(job.detail))
         return job
+    from gridgis.partitioned.source import shared_run
+
     grid_frame = store.read(grids)
-    result = assign_on(cluster, layers, grid_frame, settings, progress=progress("assigning"))
+    with shared_run(store if cluster is not None else None, tuple(layers)) as shared:
+        kw = {"shared": shared} if shared is not None else {}
+        result = assign_on(
+            cluster, layers, grid_frame, settings, progress=progress("assigning"), **kw
+        )
     out = result.layers()
     out[grids] = out.pop("grids")
     written = write_layers(store, "assign", out, assign_params(result, settings))

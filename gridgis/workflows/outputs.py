@@ -53,8 +53,9 @@ def make_map(
         written to the workspace.
     """
     from gridgis.maps import MAP_LAYERS, write_maps
+    from gridgis.maps.site import tiled_layers
 
-    layers = read_present(store, MAP_LAYERS)
+    layers = read_present(store, tiled_layers(store, settings, boards) or MAP_LAYERS)
     city = str(store.meta().get("city", ""))
     site = write_maps(
         layers,

@@ -226,6 +226,20 @@ def _audit(out: dict[str, Any], layers: dict[str, Any], settings: Settings):
     return audit_grids(out["grids"], context, settings)
 
 
+def _write(store: Store, command: str, out: dict, assigned, settings, params) -> dict[str, int]:
+    """Write the refreshed layers in one atomic step; layers the workers staged
+    (``assigned.staged``, a partitioned run on a shared store) go live in the same step."""
+    from gridgis.assign import assign_params
+
+    all_params = {**assign_params(assigned, settings), "refresh": params}
+    staged = getattr(assigned, "staged", None)
+    if not staged:
+        return write_layers(store, command, out, all_params)
+    frames = {k: v for k, v in out.items() if k not in staged}
+    store.publish(frames, staged, all_params)  # type: ignore[attr-defined]
+    return {k: len(v) for k, v in out.items()}
+
+
 def refresh(
     store: Store,
     settings: Settings,
@@ -264,7 +278,6 @@ def refresh(
         ``reshaped``, ``retired`` (codes), ``recoded`` (rows whose code the refresh set),
         ``findings``; ``detail`` the :class:`gridgis.assign.AssignResult`.
     """
-    from gridgis.assign import assign_params
     from gridgis.delineate import recount
     from gridgis.partitioned import assign_on
 
@@ -283,26 +296,28 @@ def refresh(
     grids["grid_code"] = rec.codes
     recoded = int(sum(1 for a, b in zip(before, rec.codes, strict=True) if a is pd.NA or a != b))
     grids = _shape_figures(grids.to_crs(STORAGE_CRS), crs)
-    assigned = assign_on(cluster, layers, grids, settings, progress=progress("assigning"))
-    out: dict[str, Any] = assigned.layers()
-    g = out["grids"]
-    if "buildings" in out:
-        g = recount(g, out["buildings"], settings)
-    g["flags"] = band_flags(g, settings)
-    changed = ~unchanged_geometry(g, layers.get("grid_versions"))
-    g["crossings"] = _crossings(g, layers.get("roads"), changed, settings, crs)
-    params = {"command": command, **(parameters or {}), "rules": settings_changes(settings)}
-    g, versions, changes = record_versions(
-        g, layers.get("grid_versions"), command, params, reason, effective
-    )
-    out["grids"] = ordered(g)
-    out["code_registry"] = rec.registry
-    out["grid_versions"] = versions
-    audit = _audit(out, layers, settings)
-    out["grid_findings"] = audit.findings
-    written = write_layers(
-        store, command, out, {**assign_params(assigned, settings), "refresh": params}
-    )
+    from gridgis.partitioned.source import shared_run
+
+    with shared_run(store if cluster is not None else None, tuple(layers)) as shared:
+        kw = {"shared": shared, "stage": True} if shared is not None else {}
+        assigned = assign_on(cluster, layers, grids, settings, progress=progress("assigning"), **kw)
+        out: dict[str, Any] = assigned.layers()
+        g = out["grids"]
+        if "buildings" in out:
+            g = recount(g, out["buildings"], settings)
+        g["flags"] = band_flags(g, settings)
+        changed = ~unchanged_geometry(g, layers.get("grid_versions"))
+        g["crossings"] = _crossings(g, layers.get("roads"), changed, settings, crs)
+        params = {"command": command, **(parameters or {}), "rules": settings_changes(settings)}
+        g, versions, changes = record_versions(
+            g, layers.get("grid_versions"), command, params, reason, effective
+        )
+        out["grids"] = ordered(g)
+        out["code_registry"] = rec.registry
+        out["grid_versions"] = versions
+        audit = _audit(out, layers, settings)
+        out["grid_findings"] = audit.findings
+        written = _write(store, command, out, assigned, settings, params)
     stats = {"grids": len(g), "recoded": recoded, "findings": len(audit.findings)}
     stats.update({k: len(v) for k, v in changes.items()})
     summary = (

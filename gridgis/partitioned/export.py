@@ -1,0 +1,164 @@
+"""Partitioned export: the PDF's pages printed by Chromium on the workers, in ranges of
+whole print calls, joined here in order."""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gridgis.partitioned.runner import Runner, n_workers_of
+from gridgis.standards import CLUSTER, DEFAULT, ClusterRules, Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from distributed import Client
+
+    from gridgis.export import ExportResult
+
+log = logging.getLogger(__name__)
+
+
+def _site_root(pages: Sequence[tuple[Path, str]]) -> Path:
+    """The map site the pages belong to: the folder holding ``static/`` above them."""
+    for path, _ in pages:
+        for folder in Path(path).resolve().parents:
+            if (folder / "static").is_dir():
+                return folder
+    raise ValueError("PDF pages outside a written map site (no static/ folder above them)")
+
+
+def _ranges(weight: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous ranges ``(start, stop)`` of about equal weight, each cut where
+    the running total comes nearest to its share (never empty)."""
+    n = len(weight)
+    cum = np.cumsum(weight)
+    starts = [0]
+    for k in range(1, parts):
+        i = int(np.argmin(np.abs(cum - cum[-1] * k / parts))) + 1
+        if starts[-1] < i < n:
+            starts.append(i)
+    return list(zip(starts, [*starts[1:], n], strict=True))
+
+
+def _files(root: Path, rel: Sequence[str]) -> dict[str, bytes]:
+    return {r: (root / r).read_bytes() for r in rel}
+
+
+def _print_part(static: dict[str, bytes], files: dict[str, bytes], pages: list) -> bytes:
+    """On a worker: the pages (paths relative to the site) printed into one PDF, from a
+    private copy of the site's ``static/`` and of these pages."""
+    from gridgis.export.pdf import print_pages
+
+    with tempfile.TemporaryDirectory(prefix="gridgis-pdf-part-") as tmp:
+        root = Path(tmp) / "site"
+        for rel, data in [*static.items(), *files.items()]:
+            target = root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        out = Path(tmp) / "part.pdf"
+        print_pages([(root / rel, kind) for rel, kind in pages], out)
+        return out.read_bytes()
+
+
+def cluster_printer(
+    client: Client, rules: ClusterRules = CLUSTER, report: dict[str, Any] | None = None
+) -> Callable[..., int]:
+    """A ``printer(pages, target, progress)`` for :func:`gridgis.export.export_workspace`
+    that prints on the cluster what :func:`gridgis.export.pdf.print_pages` prints here.
+
+    The pages are cut into contiguous ranges of whole print calls
+    (:func:`gridgis.export.pdf.print_groups`: books of boards, single map pages), so every
+    book holds the same boards as in one process; one range per worker (each range
+    starts a Chromium, seconds), balanced by print calls. A range goes to a worker with
+    its HTML files and the site's ``static/`` folder (no shared disk needed), is printed
+    by that worker's Chromium, and the printed pages are joined here, in order, with
+    pypdf into ``target`` (written to a temporary name, then renamed)."""
+
+    def printer(
+        pages: Sequence[tuple[Path, str]],
+        target: str | Path,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        from pypdf import PdfReader, PdfWriter
+
+        from gridgis.export.pdf import BOOK_SIZE, _chromium, print_groups
+
+        _chromium()
+        root = _site_root(pages)
+        groups = print_groups(pages)
+        rel = [[(Path(p).resolve().relative_to(root).as_posix(), k) for p, k in g] for g in groups]
+        static_dir = root / "static"
+        static = {
+            p.relative_to(root).as_posix(): p.read_bytes()
+            for p in sorted(static_dir.rglob("*"))
+            if p.is_file()
+        }
+        run = Runner(client, "export", rules)
+        static_f = run.broadcast(static)
+        # a print call costs about a second whatever its length (BOOK_SIZE): weigh calls;
+        # one range per worker, as each range starts a Chromium of its own (seconds)
+        weight = np.array([1.0 + len(g) / BOOK_SIZE for g in groups])
+        cuts = _ranges(weight, min(len(groups), n_workers_of(client)))
+        items = []
+        for a, b in cuts:
+            chunk = [page for g in rel[a:b] for page in g]
+            files = _files(root, sorted({r for r, _ in chunk}))
+            items.append((f"pages{a}-{b}", (static_f, files, chunk)))
+        parts = run.run(_print_part, items)
+        got = run.finish()
+        if report is not None:
+            report.setdefault("runs", []).append(got.as_dict())
+        writer = PdfWriter()
+        for data in parts:
+            for page in PdfReader(io.BytesIO(data)).pages:
+                writer.add_page(page)
+        target = Path(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            writer.write(fh)
+        tmp.replace(target)
+        if progress:
+            progress(len(pages), len(pages))
+        return len(writer.pages)
+
+    return printer
+
+
+def export_partitioned(
+    client: Client,
+    layers: dict,
+    fmt: str,
+    out: str | Path,
+    settings: Settings = DEFAULT,
+    rules: ClusterRules = CLUSTER,
+    **kw: Any,
+) -> ExportResult:
+    """:func:`gridgis.export.export_workspace` with the work that grows with the city on
+    the cluster: the PDF's boards and atlas pages are printed on the workers
+    (:func:`cluster_printer`), one A4 page per grid, in the same books and order as in
+    one process. The map site they print is written once, here, as in one process.
+
+    The ledger (xlsx, csv) and the vector layers (shp, gpkg, geojson) are written here:
+    they hold one row per grid, community and street (2,700 grids at 1,000,000
+    households), written in seconds; splitting them would only add the transfer (see
+    ``benchmarks/RESULTS.md``, "#19 partitioned siting/audit/export").
+
+    Returns
+    -------
+    ExportResult
+        As :func:`gridgis.export.export_workspace`; ``cluster`` holds the run reports
+        (one per PDF printed).
+    """
+    from gridgis.export import export_workspace
+
+    report: dict[str, Any] = {}
+    printer = cluster_printer(client, rules, report) if fmt == "pdf" else None
+    result = export_workspace(layers, fmt, out, settings, printer=printer, **kw)
+    result.cluster = report
+    return result
