@@ -617,6 +617,29 @@ class MapRules:
 
 
 @dataclass(frozen=True)
+class DemoRules:
+    """How big a demo ``gridgis demo`` builds, and what it runs at that size (project
+    choices, measured on a 2-core, 24 GB machine: benchmarks/RESULTS.md, issue #19)."""
+
+    district_households: int = 2_000_000
+    """The largest demo *city*: above this many households the demo is a province of
+    ``ceil(households / district_households)`` demo cities (districts) of at most this
+    many each, built and written one district at a time
+    (:func:`gridgis.province.write_province`). 2,000,000 is the size one city was built
+    and tested at before (about 1 GB while building)."""
+    max_households: int = 50_000_000
+    """The largest demo: 50,000,000 households is a province larger than Guangdong (about
+    40 million); its layers (without maps) fit in 24 GB."""
+    full_steps_max_households: int = 2_000_000
+    """Above this many households the demo skips the steps in ``large_skip_steps``: the
+    maps' time and memory grow linearly with a large constant (826 s and 16 GB at
+    20,000,000 households, issue #19) and the import demo writes every building twice."""
+    large_skip_steps: tuple[str, ...] = ("import", "maps")
+    """Demo steps skipped above ``full_steps_max_households`` (each skipped step says why
+    and how to run it on its own)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """All rule parameters, grouped by topic. Pass to every analysis."""
 
@@ -631,6 +654,7 @@ class Settings:
     server: ServerRules = field(default_factory=ServerRules)
     board: BoardRules = field(default_factory=BoardRules)
     maps: MapRules = field(default_factory=MapRules)
+    demo: DemoRules = field(default_factory=DemoRules)
 
     # -- overriding ---------------------------------------------------------------------
     def override(self, values: dict[str, Any]) -> Settings:

@@ -122,6 +122,19 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Making the demo city: {n} households, seed {seed} …",
         "生成示范城市: {n} 户, 随机种子 {seed} …",
     ),
+    "province plan": (
+        "Making a demo province: {n} households in {d} districts (demo cities) of at most "
+        "{per}, built on {where}; skipped above the full-demo size: {skipped}",
+        "生成示范省: {n} 户, {d} 个区(示范城市), 每区最多 {per} 户, 在 {where} 上生成; "
+        "超出完整演示规模而跳过的步骤: {skipped}",
+    ),
+    "this process": ("this process", "本进程"),
+    "building districts": ("Building districts (households)", "逐区生成(户)"),
+    "plan memory": (
+        "Rough peak memory of this process: {gb:.1f} GB (nothing built: --plan)",
+        "本进程内存峰值约 {gb:.1f} GB (仅预估, 未生成: --plan)",
+    ),
+    "peak memory": ("Peak memory of this process: {gb:.2f} GB", "本进程内存峰值: {gb:.2f} GB"),
     "wrote file": ("  wrote {path} ({s:.1f} s)", "  已写入 {path} ({s:.1f} 秒)"),
     "step done": ("  {line} ({s:.1f} s)", "  {line} ({s:.1f} 秒)"),
     "demo.delineate": (

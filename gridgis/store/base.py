@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -142,6 +143,39 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return value
+
+
+def concat_frames(frames: list[Frame]) -> Frame:
+    """Rows of several frames of one layer, in order (a GeoDataFrame keeps its geometry
+    column and CRS)."""
+    if len(frames) == 1:
+        return frames[0]
+    cat = pd.concat(frames, ignore_index=True)
+    first = frames[0]
+    if isinstance(first, gpd.GeoDataFrame) and first.geometry.name in first.columns:
+        cat = gpd.GeoDataFrame(cat, geometry=first.geometry.name, crs=first.crs)
+    return cat
+
+
+def merge_info(a: LayerInfo, b: LayerInfo) -> LayerInfo:
+    """The :class:`LayerInfo` of a layer written as ``a``'s rows followed by ``b``'s."""
+    bounds = a.bounds or b.bounds
+    if a.bounds and b.bounds:
+        bounds = (
+            min(a.bounds[0], b.bounds[0]),
+            min(a.bounds[1], b.bounds[1]),
+            max(a.bounds[2], b.bounds[2]),
+            max(a.bounds[3], b.bounds[3]),
+        )
+    types = {t for g in (a.geometry_type, b.geometry_type) if g for t in g.split(",")}
+    return dataclasses.replace(
+        a,
+        rows=a.rows + b.rows,
+        crs=a.crs or b.crs,
+        geometry_type=",".join(sorted(types)) or None,
+        bounds=bounds,
+        written_at=b.written_at,
+    )
 
 
 def describe(name: str, frame: Frame, params: dict[str, Any] | None) -> LayerInfo:
@@ -335,6 +369,24 @@ class Store(ABC):
     def write(self, name: str, frame: Frame, params: dict[str, Any] | None = None) -> None:
         """Write (replace) one layer atomically."""
         self.write_many({name: frame}, params)
+
+    def write_stream(
+        self, batches: Iterable[dict[str, Frame]], params: dict[str, Any] | None = None
+    ) -> dict[str, int]:
+        """Write (replace) layers that arrive in batches, e.g. one district at a time: a
+        layer is the concatenation of its rows in every batch, in order; all layers or
+        none are written. Backends that can append (GeoPackage) keep only one batch in
+        memory; this default gathers the batches and calls :meth:`write_many`.
+
+        Returns rows written per layer.
+        """
+        parts: dict[str, list[Frame]] = {}
+        for batch in batches:
+            for name, frame in batch.items():
+                parts.setdefault(name, []).append(frame)
+        frames = {name: concat_frames(fs) for name, fs in parts.items()}
+        self.write_many(frames, params)
+        return {name: len(f) for name, f in frames.items()}
 
     def has(self, name: str) -> bool:
         return name in self.layers()

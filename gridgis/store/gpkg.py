@@ -39,6 +39,7 @@ from gridgis.store.base import (
     describe,
     filter_value,
     jsonable,
+    merge_info,
     now_iso,
 )
 
@@ -440,6 +441,36 @@ class GeoPackageStore(Store):
         with self._transaction() as tmp:
             self._write_into(tmp, frames, params)
 
+    def write_stream(
+        self, batches: Iterable[dict[str, Frame]], params: dict[str, Any] | None = None
+    ) -> dict[str, int]:
+        """Write layers batch by batch into one scratch copy (the first batch of a layer
+        replaces it, later ones append), so only one batch is held in memory; the
+        workspace is replaced once, when every batch is written."""
+        infos: dict[str, LayerInfo] = {}
+        with self._transaction() as tmp:
+            for batch in batches:
+                for name, frame in batch.items():
+                    check_layer_name(name)
+                    try:
+                        written = _write_layer(tmp, name, frame, append=name in infos)
+                    except StoreError:
+                        raise
+                    except Exception as exc:  # GDAL/pyogrio
+                        raise LayerWriteError(
+                            f"{self.path}: cannot write layer '{name}': {exc}"
+                        ) from exc
+                    info = describe(name, written, jsonable(params or {}))
+                    infos[name] = merge_info(infos[name], info) if name in infos else info
+            self._init_meta(tmp)
+            with contextlib.closing(sqlite3.connect(tmp)) as con, con:
+                for info in infos.values():
+                    con.execute(
+                        f"INSERT OR REPLACE INTO {_LAYERS} VALUES (?, ?)",
+                        (info.name, info.to_json()),
+                    )
+        return {name: info.rows for name, info in infos.items()}
+
     def restyle(self, styler: Callable[[Path], object]) -> None:
         """Run ``styler(path)`` on a scratch copy of the workspace under the write lock,
         then replace the workspace with it in one step (e.g. QGIS layer styles written into
@@ -601,9 +632,10 @@ def _sql_literal(v: Any) -> str:
     return "'" + str(v).replace("'", "''") + "'"
 
 
-def _write_layer(path: Path, name: str, frame: Frame) -> Frame:
-    """Write one layer into a GeoPackage, replacing a layer of that name; return what was
-    written (in EPSG:4326)."""
+def _write_layer(path: Path, name: str, frame: Frame, append: bool = False) -> Frame:
+    """Write one layer into a GeoPackage, replacing a layer of that name (``append``:
+    adding rows to it); return what was written (in EPSG:4326)."""
+    how = {"append": True} if append else {"layer_options": {"OVERWRITE": "YES"}}
     if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
         out = frame
         if out.crs is None:
@@ -624,14 +656,12 @@ def _write_layer(path: Path, name: str, frame: Frame) -> Frame:
             driver="GPKG",
             geometry_type=gtype,
             promote_to_multi=False,
-            layer_options={"OVERWRITE": "YES"},
             spatial_index=True,
+            **how,
         )
     else:
         out = _plain_columns(pd.DataFrame(frame))
-        pyogrio.write_dataframe(
-            out, path, layer=name, driver="GPKG", layer_options={"OVERWRITE": "YES"}
-        )
+        pyogrio.write_dataframe(out, path, layer=name, driver="GPKG", **how)
     return out
 
 

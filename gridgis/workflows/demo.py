@@ -6,9 +6,11 @@ The order is the list :data:`DEMO_STEPS` (delineation writes the grids and the b
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gridgis.errors import GridgisError
 from gridgis.standards import Settings
@@ -17,6 +19,8 @@ from gridgis.workflows.analyses import coverage, site
 from gridgis.workflows.base import JobResult
 from gridgis.workflows.grids import delineate
 from gridgis.workflows.outputs import lookup_sample, make_map
+
+log = logging.getLogger(__name__)
 
 DEMO_GRID_STAFF_SEED = 7
 """Seed of the grid heads and workers the demo puts on its grids."""
@@ -160,12 +164,102 @@ def make_demo_city(store: Store, settings: Settings, households: int = 30_000, s
     return city
 
 
+def demo_districts(households: int, settings: Settings) -> int:
+    """Districts of a demo of ``households``: 1 (one demo city) up to
+    ``demo.district_households``, else enough districts of at most that many.
+
+    Raises
+    ------
+    LimitError
+        Above ``demo.max_households``, or more districts than a province holds.
+    InputError
+        Below 1,000 households (the demo city's minimum).
+    """
+    from gridgis.errors import InputError, LimitError
+    from gridgis.province import MAX_DISTRICTS
+
+    rules = settings.demo
+    if households < 1_000:
+        raise InputError(f"households={households:,}: the demo needs at least 1,000")
+    if households > rules.max_households:
+        raise LimitError(
+            f"households={households:,}: the demo holds at most {rules.max_households:,} "
+            "(demo.max_households)"
+        )
+    districts = -(-households // rules.district_households)
+    if districts > MAX_DISTRICTS:
+        raise LimitError(
+            f"households={households:,} needs {districts} districts of at most "
+            f"{rules.district_households:,} (demo.district_households); a province holds "
+            f"at most {MAX_DISTRICTS}"
+        )
+    return districts
+
+
+def make_demo(
+    store: Store,
+    settings: Settings,
+    households: int = 30_000,
+    seed: int = 7,
+    cluster: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Write the demo's data into *store*: one demo city up to
+    ``demo.district_households`` households (:func:`make_demo_city`), above it a province
+    of several demo cities written district by district
+    (:func:`gridgis.province.write_province`, each district a task on ``cluster`` when
+    given: ``local[:N]``, ``tcp://host:port`` or a Client).
+
+    Parameters
+    ----------
+    progress
+        ``callback(households_done, households_total)`` as districts are written.
+
+    Returns
+    -------
+    dict
+        The workspace metadata written, with ``districts`` (1 for a city).
+    """
+    districts = demo_districts(households, settings)
+    if districts == 1:
+        city = make_demo_city(store, settings, households=households, seed=seed)
+        if progress is not None:
+            progress(households, households)
+        return dict(city.meta) | {"districts": 1}
+    from gridgis.partitioned import cluster_client
+    from gridgis.province import write_province
+
+    with cluster_client(cluster) as client:
+        meta = write_province(store, households, districts, seed, client, settings, progress)
+    return meta | {"districts": districts}
+
+
+def skipped_steps(households: int, settings: Settings) -> tuple[str, ...]:
+    """Demo steps too heavy for a demo of ``households`` (``demo.large_skip_steps`` above
+    ``demo.full_steps_max_households``), skipped by :func:`run_demo`."""
+    if households > settings.demo.full_steps_max_households:
+        return tuple(settings.demo.large_skip_steps)
+    return ()
+
+
+def skip_message(step: str, households: int, settings: Settings) -> str:
+    """Why a demo step was skipped, in Chinese (the step can be run on its own on the
+    workspace)."""
+    return (
+        f"已跳过: {households:,} 户超过演示完整运行的上限 "
+        f"{settings.demo.full_steps_max_households:,} 户 (demo.full_steps_max_households), "
+        "此步骤的耗时和内存随户数线性增长; 可对工作空间单独运行此步骤"
+    )
+
+
 def run_demo(
     store: Store,
     settings: Settings,
     out: Path,
     steps: Iterable[str] | None = None,
     on_step: Callable[[DemoStep], Callable[[JobResult], None] | None] | None = None,
+    cluster: Any = None,
+    households: int | None = None,
 ) -> list[JobResult]:
     """Run the demo's steps on a workspace that holds the demo city.
 
@@ -177,11 +271,18 @@ def run_demo(
     on_step
         Called with each step before it runs; may return a function called with its
         result (how the CLI prints a title, then the step's line).
+    cluster
+        ``local[:N]``, ``tcp://host:port`` or a Client: delineation (with assignment) and
+        coverage run partitioned on it.
+    households
+        Households of the demo (default: the workspace's ``demo_households``): above
+        ``demo.full_steps_max_households`` the steps of ``demo.large_skip_steps`` are
+        skipped, their result saying why and how to run them (``stats["skipped"]``).
 
     Returns
     -------
     list of JobResult
-        One per step run, in order.
+        One per step run (or skipped), in order.
     """
     wanted = None if steps is None else set(steps)
     unknown = (wanted or set()) - {s.name for s in DEMO_STEPS}
@@ -189,13 +290,35 @@ def run_demo(
         from gridgis.errors import InputError
 
         raise InputError(f"unknown demo steps: {', '.join(sorted(unknown))}")
+    if households is None and store is not None:
+        households = int(store.meta().get("demo_households") or 0)
+    skip = skipped_steps(households or 0, settings)
     results = []
-    for step in DEMO_STEPS:
-        if wanted is not None and step.name not in wanted:
-            continue
-        done = on_step(step) if on_step else None
-        result = step.run(store, settings, out)
-        results.append(result)
-        if done:
-            done(result)
+    from gridgis.partitioned import cluster_client
+
+    with cluster_client(cluster) as client:
+        for step in DEMO_STEPS:
+            if wanted is not None and step.name not in wanted:
+                continue
+            done = on_step(step) if on_step else None
+            if step.name in skip:
+                msg = skip_message(step.name, households or 0, settings)
+                log.info("demo: %s skipped: %s", step.name, msg)
+                result = JobResult(step.name, summary=msg, stats={"skipped": True})
+            elif step.name in _ON_CLUSTER and client is not None:
+                result = _ON_CLUSTER[step.name](store, settings, out, client)
+            else:
+                result = step.run(store, settings, out)
+            results.append(result)
+            if done:
+                done(result)
     return results
+
+
+_ON_CLUSTER: dict[str, Callable[[Store, Settings, Path, Any], JobResult]] = {
+    "delineate": lambda store, settings, out, client: delineate(
+        store, settings, grid_staff_seed=DEMO_GRID_STAFF_SEED, cluster=client
+    ),
+    "coverage": lambda store, settings, out, client: coverage(store, settings, cluster=client),
+}
+"""Demo steps that run partitioned when the demo is given a cluster."""
