@@ -35,6 +35,7 @@ Attempts per partition are reported in :class:`RunReport` (``params["cluster"]``
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from gridgis.partitioned.assign import assign_partitioned
@@ -86,83 +87,88 @@ def cluster_client(cluster):
     return nullcontext(cluster)
 
 
-def delineate_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
-    """:func:`gridgis.delineate.delineate` without a cluster (``None``), else
-    :func:`delineate_partitioned` (``cluster``: a spec or a connected Client). ``progress``
-    is used by the single-process run only."""
+SINGLE_ONLY = ("progress",)
+"""Keywords only the single-process analyses take (a progress callback in this process)."""
+CLUSTER_ONLY = ("shared", "stage")
+"""Keywords only the partitioned runs take (the shared store of a run, staging writes)."""
+
+
+def _routed(
+    cluster,
+    single: Callable,
+    partitioned: Callable,
+    *args: Any,
+    single_only: tuple[str, ...] = SINGLE_ONLY,
+    **kw: Any,
+):
+    """``single(*args, **kw)`` without a cluster (``None``), else ``partitioned(client,
+    *args, **kw)`` (``cluster``: a spec or a connected Client); each without the other's
+    keywords (``single_only``, :data:`CLUSTER_ONLY`)."""
     with cluster_client(cluster) as client:
         if client is None:
-            from gridgis.delineate import delineate
+            return single(*args, **{k: v for k, v in kw.items() if k not in CLUSTER_ONLY})
+        return partitioned(client, *args, **{k: v for k, v in kw.items() if k not in single_only})
 
-            kw.pop("shared", None)
-            return delineate(layers, settings, **kw)
-        kw.pop("progress", None)
-        return delineate_partitioned(client, layers, settings, **kw)
+
+def delineate_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
+    """:func:`gridgis.delineate.delineate` without a cluster, else
+    :func:`delineate_partitioned`."""
+    from gridgis.delineate import delineate
+
+    return _routed(cluster, delineate, delineate_partitioned, layers, settings, **kw)
 
 
 def assign_on(cluster, layers: dict[str, Any], grids, settings: Settings = DEFAULT, **kw: Any):
     """:func:`gridgis.assign.assign_all` without a cluster, else :func:`assign_partitioned`."""
-    with cluster_client(cluster) as client:
-        if client is None:
-            from gridgis.assign import assign_all
+    from gridgis.assign import assign_all
 
-            kw.pop("shared", None)
-            kw.pop("stage", None)
-            return assign_all(layers, grids, settings, **kw)
-        return assign_partitioned(
-            client, layers, grids, settings, shared=kw.get("shared"), stage=kw.get("stage", False)
-        )
+    return _routed(cluster, assign_all, assign_partitioned, layers, grids, settings, **kw)
 
 
 def coverage_on(cluster, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
     """:func:`gridgis.coverage.run_coverage` without a cluster, else
     :func:`coverage_partitioned`."""
-    with cluster_client(cluster) as client:
-        if client is None:
-            from gridgis.coverage import run_coverage
+    from gridgis.coverage import run_coverage
 
-            kw.pop("shared", None)
-            return run_coverage(layers, settings, **kw)
-        kw.pop("progress", None)
-        return coverage_partitioned(client, layers, settings, **kw)
+    return _routed(cluster, run_coverage, coverage_partitioned, layers, settings, **kw)
 
 
 def site_on(cluster, layers: dict[str, Any], category: str, count: int, settings=DEFAULT, **kw):
     """:func:`gridgis.siting.site_from_layers` without a cluster, else
     :func:`site_partitioned`."""
-    with cluster_client(cluster) as client:
-        if client is None:
-            from gridgis.siting import site_from_layers
+    from gridgis.siting import site_from_layers
 
-            return site_from_layers(layers, category, count, settings, **kw)
-        return site_partitioned(client, layers, category, count, settings, **kw)
+    return _routed(
+        cluster, site_from_layers, site_partitioned, layers, category, count, settings, **kw
+    )
 
 
 def audit_on(cluster, grids, layers: dict[str, Any], settings: Settings = DEFAULT, **kw: Any):
-    """:func:`gridgis.audit.audit_grids` without a cluster, else :func:`audit_partitioned`
-    (``progress`` is used by the single-process run only)."""
-    with cluster_client(cluster) as client:
-        if client is None:
-            from gridgis.audit import audit_grids
+    """:func:`gridgis.audit.audit_grids` without a cluster, else :func:`audit_partitioned`."""
+    from gridgis.audit import audit_grids
 
-            return audit_grids(grids, layers, settings, **kw)
-        kw.pop("progress", None)
-        return audit_partitioned(client, grids, layers, settings, **kw)
+    return _routed(cluster, audit_grids, audit_partitioned, grids, layers, settings, **kw)
 
 
 def export_on(cluster, layers: dict[str, Any], fmt: str, out, settings=DEFAULT, **kw: Any):
     """:func:`gridgis.export.export_workspace` without a cluster, else
     :func:`export_partitioned`. Only a PDF uses the cluster: for the other formats a spec
     is checked but no cluster is started (they are written here either way)."""
+    from gridgis.export import export_workspace
+
     if fmt != "pdf" and (cluster is None or isinstance(cluster, str)):
         from gridgis.cluster import parse_cluster
-        from gridgis.export import export_workspace
 
         parse_cluster(cluster)
         return export_workspace(layers, fmt, out, settings, **kw)
-    with cluster_client(cluster) as client:
-        if client is None:
-            from gridgis.export import export_workspace
-
-            return export_workspace(layers, fmt, out, settings, **kw)
-        return export_partitioned(client, layers, fmt, out, settings, **kw)
+    return _routed(  # the PDF printers on the workers report pages printed here too
+        cluster,
+        export_workspace,
+        export_partitioned,
+        layers,
+        fmt,
+        out,
+        settings,
+        single_only=(),
+        **kw,
+    )
