@@ -28,6 +28,7 @@ import shapely
 from gridgis.crs import STORAGE_CRS
 from gridgis.errors import InputError
 from gridgis.standards import DEFAULT, Settings
+from gridgis.store.base import concat_frames
 from gridgis.synth import METRIC_CRS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from gridgis.store import Store
     from gridgis.synth import City
+
 
 log = logging.getLogger(__name__)
 
@@ -268,12 +270,7 @@ def make_province(
         metas.append(meta)
         for name, frame in layers.items():
             parts.setdefault(name, []).append(frame)
-    out: dict[str, Any] = {}
-    for name, frames in parts.items():
-        cat = pd.concat(frames, ignore_index=True)
-        if isinstance(frames[0], gpd.GeoDataFrame):
-            cat = gpd.GeoDataFrame(cat, geometry=frames[0].geometry.name, crs=STORAGE_CRS)
-        out[name] = cat
+    out: dict[str, Any] = {name: concat_frames(frames) for name, frames in parts.items()}
     return out, _province_meta(metas, seed)
 
 
