@@ -34,7 +34,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import geopandas as gpd
 import pandas as pd
 
 from gridgis import layers as L
@@ -42,6 +41,7 @@ from gridgis.errors import ConflictError, InputError
 from gridgis.io import WHERE, ImportReport, Source, read_sources
 from gridgis.standards import DEFAULT, Settings
 from gridgis.store import Store
+from gridgis.store.base import concat_frames
 
 __all__ = [
     "MODES",
@@ -266,7 +266,7 @@ def _plan(
             data, clash = _drop_stored_keys(data, stored, name)
             new_rejects.append(clash)
             kept = len(stored)
-            frames[name] = _concat_frames(stored, _plain(data))
+            frames[name] = concat_frames([stored, _plain(data)])
         else:
             frames[name] = _plain(data)
         outcomes[name] = LayerOutcome(name, before[name], kept, len(data), 0, report.sources[name])
@@ -299,14 +299,6 @@ def _drop_stored_keys(
         }
     )
     return data.loc[~clash], rejects
-
-
-def _concat_frames(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
-    """Stored rows followed by new ones; columns of both, storage CRS kept."""
-    out = pd.concat([stored, new], ignore_index=True)
-    if isinstance(stored, gpd.GeoDataFrame):
-        out = gpd.GeoDataFrame(out, geometry="geometry", crs=L.STORAGE_CRS)
-    return out
 
 
 def _plain(data: pd.DataFrame) -> pd.DataFrame:
