@@ -602,7 +602,7 @@ def coverage_rates(
     t = access.table.merge(areas, on="building_id", how="left")
     if "status" not in t.columns:
         t["status"] = "ok"
-    walked = ~t["status"].isin([NO_NETWORK]).to_numpy()
+    walked = t["status"].to_numpy() != NO_NETWORK
     t["hh_known"] = np.where(walked, t["households"], 0)
     t["hh_cov"] = np.where(t["covered"] & walked, t["households"], 0)
     t["hh_cov_s"] = np.where(t["covered_straight"] & walked, t["households"], 0)
