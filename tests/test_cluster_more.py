@@ -64,11 +64,12 @@ def _fail_once(real, marker: str):
     says it happened), then runs: the partition is retried by Dask."""
 
     def part(*args):
-        flag = Path(marker)
-        if not flag.exists():
-            flag.write_text("failed once")
-            raise RuntimeError("first attempt fails")
-        return real(*args)
+        try:  # created atomically: of two workers starting at once, only one fails
+            with open(marker, "x") as flag:
+                flag.write("failed once")
+        except FileExistsError:
+            return real(*args)
+        raise RuntimeError("first attempt fails")
 
     return part
 

@@ -216,10 +216,12 @@ def _install_fault(marker: str, mode: str) -> None:
             out = _orig(self, *args, **kw)
             if mode == "raise":
                 raise RuntimeError("this partition always fails")
-            if not Path(marker).exists():
-                Path(marker).write_text("killed once")
-                os._exit(1)
-            return out
+            try:  # created atomically: of two workers staging at once, only one dies
+                with open(marker, "x") as flag:
+                    flag.write("killed once")
+            except FileExistsError:
+                return out
+            os._exit(1)
 
         faulty._original = original
         cls.stage_partition = faulty
