@@ -640,7 +640,13 @@ class Lookup:
             where there was no confident match.
         """
         index = self._require_index()
-        matches = [self._settle(m) for m in index.match_many(texts, progress)]
+        return self.table(index.match_many(texts, progress))
+
+    def table(self, matches: list[Match]) -> pd.DataFrame:
+        """The batch table of :meth:`addresses` for matches of :attr:`index` (each
+        settled first, see :meth:`_settle`)."""
+        index = self._require_index()
+        matches = [self._settle(m) for m in matches]
         n = len(matches)
         rows = np.array(
             [m.row if (m.row is not None and m.confident) else -1 for m in matches], dtype=np.int64
@@ -655,15 +661,39 @@ class Lookup:
             grid[ok] = self.points(lon[ok], lat[ok])["grid_code"].to_numpy()
         aid = np.full(n, None, dtype=object)
         aid[ok] = index.address_id[rows[ok]]
-        return pd.DataFrame(
-            {
-                "address_id": _object_column(aid),
-                "lon": lon,
-                "lat": lat,
-                "grid_code": _object_column(grid),
-                "match_level": [m.level for m in matches],
-                "match_score": [round(m.score, 1) for m in matches],
-                "confident": [bool(m.confident) for m in matches],
-                "rule": [m.rule.value for m in matches],
-            }
+        return batch_frame(
+            aid,
+            lon,
+            lat,
+            grid,
+            [m.level for m in matches],
+            [round(m.score, 1) for m in matches],
+            [bool(m.confident) for m in matches],
+            [m.rule.value for m in matches],
         )
+
+
+def batch_frame(
+    address_id: np.ndarray,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    grid_code: np.ndarray,
+    match_level: list[str],
+    match_score: list[float],
+    confident: list[bool],
+    rule: list[str],
+) -> pd.DataFrame:
+    """The table of :meth:`Lookup.addresses` from its columns (lon, lat in WGS84 degrees,
+    NaN where not confident; text columns with ``None`` where empty)."""
+    return pd.DataFrame(
+        {
+            "address_id": _object_column(address_id),
+            "lon": lon,
+            "lat": lat,
+            "grid_code": _object_column(grid_code),
+            "match_level": match_level,
+            "match_score": match_score,
+            "confident": confident,
+            "rule": rule,
+        }
+    )

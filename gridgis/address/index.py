@@ -172,6 +172,17 @@ def _column(df: pd.DataFrame, name: str) -> np.ndarray | None:
     return df[name].astype("string").fillna("").to_numpy(dtype=object)
 
 
+def layer_records(addresses) -> pd.DataFrame:
+    """The rows :class:`AddressIndex` reads from the ``addresses`` layer (a point
+    GeoDataFrame in EPSG:4326): its fields, and ``lon``, ``lat`` (degrees) for the point.
+    An index of some of these rows (kept in order) lists each of them under the same keys
+    as the index of all of them (see :func:`gridgis.address.match.probe`)."""
+    df = pd.DataFrame(addresses.drop(columns=addresses.geometry.name))
+    df["lon"] = addresses.geometry.x.to_numpy()
+    df["lat"] = addresses.geometry.y.to_numpy()
+    return df
+
+
 class AddressIndex:
     """A matching index over standard addresses.
 
@@ -349,10 +360,7 @@ class AddressIndex:
     @classmethod
     def from_layer(cls, addresses, settings: Settings = DEFAULT) -> AddressIndex:
         """Build from the ``addresses`` layer (point GeoDataFrame in EPSG:4326)."""
-        df = pd.DataFrame(addresses.drop(columns=addresses.geometry.name))
-        df["lon"] = addresses.geometry.x.to_numpy()
-        df["lat"] = addresses.geometry.y.to_numpy()
-        return cls(df, settings)
+        return cls(layer_records(addresses), settings)
 
     def __len__(self) -> int:
         return len(self.address_id)

@@ -9,7 +9,12 @@ Each stage either decides (returns a :class:`Match` ending in a named
 3. :func:`name_stage`: a place name, alias, or the name without its prefixes
    (+ building + unit);
 4. :func:`partial_name_stage`: a unique part ending one known name (竹园中学);
-5. :func:`fallback_stage`: a road alone, or fuzzy candidates (never confident).
+5. :func:`fallback_stage`: a road alone (:func:`road_only_stage`), or fuzzy candidates
+   (:func:`fuzzy_stage`, never confident).
+
+:func:`probe` runs the same stages on one part of an index (a shard of a partitioned
+lookup) up to the fuzzy search, and says where the first answer came from and which rows
+its look-ups returned: see :func:`probe` for why that decides the whole index's answer.
 """
 
 from __future__ import annotations
@@ -61,6 +66,15 @@ class Query:
     text: str
     q: ParsedAddress
     index: AddressIndex
+    touched: list[int] | None = None
+    """When a list (:func:`probe`), the rows the deciding stage's look-ups returned."""
+    at: int = 0
+    """Where in its stage the answer came from (the name tried, see :func:`probe`)."""
+
+    def touch(self, rows: list[int]) -> None:
+        """Record rows a look-up returned (only when recording, see :func:`probe`)."""
+        if self.touched is not None:
+            self.touched.extend(rows)
 
     @property
     def level(self) -> str:
@@ -153,6 +167,7 @@ def exact_stage(x: Query, m: Match) -> Match | None:
     rows = x.index.exact.get(address_key(x.q))
     if not rows:
         return None
+    x.touch(rows)
     rows, unique = resolve(x.index, rows, x.q)
     m.level, m.score = x.level, 100.0
     m.candidates = candidates(x.index, rows, 100.0)
@@ -224,6 +239,27 @@ def _listed(x: Query, street: str, lane: str, number: str) -> list[tuple[str, fl
     return [(c, float(s)) for c, s, _ in found]
 
 
+def _touch_near_doors(x: Query, street: str, lane: str, number: str, fixed: list[str]) -> None:
+    """Recording (:func:`probe`): the door-plate rows of every road this stage may list
+    or correct to — every road carrying the number within ``road_candidate_score``, not
+    only the 8 best of :func:`_listed`, so that the best 8 of all shards are among them —
+    and the road's first rows when the road is known without this number."""
+    index = x.index
+    rules = index.settings.address
+    near = process.extract(
+        street,
+        index.door_roads.get((lane, number), ()),
+        scorer=fuzz.ratio,
+        limit=None,
+        score_cutoff=rules.road_candidate_score,
+    )
+    x.at = 1
+    for c in dict.fromkeys([*fixed, *(c for c, _, _ in near)]):
+        x.touch(index.door[(c, lane, number)])
+    if x.q.road and street in index.road_rows:
+        x.touch(index.road_rows[street][: rules.max_candidates])
+
+
 def door_stage(x: Query, m: Match) -> Match | None:
     """Road (+ lane) + door number; the road exact, or corrected (see the policy)."""
     q, index = x.q, x.index
@@ -234,10 +270,13 @@ def door_stage(x: Query, m: Match) -> Match | None:
     lane = q.lane or ""
     found = index.door.get((street, lane, number))
     if found:
+        x.touch(found)
         m.score = 100.0
         return _door_answer(x, m, street, found, Rule.DOOR_PLATE)
     fixed = _corrections(x, street, lane, number)
     listed = _listed(x, street, lane, number)
+    if x.touched is not None and (fixed or listed or (q.road and street in index.road_rows)):
+        _touch_near_doors(x, street, lane, number, fixed)
     if q.road and street in index.road_rows:
         # the road is known without this number: another road may carry it (a typo that
         # makes an existing name), listed first, never confident
@@ -327,9 +366,11 @@ def _place_answer(x: Query, m: Match, name: str, rows: list[int], sure: bool, ru
 
 def name_stage(x: Query, m: Match) -> Match | None:
     """A place name or alias (whole, or without its administrative prefixes)."""
-    for name, sure in _name_probes(x):
+    for k, (name, sure) in enumerate(_name_probes(x)):
         rows = x.index.names.get(name)
         if rows:
+            x.at = k
+            x.touch(rows)
             return _place_answer(x, m, name, rows, sure, Rule.PLACE_NAME)
     return None
 
@@ -345,53 +386,94 @@ def partial_name_stage(x: Query, m: Match) -> Match | None:
     rules = x.index.settings.address
     if x.q.hints:
         return None
-    for name in query_names(x.text):
+    for at, name in enumerate(query_names(x.text)):
         if len(name) < rules.partial_name_min_chars:
             continue
         known = [k for k in x.index.names_ending_with(name) if k != name]
         if not known:
             continue
         rows = [r for k in known for r in x.index.names[k]]
+        x.at = at
+        x.touch(rows)
         return _place_answer(x, m, name, rows, True, Rule.PARTIAL_NAME)
     return None
 
 
-def fallback_stage(x: Query, m: Match) -> Match:
-    """A road alone, or fuzzy candidates by name, then by key (never confident)."""
+def road_only_stage(x: Query, m: Match) -> Match | None:
+    """A known road without a door number (never confident)."""
+    q, index = x.q, x.index
+    if not (q.road and q.road in index.road_rows and not q.number):
+        return None
+    rows = index.road_rows[q.road]
+    x.touch(rows[: index.settings.address.max_candidates])
+    m.level, m.score = "road", 50.0
+    m.candidates = candidates(index, rows, 50.0)
+    return x.decide(m, Rule.ROAD_ONLY)
+
+
+def fuzzy_candidates(x: Query, by: str) -> list[tuple[int, float]]:
+    """Fuzzy candidates ``(row, score)``, best first: ``by="name"`` the place names closest
+    to the query's place (or text), ``by="key"`` the exact keys closest to its text
+    (rapidfuzz, at least ``fuzzy_threshold``, at most ``max_candidates``)."""
     q, index = x.q, x.index
     rules = index.settings.address
-    if q.road and q.road in index.road_rows and not q.number:
-        m.level, m.score = "road", 50.0
-        m.candidates = candidates(index, index.road_rows[q.road], 50.0)
-        return x.decide(m, Rule.ROAD_ONLY)
-    probe = q.poi or q.rest
-    found = (
-        process.extract(
+    if by == "name":
+        probe = q.poi or q.rest
+        if not probe:
+            return []
+        found = process.extract(
             probe,
             index.name_keys,
             scorer=fuzz.WRatio,
             limit=rules.max_candidates,
             score_cutoff=rules.fuzzy_threshold,
         )
-        if probe
-        else []
+        return [(index.names[nm][0], float(s)) for nm, s, _ in found]
+    found = process.extract(
+        q.rest,
+        index.keys,
+        scorer=fuzz.ratio,
+        limit=rules.max_candidates,
+        score_cutoff=rules.fuzzy_threshold,
     )
-    cands = [(index.names[nm][0], float(s)) for nm, s, _ in found]
-    if not cands:
-        found = process.extract(
-            q.rest,
-            index.keys,
-            scorer=fuzz.ratio,
-            limit=rules.max_candidates,
-            score_cutoff=rules.fuzzy_threshold,
-        )
-        cands = [(index.exact[k][0], float(s)) for k, s, _ in found]
+    return [(index.exact[k][0], float(s)) for k, s, _ in found]
+
+
+def fuzzy_stage(x: Query, m: Match) -> Match:
+    """Fuzzy candidates by name, else by key (never confident; the score is the best
+    candidate's)."""
+    cands = fuzzy_candidates(x, "name") or fuzzy_candidates(x, "key")
     m.candidates = list(dict.fromkeys(cands))
     m.score = cands[0][1] if cands else 0.0
     return x.decide(m, Rule.NOT_FOUND)
 
 
+def fallback_stage(x: Query, m: Match) -> Match:
+    """A road alone, or fuzzy candidates by name, then by key (never confident)."""
+    out = road_only_stage(x, m)
+    return out if out is not None else fuzzy_stage(x, m)
+
+
 STAGES = (exact_stage, door_stage, name_stage, partial_name_stage)
+
+#: The stages :func:`match` tries before the fuzzy search, in order.
+CASCADE = (*STAGES, road_only_stage)
+#: :attr:`Probe.stage` of a query every stage passed on: only the fuzzy search is left.
+FUZZY = len(CASCADE)
+#: :attr:`Probe.stage` of an empty query (answered without the index).
+EMPTY_QUERY = -1
+
+
+def _first(x: Query, m: Match, stages: tuple) -> tuple[int, Match | None]:
+    """The first stage that decides (its number and answer), or ``(len(stages), None)``."""
+    for k, stage in enumerate(stages):
+        x.at = 0
+        if x.touched is not None:
+            x.touched.clear()
+        out = stage(x, m)
+        if out is not None:
+            return k, out
+    return len(stages), None
 
 
 def match(index: AddressIndex, text: str) -> Match:
@@ -401,8 +483,72 @@ def match(index: AddressIndex, text: str) -> Match:
     x = Query(text, q, index)
     if not q.text:
         return x.decide(m, Rule.EMPTY)
-    for stage in STAGES:
-        out = stage(x, m)
-        if out is not None:
-            return out
-    return fallback_stage(x, m)
+    _, out = _first(x, m, CASCADE)
+    return out if out is not None else fuzzy_stage(x, m)
+
+
+@dataclass
+class Probe:
+    """Where :func:`probe` found a query's first answer on one part of an index.
+
+    Attributes
+    ----------
+    stage
+        Number of the deciding stage in :data:`CASCADE`; :data:`FUZZY` when every stage
+        passed on, :data:`EMPTY_QUERY` for an empty query.
+    at
+        Where in that stage: 1 for a door plate found through another road's name (0:
+        the road itself), the number of the name tried in the name stages.
+    match
+        The answer on this part (``None`` at :data:`FUZZY`: the fuzzy search is not run).
+    touched
+        Row positions (of this part) the deciding look-ups returned: the rows of the key,
+        door plate or name, every road within ``road_candidate_score`` carrying the
+        number, the road's first ``max_candidates`` rows.
+    """
+
+    stage: int
+    at: int
+    match: Match | None
+    touched: list[int]
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return (self.stage, self.at)
+
+
+def probe(index: AddressIndex, text: str) -> Probe:
+    """:func:`match` on one part of an index (a shard), up to the fuzzy search.
+
+    Why the parts' probes decide the whole index's answer: a stage's answer depends only
+    on the rows its look-ups return (by key, door plate, name, name ending; every row's
+    attributes are its own) and it passes on exactly when they are all empty. The rows
+    of the whole index under a key are the union of the parts' rows, in row order. So
+    with ``p`` the smallest :attr:`Probe.position` over the parts:
+
+    * one part at ``p``: every row the whole index's stages look up is in that part,
+      which therefore gives the same answer (its rows in the same order);
+    * several parts at ``p``: an index of the union of their :attr:`Probe.touched` rows
+      (kept in row order, with any other rows of the index) answers as the whole one:
+      every look-up of the stages up to ``p`` returns the same rows on it (a road listed
+      by :func:`_listed` is any within the score, so the best 8 of all parts are there);
+    * every part at :data:`FUZZY`: the answer is not confident, and its score is the best
+      score of :func:`fuzzy_candidates` by name over the parts, else by key.
+    """
+    q = parse(text, index.settings)
+    m = Match(query=text, parsed=q)
+    x = Query(text, q, index, touched=[])
+    if not q.text:
+        return Probe(EMPTY_QUERY, 0, x.decide(m, Rule.EMPTY), [])
+    k, out = _first(x, m, CASCADE)
+    if out is None:
+        return Probe(FUZZY, 0, None, [])
+    return Probe(k, x.at, out, list(dict.fromkeys(x.touched or [])))
+
+
+def fuzzy_best(index: AddressIndex, text: str, by: str) -> float | None:
+    """The best score of :func:`fuzzy_candidates` of ``text`` on this (part of an) index,
+    ``None`` when there is none."""
+    q = parse(text, index.settings)
+    found = fuzzy_candidates(Query(text, q, index), by)
+    return found[0][1] if found else None

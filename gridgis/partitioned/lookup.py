@@ -1,40 +1,369 @@
-"""Partitioned batch address lookup: chunks of queries."""
+"""Partitioned batch address lookup: each worker holds the address index of its shards.
+
+The addresses are cut into shards of whole districts (:func:`shard_rows`), each kept in
+its rows' order. A shard's index (:class:`~gridgis.address.AddressIndex` of its rows, and
+the grids around them) is built once by a task on a worker and stays there as that task's
+result: a worker holds the indexes of its shards only, so memory per worker falls as
+workers are added. Every query then goes to every shard, in three rounds:
+
+1. :func:`gridgis.address.match.probe` on each shard: where the first answer came from
+   (stage, and name tried), the shard's answer, and the rows its look-ups returned;
+2. the client takes the first position over the shards: one shard there, its answer is
+   the answer; several, the query is matched again on an index of the rows those shards
+   returned (a task of its own); no shard before the fuzzy search:
+3. the best fuzzy score by name over all shards, else by key.
+
+:func:`~gridgis.address.match.probe` says why each step gives the single-process answer.
+"""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
+import shapely
 
 from gridgis.standards import CLUSTER, DEFAULT, ClusterRules, Settings
 
 if TYPE_CHECKING:  # pragma: no cover
+    import geopandas as gpd
     from distributed import Client
 
-from gridgis.partitioned.runner import Runner
+from gridgis.partitioned.runner import Runner, _attempt, balanced_cuts, hilbert_order
 
 log = logging.getLogger(__name__)
 
+#: Bytes of index per address, to tell Dask a shard's size (measured: about 2.5 KB).
+INDEX_BYTES_PER_ADDRESS = 2_500
+
 
 # ======================================================================================
-# Batch address lookup: chunks of queries
+# Shards: whole districts, rows in order
 # ======================================================================================
 
-_LOOKUPS: dict[str, Any] = {}
-"""Per worker process: the :class:`~gridgis.lookup.Lookup` of each run, built once."""
 
-
-def _lookup_chunk(token: str, layers: dict, settings: Settings, texts: list[str]):
+def _districts(records: pd.DataFrame, layers: dict[str, Any]) -> np.ndarray | None:
+    """The district of every address: its ``district`` field, else the county code (the
+    first 6 digits of the code) of the community holding its point; ``None`` when
+    neither is known."""
+    if "district" in records.columns and records["district"].notna().any():
+        return records["district"].astype("string").fillna("").to_numpy(dtype=object)
+    communities = layers.get("communities")
+    if communities is None or not len(communities) or "community_code" not in communities:
+        return None
     from gridgis.lookup import Lookup
 
-    finder = _LOOKUPS.get(token)
-    if finder is None:
-        _LOOKUPS.clear()  # one run at a time per worker: drop older indexes
-        finder = _LOOKUPS[token] = Lookup(**layers, settings=settings)
-    return finder.addresses(texts)
+    where = Lookup(communities=communities).points(records["lon"], records["lat"])
+    codes = where["community_code"].astype("string").fillna("")
+    return codes.str.slice(0, 6).to_numpy(dtype=object)
+
+
+def shard_rows(records: pd.DataFrame, layers: dict[str, Any], shards: int) -> list[np.ndarray]:
+    """Row positions of each shard, ascending: whole districts (:func:`_districts`) packed
+    into ``shards`` shards of about equal rows (largest district first into the smallest
+    shard), or, without districts, ``shards`` contiguous spatial blocks (Hilbert order).
+    Empty shards are dropped."""
+    n = len(records)
+    shards = max(1, min(int(shards), n))
+    keys = _districts(records, layers)
+    if keys is None:
+        xy = records[["lon", "lat"]].to_numpy(dtype=float)
+        ok = np.isfinite(xy).all(axis=1)
+        h = np.full(n, -1, dtype=np.int64)
+        if ok.any():
+            good = xy[ok]
+            bounds = (*good.min(axis=0), *good.max(axis=0))
+            h[ok] = hilbert_order(good, bounds)
+        order = np.argsort(h, kind="stable")
+        cuts = balanced_cuts(np.ones(n), shards)
+        return [np.sort(order[a:b]) for a, b in cuts]
+    codes, _ = pd.factorize(keys)
+    sizes = np.bincount(codes)
+    load = np.zeros(shards, dtype=np.int64)
+    home = np.empty(len(sizes), dtype=np.int64)
+    for g in np.argsort(-sizes, kind="stable"):
+        s = int(np.argmin(load))
+        home[g] = s
+        load[s] += sizes[g]
+    of_row = home[codes]
+    return [np.flatnonzero(of_row == s) for s in range(shards) if load[s]]
+
+
+def _grids_around(grids: gpd.GeoDataFrame | None, lon: np.ndarray, lat: np.ndarray):
+    """The grids meeting the box of these points (every grid that may hold one of them),
+    in their order; ``None`` without grids."""
+    if grids is None or not len(grids):
+        return None
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    if not ok.any():
+        return grids.iloc[:0]
+    box = shapely.box(lon[ok].min(), lat[ok].min(), lon[ok].max(), lat[ok].max())
+    hit = np.unique(grids.sindex.query(box, predicate="intersects"))
+    return grids.iloc[hit]
+
+
+# ======================================================================================
+# On the workers
+# ======================================================================================
+
+
+class _Shard:
+    """One shard on a worker: its :class:`~gridgis.lookup.Lookup` (index of its rows, the
+    grids around them) and the global position of each of its rows."""
+
+    def __init__(self, records: pd.DataFrame, rows: np.ndarray, grids, settings: Settings):
+        from gridgis.address import AddressIndex
+        from gridgis.lookup import Lookup
+
+        self.rows = np.asarray(rows, dtype=np.int64)
+        self.lookup = Lookup(grids=grids, settings=settings)
+        self.lookup.index = AddressIndex(records, settings)
+
+    def __sizeof__(self) -> int:  # what Dask weighs before moving it: keep it in place
+        return INDEX_BYTES_PER_ADDRESS * len(self.rows)
+
+
+def _build_shard(records: pd.DataFrame, rows: np.ndarray, grids, settings: Settings) -> _Shard:
+    return _Shard(records, rows, grids, settings)
+
+
+def _probe_chunk(shard: _Shard, texts: list[str]) -> dict[str, Any]:
+    """Round 1 on one shard: position of each query (stage, at), the shard's answers
+    (a batch table of the queries answered before the fuzzy search, in order) and the
+    global rows each one's look-ups returned."""
+    from gridgis.address.match import probe
+
+    index = shard.lookup.index
+    probes = [probe(index, t) for t in texts]
+    answered = [k for k, p in enumerate(probes) if p.match is not None]
+    return {
+        "stage": np.array([p.stage for p in probes], dtype=np.int16),
+        "at": np.array([p.at for p in probes], dtype=np.int32),
+        "answered": np.array(answered, dtype=np.int64),
+        "table": shard.lookup.table([probes[k].match for k in answered]),
+        "touched": [shard.rows[np.asarray(p.touched, dtype=np.int64)] for p in probes],
+    }
+
+
+def _fuzzy_chunk(shard: _Shard, texts: list[str], by: str) -> np.ndarray:
+    """Round 3 on one shard: the best fuzzy score of each query (NaN: none)."""
+    from gridgis.address.match import fuzzy_best
+
+    index = shard.lookup.index
+    best = [fuzzy_best(index, t, by) for t in texts]
+    return np.array([np.nan if b is None else b for b in best], dtype=float)
+
+
+def _union_chunk(records: pd.DataFrame, grids, settings: Settings, texts: list[str]):
+    """Queries answered by several shards: matched on an index of the rows they returned
+    (global order), by the single-process code."""
+    return _Shard(records, np.arange(len(records)), grids, settings).lookup.addresses(texts)
+
+
+# ======================================================================================
+# The client
+# ======================================================================================
+
+
+def _chunks(items: Sequence, size: int) -> list:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class _Rounds:
+    """The client's side of one run: shards on the cluster, the three rounds, the table."""
+
+    def __init__(self, client, records, layers, settings, rules, shards):
+        self.run = Runner(client, "lookup", rules)
+        self.client, self.records, self.settings, self.rules = client, records, settings, rules
+        self.grids = layers.get("grids")
+        self.size = max(1, int(rules.chunk_rows) // 4)
+        self.parts = shard_rows(records, layers, shards or self.run.report.workers or 1)
+        lon, lat = records["lon"].to_numpy(float), records["lat"].to_numpy(float)
+        self.futures = [
+            client.submit(
+                _attempt,
+                self.run.topic,
+                f"shard-{s}",
+                _build_shard,
+                records.iloc[rows].reset_index(drop=True),
+                rows,
+                _grids_around(self.grids, lon[rows], lat[rows]),
+                settings,
+                key=f"{self.run.topic}-shard-{s}",
+                retries=rules.retries,
+                pure=False,
+            )
+            for s, rows in enumerate(self.parts)
+        ]
+        self.run.report.partitions += len(self.futures)
+        self.run.report.notes.append(f"{len(self.parts)} shards of {len(records):,} addresses")
+        self.counts = {"one shard": 0, "several shards": 0, "fuzzy": 0, "empty": 0}
+
+    def release(self) -> None:
+        for f in self.futures:
+            f.release()
+
+    def probe(self, texts: list[str]) -> list[dict]:
+        """Round 1: every chunk of queries on every shard; per shard, the chunks joined."""
+        chunks = _chunks(texts, self.size)
+        items = [
+            (f"probe-{s}-{c}", (f, chunk))
+            for s, f in enumerate(self.futures)
+            for c, chunk in enumerate(chunks)
+        ]
+        got = self.run.run(_probe_chunk, items)
+        out = []
+        for s in range(len(self.futures)):
+            parts = got[s * len(chunks) : (s + 1) * len(chunks)]
+            starts = np.cumsum([0, *(len(c) for c in chunks)])
+            out.append(
+                {
+                    "stage": np.concatenate([p["stage"] for p in parts]),
+                    "at": np.concatenate([p["at"] for p in parts]),
+                    "answered": np.concatenate(
+                        [p["answered"] + starts[k] for k, p in enumerate(parts)]
+                    ),
+                    "table": pd.concat([p["table"] for p in parts], ignore_index=True),
+                    "touched": [t for p in parts for t in p["touched"]],
+                }
+            )
+        return out
+
+    def fuzzy(self, texts: list[str], by: str) -> np.ndarray:
+        """Round 3: the best score of each query over every shard (NaN: none)."""
+        chunks = _chunks(texts, self.size)
+        items = [
+            (f"fuzzy-{by}-{s}-{c}", (f, chunk, by))
+            for s, f in enumerate(self.futures)
+            for c, chunk in enumerate(chunks)
+        ]
+        got = self.run.run(_fuzzy_chunk, items)
+        per_shard = [
+            np.concatenate(got[s * len(chunks) : (s + 1) * len(chunks)])
+            for s in range(len(self.futures))
+        ]
+        stacked = np.vstack(per_shard)
+        best = np.full(len(texts), np.nan)
+        has = ~np.isnan(stacked).all(axis=0)
+        best[has] = np.nanmax(stacked[:, has], axis=0)
+        return best
+
+    def union(self, texts: list[str], rows: list[np.ndarray]) -> list[pd.DataFrame]:
+        """Queries answered by several shards, in chunks, each matched on an index of the
+        rows its shards returned (:func:`_union_chunk`)."""
+        lon = self.records["lon"].to_numpy(float)
+        lat = self.records["lat"].to_numpy(float)
+        items = []
+        for c, start in enumerate(range(0, len(texts), self.size)):
+            mine = np.unique(np.concatenate(rows[start : start + self.size]))
+            items.append(
+                (
+                    f"union-{c}",
+                    (
+                        self.records.iloc[mine].reset_index(drop=True),
+                        _grids_around(self.grids, lon[mine], lat[mine]),
+                        self.settings,
+                        texts[start : start + self.size],
+                    ),
+                )
+            )
+        return self.run.run(_union_chunk, items)
+
+
+def _decide(rounds: _Rounds, keys: list[str], got: list[dict]) -> tuple[list, np.ndarray]:
+    """Each query's answer: ``(frames, where)`` with ``where[i] = (frame, row)``."""
+    from gridgis.address.match import EMPTY_QUERY, FUZZY
+    from gridgis.address.policy import Rule
+    from gridgis.lookup import batch_frame
+
+    n = len(keys)
+    stage = np.vstack([g["stage"] for g in got]).astype(np.int64)
+    pos = stage * (1 << 32) + np.vstack([g["at"] for g in got])
+    first = pos.min(axis=0)
+    winners = pos == first
+    n_win = winners.sum(axis=0)
+    top = stage.min(axis=0)
+    frames = [g["table"] for g in got]
+    where = np.full((n, 2), -1, dtype=np.int64)
+    slot = []
+    for g in got:
+        s = np.full(n, -1, dtype=np.int64)
+        s[g["answered"]] = np.arange(len(g["answered"]))
+        slot.append(s)
+    alone = (top == EMPTY_QUERY) | ((n_win == 1) & (top != FUZZY))
+    by = np.argmax(winners, axis=0)  # the first shard at the first position
+    for i in np.flatnonzero(alone):
+        where[i] = (by[i], slot[by[i]][i])
+    several = np.flatnonzero(~alone & (top != FUZZY))
+    if len(several):
+        rows = [
+            np.concatenate([got[s]["touched"][i] for s in np.flatnonzero(winners[:, i])])
+            for i in several
+        ]
+        tables = rounds.union([keys[i] for i in several], rows)
+        frames.append(pd.concat(tables, ignore_index=True))
+        where[several, 0] = len(frames) - 1
+        where[several, 1] = np.arange(len(several))
+    fuzzy = np.flatnonzero(top == FUZZY)
+    if len(fuzzy):
+        texts = [keys[i] for i in fuzzy]
+        best = rounds.fuzzy(texts, "name")
+        none = np.flatnonzero(np.isnan(best))
+        if len(none):
+            best[none] = rounds.fuzzy([texts[k] for k in none], "key")
+        best = np.where(np.isnan(best), 0.0, best)
+        m = len(fuzzy)
+        frames.append(
+            batch_frame(
+                np.full(m, None, dtype=object),
+                np.full(m, np.nan),
+                np.full(m, np.nan),
+                np.full(m, None, dtype=object),
+                ["none"] * m,
+                [round(float(b), 1) for b in best],
+                [False] * m,
+                [Rule.NOT_FOUND.value] * m,
+            )
+        )
+        where[fuzzy, 0] = len(frames) - 1
+        where[fuzzy, 1] = np.arange(m)
+    rounds.counts.update(
+        {
+            "one shard": int((alone & (top != EMPTY_QUERY)).sum()),
+            "several shards": len(several),
+            "fuzzy": len(fuzzy),
+            "empty": int((top == EMPTY_QUERY).sum()),
+        }
+    )
+    return frames, where
+
+
+def _assemble(frames: list[pd.DataFrame], where: np.ndarray, inverse: np.ndarray):
+    """The batch table: each query's row taken from its frame (built as
+    :meth:`gridgis.lookup.Lookup.addresses` builds it)."""
+    from gridgis.lookup import batch_frame
+
+    sizes = [len(f) for f in frames]
+    offset = np.cumsum([0, *sizes])[:-1]
+    both = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(sizes) else None
+    take = (offset[where[:, 0]] + where[:, 1])[inverse] if len(where) else np.zeros(0, int)
+
+    def col(name: str):
+        return both[name].to_numpy()[take] if both is not None else np.zeros(0, dtype=object)
+
+    return batch_frame(
+        col("address_id"),
+        col("lon").astype(float),
+        col("lat").astype(float),
+        col("grid_code"),
+        col("match_level").tolist(),
+        col("match_score").tolist(),
+        [bool(v) for v in col("confident")],
+        col("rule").tolist(),
+    )
 
 
 def lookup_addresses_partitioned(
@@ -43,32 +372,55 @@ def lookup_addresses_partitioned(
     texts: Sequence[str],
     settings: Settings = DEFAULT,
     rules: ClusterRules = CLUSTER,
+    shards: int | None = None,
 ) -> pd.DataFrame:
-    """:meth:`gridgis.lookup.Lookup.addresses` on the cluster, in chunks of
-    ``rules.chunk_rows`` queries.
+    """:meth:`gridgis.lookup.Lookup.addresses` on the cluster, each worker holding the
+    index of its shards only (see the module notes): the same table, row for row.
 
-    ``layers`` holds what :meth:`Lookup.from_store` reads (addresses, buildings, grids,
-    communities, streets, staff; absent ones ``None``); they go once to every worker,
-    which builds its index once per run. Answers are per query, so the chunks put back in
-    order equal the single-process table.
+    Parameters
+    ----------
+    client
+        A connected Dask client.
+    layers
+        ``addresses`` (required) and ``grids`` (for grid codes; absent: ``None``); also
+        ``communities``, whose county codes make the districts when the addresses have no
+        ``district`` field. Other layers are not needed by the batch table.
+    texts
+        The address texts (a non-text entry is read as an empty text).
+    rules
+        ``chunk_rows / 4`` queries per task.
+    shards
+        Number of shards (default: one per worker).
+
+    Returns
+    -------
+    DataFrame
+        As :meth:`~gridgis.lookup.Lookup.addresses`; ``attrs["cluster"]`` the run report
+        (its notes count the queries answered by one shard, by several and by the fuzzy
+        round).
     """
-    names = ("addresses", "buildings", "grids", "communities", "streets", "staff")
-    run = Runner(client, "lookup", rules)
-    token = uuid.uuid4().hex
-    layers_f = run.broadcast({n: layers.get(n) for n in names})
-    texts = list(texts)
-    size = max(1, int(rules.chunk_rows) // 4)
-    items = [
-        (f"queries-{i // size}", (token, layers_f, settings, texts[i : i + size]))
-        for i in range(0, len(texts), size)
-    ]
-    parts = run.run(_lookup_chunk, items)
-    client.run(_LOOKUPS.clear)
-    report = run.finish()
-    if not parts:
-        from gridgis.lookup import Lookup
+    from gridgis.address.index import layer_records
+    from gridgis.lookup import Lookup
 
-        return Lookup(**{n: layers.get(n) for n in names}, settings=settings).addresses([])
-    out = pd.concat(parts, ignore_index=True)
+    addresses = layers.get("addresses")
+    if addresses is None or not len(addresses):
+        return Lookup(settings=settings).addresses(texts)  # raises: nothing to match
+    keys_all = [t if isinstance(t, str) else "" for t in texts]
+    seen: dict[str, int] = {}  # each distinct text once, in first-seen order
+    inverse = np.array([seen.setdefault(t, len(seen)) for t in keys_all], dtype=np.int64)
+    keys = list(seen)
+    records = layer_records(addresses).reset_index(drop=True)
+    rounds = _Rounds(client, records, layers, settings, rules, shards)
+    try:
+        got = rounds.probe(keys)
+        frames, where = _decide(rounds, keys, got)
+    finally:
+        rounds.release()
+    out = _assemble(frames, where, inverse)
+    report = rounds.run.finish()
+    report.notes.append(
+        "queries answered by " + ", ".join(f"{k}: {v:,}" for k, v in rounds.counts.items())
+    )
     out.attrs["cluster"] = report.as_dict()
+    out.attrs["cluster"]["answered_by"] = dict(rounds.counts)
     return out
