@@ -1,0 +1,270 @@
+"""Batch address lookup on shards: each worker holds the index of its districts only, and
+the table equals :meth:`gridgis.lookup.Lookup.addresses` on the whole index, row for row.
+
+* :func:`gridgis.address.match.probe` on a hand-made index of 10 addresses cut into two
+  shards: the position each shard reports, the rows it touched, worked out by hand, and
+  the lemma the partitioned lookup rests on (an index of the touched rows of the shards
+  at the first position answers as the whole index).
+* A demo province of 3 districts whose roads share names (the district field names the
+  district; queries of every kind) on a LocalCluster of 2 workers: districts as shards,
+  shards by the communities' county codes, spatial blocks, and rows dealt round-robin
+  (the hardest cut: every place in several shards); the several-shard path must run.
+* A shard task that fails once is retried; the table is still the same.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gridgis.address import AddressIndex
+from gridgis.address.match import EMPTY_QUERY, FUZZY, match, probe
+from gridgis.lookup import Lookup
+
+# -- the position logic on a hand-made index ---------------------------------------------
+
+HAND = pd.DataFrame(
+    [
+        ("A1", "松南路23号", None, 118.800, 32.000),
+        ("B1", "松南路23号", None, 118.900, 32.100),
+        ("A2", "北民大街5号兰园家园1栋1单元", "兰园家园", 118.801, 32.001),
+        ("A3", "北民大街5号兰园家园1栋2单元", "兰园家园", 118.8011, 32.001),
+        ("B2", "桂兰大道7号", None, 118.901, 32.101),
+        ("B3", "桂兰大道9号明辰苑3栋1单元", "明辰苑", 118.902, 32.102),
+        ("A4", "林兰大街11号", "浦东竹园中学", 118.802, 32.002),
+        ("B4", "松北路23号", None, 118.903, 32.103),
+        ("A5", "星银巷2号", None, 118.803, 32.003),
+        ("B5", "北民大街8号", "北民花园", 118.904, 32.104),
+    ],
+    columns=["address_id", "text", "name", "lon", "lat"],
+)
+SHARDS = {"A": [0, 2, 3, 6, 8], "B": [1, 4, 5, 7, 9]}
+
+#: query -> (rule on the whole index, {shard: (position, touched global rows)}).
+#: Positions are (stage, at): 0 exact key, 1 door plate (at 1: through another road's
+#: name or a road without the number), 2 name (at: the name tried), 3 partial name,
+#: 4 road only, FUZZY nothing before the fuzzy search.
+WORKED = {
+    # the same key in both shards, 14 km apart: ambiguous, both shards needed
+    "松南路23号": ("several_places", {"A": ((0, 0), [0]), "B": ((0, 0), [1])}),
+    # only B holds it
+    "桂兰大道7号": ("exact_key", {"A": ((FUZZY, 0), []), "B": ((0, 0), [4])}),
+    # B knows the road but not the number (its first rows listed)
+    "桂兰大道8号": ("no_door_number", {"A": ((FUZZY, 0), []), "B": ((1, 1), [4, 5])}),
+    "明辰苑": ("place_name", {"A": ((FUZZY, 0), []), "B": ((2, 0), [5])}),
+    "竹园中学": ("partial_place_name", {"A": ((3, 0), [6]), "B": ((FUZZY, 0), [])}),
+    # a typo: both shards list 松南路 (ratio 66.7), 松北路 (33.3) is below the score
+    "松南街23号": ("road_not_known", {"A": ((1, 1), [0]), "B": ((1, 1), [1])}),
+    # A has the door plate itself, B only the road: A decides alone
+    "北民大街5号": ("door_plate", {"A": ((1, 0), [2, 3]), "B": ((1, 1), [9])}),
+    "北民大街9号": ("no_door_number", {"A": ((1, 1), [2, 3]), "B": ((1, 1), [9])}),
+    "北民大街": ("road_only", {"A": ((4, 0), [2, 3]), "B": ((4, 0), [9])}),
+    "星银巷": ("road_only", {"A": ((4, 0), [8]), "B": ((FUZZY, 0), [])}),
+    "兰园家园1栋2单元": ("building_in_place", {"A": ((2, 1), [2, 3]), "B": ((FUZZY, 0), [])}),
+    "": ("empty", {"A": ((EMPTY_QUERY, 0), []), "B": ((EMPTY_QUERY, 0), [])}),
+    "火星基地": ("not_found", {"A": ((FUZZY, 0), []), "B": ((FUZZY, 0), [])}),
+}
+
+
+@pytest.mark.parametrize("text", list(WORKED))
+def test_probe_positions_and_rows_worked_out(text):
+    whole = AddressIndex(HAND)
+    parts = {s: AddressIndex(HAND.iloc[r].reset_index(drop=True)) for s, r in SHARDS.items()}
+    rule, want = WORKED[text]
+    ref = match(whole, text)
+    assert ref.rule.value == rule
+    got = {}
+    for s, index in parts.items():
+        p = probe(index, text)
+        got[s] = (p.position, [SHARDS[s][t] for t in p.touched])
+        # the shard's answer is match() on the shard's own index
+        if p.match is not None:
+            own = match(index, text)
+            assert (p.match.rule, p.match.row, p.match.level) == (own.rule, own.row, own.level)
+    assert got == want
+    # the lemma: an index of the rows touched by the shards at the first position answers
+    # as the whole index (rows mapped back to whole-index rows)
+    first = min(pos for pos, _ in want.values())
+    if first[0] in (EMPTY_QUERY, FUZZY):
+        return
+    rows = sorted({r for pos, touched in want.values() if pos == first for r in touched})
+    small = match(AddressIndex(HAND.iloc[rows].reset_index(drop=True)), text)
+    back = {k: rows[k] for k in range(len(rows))}
+    assert small.rule == ref.rule and small.level == ref.level and small.score == ref.score
+    assert (back[small.row] if small.row is not None else None) == ref.row
+    assert [back[r] for r in small.tied] == ref.tied
+    assert [(back[r], s) for r, s in small.candidates] == ref.candidates
+
+
+def test_match_is_unchanged_by_the_recording():
+    """probe() and match() run one cascade: on the whole index, probe's answer is match's."""
+    whole = AddressIndex(HAND)
+    for text in WORKED:
+        p, m = probe(whole, text), match(whole, text)
+        if p.match is None:
+            assert m.rule.value == "not_found"
+            continue
+        assert (p.match.rule, p.match.row, p.match.candidates, p.match.tied) == (
+            m.rule,
+            m.row,
+            m.candidates,
+            m.tied,
+        )
+
+
+# -- a province on a cluster ---------------------------------------------------------------
+
+pytest.importorskip("distributed")
+
+import cloudpickle  # noqa: E402
+
+import gridgis.partitioned.lookup as PL  # noqa: E402
+from gridgis.cluster import open_client  # noqa: E402
+from gridgis.standards import ClusterRules  # noqa: E402
+
+RULES = ClusterRules(retries=2, chunk_rows=800)
+NAMES = ("addresses", "buildings", "grids", "communities", "streets", "staff")
+DISTRICTS = {"D00": "玄武区", "D01": "秦淮区", "D02": "鼓楼区"}
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def client():
+    with open_client("local:2") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def province() -> dict:
+    """3 demo districts (12,000 households, 728 addresses), delineated and assigned; the
+    roads of districts 1 and 2 renamed after district 0's (so the same road and door
+    number stand in several districts), the district named in a ``district`` field."""
+    from gridgis.assign import assign_all
+    from gridgis.delineate import delineate
+    from gridgis.province import make_province
+
+    layers, _ = make_province(12_000, 3, seed=7)
+    grids = delineate(layers).grids
+    layers = {**layers, **assign_all(layers, grids).layers()}
+    a = layers["addresses"].copy()
+    roads = [
+        list(dict.fromkeys(a.loc[a.address_id.str[:3] == d, "road"].dropna())) for d in DISTRICTS
+    ]
+    rename = {r: roads[0][k % len(roads[0])] for other in roads[1:] for k, r in enumerate(other)}
+    for old, new in rename.items():
+        a["text"] = a["text"].str.replace(old, new, regex=False)
+        a["road"] = a["road"].replace(old, new)
+    a["district"] = a["address_id"].str[:3].map(DISTRICTS)
+    layers["addresses"] = a
+    return {n: layers.get(n) for n in NAMES}
+
+
+def _queries(addresses: pd.DataFrame) -> list:
+    """Every address as people type it, with the district, with a wrong one, road names
+    with a typo, place names whole and in part, roads alone, garbage, empties, repeats."""
+    rng = random.Random(1)
+    a = addresses
+    digits = str.maketrans("0123456789", "０１２３４５６７８９")
+    texts = [t.replace("栋", "幢").translate(digits) for t in a.text]
+    texts += [d + t for d, t in zip(a.district, a.text, strict=True)][::2]
+    wrong = dict(zip(DISTRICTS.values(), list(DISTRICTS.values())[1:] + ["玄武区"], strict=True))
+    texts += [wrong[d] + t for d, t in zip(a.district, a.text, strict=True)][::3]
+
+    def typo(t: str, road) -> str:
+        if not isinstance(road, str) or len(road) < 3:
+            return t
+        k = rng.randrange(len(road) - 1)
+        return t.replace(road, road[:k] + "东南西北中"[rng.randrange(5)] + road[k + 1 :], 1)
+
+    texts += [typo(t, r) for t, r in zip(a.text, a.road, strict=True)][::2]
+    names = a["name"].dropna().unique().tolist()
+    texts += names + [n[1:] for n in names if len(n) > 3] + [n[2:] for n in names if len(n) > 4]
+    texts += a.road.dropna().unique().tolist()
+    texts += ["完全不存在的路999号", "", "   ", "火星基地", "abc", None, "建设路", "松南路"]
+    return texts + texts[:40]
+
+
+def _same(got: pd.DataFrame, ref: pd.DataFrame) -> None:
+    for col in ref.columns:  # column by column first: the failing column is named
+        pd.testing.assert_series_equal(got[col], ref[col], check_exact=True)
+    pd.testing.assert_frame_equal(got, ref, check_exact=True)
+
+
+def _round_robin(records, layers, shards):
+    """Rows dealt to shards in turn: every compound and road lies in every shard."""
+    return [np.arange(s, len(records), shards) for s in range(shards)]
+
+
+@pytest.mark.parametrize(
+    "cut", ["districts", "county codes", "spatial blocks", "round robin"], ids=str
+)
+def test_sharded_lookup_equals_single_process(client, province, cut, monkeypatch):
+    layers = dict(province)
+    shards = 3
+    if cut == "county codes":  # no district field: the communities' county codes
+        layers["addresses"] = layers["addresses"].drop(columns="district")
+        shards = 2
+    elif cut == "spatial blocks":  # neither: Hilbert blocks
+        layers["addresses"] = layers["addresses"].drop(columns="district")
+        layers["communities"] = None
+        shards = 4
+    elif cut == "round robin":
+        monkeypatch.setattr(PL, "shard_rows", _round_robin)
+    texts = _queries(province["addresses"])
+    ref = Lookup(**layers).addresses(texts)
+    got = PL.lookup_addresses_partitioned(client, layers, texts, rules=RULES, shards=shards)
+    _same(got, ref)
+    report = got.attrs["cluster"]
+    by = report["answered_by"]
+    assert sum(by.values()) == len(dict.fromkeys(t if isinstance(t, str) else "" for t in texts))
+    assert by["one shard"] > 0 and by["fuzzy"] > 0 and by["empty"] == 2  # "" and "   "
+    assert by["several shards"] > 0, "the several-shard path never ran"
+    rules = set(ref["rule"])
+    for rule in ("exact_key", "several_places", "road_not_known", "place_name", "road_only"):
+        assert rule in rules
+
+
+def test_shards_are_whole_districts_in_row_order(province):
+    from gridgis.address.index import layer_records
+
+    records = layer_records(province["addresses"]).reset_index(drop=True)
+    for layers in (
+        province,
+        {**province, "addresses": province["addresses"].drop(columns="district")},
+    ):
+        recs = records if "district" in layers["addresses"] else records.drop(columns="district")
+        parts = PL.shard_rows(recs, layers, 2)
+        assert sorted(np.concatenate(parts).tolist()) == list(range(len(records)))
+        districts = [set(records["address_id"].str[:3].to_numpy()[p]) for p in parts]
+        assert len(parts) == 2 and not districts[0] & districts[1]
+        assert all((np.diff(p) > 0).all() for p in parts)
+
+
+def _fail_once(real, marker: str):
+    """``real`` that raises on its first call anywhere in the cluster (claimed by creating
+    the marker file atomically), then runs."""
+
+    def part(*args):
+        try:
+            with open(marker, "x") as flag:
+                flag.write("failed once")
+        except FileExistsError:
+            return real(*args)
+        raise RuntimeError("first attempt fails")
+
+    return part
+
+
+def test_a_failed_shard_task_is_retried(client, province, tmp_path, monkeypatch):
+    texts = _queries(province["addresses"])[:300]
+    ref = Lookup(**province).addresses(texts)
+    monkeypatch.setattr(PL, "_probe_chunk", _fail_once(PL._probe_chunk, str(tmp_path / "m")))
+    got = PL.lookup_addresses_partitioned(client, province, texts, rules=RULES, shards=2)
+    _same(got, ref)
+    assert len(got.attrs["cluster"]["retried"]) == 1
+    assert (tmp_path / "m").exists()
