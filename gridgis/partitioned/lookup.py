@@ -133,7 +133,7 @@ def _build_shard(records: pd.DataFrame, rows: np.ndarray, grids, settings: Setti
 def _probe_chunk(shard: _Shard, texts: list[str]) -> dict[str, Any]:
     """Round 1 on one shard: position of each query (stage, at), the shard's answers
     (a batch table of the queries answered before the fuzzy search, in order) and the
-    global rows each one's look-ups returned."""
+    global rows each one's look-ups returned (packed, :func:`_packed`)."""
     from gridgis.address.match import probe
 
     index = shard.lookup.index
@@ -144,8 +144,25 @@ def _probe_chunk(shard: _Shard, texts: list[str]) -> dict[str, Any]:
         "at": np.array([p.at for p in probes], dtype=np.int32),
         "answered": np.array(answered, dtype=np.int64),
         "table": shard.lookup.table([probes[k].match for k in answered]),
-        "touched": [shard.rows[np.asarray(p.touched, dtype=np.int64)] for p in probes],
+        "touched": _packed([p.touched for p in probes], shard.rows),
     }
+
+
+def _packed(lists: list[list[int]], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lists of shard rows as (global rows of all of them, where each list starts)."""
+    sizes = np.fromiter((len(t) for t in lists), dtype=np.int64, count=len(lists))
+    flat = np.fromiter((r for t in lists for r in t), dtype=np.int64, count=int(sizes.sum()))
+    return rows[flat], np.concatenate([[0], np.cumsum(sizes)])
+
+
+def _joined(packed: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_packed` chunks joined in order (one flat array, where each list starts)."""
+    flats = [flat for flat, _ in packed]
+    base = np.cumsum([0, *(len(f) for f in flats)])
+    starts = [at[:-1] + base[k] for k, (_, at) in enumerate(packed)]
+    return np.concatenate([np.zeros(0, np.int64), *flats]), np.concatenate(
+        [*starts, [base[-1]]]
+    ).astype(np.int64)
 
 
 def _fuzzy_chunk(shard: _Shard, texts: list[str], by: str) -> np.ndarray:
@@ -227,7 +244,7 @@ class _Rounds:
                         [p["answered"] + starts[k] for k, p in enumerate(parts)]
                     ),
                     "table": pd.concat([p["table"] for p in parts], ignore_index=True),
-                    "touched": [t for p in parts for t in p["touched"]],
+                    "touched": _joined([p["touched"] for p in parts]),
                 }
             )
         return out
@@ -299,10 +316,13 @@ def _decide(rounds: _Rounds, keys: list[str], got: list[dict]) -> tuple[list, np
         where[i] = (by[i], slot[by[i]][i])
     several = np.flatnonzero(~alone & (top != FUZZY))
     if len(several):
-        rows = [
-            np.concatenate([got[s]["touched"][i] for s in np.flatnonzero(winners[:, i])])
-            for i in several
-        ]
+        rows = []
+        for i in several:
+            mine = []
+            for s in np.flatnonzero(winners[:, i]):
+                flat, at = got[s]["touched"]
+                mine.append(flat[at[i] : at[i + 1]])
+            rows.append(np.concatenate(mine))
         tables = rounds.union([keys[i] for i in several], rows)
         frames.append(pd.concat(tables, ignore_index=True))
         where[several, 0] = len(frames) - 1
