@@ -229,6 +229,11 @@ def test_sharded_lookup_equals_single_process(client, province, cut, monkeypatch
         assert rule in rules
 
 
+def test_no_queries_the_empty_table(client, province):
+    ref = Lookup(**province).addresses([])
+    _same(PL.lookup_addresses_partitioned(client, province, [], rules=RULES), ref)
+
+
 def test_shards_are_whole_districts_in_row_order(province):
     from gridgis.address.index import layer_records
 

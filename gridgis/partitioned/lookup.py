@@ -429,6 +429,10 @@ def lookup_addresses_partitioned(
     seen: dict[str, int] = {}  # each distinct text once, in first-seen order
     inverse = np.array([seen.setdefault(t, len(seen)) for t in keys_all], dtype=np.int64)
     keys = list(seen)
+    if not keys:  # nothing to look up: the empty table, no shard built
+        out = _assemble([], np.zeros((0, 2), dtype=np.int64), inverse)
+        out.attrs["cluster"] = Runner(client, "lookup", rules).finish().as_dict()
+        return out
     records = layer_records(addresses).reset_index(drop=True)
     rounds = _Rounds(client, records, layers, settings, rules, shards)
     try:
