@@ -273,3 +273,54 @@ def test_a_failed_shard_task_is_retried(client, province, tmp_path, monkeypatch)
     _same(got, ref)
     assert len(got.attrs["cluster"]["retried"]) == 1
     assert (tmp_path / "m").exists()
+
+
+# -- a shared store: workers read their shard's rows themselves ------------------------------
+
+
+def _new_store(kind: str, folder):
+    import os
+    import uuid
+
+    from gridgis.store import open_store
+
+    if kind == "postgis":
+        from gridgis.store.pgtemp import PostgresUnavailable, find_bindir, fresh_workspace_url
+
+        if not os.environ.get("GRIDGIS_TEST_DATABASE_URL"):
+            try:
+                find_bindir()
+            except PostgresUnavailable as exc:
+                pytest.skip(f"PostgreSQL not installed: {exc}")
+        return open_store(fresh_workspace_url())
+    return open_store(folder / f"ws-{uuid.uuid4().hex[:8]}.parquet")
+
+
+@pytest.mark.parametrize("kind", ["parquet", "postgis"])
+def test_shards_read_from_a_shared_store(client, province, kind, tmp_path, monkeypatch):
+    """Each shard task carries which rows to read, not the rows: the same table."""
+    from gridgis.partitioned.source import shared_run
+
+    store = _new_store(kind, tmp_path)
+    store.write_many({n: f for n, f in province.items() if f is not None})
+    layers = {n: store.read(n) if store.has(n) else None for n in NAMES}
+    texts = _queries(province["addresses"])
+    ref = Lookup(**layers).addresses(texts)
+    sent = []
+    real = PL._Rounds._inputs
+
+    def spy(self, rows, shared):  # what the client puts in each shard's task
+        out = real(self, rows, shared)
+        sent.append((type(out[0]).__name__, type(out[2]).__name__))
+        return out
+
+    monkeypatch.setattr(PL._Rounds, "_inputs", spy)
+    with shared_run(store, ("addresses", "grids")) as shared:
+        assert shared is not None
+        got = PL.lookup_addresses_partitioned(
+            client, layers, texts, rules=RULES, shards=3, shared=shared
+        )
+    _same(got, ref)
+    assert got.attrs["cluster"]["answered_by"]["several shards"] > 0
+    assert sent == [("Rows", "Rows")] * 3
+    store.close()

@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
     from distributed import Client
 
+    from gridgis.partitioned.source import SharedRun
+
 from gridgis.partitioned.runner import Runner, _attempt, balanced_cuts, hilbert_order
 
 log = logging.getLogger(__name__)
@@ -126,7 +128,17 @@ class _Shard:
         return INDEX_BYTES_PER_ADDRESS * len(self.rows)
 
 
-def _build_shard(records: pd.DataFrame, rows: np.ndarray, grids, settings: Settings) -> _Shard:
+def _build_shard(records, rows: np.ndarray, grids, settings: Settings, shared=None) -> _Shard:
+    """A shard's index, from its rows sent (a frame of :func:`layer_records`) or read from
+    the shared store (:class:`~gridgis.partitioned.source.Rows`: the same rows, in stored
+    order); grids likewise (read: every grid whose box meets the shard's)."""
+    from gridgis.address.index import layer_records
+    from gridgis.partitioned.source import Rows
+
+    if isinstance(records, Rows):
+        records = layer_records(records.read(shared)).reset_index(drop=True)
+    if isinstance(grids, Rows):
+        grids = grids.read(shared)
     return _Shard(records, rows, grids, settings)
 
 
@@ -192,23 +204,21 @@ def _chunks(items: Sequence, size: int) -> list:
 class _Rounds:
     """The client's side of one run: shards on the cluster, the three rounds, the table."""
 
-    def __init__(self, client, records, layers, settings, rules, shards):
+    def __init__(self, client, records, layers, settings, rules, shards, shared=None):
         self.run = Runner(client, "lookup", rules)
         self.client, self.records, self.settings, self.rules = client, records, settings, rules
         self.grids = layers.get("grids")
         self.size = max(1, int(rules.chunk_rows) // 4)
         self.parts = shard_rows(records, layers, shards or self.run.report.workers or 1)
-        lon, lat = records["lon"].to_numpy(float), records["lat"].to_numpy(float)
         self.futures = [
             client.submit(
                 _attempt,
                 self.run.topic,
                 f"shard-{s}",
                 _build_shard,
-                records.iloc[rows].reset_index(drop=True),
-                rows,
-                _grids_around(self.grids, lon[rows], lat[rows]),
+                *self._inputs(rows, shared),
                 settings,
+                shared,
                 key=f"{self.run.topic}-shard-{s}",
                 retries=rules.retries,
                 pure=False,
@@ -218,6 +228,26 @@ class _Rounds:
         self.run.report.partitions += len(self.futures)
         self.run.report.notes.append(f"{len(self.parts)} shards of {len(records):,} addresses")
         self.counts = {"one shard": 0, "several shards": 0, "fuzzy": 0, "empty": 0}
+
+    def _inputs(self, rows: np.ndarray, shared) -> tuple:
+        """A shard's addresses, row positions and grids: sent with its task, or (on a
+        shared store) which rows the worker reads itself."""
+        from gridgis.partitioned.source import Rows, rows_box
+
+        lon = self.records["lon"].to_numpy(float)[rows]
+        lat = self.records["lat"].to_numpy(float)[rows]
+        if shared is None:
+            mine = self.records.iloc[rows].reset_index(drop=True)
+            return mine, rows, _grids_around(self.grids, lon, lat)
+        box = rows_box(np.column_stack([lon, lat, lon, lat]))
+        addresses = (
+            Rows("addresses", bbox=box, rows=rows)
+            if shared.reads("addresses")
+            else self.records.iloc[rows].reset_index(drop=True)
+        )
+        if self.grids is None or not shared.reads("grids") or box is None:
+            return addresses, rows, _grids_around(self.grids, lon, lat)
+        return addresses, rows, Rows("grids", bbox=box)
 
     def release(self) -> None:
         for f in self.futures:
@@ -393,6 +423,7 @@ def lookup_addresses_partitioned(
     settings: Settings = DEFAULT,
     rules: ClusterRules = CLUSTER,
     shards: int | None = None,
+    shared: SharedRun | None = None,
 ) -> pd.DataFrame:
     """:meth:`gridgis.lookup.Lookup.addresses` on the cluster, each worker holding the
     index of its shards only (see the module notes): the same table, row for row.
@@ -411,6 +442,10 @@ def lookup_addresses_partitioned(
         ``chunk_rows / 4`` queries per task.
     shards
         Number of shards (default: one per worker).
+    shared
+        A run on a shared store (:func:`gridgis.partitioned.source.shared_run`): each
+        worker reads its shard's addresses (by stored row) and the grids around them
+        itself, instead of receiving them with its task.
 
     Returns
     -------
@@ -434,7 +469,7 @@ def lookup_addresses_partitioned(
         out.attrs["cluster"] = Runner(client, "lookup", rules).finish().as_dict()
         return out
     records = layer_records(addresses).reset_index(drop=True)
-    rounds = _Rounds(client, records, layers, settings, rules, shards)
+    rounds = _Rounds(client, records, layers, settings, rules, shards, shared)
     try:
         got = rounds.probe(keys)
         frames, where = _decide(rounds, keys, got)
