@@ -184,8 +184,9 @@ def _write_batch(table: pd.DataFrame, result: pd.DataFrame, out: Path) -> None:
 
 
 def _batch_on_cluster(store, settings, batch: Path, column: str, out: Path, as_of, cluster):
-    """``--batch`` with ``--cluster``: chunks of addresses matched on Dask workers (each
-    builds the index once), the same CSV as in one process."""
+    """``--batch`` with ``--cluster``: addresses matched on Dask workers, each holding the
+    index of its districts only (on a shared store reading them itself), the same CSV as
+    in one process."""
     from gridgis.partitioned import cluster_client, lookup_addresses_partitioned
 
     names = ("addresses", "buildings", "grids", "communities", "streets", "staff")
@@ -199,6 +200,12 @@ def _batch_on_cluster(store, settings, batch: Path, column: str, out: Path, as_o
             lookup_as_of(store, settings, as_of)  # raises: no dated grids
         layers["grids"] = grids_as_of(store.read("grid_versions"), as_of)
     table = _batch_table(batch, column)
-    with cluster_client(cluster) as client:
-        result = lookup_addresses_partitioned(client, layers, table[column].tolist(), settings)
+    from gridgis.partitioned.source import shared_run
+
+    readable = ("addresses",) if as_of is not None else ("addresses", "grids")
+    with cluster_client(cluster) as client, shared_run(store, readable) as shared:
+        kw = {"shared": shared} if shared is not None else {}  # workers read their shards
+        result = lookup_addresses_partitioned(
+            client, layers, table[column].tolist(), settings, **kw
+        )
     _write_batch(table, result, out)

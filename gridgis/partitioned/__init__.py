@@ -15,8 +15,11 @@ their public building blocks) on a part of the city.
   (spatially ordered), each block searched on the walking network and facilities within a
   halo as wide as the largest walking radius (see :func:`coverage_partitioned` for why the
   distances are exact), then rates, gaps and norms once over the whole table.
-* :func:`lookup_addresses_partitioned` — chunks of address queries, matched by
-  :meth:`gridgis.lookup.Lookup.addresses` on workers that build the index once each.
+* :func:`lookup_addresses_partitioned` — the address index in shards of whole districts,
+  one index per shard built once on a worker (a worker holds its shards only); every
+  query probed on every shard (:func:`gridgis.address.match.probe`), answered by the
+  shard of the first answer, or matched again on the rows of the several shards that
+  answer first, or scored by the fuzzy search over all shards.
 * :func:`audit_partitioned` — blocks of communities, each audited with a halo of the
   grids, buildings, communities and roads its checks look at; findings of core rows kept.
 * :func:`export_partitioned` — the PDF's boards and atlas pages printed by Chromium on
