@@ -14,8 +14,10 @@ the table equals :meth:`gridgis.lookup.Lookup.addresses` on the whole index, row
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -324,3 +326,45 @@ def test_shards_read_from_a_shared_store(client, province, kind, tmp_path, monke
     assert got.attrs["cluster"]["answered_by"]["several shards"] > 0
     assert sent == [("Rows", "Rows")] * 3
     store.close()
+
+
+# -- real addresses: Shanghai POIs of 16 districts ------------------------------------------
+
+POI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "shanghai-amap-poi"
+
+
+@pytest.fixture(scope="module")
+def shanghai():
+    """5,000 real Shanghai POI addresses (district field) and 1,100 queries in the styles
+    people type (no district, full-width digits, Chinese numerals, spaces, the POI's name,
+    a wrong character; and addresses not in the index) from ``benchmarks/bench_lookup.py``."""
+    if not POI.exists():
+        pytest.skip("../shared/data/shanghai-amap-poi absent")
+    import geopandas as gpd
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_lookup", Path(__file__).parents[1] / "benchmarks" / "bench_lookup.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    frame, pos, neg = bench.make_index_and_queries(n_index=5000, n_queries=700, n_negative=400)
+    addresses = gpd.GeoDataFrame(
+        frame.drop(columns=["lon", "lat"]),
+        geometry=gpd.points_from_xy(frame["lon"], frame["lat"]),
+        crs="EPSG:4326",
+    )
+    texts = [*pos["query"], *neg["query"], *frame["name"].dropna().unique()[:300]]
+    return {"addresses": addresses}, texts
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("cut", ["districts", "round robin"], ids=str)
+def test_sharded_lookup_on_real_addresses(client, shanghai, cut, monkeypatch):
+    layers, texts = shanghai
+    if cut == "round robin":
+        monkeypatch.setattr(PL, "shard_rows", _round_robin)
+    ref = Lookup(**layers).addresses(texts)
+    got = PL.lookup_addresses_partitioned(client, layers, texts, rules=RULES, shards=3)
+    _same(got, ref)
+    by = got.attrs["cluster"]["answered_by"]
+    assert by["one shard"] > 0 and by["fuzzy"] > 0 and by["several shards"] > 0, by
