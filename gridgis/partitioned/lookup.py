@@ -335,15 +335,14 @@ def _decide(rounds: _Rounds, keys: list[str], got: list[dict]) -> tuple[list, np
     top = stage.min(axis=0)
     frames = [g["table"] for g in got]
     where = np.full((n, 2), -1, dtype=np.int64)
-    slot = []
-    for g in got:
-        s = np.full(n, -1, dtype=np.int64)
-        s[g["answered"]] = np.arange(len(g["answered"]))
-        slot.append(s)
+    slot = np.full((len(got), n), -1, dtype=np.int64)  # row of each answer in its table
+    for s, g in enumerate(got):
+        slot[s, g["answered"]] = np.arange(len(g["answered"]))
     alone = (top == EMPTY_QUERY) | ((n_win == 1) & (top != FUZZY))
     by = np.argmax(winners, axis=0)  # the first shard at the first position
-    for i in np.flatnonzero(alone):
-        where[i] = (by[i], slot[by[i]][i])
+    one = np.flatnonzero(alone)
+    where[one, 0] = by[one]
+    where[one, 1] = slot[by[one], one]
     several = np.flatnonzero(~alone & (top != FUZZY))
     if len(several):
         rows = []
