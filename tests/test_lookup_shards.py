@@ -47,26 +47,27 @@ HAND = pd.DataFrame(
 SHARDS = {"A": [0, 2, 3, 6, 8], "B": [1, 4, 5, 7, 9]}
 
 #: query -> (rule on the whole index, {shard: (position, touched global rows)}).
-#: Positions are (stage, at): 0 exact key, 1 door plate (at 1: through another road's
-#: name or a road without the number), 2 name (at: the name tried), 3 partial name,
-#: 4 road only, FUZZY nothing before the fuzzy search.
+#: Positions are (stage, at): 0 exact key, 1 door plate, 2 door number near (another
+#: road's name, or the road without the number), 3 name (at: the name tried), 4 partial
+#: name, 5 road only, FUZZY nothing before the fuzzy search.
 WORKED = {
     # the same key in both shards, 14 km apart: ambiguous, both shards needed
     "松南路23号": ("several_places", {"A": ((0, 0), [0]), "B": ((0, 0), [1])}),
     # only B holds it
     "桂兰大道7号": ("exact_key", {"A": ((FUZZY, 0), []), "B": ((0, 0), [4])}),
     # B knows the road but not the number (its first rows listed)
-    "桂兰大道8号": ("no_door_number", {"A": ((FUZZY, 0), []), "B": ((1, 1), [4, 5])}),
-    "明辰苑": ("place_name", {"A": ((FUZZY, 0), []), "B": ((2, 0), [5])}),
-    "竹园中学": ("partial_place_name", {"A": ((3, 0), [6]), "B": ((FUZZY, 0), [])}),
+    "桂兰大道8号": ("no_door_number", {"A": ((FUZZY, 0), []), "B": ((2, 0), [4, 5])}),
+    "明辰苑": ("place_name", {"A": ((FUZZY, 0), []), "B": ((3, 0), [5])}),
+    "竹园中学": ("partial_place_name", {"A": ((4, 0), [6]), "B": ((FUZZY, 0), [])}),
     # a typo: both shards list 松南路 (ratio 66.7), 松北路 (33.3) is below the score
-    "松南街23号": ("road_not_known", {"A": ((1, 1), [0]), "B": ((1, 1), [1])}),
+    "松南街23号": ("road_not_known", {"A": ((2, 0), [0]), "B": ((2, 0), [1])}),
     # A has the door plate itself, B only the road: A decides alone
-    "北民大街5号": ("door_plate", {"A": ((1, 0), [2, 3]), "B": ((1, 1), [9])}),
-    "北民大街9号": ("no_door_number", {"A": ((1, 1), [2, 3]), "B": ((1, 1), [9])}),
-    "北民大街": ("road_only", {"A": ((4, 0), [2, 3]), "B": ((4, 0), [9])}),
-    "星银巷": ("road_only", {"A": ((4, 0), [8]), "B": ((FUZZY, 0), [])}),
-    "兰园家园1栋2单元": ("building_in_place", {"A": ((2, 1), [2, 3]), "B": ((FUZZY, 0), [])}),
+    "北民大街5号": ("door_plate", {"A": ((1, 0), [2, 3]), "B": ((2, 0), [9])}),
+    "北民大街9号": ("no_door_number", {"A": ((2, 0), [2, 3]), "B": ((2, 0), [9])}),
+    "北民大街": ("road_only", {"A": ((5, 0), [2, 3]), "B": ((5, 0), [9])}),
+    "星银巷": ("road_only", {"A": ((5, 0), [8]), "B": ((FUZZY, 0), [])}),
+    # the name tried second (the first: the whole text as a name)
+    "兰园家园1栋2单元": ("building_in_place", {"A": ((3, 1), [2, 3]), "B": ((FUZZY, 0), [])}),
     "": ("empty", {"A": ((EMPTY_QUERY, 0), []), "B": ((EMPTY_QUERY, 0), [])}),
     "火星基地": ("not_found", {"A": ((FUZZY, 0), []), "B": ((FUZZY, 0), [])}),
 }
@@ -100,6 +101,17 @@ def test_probe_positions_and_rows_worked_out(text):
     assert (back[small.row] if small.row is not None else None) == ref.row
     assert [back[r] for r in small.tied] == ref.tied
     assert [(back[r], s) for r, s in small.candidates] == ref.candidates
+
+
+def test_probe_over_the_first_stages_only():
+    """probe(..., 2) tries the exact key and the door plate only: (2, 0) says neither
+    answered; an answer there is the full probe's."""
+    parts = {s: AddressIndex(HAND.iloc[r].reset_index(drop=True)) for s, r in SHARDS.items()}
+    for text, (_, want) in WORKED.items():
+        for s, index in parts.items():
+            p = probe(index, text, 2)
+            full = want[s][0]
+            assert p.position == (full if full[0] < 2 else (2, 0)), (text, s)
 
 
 def test_match_is_unchanged_by_the_recording():

@@ -4,8 +4,9 @@ Each stage either decides (returns a :class:`Match` ending in a named
 :class:`~gridgis.address.policy.Rule`) or passes to the next:
 
 1. :func:`exact_stage`: the exact key (normalised text without administrative prefix);
-2. :func:`door_stage`: road (+ lane) + door number, the road known exactly, else
-   corrected when exactly one known road close to the given name carries the number;
+2. :func:`door_stage`: road (+ lane) + door number, the road known exactly
+   (:func:`door_plate_stage`), else corrected when exactly one known road close to the
+   given name carries the number (:func:`door_near_stage`);
 3. :func:`name_stage`: a place name, alias, or the name without its prefixes
    (+ building + unit);
 4. :func:`partial_name_stage`: a unique part ending one known name (竹园中学);
@@ -253,26 +254,47 @@ def _touch_near_doors(x: Query, street: str, lane: str, number: str, fixed: list
         limit=None,
         score_cutoff=rules.road_candidate_score,
     )
-    x.at = 1
     for c in dict.fromkeys([*fixed, *(c for c, _, _ in near)]):
         x.touch(index.door[(c, lane, number)])
     if x.q.road and street in index.road_rows:
         x.touch(index.road_rows[street][: rules.max_candidates])
 
 
-def door_stage(x: Query, m: Match) -> Match | None:
-    """Road (+ lane) + door number; the road exact, or corrected (see the policy)."""
-    q, index = x.q, x.index
-    number = bare(q.number, "号")
-    street = street_of(q)
+def _door_of(x: Query) -> tuple[str, str, str] | None:
+    """(street, lane, number) of the query's door plate, or None without one."""
+    number = bare(x.q.number, "号")
+    street = street_of(x.q)
     if not (number and street):
         return None
-    lane = q.lane or ""
-    found = index.door.get((street, lane, number))
-    if found:
-        x.touch(found)
-        m.score = 100.0
-        return _door_answer(x, m, street, found, Rule.DOOR_PLATE)
+    return street, x.q.lane or "", number
+
+
+def door_stage(x: Query, m: Match) -> Match | None:
+    """Road (+ lane) + door number; the road exact, or corrected (see the policy):
+    :func:`door_plate_stage` then :func:`door_near_stage`."""
+    out = door_plate_stage(x, m)
+    return out if out is not None else door_near_stage(x, m)
+
+
+def door_plate_stage(x: Query, m: Match) -> Match | None:
+    """Road (+ lane) + door number, the door plate known as given."""
+    door = _door_of(x)
+    found = x.index.door.get(door) if door else None
+    if not found:
+        return None
+    x.touch(found)
+    m.score = 100.0
+    return _door_answer(x, m, door[0], found, Rule.DOOR_PLATE)
+
+
+def door_near_stage(x: Query, m: Match) -> Match | None:
+    """A door number not at the road given (after :func:`door_plate_stage`): another
+    road close to the name carries it, or the road is known without it."""
+    q, index = x.q, x.index
+    door = _door_of(x)
+    if door is None:
+        return None
+    street, lane, number = door
     fixed = _corrections(x, street, lane, number)
     listed = _listed(x, street, lane, number)
     if x.touched is not None and (fixed or listed or (q.road and street in index.road_rows)):
@@ -454,7 +476,7 @@ def fallback_stage(x: Query, m: Match) -> Match:
     return out if out is not None else fuzzy_stage(x, m)
 
 
-STAGES = (exact_stage, door_stage, name_stage, partial_name_stage)
+STAGES = (exact_stage, door_plate_stage, door_near_stage, name_stage, partial_name_stage)
 
 #: The stages :func:`match` tries before the fuzzy search, in order.
 CASCADE = (*STAGES, road_only_stage)
@@ -494,11 +516,11 @@ class Probe:
     Attributes
     ----------
     stage
-        Number of the deciding stage in :data:`CASCADE`; :data:`FUZZY` when every stage
-        passed on, :data:`EMPTY_QUERY` for an empty query.
+        Number of the deciding stage in :data:`CASCADE`; when every stage tried passed
+        on, the number of stages tried (:data:`FUZZY` when all were); :data:`EMPTY_QUERY`
+        for an empty query.
     at
-        Where in that stage: 1 for a door plate found through another road's name (0:
-        the road itself), the number of the name tried in the name stages.
+        Where in that stage: the number of the name tried in the name stages (else 0).
     match
         The answer on this part (``None`` at :data:`FUZZY`: the fuzzy search is not run).
     touched
@@ -517,8 +539,10 @@ class Probe:
         return (self.stage, self.at)
 
 
-def probe(index: AddressIndex, text: str) -> Probe:
-    """:func:`match` on one part of an index (a shard), up to the fuzzy search.
+def probe(index: AddressIndex, text: str, stages: int = FUZZY) -> Probe:
+    """:func:`match` on one part of an index (a shard), up to the fuzzy search (or over
+    the first ``stages`` stages of :data:`CASCADE` only: a position of ``(stages, 0)``
+    then says that none of them answered).
 
     Why the parts' probes decide the whole index's answer: a stage's answer depends only
     on the rows its look-ups return (by key, door plate, name, name ending; every row's
@@ -540,9 +564,9 @@ def probe(index: AddressIndex, text: str) -> Probe:
     x = Query(text, q, index, touched=[])
     if not q.text:
         return Probe(EMPTY_QUERY, 0, x.decide(m, Rule.EMPTY), [])
-    k, out = _first(x, m, CASCADE)
+    k, out = _first(x, m, CASCADE[:stages])
     if out is None:
-        return Probe(FUZZY, 0, None, [])
+        return Probe(k, 0, None, [])
     return Probe(k, x.at, out, list(dict.fromkeys(x.touched or [])))
 
 

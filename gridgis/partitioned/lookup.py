@@ -4,14 +4,17 @@ The addresses are cut into shards of whole districts (:func:`shard_rows`), each 
 its rows' order. A shard's index (:class:`~gridgis.address.AddressIndex` of its rows, and
 the grids around them) is built once by a task on a worker and stays there as that task's
 result: a worker holds the indexes of its shards only, so memory per worker falls as
-workers are added. Every query then goes to every shard, in three rounds:
+workers are added. Every query then goes to every shard:
 
-1. :func:`gridgis.address.match.probe` on each shard: where the first answer came from
-   (stage, and name tried), the shard's answer, and the rows its look-ups returned;
+1. :func:`gridgis.address.match.probe` over the cheap first stages (exact key, door
+   plate; :data:`FIRST_STAGES`) on each shard: where the first answer came from, the
+   shard's answer, and the rows its look-ups returned;
 2. the client takes the first position over the shards: one shard there, its answer is
    the answer; several, the query is matched again on an index of the rows those shards
-   returned (a task of its own); no shard before the fuzzy search:
-3. the best fuzzy score by name over all shards, else by key.
+   returned (a task of its own);
+3. the queries no shard answered there are probed over every stage, and decided alike;
+4. those no shard answered at all: the best fuzzy score by name over all shards, else by
+   key.
 
 :func:`~gridgis.address.match.probe` says why each step gives the single-process answer.
 """
@@ -37,6 +40,11 @@ if TYPE_CHECKING:  # pragma: no cover
 from gridgis.partitioned.runner import Runner, _attempt, balanced_cuts, hilbert_order
 
 log = logging.getLogger(__name__)
+
+#: Stages of :data:`gridgis.address.match.CASCADE` every shard tries first for every
+#: query (the exact key, the door plate): cheap look-ups that answer most queries; the
+#: other stages (road corrections, names) run only for the queries no shard answered there.
+FIRST_STAGES = 2
 
 #: Bytes of index per address, to tell Dask a shard's size (measured: about 2.5 KB).
 INDEX_BYTES_PER_ADDRESS = 2_500
@@ -142,14 +150,14 @@ def _build_shard(records, rows: np.ndarray, grids, settings: Settings, shared=No
     return _Shard(records, rows, grids, settings)
 
 
-def _probe_chunk(shard: _Shard, texts: list[str]) -> dict[str, Any]:
+def _probe_chunk(shard: _Shard, texts: list[str], stages: int) -> dict[str, Any]:
     """Round 1 on one shard: position of each query (stage, at), the shard's answers
     (a batch table of the queries answered before the fuzzy search, in order) and the
     global rows each one's look-ups returned (packed, :func:`_packed`)."""
     from gridgis.address.match import probe
 
     index = shard.lookup.index
-    probes = [probe(index, t) for t in texts]
+    probes = [probe(index, t, stages) for t in texts]
     answered = [k for k, p in enumerate(probes) if p.match is not None]
     return {
         "stage": np.array([p.stage for p in probes], dtype=np.int16),
@@ -253,11 +261,12 @@ class _Rounds:
         for f in self.futures:
             f.release()
 
-    def probe(self, texts: list[str]) -> list[dict]:
-        """Round 1: every chunk of queries on every shard; per shard, the chunks joined."""
+    def probe(self, texts: list[str], stages: int) -> list[dict]:
+        """Every chunk of queries probed on every shard over the first ``stages`` stages;
+        per shard, the chunks joined."""
         chunks = _chunks(texts, self.size)
         items = [
-            (f"probe-{s}-{c}", (f, chunk))
+            (f"probe{stages}-{s}-{c}", (f, chunk, stages))
             for s, f in enumerate(self.futures)
             for c, chunk in enumerate(chunks)
         ]
@@ -320,17 +329,18 @@ class _Rounds:
         return self.run.run(_union_chunk, items)
 
 
-def _decide(rounds: _Rounds, keys: list[str], got: list[dict]) -> tuple[list, np.ndarray]:
-    """Each query's answer: ``(frames, where)`` with ``where[i] = (frame, row)``."""
-    from gridgis.address.match import EMPTY_QUERY, FUZZY
-    from gridgis.address.policy import Rule
-    from gridgis.lookup import batch_frame
+def _decide(
+    rounds: _Rounds, keys: list[str], got: list[dict], stages: int
+) -> tuple[list[pd.DataFrame], np.ndarray, np.ndarray]:
+    """Answers of the queries some shard answered within its first ``stages`` stages:
+    ``(frames, where, rest)``, ``where[i] = (frame, row)`` of query ``i`` (-1: none),
+    ``rest`` the queries no shard answered there."""
+    from gridgis.address.match import EMPTY_QUERY
 
     n = len(keys)
     stage = np.vstack([g["stage"] for g in got]).astype(np.int64)
     pos = stage * (1 << 32) + np.vstack([g["at"] for g in got])
-    first = pos.min(axis=0)
-    winners = pos == first
+    winners = pos == pos.min(axis=0)
     n_win = winners.sum(axis=0)
     top = stage.min(axis=0)
     frames = [g["table"] for g in got]
@@ -338,12 +348,12 @@ def _decide(rounds: _Rounds, keys: list[str], got: list[dict]) -> tuple[list, np
     slot = np.full((len(got), n), -1, dtype=np.int64)  # row of each answer in its table
     for s, g in enumerate(got):
         slot[s, g["answered"]] = np.arange(len(g["answered"]))
-    alone = (top == EMPTY_QUERY) | ((n_win == 1) & (top != FUZZY))
+    alone = (top == EMPTY_QUERY) | ((n_win == 1) & (top < stages))
     by = np.argmax(winners, axis=0)  # the first shard at the first position
     one = np.flatnonzero(alone)
     where[one, 0] = by[one]
     where[one, 1] = slot[by[one], one]
-    several = np.flatnonzero(~alone & (top != FUZZY))
+    several = np.flatnonzero(~alone & (top < stages))
     if len(several):
         rows = []
         for i in several:
@@ -356,37 +366,60 @@ def _decide(rounds: _Rounds, keys: list[str], got: list[dict]) -> tuple[list, np
         frames.append(pd.concat(tables, ignore_index=True))
         where[several, 0] = len(frames) - 1
         where[several, 1] = np.arange(len(several))
-    fuzzy = np.flatnonzero(top == FUZZY)
-    if len(fuzzy):
-        texts = [keys[i] for i in fuzzy]
-        best = rounds.fuzzy(texts, "name")
-        none = np.flatnonzero(np.isnan(best))
-        if len(none):
-            best[none] = rounds.fuzzy([texts[k] for k in none], "key")
-        best = np.where(np.isnan(best), 0.0, best)
-        m = len(fuzzy)
-        frames.append(
-            batch_frame(
-                np.full(m, None, dtype=object),
-                np.full(m, np.nan),
-                np.full(m, np.nan),
-                np.full(m, None, dtype=object),
-                ["none"] * m,
-                [round(float(b), 1) for b in best],
-                [False] * m,
-                [Rule.NOT_FOUND.value] * m,
-            )
-        )
-        where[fuzzy, 0] = len(frames) - 1
-        where[fuzzy, 1] = np.arange(m)
-    rounds.counts.update(
-        {
-            "one shard": int((alone & (top != EMPTY_QUERY)).sum()),
-            "several shards": len(several),
-            "fuzzy": len(fuzzy),
-            "empty": int((top == EMPTY_QUERY).sum()),
-        }
+    counts = rounds.counts
+    counts["one shard"] += int((alone & (top != EMPTY_QUERY)).sum())
+    counts["several shards"] += len(several)
+    counts["empty"] += int((top == EMPTY_QUERY).sum())
+    return frames, where, np.flatnonzero(top == stages)
+
+
+def _not_found(rounds: _Rounds, texts: list[str]) -> pd.DataFrame:
+    """Queries no shard answered before the fuzzy search: not found, scored by the best
+    fuzzy candidate by name over all shards, else by key."""
+    from gridgis.address.policy import Rule
+    from gridgis.lookup import batch_frame
+
+    best = rounds.fuzzy(texts, "name")
+    none = np.flatnonzero(np.isnan(best))
+    if len(none):
+        best[none] = rounds.fuzzy([texts[k] for k in none], "key")
+    best = np.where(np.isnan(best), 0.0, best)
+    m = len(texts)
+    rounds.counts["fuzzy"] += m
+    return batch_frame(
+        np.full(m, None, dtype=object),
+        np.full(m, np.nan),
+        np.full(m, np.nan),
+        np.full(m, None, dtype=object),
+        ["none"] * m,
+        [round(float(b), 1) for b in best],
+        [False] * m,
+        [Rule.NOT_FOUND.value] * m,
     )
+
+
+def _answers(rounds: _Rounds, keys: list[str]) -> tuple[list[pd.DataFrame], np.ndarray]:
+    """Every query's answer ``(frames, where)``: first the cheap stages on every shard
+    (:data:`FIRST_STAGES`), then every stage for the queries none answered there, then
+    the fuzzy round for those none answered at all."""
+    from gridgis.address.match import FUZZY
+
+    frames: list[pd.DataFrame] = []
+    where = np.full((len(keys), 2), -1, dtype=np.int64)
+    todo = np.arange(len(keys))
+    for stages in (FIRST_STAGES, FUZZY):
+        sub = [keys[i] for i in todo]
+        got, w, rest = _decide(rounds, sub, rounds.probe(sub, stages), stages)
+        done = np.flatnonzero(w[:, 0] >= 0)
+        where[todo[done], 0] = w[done, 0] + len(frames)
+        where[todo[done], 1] = w[done, 1]
+        frames += got
+        todo = todo[rest]
+        if not len(todo):
+            return frames, where
+    frames.append(_not_found(rounds, [keys[i] for i in todo]))
+    where[todo, 0] = len(frames) - 1
+    where[todo, 1] = np.arange(len(todo))
     return frames, where
 
 
@@ -470,8 +503,7 @@ def lookup_addresses_partitioned(
     records = layer_records(addresses).reset_index(drop=True)
     rounds = _Rounds(client, records, layers, settings, rules, shards, shared)
     try:
-        got = rounds.probe(keys)
-        frames, where = _decide(rounds, keys, got)
+        frames, where = _answers(rounds, keys)
     finally:
         rounds.release()
     out = _assemble(frames, where, inverse)
