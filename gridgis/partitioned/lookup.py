@@ -151,9 +151,9 @@ def _build_shard(records, rows: np.ndarray, grids, settings: Settings, shared=No
 
 
 def _probe_chunk(shard: _Shard, texts: list[str], stages: int) -> dict[str, Any]:
-    """Round 1 on one shard: position of each query (stage, at), the shard's answers
-    (a batch table of the queries answered before the fuzzy search, in order) and the
-    global rows each one's look-ups returned (packed, :func:`_packed`)."""
+    """The queries probed on one shard over the first ``stages`` stages: position of each
+    (stage, at), the shard's answers (a batch table of the queries answered there, in
+    order) and the global rows each one's look-ups returned (packed, :func:`_packed`)."""
     from gridgis.address.match import probe
 
     index = shard.lookup.index
@@ -186,7 +186,7 @@ def _joined(packed: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
 
 
 def _fuzzy_chunk(shard: _Shard, texts: list[str], by: str) -> np.ndarray:
-    """Round 3 on one shard: the best fuzzy score of each query (NaN: none)."""
+    """The best fuzzy score of each query on one shard (NaN: none)."""
     from gridgis.address.match import fuzzy_best
 
     index = shard.lookup.index
@@ -210,7 +210,7 @@ def _chunks(items: Sequence, size: int) -> list:
 
 
 class _Rounds:
-    """The client's side of one run: shards on the cluster, the three rounds, the table."""
+    """The client's side of one run: the shards on the cluster and the rounds on them."""
 
     def __init__(self, client, records, layers, settings, rules, shards, shared=None):
         self.run = Runner(client, "lookup", rules)
@@ -289,7 +289,7 @@ class _Rounds:
         return out
 
     def fuzzy(self, texts: list[str], by: str) -> np.ndarray:
-        """Round 3: the best score of each query over every shard (NaN: none)."""
+        """The best fuzzy score of each query over every shard (NaN: none)."""
         chunks = _chunks(texts, self.size)
         items = [
             (f"fuzzy-{by}-{s}-{c}", (f, chunk, by))
@@ -307,22 +307,30 @@ class _Rounds:
         best[has] = np.nanmax(stacked[:, has], axis=0)
         return best
 
-    def union(self, texts: list[str], rows: list[np.ndarray]) -> list[pd.DataFrame]:
-        """Queries answered by several shards, in chunks, each matched on an index of the
-        rows its shards returned (:func:`_union_chunk`)."""
+    def union(self, texts: list[str], rows: list[np.ndarray], label: str) -> list[pd.DataFrame]:
+        """Queries answered by several shards, in chunks of at most ``chunk_rows / 4``
+        queries and about ``chunk_rows`` rows, each matched on an index of the rows its
+        shards returned (:func:`_union_chunk`)."""
         lon = self.records["lon"].to_numpy(float)
         lat = self.records["lat"].to_numpy(float)
+        sizes = np.array([len(r) for r in rows], dtype=np.int64)
+        starts, held = [0], 0
+        for k, n in enumerate(sizes.tolist()):
+            if k > starts[-1] and (k - starts[-1] >= self.size or held + n > self.rules.chunk_rows):
+                starts.append(k)
+                held = 0
+            held += n
         items = []
-        for c, start in enumerate(range(0, len(texts), self.size)):
-            mine = np.unique(np.concatenate(rows[start : start + self.size]))
+        for c, (a, b) in enumerate(zip(starts, [*starts[1:], len(texts)], strict=True)):
+            mine = np.unique(np.concatenate(rows[a:b]))
             items.append(
                 (
-                    f"union-{c}",
+                    f"union-{label}-{c}",
                     (
                         self.records.iloc[mine].reset_index(drop=True),
                         _grids_around(self.grids, lon[mine], lat[mine]),
                         self.settings,
-                        texts[start : start + self.size],
+                        texts[a:b],
                     ),
                 )
             )
@@ -362,7 +370,7 @@ def _decide(
                 flat, at = got[s]["touched"]
                 mine.append(flat[at[i] : at[i + 1]])
             rows.append(np.concatenate(mine))
-        tables = rounds.union([keys[i] for i in several], rows)
+        tables = rounds.union([keys[i] for i in several], rows, str(stages))
         frames.append(pd.concat(tables, ignore_index=True))
         where[several, 0] = len(frames) - 1
         where[several, 1] = np.arange(len(several))
