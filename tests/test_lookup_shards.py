@@ -279,10 +279,12 @@ def _fail_once(real, marker: str):
     return part
 
 
-def test_a_failed_shard_task_is_retried(client, province, tmp_path, monkeypatch):
+@pytest.mark.parametrize("task", ["_build_shard", "_probe_chunk"])
+def test_a_failed_shard_task_is_retried(client, province, task, tmp_path, monkeypatch):
+    """A shard's build or one chunk of its queries fails once: retried, the same table."""
     texts = _queries(province["addresses"])[:300]
     ref = Lookup(**province).addresses(texts)
-    monkeypatch.setattr(PL, "_probe_chunk", _fail_once(PL._probe_chunk, str(tmp_path / "m")))
+    monkeypatch.setattr(PL, task, _fail_once(getattr(PL, task), str(tmp_path / "m")))
     got = PL.lookup_addresses_partitioned(client, province, texts, rules=RULES, shards=2)
     _same(got, ref)
     assert len(got.attrs["cluster"]["retried"]) == 1
