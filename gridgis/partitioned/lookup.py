@@ -150,7 +150,7 @@ def _build_shard(records, rows: np.ndarray, grids, settings: Settings, shared=No
     return _Shard(records, rows, grids, settings)
 
 
-def _probe_chunk(shard: _Shard, texts: list[str], stages: int) -> dict[str, Any]:
+def _probe_chunk(shard: _Shard, texts: Sequence[str], stages: int) -> dict[str, Any]:
     """The queries probed on one shard over the first ``stages`` stages: position of each
     (stage, at), the shard's answers (a batch table of the queries answered there, in
     order) and the global rows each one's look-ups returned (packed, :func:`_packed`)."""
@@ -185,7 +185,7 @@ def _joined(packed: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
     ).astype(np.int64)
 
 
-def _fuzzy_chunk(shard: _Shard, texts: list[str], by: str) -> np.ndarray:
+def _fuzzy_chunk(shard: _Shard, texts: Sequence[str], by: str) -> np.ndarray:
     """The best fuzzy score of each query on one shard (NaN: none)."""
     from gridgis.address.match import fuzzy_best
 
@@ -205,8 +205,10 @@ def _union_chunk(records: pd.DataFrame, grids, settings: Settings, texts: list[s
 # ======================================================================================
 
 
-def _chunks(items: Sequence, size: int) -> list:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def _chunks(texts: Sequence[str], size: int) -> list[np.ndarray]:
+    """Texts in chunks of ``size``, each an object array (Dask does not walk an array for
+    futures as it walks a list: that walk cost the client seconds per million texts)."""
+    return [np.array(texts[i : i + size], dtype=object) for i in range(0, len(texts), size)]
 
 
 class _Rounds:
