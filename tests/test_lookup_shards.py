@@ -382,3 +382,36 @@ def test_sharded_lookup_on_real_addresses(client, shanghai, cut, monkeypatch):
     _same(got, ref)
     by = got.attrs["cluster"]["answered_by"]
     assert by["one shard"] > 0 and by["fuzzy"] > 0 and by["several shards"] > 0, by
+
+
+def _die_once(real, marker: str):
+    """``real`` whose first call anywhere in the cluster kills its worker process (claimed
+    by creating the marker file atomically): the shard that worker held is lost too."""
+
+    def part(*args):
+        import os
+
+        try:
+            with open(marker, "x") as flag:
+                flag.write("killed once")
+        except FileExistsError:
+            return real(*args)
+        os._exit(1)
+
+    return part
+
+
+def test_a_worker_killed_mid_run_loses_its_shard_which_is_built_again(
+    province, tmp_path, monkeypatch
+):
+    """The worker holding a shard dies while probing: Dask builds the shard again from
+    its task (the rows travel with it) and the run ends with the same table. (A cluster
+    of its own: the nanny of a killed worker may retire it.)"""
+    texts = _queries(province["addresses"])[:400]
+    ref = Lookup(**province).addresses(texts)
+    monkeypatch.setattr(PL, "_probe_chunk", _die_once(PL._probe_chunk, str(tmp_path / "m")))
+    with open_client("local:2") as own:
+        got = PL.lookup_addresses_partitioned(own, province, texts, rules=RULES, shards=2)
+    _same(got, ref)
+    assert (tmp_path / "m").exists()
+    assert got.attrs["cluster"]["workers_lost"], got.attrs["cluster"]
