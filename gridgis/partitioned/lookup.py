@@ -66,7 +66,11 @@ def _districts(records: pd.DataFrame, layers: dict[str, Any]) -> np.ndarray | No
         return None
     from gridgis.lookup import Lookup
 
-    where = Lookup(communities=communities).points(records["lon"], records["lat"])
+    # the codes and shapes only (the lookup's one point-in-polygon rule)
+    shapes = communities[["community_code", communities.geometry.name]].assign(
+        name=None, street_code=None
+    )
+    where = Lookup(communities=shapes).points(records["lon"], records["lat"])
     codes = where["community_code"].astype("string").fillna("")
     return codes.str.slice(0, 6).to_numpy(dtype=object)
 
