@@ -547,7 +547,8 @@ def join_rows(blocks: list[dict[str, gpd.GeoDataFrame]]) -> dict[str, gpd.GeoDat
     """The tables of blocks (:func:`ledger_rows`) joined in the whole city's row order."""
     out = {}
     for level in blocks[0]:
-        frames = [b[level] for b in blocks]
+        # empty blocks add no rows, only dtypes of their own (an empty map keeps its input's)
+        frames = [b[level] for b in blocks if len(b[level])] or [blocks[0][level]]
         t = frames[0] if len(frames) == 1 else pd.concat(frames)
         out[level] = t.sort_index(kind="stable").reset_index(drop=True)
     return out

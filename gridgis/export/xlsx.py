@@ -58,6 +58,12 @@ def _width(header: str, values: list) -> float:
     return float(min(max(longest + 2, 8), 60))
 
 
+def xlsx_chunk(frame: pd.DataFrame) -> dict[str, list]:
+    """Rows of a ledger table (without geometry) as the cells the sheet holds (:func:`_cell`),
+    by column."""
+    return {c: [_cell(v, c) for v in frame[c].tolist()] for c in frame.columns}
+
+
 def write_xlsx(book: Ledger, path: str | Path, title: str = "") -> Path:
     """Write the ledger workbook atomically.
 
@@ -75,6 +81,16 @@ def write_xlsx(book: Ledger, path: str | Path, title: str = "") -> Path:
     pathlib.Path
         The written file.
     """
+    sheets = {level: [xlsx_chunk(book.plain(level))] for level in book.tables}
+    return write_xlsx_chunks(sheets, path, title, book.notes)
+
+
+def write_xlsx_chunks(
+    sheets: dict[str, list[dict[str, list]]], path: str | Path, title: str, notes: list[str]
+) -> Path:
+    """Write the workbook of :func:`write_xlsx` from each level's :func:`xlsx_chunk` cells
+    in row order; what a sheet shows over all its rows (column widths, the filter's
+    range) is computed here over the joined rows."""
     from openpyxl import Workbook
 
     path = Path(path)
@@ -83,13 +99,15 @@ def write_xlsx(book: Ledger, path: str | Path, title: str = "") -> Path:
     wb = Workbook(write_only=True)
     wb.properties.title = f"{title} 网格台账".strip()
     wb.properties.creator = "gridgis"
-    for level in (lv for lv in LEVELS if lv in book.tables):
-        _write_sheet(wb, LEVELS[level], book.plain(level))
-    if book.notes:
+    for level in (lv for lv in LEVELS if lv in sheets):
+        blocks = sheets[level]
+        columns = {c: [v for b in blocks for v in b[c]] for c in blocks[0]}
+        _write_sheet(wb, LEVELS[level], columns)
+    if notes:
         ws = wb.create_sheet("说明")
         ws.column_dimensions["A"].width = 90
         ws.append(["说明"])
-        for note in book.notes:
+        for note in notes:
             ws.append([note])
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,7 +116,7 @@ def write_xlsx(book: Ledger, path: str | Path, title: str = "") -> Path:
     return path
 
 
-def _write_sheet(wb, name: str, frame: pd.DataFrame) -> None:
+def _write_sheet(wb, name: str, columns: dict[str, list]) -> None:
     """One ledger sheet: styled Chinese header, frozen, filtered, widths set; codes as text
     (``@``), counts, areas and rates with number formats."""
     from openpyxl.cell import WriteOnlyCell
@@ -106,14 +124,14 @@ def _write_sheet(wb, name: str, frame: pd.DataFrame) -> None:
     from openpyxl.utils import get_column_letter
 
     ws = wb.create_sheet(name)
-    cols = list(frame.columns)
+    cols = list(columns)
+    n_rows = len(columns[cols[0]]) if cols else 0
     headers = [column_label(c) for c in cols]
-    columns = {c: [_cell(v, c) for v in frame[c].tolist()] for c in cols}
     for j, c in enumerate(cols, start=1):
         ws.column_dimensions[get_column_letter(j)].width = _width(headers[j - 1], columns[c])
     ws.freeze_panes = "A2"
     if cols:
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{len(frame) + 1}"
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{n_rows + 1}"
     head = []
     for text in headers:
         cell = WriteOnlyCell(ws, value=text)
