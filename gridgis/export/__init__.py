@@ -51,6 +51,24 @@ def _target(out: Path, fmt: str) -> tuple[Path, Path | None]:
     return out, (out / name if name else None)
 
 
+def check_export(fmt: str, pdf: str = "both", shp_encoding: str = "utf-8") -> None:
+    """Check an export's format, PDF kind and Shapefile encoding before anything runs.
+
+    Raises
+    ------
+    gridgis.errors.InputError
+        Unknown format or PDF kind, bad encoding.
+    """
+    from gridgis.export.vector import SHP_ENCODINGS
+
+    if fmt not in FORMATS:
+        raise InputError(f"export format '{fmt}': use one of {', '.join(FORMATS)}")
+    if pdf not in PDF_KINDS:
+        raise InputError(f"PDF kind '{pdf}': use one of {', '.join(PDF_KINDS)}")
+    if fmt == "shp" and shp_encoding.lower().replace("_", "-") not in SHP_ENCODINGS:
+        raise InputError(f"shapefile encoding '{shp_encoding}': use utf-8 or gbk")
+
+
 def export_workspace(
     layers: dict,
     fmt: str,
@@ -110,12 +128,7 @@ def export_workspace(
     from gridgis.export.blocks import GIS_FORMATS, export_block, write_blocks
     from gridgis.export.ledger import ledger_parts
 
-    if fmt not in FORMATS:
-        raise InputError(f"export format '{fmt}': use one of {', '.join(FORMATS)}")
-    if pdf not in PDF_KINDS:
-        raise InputError(f"PDF kind '{pdf}': use one of {', '.join(PDF_KINDS)}")
-    if fmt == "shp" and shp_encoding.lower().replace("_", "-") not in vector.SHP_ENCODINGS:
-        raise InputError(f"shapefile encoding '{shp_encoding}': use utf-8 or gbk")
+    check_export(fmt, pdf, shp_encoding)
     out = Path(out)
     folder, single = _target(out, fmt)
     result = ExportResult()
@@ -250,6 +263,7 @@ __all__ = [
     "PDF_KINDS",
     "ExportResult",
     "Ledger",
+    "check_export",
     "column_label",
     "export_workspace",
     "ledger",
