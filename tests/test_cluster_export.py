@@ -1,6 +1,6 @@
 """The ledger formats exported on a real Dask LocalCluster (2 worker processes) are the
 single-process files: CSV and GeoJSON byte for byte, every sheet of the workbook cell by
-cell (and its column widths and filter), every Shapefile and GeoPackage layer column by
+cell (value, type, number format, bold; and its column widths, filter and frozen row), every Shapefile and GeoPackage layer column by
 column with the same geometries (WKB); a block that fails once is retried and the files
 are still the same.
 
@@ -71,7 +71,10 @@ def _xlsx(path: Path) -> dict:
     wb = load_workbook(path)
     return {
         ws.title: (
-            [[c.value for c in row] for row in ws.iter_rows()],
+            [
+                [(c.value, c.data_type, c.number_format, c.font.b) for c in r]
+                for r in ws.iter_rows()
+            ],
             {k: d.width for k, d in ws.column_dimensions.items()},
             ws.auto_filter.ref,
             ws.freeze_panes,

@@ -75,19 +75,23 @@ def export_block(
     extras: dict[str, gpd.GeoDataFrame],
     fmt: str,
     chinese_headers: bool = True,
+    first_rows: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The chunks of one block in format ``fmt``, by layer (ledger levels in order, then
     the extra layers' rows given with the block: ``extras``, only for the GIS formats).
 
     ``parts`` is :func:`~gridgis.export.ledger.ledger_parts` of the whole workspace or its
-    :meth:`~gridgis.export.ledger.LedgerParts.block` of some streets.
+    :meth:`~gridgis.export.ledger.LedgerParts.block` of some streets; ``first_rows``
+    (xlsx): the sheet row of the block's first row per level (default 2, below the
+    header: the whole city), see :func:`first_rows`.
     """
     from gridgis.export import vector
     from gridgis.export.xlsx import xlsx_chunk
 
     tables = ledger_rows(parts)
     if fmt == "xlsx":
-        return {level: xlsx_chunk(_plain(t)) for level, t in tables.items()}
+        first = first_rows or {}
+        return {level: xlsx_chunk(_plain(t), first.get(level, 2)) for level, t in tables.items()}
     if fmt == "csv":
         return {level: vector.csv_chunk(_plain(t), chinese_headers) for level, t in tables.items()}
     frames = {**tables, **{name: vector.lonlat(f) for name, f in extras.items()}}
@@ -128,6 +132,33 @@ def write_blocks(
     return [vector.write_gpkg_chunks(chunks, single)]
 
 
+def block_rows(parts: LedgerParts) -> dict[str, int]:
+    """Rows per ledger level of ``parts`` (one per grid, community and street)."""
+    out = {"grids": len(parts.grids)} if parts.grids is not None else {}
+    return {**out, "communities": len(parts.communities), "streets": len(parts.streets)}
+
+
+def first_rows(blocks: list[LedgerParts]) -> list[dict[str, int]]:
+    """The sheet row (below the header) where each block's rows begin, by level."""
+    out, nxt = [], None
+    for b in blocks:
+        rows = block_rows(b)
+        nxt = nxt or dict.fromkeys(rows, 2)
+        out.append(dict(nxt))
+        nxt = {k: nxt[k] + n for k, n in rows.items()}
+    return out
+
+
+def rows_as_expected(chunks: list[dict[str, Any]], blocks: list[LedgerParts]) -> bool:
+    """Whether each xlsx block wrote as many rows as :func:`block_rows` expected (not so
+    when codes repeat: a table then has more rows than codes)."""
+    return all(
+        chunk[level].rows == n
+        for chunk, b in zip(chunks, blocks, strict=True)
+        for level, n in block_rows(b).items()
+    )
+
+
 def row_ranges(n_rows: int, parts: int) -> list[tuple[int, int]]:
     """``parts`` consecutive ranges of about equal rows covering ``0..n_rows``."""
     edges = np.linspace(0, n_rows, parts + 1).round().astype(int)
@@ -137,8 +168,11 @@ def row_ranges(n_rows: int, parts: int) -> list[tuple[int, int]]:
 __all__ = [
     "BLOCK_FORMATS",
     "GIS_FORMATS",
+    "block_rows",
     "export_block",
+    "first_rows",
     "row_ranges",
+    "rows_as_expected",
     "street_blocks",
     "write_blocks",
 ]

@@ -197,7 +197,9 @@ def _export_blocks(
     from gridgis.export.blocks import (
         GIS_FORMATS,
         export_block,
+        first_rows,
         row_ranges,
+        rows_as_expected,
         street_blocks,
         write_blocks,
     )
@@ -211,13 +213,18 @@ def _export_blocks(
         log.warning("export: codes not nested street > community > grid; one block")
     extras = vector.extra_layers(layers) if fmt in GIS_FORMATS else {}
     cut = {name: row_ranges(len(f), len(blocks)) for name, f in extras.items()}
+    pieces = [parts.block(streets) for streets in blocks]
+    starts = first_rows(pieces) if fmt == "xlsx" else [None] * len(pieces)
     items = []
-    for k, streets in enumerate(blocks):
+    for k, piece in enumerate(pieces):
         rows = {n: f.iloc[a:b] for n, f in extras.items() for a, b in [cut[n][k]] if b > a}
-        items.append((f"block{k}", (parts.block(streets), rows, fmt, chinese_headers)))
+        items.append((f"block{k}", (piece, rows, fmt, chinese_headers, starts[k])))
     run = Runner(client, "export", rules)
     chunks = run.run(export_block, items)
     got = run.finish()
+    if fmt == "xlsx" and not rows_as_expected(chunks, pieces):
+        log.warning("export: ledger codes repeat; the workbook's rows are made here in one block")
+        chunks = [export_block(parts, {}, fmt)]
     report.setdefault("runs", []).append(got.as_dict())
     log.info("export %s: %d blocks of streets on %d workers", fmt, len(blocks), got.workers)
     folder, single = _target(out, fmt)
