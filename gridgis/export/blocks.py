@@ -133,7 +133,10 @@ def write_blocks(
 
 
 def block_rows(parts: LedgerParts) -> dict[str, int]:
-    """Rows per ledger level of ``parts`` (one per grid, community and street)."""
+    """Rows per ledger level of ``parts``: one per grid, community and street (a code
+    repeated in a layer stops the ledger with an error, so there are never more; the
+    workbook checks that the blocks' rows follow each other, see
+    :func:`gridgis.export.xlsx.write_xlsx_chunks`)."""
     out = {"grids": len(parts.grids)} if parts.grids is not None else {}
     return {**out, "communities": len(parts.communities), "streets": len(parts.streets)}
 
@@ -149,16 +152,6 @@ def first_rows(blocks: list[LedgerParts]) -> list[dict[str, int]]:
     return out
 
 
-def rows_as_expected(chunks: list[dict[str, Any]], blocks: list[LedgerParts]) -> bool:
-    """Whether each xlsx block wrote as many rows as :func:`block_rows` expected (not so
-    when codes repeat: a table then has more rows than codes)."""
-    return all(
-        chunk[level].rows == n
-        for chunk, b in zip(chunks, blocks, strict=True)
-        for level, n in block_rows(b).items()
-    )
-
-
 def row_ranges(n_rows: int, parts: int) -> list[tuple[int, int]]:
     """``parts`` consecutive ranges of about equal rows covering ``0..n_rows``."""
     edges = np.linspace(0, n_rows, parts + 1).round().astype(int)
@@ -172,7 +165,6 @@ __all__ = [
     "export_block",
     "first_rows",
     "row_ranges",
-    "rows_as_expected",
     "street_blocks",
     "write_blocks",
 ]

@@ -199,7 +199,6 @@ def _export_blocks(
         export_block,
         first_rows,
         row_ranges,
-        rows_as_expected,
         street_blocks,
         write_blocks,
     )
@@ -222,9 +221,6 @@ def _export_blocks(
     run = Runner(client, "export", rules)
     chunks = run.run(export_block, items)
     got = run.finish()
-    if fmt == "xlsx" and not rows_as_expected(chunks, pieces):
-        log.warning("export: ledger codes repeat; the workbook's rows are made here in one block")
-        chunks = [export_block(parts, {}, fmt)]
     report.setdefault("runs", []).append(got.as_dict())
     log.info("export %s: %d blocks of streets on %d workers", fmt, len(blocks), got.workers)
     folder, single = _target(out, fmt)
