@@ -637,6 +637,12 @@ class DemoRules:
     large_skip_steps: tuple[str, ...] = ("import", "maps")
     """Demo steps skipped above ``full_steps_max_households`` (each skipped step says why
     and how to run it on its own)."""
+    lookup_sample_max_queries: int = 200_000
+    """Above ``full_steps_max_households`` the demo's lookup step matches an evenly spaced
+    sample of at most this many of the workspace's addresses (the index still holds every
+    address). Matching every address of a 50,000,000-household province (2.6 million
+    texts) held the queries, their matches and the index together: 9.8 GB at 20,000,000
+    households (issue #19), about 25 GB at 50,000,000."""
 
 
 @dataclass(frozen=True)

@@ -186,3 +186,30 @@ def test_a_district_walks_as_its_city_alone():
             assert np.allclose(a.astype(float), b.astype(float), atol=1e-6, equal_nan=True), col
         else:
             assert (a.astype(str) == b.astype(str)).all(), col
+
+
+def test_province_lookup_step_matches_an_evenly_spaced_sample(province_cli, tmp_path):
+    from gridgis.lookup import Lookup
+    from gridgis.workflows.outputs import lookup_sample
+
+    out, output = province_cli
+    assert "条改写的示范地址 (从" not in output  # 12,000 households: below the default cap
+    store = GeoPackageStore(out / "demo.gpkg")
+    settings = DEFAULT.override(
+        {"demo.full_steps_max_households": 10_000, "demo.lookup_sample_max_queries": 50}
+    )
+    job = lookup_sample(store, settings, tmp_path)
+    n = len(store.read("addresses"))
+    assert job.stats["addresses"] == n and job.stats["queries"] == 50
+    assert f"an evenly spaced sample of {n:,}" in job.summary
+    # the sample's rows: first and last address, steps differing by at most one
+    finder = Lookup.from_store(store, settings)
+    rows = np.unique(np.linspace(0, n - 1, 50).round().astype(np.int64))
+    assert rows[0] == 0 and rows[-1] == n - 1 and np.ptp(np.diff(rows)) <= 1
+    digits = str.maketrans("0123456789", "０１２３４５６７８９")
+    texts = [t.replace("栋", "幢").translate(digits) for t in finder.index.text[rows]]
+    own = finder.addresses(texts)["address_id"].to_numpy() == finder.index.address_id[rows]
+    assert job.stats["own_record"] == int(own.sum())
+    # at or below the full-demo size every address is matched
+    full = lookup_sample(store, DEFAULT, tmp_path)
+    assert full.stats["queries"] == n

@@ -51,6 +51,15 @@ def job_line(job: workflows.JobResult) -> str:
     if job.operation == "site" and "category" in s:
         cat = category_name(s["category"])
         return t("site line", n=s["sites"], cat=cat, hh=f"{s['households_new']:,}")
+    if job.operation == "lookup" and "own_record" in s:
+        total = s.get("addresses", s["queries"])
+        return t(
+            "lookup line",
+            hit=f"{s['own_record']:,}",
+            n=f"{s['queries']:,}",
+            of=t("lookup of", total=f"{total:,}") if total != s["queries"] else "",
+            grid=f"{s['with_grid']:,}",
+        )
     if job.operation != "delineate" or "grids" not in s:
         return job.summary
     lo, hi = s["bounds"]

@@ -129,6 +129,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "超出完整演示规模而跳过的步骤: {skipped}",
     ),
     "this process": ("this process", "本进程"),
+    "lookup line": (
+        "{hit}/{n} rewritten demo addresses{of} matched to their own record, {grid} with a "
+        "grid; sample answer in lookup_sample.json",
+        "{hit}/{n} 条改写的示范地址{of}匹配到自身记录, 其中 {grid} 条落在网格内; "
+        "示例答案见 lookup_sample.json",
+    ),
+    "lookup of": (" (evenly spaced sample of {total})", " (从 {total} 条中均匀抽样)"),
     "building districts": ("Building districts (households)", "逐区生成(户)"),
     "plan memory": (
         "Rough peak memory of this process: {gb:.1f} GB (nothing built: --plan)",

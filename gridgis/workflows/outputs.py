@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from gridgis.standards import Settings
 from gridgis.store import Store
 from gridgis.workflows.base import JobResult, ProgressFactory, no_progress, read_present
@@ -80,29 +82,50 @@ def make_map(
     )
 
 
+def _sample_rows(n: int, store: Store, settings: Settings) -> np.ndarray:
+    """Rows of the addresses the lookup step matches: all of them, or above
+    ``demo.full_steps_max_households`` an evenly spaced sample of at most
+    ``demo.lookup_sample_max_queries``."""
+    households = int(store.meta().get("demo_households") or 0)
+    cap = settings.demo.lookup_sample_max_queries
+    if households <= settings.demo.full_steps_max_households or n <= cap:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, cap).round().astype(np.int64))
+
+
 def lookup_sample(store: Store, settings: Settings, out: Path) -> JobResult:
-    """Match every address of the workspace as people would write it (full-width digits,
-    幢 for 栋) and write ``lookup_sample.json`` with one full answer into *out*."""
+    """Match the workspace's addresses as people would write them (full-width digits,
+    幢 for 栋) and write ``lookup_sample.json`` with one full answer into *out*. Every
+    address up to ``demo.full_steps_max_households`` households, an evenly spaced sample
+    above (:func:`_sample_rows`)."""
     from gridgis.lookup import Lookup
 
     finder = Lookup.from_store(store, settings)
     if finder.index is None:
         return JobResult("lookup", summary="no addresses layer: skipped")
-    addresses = store.read("addresses")
+    index = finder.index
+    rows = _sample_rows(len(index), store, settings)
     digits = str.maketrans("0123456789", "０１２３４５６７８９")
-    queries = [t.replace("栋", "幢").translate(digits) for t in addresses["text"]]
+    queries = [t.replace("栋", "幢").translate(digits) for t in index.text[rows]]
     result = finder.addresses(queries)
-    hit = result["address_id"].to_numpy() == addresses["address_id"].to_numpy()
+    hit = result["address_id"].to_numpy() == index.address_id[rows]
     sample = finder.address(queries[min(3, len(queries) - 1)])
     (out / "lookup_sample.json").write_text(
         json.dumps(sample, ensure_ascii=False, indent=2), encoding="utf-8"
     )
     with_grid = int(result["grid_code"].notna().sum())
+    of = "" if len(rows) == len(index) else f" (an evenly spaced sample of {len(index):,})"
     return JobResult(
         "lookup",
         summary=(
-            f"{int(hit.sum()):,}/{len(queries):,} rewritten demo addresses matched to their "
-            f"own record, {with_grid:,} with a grid; sample answer in lookup_sample.json"
+            f"{int(hit.sum()):,}/{len(queries):,} rewritten demo addresses{of} matched to "
+            f"their own record, {with_grid:,} with a grid; sample answer in "
+            "lookup_sample.json"
         ),
-        stats={"queries": len(queries), "own_record": int(hit.sum()), "with_grid": with_grid},
+        stats={
+            "queries": len(queries),
+            "addresses": len(index),
+            "own_record": int(hit.sum()),
+            "with_grid": with_grid,
+        },
     )
