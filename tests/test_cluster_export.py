@@ -211,3 +211,23 @@ def test_export_on_and_the_cli_use_the_cluster(client, demo_delineated_gpkg, tmp
         assert res.exit_code == 0, res.output
     single = sorted((tmp_path / "cli-single").glob("*.csv"))
     _same_files(sorted((tmp_path / "cli-cluster").glob("*.csv")), single, "csv")
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "gpkg"])
+def test_without_grids_or_streets_same_files(client, workspace, tmp_path, fmt):  # noqa: F811
+    """Communities only: households counted from the buildings (by the one
+    point-in-polygon rule where a building has no community code), streets the union of
+    their communities, the notes in the workbook's 说明 sheet — the same files."""
+    layers = {k: v for k, v in workspace.items() if k not in ("grids", "streets")}
+    b = layers["buildings"].copy()
+    b.loc[b.index[::2], "community_code"] = None
+    layers["buildings"] = b
+    from gridgis.export import ledger
+
+    hh = ledger(layers).tables["communities"]["households"]
+    assert hh.sum() == int(workspace["buildings"]["households"].sum()) and (hh > 0).all()
+    ref = export_workspace(layers, fmt, tmp_path / "single")
+    got = P.export_partitioned(client, layers, fmt, tmp_path / "cluster", rules=RULES)
+    assert got.cluster["runs"][0]["partitions"] >= 2
+    assert len(ref.notes) == 2 and got.notes == ref.notes
+    _same_files(got.files, ref.files, fmt)
