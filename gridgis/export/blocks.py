@@ -8,8 +8,9 @@ One process and a cluster write a ledger file the same way, with the same functi
 2. :func:`street_blocks` cuts the streets into blocks (one block in one process);
 3. :func:`export_block` computes a block's ledger rows
    (:func:`~gridgis.export.ledger.ledger_rows`) and turns them into the format's chunks:
-   CSV text without the header, GeoJSON feature text, the workbook's cells, the
-   Shapefile's or GeoPackage's frames — on a worker, or here for the whole city;
+   CSV text without the header, GeoJSON feature text, the workbook's sheet XML (rows
+   numbered from the block's first row), the Shapefile's or GeoPackage's frames — on a
+   worker, or here for the whole city;
 4. :func:`write_blocks` joins the chunks in row order and writes each file once,
    atomically (temporary name, then renamed), as the single-process export always did.
 

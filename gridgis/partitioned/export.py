@@ -151,10 +151,12 @@ def export_partitioned(
       (:func:`gridgis.export.blocks.street_blocks`: whole streets, consecutive in code
       order, one block per worker), and each block's ledger rows and
       their chunks in the format (:func:`gridgis.export.blocks.export_block`: CSV text,
-      GeoJSON feature text, the workbook's cells, the layers' frames; the extra layers'
-      rows in consecutive ranges, one per block) computed on a worker. The chunks are
-      joined here in order and each file written once, atomically
-      (:func:`gridgis.export.blocks.write_blocks`, as in one process).
+      GeoJSON feature text, the workbook's sheet XML, the layers' frames; the extra
+      layers' rows in consecutive ranges, one per block) computed on a worker. The
+      chunks are joined here in order and each file written once, atomically
+      (:func:`gridgis.export.blocks.write_blocks`, as in one process). Codes not nested
+      street > community > grid (rows of a block would not follow each other in a
+      table) make one block, with a warning.
 
     A block that fails is retried (``rules.retries``); if it still fails
     :class:`~gridgis.partitioned.runner.PartitionError` is raised and nothing is written.
@@ -210,8 +212,9 @@ def _export_blocks(
     # one block per worker, as for the PDF: a block's ledger costs a fixed ~0.1 s of
     # pandas calls whatever its size (1,000,000 households: 8 blocks on 2 workers took
     # 2.2 s for the CSV, 2 blocks 1.2 s), and the rows are few (one per grid)
-    blocks = street_blocks(parts, min(n_streets, n_workers_of(client)))
-    if len(blocks) == 1 and n_streets > 1:
+    wanted = min(n_streets, n_workers_of(client))
+    blocks = street_blocks(parts, wanted)
+    if len(blocks) == 1 and wanted > 1:
         log.warning("export: codes not nested street > community > grid; one block")
     extras = vector.extra_layers(layers) if fmt in GIS_FORMATS else {}
     cut = {name: row_ranges(len(f), len(blocks)) for name, f in extras.items()}
