@@ -19,6 +19,14 @@ Sources of each figure (so a reader can check them against the workspace):
   (:func:`gridgis.spatial.points_in_polygons`) where the layer has no such column;
 - coverage rates: the ``coverage`` layer (walking-network rate, 0–1) per level and code;
 - people: the ``staff`` layer (names; phone numbers only when personal data is asked for).
+
+The rows are computed in two steps so that any block of whole streets can be computed on
+its own (:mod:`gridgis.export.blocks`, and on a cluster :mod:`gridgis.partitioned.export`):
+:func:`ledger_parts` prepares once, over the whole workspace, everything that looks past
+a street (the polygon each facility or building falls in, the categories and coverage
+columns present, the metric CRS of each level, the staff order), and :func:`ledger_rows`
+makes the rows of the whole city or of :meth:`LedgerParts.block`; a community's figures
+are sums over its grids and a street's over its communities, all inside the block.
 """
 
 from __future__ import annotations
