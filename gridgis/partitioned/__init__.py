@@ -20,7 +20,7 @@ their public building blocks) on a part of the city.
 * :func:`audit_partitioned` — blocks of communities, each audited with a halo of the
   grids, buildings, communities and roads its checks look at; findings of core rows kept.
 * :func:`export_partitioned` — the ledger formats (xlsx, csv, shp, gpkg, geojson) in
-  blocks of whole streets (rows and their text, cells or frames on the workers, each
+  blocks of whole streets (rows and their text, sheet XML or frames on the workers, each
   file written once here); the PDF's boards and atlas pages printed by Chromium on the
   workers in ranges of whole books, joined in order.
 * :func:`site_partitioned` — siting's candidate × household walking searches in spatial
