@@ -1,15 +1,17 @@
 """The ledger formats exported on a real Dask LocalCluster (2 worker processes) are the
-single-process files: CSV and GeoJSON byte for byte, every sheet of the workbook cell by
-cell (value, type, number format, bold; and its column widths, filter and frozen row), every Shapefile and GeoPackage layer column by
-column with the same geometries (WKB); a block that fails once is retried and the files
-are still the same.
+single-process files: CSV and GeoJSON byte for byte; every sheet of the workbook cell by
+cell (value, type, number format, bold; its column widths, filter and frozen row); every
+Shapefile and GeoPackage layer read back column by column with the same geometries (WKB)
+— the Shapefile's sidecars (.cpg, .prj, aliases) byte for byte, the GeoPackage's QGIS
+style table without its ``update_time`` (a write timestamp, the one thing stripped). A
+block that fails once is retried and the files are still the same.
 
 The city is the session's 10,000-household demo city after delineation (3 streets, 5
-communities: blocks of 1-2 streets), with a coverage layer and coverage gaps made up here
-(rates for three categories, one of them only in the first community, some rates
-missing; the gaps stored in a metric CRS), so that blocks miss categories the whole city
-has and the extra layer is reprojected row range by row range. The cluster and the fault
-wrapper are those of ``tests/test_cluster_more.py``.
+communities: 2 blocks of whole streets, one per worker), with a coverage layer and
+coverage gaps made up here (rates for three categories, one of them only in the first
+community, some rates missing; the gaps stored in a metric CRS), so that blocks miss
+categories the whole city has and the extra layer is reprojected row range by row range.
+The cluster and the fault wrapper are those of ``tests/test_cluster_more.py``.
 """
 
 from __future__ import annotations
