@@ -185,8 +185,9 @@ def test_codes_not_nested_one_block_same_file(client, workspace, tmp_path):  # n
     last = g["grid_code"].astype(str).str[:9] == g["grid_code"].astype(str).str[:9].max()
     g.loc[last, "grid_code"] = "000000000" + g.loc[last, "grid_code"].astype(str).str[9:]
     layers["grids"] = g
-    assert len(street_blocks(ledger_parts(workspace), 8)) == 3
-    assert len(street_blocks(ledger_parts(layers), 8)) == 1
+    assert len(street_blocks(ledger_parts(workspace), 8)[0]) == 3
+    blocks, nested = street_blocks(ledger_parts(layers), 8)
+    assert len(blocks) == 1 and not nested
     ref = export_workspace(layers, "csv", tmp_path / "single")
     got = P.export_partitioned(client, layers, "csv", tmp_path / "cluster", rules=RULES)
     assert got.cluster["runs"][0]["partitions"] == 1
@@ -233,3 +234,69 @@ def test_without_grids_or_streets_same_files(client, workspace, tmp_path, fmt): 
     assert got.cluster["runs"][0]["partitions"] >= 2
     assert len(ref.notes) == 2 and got.notes == ref.notes
     _same_files(got.files, ref.files, fmt)
+
+
+def test_blocks_cut_nearest_their_share():
+    """Two streets of 40 and 60 rows make two blocks (a cut may come before its share)."""
+    from gridgis.partitioned.runner import nearest_cuts
+
+    assert nearest_cuts(np.array([40.0, 60.0]), 2) == [(0, 1), (1, 2)]
+    assert nearest_cuts(np.array([1.0, 1.0, 1.0, 97.0]), 2) == [(0, 3), (3, 4)]
+    assert nearest_cuts(np.array([5.0]), 4) == [(0, 1)]
+
+
+def test_communities_without_street_code_stay_with_their_grids(client, workspace, tmp_path):  # noqa: F811
+    """Communities of two streets without a street code (as a delineated or API-written
+    layer may have): each goes with its grids into the block of its code's street, on
+    three blocks as on two, and the files are the single process's."""
+    from gridgis.export.blocks import street_blocks
+    from gridgis.export.ledger import ledger_parts
+
+    layers = dict(workspace)
+    c = layers["communities"].copy()
+    streets = sorted(c["street_code"].astype(str).unique())
+    c.loc[c["street_code"].astype(str).isin(streets[:2]), "street_code"] = None
+    layers["communities"] = c
+    parts = ledger_parts(layers)
+    blocks, nested = street_blocks(parts, 3)
+    assert nested and len(blocks) == 3
+    whole = ledger_parts(layers)
+    for streets_of_block in blocks:
+        piece = parts.block(streets_of_block)
+        codes = set(piece.communities["community_code"].astype(str))
+        grid_comms = set(piece.grids["community_code"].astype(str))
+        assert grid_comms <= codes, (streets_of_block, grid_comms - codes)
+    assert sum(len(parts.block(b).grids) for b in blocks) == len(whole.grids)
+    for fmt in ("csv", "xlsx"):
+        ref = export_workspace(layers, fmt, tmp_path / f"single-{fmt}")
+        got = P.export_partitioned(client, layers, fmt, tmp_path / f"cluster-{fmt}", rules=RULES)
+        assert got.cluster["runs"][0]["partitions"] == 2
+        _same_files(got.files, ref.files, fmt)
+
+
+def _fail_always(real):
+    def part(*args):
+        raise RuntimeError("every attempt fails")
+
+    return part
+
+
+@pytest.mark.parametrize("fmt", ["xlsx", "gpkg", "csv"])
+def test_a_block_failing_every_time_leaves_the_files_as_they_were(
+    client,  # noqa: F811
+    workspace,
+    tmp_path,
+    monkeypatch,
+    fmt,
+):
+    import gridgis.export.blocks as B
+    from gridgis.partitioned.runner import PartitionError
+
+    out = tmp_path / "out"
+    before = export_workspace(workspace, fmt, out)
+    digest = {p: p.read_bytes() for p in sorted(out.rglob("*"))}
+    monkeypatch.setattr(B, "export_block", _fail_always(B.export_block))
+    with pytest.raises(PartitionError):
+        P.export_partitioned(client, workspace, fmt, out, rules=RULES)
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*"))} == digest
+    assert before.files and all(p.exists() for p in before.files)

@@ -46,25 +46,26 @@ def _street_keys(parts: LedgerParts) -> tuple[list[str], dict[str, np.ndarray]]:
     return streets, pos
 
 
-def street_blocks(parts: LedgerParts, n: int) -> list[set[str]]:
+def street_blocks(parts: LedgerParts, n: int) -> tuple[list[set[str]], bool]:
     """At most ``n`` blocks of whole streets, consecutive in code order and of about equal
-    rows (grids, communities, streets); one block when a table's rows would not come out
-    consecutive (codes not nested street > community > grid)."""
-    from gridgis.partitioned.runner import balanced_cuts
+    rows (grids, communities, streets), and whether the codes nest: when a table's rows
+    would not come out consecutive (codes not nested street > community > grid), one
+    block and ``False``."""
+    from gridgis.partitioned.runner import nearest_cuts
 
     streets, pos = _street_keys(parts)
     if not streets:
-        return [set()]
+        return [set()], True
     weight = np.ones(len(streets))
     for p in pos.values():
         weight += np.bincount(p, minlength=len(streets))
-    cuts = balanced_cuts(weight, n)
+    cuts = nearest_cuts(weight, n)
     block_of = np.empty(len(streets), np.int64)
     for k, (a, b) in enumerate(cuts):
         block_of[a:b] = k
     if any(np.any(np.diff(block_of[p]) < 0) for p in pos.values()):
-        return [set(streets)]
-    return [set(streets[a:b]) for a, b in cuts]
+        return [set(streets)], False
+    return [set(streets[a:b]) for a, b in cuts], True
 
 
 def _plain(table: gpd.GeoDataFrame) -> pd.DataFrame:

@@ -366,15 +366,20 @@ def ledger_parts(layers: dict, with_personal: bool = False) -> LedgerParts:
     c = _sorted(comms, "community_code")
     s = _sorted(streets, "street_code")
     parts = LedgerParts(communities=c, streets=s, with_personal=with_personal, notes=notes)
-    parts.street_of = {"communities": _codes(c["street_code"]), "streets": s["street_code"]}
+    # the street each row goes with when the ledger is cut into blocks of streets: a
+    # community without a street code by its code's street part, and a grid with its
+    # community, so that a community and its grids are always in one block
+    comm_street = _codes(c["street_code"]).replace("", pd.NA)
+    comm_street = comm_street.fillna(c["community_code"].astype(str).str[:9])
+    parts.street_of = {"communities": comm_street, "streets": s["street_code"]}
     grids = layers.get("grids")
     if grids is not None and len(grids):
         from gridgis.maps.boards import with_valid_from
 
         g = _sorted(with_valid_from(grids, layers.get("grid_versions")), "grid_code")
-        cc = _grid_community(g)
-        sc = cc.map(_codes(c.set_index("community_code")["street_code"]))
-        sc = sc.fillna(g["grid_code"].str[:9])
+        by_community = pd.Series(comm_street.to_numpy(), index=c["community_code"].to_numpy())
+        by_community = by_community[~by_community.index.duplicated()]
+        sc = _grid_community(g).map(by_community).fillna(g["grid_code"].str[:9])
         parts.grids, parts.street_of["grids"] = g, sc
         parts.metric["grids"] = _metric(g)
     else:
@@ -412,7 +417,7 @@ def grid_table(parts: LedgerParts) -> gpd.GeoDataFrame:
     g = parts.grids
     cc = _grid_community(g)
     comm = parts.communities.set_index("community_code")
-    sc = parts.street_of["grids"]
+    sc = cc.map(_codes(comm["street_code"])).fillna(g["grid_code"].str[:9])
     streets = parts.streets
     st_names = dict(zip(streets["street_code"], streets["name"].astype(str), strict=True))
     kind = g["kind"].astype(str) if "kind" in g.columns else pd.Series("residential", index=g.index)

@@ -314,11 +314,15 @@ def write_gpkg_chunks(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.gpkg")
     tmp.unlink(missing_ok=True)
-    for name, frames in chunks.items():
-        _joined(frames).to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
-    if styles:
-        write_layer_styles(tmp, list(chunks))
-    tmp.replace(path)
+    try:
+        for name, frames in chunks.items():
+            _joined(frames).to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+        if styles:
+            write_layer_styles(tmp, list(chunks))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -76,6 +76,18 @@ class SheetRows:
     rows: int
     first_row: int
     head: dict[str, list]
+    styles: tuple = ()
+    """The style table the rows' ``s=`` numbers refer to (:func:`_style_table`)."""
+
+
+def _style_table(wb) -> tuple:
+    """A workbook's cell styles and number formats, in the order their numbers run."""
+    parts = (wb._fonts, wb._fills, wb._borders, wb._alignments, wb._protections)
+    return (
+        tuple(tuple(s) for s in wb._cell_styles),
+        tuple(wb._number_formats),
+        tuple(tuple(map(repr, p)) for p in parts),
+    )
 
 
 def _header_style(cell) -> None:
@@ -135,7 +147,7 @@ def xlsx_chunk(frame: pd.DataFrame, first_row: int = 2) -> SheetRows:
     xml = buf.getvalue()
     xml = xml[xml.index(b">") + 1 : xml.rindex(b"</rows>")] if len(frame) else b""
     head = {c: v[:_WIDTH_ROWS] for c, v in zip(cols, columns, strict=True)}
-    return SheetRows(xml, len(frame), first_row, head)
+    return SheetRows(xml, len(frame), first_row, head, _style_table(wb))
 
 
 def write_xlsx(book: Ledger, path: str | Path, title: str = "") -> Path:
@@ -171,7 +183,8 @@ def write_xlsx_chunks(
     Raises
     ------
     ValueError
-        When the blocks' rows are not consecutive.
+        When the blocks' rows are not consecutive, or were written with other styles than
+        the workbook registers (their ``s=`` numbers would point at the wrong style).
     """
     from openpyxl import Workbook
 
@@ -189,6 +202,9 @@ def write_xlsx_chunks(
             nxt += b.rows
         ws = _write_sheet(wb, LEVELS[level], blocks)
         rows.append((ws, [b.xml for b in blocks]))
+    ours = _style_table(wb)
+    if any(b.styles != ours for blocks in sheets.values() for b in blocks):
+        raise ValueError("rows written with a style table other than the workbook's")
     if notes:
         ws = wb.create_sheet("说明")
         ws.column_dimensions["A"].width = 90
@@ -201,9 +217,12 @@ def write_xlsx_chunks(
     try:
         wb.save(heads)  # numbers the sheets: their paths in the file are known now
         _with_rows(heads, tmp, {ws.path.lstrip("/"): xml for ws, xml in rows})
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         heads.unlink(missing_ok=True)
-    tmp.replace(path)
     return path
 
 
@@ -219,7 +238,8 @@ def _with_rows(src: Path, dst: Path, rows: dict[str, list[bytes]]) -> None:
                 zout.writestr(info, data)
                 continue
             head, tail = data.rsplit(b"</sheetData>", 1)
-            with zout.open(info, "w", force_zip64=True) as fh:
+            size = len(data) + sum(map(len, rows[info.filename]))
+            with zout.open(info, "w", force_zip64=size > zipfile.ZIP64_LIMIT) as fh:
                 fh.write(head)
                 for xml in rows[info.filename]:
                     fh.write(xml)

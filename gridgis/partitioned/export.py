@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gridgis.partitioned.runner import Runner, n_workers_of
+from gridgis.partitioned.runner import Runner, n_workers_of, nearest_cuts
 from gridgis.standards import CLUSTER, DEFAULT, ClusterRules, Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,19 +30,6 @@ def _site_root(pages: Sequence[tuple[Path, str]]) -> Path:
             if (folder / "static").is_dir():
                 return folder
     raise ValueError("PDF pages outside a written map site (no static/ folder above them)")
-
-
-def _ranges(weight: np.ndarray, parts: int) -> list[tuple[int, int]]:
-    """``parts`` contiguous ranges ``(start, stop)`` of about equal weight, each cut where
-    the running total comes nearest to its share (never empty)."""
-    n = len(weight)
-    cum = np.cumsum(weight)
-    starts = [0]
-    for k in range(1, parts):
-        i = int(np.argmin(np.abs(cum - cum[-1] * k / parts))) + 1
-        if starts[-1] < i < n:
-            starts.append(i)
-    return list(zip(starts, [*starts[1:], n], strict=True))
 
 
 def _files(root: Path, rel: Sequence[str]) -> dict[str, bytes]:
@@ -103,7 +90,7 @@ def cluster_printer(
         # a print call costs about a second whatever its length (BOOK_SIZE): weigh calls;
         # one range per worker, as each range starts a Chromium of its own (seconds)
         weight = np.array([1.0 + len(g) / BOOK_SIZE for g in groups])
-        cuts = _ranges(weight, min(len(groups), n_workers_of(client)))
+        cuts = nearest_cuts(weight, min(len(groups), n_workers_of(client)))
         items = []
         for a, b in cuts:
             chunk = [page for g in rel[a:b] for page in g]
@@ -208,13 +195,11 @@ def _export_blocks(
 
     parts = ledger_parts(layers, with_personal=with_personal)
     result.notes += parts.notes
-    n_streets = len(set().union(*(set(s.fillna("")) for s in parts.street_of.values())))
     # one block per worker, as for the PDF: a block's ledger costs a fixed ~0.1 s of
     # pandas calls whatever its size (1,000,000 households: 8 blocks on 2 workers took
     # 2.2 s for the CSV, 2 blocks 1.2 s), and the rows are few (one per grid)
-    wanted = min(n_streets, n_workers_of(client))
-    blocks = street_blocks(parts, wanted)
-    if len(blocks) == 1 and wanted > 1:
+    blocks, nested = street_blocks(parts, n_workers_of(client))
+    if not nested:
         log.warning("export: codes not nested street > community > grid; one block")
     extras = vector.extra_layers(layers) if fmt in GIS_FORMATS else {}
     cut = {name: row_ranges(len(f), len(blocks)) for name, f in extras.items()}
