@@ -81,6 +81,8 @@ def export_command(
     · [bold]gridgis export -w out/demo.gpkg --format shp --encoding gbk --out out/shp[/]
     · [bold]gridgis export -w out/demo.gpkg --format pdf --pdf boards --out out/pdf[/]
     · [bold]gridgis export -w out/demo.gpkg --format pdf --out out/pdf --cluster local:2[/]
+    · [bold]gridgis export -w city.gpkg --format xlsx --out ledger.xlsx --cluster local:2[/]
+    (every format runs partitioned with --cluster; the files are the same)
     """
     from gridgis.export import FORMATS, PDF_KINDS
     from gridgis.maps import MAP_LAYERS

@@ -51,6 +51,24 @@ def _target(out: Path, fmt: str) -> tuple[Path, Path | None]:
     return out, (out / name if name else None)
 
 
+def check_export(fmt: str, pdf: str = "both", shp_encoding: str = "utf-8") -> None:
+    """Check an export's format, PDF kind and Shapefile encoding before anything runs.
+
+    Raises
+    ------
+    gridgis.errors.InputError
+        Unknown format or PDF kind, bad encoding.
+    """
+    from gridgis.export.vector import SHP_ENCODINGS
+
+    if fmt not in FORMATS:
+        raise InputError(f"export format '{fmt}': use one of {', '.join(FORMATS)}")
+    if pdf not in PDF_KINDS:
+        raise InputError(f"PDF kind '{pdf}': use one of {', '.join(PDF_KINDS)}")
+    if fmt == "shp" and shp_encoding.lower().replace("_", "-") not in SHP_ENCODINGS:
+        raise InputError(f"shapefile encoding '{shp_encoding}': use utf-8 or gbk")
+
+
 def export_workspace(
     layers: dict,
     fmt: str,
@@ -107,14 +125,10 @@ def export_workspace(
         The workspace has no communities.
     """
     from gridgis.export import vector
-    from gridgis.export.xlsx import write_xlsx
+    from gridgis.export.blocks import GIS_FORMATS, export_block, write_blocks
+    from gridgis.export.ledger import ledger_parts
 
-    if fmt not in FORMATS:
-        raise InputError(f"export format '{fmt}': use one of {', '.join(FORMATS)}")
-    if pdf not in PDF_KINDS:
-        raise InputError(f"PDF kind '{pdf}': use one of {', '.join(PDF_KINDS)}")
-    if fmt == "shp" and shp_encoding.lower().replace("_", "-") not in vector.SHP_ENCODINGS:
-        raise InputError(f"shapefile encoding '{shp_encoding}': use utf-8 or gbk")
+    check_export(fmt, pdf, shp_encoding)
     out = Path(out)
     folder, single = _target(out, fmt)
     result = ExportResult()
@@ -125,18 +139,13 @@ def export_workspace(
         return _export_pdf(
             layers, folder, settings, city, pdf, board_date, progress, result, selected, printer
         )
-    book = ledger(layers, with_personal=with_personal)
-    result.notes += book.notes
-    if fmt == "xlsx":
-        result.files.append(write_xlsx(book, single, title=city))
-    elif fmt == "csv":
-        result.files += vector.write_csv(book, folder, chinese_headers)
-    elif fmt == "shp":
-        result.files += vector.write_shapefiles(book, folder, shp_encoding, layers)
-    elif fmt == "gpkg":
-        result.files.append(vector.write_gpkg(book, single, layers))
-    else:
-        result.files += vector.write_geojson(book, folder, layers)
+    # the whole city as one block: the partitioned export (gridgis.partitioned.export)
+    # runs export_block on blocks of streets and joins them with the same write_blocks
+    parts = ledger_parts(layers, with_personal=with_personal)
+    result.notes += parts.notes
+    extras = vector.extra_layers(layers) if fmt in GIS_FORMATS else {}
+    block = export_block(parts, extras, fmt, chinese_headers)
+    result.files += write_blocks([block], fmt, folder, single, parts.notes, city, shp_encoding)
     return result
 
 
@@ -254,6 +263,7 @@ __all__ = [
     "PDF_KINDS",
     "ExportResult",
     "Ledger",
+    "check_export",
     "column_label",
     "export_workspace",
     "ledger",

@@ -45,7 +45,6 @@ coverage_<category>     c_<short>   覆盖率:<类别>
 
 from __future__ import annotations
 
-import io
 import shutil
 import tempfile
 import zipfile
@@ -147,19 +146,81 @@ def _label(column: str) -> str:
     return EXTRA_LABELS.get(column) or column_label(column)
 
 
-def geo_layers(book: Ledger, layers: dict | None = None) -> dict[str, gpd.GeoDataFrame]:
-    """The ledger tables plus the extra layers present (e.g. coverage gaps), lon/lat."""
-    out = dict(book.tables)
+def extra_layers(layers: dict | None) -> dict[str, gpd.GeoDataFrame]:
+    """The extra layers present (:data:`EXTRA_LAYERS`, e.g. coverage gaps), as stored."""
+    out = {}
     for name in EXTRA_LAYERS:
         frame = (layers or {}).get(name)
         if isinstance(frame, gpd.GeoDataFrame) and len(frame):
-            out[name] = frame.to_crs("EPSG:4326")
+            out[name] = frame
     return out
+
+
+def lonlat(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` in lon/lat (EPSG:4326), row by row (so any block of rows gives the rows
+    of the whole)."""
+    return frame.to_crs("EPSG:4326")
+
+
+def geo_layers(book: Ledger, layers: dict | None = None) -> dict[str, gpd.GeoDataFrame]:
+    """The ledger tables plus the extra layers present (e.g. coverage gaps), lon/lat."""
+    out = dict(book.tables)
+    out.update({name: lonlat(frame) for name, frame in extra_layers(layers).items()})
+    return out
+
+
+def _joined(frames: list[gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    """Frames of consecutive blocks of one layer as one frame (empty blocks add only
+    dtypes of their own, so they are left out)."""
+    kept = [f for f in frames if len(f)] or frames[:1]
+    out = kept[0] if len(kept) == 1 else pd.concat(kept)
+    return out.reset_index(drop=True)
 
 
 def _atomic_dir(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+
+
+def shp_encoding(encoding: str) -> str:
+    """The ``.cpg`` name of an offered encoding (``utf-8``/``gbk``).
+
+    Raises
+    ------
+    gridgis.errors.InputError
+        For an encoding not offered.
+    """
+    from gridgis.errors import InputError
+
+    enc = SHP_ENCODINGS.get(encoding.lower().replace("_", "-"))
+    if enc is None:
+        raise InputError(f"shapefile encoding '{encoding}': use utf-8 or gbk")
+    return enc
+
+
+def shp_chunk(name: str, frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Rows of one layer as the ``.dbf`` holds them (short field names, :func:`shp_field`;
+    values by :func:`_shp_values`), and the layer's aliases (field, name, Chinese name).
+
+    Raises
+    ------
+    gridgis.errors.InputError
+        When two columns map to one field name, or a name exceeds 10 bytes.
+    """
+    from gridgis.errors import InputError
+
+    cols = [c for c in frame.columns if c != frame.geometry.name]
+    fields = [shp_field(c) for c in cols]
+    dup = {f for f in fields if fields.count(f) > 1}
+    if dup or any(len(f.encode()) > 10 for f in fields):
+        raise InputError(f"layer {name}: shapefile field names clash or exceed 10 bytes")
+    shp = gpd.GeoDataFrame(
+        {f: _shp_values(frame[c], c) for c, f in zip(cols, fields, strict=True)},
+        geometry=frame.geometry.values,
+        crs=frame.crs,
+    )
+    aliases = pd.DataFrame({"field": fields, "name": cols, "alias": [_label(c) for c in cols]})
+    return shp, aliases
 
 
 def write_shapefiles(
@@ -177,34 +238,30 @@ def write_shapefiles(
     gridgis.errors.InputError
         For an encoding not offered, or two columns mapping to one field name.
     """
-    from gridgis.errors import InputError
+    chunks = {name: [shp_chunk(name, f)] for name, f in geo_layers(book, layers).items()}
+    return write_shp_chunks(chunks, out_dir, encoding)
 
-    enc = SHP_ENCODINGS.get(encoding.lower().replace("_", "-"))
-    if enc is None:
-        raise InputError(f"shapefile encoding '{encoding}': use utf-8 or gbk")
+
+def write_shp_chunks(
+    chunks: dict[str, list[tuple[gpd.GeoDataFrame, pd.DataFrame]]],
+    out_dir: str | Path,
+    encoding: str = "utf-8",
+) -> list[Path]:
+    """Write the zips of :func:`write_shapefiles` from each layer's :func:`shp_chunk`
+    results in row order (of blocks of rows, or of the whole layer)."""
+    enc = shp_encoding(encoding)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, frame in geo_layers(book, layers).items():
-        cols = [c for c in frame.columns if c != frame.geometry.name]
-        fields = [shp_field(c) for c in cols]
-        dup = {f for f in fields if fields.count(f) > 1}
-        if dup or any(len(f.encode()) > 10 for f in fields):
-            raise InputError(f"layer {name}: shapefile field names clash or exceed 10 bytes")
-        shp = gpd.GeoDataFrame(
-            {f: _shp_values(frame[c], c) for c, f in zip(cols, fields, strict=True)},
-            geometry=frame.geometry.values,
-            crs=frame.crs,
-        )
+    for name, parts in chunks.items():
+        shp = _joined([p[0] for p in parts])
+        aliases = parts[0][1]
         tmp = _atomic_dir(out_dir / name)
         try:
             shp.to_file(
                 tmp / f"{name}.shp", driver="ESRI Shapefile", encoding=enc, engine="pyogrio"
             )
             (tmp / f"{name}.cpg").write_text(enc, encoding="ascii")
-            aliases = pd.DataFrame(
-                {"field": fields, "name": cols, "alias": [_label(c) for c in cols]}
-            )
             aliases.to_csv(tmp / f"{name}.aliases.csv", index=False, encoding="utf-8-sig")
             target = out_dir / f"{name}.zip"
             with zipfile.ZipFile(target.with_suffix(".zip.tmp"), "w", zipfile.ZIP_DEFLATED) as z:
@@ -228,38 +285,75 @@ def _shp_values(col: pd.Series, column: str) -> pd.Series:
     return col
 
 
+def gpkg_chunk(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Rows of one layer as the GeoPackage holds them (booleans as plain bool)."""
+    out = frame.copy()
+    for c in out.columns:
+        if pd.api.types.is_bool_dtype(out[c].dtype):
+            out[c] = out[c].astype(bool)
+    return out
+
+
 def write_gpkg(
     book: Ledger, path: str | Path, layers: dict | None = None, styles: bool = True
 ) -> Path:
     """The ledger layers in one GeoPackage (canonical field names), with QGIS styles in
     its ``layer_styles`` table (:func:`gridgis.maps.qgis.write_layer_styles`)."""
+    chunks = {name: [gpkg_chunk(f)] for name, f in geo_layers(book, layers).items()}
+    return write_gpkg_chunks(chunks, path, styles)
+
+
+def write_gpkg_chunks(
+    chunks: dict[str, list[gpd.GeoDataFrame]], path: str | Path, styles: bool = True
+) -> Path:
+    """Write the GeoPackage of :func:`write_gpkg` from each layer's :func:`gpkg_chunk`
+    results in row order (to a temporary name, then renamed)."""
     from gridgis.maps.qgis import write_layer_styles
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.gpkg")
     tmp.unlink(missing_ok=True)
-    frames = geo_layers(book, layers)
-    for name, frame in frames.items():
-        out = frame.copy()
-        for c in out.columns:
-            if pd.api.types.is_bool_dtype(out[c].dtype):
-                out[c] = out[c].astype(bool)
-        out.to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
-    if styles:
-        write_layer_styles(tmp, list(frames))
-    tmp.replace(path)
+    try:
+        for name, frames in chunks.items():
+            _joined(frames).to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+        if styles:
+            write_layer_styles(tmp, list(chunks))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+#: What :meth:`geopandas.GeoDataFrame.to_json` writes around the features.
+_FC_HEAD, _FC_TAIL = '{"type": "FeatureCollection", "features": [', "]}"
+
+
+def geojson_chunk(frame: gpd.GeoDataFrame) -> str:
+    """The features of ``frame`` as GeoJSON text (lon/lat, UTF-8 unescaped), ", "-separated:
+    the inside of its FeatureCollection's ``features`` array."""
+    text = frame.to_json(drop_id=True, ensure_ascii=False, to_wgs84=True)
+    if not (text.startswith(_FC_HEAD) and text.endswith(_FC_TAIL)):  # pragma: no cover
+        raise RuntimeError("unexpected GeoJSON text from geopandas (no plain FeatureCollection)")
+    return text[len(_FC_HEAD) : -len(_FC_TAIL)]
 
 
 def write_geojson(book: Ledger, out_dir: str | Path, layers: dict | None = None) -> list[Path]:
     """One RFC 7946 ``<layer>.geojson`` (lon/lat, UTF-8) per layer."""
+    chunks = {name: [geojson_chunk(f)] for name, f in geo_layers(book, layers).items()}
+    return write_geojson_chunks(chunks, out_dir)
+
+
+def write_geojson_chunks(chunks: dict[str, list[str]], out_dir: str | Path) -> list[Path]:
+    """Write the files of :func:`write_geojson` from each layer's :func:`geojson_chunk`
+    texts in row order: the same text as one ``to_json`` of the whole layer."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, frame in geo_layers(book, layers).items():
+    for name, texts in chunks.items():
         target = out_dir / f"{name}.geojson"
-        text = frame.to_json(drop_id=True, ensure_ascii=False, to_wgs84=True)
+        text = _FC_HEAD + ", ".join(t for t in texts if t) + _FC_TAIL
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(target)
@@ -267,21 +361,34 @@ def write_geojson(book: Ledger, out_dir: str | Path, layers: dict | None = None)
     return written
 
 
+def csv_chunk(frame: pd.DataFrame, chinese_headers: bool = True) -> tuple[str, str]:
+    """(header line, rows) of a ledger table (without geometry) as CSV text; headers in
+    Chinese (as in the workbook) or canonical English."""
+    if chinese_headers:
+        frame = frame.rename(columns={c: column_label(c) for c in frame.columns})
+    return frame.iloc[:0].to_csv(index=False), frame.to_csv(index=False, header=False)
+
+
 def write_csv(book: Ledger, out_dir: str | Path, chinese_headers: bool = True) -> list[Path]:
     """One ``<level>.csv`` per ledger level (UTF-8 with BOM, so Excel reads the Chinese),
     without geometry; headers in Chinese (as in the workbook) or canonical English."""
+    chunks = {level: [csv_chunk(book.plain(level), chinese_headers)] for level in book.tables}
+    return write_csv_chunks(chunks, out_dir)
+
+
+def write_csv_chunks(chunks: dict[str, list[tuple[str, str]]], out_dir: str | Path) -> list[Path]:
+    """Write the files of :func:`write_csv` from each level's :func:`csv_chunk` texts in
+    row order (the header once)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for level in book.tables:
-        frame = book.plain(level)
-        if chinese_headers:
-            frame = frame.rename(columns={c: column_label(c) for c in frame.columns})
-        buf = io.StringIO()
-        frame.to_csv(buf, index=False)
+    for level, texts in chunks.items():
         target = out_dir / f"{level}.csv"
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(buf.getvalue(), encoding="utf-8-sig")
+        with open(tmp, "w", encoding="utf-8-sig", newline="") as fh:
+            fh.write(texts[0][0])
+            for _, rows in texts:
+                fh.write(rows)
         tmp.replace(target)
         written.append(target)
     return written

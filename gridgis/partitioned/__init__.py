@@ -22,8 +22,10 @@ their public building blocks) on a part of the city.
   answer first, or scored by the fuzzy search over all shards.
 * :func:`audit_partitioned` — blocks of communities, each audited with a halo of the
   grids, buildings, communities and roads its checks look at; findings of core rows kept.
-* :func:`export_partitioned` — the PDF's boards and atlas pages printed by Chromium on
-  the workers in ranges of whole books, joined in order.
+* :func:`export_partitioned` — the ledger formats (xlsx, csv, shp, gpkg, geojson) in
+  blocks of whole streets (rows and their text, sheet XML or frames on the workers, each
+  file written once here); the PDF's boards and atlas pages printed by Chromium on the
+  workers in ranges of whole books, joined in order.
 * :func:`site_partitioned` — siting's candidate × household walking searches in spatial
   blocks with a halo as wide as the radius; the greedy stays global.
 
@@ -155,15 +157,10 @@ def audit_on(cluster, grids, layers: dict[str, Any], settings: Settings = DEFAUL
 
 def export_on(cluster, layers: dict[str, Any], fmt: str, out, settings=DEFAULT, **kw: Any):
     """:func:`gridgis.export.export_workspace` without a cluster, else
-    :func:`export_partitioned`. Only a PDF uses the cluster: for the other formats a spec
-    is checked but no cluster is started (they are written here either way)."""
+    :func:`export_partitioned` (every format: the ledger's blocks of streets, the PDF's
+    pages)."""
     from gridgis.export import export_workspace
 
-    if fmt != "pdf" and (cluster is None or isinstance(cluster, str)):
-        from gridgis.cluster import parse_cluster
-
-        parse_cluster(cluster)
-        return export_workspace(layers, fmt, out, settings, **kw)
     return _routed(  # the PDF printers on the workers report pages printed here too
         cluster,
         export_workspace,

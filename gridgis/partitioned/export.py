@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gridgis.partitioned.runner import Runner, n_workers_of
+from gridgis.partitioned.runner import Runner, n_workers_of, nearest_cuts
 from gridgis.standards import CLUSTER, DEFAULT, ClusterRules, Settings
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,19 +30,6 @@ def _site_root(pages: Sequence[tuple[Path, str]]) -> Path:
             if (folder / "static").is_dir():
                 return folder
     raise ValueError("PDF pages outside a written map site (no static/ folder above them)")
-
-
-def _ranges(weight: np.ndarray, parts: int) -> list[tuple[int, int]]:
-    """``parts`` contiguous ranges ``(start, stop)`` of about equal weight, each cut where
-    the running total comes nearest to its share (never empty)."""
-    n = len(weight)
-    cum = np.cumsum(weight)
-    starts = [0]
-    for k in range(1, parts):
-        i = int(np.argmin(np.abs(cum - cum[-1] * k / parts))) + 1
-        if starts[-1] < i < n:
-            starts.append(i)
-    return list(zip(starts, [*starts[1:], n], strict=True))
 
 
 def _files(root: Path, rel: Sequence[str]) -> dict[str, bytes]:
@@ -103,7 +90,7 @@ def cluster_printer(
         # a print call costs about a second whatever its length (BOOK_SIZE): weigh calls;
         # one range per worker, as each range starts a Chromium of its own (seconds)
         weight = np.array([1.0 + len(g) / BOOK_SIZE for g in groups])
-        cuts = _ranges(weight, min(len(groups), n_workers_of(client)))
+        cuts = nearest_cuts(weight, min(len(groups), n_workers_of(client)))
         items = []
         for a, b in cuts:
             chunk = [page for g in rel[a:b] for page in g]
@@ -140,25 +127,94 @@ def export_partitioned(
     **kw: Any,
 ) -> ExportResult:
     """:func:`gridgis.export.export_workspace` with the work that grows with the city on
-    the cluster: the PDF's boards and atlas pages are printed on the workers
-    (:func:`cluster_printer`), one A4 page per grid, in the same books and order as in
-    one process. The map site they print is written once, here, as in one process.
+    the cluster; the files are the same (bytes for CSV and GeoJSON, cells for the
+    workbook, rows and geometries for Shapefile and GeoPackage).
 
-    The ledger (xlsx, csv) and the vector layers (shp, gpkg, geojson) are written here:
-    they hold one row per grid, community and street (2,700 grids at 1,000,000
-    households), written in seconds; splitting them would only add the transfer (see
-    ``benchmarks/RESULTS.md``, "#19 partitioned siting/audit/export").
+    * PDF: the boards and atlas pages are printed on the workers (:func:`cluster_printer`),
+      one A4 page per grid, in the same books and order as in one process; the map site
+      they print is written once, here, as in one process.
+    * xlsx, csv, shp, gpkg, geojson: the ledger's inputs are prepared here once
+      (:func:`gridgis.export.ledger.ledger_parts`), the streets cut into blocks
+      (:func:`gridgis.export.blocks.street_blocks`: whole streets, consecutive in code
+      order, one block per worker), and each block's ledger rows and
+      their chunks in the format (:func:`gridgis.export.blocks.export_block`: CSV text,
+      GeoJSON feature text, the workbook's sheet XML, the layers' frames; the extra
+      layers' rows in consecutive ranges, one per block) computed on a worker. The
+      chunks are joined here in order and each file written once, atomically
+      (:func:`gridgis.export.blocks.write_blocks`, as in one process). Codes not nested
+      street > community > grid (rows of a block would not follow each other in a
+      table) make one block, with a warning.
+
+    A block that fails is retried (``rules.retries``); if it still fails
+    :class:`~gridgis.partitioned.runner.PartitionError` is raised and nothing is written.
 
     Returns
     -------
     ExportResult
         As :func:`gridgis.export.export_workspace`; ``cluster`` holds the run reports
-        (one per PDF printed).
+        (``runs``: one per PDF printed, or the one run of the blocks).
     """
-    from gridgis.export import export_workspace
+    from gridgis.export import ExportResult, check_export, export_workspace
+    from gridgis.export.blocks import BLOCK_FORMATS
 
     report: dict[str, Any] = {}
+    if fmt in BLOCK_FORMATS:
+        check_export(fmt, kw.get("pdf", "both"), kw.get("shp_encoding", "utf-8"))
+        return _export_blocks(client, layers, fmt, Path(out), rules, report, ExportResult(), **kw)
     printer = cluster_printer(client, rules, report) if fmt == "pdf" else None
     result = export_workspace(layers, fmt, out, settings, printer=printer, **kw)
+    result.cluster = report
+    return result
+
+
+def _export_blocks(
+    client: Client,
+    layers: dict,
+    fmt: str,
+    out: Path,
+    rules: ClusterRules,
+    report: dict[str, Any],
+    result: ExportResult,
+    with_personal: bool = False,
+    city: str = "",
+    shp_encoding: str = "utf-8",
+    chinese_headers: bool = True,
+    **_: Any,
+) -> ExportResult:
+    """The ledger formats from blocks of whole streets run on the cluster."""
+    from gridgis.export import _target, vector
+    from gridgis.export.blocks import (
+        GIS_FORMATS,
+        export_block,
+        first_rows,
+        row_ranges,
+        street_blocks,
+        write_blocks,
+    )
+    from gridgis.export.ledger import ledger_parts
+
+    parts = ledger_parts(layers, with_personal=with_personal)
+    result.notes += parts.notes
+    # one block per worker, as for the PDF: a block's ledger costs a fixed ~0.1 s of
+    # pandas calls whatever its size (1,000,000 households: 8 blocks on 2 workers took
+    # 2.2 s for the CSV, 2 blocks 1.2 s), and the rows are few (one per grid)
+    blocks, nested = street_blocks(parts, n_workers_of(client))
+    if not nested:
+        log.warning("export: codes not nested street > community > grid; one block")
+    extras = vector.extra_layers(layers) if fmt in GIS_FORMATS else {}
+    cut = {name: row_ranges(len(f), len(blocks)) for name, f in extras.items()}
+    pieces = [parts.block(streets) for streets in blocks]
+    starts = first_rows(pieces) if fmt == "xlsx" else [None] * len(pieces)
+    items = []
+    for k, piece in enumerate(pieces):
+        rows = {n: f.iloc[a:b] for n, f in extras.items() for a, b in [cut[n][k]] if b > a}
+        items.append((f"block{k}", (piece, rows, fmt, chinese_headers, starts[k])))
+    run = Runner(client, "export", rules)
+    chunks = run.run(export_block, items)
+    got = run.finish()
+    report.setdefault("runs", []).append(got.as_dict())
+    log.info("export %s: %d blocks of streets on %d workers", fmt, len(blocks), got.workers)
+    folder, single = _target(out, fmt)
+    result.files += write_blocks(chunks, fmt, folder, single, parts.notes, city, shp_encoding)
     result.cluster = report
     return result

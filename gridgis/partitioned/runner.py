@@ -224,6 +224,22 @@ def balanced_cuts(weights: np.ndarray, parts: int, breaks: np.ndarray | None = N
     return list(zip(starts, [*starts[1:], n], strict=True))
 
 
+def nearest_cuts(weights: np.ndarray, parts: int) -> list[tuple[int, int]]:
+    """At most ``parts`` contiguous ranges ``(start, stop)`` of positions 0..n-1 of about
+    equal total weight, each cut where the running total comes nearest to its share
+    (never empty; unlike :func:`balanced_cuts`, a cut may come before its share)."""
+    n = len(weights)
+    if n == 0:
+        return []
+    cum = np.cumsum(np.asarray(weights, float))
+    starts = [0]
+    for k in range(1, max(1, parts)):
+        i = int(np.argmin(np.abs(cum - cum[-1] * k / parts))) + 1
+        if starts[-1] < i < n:
+            starts.append(i)
+    return list(zip(starts, [*starts[1:], n], strict=True))
+
+
 def n_workers_of(client: Client) -> int:
     from gridgis.cluster import n_workers
 
