@@ -75,7 +75,7 @@ def coverage(
 ) -> None:
     """Walking distance from every residential building to every facility category, coverage rates, gaps and community norms.
 
-    Builds the walking network from the roads (all classes, noded at intersections, largest connected piece), snaps buildings and facilities once, runs one multi-source search per category; parks and greens are reached at their boundary. Writes layers access, coverage (per street, community and grid, incl. the 15-minute life circle and the park service-radius rate against the 80% floor), coverage_gaps, norms and coverage_findings.
+    Builds the walking network from the roads (all classes, noded at intersections; every connected piece with at least network.keep_piece_min_m of road kept, so each town of a county walks on its own roads), snaps buildings and facilities once (a building beyond coverage.max_snap_m of every road is 无数据, not uncovered), runs one multi-source search per category; parks and greens are reached at their boundary. Writes layers access, coverage (per street, community and grid, incl. the 15-minute life circle and the park service-radius rate against the 80% floor), coverage_gaps, norms and coverage_findings.
 
     Example: [bold]gridgis coverage --workspace out/demo.gpkg --set coverage.max_snap_m=150[/]
     """

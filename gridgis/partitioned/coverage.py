@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _CoveragePlan:
     """What the whole city's coverage needs once (this process) before partitioning:
-    the walking network's main component, the residential buildings, the facilities of
+    the walking network (its pieces kept by network.keep_piece_min_m), the residential buildings, the facilities of
     the categories asked, the green spaces, and where every point meets the network."""
 
     settings: Settings
@@ -537,7 +537,7 @@ def coverage_partitioned(
 
     Residential buildings are cut into blocks of whole communities in spatial order. Each
     block runs :func:`gridgis.coverage.compute_access` on a worker with the walking
-    network's main component, the facilities and the green spaces within a halo of
+    network (its kept pieces), the facilities and the green spaces within a halo of
     ``H`` m around the block (``H`` = the largest walking radius of
     ``settings.coverage``, life circle included, plus ``rules.halo_extra_m``); the network
     pieces of the halo carry every point the whole city attaches to them, so edges are
