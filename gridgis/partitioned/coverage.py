@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class _CoveragePlan:
     """What the whole city's coverage needs once (this process) before partitioning:
-    the walking network (its pieces kept by network.keep_piece_min_m), the residential buildings, the facilities of
-    the categories asked, the green spaces, and where every point meets the network."""
+    the walking network (its pieces kept by ``network.keep_piece_min_m``), the
+    residential buildings, the facilities of the categories asked, the green spaces, and
+    where every point meets the network."""
 
     settings: Settings
     cats: list[str]
