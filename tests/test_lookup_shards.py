@@ -264,6 +264,25 @@ def test_shards_are_whole_districts_in_row_order(province):
         assert all((np.diff(p) > 0).all() for p in parts)
 
 
+def test_a_district_larger_than_a_share_is_cut_into_spatial_blocks(province):
+    """A ``district`` field holding one value (or blank on most rows) would put the whole
+    index on one worker: the district is cut into spatial blocks of at most a shard's
+    share, so every worker holds about its share."""
+    from gridgis.address.index import layer_records
+
+    records = layer_records(province["addresses"]).reset_index(drop=True)
+    n = len(records)
+    for value in ("某区", None):
+        recs = records.assign(district=value)
+        recs.loc[recs.index[:5], "district"] = "小区"  # a small district beside it
+        for shards in (2, 3):
+            parts = PL.shard_rows(recs, province, shards)
+            assert sorted(np.concatenate(parts).tolist()) == list(range(n))
+            assert all((np.diff(p) > 0).all() for p in parts)
+            assert len(parts) == shards
+            assert max(map(len, parts)) <= -(-n // shards) + 5, [len(p) for p in parts]
+
+
 def _fail_once(real, marker: str):
     """``real`` that raises on its first call anywhere in the cluster (claimed by creating
     the marker file atomically), then runs."""

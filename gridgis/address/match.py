@@ -546,8 +546,10 @@ def probe(index: AddressIndex, text: str, stages: int = FUZZY) -> Probe:
 
     Why the parts' probes decide the whole index's answer: a stage's answer depends only
     on the rows its look-ups return (by key, door plate, name, name ending; every row's
-    attributes are its own) and it passes on exactly when they are all empty. The rows
-    of the whole index under a key are the union of the parts' rows, in row order. So
+    attributes are its own), and whether it answers or passes on is decided row by row
+    or road by road (a look-up non-empty; a road close enough to the name given), never
+    by rows taken together. The rows of the whole index under a key are the union of the
+    parts' rows, in row order. So
     with ``p`` the smallest :attr:`Probe.position` over the parts:
 
     * one part at ``p``: every row the whole index's stages look up is in that part,

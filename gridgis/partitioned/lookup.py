@@ -75,26 +75,40 @@ def _districts(records: pd.DataFrame, layers: dict[str, Any]) -> np.ndarray | No
     return codes.str.slice(0, 6).to_numpy(dtype=object)
 
 
+def _spatial_blocks(xy: np.ndarray, parts: int) -> list[np.ndarray]:
+    """``parts`` blocks of about equal rows of the points ``xy`` (lon, lat; rows without
+    a point last), contiguous in Hilbert order; each block's positions ascending."""
+    n = len(xy)
+    ok = np.isfinite(xy).all(axis=1)
+    h = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    if ok.any():
+        good = xy[ok]
+        bounds = (*good.min(axis=0), *good.max(axis=0))
+        h[ok] = hilbert_order(good, bounds)
+    order = np.argsort(h, kind="stable")
+    return [np.sort(order[a:b]) for a, b in balanced_cuts(np.ones(n), parts)]
+
+
 def shard_rows(records: pd.DataFrame, layers: dict[str, Any], shards: int) -> list[np.ndarray]:
     """Row positions of each shard, ascending: whole districts (:func:`_districts`) packed
     into ``shards`` shards of about equal rows (largest district first into the smallest
     shard), or, without districts, ``shards`` contiguous spatial blocks (Hilbert order).
-    Empty shards are dropped."""
+    A district holding more than a shard's share of the rows (one value in a ``district``
+    field, or most rows blank) is first cut into spatial blocks of at most that share, so
+    that no worker holds most of the index. Empty shards are dropped."""
     n = len(records)
     shards = max(1, min(int(shards), n))
+    xy = records[["lon", "lat"]].to_numpy(dtype=float)
     keys = _districts(records, layers)
     if keys is None:
-        xy = records[["lon", "lat"]].to_numpy(dtype=float)
-        ok = np.isfinite(xy).all(axis=1)
-        h = np.full(n, -1, dtype=np.int64)
-        if ok.any():
-            good = xy[ok]
-            bounds = (*good.min(axis=0), *good.max(axis=0))
-            h[ok] = hilbert_order(good, bounds)
-        order = np.argsort(h, kind="stable")
-        cuts = balanced_cuts(np.ones(n), shards)
-        return [np.sort(order[a:b]) for a, b in cuts]
+        return _spatial_blocks(xy, shards)
     codes, _ = pd.factorize(keys)
+    share = -(-n // shards)
+    for g in np.flatnonzero(np.bincount(codes) > share):
+        rows = np.flatnonzero(codes == g)
+        pieces = _spatial_blocks(xy[rows], -(-len(rows) // share))
+        for piece in pieces[1:]:
+            codes[rows[piece]] = codes.max() + 1
     sizes = np.bincount(codes)
     load = np.zeros(shards, dtype=np.int64)
     home = np.empty(len(sizes), dtype=np.int64)
