@@ -109,8 +109,7 @@ def test_site_halo_pieces_hold_every_walk_within_the_radius(workspace):
     the same distances (bit for bit)."""
     from scipy.sparse.csgraph import dijkstra
 
-    from gridgis.partitioned.siting import _halo_piece, node_xy
-    from gridgis.siting import siting_access
+    from gridgis.siting import halo_piece, node_xy, siting_access
 
     access, _, _, _ = siting_access(workspace, "kindergarten")
     graph = access.graph
@@ -120,7 +119,7 @@ def test_site_halo_pieces_hold_every_walk_within_the_radius(workspace):
     near = np.argsort(np.hypot(*(xy[nodes] - xy[nodes[0]]).T))[:20]
     sources = nodes[near]  # a block: 20 buildings around the first one
     col_of = np.arange(graph.n_nodes)
-    piece, src, cols = _halo_piece(graph.matrix, xy, sources, col_of, r + 1.0)
+    piece, src, cols = halo_piece(graph.matrix, xy, sources, col_of, r + 1.0)
     assert piece.shape[0] < graph.n_nodes * 0.8  # a real cut
     whole = dijkstra(graph.matrix, directed=False, indices=sources, limit=r)
     part = dijkstra(piece, directed=False, indices=src, limit=r)
@@ -136,7 +135,7 @@ def test_site_partition_failing_once_is_retried_same_sites(
 ):
     import gridgis.partitioned.siting as S
 
-    monkeypatch.setattr(S, "_cover_part", _fail_once(S._cover_part, str(tmp_path / "m")))
+    monkeypatch.setattr(S, "bounded_cover", _fail_once(S.bounded_cover, str(tmp_path / "m")))
     got = P.site_partitioned(client, workspace, "kindergarten", 5, rules=RULES)
     assert len(got.params["cluster"]["retried"]) == 1
     same(got.sites, _site_ref(workspace).sites)

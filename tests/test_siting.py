@@ -90,3 +90,24 @@ def test_supplied_candidates(city):
 def test_unknown_category(city):
     with pytest.raises(KeyError, match="no service radius"):
         site_from_layers(city.layers, "restaurant", 1, Settings())
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 100_000])
+def test_cover_sets_in_blocks_equal_the_whole_graph_search(access, monkeypatch, block):
+    """The coverage sets are searched in spatial blocks of ``SEARCH_BLOCK`` uncovered
+    buildings, each on the piece of the graph within the radius: for any block size they
+    equal an independent search of every uncovered building on the whole graph."""
+    import gridgis.siting as S
+
+    monkeypatch.setattr(S, "SEARCH_BLOCK", block)
+    radius = float(Settings().coverage.radius_m[CATEGORY])
+    graph = access.graph
+    candidates = np.flatnonzero(np.arange(graph.n_nodes) % 3 == 0)  # every third node
+    got = S.cover_sets(access, CATEGORY, candidates, radius)
+    t = access.table[access.table["category"] == CATEGORY]
+    demand = np.flatnonzero(~t["covered"].to_numpy() & (access.node >= 0))
+    assert len(demand) > 50 and got.buildings.tolist() == demand.tolist()
+    dist = dijkstra(graph.matrix, directed=False, indices=access.node[demand], limit=radius * 2)
+    want = dist[:, candidates].T <= radius  # candidates × uncovered buildings
+    assert want.sum() > 0
+    assert (got.matrix.toarray() == want).all()

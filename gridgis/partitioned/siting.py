@@ -9,92 +9,20 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from numpy.typing import NDArray
 from scipy.sparse import csr_array
-from scipy.sparse.csgraph import dijkstra
 
-from gridgis.partitioned.runner import Runner, balanced_cuts, hilbert_order, n_parts
+from gridgis.partitioned.runner import Runner, n_parts
+from gridgis.siting import bounded_cover, demand_blocks, demand_of, halo_piece, node_xy
 from gridgis.standards import CLUSTER, DEFAULT, ClusterRules, Settings
 
 if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
     from gridgis.coverage import Access
-    from gridgis.network import WalkGraph
     from gridgis.siting import CoverSets, Siting
 
 log = logging.getLogger(__name__)
-
-#: Demand buildings per bounded search call on a worker (as :func:`gridgis.siting.cover_sets`).
-SEARCH_CHUNK = 64
-
-
-def node_xy(graph: WalkGraph) -> NDArray[np.float64]:
-    """(n, 2) metric coordinates of every node of the walking graph: road nodes, the
-    virtual nodes where points meet their edges (``virt_t`` m along the edge), and the
-    attached points themselves. Every graph edge is at least as long as the straight line
-    between its ends (a piece of a road, or a point's straight leg to the road), so a
-    path no longer than ``r`` never leaves the disc of radius ``r`` around its start."""
-    net = graph.net
-    k = len(graph.virt_edge)
-    out = np.zeros((graph.n_nodes, 2))
-    out[: net.n_nodes] = net.node_xy
-    if k:
-        virt = shapely.line_interpolate_point(net.edge_geom[graph.virt_edge], graph.virt_t)
-        out[net.n_nodes : net.n_nodes + k] = shapely.get_coordinates(virt)
-        matched = np.flatnonzero(graph.point_node >= 0)
-        out[graph.point_node[matched]] = graph.point_xy[matched]
-    return out
-
-
-def _cover_part(
-    matrix: csr_array,
-    sources: NDArray[np.int64],
-    col_of: NDArray[np.int64],
-    columns: NDArray[np.int64],
-    radius: float,
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """On a worker: candidates (rows) and demand columns (``columns[i]`` for source
-    ``i``) within ``radius`` m walking of each source node, on the halo's piece of the
-    graph (local node numbers; ``col_of`` maps a local node to its candidate, -1 none)."""
-    rows, cols = [], []
-    for start in range(0, len(sources), SEARCH_CHUNK):
-        idx = sources[start : start + SEARCH_CHUNK]
-        dist = dijkstra(matrix, directed=False, indices=idx, limit=radius * (1 + 1e-12))
-        b, reached = np.nonzero(dist <= radius)
-        cand = col_of[reached]
-        ok = cand >= 0
-        rows.append(cand[ok])
-        cols.append(columns[b[ok] + start])
-    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    return r.astype(np.int64), c.astype(np.int64)
-
-
-def _blocks(xy: NDArray[np.float64], parts: int) -> list[NDArray[np.int64]]:
-    """Positions of demand points in ``parts`` spatial blocks (Hilbert order), each sorted."""
-    if len(xy) == 0:
-        return []
-    bounds = (*xy.min(axis=0), *xy.max(axis=0))
-    order = np.lexsort((np.arange(len(xy)), hilbert_order(xy, bounds)))
-    return [np.sort(order[a:b]) for a, b in balanced_cuts(np.ones(len(xy)), parts)]
-
-
-def _halo_piece(
-    graph_matrix: csr_array,
-    xy: NDArray[np.float64],
-    sources: NDArray[np.int64],
-    col_of: NDArray[np.int64],
-    halo: float,
-) -> tuple[csr_array, NDArray[np.int64], NDArray[np.int64]]:
-    """The graph restricted to the nodes within ``halo`` m of the sources' bounding box,
-    renumbered in the same order; the sources and the candidate map in that numbering."""
-    lo = xy[sources].min(axis=0) - halo
-    hi = xy[sources].max(axis=0) + halo
-    keep = np.flatnonzero(np.all((xy >= lo) & (xy <= hi), axis=1))
-    local = graph_matrix[keep][:, keep]
-    return csr_array(local), np.searchsorted(keep, sources), col_of[keep]
 
 
 def cover_sets_partitioned(
@@ -116,22 +44,20 @@ def cover_sets_partitioned(
     ) -> CoverSets:
         from gridgis.siting import CoverSets
 
-        t = access.table[access.table["category"] == category]
+        demand, hh, col_of = demand_of(access, category, candidate_nodes)
         node = access.node
-        demand = np.flatnonzero(~t["covered"].to_numpy() & (node >= 0))
-        hh = access.buildings["households"].to_numpy()[demand].astype(np.int64)
         graph = access.graph
-        col_of = np.full(graph.n_nodes, -1, dtype=np.int64)
-        col_of[candidate_nodes] = np.arange(len(candidate_nodes))
         shape = (len(candidate_nodes), len(demand))
         run = Runner(client, "siting", rules)
         xy = node_xy(graph)
         halo = float(radius_m) + float(rules.halo_extra_m) + 1.0
         items = []
-        for k, pos in enumerate(_blocks(xy[node[demand]], n_parts(client, rules, len(demand)))):
-            piece, src, cols = _halo_piece(graph.matrix, xy, node[demand[pos]], col_of, halo)
+        for k, pos in enumerate(
+            demand_blocks(xy[node[demand]], n_parts(client, rules, len(demand)))
+        ):
+            piece, src, cols = halo_piece(graph.matrix, xy, node[demand[pos]], col_of, halo)
             items.append((f"block{k}", (piece, src, cols, pos, float(radius_m))))
-        parts = run.run(_cover_part, items)
+        parts = run.run(bounded_cover, items)
         got = run.finish()
         if report is not None:
             report.update(got.as_dict())
