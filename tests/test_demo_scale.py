@@ -114,6 +114,21 @@ def test_fifty_million_is_accepted_and_planned_without_building(tmp_path):
     assert "1,000–50,000,000" in CliRunner().invoke(app, ["demo", "--help"]).output
 
 
+def test_plan_warns_when_the_machine_cannot_hold_the_demo(tmp_path, monkeypatch):
+    """The rough peak (320 B a household in one process, measured at 50,000,000) against
+    this machine's memory: a warning naming both, nothing built."""
+    import gridgis.cli.demo as D
+
+    monkeypatch.setattr(D, "_memory_gb", lambda: 8.0)
+    args = ["--lang", "zh", "demo", "--out", str(tmp_path / "x"), "--plan", "--households"]
+    res = CliRunner().invoke(app, [*args, "50000000"])
+    assert res.exit_code == 0, res.output
+    assert "16.0 GB" in res.output and "超过本机内存 (8.0 GB)" in res.output
+    res = CliRunner().invoke(app, [*args, "20000000"])
+    assert "6.4 GB" in res.output and "警告" not in res.output
+    assert not (tmp_path / "x").exists()
+
+
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a.columns) == list(b.columns)
     assert len(a) == len(b)

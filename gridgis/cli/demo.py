@@ -39,10 +39,20 @@ SKIPPED_HOW = {
 }
 """The command that runs a demo step the demo skipped, on the demo's workspace."""
 
-#: Peak RSS of the whole demo per household, as measured on the demo province: 2.56 GB at
-#: 5,000,000 and 9.83 GB at 20,000,000 households, the peak in the lookup sample
-#: (benchmarks/RESULTS.md "#19 demo province, session 4"). Used only by ``--plan``.
-_PEAK_BYTES_PER_HOUSEHOLD = 500
+#: Peak RSS of the demo in one process per household, as measured on the demo province:
+#: 2.56 GB at 5,000,000 households; at 50,000,000 the coverage step's 15.25 GB (the lookup
+#: step matches a sample above demo.full_steps_max_households: before, its 1 M-address
+#: index and every query made the peak, 9.83 GB at 20,000,000). benchmarks/RESULTS.md
+#: "#19 demo province". Used by ``--plan`` and to warn before a demo the machine's memory
+#: cannot hold.
+_PEAK_BYTES_PER_HOUSEHOLD = 320
+
+
+def _memory_gb() -> float:
+    """Physical memory of this machine (GB)."""
+    import os
+
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 1e9
 
 
 def job_line(job: workflows.JobResult) -> str:
@@ -142,10 +152,19 @@ def demo(
         if plan:
             if districts == 1:
                 console.print(t("making city", n=f"{households:,}", seed=seed))
-            gb = households * _PEAK_BYTES_PER_HOUSEHOLD / 1e9
-            console.print(t("plan memory", gb=max(gb, 0.1)))
+            console.print(t("plan memory", gb=max(_peak_gb(households), 0.1)))
             return
+        _peak_gb(households)
         _run(out, households, seed, districts, cluster, settings)
+
+
+def _peak_gb(households: int) -> float:
+    """The demo's rough peak memory in this process (GB); warns (in the CLI's language)
+    when it is above this machine's memory."""
+    gb = households * _PEAK_BYTES_PER_HOUSEHOLD / 1e9
+    if gb > 0.9 * _memory_gb():
+        console.print(t("plan memory high", gb=gb, have=_memory_gb()))
+    return gb
 
 
 def _run(out: Path, households: int, seed: int, districts: int, cluster, settings) -> None:

@@ -141,6 +141,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Rough peak memory of this process: {gb:.1f} GB (nothing built: --plan)",
         "本进程内存峰值约 {gb:.1f} GB (仅预估, 未生成: --plan)",
     ),
+    "plan memory high": (
+        "[yellow]Warning:[/] the demo's rough peak, {gb:.1f} GB in this process, is above "
+        "nine tenths of this machine's memory ({have:.1f} GB): use fewer households",
+        "[yellow]警告:[/] 演示在本进程内的预估峰值 {gb:.1f} GB 超过本机内存 ({have:.1f} GB) "
+        "的九成: 请减少户数",
+    ),
     "peak memory": ("Peak memory of this process: {gb:.2f} GB", "本进程内存峰值: {gb:.2f} GB"),
     "wrote file": ("  wrote {path} ({s:.1f} s)", "  已写入 {path} ({s:.1f} 秒)"),
     "step done": ("  {line} ({s:.1f} s)", "  {line} ({s:.1f} 秒)"),
