@@ -19,7 +19,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
     from gridgis.coverage import CoverageResult
-from gridgis.partitioned.runner import Runner, balanced_cuts, hilbert_order, n_workers_of
+from gridgis.partitioned.runner import (
+    Runner,
+    balanced_cuts,
+    hilbert_order,
+    n_workers_of,
+    release_memory,
+)
 from gridgis.partitioned.source import Rows, SharedRun, lonlat_box, rows_box, stored_bounds
 
 log = logging.getLogger(__name__)
@@ -633,9 +639,11 @@ def coverage_partitioned(
             f"partitions, {left} buildings left"
         )
         pending = nxt
+    release_memory()  # what the rounds left (Dask's frames, payloads) before the join
     access = _whole_access(plan, tables)
     net = plan.net
     del plan  # the snaps, points, trees and greens are no longer needed
+    release_memory()  # the blocks' tables and the plan, before rates, gaps, areas
     result = coverage_from_access(access, layers, settings, net)
     result.params["cluster"] = run.finish().as_dict()
     staged = {"access": shared.run} if shared is not None else {}

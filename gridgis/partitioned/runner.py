@@ -262,6 +262,25 @@ class Runner:
         return self.report
 
 
+def release_memory() -> None:
+    """Give memory freed so far back to the system: collect garbage cycles (Dask's
+    messages and futures hold the frames of results received) and, with glibc, trim the
+    heap (``malloc_trim``), so the client's next big step starts from what it really
+    holds rather than from a fragmented heap. A no-op where glibc is absent."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        pass
+
+
 def balanced_cuts(weights: np.ndarray, parts: int, breaks: np.ndarray | None = None) -> list:
     """Split positions 0..n-1 (already in the wanted order) into at most ``parts``
     contiguous ranges of about equal total weight, cutting only where ``breaks`` is True
