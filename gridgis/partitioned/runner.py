@@ -216,9 +216,8 @@ class Runner:
             self.report.partitions += 1
             return f
 
-        first = [f for f in (more() for _ in range(window)) if f is not None]
         try:
-            done = as_completed(first)
+            done = as_completed([f for f in (more() for _ in range(window)) if f is not None])
             for f in done:
                 try:
                     results[index[f.key]] = f.result()
