@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from distributed import Client
 
     from gridgis.coverage import CoverageResult
-from gridgis.partitioned.runner import Runner, balanced_cuts, hilbert_order, n_workers_of
+from gridgis.partitioned.runner import (
+    Runner,
+    balanced_cuts,
+    hilbert_order,
+    n_workers_of,
+    release_memory,
+)
 from gridgis.partitioned.source import Rows, SharedRun, lonlat_box, rows_box, stored_bounds
 
 log = logging.getLogger(__name__)
@@ -526,6 +532,39 @@ def _access_params(plan: _CoveragePlan) -> dict[str, Any]:
     return params
 
 
+def _payloads(
+    plan: _CoveragePlan, pending: list, rnd: int, whole: float, last: bool, shared
+) -> Iterator[tuple[str, tuple[dict[str, Any]]]]:
+    """``(key, (payload,))`` of each pending block of round ``rnd``, built one at a time
+    as the runner asks for them (halo: the block's, at most ``whole`` m; ``whole`` in the
+    last round)."""
+    for key, pos, h in pending:
+        payload = _coverage_payload(plan, pos, whole if last else min(h, whole), shared)
+        payload["key"] = f"{key}-r{rnd}"
+        yield payload["key"], (payload,)
+
+
+def _whole_access(plan: _CoveragePlan, tables: list[pd.DataFrame]):
+    """The city's :class:`~gridgis.coverage.Access` from the exact rows of every block
+    (``tables`` is emptied as they are joined: no block's rows are held twice)."""
+    from gridgis.coverage import LIFE_CIRCLE, Access
+
+    order = {c: i for i, c in enumerate([*plan.cats, LIFE_CIRCLE])}
+    table = pd.concat(tables, ignore_index=True)
+    tables.clear()
+    idx = np.lexsort((table["_pos"].to_numpy(), table["category"].map(order).to_numpy()))
+    table = table.drop(columns="_pos").take(idx).reset_index(drop=True)
+    return Access(
+        table=table,
+        buildings=plan.res,
+        graph=None,  # type: ignore[arg-type]
+        node=np.where(plan.snaps.edge[: len(plan.res)] >= 0, 0, -1).astype(np.int64),
+        sources={},
+        findings=_coverage_findings(plan),
+        params=_access_params(plan),
+    )
+
+
 def coverage_partitioned(
     client: Client,
     layers: dict[str, gpd.GeoDataFrame | pd.DataFrame],
@@ -562,7 +601,7 @@ def coverage_partitioned(
         no single graph); ``params["cluster"]`` is the :class:`RunReport`; ``staged``
         ``{layer: run}`` the layers workers staged (empty without ``shared``).
     """
-    from gridgis.coverage import LIFE_CIRCLE, Access, coverage_from_access, run_coverage
+    from gridgis.coverage import coverage_from_access, run_coverage
 
     for need in ("buildings", "roads"):
         if layers.get(need) is None or len(layers[need]) == 0:
@@ -575,6 +614,7 @@ def coverage_partitioned(
     halo = max([*cov.radius_m.values(), cov.life_circle_15min_m]) + rules.halo_extra_m
     parts = max(1, n_workers_of(client) * rules.coverage_partitions_per_worker)
     blocks = _coverage_blocks(plan, layers.get("communities"), min(parts, len(plan.res)))
+    window = n_workers_of(client)
     pending = [(f"p{k}", pos, halo) for k, pos in enumerate(blocks)]
     whole = max(plan.extent[2] - plan.extent[0], plan.extent[3] - plan.extent[1]) + 1.0
     tables = []
@@ -582,17 +622,16 @@ def coverage_partitioned(
         if not pending:
             break
         last = rnd == rules.max_halo_rounds
-        items = []
-        for key, pos, h in pending:
-            payload = _coverage_payload(plan, pos, whole if last else min(h, whole), shared)
-            payload["key"] = f"{key}-r{rnd}"
-            items.append((payload["key"], (payload,)))
-        results = run.run(_coverage_part, items)
+        items = _payloads(plan, pending, rnd, whole, last, shared)
+        # payloads are built as workers take them (a few in flight): the client never
+        # holds every block's network piece, points and facilities at once
+        results = run.run(_coverage_part, items, window=window)
         nxt = []
         for (key, pos, h), (table, ok, need) in zip(pending, results, strict=True):
             tables.append(table)
             if not ok.all():
                 nxt.append((key, pos[~ok], _wider(need, h)))
+        del results
         left = sum(len(pos) for _, pos, _ in nxt)
         halos = sorted({round(min(h, whole)) for _, _, h in pending})
         run.report.notes.append(
@@ -600,20 +639,12 @@ def coverage_partitioned(
             f"partitions, {left} buildings left"
         )
         pending = nxt
-    order = {c: i for i, c in enumerate([*plan.cats, LIFE_CIRCLE])}
-    table = pd.concat(tables, ignore_index=True)
-    idx = np.lexsort((table["_pos"].to_numpy(), table["category"].map(order).to_numpy()))
-    table = table.iloc[idx].drop(columns="_pos").reset_index(drop=True)
-    access = Access(
-        table=table,
-        buildings=plan.res,
-        graph=None,  # type: ignore[arg-type]
-        node=np.where(plan.snaps.edge[: len(plan.res)] >= 0, 0, -1).astype(np.int64),
-        sources={},
-        findings=_coverage_findings(plan),
-        params=_access_params(plan),
-    )
-    result = coverage_from_access(access, layers, settings, plan.net)
+    release_memory()  # what the rounds left (Dask's frames, payloads) before the join
+    access = _whole_access(plan, tables)
+    net = plan.net
+    del plan  # the snaps, points, trees and greens are no longer needed
+    release_memory()  # the blocks' tables and the plan, before rates, gaps, areas
+    result = coverage_from_access(access, layers, settings, net)
     result.params["cluster"] = run.finish().as_dict()
     staged = {"access": shared.run} if shared is not None else {}
     result.staged = staged  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -138,8 +138,19 @@ class Runner:
         with its task instead, so a retry can resend them.)"""
         return self.client.scatter([value], broadcast=True, hash=False)[0]
 
-    def run(self, fn: Callable, items: Sequence[tuple[str, tuple]]) -> list[Any]:
+    def run(
+        self,
+        fn: Callable,
+        items: Iterable[tuple[str, tuple]],
+        window: int | None = None,
+    ) -> list[Any]:
         """``fn(*args)`` for every ``(key, args)`` on the cluster; results in order.
+
+        ``items`` may be a generator: with ``window`` (tasks in flight at once) only that
+        many are drawn from it, submitted and held (their inputs and, on the scheduler,
+        their pickled specs kept for retries) at any time; the next is drawn when one
+        finishes, and a finished task is released as soon as its result is here. Without
+        ``window`` every item is submitted at once.
 
         Raises
         ------
@@ -147,35 +158,81 @@ class Runner:
             When a partition fails after ``rules.retries`` retries (or its worker keeps
             dying): the message names it and the cause.
         """
-        futures = [
-            self.client.submit(
-                _attempt,
-                self.topic,
-                key,
-                fn,
-                *args,
-                key=f"{self.topic}-{key}",
-                retries=self.rules.retries,
-                pure=False,
-            )
-            for key, args in items
-        ]
+        if window is None:
+            return self._run_all(fn, list(items))
+        return self._run_window(fn, iter(items), max(1, int(window)))
+
+    def _submit(self, fn: Callable, key: str, args: tuple):
+        return self.client.submit(
+            _attempt,
+            self.topic,
+            key,
+            fn,
+            *args,
+            key=f"{self.topic}-{key}",
+            retries=self.rules.retries,
+            pure=False,
+        )
+
+    def _failed(self, futures: list, exc: Exception) -> PartitionError:
+        failed = [f.key for f in futures if f.status == "error"] or ["?"]
+        self._lost([f.key for f in futures])
+        self._count()
+        return PartitionError(
+            f"{self.report.analysis}: partition {failed[0].removeprefix(self.topic + '-')}"
+            f" failed after {self.rules.retries} retries ({type(exc).__name__}: {exc}); "
+            "nothing was written"
+        )
+
+    def _run_all(self, fn: Callable, items: Sequence[tuple[str, tuple]]) -> list[Any]:
+        futures = [self._submit(fn, key, args) for key, args in items]
         self.report.partitions += len(items)
         try:
             return self.client.gather(futures)
         except Exception as exc:
-            failed = [f.key for f in futures if f.status == "error"] or ["?"]
-            self._lost([f.key for f in futures])
-            self._count()
-            raise PartitionError(
-                f"{self.report.analysis}: partition {failed[0].removeprefix(self.topic + '-')}"
-                f" failed after {self.rules.retries} retries ({type(exc).__name__}: {exc}); "
-                "nothing was written"
-            ) from exc
+            raise self._failed(futures, exc) from exc
         finally:
             self._lost([f.key for f in futures])
             for f in futures:
                 f.release()
+
+    def _run_window(self, fn: Callable, items: Iterator[tuple[str, tuple]], window: int) -> list:
+        """:meth:`run` with at most ``window`` tasks in flight (see there)."""
+        from distributed import as_completed
+
+        results: dict[int, Any] = {}
+        index: dict[str, int] = {}
+        keys: list[str] = []
+        live: dict[str, Any] = {}
+
+        def more() -> Any:
+            item = next(items, None)
+            if item is None:
+                return None
+            f = self._submit(fn, item[0], item[1])
+            index[f.key] = len(keys)
+            keys.append(f.key)
+            live[f.key] = f
+            self.report.partitions += 1
+            return f
+
+        try:
+            done = as_completed([f for f in (more() for _ in range(window)) if f is not None])
+            for f in done:
+                try:
+                    results[index[f.key]] = f.result()
+                except Exception as exc:
+                    raise self._failed(list(live.values()), exc) from exc
+                self._lost([f.key])
+                live.pop(f.key).release()
+                nxt = more()
+                if nxt is not None:
+                    done.add(nxt)
+        finally:
+            self._lost(list(live))
+            for f in live.values():
+                f.release()
+        return [results[i] for i in range(len(keys))]
 
     def _lost(self, keys: list[str]) -> None:
         """Record partitions whose worker died while running them (the scheduler's
@@ -202,6 +259,25 @@ class Runner:
                 "%s: partitions retried: %s", self.report.analysis, ", ".join(self.report.retried)
             )
         return self.report
+
+
+def release_memory() -> None:
+    """Give memory freed so far back to the system: collect garbage cycles (Dask's
+    messages and futures hold the frames of results received) and, with glibc, trim the
+    heap (``malloc_trim``), so the client's next big step starts from what it really
+    holds rather than from a fragmented heap. A no-op where glibc is absent."""
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        pass
 
 
 def balanced_cuts(weights: np.ndarray, parts: int, breaks: np.ndarray | None = None) -> list:
