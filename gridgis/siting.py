@@ -579,6 +579,15 @@ def propose_gates(
     )
 
 
+def _walk_to(dist: NDArray[np.float64], keep: NDArray[np.int64], nodes: NDArray[np.int64]):
+    """Distances (m) of a search on a piece of the graph (``dist`` by piece node; ``keep``:
+    the whole graph's number of each piece node, ascending) to ``nodes`` of the whole
+    graph: inf for a node outside the piece or not a node (-1)."""
+    i = np.clip(np.searchsorted(keep, nodes), 0, max(len(keep) - 1, 0))
+    inside = (nodes >= 0) & (len(keep) > 0) & (keep[i] == nodes)
+    return np.where(inside, dist[i], np.inf)
+
+
 def _gate_cover_sets(
     access: Access,
     category: str,
@@ -586,9 +595,9 @@ def _gate_cover_sets(
     comp: NDArray[np.int64],
     walls,
     radius: float,
-    chunk: int = 64,
 ) -> CoverSets:
-    """Candidate gates × uncovered buildings of their compound brought within ``radius``."""
+    """Candidate gates × uncovered buildings of their compound brought within ``radius``
+    (the uncovered buildings searched in spatial blocks, as :func:`cover_sets`)."""
     graph = access.graph
     n = len(cand)
     out_node = graph.point_node[-2 * n : -n]
@@ -605,25 +614,31 @@ def _gate_cover_sets(
     order = np.argsort(comp, kind="stable")
     lo = np.searchsorted(comp[order], zone[demand], "left")
     hi = np.searchsorted(comp[order], zone[demand], "right")
-    rows, cols = [], []
     pts = access.buildings["point"].to_numpy()
-    for start in range(0, len(demand), chunk):
-        idx = demand[start : start + chunk]
-        dist = dijkstra(
-            graph.matrix, directed=False, indices=access.node[idx], limit=radius * (1 + 1e-12)
-        )
-        for j, b in enumerate(idx):
-            g = order[lo[start + j] : hi[start + j]]  # candidates on this building's walls
-            if len(g) == 0:
-                continue
-            inside = np.where(
-                in_node[g] >= 0,
-                dist[j, np.maximum(in_node[g], 0)],
-                shapely.distance(pts[b], cand[g]),
+    xy = node_xy(graph)
+    at = access.node[demand]
+    ident = np.arange(graph.n_nodes)
+    rows, cols = [], []
+    for pos in demand_blocks(xy[at], -(-len(demand) // SEARCH_BLOCK)):
+        # the graph within the radius of the block (every walk of at most the radius stays
+        # in it); ``keep`` holds the whole graph's number of each of its nodes
+        piece, local, keep = halo_piece(graph.matrix, xy, at[pos], ident, radius + 1.0)
+        for start in range(0, len(pos), SEARCH_CHUNK):
+            dist = dijkstra(
+                piece,
+                directed=False,
+                indices=local[start : start + SEARCH_CHUNK],
+                limit=radius * (1 + 1e-12),
             )
-            hit = g[inside + d_out[g] <= radius]
-            rows.append(hit)
-            cols.append(np.full(len(hit), start + j))
+            for j, k in enumerate(pos[start : start + SEARCH_CHUNK]):
+                g = order[lo[k] : hi[k]]  # candidates on this building's walls
+                if len(g) == 0:
+                    continue
+                walk = _walk_to(dist[j], keep, in_node[g])
+                inside = np.where(in_node[g] >= 0, walk, shapely.distance(pts[demand[k]], cand[g]))
+                hit = g[inside + d_out[g] <= radius]
+                rows.append(hit)
+                cols.append(np.full(len(hit), k))
     r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
     m = csr_array((np.ones(len(r), dtype=bool), (r, c)), shape=(n, len(demand)))

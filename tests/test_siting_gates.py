@@ -193,3 +193,18 @@ def test_osm_gates_on_a_compound_boundary(tmp_path):
     assert list(raw["compounds"]["compound_id"]) == ["osm_w100"]
     road = raw["roads"].iloc[0]
     assert road["layer"] == 1 and bool(road["bridge"]) is True
+
+
+def test_demo_city_gate_sites_do_not_depend_on_the_search_blocks(monkeypatch):
+    """The uncovered buildings are searched in spatial blocks, each on the graph within
+    the radius of it: any block size gives the same coverage sets, so the same gates."""
+    import gridgis.siting as S
+    from gridgis.synth import make_city
+
+    L = make_city(households=10_000, seed=7).layers
+    ref = propose_gates(L, "primary_school", 3).sites
+    for block in (1, 7):
+        monkeypatch.setattr(S, "SEARCH_BLOCK", block)
+        got = propose_gates(L, "primary_school", 3).sites
+        assert got.drop(columns="geometry").equals(ref.drop(columns="geometry"))
+        assert got.geometry.geom_equals_exact(ref.geometry, 1e-9).all()
