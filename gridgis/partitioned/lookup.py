@@ -281,45 +281,40 @@ class _Rounds:
         for f in self.futures:
             f.release()
 
+    def _on_every_shard(self, label: str, fn, texts: list[str], arg) -> list[list]:
+        """``fn(shard, chunk, arg)`` for every chunk of queries on every shard; per shard,
+        the chunks' results in order."""
+        chunks = _chunks(texts, self.size)
+        items = [
+            (f"{label}-{s}-{c}", (f, chunk, arg))
+            for s, f in enumerate(self.futures)
+            for c, chunk in enumerate(chunks)
+        ]
+        got = self.run.run(fn, items)
+        n = len(chunks)
+        return [got[s * n : (s + 1) * n] for s in range(len(self.futures))]
+
     def probe(self, texts: list[str], stages: int) -> list[dict]:
         """Every chunk of queries probed on every shard over the first ``stages`` stages;
         per shard, the chunks joined."""
-        chunks = _chunks(texts, self.size)
-        items = [
-            (f"probe{stages}-{s}-{c}", (f, chunk, stages))
-            for s, f in enumerate(self.futures)
-            for c, chunk in enumerate(chunks)
+        return [
+            {
+                "stage": np.concatenate([p["stage"] for p in parts]),
+                "at": np.concatenate([p["at"] for p in parts]),
+                "answered": np.concatenate(
+                    [p["answered"] + k * self.size for k, p in enumerate(parts)]
+                ),
+                "table": pd.concat([p["table"] for p in parts], ignore_index=True),
+                "touched": _joined([p["touched"] for p in parts]),
+            }
+            for parts in self._on_every_shard(f"probe{stages}", _probe_chunk, texts, stages)
         ]
-        got = self.run.run(_probe_chunk, items)
-        out = []
-        for s in range(len(self.futures)):
-            parts = got[s * len(chunks) : (s + 1) * len(chunks)]
-            starts = np.cumsum([0, *(len(c) for c in chunks)])
-            out.append(
-                {
-                    "stage": np.concatenate([p["stage"] for p in parts]),
-                    "at": np.concatenate([p["at"] for p in parts]),
-                    "answered": np.concatenate(
-                        [p["answered"] + starts[k] for k, p in enumerate(parts)]
-                    ),
-                    "table": pd.concat([p["table"] for p in parts], ignore_index=True),
-                    "touched": _joined([p["touched"] for p in parts]),
-                }
-            )
-        return out
 
     def fuzzy(self, texts: list[str], by: str) -> np.ndarray:
         """The best fuzzy score of each query over every shard (NaN: none)."""
-        chunks = _chunks(texts, self.size)
-        items = [
-            (f"fuzzy-{by}-{s}-{c}", (f, chunk, by))
-            for s, f in enumerate(self.futures)
-            for c, chunk in enumerate(chunks)
-        ]
-        got = self.run.run(_fuzzy_chunk, items)
         per_shard = [
-            np.concatenate(got[s * len(chunks) : (s + 1) * len(chunks)])
-            for s in range(len(self.futures))
+            np.concatenate(parts)
+            for parts in self._on_every_shard(f"fuzzy-{by}", _fuzzy_chunk, texts, by)
         ]
         stacked = np.vstack(per_shard)
         best = np.full(len(texts), np.nan)
