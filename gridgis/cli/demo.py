@@ -161,9 +161,9 @@ def demo(
 def _peak_gb(households: int) -> float:
     """The demo's rough peak memory in this process (GB); warns (in the CLI's language)
     when it is above this machine's memory."""
-    gb = households * _PEAK_BYTES_PER_HOUSEHOLD / 1e9
-    if gb > 0.9 * _memory_gb():
-        console.print(t("plan memory high", gb=gb, have=_memory_gb()))
+    gb, have = households * _PEAK_BYTES_PER_HOUSEHOLD / 1e9, _memory_gb()
+    if gb > 0.9 * have:
+        console.print(t("plan memory high", gb=gb, have=have))
     return gb
 
 
